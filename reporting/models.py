@@ -1,0 +1,241 @@
+"""The domain model of a weekly report: frozen dataclasses, no I/O.
+
+Everything downstream (deltas, Markdown, PDF, cards, the JSON snapshot) reads these types;
+connectors produce the section payloads. Field names follow the JSON contract in
+``shared/design.md`` ("Output files").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Literal, Union
+
+SectionName = Literal["uptime", "tickets", "changes", "backups", "security", "sites"]
+SECTION_NAMES: tuple[SectionName, ...] = ("uptime", "tickets", "changes", "backups", "security", "sites")
+SECTION_TITLES: dict[str, str] = {
+    "uptime": "Uptime and SLA",
+    "tickets": "Service desk tickets",
+    "changes": "Changes executed",
+    "backups": "Backup posture",
+    "security": "Security",
+    "sites": "Public-site availability",
+}
+
+Severity = Literal["high", "medium", "low"]
+SEVERITY_ORDER: dict[str, int] = {"high": 0, "medium": 1, "low": 2}
+
+BackupStatus = Literal["ok", "stale", "failed", "never"]
+
+
+@dataclass(frozen=True)
+class Period:
+    """``[start, end)`` in the customer's local time; ``end`` is 00:00 on a Monday."""
+
+    start: datetime  # timezone-aware
+    end: datetime  # timezone-aware
+    timezone: str
+
+    @property
+    def end_date(self) -> date:
+        """The ``period_end`` date used in file names (the Monday)."""
+        return self.end.date()
+
+    @property
+    def hours(self) -> float:
+        return (self.end - self.start).total_seconds() / 3600.0
+
+    @property
+    def seconds(self) -> float:
+        return (self.end - self.start).total_seconds()
+
+
+# ---- section payloads -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UptimeGroup:
+    """One row of the per-site or per-device-class breakdown. ``name`` is the site or class."""
+
+    name: str
+    uptime_pct: float
+    downtime_minutes: float
+    devices: int
+
+
+@dataclass(frozen=True)
+class Uptime:
+    overall_pct: float
+    target_pct: float
+    by_site: tuple[UptimeGroup, ...]
+    by_class: tuple[UptimeGroup, ...]
+    overall_source: str = "device-weighted"  # or e.g. "zabbix SLA 'ACME weekly'"
+
+
+@dataclass(frozen=True)
+class Tickets:
+    opened: int
+    closed: int
+    backlog: int
+    sla_breaches: int
+    sla_attainment_pct: float | None  # None when no ticket closed in the period
+    by_priority: dict[str, int]  # priority name -> tickets opened in the period
+    target_pct: float = 90.0
+
+
+@dataclass(frozen=True)
+class Change:
+    id: str
+    title: str
+    closed_at: datetime
+
+
+@dataclass(frozen=True)
+class Changes:
+    count: int
+    items: tuple[Change, ...]
+
+
+@dataclass(frozen=True)
+class ProtectedItem:
+    name: str
+    last_success: datetime | None
+    rpo_hours: float | None
+    status: BackupStatus
+    runs_ok: int = 0
+    runs_warning: int = 0
+    runs_failed: int = 0
+
+
+@dataclass(frozen=True)
+class Backups:
+    success_rate_pct: float | None  # None when no run finished in the period
+    protected: tuple[ProtectedItem, ...]
+    runs_total: int = 0
+    runs_warning: int = 0
+
+
+@dataclass(frozen=True)
+class OpenIncident:
+    id: str
+    title: str
+    severity: str  # high | medium | low | informational
+    created: datetime
+
+
+@dataclass(frozen=True)
+class Security:
+    incidents_new: int
+    incidents_open: int
+    by_severity: dict[str, int]  # high, medium, low, informational -> new incidents
+    secure_score_pct: float | None
+    secure_score_change: float | None
+    open_items: tuple[OpenIncident, ...] = ()
+
+
+@dataclass(frozen=True)
+class SiteCheck:
+    name: str
+    availability_pct: float
+    downtime_minutes: float
+
+
+@dataclass(frozen=True)
+class Sites:
+    checks: tuple[SiteCheck, ...]
+    target_pct: float = 99.5
+
+
+SectionData = Union[Uptime, Tickets, Changes, Backups, Security, Sites]
+
+
+@dataclass(frozen=True)
+class Section:
+    """A section of the report: its data when ``status == "ok"``, the reason otherwise."""
+
+    name: SectionName
+    status: Literal["ok", "unavailable"]
+    source: str
+    as_of: datetime
+    data: SectionData | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+@dataclass(frozen=True)
+class Flag:
+    code: str
+    severity: Severity
+    section: str
+    message: str
+
+
+@dataclass(frozen=True)
+class CustomerRef:
+    code: str
+    name: str
+    timezone: str
+
+
+@dataclass(frozen=True)
+class Commentary:
+    text: str
+    author: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Report:
+    customer: CustomerRef
+    period: Period
+    sections: dict[str, Section]
+    flags: tuple[Flag, ...]
+    generated_at: datetime
+    summary: tuple[str, ...] = ()  # executive-summary sentences, plain language
+    recommendations: tuple[str, ...] = ()
+    history: tuple["WeekPoint", ...] = ()  # previous stored weeks, oldest first, for charts
+    commentary: Commentary | None = None
+    audience: str = "executive"
+
+    def section(self, name: str) -> Section:
+        return self.sections[name]
+
+
+@dataclass(frozen=True)
+class WeekPoint:
+    """A few figures of one stored week, for trend charts."""
+
+    period_end: date
+    uptime_pct: float | None
+    tickets_opened: int | None
+    tickets_closed: int | None
+    backlog: int | None
+
+
+__all__ = [
+    "SECTION_NAMES",
+    "SECTION_TITLES",
+    "SEVERITY_ORDER",
+    "Backups",
+    "Change",
+    "Changes",
+    "Commentary",
+    "CustomerRef",
+    "Flag",
+    "OpenIncident",
+    "Period",
+    "ProtectedItem",
+    "Report",
+    "Section",
+    "SectionData",
+    "Security",
+    "SiteCheck",
+    "Sites",
+    "Tickets",
+    "Uptime",
+    "UptimeGroup",
+    "WeekPoint",
+]

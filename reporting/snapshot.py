@@ -1,0 +1,271 @@
+"""Report <-> JSON snapshot (the ``.json`` output file and the history store's payload).
+
+The key names are the contract in ``shared/design.md``; ``from_dict`` reads back exactly what
+``to_dict`` writes, so a stored week can be re-rendered or compared without re-collecting.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from reporting.models import (
+    Backups,
+    Change,
+    Changes,
+    Commentary,
+    CustomerRef,
+    Flag,
+    OpenIncident,
+    Period,
+    ProtectedItem,
+    Report,
+    Section,
+    SectionData,
+    Security,
+    SiteCheck,
+    Sites,
+    Tickets,
+    Uptime,
+    UptimeGroup,
+    WeekPoint,
+)
+
+SCHEMA_VERSION = 1
+
+
+class SnapshotError(ValueError):
+    """A stored snapshot does not have the shape this version writes."""
+
+
+def _dt(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _parse_dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _round(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _groups(rows: tuple[UptimeGroup, ...], key: str) -> list[dict[str, Any]]:
+    return [
+        {key: g.name, "uptime_pct": _round(g.uptime_pct), "downtime_minutes": _round(g.downtime_minutes, 1), "devices": g.devices}
+        for g in rows
+    ]
+
+
+def section_data_to_dict(data: SectionData) -> dict[str, Any]:
+    if isinstance(data, Uptime):
+        return {
+            "overall_pct": _round(data.overall_pct),
+            "overall_source": data.overall_source,
+            "target_pct": data.target_pct,
+            "by_site": _groups(data.by_site, "site"),
+            "by_class": _groups(data.by_class, "class"),
+        }
+    if isinstance(data, Tickets):
+        return {
+            "opened": data.opened,
+            "closed": data.closed,
+            "backlog": data.backlog,
+            "sla_breaches": data.sla_breaches,
+            "sla_attainment_pct": _round(data.sla_attainment_pct),
+            "target_pct": data.target_pct,
+            "by_priority": dict(data.by_priority),
+        }
+    if isinstance(data, Changes):
+        return {
+            "count": data.count,
+            "items": [{"id": c.id, "title": c.title, "closed_at": _dt(c.closed_at)} for c in data.items],
+        }
+    if isinstance(data, Backups):
+        return {
+            "success_rate_pct": _round(data.success_rate_pct),
+            "runs_total": data.runs_total,
+            "runs_warning": data.runs_warning,
+            "protected": [
+                {
+                    "name": p.name,
+                    "last_success": _dt(p.last_success),
+                    "rpo_hours": _round(p.rpo_hours, 1),
+                    "status": p.status,
+                    "runs_ok": p.runs_ok,
+                    "runs_warning": p.runs_warning,
+                    "runs_failed": p.runs_failed,
+                }
+                for p in data.protected
+            ],
+        }
+    if isinstance(data, Security):
+        return {
+            "incidents_new": data.incidents_new,
+            "incidents_open": data.incidents_open,
+            "by_severity": dict(data.by_severity),
+            "secure_score_pct": _round(data.secure_score_pct, 2),
+            "secure_score_change": _round(data.secure_score_change, 2),
+            "open_items": [
+                {"id": i.id, "title": i.title, "severity": i.severity, "created": _dt(i.created)} for i in data.open_items
+            ],
+        }
+    if isinstance(data, Sites):
+        return {
+            "target_pct": data.target_pct,
+            "checks": [
+                {"name": c.name, "availability_pct": _round(c.availability_pct), "downtime_minutes": _round(c.downtime_minutes, 1)}
+                for c in data.checks
+            ],
+        }
+    raise TypeError(f"not a section payload: {type(data).__name__}")
+
+
+def section_data_from_dict(name: str, d: dict[str, Any]) -> SectionData:
+    if name == "uptime":
+        return Uptime(
+            overall_pct=d["overall_pct"],
+            overall_source=d.get("overall_source", "device-weighted"),
+            target_pct=d["target_pct"],
+            by_site=tuple(UptimeGroup(g["site"], g["uptime_pct"], g["downtime_minutes"], g["devices"]) for g in d["by_site"]),
+            by_class=tuple(UptimeGroup(g["class"], g["uptime_pct"], g["downtime_minutes"], g["devices"]) for g in d["by_class"]),
+        )
+    if name == "tickets":
+        return Tickets(
+            opened=d["opened"],
+            closed=d["closed"],
+            backlog=d["backlog"],
+            sla_breaches=d["sla_breaches"],
+            sla_attainment_pct=d["sla_attainment_pct"],
+            by_priority=dict(d["by_priority"]),
+            target_pct=d.get("target_pct", 90.0),
+        )
+    if name == "changes":
+        return Changes(
+            count=d["count"],
+            items=tuple(Change(c["id"], c["title"], datetime.fromisoformat(c["closed_at"])) for c in d["items"]),
+        )
+    if name == "backups":
+        return Backups(
+            success_rate_pct=d["success_rate_pct"],
+            runs_total=d.get("runs_total", 0),
+            runs_warning=d.get("runs_warning", 0),
+            protected=tuple(
+                ProtectedItem(
+                    name=p["name"],
+                    last_success=_parse_dt(p["last_success"]),
+                    rpo_hours=p["rpo_hours"],
+                    status=p["status"],
+                    runs_ok=p.get("runs_ok", 0),
+                    runs_warning=p.get("runs_warning", 0),
+                    runs_failed=p.get("runs_failed", 0),
+                )
+                for p in d["protected"]
+            ),
+        )
+    if name == "security":
+        return Security(
+            incidents_new=d["incidents_new"],
+            incidents_open=d["incidents_open"],
+            by_severity=dict(d["by_severity"]),
+            secure_score_pct=d["secure_score_pct"],
+            secure_score_change=d["secure_score_change"],
+            open_items=tuple(
+                OpenIncident(i["id"], i["title"], i["severity"], datetime.fromisoformat(i["created"]))
+                for i in d.get("open_items", [])
+            ),
+        )
+    if name == "sites":
+        return Sites(
+            target_pct=d.get("target_pct", 99.5),
+            checks=tuple(SiteCheck(c["name"], c["availability_pct"], c["downtime_minutes"]) for c in d["checks"]),
+        )
+    raise SnapshotError(f"unknown section {name!r}")
+
+
+def section_to_dict(section: Section) -> dict[str, Any]:
+    out: dict[str, Any] = {"status": section.status, "source": section.source, "as_of": _dt(section.as_of)}
+    if section.error is not None:
+        out["error"] = section.error
+    if section.data is not None:
+        out.update(section_data_to_dict(section.data))
+    return out
+
+
+_META_KEYS = {"status", "source", "as_of", "error"}
+
+
+def section_from_dict(name: str, d: dict[str, Any]) -> Section:
+    data = None
+    if d["status"] == "ok":
+        data = section_data_from_dict(name, {k: v for k, v in d.items() if k not in _META_KEYS})
+    as_of = _parse_dt(d["as_of"])
+    if as_of is None:
+        raise SnapshotError(f"section {name!r} has no as_of")
+    return Section(name=name, status=d["status"], source=d["source"], as_of=as_of, data=data, error=d.get("error"))  # type: ignore[arg-type]
+
+
+def to_dict(report: Report) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "schema": SCHEMA_VERSION,
+        "customer": {"code": report.customer.code, "name": report.customer.name, "timezone": report.customer.timezone},
+        "period": {
+            "start": _dt(report.period.start),
+            "end": _dt(report.period.end),
+            "timezone": report.period.timezone,
+            "hours": report.period.hours,
+        },
+        "generated_at": _dt(report.generated_at),
+        "audience": report.audience,
+        "sections": {name: section_to_dict(s) for name, s in report.sections.items()},
+        "flags": [{"code": f.code, "severity": f.severity, "section": f.section, "message": f.message} for f in report.flags],
+        "summary": list(report.summary),
+        "recommendations": list(report.recommendations),
+        "history": [
+            {
+                "period_end": w.period_end.isoformat(),
+                "uptime_pct": w.uptime_pct,
+                "tickets_opened": w.tickets_opened,
+                "tickets_closed": w.tickets_closed,
+                "backlog": w.backlog,
+            }
+            for w in report.history
+        ],
+        "commentary": None,
+    }
+    if report.commentary is not None:
+        out["commentary"] = {"text": report.commentary.text, "author": report.commentary.author, "at": _dt(report.commentary.at)}
+    return out
+
+
+def from_dict(d: dict[str, Any]) -> Report:
+    try:
+        tz = d["period"]["timezone"]
+        period = Period(start=datetime.fromisoformat(d["period"]["start"]), end=datetime.fromisoformat(d["period"]["end"]), timezone=tz)
+        commentary = None
+        if d.get("commentary"):
+            c = d["commentary"]
+            commentary = Commentary(text=c["text"], author=c["author"], at=datetime.fromisoformat(c["at"]))
+        return Report(
+            customer=CustomerRef(code=d["customer"]["code"], name=d["customer"]["name"], timezone=d["customer"].get("timezone", tz)),
+            period=period,
+            sections={name: section_from_dict(name, s) for name, s in d["sections"].items()},
+            flags=tuple(Flag(f["code"], f["severity"], f["section"], f["message"]) for f in d["flags"]),
+            generated_at=datetime.fromisoformat(d["generated_at"]),
+            summary=tuple(d.get("summary", [])),
+            recommendations=tuple(d.get("recommendations", [])),
+            history=tuple(
+                WeekPoint(
+                    period_end=date.fromisoformat(w["period_end"]),
+                    uptime_pct=w["uptime_pct"],
+                    tickets_opened=w["tickets_opened"],
+                    tickets_closed=w["tickets_closed"],
+                    backlog=w["backlog"],
+                )
+                for w in d.get("history", [])
+            ),
+            commentary=commentary,
+            audience=d.get("audience", "executive"),
+        )
+    except (KeyError, TypeError, ValueError) as err:
+        raise SnapshotError(f"snapshot is malformed: {err!r}") from err
