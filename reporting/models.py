@@ -239,3 +239,12 @@ __all__ = [
     "UptimeGroup",
     "WeekPoint",
 ]
+
+
+@dataclass(frozen=True)
+class Branding:
+    """The MSP's look on the cover and in headers (``[msp]`` in the config)."""
+
+    msp_name: str
+    brand_color: str = "#1F4E79"  # hex
+    logo_path: str | None = None
