@@ -248,3 +248,16 @@ class Branding:
     msp_name: str
     brand_color: str = "#1F4E79"  # hex
     logo_path: str | None = None
+
+
+@dataclass(frozen=True)
+class Targets:
+    """The customer's targets, resolved from config (customer entry, else ``[thresholds]``).
+
+    Connectors use them where a section carries its target (a source's own SLA target, such as
+    a Zabbix SLO, takes precedence for uptime)."""
+
+    uptime_pct: float = 99.5
+    ticket_sla_pct: float = 90.0
+    site_pct: float = 99.5
+    backup_stale_hours: float = 48.0

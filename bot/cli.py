@@ -1,0 +1,279 @@
+"""The ``reportbot`` command line: run, demo, config check."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import difflib
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from connectors.base import Connector, ConnectorContext, ConnectorError
+from connectors.registry import CONNECTORS
+from connectors.sandbox.config import sandbox_config
+from connectors.sandbox.dataset import HISTORY_WEEKS, MSP_TIMEZONE, SandboxDataset
+from reporting.collect import unmapped_records
+from reporting.config import Config, ConfigError, CustomerConfig, load_config
+from reporting.engine import Draft, Engine
+from reporting.models import SEVERITY_ORDER
+from reporting.output import write_atomic
+from reporting.period import PeriodError, last_complete_week_day, parse_week, week_containing
+from reporting.rollup import rollup_markdown, rollup_rows
+from reporting.store import HistoryStore, StoreError
+
+EXIT_USAGE = 2
+EXIT_FAILED = 1
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int = EXIT_FAILED):
+        self.code = code
+        super().__init__(message)
+
+
+@dataclass
+class Setup:
+    config: Config
+    base: Path | None  # folder of the config file, for relative paths
+    sandbox: SandboxDataset | None
+    week_day: date
+
+
+def _resolve(args: argparse.Namespace, anchor_sandbox: bool = True) -> Setup:
+    path = args.config or os.environ.get("REPORTBOT_CONFIG")
+    if path:
+        config = load_config(path)
+        week_day = parse_week(args.week) if args.week else last_complete_week_day(datetime.now(UTC), config.msp.timezone)
+        return Setup(config, Path(path).resolve().parent, None, week_day)
+    week_day = parse_week(args.week) if args.week else last_complete_week_day(datetime.now(UTC), MSP_TIMEZONE)
+    anchor = week_containing(week_day, MSP_TIMEZONE).end_date
+    dataset = SandboxDataset(anchor, synthetic=getattr(args, "synthetic", 0) or 0)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    store_url = f"sqlite+aiosqlite:///{(out / 'reportbot-sandbox.db').resolve()}"
+    return Setup(sandbox_config(dataset, store_url), None, dataset, week_day)
+
+
+def _select(config: Config, codes: Sequence[str], all_: bool) -> list[CustomerConfig]:
+    if all_:
+        return list(config.customers)
+    if not codes:
+        raise CliError("name at least one customer code, or --all", EXIT_USAGE)
+    known = [c.code for c in config.customers]
+    chosen = []
+    for raw in codes:
+        code = raw.upper()
+        if code not in known:
+            close = difflib.get_close_matches(code, known, n=3, cutoff=0.5)
+            hint = f"; did you mean {', '.join(close)}?" if close else f"; known codes: {', '.join(known[:12])}"
+            raise CliError(f"unknown customer code {raw!r}{hint}", EXIT_USAGE)
+        chosen.append(config.customer(code))
+    return chosen
+
+
+def _connectors(config: Config, ctx: ConnectorContext, customers: Sequence[CustomerConfig]) -> dict[str, Connector]:
+    needed = {s for c in customers for s in c.sources.values()}
+    out: dict[str, Connector] = {}
+    for name in sorted(needed):
+        src = config.sources[name]
+        kind = src.type or name
+        factory = CONNECTORS.get(kind)
+        if factory is None:
+            raise CliError(f"sources.{name}.type: no connector named {kind!r} (known: {', '.join(sorted(CONNECTORS))})", EXIT_USAGE)
+        try:
+            out[name] = factory(name, src, ctx)
+        except ConnectorError as err:
+            raise CliError(f"sources.{name}: {err}") from err
+    return out
+
+
+class Progress:
+    """A one-line progress bar on stderr (plain lines when stderr is not a terminal)."""
+
+    def __init__(self, total: int, enabled: bool = True):
+        self.total, self.done, self.enabled = total, 0, enabled
+        self.tty = sys.stderr.isatty()
+
+    def step(self, label: str) -> None:
+        self.done += 1
+        if not self.enabled:
+            return
+        width = 24
+        filled = round(width * self.done / max(self.total, 1))
+        line = f"[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} {label}"
+        if self.tty:
+            sys.stderr.write("\r\033[K" + line + ("\n" if self.done == self.total else ""))
+        else:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+
+async def _generate(setup: Setup, customers: list[CustomerConfig], out: Path, backfill: int, quiet: bool = False) -> tuple[list[Draft], list[str], list[str]]:
+    from reporting.pdf import render_pdf  # ReportLab import kept off the config-check path
+
+    config = setup.config
+    try:
+        store = await HistoryStore.open(config.store.url)
+    except StoreError as err:
+        raise CliError(f"store.url: {err}") from err
+    ctx = ConnectorContext(sandbox=setup.sandbox)
+    connectors = _connectors(config, ctx, customers)
+    engine = Engine(config, connectors, store, config.branding(setup.base), render_pdf)
+    progress = Progress(len(customers), enabled=not quiet)
+    failures: list[str] = []
+
+    def done(result: Draft | BaseException, c: CustomerConfig) -> None:
+        progress.step(c.code if isinstance(result, Draft) else f"{c.code} FAILED")
+
+    try:
+        results = await engine.run_many(customers, setup.week_day, out, backfill_weeks=backfill, on_done=done)
+        unmapped = [f"{r.system}: {r.id} ({r.name})" for r in await unmapped_records(connectors, config.customers)]
+    finally:
+        engine.close()
+        for c in connectors.values():
+            await c.aclose()
+        await store.close()
+    drafts = []
+    for c, r in zip(customers, results, strict=True):
+        if isinstance(r, Draft):
+            drafts.append(r)
+        else:
+            failures.append(f"{c.code}: {type(r).__name__}: {r}")
+    return drafts, failures, unmapped
+
+
+def _summary_table(drafts: list[Draft]) -> str:
+    rows = [("Customer", "Status", "Flags")]
+    for d in sorted(drafts, key=lambda d: d.code):
+        flags = d.report.flags
+        worst = min((SEVERITY_ORDER[f.severity] for f in flags if f.code != "no_baseline"), default=3)
+        status = "red" if worst == 0 else "amber" if worst == 1 else "green"
+        rows.append((d.code, status, ", ".join(f.code for f in flags) or "-"))
+    w0 = max(len(r[0]) for r in rows)
+    w1 = max(len(r[1]) for r in rows)
+    lines = [f"{a:<{w0}}  {b:<{w1}}  {c}" for a, b, c in rows]
+    lines.insert(1, f"{'-' * w0}  {'-' * w1}  {'-' * 5}")
+    return "\n".join(lines)
+
+
+def _write_rollup(setup: Setup, drafts: list[Draft], out: Path, unmapped: list[str]) -> Path:
+    period_end = week_containing(setup.week_day, setup.config.msp.timezone).end_date
+    path = out / f"rollup-{period_end.isoformat()}.md"
+    write_atomic(path, rollup_markdown(rollup_rows(d.report for d in drafts), setup.config.msp.name, period_end, unmapped))
+    return path
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    setup = _resolve(args)
+    customers = _select(setup.config, args.codes, args.all)
+    backfill = args.backfill if args.backfill is not None else (HISTORY_WEEKS if setup.sandbox else 0)
+    t0 = time.perf_counter()
+    drafts, failures, unmapped = asyncio.run(_generate(setup, customers, out, backfill))
+    if args.all and drafts:
+        _write_rollup(setup, drafts, out, unmapped)
+    for d in drafts:
+        print(f"{d.code}: {d.paths['pdf']}  ({len(d.report.flags)} flags)")
+    for u in unmapped:
+        print(f"warning: source record maps to no customer: {u}", file=sys.stderr)
+    for f in failures:
+        print(f"error: {f}", file=sys.stderr)
+    print(f"{len(drafts)} draft(s) in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    return EXIT_FAILED if failures else 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    args.config = None
+    out = Path(args.out)
+    setup = _resolve(args)
+    customers = list(setup.config.customers)
+    t0 = time.perf_counter()
+    print(f"Sandbox MSP: {setup.config.msp.name}, {len(customers)} customers, week ending "
+          f"{week_containing(setup.week_day, setup.config.msp.timezone).end_date} (history seeded: {HISTORY_WEEKS} weeks)")
+    drafts, failures, unmapped = asyncio.run(_generate(setup, customers, out, HISTORY_WEEKS))
+    rollup = _write_rollup(setup, drafts, out, unmapped)
+    print()
+    print(_summary_table(drafts))
+    print()
+    for u in unmapped:
+        print(f"warning: source record maps to no customer: {u}")
+    for f in failures:
+        print(f"error: {f}", file=sys.stderr)
+    print(f"{len(drafts)} drafts (md, pdf, json) under {out}/<CODE>/ and the roll-up {rollup} in {time.perf_counter() - t0:.1f} s.")
+    print("Review and delivery are not part of this build yet: the demo stops after the drafts.")
+    return EXIT_FAILED if failures else 0
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    path = args.config or os.environ.get("REPORTBOT_CONFIG")
+    if not path:
+        raise CliError("config check needs --config FILE (or REPORTBOT_CONFIG)", EXIT_USAGE)
+    config = load_config(path)
+    problems = []
+    for c in config.customers:
+        missing = [s for s in ("uptime", "tickets", "changes", "backups", "security", "sites") if s not in c.sources]
+        if missing:
+            problems.append(f"warning: customers[{c.code}].sources: no source for {', '.join(missing)} (reported as unavailable)")
+        for name in c.sources.values():
+            kind = config.sources[name].type or name
+            if kind not in CONNECTORS:
+                problems.append(f"error: sources.{name}.type: no connector named {kind!r}")
+    for p in problems:
+        print(p, file=sys.stderr)
+    errors = [p for p in problems if p.startswith("error")]
+    print(f"{path}: {len(config.customers)} customers, {len(config.sources)} sources; "
+          f"{len(errors)} errors, {len(problems) - len(errors)} warnings")
+    return EXIT_USAGE if errors else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="reportbot", description="Weekly MSP customer reports.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress and warnings to stderr")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="generate draft reports")
+    run.add_argument("codes", nargs="*", metavar="CODE")
+    run.add_argument("--all", action="store_true", help="every configured customer (also writes the roll-up)")
+    run.add_argument("--week", help="any date (YYYY-MM-DD) inside the Monday–Sunday week to report; default: the last complete week")
+    run.add_argument("--out", default="reports", help="output folder (default: ./reports)")
+    run.add_argument("--config", help="configuration file (default: $REPORTBOT_CONFIG, else the sandbox)")
+    run.add_argument("--backfill", type=int, default=None, metavar="N",
+                     help="first store up to N earlier weeks missing from history (default: 0; sandbox: 5)")
+    run.set_defaults(func=cmd_run)
+
+    demo = sub.add_parser("demo", help="the whole weekly procedure on the sandbox MSP")
+    demo.add_argument("--out", default="reports")
+    demo.add_argument("--week", help="report this week instead of the last complete one (the sandbox plants its scenarios there)")
+    demo.set_defaults(func=cmd_demo)
+
+    cfg = sub.add_parser("config", help="configuration tools")
+    cfg_sub = cfg.add_subparsers(dest="config_command", required=True)
+    check = cfg_sub.add_parser("check", help="validate a configuration file")
+    check.add_argument("--config")
+    check.set_defaults(func=cmd_config_check)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except (CliError, ConfigError, PeriodError) as err:
+        code = err.code if isinstance(err, CliError) else EXIT_USAGE
+        print(f"reportbot: {err}", file=sys.stderr)
+        return code
+    except KeyboardInterrupt:
+        print("reportbot: interrupted; finished reports are complete, nothing half-written was left", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,411 @@
+"""The sandbox MSP: twelve customers, six weeks of source records, the planted scenarios.
+
+Deterministic: the records of a customer-week are a pure function of the customer, the week
+and the anchor (the Monday that ends the "this week" in which the scenarios are planted). The
+records are vendor-neutral (``reporting.metrics``); the in-process sandbox connector maps them
+to sections, and the vendors' loopback simulators serve the same records in their wire formats.
+
+Planted in the anchor week (see shared/design.md, "Sandbox"):
+ACME uptime −4 points · GLOBEX backup last good 60 h before end · INITECH open high incident ·
+UMBRELLA tickets +40 % with growing backlog · HOOLI's Zabbix fails · STARK site down 2 h ·
+WAYNE quiet · WONKA backup failed · CYBERDYNE secure score −8 points · TYRELL onboarded this
+week · SOYLENT 40 changes · MASSIVE ticket SLA attainment below target (for weeks).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from functools import cached_property
+
+from reporting.metrics import (
+    BackupRun,
+    Device,
+    IncidentRecord,
+    Outage,
+    ScoreSnapshot,
+    SiteCheckRecord,
+    TicketRecord,
+)
+from reporting.period import zone
+
+MSP_NAME = "Northwind Managed Services"
+MSP_TIMEZONE = "Europe/London"
+HISTORY_WEEKS = 5  # weeks of history before the anchor week
+
+SYSTEM_SECTIONS: dict[str, tuple[str, ...]] = {
+    "zabbix": ("uptime",),
+    "librenms": ("uptime",),
+    "connectwise": ("tickets", "changes"),
+    "halo": ("tickets", "changes"),
+    "datto": ("backups",),
+    "veeam": ("backups",),
+    "defender": ("security",),
+    "sentinel": ("security",),
+    "cloudflare": ("sites",),
+    "statuscheck": ("sites",),
+}
+
+PRIORITIES = (("Critical", 4, 0.05), ("High", 8, 0.15), ("Medium", 24, 0.45), ("Low", 72, 0.35))
+CLASSES = ("firewall", "switch", "server", "wireless")
+
+CHANGE_TITLES = (
+    "Firmware update on {dev}",
+    "Patch Tuesday rollout, server ring {n}",
+    "Rotate service-account password for backup agent",
+    "Add VLAN {n} for guest Wi-Fi",
+    "Renew TLS certificate for portal",
+    "Decommission legacy print server",
+    "Update firewall rule set (change {n})",
+    "Migrate shared mailbox to Exchange Online",
+    "Increase datastore size on {dev}",
+    "Enable MFA registration campaign",
+)
+INCIDENT_TITLES = (
+    ("informational", "Unusual volume of file downloads"),
+    ("low", "Atypical travel sign-in (resolved as VPN)"),
+    ("low", "Suspicious PowerShell command line"),
+    ("medium", 'Mailbox rule created: forward to <external> & delete'),
+    ("medium", "Malware detected and quarantined on endpoint"),
+)
+TICKET_SUBJECTS = (
+    "Password reset",
+    "Printer offline",
+    "New starter laptop",
+    "VPN not connecting",
+    "Shared drive permissions",
+    "Outlook keeps asking for password",
+    "Teams audio issue",
+    "Request software install",
+)
+
+
+@dataclass(frozen=True)
+class SandboxCustomer:
+    code: str
+    name: str
+    domain: str
+    timezone: str
+    stack: dict[str, str]  # section -> system
+    sites: tuple[str, ...]
+    devices_per_site: int
+    tickets_per_week: int
+    changes_per_week: int
+    protected: tuple[str, ...]
+    checks: tuple[str, ...]
+    score_base: float = 62.0  # Secure Score percentage
+    onboarded_weeks_ago: int = HISTORY_WEEKS + 3
+    ids: dict[str, str] = field(default_factory=dict)  # system -> id in that system
+
+
+def _stack(uptime: str, psa: str, backup: str, security: str, sites: str) -> dict[str, str]:
+    return {"uptime": uptime, "tickets": psa, "changes": psa, "backups": backup, "security": security, "sites": sites}
+
+
+def _customer(code: str, name: str, domain: str, tz: str, stack: dict[str, str], n: int, **kw: object) -> SandboxCustomer:
+    short = code.lower()
+    sites = kw.pop("sites", ("Head office", "Data centre", "Branch"))
+    protected = kw.pop("protected", tuple(f"{code}-{s}" for s in ("DC01", "FS01", "SQL01", "APP01")))
+    checks = kw.pop("checks", (f"www.{domain}", f"portal.{domain}"))
+    ids = {
+        "zabbix": f"Customers/{name}",
+        "librenms": f"{100 + n}",
+        "connectwise": f"{250 + n}",
+        "halo": f"{40 + n}",
+        "datto": f"{short}-bcdr",
+        "veeam": f"{code}-VBR",
+        "defender": f"{n:08d}-0000-4000-8000-{n:012d}",
+        "sentinel": f"/subscriptions/{n:08d}-1111-4111-8111-{n:012d}/resourceGroups/rg-{short}-soc/workspaces/law-{short}",
+        "cloudflare": f"{n:032x}",
+        "statuscheck": f"{7800 + n}",
+    }
+    return SandboxCustomer(
+        code=code,
+        name=name,
+        domain=domain,
+        timezone=tz,
+        stack=stack,
+        sites=sites,  # type: ignore[arg-type]
+        protected=protected,  # type: ignore[arg-type]
+        checks=checks,  # type: ignore[arg-type]
+        ids={s: ids[s] for s in set(stack.values())},
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+ZCCDC = _stack("zabbix", "connectwise", "datto", "defender", "cloudflare")
+
+CUSTOMERS: tuple[SandboxCustomer, ...] = (
+    _customer("ACME", "Acme Manufacturing", "acme.example", "Europe/London", ZCCDC, 1,
+              sites=("Head office", "Leeds plant", "Data centre"), devices_per_site=4, tickets_per_week=28, changes_per_week=4),
+    _customer("GLOBEX", "Globex Corporation", "globex.example", "Europe/London", ZCCDC, 2,
+              devices_per_site=5, tickets_per_week=35, changes_per_week=5),
+    _customer("INITECH", "Initech", "initech.example", "America/New_York",
+              _stack("zabbix", "connectwise", "veeam", "defender", "cloudflare"), 3,
+              devices_per_site=4, tickets_per_week=24, changes_per_week=3),
+    _customer("UMBRELLA", "Umbrella Health", "umbrella.example", "Europe/London",
+              _stack("librenms", "connectwise", "datto", "defender", "statuscheck"), 4,
+              devices_per_site=6, tickets_per_week=40, changes_per_week=4),
+    _customer("HOOLI", "Hooli", "hooli.example", "Europe/London", ZCCDC, 5,
+              devices_per_site=5, tickets_per_week=30, changes_per_week=4),
+    _customer("STARK", "Stark Industries", "stark.example", "Europe/London", ZCCDC, 6,
+              devices_per_site=4, tickets_per_week=26, changes_per_week=3),
+    _customer("WAYNE", "Wayne Enterprises", "wayne.example", "Europe/London", ZCCDC, 7,
+              devices_per_site=4, tickets_per_week=22, changes_per_week=3),
+    _customer("WONKA", "Wonka Confectionery", "wonka.example", "Europe/Berlin",
+              _stack("librenms", "halo", "veeam", "sentinel", "statuscheck"), 8,
+              devices_per_site=3, tickets_per_week=20, changes_per_week=2),
+    _customer("CYBERDYNE", "Cyberdyne Systems", "cyberdyne.example", "Europe/London",
+              _stack("zabbix", "halo", "datto", "defender", "cloudflare"), 9,
+              devices_per_site=5, tickets_per_week=30, changes_per_week=4, score_base=71.0),
+    _customer("TYRELL", "Tyrell Corporation", "tyrell.example", "Australia/Sydney",
+              _stack("zabbix", "halo", "veeam", "defender", "cloudflare"), 10,
+              devices_per_site=3, tickets_per_week=18, changes_per_week=6, onboarded_weeks_ago=0),
+    _customer("SOYLENT", "Soylent Foods", "soylent.example", "Europe/London",
+              _stack("librenms", "halo", "datto", "sentinel", "statuscheck"), 11,
+              devices_per_site=4, tickets_per_week=30, changes_per_week=5),
+    _customer("MASSIVE", "Massive Dynamic", "massive.example", "America/Los_Angeles",
+              _stack("librenms", "halo", "veeam", "sentinel", "statuscheck"), 12,
+              devices_per_site=5, tickets_per_week=45, changes_per_week=3),
+)
+
+# A customer the sources know but the configuration does not map: must be reported, not dropped.
+UNMAPPED = _customer("INITRODE", "Initrode Ltd", "initrode.example", "Europe/London", ZCCDC, 13,
+                     devices_per_site=2, tickets_per_week=5, changes_per_week=1)
+
+_SYSTEMS = sorted(SYSTEM_SECTIONS)
+
+
+def synthetic_customers(n: int) -> tuple[SandboxCustomer, ...]:
+    """``n`` extra quiet customers with mixed stacks, for benchmarks."""
+    out = []
+    for i in range(n):
+        rng = random.Random(f"synthetic:{i}")
+        stack = _stack(
+            rng.choice(("zabbix", "librenms")),
+            rng.choice(("connectwise", "halo")),
+            rng.choice(("datto", "veeam")),
+            rng.choice(("defender", "sentinel")),
+            rng.choice(("cloudflare", "statuscheck")),
+        )
+        code = f"SYN{i + 1:04d}"
+        out.append(
+            _customer(code, f"Synthetic Customer {i + 1}", f"syn{i + 1}.example", MSP_TIMEZONE, stack, 100 + i,
+                      devices_per_site=rng.randint(2, 8), tickets_per_week=rng.randint(10, 60), changes_per_week=rng.randint(1, 8))
+        )
+    return tuple(out)
+
+
+class _Gen:
+    """Records of one customer over the whole sandbox horizon (cached on first use)."""
+
+    def __init__(self, c: SandboxCustomer, anchor_end: date):
+        self.c = c
+        self.z = zone(c.timezone)
+        self.anchor_end = anchor_end
+        self.first_week = -(min(c.onboarded_weeks_ago, HISTORY_WEEKS + 3))
+
+    # week k: 0 = anchor week, -1 = the week before...
+    def week_start(self, k: int) -> datetime:
+        return datetime.combine(self.anchor_end + timedelta(weeks=k - 1), time(0), tzinfo=self.z)
+
+    def at(self, k: int, day: int, hour: float) -> datetime:
+        """Local wall time ``hour`` on weekday ``day`` (0 = Monday) of week ``k``."""
+        d = self.anchor_end + timedelta(weeks=k - 1, days=day)
+        return datetime.combine(d, time(0), tzinfo=self.z) + timedelta(hours=hour)
+
+    def rng(self, k: int, kind: str) -> random.Random:
+        return random.Random(f"{self.c.code}:{self.week_start(k).date().isoformat()}:{kind}")
+
+    @property
+    def weeks(self) -> range:
+        return range(self.first_week, 1)
+
+    @property
+    def onboarded(self) -> datetime:
+        return self.week_start(self.first_week)
+
+    # -- monitoring
+    @cached_property
+    def devices(self) -> tuple[Device, ...]:
+        out = []
+        for s_i, site in enumerate(self.c.sites):
+            for d_i in range(self.c.devices_per_site):
+                cls = CLASSES[(s_i + d_i) % len(CLASSES)]
+                name = f"{self.c.code.lower()}-{site.split()[0].lower()}-{cls[:2]}{d_i + 1:02d}"
+                out.append(Device(id=f"{self.c.code}-{s_i}-{d_i}", name=name, site=site, device_class=cls))
+        return tuple(out)
+
+    @cached_property
+    def outages(self) -> tuple[Outage, ...]:
+        out: list[Outage] = []
+        for k in self.weeks:
+            rng = self.rng(k, "outages")
+            # one maintenance window a week on one device, during which it also reboots
+            dev = self.devices[rng.randrange(len(self.devices))]
+            m0 = self.at(k, 6, 2)
+            out.append(Outage(dev.id, m0, m0 + timedelta(hours=2), planned=True))
+            out.append(Outage(dev.id, m0 + timedelta(minutes=20), m0 + timedelta(minutes=35)))
+            for d in self.devices:
+                if rng.random() < 0.15:
+                    t0 = self.at(k, rng.randrange(7), rng.uniform(0, 23))
+                    out.append(Outage(d.id, t0, t0 + timedelta(minutes=rng.uniform(3, 25))))
+            if k == 0 and self.c.code == "ACME":
+                # Leeds plant loses its WAN circuit: every device there unreachable for 20 h 12 min
+                t0 = self.at(0, 2, 6)
+                for d in self.devices:
+                    if d.site == "Leeds plant":
+                        out.append(Outage(d.id, t0, t0 + timedelta(hours=20, minutes=12)))
+        return tuple(out)
+
+    # -- PSA
+    @cached_property
+    def tickets(self) -> tuple[TicketRecord, ...]:
+        out: list[TicketRecord] = []
+        seq = 0
+        for k in self.weeks:
+            rng = self.rng(k, "tickets")
+            n = round(self.c.tickets_per_week * rng.uniform(0.93, 1.07))
+            extra = round(self.c.tickets_per_week * 0.4) if (k == 0 and self.c.code == "UMBRELLA") else 0
+            misses = round(n * 0.19) if self.c.code == "MASSIVE" else 1
+            for i in range(n + extra):
+                seq += 1
+                r = rng.random()
+                acc = 0.0
+                for prio, hours, share in PRIORITIES:
+                    acc += share
+                    if r <= acc:
+                        break
+                if i >= n:  # UMBRELLA's surge: low-priority requests still open at week end
+                    prio, hours = "Low", 72
+                    created = self.at(k, rng.choice((4, 5, 6)), rng.uniform(0, 22))
+                else:
+                    created = self.at(k, rng.randrange(7), rng.uniform(7, 19))
+                due = created + timedelta(hours=hours)
+                if i >= n:
+                    closed = None
+                elif i < misses:
+                    # a miss: created Monday/Tuesday, resolved well past target, inside the week
+                    prio, hours = "Medium", 24
+                    created = self.at(k, rng.randrange(2), rng.uniform(8, 12))
+                    due = created + timedelta(hours=hours)
+                    closed = due + timedelta(hours=rng.uniform(2, 10))
+                else:
+                    closed = created + timedelta(hours=hours * rng.uniform(0.15, 0.85))
+                subject = TICKET_SUBJECTS[rng.randrange(len(TICKET_SUBJECTS))]
+                out.append(TicketRecord(f"{seq}", subject, prio, created, closed, due))
+            n_changes = 40 if (k == 0 and self.c.code == "SOYLENT") else self.c.changes_per_week
+            crng = self.rng(k, "changes")
+            for j in range(n_changes):
+                seq += 1
+                dev = self.devices[crng.randrange(len(self.devices))].name
+                title = CHANGE_TITLES[crng.randrange(len(CHANGE_TITLES))].format(dev=dev, n=j + 1)
+                created = self.at(k, crng.randrange(5), crng.uniform(8, 12))
+                closed = created + timedelta(hours=crng.uniform(1, 6))
+                out.append(TicketRecord(f"{seq}", title, "Change", created, closed, None, is_change=True))
+        return tuple(out)
+
+    # -- backups
+    @cached_property
+    def backup_runs(self) -> tuple[BackupRun, ...]:
+        out: list[BackupRun] = []
+        for k in self.weeks:
+            rng = self.rng(k, "backups")
+            for item in self.c.protected:
+                for day in range(7):
+                    point = self.at(k, day, 22)
+                    ended = point + timedelta(minutes=rng.uniform(15, 55))
+                    status = "warning" if rng.random() < 0.04 else "success"
+                    if k == 0 and item == "GLOBEX-FS01" and day >= 4:
+                        if day == 4:  # an ad-hoc run Friday noon, then the agent went offline
+                            noon = self.at(0, 4, 12)
+                            out.append(BackupRun(item, noon + timedelta(minutes=25), "success", noon))
+                        continue
+                    if k == 0 and item == "WONKA-SQL01" and day == 6:
+                        out.append(BackupRun(item, ended, "failed", None))
+                        continue
+                    out.append(BackupRun(item, ended, status, point))
+        return tuple(out)
+
+    # -- security
+    @cached_property
+    def incidents(self) -> tuple[IncidentRecord, ...]:
+        out: list[IncidentRecord] = []
+        seq = 0
+        for k in self.weeks:
+            rng = self.rng(k, "incidents")
+            for _ in range(rng.randint(0, 3)):
+                seq += 1
+                sev, title = INCIDENT_TITLES[rng.randrange(len(INCIDENT_TITLES))]
+                created = self.at(k, rng.randrange(5), rng.uniform(6, 20))
+                out.append(IncidentRecord(f"{seq}", title, sev, created, created + timedelta(hours=rng.uniform(1, 20))))
+            if k == 0 and self.c.code == "INITECH":
+                seq += 1
+                created = self.at(0, 4, 14.5)
+                out.append(IncidentRecord(f"{seq}", "Suspicious sign-in to finance mailbox followed by inbox rule creation",
+                                          "high", created, None))
+        return tuple(out)
+
+    @cached_property
+    def scores(self) -> tuple[ScoreSnapshot, ...]:
+        out = []
+        max_score = 250.0
+        pct = self.c.score_base
+        for k in self.weeks:
+            for day in range(7):
+                pct += 0.05
+                if k == 0 and self.c.code == "CYBERDYNE" and day == 2:
+                    pct -= 8.0  # legacy authentication re-enabled tenant-wide
+                out.append(ScoreSnapshot(self.at(k, day, 1), round(max_score * pct / 100.0, 2), max_score))
+        return tuple(out)
+
+    # -- public sites
+    @cached_property
+    def checks(self) -> tuple[SiteCheckRecord, ...]:
+        out = []
+        for name in self.c.checks:
+            intervals: list[tuple[datetime, datetime | None]] = []
+            for k in self.weeks:
+                rng = self.rng(k, f"site:{name}")
+                for _ in range(rng.randint(0, 2)):
+                    t0 = self.at(k, rng.randrange(7), rng.uniform(0, 23))
+                    intervals.append((t0, t0 + timedelta(minutes=rng.uniform(1, 6))))
+                if k == 0 and self.c.code == "STARK" and name.startswith("www."):
+                    t0 = self.at(0, 1, 13 + 1 / 6)
+                    intervals.append((t0, t0 + timedelta(hours=2)))
+            out.append(SiteCheckRecord(name, tuple(sorted(intervals, key=lambda iv: iv[0]))))
+        return tuple(out)
+
+
+class SandboxDataset:
+    """The sandbox MSP anchored on ``anchor_end`` (the Monday ending the planted week)."""
+
+    def __init__(self, anchor_end: date, synthetic: int = 0, include_unmapped: bool = True):
+        if anchor_end.weekday() != 0:
+            raise ValueError(f"anchor_end must be a Monday, not {anchor_end.isoformat()}")
+        self.anchor_end = anchor_end
+        self.customers: tuple[SandboxCustomer, ...] = CUSTOMERS + synthetic_customers(synthetic)
+        self._all = self.customers + ((UNMAPPED,) if include_unmapped else ())
+        self._gens: dict[str, _Gen] = {}
+        self._by_id: dict[tuple[str, str], SandboxCustomer] = {}
+        for c in self._all:
+            for system, cid in c.ids.items():
+                self._by_id[(system, cid)] = c
+
+    def gen(self, code: str) -> _Gen:
+        g = self._gens.get(code)
+        if g is None:
+            c = next(c for c in self._all if c.code == code)
+            g = self._gens[code] = _Gen(c, self.anchor_end)
+        return g
+
+    def customer_by_id(self, system: str, cid: str) -> SandboxCustomer | None:
+        return self._by_id.get((system, cid))
+
+    def customers_in(self, system: str) -> list[SandboxCustomer]:
+        return [c for c in self._all if system in c.ids]
+
+    def fails(self, code: str, system: str, start: datetime) -> bool:
+        """The planted outage of a source: HOOLI's Zabbix errors for the anchor week."""
+        return code == "HOOLI" and system == "zabbix" and start.date() >= self.anchor_end - timedelta(days=7)

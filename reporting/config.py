@@ -1,0 +1,292 @@
+"""Configuration: TOML validated once at start-up (pydantic); every error names the key and file.
+
+Secrets are written as ``${ENV_VAR}`` references and resolved from the environment at load; the
+resolved values are kept as ``SecretStr`` so they never show up in a repr, a log or an error.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+from reporting.models import SECTION_NAMES, Branding
+from reporting.period import PeriodError, zone
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_SECRET_KEY = re.compile(r"(password|secret|token|private|api_key|apikey|credential)", re.IGNORECASE)
+CODE_RE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,31}$")
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; ``str()`` is one line per problem, each naming the key."""
+
+    def __init__(self, source: str, problems: list[str]):
+        self.source = source
+        self.problems = problems
+        super().__init__("\n".join(f"{source}: {p}" for p in problems))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_tz(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        zone(value)
+    except PeriodError as err:
+        raise ValueError(str(err)) from err
+    return value
+
+
+class MspConfig(_Strict):
+    name: str
+    timezone: str = "UTC"
+    logo: str | None = None
+    brand_color: str = "#1F4E79"
+
+    _tz = field_validator("timezone")(_check_tz)
+
+    @field_validator("brand_color")
+    @classmethod
+    def _color(cls, v: str) -> str:
+        if not re.fullmatch(r"#[0-9A-Fa-f]{6}", v):
+            raise ValueError("must be a hex colour like #1F4E79")
+        return v
+
+
+class ScheduleConfig(_Strict):
+    cron: str = "0 6 * * mon"
+    concurrency: int = Field(default=6, ge=1, le=256)
+
+
+class StoreConfig(_Strict):
+    url: str = "sqlite+aiosqlite:///reportbot.db"
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if v.startswith("postgresql://"):
+            v = "postgresql+asyncpg://" + v[len("postgresql://") :]
+        elif v.startswith("sqlite:///"):
+            v = "sqlite+aiosqlite:///" + v[len("sqlite:///") :]
+        elif not v.startswith(("sqlite+aiosqlite:///", "postgresql+asyncpg://")):
+            raise ValueError("must be sqlite:///FILE or postgresql://...")
+        return v
+
+
+class Thresholds(_Strict):
+    """Flag thresholds; the defaults are the ones the product was specified with."""
+
+    sla_drop_points: float = Field(default=3.0, gt=0)
+    uptime_target_pct: float = Field(default=99.5, ge=0, le=100)
+    ticket_sla_target_pct: float = Field(default=90.0, ge=0, le=100)
+    site_target_pct: float = Field(default=99.5, ge=0, le=100)
+    backup_stale_hours: float = Field(default=48.0, gt=0)
+    tickets_opened_increase_pct: float = Field(default=25.0, gt=0)
+    secure_score_drop_points: float = Field(default=5.0, gt=0)
+    open_incident_severities: tuple[str, ...] = ("high", "medium")
+
+
+class CollectConfig(_Strict):
+    timeout_seconds: float = Field(default=60.0, gt=0)
+
+
+class TeamsConfig(_Strict):
+    app_id: str = ""
+    app_password: SecretStr | None = None
+    tenant_id: str = ""
+    app_type: Literal["MultiTenant", "SingleTenant", "UserAssignedMSI"] = "SingleTenant"
+    review_channel: str = ""
+    rollup_channel: str = ""
+    approvers: tuple[str, ...] = ()
+
+
+class GraphConfig(_Strict):
+    mailbox: str = ""
+    sharepoint_site: str = ""
+    sharepoint_library: str = "Documents"
+    base_url: str | None = None
+
+
+class SourceConfig(BaseModel):
+    """``[sources.<name>]``: ``type`` picks the connector (default: the table's name); ``url``
+    is the base URL; every other key is passed to the connector. Keys that look like secrets
+    (password, secret, token, key...) are held as SecretStr."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    type: str = ""
+    url: str | None = None
+    timeout_seconds: float | None = Field(default=None, gt=0)
+    concurrency: int = Field(default=4, ge=1, le=64)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secrets(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: (SecretStr(v) if isinstance(v, str) and _SECRET_KEY.search(k) else v) for k, v in data.items()}
+        return data
+
+    def option(self, key: str, default: Any = None) -> Any:
+        return (self.model_extra or {}).get(key, default)
+
+    def secret(self, key: str) -> str | None:
+        value = (self.model_extra or {}).get(key)
+        if value is None:
+            return None
+        return value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+
+
+class CustomerConfig(_Strict):
+    code: str
+    name: str
+    domain: str = ""
+    tenant_id: str = ""
+    timezone: str | None = None
+    cto_email: str = ""
+    account_owner_email: str = ""
+    teams_channel: str = ""
+    sharepoint_folder: str = ""
+    uptime_target_pct: float | None = Field(default=None, ge=0, le=100)
+    ticket_sla_target_pct: float | None = Field(default=None, ge=0, le=100)
+    ids: dict[str, str] = Field(default_factory=dict)
+    sources: dict[str, str] = Field(default_factory=dict)
+
+    _tz = field_validator("timezone")(_check_tz)
+
+    @field_validator("code")
+    @classmethod
+    def _code(cls, v: str) -> str:
+        if not CODE_RE.fullmatch(v):
+            raise ValueError("must be 1-32 characters of A-Z, 0-9, '_' or '-', starting with a letter or digit")
+        return v
+
+    @field_validator("cto_email", "account_owner_email")
+    @classmethod
+    def _email(cls, v: str) -> str:
+        if v and not re.fullmatch(r"[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+", v):
+            raise ValueError("is not an email address")
+        return v
+
+    @field_validator("sources")
+    @classmethod
+    def _sections(cls, v: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(v) - set(SECTION_NAMES))
+        if unknown:
+            raise ValueError(f"unknown section(s) {', '.join(unknown)}; sections are {', '.join(SECTION_NAMES)}")
+        return v
+
+
+class Config(_Strict):
+    msp: MspConfig
+    schedule: ScheduleConfig = ScheduleConfig()
+    store: StoreConfig = StoreConfig()
+    thresholds: Thresholds = Thresholds()
+    collect: CollectConfig = CollectConfig()
+    teams: TeamsConfig = TeamsConfig()
+    graph: GraphConfig = GraphConfig()
+    sources: dict[str, SourceConfig] = Field(default_factory=dict)
+    sandbox: dict[str, Any] = Field(default_factory=dict)
+    customers: tuple[CustomerConfig, ...] = ()
+
+    @model_validator(mode="after")
+    def _cross(self) -> Config:
+        problems = []
+        seen: set[str] = set()
+        for i, c in enumerate(self.customers):
+            if c.code in seen:
+                problems.append(f"customers[{i}].code: duplicate customer code {c.code!r}")
+            seen.add(c.code)
+            for section, system in c.sources.items():
+                if system not in self.sources:
+                    problems.append(f"customers[{i}].sources.{section}: no [sources.{system}] table is configured")
+                elif system not in c.ids:
+                    problems.append(f"customers[{i}].ids.{system}: {c.code} uses {system} for {section} but has no id there")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    # -- helpers
+    def customer(self, code: str) -> CustomerConfig:
+        for c in self.customers:
+            if c.code == code:
+                return c
+        raise KeyError(code)
+
+    def customer_timezone(self, c: CustomerConfig) -> str:
+        return c.timezone or self.msp.timezone
+
+    def branding(self, base: Path | None = None) -> Branding:
+        logo = self.msp.logo
+        if logo and base is not None and not Path(logo).is_absolute():
+            logo = str(base / logo)
+        return Branding(msp_name=self.msp.name, brand_color=self.msp.brand_color, logo_path=logo)
+
+
+def _expand(value: Any, path: str, env: dict[str, str], problems: list[str]) -> Any:
+    if isinstance(value, str):
+
+        def sub(m: re.Match[str]) -> str:
+            name = m.group(1)
+            if name not in env:
+                problems.append(f"{path}: environment variable {name} is not set")
+                return ""
+            return env[name]
+
+        return _ENV_REF.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: _expand(v, f"{path}.{k}" if path else k, env, problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, f"{path}[{i}]", env, problems) for i, v in enumerate(value)]
+    return value
+
+
+def _loc(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts[-1:] = [f"{parts[-1]}[{item}]"] if parts else [f"[{item}]"]
+        else:
+            parts.append(str(item))
+    return ".".join(parts) or "(top level)"
+
+
+def parse_config(data: dict[str, Any], source: str = "<config>", env: dict[str, str] | None = None) -> Config:
+    problems: list[str] = []
+    data = _expand(data, "", dict(os.environ) if env is None else env, problems)
+    if problems:
+        raise ConfigError(source, problems)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as err:
+        out = []
+        for e in err.errors(include_url=False, include_input=False):
+            msg = e["msg"].removeprefix("Value error, ")
+            if e["type"] == "missing":
+                msg = "required key is missing"
+            elif e["type"] == "extra_forbidden":
+                msg = "unknown key"
+            if not e["loc"]:  # cross-field checks already name their keys
+                out.extend(msg.split("; "))
+            else:
+                out.append(f"{_loc(tuple(e['loc']), data)}: {msg}")
+        raise ConfigError(source, out) from None
+
+
+def load_config(path: str | Path, env: dict[str, str] | None = None) -> Config:
+    p = Path(path)
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(str(p), ["file not found"]) from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(str(p), [f"not valid TOML: {err}"]) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(str(p), [f"cannot read: {err}"]) from None
+    return parse_config(raw, str(p), env)

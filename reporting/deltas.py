@@ -1,0 +1,148 @@
+"""This week against the stored previous week: flags from the flag vocabulary.
+
+Flag codes are stable (shared/design.md); thresholds come from ``[thresholds]``. Delta flags
+(``sla_drop``, ``ticket_trend_worse``) need the previous week; without it the report gets
+``no_baseline`` and none of them. State flags (below target, backups, incidents, sites,
+secure score change within the week, data unavailable) need only this week.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from reporting.config import Thresholds
+from reporting.fmt import duration, hours, pct, when
+from reporting.models import SEVERITY_ORDER, Backups, Flag, Section, Security, Sites, Tickets, Uptime
+
+FLAG_CODES = (
+    "sla_drop",
+    "sla_below_target",
+    "backup_stale",
+    "backup_failed",
+    "open_incident",
+    "ticket_trend_worse",
+    "site_down",
+    "secure_score_drop",
+    "data_unavailable",
+    "no_baseline",
+)
+
+
+def _data(sections: Mapping[str, Section] | None, name: str) -> object | None:
+    if sections is None:
+        return None
+    s = sections.get(name)
+    return s.data if s is not None and s.ok else None
+
+
+def _uptime_flags(cur: Uptime, prev: Uptime | None, th: Thresholds) -> list[Flag]:
+    out = []
+    worst = min(cur.by_site, key=lambda g: g.uptime_pct, default=None)
+    where = f"; lowest site: {worst.name} at {pct(worst.uptime_pct)}" if worst and worst.uptime_pct < cur.target_pct else ""
+    if prev is not None and prev.overall_pct - cur.overall_pct >= th.sla_drop_points:
+        out.append(Flag("sla_drop", "high", "uptime",
+                        f"Uptime fell {prev.overall_pct - cur.overall_pct:.1f} points, from {pct(prev.overall_pct)} "
+                        f"to {pct(cur.overall_pct)}{where}."))
+    if cur.overall_pct < cur.target_pct:
+        out.append(Flag("sla_below_target", "medium", "uptime",
+                        f"Uptime of {pct(cur.overall_pct)} is below the {pct(cur.target_pct)} target{where}."))
+    return out
+
+
+def _ticket_flags(cur: Tickets, prev: Tickets | None, th: Thresholds) -> list[Flag]:
+    out = []
+    att, prev_att = cur.sla_attainment_pct, prev.sla_attainment_pct if prev else None
+    if att is not None and prev_att is not None and prev_att - att >= th.sla_drop_points:
+        out.append(Flag("sla_drop", "medium", "tickets",
+                        f"Tickets resolved within SLA fell {prev_att - att:.1f} points, from {pct(prev_att, 1)} to {pct(att, 1)}."))
+    if att is not None and att < cur.target_pct:
+        out.append(Flag("sla_below_target", "medium", "tickets",
+                        f"Only {pct(att, 1)} of tickets closed this week met their resolution target "
+                        f"(target {pct(cur.target_pct, 0)}; {cur.sla_breaches} breaches)."))
+    if prev is not None and prev.opened > 0:
+        rise = 100.0 * (cur.opened - prev.opened) / prev.opened
+        if rise >= th.tickets_opened_increase_pct and cur.backlog > prev.backlog:
+            out.append(Flag("ticket_trend_worse", "medium", "tickets",
+                            f"Tickets opened rose {rise:.0f} % ({prev.opened} to {cur.opened}) and the open backlog grew "
+                            f"from {prev.backlog} to {cur.backlog}."))
+    return out
+
+
+def _backup_flags(cur: Backups, th: Thresholds, tz: str) -> list[Flag]:
+    out = []
+    stale = [p for p in cur.protected if p.status == "stale" or (p.status == "never" and p.runs_failed == 0)]
+    failed = [p for p in cur.protected if p.status == "failed" or (p.status == "never" and p.runs_failed > 0)]
+    if stale:
+        items = "; ".join(
+            f"{p.name} has never completed a backup" if p.last_success is None
+            else f"{p.name} last backed up {when(p.last_success, tz)} ({hours(p.rpo_hours)} before the week ended)"
+            for p in stale
+        )
+        out.append(Flag("backup_stale", "high", "backups", f"No successful backup in {th.backup_stale_hours:g} h: {items}."))
+    if failed:
+        items = "; ".join(
+            f"{p.name} ({p.runs_failed} failed run{'s' if p.runs_failed != 1 else ''}, last good {when(p.last_success, tz)})"
+            for p in failed
+        )
+        out.append(Flag("backup_failed", "high", "backups", f"Backup job failed and has not succeeded since: {items}."))
+    return out
+
+
+def _security_flags(cur: Security, th: Thresholds, tz: str) -> list[Flag]:
+    out = []
+    watched = [i for i in cur.open_items if i.severity in th.open_incident_severities]
+    if watched:
+        sev = "high" if any(i.severity == "high" for i in watched) else "medium"
+        first = watched[0]
+        more = f" and {len(watched) - 1} more" if len(watched) > 1 else ""
+        out.append(Flag("open_incident", sev, "security",
+                        f"{len(watched)} {first.severity}-severity security incident{'s' if len(watched) > 1 else ''} still open: "
+                        f"\u201c{first.title}\u201d (opened {when(first.created, tz)}){more}."))
+    if cur.secure_score_change is not None and cur.secure_score_change <= -th.secure_score_drop_points:
+        out.append(Flag("secure_score_drop", "medium", "security",
+                        f"Microsoft Secure Score fell {abs(cur.secure_score_change):.1f} points this week, to {pct(cur.secure_score_pct, 1)}."))
+    return out
+
+
+def _site_flags(cur: Sites) -> list[Flag]:
+    return [
+        Flag("site_down", "high", "sites",
+             f"{c.name} was unavailable for {duration(c.downtime_minutes)} (availability {pct(c.availability_pct)}, "
+             f"target {pct(cur.target_pct, 1)}).")
+        for c in cur.checks
+        if c.availability_pct < cur.target_pct
+    ]
+
+
+def compute_flags(
+    current: Mapping[str, Section],
+    previous: Mapping[str, Section] | None,
+    thresholds: Thresholds,
+    tz: str,
+) -> tuple[Flag, ...]:
+    """Flags for this week, most severe first (stable order within a severity)."""
+    flags: list[Flag] = []
+    for name, s in current.items():
+        if not s.ok:
+            flags.append(Flag("data_unavailable", "medium", name, f"{name.capitalize()} data is missing this week: {s.error}"))
+    if previous is None:
+        flags.append(Flag("no_baseline", "low", "report", "No earlier week is stored, so there is nothing to compare with yet."))
+
+    up = _data(current, "uptime")
+    if isinstance(up, Uptime):
+        prev_up = _data(previous, "uptime")
+        flags += _uptime_flags(up, prev_up if isinstance(prev_up, Uptime) else None, thresholds)
+    tk = _data(current, "tickets")
+    if isinstance(tk, Tickets):
+        prev_tk = _data(previous, "tickets")
+        flags += _ticket_flags(tk, prev_tk if isinstance(prev_tk, Tickets) else None, thresholds)
+    bk = _data(current, "backups")
+    if isinstance(bk, Backups):
+        flags += _backup_flags(bk, thresholds, tz)
+    sec = _data(current, "security")
+    if isinstance(sec, Security):
+        flags += _security_flags(sec, thresholds, tz)
+    st = _data(current, "sites")
+    if isinstance(st, Sites):
+        flags += _site_flags(st)
+    return tuple(sorted(flags, key=lambda f: SEVERITY_ORDER[f.severity]))

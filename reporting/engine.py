@@ -1,0 +1,166 @@
+"""The weekly procedure for one customer: collect -> deltas -> summary -> render -> store.
+
+Connectors and the store are injected; this module knows neither Teams nor any vendor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from connectors.base import Connector
+from reporting import snapshot
+from reporting.collect import collect
+from reporting.config import Config, CustomerConfig
+from reporting.deltas import compute_flags
+from reporting.markdown import render_markdown
+from reporting.models import Branding, CustomerRef, Period, Report, Tickets, Uptime, WeekPoint
+from reporting.output import report_paths, write_atomic
+from reporting.period import previous_period, week_containing
+from reporting.store import HistoryStore
+from reporting.summary import executive_summary, recommendations
+
+log = logging.getLogger(__name__)
+
+PdfRenderer = Callable[[Report, Branding], bytes]
+HISTORY_POINTS = 8
+
+
+@dataclass
+class Draft:
+    code: str
+    report: Report
+    paths: dict[str, Path] = field(default_factory=dict)
+    render_seconds: float = 0.0
+
+
+def _week_point(payload: dict[str, Any]) -> WeekPoint:
+    r = snapshot.from_dict(payload)
+    up = r.sections.get("uptime")
+    tk = r.sections.get("tickets")
+    u = up.data if up is not None and isinstance(up.data, Uptime) else None
+    t = tk.data if tk is not None and isinstance(tk.data, Tickets) else None
+    return WeekPoint(
+        period_end=r.period.end_date,
+        uptime_pct=u.overall_pct if u else None,
+        tickets_opened=t.opened if t else None,
+        tickets_closed=t.closed if t else None,
+        backlog=t.backlog if t else None,
+    )
+
+
+class Engine:
+    def __init__(
+        self,
+        config: Config,
+        connectors: Mapping[str, Connector],
+        store: HistoryStore,
+        branding: Branding,
+        render_pdf: PdfRenderer,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ):
+        self.config = config
+        self.connectors = connectors
+        self.store = store
+        self.branding = branding
+        self.render_pdf = render_pdf
+        self.now = now
+        self._pdf_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pdf")  # ReportLab: one render at a time
+
+    def close(self) -> None:
+        self._pdf_pool.shutdown(wait=True)
+
+    def period_for(self, customer: CustomerConfig, week_day: date) -> Period:
+        return week_containing(week_day, self.config.customer_timezone(customer))
+
+    async def build(self, customer: CustomerConfig, period: Period) -> Report:
+        """Collect and compare; no files written."""
+        tz = period.timezone
+        sections = await collect(self.config, customer, period, self.connectors, lambda: self.now().astimezone(period.start.tzinfo))
+        prev_payload = await self.store.get(customer.code, previous_period(period).end.date())
+        previous = snapshot.from_dict(prev_payload).sections if prev_payload else None
+        flags = compute_flags(sections, previous, self.config.thresholds, tz)
+        history = tuple(_week_point(p) for p in await self.store.history(customer.code, period.end.date(), HISTORY_POINTS))
+        return Report(
+            customer=CustomerRef(customer.code, customer.name, tz),
+            period=period,
+            sections=sections,
+            flags=flags,
+            generated_at=self.now(),
+            summary=executive_summary(sections, flags, previous),
+            recommendations=recommendations(sections, flags),
+            history=history,
+        )
+
+    async def backfill(self, customer: CustomerConfig, week_day: date, weeks: int) -> int:
+        """Store history snapshots for up to ``weeks`` weeks before ``week_day``'s week that the
+        store lacks, oldest first, so deltas and trends have a baseline. A week in which no
+        section could be read (e.g. before the customer was onboarded) is not stored."""
+        period = self.period_for(customer, week_day)
+        todo: list[Period] = []
+        p = period
+        for _ in range(weeks):
+            p = previous_period(p)
+            todo.append(p)
+        stored = 0
+        for p in reversed(todo):
+            if await self.store.get(customer.code, p.end.date()) is not None:
+                continue
+            report = await self.build(customer, p)
+            if not any(s.ok for s in report.sections.values()):
+                continue
+            await self.store.save(snapshot.to_dict(report), kind="history")
+            stored += 1
+        return stored
+
+    async def draft(self, customer: CustomerConfig, week_day: date, out: Path) -> Draft:
+        """Build, render (.md, .pdf, .json, each written atomically) and store the draft."""
+        period = self.period_for(customer, week_day)
+        report = await self.build(customer, period)
+        payload = snapshot.to_dict(report)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        markdown = render_markdown(report, self.branding)
+        pdf = await loop.run_in_executor(self._pdf_pool, self.render_pdf, report, self.branding)
+        elapsed = loop.time() - t0
+        paths = report_paths(out, customer.code, period.end_date.isoformat())
+        write_atomic(paths["md"], markdown)
+        write_atomic(paths["pdf"], pdf)
+        write_atomic(paths["json"], json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+        await self.store.save(payload, kind="draft")
+        return Draft(customer.code, report, paths, elapsed)
+
+    async def run_many(
+        self,
+        customers: Sequence[CustomerConfig],
+        week_day: date,
+        out: Path,
+        backfill_weeks: int = 0,
+        on_done: Callable[[Draft | BaseException, CustomerConfig], Awaitable[None] | None] | None = None,
+    ) -> list[Draft | BaseException]:
+        """Drafts for ``customers`` concurrently (bounded by ``[schedule] concurrency``)."""
+        sem = asyncio.Semaphore(self.config.schedule.concurrency)
+
+        async def one(c: CustomerConfig) -> Draft | BaseException:
+            async with sem:
+                try:
+                    if backfill_weeks:
+                        await self.backfill(c, week_day, backfill_weeks)
+                    result: Draft | BaseException = await self.draft(c, week_day, out)
+                except Exception as err:  # one customer's failure must not stop the batch
+                    log.exception("draft for %s failed", c.code)
+                    result = err
+            if on_done is not None:
+                maybe = on_done(result, c)
+                if maybe is not None:
+                    await maybe
+            return result
+
+        return list(await asyncio.gather(*(one(c) for c in customers)))

@@ -1,0 +1,71 @@
+"""Markdown rendering (jinja2). Every string from a source, a config or an engineer goes
+through ``md`` (or ``cell`` inside tables), which escapes Markdown and inline HTML so that text
+is shown as text: ``**x**`` stays two asterisks, ``<script>`` stays visible, a link stays inert.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from functools import lru_cache
+
+import jinja2
+
+from reporting import fmt
+from reporting.models import SECTION_TITLES, Branding, Report
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+
+
+def md(value: object) -> str:
+    """Escape text for Markdown: HTML entities for & < >, a backslash before Markdown syntax,
+    line breaks folded so a value cannot start a heading, list or table row."""
+    text = str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = _MD_SPECIAL.sub(r"\\\1", text)
+    return re.sub(r"\s*[\r\n]+\s*", " ", text).strip()
+
+
+def cell(value: object, limit: int = 200) -> str:
+    """``md`` for a table cell, cut to ``limit`` characters with an ellipsis."""
+    text = str(value)
+    if len(text) > limit:
+        text = text[: limit - 1] + "\u2026"
+    return md(text)
+
+
+def block(value: object) -> str:
+    """Multi-line commentary: each line escaped, kept as its own line in a blockquote."""
+    lines = [md(line) for line in str(value).splitlines()] or [""]
+    return "\n".join(f"> {line}" if line else ">" for line in lines)
+
+
+@lru_cache(maxsize=1)
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("reporting", "templates"),
+        autoescape=False,  # noqa: S701 - Markdown, escaped by the md/cell filters
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(
+        md=md, cell=cell, block=block, pct=fmt.pct, points=fmt.points, duration=fmt.duration, hours=fmt.hours
+    )
+    return env
+
+
+def render_markdown(report: Report, branding: Branding) -> str:
+    tz = report.period.timezone
+    last_day = report.period.end - timedelta(days=1)
+    return _env().get_template("report.md.j2").render(
+        r=report,
+        b=branding,
+        s=report.sections,
+        titles=SECTION_TITLES,
+        tz=tz,
+        when=lambda ts: fmt.when(ts, tz),
+        stamp=lambda ts: fmt.stamp(ts, tz),
+        first_day=report.period.start.strftime("%a %d %b %Y"),
+        last_day=last_day.strftime("%a %d %b %Y"),
+    )

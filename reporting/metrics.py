@@ -1,0 +1,358 @@
+"""Vendor-neutral records and the formulas that turn them into report sections.
+
+Each connector's mapper converts its vendor's JSON into these records and calls the functions
+below, so a number means the same thing whichever system it came from. The definitions are the
+ones in ``shared/design.md`` ("Definitions"); each function's docstring states its formula.
+All intervals are half-open ``[start, end)`` and clipped to the period.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from reporting.models import (
+    Backups,
+    BackupStatus,
+    Change,
+    Changes,
+    OpenIncident,
+    Period,
+    ProtectedItem,
+    Security,
+    SiteCheck,
+    Sites,
+    Tickets,
+    Uptime,
+    UptimeGroup,
+)
+
+# ---- records ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Device:
+    id: str
+    name: str
+    site: str
+    device_class: str
+
+
+@dataclass(frozen=True)
+class Outage:
+    """A device unavailable from ``start`` to ``end`` (None: still down). ``planned``: maintenance."""
+
+    device_id: str
+    start: datetime
+    end: datetime | None
+    planned: bool = False
+
+
+@dataclass(frozen=True)
+class TicketRecord:
+    id: str
+    title: str
+    priority: str
+    created: datetime
+    closed: datetime | None
+    resolve_by: datetime | None  # the PSA's resolution target
+    met_sla: bool | None = None  # the PSA's own verdict when it gives one
+    is_change: bool = False
+
+
+@dataclass(frozen=True)
+class BackupRun:
+    item: str
+    ended: datetime
+    status: str  # "success" | "warning" | "failed"
+    recovery_point: datetime | None  # what a restore from this run returns to (snapshot time)
+
+
+@dataclass(frozen=True)
+class IncidentRecord:
+    id: str
+    title: str
+    severity: str  # high | medium | low | informational
+    created: datetime
+    resolved: datetime | None
+
+
+@dataclass(frozen=True)
+class ScoreSnapshot:
+    at: datetime
+    current: float
+    max: float
+
+
+@dataclass(frozen=True)
+class SiteCheckRecord:
+    name: str
+    unhealthy: tuple[tuple[datetime, datetime | None], ...]  # intervals the check reported unhealthy
+
+
+# ---- interval arithmetic ------------------------------------------------------------------
+
+
+def _clip(intervals: Iterable[tuple[datetime, datetime | None]], start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    out = []
+    for a, b in intervals:
+        b = end if b is None else b
+        a, b = max(a, start), min(b, end)
+        if a < b:
+            out.append((a, b))
+    return out
+
+
+def merge(intervals: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """Union of intervals, sorted, non-overlapping."""
+    out: list[tuple[datetime, datetime]] = []
+    for a, b in sorted(intervals):
+        if out and a <= out[-1][1]:
+            if b > out[-1][1]:
+                out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+    return out
+
+
+def seconds(intervals: Iterable[tuple[datetime, datetime]]) -> float:
+    return sum((b - a).total_seconds() for a, b in intervals)
+
+
+def subtract(base: list[tuple[datetime, datetime]], holes: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """``base`` minus ``holes`` (both merged)."""
+    out = []
+    for a, b in base:
+        cur = a
+        for h0, h1 in holes:
+            if h1 <= cur or h0 >= b:
+                continue
+            if h0 > cur:
+                out.append((cur, h0))
+            cur = max(cur, h1)
+            if cur >= b:
+                break
+        if cur < b:
+            out.append((cur, b))
+    return out
+
+
+def _in(ts: datetime | None, period: Period) -> bool:
+    return ts is not None and period.start <= ts < period.end
+
+
+# ---- uptime ---------------------------------------------------------------------------------
+
+
+def uptime_section(
+    devices: Sequence[Device],
+    outages: Iterable[Outage],
+    period: Period,
+    target_pct: float,
+    sla_pct: float | None = None,
+    sla_name: str | None = None,
+) -> Uptime:
+    """Device-weighted uptime.
+
+    Per device: monitored = period − planned maintenance; down = unplanned outages − maintenance.
+    ``uptime_pct`` of a group = 100 × Σ(monitored − down) / Σ monitored over its devices;
+    ``downtime_minutes`` = Σ down / 60. ``overall_pct`` is ``sla_pct`` when the source defines
+    an SLA (e.g. Zabbix SLA), else the device-weighted value over all devices.
+    """
+    by_device: dict[str, list[Outage]] = {}
+    for o in outages:
+        by_device.setdefault(o.device_id, []).append(o)
+    stats: dict[str, tuple[float, float]] = {}
+    for d in devices:
+        os_ = by_device.get(d.id, [])
+        planned = merge(_clip(((o.start, o.end) for o in os_ if o.planned), period.start, period.end))
+        down = merge(_clip(((o.start, o.end) for o in os_ if not o.planned), period.start, period.end))
+        monitored = period.seconds - seconds(planned)
+        stats[d.id] = (monitored, seconds(subtract(down, planned)))
+
+    def group(rows: Sequence[Device], name: str) -> UptimeGroup:
+        mon = sum(stats[d.id][0] for d in rows)
+        down = sum(stats[d.id][1] for d in rows)
+        pct = 100.0 if mon <= 0 else 100.0 * (mon - down) / mon
+        return UptimeGroup(name=name, uptime_pct=pct, downtime_minutes=down / 60.0, devices=len(rows))
+
+    def breakdown(key: str) -> tuple[UptimeGroup, ...]:
+        groups: dict[str, list[Device]] = {}
+        for d in devices:
+            groups.setdefault(getattr(d, key), []).append(d)
+        return tuple(group(rows, name) for name, rows in sorted(groups.items()))
+
+    overall = group(devices, "all").uptime_pct
+    return Uptime(
+        overall_pct=sla_pct if sla_pct is not None else overall,
+        overall_source=f"SLA {sla_name}" if sla_pct is not None and sla_name else "device-weighted",
+        target_pct=target_pct,
+        by_site=breakdown("site"),
+        by_class=breakdown("device_class"),
+    )
+
+
+# ---- tickets and changes -----------------------------------------------------------------
+
+
+def _met(t: TicketRecord) -> bool:
+    if t.met_sla is not None:
+        return t.met_sla
+    if t.resolve_by is None or t.closed is None:
+        return True  # no resolution target: nothing to miss
+    return t.closed <= t.resolve_by
+
+
+def tickets_section(tickets: Iterable[TicketRecord], period: Period, target_pct: float) -> Tickets:
+    """Ticket throughput and SLA.
+
+    opened = created in period; closed = closed in period; backlog = created before end and not
+    closed before end. sla_attainment_pct = 100 × met / closed-in-period (None if none closed),
+    where met is the PSA's own verdict or closed <= resolve_by. sla_breaches = closed-in-period
+    that missed + open at end with resolve_by < end. by_priority counts tickets opened.
+    """
+    opened = closed = backlog = met = breaches = 0
+    prio: Counter[str] = Counter()
+    for t in tickets:
+        if t.is_change:
+            continue
+        if _in(t.created, period):
+            opened += 1
+            prio[t.priority] += 1
+        if _in(t.closed, period):
+            closed += 1
+            if _met(t):
+                met += 1
+            else:
+                breaches += 1
+        if t.created < period.end and (t.closed is None or t.closed >= period.end):
+            backlog += 1
+            if t.resolve_by is not None and t.resolve_by < period.end:
+                breaches += 1
+    return Tickets(
+        opened=opened,
+        closed=closed,
+        backlog=backlog,
+        sla_breaches=breaches,
+        sla_attainment_pct=None if closed == 0 else 100.0 * met / closed,
+        by_priority=dict(sorted(prio.items())),
+        target_pct=target_pct,
+    )
+
+
+def changes_section(tickets: Iterable[TicketRecord], period: Period) -> Changes:
+    """Changes executed = change tickets closed in the period, oldest first."""
+    items = sorted(
+        (Change(id=t.id, title=t.title, closed_at=t.closed) for t in tickets if t.is_change and t.closed and _in(t.closed, period)),
+        key=lambda c: (c.closed_at, c.id),
+    )
+    return Changes(count=len(items), items=tuple(items))
+
+
+# ---- backups ------------------------------------------------------------------------------
+
+
+def backups_section(items: Sequence[str], runs: Iterable[BackupRun], period: Period, stale_hours: float = 48.0) -> Backups:
+    """Backup posture per protected item.
+
+    success_rate_pct = 100 × (success + warning) / runs finished in the period (None if none).
+    last_success = newest recovery point of a successful (or warning) run that ended at or before
+    period end; rpo_hours = (period end − last_success) in hours. status: "never" with no
+    successful recovery point at all; "failed" when the item's latest run before period end
+    failed; "stale" when rpo_hours > stale_hours; else "ok".
+    """
+    by_item: dict[str, list[BackupRun]] = {name: [] for name in items}
+    for r in runs:
+        if r.ended <= period.end:
+            by_item.setdefault(r.item, []).append(r)
+    protected = []
+    total = ok_runs = warn_runs = 0
+    for name in sorted(by_item):
+        rs = sorted(by_item[name], key=lambda r: r.ended)
+        in_period = [r for r in rs if _in(r.ended, period)]
+        n_ok = sum(1 for r in in_period if r.status == "success")
+        n_warn = sum(1 for r in in_period if r.status == "warning")
+        n_fail = sum(1 for r in in_period if r.status == "failed")
+        total += len(in_period)
+        ok_runs += n_ok
+        warn_runs += n_warn
+        points = [r.recovery_point for r in rs if r.status in ("success", "warning") and r.recovery_point is not None]
+        last = max((p for p in points if p <= period.end), default=None)
+        rpo = None if last is None else (period.end - last).total_seconds() / 3600.0
+        status: BackupStatus
+        if last is None:
+            status = "never"
+        elif rs and rs[-1].status == "failed":
+            status = "failed"
+        elif rpo is not None and rpo > stale_hours:
+            status = "stale"
+        else:
+            status = "ok"
+        protected.append(
+            ProtectedItem(
+                name=name, last_success=last, rpo_hours=rpo, status=status, runs_ok=n_ok, runs_warning=n_warn, runs_failed=n_fail
+            )
+        )
+    return Backups(
+        success_rate_pct=None if total == 0 else 100.0 * (ok_runs + warn_runs) / total,
+        protected=tuple(protected),
+        runs_total=total,
+        runs_warning=warn_runs,
+    )
+
+
+# ---- security -----------------------------------------------------------------------------
+
+_SEVERITIES = ("high", "medium", "low", "informational")
+
+
+def _score_pct(scores: Sequence[ScoreSnapshot], at: datetime) -> float | None:
+    best = max((s for s in scores if s.at <= at), key=lambda s: s.at, default=None)
+    if best is None or best.max <= 0:
+        return None
+    return 100.0 * best.current / best.max
+
+
+def security_section(incidents: Iterable[IncidentRecord], scores: Sequence[ScoreSnapshot], period: Period) -> Security:
+    """Incidents and Secure Score.
+
+    incidents_new = created in period (by_severity counts these); incidents_open = created before
+    end and not resolved before end. secure_score_pct = 100 × current / max of the newest snapshot
+    at or before period end; secure_score_change = that minus the same at period start (points).
+    """
+    new: Counter[str] = Counter({s: 0 for s in _SEVERITIES})
+    n_new = 0
+    open_items = []
+    for i in incidents:
+        sev = i.severity.lower()
+        if _in(i.created, period):
+            n_new += 1
+            new[sev if sev in _SEVERITIES else "informational"] += 1
+        if i.created < period.end and (i.resolved is None or i.resolved >= period.end):
+            open_items.append(OpenIncident(id=i.id, title=i.title, severity=sev, created=i.created))
+    order = {s: n for n, s in enumerate(_SEVERITIES)}
+    open_items.sort(key=lambda o: (order.get(o.severity, 9), o.created, o.id))
+    end_pct = _score_pct(scores, period.end)
+    start_pct = _score_pct(scores, period.start)
+    return Security(
+        incidents_new=n_new,
+        incidents_open=len(open_items),
+        by_severity={s: new[s] for s in _SEVERITIES},
+        secure_score_pct=end_pct,
+        secure_score_change=None if end_pct is None or start_pct is None else end_pct - start_pct,
+        open_items=tuple(open_items),
+    )
+
+
+# ---- public sites ---------------------------------------------------------------------------
+
+
+def sites_section(checks: Iterable[SiteCheckRecord], period: Period, target_pct: float) -> Sites:
+    """availability_pct = 100 × (period − unhealthy time) / period, per check."""
+    out = []
+    for c in checks:
+        down = seconds(merge(_clip(c.unhealthy, period.start, period.end)))
+        out.append(SiteCheck(name=c.name, availability_pct=100.0 * (period.seconds - down) / period.seconds, downtime_minutes=down / 60.0))
+    return Sites(checks=tuple(sorted(out, key=lambda c: c.name)), target_pct=target_pct)

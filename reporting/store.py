@@ -1,0 +1,123 @@
+"""The history store: one snapshot per customer per period, SQLite by default, PostgreSQL alike.
+
+A snapshot is the report's JSON (``reporting.snapshot``). Saving the same customer-week again
+replaces that row (an upsert on the unique ``(customer_code, period_end)`` key), so a re-run
+never duplicates a week. ``kind`` tells a draft (rendered, awaiting review) from a history row
+(collected only to give the deltas a baseline).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import Column, Date, DateTime, Integer, MetaData, String, Table, Text, UniqueConstraint, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+metadata = MetaData()
+
+reports = Table(
+    "reports",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("customer_code", String(32), nullable=False),
+    Column("period_end", Date, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("customer_code", "period_end", name="uq_reports_customer_period"),
+)
+
+
+class StoreError(RuntimeError):
+    pass
+
+
+class HistoryStore:
+    def __init__(self, engine: AsyncEngine):
+        self.engine = engine
+
+    @classmethod
+    async def open(cls, url: str, **engine_kw: Any) -> HistoryStore:
+        try:
+            engine = create_async_engine(url, **engine_kw)
+            async with engine.begin() as conn:
+                await conn.run_sync(metadata.create_all)
+        except (SQLAlchemyError, OSError) as err:
+            reason = str(getattr(err, "orig", None) or err).splitlines()[0]
+            raise StoreError(f"cannot open the store at {_safe(url)}: {reason}") from err
+        return cls(engine)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def save(self, payload: dict[str, Any], kind: str = "draft") -> None:
+        """Insert or replace the snapshot of ``payload``'s customer-week."""
+        code = payload["customer"]["code"]
+        period_end = datetime.fromisoformat(payload["period"]["end"]).date()
+        now = datetime.now(UTC)
+        text = json.dumps(payload, sort_keys=True)
+        insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        stmt = insert(reports).values(
+            customer_code=code, period_end=period_end, kind=kind, payload=text, created_at=now, updated_at=now
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["customer_code", "period_end"],
+            set_={"kind": stmt.excluded.kind, "payload": stmt.excluded.payload, "updated_at": stmt.excluded.updated_at},
+        )
+        async with self.engine.begin() as conn:
+            await conn.execute(stmt)
+
+    async def get(self, code: str, period_end: date) -> dict[str, Any] | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(reports.c.payload).where(reports.c.customer_code == code, reports.c.period_end == period_end)
+                )
+            ).first()
+        return json.loads(row[0]) if row else None
+
+    async def history(self, code: str, before: date, limit: int = 8) -> list[dict[str, Any]]:
+        """Up to ``limit`` snapshots of ``code`` that end before ``before``, oldest first."""
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(reports.c.payload)
+                    .where(reports.c.customer_code == code, reports.c.period_end < before)
+                    .order_by(reports.c.period_end.desc())
+                    .limit(limit)
+                )
+            ).all()
+        return [json.loads(r[0]) for r in reversed(rows)]
+
+    async def count(self, code: str | None = None, period_end: date | None = None) -> int:
+        q = select(func.count()).select_from(reports)
+        if code is not None:
+            q = q.where(reports.c.customer_code == code)
+        if period_end is not None:
+            q = q.where(reports.c.period_end == period_end)
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(q)).scalar_one())
+
+    async def status(self) -> str:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(select(1))
+        except (SQLAlchemyError, OSError) as err:
+            return f"error: {type(err).__name__}"
+        return "ok"
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, for error messages."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}"
+    return url

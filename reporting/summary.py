@@ -1,0 +1,115 @@
+"""The executive summary (3–5 plain sentences, leading with what moved) and recommendations.
+
+Both are derived from the flags and the section figures only — no free text from sources is
+invented here, and every number quoted is one already in a section.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from reporting.fmt import pct
+from reporting.models import SECTION_TITLES, Backups, Changes, Flag, Section, Security, Sites, Tickets, Uptime
+
+_MAX_FLAG_SENTENCES = 2
+
+
+def _uptime_sentence(s: Section, prev: Uptime | None) -> str:
+    if not s.ok or not isinstance(s.data, Uptime):
+        return f"Uptime figures are missing this week because {s.source} could not be read; they are not shown as zero."
+    u = s.data
+    was = f", compared with {pct(prev.overall_pct)} the week before" if prev else ""
+    verdict = "meeting" if u.overall_pct >= u.target_pct else "short of"
+    return f"Network and server uptime was {pct(u.overall_pct)}{was}, {verdict} the {pct(u.target_pct)} target."
+
+
+def _tickets_sentence(t: Section, c: Section) -> str:
+    parts = []
+    if t.ok and isinstance(t.data, Tickets):
+        d = t.data
+        sla = f"; {pct(d.sla_attainment_pct, 0)} were resolved within their target" if d.sla_attainment_pct is not None else ""
+        parts.append(f"The service desk opened {d.opened} tickets and closed {d.closed}{sla}, with {d.backlog} still open")
+    else:
+        parts.append("Ticket figures are missing this week")
+    if c.ok and isinstance(c.data, Changes):
+        parts.append(f"{c.data.count} planned change{'s were' if c.data.count != 1 else ' was'} carried out")
+    return "; ".join(parts) + "."
+
+
+def _posture_sentence(b: Section, sec: Section, sites: Section) -> str:
+    parts = []
+    if b.ok and isinstance(b.data, Backups):
+        rate = b.data.success_rate_pct
+        parts.append(f"backups succeeded on {pct(rate, 1)} of runs" if rate is not None else "no backup runs finished")
+    if sec.ok and isinstance(sec.data, Security):
+        n = sec.data.incidents_new
+        open_ = sec.data.incidents_open
+        parts.append(f"{n} security incident{'s were' if n != 1 else ' was'} raised ({open_} open at the end of the week)")
+    if sites.ok and isinstance(sites.data, Sites) and sites.data.checks:
+        worst = min(sites.data.checks, key=lambda c: c.availability_pct)
+        parts.append(f"your public sites were available at least {pct(worst.availability_pct)} of the time")
+    if not parts:
+        return "Backup, security and public-site figures are missing this week."
+    text = ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
+    return text[0].upper() + text[1:] + "."
+
+
+def executive_summary(
+    sections: Mapping[str, Section], flags: tuple[Flag, ...], previous: Mapping[str, Section] | None
+) -> tuple[str, ...]:
+    attention = [f for f in flags if f.code != "no_baseline"]
+    out: list[str] = []
+    if not attention:
+        out.append("A quiet week: every figure we track stayed within its target.")
+    else:
+        n = len(attention)
+        out.append(f"{n} item{'s need' if n != 1 else ' needs'} attention this week.")
+        out.extend(f.message for f in attention[:_MAX_FLAG_SENTENCES])
+    prev_up = previous.get("uptime") if previous else None
+    out.append(_uptime_sentence(sections["uptime"], prev_up.data if prev_up and prev_up.ok and isinstance(prev_up.data, Uptime) else None))
+    out.append(_tickets_sentence(sections["tickets"], sections["changes"]))
+    if len(out) < 5:
+        out.append(_posture_sentence(sections["backups"], sections["security"], sections["sites"]))
+    if previous is None and len(out) < 5:
+        out.append("This is the first report we hold for you, so week-over-week comparisons start next week.")
+    return tuple(out[:5])
+
+
+def recommendations(sections: Mapping[str, Section], flags: tuple[Flag, ...]) -> tuple[str, ...]:
+    out: list[str] = []
+    seen: set[tuple[str, str]] = set()
+    for f in flags:
+        key = (f.code, f.section)
+        if key in seen:
+            continue
+        seen.add(key)
+        if f.code == "data_unavailable":
+            out.append(f"Restore reportbot's access to {sections[f.section].source} so next week's "
+                       f"{SECTION_TITLES[f.section].lower()} figures are complete.")
+        elif f.code in ("sla_drop", "sla_below_target") and f.section == "uptime":
+            if ("uptime", "sla") not in seen:
+                seen.add(("uptime", "sla"))
+                out.append("Review the root cause of this week's downtime with the site owner and decide whether a "
+                           "redundant circuit or failover is worth the cost.")
+        elif f.code in ("sla_drop", "sla_below_target") and f.section == "tickets":
+            if ("tickets", "sla") not in seen:
+                seen.add(("tickets", "sla"))
+                out.append("Go through the tickets that missed their resolution target and agree on priorities or "
+                           "staffing for the coming week.")
+        elif f.code == "ticket_trend_worse":
+            out.append("Look at what drove the rise in tickets; a problem record or short user training may prevent repeats.")
+        elif f.code == "backup_stale":
+            out.append("Bring the backup agent that stopped reporting back online, run a manual backup and confirm a restore point.")
+        elif f.code == "backup_failed":
+            out.append("Fix the failing backup job and run a test restore once it succeeds.")
+        elif f.code == "open_incident":
+            out.append("Close out the open security incident with the customer's contact and confirm no data left the tenant.")
+        elif f.code == "secure_score_drop":
+            out.append("Review the tenant changes that lowered Secure Score and revert them or record the accepted risk.")
+        elif f.code == "site_down":
+            out.append("Review the public-site outage with the hosting provider and route availability alerts to on-call.")
+        elif f.code == "no_baseline":
+            out.append("No action needed for the comparison: next week's report will show week-over-week changes.")
+    if not out:
+        out.append("No action required this week; keep the current maintenance schedule.")
+    return tuple(out)
