@@ -1,0 +1,910 @@
+"""Assembly of the weekly report PDF with platypus: one builder function per section.
+
+Data -> style -> assembly: the report's frozen dataclasses come in, :mod:`.stylesheet` holds
+every font, colour and size, and this module only arranges flowables. Every string that comes
+from data goes through :func:`esc` (paragraph markup) or :func:`shorten` (canvas/table text).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from functools import partial
+from typing import Any
+from xml.sax.saxutils import escape as _xml_escape
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from reportlab.lib.utils import ImageReader
+from reportlab.pdfbase.pdfmetrics import stringWidth
+from reportlab.pdfgen.canvas import Canvas
+from reportlab.platypus import (
+    BaseDocTemplate,
+    CondPageBreak,
+    Flowable,
+    Frame,
+    LongTable,
+    NextPageTemplate,
+    PageBreak,
+    PageTemplate,
+    Paragraph,
+    Spacer,
+    Table,
+)
+
+from reporting.models import (
+    SECTION_NAMES,
+    SECTION_TITLES,
+    SEVERITY_ORDER,
+    Backups,
+    Branding,
+    Changes,
+    Report,
+    Section,
+    Security,
+    Sites,
+    Tickets,
+    Uptime,
+    UptimeGroup,
+    WeekPoint,
+)
+from reporting.pdf import stylesheet as ss
+from reporting.pdf.charts import MAX_TREND_WEEKS, TrendPoint, shorten, ticket_trend_chart, uptime_by_site_chart
+from reporting.pdf.stylesheet import Theme, theme_for
+
+# Length limits for data strings (characters) — long vendor strings are cut with an ellipsis.
+CELL_LIMIT = 240
+NAME_LIMIT = 120
+SENTENCE_LIMIT = 1000
+COMMENTARY_LIMIT = 8000
+ERROR_LIMIT = 600
+
+MINUS = "\u2212"
+DASH = "\u2014"
+DOT = "\u00b7"
+
+
+# ---- text helpers ------------------------------------------------------------------------
+
+
+def esc(text: object, limit: int = CELL_LIMIT, *, multiline: bool = False) -> str:
+    """Untrusted text -> safe ReportLab paragraph markup.
+
+    Control characters become spaces, the text is cut to ``limit`` characters (ellipsis), and
+    ``& < >`` (and quotes) are escaped so tags and entities in data are shown literally. With
+    ``multiline`` the line breaks are kept as ``<br/>``.
+    """
+    if not multiline:
+        return _xml_escape(shorten(text, limit), {'"': "&quot;"})
+    raw = "" if text is None else str(text)
+    raw = raw.replace("\r\n", "\n").replace("\r", "\n")
+    if len(raw) > limit:
+        raw = raw[: max(1, limit - 1)].rstrip() + "\u2026"
+    lines = [shorten(line, limit) for line in raw.split("\n")]
+    return "<br/>".join(_xml_escape(line, {'"': "&quot;"}) for line in lines).strip()
+
+
+def _tz(report: Report) -> tzinfo:
+    try:
+        return ZoneInfo(report.period.timezone)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        return report.period.start.tzinfo or UTC
+
+
+def _local(dt: datetime, tz: tzinfo) -> datetime:
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(tz)
+
+
+def fmt_date(d: date) -> str:
+    return f"{d:%a} {d.day} {d:%b %Y}"
+
+
+def fmt_dt(dt: datetime, tz: tzinfo) -> str:
+    """``Mon 16 Nov 2026, 06:02 CET`` in the report's timezone."""
+    loc = _local(dt, tz)
+    return f"{fmt_date(loc.date())}, {loc:%H:%M} {loc.tzname() or ''}".rstrip()
+
+
+def fmt_dt_short(dt: datetime | None, tz: tzinfo) -> str:
+    """``Tue 10 Nov 14:05`` for table cells."""
+    if dt is None:
+        return DASH
+    loc = _local(dt, tz)
+    return f"{loc:%a} {loc.day} {loc:%b %H:%M}"
+
+
+def fmt_pct(value: float | None, digits: int = 2) -> str:
+    """A percentage that never rounds a shortfall up to 100."""
+    if value is None:
+        return DASH
+    text = f"{value:.{digits}f}"
+    if value < 100 and float(text) >= 100:
+        text = f"{100 - 10**-digits:.{digits}f}"
+    return text.replace("-", MINUS) + "%"
+
+
+def fmt_num(value: float | int | None, digits: int = 1) -> str:
+    if value is None:
+        return DASH
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:,.{digits}f}"
+
+
+def fmt_signed(value: float | int | None, unit: str = "", digits: int = 1) -> str:
+    """``+1.2 pts`` / ``−8.0 pts`` / ``±0 pts`` with a real minus sign."""
+    if value is None:
+        return DASH
+    body = f"{abs(value):,}" if isinstance(value, int) else f"{abs(value):,.{digits}f}"
+    if float(body.replace(",", "")) == 0:
+        sign = "\u00b1"
+    else:
+        sign = "+" if value > 0 else MINUS
+    return f"{sign}{body}{(' ' + unit) if unit else ''}"
+
+
+def period_line(report: Report, tz: tzinfo) -> str:
+    p = report.period
+    first = _local(p.start, tz).date()
+    last = (_local(p.end, tz) - timedelta(days=1)).date()
+    days = (last - first).days + 1
+    kind = "Week of" if days == 7 else f"{days} days:"
+    return f"{kind} {fmt_date(first)} \u2013 {fmt_date(last)}"
+
+
+# ---- context -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ctx:
+    report: Report
+    branding: Branding
+    theme: Theme
+    tz: tzinfo
+
+    def p(self, markup: str, style: str = "body", **kw: Any) -> Paragraph:
+        return Paragraph(markup, self.theme.style(style), **kw)
+
+    def cell(self, text: object, limit: int = CELL_LIMIT) -> Paragraph:
+        """A wrapping table cell for a data string."""
+        return Paragraph(esc(text, limit), self.theme.style("cell"))
+
+    @property
+    def previous_week(self) -> WeekPoint | None:
+        end = self.report.period.end_date
+        earlier = [w for w in self.report.history if w.period_end < end]
+        return earlier[-1] if earlier else None
+
+
+# ---- reusable blocks ---------------------------------------------------------------------
+
+
+def data_table(
+    ctx: Ctx,
+    header: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    widths: Sequence[float],
+    *,
+    numeric: tuple[int, ...] = (),
+    extra: Sequence[Any] = (),
+    long: bool = False,
+) -> Table:
+    """A branded table: header row repeated on every page it spans, zebra rows, numbers right."""
+    cls = LongTable if long else Table
+    data = [list(header), *[list(r) for r in rows]]
+    t = cls(data, colWidths=list(widths), repeatRows=1, hAlign="LEFT")
+    t.setStyle(ctx.theme.table_commands(rows=len(data), numeric_cols=numeric) + list(extra))
+    return t
+
+
+def kpi_row(ctx: Ctx, tiles: Sequence[tuple[str, str, str]]) -> Table:
+    """A row of figure tiles: (value, label, note). Values and labels are ours, notes escaped."""
+    cells = []
+    for value, label, note in tiles:
+        content: list[Flowable] = [ctx.p(value, "kpi_value"), ctx.p(label, "kpi_label")]
+        if note:
+            content.append(ctx.p(note, "kpi_label"))
+        cells.append(content)
+    width = ss.FRAME_WIDTH / max(1, len(cells))
+    t = Table([cells], colWidths=[width] * len(cells), hAlign="LEFT")
+    t.setStyle(
+        [
+            ("BACKGROUND", (0, 0), (-1, -1), ctx.theme.brand_tint),
+            ("LINEAFTER", (0, 0), (-2, -1), 2, ss.WHITE),
+            ("LINEABOVE", (0, 0), (-1, 0), 2, ctx.theme.brand),
+            ("VALIGN", (0, 0), (-1, -1), "TOP"),
+            ("LEFTPADDING", (0, 0), (-1, -1), 8),
+            ("TOPPADDING", (0, 0), (-1, -1), 6),
+            ("BOTTOMPADDING", (0, 0), (-1, -1), 7),
+        ]
+    )
+    return t
+
+
+def unavailable_box(ctx: Ctx, reason: str | None) -> list[Flowable]:
+    why = esc(reason or "no reason was given", ERROR_LIMIT)
+    box = Table([[ctx.p(f"Data unavailable {DASH} {why}", "unavailable")]], colWidths=[ss.FRAME_WIDTH], hAlign="LEFT")
+    box.setStyle(
+        [
+            ("BACKGROUND", (0, 0), (-1, -1), ss.UNAVAILABLE_BG),
+            ("LINEBEFORE", (0, 0), (0, -1), 4, ss.UNAVAILABLE_BORDER),
+            ("LEFTPADDING", (0, 0), (-1, -1), 10),
+            ("TOPPADDING", (0, 0), (-1, -1), 8),
+            ("BOTTOMPADDING", (0, 0), (-1, -1), 8),
+        ]
+    )
+    note = ctx.p(
+        "These figures could not be collected this week, so none are shown for this section. "
+        "The rest of the report is complete.",
+        "note",
+    )
+    return [box, Spacer(1, 2), note]
+
+
+def heading(ctx: Ctx, title: str) -> list[Flowable]:
+    return [CondPageBreak(70 * ss.MM), ctx.p(esc(title, NAME_LIMIT), "h1")]
+
+
+def source_line(ctx: Ctx, section: Section) -> Paragraph:
+    return ctx.p(
+        f"Source: {esc(section.source, NAME_LIMIT)} {DOT} data as of {esc(fmt_dt(section.as_of, ctx.tz))}",
+        "source",
+    )
+
+
+def status_word(ok: bool) -> str:
+    return "met" if ok else "below target"
+
+
+# ---- cover and executive summary ---------------------------------------------------------
+
+
+def build_cover(ctx: Ctx) -> list[Flowable]:
+    r = ctx.report
+    counts = {sev: 0 for sev in ("high", "medium", "low")}
+    for f in r.flags:
+        counts[f.severity] = counts.get(f.severity, 0) + 1
+    tiles = []
+    for sev in ("high", "medium", "low"):
+        colour = ss.SEVERITY_COLORS[sev].hexval()[2:]
+        tiles.append(
+            [
+                ctx.p(f'<font color="#{colour}">{counts[sev]}</font>', "flag_count_value"),
+                ctx.p(f'<font color="#{colour}">{sev.capitalize()}</font>', "flag_count"),
+            ]
+        )
+    gap = ""
+    flag_table = Table(
+        [[tiles[0], gap, tiles[1], gap, tiles[2]]], colWidths=[32 * ss.MM, 5 * ss.MM] * 2 + [32 * ss.MM], hAlign="LEFT"
+    )
+    flag_table.setStyle(
+        [
+            ("BOX", (0, 0), (0, 0), 1.2, ss.SEV_HIGH),
+            ("BOX", (2, 0), (2, 0), 1.2, ss.SEV_MEDIUM),
+            ("BOX", (4, 0), (4, 0), 1.2, ss.SEV_LOW),
+            ("TOPPADDING", (0, 0), (-1, -1), 6),
+            ("BOTTOMPADDING", (0, 0), (-1, -1), 8),
+        ]
+    )
+
+    contents = []
+    for name in SECTION_NAMES:
+        sec = r.sections.get(name)
+        ok = sec is not None and sec.ok and sec.data is not None
+        contents.append(
+            [
+                SECTION_TITLES[name],
+                "included" if ok else "data unavailable",
+            ]
+        )
+    contents_table = Table(
+        [["Executive summary", "first"], *contents, ["Recommendations", ""]],
+        colWidths=[70 * ss.MM, 40 * ss.MM],
+        hAlign="LEFT",
+    )
+    contents_table.setStyle(
+        [
+            ("FONT", (0, 0), (-1, -1), ss.FONT, ss.TABLE_SIZE + 0.5),
+            ("TEXTCOLOR", (0, 0), (0, -1), ss.INK),
+            ("TEXTCOLOR", (1, 0), (1, -1), ss.MUTED),
+            ("LINEBELOW", (0, 0), (-1, -1), 0.4, ss.GRID),
+            ("LEFTPADDING", (0, 0), (-1, -1), 0),
+            ("TOPPADDING", (0, 0), (-1, -1), 3),
+            ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
+        ]
+        + [("TEXTCOLOR", (1, i + 1), (1, i + 1), ss.SEV_HIGH) for i, row in enumerate(contents) if row[1] != "included"]
+    )
+    tzname = esc(r.period.timezone, 60)
+    total = len(r.flags)
+    return [
+        ctx.p("WEEKLY SERVICE REPORT", "cover_kicker"),
+        ctx.p(esc(r.customer.name, NAME_LIMIT), "cover_customer"),
+        ctx.p(f"Customer code {esc(r.customer.code, 40)}", "cover_sub"),
+        Spacer(1, 10),
+        ctx.p(f"<b>{esc(period_line(r, ctx.tz))}</b>", "cover_sub"),
+        ctx.p(f"All times in {tzname}", "cover_meta"),
+        ctx.p(f"Generated {esc(fmt_dt(r.generated_at, ctx.tz))}", "cover_meta"),
+        Spacer(1, 16),
+        ctx.p(f"Flags this week ({total})", "h2"),
+        flag_table,
+        Spacer(1, 16),
+        ctx.p("In this report", "h2"),
+        contents_table,
+    ]
+
+
+def build_executive_summary(ctx: Ctx) -> list[Flowable]:
+    r = ctx.report
+    out: list[Flowable] = [ctx.p("Executive summary", "h1"), ctx.p(esc(period_line(r, ctx.tz)), "source")]
+    if r.summary:
+        for sentence in r.summary:
+            out.append(ctx.p(esc(sentence, SENTENCE_LIMIT), "bullet", bulletText="\u2022"))
+    else:
+        out.append(ctx.p("No summary was produced for this week.", "note"))
+
+    out.append(ctx.p("Flags", "h2"))
+    flags = sorted(r.flags, key=lambda f: SEVERITY_ORDER.get(f.severity, 9))
+    if not flags:
+        out.append(ctx.p("Nothing needs your attention this week.", "body"))
+    else:
+        rows = []
+        extra: list[Any] = []
+        for i, f in enumerate(flags, start=1):
+            colour = ss.SEVERITY_COLORS.get(f.severity, ss.SEV_LOW)
+            rows.append(
+                [
+                    shorten(f.severity, 12).upper(),
+                    ctx.cell(SECTION_TITLES.get(f.section, f.section), 60),
+                    ctx.cell(f.message, SENTENCE_LIMIT),
+                ]
+            )
+            extra += [
+                ("BACKGROUND", (0, i), (0, i), colour),
+                ("TEXTCOLOR", (0, i), (0, i), ss.WHITE),
+                ("FONT", (0, i), (0, i), ss.FONT_BOLD, ss.TABLE_SIZE - 0.5),
+                ("ALIGN", (0, i), (0, i), "CENTER"),
+            ]
+        w = ss.FRAME_WIDTH
+        out.append(
+            data_table(
+                ctx, ["Severity", "Area", "What happened"], rows, [20 * ss.MM, 40 * ss.MM, w - 60 * ss.MM], extra=extra
+            )
+        )
+
+    c = r.commentary
+    if c is not None and c.text.strip():
+        out.append(ctx.p("Engineer's commentary", "h2"))
+        out.append(ctx.p(esc(c.text, COMMENTARY_LIMIT, multiline=True), "commentary"))
+        out.append(ctx.p(f"{DASH} {esc(c.author, NAME_LIMIT)}, {esc(fmt_dt(c.at, ctx.tz))}", "commentary_meta"))
+    return out
+
+
+# ---- sections ----------------------------------------------------------------------------
+
+
+def _group_rows(groups: Sequence[UptimeGroup], target: float) -> tuple[list[list[Any]], list[Any]]:
+    rows: list[list[Any]] = []
+    extra: list[Any] = []
+    for i, g in enumerate(groups, start=1):
+        rows.append([g.name, fmt_pct(g.uptime_pct), fmt_num(g.downtime_minutes), fmt_num(g.devices)])
+        if g.uptime_pct < target:
+            extra.append(("TEXTCOLOR", (1, i), (1, i), ss.SEV_HIGH))
+    return rows, extra
+
+
+def build_uptime(ctx: Ctx, u: Uptime) -> list[Flowable]:
+    met = u.overall_pct >= u.target_pct
+    prev = ctx.previous_week
+    note = ""
+    if prev is not None and prev.uptime_pct is not None:
+        note = f"last week {fmt_pct(prev.uptime_pct)} ({fmt_signed(u.overall_pct - prev.uptime_pct, 'pts', 2)})"
+    colour = "" if met else f' color="#{ss.SEV_HIGH.hexval()[2:]}"'
+    out: list[Flowable] = [
+        kpi_row(
+            ctx,
+            [
+                (f"<font{colour}>{fmt_pct(u.overall_pct)}</font>", "Overall uptime", note),
+                (fmt_pct(u.target_pct), "Target", "met this week" if met else "missed this week"),
+                (fmt_num(sum(g.devices for g in u.by_site)), "Devices monitored", ""),
+                (fmt_num(sum(g.downtime_minutes for g in u.by_site)), "Downtime minutes (all devices)", ""),
+            ],
+        ),
+        ctx.p(f"Overall figure: {esc(u.overall_source, NAME_LIMIT)}.", "small"),
+    ]
+    w = ss.FRAME_WIDTH
+    widths = [w - 90 * ss.MM, 30 * ss.MM, 35 * ss.MM, 25 * ss.MM]
+    if u.by_site:
+        out.append(ctx.p("Uptime per site", "h2"))
+        out.append(
+            uptime_by_site_chart(
+                ctx.theme, [g.name for g in u.by_site], [g.uptime_pct for g in u.by_site], u.target_pct
+            )
+        )
+        rows, extra = _group_rows(u.by_site, u.target_pct)
+        rows = [[ctx.cell(r[0], NAME_LIMIT), *r[1:]] for r in rows]
+        out.append(
+            data_table(
+                ctx, ["Site", "Uptime", "Downtime (min)", "Devices"], rows, widths, numeric=(1, 2, 3), extra=extra
+            )
+        )
+    if u.by_class:
+        out.append(ctx.p("Uptime per device class", "h2"))
+        rows, extra = _group_rows(u.by_class, u.target_pct)
+        rows = [[ctx.cell(r[0], NAME_LIMIT), *r[1:]] for r in rows]
+        out.append(
+            data_table(
+                ctx,
+                ["Device class", "Uptime", "Downtime (min)", "Devices"],
+                rows,
+                widths,
+                numeric=(1, 2, 3),
+                extra=extra,
+            )
+        )
+    return out
+
+
+def _week_label(period_end: date, days: int, compact: bool) -> str:
+    start = period_end - timedelta(days=days)
+    return f"{start.day} {start:%b}" if compact else f"w/c {start.day} {start:%b}"
+
+
+def build_tickets(ctx: Ctx, t: Tickets) -> list[Flowable]:
+    prev = ctx.previous_week
+
+    def vs(now: int, before: int | None) -> str:
+        return "" if before is None else f"last week {before} ({fmt_signed(now - before)})"
+
+    if t.sla_attainment_pct is None:
+        sla_value, sla_note = DASH, "no tickets closed"
+    else:
+        met = t.sla_attainment_pct >= t.target_pct
+        colour = "" if met else f' color="#{ss.SEV_HIGH.hexval()[2:]}"'
+        sla_value = f"<font{colour}>{fmt_pct(t.sla_attainment_pct, 1)}</font>"
+        sla_note = f"target {fmt_pct(t.target_pct, 0)} {status_word(met)}"
+    out: list[Flowable] = [
+        kpi_row(
+            ctx,
+            [
+                (fmt_num(t.opened), "Opened", vs(t.opened, prev.tickets_opened if prev else None)),
+                (fmt_num(t.closed), "Closed", vs(t.closed, prev.tickets_closed if prev else None)),
+                (fmt_num(t.backlog), "Open at week end", vs(t.backlog, prev.backlog if prev else None)),
+                (fmt_num(t.sla_breaches), "SLA breaches", ""),
+                (sla_value, "SLA attainment", sla_note),
+            ],
+        )
+    ]
+
+    out.append(ctx.p("Ticket trend", "h2"))
+    days = max(1, round(ctx.report.period.seconds / 86400))
+    end = ctx.report.period.end_date
+    earlier = [w for w in ctx.report.history if w.period_end < end][-(MAX_TREND_WEEKS - 1) :]
+    compact = len(earlier) > 7
+    points = [
+        TrendPoint(_week_label(w.period_end, days, compact), w.tickets_opened, w.tickets_closed, w.backlog)
+        for w in earlier
+    ]
+    if not points:
+        out.append(ctx.p("No earlier weeks stored yet \u2014 the trend starts with this week.", "note"))
+    points.append(TrendPoint("This week", t.opened, t.closed, t.backlog))
+    out.append(ticket_trend_chart(ctx.theme, points))
+
+    if t.by_priority:
+        out.append(ctx.p("Opened this week by priority", "h2"))
+        total = sum(t.by_priority.values()) or 1
+        rows = [
+            [ctx.cell(name, NAME_LIMIT), fmt_num(n), fmt_pct(100.0 * n / total, 0)] for name, n in t.by_priority.items()
+        ]
+        out.append(
+            data_table(ctx, ["Priority", "Opened", "Share"], rows, [70 * ss.MM, 30 * ss.MM, 30 * ss.MM], numeric=(1, 2))
+        )
+    return out
+
+
+def build_changes(ctx: Ctx, c: Changes) -> list[Flowable]:
+    shown = len(c.items)
+    line = f"<b>{fmt_num(c.count)}</b> change{'s' if c.count != 1 else ''} executed this week."
+    if shown < c.count:
+        line += f" The {shown} listed below are those the source returned."
+    out: list[Flowable] = [ctx.p(line)]
+    if not c.items:
+        if c.count == 0:
+            out.append(ctx.p("No changes were executed this week.", "note"))
+        return out
+    w = ss.FRAME_WIDTH
+    rows = [[ctx.cell(ch.id, 40), ctx.cell(ch.title), fmt_dt_short(ch.closed_at, ctx.tz)] for ch in c.items]
+    out.append(Spacer(1, 4))
+    out.append(
+        data_table(
+            ctx,
+            ["ID", "Change", "Closed"],
+            rows,
+            [28 * ss.MM, w - 63 * ss.MM, 35 * ss.MM],
+            numeric=(2,),
+            long=True,
+        )
+    )
+    return out
+
+
+def build_backups(ctx: Ctx, b: Backups) -> list[Flowable]:
+    if b.success_rate_pct is None:
+        rate, rate_note = DASH, "no runs finished"
+    else:
+        rate, rate_note = fmt_pct(b.success_rate_pct, 1), "of finished runs succeeded"
+    counts = {s: 0 for s in ("ok", "stale", "failed", "never")}
+    for p in b.protected:
+        counts[p.status] = counts.get(p.status, 0) + 1
+    problems = counts["stale"] + counts["failed"] + counts["never"]
+    out: list[Flowable] = [
+        kpi_row(
+            ctx,
+            [
+                (rate, "Backup success rate", rate_note),
+                (fmt_num(b.runs_total), "Runs this week", f"{b.runs_warning} with warnings" if b.runs_warning else ""),
+                (fmt_num(len(b.protected)), "Protected items", ""),
+                (
+                    f'<font color="#{(ss.SEV_HIGH if problems else ss.OK_GREEN).hexval()[2:]}">{problems}</font>',
+                    "Items needing attention",
+                    "stale, failed or never backed up",
+                ),
+            ],
+        )
+    ]
+    if not b.protected:
+        out.append(ctx.p("No protected items reported by the source.", "note"))
+        return out
+    out.append(ctx.p("Protected items", "h2"))
+    rows = []
+    extra: list[Any] = []
+    for i, p in enumerate(b.protected, start=1):
+        rows.append(
+            [
+                ctx.cell(p.name, NAME_LIMIT),
+                fmt_dt_short(p.last_success, ctx.tz) if p.last_success else "never",
+                fmt_num(p.rpo_hours),
+                f"{p.runs_ok} / {p.runs_warning} / {p.runs_failed}",
+                shorten(p.status, 12).upper(),
+            ]
+        )
+        extra += [
+            ("TEXTCOLOR", (4, i), (4, i), ss.BACKUP_STATUS_COLORS.get(p.status, ss.MUTED)),
+            ("FONT", (4, i), (4, i), ss.FONT_BOLD, ss.TABLE_SIZE),
+        ]
+    w = ss.FRAME_WIDTH
+    out.append(
+        data_table(
+            ctx,
+            ["Item", "Last success", "RPO (h)", "Runs ok / warn / fail", "Status"],
+            rows,
+            [w - 105 * ss.MM, 32 * ss.MM, 20 * ss.MM, 35 * ss.MM, 18 * ss.MM],
+            numeric=(1, 2, 3),
+            extra=extra,
+        )
+    )
+    return out
+
+
+def build_security(ctx: Ctx, s: Security) -> list[Flowable]:
+    if s.secure_score_pct is None:
+        score, score_note = DASH, "no secure score available"
+    else:
+        score = fmt_pct(s.secure_score_pct, 1)
+        score_note = "" if s.secure_score_change is None else f"{fmt_signed(s.secure_score_change, 'pts')} this week"
+        if s.secure_score_change is not None and s.secure_score_change < 0:
+            score_note = f'<font color="#{ss.SEV_HIGH.hexval()[2:]}">{score_note}</font>'
+    open_colour = ss.SEV_HIGH if s.incidents_open else ss.OK_GREEN
+    out: list[Flowable] = [
+        kpi_row(
+            ctx,
+            [
+                (fmt_num(s.incidents_new), "New incidents", ""),
+                (
+                    f'<font color="#{open_colour.hexval()[2:]}">{fmt_num(s.incidents_open)}</font>',
+                    "Open at week end",
+                    "",
+                ),
+                (score, "Secure score", score_note),
+            ],
+        )
+    ]
+    out.append(ctx.p("New incidents by severity", "h2"))
+    sevs = ["high", "medium", "low", "informational"]
+    sevs += [k for k in s.by_severity if k not in sevs]
+    header = [shorten(k, 20).capitalize() for k in sevs]
+    w = min(ss.FRAME_WIDTH / len(sevs), 30 * ss.MM)
+    sev_table = data_table(
+        ctx,
+        header,
+        [[fmt_num(s.by_severity.get(k, 0)) for k in sevs]],
+        [w] * len(sevs),
+        numeric=tuple(range(len(sevs))),
+    )
+    out.append(sev_table)
+    out.append(ctx.p("Open incidents", "h2"))
+    if not s.open_items:
+        out.append(ctx.p("No incidents are open.", "note"))
+        return out
+    rows = []
+    extra: list[Any] = []
+    for i, item in enumerate(s.open_items, start=1):
+        rows.append(
+            [
+                ctx.cell(item.id, 40),
+                ctx.cell(item.title),
+                shorten(item.severity, 14).capitalize(),
+                fmt_dt_short(item.created, ctx.tz),
+            ]
+        )
+        extra += [
+            ("TEXTCOLOR", (2, i), (2, i), ss.SEVERITY_COLORS.get(item.severity, ss.MUTED)),
+            ("FONT", (2, i), (2, i), ss.FONT_BOLD, ss.TABLE_SIZE),
+        ]
+    full = ss.FRAME_WIDTH
+    out.append(
+        data_table(
+            ctx,
+            ["ID", "Incident", "Severity", "Created"],
+            rows,
+            [28 * ss.MM, full - 85 * ss.MM, 25 * ss.MM, 32 * ss.MM],
+            numeric=(3,),
+            extra=extra,
+        )
+    )
+    return out
+
+
+def build_sites(ctx: Ctx, s: Sites) -> list[Flowable]:
+    below = [c for c in s.checks if c.availability_pct < s.target_pct]
+    out: list[Flowable] = [
+        ctx.p(
+            f"{len(s.checks)} public check{'s' if len(s.checks) != 1 else ''}; "
+            f"target {fmt_pct(s.target_pct)} availability. "
+            + (f"<b>{len(below)} below target.</b>" if below else "All met the target.")
+        ),
+        Spacer(1, 4),
+    ]
+    if not s.checks:
+        return out
+    rows = []
+    extra: list[Any] = []
+    for i, c in enumerate(s.checks, start=1):
+        ok = c.availability_pct >= s.target_pct
+        rows.append(
+            [ctx.cell(c.name, NAME_LIMIT), fmt_pct(c.availability_pct), fmt_num(c.downtime_minutes), status_word(ok)]
+        )
+        colour = ss.OK_GREEN if ok else ss.SEV_HIGH
+        extra += [("TEXTCOLOR", (3, i), (3, i), colour), ("FONT", (3, i), (3, i), ss.FONT_BOLD, ss.TABLE_SIZE)]
+    w = ss.FRAME_WIDTH
+    out.append(
+        data_table(
+            ctx,
+            ["Site", "Availability", "Downtime (min)", "vs target"],
+            rows,
+            [w - 100 * ss.MM, 30 * ss.MM, 35 * ss.MM, 35 * ss.MM],
+            numeric=(1, 2),
+            extra=extra,
+        )
+    )
+    return out
+
+
+def build_recommendations(ctx: Ctx) -> list[Flowable]:
+    out: list[Flowable] = heading(ctx, "Recommendations")
+    if not ctx.report.recommendations:
+        out.append(ctx.p("No recommendations this week.", "note"))
+    for i, rec in enumerate(ctx.report.recommendations, start=1):
+        out.append(ctx.p(esc(rec, SENTENCE_LIMIT), "bullet", bulletText=f"{i}."))
+    return out
+
+
+SECTION_BUILDERS: dict[str, tuple[type, Callable[[Ctx, Any], list[Flowable]]]] = {
+    "uptime": (Uptime, build_uptime),
+    "tickets": (Tickets, build_tickets),
+    "changes": (Changes, build_changes),
+    "backups": (Backups, build_backups),
+    "security": (Security, build_security),
+    "sites": (Sites, build_sites),
+}
+
+
+def build_section(ctx: Ctx, name: str) -> list[Flowable]:
+    """Heading, provenance line, then either the section's figures or the unavailable box."""
+    out = heading(ctx, SECTION_TITLES.get(name, name))
+    section = ctx.report.sections.get(name)
+    if section is None:
+        return out + unavailable_box(ctx, "this section was not collected")
+    out.append(source_line(ctx, section))
+    kind, builder = SECTION_BUILDERS[name]
+    if not section.ok or not isinstance(section.data, kind):
+        return out + unavailable_box(ctx, section.error or ("no data" if section.ok else None))
+    return out + builder(ctx, section.data)
+
+
+# ---- page furniture and assembly ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Furniture:
+    """What is drawn straight on the canvas: cover band, running header, footer."""
+
+    theme: Theme
+    msp_name: str
+    customer: str
+    footer_left: str
+    logo: ImageReader | None
+
+
+def _fit(text: str, font: str, size: float, width: float) -> str:
+    """Cut plain text so it fits ``width`` points."""
+    if stringWidth(text, font, size) <= width:
+        return text
+    lo, hi = 0, len(text)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if stringWidth(text[:mid] + "\u2026", font, size) <= width:
+            lo = mid
+        else:
+            hi = mid - 1
+    return text[:lo].rstrip() + "\u2026"
+
+
+def _draw_cover(f: Furniture, canv: Canvas, _doc: Any) -> None:
+    pw, ph = ss.PAGE_SIZE
+    canv.saveState()
+    canv.setFillColor(f.theme.brand)
+    canv.rect(0, ph - ss.COVER_BAND_HEIGHT, pw, ss.COVER_BAND_HEIGHT, stroke=0, fill=1)
+    canv.setFillColor(f.theme.brand_dark)
+    canv.rect(0, ph - ss.COVER_BAND_HEIGHT - 3, pw, 3, stroke=0, fill=1)
+    text_right = pw - ss.MARGIN_RIGHT
+    if f.logo is not None:
+        iw, ih = f.logo.getSize()
+        mw, mh = ss.COVER_LOGO_MAX
+        scale = min(mw / iw, mh / ih)
+        w, h = iw * scale, ih * scale
+        x = pw - ss.MARGIN_RIGHT - w
+        y = ph - ss.COVER_BAND_HEIGHT / 2 - h / 2
+        canv.setFillColor(ss.WHITE)
+        canv.roundRect(x - 6, y - 6, w + 12, h + 12, 4, stroke=0, fill=1)
+        canv.drawImage(f.logo, x, y, w, h, mask="auto")
+        text_right = x - 18
+    canv.setFillColor(ss.WHITE)
+    width = text_right - ss.MARGIN_LEFT
+    canv.setFont(ss.FONT_BOLD, ss.COVER_MSP_SIZE)
+    canv.drawString(
+        ss.MARGIN_LEFT, ph - ss.COVER_BAND_HEIGHT / 2, _fit(f.msp_name, ss.FONT_BOLD, ss.COVER_MSP_SIZE, width)
+    )
+    canv.setFont(ss.FONT, ss.BODY_SIZE + 1)
+    canv.drawString(ss.MARGIN_LEFT, ph - ss.COVER_BAND_HEIGHT / 2 - 20, "Managed services \u00b7 weekly report")
+    canv.restoreState()
+
+
+def _draw_body(f: Furniture, canv: Canvas, _doc: Any) -> None:
+    pw, ph = ss.PAGE_SIZE
+    canv.saveState()
+    y = ph - ss.MARGIN_TOP + 8
+    canv.setStrokeColor(f.theme.brand)
+    canv.setLineWidth(1.2)
+    canv.line(ss.MARGIN_LEFT, y - 4, pw - ss.MARGIN_RIGHT, y - 4)
+    canv.setFont(ss.FONT_BOLD, ss.FOOTER_SIZE)
+    canv.setFillColor(f.theme.brand)
+    canv.drawString(ss.MARGIN_LEFT, y, _fit(f.customer, ss.FONT_BOLD, ss.FOOTER_SIZE, ss.FRAME_WIDTH * 0.6))
+    canv.setFont(ss.FONT, ss.FOOTER_SIZE)
+    canv.setFillColor(ss.MUTED)
+    canv.drawRightString(pw - ss.MARGIN_RIGHT, y, _fit(f.msp_name, ss.FONT, ss.FOOTER_SIZE, ss.FRAME_WIDTH * 0.35))
+    canv.restoreState()
+
+
+class FooterCanvas(Canvas):
+    """Defers every page until the end so the footer can say "Page N of M" (cover excluded)."""
+
+    def __init__(self, *args: Any, furniture: Furniture, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._furniture = furniture
+        self._pages: list[dict[str, Any]] = []
+
+    def showPage(self) -> None:  # noqa: N802 - ReportLab's name
+        self._pages.append(dict(self.__dict__))
+        self._startPage()
+
+    def save(self) -> None:
+        total = len(self._pages)
+        for state in self._pages:
+            self.__dict__.update(state)
+            if self._pageNumber > 1:
+                self._draw_footer(total)
+            super().showPage()
+        super().save()
+
+    def _draw_footer(self, total: int) -> None:
+        f = self._furniture
+        pw, _ = ss.PAGE_SIZE
+        y = ss.MARGIN_BOTTOM - 12
+        self.saveState()
+        self.setStrokeColor(ss.GRID)
+        self.setLineWidth(0.5)
+        self.line(ss.MARGIN_LEFT, y + 10, pw - ss.MARGIN_RIGHT, y + 10)
+        self.setFont(ss.FONT, ss.FOOTER_SIZE)
+        self.setFillColor(ss.MUTED)
+        self.drawString(ss.MARGIN_LEFT, y, _fit(f.footer_left, ss.FONT, ss.FOOTER_SIZE, ss.FRAME_WIDTH - 80))
+        self.drawRightString(pw - ss.MARGIN_RIGHT, y, f"Page {self._pageNumber} of {total}")
+        self.restoreState()
+
+
+def _load_logo(path: str | None) -> ImageReader | None:
+    if not path:
+        return None
+    try:
+        logo = ImageReader(path)
+        w, h = logo.getSize()
+    except Exception:  # noqa: BLE001 - a broken logo must not stop the report
+        return None
+    return logo if w > 0 and h > 0 else None
+
+
+def build_story(ctx: Ctx) -> list[Flowable]:
+    story: list[Flowable] = build_cover(ctx)
+    story += [NextPageTemplate("body"), PageBreak()]
+    story += build_executive_summary(ctx)
+    for name in SECTION_NAMES:
+        story.append(Spacer(1, 14))
+        story += build_section(ctx, name)
+    story.append(Spacer(1, 14))
+    story += build_recommendations(ctx)
+    return story
+
+
+def render(report: Report, branding: Branding) -> bytes:
+    """The weekly report as PDF bytes (deterministic for the same input)."""
+    theme = theme_for(branding.brand_color)
+    ctx = Ctx(report=report, branding=branding, theme=theme, tz=_tz(report))
+    msp = shorten(branding.msp_name, NAME_LIMIT) or "Your MSP"
+    code = shorten(report.customer.code, 40)
+    furniture = Furniture(
+        theme=theme,
+        msp_name=msp,
+        customer=f"{shorten(report.customer.name, NAME_LIMIT)} \u2014 {period_line(report, ctx.tz)}",
+        footer_left=f"{msp} {DOT} {code} weekly report {DOT} {report.period.end_date.isoformat()}",
+        logo=_load_logo(branding.logo_path),
+    )
+    buf = io.BytesIO()
+    pw, ph = ss.PAGE_SIZE
+    doc = BaseDocTemplate(
+        buf,
+        pagesize=ss.PAGE_SIZE,
+        leftMargin=ss.MARGIN_LEFT,
+        rightMargin=ss.MARGIN_RIGHT,
+        topMargin=ss.MARGIN_TOP,
+        bottomMargin=ss.MARGIN_BOTTOM,
+        title=f"{shorten(report.customer.name, NAME_LIMIT)} weekly report {report.period.end_date.isoformat()}",
+        author=msp,
+        subject=f"Weekly service report {code}",
+        creator="reportbot",
+        invariant=1,
+    )
+    cover_top = ph - ss.COVER_BAND_HEIGHT - 16 * ss.MM
+    cover_frame = Frame(
+        ss.MARGIN_LEFT, ss.MARGIN_BOTTOM, ss.FRAME_WIDTH, cover_top - ss.MARGIN_BOTTOM, id="cover", showBoundary=0
+    )
+    body_frame = Frame(
+        ss.MARGIN_LEFT,
+        ss.MARGIN_BOTTOM,
+        ss.FRAME_WIDTH,
+        ph - ss.MARGIN_TOP - ss.MARGIN_BOTTOM,
+        id="body",
+        showBoundary=0,
+    )
+    doc.addPageTemplates(
+        [
+            PageTemplate("cover", frames=[cover_frame], onPage=partial(_draw_cover, furniture)),
+            PageTemplate("body", frames=[body_frame], onPage=partial(_draw_body, furniture)),
+        ]
+    )
+    doc.build(build_story(ctx), canvasmaker=partial(FooterCanvas, furniture=furniture))
+    return buf.getvalue()
+
+
+__all__ = ["esc", "fmt_dt", "period_line", "render", "shorten"]
