@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from reporting.config import Thresholds
 from reporting.fmt import duration, hours, pct, when
-from reporting.models import SEVERITY_ORDER, Backups, Flag, Section, Security, Sites, Tickets, Uptime
+from reporting.models import SECTION_TITLES, SEVERITY_ORDER, Backups, Flag, Section, Security, Sites, Tickets, Uptime
 
 FLAG_CODES = (
     "sla_drop",
@@ -124,7 +124,7 @@ def compute_flags(
     flags: list[Flag] = []
     for name, s in current.items():
         if not s.ok:
-            flags.append(Flag("data_unavailable", "medium", name, f"{name.capitalize()} data is missing this week: {s.error}"))
+            flags.append(Flag("data_unavailable", "medium", name, f"{SECTION_TITLES[name]} figures are missing this week: {s.error}."))
     if previous is None:
         flags.append(Flag("no_baseline", "low", "report", "No earlier week is stored, so there is nothing to compare with yet."))
 

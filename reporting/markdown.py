@@ -14,15 +14,17 @@ import jinja2
 from reporting import fmt
 from reporting.models import SECTION_TITLES, Branding, Report
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+_MD_INLINE = re.compile(r"([\\`*_\[\]|~])")
+_MD_LINE_START = re.compile(r"^(\s*)(\d*)([#+\-=>]|(?<=\d)[.)])")
 
 
 def md(value: object) -> str:
     """Escape text for Markdown: HTML entities for & < >, a backslash before Markdown syntax,
     line breaks folded so a value cannot start a heading, list or table row."""
     text = str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    text = _MD_SPECIAL.sub(r"\\\1", text)
-    return re.sub(r"\s*[\r\n]+\s*", " ", text).strip()
+    text = _MD_INLINE.sub(r"\\\1", text)
+    text = re.sub(r"\s*[\r\n]+\s*", " ", text).strip()
+    return _MD_LINE_START.sub(lambda m: m.group(1) + m.group(2) + "\\" + m.group(3), text)
 
 
 def cell(value: object, limit: int = 200) -> str:

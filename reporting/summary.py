@@ -59,15 +59,25 @@ def executive_summary(
 ) -> tuple[str, ...]:
     attention = [f for f in flags if f.code != "no_baseline"]
     out: list[str] = []
+    covered: set[str] = set()  # sections a flag sentence already speaks about
     if not attention:
         out.append("A quiet week: every figure we track stayed within its target.")
     else:
         n = len(attention)
         out.append(f"{n} item{'s need' if n != 1 else ' needs'} attention this week.")
-        out.extend(f.message for f in attention[:_MAX_FLAG_SENTENCES])
+        for f in attention:
+            if f.section in covered:
+                continue
+            out.append(f.message)
+            covered.add(f.section)
+            if len(covered) == _MAX_FLAG_SENTENCES:
+                break
     prev_up = previous.get("uptime") if previous else None
-    out.append(_uptime_sentence(sections["uptime"], prev_up.data if prev_up and prev_up.ok and isinstance(prev_up.data, Uptime) else None))
-    out.append(_tickets_sentence(sections["tickets"], sections["changes"]))
+    if "uptime" not in covered:
+        prev = prev_up.data if prev_up and prev_up.ok and isinstance(prev_up.data, Uptime) else None
+        out.append(_uptime_sentence(sections["uptime"], prev))
+    if "tickets" not in covered and len(out) < 5:
+        out.append(_tickets_sentence(sections["tickets"], sections["changes"]))
     if len(out) < 5:
         out.append(_posture_sentence(sections["backups"], sections["security"], sections["sites"]))
     if previous is None and len(out) < 5:
