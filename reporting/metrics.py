@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from reporting.models import (
     Backups,
@@ -95,11 +95,17 @@ class SiteCheckRecord:
 # ---- interval arithmetic ------------------------------------------------------------------
 
 
+def _utc(ts: datetime) -> datetime:
+    return ts.astimezone(UTC)
+
+
 def _clip(intervals: Iterable[tuple[datetime, datetime | None]], start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    """Intervals cut to ``[start, end)``, in UTC (elapsed-time arithmetic is only right there)."""
     out = []
+    start, end = _utc(start), _utc(end)
     for a, b in intervals:
-        b = end if b is None else b
-        a, b = max(a, start), min(b, end)
+        b = end if b is None else _utc(b)
+        a, b = max(_utc(a), start), min(b, end)
         if a < b:
             out.append((a, b))
     return out
@@ -280,7 +286,7 @@ def backups_section(items: Sequence[str], runs: Iterable[BackupRun], period: Per
         warn_runs += n_warn
         points = [r.recovery_point for r in rs if r.status in ("success", "warning") and r.recovery_point is not None]
         last = max((p for p in points if p <= period.end), default=None)
-        rpo = None if last is None else (period.end - last).total_seconds() / 3600.0
+        rpo = None if last is None else (_utc(period.end) - _utc(last)).total_seconds() / 3600.0
         status: BackupStatus
         if last is None:
             status = "never"

@@ -8,7 +8,7 @@ connectors produce the section payloads. Field names follow the JSON contract in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Literal, Union
 
 SectionName = Literal["uptime", "tickets", "changes", "backups", "security", "sites"]
@@ -42,12 +42,14 @@ class Period:
         return self.end.date()
 
     @property
-    def hours(self) -> float:
-        return (self.end - self.start).total_seconds() / 3600.0
+    def seconds(self) -> float:
+        """Elapsed seconds. Computed in UTC: Python subtracts two datetimes that share a tzinfo
+        as wall-clock times, which would make every DST week 168 h."""
+        return (self.end.astimezone(UTC) - self.start.astimezone(UTC)).total_seconds()
 
     @property
-    def seconds(self) -> float:
-        return (self.end - self.start).total_seconds()
+    def hours(self) -> float:
+        return self.seconds / 3600.0
 
 
 # ---- section payloads -------------------------------------------------------------------

@@ -356,7 +356,7 @@ class _Gen:
             for day in range(7):
                 pct += 0.05
                 if k == 0 and self.c.code == "CYBERDYNE" and day == 2:
-                    pct -= 8.0  # legacy authentication re-enabled tenant-wide
+                    pct -= 8.35  # legacy authentication re-enabled tenant-wide: with the week's +0.35, −8.0 net
                 out.append(ScoreSnapshot(self.at(k, day, 1), round(max_score * pct / 100.0, 2), max_score))
         return tuple(out)
 

@@ -255,6 +255,15 @@ def source_line(ctx: Ctx, section: Section) -> Paragraph:
     )
 
 
+def section_findings(ctx: Ctx, name: str) -> list[Flowable]:
+    """This section's flags, repeated where the reader meets the figures behind them."""
+    return [
+        ctx.p(f"<b>{esc(f.severity.capitalize(), 12)}:</b> {esc(f.message, SENTENCE_LIMIT)}", "bullet", bulletText="\u25b2")
+        for f in sorted(ctx.report.flags, key=lambda f: SEVERITY_ORDER.get(f.severity, 9))
+        if f.section == name and f.code != "data_unavailable"  # the unavailable box says that one
+    ]
+
+
 def status_word(ok: bool) -> str:
     return "met" if ok else "below target"
 
@@ -718,6 +727,7 @@ def build_section(ctx: Ctx, name: str) -> list[Flowable]:
     if section is None:
         return out + unavailable_box(ctx, "this section was not collected")
     out.append(source_line(ctx, section))
+    out += section_findings(ctx, name)
     kind, builder = SECTION_BUILDERS[name]
     if not section.ok or not isinstance(section.data, kind):
         return out + unavailable_box(ctx, section.error or ("no data" if section.ok else None))
