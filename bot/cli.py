@@ -118,12 +118,14 @@ async def _generate(setup: Setup, customers: list[CustomerConfig], out: Path, ba
     from reporting.pdf import render_pdf  # ReportLab import kept off the config-check path
 
     config = setup.config
+    ctx = ConnectorContext(sandbox=setup.sandbox)
+    connectors = _connectors(config, ctx, customers)
     try:
         store = await HistoryStore.open(config.store.url)
     except StoreError as err:
+        for c in connectors.values():
+            await c.aclose()
         raise CliError(f"store.url: {err}") from err
-    ctx = ConnectorContext(sandbox=setup.sandbox)
-    connectors = _connectors(config, ctx, customers)
     engine = Engine(config, connectors, store, config.branding(setup.base), render_pdf)
     progress = Progress(len(customers), enabled=not quiet)
     failures: list[str] = []

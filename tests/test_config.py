@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reporting.config import ConfigError, load_config, parse_config
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "example-config.toml"
+ENV = {"REPORTBOT_APP_PASSWORD": "app-secret-value", "ZABBIX_TOKEN": "zbx-secret-value", "PGPASSWORD": "x"}
+
+
+def base(**customer: object) -> dict:
+    c = {"code": "ACME", "name": "Acme", "ids": {"zabbix": "1"}, "sources": {"uptime": "zabbix"}}
+    c.update(customer)
+    return {"msp": {"name": "MSP"}, "sources": {"zabbix": {"type": "sandbox"}}, "customers": [c]}
+
+
+def problems(data: dict, env: dict | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, "test.toml", env=env or {})
+    return info.value.problems
+
+
+def test_example_config_is_valid_and_secrets_stay_secret() -> None:
+    cfg = load_config(DOCS, env=ENV)
+    assert cfg.customer("ACME").uptime_target_pct == 99.9
+    assert cfg.sources["zabbix"].secret("token") == "zbx-secret-value"
+    shown = repr(cfg) + str(cfg.model_dump())
+    assert "zbx-secret-value" not in shown and "app-secret-value" not in shown
+
+
+def test_missing_env_var_names_the_key() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(DOCS, env={})
+    text = str(info.value)
+    assert f"{DOCS}: teams.app_password: environment variable REPORTBOT_APP_PASSWORD is not set" in text
+    assert "sources.zabbix.token: environment variable ZABBIX_TOKEN is not set" in text
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"customers": []}, "msp: required key is missing"),
+        ({**base(), "msp": {"name": "M", "timezone": "Mars/Olympus"}}, "msp.timezone: unknown timezone 'Mars/Olympus'"),
+        (base(code="acme"), "customers[0].code: must be"),
+        (base(cto_email="not-an-address"), "customers[0].cto_email: is not an email address"),
+        (base(sources={"uptime": "librenms"}), "customers[0].sources.uptime: no [sources.librenms] table is configured"),
+        (base(ids={}), "customers[0].ids.zabbix: ACME uses zabbix for uptime but has no id there"),
+        (base(sources={"weather": "zabbix"}), "customers[0].sources: unknown section(s) weather"),
+        (base(colour="red"), "customers[0].colour: unknown key"),
+        ({**base(), "store": {"url": "mysql://x"}}, "store.url: must be sqlite:///FILE or postgresql://"),
+    ],
+)
+def test_each_error_names_its_key(data: dict, expected: str) -> None:
+    assert any(expected in p for p in problems(data)), problems(data)
+
+
+def test_duplicate_codes() -> None:
+    data = base()
+    data["customers"].append(dict(data["customers"][0]))
+    assert any("customers[1].code: duplicate customer code 'ACME'" in p for p in problems(data))
+
+
+def test_unreadable_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="file not found"):
+        load_config(tmp_path / "nope.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[msp\nname=1")
+    with pytest.raises(ConfigError, match="bad.toml: not valid TOML"):
+        load_config(bad)
+
+
+def test_postgres_url_is_normalised() -> None:
+    cfg = parse_config({**base(), "store": {"url": "postgresql://u:p@127.0.0.1/db"}}, env={})
+    assert cfg.store.url == "postgresql+asyncpg://u:p@127.0.0.1/db"

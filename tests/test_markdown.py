@@ -1,0 +1,44 @@
+"""Hostile or odd text from sources and engineers is shown as text in the Markdown."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from reporting import snapshot
+from reporting.markdown import cell, md, render_markdown
+from reporting.models import Branding, Commentary, OpenIncident, Security
+from tests.conftest import load_json
+
+HOSTILE = ["<b>bold</b>", "**strong**", "[x](javascript:alert(1))", "<script>alert(1)</script>", "# not a heading", "a | b"]
+
+
+def test_md_escape() -> None:
+    assert md("<script>alert(1)</script>") == "&lt;script&gt;alert(1)&lt;/script&gt;"
+    assert md("**x**") == r"\*\*x\*\*"
+    assert md("[x](javascript:alert(1))") == r"\[x\](javascript:alert(1))"
+    assert md("# h") == r"\# h"
+    assert md("1. item") == r"1\. item"
+    assert md("line one\n## two") == "line one ## two"
+    assert cell("x" * 500, 10) == "x" * 9 + "\u2026"
+    assert md("Zoë Müller – Café & Co") == "Zoë Müller – Café &amp; Co"
+
+
+def test_hostile_commentary_and_incident_titles_render_inert(demo_out: Path) -> None:
+    report = snapshot.from_dict(load_json(demo_out, "INITECH"))
+    sec = report.sections["security"]
+    assert isinstance(sec.data, Security)
+    items = tuple(OpenIncident(str(i), t, "high", datetime(2026, 11, 13, tzinfo=UTC)) for i, t in enumerate(HOSTILE))
+    sections = {**report.sections, "security": replace(sec, data=replace(sec.data, open_items=items))}
+    text = "\n".join(HOSTILE) + "\n" + "x" * 10_000
+    report = replace(report, sections=sections, commentary=Commentary(text, "eng <admin>", datetime.now(UTC)))
+    out = render_markdown(report, Branding("MSP"))
+    for raw in ("<script>", "<b>", "\n# not a heading"):
+        assert raw not in out, raw
+    assert not re.search(r"(?<!\\)\]\(javascript:", out)  # only the escaped, inert form
+    for shown in ("&lt;script&gt;", r"\*\*strong\*\*", "> \\# not a heading", r"\[x\](javascript:alert(1))"):
+        assert shown in out, shown
+    assert "x" * 10_000 in out  # commentary is kept whole
+    assert "eng &lt;admin&gt;" in out
