@@ -46,9 +46,13 @@ class HistoryStore:
     async def open(cls, url: str, **engine_kw: Any) -> HistoryStore:
         try:
             engine = create_async_engine(url, **engine_kw)
+        except (SQLAlchemyError, ValueError) as err:
+            raise StoreError(f"cannot open the store at {_safe(url)}: {err}") from err
+        try:
             async with engine.begin() as conn:
                 await conn.run_sync(metadata.create_all)
         except (SQLAlchemyError, OSError) as err:
+            await engine.dispose()
             reason = str(getattr(err, "orig", None) or err).splitlines()[0]
             raise StoreError(f"cannot open the store at {_safe(url)}: {reason}") from err
         return cls(engine)
