@@ -50,9 +50,6 @@ def test_run_with_a_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 def test_atomic_write_leaves_no_partial_file(tmp_path: Path) -> None:
     target = tmp_path / "A" / "A-weekly.pdf"
 
-    class Boom(bytes):
-        pass
-
     write_atomic(target, b"%PDF-complete")
     with pytest.raises(TypeError):
         write_atomic(target, 12345)  # type: ignore[arg-type]  # fails mid-write
