@@ -55,7 +55,6 @@ def _resolve(args: argparse.Namespace, anchor_sandbox: bool = True) -> Setup:
     anchor = week_containing(week_day, MSP_TIMEZONE).end_date
     dataset = SandboxDataset(anchor, synthetic=getattr(args, "synthetic", 0) or 0)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     store_url = f"sqlite+aiosqlite:///{(out / 'reportbot-sandbox.db').resolve()}"
     return Setup(sandbox_config(dataset, store_url), None, dataset, week_day)
 
@@ -118,6 +117,7 @@ async def _generate(setup: Setup, customers: list[CustomerConfig], out: Path, ba
     from reporting.pdf import render_pdf  # ReportLab import kept off the config-check path
 
     config = setup.config
+    out.mkdir(parents=True, exist_ok=True)  # only now: a rejected command leaves nothing behind
     ctx = ConnectorContext(sandbox=setup.sandbox)
     connectors = _connectors(config, ctx, customers)
     try:
