@@ -21,7 +21,6 @@ from connectors.sandbox.dataset import HISTORY_WEEKS, MSP_TIMEZONE, SandboxDatas
 from reporting.collect import unmapped_records
 from reporting.config import Config, ConfigError, CustomerConfig, load_config
 from reporting.engine import Draft, Engine
-from reporting.models import SEVERITY_ORDER
 from reporting.output import write_atomic
 from reporting.period import PeriodError, last_complete_week_day, parse_week, week_containing
 from reporting.rollup import rollup_markdown, rollup_rows
@@ -45,7 +44,7 @@ class Setup:
     week_day: date
 
 
-def _resolve(args: argparse.Namespace, anchor_sandbox: bool = True) -> Setup:
+def _resolve(args: argparse.Namespace) -> Setup:
     path = args.config or os.environ.get("REPORTBOT_CONFIG")
     if path:
         config = load_config(path)
@@ -152,11 +151,8 @@ async def _generate(setup: Setup, customers: list[CustomerConfig], out: Path, ba
 
 def _summary_table(drafts: list[Draft]) -> str:
     rows = [("Customer", "Status", "Flags")]
-    for d in sorted(drafts, key=lambda d: d.code):
-        flags = d.report.flags
-        worst = min((SEVERITY_ORDER[f.severity] for f in flags if f.code != "no_baseline"), default=3)
-        status = "red" if worst == 0 else "amber" if worst == 1 else "green"
-        rows.append((d.code, status, ", ".join(f.code for f in flags) or "-"))
+    for r in sorted(rollup_rows(d.report for d in drafts), key=lambda r: r.code):
+        rows.append((r.code, r.status, ", ".join(r.flags) or "-"))
     w0 = max(len(r[0]) for r in rows)
     w1 = max(len(r[1]) for r in rows)
     lines = [f"{a:<{w0}}  {b:<{w1}}  {c}" for a, b, c in rows]

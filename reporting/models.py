@@ -202,9 +202,6 @@ class Report:
     commentary: Commentary | None = None
     audience: str = "executive"
 
-    def section(self, name: str) -> Section:
-        return self.sections[name]
-
 
 @dataclass(frozen=True)
 class WeekPoint:

@@ -85,41 +85,43 @@ def executive_summary(
     return tuple(out[:5])
 
 
+_SLA_CODES = ("sla_drop", "sla_below_target")
+_ADVICE: dict[tuple[str, str], str] = {
+    ("sla", "uptime"): "Review the root cause of this week's downtime with the site owner and decide whether a "
+    "redundant circuit or failover is worth the cost.",
+    ("sla", "tickets"): "Go through the tickets that missed their resolution target and agree on priorities or "
+    "staffing for the coming week.",
+    ("ticket_trend_worse", "*"): "Look at what drove the rise in tickets; a problem record or short user training may "
+    "prevent repeats.",
+    ("backup_stale", "*"): "Bring the backup agent that stopped reporting back online, run a manual backup and confirm "
+    "a restore point.",
+    ("backup_failed", "*"): "Fix the failing backup job and run a test restore once it succeeds.",
+    ("open_incident", "*"): "Close out the open security incident with the customer's contact and confirm no data left "
+    "the tenant.",
+    ("secure_score_drop", "*"): "Review the tenant changes that lowered Secure Score and revert them or record the "
+    "accepted risk.",
+    ("site_down", "*"): "Review the public-site outage with the hosting provider and route availability alerts to "
+    "on-call.",
+    ("no_baseline", "*"): "No action needed for the comparison: next week's report will show week-over-week changes.",
+}
+
+
 def recommendations(sections: Mapping[str, Section], flags: tuple[Flag, ...]) -> tuple[str, ...]:
+    """One recommendation per kind of finding, in flag order (most severe first)."""
     out: list[str] = []
     seen: set[tuple[str, str]] = set()
     for f in flags:
-        key = (f.code, f.section)
-        if key in seen:
+        if f.code == "data_unavailable":
+            key = (f.code, f.section)
+            text = (f"Restore reportbot's access to {sections[f.section].source} so next week's "
+                    f"{SECTION_TITLES[f.section].lower()} figures are complete.")
+        else:
+            key = ("sla", f.section) if f.code in _SLA_CODES else (f.code, "*")
+            text = _ADVICE.get(key, "")
+        if key in seen or not text:
             continue
         seen.add(key)
-        if f.code == "data_unavailable":
-            out.append(f"Restore reportbot's access to {sections[f.section].source} so next week's "
-                       f"{SECTION_TITLES[f.section].lower()} figures are complete.")
-        elif f.code in ("sla_drop", "sla_below_target") and f.section == "uptime":
-            if ("uptime", "sla") not in seen:
-                seen.add(("uptime", "sla"))
-                out.append("Review the root cause of this week's downtime with the site owner and decide whether a "
-                           "redundant circuit or failover is worth the cost.")
-        elif f.code in ("sla_drop", "sla_below_target") and f.section == "tickets":
-            if ("tickets", "sla") not in seen:
-                seen.add(("tickets", "sla"))
-                out.append("Go through the tickets that missed their resolution target and agree on priorities or "
-                           "staffing for the coming week.")
-        elif f.code == "ticket_trend_worse":
-            out.append("Look at what drove the rise in tickets; a problem record or short user training may prevent repeats.")
-        elif f.code == "backup_stale":
-            out.append("Bring the backup agent that stopped reporting back online, run a manual backup and confirm a restore point.")
-        elif f.code == "backup_failed":
-            out.append("Fix the failing backup job and run a test restore once it succeeds.")
-        elif f.code == "open_incident":
-            out.append("Close out the open security incident with the customer's contact and confirm no data left the tenant.")
-        elif f.code == "secure_score_drop":
-            out.append("Review the tenant changes that lowered Secure Score and revert them or record the accepted risk.")
-        elif f.code == "site_down":
-            out.append("Review the public-site outage with the hosting provider and route availability alerts to on-call.")
-        elif f.code == "no_baseline":
-            out.append("No action needed for the comparison: next week's report will show week-over-week changes.")
+        out.append(text)
     if not out:
         out.append("No action required this week; keep the current maintenance schedule.")
     return tuple(out)

@@ -174,9 +174,6 @@ CUSTOMERS: tuple[SandboxCustomer, ...] = (
 UNMAPPED = _customer("INITRODE", "Initrode Ltd", "initrode.example", "Europe/London", ZCCDC, 13,
                      devices_per_site=2, tickets_per_week=5, changes_per_week=1)
 
-_SYSTEMS = sorted(SYSTEM_SECTIONS)
-
-
 def synthetic_customers(n: int) -> tuple[SandboxCustomer, ...]:
     """``n`` extra quiet customers with mixed stacks, for benchmarks."""
     out = []
