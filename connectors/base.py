@@ -12,7 +12,7 @@ should do about a missing section:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -70,9 +70,16 @@ class Connector(Protocol):
 
 @dataclass
 class ConnectorContext:
-    """Shared resources handed to connector factories (one per batch)."""
+    """Shared resources handed to connector factories (one per batch).
+
+    ``client_factory`` makes the ``httpx.AsyncClient`` of a source (tests inject a
+    ``MockTransport`` here; default: ``connectors.http.new_client``). ``sleep`` is what retry
+    back-off waits with (tests make it instant and record the waits).
+    """
 
     sandbox: Any = None  # connectors.sandbox.dataset.SandboxDataset when the sandbox is configured
+    client_factory: Callable[[SourceConfig], Any] | None = None
+    sleep: Callable[[float], Awaitable[None]] | None = None
 
 
 ConnectorFactory = Callable[[str, SourceConfig, ConnectorContext], Connector]

@@ -15,7 +15,7 @@ week · SOYLENT 40 changes · MASSIVE ticket SLA attainment below target (for we
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime, time, timedelta
 from functools import cached_property
 
@@ -194,6 +194,20 @@ def synthetic_customers(n: int) -> tuple[SandboxCustomer, ...]:
     return tuple(out)
 
 
+def _trunc(v: object) -> object:
+    if isinstance(v, datetime):
+        return v.replace(microsecond=0)
+    if isinstance(v, tuple):
+        return tuple(_trunc(x) for x in v)
+    return v
+
+
+def _whole_seconds(records: list) -> tuple:  # type: ignore[type-arg]
+    """Records with every time cut to whole seconds, as vendors' APIs give them (epoch
+    seconds, ISO without fractions), so a simulator's wire format loses nothing."""
+    return tuple(replace(r, **{f.name: _trunc(getattr(r, f.name)) for f in fields(r)}) for r in records)
+
+
 class _Gen:
     """Records of one customer over the whole sandbox horizon (cached on first use)."""
 
@@ -254,7 +268,7 @@ class _Gen:
                 for d in self.devices:
                     if d.site == "Leeds plant":
                         out.append(Outage(d.id, t0, t0 + timedelta(hours=20, minutes=12)))
-        return tuple(out)
+        return _whole_seconds(out)
 
     # -- PSA
     @cached_property
@@ -301,7 +315,7 @@ class _Gen:
                 created = self.at(k, crng.randrange(5), crng.uniform(8, 12))
                 closed = created + timedelta(hours=crng.uniform(1, 6))
                 out.append(TicketRecord(f"{seq}", title, "Change", created, closed, None, is_change=True))
-        return tuple(out)
+        return _whole_seconds(out)
 
     # -- backups
     @cached_property
@@ -323,7 +337,7 @@ class _Gen:
                         out.append(BackupRun(item, ended, "failed", None))
                         continue
                     out.append(BackupRun(item, ended, status, point))
-        return tuple(out)
+        return _whole_seconds(out)
 
     # -- security
     @cached_property
@@ -342,7 +356,7 @@ class _Gen:
                 created = self.at(0, 4, 14.5)
                 out.append(IncidentRecord(f"{seq}", "Suspicious sign-in to finance mailbox followed by inbox rule creation",
                                           "high", created, None))
-        return tuple(out)
+        return _whole_seconds(out)
 
     @cached_property
     def scores(self) -> tuple[ScoreSnapshot, ...]:
@@ -355,7 +369,7 @@ class _Gen:
                 if k == 0 and self.c.code == "CYBERDYNE" and day == 2:
                     pct -= 8.35  # legacy authentication re-enabled tenant-wide: with the week's +0.35, −8.0 net
                 out.append(ScoreSnapshot(self.at(k, day, 1), round(max_score * pct / 100.0, 2), max_score))
-        return tuple(out)
+        return _whole_seconds(out)
 
     # -- public sites
     @cached_property
@@ -372,7 +386,7 @@ class _Gen:
                     t0 = self.at(0, 1, 13 + 1 / 6)
                     intervals.append((t0, t0 + timedelta(hours=2)))
             out.append(SiteCheckRecord(name, tuple(sorted(intervals, key=lambda iv: iv[0]))))
-        return tuple(out)
+        return _whole_seconds(out)
 
 
 class SandboxDataset:

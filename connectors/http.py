@@ -1,0 +1,271 @@
+"""The HTTP behaviour every vendor client shares, written once.
+
+A vendor client (``connectors/<system>/client.py``) owns its URLs, auth and paging; it sends
+every request through :class:`HttpSource`, which adds:
+
+- a per-source concurrency limit (``[sources.<name>] concurrency``, an ``asyncio.Semaphore``);
+- a per-request timeout (``[sources.<name>] request_timeout_seconds``, default 15 s);
+- bounded retries: 429 and 503 honour ``Retry-After`` (seconds or an HTTP date), other 5xx
+  and transport errors back off exponentially with jitter; at most ``max_attempts`` tries and
+  never a single wait above ``max_retry_wait`` seconds (a longer ``Retry-After`` ends the
+  attempt instead of stalling the batch);
+- translation into the connector error tree (``connectors.base``) with a message that names
+  the system, the method and path, and the cause — never a header, a query string, a body or a
+  secret;
+- JSON decoding that refuses HTML pages and other non-JSON bodies.
+
+The ``httpx.AsyncClient`` is injected, so tests can hand in a ``MockTransport`` and production
+gets one pooled client per source.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from connectors.base import SourceAuthError, SourceDataError, SourceUnavailable
+from reporting.config import SourceConfig
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+REQUEST_ID_HEADERS = ("x-cw-request-id", "request-id", "x-ms-request-id", "cf-ray", "x-request-id")
+
+ErrorMessage = Callable[[httpx.Response], str | None]
+"""A vendor's error-body parser: the human message in an error response, or None."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 4
+    backoff_base: float = 0.25  # first backoff in seconds; doubles per attempt, with jitter
+    max_retry_wait: float = 30.0  # the longest single wait; a longer Retry-After gives up
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """``Retry-After`` as seconds: delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def _json_message(resp: httpx.Response) -> str | None:
+    """Generic error parser: ``message`` / ``error.message`` / ``errors[0].message`` / ``detail``."""
+    try:
+        body = resp.json()
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    err = body.get("error")
+    if isinstance(err, dict) and isinstance(err.get("message"), str):
+        return err["message"]
+    if isinstance(err, str):
+        desc = body.get("error_description")
+        return f"{err}: {desc}" if isinstance(desc, str) else err
+    for key in ("message", "detail", "title"):
+        if isinstance(body.get(key), str):
+            return body[key]
+    errs = body.get("errors")
+    if isinstance(errs, list) and errs and isinstance(errs[0], dict) and isinstance(errs[0].get("message"), str):
+        return errs[0]["message"]
+    return None
+
+
+def _short(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class HttpSource:
+    """One configured source's HTTP access: limits, retries, error translation."""
+
+    def __init__(
+        self,
+        system: str,
+        client: httpx.AsyncClient,
+        *,
+        concurrency: int = 4,
+        request_timeout: float = 15.0,
+        retry: RetryPolicy | None = None,
+        error_message: ErrorMessage = _json_message,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        secrets: tuple[str, ...] = (),
+    ):
+        self.system = system
+        self.client = client
+        self.request_timeout = request_timeout
+        self.retry = retry or RetryPolicy()
+        self._error_message = error_message
+        self._sleep = sleep
+        self._limit = asyncio.Semaphore(concurrency)
+        self._secrets = tuple(s for s in secrets if s)
+        self.requests = 0  # requests sent, retries included (for tests and benchmarks)
+
+    @classmethod
+    def from_config(cls, system: str, source: SourceConfig, client: httpx.AsyncClient, **kw: Any) -> HttpSource:
+        return cls(
+            system,
+            client,
+            concurrency=source.concurrency,
+            request_timeout=float(source.option("request_timeout_seconds", 15.0)),
+            retry=RetryPolicy(
+                max_attempts=int(source.option("max_attempts", 4)),
+                max_retry_wait=float(source.option("max_retry_wait_seconds", 30.0)),
+            ),
+            **kw,
+        )
+
+    def redact(self, text: str) -> str:
+        for s in self._secrets:
+            text = text.replace(s, "***")
+        return text
+
+    def _fail(self, kind: type[Exception], message: str) -> Exception:
+        return kind(self.system, self.redact(message))
+
+    def _what(self, method: str, url: str) -> str:
+        path = httpx.URL(url).path or "/"
+        return f"{method} {path}"
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        data: Mapping[str, Any] | None = None,
+        auth: httpx.Auth | tuple[str, str] | None = None,
+        ok_statuses: frozenset[int] = frozenset(),
+    ) -> httpx.Response:
+        """Send with retries; return a 2xx response (or one in ``ok_statuses``), else raise.
+
+        401/403 → SourceAuthError; other 4xx → SourceDataError; 429/5xx/timeouts/refused
+        connections after the last attempt → SourceUnavailable.
+        """
+        what = self._what(method, url)
+        policy = self.retry
+        last = ""
+        for attempt in range(1, policy.max_attempts + 1):
+            wait: float | None = None
+            try:
+                async with self._limit:
+                    self.requests += 1
+                    t0 = time.perf_counter()
+                    resp = await self.client.request(
+                        method, url, params=params, headers=headers, json=json_body, data=data,
+                        auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT,
+                        timeout=self.request_timeout,
+                    )
+                    log.debug(
+                        "%s %s -> %s in %.0f ms", self.system, what, resp.status_code, 1000 * (time.perf_counter() - t0),
+                        extra={"request_id": next((resp.headers[h] for h in REQUEST_ID_HEADERS if h in resp.headers), None)},
+                    )
+            except httpx.TimeoutException:
+                last = f"no answer within {self.request_timeout:g} s"
+            except httpx.TransportError as err:
+                last = f"cannot connect ({type(err).__name__})"
+            else:
+                status = resp.status_code
+                if 200 <= status < 300 or status in ok_statuses:
+                    return resp
+                message = self._describe(resp)
+                if status in (401, 403):
+                    raise self._fail(SourceAuthError, f"{what} was refused: HTTP {status} {message}".rstrip())
+                if status not in RETRY_STATUSES:
+                    raise self._fail(SourceDataError, f"{what} answered HTTP {status} {message}".rstrip())
+                last = f"HTTP {status} {message}".rstrip()
+                if status in (429, 503):
+                    wait = retry_after_seconds(resp.headers.get("retry-after"))
+                    if wait is not None and wait > policy.max_retry_wait:
+                        raise self._fail(SourceUnavailable, f"{what}: {last}; asked to retry after {wait:.0f} s, longer than we wait")
+            if attempt == policy.max_attempts:
+                break
+            if wait is None:
+                wait = policy.backoff_base * (2 ** (attempt - 1)) * (0.5 + random.random())  # noqa: S311 - jitter, not crypto
+            log.info("%s %s: %s; retry %d/%d in %.2f s", self.system, what, self.redact(last), attempt, policy.max_attempts - 1, wait)
+            await self._sleep(wait)
+        attempts = f"{policy.max_attempts} attempt{'s' if policy.max_attempts != 1 else ''}"
+        raise self._fail(SourceUnavailable, f"{what}: {last} (after {attempts})")
+
+    def _describe(self, resp: httpx.Response) -> str:
+        ctype = resp.headers.get("content-type", "")
+        if "json" in ctype or resp.content[:1] in (b"{", b"["):
+            msg = self._error_message(resp)
+            return f"— {_short(msg)}" if msg else ""
+        if "html" in ctype or resp.content.lstrip()[:1] == b"<":
+            return "(an HTML page, not the API: a proxy or login page?)"
+        return ""
+
+    def decode(self, resp: httpx.Response) -> Any:
+        """The JSON body, or SourceDataError naming what came back instead."""
+        what = self._what(resp.request.method, str(resp.request.url))
+        raw = resp.content
+        if not raw.strip():
+            raise self._fail(SourceDataError, f"{what} answered HTTP {resp.status_code} with an empty body, not JSON")
+        try:
+            return json.loads(raw)
+        except ValueError:
+            ctype = resp.headers.get("content-type", "unknown type").split(";")[0]
+            kind = "an HTML page" if raw.lstrip()[:1] == b"<" else f"a {ctype} body"
+            raise self._fail(SourceDataError, f"{what} answered HTTP {resp.status_code} with {kind}, not JSON") from None
+
+    async def get_json(self, url: str, **kw: Any) -> Any:
+        return self.decode(await self.request("GET", url, **kw))
+
+    async def post_json(self, url: str, **kw: Any) -> Any:
+        return self.decode(await self.request("POST", url, **kw))
+
+
+def new_client(source: SourceConfig, **kw: Any) -> httpx.AsyncClient:
+    """The pooled client a source uses in production: its CA bundle (``ca_bundle``) if set."""
+    verify: Any = source.option("ca_bundle") or True
+    limits = httpx.Limits(max_connections=source.concurrency * 2, max_keepalive_connections=source.concurrency)
+    return httpx.AsyncClient(verify=verify, limits=limits, follow_redirects=False, **kw)
+
+
+def require_url(system: str, source: SourceConfig) -> str:
+    if not source.url:
+        raise SourceDataError(system, f"sources.{system}.url is not set")
+    return source.url.rstrip("/")
+
+
+def require_secret(system: str, name: str, source: SourceConfig, key: str) -> str:
+    value = source.secret(key)
+    if not value:
+        raise SourceAuthError(system, f"sources.{name}.{key} is not set (put it in the environment and write ${{VAR}})")
+    return value
+
+
+def source_http(system: str, source: SourceConfig, ctx: Any, **kw: Any) -> tuple[HttpSource, httpx.AsyncClient]:
+    """The ``HttpSource`` of a configured source, with its client from ``ctx.client_factory``
+    (a ``ConnectorContext``) or a new pooled one. The caller closes the client in ``aclose()``."""
+    factory = getattr(ctx, "client_factory", None)
+    client = factory(source) if factory is not None else new_client(source)
+    sleep = getattr(ctx, "sleep", None)
+    if sleep is not None:
+        kw.setdefault("sleep", sleep)
+    return HttpSource.from_config(system, source, client, **kw), client

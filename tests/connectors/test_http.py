@@ -1,0 +1,114 @@
+"""The shared HTTP behaviour (connectors/http.py) against httpx.MockTransport."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+from connectors.base import SourceAuthError, SourceDataError, SourceUnavailable
+from connectors.fields import Fields, parse_time
+from connectors.http import HttpSource, RetryPolicy, retry_after_seconds
+from tests.connectors.matrix import RecordingSleep
+
+
+def source(handler, **kw) -> tuple[HttpSource, RecordingSleep]:
+    sleep = RecordingSleep()
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    return HttpSource("acmevendor", client, sleep=sleep, secrets=("s3cret-token",), **kw), sleep
+
+
+def test_retry_after_forms():
+    now = datetime(2026, 11, 16, 12, 0, tzinfo=UTC)
+    assert retry_after_seconds("7") == 7.0
+    assert retry_after_seconds("Mon, 16 Nov 2026 12:00:30 GMT", now) == 30.0
+    assert retry_after_seconds("Mon, 16 Nov 2026 11:00:00 GMT", now) == 0.0
+    assert retry_after_seconds("soon") is None
+    assert retry_after_seconds(None) is None
+
+
+async def test_429_honours_retry_after_then_succeeds():
+    calls = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        calls.append(req.url.path)
+        if len(calls) < 3:
+            return httpx.Response(429, headers={"Retry-After": "2"}, json={"message": "slow down"})
+        return httpx.Response(200, json={"ok": True})
+
+    src, sleep = source(handler)
+    assert await src.get_json("https://vendor.test/api/x") == {"ok": True}
+    assert sleep.waits == [2.0, 2.0]
+    assert src.requests == 3
+
+
+async def test_long_retry_after_gives_up_at_once():
+    src, sleep = source(lambda r: httpx.Response(429, headers={"Retry-After": "3600"}), retry=RetryPolicy(max_retry_wait=30))
+    with pytest.raises(SourceUnavailable, match="retry after 3600 s"):
+        await src.get_json("https://vendor.test/api/x")
+    assert sleep.waits == []
+
+
+async def test_5xx_exhausts_retries_with_growing_backoff():
+    src, sleep = source(lambda r: httpx.Response(502, text="<html>bad gateway</html>", headers={"content-type": "text/html"}))
+    with pytest.raises(SourceUnavailable) as err:
+        await src.get_json("https://vendor.test/api/x?token=s3cret-token")
+    assert str(err.value).startswith("acmevendor: GET /api/x: HTTP 502 (an HTML page")
+    assert "after 4 attempts" in str(err.value)
+    assert "s3cret" not in str(err.value)
+    assert len(sleep.waits) == 3 and sleep.waits[0] < sleep.waits[2]
+
+
+async def test_auth_and_client_errors_are_not_retried():
+    src, sleep = source(lambda r: httpx.Response(401, json={"error": "invalid_client", "error_description": "bad secret"}))
+    with pytest.raises(SourceAuthError, match=r"refused: HTTP 401 — invalid_client: bad secret"):
+        await src.get_json("https://vendor.test/auth/token")
+    src, sleep = source(lambda r: httpx.Response(404, json={"message": "no such company"}))
+    with pytest.raises(SourceDataError, match="HTTP 404 — no such company"):
+        await src.get_json("https://vendor.test/api/c")
+    assert sleep.waits == []
+
+
+async def test_timeout_and_refused_connection():
+    def hang(req):
+        raise httpx.ReadTimeout("timed out", request=req)
+
+    src, _ = source(hang, retry=RetryPolicy(max_attempts=2), request_timeout=0.5)
+    with pytest.raises(SourceUnavailable, match=r"no answer within 0.5 s \(after 2 attempts\)"):
+        await src.get_json("https://vendor.test/x")
+
+    def refused(req):
+        raise httpx.ConnectError("refused", request=req)
+
+    src, _ = source(refused, retry=RetryPolicy(max_attempts=1))
+    with pytest.raises(SourceUnavailable, match="cannot connect"):
+        await src.get_json("https://vendor.test/x")
+
+
+async def test_html_and_empty_bodies_are_data_errors():
+    src, _ = source(lambda r: httpx.Response(200, text="<!DOCTYPE html><p>Sign in</p>", headers={"content-type": "text/html"}))
+    with pytest.raises(SourceDataError, match="with an HTML page, not JSON"):
+        await src.get_json("https://vendor.test/x")
+    src, _ = source(lambda r: httpx.Response(200, text=""))
+    with pytest.raises(SourceDataError, match="empty body"):
+        await src.get_json("https://vendor.test/x")
+
+
+def test_fields_name_what_drifted():
+    f = Fields("halo", {"id": "12", "priority": {"name": "High"}, "dateoccurred": "2022-09-30T08:23:56.4214387Z"}, "GET /api/Tickets item 0")
+    assert f.int("id") == 12
+    assert f.str("priority.name") == "High"
+    assert f.time("dateoccurred") == datetime(2022, 9, 30, 8, 23, 56, 421438, tzinfo=UTC)
+    with pytest.raises(SourceDataError, match=r"halo: GET /api/Tickets item 0: field 'dateclosed' is missing"):
+        f.time("dateclosed")
+    with pytest.raises(SourceDataError, match="expected an integer"):
+        Fields("halo", {"id": "x"}, "item").int("id")
+
+
+def test_parse_time_formats():
+    assert parse_time(1715000000) == datetime(2024, 5, 6, 12, 53, 20, tzinfo=UTC)
+    assert parse_time("1715000000") == parse_time(1715000000)
+    assert parse_time("[2024-05-06T00:00:00Z]") == datetime(2024, 5, 6, tzinfo=UTC)
+    assert parse_time("2024-05-07T22:00:03.12+02:00") == datetime(2024, 5, 7, 20, 0, 3, 120000, tzinfo=UTC)
+    assert parse_time("2024-05-07T22:00:03") == datetime(2024, 5, 7, 22, 0, 3, tzinfo=UTC)
