@@ -10,14 +10,16 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 from connectors.base import Connector, ConnectorContext, ConnectorError
 from connectors.registry import CONNECTORS
-from connectors.sandbox.config import sandbox_config
+from connectors.sandbox.config import sandbox_config, sandbox_config_files
 from connectors.sandbox.dataset import HISTORY_WEEKS, MSP_TIMEZONE, SandboxDataset
+from connectors.sim.base import Faults
+from connectors.sim.farm import SimulatorFarm, parse_fault_specs
 from reporting.collect import unmapped_records
 from reporting.config import Config, ConfigError, CustomerConfig, load_config
 from reporting.engine import Draft, Engine
@@ -42,11 +44,14 @@ class Setup:
     base: Path | None  # folder of the config file, for relative paths
     sandbox: SandboxDataset | None
     week_day: date
+    faults: dict[str, Faults] = field(default_factory=dict)  # injected into the sandbox simulators
 
 
 def _resolve(args: argparse.Namespace) -> Setup:
     path = args.config or os.environ.get("REPORTBOT_CONFIG")
     if path:
+        if getattr(args, "sim_faults", None):
+            raise CliError("--sim-faults works only on the sandbox (no --config, no REPORTBOT_CONFIG)", EXIT_USAGE)
         config = load_config(path)
         week_day = parse_week(args.week) if args.week else last_complete_week_day(datetime.now(UTC), config.msp.timezone)
         return Setup(config, Path(path).resolve().parent, None, week_day)
@@ -55,7 +60,11 @@ def _resolve(args: argparse.Namespace) -> Setup:
     dataset = SandboxDataset(anchor, synthetic=getattr(args, "synthetic", 0) or 0)
     out = Path(args.out)
     store_url = f"sqlite+aiosqlite:///{(out / 'reportbot-sandbox.db').resolve()}"
-    return Setup(sandbox_config(dataset, store_url), None, dataset, week_day)
+    try:
+        faults = parse_fault_specs(getattr(args, "sim_faults", None) or [])
+    except ValueError as err:
+        raise CliError(f"--sim-faults: {err}", EXIT_USAGE) from err
+    return Setup(sandbox_config(dataset, store_url), None, dataset, week_day, faults)
 
 
 def _select(config: Config, codes: Sequence[str], all_: bool) -> list[CustomerConfig]:
@@ -113,10 +122,22 @@ class Progress:
 
 
 async def _generate(setup: Setup, customers: list[CustomerConfig], out: Path, backfill: int, quiet: bool = False) -> tuple[list[Draft], list[str], list[str]]:
+    out.mkdir(parents=True, exist_ok=True)  # only now: a rejected command leaves nothing behind
+    if setup.sandbox is None:
+        return await _generate_with(setup, setup.config, customers, out, backfill, quiet)
+    # the sandbox: the real connectors against the vendors' simulators on 127.0.0.1
+    try:
+        farm = SimulatorFarm(setup.sandbox, faults=setup.faults)
+    except ValueError as err:
+        raise CliError(f"--sim-faults: {err}", EXIT_USAGE) from err
+    async with farm:
+        config = sandbox_config(setup.sandbox, setup.config.store.url, farm.sources())
+        return await _generate_with(setup, config, [config.customer(c.code) for c in customers], out, backfill, quiet)
+
+
+async def _generate_with(setup: Setup, config: Config, customers: list[CustomerConfig], out: Path, backfill: int, quiet: bool) -> tuple[list[Draft], list[str], list[str]]:
     from reporting.pdf import render_pdf  # ReportLab import kept off the config-check path
 
-    config = setup.config
-    out.mkdir(parents=True, exist_ok=True)  # only now: a rejected command leaves nothing behind
     ctx = ConnectorContext(sandbox=setup.sandbox)
     connectors = _connectors(config, ctx, customers)
     try:
@@ -218,16 +239,111 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         missing = [s for s in ("uptime", "tickets", "changes", "backups", "security", "sites") if s not in c.sources]
         if missing:
             problems.append(f"warning: customers[{c.code}].sources: no source for {', '.join(missing)} (reported as unavailable)")
-        for name in c.sources.values():
+        for name in sorted(set(c.sources.values())):
             kind = config.sources[name].type or name
             if kind not in CONNECTORS:
                 problems.append(f"error: sources.{name}.type: no connector named {kind!r}")
+            elif name not in c.ids and kind != "sandbox":
+                problems.append(f"error: customers[{c.code}].ids.{name}: missing (the customer's id in {name})")
     for p in problems:
         print(p, file=sys.stderr)
-    errors = [p for p in problems if p.startswith("error")]
-    print(f"{path}: {len(config.customers)} customers, {len(config.sources)} sources; "
-          f"{len(errors)} errors, {len(problems) - len(errors)} warnings")
+    lines: list[str] = []
+    if not args.offline and not any(p.startswith("error") for p in problems):
+        lines = asyncio.run(_check_sources(config))
+        for line in lines:
+            print(line, file=sys.stderr if line.startswith(("error", "warning")) else sys.stdout)
+    everything = problems + lines
+    errors = [p for p in everything if p.startswith("error")]
+    warnings = [p for p in everything if p.startswith("warning")]
+    checked = "offline: sources not contacted" if args.offline else f"{len(config.sources)} sources contacted"
+    print(f"{path}: {len(config.customers)} customers, {len(config.sources)} sources ({checked}); "
+          f"{len(errors)} errors, {len(warnings)} warnings")
     return EXIT_USAGE if errors else 0
+
+
+async def _check_sources(config: Config) -> list[str]:
+    """Each used source answers (``probe``) and every customer's id resolves there."""
+    ctx = ConnectorContext()
+    used = sorted({name for c in config.customers for name in c.sources.values()})
+    out: list[str] = []
+
+    async def one(name: str) -> list[str]:
+        src = config.sources[name]
+        kind = src.type or name
+        if kind == "sandbox":
+            return [f"ok: sources.{name}: the in-process sandbox feed (nothing to contact)"]
+        lines: list[str] = []
+        try:
+            connector = CONNECTORS[kind](name, src, ctx)
+        except ConnectorError as err:
+            return [f"error: sources.{name}: {err}"]
+        try:
+            t0 = time.perf_counter()
+            try:
+                what = await connector.probe()  # type: ignore[attr-defined]
+                records = await connector.customer_records()
+            except ConnectorError as err:
+                return [f"error: sources.{name}: {err}"]
+            ms = 1000 * (time.perf_counter() - t0)
+            lines.append(f"ok: sources.{name}: {what} at {src.url} answered in {ms:.0f} ms; {len(records)} customer records")
+            ids = {r.id: r for r in records}
+            mapped = set()
+            for c in config.customers:
+                if name not in c.sources.values():
+                    continue
+                cid = c.ids.get(name, "")
+                if cid in ids:
+                    mapped.add(cid)
+                    lines.append(f"ok: customers[{c.code}].ids.{name} = {cid!r} -> {ids[cid].name}")
+                else:
+                    close = difflib.get_close_matches(cid, list(ids), n=3, cutoff=0.6)
+                    hint = f"; close: {', '.join(close)}" if close else ""
+                    lines.append(f"error: customers[{c.code}].ids.{name}: {cid!r} is not a customer in {name}{hint}")
+            for rid, r in sorted(ids.items()):
+                if rid not in mapped and not any(c.ids.get(name) == rid for c in config.customers):
+                    lines.append(f"warning: sources.{name}: {rid!r} ({r.name}) maps to no configured customer")
+        finally:
+            await connector.aclose()
+        return lines
+
+    for lines in await asyncio.gather(*(one(n) for n in used)):
+        out.extend(lines)
+    return out
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    """Serve the vendor simulators until interrupted, and write a config that points at them."""
+    week_day = parse_week(args.week) if args.week else last_complete_week_day(datetime.now(UTC), MSP_TIMEZONE)
+    dataset = SandboxDataset(week_containing(week_day, MSP_TIMEZONE).end_date)
+    try:
+        faults = parse_fault_specs(args.sim_faults or [])
+    except ValueError as err:
+        raise CliError(f"--sim-faults: {err}", EXIT_USAGE) from err
+    target = Path(args.write_config)
+
+    async def serve() -> None:
+        async with SimulatorFarm(dataset, faults=faults) as farm:
+            toml, env = sandbox_config_files(dataset, farm.sources(), target.with_suffix(".db"))
+            write_atomic(target, toml)
+            env_path = target.with_suffix(".env")
+            write_atomic(env_path, env)
+            env_path.chmod(0o600)
+            for system, sim in sorted(farm.sims.items()):
+                print(f"{system:<12} {sim.url}")
+            print(f"config: {target}  (credentials as ${{VAR}} references; values in {env_path})")
+            print(f"try:    env $(cat {env_path}) reportbot config check --config {target}")
+            print("Ctrl-C stops the simulators.", flush=True)
+            await asyncio.Event().wait()
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+_FAULTS_HELP = ("inject faults into a vendor simulator, e.g. 'zabbix:status=503,count=3,retry_after=2', "
+                "'*:latency_ms=100', 'halo:html=1,count=2', 'datto:drift=status>state' (repeatable)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -243,18 +359,27 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", help="configuration file (default: $REPORTBOT_CONFIG, else the sandbox)")
     run.add_argument("--backfill", type=int, default=None, metavar="N",
                      help="first store up to N earlier weeks missing from history (default: 0; sandbox: 5)")
+    run.add_argument("--sim-faults", action="append", metavar="SYSTEM:SPEC", help="sandbox only: " + _FAULTS_HELP)
     run.set_defaults(func=cmd_run)
 
     demo = sub.add_parser("demo", help="the whole weekly procedure on the sandbox MSP")
     demo.add_argument("--out", default="reports")
     demo.add_argument("--week", help="report this week instead of the last complete one (the sandbox plants its scenarios there)")
+    demo.add_argument("--sim-faults", action="append", metavar="SYSTEM:SPEC", help=_FAULTS_HELP)
     demo.set_defaults(func=cmd_demo)
 
     cfg = sub.add_parser("config", help="configuration tools")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True)
     check = cfg_sub.add_parser("check", help="validate a configuration file")
     check.add_argument("--config")
+    check.add_argument("--offline", action="store_true", help="validate the file only; do not contact the sources")
     check.set_defaults(func=cmd_config_check)
+
+    sb = sub.add_parser("sandbox", help="serve the vendor simulators on 127.0.0.1 and write a config for them")
+    sb.add_argument("--write-config", default="sandbox.toml", metavar="FILE", help="where to write the config (default: sandbox.toml)")
+    sb.add_argument("--week", help="the week the sandbox plants its scenarios in (default: the last complete one)")
+    sb.add_argument("--sim-faults", action="append", metavar="SYSTEM:SPEC", help=_FAULTS_HELP)
+    sb.set_defaults(func=cmd_sandbox)
     return p
 
 

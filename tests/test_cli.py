@@ -32,7 +32,7 @@ def test_config_check(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.Mo
     example = Path(__file__).resolve().parent.parent / "docs" / "example-config.toml"
     assert main(["config", "check", "--config", str(example)]) == 0
     captured = capsys.readouterr()
-    assert "1 customers, 2 sources; 0 errors, 1 warnings" in captured.out
+    assert "1 customers, 2 sources (2 sources contacted); 0 errors, 1 warnings" in captured.out
     assert "no source for backups, security, sites" in captured.err
 
 

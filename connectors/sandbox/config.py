@@ -3,24 +3,30 @@ config-less ``reportbot run`` use)."""
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
 from typing import Any
 
 from connectors.sandbox.dataset import MSP_NAME, MSP_TIMEZONE, SandboxDataset
 from reporting.config import Config, parse_config
 
 
-def sandbox_config_dict(dataset: SandboxDataset, store_url: str) -> dict[str, Any]:
+def sandbox_config_dict(dataset: SandboxDataset, store_url: str, sources: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """``sources``: the simulators' ``[sources.*]`` (``SimulatorFarm.sources()``); without it
+    every system is fed in-process from the dataset (for config checks that need no servers)."""
     systems = sorted({s for c in dataset.customers for s in c.stack.values()})
     return {
         "msp": {"name": MSP_NAME, "timezone": MSP_TIMEZONE, "brand_color": "#1F4E79"},
         "store": {"url": store_url},
         "collect": {"timeout_seconds": 20},
-        "sources": {s: {"type": "sandbox", "system": s} for s in systems},
+        "sources": sources if sources is not None else {s: {"type": "sandbox", "system": s} for s in systems},
         "customers": [
             {
                 "code": c.code,
                 "name": c.name,
                 "domain": c.domain,
+                "tenant_id": c.ids.get("defender", ""),
                 "timezone": c.timezone,
                 "cto_email": f"cto@{c.domain}",
                 "account_owner_email": f"am-{c.code.lower()}@northwind.example",
@@ -34,5 +40,54 @@ def sandbox_config_dict(dataset: SandboxDataset, store_url: str) -> dict[str, An
     }
 
 
-def sandbox_config(dataset: SandboxDataset, store_url: str) -> Config:
-    return parse_config(sandbox_config_dict(dataset, store_url), "<sandbox>", env={})
+def sandbox_config(dataset: SandboxDataset, store_url: str, sources: dict[str, dict[str, Any]] | None = None) -> Config:
+    return parse_config(sandbox_config_dict(dataset, store_url, sources), "<sandbox>", env={})
+
+
+_SECRET_KEY = re.compile(r"(password|secret|token|private|api_key|apikey|credential|key)", re.IGNORECASE)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)  # a TOML basic string: JSON's escapes are valid TOML escapes
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+
+def _table(lines: list[str], header: str, values: dict[str, Any]) -> None:
+    lines.append(header)
+    lines.extend(f"{json.dumps(k) if not re.fullmatch(r'[A-Za-z0-9_-]+', k) else k} = {_toml_value(v)}" for k, v in values.items())
+    lines.append("")
+
+
+def sandbox_config_files(dataset: SandboxDataset, sources: dict[str, dict[str, Any]], db_path: Path) -> tuple[str, str]:
+    """The sandbox configuration as a TOML file whose credentials are ``${VAR}`` references,
+    and the matching ``VAR=value`` lines for the environment (what ``reportbot sandbox`` writes)."""
+    env: dict[str, str] = {}
+    refs: dict[str, dict[str, Any]] = {}
+    for system, table in sources.items():
+        refs[system] = {}
+        for k, v in table.items():
+            if isinstance(v, str) and k not in ("type", "url", "system") and _SECRET_KEY.search(k):
+                var = f"REPORTBOT_SANDBOX_{system}_{k}".upper().replace("-", "_")
+                env[var] = v
+                refs[system][k] = "${" + var + "}"
+            else:
+                refs[system][k] = v
+    cfg = sandbox_config_dict(dataset, f"sqlite:///{db_path.resolve()}", refs)
+    lines = ["# Written by `reportbot sandbox`: the sandbox MSP, pointed at its vendor simulators on 127.0.0.1.", ""]
+    _table(lines, "[msp]", cfg["msp"])
+    _table(lines, "[store]", cfg["store"])
+    _table(lines, "[collect]", cfg["collect"])
+    for name, table in sorted(cfg["sources"].items()):
+        _table(lines, f"[sources.{name}]", table)
+    for c in cfg["customers"]:
+        _table(lines, "[[customers]]", {k: v for k, v in c.items() if not isinstance(v, dict)})
+        _table(lines, "[customers.ids]", c["ids"])
+        _table(lines, "[customers.sources]", c["sources"])
+    return "\n".join(lines), "".join(f"{k}={v}\n" for k, v in sorted(env.items()))
