@@ -1,0 +1,300 @@
+"""ConnectWise PSA → the report's ``tickets`` and ``changes`` sections.
+
+One customer is one ConnectWise company (``customers.ids.<source>`` = the company ``id``, or its
+``identifier`` with ``company_key = "identifier"``). For a period ``[start, end)`` the connector reads,
+concurrently:
+
+1. the company (``GET /company/companies?conditions=id=251``): it must exist; its
+   ``_info.dateEntered`` bounds what the PSA can know (a period that ends before the company was
+   entered has no data, which is not the same as zero tickets);
+2. every ticket of the company that matters for the period, in ONE query —
+   ``company/id=251 and dateEntered<[end] and (closedFlag=false or closedDate>=[start])`` — i.e.
+   entered before the end and not closed before the start: those opened, closed or open in the
+   period, including the ones closed since;
+3. the SLA definitions (``GET /service/SLAs`` and ``/service/SLAs/{id}/priorities``), once per
+   connector, for the resolution targets of tickets that were still open at period end.
+
+Every figure comes from the tickets' dates, never from "open now", so a past week (backfill) is
+what it was. The vendor-neutral formulas are ``reporting.metrics.tickets_section`` and
+``changes_section``; the mapping to their records is:
+
+- ``created`` = ``_info.dateEntered``; ``closed`` = ``closedDate`` when ``closedFlag`` is true, else
+  open (a re-opened ticket is open: ConnectWise keeps only the latest close);
+- ``met_sla`` = ``isInSla`` (the PSA's own verdict) for tickets closed in the period;
+- ``resolve_by`` = ``dateEntered`` + ``resolutionHours`` of the ticket's ``sla`` for its ``priority``
+  (``/service/SLAs/{id}/priorities``; the SLA's own ``resolutionHours`` when the priority has no
+  row), used only for tickets open at period end: those past it are breaches;
+- ``is_change`` = the ticket is on the change board (``change_board``, default "Change Management")
+  or of the change type (``change_type``, e.g. "Change"); change tickets are counted only in
+  ``changes`` (closed in the period), never in ``tickets``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from connectors.base import ConnectorContext, SourceAuthError, SourceDataError, SourceRecord
+from connectors.connectwise.client import (
+    SYSTEM,
+    ConnectWiseClient,
+    cw_date,
+    cw_error_message,
+    cw_string,
+    gather_or_cancel,
+)
+from connectors.fields import Fields
+from connectors.http import HttpSource, require_secret, require_url, source_http
+from reporting import metrics
+from reporting.config import CustomerConfig, SourceConfig
+from reporting.metrics import TicketRecord
+from reporting.models import Period, SectionData, Targets
+
+log = logging.getLogger(__name__)
+
+SECTIONS = frozenset({"tickets", "changes"})
+
+
+@dataclass(frozen=True)
+class Sla:
+    """One ConnectWise SLA: how its clock runs and its resolution target per priority id."""
+
+    id: int
+    name: str
+    based_on: str  # AllHours | Customer | MyCalendar | Custom
+    resolution_hours: float | None  # the SLA's default
+    by_priority: dict[int, float]
+
+    def resolution_for(self, priority_id: int | None) -> float | None:
+        if priority_id is not None and priority_id in self.by_priority:
+            return self.by_priority[priority_id]
+        return self.resolution_hours
+
+
+@dataclass(frozen=True)
+class Week:
+    """What one customer-period needs, read once and shared by both sections."""
+
+    company: dict[str, Any]
+    tickets: list[Any]
+    slas: dict[int, Sla]
+
+
+def _settled(tasks: set[asyncio.Task[Week]]) -> Any:
+    """Done-callback: forget the task and mark its exception retrieved (its readers got it, or
+    were cancelled by a section timeout and no longer care)."""
+
+    def done(task: asyncio.Task[Week]) -> None:
+        tasks.discard(task)
+        if not task.cancelled():
+            task.exception()
+
+    return done
+
+
+class ConnectWiseConnector:
+    """``[sources.<name>] type = "connectwise"``: the ``tickets`` and ``changes`` sections."""
+
+    system = SYSTEM
+
+    def __init__(self, name: str, source: SourceConfig, ctx: ConnectorContext):
+        self.name = name
+        self.sections = SECTIONS
+        self.source = source
+        self.company_key = str(source.option("company_key", "id"))
+        self.change_board: str | None = source.option("change_board", "Change Management") or None
+        self.change_type: str | None = source.option("change_type") or None
+        boards = source.option("boards")
+        self.boards: frozenset[str] | None = frozenset(boards) if boards else None
+        secrets = tuple(s for s in (source.secret("private_key"),) if s)
+        self.http: HttpSource
+        self.http, self._httpx = source_http(SYSTEM, source, ctx, error_message=cw_error_message, secrets=secrets)
+        self._api: ConnectWiseClient | None = None
+        self._slas: dict[int, Sla] | None = None
+        self._slas_lock = asyncio.Lock()
+        self._weeks: dict[tuple[str, datetime, datetime], asyncio.Task[Week]] = {}
+        self._readers: dict[tuple[str, datetime, datetime], int] = {}
+        self._tasks: set[asyncio.Task[Week]] = set()
+
+    # -- configuration, checked when first used so a bad table is one unavailable section --
+    def api(self) -> ConnectWiseClient:
+        if self._api is None:
+            src, name = self.source, self.name
+            url = require_url(SYSTEM, src)
+            missing = [k for k in ("company_id", "public_key", "client_id") if not src.option(k)]
+            if missing:
+                raise SourceAuthError(SYSTEM, f"sources.{name}.{missing[0]} is not set")
+            if self.company_key not in ("id", "identifier"):
+                raise SourceDataError(SYSTEM, f"sources.{name}.company_key must be \"id\" or \"identifier\", not {self.company_key!r}")
+            self._api = ConnectWiseClient(
+                self.http,
+                url,
+                company_id=str(src.option("company_id")),
+                public_key=str(src.option("public_key")),
+                private_key=require_secret(SYSTEM, name, src, "private_key"),
+                client_id=str(src.option("client_id")),
+                page_size=int(src.option("page_size", 1000)),
+            )
+        return self._api
+
+    async def probe(self) -> str:
+        """One authenticated call: ``GET /system/info`` → "ConnectWise PSA v2024.1.10234"."""
+        info = Fields(SYSTEM, await self.api().system_info(), "GET /system/info")
+        cloud = info.opt_bool("isCloud")
+        return f"ConnectWise PSA {info.str('version')}" + (" (cloud)" if cloud else "")
+
+    # -- the protocol ----------------------------------------------------------------------
+    async def fetch_section(self, section: str, customer: CustomerConfig, period: Period, targets: Targets) -> SectionData:
+        if section not in SECTIONS:
+            raise SourceDataError(SYSTEM, f"does not provide section {section!r}")
+        cid = customer.ids.get(self.name)
+        if not cid:
+            raise SourceDataError(SYSTEM, f"{customer.code} has no company id (customers.ids.{self.name})")
+        week = await self._week(str(cid), period)
+        records = self._records(week, period)
+        if section == "tickets":
+            return metrics.tickets_section(records, period, targets.ticket_sla_pct)
+        return metrics.changes_section(records, period)
+
+    async def customer_records(self) -> list[SourceRecord]:
+        """Every company not deleted, keyed like ``customers.ids`` (``id`` or ``identifier``)."""
+        out = []
+        for i, row in enumerate(await self.api().companies("deletedFlag=false")):
+            f = Fields(SYSTEM, row, f"GET /company/companies item {i}")
+            out.append(SourceRecord(SYSTEM, f.str(self.company_key), f.str("name")))
+        return out
+
+    async def aclose(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._weeks.clear()
+        await self._httpx.aclose()
+
+    # -- reading ---------------------------------------------------------------------------
+    async def _week(self, cid: str, period: Period) -> Week:
+        """The company's data for ``period``, fetched once for both sections. The shared task is
+        shielded: one section timing out must not cancel the other's read."""
+        key = (cid, period.start.astimezone(UTC), period.end.astimezone(UTC))
+        task = self._weeks.get(key)
+        if task is None:
+            task = self._weeks[key] = asyncio.ensure_future(self._load(cid, period))
+            self._tasks.add(task)
+            task.add_done_callback(_settled(self._tasks))
+        self._readers[key] = self._readers.get(key, 0) + 1
+        if self._readers[key] >= len(SECTIONS):  # both sections have it: stop holding the tickets
+            self._weeks.pop(key, None)
+            self._readers.pop(key, None)
+        return await asyncio.shield(task)
+
+    def _company_condition(self, cid: str) -> str:
+        if self.company_key == "id":
+            if not cid.isdigit():
+                raise SourceDataError(SYSTEM, f"company id {cid!r} is not a number (customers.ids.{self.name}; "
+                                              f"set sources.{self.name}.company_key = \"identifier\" to map by identifier)")
+            return f"id={cid}"
+        return f"identifier={cw_string(cid)}"
+
+    def ticket_conditions(self, cid: str, period: Period) -> str:
+        """Tickets of the company entered before the end and not closed before the start."""
+        company = self._company_condition(cid)
+        return (
+            f"company/{company} and dateEntered<{cw_date(period.end)} "
+            f"and (closedFlag=false or closedDate>={cw_date(period.start)})"
+        )
+
+    async def _load(self, cid: str, period: Period) -> Week:
+        api = self.api()
+        companies, tickets, slas = await gather_or_cancel(
+            api.companies(self._company_condition(cid)),
+            api.tickets(self.ticket_conditions(cid, period)),
+            self._sla_table(),
+        )
+        if not companies:
+            raise SourceDataError(SYSTEM, f"no company with {self.company_key} {cid!r} (customers.ids.{self.name})")
+        company = Fields(SYSTEM, companies[0], "GET /company/companies item 0")
+        entered = company.opt_time("_info.dateEntered")
+        if entered is not None and period.end <= entered:
+            raise SourceDataError(
+                SYSTEM,
+                f"company {company.str('name')!r} was entered in ConnectWise on {entered.date().isoformat()}; "
+                f"it has no records for a period ending {period.end.date().isoformat()}",
+            )
+        return Week(companies[0], tickets, slas)
+
+    async def _sla_table(self) -> dict[int, Sla]:
+        """All SLAs with their per-priority resolution targets, read once per connector."""
+        async with self._slas_lock:
+            if self._slas is None:
+                api = self.api()
+                rows = await api.slas()
+                heads = [Fields(SYSTEM, r, f"GET /service/SLAs item {i}") for i, r in enumerate(rows)]
+                prios = await gather_or_cancel(*(api.sla_priorities(h.int("id")) for h in heads))
+                table = {}
+                for h, plist in zip(heads, prios, strict=True):
+                    sla_id = h.int("id")
+                    by_priority = {}
+                    for j, p in enumerate(plist):
+                        pf = Fields(SYSTEM, p, f"GET /service/SLAs/{sla_id}/priorities item {j}")
+                        by_priority[pf.int("priority.id")] = pf.float("resolutionHours")
+                    table[sla_id] = Sla(sla_id, h.str("name"), h.str("basedOn"), h.opt_float("resolutionHours"), by_priority)
+                self._slas = table
+            return self._slas
+
+    # -- mapping ---------------------------------------------------------------------------
+    def _is_change(self, board: str | None, type_name: str | None) -> bool:
+        return bool((self.change_board and board == self.change_board) or (self.change_type and type_name == self.change_type))
+
+    def _records(self, week: Week, period: Period) -> list[TicketRecord]:
+        """Vendor tickets → ``TicketRecord``s (see the module docstring for each field)."""
+        out = []
+        start, end = period.start, period.end
+        for i, row in enumerate(week.tickets):
+            f = Fields(SYSTEM, row, f"GET /service/tickets item {i}")
+            ticket_id = f.int("id")
+            board = f.opt_str("board.name")
+            type_name = f.opt_str("type.name")
+            is_change = self._is_change(board, type_name)
+            if not is_change and self.boards is not None and board not in self.boards:
+                continue
+            created = f.time("_info.dateEntered")
+            closed = f.time("closedDate") if f.bool("closedFlag") else None
+            met: bool | None = None
+            resolve_by: datetime | None = None
+            priority = (f.opt_str("priority.name") or "Change") if is_change else f.str("priority.name")
+            if not is_change:
+                if closed is not None and start <= closed < end:
+                    met = f.bool("isInSla")
+                if created < end and (closed is None or closed >= end) and f.has("sla"):
+                    resolve_by = self._target(f, ticket_id, week.slas, created, end)
+            out.append(TicketRecord(str(ticket_id), f.str("summary"), priority, created, closed, resolve_by, met, is_change))
+        return out
+
+    def _target(self, f: Fields, ticket_id: int, slas: dict[int, Sla], created: datetime, end: datetime) -> datetime | None:
+        """Resolution target of a ticket open at ``end``: dateEntered + resolutionHours.
+
+        Exact for SLAs that run on all hours. For calendar-based SLAs (business hours) the real
+        target is later than the all-hours one, so a ticket whose all-hours target is not yet
+        past at ``end`` is certainly within SLA; otherwise ConnectWise gives no way to know from
+        the API, and the section is unavailable rather than guessed.
+        """
+        sla_id = f.int("sla.id")
+        sla = slas.get(sla_id)
+        if sla is None:
+            raise SourceDataError(SYSTEM, f"ticket {ticket_id} has SLA {sla_id}, which GET /service/SLAs does not list")
+        priority_id = f.int("priority.id") if f.has("priority.id") else None
+        hours = sla.resolution_for(priority_id)
+        if hours is None or hours <= 0:
+            return None  # the SLA sets no resolution target for this priority
+        target = created + timedelta(hours=hours)
+        if sla.based_on != "AllHours" and target < end:
+            raise SourceDataError(
+                SYSTEM,
+                f"ticket {ticket_id} was open at period end under SLA {sla.name!r}, which runs on a calendar "
+                f"({sla.based_on}); its resolution target cannot be computed from the API",
+            )
+        return target
+

@@ -1,0 +1,441 @@
+"""A loopback ConnectWise PSA REST API 3.0 serving the sandbox MSP.
+
+Wire format as ConnectWise documents it: routes under ``/v4_6_release/apis/3.0``; Basic auth with
+``company+publicKey:privateKey`` and a ``clientId`` header on every request (wrong → 401 with the
+CW error body); list endpoints that evaluate ``conditions`` (a real parser of CW's grammar:
+``and``/``or``, parentheses, ``= != < <= > >= like in``, ``"strings"``, ``[dates]``, numbers,
+``true/false/null``), apply ``fields`` and ``orderBy``, and page with ``page``/``pageSize`` capped at
+this simulator's small page size, announcing the pages in a ``Link`` header (``rel="next"``,
+``rel="last"``, ``rel="first"``, ``rel="prev"``); errors as ``{"code", "message", "errors"}``.
+
+Every sandbox customer using ConnectWise is a company (``id`` = its sandbox id, ``identifier`` =
+its code, ``_info.dateEntered`` = its onboarding). Its tickets are the dataset's ``TicketRecord``s:
+service tickets on the "Service Desk" board under the "Standard SLA" (all hours; resolution
+target per priority = the dataset's priority hours, so ``resolve_by`` = entered + hours and
+``isInSla`` = closed ≤ that), changes on the "Change Management" board with type "Change". Ticket
+ids are the dataset's per-customer sequence numbers (so they repeat across companies; lists are
+ordered by ``id`` then company).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import math
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from connectors.fields import iso_z, parse_time
+from connectors.sandbox.dataset import PRIORITIES, SandboxDataset
+from connectors.sim.base import Simulator
+
+API = "/v4_6_release/apis/3.0"
+SERVICE_BOARD = {"id": 1, "name": "Service Desk"}
+CHANGE_BOARD = {"id": 7, "name": "Change Management"}
+STANDARD_SLA = {"id": 1, "name": "Standard SLA"}
+PRIORITY_IDS = {name: i + 1 for i, (name, _, _) in enumerate(PRIORITIES)}
+
+
+# ---- the conditions language ---------------------------------------------------------------
+
+
+class ConditionError(ValueError):
+    pass
+
+
+_TOKEN = re.compile(
+    r"""\s*(?:
+        (?P<lp>\() | (?P<rp>\)) | (?P<comma>,)
+      | (?P<op><=|>=|!=|<>|=|<|>)
+      | (?P<str>"(?:[^"])*")
+      | (?P<date>\[[^\]]*\])
+      | (?P<num>-?\d+(?:\.\d+)?)
+      | (?P<word>[A-Za-z_][A-Za-z0-9_/.]*)
+    )""",
+    re.VERBOSE,
+)
+
+Predicate = Callable[[dict[str, Any]], bool]
+
+
+def _tokens(text: str) -> list[tuple[str, str]]:
+    out, pos = [], 0
+    text = text.strip()
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            raise ConditionError(f"cannot parse conditions near {text[pos:pos + 20]!r}")
+        kind = m.lastgroup or ""
+        out.append((kind, m.group(kind)))
+        pos = m.end()
+    return out
+
+
+def lookup(row: dict[str, Any], path: str) -> Any:
+    """``company/id`` → row["company"]["id"]; fields not at the top are looked up in ``_info``
+    (ConnectWise lets ``dateEntered`` be queried although it lives in ``_info``)."""
+    cur: Any = row
+    parts = path.split("/")
+    if parts[0] not in row and isinstance(row.get("_info"), dict) and parts[0] in row["_info"]:
+        cur = row["_info"]
+    for p in parts:
+        if not isinstance(cur, dict) or p not in cur:
+            return _MISSING
+        cur = cur[p]
+    return cur
+
+
+_MISSING = object()
+
+
+def _literal(kind: str, text: str) -> Any:
+    if kind == "str":
+        return text[1:-1]
+    if kind == "date":
+        try:
+            return parse_time(text)
+        except ValueError as err:
+            raise ConditionError(f"bad date literal {text}") from err
+    if kind == "num":
+        return float(text) if "." in text else int(text)
+    if kind == "word" and text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    if kind == "word" and text.lower() == "null":
+        return None
+    raise ConditionError(f"expected a value, got {text!r}")
+
+
+def _compare(value: Any, op: str, lit: Any) -> bool:
+    if op in ("=", "!="):
+        if isinstance(lit, datetime) and isinstance(value, str):
+            value = parse_time(value)
+        if isinstance(lit, str) and isinstance(value, str):
+            eq = value.lower() == lit.lower()  # CW compares strings case-insensitively
+        else:
+            eq = value == lit
+        return eq if op == "=" else not eq
+    if op == "like":
+        if not isinstance(value, str) or not isinstance(lit, str):
+            return False
+        pattern = "^" + ".*".join(re.escape(p) for p in lit.split("%")) + "$"
+        return re.match(pattern, value, re.IGNORECASE) is not None
+    if value is None or lit is None:
+        return False
+    if isinstance(lit, datetime):
+        if not isinstance(value, str):
+            return False
+        value = parse_time(value)
+    try:
+        return {"<": value < lit, "<=": value <= lit, ">": value > lit, ">=": value >= lit}[op]
+    except TypeError:
+        return False
+
+
+class _Parser:
+    def __init__(self, text: str, known: Callable[[str], bool]):
+        self.toks = _tokens(text)
+        self.i = 0
+        self.known = known
+
+    def peek(self) -> tuple[str, str] | None:
+        return self.toks[self.i] if self.i < len(self.toks) else None
+
+    def take(self) -> tuple[str, str]:
+        tok = self.peek()
+        if tok is None:
+            raise ConditionError("conditions end too early")
+        self.i += 1
+        return tok
+
+    def word(self, *words: str) -> bool:
+        tok = self.peek()
+        if tok and tok[0] == "word" and tok[1].lower() in words:
+            self.i += 1
+            return True
+        return False
+
+    def parse(self) -> Predicate:
+        pred = self.expr()
+        if self.peek() is not None:
+            raise ConditionError(f"unexpected {self.peek()[1]!r} in conditions")  # type: ignore[index]
+        return pred
+
+    def expr(self) -> Predicate:
+        parts = [self.term()]
+        while self.word("or"):
+            parts.append(self.term())
+        return parts[0] if len(parts) == 1 else (lambda r, ps=tuple(parts): any(p(r) for p in ps))
+
+    def term(self) -> Predicate:
+        parts = [self.factor()]
+        while self.word("and"):
+            parts.append(self.factor())
+        return parts[0] if len(parts) == 1 else (lambda r, ps=tuple(parts): all(p(r) for p in ps))
+
+    def factor(self) -> Predicate:
+        if self.word("not"):
+            inner = self.factor()
+            return lambda r: not inner(r)
+        kind, text = self.take()
+        if kind == "lp":
+            pred = self.expr()
+            if self.take()[0] != "rp":
+                raise ConditionError("missing ')' in conditions")
+            return pred
+        if kind != "word":
+            raise ConditionError(f"expected a field name, got {text!r}")
+        field = text
+        if not self.known(field):
+            raise ConditionError(f"Unknown field {field} in conditions")
+        if self.word("like"):
+            op = "like"
+        elif self.word("in"):
+            if self.take()[0] != "lp":
+                raise ConditionError("'in' needs a list")
+            values = []
+            while True:
+                k, t = self.take()
+                values.append(_literal(k, t))
+                k, t = self.take()
+                if k == "rp":
+                    break
+                if k != "comma":
+                    raise ConditionError("bad 'in' list")
+            return lambda r: any(_compare(lookup(r, field), "=", v) for v in values)
+        else:
+            kind, op = self.take()
+            if kind != "op":
+                raise ConditionError(f"expected an operator after {field}, got {op!r}")
+            op = "!=" if op == "<>" else op
+        lit = _literal(*self.take())
+        return lambda r: (v := lookup(r, field)) is not _MISSING and _compare(v, op, lit)
+
+
+def parse_conditions(text: str, known: Callable[[str], bool]) -> Predicate:
+    """CW ``conditions`` → a predicate over a JSON row (raises ConditionError like CW's 400)."""
+    return _Parser(text, known).parse()
+
+
+def project(row: dict[str, Any], fields: str | None) -> dict[str, Any]:
+    """Apply ``fields=a,b/c``: keep only those (nested) keys."""
+    if not fields:
+        return row
+    out: dict[str, Any] = {}
+    for path in (p.strip() for p in fields.split(",") if p.strip()):
+        parts = path.split("/")
+        src: Any = row
+        for p in parts:
+            src = src.get(p, _MISSING) if isinstance(src, dict) else _MISSING
+        if src is _MISSING:
+            continue
+        dst = out
+        for p in parts[:-1]:
+            dst = dst.setdefault(p, {})
+        dst[parts[-1]] = src
+    return out
+
+
+# ---- the simulator ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Creds:
+    company: str
+    public_key: str
+    private_key: str
+    client_id: str
+
+
+class ConnectWiseSimulator(Simulator):
+    system = "connectwise"
+
+    def __init__(self, dataset: SandboxDataset, page_size: int = 10):
+        super().__init__()
+        self.dataset = dataset
+        self.page_size = page_size
+        digest = hashlib.sha256(self.secret.encode()).hexdigest()
+        self.creds = _Creds("northwind", f"pk{digest[:14]}", self.secret, str(uuid.UUID(digest[:32])))
+        self._companies: list[dict[str, Any]] | None = None
+        self._tickets: list[dict[str, Any]] | None = None
+
+    # -- data
+    def companies(self) -> list[dict[str, Any]]:
+        if self._companies is None:
+            rows = []
+            for c in self.dataset.customers_in("connectwise"):
+                entered = iso_z(self.dataset.gen(c.code).onboarded)
+                rows.append({
+                    "id": int(c.ids["connectwise"]),
+                    "identifier": c.code,
+                    "name": c.name,
+                    "status": {"id": 1, "name": "Active"},
+                    "types": [{"id": 1, "name": "Client"}],
+                    "deletedFlag": False,
+                    "_info": {"dateEntered": entered, "lastUpdated": entered, "enteredBy": "sandbox"},
+                })
+            self._companies = sorted(rows, key=lambda r: r["id"])
+        return self._companies
+
+    def tickets(self) -> list[dict[str, Any]]:
+        if self._tickets is None:
+            rows = []
+            for company in self.companies():
+                g = self.dataset.gen(company["identifier"])
+                ref = {"id": company["id"], "identifier": company["identifier"], "name": company["name"]}
+                for t in g.tickets:
+                    rows.append(self._ticket(t, ref))
+            self._tickets = sorted(rows, key=lambda r: (r["id"], r["company"]["id"]))
+        return self._tickets
+
+    @staticmethod
+    def _ticket(t: Any, company: dict[str, Any]) -> dict[str, Any]:
+        entered = iso_z(t.created)
+        row: dict[str, Any] = {
+            "id": int(t.id),
+            "summary": t.title,
+            "recordType": "ServiceTicket",
+            "company": company,
+            "closedFlag": t.closed is not None,
+            "_info": {"dateEntered": entered, "lastUpdated": iso_z(t.closed or t.created), "enteredBy": "sandbox"},
+        }
+        if t.is_change:
+            row |= {
+                "board": CHANGE_BOARD,
+                "type": {"id": 30, "name": "Change"},
+                "priority": {"id": PRIORITY_IDS["Medium"], "name": "Medium"},
+                "status": {"id": 75, "name": "Completed" if t.closed else "Scheduled"},
+                "isInSla": True,
+            }
+        else:
+            met = t.closed is not None and t.resolve_by is not None and t.closed <= t.resolve_by
+            row |= {
+                "board": SERVICE_BOARD,
+                "type": {"id": 10, "name": "Incident"},
+                "priority": {"id": PRIORITY_IDS[t.priority], "name": t.priority},
+                "status": {"id": 5 if t.closed else 1, "name": "Closed" if t.closed else "New"},
+                "sla": STANDARD_SLA,
+                "slaStatus": "Resolved" if t.closed else f"Resolve by {iso_z(t.resolve_by)}",
+                "isInSla": met if t.closed else True,
+            }
+        if t.closed is not None:
+            row |= {
+                "closedDate": iso_z(t.closed),
+                "closedBy": "sandbox",
+                "dateResolved": iso_z(t.closed),
+                "resolveMinutes": int((t.closed - t.created).total_seconds() // 60),
+            }
+        return row
+
+    def slas(self) -> list[dict[str, Any]]:
+        return [{**STANDARD_SLA, "basedOn": "AllHours", "defaultFlag": True, "respondHours": 1.0, "planWithin": 4.0,
+                 "resolutionHours": 24.0, "_info": {"lastUpdated": "2024-01-01T00:00:00Z"}}]
+
+    def sla_priorities(self) -> list[dict[str, Any]]:
+        return [
+            {"id": 100 + i, "priority": {"id": PRIORITY_IDS[name], "name": name}, "respondHours": min(hours / 4, 4.0),
+             "respondPercent": 100, "planWithin": hours / 2, "planWithinPercent": 100, "resolutionHours": float(hours),
+             "resolutionPercent": 100, "sla": STANDARD_SLA}
+            for i, (name, hours, _) in enumerate(PRIORITIES)
+        ]
+
+    # -- wire format
+    def error_body(self, status: int, message: str) -> tuple[Any, str]:
+        code = {400: "InvalidObject", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 429: "TooManyRequests"}
+        return {"code": code.get(status, "ConnectWiseApi"), "message": message, "errors": []}, "application/json"
+
+    def _error(self, status: int, code: str, message: str, errors: list[dict[str, Any]] | None = None) -> web.Response:
+        return self.json({"code": code, "message": message, "errors": errors or []}, status=status)
+
+    def _refused(self, request: web.Request) -> web.Response | None:
+        expected = base64.b64encode(
+            f"{self.creds.company}+{self.creds.public_key}:{self.creds.private_key}".encode()
+        ).decode()
+        if request.headers.get("Authorization", "") != f"Basic {expected}":
+            return self._error(401, "ConnectWiseApi", "An exception has been thrown.",
+                               [{"code": "UserNotAuthenticated", "message": "UserNotAuthenticated", "resource": "ConnectWiseApi"}])
+        if request.headers.get("clientId", "") != self.creds.client_id:
+            return self._error(401, "ConnectWiseApi", "A clientId is required on every request.",
+                               [{"code": "InvalidClientId", "message": "ClientId is missing or not registered", "resource": "clientId"}])
+        return None
+
+    def _list(self, request: web.Request, rows: list[dict[str, Any]]) -> web.Response:
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        q = request.query
+        if "conditions" in q:
+            try:
+                pred = parse_conditions(q["conditions"], lambda f: any(lookup(r, f) is not _MISSING for r in rows) or not rows)
+            except ConditionError as err:
+                return self._error(400, "InvalidObject", str(err), [{"code": "InvalidCondition", "message": str(err), "resource": "conditions"}])
+            rows = [r for r in rows if pred(r)]
+        order = q.get("orderBy", "").strip().lower()
+        if order.startswith("id"):
+            rows = sorted(rows, key=lambda r: r.get("id", 0), reverse=order.endswith("desc"))
+        try:
+            page = int(q.get("page", "1"))
+            size = int(q.get("pageSize", "25"))
+        except ValueError:
+            return self._error(400, "InvalidObject", "page and pageSize must be numbers")
+        if page < 1 or size < 1:
+            return self._error(400, "InvalidObject", "page and pageSize must be positive")
+        size = min(size, 1000, self.page_size)
+        last = max(1, math.ceil(len(rows) / size))
+        chunk = [project(r, q.get("fields")) for r in rows[(page - 1) * size: page * size]]
+        links = []
+
+        def link(p: int, rel: str) -> str:
+            url = request.url.update_query({"page": str(p), "pageSize": str(size)})
+            return f'<{url}>; rel="{rel}"'
+
+        if page < last:
+            links += [link(page + 1, "next"), link(last, "last")]
+        if page > 1:
+            links += [link(page - 1, "prev"), link(1, "first")]
+        headers = {"Link": ", ".join(links)} if links else {}
+        return self.json(chunk, headers=headers)
+
+    def routes(self, app: web.Application) -> None:
+        async def system_info(request: web.Request) -> web.Response:
+            return self._refused(request) or self.json(
+                {"version": "v2025.1.100234", "isCloud": True, "serverTimeZone": "Eastern Standard Time",
+                 "licenseBits": [], "cloudRegion": "NA"}
+            )
+
+        async def companies(request: web.Request) -> web.Response:
+            return self._list(request, self.companies())
+
+        async def tickets(request: web.Request) -> web.Response:
+            return self._list(request, self.tickets())
+
+        async def slas(request: web.Request) -> web.Response:
+            return self._list(request, self.slas())
+
+        async def sla_priorities(request: web.Request) -> web.Response:
+            if request.match_info["id"] != str(STANDARD_SLA["id"]):
+                return self._refused(request) or self._error(404, "NotFound", "SLA was not found.")
+            return self._list(request, self.sla_priorities())
+
+        app.router.add_get(f"{API}/system/info", system_info)
+        app.router.add_get(f"{API}/company/companies", companies)
+        app.router.add_get(f"{API}/service/tickets", tickets)
+        app.router.add_get(f"{API}/service/SLAs", slas)
+        app.router.add_get(f"{API}/service/SLAs/{{id}}/priorities", sla_priorities)
+
+    def source_config(self) -> dict[str, Any]:
+        return {
+            "type": "connectwise",
+            "url": self.url + API,
+            "company_id": self.creds.company,
+            "public_key": self.creds.public_key,
+            "private_key": self.creds.private_key,
+            "client_id": self.creds.client_id,
+            "page_size": self.page_size,
+        }
+
