@@ -113,7 +113,7 @@ def _customer(code: str, name: str, domain: str, tz: str, stack: dict[str, str],
         "librenms": f"{100 + n}",
         "connectwise": f"{250 + n}",
         "halo": f"{40 + n}",
-        "datto": f"{short}-bcdr",
+        "datto": f"{70400 + n}",  # Datto organizationId of the customer
         "veeam": f"{code}-VBR",
         "defender": f"{n:08d}-0000-4000-8000-{n:012d}",
         "sentinel": f"/subscriptions/{n:08d}-1111-4111-8111-{n:012d}/resourceGroups/rg-{short}-soc/workspaces/law-{short}",

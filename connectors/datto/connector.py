@@ -1,0 +1,189 @@
+"""Datto BCDR → the report's backups section.
+
+Customer mapping: ``[customers.ids] <source> = "<organizationId>"`` (all digits) or the
+appliance's ``clientCompanyName`` (compared case-insensitively). Every appliance of that
+organization counts; each non-archived asset (agent or share) on them is one protected item,
+named by the asset's ``name``.
+
+Formulas (the shared ones in ``reporting.metrics.backups_section``, fed from ``/asset``):
+
+- a run = one ``backups[]`` entry of an asset. Its time is ``timestamp`` — the snapshot time,
+  which is both the recovery point and (Datto gives no end time) the time the run is counted at.
+- run status: ``backup.status == "success"`` → ``success``; but ``warning`` when the snapshot's
+  ``localVerification.errors`` is non-empty or its ``advancedVerification.screenshotVerification``
+  failed (the point exists, its restorability is in doubt — the screenshot is the
+  restore-readiness signal); ``failure``/``failed``/``error`` → ``failed``; an empty status (a
+  backup still running) is skipped; any other value → unavailable, naming it.
+- ``success_rate_pct`` = 100 × (success + warning) / runs with ``timestamp`` in the period.
+- ``last_success`` = the newest successful snapshot at or before period end; when ``backups[]``
+  holds none, the asset's ``lastSnapshot`` (the newest local snapshot) if that is at or before
+  period end. ``rpo_hours`` = period end − ``last_success``; status ``stale`` above the
+  customer's ``backup_stale_hours``, ``failed`` when the newest run at or before period end
+  failed, ``never`` without any snapshot.
+
+History limit: ``/asset`` returns only each asset's most recent ``backups[]`` entries. A week
+whose start precedes an asset's oldest returned entry cannot be computed honestly (earlier runs
+are missing), so the section is unavailable with that reason instead of a partial number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from connectors.base import ConnectorContext, SourceDataError, SourceRecord
+from connectors.datto.client import SYSTEM, DattoClient, error_message, opt_sub, sub
+from connectors.fields import Fields, iso_z
+from connectors.http import require_secret, require_url, source_http
+from reporting import metrics
+from reporting.config import CustomerConfig, SourceConfig
+from reporting.metrics import BackupRun
+from reporting.models import Backups, Period, Targets
+
+log = logging.getLogger(__name__)
+
+BACKUP_OK = frozenset({"success"})
+BACKUP_FAILED = frozenset({"failure", "failed", "error"})
+SCREENSHOT_OK = frozenset({"success", "1", "true", "passed"})
+SCREENSHOT_FAILED = frozenset({"failure", "failed", "error", "0", "false"})
+
+
+def _literal(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value).strip().lower()
+
+
+def run_status(entry: Fields) -> str | None:
+    """``success`` | ``warning`` | ``failed`` for one ``backups[]`` entry; None while running."""
+    status = _literal(sub(entry, "backup").raw("status"))
+    if not status:
+        return None
+    if status in BACKUP_FAILED:
+        return "failed"
+    if status not in BACKUP_OK:
+        raise SourceDataError(SYSTEM, f"{entry.where}: unknown backup.status {status!r} (expected success or failure)")
+    lv = opt_sub(entry, "localVerification")
+    if lv is not None and lv.has("errors") and lv.list("errors"):
+        return "warning"
+    shot = opt_sub(entry, "advancedVerification.screenshotVerification")
+    if shot is not None:
+        s = _literal(shot.raw("status")) if shot.has("status") else None
+        if s in SCREENSHOT_FAILED:
+            return "warning"
+        if s and s not in SCREENSHOT_OK:
+            raise SourceDataError(SYSTEM, f"{shot.where}: unknown screenshot status {s!r}")
+    return "success"
+
+
+def asset_runs(asset: Fields, period: Period) -> list[BackupRun]:
+    """The runs of one asset as vendor-neutral records, after the history-limit check."""
+    name = asset.str("name")
+    entries = [Fields(SYSTEM, b, f"{asset.where} ({name}) backups[{i}]") for i, b in enumerate(asset.list("backups"))]
+    last_snapshot = asset.opt_time("lastSnapshot")
+    runs: list[BackupRun] = []
+    for e in entries:
+        ts = e.time("timestamp")
+        status = run_status(e)
+        if status is None:
+            continue
+        runs.append(BackupRun(name, ts, status, ts if status != "failed" else None))
+    if entries:
+        oldest = min(e.time("timestamp") for e in entries)
+        if period.start < oldest:
+            raise SourceDataError(
+                SYSTEM,
+                f"the API returns {name}'s backups only back to {iso_z(oldest)}; the week from "
+                f"{iso_z(period.start)} starts before that and cannot be computed from partial history",
+            )
+    elif last_snapshot is not None:
+        raise SourceDataError(SYSTEM, f"{name} has snapshots (lastSnapshot {iso_z(last_snapshot)}) but the API returned no backups[] history")
+    if not any(r.recovery_point is not None and r.recovery_point <= period.end for r in runs) and last_snapshot is not None:
+        if last_snapshot > period.end:
+            raise SourceDataError(
+                SYSTEM,
+                f"{name}: no successful backup in the returned history at or before {iso_z(period.end)}, "
+                "and the newest snapshot is later; the last good point at period end is unknown",
+            )
+        runs.append(BackupRun(name, last_snapshot, "success", last_snapshot))
+    return runs
+
+
+class DattoConnector:
+    """Datto BCDR connector (``[sources.<name>] type = "datto"``)."""
+
+    sections = frozenset({"backups"})
+
+    def __init__(self, name: str, source: SourceConfig, ctx: ConnectorContext):
+        self.name = name
+        public = str(source.option("public_key") or "")
+        secret = require_secret(SYSTEM, name, source, "secret_key")
+        if not public:
+            raise SourceDataError(SYSTEM, f"sources.{name}.public_key is not set")
+        self._http, self._client_http = source_http(SYSTEM, source, ctx, error_message=error_message, secrets=(secret,))
+        self.client = DattoClient(self._http, require_url(SYSTEM, source), public, secret,
+                                  per_page=int(source.option("per_page", 100)), source_name=name)
+        self._devices: list[dict[str, Any]] | None = None
+        self._lock = asyncio.Lock()
+
+    async def devices(self) -> list[dict[str, Any]]:
+        """All appliances, read once per connector (customer-independent)."""
+        async with self._lock:
+            if self._devices is None:
+                self._devices = await self.client.devices()
+            return self._devices
+
+    @staticmethod
+    def _matches(device: Fields, cid: str) -> bool:
+        if cid.isdigit():
+            return device.has("organizationId") and device.str("organizationId") == cid
+        company = device.opt_str("clientCompanyName")
+        return company is not None and company.strip().casefold() == cid.strip().casefold()
+
+    async def fetch_section(self, section: str, customer: CustomerConfig, period: Period, targets: Targets) -> Backups:
+        if section != "backups":
+            raise SourceDataError(SYSTEM, f"does not provide section {section!r}")
+        cid = customer.ids.get(self.name)
+        if not cid:
+            raise SourceDataError(SYSTEM, f"{customer.code} has no Datto organization (customers.ids.{self.name})")
+        devices = [Fields(SYSTEM, d, f"GET /v1/bcdr/device item {i}") for i, d in enumerate(await self.devices())]
+        mine = [d for d in devices if self._matches(d, cid)]
+        if not mine:
+            raise SourceDataError(
+                SYSTEM, f"no appliance with organizationId or clientCompanyName {cid!r} (customers.ids.{self.name} of {customer.code})"
+            )
+        serials = [d.str("serialNumber") for d in mine]
+        lists = await asyncio.gather(*(self.client.assets(s) for s in serials))
+        items: list[str] = []
+        runs: list[BackupRun] = []
+        for serial, assets in zip(serials, lists, strict=True):
+            for i, a in enumerate(assets):
+                asset = Fields(SYSTEM, a, f"GET /v1/bcdr/device/{serial}/asset item {i}")
+                if asset.opt_bool("isArchived"):
+                    continue  # no longer protected: kept in the portal for its old points only
+                name = asset.str("name")
+                if name not in items:
+                    items.append(name)
+                runs.extend(asset_runs(asset, period))
+        return metrics.backups_section(items, runs, period, targets.backup_stale_hours)
+
+    async def customer_records(self) -> list[SourceRecord]:
+        out: dict[str, SourceRecord] = {}
+        for i, d in enumerate(await self.devices()):
+            f = Fields(SYSTEM, d, f"GET /v1/bcdr/device item {i}")
+            name = f.opt_str("clientCompanyName") or f.opt_str("organizationName") or ""
+            key = f.str("organizationId") if f.has("organizationId") else name
+            if key and key not in out:
+                out[key] = SourceRecord(self.name, key, name or key)
+        return sorted(out.values(), key=lambda r: r.name)
+
+    async def probe(self) -> str:
+        body = await self.client._get("/v1/bcdr/device", {"_page": 1, "_perPage": 1})
+        count = sub(Fields(SYSTEM, body, "GET /v1/bcdr/device"), "pagination").int("count")
+        return f"Datto BCDR API v1: {count} appliance{'s' if count != 1 else ''}"
+
+    async def aclose(self) -> None:
+        await self._client_http.aclose()
