@@ -277,12 +277,16 @@ class LibreNMSConnector:
         # maintenance that may name other groups: their members, alongside the outages
         window = [(s, s.windows(period.start, period.end, self.tz)) for s in schedules]
         window = [(s, w) for s, w in window if w]
-        other_groups = sorted({g for s, _ in window for g in s.groups})
+        own = {r.device_id for r in rows}
+        own_id = int(group) if group.isdigit() else None
+        other_groups = sorted({g for s, _ in window for g in s.groups if g != own_id})
         outage_lists, memberships = await asyncio.gather(
             asyncio.gather(*(self.api.outages(r.device_id) for r in rows)),
             asyncio.gather(*(self._members(g) for g in other_groups)),
         )
         members = dict(zip(other_groups, memberships, strict=True))
+        if own_id is not None:
+            members[own_id] = frozenset(own)
 
         devices = []
         outages: list[metrics.Outage] = []
