@@ -1,0 +1,253 @@
+"""HaloPSA → the report's ``tickets`` and ``changes`` sections.
+
+One customer is one Halo client (``customers.ids.<source>`` = the client ``id``). For a period
+``[start, end)`` the connector reads, concurrently:
+
+1. the client (``GET /api/Client/{id}``): it must exist; its ``datecreated`` bounds what Halo can
+   know (a period ending before the client was created has no data — not zero tickets);
+2. the client's tickets open now (``GET /api/Tickets?client_id=..&open_only=true``);
+3. the client's tickets closed since the period start (``closed_only=true&datesearch=datecleared
+   &startdate=<start − margin>``, no end date) — together with 2., every ticket that was opened,
+   closed or open during the period, including the ones closed since;
+4. the priority names (``GET /api/Priority``), once per connector.
+
+Exact period boundaries are applied here, on the tickets' own dates, so a past week (backfill)
+is what it was, whatever Halo does with the time zone of ``startdate``. The vendor-neutral
+formulas are ``reporting.metrics.tickets_section`` and ``changes_section``; the mapping to their
+records:
+
+- ``created`` = ``dateoccurred``; ``closed`` = ``dateclosed`` for tickets Halo lists as closed
+  (open ones are open, whatever an old ``dateclosed`` says);
+- ``met_sla`` (tickets closed in the period) = Halo's resolution verdict ``slastate``: ``"I"``
+  inside, ``"O"`` outside; if Halo gives neither, ``dateclosed <= fixbydate``;
+- ``resolve_by`` = ``fixbydate`` (Halo's resolution target, moved by Halo for time on hold): a
+  ticket open at period end past it is a breach;
+- tickets with ``excludefromsla = true`` have no target: never a breach (and, by the shared
+  formula, count as met when closed);
+- ``is_change`` = ``tickettype_id == change_ticket_type_id``; changes count only in ``changes``;
+- ``priority`` = the name of (``sla_id``, ``priority_id``) in ``GET /api/Priority``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from connectors.base import ConnectorContext, SourceDataError, SourceRecord
+from connectors.fields import Fields
+from connectors.halo.client import SYSTEM, HaloClient, gather_or_cancel, halo_error_message
+from connectors.http import HttpSource, require_secret, require_url, source_http
+from reporting import metrics
+from reporting.config import CustomerConfig, SourceConfig
+from reporting.metrics import TicketRecord
+from reporting.models import Period, SectionData, Targets
+
+log = logging.getLogger(__name__)
+
+SECTIONS = frozenset({"tickets", "changes"})
+NO_DATE_BEFORE = datetime(1901, 1, 1, tzinfo=UTC)  # Halo writes unset dates as 1900-01-01
+
+
+@dataclass(frozen=True)
+class Week:
+    client: dict[str, Any]
+    open_rows: list[Any]
+    closed_rows: list[Any]
+    priorities: dict[tuple[int, int], str]
+
+
+def _halo_time(f: Fields, key: str) -> datetime | None:
+    """A Halo date that may be unset: absent, null, "" or the 1900-01-01 placeholder → None."""
+    value = f.opt_time(key)
+    return None if value is None or value < NO_DATE_BEFORE else value
+
+
+def _settled(tasks: set[asyncio.Task[Week]]) -> Any:
+    def done(task: asyncio.Task[Week]) -> None:
+        tasks.discard(task)
+        if not task.cancelled():
+            task.exception()
+
+    return done
+
+
+class HaloConnector:
+    """``[sources.<name>] type = "halo"``: the ``tickets`` and ``changes`` sections."""
+
+    system = SYSTEM
+
+    def __init__(self, name: str, source: SourceConfig, ctx: ConnectorContext):
+        self.name = name
+        self.sections = SECTIONS
+        self.source = source
+        change_type = source.option("change_ticket_type_id")
+        self.change_type_id: int | None = int(change_type) if change_type not in (None, "") else None
+        types = source.option("ticket_type_ids")
+        self.ticket_type_ids: frozenset[int] | None = frozenset(int(t) for t in types) if types else None
+        self.margin = timedelta(hours=float(source.option("closed_since_margin_hours", 24)))
+        secrets = tuple(s for s in (source.secret("client_secret"),) if s)
+        self.http: HttpSource
+        self.http, self._httpx = source_http(SYSTEM, source, ctx, error_message=halo_error_message, secrets=secrets)
+        self._api: HaloClient | None = None
+        self._prios: dict[tuple[int, int], str] | None = None
+        self._prios_lock = asyncio.Lock()
+        self._weeks: dict[tuple[int, datetime, datetime], asyncio.Task[Week]] = {}
+        self._readers: dict[tuple[int, datetime, datetime], int] = {}
+        self._tasks: set[asyncio.Task[Week]] = set()
+
+    def api(self) -> HaloClient:
+        """The API client, built when first used (a bad table is one unavailable section)."""
+        if self._api is None:
+            src, name = self.source, self.name
+            url = require_url(SYSTEM, src)
+            root = url[: -len("/api")] if url.endswith("/api") else url
+            client_id = src.option("client_id")
+            if not client_id:
+                raise SourceDataError(SYSTEM, f"sources.{name}.client_id is not set")
+            self._api = HaloClient(
+                self.http,
+                root + "/api",
+                str(src.option("auth_url") or root + "/auth"),
+                client_id=str(client_id),
+                client_secret=require_secret(SYSTEM, name, src, "client_secret"),
+                scope=str(src.option("scope", "all")),
+                tenant=src.option("tenant") or None,
+                page_size=int(src.option("page_size", 100)),
+            )
+        return self._api
+
+    async def probe(self) -> str:
+        """A token and one page of ``GET /api/Client`` → "HaloPSA API, 14 clients"."""
+        body = await self.api().get_json("/Client", {"pageinate": "true", "page_size": 1, "page_no": 1})
+        count = Fields(SYSTEM, body, "GET /api/Client").int("record_count")
+        return f"HaloPSA API, {count} client{'s' if count != 1 else ''}"
+
+    # -- the protocol ----------------------------------------------------------------------
+    async def fetch_section(self, section: str, customer: CustomerConfig, period: Period, targets: Targets) -> SectionData:
+        if section not in SECTIONS:
+            raise SourceDataError(SYSTEM, f"does not provide section {section!r}")
+        if section == "changes" and self.change_type_id is None:
+            raise SourceDataError(SYSTEM, f"sources.{self.name}.change_ticket_type_id is not set (the ticket type of changes)")
+        cid = str(customer.ids.get(self.name) or "")
+        if not cid.isdigit():
+            raise SourceDataError(SYSTEM, f"client id {cid!r} of {customer.code} is not a Halo client id (customers.ids.{self.name})")
+        week = await self._week(int(cid), period)
+        records = self._records(week, period)
+        if section == "tickets":
+            return metrics.tickets_section(records, period, targets.ticket_sla_pct)
+        return metrics.changes_section(records, period)
+
+    async def customer_records(self) -> list[SourceRecord]:
+        out = []
+        for i, row in enumerate(await self.api().clients()):
+            f = Fields(SYSTEM, row, f"GET /api/Client item {i}")
+            out.append(SourceRecord(SYSTEM, f.str("id"), f.str("name")))
+        return out
+
+    async def aclose(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._weeks.clear()
+        await self._httpx.aclose()
+
+    # -- reading ---------------------------------------------------------------------------
+    async def _week(self, cid: int, period: Period) -> Week:
+        """The client's data for ``period``, read once for both sections (shielded: one
+        section's timeout does not cancel the other's read)."""
+        key = (cid, period.start.astimezone(UTC), period.end.astimezone(UTC))
+        task = self._weeks.get(key)
+        if task is None:
+            task = self._weeks[key] = asyncio.ensure_future(self._load(cid, period))
+            self._tasks.add(task)
+            task.add_done_callback(_settled(self._tasks))
+        self._readers[key] = self._readers.get(key, 0) + 1
+        if self._readers[key] >= len(SECTIONS):
+            self._weeks.pop(key, None)
+            self._readers.pop(key, None)
+        return await asyncio.shield(task)
+
+    async def _load(self, cid: int, period: Period) -> Week:
+        api = self.api()
+        client, open_rows, closed_rows, prios = await gather_or_cancel(
+            api.client(cid),
+            api.open_tickets(cid),
+            api.tickets_closed_since(cid, period.start - self.margin),
+            self._priorities(),
+        )
+        if client is None:
+            raise SourceDataError(SYSTEM, f"no client with id {cid} (customers.ids.{self.name})")
+        f = Fields(SYSTEM, client, f"GET /api/Client/{cid}")
+        created = _halo_time(f, "datecreated")
+        if created is not None and period.end <= created:
+            raise SourceDataError(
+                SYSTEM,
+                f"client {f.str('name')!r} was created in HaloPSA on {created.astimezone(period.end.tzinfo).date().isoformat()}; "
+                f"it has no records for a period ending {period.end.date().isoformat()}",
+            )
+        return Week(client, open_rows, closed_rows, prios)
+
+    async def _priorities(self) -> dict[tuple[int, int], str]:
+        async with self._prios_lock:
+            if self._prios is None:
+                table = {}
+                for i, row in enumerate(await self.api().priorities()):
+                    f = Fields(SYSTEM, row, f"GET /api/Priority item {i}")
+                    table[(f.int("slaid"), f.int("priorityid"))] = f.str("name")
+                self._prios = table
+            return self._prios
+
+    # -- mapping ---------------------------------------------------------------------------
+    def _priority_name(self, f: Fields, prios: dict[tuple[int, int], str]) -> str:
+        pid = f.int("priority_id")
+        sla = f.int("sla_id") if f.has("sla_id") else None
+        if sla is not None and (sla, pid) in prios:
+            return prios[(sla, pid)]
+        names = {name for (_, p), name in prios.items() if p == pid}
+        return names.pop() if len(names) == 1 else f"Priority {pid}"
+
+    def _records(self, week: Week, period: Period) -> list[TicketRecord]:
+        """Halo tickets → ``TicketRecord``s (see the module docstring for each field)."""
+        rows: dict[int, tuple[Fields, bool]] = {}
+        for i, row in enumerate(week.open_rows):
+            f = Fields(SYSTEM, row, f"GET /api/Tickets (open) item {i}")
+            rows[f.int("id")] = (f, False)
+        for i, row in enumerate(week.closed_rows):  # closed since: wins over a stale open copy
+            f = Fields(SYSTEM, row, f"GET /api/Tickets (closed) item {i}")
+            rows[f.int("id")] = (f, True)
+        out = []
+        for ticket_id, (f, is_closed) in sorted(rows.items()):
+            ticket_type = f.int("tickettype_id")
+            is_change = self.change_type_id is not None and ticket_type == self.change_type_id
+            if not is_change and self.ticket_type_ids is not None and ticket_type not in self.ticket_type_ids:
+                continue
+            created = f.time("dateoccurred")
+            closed = None
+            if is_closed:
+                closed = _halo_time(f, "dateclosed")
+                if closed is None:
+                    raise SourceDataError(SYSTEM, f"{f.where}: ticket {ticket_id} is listed as closed but has no dateclosed")
+            met: bool | None = None
+            resolve_by: datetime | None = None
+            if not is_change and not f.opt_bool("excludefromsla"):
+                resolve_by = _halo_time(f, "fixbydate")
+                if closed is not None and period.start <= closed < period.end:
+                    met = self._verdict(f, ticket_id, closed, resolve_by)
+            priority = "Change" if is_change else self._priority_name(f, week.priorities)
+            out.append(TicketRecord(str(ticket_id), f.str("summary"), priority, created, closed, resolve_by, met, is_change))
+        return out
+
+    @staticmethod
+    def _verdict(f: Fields, ticket_id: int, closed: datetime, fix_by: datetime | None) -> bool | None:
+        """Halo's ``slastate`` ("I" in / "O" out); without one, ``dateclosed <= fixbydate``."""
+        state = (f.opt_str("slastate") or "").strip().upper()
+        by_dates = None if fix_by is None else closed <= fix_by
+        if state in ("I", "O"):
+            verdict = state == "I"
+            if by_dates is not None and by_dates != verdict:
+                log.debug("halo ticket %s: slastate %s but dateclosed vs fixbydate says %s", ticket_id, state, by_dates)
+            return verdict
+        return by_dates
