@@ -57,8 +57,16 @@ def error_message(resp: httpx.Response) -> str | None:
 
 
 class DattoClient:
-    def __init__(self, http: HttpSource, base_url: str, public_key: str, secret_key: str, *,
-                 per_page: int = DEFAULT_PER_PAGE, source_name: str = SYSTEM):
+    def __init__(
+        self,
+        http: HttpSource,
+        base_url: str,
+        public_key: str,
+        secret_key: str,
+        *,
+        per_page: int = DEFAULT_PER_PAGE,
+        source_name: str = SYSTEM,
+    ):
         self.http = http
         self.base = base_url.rstrip("/")
         self.per_page = per_page
@@ -91,12 +99,17 @@ class DattoClient:
         items, pages = self._page(first, f"GET {path} page 1")
         if pages > 1:
             bodies = await asyncio.gather(
-                *(self._get(path, {**(extra or {}), "_page": p, "_perPage": self.per_page}) for p in range(2, pages + 1))
+                *(
+                    self._get(path, {**(extra or {}), "_page": p, "_perPage": self.per_page})
+                    for p in range(2, pages + 1)
+                )
             )
             for p, body in enumerate(bodies, start=2):
                 more, total = self._page(body, f"GET {path} page {p}")
                 if total != pages:
-                    raise SourceDataError(SYSTEM, f"GET {path}: the page count changed while paging ({pages} → {total}); try again")
+                    raise SourceDataError(
+                        SYSTEM, f"GET {path}: the page count changed while paging ({pages} → {total}); try again"
+                    )
                 items.extend(more)
         return items
 

@@ -100,8 +100,14 @@ def asset_runs(asset: Fields, period: Period) -> list[BackupRun]:
                 f"{iso_z(period.start)} starts before that and cannot be computed from partial history",
             )
     elif last_snapshot is not None:
-        raise SourceDataError(SYSTEM, f"{name} has snapshots (lastSnapshot {iso_z(last_snapshot)}) but the API returned no backups[] history")
-    if not any(r.recovery_point is not None and r.recovery_point <= period.end for r in runs) and last_snapshot is not None:
+        raise SourceDataError(
+            SYSTEM,
+            f"{name} has snapshots (lastSnapshot {iso_z(last_snapshot)}) but the API returned no backups[] history",
+        )
+    if (
+        not any(r.recovery_point is not None and r.recovery_point <= period.end for r in runs)
+        and last_snapshot is not None
+    ):
         if last_snapshot > period.end:
             raise SourceDataError(
                 SYSTEM,
@@ -124,8 +130,14 @@ class DattoConnector:
         if not public:
             raise SourceDataError(SYSTEM, f"sources.{name}.public_key is not set")
         self._http, self._client_http = source_http(SYSTEM, source, ctx, error_message=error_message, secrets=(secret,))
-        self.client = DattoClient(self._http, require_url(SYSTEM, source), public, secret,
-                                  per_page=int(source.option("per_page", 100)), source_name=name)
+        self.client = DattoClient(
+            self._http,
+            require_url(SYSTEM, source),
+            public,
+            secret,
+            per_page=int(source.option("per_page", 100)),
+            source_name=name,
+        )
         self._devices: list[dict[str, Any]] | None = None
         self._lock = asyncio.Lock()
 
@@ -153,7 +165,9 @@ class DattoConnector:
         mine = [d for d in devices if self._matches(d, cid)]
         if not mine:
             raise SourceDataError(
-                SYSTEM, f"no appliance with organizationId or clientCompanyName {cid!r} (customers.ids.{self.name} of {customer.code})"
+                SYSTEM,
+                f"no appliance with organizationId or clientCompanyName {cid!r} "
+                f"(customers.ids.{self.name} of {customer.code})",
             )
         serials = [d.str("serialNumber") for d in mine]
         lists = await asyncio.gather(*(self.client.assets(s) for s in serials))

@@ -19,10 +19,9 @@ from typing import Any
 
 from aiohttp import web
 
-from connectors.sandbox.dataset import MSP_TIMEZONE, SandboxCustomer, SandboxDataset
+from connectors.sandbox.dataset import SandboxCustomer, SandboxDataset
 from connectors.sim.base import Simulator
 from reporting.metrics import BackupRun
-from reporting.period import zone
 
 
 def _hex(*parts: str, n: int = 12) -> str:
@@ -48,8 +47,7 @@ class DattoSimulator(Simulator):
         self.asset_envelope = asset_envelope
         self.public_key = "pk" + _hex(self.secret, "public", n=16).lower()
         self.secret_key = self.secret
-        # the API is read at 06:00 on the Monday that ends the planted week (the batch's hour)
-        self.now = datetime.combine(dataset.anchor_end, time(6), tzinfo=zone(MSP_TIMEZONE))
+        self.now = datetime.combine(dataset.anchor_end, time(12), tzinfo=UTC)  # after every customer's week end
         self.devices: list[dict[str, Any]] = []
         self.assets: dict[str, list[dict[str, Any]]] = {}
         for c in dataset.customers_in("datto"):
@@ -71,60 +69,110 @@ class DattoSimulator(Simulator):
             if c.code == "SOYLENT" and kind == "alto":
                 assets.append(self._archived(c, g.week_start(g.first_week)))
             self.assets[serial] = assets
-            self.devices.append({
-                "serialNumber": serial, "name": f"{c.code.lower()}-{kind}", "model": model,
-                "region": {"location": "EU", "provider": None},
-                "lastSeenDate": _iso(self.now - timedelta(minutes=3)),
-                "organizationId": self.org_id(c), "clientCompanyName": c.name, "organizationName": c.name,
-                "hidden": False, "servicePlan": "Infinite Cloud Retention",
-                "registrationDate": _iso(g.onboarded), "servicePeriod": "2028-01-31T00:00:00+00:00",
-                "warrantyExpire": "2029-01-31T00:00:00+00:00",
-                "localStorageUsed": {"size": 1.4, "units": "TB"}, "localStorageAvailable": {"size": 2.6, "units": "TB"},
-                "offsiteStorageUsed": {"size": 980, "units": "GB"}, "totalManagedDisk": {"size": 4, "units": "TB"},
-                "internalIP": "10.20.0.5", "activeTickets": 0, "resellerCompanyName": "Northwind Managed Services",
-                "agentCount": len(assets), "shareCount": 0, "alertCount": 0, "uptime": 1728000,
-                "remoteWebUrl": f"https://device.dattobackup.com/device/{serial}",
-            })
+            self.devices.append(
+                {
+                    "serialNumber": serial,
+                    "name": f"{c.code.lower()}-{kind}",
+                    "model": model,
+                    "region": {"location": "EU", "provider": None},
+                    "lastSeenDate": _iso(self.now - timedelta(minutes=3)),
+                    "organizationId": self.org_id(c),
+                    "clientCompanyName": c.name,
+                    "organizationName": c.name,
+                    "hidden": False,
+                    "servicePlan": "Infinite Cloud Retention",
+                    "registrationDate": _iso(g.onboarded),
+                    "servicePeriod": "2028-01-31T00:00:00+00:00",
+                    "warrantyExpire": "2029-01-31T00:00:00+00:00",
+                    "localStorageUsed": {"size": 1.4, "units": "TB"},
+                    "localStorageAvailable": {"size": 2.6, "units": "TB"},
+                    "offsiteStorageUsed": {"size": 980, "units": "GB"},
+                    "totalManagedDisk": {"size": 4, "units": "TB"},
+                    "internalIP": "10.20.0.5",
+                    "activeTickets": 0,
+                    "resellerCompanyName": "Northwind Managed Services",
+                    "agentCount": len(assets),
+                    "shareCount": 0,
+                    "alertCount": 0,
+                    "uptime": 1728000,
+                    "remoteWebUrl": f"https://device.dattobackup.com/device/{serial}",
+                }
+            )
 
     def _entry(self, r: BackupRun) -> dict[str, Any]:
         ts = r.recovery_point or r.ended
-        shot = {"status": "success", "image": f"https://device.dattobackup.com/sirisReporting/images/{_hex(r.item, _iso(ts))}.png"}
+        shot = {
+            "status": "success",
+            "image": f"https://device.dattobackup.com/sirisReporting/images/{_hex(r.item, _iso(ts))}.png",
+        }
         local: dict[str, Any] = {"status": "success", "errors": []}
         backup = {"status": "success", "errorMessage": None}
         if r.status == "failed":
-            backup = {"status": "failure", "errorMessage": "Unable to take a snapshot: VSS writer SqlServerWriter failed"}
+            backup = {
+                "status": "failure",
+                "errorMessage": "Unable to take a snapshot: VSS writer SqlServerWriter failed",
+            }
             shot = {"status": None, "image": None}
             local = {"status": None, "errors": []}
         elif r.status == "warning":
             if int(_hex(r.item, _iso(ts), n=2), 16) % 2:
                 shot = {"status": "failure", "image": shot["image"]}
             else:
-                local = {"status": "failure", "errors": [{"errorType": "filesystem", "errorMessage": "Volume C: has file system errors"}]}
-        return {"timestamp": _iso(ts), "backup": backup, "localVerification": local,
-                "advancedVerification": {"screenshotVerification": shot}}
+                local = {
+                    "status": "failure",
+                    "errors": [{"errorType": "filesystem", "errorMessage": "Volume C: has file system errors"}],
+                }
+        return {
+            "timestamp": _iso(ts),
+            "backup": backup,
+            "localVerification": local,
+            "advancedVerification": {"screenshotVerification": shot},
+        }
 
     def _asset(self, c: SandboxCustomer, item: str, runs: list[BackupRun]) -> dict[str, Any]:
-        runs = sorted((r for r in runs if (r.recovery_point or r.ended) <= self.now), key=lambda r: r.recovery_point or r.ended)
+        runs = sorted(
+            (r for r in runs if (r.recovery_point or r.ended) <= self.now), key=lambda r: r.recovery_point or r.ended
+        )
         good = [r.recovery_point for r in runs if r.recovery_point is not None]
         entries = [self._entry(r) for r in reversed(runs)][: self.history]  # newest first, recent only
         last = good[-1] if good else None
-        shot_ok = next((e["advancedVerification"]["screenshotVerification"]["status"] == "success"
-                        for e in entries if e["advancedVerification"]["screenshotVerification"]["status"]), False)
+        shot_ok = next(
+            (
+                e["advancedVerification"]["screenshotVerification"]["status"] == "success"
+                for e in entries
+                if e["advancedVerification"]["screenshotVerification"]["status"]
+            ),
+            False,
+        )
         return {
-            "name": item, "volume": _hex(c.code, item, n=32).lower(), "localIp": "10.20.1.%d" % (len(item) * 7 % 250),
-            "os": "Windows Server 2022 Standard", "protectedVolumesCount": 2, "unprotectedVolumesCount": 0,
-            "protectedVolumeNames": ["C:\\", "D:\\"], "unprotectedVolumeNames": [], "agentVersion": "3.2.4.0",
-            "isPaused": False, "isArchived": False,
-            "latestOffsite": _epoch(good[-2] if len(good) > 1 else last), "localSnapshots": len(good),
-            "lastSnapshot": _epoch(last), "lastScreenshotAttempt": _epoch(last), "lastScreenshotAttemptStatus": shot_ok,
+            "name": item,
+            "volume": _hex(c.code, item, n=32).lower(),
+            "localIp": "10.20.1.%d" % (len(item) * 7 % 250),
+            "os": "Windows Server 2022 Standard",
+            "protectedVolumesCount": 2,
+            "unprotectedVolumesCount": 0,
+            "protectedVolumeNames": ["C:\\", "D:\\"],
+            "unprotectedVolumeNames": [],
+            "agentVersion": "3.2.4.0",
+            "isPaused": False,
+            "isArchived": False,
+            "latestOffsite": _epoch(good[-2] if len(good) > 1 else last),
+            "localSnapshots": len(good),
+            "lastSnapshot": _epoch(last),
+            "lastScreenshotAttempt": _epoch(last),
+            "lastScreenshotAttemptStatus": shot_ok,
             "lastScreenshotUrl": f"https://device.dattobackup.com/sirisReporting/images/latest/{_hex(item)}.png",
-            "fqdn": f"{item.lower()}.{c.domain}", "type": "agent",
+            "fqdn": f"{item.lower()}.{c.domain}",
+            "type": "agent",
             "backups": entries,
         }
 
     def _archived(self, c: SandboxCustomer, before: datetime) -> dict[str, Any]:
         item = f"{c.code}-LEGACY01"
-        runs = [BackupRun(item, before - timedelta(days=d, hours=2), "success", before - timedelta(days=d, hours=2)) for d in range(3)]
+        runs = [
+            BackupRun(item, before - timedelta(days=d, hours=2), "success", before - timedelta(days=d, hours=2))
+            for d in range(3)
+        ]
         asset = self._asset(c, item, runs)
         asset["isArchived"] = True
         return asset
@@ -150,8 +198,10 @@ class DattoSimulator(Simulator):
         if page < 1 or per < 1:
             return self.json({"code": "400", "message": "_page and _perPage must be positive"}, 400)
         pages = max(1, math.ceil(len(rows) / per))
-        chunk = rows[(page - 1) * per: page * per]
-        return self.json({"pagination": {"page": page, "perPage": per, "totalPages": pages, "count": len(rows)}, "items": chunk})
+        chunk = rows[(page - 1) * per : page * per]
+        return self.json(
+            {"pagination": {"page": page, "perPage": per, "totalPages": pages, "count": len(rows)}, "items": chunk}
+        )
 
     def routes(self, app: web.Application) -> None:
         async def devices(request: web.Request) -> web.Response:

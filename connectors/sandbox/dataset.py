@@ -114,9 +114,9 @@ def _customer(code: str, name: str, domain: str, tz: str, stack: dict[str, str],
         "connectwise": f"{250 + n}",
         "halo": f"{40 + n}",
         "datto": f"{70400 + n}",  # Datto organizationId of the customer
-        "veeam": f"{code}-VBR",
+        "veeam": f"{code}-",  # VBR job-name prefix of the customer
         "defender": f"{n:08d}-0000-4000-8000-{n:012d}",
-        "sentinel": f"/subscriptions/{n:08d}-1111-4111-8111-{n:012d}/resourceGroups/rg-{short}-soc/workspaces/law-{short}",
+        "sentinel": f"/subscriptions/{n:08d}-1111-4111-8111-{n:012d}/resourceGroups/rg-{short}-soc/providers/Microsoft.OperationalInsights/workspaces/law-{short}",
         "cloudflare": f"{n:032x}",
         "statuscheck": f"{7800 + n}",
     }
