@@ -255,7 +255,7 @@ class _Creds:
 class ConnectWiseSimulator(Simulator):
     system = "connectwise"
 
-    def __init__(self, dataset: SandboxDataset, page_size: int = 10):
+    def __init__(self, dataset: SandboxDataset, page_size: int = 5):
         super().__init__()
         self.dataset = dataset
         self.page_size = page_size
