@@ -1,0 +1,391 @@
+"""The Zabbix mapper: host groups, hosts, problem events, maintenances and SLAs → the uptime section.
+
+Formulas (the numbers mean what ``reporting.metrics.uptime_section`` says; this module only turns
+Zabbix objects into its records):
+
+- Devices = the monitored hosts (``status`` "0") of the customer's host group. Site = the value of
+  the host tag ``site_tag``; class = the value of ``class_tag``; a host without the tag is in
+  ``"unassigned"``.
+- Down time of a device = its "device down" problems: trigger problem events (``event.get``
+  source 0, object 0, value 1, filtered by ``down_tag``/``down_name``) from the event's ``clock``
+  to its recovery event's ``clock`` (``r_eventid``, read by id), or to the period end while
+  unresolved (``r_eventid`` "0").
+- Planned time of a device = its maintenance windows (``maintenance.get`` for the groups of the
+  customer's hosts: one-time time periods ``[start_date, start_date + period)`` cut to
+  ``[active_since, active_till)``, of maintenances that name the host or one of its groups) and,
+  when the SLA path is used, the SLA's excluded downtimes (they apply to every device).
+- ``uptime_pct`` of a site/class/all = 100 × Σ(monitored − down) / Σ monitored over its devices,
+  where monitored = period − planned and down = down time − planned (device-weighted).
+- ``overall_pct``: when an enabled **daily** SLA has the service tag ``sla_tag`` = the customer's
+  code or host-group name, the SLA's figure for the week: ``sla.getsli`` from the period start for
+  as many daily slices as the period has local days, 100 × Σ uptime / Σ (uptime + downtime) over
+  every slice and every service of the SLA; ``overall_source`` is ``SLA <name>``. Otherwise the
+  device-weighted value over all devices.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from connectors.base import ConnectorContext, ConnectorError, SourceDataError, SourceRecord
+from connectors.fields import Fields, epoch
+from connectors.http import require_secret, require_url, source_http
+from connectors.zabbix.client import SYSTEM, ZabbixClient, error_message
+from reporting import metrics
+from reporting.config import CustomerConfig, SourceConfig
+from reporting.metrics import Device, Outage
+from reporting.models import Period, SectionData, Targets
+
+UNASSIGNED = "unassigned"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class DownRule:
+    """Which problems mean "device down" (``down_tag`` / ``down_name``)."""
+
+    tag: str = ""
+    value: str | None = None  # None: the tag with any value
+    name: str = ""
+
+    @classmethod
+    def from_options(cls, tag: str, name: str) -> DownRule:
+        tag = tag.strip()
+        if "=" in tag:
+            t, _, v = tag.partition("=")
+            return cls(t.strip(), v.strip(), name.strip())
+        return cls(tag, None, name.strip())
+
+    def event_tags(self) -> list[dict[str, Any]]:
+        """``event.get`` ``tags``: operator 1 = equals, 4 = exists."""
+        if not self.tag:
+            return []
+        if self.value is None:
+            return [{"tag": self.tag, "operator": 4}]
+        return [{"tag": self.tag, "value": self.value, "operator": 1}]
+
+
+async def _all(*aws: Awaitable[Any]) -> list[Any]:
+    """Run concurrently; on the first failure cancel the rest and raise that failure itself."""
+    tasks: list[asyncio.Task[Any]] = []
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tasks = [tg.create_task(a) for a in aws]  # type: ignore[arg-type]
+    except BaseExceptionGroup as group:
+        raise _first(group) from None
+    return [t.result() for t in tasks]
+
+
+def _first(group: BaseExceptionGroup[Any]) -> BaseException:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            return _first(exc)
+        if not isinstance(exc, asyncio.CancelledError):
+            return exc
+    return group.exceptions[0]
+
+
+class ZabbixConnector:
+    """``[sources.<name>] type = "zabbix"``: the uptime section from a Zabbix 6.0 – 7.x server."""
+
+    sections = frozenset({"uptime"})
+
+    def __init__(self, name: str, source: SourceConfig, ctx: ConnectorContext):
+        self.name = name
+        self._config_error: ConnectorError | None = None
+        url = token = ""
+        try:
+            url = require_url(SYSTEM, source)
+            token = require_secret(SYSTEM, name, source, "api_token")
+        except ConnectorError as err:
+            self._config_error = err
+        self.site_tag = str(source.option("site_tag", "site"))
+        self.class_tag = str(source.option("class_tag", "class"))
+        self.down = DownRule.from_options(str(source.option("down_tag", "scope=availability")), str(source.option("down_name", "")))
+        self.sla_tag = str(source.option("sla_tag", "customer"))
+        self.group_prefix = str(source.option("customer_group_prefix", "Customers/"))
+        try:
+            page_size = int(source.option("page_size", 1000))
+        except (TypeError, ValueError):
+            page_size = 0
+        http, self._http_client = source_http(SYSTEM, source, ctx, error_message=error_message, secrets=(token,) if token else ())
+        try:
+            self.client = ZabbixClient(http, url or "http://unset.invalid", token, name=name, page_size=page_size)
+        except ConnectorError as err:
+            self._config_error = self._config_error or err
+            self.client = ZabbixClient(http, url or "http://unset.invalid", token, name=name, page_size=1)
+
+    # -- the Connector protocol --------------------------------------------------------------------
+    async def fetch_section(self, section: str, customer: CustomerConfig, period: Period, targets: Targets) -> SectionData:
+        if section not in self.sections:
+            raise SourceDataError(SYSTEM, f"does not provide section {section!r}")
+        if self._config_error is not None:
+            raise self._config_error
+        group_name = customer.ids.get(self.name)
+        if not group_name:
+            raise SourceDataError(SYSTEM, f"{customer.code} has no host group (set customers.ids.{self.name})")
+        groups = await self.client.host_groups()
+        group = next((g for g in groups if Fields(SYSTEM, g, "hostgroup.get item").str("name") == group_name), None)
+        if group is None:
+            raise SourceDataError(SYSTEM, f"no host group named {group_name!r} (customers.ids.{self.name} of {customer.code})")
+        groupid = Fields(SYSTEM, group, "hostgroup.get item").str("groupid")
+        start, end = epoch(period.start), epoch(period.end)
+
+        (hosts, maintenances), (problems, recoveries), sla = await _all(
+            self._hosts_and_maintenances(groupid),
+            self._events(groupid, start, end),
+            self._sla(customer, group_name, period),
+        )
+        groups_key = await self.client.groups_field()
+        devices, host_groups = self._devices(hosts, groups_key)
+        if not devices:
+            raise SourceDataError(SYSTEM, f"host group {group_name!r} has no monitored hosts")
+        outages = self._outages(problems, recoveries, {d.id for d in devices})
+        outages += self._maintenance_outages(maintenances, host_groups, groups_key, start, end)
+        sla_pct = sla_name = None
+        if sla is not None:
+            sla_obj, sli = sla
+            sla_name = sla_obj.str("name")
+            excluded = _excluded_downtimes(sla_obj)
+            sla_pct = _sla_pct(sla_name, sli, period, excluded, has_schedule=bool(sla_obj.list("schedule")))
+            for a, b in excluded:
+                if a < end and b > start:
+                    outages += [Outage(d.id, _ts(a), _ts(b), planned=True) for d in devices]
+        return metrics.uptime_section(devices, outages, period, targets.uptime_pct, sla_pct=sla_pct, sla_name=sla_name)
+
+    async def customer_records(self) -> list[SourceRecord]:
+        """Host groups directly under ``customer_group_prefix`` (every group when it is empty)."""
+        if self._config_error is not None:
+            raise self._config_error
+        out = []
+        for g in await self.client.host_groups():
+            f = Fields(SYSTEM, g, "hostgroup.get item")
+            name = f.str("name")
+            rest = name[len(self.group_prefix) :]
+            if name.startswith(self.group_prefix) and rest and (not self.group_prefix or "/" not in rest):
+                out.append(SourceRecord(SYSTEM, name, rest if self.group_prefix else name))
+        return out
+
+    async def probe(self) -> str:
+        """``apiinfo.version`` plus one authenticated call: "Zabbix 7.0.5"."""
+        if self._config_error is not None:
+            raise self._config_error
+        version = await self.client.version()
+        await self.client.call("hostgroup.get", {"output": ["groupid"], "limit": 1})
+        return "Zabbix " + ".".join(str(p) for p in version)
+
+    async def aclose(self) -> None:
+        await self._http_client.aclose()
+
+    # -- reads ---------------------------------------------------------------------------------
+    async def _hosts_and_maintenances(self, groupid: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        hosts = await self.client.hosts(groupid)
+        key = await self.client.groups_field()
+        groupids = {groupid}
+        for h in hosts:
+            for g in Fields(SYSTEM, h, "host.get item").list(key):
+                groupids.add(Fields(SYSTEM, g, f"host.get item → {key}").str("groupid"))
+        return hosts, await self.client.maintenances(sorted(groupids, key=int))
+
+    async def _events(self, groupid: str, start: int, end: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        problems = await self.client.problem_events(groupid, start, end - 1, self.down.event_tags(), self.down.name)
+        rids = []
+        for p in problems:
+            r = Fields(SYSTEM, p, "event.get item").str("r_eventid")
+            if r != "0":
+                rids.append(r)
+        recoveries = await self.client.events_by_id(rids) if rids else []
+        return problems, recoveries
+
+    async def _sla(self, customer: CustomerConfig, group_name: str, period: Period) -> tuple[Fields, dict[str, Any]] | None:
+        if not self.sla_tag:
+            return None
+        wanted = {customer.code, group_name}
+        daily = []
+        for s in await self.client.slas():
+            f = Fields(SYSTEM, s, "sla.get item")
+            tags = [Fields(SYSTEM, t, "sla.get item → service_tags") for t in f.list("service_tags")]
+            names_customer = any(t.str("tag") == self.sla_tag and t.int("operator") == 0 and t.str("value") in wanted for t in tags)
+            if names_customer and f.int("period") == 0 and f.int("status") == 1:
+                daily.append(f)
+        if not daily:
+            return None
+        if len(daily) > 1:
+            names = ", ".join(repr(f.str("name")) for f in daily)
+            raise SourceDataError(SYSTEM, f"several daily SLAs name {customer.code} ({names}); keep one enabled")
+        sla = daily[0]
+        days = (period.end.date() - period.start.date()).days
+        return sla, await self.client.sli(sla.str("slaid"), epoch(period.start), days)
+
+    # -- mapping ---------------------------------------------------------------------------------
+    def _tag(self, tags: list[Any], name: str, where: str) -> str:
+        for t in tags:
+            f = Fields(SYSTEM, t, where)
+            if f.str("tag") == name:
+                return f.str("value") or UNASSIGNED
+        return UNASSIGNED
+
+    def _devices(self, hosts: list[dict[str, Any]], groups_key: str) -> tuple[list[Device], dict[str, set[str]]]:
+        devices = []
+        host_groups: dict[str, set[str]] = {}
+        for h in hosts:
+            f = Fields(SYSTEM, h, "host.get item")
+            hostid = f.str("hostid")
+            if f.int("status") != 0:
+                continue  # not monitored: not a device of the report
+            tags = f.list("tags")
+            where = f"host.get item {hostid} → tags"
+            devices.append(Device(hostid, f.str("name"), self._tag(tags, self.site_tag, where), self._tag(tags, self.class_tag, where)))
+            host_groups[hostid] = {Fields(SYSTEM, g, f"host.get item {hostid} → {groups_key}").str("groupid") for g in f.list(groups_key)}
+        return devices, host_groups
+
+    def _outages(self, problems: list[dict[str, Any]], recoveries: list[dict[str, Any]], hostids: set[str]) -> list[Outage]:
+        back: dict[str, datetime] = {}
+        for r in recoveries:
+            f = Fields(SYSTEM, r, "event.get recovery item")
+            back[f.str("eventid")] = f.time("clock")
+        out: list[Outage] = []
+        seen: set[str] = set()
+        for p in problems:
+            f = Fields(SYSTEM, p, "event.get item")
+            eventid = f.str("eventid")
+            if eventid in seen:
+                continue
+            seen.add(eventid)
+            started = f.time("clock")
+            rid = f.str("r_eventid")
+            if rid == "0":
+                ended = None
+            elif rid in back:
+                ended = back[rid]
+            else:
+                raise SourceDataError(SYSTEM, f"recovery event {rid} of problem {eventid} is missing from event.get")
+            for h in f.list("hosts"):
+                hostid = Fields(SYSTEM, h, f"event.get item {eventid} → hosts").str("hostid")
+                if hostid in hostids:
+                    out.append(Outage(hostid, started, ended))
+        return out
+
+    def _maintenance_outages(
+        self, maintenances: list[dict[str, Any]], host_groups: dict[str, set[str]], groups_key: str, start: int, end: int
+    ) -> list[Outage]:
+        out = []
+        for m in maintenances:
+            f = Fields(SYSTEM, m, "maintenance.get item")
+            if not self._maintenance_covers_down(f):
+                continue
+            windows = _maintenance_windows(f, start, end)
+            if not windows:
+                continue
+            hosts = {Fields(SYSTEM, h, "maintenance.get item → hosts").str("hostid") for h in f.list("hosts")}
+            groups = {Fields(SYSTEM, g, f"maintenance.get item → {groups_key}").str("groupid") for g in f.list(groups_key)}
+            for hostid, hgroups in host_groups.items():
+                if hostid in hosts or hgroups & groups:
+                    out += [Outage(hostid, _ts(a), _ts(b), planned=True) for a, b in windows]
+        return out
+
+    def _maintenance_covers_down(self, m: Fields) -> bool:
+        """A maintenance limited to problem tags covers "device down" only when one of its tags
+        is the ``down_tag`` (equal value, or a "contains" match)."""
+        tags = m.list("tags") if m.has("tags") else []
+        if not tags:
+            return True
+        for t in tags:
+            f = Fields(SYSTEM, t, "maintenance.get item → tags")
+            if f.str("tag") != self.down.tag or not self.down.tag:
+                continue
+            value = f.opt_str("value") or ""
+            op = f.int("operator") if f.has("operator") else 2
+            if self.down.value is None or (op == 0 and value == self.down.value) or (op == 2 and value in self.down.value):
+                return True
+        return False
+
+
+def _ts(epoch_s: int) -> datetime:
+    return datetime.fromtimestamp(epoch_s, UTC)
+
+
+def _maintenance_windows(m: Fields, start: int, end: int) -> list[tuple[int, int]]:
+    """One-time windows of a maintenance, cut to its active range (epoch seconds). A recurring
+    time period active during the report period is an error: not supported, never ignored."""
+    since, till = m.int("active_since"), m.int("active_till")
+    out = []
+    for tp in m.list("timeperiods"):
+        t = Fields(SYSTEM, tp, f"maintenance.get item {m.str('maintenanceid')} → timeperiods")
+        kind = t.int("timeperiod_type")
+        if kind == 0:
+            a = max(t.int("start_date"), since)
+            b = min(t.int("start_date") + t.int("period"), till)
+            if a < b:
+                out.append((a, b))
+        elif since < end and till > start:
+            raise SourceDataError(
+                SYSTEM,
+                f"maintenance {m.str('name')!r} ({m.str('maintenanceid')}) repeats (timeperiod_type {kind}); "
+                "only one-time maintenance periods are supported, so planned time cannot be computed",
+            )
+    return out
+
+
+def _excluded_downtimes(sla: Fields) -> list[tuple[int, int]]:
+    out = []
+    for d in sla.list("excluded_downtimes"):
+        f = Fields(SYSTEM, d, "sla.get item → excluded_downtimes")
+        out.append((f.int("period_from"), f.int("period_to")))
+    return [(int(a.timestamp()), int(b.timestamp())) for a, b in metrics.merge((_ts(a), _ts(b)) for a, b in out)]
+
+
+def _overlap(a: int, b: int, windows: Iterable[tuple[int, int]]) -> int:
+    return sum(max(0, min(b, y) - max(a, x)) for x, y in windows)
+
+
+def _sla_pct(name: str, sli: dict[str, Any], period: Period, excluded: list[tuple[int, int]], has_schedule: bool) -> float:
+    """100 × Σ uptime / Σ (uptime + downtime) over the slices and services of ``sla.getsli``.
+
+    The slices must tile the period exactly (a daily SLA in the customer's timezone). Without a
+    schedule every cell must cover its whole slice minus the excluded downtimes; a shorter cell
+    means the service did not exist yet (or the slice is not over): partial data, refused."""
+    where = f"sla.getsli of SLA {name!r}"
+    f = Fields(SYSTEM, sli, where)
+    periods = [Fields(SYSTEM, p, f"{where} → periods") for p in f.list("periods")]
+    serviceids = f.list("serviceids")
+    rows = f.list("sli")
+    bounds = [(p.int("period_from"), p.int("period_to")) for p in periods]
+    start, end = epoch(period.start), epoch(period.end)
+    tiles = bool(bounds) and bounds[0][0] == start and bounds[-1][1] == end and all(
+        b[1] == c[0] for b, c in zip(bounds, bounds[1:], strict=False)
+    )
+    if not tiles:
+        raise SourceDataError(
+            SYSTEM,
+            f"{where}: its slices do not line up with the week {period.start.isoformat()} – {period.end.isoformat()} "
+            f"(use a daily SLA in the customer's timezone {period.timezone})",
+        )
+    if not serviceids:
+        raise SourceDataError(SYSTEM, f"{where}: the SLA covers no services")
+    if len(rows) != len(bounds):
+        raise SourceDataError(SYSTEM, f"{where}: {len(rows)} rows of 'sli' for {len(bounds)} periods")
+    up = down = 0
+    for (a, b), row in zip(bounds, rows, strict=True):
+        if not isinstance(row, list) or len(row) != len(serviceids):
+            raise SourceDataError(SYSTEM, f"{where}: a row of 'sli' does not have one cell per service")
+        expected = (b - a) - _overlap(a, b, excluded)
+        for sid, cell in zip(serviceids, row, strict=True):
+            c = Fields(SYSTEM, cell, f"{where} → sli cell")
+            u, d = c.int("uptime"), c.int("downtime")
+            if not has_schedule and u + d != expected:
+                day = datetime.fromtimestamp(a, period.start.tzinfo).date().isoformat()
+                raise SourceDataError(
+                    SYSTEM,
+                    f"{where}: service {sid} has {u + d} s of data for {day}, not {expected} s "
+                    "(the service did not exist for the whole week, or the day is not over)",
+                )
+            up += u
+            down += d
+    if up + down <= 0:
+        raise SourceDataError(SYSTEM, f"{where}: no scheduled time in the week")
+    return 100.0 * up / (up + down)
