@@ -1,0 +1,1 @@
+"""Microsoft Defender XDR incidents and Secure Score via Microsoft Graph (``security`` section)."""

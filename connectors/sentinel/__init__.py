@@ -1,0 +1,1 @@
+"""Microsoft Sentinel incidents via Azure Resource Manager (``security`` section)."""
