@@ -1,0 +1,33 @@
+"""The ``help`` card: what the bot understands."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from cards.elements import adaptive_card, check_size, fact_set, text_block
+from cards.text import md, plain
+
+DEFAULT_COMMANDS: tuple[tuple[str, str], ...] = (
+    ("run <CODE>", "Generate this week's draft for one customer; its review card appears in the review channel."),
+    ("run all", "Generate this week's drafts for every customer."),
+    ("status", "This week's drafts and their state."),
+    ("help", "This card."),
+)
+
+
+def help_card(commands: Sequence[tuple[str, str]] = DEFAULT_COMMANDS, *, note: str | None = None) -> dict[str, Any]:
+    """``commands``: (syntax, what it does) pairs. ``note``: an extra line, e.g. what this
+    conversation is allowed to do ("In this channel only ACME's report can be run.")."""
+    body = [
+        text_block(md("reportbot \u2014 commands"), size="Large", weight="Bolder"),
+        text_block(
+            md("Mention me in a channel (**@reportbot run ACME**) or write to me in a personal chat."),
+            isSubtle=True,
+            spacing="None",
+        ),
+        fact_set([(plain(cmd, limit=60), plain(what, limit=300)) for cmd, what in commands]),
+    ]
+    if note:
+        body.append(text_block(plain(note, limit=300), isSubtle=True))
+    return check_size(adaptive_card(body, fallback_text=md("reportbot commands: run CODE, run all, status, help")))

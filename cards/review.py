@@ -1,0 +1,424 @@
+"""The review card: one customer's weekly draft as engineers see it in the review channel.
+
+Adaptive Card 1.5 (the highest Teams renders for bot cards). While the draft is open
+(``drafted``/``saved``) it carries the commentary input and the four verbs as
+``Action.Execute`` — each with an ``Action.Submit`` fallback for clients without Universal
+Actions. Once approved or skipped the card is frozen: no inputs, no save/approve, and it says
+who decided and when; during and after delivery it lists each delivery step.
+
+No ``refresh`` section, on purpose. Every viewer is meant to see the same card, and the bot
+edits the message (``update_activity``) after every state change; a message edit replaces the
+card for everyone (research/teams-graph-contract.md §0, §2). The invoke response only replaces
+the clicker's view until that edit lands. ``refresh`` would add user-specific views: with no
+``userIds`` every member of a channel of 60 or fewer auto-invokes the bot each time the card
+is shown, and larger channels get only a manual "Refresh card". That is load and a second
+source of truth for no gain. Add it only for role-based views (e.g. showing Approve to
+approvers only), and then with explicit ``userIds`` (Teams MRIs, at most 60).
+
+Data sent with every action: ``{"draft_id", "version", "customer"}``. The bot must check all
+three against its store (draft exists, belongs to that customer, version is current). Input
+values arrive merged in: ``commentary`` and, for skip, ``skip_reason``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from cards import verbs
+from cards.elements import (
+    Element,
+    adaptive_card,
+    check_size,
+    container,
+    execute,
+    fact_set,
+    heading,
+    open_url,
+    text_block,
+)
+from cards.text import Markdown, join, link, md, plain, safe_url
+from reporting import fmt
+from reporting.models import (
+    SECTION_NAMES,
+    SECTION_TITLES,
+    SEVERITY_ORDER,
+    Backups,
+    Changes,
+    Report,
+    Section,
+    Security,
+    Sites,
+    Tickets,
+    Uptime,
+)
+
+STATES: tuple[str, ...] = ("drafted", "saved", "approved", "delivering", "delivered", "skipped", "failed")
+EDITABLE_STATES = frozenset({"drafted", "saved"})
+DECIDED_STATES = frozenset({"approved", "delivering", "delivered", "failed"})
+
+MAX_COMMENTARY = 10_000  # characters; the Input.Text maxLength and what the bot accepts
+MAX_SKIP_REASON = 500
+
+SEVERITY_COLOR = {"high": "attention", "medium": "warning", "low": "accent"}
+_STATE_COLOR = {
+    "drafted": "default",
+    "saved": "accent",
+    "approved": "good",
+    "delivering": "accent",
+    "delivered": "good",
+    "skipped": "warning",
+    "failed": "attention",
+}
+_STEP_ICON = {"done": "\u2705", "sent": "\u2705", "posted": "\u2705", "archived": "\u2705", "failed": "\u274c"}
+
+# Caps that keep the card bounded whatever the sources return (see test_sizes).
+_MAX_FLAGS = 15
+_MAX_LISTED = 10
+_MAX_NOT_OK_BACKUPS = 5
+_MAX_OPEN_INCIDENTS = 5
+_MAX_SUMMARY = 8
+_MAX_RECOMMENDATIONS = 5
+_MAX_STEPS = 10
+_TITLE = 160  # characters of a vendor title shown
+_SENTENCE = 600
+
+
+@dataclass(frozen=True)
+class DeliveryStepView:
+    """One delivery step as shown on the card: ``status`` is e.g. pending, running, done,
+    failed, skipped; ``url`` (http/https only) links the result — the email's archive copy,
+    the channel post, the SharePoint file."""
+
+    name: str
+    status: str
+    detail: str | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Who approved (or skipped) the draft, when, and for a skip why."""
+
+    by: str
+    at: datetime
+    reason: str | None = None
+
+
+def review_card(
+    report: Report,
+    *,
+    draft_id: str,
+    version: int,
+    state: str,
+    commentary: str,
+    pdf_url: str | None,
+    approvers_note: str | None = None,
+    steps: Sequence[DeliveryStepView] = (),
+    message: str | None = None,
+    decision: Decision | None = None,
+    tz: str | None = None,
+) -> dict[str, Any]:
+    """Build the review card for ``report`` at ``state``.
+
+    ``commentary`` is the engineer's text as stored (verbatim in the input; escaped when shown
+    as text after approval). ``pdf_url`` is the bot's signed link to the draft (or final) PDF.
+    ``approvers_note`` says who may approve (e.g. "Anyone here may approve: sandbox mode").
+    ``message`` is a one-line notice on top (e.g. "This card was out of date; here is the
+    current draft."). ``decision`` is who approved/skipped and when. ``tz`` is the timezone for
+    times on the card (default: the customer's).
+
+    Raises ValueError for an unknown state, over-long commentary or a non-http(s) ``pdf_url``,
+    and :class:`cards.elements.CardTooLarge` if the card would exceed the size budget.
+    """
+    if state not in STATES:
+        raise ValueError(f"unknown draft state {state!r}; expected one of {', '.join(STATES)}")
+    if len(commentary) > MAX_COMMENTARY:
+        raise ValueError(f"commentary is {len(commentary)} characters; the limit is {MAX_COMMENTARY}")
+    if pdf_url is not None and safe_url(pdf_url) is None:
+        raise ValueError("pdf_url must be an absolute http(s) URL")
+    tz = tz or report.period.timezone
+    editable = state in EDITABLE_STATES
+    data = {"draft_id": draft_id, "version": version, "customer": report.customer.code}
+
+    body: list[Element] = [_header(report, version, tz), _state_line(state, version, decision, tz)]
+    if state == "skipped" and decision is not None and decision.reason:
+        body.append(text_block(join(md("Reason:"), plain(decision.reason, limit=MAX_SKIP_REASON), sep=" ")))
+    if message:
+        body.append(text_block(plain(message, limit=300), color="accent", weight="Bolder"))
+    body += _flags(report)
+    body += _key_figures(report, tz)
+    body += _summary(report)
+    body += _commentary(commentary, editable)
+    if steps:
+        body += _steps(steps)
+    if approvers_note and editable:
+        body.append(text_block(plain(approvers_note, limit=300), isSubtle=True, size="Small", spacing="Medium"))
+
+    actions: list[Element] = []
+    if pdf_url is not None:
+        actions.append(open_url("Open draft PDF" if editable else "Open PDF", pdf_url))
+    if editable:
+        actions += [
+            execute("Save commentary", verbs.VERB_SAVE, data),
+            execute("Approve and send", verbs.VERB_APPROVE, data),
+            execute("Regenerate", verbs.VERB_REGENERATE, data),
+            _skip_action(data),
+        ]
+
+    c = report.customer
+    fallback = plain(
+        f"Weekly report for {c.name} ({c.code}), week ending {report.period.end_date.isoformat()}: "
+        "open this message in Teams to review it.",
+        limit=300,
+    )
+    return check_size(adaptive_card(body, actions, fallback_text=fallback))
+
+
+# ---- pieces -------------------------------------------------------------------------------
+
+
+def _period_text(report: Report) -> str:
+    first = report.period.start
+    last = report.period.end - timedelta(days=1)
+    return f"{first.strftime('%a %d %b')} \u2013 {last.strftime('%a %d %b %Y')}"
+
+
+def _header(report: Report, version: int, tz: str) -> Element:
+    c = report.customer
+    return container(
+        [
+            text_block(plain(f"{c.name} ({c.code})", limit=120), size="Large", weight="Bolder"),
+            text_block(
+                join(
+                    md("Weekly report"),
+                    plain(_period_text(report)),
+                    plain(f"draft v{version}"),
+                    plain(f"generated {fmt.when(report.generated_at, tz)}"),
+                ),
+                isSubtle=True,
+                spacing="None",
+            ),
+        ],
+        style="emphasis",
+    )
+
+
+def _decided(verb: str, decision: Decision | None, tz: str) -> Markdown:
+    if decision is None:
+        return plain(f"{verb} (who and when not recorded)")
+    return join(plain(f"{verb} by {decision.by}", limit=160), plain(fmt.stamp(decision.at, tz)))
+
+
+def _state_line(state: str, version: int, decision: Decision | None, tz: str) -> Element:
+    if state == "drafted":
+        line = plain(f"Draft v{version} \u2014 waiting for review")
+    elif state == "saved":
+        line = plain(f"Draft v{version} \u2014 commentary saved, waiting for approval")
+    elif state == "approved":
+        line = _decided("Approved", decision, tz)
+    elif state == "delivering":
+        line = join(_decided("Approved", decision, tz), md("delivering\u2026"))
+    elif state == "delivered":
+        line = join(md("Delivered"), _decided("approved", decision, tz))
+    elif state == "failed":
+        line = join(md("Delivery failed \u2014 see the steps below"), _decided("approved", decision, tz))
+    else:  # skipped
+        line = _decided("Skipped this week", decision, tz)
+    return text_block(line, color=_STATE_COLOR[state], weight="Bolder", spacing="Small")
+
+
+def _flags(report: Report) -> list[Element]:
+    flags = sorted(report.flags, key=lambda f: SEVERITY_ORDER.get(f.severity, 9))
+    out: list[Element] = [heading(md(f"Flags ({len(flags)})"))]
+    if not flags:
+        out.append(text_block(md("No flags this week."), color="good"))
+        return out
+    for f in flags[:_MAX_FLAGS]:
+        label = md(f"**{f.severity.upper()}**") if f.severity in SEVERITY_COLOR else plain(f.severity, limit=20)
+        where = plain(SECTION_TITLES.get(f.section, f.section), limit=60)
+        out.append(
+            text_block(
+                join(label, where, plain(f.message, limit=_SENTENCE)),
+                color=SEVERITY_COLOR.get(f.severity, "default"),
+                spacing="Small",
+            )
+        )
+    if len(flags) > _MAX_FLAGS:
+        out.append(text_block(plain(f"\u2026 and {len(flags) - _MAX_FLAGS} more in the report."), isSubtle=True))
+    return out
+
+
+def _more(items: Sequence[Any], cap: int) -> str:
+    return f", and {len(items) - cap} more" if len(items) > cap else ""
+
+
+def _figure(section: Section | None, tz: str) -> Markdown:
+    """One line of key figures for a section, or why it is missing."""
+    if section is None:
+        return md("not collected")
+    if not section.ok or section.data is None:
+        return plain(f"unavailable \u2014 {section.error or 'no reason given'}", limit=_SENTENCE)
+    d = section.data
+    if isinstance(d, Uptime):
+        return plain(f"{fmt.pct(d.overall_pct)} overall (target {fmt.pct(d.target_pct)})")
+    if isinstance(d, Tickets):
+        sla = (
+            f"SLA {fmt.pct(d.sla_attainment_pct, 1)} (target {fmt.pct(d.target_pct, 0)})"
+            if d.sla_attainment_pct is not None
+            else "SLA n/a (none closed)"
+        )
+        breaches = f"{d.sla_breaches} breach" + ("" if d.sla_breaches == 1 else "es")
+        return plain(
+            f"{d.opened} opened \u00b7 {d.closed} closed \u00b7 backlog {d.backlog} \u00b7 {sla} \u00b7 {breaches}"
+        )
+    if isinstance(d, Changes):
+        return plain(f"{d.count} executed")
+    if isinstance(d, Backups):
+        rate = (
+            f"{fmt.pct(d.success_rate_pct, 1)} of runs succeeded"
+            if d.success_rate_pct is not None
+            else "no runs finished"
+        )
+        bad = [p for p in d.protected if p.status != "ok"]
+        if not bad:
+            return plain(f"{rate}; all {len(d.protected)} protected items ok")
+        shown = [
+            f"{clip_name(p.name)} ({p.status}"
+            + (f", last good {fmt.hours(p.rpo_hours)} ago" if p.rpo_hours is not None else "")
+            + ")"
+            for p in bad[:_MAX_NOT_OK_BACKUPS]
+        ]
+        return plain(f"{rate}; not ok: {', '.join(shown)}{_more(bad, _MAX_NOT_OK_BACKUPS)}", limit=_SENTENCE)
+    if isinstance(d, Security):
+        score = (
+            f"secure score {fmt.pct(d.secure_score_pct, 1)} ({fmt.points(d.secure_score_change)})"
+            if d.secure_score_pct is not None
+            else "secure score n/a"
+        )
+        return plain(f"{d.incidents_new} new \u00b7 {d.incidents_open} open incidents \u00b7 {score}")
+    if isinstance(d, Sites):
+        if not d.checks:
+            return md("no public checks")
+        worst = min(d.checks, key=lambda c: c.availability_pct)
+        below = sum(1 for c in d.checks if c.availability_pct < d.target_pct)
+        return plain(
+            f"lowest availability {fmt.pct(worst.availability_pct)} ({clip_name(worst.name)}) of {len(d.checks)} "
+            f"site{'s' if len(d.checks) != 1 else ''}; {below} below the {fmt.pct(d.target_pct, 1)} target"
+        )
+    return md("n/a")
+
+
+def clip_name(name: str) -> str:
+    return name if len(name) <= 60 else name[:59] + "\u2026"
+
+
+def _bullets(lines: Sequence[Markdown]) -> Markdown:
+    """A Markdown bullet list of already-escaped single-line items, "\\r"-separated as in the
+    Adaptive Cards text-features documentation."""
+    return Markdown("\r".join(f"- {line}" for line in lines))
+
+
+def _key_figures(report: Report, tz: str) -> list[Element]:
+    sections = report.sections
+    facts = [(plain(SECTION_TITLES[name]), _figure(sections.get(name), tz)) for name in SECTION_NAMES]
+    out: list[Element] = [heading(md("Key figures")), fact_set(facts)]
+    out += _open_incidents(sections.get("security"))
+    out += _change_list(sections.get("changes"), tz)
+    return out
+
+
+def _open_incidents(section: Section | None) -> list[Element]:
+    if section is None or not section.ok or not isinstance(section.data, Security) or not section.data.open_items:
+        return []
+    items = section.data.open_items
+    lines = [
+        join(plain(i.severity.upper(), limit=20), plain(f"{i.title} (incident {i.id})", limit=_TITLE))
+        for i in items[:_MAX_OPEN_INCIDENTS]
+    ]
+    out = [text_block(md("**Open incidents**"), spacing="Medium"), text_block(_bullets(lines), spacing="Small")]
+    if len(items) > _MAX_OPEN_INCIDENTS:
+        out.append(text_block(plain(f"\u2026 and {len(items) - _MAX_OPEN_INCIDENTS} more"), isSubtle=True))
+    return out
+
+
+def _change_list(section: Section | None, tz: str) -> list[Element]:
+    if section is None or not section.ok or not isinstance(section.data, Changes) or not section.data.items:
+        return []
+    items = section.data.items
+    lines = [join(plain(ch.title, limit=_TITLE), plain(fmt.when(ch.closed_at, tz))) for ch in items[:_MAX_LISTED]]
+    out = [text_block(md("**Changes**"), spacing="Medium"), text_block(_bullets(lines), spacing="Small")]
+    if len(items) > _MAX_LISTED:
+        more = plain(f"\u2026 and {len(items) - _MAX_LISTED} more in the PDF")
+        out.append(text_block(more, isSubtle=True, spacing="None"))
+    return out
+
+
+def _summary(report: Report) -> list[Element]:
+    out: list[Element] = [heading(md("Executive summary"))]
+    sentences = report.summary[:_MAX_SUMMARY] or ("No summary was generated.",)
+    out += [text_block(plain(s, limit=_SENTENCE), spacing="Small") for s in sentences]
+    if report.recommendations:
+        out.append(text_block(md("**Recommended actions**"), spacing="Medium"))
+        out.append(
+            text_block(
+                _bullets([plain(r, limit=_SENTENCE) for r in report.recommendations[:_MAX_RECOMMENDATIONS]]),
+                spacing="Small",
+            )
+        )
+    return out
+
+
+def _commentary(commentary: str, editable: bool) -> list[Element]:
+    if editable:
+        field: Element = {
+            "type": "Input.Text",
+            "id": verbs.INPUT_COMMENTARY,
+            "label": "Engineer commentary (goes into the report as written)",
+            "isMultiline": True,
+            "maxLength": MAX_COMMENTARY,
+            "placeholder": "Context for the customer: what happened, what we are doing about it.",
+            "spacing": "Medium",
+        }
+        if commentary:
+            field["value"] = commentary  # verbatim: Input.Text values are not Markdown
+        return [field]
+    shown = plain(commentary, multiline=True) if commentary.strip() else md("No commentary.")
+    return [heading(md("Commentary")), text_block(shown, spacing="Small")]
+
+
+def _steps(steps: Sequence[DeliveryStepView]) -> list[Element]:
+    facts = []
+    for s in steps[:_MAX_STEPS]:
+        icon = _STEP_ICON.get(s.status, "\u23f3" if s.status in ("pending", "running") else "\u2022")
+        parts = [plain(f"{icon} {s.status}", limit=40)]
+        if s.detail:
+            parts.append(plain(s.detail, limit=300))
+        if s.url and safe_url(s.url):
+            parts.append(link("open", s.url))
+        facts.append((plain(s.name, limit=60), join(*parts)))
+    return [heading(md("Delivery")), fact_set(facts)]
+
+
+def _skip_action(data: dict[str, Any]) -> Element:
+    """Skip needs a reason: a ShowCard with its own input and its own Execute."""
+    return {
+        "type": "Action.ShowCard",
+        "title": "Skip this week\u2026",
+        "card": {
+            "type": "AdaptiveCard",
+            "body": [
+                {
+                    "type": "Input.Text",
+                    "id": verbs.INPUT_SKIP_REASON,
+                    "label": "Why is this week's report not sent?",
+                    "isRequired": True,
+                    "errorMessage": "Give a reason for skipping.",
+                    "maxLength": MAX_SKIP_REASON,
+                }
+            ],
+            "actions": [execute("Skip this week", verbs.VERB_SKIP, data)],
+        },
+    }

@@ -1,0 +1,15 @@
+"""The verbs of the review card's ``Action.Execute`` actions (and of their ``Action.Submit``
+fallbacks, which carry the same string under ``data["verb"]``). The bot routes on these."""
+
+from __future__ import annotations
+
+VERB_SAVE = "save"
+VERB_APPROVE = "approve"
+VERB_REGENERATE = "regenerate"
+VERB_SKIP = "skip"
+
+ALL_VERBS: tuple[str, ...] = (VERB_SAVE, VERB_APPROVE, VERB_REGENERATE, VERB_SKIP)
+
+# Input ids on the review card: their values arrive merged into ``action.data``.
+INPUT_COMMENTARY = "commentary"
+INPUT_SKIP_REASON = "skip_reason"
