@@ -83,6 +83,7 @@ def asset_runs(asset: Fields, period: Period) -> list[BackupRun]:
     """The runs of one asset as vendor-neutral records, after the history-limit check."""
     name = asset.str("name")
     entries = [Fields(SYSTEM, b, f"{asset.where} ({name}) backups[{i}]") for i, b in enumerate(asset.list("backups"))]
+    asset.raw("lastSnapshot")  # present (null before the first snapshot): a renamed key must not pass silently
     last_snapshot = asset.opt_time("lastSnapshot")
     runs: list[BackupRun] = []
     for e in entries:
@@ -176,7 +177,7 @@ class DattoConnector:
         for serial, assets in zip(serials, lists, strict=True):
             for i, a in enumerate(assets):
                 asset = Fields(SYSTEM, a, f"GET /v1/bcdr/device/{serial}/asset item {i}")
-                if asset.opt_bool("isArchived"):
+                if asset.bool("isArchived"):
                     continue  # no longer protected: kept in the portal for its old points only
                 name = asset.str("name")
                 if name not in items:

@@ -147,7 +147,7 @@ class DattoSimulator(Simulator):
         return {
             "name": item,
             "volume": _hex(c.code, item, n=32).lower(),
-            "localIp": "10.20.1.%d" % (len(item) * 7 % 250),
+            "localIp": f"10.20.1.{len(item) * 7 % 250}",
             "os": "Windows Server 2022 Standard",
             "protectedVolumesCount": 2,
             "unprotectedVolumesCount": 0,

@@ -136,6 +136,7 @@ class VeeamConnector:
         chains: list[tuple[str, str, datetime]] = []  # (backup id, job id, creationTime)
         for i, b in enumerate(raw_backups):
             f = Fields(SYSTEM, b, f"GET /api/v1/backups item {i}")
+            f.raw("jobId")  # present (null for a job-less backup): a renamed key must not drop chains silently
             job_id = f.opt_str("jobId")
             if job_id in jobs:
                 chains.append((f.str("id"), job_id, f.time("creationTime")))
@@ -225,6 +226,7 @@ class VeeamConnector:
         newest: dict[str, datetime] = {}
         for i, v in enumerate(all_vms):
             f = Fields(SYSTEM, v, f"GET /api/v3/protectedWorkloads/virtualMachines item {i}")
+            f.raw("jobUid"), f.raw("latestRestorePointDate")  # present, even if null
             jid = f.opt_str("jobUid")
             t = f.opt_time("latestRestorePointDate")
             if jid in jobs and t is not None:
@@ -234,6 +236,7 @@ class VeeamConnector:
         for jid, f in jobs.items():
             name = f.str("name")
             names.append(name)
+            f.raw("lastRun"), f.raw("lastEndTime")  # present, even if null (a job that never ran)
             last_run = f.opt_time("lastRun")
             point = newest.get(jid)
             for what, t in (("last ran", last_run), ("has a restore point from", point)):
