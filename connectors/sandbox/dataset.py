@@ -118,7 +118,7 @@ def _customer(code: str, name: str, domain: str, tz: str, stack: dict[str, str],
         "defender": f"{n:08d}-0000-4000-8000-{n:012d}",
         "sentinel": f"/subscriptions/{n:08d}-1111-4111-8111-{n:012d}/resourceGroups/rg-{short}-soc/providers/Microsoft.OperationalInsights/workspaces/law-{short}",
         "cloudflare": f"{n:032x}",
-        "statuscheck": f"{7800 + n}",
+        "statuscheck": domain,
     }
     return SandboxCustomer(
         code=code,
