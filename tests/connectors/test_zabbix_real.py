@@ -33,20 +33,6 @@ HOUR = 3600
 DAY = 24 * HOUR
 
 ACME_HOSTS = ("acme-lon-fw01", "acme-lon-sw01", "acme-lds-fw01", "acme-lds-sw01", "acme-lds-sw02")
-SITE = {
-    "acme-lon-fw01": "London",
-    "acme-lon-sw01": "London",
-    "acme-lds-fw01": "Leeds",
-    "acme-lds-sw01": "Leeds",
-    "acme-lds-sw02": "Leeds",
-}
-KLASS = {
-    "acme-lon-fw01": "firewall",
-    "acme-lon-sw01": "switch",
-    "acme-lds-fw01": "firewall",
-    "acme-lds-sw01": "switch",
-    "acme-lds-sw02": "switch",
-}
 
 # ---------------------------------------------------------------------------------------------
 # Week A: Mon 2026-11-09 00:00 GMT .. Mon 2026-11-16 00:00 GMT. London is on GMT (= UTC) all
@@ -329,3 +315,122 @@ async def test_problem_events_for_the_host_availability_fallback(rpc: Rpc) -> No
         "acme-lon-sw01": 20 * MIN + 20 * MIN,
         "acme-lds-sw01": 60 * MIN,
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. The connector against the same server: its uptime section equals the hand computation.
+#
+# The connector reads the breakdown from "device down" problem events (down_tag
+# scope=availability, the seed's trigger tag) less planned time (the Zabbix maintenance on
+# Acme's host group, and the SLA's excluded downtime: the same 02:00-04:00 window in week A), and
+# overall_pct from the daily SLA tagged customer=ACME. Both ways the figures are device-weighted
+# over the same intervals, so SITES_*/CLASSES_* and OVERALL_* above are the expectation.
+
+
+def _customer():
+    from reporting.config import CustomerConfig
+
+    return CustomerConfig(
+        code="ACME",
+        name="Acme Manufacturing",
+        timezone=TZ,
+        ids={"zabbix": "Customers/Acme Manufacturing"},
+        sources={"uptime": "zabbix"},
+    )
+
+
+def _connector(**options: Any):
+    from connectors.base import ConnectorContext
+    from connectors.zabbix.connector import ZabbixConnector
+    from reporting.config import SourceConfig
+
+    source = SourceConfig.model_validate({"type": "zabbix", "url": URL, "api_token": TOKEN, **options})
+    return ZabbixConnector("zabbix", source, ConnectorContext())
+
+
+@pytest.mark.parametrize(
+    ("week", "overall", "sites", "classes"),
+    [(WEEK_A, OVERALL_A, SITES_A, CLASSES_A), (WEEK_B, OVERALL_B, SITES_B, CLASSES_B)],
+    ids=["week-2026-11-16", "dst-week-2026-10-26"],
+)
+async def test_connector_uptime_matches_hand_computation(week, overall, sites, classes) -> None:
+    from reporting.models import Targets, Uptime
+
+    _require_server()
+    connector = _connector()
+    try:
+        # the configured target differs from the SLA's slo, which takes precedence
+        up = await connector.fetch_section("uptime", _customer(), week, Targets(uptime_pct=99.9))
+    finally:
+        await connector.aclose()
+    assert isinstance(up, Uptime)
+    assert up.overall_pct == pytest.approx(overall, abs=1e-9)
+    assert up.overall_source == f"SLA {ACME_SLA}"
+    assert up.target_pct == ACME_SLO
+    got_sites = {g.name: (g.uptime_pct, g.downtime_minutes, g.devices) for g in up.by_site}
+    got_classes = {g.name: (g.uptime_pct, g.downtime_minutes, g.devices) for g in up.by_class}
+    assert got_sites.keys() == sites.keys() and got_classes.keys() == classes.keys()
+    for got, want in ((got_sites, sites), (got_classes, classes)):
+        for name, (pct, minutes, devices) in want.items():
+            assert got[name][0] == pytest.approx(pct, abs=1e-9), name
+            assert got[name][1] == pytest.approx(minutes, abs=1e-9), name
+            assert got[name][2] == devices, name
+
+
+async def test_connector_without_sla_is_device_weighted_over_the_same_intervals() -> None:
+    """``sla_tag = ""``: no SLA, overall is the device-weighted value over all five hosts. In
+    week A the maintenance alone (02:00-04:00 on Acme's group) makes the same planned time the SLA
+    excluded, so the figure equals the SLA's."""
+    from reporting.models import Targets
+
+    _require_server()
+    connector = _connector(sla_tag="")
+    try:
+        up = await connector.fetch_section("uptime", _customer(), WEEK_A, Targets(uptime_pct=99.9))
+    finally:
+        await connector.aclose()
+    assert up.overall_source == "device-weighted"
+    assert up.target_pct == 99.9  # no SLA: the configured target
+    assert up.overall_pct == pytest.approx(OVERALL_A, abs=1e-9)
+
+
+async def test_connector_lists_the_seeded_customers() -> None:
+    _require_server()
+    connector = _connector()
+    try:
+        records = await connector.customer_records()
+    finally:
+        await connector.aclose()
+    assert sorted(r.name for r in records) == ["Acme Manufacturing", "Globex"]
+    assert sorted(r.id for r in records) == ["Customers/Acme Manufacturing", "Customers/Globex"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=TypeError,
+    reason="known bug: connectors.fields.Fields sets the instance attribute `obj` (the JSON object), which "
+    "shadows the method Fields.obj(), so ZabbixClient.call's `f.obj('error')` raises TypeError "
+    "\"'dict' object is not callable\" on every JSON-RPC error answer; remove this marker once fixed",
+)
+async def test_connector_a_refused_token_is_an_auth_error() -> None:
+    """6.0 answers a bad token with HTTP 200 and ``-32602 Invalid params. / Not authorized.`` (American spelling)"""
+    from connectors.base import SourceAuthError
+    from reporting.models import Targets
+
+    _require_server()
+    connector = _connector(api_token="0" * 64)
+    try:
+        with pytest.raises(SourceAuthError, match="api_token"):
+            await connector.fetch_section("uptime", _customer(), WEEK_A, Targets())
+    finally:
+        await connector.aclose()
+
+
+async def test_raw_refused_token_answer(rpc: Rpc) -> None:
+    resp = await rpc.client.post(
+        URL,
+        json={"jsonrpc": "2.0", "method": "hostgroup.get", "params": {"output": ["name"]}, "auth": "0" * 64, "id": 1},
+        headers={"Content-Type": "application/json-rpc"},
+    )
+    assert resp.status_code == 200
+    assert resp.json()["error"] == {"code": -32602, "message": "Invalid params.", "data": "Not authorized."}
