@@ -20,6 +20,7 @@ ordered by ``id`` then company).
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import math
 import re
@@ -111,10 +112,15 @@ def _literal(kind: str, text: str) -> Any:
     raise ConditionError(f"expected a value, got {text!r}")
 
 
+@functools.lru_cache(maxsize=65536)
+def _time(text: str) -> datetime:
+    return parse_time(text)
+
+
 def _compare(value: Any, op: str, lit: Any) -> bool:
     if op in ("=", "!="):
         if isinstance(lit, datetime) and isinstance(value, str):
-            value = parse_time(value)
+            value = _time(value)
         if isinstance(lit, str) and isinstance(value, str):
             eq = value.lower() == lit.lower()  # CW compares strings case-insensitively
         else:
@@ -130,7 +136,7 @@ def _compare(value: Any, op: str, lit: Any) -> bool:
     if isinstance(lit, datetime):
         if not isinstance(value, str):
             return False
-        value = parse_time(value)
+        value = _time(value)
     try:
         return {"<": value < lit, "<=": value <= lit, ">": value > lit, ">=": value >= lit}[op]
     except TypeError:
@@ -142,6 +148,8 @@ class _Parser:
         self.toks = _tokens(text)
         self.i = 0
         self.known = known
+        self.depth = 0
+        self.equalities: dict[str, Any] = {}  # top-level "field = literal" conjuncts (for indexes)
 
     def peek(self) -> tuple[str, str] | None:
         return self.toks[self.i] if self.i < len(self.toks) else None
@@ -167,9 +175,13 @@ class _Parser:
         return pred
 
     def expr(self) -> Predicate:
+        self.depth += 1
         parts = [self.term()]
         while self.word("or"):
             parts.append(self.term())
+        self.depth -= 1
+        if self.depth == 0 and len(parts) > 1:
+            self.equalities.clear()  # a top-level "or": no conjunct holds for every match
         return parts[0] if len(parts) == 1 else (lambda r, ps=tuple(parts): any(p(r) for p in ps))
 
     def term(self) -> Predicate:
@@ -180,7 +192,9 @@ class _Parser:
 
     def factor(self) -> Predicate:
         if self.word("not"):
+            self.depth += 1  # nothing under a "not" is a conjunct every match satisfies
             inner = self.factor()
+            self.depth -= 1
             return lambda r: not inner(r)
         kind, text = self.take()
         if kind == "lp":
@@ -214,12 +228,21 @@ class _Parser:
                 raise ConditionError(f"expected an operator after {field}, got {op!r}")
             op = "!=" if op == "<>" else op
         lit = _literal(*self.take())
+        if op == "=" and self.depth == 1 and not isinstance(lit, datetime):
+            self.equalities[field] = lit
         return lambda r: (v := lookup(r, field)) is not _MISSING and _compare(v, op, lit)
 
 
 def parse_conditions(text: str, known: Callable[[str], bool]) -> Predicate:
     """CW ``conditions`` → a predicate over a JSON row (raises ConditionError like CW's 400)."""
     return _Parser(text, known).parse()
+
+
+def top_equalities(text: str) -> dict[str, Any]:
+    """The ``field = literal`` conjuncts every match must satisfy (empty under a top-level ``or``)."""
+    p = _Parser(text, lambda f: True)
+    p.parse()
+    return dict(p.equalities)
 
 
 def project(row: dict[str, Any], fields: str | None) -> dict[str, Any]:
@@ -263,6 +286,7 @@ class ConnectWiseSimulator(Simulator):
         self.creds = _Creds("northwind", f"pk{digest[:14]}", self.secret, str(uuid.UUID(digest[:32])))
         self._companies: list[dict[str, Any]] | None = None
         self._tickets: list[dict[str, Any]] | None = None
+        self._by_company: dict[int, list[dict[str, Any]]] = {}
 
     # -- data
     def companies(self) -> list[dict[str, Any]]:
@@ -291,6 +315,8 @@ class ConnectWiseSimulator(Simulator):
                 for t in g.tickets:
                     rows.append(self._ticket(t, ref))
             self._tickets = sorted(rows, key=lambda r: (r["id"], r["company"]["id"]))
+            for r in self._tickets:
+                self._by_company.setdefault(r["company"]["id"], []).append(r)
         return self._tickets
 
     @staticmethod
@@ -372,8 +398,11 @@ class ConnectWiseSimulator(Simulator):
         if "conditions" in q:
             try:
                 pred = parse_conditions(q["conditions"], lambda f: any(lookup(r, f) is not _MISSING for r in rows) or not rows)
+                company = top_equalities(q["conditions"]).get("company/id")
             except ConditionError as err:
                 return self._error(400, "InvalidObject", str(err), [{"code": "InvalidCondition", "message": str(err), "resource": "conditions"}])
+            if isinstance(company, int) and rows is self._tickets:  # the ticket table's index by company
+                rows = self._by_company.get(company, [])
             rows = [r for r in rows if pred(r)]
         order = q.get("orderBy", "").strip().lower()
         if order.startswith("id"):

@@ -19,7 +19,7 @@ import pytest
 from connectors.base import ConnectorContext, SourceAuthError, SourceDataError, SourceUnavailable
 from connectors.connectwise.client import ConnectWiseClient, cw_date, cw_error_message, cw_string, parse_link
 from connectors.connectwise.connector import ConnectWiseConnector
-from connectors.connectwise.simulator import ConditionError, ConnectWiseSimulator, parse_conditions
+from connectors.connectwise.simulator import ConditionError, ConnectWiseSimulator, parse_conditions, top_equalities
 from connectors.http import HttpSource, RetryPolicy
 from connectors.sandbox.dataset import SandboxDataset
 from connectors.sandbox.inprocess import SandboxConnector
@@ -132,6 +132,10 @@ def test_simulator_conditions_grammar():
     assert parse_conditions("not id=8", known)(row)
     with pytest.raises(ConditionError):
         parse_conditions("id = ", known)
+    # what the simulator may use its company index for: conjuncts every match satisfies
+    assert top_equalities("company/id=251 and (closedFlag=false or id=3)") == {"company/id": 251}
+    assert top_equalities("company/id=251 and closedFlag=false or id=3") == {}
+    assert top_equalities("not company/id=251 and id=3") == {"id": 3}
     with pytest.raises(ConditionError, match="Unknown field"):
         parse_conditions("idd=1", lambda f: f == "id")
 
