@@ -19,8 +19,9 @@ Zabbix objects into its records):
 - ``overall_pct``: when an enabled **daily** SLA has the service tag ``sla_tag`` = the customer's
   code or host-group name, the SLA's figure for the week: ``sla.getsli`` from the period start for
   as many daily slices as the period has local days, 100 × Σ uptime / Σ (uptime + downtime) over
-  every slice and every service of the SLA; ``overall_source`` is ``SLA <name>``. Otherwise the
-  device-weighted value over all devices.
+  every slice and every service of the SLA; ``overall_source`` is ``SLA <name>`` and
+  ``target_pct`` the SLA's ``slo``. Otherwise the device-weighted value over all devices and the
+  configured target.
 """
 
 from __future__ import annotations
@@ -147,15 +148,17 @@ class ZabbixConnector:
         outages = self._outages(problems, recoveries, {d.id for d in devices})
         outages += self._maintenance_outages(maintenances, host_groups, groups_key, start, end)
         sla_pct = sla_name = None
+        target = targets.uptime_pct
         if sla is not None:
             sla_obj, sli = sla
             sla_name = sla_obj.str("name")
             excluded = _excluded_downtimes(sla_obj)
             sla_pct = _sla_pct(sla_name, sli, period, excluded, has_schedule=bool(sla_obj.list("schedule")))
+            target = sla_obj.float("slo")  # the SLA's own objective takes precedence (reporting.models.Targets)
             for a, b in excluded:
                 if a < end and b > start:
                     outages += [Outage(d.id, _ts(a), _ts(b), planned=True) for d in devices]
-        return metrics.uptime_section(devices, outages, period, targets.uptime_pct, sla_pct=sla_pct, sla_name=sla_name)
+        return metrics.uptime_section(devices, outages, period, target, sla_pct=sla_pct, sla_name=sla_name)
 
     async def customer_records(self) -> list[SourceRecord]:
         """Host groups directly under ``customer_group_prefix`` (every group when it is empty)."""

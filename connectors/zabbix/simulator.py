@@ -328,7 +328,7 @@ class ZabbixSimulator(Simulator):
                 tags = [{"tag": "customer", "value": c.code}, {"tag": "site", "value": h.site}, {"tag": "class", "value": h.klass}]
                 self.services.append(_Service(sid, f"{h.host} availability", h.hostid, c.code, created, tags))
             slaid += 1
-            self.slas.append(self._sla(slaid, f"{c.name} daily", "0", "99.9", created, c.timezone, "1", c.code))
+            self.slas.append(self._sla(slaid, f"{c.name} daily", "0", "99.5", created, c.timezone, "1", c.code))
             if c.code == "ACME":  # an old, disabled SLA that also names ACME: status 0 must be ignored
                 slaid += 1
                 self.slas.append(self._sla(slaid, "Acme legacy (disabled)", "0", "99.5", created, "UTC", "0", c.code))
