@@ -83,6 +83,13 @@ class Week:
     slas: dict[int, Sla]
 
 
+def _int_option(src: SourceConfig, name: str, key: str, default: int) -> int:
+    try:
+        return int(src.option(key, default))
+    except (TypeError, ValueError):
+        raise SourceDataError(SYSTEM, f"sources.{name}.{key} must be a whole number") from None
+
+
 def _settled(tasks: set[asyncio.Task[Week]]) -> Any:
     """Done-callback: forget the task and mark its exception retrieved (its readers got it, or
     were cancelled by a section timeout and no longer care)."""
@@ -136,7 +143,7 @@ class ConnectWiseConnector:
                 public_key=str(src.option("public_key")),
                 private_key=require_secret(SYSTEM, name, src, "private_key"),
                 client_id=str(src.option("client_id")),
-                page_size=int(src.option("page_size", 1000)),
+                page_size=_int_option(src, name, "page_size", 1000),
             )
         return self._api
 

@@ -83,11 +83,19 @@ class HaloConnector:
         self.name = name
         self.sections = SECTIONS
         self.source = source
-        change_type = source.option("change_ticket_type_id")
-        self.change_type_id: int | None = int(change_type) if change_type not in (None, "") else None
-        types = source.option("ticket_type_ids")
-        self.ticket_type_ids: frozenset[int] | None = frozenset(int(t) for t in types) if types else None
-        self.margin = timedelta(hours=float(source.option("closed_since_margin_hours", 24)))
+        self._config_error: str | None = None
+        self.change_type_id: int | None = None
+        self.ticket_type_ids: frozenset[int] | None = None
+        self.margin = timedelta(hours=24)
+        try:
+            change_type = source.option("change_ticket_type_id")
+            self.change_type_id = int(change_type) if change_type not in (None, "") else None
+            types = source.option("ticket_type_ids")
+            self.ticket_type_ids = frozenset(int(t) for t in types) if types else None
+            self.margin = timedelta(hours=float(source.option("closed_since_margin_hours", 24)))
+        except (TypeError, ValueError):
+            self._config_error = (f"sources.{name}: change_ticket_type_id and ticket_type_ids take ticket type ids (numbers), "
+                                  f"closed_since_margin_hours a number of hours")
         secrets = tuple(s for s in (source.secret("client_secret"),) if s)
         self.http: HttpSource
         self.http, self._httpx = source_http(SYSTEM, source, ctx, error_message=halo_error_message, secrets=secrets)
@@ -101,6 +109,8 @@ class HaloConnector:
     def api(self) -> HaloClient:
         """The API client, built when first used (a bad table is one unavailable section)."""
         if self._api is None:
+            if self._config_error:
+                raise SourceDataError(SYSTEM, self._config_error)
             src, name = self.source, self.name
             url = require_url(SYSTEM, src)
             root = url[: -len("/api")] if url.endswith("/api") else url
@@ -129,6 +139,8 @@ class HaloConnector:
     async def fetch_section(self, section: str, customer: CustomerConfig, period: Period, targets: Targets) -> SectionData:
         if section not in SECTIONS:
             raise SourceDataError(SYSTEM, f"does not provide section {section!r}")
+        if self._config_error:
+            raise SourceDataError(SYSTEM, self._config_error)
         if section == "changes" and self.change_type_id is None:
             raise SourceDataError(SYSTEM, f"sources.{self.name}.change_ticket_type_id is not set (the ticket type of changes)")
         cid = str(customer.ids.get(self.name) or "")

@@ -297,6 +297,14 @@ async def test_unknown_client_and_missing_change_type():
             await con.fetch_section("tickets", wonka("77"), week_containing(WEEK, "Europe/London"), Targets())
     finally:
         await con.aclose()
+    con = HaloConnector("halo", SourceConfig(type="halo", url="https://h.test", client_id="x", client_secret="y",
+                                             change_ticket_type_id="Change Request"),
+                        ConnectorContext(client_factory=lambda s: httpx.AsyncClient(transport=httpx.MockTransport(HaloApi()))))
+    try:
+        with pytest.raises(SourceDataError, match="take ticket type ids"):
+            await con.fetch_section("tickets", wonka(), week_containing(WEEK, "Europe/London"), Targets())
+    finally:
+        await con.aclose()
     con = HaloConnector("halo", SourceConfig(type="halo", url="https://h.test", client_id="x", client_secret="y"),
                         ConnectorContext(client_factory=lambda s: httpx.AsyncClient(transport=httpx.MockTransport(HaloApi()))))
     try:
