@@ -30,10 +30,10 @@ class Fields:
     def __init__(self, system: str, obj: Any, where: str):
         if not isinstance(obj, dict):
             raise SourceDataError(system, f"{where}: expected a JSON object, got {type(obj).__name__}")
-        self.system, self.obj, self.where = system, obj, where
+        self.system, self.data, self.where = system, obj, where
 
     def _get(self, key: str) -> Any:
-        cur: Any = self.obj
+        cur: Any = self.data
         for part in key.split("."):
             if not isinstance(cur, dict) or part not in cur:
                 return _MISSING

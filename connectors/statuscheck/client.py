@@ -91,4 +91,4 @@ class UptimeRobotClient:
     async def account_details(self) -> dict[str, Any]:
         """``POST /getAccountDetails`` — ``account.email``, ``monitor_limit``, ``up_monitors``..."""
         body = await self.call("getAccountDetails")
-        return Fields.obj(Fields(SYSTEM, body, "POST /getAccountDetails"), "account").obj
+        return Fields.obj(Fields(SYSTEM, body, "POST /getAccountDetails"), "account").data

@@ -112,3 +112,12 @@ def test_parse_time_formats():
     assert parse_time("[2024-05-06T00:00:00Z]") == datetime(2024, 5, 6, tzinfo=UTC)
     assert parse_time("2024-05-07T22:00:03.12+02:00") == datetime(2024, 5, 7, 20, 0, 3, 120000, tzinfo=UTC)
     assert parse_time("2024-05-07T22:00:03") == datetime(2024, 5, 7, 22, 0, 3, tzinfo=UTC)
+
+
+def test_fields_nested_objects():
+    f = Fields("cloudflare", {"result_info": {"page": 1}, "result": None}, "GET /zones")
+    assert f.obj("result_info").int("page") == 1
+    assert f.data == {"result_info": {"page": 1}, "result": None}
+    assert f.opt_obj("result") is None
+    with pytest.raises(SourceDataError, match="field 'result' is NoneType"):
+        f.obj("result")
