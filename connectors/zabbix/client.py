@@ -44,7 +44,14 @@ CONTENT_TYPE = "application/json-rpc"
 Version = tuple[int, int, int]
 
 #: Answers that mean the token (or session) is not accepted: a human must act.
-_AUTH_TEXTS = ("not authorised", "not authorized", "session terminated", "re-login", "api token expired", "token expired")
+_AUTH_TEXTS = (
+    "not authorised",
+    "not authorized",
+    "session terminated",
+    "re-login",
+    "api token expired",
+    "token expired",
+)
 #: An object the token's user may not read (permissions): a human must act too.
 _PERMISSION_TEXTS = ("no permissions",)
 
@@ -116,7 +123,9 @@ class ZabbixClient:
         if not f.has("result") and "result" not in answer:
             raise SourceDataError(SYSTEM, f"{where}: neither 'result' nor 'error' in the JSON-RPC answer")
         if answer.get("id") != rid:
-            raise SourceDataError(SYSTEM, f"{where}: JSON-RPC id {answer.get('id')!r} does not match the request's {rid}")
+            raise SourceDataError(
+                SYSTEM, f"{where}: JSON-RPC id {answer.get('id')!r} does not match the request's {rid}"
+            )
         return answer["result"]
 
     def _rpc_error(self, method: str, err: Fields) -> Exception:
@@ -133,10 +142,13 @@ class ZabbixClient:
         if any(t in low for t in _PERMISSION_TEXTS):
             return SourceAuthError(
                 SYSTEM,
-                f"{method}: {text} — the API token's user lacks read permission (credentials of sources.{self.name}.api_token)",
+                f"{method}: {text} — the API token's user lacks read permission "
+                f"(credentials of sources.{self.name}.api_token)",
             )
         if code == -32600 and '"auth"' in data:
-            return SourceDataError(SYSTEM, f"{method}: the server refuses the token in the request body ({text}); it is 7.2 or later")
+            return SourceDataError(
+                SYSTEM, f"{method}: the server refuses the token in the request body ({text}); it is 7.2 or later"
+            )
         if code == -32500:
             # an application error: a database or server-side failure, not our request's shape
             return SourceUnavailable(SYSTEM, f"{method} failed on the server: {text} (code {code})")

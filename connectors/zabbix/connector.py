@@ -81,13 +81,14 @@ async def _all(*aws: Awaitable[Any]) -> list[Any]:
     return [t.result() for t in tasks]
 
 
-def _first(group: BaseExceptionGroup[Any]) -> BaseException:
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
     for exc in group.exceptions:
         if isinstance(exc, BaseExceptionGroup):
             return _first(exc)
         if not isinstance(exc, asyncio.CancelledError):
             return exc
-    return group.exceptions[0]
+    first: BaseException = group.exceptions[0]
+    return first
 
 
 class ZabbixConnector:
@@ -106,14 +107,18 @@ class ZabbixConnector:
             self._config_error = err
         self.site_tag = str(source.option("site_tag", "site"))
         self.class_tag = str(source.option("class_tag", "class"))
-        self.down = DownRule.from_options(str(source.option("down_tag", "scope=availability")), str(source.option("down_name", "")))
+        self.down = DownRule.from_options(
+            str(source.option("down_tag", "scope=availability")), str(source.option("down_name", ""))
+        )
         self.sla_tag = str(source.option("sla_tag", "customer"))
         self.group_prefix = str(source.option("customer_group_prefix", "Customers/"))
         try:
             page_size = int(source.option("page_size", 1000))
         except (TypeError, ValueError):
             page_size = 0
-        http, self._http_client = source_http(SYSTEM, source, ctx, error_message=error_message, secrets=(token,) if token else ())
+        http, self._http_client = source_http(
+            SYSTEM, source, ctx, error_message=error_message, secrets=(token,) if token else ()
+        )
         try:
             self.client = ZabbixClient(http, url or "http://unset.invalid", token, name=name, page_size=page_size)
         except ConnectorError as err:
@@ -121,7 +126,9 @@ class ZabbixConnector:
             self.client = ZabbixClient(http, url or "http://unset.invalid", token, name=name, page_size=1)
 
     # -- the Connector protocol --------------------------------------------------------------------
-    async def fetch_section(self, section: str, customer: CustomerConfig, period: Period, targets: Targets) -> SectionData:
+    async def fetch_section(
+        self, section: str, customer: CustomerConfig, period: Period, targets: Targets
+    ) -> SectionData:
         if section not in self.sections:
             raise SourceDataError(SYSTEM, f"does not provide section {section!r}")
         if self._config_error is not None:
@@ -132,7 +139,9 @@ class ZabbixConnector:
         groups = await self.client.host_groups()
         group = next((g for g in groups if Fields(SYSTEM, g, "hostgroup.get item").str("name") == group_name), None)
         if group is None:
-            raise SourceDataError(SYSTEM, f"no host group named {group_name!r} (customers.ids.{self.name} of {customer.code})")
+            raise SourceDataError(
+                SYSTEM, f"no host group named {group_name!r} (customers.ids.{self.name} of {customer.code})"
+            )
         groupid = Fields(SYSTEM, group, "hostgroup.get item").str("groupid")
         start, end = epoch(period.start), epoch(period.end)
 
@@ -204,7 +213,9 @@ class ZabbixConnector:
         recoveries = await self.client.events_by_id(rids) if rids else []
         return problems, recoveries
 
-    async def _sla(self, customer: CustomerConfig, group_name: str, period: Period) -> tuple[Fields, dict[str, Any]] | None:
+    async def _sla(
+        self, customer: CustomerConfig, group_name: str, period: Period
+    ) -> tuple[Fields, dict[str, Any]] | None:
         if not self.sla_tag:
             return None
         wanted = {customer.code, group_name}
@@ -212,7 +223,9 @@ class ZabbixConnector:
         for s in await self.client.slas():
             f = Fields(SYSTEM, s, "sla.get item")
             tags = [Fields(SYSTEM, t, "sla.get item → service_tags") for t in f.list("service_tags")]
-            names_customer = any(t.str("tag") == self.sla_tag and t.int("operator") == 0 and t.str("value") in wanted for t in tags)
+            names_customer = any(
+                t.str("tag") == self.sla_tag and t.int("operator") == 0 and t.str("value") in wanted for t in tags
+            )
             if names_customer and f.int("period") == 0 and f.int("status") == 1:
                 daily.append(f)
         if not daily:
@@ -242,11 +255,19 @@ class ZabbixConnector:
                 continue  # not monitored: not a device of the report
             tags = f.list("tags")
             where = f"host.get item {hostid} → tags"
-            devices.append(Device(hostid, f.str("name"), self._tag(tags, self.site_tag, where), self._tag(tags, self.class_tag, where)))
-            host_groups[hostid] = {Fields(SYSTEM, g, f"host.get item {hostid} → {groups_key}").str("groupid") for g in f.list(groups_key)}
+            devices.append(
+                Device(
+                    hostid, f.str("name"), self._tag(tags, self.site_tag, where), self._tag(tags, self.class_tag, where)
+                )
+            )
+            host_groups[hostid] = {
+                Fields(SYSTEM, g, f"host.get item {hostid} → {groups_key}").str("groupid") for g in f.list(groups_key)
+            }
         return devices, host_groups
 
-    def _outages(self, problems: list[dict[str, Any]], recoveries: list[dict[str, Any]], hostids: set[str]) -> list[Outage]:
+    def _outages(
+        self, problems: list[dict[str, Any]], recoveries: list[dict[str, Any]], hostids: set[str]
+    ) -> list[Outage]:
         back: dict[str, datetime] = {}
         for r in recoveries:
             f = Fields(SYSTEM, r, "event.get recovery item")
@@ -274,7 +295,12 @@ class ZabbixConnector:
         return out
 
     def _maintenance_outages(
-        self, maintenances: list[dict[str, Any]], host_groups: dict[str, set[str]], groups_key: str, start: int, end: int
+        self,
+        maintenances: list[dict[str, Any]],
+        host_groups: dict[str, set[str]],
+        groups_key: str,
+        start: int,
+        end: int,
     ) -> list[Outage]:
         out = []
         for m in maintenances:
@@ -285,7 +311,9 @@ class ZabbixConnector:
             if not windows:
                 continue
             hosts = {Fields(SYSTEM, h, "maintenance.get item → hosts").str("hostid") for h in f.list("hosts")}
-            groups = {Fields(SYSTEM, g, f"maintenance.get item → {groups_key}").str("groupid") for g in f.list(groups_key)}
+            groups = {
+                Fields(SYSTEM, g, f"maintenance.get item → {groups_key}").str("groupid") for g in f.list(groups_key)
+            }
             for hostid, hgroups in host_groups.items():
                 if hostid in hosts or hgroups & groups:
                     out += [Outage(hostid, _ts(a), _ts(b), planned=True) for a, b in windows]
@@ -303,7 +331,11 @@ class ZabbixConnector:
                 continue
             value = f.opt_str("value") or ""
             op = f.int("operator") if f.has("operator") else 2
-            if self.down.value is None or (op == 0 and value == self.down.value) or (op == 2 and value in self.down.value):
+            if (
+                self.down.value is None
+                or (op == 0 and value == self.down.value)
+                or (op == 2 and value in self.down.value)
+            ):
                 return True
         return False
 
@@ -346,7 +378,9 @@ def _overlap(a: int, b: int, windows: Iterable[tuple[int, int]]) -> int:
     return sum(max(0, min(b, y) - max(a, x)) for x, y in windows)
 
 
-def _sla_pct(name: str, sli: dict[str, Any], period: Period, excluded: list[tuple[int, int]], has_schedule: bool) -> float:
+def _sla_pct(
+    name: str, sli: dict[str, Any], period: Period, excluded: list[tuple[int, int]], has_schedule: bool
+) -> float:
     """100 × Σ uptime / Σ (uptime + downtime) over the slices and services of ``sla.getsli``.
 
     The slices must tile the period exactly (a daily SLA in the customer's timezone). Without a
@@ -359,8 +393,11 @@ def _sla_pct(name: str, sli: dict[str, Any], period: Period, excluded: list[tupl
     rows = f.list("sli")
     bounds = [(p.int("period_from"), p.int("period_to")) for p in periods]
     start, end = epoch(period.start), epoch(period.end)
-    tiles = bool(bounds) and bounds[0][0] == start and bounds[-1][1] == end and all(
-        b[1] == c[0] for b, c in zip(bounds, bounds[1:], strict=False)
+    tiles = (
+        bool(bounds)
+        and bounds[0][0] == start
+        and bounds[-1][1] == end
+        and all(b[1] == c[0] for b, c in zip(bounds, bounds[1:], strict=False))
     )
     if not tiles:
         raise SourceDataError(

@@ -61,7 +61,13 @@ PHP_MEMORY = (
     "<br />\n<b>Fatal error</b>:  Allowed memory size of 134217728 bytes exhausted (tried to allocate "
     "20480 bytes) in <b>/usr/share/zabbix/include/classes/api/CApiService.php</b> on line <b>1108</b><br />\n"
 )
-REASONS = {429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Temporarily Unavailable", 504: "Gateway Time-out"}
+REASONS = {
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Temporarily Unavailable",
+    504: "Gateway Time-out",
+}
 CONTENT_TYPES = ("application/json-rpc", "application/json", "application/jsonrequest")
 DEFAULT_SLA_CUSTOMERS = ("ACME", "STARK", "TYRELL")
 
@@ -209,7 +215,10 @@ class ZabbixSimulator(Simulator):
         raw: list[tuple[int, int, str, _Host, str]] = []  # (clock, kind, ...) for event ids in time order
         for i, c in enumerate(self.customers):
             gid, net = str(100 + 2 * i), str(101 + 2 * i)
-            self.groups += [{"groupid": gid, "name": c.ids["zabbix"]}, {"groupid": net, "name": f"{c.ids['zabbix']}/Network"}]
+            self.groups += [
+                {"groupid": gid, "name": c.ids["zabbix"]},
+                {"groupid": net, "name": f"{c.ids['zabbix']}/Network"},
+            ]
             self.group_of[c.code] = gid
             self.code_of_group[gid] = self.code_of_group[net] = c.code
             g = ds.gen(c.code)
@@ -230,7 +239,7 @@ class ZabbixSimulator(Simulator):
                 for a, b in h.problems:
                     raw.append((a, b, "avail", h, ""))
             # noise: CPU problems that are not "device down"
-            rng = random.Random(f"{c.code}:zabbix-noise")
+            rng = random.Random(f"{c.code}:zabbix-noise")  # noqa: S311 - deterministic sandbox data
             hosts = [self.hosts[self.host_of_device[d.id]] for d in g.devices]
             for k in g.weeks:
                 for _ in range(2):
@@ -276,40 +285,89 @@ class ZabbixSimulator(Simulator):
                 a, b = _epoch(o.start), _epoch(o.end)  # type: ignore[arg-type]
                 mid += 1
                 self.maintenances.append(
-                    self._maintenance(mid, f"Firmware update {h.host} {o.start.date().isoformat()}", a - 86400, b + 86400,
-                                      [{"timeperiod_type": "0", "start_date": str(a), "period": str(b - a)}], hosts=[h.hostid])
+                    self._maintenance(
+                        mid,
+                        f"Firmware update {h.host} {o.start.date().isoformat()}",
+                        a - 86400,
+                        b + 86400,
+                        [{"timeperiod_type": "0", "start_date": str(a), "period": str(b - a)}],
+                        hosts=[h.hostid],
+                    )
                 )
             if c.code == "GLOBEX":  # recurring, but over long before the sandbox's history
                 mid += 1
                 since = _epoch(datetime(2025, 1, 6, tzinfo=zone(c.timezone)))
                 self.maintenances.append(
-                    self._maintenance(mid, "Weekly patch window (2025)", since, since + 180 * 86400,
-                                      [{"timeperiod_type": "3", "every": "1", "dayofweek": "64", "start_time": "7200", "period": "7200"}],
-                                      groups=[self.group_of[c.code]])
+                    self._maintenance(
+                        mid,
+                        "Weekly patch window (2025)",
+                        since,
+                        since + 180 * 86400,
+                        [
+                            {
+                                "timeperiod_type": "3",
+                                "every": "1",
+                                "dayofweek": "64",
+                                "start_time": "7200",
+                                "period": "7200",
+                            }
+                        ],
+                        groups=[self.group_of[c.code]],
+                    )
                 )
             if c.code == "WAYNE":  # limited to CPU problems: not planned device downtime
                 mid += 1
                 start = _epoch(g.at(0, 3, 1))
                 self.maintenances.append(
-                    self._maintenance(mid, "Database patching (CPU alerts muted)", start - 3600, start + 5 * 3600,
-                                      [{"timeperiod_type": "0", "start_date": str(start), "period": str(3 * 3600)}],
-                                      groups=[self.group_of[c.code]],
-                                      tags=[{"tag": "scope", "operator": "0", "value": "performance"}])
+                    self._maintenance(
+                        mid,
+                        "Database patching (CPU alerts muted)",
+                        start - 3600,
+                        start + 5 * 3600,
+                        [{"timeperiod_type": "0", "start_date": str(start), "period": str(3 * 3600)}],
+                        groups=[self.group_of[c.code]],
+                        tags=[{"tag": "scope", "operator": "0", "value": "performance"}],
+                    )
                 )
 
     @staticmethod
-    def _maintenance(mid: int, name: str, since: int, till: int, periods: list[dict[str, str]],
-                     hosts: Iterable[str] = (), groups: Iterable[str] = (), tags: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    def _maintenance(
+        mid: int,
+        name: str,
+        since: int,
+        till: int,
+        periods: list[dict[str, str]],
+        hosts: Iterable[str] = (),
+        groups: Iterable[str] = (),
+        tags: list[dict[str, str]] | None = None,
+    ) -> dict[str, Any]:
         full = []
         for i, p in enumerate(periods):
-            tp = {"timeperiodid": str(mid * 10 + i), "timeperiod_type": "0", "every": "1", "month": "0", "dayofweek": "0",
-                  "day": "0", "start_time": "0", "period": "3600", "start_date": "0"}
+            tp = {
+                "timeperiodid": str(mid * 10 + i),
+                "timeperiod_type": "0",
+                "every": "1",
+                "month": "0",
+                "dayofweek": "0",
+                "day": "0",
+                "start_time": "0",
+                "period": "3600",
+                "start_date": "0",
+            }
             tp.update(p)
             full.append(tp)
         return {
-            "maintenanceid": str(mid), "name": name, "maintenance_type": "0", "description": "",
-            "active_since": str(since - since % 60), "active_till": str(till - till % 60), "tags_evaltype": "0",
-            "_timeperiods": full, "_hosts": list(hosts), "_groups": list(groups), "_tags": tags or [],
+            "maintenanceid": str(mid),
+            "name": name,
+            "maintenance_type": "0",
+            "description": "",
+            "active_since": str(since - since % 60),
+            "active_till": str(till - till % 60),
+            "tags_evaltype": "0",
+            "_timeperiods": full,
+            "_hosts": list(hosts),
+            "_groups": list(groups),
+            "_tags": tags or [],
         }
 
     def _build_slas(self) -> None:
@@ -325,7 +383,11 @@ class ZabbixSimulator(Simulator):
             for d in g.devices:
                 sid += 1
                 h = self.hosts[self.host_of_device[d.id]]
-                tags = [{"tag": "customer", "value": c.code}, {"tag": "site", "value": h.site}, {"tag": "class", "value": h.klass}]
+                tags = [
+                    {"tag": "customer", "value": c.code},
+                    {"tag": "site", "value": h.site},
+                    {"tag": "class", "value": h.klass},
+                ]
                 self.services.append(_Service(sid, f"{h.host} availability", h.hostid, c.code, created, tags))
             slaid += 1
             self.slas.append(self._sla(slaid, f"{c.name} daily", "0", "99.5", created, c.timezone, "1", c.code))
@@ -335,15 +397,35 @@ class ZabbixSimulator(Simulator):
         wayne = next((c for c in self.customers if c.code == "WAYNE"), None)
         if wayne is not None:  # weekly SLAs start on Sunday: no Monday-Sunday week, ignored
             slaid += 1
-            self.slas.append(self._sla(slaid, "Wayne weekly", "1", "99.9", _epoch(self.dataset.gen("WAYNE").onboarded),
-                                       wayne.timezone, "1", "WAYNE"))
+            self.slas.append(
+                self._sla(
+                    slaid,
+                    "Wayne weekly",
+                    "1",
+                    "99.9",
+                    _epoch(self.dataset.gen("WAYNE").onboarded),
+                    wayne.timezone,
+                    "1",
+                    "WAYNE",
+                )
+            )
 
     @staticmethod
-    def _sla(slaid: int, name: str, period: str, slo: str, effective: int, tz: str, status: str, code: str) -> dict[str, Any]:
+    def _sla(
+        slaid: int, name: str, period: str, slo: str, effective: int, tz: str, status: str, code: str
+    ) -> dict[str, Any]:
         return {
-            "slaid": str(slaid), "name": name, "period": period, "slo": slo, "effective_date": str(effective),
-            "timezone": tz, "status": status, "description": "",
-            "_service_tags": [{"tag": "customer", "operator": "0", "value": code}], "_schedule": [], "_excluded": [],
+            "slaid": str(slaid),
+            "name": name,
+            "period": period,
+            "slo": slo,
+            "effective_date": str(effective),
+            "timezone": tz,
+            "status": status,
+            "description": "",
+            "_service_tags": [{"tag": "customer", "operator": "0", "value": code}],
+            "_schedule": [],
+            "_excluded": [],
         }
 
     # -- server --------------------------------------------------------------------------------------
@@ -352,11 +434,20 @@ class ZabbixSimulator(Simulator):
 
     def error_body(self, status: int, message: str) -> tuple[Any, str]:
         reason = REASONS.get(status, "Error")
-        page = f"<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n<center><h1>{status} {reason}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+        page = (
+            f"<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n"
+            f"<center><h1>{status} {reason}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+        )
         return page, "text/html"
 
     def source_config(self) -> dict[str, Any]:
-        return {"type": "zabbix", "url": self.url, "api_token": self.token, "page_size": self.page_size, "concurrency": 8}
+        return {
+            "type": "zabbix",
+            "url": self.url,
+            "api_token": self.token,
+            "page_size": self.page_size,
+            "concurrency": 8,
+        }
 
     async def _rpc(self, request: web.Request) -> web.StreamResponse:
         if request.content_type not in CONTENT_TYPES:
@@ -366,7 +457,9 @@ class ZabbixSimulator(Simulator):
             try:
                 body = json.loads(await request.text())
             except ValueError:
-                raise RpcError(-32700, "Parse error.", "Invalid JSON. An error occurred on the server while parsing the JSON text.") from None
+                raise RpcError(
+                    -32700, "Parse error.", "Invalid JSON. An error occurred on the server while parsing the JSON text."
+                ) from None
             if not isinstance(body, dict):
                 raise RpcError(-32600, "Invalid request.", 'Invalid parameter "/": an array is expected.')
             rid = body.get("id")
@@ -377,7 +470,9 @@ class ZabbixSimulator(Simulator):
             self.calls.append({"method": method, "params": params, "auth": style, "id": rid})
             result = self._dispatch(method, params)
         except RpcError as err:
-            return self.json({"jsonrpc": "2.0", "error": {"code": err.code, "message": err.message, "data": err.data}, "id": rid})
+            return self.json(
+                {"jsonrpc": "2.0", "error": {"code": err.code, "message": err.message, "data": err.data}, "id": rid}
+            )
         except Answer as a:
             return a.response
         return self.json({"jsonrpc": "2.0", "result": result, "id": rid})
@@ -392,7 +487,7 @@ class ZabbixSimulator(Simulator):
             return None
         token, style = None, None
         if v >= (6, 4, 0) and header and header.startswith("Bearer "):
-            token, style = header[len("Bearer "):], "bearer"
+            token, style = header[len("Bearer ") :], "bearer"
         elif body.get("auth") is not None:
             token, style = body["auth"], "body"
         if token != self.token:
@@ -472,12 +567,35 @@ class ZabbixSimulator(Simulator):
         return self._limit([self._project(g, p.get("output", "extend")) for g in rows], p)
 
     def _host_row(self, h: _Host) -> dict[str, Any]:
-        return {"hostid": h.hostid, "host": h.host, "name": h.host, "status": "0", "maintenance_status": "0",
-                "description": "", "proxy_hostid": "0", "flags": "0", "inventory_mode": "-1"}
+        return {
+            "hostid": h.hostid,
+            "host": h.host,
+            "name": h.host,
+            "status": "0",
+            "maintenance_status": "0",
+            "description": "",
+            "proxy_hostid": "0",
+            "flags": "0",
+            "inventory_mode": "-1",
+        }
 
     def _host_get(self, p: dict[str, Any]) -> list[dict[str, Any]]:
-        self._check(p, {"output", "groupids", "hostids", "filter", "selectTags", "selectHostGroups", "selectGroups",
-                        "limit", "sortfield", "sortorder", "preservekeys"})
+        self._check(
+            p,
+            {
+                "output",
+                "groupids",
+                "hostids",
+                "filter",
+                "selectTags",
+                "selectHostGroups",
+                "selectGroups",
+                "limit",
+                "sortfield",
+                "sortorder",
+                "preservekeys",
+            },
+        )
         rows = list(self.hosts.values())
         if (gids := _ids(p.get("groupids"))) is not None:
             rows = [h for h in rows if set(h.groupids) & gids]
@@ -487,7 +605,11 @@ class ZabbixSimulator(Simulator):
         for h in rows:
             row = self._project(self._host_row(h), p.get("output", "extend"))
             if p.get("selectTags") is not None:
-                row["tags"] = [{"tag": "customer", "value": h.code}, {"tag": "site", "value": h.site}, {"tag": "class", "value": h.klass}]
+                row["tags"] = [
+                    {"tag": "customer", "value": h.code},
+                    {"tag": "site", "value": h.site},
+                    {"tag": "class", "value": h.klass},
+                ]
             gp = "selectHostGroups" if self.v >= (6, 2, 0) else "selectGroups"
             if p.get(gp) is not None:
                 row[self._groups_out] = [{"groupid": g} for g in h.groupids]
@@ -495,11 +617,28 @@ class ZabbixSimulator(Simulator):
         return self._limit(out, p)
 
     def _maintenance_get(self, p: dict[str, Any]) -> list[dict[str, Any]]:
-        self._check(p, {"output", "groupids", "hostids", "maintenanceids", "selectTimeperiods", "selectHosts",
-                        "selectHostGroups", "selectGroups", "selectTags", "limit", "sortfield", "sortorder", "preservekeys"})
+        self._check(
+            p,
+            {
+                "output",
+                "groupids",
+                "hostids",
+                "maintenanceids",
+                "selectTimeperiods",
+                "selectHosts",
+                "selectHostGroups",
+                "selectGroups",
+                "selectTags",
+                "limit",
+                "sortfield",
+                "sortorder",
+                "preservekeys",
+            },
+        )
         rows = list(self.maintenances)
         gids, hids = _ids(p.get("groupids")), _ids(p.get("hostids"))
         if gids is not None or hids is not None:
+
             def linked(m: dict[str, Any]) -> bool:
                 ok = False
                 if gids is not None:  # linked to the groups, or to hosts in them (CMaintenance::get)
@@ -507,6 +646,7 @@ class ZabbixSimulator(Simulator):
                 if hids is not None:
                     ok = ok or bool(set(m["_hosts"]) & hids)
                 return ok
+
             rows = [m for m in rows if linked(m)]
         out = []
         for m in rows:
@@ -527,6 +667,7 @@ class ZabbixSimulator(Simulator):
     def _tags_match(tags: list[dict[str, str]], wanted: list[dict[str, Any]], evaltype: int) -> bool:
         """``tags`` filter of get methods: operators 0 like, 1 equal, 2 not like, 3 not equal,
         4 exists, 5 not exists; And/Or (0): conditions on the same tag name OR-ed, names AND-ed."""
+
         def one(w: dict[str, Any]) -> bool:
             op = int(w.get("operator", 0))
             name, value = str(w.get("tag", "")), str(w.get("value", ""))
@@ -542,6 +683,7 @@ class ZabbixSimulator(Simulator):
             if op == 2:
                 return not any(value.lower() in v.lower() for v in vals)
             return any(value.lower() in v.lower() for v in vals)
+
         if not wanted:
             return True
         if evaltype == 2:
@@ -552,10 +694,38 @@ class ZabbixSimulator(Simulator):
         return all(any(one(w) for w in ws) for ws in by_name.values())
 
     def _event_get(self, p: dict[str, Any]) -> list[dict[str, Any]]:
-        self._check(p, {"eventids", "groupids", "hostids", "objectids", "source", "object", "value", "time_from", "time_till",
-                        "problem_time_from", "problem_time_till", "eventid_from", "eventid_till", "tags", "evaltype",
-                        "search", "searchWildcardsEnabled", "filter", "output", "selectHosts", "selectTags",
-                        "sortfield", "sortorder", "limit", "severities", "suppressed", "preservekeys"})
+        self._check(
+            p,
+            {
+                "eventids",
+                "groupids",
+                "hostids",
+                "objectids",
+                "source",
+                "object",
+                "value",
+                "time_from",
+                "time_till",
+                "problem_time_from",
+                "problem_time_till",
+                "eventid_from",
+                "eventid_till",
+                "tags",
+                "evaltype",
+                "search",
+                "searchWildcardsEnabled",
+                "filter",
+                "output",
+                "selectHosts",
+                "selectTags",
+                "sortfield",
+                "sortorder",
+                "limit",
+                "severities",
+                "suppressed",
+                "preservekeys",
+            },
+        )
         if str(p.get("source", 0)) != "0" or str(p.get("object", 0)) != "0":
             return []
         gids, hids = _ids(p.get("groupids")), _ids(p.get("hostids"))
@@ -577,9 +747,14 @@ class ZabbixSimulator(Simulator):
             rows = [e for e in rows if e.clock >= int(p["time_from"])]
         if p.get("time_till") is not None:
             rows = [e for e in rows if e.clock <= int(p["time_till"])]
-        if ptf is not None:
-            rows = [e for e in rows if e.value == 1 and e.clock <= int(ptt)
-                    and (e.r_eventid == 0 or self.by_id[e.r_eventid].clock >= int(ptf))]
+        if ptf is not None and ptt is not None:
+            rows = [
+                e
+                for e in rows
+                if e.value == 1
+                and e.clock <= int(ptt)
+                and (e.r_eventid == 0 or self.by_id[e.r_eventid].clock >= int(ptf))
+            ]
         if p.get("eventid_from") is not None:
             rows = [e for e in rows if e.eventid >= int(p["eventid_from"])]
         if p.get("eventid_till") is not None:
@@ -595,7 +770,9 @@ class ZabbixSimulator(Simulator):
         fields = _list_of(p.get("sortfield"))
         for f in fields:
             if f not in ("eventid", "objectid", "clock"):
-                raise _params_error(f'Invalid parameter "/sortfield/1": value must be one of "eventid", "objectid", "clock".')
+                raise _params_error(
+                    'Invalid parameter "/sortfield/1": value must be one of "eventid", "objectid", "clock".'
+                )
         desc = str(p.get("sortorder", "ASC")).upper() == "DESC"
         if fields:
             rows.sort(key=lambda e: tuple(int(getattr(e, f)) for f in fields), reverse=desc)
@@ -625,8 +802,25 @@ class ZabbixSimulator(Simulator):
         return row
 
     def _sla_get(self, p: dict[str, Any]) -> list[dict[str, Any]]:
-        self._check(p, {"output", "slaids", "serviceids", "filter", "search", "service_tags", "evaltype", "selectServiceTags",
-                        "selectSchedule", "selectExcludedDowntimes", "limit", "sortfield", "sortorder", "preservekeys"})
+        self._check(
+            p,
+            {
+                "output",
+                "slaids",
+                "serviceids",
+                "filter",
+                "search",
+                "service_tags",
+                "evaltype",
+                "selectServiceTags",
+                "selectSchedule",
+                "selectExcludedDowntimes",
+                "limit",
+                "sortfield",
+                "sortorder",
+                "preservekeys",
+            },
+        )
         rows = list(self.slas)
         if (ids := _ids(p.get("slaids"))) is not None:
             rows = [s for s in rows if s["slaid"] in ids]
@@ -687,7 +881,11 @@ class ZabbixSimulator(Simulator):
             self._hooli_fails({self.group_of[s.code] for s in services}, None, pf)
         effective_max = self._step(self._align(local(self.now), kind), kind, 1)
         d_from = self._align(local(int(pf)), kind) if pf is not None else None
-        d_to = self._step(self._align(local(int(pt)), kind), kind, 1) if pt is not None else (effective_max if pf is None else None)
+        d_to = (
+            self._step(self._align(local(int(pt)), kind), kind, 1)
+            if pt is not None
+            else (effective_max if pf is None else None)
+        )
         bounds: list[tuple[int, int]] = []
         descending = d_to is not None
         cur = d_to if descending else d_from
@@ -720,8 +918,11 @@ class ZabbixSimulator(Simulator):
             for s in services:
                 row.append(self._cell(s, a, b, excluded, slo))
             rows.append(row)
-        return {"periods": [{"period_from": a, "period_to": b} for a, b in bounds],
-                "serviceids": [s.serviceid for s in services], "sli": rows}
+        return {
+            "periods": [{"period_from": a, "period_to": b} for a, b in bounds],
+            "serviceids": [s.serviceid for s in services],
+            "sli": rows,
+        }
 
     def _cell(self, s: _Service, a: int, b: int, excluded: list[tuple[int, int]], slo: float) -> dict[str, Any]:
         lo, hi = max(a, s.created_at), min(b, self.now + 1)
@@ -737,9 +938,17 @@ class ZabbixSimulator(Simulator):
             if x < y:
                 down += minus_excluded(x, y)
         up = total - down
-        cell: dict[str, Any] = {"uptime": up, "downtime": down, "sli": -1.0, "error_budget": 0, "excluded_downtimes": []}
+        cell: dict[str, Any] = {
+            "uptime": up,
+            "downtime": down,
+            "sli": -1.0,
+            "error_budget": 0,
+            "excluded_downtimes": [],
+        }
         if up + down:
-            cell["sli"] = (up // (up + down)) * 100 if up % (up + down) == 0 else up / (up + down) * 100  # PHP int/float
+            cell["sli"] = (
+                (up // (up + down)) * 100 if up % (up + down) == 0 else up / (up + down) * 100
+            )  # PHP int/float
             available = max_uptime - up - down
             cell["error_budget"] = min(available, int(up / slo * 100) - up - down) if slo > 0 else available
         for p0, p1 in excluded:
