@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -25,8 +26,23 @@ from connectors.base import SourceAuthError, SourceDataError
 from connectors.fields import Fields
 from connectors.http import HttpSource
 
+T = TypeVar("T")
+
 SYSTEM = "datto"
 DEFAULT_PER_PAGE = 100
+
+
+async def gather(*aws: Awaitable[T]) -> list[T]:
+    """``asyncio.gather`` that cancels the siblings when one fails, so no request of a failed
+    section is still running (and opening connections) after the connector is closed."""
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 def sub(f: Fields, key: str) -> Fields:
@@ -98,7 +114,7 @@ class DattoClient:
     async def _rest(self, path: str, extra: dict[str, Any] | None, first: Any) -> list[Any]:
         items, pages = self._page(first, f"GET {path} page 1")
         if pages > 1:
-            bodies = await asyncio.gather(
+            bodies = await gather(
                 *(
                     self._get(path, {**(extra or {}), "_page": p, "_perPage": self.per_page})
                     for p in range(2, pages + 1)

@@ -33,7 +33,7 @@ import logging
 from typing import Any
 
 from connectors.base import ConnectorContext, SourceDataError, SourceRecord
-from connectors.datto.client import SYSTEM, DattoClient, error_message, opt_sub, sub
+from connectors.datto.client import SYSTEM, DattoClient, error_message, gather, opt_sub, sub
 from connectors.fields import Fields, iso_z
 from connectors.http import require_secret, require_url, source_http
 from reporting import metrics
@@ -171,7 +171,7 @@ class DattoConnector:
                 f"(customers.ids.{self.name} of {customer.code})",
             )
         serials = [d.str("serialNumber") for d in mine]
-        lists = await asyncio.gather(*(self.client.assets(s) for s in serials))
+        lists = await gather(*(self.client.assets(s) for s in serials))
         items: list[str] = []
         runs: list[BackupRun] = []
         for serial, assets in zip(serials, lists, strict=True):

@@ -25,7 +25,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -33,8 +33,23 @@ from connectors.base import SourceAuthError, SourceDataError
 from connectors.fields import Fields, iso_z
 from connectors.http import HttpSource
 
+T = TypeVar("T")
+
 SYSTEM = "veeam"
 DEFAULT_API_VERSION = "1.2-rev1"
+
+
+async def gather(*aws: Awaitable[T]) -> list[T]:
+    """``asyncio.gather`` that cancels the siblings when one fails, so no request of a failed
+    section is still running (and opening connections) after the connector is closed."""
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 def sub(f: Fields, key: str) -> Fields:
@@ -88,7 +103,7 @@ async def _pages(fetch: Callable[[int, int | None], Awaitable[tuple[list[Any], i
     step = len(items)
     if step == 0 or step >= total:
         return items
-    rest = await asyncio.gather(*(fetch(off, step) for off in range(step, total, step)))
+    rest = await gather(*(fetch(off, step) for off in range(step, total, step)))
     for more, t in rest:
         if t != total:
             raise SourceDataError(SYSTEM, f"GET {path}: the total changed while paging ({total} → {t}); try again")

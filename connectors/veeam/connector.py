@@ -43,6 +43,7 @@ from connectors.veeam.client import (
     SYSTEM,
     VbrClient,
     VspcClient,
+    gather,
     sub,
     vbr_error_message,
     vspc_error_message,
@@ -116,7 +117,7 @@ class VeeamConnector:
     async def _vbr_section(
         self, c: VbrClient, customer: CustomerConfig, prefix: str, period: Period, targets: Targets
     ) -> Backups:
-        raw_jobs, raw_backups, raw_sessions = await asyncio.gather(
+        raw_jobs, raw_backups, raw_sessions = await gather(
             c.job_states(prefix), c.backups(prefix), c.sessions(prefix, period.start, period.end)
         )
 
@@ -173,14 +174,14 @@ class VeeamConnector:
                 add_session(s, f.where)
         ran = {r.item for r in runs}
         idle = [jid for jid, name in jobs.items() if name not in ran]
-        before = await asyncio.gather(*(c.last_session_before(jid, period.start) for jid in idle))
+        before = await gather(*(c.last_session_before(jid, period.start) for jid in idle))
         for jid, s in zip(idle, before, strict=True):
             if s is not None:
                 add_session(s, f"GET /api/v1/sessions (job {jid}, last before the period)")
 
-        points = await asyncio.gather(*(c.newest_restore_point(bid, period.end) for bid, _, _ in existing))
+        points = await gather(*(c.newest_restore_point(bid, period.end) for bid, _, _ in existing))
         missing = [ch for ch, p in zip(existing, points, strict=True) if p is None]
-        oldest = await asyncio.gather(*(c.newest_restore_point(bid, None, oldest=True) for bid, _, _ in missing))
+        oldest = await gather(*(c.newest_restore_point(bid, None, oldest=True) for bid, _, _ in missing))
         for (_, jid, _), p in zip(missing, oldest, strict=True):
             if p is not None:
                 t = Fields(SYSTEM, p, "GET /api/v1/restorePoints").time("creationTime")
@@ -213,7 +214,7 @@ class VeeamConnector:
     async def _vspc_section(
         self, c: VspcClient, customer: CustomerConfig, org: str, period: Period, targets: Targets
     ) -> Backups:
-        all_jobs, all_vms = await asyncio.gather(self._cached("jobs", c.jobs), self._cached("vms", c.protected_vms))
+        all_jobs, all_vms = await gather(self._cached("jobs", c.jobs), self._cached("vms", c.protected_vms))
         jobs: dict[str, Fields] = {}
         for i, j in enumerate(all_jobs):
             f = Fields(SYSTEM, j, f"GET /api/v3/infrastructure/backupServers/jobs item {i}")

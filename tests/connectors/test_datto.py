@@ -48,7 +48,13 @@ def customer(code: str, cid: str, tz: str) -> CustomerConfig:
     return CustomerConfig(**customer_dict(code, cid, tz))
 
 
-MOCK_SOURCE = {"type": "datto", "url": "https://api.datto.test", "public_key": PUBLIC, "secret_key": SECRET, "per_page": 1}
+MOCK_SOURCE = {
+    "type": "datto",
+    "url": "https://api.datto.test",
+    "public_key": PUBLIC,
+    "secret_key": SECRET,
+    "per_page": 1,
+}
 
 
 class Routes:
@@ -66,11 +72,15 @@ class Routes:
 
 
 def paged_routes() -> Routes:
-    return Routes({
-        ("/v1/bcdr/device", "_page=1&_perPage=1"): httpx.Response(200, json=fixture("paged/device_page1.json")),
-        ("/v1/bcdr/device", "_page=2&_perPage=1"): httpx.Response(200, json=fixture("paged/device_page2.json")),
-        ("/v1/bcdr/device/A1B2C3D4E5F6/asset", "_page=1&_perPage=1"): httpx.Response(200, json=fixture("paged/asset.json")),
-    })
+    return Routes(
+        {
+            ("/v1/bcdr/device", "_page=1&_perPage=1"): httpx.Response(200, json=fixture("paged/device_page1.json")),
+            ("/v1/bcdr/device", "_page=2&_perPage=1"): httpx.Response(200, json=fixture("paged/device_page2.json")),
+            ("/v1/bcdr/device/A1B2C3D4E5F6/asset", "_page=1&_perPage=1"): httpx.Response(
+                200, json=fixture("paged/asset.json")
+            ),
+        }
+    )
 
 
 # ---- client and mapper against fixtures ------------------------------------------------------
@@ -86,11 +96,21 @@ async def test_pages_devices_maps_one_org_and_computes_the_week_by_hand():
         await conn.aclose()
     want = "Basic " + base64.b64encode(f"{PUBLIC}:{SECRET}".encode()).decode()
     assert all(auth == want for _, auth in routes.seen)
-    assert [k for k, _ in routes.seen][:2] == [("/v1/bcdr/device", "_page=1&_perPage=1"), ("/v1/bcdr/device", "_page=2&_perPage=1")]
+    assert [k for k, _ in routes.seen][:2] == [
+        ("/v1/bcdr/device", "_page=1&_perPage=1"),
+        ("/v1/bcdr/device", "_page=2&_perPage=1"),
+    ]
     # DC01: success 15th, failed 14th, warning (local verification errors) 13th; FS01: warning (screenshot failed) 12th
     assert b.runs_total == 4 and b.runs_warning == 2 and b.success_rate_pct == 75.0
     dc, fs = b.protected  # the archived ACME-OLD01 is not a protected item
-    assert (dc.name, dc.status, dc.rpo_hours, dc.runs_ok, dc.runs_warning, dc.runs_failed) == ("ACME-DC01", "ok", 2.0, 1, 1, 1)
+    assert (dc.name, dc.status, dc.rpo_hours, dc.runs_ok, dc.runs_warning, dc.runs_failed) == (
+        "ACME-DC01",
+        "ok",
+        2.0,
+        1,
+        1,
+        1,
+    )
     assert dc.last_success == datetime(2026, 11, 15, 22, tzinfo=UTC)
     assert (fs.name, fs.status, fs.rpo_hours) == ("ACME-FS01", "stale", 74.0)
 
@@ -99,7 +119,9 @@ async def test_client_name_mapping_and_unknown_id():
     conn, _ = connector(MOCK_SOURCE, httpx.MockTransport(paged_routes()))
     period = week_containing(date(2026, 11, 10), "Europe/London")
     try:
-        b = await conn.fetch_section("backups", customer("ACME", "acme manufacturing", "Europe/London"), period, Targets())
+        b = await conn.fetch_section(
+            "backups", customer("ACME", "acme manufacturing", "Europe/London"), period, Targets()
+        )
         assert [p.name for p in b.protected] == ["ACME-DC01", "ACME-FS01"]
         with pytest.raises(SourceDataError, match=r"'70402' \(customers.ids.datto of ACME\)"):
             await conn.fetch_section("backups", customer("ACME", "70402", "Europe/London"), period, Targets())
@@ -110,33 +132,52 @@ async def test_client_name_mapping_and_unknown_id():
 
 
 async def test_an_asset_that_never_backed_up_is_never_not_failed():
-    routes = Routes({
-        ("/v1/bcdr/device", "_page=1&_perPage=1"): httpx.Response(200, json=fixture("never/device.json")),
-        ("/v1/bcdr/device/A1B2C3D4E5F6/asset", "_page=1&_perPage=1"): httpx.Response(200, json=fixture("never/asset.json")),
-    })
+    routes = Routes(
+        {
+            ("/v1/bcdr/device", "_page=1&_perPage=1"): httpx.Response(200, json=fixture("never/device.json")),
+            ("/v1/bcdr/device/A1B2C3D4E5F6/asset", "_page=1&_perPage=1"): httpx.Response(
+                200, json=fixture("never/asset.json")
+            ),
+        }
+    )
     conn, _ = connector(MOCK_SOURCE, httpx.MockTransport(routes))
     try:
-        b = await conn.fetch_section("backups", customer("ACME", "70401", "Europe/London"),
-                                     week_containing(date(2026, 11, 10), "Europe/London"), Targets())
+        b = await conn.fetch_section(
+            "backups",
+            customer("ACME", "70401", "Europe/London"),
+            week_containing(date(2026, 11, 10), "Europe/London"),
+            Targets(),
+        )
     finally:
         await conn.aclose()
-    assert [(p.name, p.status, p.last_success, p.rpo_hours) for p in b.protected] == [("ACME-NEW01", "never", None, None)]
+    assert [(p.name, p.status, p.last_success, p.rpo_hours) for p in b.protected] == [
+        ("ACME-NEW01", "never", None, None)
+    ]
     assert b.success_rate_pct is None
 
 
 def test_run_status_literals():
     def entry(**kw):
-        base = {"timestamp": "2026-11-15T22:00:00+00:00", "backup": {"status": "success", "errorMessage": None},
-                "localVerification": {"status": "success", "errors": []},
-                "advancedVerification": {"screenshotVerification": {"status": "success", "image": "x"}}}
+        base = {
+            "timestamp": "2026-11-15T22:00:00+00:00",
+            "backup": {"status": "success", "errorMessage": None},
+            "localVerification": {"status": "success", "errors": []},
+            "advancedVerification": {"screenshotVerification": {"status": "success", "image": "x"}},
+        }
         base.update(kw)
         return Fields("datto", base, "entry")
 
     assert run_status(entry()) == "success"
     assert run_status(entry(backup={"status": "failure", "errorMessage": "VSS"})) == "failed"
     assert run_status(entry(backup={"status": None, "errorMessage": None})) is None  # still running
-    assert run_status(entry(advancedVerification={"screenshotVerification": {"status": "failure", "image": "x"}})) == "warning"
-    assert run_status(entry(localVerification={"status": "failure", "errors": [{"errorType": "fs", "errorMessage": "x"}]})) == "warning"
+    assert (
+        run_status(entry(advancedVerification={"screenshotVerification": {"status": "failure", "image": "x"}}))
+        == "warning"
+    )
+    assert (
+        run_status(entry(localVerification={"status": "failure", "errors": [{"errorType": "fs", "errorMessage": "x"}]}))
+        == "warning"
+    )
     with pytest.raises(SourceDataError, match="unknown backup.status 'partial'"):
         run_status(entry(backup={"status": "partial", "errorMessage": None}))
     with pytest.raises(SourceDataError, match="field 'backup' is missing"):
@@ -144,11 +185,17 @@ def test_run_status_literals():
 
 
 async def test_refused_key_names_the_config_keys_never_the_secret():
-    conn, sleep = connector(MOCK_SOURCE, httpx.MockTransport(lambda r: httpx.Response(401, json=fixture("errors/unauthorized.json"))))
+    conn, sleep = connector(
+        MOCK_SOURCE, httpx.MockTransport(lambda r: httpx.Response(401, json=fixture("errors/unauthorized.json")))
+    )
     try:
         with pytest.raises(SourceAuthError) as err:
-            await conn.fetch_section("backups", customer("ACME", "70401", "Europe/London"),
-                                     week_containing(date(2026, 11, 10), "Europe/London"), Targets())
+            await conn.fetch_section(
+                "backups",
+                customer("ACME", "70401", "Europe/London"),
+                week_containing(date(2026, 11, 10), "Europe/London"),
+                Targets(),
+            )
     finally:
         await conn.aclose()
     text = str(err.value)
@@ -162,7 +209,9 @@ async def test_429_retry_after_then_html_then_timeout():
     def flaky(request: httpx.Request) -> httpx.Response:
         calls.append(request.url.path)
         if len(calls) == 1:
-            return httpx.Response(429, headers={"Retry-After": "3"}, json={"code": "429", "message": "Too many requests"})
+            return httpx.Response(
+                429, headers={"Retry-After": "3"}, json={"code": "429", "message": "Too many requests"}
+            )
         return httpx.Response(200, json=fixture("never/device.json"))
 
     conn, sleep = connector(MOCK_SOURCE, httpx.MockTransport(flaky))
@@ -171,7 +220,9 @@ async def test_429_retry_after_then_html_then_timeout():
     finally:
         await conn.aclose()
 
-    html = httpx.MockTransport(lambda r: httpx.Response(200, text="<html><body>Sign in</body></html>", headers={"content-type": "text/html"}))
+    html = httpx.MockTransport(
+        lambda r: httpx.Response(200, text="<html><body>Sign in</body></html>", headers={"content-type": "text/html"})
+    )
     conn, _ = connector(MOCK_SOURCE, html)
     try:
         with pytest.raises(SourceDataError, match="an HTML page, not JSON"):
@@ -206,7 +257,9 @@ async def test_equals_the_oracle_for_every_datto_customer(weeks_back: int):
         try:
             for c in ds.customers_in("datto"):
                 period = week_containing(ANCHOR - timedelta(days=6 + 7 * weeks_back), c.timezone)
-                got = await conn.fetch_section("backups", customer(c.code, c.ids["datto"], c.timezone), period, Targets())
+                got = await conn.fetch_section(
+                    "backups", customer(c.code, c.ids["datto"], c.timezone), period, Targets()
+                )
                 assert got == expected(ds, c.code, period), c.code
         finally:
             await conn.aclose()
@@ -220,7 +273,9 @@ async def test_globex_stale_machine_60_hours():
         conn, _ = connector(sim.source_config())
         try:
             period = week_containing(date(2026, 11, 10), "Europe/London")
-            b = await conn.fetch_section("backups", customer("GLOBEX", ds.gen("GLOBEX").c.ids["datto"], "Europe/London"), period, Targets())
+            b = await conn.fetch_section(
+                "backups", customer("GLOBEX", ds.gen("GLOBEX").c.ids["datto"], "Europe/London"), period, Targets()
+            )
         finally:
             await conn.aclose()
     fs = next(p for p in b.protected if p.name == "GLOBEX-FS01")
@@ -235,14 +290,21 @@ async def test_a_week_older_than_the_returned_history_is_unavailable_not_partial
     async with DattoSimulator(ds, history=24) as sim:
         conn, _ = connector(sim.source_config())
         try:
-            with pytest.raises(SourceDataError, match=r"returns ACME-\w+'s backups only back to .* cannot be computed from partial history"):
-                await conn.fetch_section("backups", customer("ACME", acme.ids["datto"], "Europe/London"), period, Targets())
+            with pytest.raises(
+                SourceDataError,
+                match=r"returns ACME-\w+'s backups only back to .* cannot be computed from partial history",
+            ):
+                await conn.fetch_section(
+                    "backups", customer("ACME", acme.ids["datto"], "Europe/London"), period, Targets()
+                )
         finally:
             await conn.aclose()
     async with DattoSimulator(ds, history=60) as sim:  # with a longer history the same week is exact
         conn, _ = connector(sim.source_config())
         try:
-            got = await conn.fetch_section("backups", customer("ACME", acme.ids["datto"], "Europe/London"), period, Targets())
+            got = await conn.fetch_section(
+                "backups", customer("ACME", acme.ids["datto"], "Europe/London"), period, Targets()
+            )
             assert got == expected(ds, "ACME", period)
         finally:
             await conn.aclose()
@@ -254,7 +316,9 @@ async def test_paged_asset_envelope_is_read_to_the_end():
         conn, _ = connector(sim.source_config())
         try:
             period = week_containing(date(2026, 11, 10), "Europe/London")
-            got = await conn.fetch_section("backups", customer("ACME", ds.gen("ACME").c.ids["datto"], "Europe/London"), period, Targets())
+            got = await conn.fetch_section(
+                "backups", customer("ACME", ds.gen("ACME").c.ids["datto"], "Europe/London"), period, Targets()
+            )
             assert got == expected(ds, "ACME", period)
         finally:
             await conn.aclose()
@@ -273,7 +337,9 @@ async def test_dst_weeks_and_a_customer_outside_the_msp_timezone(tz: str, week_d
     async with DattoSimulator(ds, history=40) as sim:
         conn, _ = connector(sim.source_config())
         try:
-            got = await conn.fetch_section("backups", customer("ACME", ds.gen("ACME").c.ids["datto"], tz), period, Targets())
+            got = await conn.fetch_section(
+                "backups", customer("ACME", ds.gen("ACME").c.ids["datto"], tz), period, Targets()
+            )
         finally:
             await conn.aclose()
         # Datto takes no time parameters: the period is applied to the snapshot timestamps we read
@@ -288,8 +354,15 @@ async def test_fault_matrix():
     period = week_containing(date(2026, 11, 10), "Europe/London")
     async with DattoSimulator(ds) as sim:
         await run_fault_matrix(
-            sim, DattoConnector, "backups", customer_dict("GLOBEX", globex.ids["datto"], "Europe/London"), period,
-            expected(ds, "GLOBEX", period), bad_credentials={"secret_key": "wrong"}, page_marker="_page=", drift="timestamp>time",
+            sim,
+            DattoConnector,
+            "backups",
+            customer_dict("GLOBEX", globex.ids["datto"], "Europe/London"),
+            period,
+            expected(ds, "GLOBEX", period),
+            bad_credentials={"secret_key": "wrong"},
+            page_marker="_page=",
+            drift="timestamp>time",
         )
         o = await collect_one(sim, DattoConnector, "backups", customer_dict("GLOBEX", "99999", "Europe/London"), period)
         assert o.section.status == "unavailable" and "customers.ids.datto" in o.section.error
