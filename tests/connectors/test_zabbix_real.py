@@ -405,13 +405,6 @@ async def test_connector_lists_the_seeded_customers() -> None:
     assert sorted(r.id for r in records) == ["Customers/Acme Manufacturing", "Customers/Globex"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="known bug: connectors.fields.Fields sets the instance attribute `obj` (the JSON object), which "
-    "shadows the method Fields.obj(), so ZabbixClient.call's `f.obj('error')` raises TypeError "
-    "\"'dict' object is not callable\" on every JSON-RPC error answer; remove this marker once fixed",
-)
 async def test_connector_a_refused_token_is_an_auth_error() -> None:
     """6.0 answers a bad token with HTTP 200 and ``-32602 Invalid params. / Not authorized.`` (American spelling)"""
     from connectors.base import SourceAuthError
