@@ -120,7 +120,9 @@ class HttpSource:
         self._error_message = error_message
         self._sleep = sleep
         self._limit = asyncio.Semaphore(concurrency)
-        self._secrets = tuple(s for s in secrets if s)
+        # defence in depth (messages never carry headers or bodies): redact secrets that could be
+        # recognised; a value under 8 characters would garble ordinary words instead
+        self._secrets = tuple(s for s in secrets if s and len(s) >= 8)
         self.requests = 0  # requests sent, retries included (for tests and benchmarks)
 
     @classmethod

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -26,25 +27,37 @@ def test_bad_week_and_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert f"{cfg}: msp.timezone: unknown timezone 'Nowhere/City'" in capsys.readouterr().err
 
 
-def test_config_check(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("REPORTBOT_APP_PASSWORD", "s")
-    monkeypatch.setenv("ZABBIX_TOKEN", "t")
+EXAMPLE_ENV = {"REPORTBOT_APP_PASSWORD": "s", "ZABBIX_API_TOKEN": "t", "CW_PUBLIC_KEY": "p", "CW_PRIVATE_KEY": "k", "CW_CLIENT_ID": "c"}
+
+
+def test_config_check_offline(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    for k, v in EXAMPLE_ENV.items():
+        monkeypatch.setenv(k, v)
     example = Path(__file__).resolve().parent.parent / "docs" / "example-config.toml"
-    assert main(["config", "check", "--config", str(example)]) == 0
+    assert main(["config", "check", "--offline", "--config", str(example)]) == 0
     captured = capsys.readouterr()
-    assert "1 customers, 2 sources (2 sources contacted); 0 errors, 1 warnings" in captured.out
+    assert "1 customers, 2 sources (offline: sources not contacted); 0 errors, 1 warnings" in captured.out
     assert "no source for backups, security, sites" in captured.err
 
 
-def test_run_with_a_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A real config (not the sandbox) drives the same engine; missing sections are unavailable, not zero."""
-    monkeypatch.setenv("REPORTBOT_APP_PASSWORD", "s")
-    monkeypatch.setenv("ZABBIX_TOKEN", "t")
+def test_run_with_a_config_file_whose_sources_are_down(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real config drives the same engine; sources that cannot be reached give unavailable
+    sections with a reason (never zeros), and the report is still written."""
+    for k, v in EXAMPLE_ENV.items():
+        monkeypatch.setenv(k, v)
     example = (Path(__file__).resolve().parent.parent / "docs" / "example-config.toml").read_text()
     cfg = tmp_path / "c.toml"
-    cfg.write_text(example.replace('url = "sqlite:///reportbot.db"', f'url = "sqlite:///{tmp_path}/h.db"'))
-    # the example's sandbox sources need the sandbox dataset, which a config run does not load
-    assert main(["run", "ACME", "--config", str(cfg), "--out", str(tmp_path / "o"), "--week", WEEK_DAY]) == 1
+    text = example.replace('url = "sqlite:///reportbot.db"', f'url = "sqlite:///{tmp_path}/h.db"')
+    text = text.replace("https://zabbix.northwind.example/zabbix", "http://127.0.0.1:9/zabbix")  # nothing listens on port 9
+    text = text.replace("https://api-eu.myconnectwise.net/v4_6_release/apis/3.0", "http://127.0.0.1:9/v4_6_release/apis/3.0")
+    text = text.replace("[collect]\ntimeout_seconds = 60", "[collect]\ntimeout_seconds = 5")
+    cfg.write_text(text)
+    assert main(["run", "ACME", "--config", str(cfg), "--out", str(tmp_path / "o"), "--week", WEEK_DAY]) == 0
+    snap = json.loads((tmp_path / "o" / "ACME" / "ACME-weekly-2026-11-16.json").read_text())
+    up = snap["sections"]["uptime"]
+    assert up["status"] == "unavailable" and up["error"].startswith("zabbix: ") and "cannot connect" in up["error"]
+    assert "overall_pct" not in up
+    assert snap["sections"]["tickets"]["error"].startswith("connectwise: ")
 
 
 def test_atomic_write_leaves_no_partial_file(tmp_path: Path) -> None:

@@ -13,14 +13,15 @@ from reporting.config import Config, parse_config
 
 
 def sandbox_config_dict(dataset: SandboxDataset, store_url: str, sources: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """``sources``: the simulators' ``[sources.*]`` (``SimulatorFarm.sources()``); without it
-    every system is fed in-process from the dataset (for config checks that need no servers)."""
+    """``sources``: the simulators' ``[sources.*]`` (``SimulatorFarm.sources()``). Without it the
+    tables are placeholders naming the system only: enough to select customers and validate a
+    command before the simulators start (the CLI swaps in the farm's tables before collecting)."""
     systems = sorted({s for c in dataset.customers for s in c.stack.values()})
     return {
         "msp": {"name": MSP_NAME, "timezone": MSP_TIMEZONE, "brand_color": "#1F4E79"},
         "store": {"url": store_url},
         "collect": {"timeout_seconds": 20},
-        "sources": sources if sources is not None else {s: {"type": "sandbox", "system": s} for s in systems},
+        "sources": sources if sources is not None else {s: {"type": s} for s in systems},
         "customers": [
             {
                 "code": c.code,

@@ -1,10 +1,10 @@
-"""The in-process sandbox connector: maps the sandbox dataset's records to report sections.
+"""The oracle: the sandbox dataset's records mapped to sections by the shared formulas, in process.
 
-It plays the part of one configured source (``[sources.<name>] type = "sandbox"``, with
-``system = "zabbix"`` etc.), looks the customer up by that system's id from the customer's
-``[customers.ids]`` — the same explicit mapping a real connector uses — and computes the section
-with the shared formulas in ``reporting.metrics``. The vendor connectors replace it source by
-source; nothing in ``reporting`` changes when they do.
+No vendor format, no HTTP. The tests compare every real connector — running over HTTP against
+its vendor simulator, which serves the same records in the vendor's wire format — with this,
+customer by customer and week by week; a difference is a bug in a mapper, a client or a
+simulator. It is not registered as a source type: ``reportbot demo`` and the sandbox run the
+real connectors (``connectors/sim/farm.py``).
 """
 
 from __future__ import annotations

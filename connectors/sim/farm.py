@@ -8,60 +8,48 @@ for sandbox and production: only the URLs and credentials differ.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable
 from typing import Any
 
+from connectors.cloudflare.simulator import CloudflareSimulator
+from connectors.connectwise.simulator import ConnectWiseSimulator
+from connectors.datto.simulator import DattoSimulator
+from connectors.defender.simulator import DefenderSimulator
+from connectors.halo.simulator import HaloSimulator
+from connectors.librenms.simulator import LibreNMSSimulator
 from connectors.sandbox.dataset import SandboxDataset
+from connectors.sentinel.simulator import SentinelSimulator
 from connectors.sim.base import Faults, Simulator
+from connectors.statuscheck.simulator import StatusCheckSimulator
+from connectors.veeam.simulator import VeeamSimulator
+from connectors.zabbix.simulator import ZabbixSimulator
 
-SIMULATORS: dict[str, str] = {
-    "zabbix": "connectors.zabbix.simulator:ZabbixSimulator",
-    "librenms": "connectors.librenms.simulator:LibreNMSSimulator",
-    "connectwise": "connectors.connectwise.simulator:ConnectWiseSimulator",
-    "halo": "connectors.halo.simulator:HaloSimulator",
-    "datto": "connectors.datto.simulator:DattoSimulator",
-    "veeam": "connectors.veeam.simulator:VeeamSimulator",
-    "defender": "connectors.defender.simulator:DefenderSimulator",
-    "sentinel": "connectors.sentinel.simulator:SentinelSimulator",
-    "cloudflare": "connectors.cloudflare.simulator:CloudflareSimulator",
-    "statuscheck": "connectors.statuscheck.simulator:StatusCheckSimulator",
+SIMULATORS: dict[str, type[Simulator]] = {
+    "zabbix": ZabbixSimulator,
+    "librenms": LibreNMSSimulator,
+    "connectwise": ConnectWiseSimulator,
+    "halo": HaloSimulator,
+    "datto": DattoSimulator,
+    "veeam": VeeamSimulator,
+    "defender": DefenderSimulator,
+    "sentinel": SentinelSimulator,
+    "cloudflare": CloudflareSimulator,
+    "statuscheck": StatusCheckSimulator,
 }
-"""system -> "module:Class" of its loopback simulator (imported when the farm starts)."""
-
-
-def simulator_class(system: str) -> type[Simulator] | None:
-    target = SIMULATORS.get(system)
-    if target is None:
-        return None
-    module, _, name = target.partition(":")
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as err:
-        if err.name and module.startswith(err.name):
-            return None  # not written yet: the system stays on the in-process sandbox feed
-        raise
-    cls = getattr(mod, name, None)
-    return cls if isinstance(cls, type) and issubclass(cls, Simulator) else None
+"""system -> its loopback simulator (the sandbox's ``[sources.<system>]`` point at these)."""
 
 
 class SimulatorFarm:
     def __init__(self, dataset: SandboxDataset, systems: Iterable[str] | None = None, faults: dict[str, Faults] | None = None):
         self.dataset = dataset
         wanted = sorted(systems) if systems is not None else sorted({s for c in dataset.customers for s in c.stack.values()})
-        self.sims: dict[str, Simulator] = {}
-        self.in_process: list[str] = []
-        for system in wanted:
-            cls = simulator_class(system)
-            if cls is None:
-                self.in_process.append(system)
-            else:
-                self.sims[system] = cls(dataset)  # type: ignore[call-arg]
+        unknown = [s for s in wanted if s not in SIMULATORS]
+        if unknown:
+            raise ValueError(f"no simulator for {', '.join(unknown)} (known: {', '.join(SIMULATORS)})")
+        self.sims: dict[str, Simulator] = {s: SIMULATORS[s](dataset) for s in wanted}  # type: ignore[call-arg]
         for system, f in (faults or {}).items():
             if system in self.sims:
                 self.sims[system].faults = f
-            elif system in self.in_process:
-                raise ValueError(f"{system} has no simulator yet to inject faults into")
 
     async def start(self) -> SimulatorFarm:
         try:
@@ -83,10 +71,8 @@ class SimulatorFarm:
         await self.stop()
 
     def sources(self) -> dict[str, dict[str, Any]]:
-        """``[sources.<system>]`` for every system: the simulator's, or the in-process feed."""
-        out: dict[str, dict[str, Any]] = {s: sim.source_config() for s, sim in self.sims.items()}
-        out.update({s: {"type": "sandbox", "system": s} for s in self.in_process})
-        return out
+        """``[sources.<system>]`` for every system, pointing the real connector at its simulator."""
+        return {s: sim.source_config() for s, sim in self.sims.items()}
 
     def requests(self) -> dict[str, int]:
         return {s: len(sim.log) for s, sim in self.sims.items()}
