@@ -29,8 +29,10 @@ from typing import Any
 
 from cards import verbs
 from cards.elements import (
+    MAX_CARD_BYTES,
     Element,
     adaptive_card,
+    card_bytes,
     check_size,
     container,
     execute,
@@ -74,16 +76,37 @@ _STATE_COLOR = {
 }
 _STEP_ICON = {"done": "\u2705", "sent": "\u2705", "posted": "\u2705", "archived": "\u2705", "failed": "\u274c"}
 
-# Caps that keep the card bounded whatever the sources return (see test_sizes).
-_MAX_FLAGS = 15
-_MAX_LISTED = 10
-_MAX_NOT_OK_BACKUPS = 5
-_MAX_OPEN_INCIDENTS = 5
-_MAX_SUMMARY = 8
-_MAX_RECOMMENDATIONS = 5
-_MAX_STEPS = 10
-_TITLE = 160  # characters of a vendor title shown
-_SENTENCE = 600
+
+def commentary_length(text: str) -> int:
+    """Length as the card's ``maxLength`` counts it: UTF-16 code units (a JavaScript string's
+    length), so an emoji counts two. The bot must apply the same measure on save."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+@dataclass(frozen=True)
+class _Limits:
+    """How much of each list and text the card shows. The card is built with FULL; if it comes
+    out over the size budget (a 10 000-unit commentary of non-ASCII text is ~60 KB of JSON on
+    its own) it is rebuilt with COMPACT, then MINIMAL. The PDF always has everything."""
+
+    flags: int
+    flag_text: int
+    sentences: int
+    sentence_text: int
+    recommendations: int
+    changes: int
+    incidents: int
+    title_text: int
+    steps: int
+    step_text: int
+
+
+FULL = _Limits(10, 300, 6, 400, 3, 10, 5, 160, 10, 300)
+COMPACT = _Limits(6, 200, 3, 300, 1, 5, 3, 100, 10, 120)
+MINIMAL = _Limits(3, 120, 1, 200, 0, 0, 0, 80, 10, 40)
+_NOT_OK_BACKUPS = 5
+_FIGURE_TEXT = 300
+_MAX_URL = 512  # a longer step link is dropped rather than bloat the card (Graph webUrls are ~200)
 
 
 @dataclass(frozen=True)
@@ -135,46 +158,72 @@ def review_card(
     """
     if state not in STATES:
         raise ValueError(f"unknown draft state {state!r}; expected one of {', '.join(STATES)}")
-    if len(commentary) > MAX_COMMENTARY:
-        raise ValueError(f"commentary is {len(commentary)} characters; the limit is {MAX_COMMENTARY}")
+    if commentary_length(commentary) > MAX_COMMENTARY:
+        raise ValueError(f"commentary is {commentary_length(commentary)} characters; the limit is {MAX_COMMENTARY}")
     if pdf_url is not None and safe_url(pdf_url) is None:
         raise ValueError("pdf_url must be an absolute http(s) URL")
-    tz = tz or report.period.timezone
-    editable = state in EDITABLE_STATES
-    data = {"draft_id": draft_id, "version": version, "customer": report.customer.code}
+    view = _View(report, draft_id, version, state, commentary, pdf_url, approvers_note, steps, message, decision, tz)
+    for limits in (FULL, COMPACT):
+        card = view.build(limits)
+        if card_bytes(card) <= MAX_CARD_BYTES:
+            return card
+    return check_size(view.build(MINIMAL))
 
-    body: list[Element] = [_header(report, version, tz), _state_line(state, version, decision, tz)]
-    if state == "skipped" and decision is not None and decision.reason:
-        body.append(text_block(join(md("Reason:"), plain(decision.reason, limit=MAX_SKIP_REASON), sep=" ")))
-    if message:
-        body.append(text_block(plain(message, limit=300), color="accent", weight="Bolder"))
-    body += _flags(report)
-    body += _key_figures(report, tz)
-    body += _summary(report)
-    body += _commentary(commentary, editable)
-    if steps:
-        body += _steps(steps)
-    if approvers_note and editable:
-        body.append(text_block(plain(approvers_note, limit=300), isSubtle=True, size="Small", spacing="Medium"))
 
-    actions: list[Element] = []
-    if pdf_url is not None:
-        actions.append(open_url("Open draft PDF" if editable else "Open PDF", pdf_url))
-    if editable:
-        actions += [
-            execute("Save commentary", verbs.VERB_SAVE, data),
-            execute("Approve and send", verbs.VERB_APPROVE, data),
-            execute("Regenerate", verbs.VERB_REGENERATE, data),
-            _skip_action(data),
-        ]
+@dataclass(frozen=True)
+class _View:
+    report: Report
+    draft_id: str
+    version: int
+    state: str
+    commentary: str
+    pdf_url: str | None
+    approvers_note: str | None
+    steps: Sequence[DeliveryStepView]
+    message: str | None
+    decision: Decision | None
+    tz_name: str | None
 
-    c = report.customer
-    fallback = plain(
-        f"Weekly report for {c.name} ({c.code}), week ending {report.period.end_date.isoformat()}: "
-        "open this message in Teams to review it.",
-        limit=300,
-    )
-    return check_size(adaptive_card(body, actions, fallback_text=fallback))
+    def build(self, lim: _Limits) -> dict[str, Any]:
+        report, state, decision = self.report, self.state, self.decision
+        tz = self.tz_name or report.period.timezone
+        editable = state in EDITABLE_STATES
+        data = {"draft_id": self.draft_id, "version": self.version, "customer": report.customer.code}
+
+        body: list[Element] = [_header(report, self.version, tz), _state_line(state, self.version, decision, tz)]
+        if state == "skipped" and decision is not None and decision.reason:
+            reason = plain(decision.reason, limit=MAX_SKIP_REASON)
+            body.append(text_block(join(md("Reason:"), reason, sep=" ")))
+        if self.message:
+            body.append(text_block(plain(self.message, limit=300), color="accent", weight="Bolder"))
+        body += _flags(report, lim)
+        body += _key_figures(report, tz, lim)
+        body += _summary(report, lim)
+        body += _commentary(self.commentary, editable)
+        if self.steps:
+            body += _steps(self.steps, lim)
+        if self.approvers_note and editable:
+            note = plain(self.approvers_note, limit=300)
+            body.append(text_block(note, isSubtle=True, size="Small", spacing="Medium"))
+
+        actions: list[Element] = []
+        if self.pdf_url is not None:
+            actions.append(open_url("Open draft PDF" if editable else "Open PDF", self.pdf_url))
+        if editable:
+            actions += [
+                execute("Save commentary", verbs.VERB_SAVE, data),
+                execute("Approve and send", verbs.VERB_APPROVE, data),
+                execute("Regenerate", verbs.VERB_REGENERATE, data),
+                _skip_action(data),
+            ]
+
+        c = report.customer
+        fallback = plain(
+            f"Weekly report for {c.name} ({c.code}), week ending {report.period.end_date.isoformat()}: "
+            "open this message in Teams to review it.",
+            limit=300,
+        )
+        return adaptive_card(body, actions, fallback_text=fallback)
 
 
 # ---- pieces -------------------------------------------------------------------------------
@@ -230,24 +279,24 @@ def _state_line(state: str, version: int, decision: Decision | None, tz: str) ->
     return text_block(line, color=_STATE_COLOR[state], weight="Bolder", spacing="Small")
 
 
-def _flags(report: Report) -> list[Element]:
+def _flags(report: Report, lim: _Limits) -> list[Element]:
     flags = sorted(report.flags, key=lambda f: SEVERITY_ORDER.get(f.severity, 9))
     out: list[Element] = [heading(md(f"Flags ({len(flags)})"))]
     if not flags:
         out.append(text_block(md("No flags this week."), color="good"))
         return out
-    for f in flags[:_MAX_FLAGS]:
+    for f in flags[: lim.flags]:
         label = md(f"**{f.severity.upper()}**") if f.severity in SEVERITY_COLOR else plain(f.severity, limit=20)
         where = plain(SECTION_TITLES.get(f.section, f.section), limit=60)
         out.append(
             text_block(
-                join(label, where, plain(f.message, limit=_SENTENCE)),
+                join(label, where, plain(f.message, limit=lim.flag_text)),
                 color=SEVERITY_COLOR.get(f.severity, "default"),
                 spacing="Small",
             )
         )
-    if len(flags) > _MAX_FLAGS:
-        out.append(text_block(plain(f"\u2026 and {len(flags) - _MAX_FLAGS} more in the report."), isSubtle=True))
+    if len(flags) > lim.flags:
+        out.append(text_block(plain(f"\u2026 and {len(flags) - lim.flags} more in the report."), isSubtle=True))
     return out
 
 
@@ -260,7 +309,7 @@ def _figure(section: Section | None, tz: str) -> Markdown:
     if section is None:
         return md("not collected")
     if not section.ok or section.data is None:
-        return plain(f"unavailable \u2014 {section.error or 'no reason given'}", limit=_SENTENCE)
+        return plain(f"unavailable \u2014 {section.error or 'no reason given'}", limit=_FIGURE_TEXT)
     d = section.data
     if isinstance(d, Uptime):
         return plain(f"{fmt.pct(d.overall_pct)} overall (target {fmt.pct(d.target_pct)})")
@@ -289,9 +338,9 @@ def _figure(section: Section | None, tz: str) -> Markdown:
             f"{clip_name(p.name)} ({p.status}"
             + (f", last good {fmt.hours(p.rpo_hours)} ago" if p.rpo_hours is not None else "")
             + ")"
-            for p in bad[:_MAX_NOT_OK_BACKUPS]
+            for p in bad[:_NOT_OK_BACKUPS]
         ]
-        return plain(f"{rate}; not ok: {', '.join(shown)}{_more(bad, _MAX_NOT_OK_BACKUPS)}", limit=_SENTENCE)
+        return plain(f"{rate}; not ok: {', '.join(shown)}{_more(bad, _NOT_OK_BACKUPS)}", limit=_FIGURE_TEXT)
     if isinstance(d, Security):
         score = (
             f"secure score {fmt.pct(d.secure_score_pct, 1)} ({fmt.points(d.secure_score_change)})"
@@ -321,50 +370,65 @@ def _bullets(lines: Sequence[Markdown]) -> Markdown:
     return Markdown("\r".join(f"- {line}" for line in lines))
 
 
-def _key_figures(report: Report, tz: str) -> list[Element]:
+def _key_figures(report: Report, tz: str, lim: _Limits) -> list[Element]:
     sections = report.sections
     facts = [(plain(SECTION_TITLES[name]), _figure(sections.get(name), tz)) for name in SECTION_NAMES]
     out: list[Element] = [heading(md("Key figures")), fact_set(facts)]
-    out += _open_incidents(sections.get("security"))
-    out += _change_list(sections.get("changes"), tz)
+    out += _open_incidents(sections.get("security"), lim)
+    out += _change_list(sections.get("changes"), tz, lim)
     return out
 
 
-def _open_incidents(section: Section | None) -> list[Element]:
-    if section is None or not section.ok or not isinstance(section.data, Security) or not section.data.open_items:
+def _open_incidents(section: Section | None, lim: _Limits) -> list[Element]:
+    if (
+        not lim.incidents
+        or section is None
+        or not section.ok
+        or not isinstance(section.data, Security)
+        or not section.data.open_items
+    ):
         return []
     items = section.data.open_items
     lines = [
-        join(plain(i.severity.upper(), limit=20), plain(f"{i.title} (incident {i.id})", limit=_TITLE))
-        for i in items[:_MAX_OPEN_INCIDENTS]
+        join(plain(i.severity.upper(), limit=20), plain(f"{i.title} (incident {i.id})", limit=lim.title_text))
+        for i in items[: lim.incidents]
     ]
     out = [text_block(md("**Open incidents**"), spacing="Medium"), text_block(_bullets(lines), spacing="Small")]
-    if len(items) > _MAX_OPEN_INCIDENTS:
-        out.append(text_block(plain(f"\u2026 and {len(items) - _MAX_OPEN_INCIDENTS} more"), isSubtle=True))
+    if len(items) > lim.incidents:
+        out.append(text_block(plain(f"\u2026 and {len(items) - lim.incidents} more"), isSubtle=True))
     return out
 
 
-def _change_list(section: Section | None, tz: str) -> list[Element]:
-    if section is None or not section.ok or not isinstance(section.data, Changes) or not section.data.items:
+def _change_list(section: Section | None, tz: str, lim: _Limits) -> list[Element]:
+    if (
+        not lim.changes
+        or section is None
+        or not section.ok
+        or not isinstance(section.data, Changes)
+        or not section.data.items
+    ):
         return []
     items = section.data.items
-    lines = [join(plain(ch.title, limit=_TITLE), plain(fmt.when(ch.closed_at, tz))) for ch in items[:_MAX_LISTED]]
+    lines = [
+        join(plain(ch.title, limit=lim.title_text), plain(fmt.when(ch.closed_at, tz))) for ch in items[: lim.changes]
+    ]
     out = [text_block(md("**Changes**"), spacing="Medium"), text_block(_bullets(lines), spacing="Small")]
-    if len(items) > _MAX_LISTED:
-        more = plain(f"\u2026 and {len(items) - _MAX_LISTED} more in the PDF")
+    if len(items) > lim.changes:
+        more = plain(f"\u2026 and {len(items) - lim.changes} more in the PDF")
         out.append(text_block(more, isSubtle=True, spacing="None"))
     return out
 
 
-def _summary(report: Report) -> list[Element]:
+def _summary(report: Report, lim: _Limits) -> list[Element]:
     out: list[Element] = [heading(md("Executive summary"))]
-    sentences = report.summary[:_MAX_SUMMARY] or ("No summary was generated.",)
-    out += [text_block(plain(s, limit=_SENTENCE), spacing="Small") for s in sentences]
-    if report.recommendations:
+    sentences = report.summary[: lim.sentences] or ("No summary was generated.",)
+    out += [text_block(plain(s, limit=lim.sentence_text), spacing="Small") for s in sentences]
+    recommendations = report.recommendations[: lim.recommendations]
+    if recommendations:
         out.append(text_block(md("**Recommended actions**"), spacing="Medium"))
         out.append(
             text_block(
-                _bullets([plain(r, limit=_SENTENCE) for r in report.recommendations[:_MAX_RECOMMENDATIONS]]),
+                _bullets([plain(r, limit=lim.sentence_text) for r in recommendations]),
                 spacing="Small",
             )
         )
@@ -389,16 +453,16 @@ def _commentary(commentary: str, editable: bool) -> list[Element]:
     return [heading(md("Commentary")), text_block(shown, spacing="Small")]
 
 
-def _steps(steps: Sequence[DeliveryStepView]) -> list[Element]:
+def _steps(steps: Sequence[DeliveryStepView], lim: _Limits) -> list[Element]:
     facts = []
-    for s in steps[:_MAX_STEPS]:
+    for s in steps[: lim.steps]:
         icon = _STEP_ICON.get(s.status, "\u23f3" if s.status in ("pending", "running") else "\u2022")
         parts = [plain(f"{icon} {s.status}", limit=40)]
         if s.detail:
-            parts.append(plain(s.detail, limit=300))
-        if s.url and safe_url(s.url):
+            parts.append(plain(s.detail, limit=lim.step_text))
+        if s.url and len(s.url) <= _MAX_URL and safe_url(s.url):
             parts.append(link("open", s.url))
-        facts.append((plain(s.name, limit=60), join(*parts)))
+        facts.append((plain(s.name, limit=40), join(*parts)))
     return [heading(md("Delivery")), fact_set(facts)]
 
 

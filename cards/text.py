@@ -34,7 +34,7 @@ Markdown = NewType("Markdown", str)
 # date formatting (an Adaptive Card text feature). Parentheses are left alone: they only mean something right
 # after "]" (a link destination), and "]" is always escaped; escaping them would litter every
 # "(INITECH)" with backslashes for hosts that show escapes literally.
-_INLINE = re.compile(r"([\\`*_~\[\]<>&{])")
+_INLINE = str.maketrans({c: "\\" + c for c in "\\`*_~[]<>&{"})
 # Block syntax that only counts at the start of a line: ATX heading #, bullets - + (the * is
 # already escaped inline), setext underline / thematic break = -, and an ordered-list marker
 # "12." or "12)" followed by a space or the end of the line ("99.98 %" is not a list).
@@ -60,7 +60,7 @@ def clip(value: object, limit: int | None) -> str:
 
 
 def _escape_line(line: str) -> str:
-    line = _INLINE.sub(r"\\\1", line.strip())
+    line = line.strip().translate(_INLINE)
     return _LINE_START.sub(lambda m: "\\" + m.group(1) if m.group(1) else m.group(2) + "\\" + m.group(3), line)
 
 

@@ -19,7 +19,7 @@ def unknown_customer_card(code: str, close_matches: Sequence[str]) -> dict[str, 
     """
     body = [
         text_block(md("Unknown customer"), size="Medium", weight="Bolder", color="warning"),
-        text_block(join(md("No customer has the code"), plain(code.strip() or "(empty)", limit=40), sep=" ")),
+        text_block(join(md("No customer has the code \u201c"), plain(code.strip(), limit=40), md("\u201d."), sep="")),
     ]
     matches = list(dict.fromkeys(close_matches))[:_MAX_MATCHES]
     if matches:

@@ -22,6 +22,7 @@ import pytest
 NPM_PACKAGES: dict[str, str] = {
     "adaptivecards": "3.0.6",  # Microsoft's Adaptive Cards parser/renderer
     "@microsoft/app-manifest": "1.1.2",  # Teams app manifest schemas v1.0–v1.30 + validator
+    "fs-extra": "11.4.1",  # required by @microsoft/app-manifest 1.1.2 but not declared by it
     "ajv": "8.20.0",  # JSON Schema validator, for the official Adaptive Card 1.5 schema
     "ajv-formats": "3.0.1",
     "markdown-it": "14.3.3",  # a CommonMark renderer, to check what card text would display
@@ -69,7 +70,17 @@ def ensure_node_modules() -> Path:
         if missing:
             try:
                 subprocess.run(  # noqa: S603 - fixed argv, no shell
-                    [npm, "install", "--prefix", str(root), "--no-audit", "--no-fund", "--loglevel=error", *missing],
+                    [
+                        npm,
+                        "install",
+                        "--prefix",
+                        str(root),
+                        "--save-exact",
+                        "--no-audit",
+                        "--no-fund",
+                        "--loglevel=error",
+                        *missing,
+                    ],
                     check=True,
                     capture_output=True,
                     text=True,

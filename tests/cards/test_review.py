@@ -159,7 +159,7 @@ def test_unavailable_section_is_shown_as_unavailable_with_reason() -> None:
 
 def test_unavailable_sandbox_section(sandbox_reports: dict[str, Report]) -> None:
     f = facts(card(report=sandbox_reports["HOOLI"]))
-    assert f["Uptime and SLA"].startswith("unavailable — zabbix: API answered HTTP 502")
+    assert f["Uptime and SLA"].startswith("unavailable — zabbix:") and "502" in f["Uptime and SLA"]
     assert f["Service desk tickets"].startswith("28 opened")  # the rest of the report is intact
 
 

@@ -1,0 +1,105 @@
+"""Every card we build, checked by Microsoft's `adaptivecards` parser (Adaptive Card 1.5) and
+by the official 1.5 JSON schema, for all twelve sandbox customers in every draft state."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cards import Decision, help_card, review_card, rollup_card, status_card, unknown_customer_card
+from cards.review import EDITABLE_STATES, STATES
+from reporting.models import Report
+from reporting.rollup import RollupRow, rollup_rows
+from tests.cards.conftest import AC_SCHEMA, SANDBOX_CODES
+from tests.cards.nodetools import run_node, unavailable
+from tests.cards.test_review import APPROVED, PDF, STEPS
+
+VALIDATE = Path(__file__).with_name("validate_cards.js")
+HOSTILE = "<b>bold</b> **x** [x](javascript:alert(1)) <script>alert(1)</script>\n- item\n# head\n"
+
+
+def all_cards(reports: dict[str, Report]) -> dict[str, dict[str, Any]]:
+    cards: dict[str, dict[str, Any]] = {}
+    for code, report in reports.items():
+        for state in STATES:
+            decision = Decision("Ann Engineer", APPROVED.at, "paused") if state not in EDITABLE_STATES else None
+            cards[f"review/{code}/{state}"] = review_card(
+                report,
+                draft_id=f"d-{code}",
+                version=2,
+                state=state,
+                commentary=HOSTILE,
+                pdf_url=PDF,
+                approvers_note="Approvers: Ann Engineer",
+                steps=STEPS if state in ("delivering", "delivered", "failed") else (),
+                message="Commentary saved." if state == "saved" else None,
+                decision=decision,
+            )
+    rows = rollup_rows(reports.values())
+    cards["rollup/sandbox"] = rollup_card(rows, date(2026, 11, 16), "Northwind Managed Services")
+    many = [
+        RollupRow(f"C{i:03}", f"Customer {i}", ("red", "amber", "green")[i % 3], "x" * 200, "y" * 200, ())
+        for i in range(600)
+    ]
+    cards["rollup/condensed"] = rollup_card(many, date(2026, 11, 16), "Northwind")
+    cards["help"] = help_card(note="In this channel only ACME can be run.")
+    cards["unknown"] = unknown_customer_card("ACMEE", ["ACME"])
+    cards["status"] = status_card([(code, "drafted", 1, None) for code in SANDBOX_CODES], period_end=date(2026, 11, 16))
+    cards["status/empty"] = status_card([])
+    return cards
+
+
+@pytest.fixture(scope="module")
+def checked(sandbox_reports: dict[str, Report], node_modules: Path) -> dict[str, Any]:
+    cards = all_cards(sandbox_reports)
+    schema = str(AC_SCHEMA) if AC_SCHEMA.exists() else None
+    return {
+        "cards": cards,
+        "schema": schema,
+        "results": run_node(str(VALIDATE), {"cards": cards, "schema": schema}, node_modules),
+    }
+
+
+def test_every_card_parses_cleanly_as_adaptive_card_1_5(checked: dict[str, Any]) -> None:
+    results = checked["results"]
+    assert len(results) == 12 * len(STATES) + 6
+    problems = {name: r["parser"] for name, r in results.items() if r["parser"]}
+    assert problems == {}
+
+
+def test_every_card_matches_the_official_1_5_schema(checked: dict[str, Any]) -> None:
+    if checked["schema"] is None:
+        unavailable(f"the official Adaptive Card 1.5 schema is not at {AC_SCHEMA} (set REPORTBOT_AC_SCHEMA)")
+    problems = {name: r["schema"][:5] for name, r in checked["results"].items() if r["schema"]}
+    assert problems == {}
+
+
+def test_no_data_string_renders_as_markup(checked: dict[str, Any]) -> None:
+    """Rendered through CommonMark, card text produces only paragraphs, line breaks, our own bold
+    labels and bullet lists, and links only in the delivery steps — never a script, image,
+    heading, quote, code span or a link elsewhere."""
+    allowed = re.compile(r"</?(p|strong|ul|li)>|<br>|<a href=\"https://teams\.example/l/message/1\">|</a>")
+    for name, result in checked["results"].items():
+        for t in result["texts"]:
+            leftover = allowed.sub("", t["html"])
+            assert "<" not in leftover.replace("&lt;", ""), f"{name} {t['path']}: {t['html'][:300]!r}"
+
+
+def test_hostile_commentary_is_shown_as_text(checked: dict[str, Any]) -> None:
+    for state in ("approved", "skipped"):
+        texts = checked["results"][f"review/ACME/{state}"]["texts"]
+        (shown,) = [t for t in texts if "script" in t["text"]]
+        assert shown["html"] == (
+            "<p>&lt;b&gt;bold&lt;/b&gt; **x** [x](javascript:alert(1)) &lt;script&gt;alert(1)&lt;/script&gt;</p>\n"
+            "<p>- item</p>\n<p># head</p>\n"
+        )
+
+
+def test_hostile_commentary_is_verbatim_in_the_input(checked: dict[str, Any]) -> None:
+    card = checked["cards"]["review/ACME/drafted"]
+    (field,) = [n for n in card["body"] if n.get("id") == "commentary"]
+    assert field["value"] == HOSTILE
