@@ -1,0 +1,1 @@
+from tests.cards.nodetools import node_modules  # noqa: F401 - fixture
