@@ -190,12 +190,11 @@ class ZabbixClient:
 
     # -- per customer ----------------------------------------------------------------------------
     async def _groups_key(self) -> str:
-        """``selectHostGroups`` (6.2+) or ``selectGroups`` (6.0), by server version."""
-        return "selectHostGroups" if await self.version() >= (6, 2, 0) else "selectGroups"
-
-    async def groups_field(self) -> str:
-        """The key the answer carries the groups under: ``hostgroups`` (6.2+) or ``groups`` (6.0)."""
-        return "hostgroups" if await self.version() >= (6, 2, 0) else "groups"
+        """``selectHostGroups`` on 7.0+, ``selectGroups`` before: 6.2 introduced the former and
+        deprecated the latter, 7.2 removed ``selectGroups`` from host.get and maintenance.get;
+        ``selectGroups`` therefore works on every version up to 7.0. The answer carries
+        ``hostgroups`` or ``groups`` accordingly (the mapper reads either)."""
+        return "selectHostGroups" if await self.version() >= (7, 0, 0) else "selectGroups"
 
     async def hosts(self, groupid: str) -> list[dict[str, Any]]:
         """The hosts of a host group with their tags and groups."""

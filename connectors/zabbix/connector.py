@@ -150,12 +150,11 @@ class ZabbixConnector:
             self._events(groupid, start, end),
             self._sla(customer, group_name, period),
         )
-        groups_key = await self.client.groups_field()
-        devices, host_groups = self._devices(hosts, groups_key)
+        devices, host_groups = self._devices(hosts)
         if not devices:
             raise SourceDataError(SYSTEM, f"host group {group_name!r} has no monitored hosts")
         outages = self._outages(problems, recoveries, {d.id for d in devices})
-        outages += self._maintenance_outages(maintenances, host_groups, groups_key, start, end)
+        outages += self._maintenance_outages(maintenances, host_groups, start, end)
         sla_pct = sla_name = None
         target = targets.uptime_pct
         if sla is not None:
@@ -196,11 +195,9 @@ class ZabbixConnector:
     # -- reads ---------------------------------------------------------------------------------
     async def _hosts_and_maintenances(self, groupid: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         hosts = await self.client.hosts(groupid)
-        key = await self.client.groups_field()
         groupids = {groupid}
         for h in hosts:
-            for g in Fields(SYSTEM, h, "host.get item").list(key):
-                groupids.add(Fields(SYSTEM, g, f"host.get item → {key}").str("groupid"))
+            groupids |= _groupids(Fields(SYSTEM, h, "host.get item"))
         return hosts, await self.client.maintenances(sorted(groupids, key=int))
 
     async def _events(self, groupid: str, start: int, end: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -245,7 +242,7 @@ class ZabbixConnector:
                 return f.str("value") or UNASSIGNED
         return UNASSIGNED
 
-    def _devices(self, hosts: list[dict[str, Any]], groups_key: str) -> tuple[list[Device], dict[str, set[str]]]:
+    def _devices(self, hosts: list[dict[str, Any]]) -> tuple[list[Device], dict[str, set[str]]]:
         devices = []
         host_groups: dict[str, set[str]] = {}
         for h in hosts:
@@ -260,9 +257,7 @@ class ZabbixConnector:
                     hostid, f.str("name"), self._tag(tags, self.site_tag, where), self._tag(tags, self.class_tag, where)
                 )
             )
-            host_groups[hostid] = {
-                Fields(SYSTEM, g, f"host.get item {hostid} → {groups_key}").str("groupid") for g in f.list(groups_key)
-            }
+            host_groups[hostid] = _groupids(f)
         return devices, host_groups
 
     def _outages(
@@ -295,12 +290,7 @@ class ZabbixConnector:
         return out
 
     def _maintenance_outages(
-        self,
-        maintenances: list[dict[str, Any]],
-        host_groups: dict[str, set[str]],
-        groups_key: str,
-        start: int,
-        end: int,
+        self, maintenances: list[dict[str, Any]], host_groups: dict[str, set[str]], start: int, end: int
     ) -> list[Outage]:
         out = []
         for m in maintenances:
@@ -311,9 +301,7 @@ class ZabbixConnector:
             if not windows:
                 continue
             hosts = {Fields(SYSTEM, h, "maintenance.get item → hosts").str("hostid") for h in f.list("hosts")}
-            groups = {
-                Fields(SYSTEM, g, f"maintenance.get item → {groups_key}").str("groupid") for g in f.list(groups_key)
-            }
+            groups = _groupids(f)
             for hostid, hgroups in host_groups.items():
                 if hostid in hosts or hgroups & groups:
                     out += [Outage(hostid, _ts(a), _ts(b), planned=True) for a, b in windows]
@@ -338,6 +326,13 @@ class ZabbixConnector:
             ):
                 return True
         return False
+
+
+def _groupids(f: Fields) -> set[str]:
+    """The group ids of a host or maintenance: ``hostgroups`` (``selectHostGroups``) or
+    ``groups`` (``selectGroups``), whichever the server answered with."""
+    key = "hostgroups" if f.has("hostgroups") or not f.has("groups") else "groups"
+    return {Fields(SYSTEM, g, f"{f.where} → {key}").str("groupid") for g in f.list(key)}
 
 
 def _ts(epoch_s: int) -> datetime:

@@ -516,18 +516,22 @@ class ZabbixSimulator(Simulator):
 
     # -- helpers ---------------------------------------------------------------------------------------
     def _check(self, params: dict[str, Any], allowed: set[str]) -> None:
-        groups_param = "selectHostGroups" if self.v >= (6, 2, 0) else "selectGroups"
+        """Unknown parameters are refused. ``selectHostGroups`` exists from 6.2; ``selectGroups``
+        (deprecated from 6.2) was removed from host.get and maintenance.get in 7.2."""
         for k in params:
-            if k in ("selectHostGroups", "selectGroups") and k in allowed:
-                if k != groups_param:
-                    raise _unexpected(k)
-                continue
             if k not in allowed:
                 raise _unexpected(k)
+            if k == "selectHostGroups" and self.v < (6, 2, 0):
+                raise _unexpected(k)
+            if k == "selectGroups" and self.v >= (7, 2, 0):
+                raise _unexpected(k)
 
-    @property
-    def _groups_out(self) -> str:
-        return "hostgroups" if self.v >= (6, 2, 0) else "groups"
+    @staticmethod
+    def _select_groups(row: dict[str, Any], p: dict[str, Any], groupids: list[str]) -> None:
+        if p.get("selectHostGroups") is not None:
+            row["hostgroups"] = [{"groupid": g} for g in groupids]
+        if p.get("selectGroups") is not None:
+            row["groups"] = [{"groupid": g} for g in groupids]
 
     @staticmethod
     def _project(row: dict[str, Any], output: Any) -> dict[str, Any]:
@@ -610,9 +614,7 @@ class ZabbixSimulator(Simulator):
                     {"tag": "site", "value": h.site},
                     {"tag": "class", "value": h.klass},
                 ]
-            gp = "selectHostGroups" if self.v >= (6, 2, 0) else "selectGroups"
-            if p.get(gp) is not None:
-                row[self._groups_out] = [{"groupid": g} for g in h.groupids]
+            self._select_groups(row, p, h.groupids)
             out.append(row)
         return self._limit(out, p)
 
@@ -655,9 +657,7 @@ class ZabbixSimulator(Simulator):
                 row["timeperiods"] = [dict(t) for t in m["_timeperiods"]]
             if p.get("selectHosts") is not None:
                 row["hosts"] = [{"hostid": h} for h in m["_hosts"]]
-            gp = "selectHostGroups" if self.v >= (6, 2, 0) else "selectGroups"
-            if p.get(gp) is not None:
-                row[self._groups_out] = [{"groupid": g} for g in m["_groups"]]
+            self._select_groups(row, p, m["_groups"])
             if p.get("selectTags") is not None:
                 row["tags"] = [dict(t) for t in m["_tags"]]
             out.append(row)
