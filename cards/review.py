@@ -151,10 +151,13 @@ def review_card(
     ``approvers_note`` says who may approve (e.g. "Anyone here may approve: sandbox mode").
     ``message`` is a one-line notice on top (e.g. "This card was out of date; here is the
     current draft."). ``decision`` is who approved/skipped and when. ``tz`` is the timezone for
-    times on the card (default: the customer's).
+    times on the card (default: the customer's; the bot may pass the MSP's).
 
-    Raises ValueError for an unknown state, over-long commentary or a non-http(s) ``pdf_url``,
-    and :class:`cards.elements.CardTooLarge` if the card would exceed the size budget.
+    Lists and long texts are capped; if the card still comes out over the size budget it is
+    rebuilt with shorter lists (see :class:`_Limits`) — the commentary and the actions are never
+    cut. Raises ValueError for an unknown state, commentary over :data:`MAX_COMMENTARY` UTF-16
+    units or a non-http(s) ``pdf_url``, and :class:`cards.elements.CardTooLarge` if even the
+    condensed card is too big (not reachable with the caps in place; see tests/cards/test_sizes).
     """
     if state not in STATES:
         raise ValueError(f"unknown draft state {state!r}; expected one of {', '.join(STATES)}")

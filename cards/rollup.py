@@ -45,7 +45,7 @@ def _row(r: RollupRow, *, text_limit: int, with_flags: bool) -> Element:
         color=STATUS_COLOR.get(r.status, "default"),
         weight="Bolder",
     )
-    return container([column_set([column([label], width="auto"), column(details)])], separator=True)
+    return container([column_set([column([label], width="80px"), column(details)])], separator=True)
 
 
 def _header(rows: Sequence[RollupRow], period_end: date, msp_name: str) -> list[Element]:
