@@ -3,6 +3,7 @@ by the official 1.5 JSON schema, for all twelve sandbox customers in every draft
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import date
 from pathlib import Path
@@ -10,7 +11,16 @@ from typing import Any
 
 import pytest
 
-from cards import Decision, help_card, review_card, rollup_card, status_card, unknown_customer_card
+from cards import (
+    MAX_CARD_BYTES,
+    Decision,
+    card_bytes,
+    help_card,
+    review_card,
+    rollup_card,
+    status_card,
+    unknown_customer_card,
+)
 from cards.review import EDITABLE_STATES, STATES
 from reporting.models import Report
 from reporting.rollup import RollupRow, rollup_rows
@@ -20,6 +30,7 @@ from tests.cards.test_review import APPROVED, PDF, STEPS
 
 VALIDATE = Path(__file__).with_name("validate_cards.js")
 HOSTILE = "<b>bold</b> **x** [x](javascript:alert(1)) <script>alert(1)</script>\n- item\n# head\n"
+HOSTILE_10K = (HOSTILE * 200)[:10_000]
 
 
 def all_cards(reports: dict[str, Report]) -> dict[str, dict[str, Any]]:
@@ -39,6 +50,16 @@ def all_cards(reports: dict[str, Report]) -> dict[str, dict[str, Any]]:
                 message="Commentary saved." if state == "saved" else None,
                 decision=decision,
             )
+    for state in ("drafted", "approved"):
+        cards[f"hostile-10k/{state}"] = review_card(
+            reports["ACME"],
+            draft_id="d-ACME",
+            version=2,
+            state=state,
+            commentary=HOSTILE_10K,
+            pdf_url=PDF,
+            decision=APPROVED if state == "approved" else None,
+        )
     rows = rollup_rows(reports.values())
     cards["rollup/sandbox"] = rollup_card(rows, date(2026, 11, 16), "Northwind Managed Services")
     many = [
@@ -66,7 +87,7 @@ def checked(sandbox_reports: dict[str, Report], node_modules: Path) -> dict[str,
 
 def test_every_card_parses_cleanly_as_adaptive_card_1_5(checked: dict[str, Any]) -> None:
     results = checked["results"]
-    assert len(results) == 12 * len(STATES) + 6
+    assert len(results) == 12 * len(STATES) + 8
     problems = {name: r["parser"] for name, r in results.items() if r["parser"]}
     assert problems == {}
 
@@ -103,3 +124,20 @@ def test_hostile_commentary_is_verbatim_in_the_input(checked: dict[str, Any]) ->
     card = checked["cards"]["review/ACME/drafted"]
     (field,) = [n for n in card["body"] if n.get("id") == "commentary"]
     assert field["value"] == HOSTILE
+
+
+def _visible(rendered: str) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", "", rendered))
+
+
+def test_hostile_10k_commentary(checked: dict[str, Any]) -> None:
+    """10 000 characters of hostile commentary: verbatim in the input while the draft is open,
+    shown as literal text once approved (each line its own paragraph), card under 80 KB."""
+    drafted, approved = checked["cards"]["hostile-10k/drafted"], checked["cards"]["hostile-10k/approved"]
+    (field,) = [n for n in drafted["body"] if n.get("id") == "commentary"]
+    assert field["value"] == HOSTILE_10K
+    assert card_bytes(drafted) < MAX_CARD_BYTES and card_bytes(approved) < MAX_CARD_BYTES
+    (shown,) = [t for t in checked["results"]["hostile-10k/approved"]["texts"] if "script" in t["text"]]
+    assert not re.search(r"<(?!/?p>)", shown["html"]), "only paragraphs"
+    paragraphs = [_visible(p) for p in re.findall(r"<p>(.*?)</p>", shown["html"], flags=re.S)]
+    assert paragraphs == [line.strip() for line in HOSTILE_10K.splitlines() if line.strip()]
