@@ -219,6 +219,8 @@ class HttpSource:
             msg = self._error_message(resp)
             return f"— {_short(msg)}" if msg else ""
         if "html" in ctype or resp.content.lstrip()[:1] == b"<":
+            if resp.status_code >= 500:
+                return "(an HTML error page: the proxy or web server in front of the API)"
             return "(an HTML page, not the API: a proxy or login page?)"
         return ""
 

@@ -7,7 +7,8 @@ import pytest
 from reporting.config import ConfigError, load_config, parse_config
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "example-config.toml"
-ENV = {"REPORTBOT_APP_PASSWORD": "app-secret-value", "ZABBIX_TOKEN": "zbx-secret-value", "PGPASSWORD": "x"}
+ENV = {"REPORTBOT_APP_PASSWORD": "app-secret-value", "ZABBIX_API_TOKEN": "zbx-secret-value", "PGPASSWORD": "x",
+       "CW_PUBLIC_KEY": "cw-public", "CW_PRIVATE_KEY": "cw-private-value", "CW_CLIENT_ID": "cw-client"}
 
 
 def base(**customer: object) -> dict:
@@ -25,9 +26,10 @@ def problems(data: dict, env: dict | None = None) -> list[str]:
 def test_example_config_is_valid_and_secrets_stay_secret() -> None:
     cfg = load_config(DOCS, env=ENV)
     assert cfg.customer("ACME").uptime_target_pct == 99.9
-    assert cfg.sources["zabbix"].secret("token") == "zbx-secret-value"
+    assert cfg.sources["zabbix"].secret("api_token") == "zbx-secret-value"
+    assert cfg.sources["connectwise"].secret("private_key") == "cw-private-value"
     shown = repr(cfg) + str(cfg.model_dump())
-    assert "zbx-secret-value" not in shown and "app-secret-value" not in shown
+    assert "zbx-secret-value" not in shown and "app-secret-value" not in shown and "cw-private-value" not in shown
 
 
 def test_missing_env_var_names_the_key() -> None:
@@ -35,7 +37,7 @@ def test_missing_env_var_names_the_key() -> None:
         load_config(DOCS, env={})
     text = str(info.value)
     assert f"{DOCS}: teams.app_password: environment variable REPORTBOT_APP_PASSWORD is not set" in text
-    assert "sources.zabbix.token: environment variable ZABBIX_TOKEN is not set" in text
+    assert "sources.zabbix.api_token: environment variable ZABBIX_API_TOKEN is not set" in text
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ PLANTED = {
     "GLOBEX": ("backup_stale", "backups", "GLOBEX-FS01 last backed up"),
     "INITECH": ("open_incident", "security", "Suspicious sign-in to finance mailbox"),
     "UMBRELLA": ("ticket_trend_worse", "tickets", "Tickets opened rose"),
-    "HOOLI": ("data_unavailable", "uptime", "502 Bad Gateway"),
+    "HOOLI": ("data_unavailable", "uptime", "zabbix: POST /api_jsonrpc.php: HTTP 502"),
     "STARK": ("site_down", "sites", "www.stark.example was unavailable for 2 h"),
     "WONKA": ("backup_failed", "backups", "WONKA-SQL01"),
     "CYBERDYNE": ("secure_score_drop", "security", "Secure Score fell 8.0 points"),

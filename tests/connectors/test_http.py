@@ -54,7 +54,7 @@ async def test_5xx_exhausts_retries_with_growing_backoff():
     src, sleep = source(lambda r: httpx.Response(502, text="<html>bad gateway</html>", headers={"content-type": "text/html"}))
     with pytest.raises(SourceUnavailable) as err:
         await src.get_json("https://vendor.test/api/x?token=s3cret-token")
-    assert str(err.value).startswith("acmevendor: GET /api/x: HTTP 502 (an HTML page")
+    assert str(err.value).startswith("acmevendor: GET /api/x: HTTP 502 (an HTML error page: the proxy or web server")
     assert "after 4 attempts" in str(err.value)
     assert "s3cret" not in str(err.value)
     assert len(sleep.waits) == 3 and sleep.waits[0] < sleep.waits[2]

@@ -362,7 +362,7 @@ async def test_5xx_burst_is_retried_and_a_long_one_is_unavailable():
     assert len(up.by_site) == 2
     state["left"] = 99
     with pytest.raises(
-        SourceUnavailable, match=r"POST /zabbix/api_jsonrpc.php: HTTP 502 \(an HTML page.*after 4 attempts"
+        SourceUnavailable, match=r"POST /zabbix/api_jsonrpc.php: HTTP 502 \(an HTML .*after 4 attempts"
     ):
         await fetch(MockZabbix(week_answers() | {"host.get": flaky}))
 
