@@ -60,6 +60,7 @@ class TicketRecord:
     resolve_by: datetime | None  # the PSA's resolution target
     met_sla: bool | None = None  # the PSA's own verdict when it gives one
     is_change: bool = False
+    sla_excluded: bool = False  # the PSA marks it outside SLA measurement (e.g. Halo excludefromsla)
 
 
 @dataclass(frozen=True)
@@ -215,11 +216,13 @@ def tickets_section(tickets: Iterable[TicketRecord], period: Period, target_pct:
     """Ticket throughput and SLA.
 
     opened = created in period; closed = closed in period; backlog = created before end and not
-    closed before end. sla_attainment_pct = 100 × met / closed-in-period (None if none closed),
-    where met is the PSA's own verdict or closed <= resolve_by. sla_breaches = closed-in-period
-    that missed + open at end with resolve_by < end. by_priority counts tickets opened.
+    closed before end. sla_attainment_pct = 100 × met / (closed-in-period − excluded) (None if
+    that is 0), where met is the PSA's own verdict or closed <= resolve_by, and excluded are
+    tickets the PSA keeps out of SLA measurement. sla_breaches = closed-in-period that missed +
+    open at end with resolve_by < end (excluded tickets never breach). by_priority counts
+    tickets opened.
     """
-    opened = closed = backlog = met = breaches = 0
+    opened = closed = backlog = met = measured = breaches = 0
     prio: Counter[str] = Counter()
     for t in tickets:
         if t.is_change:
@@ -229,20 +232,22 @@ def tickets_section(tickets: Iterable[TicketRecord], period: Period, target_pct:
             prio[t.priority] += 1
         if _in(t.closed, period):
             closed += 1
-            if _met(t):
-                met += 1
-            else:
-                breaches += 1
+            if not t.sla_excluded:
+                measured += 1
+                if _met(t):
+                    met += 1
+                else:
+                    breaches += 1
         if t.created < period.end and (t.closed is None or t.closed >= period.end):
             backlog += 1
-            if t.resolve_by is not None and t.resolve_by < period.end:
+            if not t.sla_excluded and t.resolve_by is not None and t.resolve_by < period.end:
                 breaches += 1
     return Tickets(
         opened=opened,
         closed=closed,
         backlog=backlog,
         sla_breaches=breaches,
-        sla_attainment_pct=None if closed == 0 else 100.0 * met / closed,
+        sla_attainment_pct=None if measured == 0 else 100.0 * met / measured,
         by_priority=dict(sorted(prio.items())),
         target_pct=target_pct,
     )

@@ -89,6 +89,16 @@ def test_tickets_definitions() -> None:
     assert ch.count == 1 and ch.items[0].title == "chg"
     assert tickets_section([], P, 90.0).sla_attainment_pct is None
 
+    # tickets the PSA keeps out of SLA measurement: counted as opened/closed/backlog, never in the SLA
+    excluded = [
+        TicketRecord("9", "x", "Low", t(0, 9), t(3, 9), t(0, 10), sla_excluded=True),  # closed late, excluded
+        TicketRecord("10", "y", "Low", t(0, 9), None, t(0, 10), sla_excluded=True),  # open past target, excluded
+    ]
+    tk2 = tickets_section(tickets + excluded, P, 90.0)
+    assert (tk2.opened, tk2.closed, tk2.backlog) == (8, 5, 4)
+    assert tk2.sla_attainment_pct == 50.0 and tk2.sla_breaches == 3
+    assert tickets_section(excluded[:1], P, 90.0).sla_attainment_pct is None
+
 
 def test_backups_statuses_and_rpo() -> None:
     runs = [

@@ -22,8 +22,8 @@ records:
   inside, ``"O"`` outside; if Halo gives neither, ``dateclosed <= fixbydate``;
 - ``resolve_by`` = ``fixbydate`` (Halo's resolution target, moved by Halo for time on hold): a
   ticket open at period end past it is a breach;
-- tickets with ``excludefromsla = true`` have no target: never a breach (and, by the shared
-  formula, count as met when closed);
+- tickets with ``excludefromsla = true`` are ``sla_excluded``: left out of attainment's
+  denominator and never a breach;
 - ``is_change`` = ``tickettype_id == change_ticket_type_id``; changes count only in ``changes``;
 - ``priority`` = the name of (``sla_id``, ``priority_id``) in ``GET /api/Priority``.
 """
@@ -244,12 +244,13 @@ class HaloConnector:
                     raise SourceDataError(SYSTEM, f"{f.where}: ticket {ticket_id} is listed as closed but has no dateclosed")
             met: bool | None = None
             resolve_by: datetime | None = None
-            if not is_change and not f.opt_bool("excludefromsla"):
+            excluded = bool(f.opt_bool("excludefromsla")) and not is_change
+            if not is_change and not excluded:
                 resolve_by = _halo_time(f, "fixbydate")
                 if closed is not None and period.start <= closed < period.end:
                     met = self._verdict(f, ticket_id, closed, resolve_by)
             priority = "Change" if is_change else self._priority_name(f, week.priorities)
-            out.append(TicketRecord(str(ticket_id), f.str("summary"), priority, created, closed, resolve_by, met, is_change))
+            out.append(TicketRecord(str(ticket_id), f.str("summary"), priority, created, closed, resolve_by, met, is_change, excluded))
         return out
 
     @staticmethod
