@@ -74,9 +74,25 @@ def all_cards(reports: dict[str, Report]) -> dict[str, dict[str, Any]]:
     return cards
 
 
+# Deliberately broken cards: the validators must object to each, or a clean pass means nothing.
+BROKEN: dict[str, dict[str, Any]] = {
+    "broken/element": {"type": "AdaptiveCard", "version": "1.5", "body": [{"type": "Bogus"}]},
+    "broken/colour": {
+        "type": "AdaptiveCard",
+        "version": "1.5",
+        "body": [{"type": "TextBlock", "text": "x", "color": "purple"}],
+    },
+    "broken/duplicate-id": {
+        "type": "AdaptiveCard",
+        "version": "1.5",
+        "body": [{"type": "Input.Text", "id": "a"}, {"type": "Input.Text", "id": "a"}],
+    },
+}
+
+
 @pytest.fixture(scope="module")
 def checked(sandbox_reports: dict[str, Report], node_modules: Path) -> dict[str, Any]:
-    cards = all_cards(sandbox_reports)
+    cards = all_cards(sandbox_reports) | BROKEN
     schema = str(AC_SCHEMA) if AC_SCHEMA.exists() else None
     return {
         "cards": cards,
@@ -86,16 +102,27 @@ def checked(sandbox_reports: dict[str, Report], node_modules: Path) -> dict[str,
 
 
 def test_every_card_parses_cleanly_as_adaptive_card_1_5(checked: dict[str, Any]) -> None:
-    results = checked["results"]
+    results = {name: r for name, r in checked["results"].items() if not name.startswith("broken/")}
     assert len(results) == 12 * len(STATES) + 8
     problems = {name: r["parser"] for name, r in results.items() if r["parser"]}
     assert problems == {}
 
 
+def test_validators_object_to_broken_cards(checked: dict[str, Any]) -> None:
+    for name in BROKEN:
+        assert checked["results"][name]["parser"], name
+        if checked["schema"] is not None and name != "broken/duplicate-id":  # ids are not a schema matter
+            assert checked["results"][name]["schema"], name
+
+
 def test_every_card_matches_the_official_1_5_schema(checked: dict[str, Any]) -> None:
     if checked["schema"] is None:
         unavailable(f"the official Adaptive Card 1.5 schema is not at {AC_SCHEMA} (set REPORTBOT_AC_SCHEMA)")
-    problems = {name: r["schema"][:5] for name, r in checked["results"].items() if r["schema"]}
+    problems = {
+        name: r["schema"][:5]
+        for name, r in checked["results"].items()
+        if r["schema"] and not name.startswith("broken/")
+    }
     assert problems == {}
 
 
@@ -105,6 +132,8 @@ def test_no_data_string_renders_as_markup(checked: dict[str, Any]) -> None:
     heading, quote, code span or a link elsewhere."""
     allowed = re.compile(r"</?(p|strong|ul|li)>|<br>|<a href=\"https://teams\.example/l/message/1\">|</a>")
     for name, result in checked["results"].items():
+        if name.startswith("broken/"):
+            continue
         for t in result["texts"]:
             leftover = allowed.sub("", t["html"])
             assert "<" not in leftover.replace("&lt;", ""), f"{name} {t['path']}: {t['html'][:300]!r}"
