@@ -12,7 +12,8 @@ Zabbix objects into its records):
   unresolved (``r_eventid`` "0").
 - Planned time of a device = its maintenance windows (``maintenance.get`` for the groups of the
   customer's hosts: one-time time periods ``[start_date, start_date + period)`` cut to
-  ``[active_since, active_till)``, of maintenances that name the host or one of its groups) and,
+  ``[active_since, active_till)``, of maintenances that name the host or one of its groups;
+  daily/weekly/monthly periods evaluated in ``server_timezone``) and,
   when the SLA path is used, the SLA's excluded downtimes (they apply to every device).
 - ``uptime_pct`` of a site/class/all = 100 × Σ(monitored − down) / Σ monitored over its devices,
   where monitored = period − planned and down = down time − planned (device-weighted).
@@ -29,8 +30,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from connectors.base import ConnectorContext, ConnectorError, SourceDataError, SourceRecord
 from connectors.fields import Fields, epoch
@@ -40,6 +42,7 @@ from reporting import metrics
 from reporting.config import CustomerConfig, SourceConfig
 from reporting.metrics import Device, Outage
 from reporting.models import Period, SectionData, Targets
+from reporting.period import PeriodError, zone
 
 UNASSIGNED = "unassigned"
 T = TypeVar("T")
@@ -112,6 +115,12 @@ class ZabbixConnector:
         )
         self.sla_tag = str(source.option("sla_tag", "customer"))
         self.group_prefix = str(source.option("customer_group_prefix", "Customers/"))
+        self.server_tz: ZoneInfo | None = None
+        if source.option("server_timezone"):
+            try:
+                self.server_tz = zone(str(source.option("server_timezone")))
+            except PeriodError as err:
+                self._config_error = SourceDataError(SYSTEM, f"sources.{name}.server_timezone: {err}")
         try:
             page_size = int(source.option("page_size", 1000))
         except (TypeError, ValueError):
@@ -297,7 +306,7 @@ class ZabbixConnector:
             f = Fields(SYSTEM, m, "maintenance.get item")
             if not self._maintenance_covers_down(f):
                 continue
-            windows = _maintenance_windows(f, start, end)
+            windows = _maintenance_windows(f, start, end, self.server_tz, self.name)
             if not windows:
                 continue
             hosts = {Fields(SYSTEM, h, "maintenance.get item → hosts").str("hostid") for h in f.list("hosts")}
@@ -339,26 +348,84 @@ def _ts(epoch_s: int) -> datetime:
     return datetime.fromtimestamp(epoch_s, UTC)
 
 
-def _maintenance_windows(m: Fields, start: int, end: int) -> list[tuple[int, int]]:
-    """One-time windows of a maintenance, cut to its active range (epoch seconds). A recurring
-    time period active during the report period is an error: not supported, never ignored."""
+def _maintenance_windows(
+    m: Fields, start: int, end: int, server_tz: ZoneInfo | None, source_name: str = SYSTEM
+) -> list[tuple[int, int]]:
+    """The windows of a maintenance that touch ``[start, end)``, cut to its active range
+    ``[active_since, active_till)`` (epoch seconds).
+
+    One-time periods (``timeperiod_type`` 0): ``[start_date, start_date + period)``. Recurring
+    ones (2 daily, 3 weekly, 4 monthly) are evaluated the way the Zabbix server does, in the
+    server's local time, which the API does not report: ``server_timezone`` must be configured,
+    otherwise a recurring period active during the report period is an error (never ignored)."""
     since, till = m.int("active_since"), m.int("active_till")
     out = []
     for tp in m.list("timeperiods"):
         t = Fields(SYSTEM, tp, f"maintenance.get item {m.str('maintenanceid')} → timeperiods")
         kind = t.int("timeperiod_type")
         if kind == 0:
-            a = max(t.int("start_date"), since)
-            b = min(t.int("start_date") + t.int("period"), till)
-            if a < b:
-                out.append((a, b))
-        elif since < end and till > start:
+            candidates = [(t.int("start_date"), t.int("start_date") + t.int("period"))]
+        elif since >= end or till <= start:
+            continue
+        elif server_tz is None:
             raise SourceDataError(
                 SYSTEM,
-                f"maintenance {m.str('name')!r} ({m.str('maintenanceid')}) repeats (timeperiod_type {kind}); "
-                "only one-time maintenance periods are supported, so planned time cannot be computed",
+                f"maintenance {m.str('name')!r} ({m.str('maintenanceid')}) repeats (timeperiod_type {kind}) and "
+                f"the Zabbix server's timezone is unknown: set sources.{source_name}.server_timezone to evaluate it",
             )
+        else:
+            candidates = _recurring(t, kind, since, start, end, server_tz)
+        for a, b in candidates:
+            a, b = max(a, since, start), min(b, till, end)
+            if a < b:
+                out.append((a, b))
     return out
+
+
+def _recurring(t: Fields, kind: int, since: int, start: int, end: int, tz: ZoneInfo) -> list[tuple[int, int]]:
+    """Occurrences of a daily/weekly/monthly time period whose start falls on a local day from
+    (start − period) to end, in the server's timezone ``tz``:
+
+    - daily (2): every ``every`` days, counted from the day of ``active_since``;
+    - weekly (3): on the ``dayofweek`` bits (bit 0 = Monday) of every ``every``-th week, counted
+      from the Monday of ``active_since``'s week;
+    - monthly (4): in the ``month`` bits (bit 0 = January), on day ``day``, or (``day`` 0) on the
+      ``dayofweek`` bits of week ``every`` of the month (1–4, 5 = the last such weekday).
+
+    Each starts at ``start_time`` seconds after local midnight and lasts ``period`` seconds."""
+    period, start_time = t.int("period"), t.int("start_time")
+    every = t.int("every") if t.has("every") else 1
+    first_day = datetime.fromtimestamp(since, tz).date()
+    day = datetime.fromtimestamp(start - period, tz).date() - timedelta(days=1)
+    last = datetime.fromtimestamp(end, tz).date()
+    out = []
+    while day <= last:
+        if day >= first_day and _occurs(t, kind, every, day, first_day):
+            a = int(datetime.combine(day, time(0), tzinfo=tz).timestamp()) + start_time
+            out.append((a, a + period))
+        day += timedelta(days=1)
+    return out
+
+
+def _occurs(t: Fields, kind: int, every: int, day: date, first_day: date) -> bool:
+    if kind == 2:
+        return (day - first_day).days % max(every, 1) == 0
+    dow_bits = t.int("dayofweek") if t.has("dayofweek") else 0
+    if kind == 3:
+        weeks = ((day - timedelta(days=day.weekday())) - (first_day - timedelta(days=first_day.weekday()))).days // 7
+        return weeks % max(every, 1) == 0 and bool(dow_bits & (1 << day.weekday()))
+    if kind == 4:
+        if not t.int("month") & (1 << (day.month - 1)):
+            return False
+        dom = t.int("day") if t.has("day") else 0
+        if dom:
+            return day.day == dom
+        if not dow_bits & (1 << day.weekday()):
+            return False
+        if every == 5:  # the last such weekday of the month
+            return (day + timedelta(days=7)).month != day.month
+        return (day.day - 1) // 7 + 1 == every
+    raise SourceDataError(SYSTEM, f"maintenance time period of unknown timeperiod_type {kind}")
 
 
 def _excluded_downtimes(sla: Fields) -> list[tuple[int, int]]:

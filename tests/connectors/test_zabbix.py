@@ -21,18 +21,20 @@ import httpx
 import pytest
 
 from connectors.base import ConnectorContext, SourceAuthError, SourceDataError, SourceUnavailable
+from connectors.fields import Fields
 from connectors.http import HttpSource
 from connectors.sandbox.dataset import SandboxDataset
 from connectors.sandbox.inprocess import SandboxConnector
 from connectors.zabbix import ZabbixConnector
 from connectors.zabbix.client import ZabbixClient, endpoint_url, parse_version
+from connectors.zabbix.connector import _maintenance_windows
 from connectors.zabbix.simulator import ZabbixSimulator
 from reporting import metrics
 from reporting.collect import targets_for
 from reporting.config import CustomerConfig, SourceConfig, parse_config
 from reporting.metrics import merge
 from reporting.models import Period, Targets, Uptime, UptimeGroup
-from reporting.period import week_containing
+from reporting.period import week_containing, zone
 from tests.connectors.matrix import RecordingSleep, collect_one, make_config, run_fault_matrix
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "zabbix"
@@ -162,6 +164,16 @@ def test_endpoint_and_version_parsing():
         parse_version({"version": "7"})
 
 
+MON = P - 7200  # every fixture host loses maintenance 501's 2 h
+EVENT_PATH_WEEK = Uptime(
+    overall_pct=100.0 * (3 * MON - 9900) / (3 * MON),
+    target_pct=99.5,
+    by_site=(group("Leeds", 5400, 2 * MON, 2), group("London", 4500, MON, 1)),
+    by_class=(group("firewall", 4500, MON, 1), group("switch", 5400, MON, 1), group("unassigned", 0, MON, 1)),
+    overall_source="device-weighted",
+)
+
+
 async def test_event_path_by_hand():
     """Three monitored hosts (a fourth is disabled), events over three pages, a group maintenance
     and a maintenance limited to CPU problems. Every number worked out from the fixtures:
@@ -176,14 +188,7 @@ async def test_event_path_by_hand():
     """
     mock = MockZabbix(week_answers())
     up = await fetch(mock)
-    mon = P - 7200
-    assert up == Uptime(
-        overall_pct=100.0 * (3 * mon - 9900) / (3 * mon),
-        target_pct=99.5,
-        by_site=(group("Leeds", 5400, 2 * mon, 2), group("London", 4500, mon, 1)),
-        by_class=(group("firewall", 4500, mon, 1), group("switch", 5400, mon, 1), group("unassigned", 0, mon, 1)),
-        overall_source="device-weighted",
-    )
+    assert up == EVENT_PATH_WEEK
     # paging: three event.get pages (2 + 2 + 0 with page_size 2), continuation from the last id + 1
     pages = [c["params"] for c in mock.calls if c["method"] == "event.get" and "eventids" not in c["params"]]
     assert [p.get("eventid_from") for p in pages] == [None, "5011", "5031"]
@@ -250,12 +255,74 @@ async def test_two_daily_slas_for_one_customer_are_ambiguous():
         await fetch(MockZabbix(answers))
 
 
-async def test_recurring_maintenance_in_the_week_is_refused():
+def weekly_501() -> dict[str, Any]:
+    """Maintenance 501 as a weekly period: Wednesdays (bit 2) 02:00 for 2 h, every week."""
     maint = fixture("customer_week", "maintenance.get")
-    maint["result"][0]["timeperiods"][0] |= {"timeperiod_type": "3", "dayofweek": "4", "start_time": "7200"}
-    answers = week_answers() | {"maintenance.get": lambda p: maint}
-    with pytest.raises(SourceDataError, match=r"'Core switch firmware' \(501\) repeats"):
+    maint["result"][0]["timeperiods"][0] |= {
+        "timeperiod_type": "3",
+        "every": "1",
+        "dayofweek": "4",
+        "start_time": "7200",
+        "start_date": "0",
+    }
+    return maint
+
+
+async def test_recurring_maintenance_needs_the_server_timezone():
+    answers = week_answers() | {"maintenance.get": lambda p: weekly_501()}
+    with pytest.raises(
+        SourceDataError, match=r"'Core switch firmware' \(501\) repeats.*sources.zabbix.server_timezone"
+    ):
         await fetch(MockZabbix(answers))
+
+
+async def test_weekly_maintenance_in_the_server_timezone():
+    """Wednesday 02:00–04:00 London time every week is the same window as the one-time period."""
+    answers = week_answers() | {"maintenance.get": lambda p: weekly_501()}
+    assert await fetch(MockZabbix(answers), server_timezone="Europe/London") == EVENT_PATH_WEEK
+    # the same maintenance on a New York server falls on Wed 07:00–09:00 UTC: srv01's
+    # 02:30–03:00 outage is no longer planned, and the 2 h move but stay inside the week
+    up = await fetch(MockZabbix(answers), server_timezone="America/New_York")
+    assert up.by_class[2] == group("unassigned", 1800, MON, 1)
+
+
+def test_recurring_calendar():
+    """Daily/weekly/monthly periods over November 2026 in Europe/London (GMT), by hand."""
+    nov1, dec1 = 1793491200, 1796083200  # 2026-11-01 and 2026-12-01 00:00 GMT
+    day = 86400
+
+    def windows(tp: dict[str, str], since: int = nov1 + 3 * day) -> list[tuple[int, int]]:  # active from Wed 4 Nov
+        m = {
+            "maintenanceid": "9",
+            "name": "m",
+            "active_since": str(since),
+            "active_till": str(dec1 + 60 * day),
+            "timeperiods": [
+                {"period": "3600", "start_time": "3600", "every": "1", "dayofweek": "0", "day": "0", "month": "0", **tp}
+            ],
+        }
+        return _maintenance_windows(Fields("zabbix", m, "m"), nov1, dec1, zone("Europe/London"))
+
+    def at(d: int, hour: int = 1) -> tuple[int, int]:  # 1 h from hour:00 on November d
+        a = nov1 + (d - 1) * day + hour * 3600
+        return (a, a + 3600)
+
+    # daily every 3 days from the day of active_since (4 Nov): 4, 7, ..., 28
+    assert windows({"timeperiod_type": "2", "every": "3"}) == [at(d) for d in range(4, 31, 3)]
+    # weekly on Mondays (bit 0) every 2nd week from the week of 4 Nov (starts Mon 2 Nov, before
+    # active_since): Mon 16 and Mon 30
+    assert windows({"timeperiod_type": "3", "every": "2", "dayofweek": "1"}) == [at(16), at(30)]
+    # monthly in November (bit 10) on day 15; on the second Tuesday (bit 1); on the last Sunday (bit 6)
+    assert windows({"timeperiod_type": "4", "month": str(1 << 10), "day": "15"}) == [at(15)]
+    assert windows({"timeperiod_type": "4", "month": str(1 << 10), "every": "2", "dayofweek": "2"}) == [at(10)]
+    assert windows({"timeperiod_type": "4", "month": str(1 << 10), "every": "5", "dayofweek": "64"}) == [at(29)]
+    assert windows({"timeperiod_type": "4", "month": str(1 << 9), "day": "15"}) == []  # October only
+    # a window that starts before the range is cut to it; active_since cuts an occurrence too
+    assert windows({"timeperiod_type": "2", "start_time": str(23 * 3600), "period": "7200"}, since=nov1 - day) == (
+        [(nov1, nov1 + 3600)]
+        + [(nov1 + k * day - 3600, nov1 + k * day + 3600) for k in range(1, 30)]
+        + [(dec1 - 3600, dec1)]
+    )
 
 
 async def test_6_0_sends_the_token_in_the_body():
@@ -361,9 +428,7 @@ async def test_5xx_burst_is_retried_and_a_long_one_is_unavailable():
     up = await fetch(MockZabbix(week_answers() | {"host.get": flaky}))
     assert len(up.by_site) == 2
     state["left"] = 99
-    with pytest.raises(
-        SourceUnavailable, match=r"POST /zabbix/api_jsonrpc.php: HTTP 502 \(an HTML .*after 4 attempts"
-    ):
+    with pytest.raises(SourceUnavailable, match=r"POST /zabbix/api_jsonrpc.php: HTTP 502 \(an HTML .*after 4 attempts"):
         await fetch(MockZabbix(week_answers() | {"host.get": flaky}))
 
 
