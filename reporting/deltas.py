@@ -110,7 +110,7 @@ def _site_flags(cur: Sites) -> list[Flag]:
              f"{c.name} was unavailable for {duration(c.downtime_minutes)} (availability {pct(c.availability_pct)}, "
              f"target {pct(cur.target_pct, 1)}).")
         for c in cur.checks
-        if c.availability_pct < cur.target_pct
+        if c.availability_pct is not None and c.downtime_minutes is not None and c.availability_pct < cur.target_pct
     ]
 
 

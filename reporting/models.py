@@ -107,14 +107,18 @@ class ProtectedItem:
     runs_ok: int = 0
     runs_warning: int = 0
     runs_failed: int = 0
+    last_offsite: datetime | None = None  # newest copy offsite at or before period end, where the source has one
+    verified: bool | None = None  # restore test (e.g. Datto screenshot) of the newest verified point passed; None: no signal
+    verified_at: datetime | None = None  # when that restore test ran
 
 
 @dataclass(frozen=True)
 class Backups:
-    success_rate_pct: float | None  # None when no run finished in the period
+    success_rate_pct: float | None  # None when no run finished in the period (or no run history)
     protected: tuple[ProtectedItem, ...]
     runs_total: int = 0
     runs_warning: int = 0
+    run_history: bool = True  # False: the source keeps no per-run history (e.g. Veeam VSPC): no success rate
 
 
 @dataclass(frozen=True)
@@ -138,14 +142,20 @@ class Security:
 @dataclass(frozen=True)
 class SiteCheck:
     name: str
-    availability_pct: float
-    downtime_minutes: float
+    availability_pct: float | None  # None only when basis is "current_status"
+    downtime_minutes: float | None
+    status_now: str | None = None  # the check's current state, when that is all the source could give
+
+
+SiteBasis = Literal["period", "current_status"]
 
 
 @dataclass(frozen=True)
 class Sites:
     checks: tuple[SiteCheck, ...]
     target_pct: float = 99.5
+    basis: SiteBasis = "period"  # "current_status": the week's history could not be read (see note)
+    note: str | None = None  # why the fallback was used
 
 
 SectionData = Union[Uptime, Tickets, Changes, Backups, Security, Sites]

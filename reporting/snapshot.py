@@ -86,6 +86,7 @@ def section_data_to_dict(data: SectionData) -> dict[str, Any]:
             "success_rate_pct": _round(data.success_rate_pct),
             "runs_total": data.runs_total,
             "runs_warning": data.runs_warning,
+            "run_history": data.run_history,
             "protected": [
                 {
                     "name": p.name,
@@ -95,6 +96,9 @@ def section_data_to_dict(data: SectionData) -> dict[str, Any]:
                     "runs_ok": p.runs_ok,
                     "runs_warning": p.runs_warning,
                     "runs_failed": p.runs_failed,
+                    "last_offsite": _dt(p.last_offsite),
+                    "verified": p.verified,
+                    "verified_at": _dt(p.verified_at),
                 }
                 for p in data.protected
             ],
@@ -111,13 +115,18 @@ def section_data_to_dict(data: SectionData) -> dict[str, Any]:
             ],
         }
     if isinstance(data, Sites):
-        return {
+        out: dict[str, Any] = {
             "target_pct": data.target_pct,
+            "basis": data.basis,
             "checks": [
                 {"name": c.name, "availability_pct": _round(c.availability_pct), "downtime_minutes": _round(c.downtime_minutes, 1)}
+                | ({"status_now": c.status_now} if c.status_now is not None else {})
                 for c in data.checks
             ],
         }
+        if data.note is not None:
+            out["note"] = data.note
+        return out
     raise TypeError(f"not a section payload: {type(data).__name__}")
 
 
@@ -150,6 +159,7 @@ def section_data_from_dict(name: str, d: dict[str, Any]) -> SectionData:
             success_rate_pct=d["success_rate_pct"],
             runs_total=d.get("runs_total", 0),
             runs_warning=d.get("runs_warning", 0),
+            run_history=d.get("run_history", True),
             protected=tuple(
                 ProtectedItem(
                     name=p["name"],
@@ -159,6 +169,9 @@ def section_data_from_dict(name: str, d: dict[str, Any]) -> SectionData:
                     runs_ok=p.get("runs_ok", 0),
                     runs_warning=p.get("runs_warning", 0),
                     runs_failed=p.get("runs_failed", 0),
+                    last_offsite=_parse_dt(p.get("last_offsite")),
+                    verified=p.get("verified"),
+                    verified_at=_parse_dt(p.get("verified_at")),
                 )
                 for p in d["protected"]
             ),
@@ -178,7 +191,9 @@ def section_data_from_dict(name: str, d: dict[str, Any]) -> SectionData:
     if name == "sites":
         return Sites(
             target_pct=d.get("target_pct", 99.5),
-            checks=tuple(SiteCheck(c["name"], c["availability_pct"], c["downtime_minutes"]) for c in d["checks"]),
+            basis=d.get("basis", "period"),
+            note=d.get("note"),
+            checks=tuple(SiteCheck(c["name"], c["availability_pct"], c["downtime_minutes"], c.get("status_now")) for c in d["checks"]),
         )
     raise SnapshotError(f"unknown section {name!r}")
 

@@ -40,14 +40,22 @@ def _posture_sentence(b: Section, sec: Section, sites: Section) -> str:
     parts = []
     if b.ok and isinstance(b.data, Backups):
         rate = b.data.success_rate_pct
-        parts.append(f"backups succeeded on {pct(rate, 1)} of runs" if rate is not None else "no backup runs finished")
+        if not b.data.run_history:
+            bad = sum(1 for p in b.data.protected if p.status != "ok")
+            parts.append(f"{len(b.data.protected) - bad} of {len(b.data.protected)} protected systems had a recent good backup")
+        else:
+            parts.append(f"backups succeeded on {pct(rate, 1)} of runs" if rate is not None else "no backup runs finished")
     if sec.ok and isinstance(sec.data, Security):
         n = sec.data.incidents_new
         open_ = sec.data.incidents_open
         parts.append(f"{n} security incident{'s were' if n != 1 else ' was'} raised ({open_} open at the end of the week)")
     if sites.ok and isinstance(sites.data, Sites) and sites.data.checks:
-        worst = min(sites.data.checks, key=lambda c: c.availability_pct)
-        parts.append(f"your public sites were available at least {pct(worst.availability_pct)} of the time")
+        measured = [c.availability_pct for c in sites.data.checks if c.availability_pct is not None]
+        if sites.data.basis == "period" and measured:
+            parts.append(f"your public sites were available at least {pct(min(measured))} of the time")
+        else:
+            up = sum(1 for c in sites.data.checks if (c.status_now or "").lower() == "healthy")
+            parts.append(f"{up} of {len(sites.data.checks)} public-site checks are healthy now (the week's history could not be read)")
     if not parts:
         return "Backup, security and public-site figures are missing this week."
     text = ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]

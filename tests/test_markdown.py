@@ -42,3 +42,28 @@ def test_hostile_commentary_and_incident_titles_render_inert(demo_out: Path) -> 
         assert shown in out, shown
     assert "x" * 10_000 in out  # commentary is kept whole
     assert "eng &lt;admin&gt;" in out
+
+
+def test_backup_extras_and_site_fallback_in_markdown(demo_out: Path) -> None:
+    from reporting.models import Backups, SiteCheck, Sites
+
+    report = snapshot.from_dict(load_json(demo_out, "WAYNE"))
+    bk, st = report.sections["backups"], report.sections["sites"]
+    assert isinstance(bk.data, Backups) and isinstance(st.data, Sites)
+    when = datetime(2026, 11, 15, 22, tzinfo=UTC)
+    items = tuple(replace(p, last_offsite=when, verified=i == 0, verified_at=when) for i, p in enumerate(bk.data.protected))
+    sections = {
+        **report.sections,
+        "backups": replace(bk, data=replace(bk.data, protected=items, run_history=False, success_rate_pct=None)),
+        "sites": replace(st, data=Sites(checks=(SiteCheck("www.wayne.example", None, None, "healthy"),),
+                                        basis="current_status", note="cloudflare: GraphQL <i>denied</i>")),
+    }
+    out = render_markdown(replace(report, sections=sections), Branding("MSP"))
+    assert "Success rate: not available from datto (it keeps no per-run history)" in out
+    assert "| Protected machine | Last good backup | RPO | Status | Last offsite | Restore test |" in out
+    assert "| passed Sun 15 Nov 22:00 |" in out and "| FAILED Sun 15 Nov 22:00 |" in out
+    assert "**Current status only — not a weekly figure.** cloudflare: GraphQL &lt;i&gt;denied&lt;/i&gt;" in out
+    assert "| www.wayne.example | healthy |" in out
+    again = snapshot.from_dict(snapshot.to_dict(replace(report, sections=sections)))
+    assert again.sections["sites"].data == sections["sites"].data
+    assert again.sections["backups"].data == sections["backups"].data

@@ -423,3 +423,30 @@ def test_history_weekpoints_only_before_this_week_are_charted() -> None:
     future = WeekPoint(date(2030, 1, 7), 99.0, 1, 1, 1)
     pdf = render_pdf(replace(report, history=(*report.history, future)), BRANDING)
     assert "Page 2 of" in pages_text(pdf)[1]
+
+
+def test_backup_extras_and_site_fallback_are_labelled() -> None:
+    """Offsite copy and restore test columns appear when the source has them; a source without
+    run history says so instead of a rate; a current-status fallback never looks like a week."""
+    when = datetime(2026, 11, 15, 22, tzinfo=ZoneInfo("Europe/London"))
+    backups = Backups(
+        success_rate_pct=None,
+        run_history=False,
+        protected=(
+            ProtectedItem("DC01", when, 2.0, "ok", last_offsite=when - timedelta(hours=3), verified=True, verified_at=when),
+            ProtectedItem("SQL01", when, 2.0, "ok", verified=False, verified_at=when),
+        ),
+    )
+    sites = Sites(
+        checks=(SiteCheck("www.example.com", None, None, "unhealthy"),),
+        basis="current_status",
+        note="cloudflare: analytics <b>refused</b> & unavailable",
+    )
+    report = make_report()
+    report = replace(report, sections={**report.sections, "backups": _section("backups", backups), "sites": _section("sites", sites)})
+    text = "\n".join(pages_text(render_pdf(report, BRANDING)))
+    assert "source keeps no run history" in text
+    assert "Runs ok/warn/fail" not in text
+    assert "Last offsite" in text and "Restore test" in text and "FAILED" in text and "passed" in text
+    assert "Current status only — not a weekly figure. cloudflare: analytics <b>refused</b> & unavailable" in text
+    assert "Status now" in text and "unhealthy" in text

@@ -540,7 +540,9 @@ def build_changes(ctx: Ctx, c: Changes) -> list[Flowable]:
 
 
 def build_backups(ctx: Ctx, b: Backups) -> list[Flowable]:
-    if b.success_rate_pct is None:
+    if not b.run_history:
+        rate, rate_note = DASH, "source keeps no run history"
+    elif b.success_rate_pct is None:
         rate, rate_note = DASH, "no runs finished"
     else:
         rate, rate_note = fmt_pct(b.success_rate_pct, 1), "of finished runs succeeded"
@@ -553,7 +555,8 @@ def build_backups(ctx: Ctx, b: Backups) -> list[Flowable]:
             ctx,
             [
                 (rate, "Backup success rate", rate_note),
-                (fmt_num(b.runs_total), "Runs this week", f"{b.runs_warning} with warnings" if b.runs_warning else ""),
+                (fmt_num(b.runs_total) if b.run_history else DASH, "Runs this week",
+                 f"{b.runs_warning} with warnings" if b.runs_warning else ""),
                 (fmt_num(len(b.protected)), "Protected items", ""),
                 (
                     f'<font color="#{(ss.SEV_HIGH if problems else ss.OK_GREEN).hexval()[2:]}">{problems}</font>',
@@ -567,30 +570,43 @@ def build_backups(ctx: Ctx, b: Backups) -> list[Flowable]:
         out.append(ctx.p("No protected items reported by the source.", "note"))
         return out
     out.append(ctx.p("Protected items", "h2"))
+    offsite = any(p.last_offsite is not None for p in b.protected)
+    verify = any(p.verified is not None for p in b.protected)
+    w = ss.FRAME_WIDTH
+    # column: (header, width, numeric, cell)
+    cols: list[tuple[str, float, bool, Any]] = [
+        ("Item", 0.0, False, lambda p: ctx.cell(p.name, NAME_LIMIT)),
+        ("Last success", 28 * ss.MM, True, lambda p: fmt_dt_short(p.last_success, ctx.tz) if p.last_success else "never"),
+        ("RPO (h)", 17 * ss.MM, True, lambda p: fmt_num(p.rpo_hours)),
+    ]
+    if b.run_history:
+        cols.append(("Runs ok/warn/fail", 28 * ss.MM, True, lambda p: f"{p.runs_ok} / {p.runs_warning} / {p.runs_failed}"))
+    if offsite:
+        cols.append(("Last offsite", 28 * ss.MM, True, lambda p: fmt_dt_short(p.last_offsite, ctx.tz) if p.last_offsite else DASH))
+    if verify:
+        cols.append(("Restore test", 20 * ss.MM, False,
+                     lambda p: DASH if p.verified is None else ("passed" if p.verified else "FAILED")))
+    cols.append(("Status", 16 * ss.MM, False, lambda p: shorten(p.status, 12).upper()))
+    cols[0] = (cols[0][0], w - sum(c[1] for c in cols[1:]), False, cols[0][3])
+    status_col = len(cols) - 1
     rows = []
     extra: list[Any] = []
     for i, p in enumerate(b.protected, start=1):
-        rows.append(
-            [
-                ctx.cell(p.name, NAME_LIMIT),
-                fmt_dt_short(p.last_success, ctx.tz) if p.last_success else "never",
-                fmt_num(p.rpo_hours),
-                f"{p.runs_ok} / {p.runs_warning} / {p.runs_failed}",
-                shorten(p.status, 12).upper(),
-            ]
-        )
+        rows.append([c[3](p) for c in cols])
         extra += [
-            ("TEXTCOLOR", (4, i), (4, i), ss.BACKUP_STATUS_COLORS.get(p.status, ss.MUTED)),
-            ("FONT", (4, i), (4, i), ss.FONT_BOLD, ss.TABLE_SIZE),
+            ("TEXTCOLOR", (status_col, i), (status_col, i), ss.BACKUP_STATUS_COLORS.get(p.status, ss.MUTED)),
+            ("FONT", (status_col, i), (status_col, i), ss.FONT_BOLD, ss.TABLE_SIZE),
         ]
-    w = ss.FRAME_WIDTH
+        if verify and p.verified is False:
+            col = [c[0] for c in cols].index("Restore test")
+            extra += [("TEXTCOLOR", (col, i), (col, i), ss.SEV_HIGH)]
     out.append(
         data_table(
             ctx,
-            ["Item", "Last success", "RPO (h)", "Runs ok / warn / fail", "Status"],
+            [c[0] for c in cols],
             rows,
-            [w - 105 * ss.MM, 32 * ss.MM, 20 * ss.MM, 35 * ss.MM, 18 * ss.MM],
-            numeric=(1, 2, 3),
+            [c[1] for c in cols],
+            numeric=tuple(n for n, c in enumerate(cols) if c[2]),
             extra=extra,
         )
     )
@@ -667,8 +683,19 @@ def build_security(ctx: Ctx, s: Security) -> list[Flowable]:
 
 
 def build_sites(ctx: Ctx, s: Sites) -> list[Flowable]:
-    below = [c for c in s.checks if c.availability_pct < s.target_pct]
-    out: list[Flowable] = [
+    w = ss.FRAME_WIDTH
+    if s.basis != "period":
+        out: list[Flowable] = [
+            ctx.p("<b>Current status only — not a weekly figure.</b> " + esc(s.note or "The week's history could not be read.", ERROR_LIMIT)),
+            Spacer(1, 4),
+        ]
+        if s.checks:
+            rows = [[ctx.cell(c.name, NAME_LIMIT), ctx.cell(c.status_now or "unknown", 30)] for c in s.checks]
+            out.append(data_table(ctx, ["Site", "Status now"], rows, [w - 50 * ss.MM, 50 * ss.MM]))
+        return out
+    measured = [c for c in s.checks if c.availability_pct is not None]
+    below = [c for c in measured if c.availability_pct is not None and c.availability_pct < s.target_pct]
+    out = [
         ctx.p(
             f"{len(s.checks)} public check{'s' if len(s.checks) != 1 else ''}; "
             f"target {fmt_pct(s.target_pct)} availability. "
@@ -676,18 +703,17 @@ def build_sites(ctx: Ctx, s: Sites) -> list[Flowable]:
         ),
         Spacer(1, 4),
     ]
-    if not s.checks:
+    if not measured:
         return out
     rows = []
     extra: list[Any] = []
-    for i, c in enumerate(s.checks, start=1):
-        ok = c.availability_pct >= s.target_pct
+    for i, c in enumerate(measured, start=1):
+        ok = c.availability_pct is not None and c.availability_pct >= s.target_pct
         rows.append(
             [ctx.cell(c.name, NAME_LIMIT), fmt_pct(c.availability_pct), fmt_num(c.downtime_minutes), status_word(ok)]
         )
         colour = ss.OK_GREEN if ok else ss.SEV_HIGH
         extra += [("TEXTCOLOR", (3, i), (3, i), colour), ("FONT", (3, i), (3, i), ss.FONT_BOLD, ss.TABLE_SIZE)]
-    w = ss.FRAME_WIDTH
     out.append(
         data_table(
             ctx,
