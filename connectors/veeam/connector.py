@@ -24,8 +24,9 @@ VSPC — customer mapping: the company's ``organizationUid``. VSPC keeps no sess
 each job's latest run (``status``, ``lastRun``, ``lastEndTime``) and each VM's
 ``latestRestorePointDate`` (with the ``jobUid`` that made it). So ``last_success``/``rpo_hours``/
 ``status`` are computed as above from those values when they are not later than period end, and a
-week they have moved past is unavailable; ``success_rate_pct`` is not given (None) and the run
-counters are 0 — a snapshot of last results is not a week's success rate.
+week they have moved past is unavailable; ``success_rate_pct`` is not given (None), the run
+counters are 0 and ``run_history`` is false — a snapshot of last results is not a week's success
+rate, and the report says "not available from this source" instead of "no runs finished".
 """
 
 from __future__ import annotations
@@ -260,6 +261,7 @@ class VeeamConnector:
             protected=tuple(replace(p, runs_ok=0, runs_warning=0, runs_failed=0) for p in result.protected),
             runs_total=0,
             runs_warning=0,
+            run_history=False,
         )
 
     # ---- common -----------------------------------------------------------------------------

@@ -17,12 +17,17 @@ SANDBOX_CODES = (
 )  # fmt: skip
 
 # The official Adaptive Card 1.5 schema (MIT, microsoft/AdaptiveCards), kept beside the project
-# in ../shared/schemas — not copied in.
-AC_SCHEMA = Path(
-    os.environ.get(
-        "REPORTBOT_AC_SCHEMA", Path(__file__).resolve().parents[3] / "shared" / "schemas" / "adaptive-card-1.5.json"
-    )
-)
+# in ../shared/schemas — not copied in. A CI clone may sit elsewhere on the same machine, so the
+# workspace's shared folder is looked at too.
+def _ac_schema() -> Path:
+    if os.environ.get("REPORTBOT_AC_SCHEMA"):
+        return Path(os.environ["REPORTBOT_AC_SCHEMA"])
+    rel = Path("shared") / "schemas" / "adaptive-card-1.5.json"
+    candidates = [Path(__file__).resolve().parents[3] / rel, Path("/work") / rel]
+    return next((c for c in candidates if c.is_file()), candidates[0])
+
+
+AC_SCHEMA = _ac_schema()
 
 
 @pytest.fixture(scope="session")

@@ -170,6 +170,7 @@ async def test_vspc_hand_computation_from_fixtures():
         datetime(2026, 11, 14, 21, tzinfo=UTC),
     )
     assert b.success_rate_pct is None and b.runs_total == 0 and (p.runs_ok, p.runs_warning, p.runs_failed) == (0, 0, 0)
+    assert b.run_history is False  # rendered as "not available from this source", not "no runs finished"
 
 
 async def test_vspc_refused_key():
@@ -321,6 +322,7 @@ def vspc_expected(ds: SandboxDataset, code: str, period) -> Backups:
         success_rate_pct=None,
         runs_total=0,
         runs_warning=0,
+        run_history=False,
         protected=tuple(replace(p, runs_ok=0, runs_warning=0, runs_failed=0) for p in o.protected),
     )
 
