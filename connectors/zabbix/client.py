@@ -118,8 +118,7 @@ class ZabbixClient:
         where = f"{method} answer"
         f = Fields(SYSTEM, answer, where)
         if f.has("error"):
-            # (Fields.obj() is shadowed by the instance attribute of the same name: wrap by hand)
-            raise self._rpc_error(method, Fields(SYSTEM, answer["error"], f"{where} → error"))
+            raise self._rpc_error(method, f.obj("error"))
         if not f.has("result") and "result" not in answer:
             raise SourceDataError(SYSTEM, f"{where}: neither 'result' nor 'error' in the JSON-RPC answer")
         if answer.get("id") != rid:
