@@ -21,6 +21,14 @@ Formulas (the shared ones in ``reporting.metrics.backups_section``, fed from ``/
   customer's ``backup_stale_hours``, ``failed`` when the newest run at or before period end
   failed, ``never`` without any snapshot.
 
+Also per item (shown as their own columns): ``last_offsite`` = the asset's ``latestOffsite``
+(epoch) when it is at or before period end — Datto gives only the newest offsite point, so for a
+past week whose end it has moved beyond, the offsite state then is unknown (None); and the
+restore-readiness signal: ``verified``/``verified_at`` = the screenshot verification of the newest
+``backups[]`` entry at or before period end that has one (``advancedVerification.
+screenshotVerification.status``), else the asset's ``lastScreenshotAttemptStatus`` /
+``lastScreenshotAttempt`` when that attempt is at or before period end; None when there is none.
+
 History limit: ``/asset`` returns only each asset's most recent ``backups[]`` entries. A week
 whose start precedes an asset's oldest returned entry cannot be computed honestly (earlier runs
 are missing), so the section is unavailable with that reason instead of a partial number.
@@ -30,6 +38,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from connectors.base import ConnectorContext, SourceDataError, SourceRecord
@@ -77,6 +87,28 @@ def run_status(entry: Fields) -> str | None:
         if s and s not in SCREENSHOT_OK:
             raise SourceDataError(SYSTEM, f"{shot.where}: unknown screenshot status {s!r}")
     return "success"
+
+
+def asset_checks(asset: Fields, period: Period) -> tuple[datetime | None, bool | None, datetime | None]:
+    """(last_offsite, verified, verified_at) of one asset at period end (see the module docstring)."""
+    offsite = asset.opt_time("latestOffsite") if asset.has("latestOffsite") else None
+    if offsite is not None and offsite > period.end:
+        offsite = None
+    shots: list[tuple[datetime, bool]] = []
+    for i, b in enumerate(asset.list("backups")):
+        e = Fields(SYSTEM, b, f"{asset.where} backups[{i}]")
+        shot = opt_sub(e, "advancedVerification.screenshotVerification")
+        s = _literal(shot.raw("status")) if shot is not None and shot.has("status") else None
+        ts = e.time("timestamp")
+        if s and ts <= period.end and (s in SCREENSHOT_OK or s in SCREENSHOT_FAILED):
+            shots.append((ts, s in SCREENSHOT_OK))
+    if shots:
+        at, ok = max(shots)
+        return offsite, ok, at
+    attempt = asset.opt_time("lastScreenshotAttempt") if asset.has("lastScreenshotAttempt") else None
+    if attempt is not None and attempt <= period.end and asset.has("lastScreenshotAttemptStatus"):
+        return offsite, asset.bool("lastScreenshotAttemptStatus"), attempt
+    return offsite, None, None
 
 
 def asset_runs(asset: Fields, period: Period) -> list[BackupRun]:
@@ -174,6 +206,7 @@ class DattoConnector:
         lists = await gather(*(self.client.assets(s) for s in serials))
         items: list[str] = []
         runs: list[BackupRun] = []
+        checks: dict[str, tuple[datetime | None, bool | None, datetime | None]] = {}
         for serial, assets in zip(serials, lists, strict=True):
             for i, a in enumerate(assets):
                 asset = Fields(SYSTEM, a, f"GET /v1/bcdr/device/{serial}/asset item {i}")
@@ -183,7 +216,13 @@ class DattoConnector:
                 if name not in items:
                     items.append(name)
                 runs.extend(asset_runs(asset, period))
-        return metrics.backups_section(items, runs, period, targets.backup_stale_hours)
+                checks[name] = asset_checks(asset, period)
+        result = metrics.backups_section(items, runs, period, targets.backup_stale_hours)
+        protected = []
+        for p in result.protected:
+            offsite, verified, verified_at = checks.get(p.name, (None, None, None))
+            protected.append(replace(p, last_offsite=offsite, verified=verified, verified_at=verified_at))
+        return replace(result, protected=tuple(protected))
 
     async def customer_records(self) -> list[SourceRecord]:
         out: dict[str, SourceRecord] = {}
