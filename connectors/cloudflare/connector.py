@@ -21,9 +21,13 @@ A check is unhealthy while any of its regions reports it unhealthy (the union of
 unhealthy intervals). Formula (``reporting.metrics.sites_section``):
 ``availability_pct = 100 × (period − unhealthy) / period``; ``downtime_minutes = unhealthy / 60``.
 
-When the analytics cannot be read (plan without Health Check Analytics, token without Analytics
-Read, API error), the section is unavailable and its reason lists each check's current
-``status`` from the REST API, labelled as not being a weekly figure.
+When Cloudflare refuses the analytics (a plan without Health Check Analytics, a token without
+Analytics Read: GraphQL "not authorized" / "does not have access"), the section falls back to
+each check's current ``status`` from the REST API, labelled as such: ``Sites.basis =
+"current_status"`` with the refusal as its note; the report shows "Current status only — not a
+weekly figure" and no availability, and no site flag is raised from it. Any other analytics
+failure (rate limit, retention, schema drift, 5xx) makes the section unavailable, its reason
+still listing the current statuses.
 """
 
 from __future__ import annotations
@@ -33,13 +37,13 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from connectors.base import ConnectorContext, ConnectorError, SourceDataError, SourceRecord
+from connectors.base import ConnectorContext, ConnectorError, SourceAuthError, SourceDataError, SourceRecord
 from connectors.cloudflare.client import SYSTEM, CloudflareClient, UnknownObject, error_message
 from connectors.fields import Fields, iso_z
 from connectors.http import require_secret, require_url, source_http
 from reporting import metrics
 from reporting.config import CustomerConfig, SourceConfig
-from reporting.models import Period, SectionData, Targets
+from reporting.models import Period, SectionData, SiteCheck, Sites, Targets
 
 EVENTS_LIMIT = 10000
 
@@ -155,6 +159,13 @@ class CloudflareConnector:
             hcs.append(f)
         if not hcs:
             raise SourceDataError(SYSTEM, f"zone {zone_id} of {customer.code} has no active health check")
+        if isinstance(analytics, SourceAuthError):
+            return Sites(
+                checks=tuple(sorted((SiteCheck(h.str(self.label), None, None, h.str("status")) for h in hcs), key=lambda c: c.name)),
+                target_pct=targets.site_pct,
+                basis="current_status",
+                note=f"{analytics}. Weekly availability needs Health Check Analytics (Pro plan or above) and a token with Analytics Read.",
+            )
         if isinstance(analytics, ConnectorError):
             current = ", ".join(f"{h.str(self.label)} {h.str('status')}" for h in hcs)
             text = str(analytics).removeprefix(f"{SYSTEM}: ")

@@ -166,11 +166,13 @@ async def test_unknown_zone_names_the_config_key():
 async def test_analytics_errors_in_a_200_are_translated_and_current_status_is_labelled():
     routes = handcalc_routes()
     routes[GQL] = (200, load("errors", "graphql_no_access.json"))
-    with pytest.raises(SourceAuthError) as err:
-        await fetch(Router(routes))
-    text = str(err.value)
-    assert "does not have access to the path" in text
-    assert "current status only (not a weekly figure): www.acme.example healthy, shop.acme.example unhealthy" in text
+    fallback = await fetch(Router(routes))  # analytics refused: current status, labelled, no availability
+    assert isinstance(fallback, Sites) and fallback.basis == "current_status"
+    assert [(c.name, c.availability_pct, c.downtime_minutes, c.status_now) for c in fallback.checks] == [
+        ("shop.acme.example", None, None, "unhealthy"),
+        ("www.acme.example", None, None, "healthy"),
+    ]
+    assert fallback.note and "does not have access to the path" in fallback.note and "Analytics Read" in fallback.note
     routes[GQL] = (200, load("errors", "graphql_rate_limited.json"))
     with pytest.raises(SourceUnavailable, match="rate limiter budget depleted"):
         await fetch(Router(routes))
