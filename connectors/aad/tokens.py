@@ -37,7 +37,7 @@ from connectors.base import SourceAuthError, SourceDataError, SourceUnavailable
 from reporting.config import SourceConfig
 
 PUBLIC_AUTHORITY = "login.microsoftonline.com"
-_AADSTS = re.compile(r"(AADSTS\d+):\s*([^.]*\.?)")
+_AADSTS = re.compile(r"(AADSTS\d+):\s*(.*?\.)(?=\s|'|$)")
 _TENANT = re.compile(r"^[A-Za-z0-9.-]{1,253}$")
 
 
@@ -89,6 +89,7 @@ class TenantTokens:
         self.timeout = float(source.option("request_timeout_seconds", 15.0))
         self._creds: dict[str, Any] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._closed = False
         self.requests = 0  # token requests that reached azure-identity's network path (cache misses)
 
     @property
@@ -96,6 +97,8 @@ class TenantTokens:
         return tuple(s for s in (self._secret, self._cert_password) if s)
 
     def _credential(self, tenant: str) -> Any:
+        if self._closed:
+            raise SourceUnavailable(self.system, "the connector was closed while a request was still running")
         cred = self._creds.get(tenant)
         if cred is None:
             kw: dict[str, Any] = {
@@ -143,6 +146,8 @@ class TenantTokens:
         status = getattr(getattr(err, "response", None), "status_code", None)
         if code.startswith("AADSTS90002"):
             return SourceDataError(self.system, f"Microsoft Entra ID does not know tenant {tenant} ({code}); check the customer's id (customers.ids.{self.name} / tenant_id)")
+        if code.startswith(("AADSTS500011", "AADSTS1002012", "AADSTS70011")):
+            return SourceDataError(self.system, f"Microsoft Entra ID refused the scope for tenant {tenant} ({code}); check sources.{self.name}.resource")
         if code.startswith("AADSTS700016"):
             return SourceAuthError(self.system, f"the credentials were refused for tenant {tenant}: app {self.client_id} is not consented there ({code.split(':')[0]}); an admin of that tenant must grant consent")
         if status is not None and status >= 500:
@@ -155,6 +160,7 @@ class TenantTokens:
         return text
 
     async def aclose(self) -> None:
+        self._closed = True
         creds, self._creds = list(self._creds.values()), {}
         for cred in creds:
             await cred.close()

@@ -35,10 +35,10 @@ Formulas (``reporting.metrics.security_section``, the same for every vendor):
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
+from connectors.aad.tasks import all_or_nothing
 from connectors.aad.tokens import TenantTokens, verified_client
 from connectors.base import ConnectorContext, SourceDataError, SourceRecord
 from connectors.defender.client import SYSTEM, GraphSecurityClient, graph_error_message
@@ -83,9 +83,10 @@ def score_snapshot(obj: Any, where: str) -> ScoreSnapshot:
 class DefenderConnector:
     sections = frozenset({"security"})
 
-    def __init__(self, name: str, source: SourceConfig, ctx: ConnectorContext):
+    def __init__(self, name: str, source: SourceConfig, ctx: ConnectorContext, *, tokens: TenantTokens | None = None):
+        """``tokens``: the token source (tests inject a fake); default azure-identity per tenant."""
         self.name = name
-        self.tokens = TenantTokens(SYSTEM, name, source)
+        self.tokens = tokens if tokens is not None else TenantTokens(SYSTEM, name, source)
         self.http, self._client = source_http(SYSTEM, source, _Ctx(ctx), error_message=graph_error_message,
                                               secrets=self.tokens.secrets)
         self.api = GraphSecurityClient(self.http, str(source.url or DEFAULT_URL), self.tokens,
@@ -103,7 +104,7 @@ class DefenderConnector:
             raise SourceDataError(SYSTEM, f"does not provide section {section!r}")
         tenant = self.tenant_of(customer)
         start, end = iso_z(period.start), iso_z(period.end)
-        new, carried, scores = await asyncio.gather(
+        new, carried, scores = await all_or_nothing(
             self.api.incidents(tenant, f"createdDateTime ge {start} and createdDateTime lt {end}"),
             self.api.incidents(tenant, f"createdDateTime lt {start} and (status ne 'resolved' or lastUpdateDateTime ge {end})"),
             self.api.secure_scores(tenant, period.start),

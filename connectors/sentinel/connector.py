@@ -28,10 +28,10 @@ Formulas (``reporting.metrics.security_section``, the same for every vendor):
 
 from __future__ import annotations
 
-import asyncio
 import re
 from typing import Any
 
+from connectors.aad.tasks import all_or_nothing
 from connectors.aad.tokens import TenantTokens, verified_client
 from connectors.base import ConnectorContext, SourceDataError, SourceRecord
 from connectors.fields import Fields, iso_z
@@ -85,9 +85,10 @@ def incident_record(obj: Any, where: str) -> IncidentRecord:
 class SentinelConnector:
     sections = frozenset({"security"})
 
-    def __init__(self, name: str, source: SourceConfig, ctx: ConnectorContext):
+    def __init__(self, name: str, source: SourceConfig, ctx: ConnectorContext, *, tokens: TenantTokens | None = None):
+        """``tokens``: the token source (tests inject a fake); default azure-identity per tenant."""
         self.name = name
-        self.tokens = TenantTokens(SYSTEM, name, source)
+        self.tokens = tokens if tokens is not None else TenantTokens(SYSTEM, name, source)
         self.http, self._client = source_http(SYSTEM, source, _Ctx(ctx), error_message=arm_error_message,
                                               secrets=self.tokens.secrets)
         self.api = ArmClient(
@@ -114,7 +115,7 @@ class SentinelConnector:
         workspace = workspace_path(SYSTEM, self.name, cid)
         tenant = self.tenant_of(customer)
         start, end = iso_z(period.start), iso_z(period.end)
-        new, carried = await asyncio.gather(
+        new, carried = await all_or_nothing(
             self.api.incidents(tenant, workspace, f"properties/createdTimeUtc ge {start} and properties/createdTimeUtc lt {end}"),
             self.api.incidents(tenant, workspace, f"properties/createdTimeUtc lt {start} and "
                                f"(properties/status ne 'Closed' or properties/lastModifiedTimeUtc ge {end})"),
@@ -139,7 +140,7 @@ class SentinelConnector:
         for n, obj in enumerate(subs):
             f = Fields(SYSTEM, obj, f"GET /subscriptions item {n + 1}")
             names[f.str("subscriptionId")] = f.opt_str("displayName") or f.str("subscriptionId")
-        per_sub = await asyncio.gather(*(self.api.workspaces(tenant, sub) for sub in names))
+        per_sub = await all_or_nothing(*(self.api.workspaces(tenant, sub) for sub in names))
         out = []
         for sub, rows in zip(names, per_sub, strict=True):
             for n, obj in enumerate(rows):
