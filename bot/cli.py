@@ -288,13 +288,21 @@ async def _check_sources(config: Config) -> list[str]:
             lines.append(f"ok: sources.{name}: {what} at {src.url} answered in {ms:.0f} ms; {len(records)} customer records")
             ids = {r.id: r for r in records}
             mapped = set()
+            check_id = getattr(connector, "check_id", None)  # sources without customer entities (Veeam VBR job prefixes)
             for c in config.customers:
                 if name not in c.sources.values():
                     continue
                 cid = c.ids.get(name, "")
-                if cid in ids:
+                found = ids[cid].name if cid in ids else None
+                if found is None and check_id is not None:
+                    try:
+                        found = await check_id(cid)
+                    except ConnectorError as err:
+                        lines.append(f"error: customers[{c.code}].ids.{name}: {err}")
+                        continue
+                if found is not None:
                     mapped.add(cid)
-                    lines.append(f"ok: customers[{c.code}].ids.{name} = {cid!r} -> {ids[cid].name}")
+                    lines.append(f"ok: customers[{c.code}].ids.{name} = {cid!r} -> {found}")
                 else:
                     close = difflib.get_close_matches(cid, list(ids), n=3, cutoff=0.6)
                     hint = f"; close: {', '.join(close)}" if close else ""

@@ -57,12 +57,18 @@ def _toml_value(v: Any) -> str:
         return json.dumps(v)  # a TOML basic string: JSON's escapes are valid TOML escapes
     if isinstance(v, list | tuple):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + " }"
     raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+
+def _toml_key(k: str) -> str:
+    return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else json.dumps(k)
 
 
 def _table(lines: list[str], header: str, values: dict[str, Any]) -> None:
     lines.append(header)
-    lines.extend(f"{json.dumps(k) if not re.fullmatch(r'[A-Za-z0-9_-]+', k) else k} = {_toml_value(v)}" for k, v in values.items())
+    lines.extend(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in values.items())
     lines.append("")
 
 

@@ -276,6 +276,19 @@ class VeeamConnector:
             out.append(SourceRecord(self.name, f.str("instanceUid"), f.str("name")))
         return out
 
+    async def check_id(self, cid: str) -> str | None:
+        """What ``customers.ids.<source> = cid`` names here, or None if nothing (``config check``).
+
+        VBR: the jobs whose name starts with the prefix (one ``jobs/states`` query); VSPC: the company.
+        """
+        if self.vbr is not None:
+            jobs = await self.vbr.job_states(cid)
+            if not jobs:
+                return None
+            names = sorted(Fields(SYSTEM, j, f"GET /api/v1/jobs/states item {i}").str("name") for i, j in enumerate(jobs))
+            return f"{len(names)} job{'s' if len(names) != 1 else ''} ({', '.join(names[:3])}{', …' if len(names) > 3 else ''})"
+        return next((r.name for r in await self.customer_records() if r.id == cid), None)
+
     async def probe(self) -> str:
         if self.vbr is not None:
             f = Fields(SYSTEM, await self.vbr.server_info(), "GET /api/v1/serverInfo")
