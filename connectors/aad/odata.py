@@ -37,7 +37,7 @@ def _tokens(text: str) -> list[tuple[str, str]]:
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if not m or m.end() == pos:
-            raise FilterError(f"syntax error at position {pos}: {text[pos:pos + 20]!r}")
+            raise FilterError(f"syntax error at position {pos}: {text[pos : pos + 20]!r}")
         kind = m.lastgroup or ""
         out.append((kind, m.group(kind)))
         pos = m.end()

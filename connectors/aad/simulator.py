@@ -109,8 +109,13 @@ class EntraSimulator(TlsSimulator):
         self.certificates = {b64url(c.fingerprint(hashes.SHA256())): c for c in certificates}
         self._latency_ms = latency_ms
         self._signing_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.kid = b64url(hashlib.sha256(self._signing_key.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).digest()[:16])
+        self.kid = b64url(
+            hashlib.sha256(
+                self._signing_key.public_key().public_bytes(
+                    serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+                )
+            ).digest()[:16]
+        )
         self.issued: Counter[tuple[str, str]] = Counter()  # (tenant, resource) -> tokens issued
         self.sp_oid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"sp:{client_id}"))
 
@@ -129,7 +134,9 @@ class EntraSimulator(TlsSimulator):
         if header.get("alg") != "RS256" or header.get("kid") != self.kid:
             raise TokenInvalid("Access token validation failure: signature key not found.")
         try:
-            self._signing_key.public_key().verify(signature, f"{parts[0]}.{parts[1]}".encode(), padding.PKCS1v15(), hashes.SHA256())
+            self._signing_key.public_key().verify(
+                signature, f"{parts[0]}.{parts[1]}".encode(), padding.PKCS1v15(), hashes.SHA256()
+            )
         except InvalidSignature:
             raise TokenInvalid("Access token validation failure: invalid signature.") from None
         if float(claims.get("exp", 0)) < time.time():
@@ -152,7 +159,9 @@ class EntraSimulator(TlsSimulator):
         stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
         return {
             "error": error,
-            "error_description": f"AADSTS{code}: {description} Trace ID: {trace} Correlation ID: {corr} Timestamp: {stamp}",
+            "error_description": (
+                f"AADSTS{code}: {description} Trace ID: {trace} Correlation ID: {corr} Timestamp: {stamp}"
+            ),
             "error_codes": [code],
             "timestamp": stamp,
             "trace_id": trace,
@@ -168,12 +177,18 @@ class EntraSimulator(TlsSimulator):
         if tenant not in self.tenants:
             return self._fail(400, "invalid_tenant", 90002, f"Tenant '{tenant}' not found.")
         base = f"{self.url}/{tenant}"
-        return self.json({
-            "token_endpoint": f"{base}/oauth2/v2.0/token",
-            "issuer": f"{self.url}/{tenant}/v2.0",
-            "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
-            "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
-        })
+        return self.json(
+            {
+                "token_endpoint": f"{base}/oauth2/v2.0/token",
+                "issuer": f"{self.url}/{tenant}/v2.0",
+                "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                "token_endpoint_auth_methods_supported": [
+                    "client_secret_post",
+                    "private_key_jwt",
+                    "client_secret_basic",
+                ],
+            }
+        )
 
     async def _token(self, request: web.Request) -> web.Response:
         if self._latency_ms is not None and self._latency_ms() > 0:
@@ -184,24 +199,40 @@ class EntraSimulator(TlsSimulator):
         if get("grant_type") != "client_credentials":
             return self._fail(400, "unsupported_grant_type", 70003, "The app requested an unsupported grant type.")
         if tenant not in self.tenants:
-            return self._fail(400, "invalid_request", 90002,
-                              f"Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are "
-                              "signing into the correct cloud.")
+            return self._fail(
+                400,
+                "invalid_request",
+                90002,
+                f"Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are "
+                "signing into the correct cloud.",
+            )
         client_id = get("client_id")
         if client_id != self.client_id or tenant not in self.consented:
-            return self._fail(400, "unauthorized_client", 700016,
-                              f"Application with identifier '{client_id}' was not found in the directory '{tenant}'. This "
-                              "can happen if the application has not been installed by the administrator of the tenant or "
-                              "consented to by any user in the tenant.")
+            return self._fail(
+                400,
+                "unauthorized_client",
+                700016,
+                f"Application with identifier '{client_id}' was not found in the directory '{tenant}'. This "
+                "can happen if the application has not been installed by the administrator of the tenant or "
+                "consented to by any user in the tenant.",
+            )
         scope = get("scope")
         if not scope.endswith("/.default") or " " in scope.strip():
-            return self._fail(400, "invalid_scope", 1002012,
-                              f"The provided value for scope {scope} is not valid. Client credential flows must have a "
-                              "scope value with /.default suffixed to the resource identifier (application ID URI).")
+            return self._fail(
+                400,
+                "invalid_scope",
+                1002012,
+                f"The provided value for scope {scope} is not valid. Client credential flows must have a "
+                "scope value with /.default suffixed to the resource identifier (application ID URI).",
+            )
         resource = scope[: -len("/.default")]
         if resource not in self.roles:
-            return self._fail(400, "invalid_resource", 500011,
-                              f"The resource principal named {resource} was not found in the tenant named {tenant}.")
+            return self._fail(
+                400,
+                "invalid_resource",
+                500011,
+                f"The resource principal named {resource} was not found in the tenant named {tenant}.",
+            )
         if "client_assertion" in form:
             problem = self._check_assertion(get("client_assertion"), get("client_assertion_type"), str(request.url))
             if problem:
@@ -210,17 +241,33 @@ class EntraSimulator(TlsSimulator):
         elif get("client_secret") == self.client_secret:
             acr = "1"
         else:
-            return self._fail(401, "invalid_client", 7000215,
-                              "Invalid client secret provided. Ensure the secret being sent in the request is the client "
-                              f"secret value, not the client secret ID, for a secret added to app '{self.client_id}'.")
+            return self._fail(
+                401,
+                "invalid_client",
+                7000215,
+                "Invalid client secret provided. Ensure the secret being sent in the request is the client "
+                f"secret value, not the client secret ID, for a secret added to app '{self.client_id}'.",
+            )
         self.issued[(tenant, resource)] += 1
         now = int(time.time())
         claims = {
-            "aud": resource, "iss": f"https://sts.windows.net/{tenant}/", "iat": now, "nbf": now, "exp": now + 3599,
-            "appid": client_id, "appidacr": acr, "idp": f"https://sts.windows.net/{tenant}/", "oid": self.sp_oid,
-            "roles": self.roles[resource], "sub": self.sp_oid, "tid": tenant, "ver": "1.0",
+            "aud": resource,
+            "iss": f"https://sts.windows.net/{tenant}/",
+            "iat": now,
+            "nbf": now,
+            "exp": now + 3599,
+            "appid": client_id,
+            "appidacr": acr,
+            "idp": f"https://sts.windows.net/{tenant}/",
+            "oid": self.sp_oid,
+            "roles": self.roles[resource],
+            "sub": self.sp_oid,
+            "tid": tenant,
+            "ver": "1.0",
         }
-        return self.json({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": self._sign(claims)})
+        return self.json(
+            {"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": self._sign(claims)}
+        )
 
     def _sign(self, claims: dict[str, Any]) -> str:
         head = b64url(json.dumps({"typ": "JWT", "alg": "RS256", "kid": self.kid}).encode())
@@ -240,12 +287,19 @@ class EntraSimulator(TlsSimulator):
             return 50027, "JWT token is invalid or malformed."
         cert = self.certificates.get(str(header.get("x5t#S256", "")).rstrip("="))
         if cert is None:
-            return 700027, "The certificate with identifier used to sign the client assertion is not registered on application."
+            return (
+                700027,
+                "The certificate with identifier used to sign the client assertion is not registered on application.",
+            )
         key = cert.public_key()
         assert isinstance(key, rsa.RSAPublicKey)
         try:
-            key.verify(signature, f"{head_b64}.{body_b64}".encode(),
-                       padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32), hashes.SHA256())
+            key.verify(
+                signature,
+                f"{head_b64}.{body_b64}".encode(),
+                padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32),
+                hashes.SHA256(),
+            )
         except InvalidSignature:
             return 700027, "Client assertion failed signature validation."
         if claims.get("iss") != self.client_id or claims.get("sub") != self.client_id:

@@ -72,7 +72,9 @@ class TenantTokens:
         self.system, self.name = system, name
         self.client_id = str(source.option("client_id") or "")
         if not self.client_id:
-            raise SourceDataError(system, f"sources.{name}.client_id is not set (the app registration's application id)")
+            raise SourceDataError(
+                system, f"sources.{name}.client_id is not set (the app registration's application id)"
+            )
         self._secret = source.secret("client_secret")
         self._cert_path = source.option("certificate_path")
         self._cert_password = source.secret("certificate_password")
@@ -83,7 +85,10 @@ class TenantTokens:
             )
         authority = str(source.option("authority") or PUBLIC_AUTHORITY).rstrip("/")
         if "://" in authority and not authority.startswith("https://"):
-            raise SourceDataError(system, f"sources.{name}.authority must be an https URL (azure-identity refuses {authority.split(':')[0]})")
+            raise SourceDataError(
+                system,
+                f"sources.{name}.authority must be an https URL (azure-identity refuses {authority.split(':')[0]})",
+            )
         self.authority = authority
         self.ca_bundle = source.option("ca_bundle")
         self.timeout = float(source.option("request_timeout_seconds", 15.0))
@@ -113,7 +118,9 @@ class TenantTokens:
             if self._secret:
                 cred = ClientSecretCredential(tenant, self.client_id, self._secret, **kw)
             else:
-                cred = CertificateCredential(tenant, self.client_id, self._cert_path, password=self._cert_password, **kw)
+                cred = CertificateCredential(
+                    tenant, self.client_id, self._cert_path, password=self._cert_password, **kw
+                )
             self._creds[tenant] = cred
         return cred
 
@@ -130,14 +137,28 @@ class TenantTokens:
             except ClientAuthenticationError as err:
                 raise self._refused(tenant, err) from None
             except (TimeoutError, ServiceResponseError) as err:
-                raise SourceUnavailable(self.system, f"the token endpoint {self.authority} did not answer in time for tenant {tenant} ({type(err).__name__})") from None
+                raise SourceUnavailable(
+                    self.system,
+                    f"the token endpoint {self.authority} did not answer in time for tenant {tenant} "
+                    f"({type(err).__name__})",
+                ) from None
             except ServiceRequestError as err:
-                cause = "TLS verification failed (is sources.%s.ca_bundle right?)" % self.name if "CERTIFICATE_VERIFY_FAILED" in str(err) else "cannot connect"
-                raise SourceUnavailable(self.system, f"token endpoint {self.authority}: {cause} for tenant {tenant}") from None
+                cause = (
+                    f"TLS verification failed (is sources.{self.name}.ca_bundle right?)"
+                    if "CERTIFICATE_VERIFY_FAILED" in str(err)
+                    else "cannot connect"
+                )
+                raise SourceUnavailable(
+                    self.system, f"token endpoint {self.authority}: {cause} for tenant {tenant}"
+                ) from None
             except AzureError as err:
-                raise SourceUnavailable(self.system, f"token endpoint {self.authority} failed for tenant {tenant} ({type(err).__name__})") from None
+                raise SourceUnavailable(
+                    self.system, f"token endpoint {self.authority} failed for tenant {tenant} ({type(err).__name__})"
+                ) from None
             except ValueError as err:  # azure-identity's own argument checks (authority, tenant, certificate)
-                raise SourceDataError(self.system, f"cannot ask for a token for tenant {tenant}: {self._redact(str(err))}") from None
+                raise SourceDataError(
+                    self.system, f"cannot ask for a token for tenant {tenant}: {self._redact(str(err))}"
+                ) from None
         return str(tok.token)
 
     def _refused(self, tenant: str, err: ClientAuthenticationError) -> Exception:
@@ -145,14 +166,30 @@ class TenantTokens:
         code = _aadsts(message)
         status = getattr(getattr(err, "response", None), "status_code", None)
         if code.startswith("AADSTS90002"):
-            return SourceDataError(self.system, f"Microsoft Entra ID does not know tenant {tenant} ({code}); check the customer's id (customers.ids.{self.name} / tenant_id)")
+            return SourceDataError(
+                self.system,
+                f"Microsoft Entra ID does not know tenant {tenant} ({code}); "
+                f"check the customer's id (customers.ids.{self.name} / tenant_id)",
+            )
         if code.startswith(("AADSTS500011", "AADSTS1002012", "AADSTS70011")):
-            return SourceDataError(self.system, f"Microsoft Entra ID refused the scope for tenant {tenant} ({code}); check sources.{self.name}.resource")
+            return SourceDataError(
+                self.system,
+                f"Microsoft Entra ID refused the scope for tenant {tenant} ({code}); "
+                f"check sources.{self.name}.resource",
+            )
         if code.startswith("AADSTS700016"):
-            return SourceAuthError(self.system, f"the credentials were refused for tenant {tenant}: app {self.client_id} is not consented there ({code.split(':')[0]}); an admin of that tenant must grant consent")
+            return SourceAuthError(
+                self.system,
+                f"the credentials were refused for tenant {tenant}: app {self.client_id} is not consented there "
+                f"({code.split(':')[0]}); an admin of that tenant must grant consent",
+            )
         if status is not None and status >= 500:
             return SourceUnavailable(self.system, f"the token endpoint failed for tenant {tenant}: HTTP {status}")
-        return SourceAuthError(self.system, f"the credentials were refused by Microsoft Entra ID for tenant {tenant}: {code} (check sources.{self.name}.client_id and its secret or certificate)")
+        return SourceAuthError(
+            self.system,
+            f"the credentials were refused by Microsoft Entra ID for tenant {tenant}: {code} "
+            f"(check sources.{self.name}.client_id and its secret or certificate)",
+        )
 
     def _redact(self, text: str) -> str:
         for s in self.secrets:

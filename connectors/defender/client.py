@@ -60,14 +60,20 @@ class GraphSecurityClient:
 
     async def _get(self, tenant: str, url: str, params: dict[str, str] | None = None) -> httpx.Response:
         token = await self.tokens.token(tenant, self.scope)
-        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json",
-                   "Prefer": "include-unknown-enum-members"}
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/json",
+            "Prefer": "include-unknown-enum-members",
+        }
         return await self.http.request("GET", url, params=params, headers=headers)
 
     def _check_link(self, link: str, where: str) -> str:
         u = httpx.URL(link)
         if (u.scheme, u.host, u.port) != (self._origin.scheme, self._origin.host, self._origin.port):
-            raise SourceDataError(SYSTEM, f"{where}: @odata.nextLink points to another host ({u.host}); not following it with the tenant's token")
+            raise SourceDataError(
+                SYSTEM,
+                f"{where}: @odata.nextLink points to another host ({u.host}); not following it with the tenant's token",
+            )
         return link
 
     async def _pages(self, tenant: str, path: str, params: dict[str, str]) -> list[dict[str, Any]]:
@@ -125,5 +131,7 @@ class GraphSecurityClient:
 
     async def first_delegated_customer(self, partner_tenant: str) -> list[dict[str, Any]]:
         """One page of one GDAP customer: the cheap authenticated call of ``probe``."""
-        resp = await self._get(partner_tenant, f"{self.base}/tenantRelationships/delegatedAdminCustomers", {"$top": "1"})
+        resp = await self._get(
+            partner_tenant, f"{self.base}/tenantRelationships/delegatedAdminCustomers", {"$top": "1"}
+        )
         return items(SYSTEM, self.http.decode(resp), "value", "GET /tenantRelationships/delegatedAdminCustomers")

@@ -71,8 +71,13 @@ def incident_record(obj: Any, where: str) -> IncidentRecord | None:
         return None
     created = f.time("createdDateTime")
     resolved = f.time("lastUpdateDateTime") if status == "resolved" else None
-    return IncidentRecord(id=f.str("id"), title=f.str("displayName"), severity=f.str("severity").lower(),
-                          created=created, resolved=resolved)
+    return IncidentRecord(
+        id=f.str("id"),
+        title=f.str("displayName"),
+        severity=f.str("severity").lower(),
+        created=created,
+        resolved=resolved,
+    )
 
 
 def score_snapshot(obj: Any, where: str) -> ScoreSnapshot:
@@ -87,26 +92,34 @@ class DefenderConnector:
         """``tokens``: the token source (tests inject a fake); default azure-identity per tenant."""
         self.name = name
         self.tokens = tokens if tokens is not None else TenantTokens(SYSTEM, name, source)
-        self.http, self._client = source_http(SYSTEM, source, _Ctx(ctx), error_message=graph_error_message,
-                                              secrets=self.tokens.secrets)
-        self.api = GraphSecurityClient(self.http, str(source.url or DEFAULT_URL), self.tokens,
-                                       str(source.option("resource", DEFAULT_RESOURCE)))
+        self.http, self._client = source_http(
+            SYSTEM, source, _Ctx(ctx), error_message=graph_error_message, secrets=self.tokens.secrets
+        )
+        self.api = GraphSecurityClient(
+            self.http, str(source.url or DEFAULT_URL), self.tokens, str(source.option("resource", DEFAULT_RESOURCE))
+        )
         self.partner_tenant = str(source.option("partner_tenant_id") or "")
 
     def tenant_of(self, customer: CustomerConfig) -> str:
         tenant = customer.ids.get(self.name) or customer.tenant_id
         if not tenant:
-            raise SourceDataError(SYSTEM, f"{customer.code} has no tenant id: set customers.ids.{self.name} (or the customer's tenant_id)")
+            raise SourceDataError(
+                SYSTEM, f"{customer.code} has no tenant id: set customers.ids.{self.name} (or the customer's tenant_id)"
+            )
         return tenant
 
-    async def fetch_section(self, section: str, customer: CustomerConfig, period: Period, targets: Targets) -> SectionData:
+    async def fetch_section(
+        self, section: str, customer: CustomerConfig, period: Period, targets: Targets
+    ) -> SectionData:
         if section != "security":
             raise SourceDataError(SYSTEM, f"does not provide section {section!r}")
         tenant = self.tenant_of(customer)
         start, end = iso_z(period.start), iso_z(period.end)
         new, carried, scores = await all_or_nothing(
             self.api.incidents(tenant, f"createdDateTime ge {start} and createdDateTime lt {end}"),
-            self.api.incidents(tenant, f"createdDateTime lt {start} and (status ne 'resolved' or lastUpdateDateTime ge {end})"),
+            self.api.incidents(
+                tenant, f"createdDateTime lt {start} and (status ne 'resolved' or lastUpdateDateTime ge {end})"
+            ),
             self.api.secure_scores(tenant, period.start),
         )
         records: dict[str, IncidentRecord] = {}
@@ -119,12 +132,17 @@ class DefenderConnector:
         if scores.partial:
             log.warning("defender: Secure Score answered 206 Partial Content for %s; score left out", customer.code)
         else:
-            snapshots = [score_snapshot(o, f"GET /security/secureScores item {n + 1}") for n, o in enumerate(scores.snapshots)]
+            snapshots = [
+                score_snapshot(o, f"GET /security/secureScores item {n + 1}") for n, o in enumerate(scores.snapshots)
+            ]
             oldest = min((s.at for s in snapshots), default=None)
             if oldest is not None and oldest > period.end:
-                raise SourceDataError(SYSTEM, f"tenant {tenant} has no data for this period: its oldest Secure Score snapshot is "
-                                      f"{iso_z(oldest)}, after the period ends (Graph keeps about 90 days; a tenant connected "
-                                      "later has nothing before)")
+                raise SourceDataError(
+                    SYSTEM,
+                    f"tenant {tenant} has no data for this period: its oldest Secure Score snapshot is "
+                    f"{iso_z(oldest)}, after the period ends (Graph keeps about 90 days; a tenant connected "
+                    "later has nothing before)",
+                )
         return metrics.security_section(records.values(), snapshots, period)
 
     async def customer_records(self) -> list[SourceRecord]:
@@ -138,7 +156,11 @@ class DefenderConnector:
 
     def _partner(self) -> str:
         if not self.partner_tenant:
-            raise SourceDataError(SYSTEM, f"sources.{self.name}.partner_tenant_id is not set: the MSP's own tenant is needed to list GDAP customers")
+            raise SourceDataError(
+                SYSTEM,
+                f"sources.{self.name}.partner_tenant_id is not set: "
+                "the MSP's own tenant is needed to list GDAP customers",
+            )
         return self.partner_tenant
 
     async def probe(self) -> str:

@@ -45,7 +45,15 @@ from reporting.metrics import IncidentRecord, ScoreSnapshot
 
 PARTNER_TENANT = str(uuid.uuid5(uuid.NAMESPACE_DNS, "northwind.example"))
 GRAPH_AUDIENCES = (GRAPH_RESOURCE, "00000003-0000-0000-c000-000000000000")
-INCIDENT_FILTERABLE = ("createdDateTime", "lastUpdateDateTime", "status", "severity", "assignedTo", "classification", "determination")
+INCIDENT_FILTERABLE = (
+    "createdDateTime",
+    "lastUpdateDateTime",
+    "status",
+    "severity",
+    "assignedTo",
+    "classification",
+    "determination",
+)
 ROLES = ("SecurityIncident.Read.All", "SecurityEvents.Read.All", "DelegatedAdminRelationship.Read.All")
 
 
@@ -62,7 +70,9 @@ def _pascal(value: str) -> str:
 class DefenderSimulator(TlsSimulator):
     system: ClassVar[str] = "defender"
 
-    def __init__(self, dataset: SandboxDataset, page_size: int = 2, score_page_size: int = 8, pki: ThrowawayPKI | None = None):
+    def __init__(
+        self, dataset: SandboxDataset, page_size: int = 2, score_page_size: int = 8, pki: ThrowawayPKI | None = None
+    ):
         super().__init__(pki)
         self.dataset = dataset
         self.page_size = page_size
@@ -72,8 +82,12 @@ class DefenderSimulator(TlsSimulator):
         tenants = {PARTNER_TENANT: MSP_NAME}
         tenants.update({c.ids["defender"]: c.name for c in dataset.customers_in("defender")})
         self.entra = EntraSimulator(
-            self.pki, self.client_id, self.secret, tenants,
-            roles={GRAPH_RESOURCE: ROLES}, latency_ms=lambda: self.faults.latency_ms,
+            self.pki,
+            self.client_id,
+            self.secret,
+            tenants,
+            roles={GRAPH_RESOURCE: ROLES},
+            latency_ms=lambda: self.faults.latency_ms,
         )
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -105,10 +119,20 @@ class DefenderSimulator(TlsSimulator):
         return self.json(self.error_body(status, message, code)[0], status=status, headers=self._ids())
 
     def error_body(self, status: int, message: str, code: str = "") -> tuple[Any, str]:  # type: ignore[override]
-        code = code or {429: "TooManyRequests", 503: "ServiceUnavailable", 504: "GatewayTimeout"}.get(status, "UnknownError")
-        return {"error": {"code": code, "message": message, "innerError": {
-            "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
-            "request-id": str(uuid.uuid4()), "client-request-id": str(uuid.uuid4())}}}, "application/json"
+        code = code or {429: "TooManyRequests", 503: "ServiceUnavailable", 504: "GatewayTimeout"}.get(
+            status, "UnknownError"
+        )
+        return {
+            "error": {
+                "code": code,
+                "message": message,
+                "innerError": {
+                    "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+                    "request-id": str(uuid.uuid4()),
+                    "client-request-id": str(uuid.uuid4()),
+                },
+            }
+        }, "application/json"
 
     @staticmethod
     def _ids() -> dict[str, str]:
@@ -124,15 +148,20 @@ class DefenderSimulator(TlsSimulator):
         except TokenInvalid as err:
             return self._graph_error(401, "InvalidAuthenticationToken", str(err))
         if role not in claims.get("roles", []):
-            return self._graph_error(403, "Forbidden", f"Missing application roles. API required roles: {role}. "
-                                     f"Application roles in token: {', '.join(claims.get('roles', []))}.")
+            return self._graph_error(
+                403,
+                "Forbidden",
+                f"Missing application roles. API required roles: {role}. "
+                f"Application roles in token: {', '.join(claims.get('roles', []))}.",
+            )
         return claims
 
     def _link(self, path: str, params: dict[str, str]) -> str:
         return f"{self.url}{path}?" + urlencode(params, quote_via=quote, safe="$'(),:")
 
-    def _page(self, request: web.Request, items: list[dict[str, Any]], page: int, context: str,
-              skip_param: str = "$skip") -> web.Response:
+    def _page(
+        self, request: web.Request, items: list[dict[str, Any]], page: int, context: str, skip_param: str = "$skip"
+    ) -> web.Response:
         q = request.query
         try:
             top = int(q["$top"]) if "$top" in q else None
@@ -140,7 +169,7 @@ class DefenderSimulator(TlsSimulator):
         except ValueError:
             return self._graph_error(400, "BadRequest", "Invalid value for $top or $skip.")
         total = len(items) if top is None else min(top, len(items))
-        chunk = items[skip: min(skip + page, total)]
+        chunk = items[skip : min(skip + page, total)]
         body: dict[str, Any] = {"@odata.context": f"{self.url}/v1.0/$metadata#{context}"}
         if q.get("$count", "").lower() == "true":
             body["@odata.count"] = total
@@ -205,8 +234,12 @@ class DefenderSimulator(TlsSimulator):
                 return self._graph_error(400, "BadRequest", f"Invalid filter clause: {err}")
             unknown = sorted(p for p in flt.props if p not in INCIDENT_FILTERABLE)
             if unknown:
-                return self._graph_error(400, "BadRequest", f"Invalid filter clause: Could not find a property named "
-                                         f"'{unknown[0]}' on type 'microsoft.graph.security.incident'.")
+                return self._graph_error(
+                    400,
+                    "BadRequest",
+                    f"Invalid filter clause: Could not find a property named "
+                    f"'{unknown[0]}' on type 'microsoft.graph.security.incident'.",
+                )
             items = [i for i in items if flt(i.__getitem__)]
         items.sort(key=lambda i: (i["createdDateTime"], i["id"]), reverse=True)
         return self._page(request, items, self.page_size, "security/incidents")
@@ -222,12 +255,30 @@ class DefenderSimulator(TlsSimulator):
             "enabledServices": ["HasExchange", "HasSharePoint", "HasOD4B", "HasMDEP"],
             "licensedUserCount": 120,
             "maxScore": s.max,
-            "averageComparativeScores": [{"basis": "AllTenants", "averageScore": 41.8}, {"basis": "TotalSeats", "averageScore": 45.2}],
-            "controlScores": [
-                {"controlCategory": "Identity", "controlName": "AdminMFAV2", "description": "Require MFA for administrative roles", "score": identity},
-                {"controlCategory": "Apps", "controlName": "BlockLegacyAuthentication", "description": "Block legacy authentication", "score": round(s.current - identity, 2)},
+            "averageComparativeScores": [
+                {"basis": "AllTenants", "averageScore": 41.8},
+                {"basis": "TotalSeats", "averageScore": 45.2},
             ],
-            "vendorInformation": {"provider": "SecureScore", "providerVersion": None, "subProvider": None, "vendor": "Microsoft"},
+            "controlScores": [
+                {
+                    "controlCategory": "Identity",
+                    "controlName": "AdminMFAV2",
+                    "description": "Require MFA for administrative roles",
+                    "score": identity,
+                },
+                {
+                    "controlCategory": "Apps",
+                    "controlName": "BlockLegacyAuthentication",
+                    "description": "Block legacy authentication",
+                    "score": round(s.current - identity, 2),
+                },
+            ],
+            "vendorInformation": {
+                "provider": "SecureScore",
+                "providerVersion": None,
+                "subProvider": None,
+                "vendor": "Microsoft",
+            },
         }
 
     async def _scores(self, request: web.Request) -> web.StreamResponse:
@@ -237,7 +288,9 @@ class DefenderSimulator(TlsSimulator):
         tenant = claims["tid"]
         g = self._gen(tenant)
         snaps = sorted(g.scores if g is not None else (), key=lambda s: s.at, reverse=True)
-        resp = self._page(request, [self.score_json(tenant, s) for s in snaps], self.score_page_size, "security/secureScores")
+        resp = self._page(
+            request, [self.score_json(tenant, s) for s in snaps], self.score_page_size, "security/secureScores"
+        )
         if self.partial_scores and resp.status == 200:
             resp.set_status(206, "Partial Content")
         return resp
@@ -250,6 +303,15 @@ class DefenderSimulator(TlsSimulator):
         if claims["tid"] == PARTNER_TENANT:
             for c in sorted(self.dataset.customers_in("defender"), key=lambda c: c.name):
                 tid = c.ids["defender"]
-                rows.append({"@odata.type": "#microsoft.graph.delegatedAdminCustomer", "@odata.etag": f'W/"{tid[:8]}"',
-                             "id": tid, "tenantId": tid, "displayName": c.name})
-        return self._page(request, rows, self.page_size * 2, "tenantRelationships/delegatedAdminCustomers", "$skiptoken")
+                rows.append(
+                    {
+                        "@odata.type": "#microsoft.graph.delegatedAdminCustomer",
+                        "@odata.etag": f'W/"{tid[:8]}"',
+                        "id": tid,
+                        "tenantId": tid,
+                        "displayName": c.name,
+                    }
+                )
+        return self._page(
+            request, rows, self.page_size * 2, "tenantRelationships/delegatedAdminCustomers", "$skiptoken"
+        )

@@ -39,10 +39,16 @@ def arm_error_message(resp: httpx.Response) -> str | None:
 
 
 class ArmClient:
-    def __init__(self, http: HttpSource, base_url: str, tokens: TenantTokens, resource: str,
-                 incidents_api_version: str = INCIDENTS_API_VERSION,
-                 subscriptions_api_version: str = SUBSCRIPTIONS_API_VERSION,
-                 workspaces_api_version: str = WORKSPACES_API_VERSION):
+    def __init__(
+        self,
+        http: HttpSource,
+        base_url: str,
+        tokens: TenantTokens,
+        resource: str,
+        incidents_api_version: str = INCIDENTS_API_VERSION,
+        subscriptions_api_version: str = SUBSCRIPTIONS_API_VERSION,
+        workspaces_api_version: str = WORKSPACES_API_VERSION,
+    ):
         self.http = http
         self.base = base_url.rstrip("/")  # e.g. https://management.azure.com
         self.tokens = tokens
@@ -61,8 +67,9 @@ class ArmClient:
             page += 1
             where = f"GET {path} page {page}"
             token = await self.tokens.token(tenant, self.scope)
-            resp = await self.http.request("GET", url, params=query,
-                                           headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
+            resp = await self.http.request(
+                "GET", url, params=query, headers={"Authorization": f"Bearer {token}", "Accept": "application/json"}
+            )
             body = self.http.decode(resp)
             out.extend(items(SYSTEM, body, "value", where))
             link = body.get("nextLink") if isinstance(body, dict) else None
@@ -70,17 +77,25 @@ class ArmClient:
                 return out
             u = httpx.URL(str(link))
             if (u.scheme, u.host, u.port) != (self._origin.scheme, self._origin.host, self._origin.port):
-                raise SourceDataError(SYSTEM, f"{where}: nextLink points to another host ({u.host}); not following it with the token")
+                raise SourceDataError(
+                    SYSTEM, f"{where}: nextLink points to another host ({u.host}); not following it with the token"
+                )
             url, query = str(link), None
 
     async def incidents(self, tenant: str, workspace: str, odata_filter: str) -> list[dict[str, Any]]:
         """``GET {workspace}/providers/Microsoft.SecurityInsights/incidents?$filter=...`` — all pages."""
-        return await self._pages(tenant, f"{workspace}/providers/Microsoft.SecurityInsights/incidents",
-                                 {"api-version": self.incidents_api_version, "$filter": odata_filter})
+        return await self._pages(
+            tenant,
+            f"{workspace}/providers/Microsoft.SecurityInsights/incidents",
+            {"api-version": self.incidents_api_version, "$filter": odata_filter},
+        )
 
     async def subscriptions(self, tenant: str) -> list[dict[str, Any]]:
         return await self._pages(tenant, "/subscriptions", {"api-version": self.subscriptions_api_version})
 
     async def workspaces(self, tenant: str, subscription_id: str) -> list[dict[str, Any]]:
-        return await self._pages(tenant, f"/subscriptions/{subscription_id}/providers/Microsoft.OperationalInsights/workspaces",
-                                 {"api-version": self.workspaces_api_version})
+        return await self._pages(
+            tenant,
+            f"/subscriptions/{subscription_id}/providers/Microsoft.OperationalInsights/workspaces",
+            {"api-version": self.workspaces_api_version},
+        )

@@ -62,10 +62,15 @@ def workspace_path(system: str, name: str, value: str) -> str:
     """The canonical ARM id of a workspace (fixed segments in ARM's casing), or SourceDataError."""
     m = WORKSPACE_ID.match(value.strip())
     if not m:
-        raise SourceDataError(system, f"{value!r} is not a Log Analytics workspace resource id; customers.ids.{name} must look like "
-                              "/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.OperationalInsights/workspaces/<name>")
-    return (f"/subscriptions/{m.group('sub')}/resourceGroups/{m.group('rg')}"
-            f"/providers/Microsoft.OperationalInsights/workspaces/{m.group('ws')}")
+        raise SourceDataError(
+            system,
+            f"{value!r} is not a Log Analytics workspace resource id; customers.ids.{name} must look like "
+            "/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.OperationalInsights/workspaces/<name>",
+        )
+    return (
+        f"/subscriptions/{m.group('sub')}/resourceGroups/{m.group('rg')}"
+        f"/providers/Microsoft.OperationalInsights/workspaces/{m.group('ws')}"
+    )
 
 
 class _Ctx:
@@ -78,8 +83,13 @@ def incident_record(obj: Any, where: str) -> IncidentRecord:
     f = Fields(SYSTEM, obj, where)
     p = Fields(SYSTEM, f.raw("properties"), f"{where} → properties")  # (Fields.obj is shadowed by the attribute)
     closed = p.str("status").lower() == "closed"
-    return IncidentRecord(id=str(p.int("incidentNumber")), title=p.str("title"), severity=p.str("severity").lower(),
-                          created=p.time("createdTimeUtc"), resolved=p.time("lastModifiedTimeUtc") if closed else None)
+    return IncidentRecord(
+        id=str(p.int("incidentNumber")),
+        title=p.str("title"),
+        severity=p.str("severity").lower(),
+        created=p.time("createdTimeUtc"),
+        resolved=p.time("lastModifiedTimeUtc") if closed else None,
+    )
 
 
 class SentinelConnector:
@@ -89,10 +99,14 @@ class SentinelConnector:
         """``tokens``: the token source (tests inject a fake); default azure-identity per tenant."""
         self.name = name
         self.tokens = tokens if tokens is not None else TenantTokens(SYSTEM, name, source)
-        self.http, self._client = source_http(SYSTEM, source, _Ctx(ctx), error_message=arm_error_message,
-                                              secrets=self.tokens.secrets)
+        self.http, self._client = source_http(
+            SYSTEM, source, _Ctx(ctx), error_message=arm_error_message, secrets=self.tokens.secrets
+        )
         self.api = ArmClient(
-            self.http, str(source.url or DEFAULT_URL), self.tokens, str(source.option("resource", DEFAULT_RESOURCE)),
+            self.http,
+            str(source.url or DEFAULT_URL),
+            self.tokens,
+            str(source.option("resource", DEFAULT_RESOURCE)),
             incidents_api_version=str(source.option("api_version", INCIDENTS_API_VERSION)),
             subscriptions_api_version=str(source.option("subscriptions_api_version", SUBSCRIPTIONS_API_VERSION)),
             workspaces_api_version=str(source.option("workspaces_api_version", WORKSPACES_API_VERSION)),
@@ -102,11 +116,16 @@ class SentinelConnector:
     def tenant_of(self, customer: CustomerConfig) -> str:
         tenant = self.managing_tenant or customer.tenant_id
         if not tenant:
-            raise SourceDataError(SYSTEM, f"no tenant to sign in to for {customer.code}: set sources.{self.name}.tenant_id "
-                                  "(the managing tenant with Azure Lighthouse) or the customer's tenant_id")
+            raise SourceDataError(
+                SYSTEM,
+                f"no tenant to sign in to for {customer.code}: set sources.{self.name}.tenant_id "
+                "(the managing tenant with Azure Lighthouse) or the customer's tenant_id",
+            )
         return tenant
 
-    async def fetch_section(self, section: str, customer: CustomerConfig, period: Period, targets: Targets) -> SectionData:
+    async def fetch_section(
+        self, section: str, customer: CustomerConfig, period: Period, targets: Targets
+    ) -> SectionData:
         if section != "security":
             raise SourceDataError(SYSTEM, f"does not provide section {section!r}")
         cid = customer.ids.get(self.name)
@@ -116,9 +135,15 @@ class SentinelConnector:
         tenant = self.tenant_of(customer)
         start, end = iso_z(period.start), iso_z(period.end)
         new, carried = await all_or_nothing(
-            self.api.incidents(tenant, workspace, f"properties/createdTimeUtc ge {start} and properties/createdTimeUtc lt {end}"),
-            self.api.incidents(tenant, workspace, f"properties/createdTimeUtc lt {start} and "
-                               f"(properties/status ne 'Closed' or properties/lastModifiedTimeUtc ge {end})"),
+            self.api.incidents(
+                tenant, workspace, f"properties/createdTimeUtc ge {start} and properties/createdTimeUtc lt {end}"
+            ),
+            self.api.incidents(
+                tenant,
+                workspace,
+                f"properties/createdTimeUtc lt {start} and "
+                f"(properties/status ne 'Closed' or properties/lastModifiedTimeUtc ge {end})",
+            ),
         )
         records: dict[str, IncidentRecord] = {}
         for label, batch in (("new", new), ("carried over", carried)):
@@ -129,7 +154,10 @@ class SentinelConnector:
 
     def _tenant(self) -> str:
         if not self.managing_tenant:
-            raise SourceDataError(SYSTEM, f"sources.{self.name}.tenant_id is not set: the managing (MSP) tenant is needed to list workspaces")
+            raise SourceDataError(
+                SYSTEM,
+                f"sources.{self.name}.tenant_id is not set: the managing (MSP) tenant is needed to list workspaces",
+            )
         return self.managing_tenant
 
     async def customer_records(self) -> list[SourceRecord]:
@@ -145,13 +173,21 @@ class SentinelConnector:
         for sub, rows in zip(names, per_sub, strict=True):
             for n, obj in enumerate(rows):
                 f = Fields(SYSTEM, obj, f"GET /subscriptions/{sub}/.../workspaces item {n + 1}")
-                out.append(SourceRecord(SYSTEM, workspace_path(SYSTEM, self.name, f.str("id")), f"{f.str('name')} ({names[sub]})"))
+                out.append(
+                    SourceRecord(
+                        SYSTEM, workspace_path(SYSTEM, self.name, f.str("id")), f"{f.str('name')} ({names[sub]})"
+                    )
+                )
         return out
 
     async def probe(self) -> str:
         """A token for the managing tenant and the list of subscriptions it can see."""
         subs = await self.api.subscriptions(self._tenant())
-        return f"Azure Resource Manager ({len(subs)} subscription{'s' if len(subs) != 1 else ''} visible; incidents api-version {self.api.incidents_api_version})"
+        plural = "s" if len(subs) != 1 else ""
+        return (
+            f"Azure Resource Manager ({len(subs)} subscription{plural} visible; "
+            f"incidents api-version {self.api.incidents_api_version})"
+        )
 
     async def aclose(self) -> None:
         try:

@@ -52,7 +52,9 @@ SUBSCRIPTION_VERSIONS = ("2020-01-01", "2021-01-01", "2022-12-01")
 WORKSPACE_VERSIONS = ("2022-10-01", "2023-09-01", "2025-02-01")
 WORKSPACE = re.compile(
     r"^/subscriptions/(?P<sub>[0-9a-f-]{36})/resourcegroups/(?P<rg>[^/]+)/providers/microsoft\.operationalinsights"
-    r"/workspaces/(?P<ws>[^/]+)$", re.IGNORECASE)
+    r"/workspaces/(?P<ws>[^/]+)$",
+    re.IGNORECASE,
+)
 
 
 def arm_time(ts: datetime) -> str:
@@ -78,8 +80,14 @@ class SentinelSimulator(TlsSimulator):
             self.workspaces[c.ids["sentinel"].lower()] = c
         tenants = {PARTNER_TENANT: MSP_NAME}
         tenants.update({customer_tenant(c): c.name for c in self.workspaces.values()})
-        self.entra = EntraSimulator(self.pki, self.client_id, self.secret, tenants,
-                                    roles={ARM_RESOURCE: ()}, latency_ms=lambda: self.faults.latency_ms)
+        self.entra = EntraSimulator(
+            self.pki,
+            self.client_id,
+            self.secret,
+            tenants,
+            roles={ARM_RESOURCE: ()},
+            latency_ms=lambda: self.faults.latency_ms,
+        )
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         await self.entra.start(host)
@@ -107,13 +115,22 @@ class SentinelSimulator(TlsSimulator):
 
     # -- ARM's envelope and errors
     def error_body(self, status: int, message: str, code: str = "") -> tuple[Any, str]:  # type: ignore[override]
-        code = code or {429: "TooManyRequests", 500: "InternalServerError", 502: "BadGateway", 503: "ServiceUnavailable",
-                        504: "GatewayTimeout"}.get(status, "UnknownError")
+        code = code or {
+            429: "TooManyRequests",
+            500: "InternalServerError",
+            502: "BadGateway",
+            503: "ServiceUnavailable",
+            504: "GatewayTimeout",
+        }.get(status, "UnknownError")
         return {"error": {"code": code, "message": message}}, "application/json"
 
     def _headers(self) -> dict[str, str]:
         rid = str(uuid.uuid4())
-        return {"x-ms-request-id": rid, "x-ms-correlation-request-id": rid, "x-ms-ratelimit-remaining-subscription-reads": "11999"}
+        return {
+            "x-ms-request-id": rid,
+            "x-ms-correlation-request-id": rid,
+            "x-ms-ratelimit-remaining-subscription-reads": "11999",
+        }
 
     def _arm_error(self, status: int, code: str, message: str) -> web.Response:
         return self.json(self.error_body(status, message, code)[0], status=status, headers=self._headers())
@@ -125,7 +142,9 @@ class SentinelSimulator(TlsSimulator):
     def _auth(self, request: web.Request) -> dict[str, Any] | web.Response:
         header = request.headers.get("Authorization", "")
         if not header.startswith("Bearer ") or not header[7:].strip():
-            return self._arm_error(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
+            return self._arm_error(
+                401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing."
+            )
         try:
             return self.entra.verify(header[7:].strip(), ARM_AUDIENCES)
         except TokenInvalid as err:
@@ -134,12 +153,18 @@ class SentinelSimulator(TlsSimulator):
     def _version(self, request: web.Request, allowed: tuple[str, ...], kind: str) -> web.Response | None:
         v = request.query.get("api-version")
         if not v:
-            return self._arm_error(400, "MissingApiVersionParameter",
-                                   "The api-version query parameter (?api-version=) is required for all requests.")
+            return self._arm_error(
+                400,
+                "MissingApiVersionParameter",
+                "The api-version query parameter (?api-version=) is required for all requests.",
+            )
         if v not in allowed:
-            return self._arm_error(400, "NoRegisteredProviderFound",
-                                   f"No registered resource provider found for API version '{v}' and type '{kind}'. "
-                                   f"The supported api-versions are '{', '.join(allowed)}'.")
+            return self._arm_error(
+                400,
+                "NoRegisteredProviderFound",
+                f"No registered resource provider found for API version '{v}' and type '{kind}'. "
+                f"The supported api-versions are '{', '.join(allowed)}'.",
+            )
         return None
 
     def _page(self, request: web.Request, items: list[dict[str, Any]], total_cap: int | None = None) -> web.Response:
@@ -149,7 +174,7 @@ class SentinelSimulator(TlsSimulator):
         except ValueError:
             return self._arm_error(400, "InvalidSkipToken", "The $skipToken is not valid.")
         total = len(items) if total_cap is None else min(total_cap, len(items))
-        body: dict[str, Any] = {"value": items[skip: min(skip + self.page_size, total)]}
+        body: dict[str, Any] = {"value": items[skip : min(skip + self.page_size, total)]}
         if skip + self.page_size < total:
             params = {k: v for k, v in request.query.items() if k.lower() != "$skiptoken"}
             params["$skipToken"] = base64.urlsafe_b64encode(str(skip + self.page_size).encode()).decode()
@@ -174,15 +199,26 @@ class SentinelSimulator(TlsSimulator):
         suffix = "/providers/microsoft.securityinsights/incidents"
         if low.endswith(suffix):
             return self._incidents(request, claims, path[: -len(suffix)])
-        return self._arm_error(404, "InvalidResourceType", f"The resource type could not be found in the namespace for path '{path}'.")
+        return self._arm_error(
+            404, "InvalidResourceType", f"The resource type could not be found in the namespace for path '{path}'."
+        )
 
     def _subscription_json(self, c: SandboxCustomer) -> dict[str, Any]:
         sub = WORKSPACE.match(c.ids["sentinel"]).group("sub")  # type: ignore[union-attr]
         return {
-            "id": f"/subscriptions/{sub}", "subscriptionId": sub, "tenantId": customer_tenant(c),
-            "displayName": f"{c.name} - Security", "state": "Enabled",
-            "subscriptionPolicies": {"locationPlacementId": "Public_2014-09-01", "quotaId": "PayAsYouGo_2014-09-01", "spendingLimit": "Off"},
-            "authorizationSource": "RoleBased", "managedByTenants": [{"tenantId": PARTNER_TENANT}], "tags": {},
+            "id": f"/subscriptions/{sub}",
+            "subscriptionId": sub,
+            "tenantId": customer_tenant(c),
+            "displayName": f"{c.name} - Security",
+            "state": "Enabled",
+            "subscriptionPolicies": {
+                "locationPlacementId": "Public_2014-09-01",
+                "quotaId": "PayAsYouGo_2014-09-01",
+                "spendingLimit": "Off",
+            },
+            "authorizationSource": "RoleBased",
+            "managedByTenants": [{"tenantId": PARTNER_TENANT}],
+            "tags": {},
         }
 
     def _list_subscriptions(self, request: web.Request, claims: dict[str, Any]) -> web.Response:
@@ -196,19 +232,30 @@ class SentinelSimulator(TlsSimulator):
         bad = self._version(request, WORKSPACE_VERSIONS, "workspaces")
         if bad:
             return bad
-        visible = [c for c in self._subscriptions_of(claims["tid"]) if f"/subscriptions/{sub}/" in c.ids["sentinel"].lower()]
+        visible = [
+            c for c in self._subscriptions_of(claims["tid"]) if f"/subscriptions/{sub}/" in c.ids["sentinel"].lower()
+        ]
         if not visible:
             return self._arm_error(404, "SubscriptionNotFound", f"The subscription '{sub}' could not be found.")
         rows = []
         for c in visible:
             m = WORKSPACE.match(c.ids["sentinel"])
             assert m is not None
-            rows.append({
-                "id": c.ids["sentinel"], "name": m.group("ws"), "type": "Microsoft.OperationalInsights/workspaces",
-                "location": "westeurope", "tags": {},
-                "properties": {"customerId": str(uuid.uuid5(uuid.NAMESPACE_URL, c.ids["sentinel"])), "provisioningState": "Succeeded",
-                               "sku": {"name": "PerGB2018"}, "retentionInDays": 90},
-            })
+            rows.append(
+                {
+                    "id": c.ids["sentinel"],
+                    "name": m.group("ws"),
+                    "type": "Microsoft.OperationalInsights/workspaces",
+                    "location": "westeurope",
+                    "tags": {},
+                    "properties": {
+                        "customerId": str(uuid.uuid5(uuid.NAMESPACE_URL, c.ids["sentinel"])),
+                        "provisioningState": "Succeeded",
+                        "sku": {"name": "PerGB2018"},
+                        "retentionInDays": 90,
+                    },
+                }
+            )
         return self._page(request, rows)
 
     def incident_json(self, workspace: str, r: IncidentRecord) -> dict[str, Any]:
@@ -221,25 +268,45 @@ class SentinelSimulator(TlsSimulator):
             "description": "",
             "severity": r.severity[:1].upper() + r.severity[1:],
             "status": "Closed" if closed else ("New" if n % 2 else "Active"),
-            "owner": {"objectId": None, "email": None, "assignedTo": None, "userPrincipalName": None, "ownerType": "Unknown"},
+            "owner": {
+                "objectId": None,
+                "email": None,
+                "assignedTo": None,
+                "userPrincipalName": None,
+                "ownerType": "Unknown",
+            },
             "labels": [],
             "firstActivityTimeUtc": arm_time(r.created),
             "lastActivityTimeUtc": arm_time(r.created),
             "lastModifiedTimeUtc": arm_time(r.resolved or r.created),
             "createdTimeUtc": arm_time(r.created),
             "incidentNumber": n,
-            "additionalData": {"alertsCount": 1, "bookmarksCount": 0, "commentsCount": 0,
-                               "alertProductNames": ["Azure Sentinel"], "tactics": [], "techniques": []},
+            "additionalData": {
+                "alertsCount": 1,
+                "bookmarksCount": 0,
+                "commentsCount": 0,
+                "alertProductNames": ["Azure Sentinel"],
+                "tactics": [],
+                "techniques": [],
+            },
             "relatedAnalyticRuleIds": [],
             "incidentUrl": f"https://portal.azure.com/#asset/Microsoft_Azure_Security_Insights/Incident{rid}",
             "providerName": "Azure Sentinel",
             "providerIncidentId": str(n),
         }
         if closed:
-            props.update(classification="TruePositive", classificationReason="SuspiciousActivity",
-                         classificationComment="Contained by the SOC.")
-        return {"id": rid, "name": name, "etag": f'"{uuid.uuid5(uuid.NAMESPACE_URL, rid).hex[:16]}"',
-                "type": "Microsoft.SecurityInsights/Incidents", "properties": props}
+            props.update(
+                classification="TruePositive",
+                classificationReason="SuspiciousActivity",
+                classificationComment="Contained by the SOC.",
+            )
+        return {
+            "id": rid,
+            "name": name,
+            "etag": f'"{uuid.uuid5(uuid.NAMESPACE_URL, rid).hex[:16]}"',
+            "type": "Microsoft.SecurityInsights/Incidents",
+            "properties": props,
+        }
 
     def _incidents(self, request: web.Request, claims: dict[str, Any], workspace_path: str) -> web.Response:
         bad = self._version(request, INCIDENT_VERSIONS, "incidents")
@@ -250,13 +317,20 @@ class SentinelSimulator(TlsSimulator):
         if m is None or c is None:
             ws = m.group("ws") if m else workspace_path.rsplit("/", 1)[-1]
             rg = m.group("rg") if m else "?"
-            return self._arm_error(404, "ResourceNotFound", f"The Resource 'Microsoft.OperationalInsights/workspaces/{ws}' "
-                                   f"under resource group '{rg}' was not found.")
+            return self._arm_error(
+                404,
+                "ResourceNotFound",
+                f"The Resource 'Microsoft.OperationalInsights/workspaces/{ws}' "
+                f"under resource group '{rg}' was not found.",
+            )
         if c not in self._subscriptions_of(claims["tid"]):
-            return self._arm_error(401, "InvalidAuthenticationTokenTenant",
-                                   f"The access token is from the wrong issuer 'https://sts.windows.net/{claims['tid']}/'. It must "
-                                   f"match the tenant 'https://sts.windows.net/{customer_tenant(c)}/' associated with this "
-                                   "subscription, or a tenant that manages it.")
+            return self._arm_error(
+                401,
+                "InvalidAuthenticationTokenTenant",
+                f"The access token is from the wrong issuer 'https://sts.windows.net/{claims['tid']}/'. It must "
+                f"match the tenant 'https://sts.windows.net/{customer_tenant(c)}/' associated with this "
+                "subscription, or a tenant that manages it.",
+            )
         canonical = c.ids["sentinel"]
         items = [self.incident_json(canonical, r) for r in self.dataset.gen(c.code).incidents]
         text = request.query.get("$filter")
@@ -271,12 +345,26 @@ class SentinelSimulator(TlsSimulator):
             items = [i for i in items if flt(lambda p, i=i: i["properties"].get(p[11:]))]
         order = request.query.get("$orderby", "properties/createdTimeUtc desc").split()
         key = order[0][11:] if order and order[0].startswith("properties/") else "createdTimeUtc"
-        items.sort(key=lambda i: (i["properties"].get(key) or "", i["properties"]["incidentNumber"]),
-                   reverse=len(order) >= 2 and order[1].lower() == "desc")
+        items.sort(
+            key=lambda i: (i["properties"].get(key) or "", i["properties"]["incidentNumber"]),
+            reverse=len(order) >= 2 and order[1].lower() == "desc",
+        )
         top = request.query.get("$top")
         return self._page(request, items, int(top) if top and top.isdigit() else None)
 
 
 def items_props() -> frozenset[str]:
-    return frozenset({"title", "severity", "status", "createdTimeUtc", "lastModifiedTimeUtc", "firstActivityTimeUtc",
-                      "lastActivityTimeUtc", "incidentNumber", "classification", "providerName"})
+    return frozenset(
+        {
+            "title",
+            "severity",
+            "status",
+            "createdTimeUtc",
+            "lastModifiedTimeUtc",
+            "firstActivityTimeUtc",
+            "lastActivityTimeUtc",
+            "incidentNumber",
+            "classification",
+            "providerName",
+        }
+    )

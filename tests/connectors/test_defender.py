@@ -23,10 +23,9 @@ from connectors.defender.client import GraphSecurityClient, graph_error_message
 from connectors.defender.connector import DefenderConnector
 from connectors.defender.simulator import PARTNER_TENANT, DefenderSimulator
 from connectors.fields import parse_time
-from connectors.http import HttpSource, RetryPolicy
+from connectors.http import HttpSource
 from connectors.sandbox.dataset import SandboxDataset
 from connectors.sandbox.inprocess import SandboxConnector
-from connectors.sim.base import Faults
 from reporting.config import CustomerConfig, SourceConfig, Thresholds
 from reporting.deltas import compute_flags
 from reporting.models import OpenIncident, Period, Security, Targets
@@ -38,6 +37,8 @@ ANCHOR = date(2026, 11, 16)
 WEEK = date(2026, 11, 10)
 TENANT = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"
 GRAPH = "https://graph.microsoft.com/v1.0"
+WRONG_SECRET = "wrong-s3cret-VALUE"  # noqa: S105 - a test value
+FAKE_SECRET = "s3cret-value"  # noqa: S105 - a test value, not a credential
 HOSTILE = "<script>alert(1)</script> & **bold** | pipe"
 LONDON_WEEK = Period(datetime(2026, 11, 9, tzinfo=UTC), datetime(2026, 11, 16, tzinfo=UTC), "Europe/London")
 
@@ -75,7 +76,7 @@ class GraphApi:
         assert request.headers["authorization"] == f"Bearer tok-{TENANT}"
         assert request.headers["prefer"] == "include-unknown-enum-members"
         assert request.url.host == "graph.microsoft.com" and request.url.path.startswith("/v1.0/")
-        path = request.url.path[len("/v1.0"):]
+        path = request.url.path[len("/v1.0") :]
         flt = request.url.params.get("$filter", "")
         key = path
         if path == "/security/incidents":
@@ -88,7 +89,9 @@ class GraphApi:
         return answer(request) if callable(answer) else httpx.Response(200, json=answer)
 
     def filters(self) -> list[str]:
-        return [r.url.params["$filter"] for r in self.requests if "$filter" in r.url.params and "$skip" not in r.url.params]
+        return [
+            r.url.params["$filter"] for r in self.requests if "$filter" in r.url.params and "$skip" not in r.url.params
+        ]
 
 
 def hand_routes() -> dict[str, Any]:
@@ -100,11 +103,14 @@ def hand_routes() -> dict[str, Any]:
     }
 
 
-def connector(api: GraphApi, sleep: RecordingSleep | None = None, **options: Any) -> tuple[DefenderConnector, FakeTokens]:
+def connector(
+    api: GraphApi, sleep: RecordingSleep | None = None, **options: Any
+) -> tuple[DefenderConnector, FakeTokens]:
     tokens = FakeTokens()
-    source = SourceConfig(type="defender", url=GRAPH, client_id="app", client_secret="s3cret-value", **options)
-    ctx = ConnectorContext(client_factory=lambda s: httpx.AsyncClient(transport=httpx.MockTransport(api)),
-                           sleep=sleep or RecordingSleep())
+    source = SourceConfig(type="defender", url=GRAPH, client_id="app", client_secret=FAKE_SECRET, **options)
+    ctx = ConnectorContext(
+        client_factory=lambda s: httpx.AsyncClient(transport=httpx.MockTransport(api)), sleep=sleep or RecordingSleep()
+    )
     return DefenderConnector("defender", source, ctx, tokens=tokens), tokens  # type: ignore[arg-type]
 
 
@@ -118,7 +124,9 @@ def customer(**kw: Any) -> CustomerConfig:
 def test_graph_error_parser():
     resp = httpx.Response(403, json=fx("errors", "graph_403_roles"))
     msg = graph_error_message(resp)
-    assert msg is not None and msg.startswith("Forbidden: Missing application roles. API required roles: SecurityIncident.Read.All")
+    assert msg is not None and msg.startswith(
+        "Forbidden: Missing application roles. API required roles: SecurityIncident.Read.All"
+    )
     assert msg.endswith("(request-id b2c7d7a4-7c8e-4b4b-9a51-0c6c2d1f9e10)")
     assert graph_error_message(httpx.Response(500, text="<html>")) is None
 
@@ -141,28 +149,46 @@ async def test_hand_computed_week():
     finally:
         await con.aclose()
     assert got == Security(
-        incidents_new=5, incidents_open=6,
+        incidents_new=5,
+        incidents_open=6,
         by_severity={"high": 1, "medium": 2, "low": 1, "informational": 1},
-        secure_score_pct=64.0, secure_score_change=-6.0,
+        secure_score_pct=64.0,
+        secure_score_change=-6.0,
         open_items=(
-            OpenIncident("090", "Ransomware precursor activity on multiple endpoints", "high", parse_time("2026-11-02T08:30:00Z")),
+            OpenIncident(
+                "090", "Ransomware precursor activity on multiple endpoints", "high", parse_time("2026-11-02T08:30:00Z")
+            ),
             OpenIncident("101", HOSTILE, "high", parse_time("2026-11-10T09:00:00Z")),
-            OpenIncident("091", "Malware detected and quarantined on endpoint", "medium", parse_time("2026-11-05T13:00:00Z")),
-            OpenIncident("106", "Mailbox forwarding rule to an external domain", "medium", parse_time("2026-11-14T07:12:09.123Z")),
-            OpenIncident("103", "Suspicious PowerShell download cradle on FIN-LT-07", "low", parse_time("2026-11-15T22:00:00.553333Z")),
-            OpenIncident("104", "Unusual volume of file downloads", "informational", parse_time("2026-11-13T08:00:00Z")),
+            OpenIncident(
+                "091", "Malware detected and quarantined on endpoint", "medium", parse_time("2026-11-05T13:00:00Z")
+            ),
+            OpenIncident(
+                "106", "Mailbox forwarding rule to an external domain", "medium", parse_time("2026-11-14T07:12:09.123Z")
+            ),
+            OpenIncident(
+                "103",
+                "Suspicious PowerShell download cradle on FIN-LT-07",
+                "low",
+                parse_time("2026-11-15T22:00:00.553333Z"),
+            ),
+            OpenIncident(
+                "104", "Unusual volume of file downloads", "informational", parse_time("2026-11-13T08:00:00Z")
+            ),
         ),
     )
     assert got.open_items[1].title == HOSTILE  # vendor text arrives verbatim; escaping is the renderers' job
     assert sorted(api.filters()) == [
         "createdDateTime ge 2026-11-09T00:00:00Z and createdDateTime lt 2026-11-16T00:00:00Z",
-        "createdDateTime lt 2026-11-09T00:00:00Z and (status ne 'resolved' or lastUpdateDateTime ge 2026-11-16T00:00:00Z)",
+        "createdDateTime lt 2026-11-09T00:00:00Z and "
+        "(status ne 'resolved' or lastUpdateDateTime ge 2026-11-16T00:00:00Z)",
     ]
     page2 = [r for r in api.requests if "$skip" in r.url.params]
     assert [str(r.url) for r in page2] == [fx("hand", "incidents_new_page1")["@odata.nextLink"]]  # followed verbatim
     scores = [r for r in api.requests if r.url.path.endswith("/secureScores")]
     assert len(scores) == 1 and scores[0].url.params["$top"] == "90"
-    assert {t for t, _ in tokens.asked} == {TENANT} and {s for _, s in tokens.asked} == {"https://graph.microsoft.com/.default"}
+    assert {t for t, _ in tokens.asked} == {TENANT} and {s for _, s in tokens.asked} == {
+        "https://graph.microsoft.com/.default"
+    }
 
 
 async def test_secure_score_206_is_left_out_not_guessed():
@@ -207,16 +233,23 @@ async def test_a_next_link_to_another_host_is_not_followed():
     assert len(api.requests) == 1
 
 
-@pytest.mark.parametrize(("fixture", "index", "change", "field"), [
-    ("incidents_new_page1", 0, "drop", "createdDateTime"),
-    ("incidents_new_page2", 1, "rename", "displayName"),
-    ("incidents_carried", 1, "drop", "status"),
-    ("secureScores", 0, "rename", "currentScore"),
-])
+@pytest.mark.parametrize(
+    ("fixture", "index", "change", "field"),
+    [
+        ("incidents_new_page1", 0, "drop", "createdDateTime"),
+        ("incidents_new_page2", 1, "rename", "displayName"),
+        ("incidents_carried", 1, "drop", "status"),
+        ("secureScores", 0, "rename", "currentScore"),
+    ],
+)
 async def test_a_missing_field_names_itself_and_gives_no_numbers(fixture, index, change, field):
     routes = hand_routes()
-    key = {"incidents_new_page1": "/security/incidents new", "incidents_new_page2": "/security/incidents new page2",
-           "incidents_carried": "/security/incidents carried", "secureScores": "/security/secureScores"}[fixture]
+    key = {
+        "incidents_new_page1": "/security/incidents new",
+        "incidents_new_page2": "/security/incidents new page2",
+        "incidents_carried": "/security/incidents carried",
+        "secureScores": "/security/secureScores",
+    }[fixture]
     body = fx("hand", fixture)
     value = body["value"][index].pop(field)
     if change == "rename":
@@ -277,8 +310,9 @@ async def test_timeout_and_html_become_unavailable_and_data_errors():
     finally:
         await con.aclose()
     routes = hand_routes()
-    routes["/security/secureScores"] = lambda r: httpx.Response(200, text="<html><body>Sign in</body></html>",
-                                                                 headers={"content-type": "text/html"})
+    routes["/security/secureScores"] = lambda r: httpx.Response(
+        200, text="<html><body>Sign in</body></html>", headers={"content-type": "text/html"}
+    )
     con, _ = connector(GraphApi(routes))
     try:
         with pytest.raises(SourceDataError, match="an HTML page, not JSON"):
@@ -311,16 +345,23 @@ async def test_gdap_customer_records_and_probe_from_fixture():
         return gdap(request)
 
     tokens = FakeTokens()
-    source = SourceConfig(type="defender", url=GRAPH, client_id="app", client_secret="x", partner_tenant_id=PARTNER_TENANT)
+    source = SourceConfig(
+        type="defender", url=GRAPH, client_id="app", client_secret=FAKE_SECRET, partner_tenant_id=PARTNER_TENANT
+    )
     ctx = ConnectorContext(client_factory=lambda s: httpx.AsyncClient(transport=httpx.MockTransport(handler)))
     con = DefenderConnector("defender", source, ctx, tokens=tokens)  # type: ignore[arg-type]
     try:
         records = await con.customer_records()
-        assert [(r.id, r.name) for r in records] == [(TENANT, "Contoso Ltd"), ("7a6b5c4d-3e2f-4a1b-9c8d-7e6f5a4b3c2d", "Fabrikam Inc")]
+        assert [(r.id, r.name) for r in records] == [
+            (TENANT, "Contoso Ltd"),
+            ("7a6b5c4d-3e2f-4a1b-9c8d-7e6f5a4b3c2d", "Fabrikam Inc"),
+        ]
         assert await con.probe() == f"Microsoft Graph v1.0 (partner tenant {PARTNER_TENANT})"
     finally:
         await con.aclose()
-    con = DefenderConnector("defender", SourceConfig(type="defender", client_id="a", client_secret="x"), ctx, tokens=tokens)  # type: ignore[arg-type]
+    con = DefenderConnector(
+        "defender", SourceConfig(type="defender", client_id="a", client_secret=FAKE_SECRET), ctx, tokens=tokens
+    )  # type: ignore[arg-type]
     try:
         with pytest.raises(SourceDataError, match=r"sources\.defender\.partner_tenant_id is not set"):
             await con.customer_records()
@@ -337,8 +378,12 @@ def dataset() -> SandboxDataset:
 
 
 def tokens_for(entra: EntraSimulator, **kw: Any) -> TenantTokens:
-    opts = {"client_id": entra.client_id, "client_secret": entra.client_secret, "authority": entra.url,
-            "ca_bundle": str(entra.pki.ca_path)} | kw
+    opts = {
+        "client_id": entra.client_id,
+        "client_secret": entra.client_secret,
+        "authority": entra.url,
+        "ca_bundle": str(entra.pki.ca_path),
+    } | kw
     return TenantTokens("defender", "defender", SourceConfig(**{k: v for k, v in opts.items() if v is not None}))
 
 
@@ -360,15 +405,17 @@ async def test_one_credential_per_tenant_and_cached_tokens(dataset):
 async def test_wrong_secret_is_refused_naming_the_tenant_never_the_secret(dataset):
     async with DefenderSimulator(dataset) as sim:
         tenant = dataset.customers_in("defender")[0].ids["defender"]
-        tokens = tokens_for(sim.entra, client_secret="wrong-s3cret-VALUE")
+        tokens = tokens_for(sim.entra, client_secret=WRONG_SECRET)
         try:
             with pytest.raises(SourceAuthError) as err:
                 await tokens.token(tenant, GRAPH_RESOURCE + "/.default")
         finally:
             await tokens.aclose()
     text = str(err.value)
-    assert text.startswith(f"defender: the credentials were refused by Microsoft Entra ID for tenant {tenant}: "
-                           "AADSTS7000215: Invalid client secret provided.")
+    assert text.startswith(
+        f"defender: the credentials were refused by Microsoft Entra ID for tenant {tenant}: "
+        "AADSTS7000215: Invalid client secret provided."
+    )
     assert "wrong-s3cret" not in text and "Trace ID" not in text
     assert err.value.__cause__ is None and err.value.__suppress_context__
 
@@ -376,9 +423,15 @@ async def test_wrong_secret_is_refused_naming_the_tenant_never_the_secret(datase
 async def test_entra_error_body_has_entras_shape(dataset):
     async with DefenderSimulator(dataset) as sim:
         async with httpx.AsyncClient(verify=verified_client_ctx(sim)) as http:
-            r = await http.post(f"{sim.entra.url}/{PARTNER_TENANT}/oauth2/v2.0/token",
-                                data={"grant_type": "client_credentials", "client_id": sim.client_id,
-                                      "client_secret": "nope", "scope": "https://graph.microsoft.com/.default"})
+            r = await http.post(
+                f"{sim.entra.url}/{PARTNER_TENANT}/oauth2/v2.0/token",
+                data={
+                    "grant_type": "client_credentials",
+                    "client_id": sim.client_id,
+                    "client_secret": "nope",
+                    "scope": "https://graph.microsoft.com/.default",
+                },
+            )
     assert r.status_code == 401
     body, ref = r.json(), fx("errors", "entra_invalid_client")
     assert set(body) == set(ref) and body["error"] == ref["error"] and body["error_codes"] == ref["error_codes"]
@@ -408,18 +461,27 @@ async def test_token_failures_are_translated(dataset):
             finally:
                 await tokens.aclose()
     with pytest.raises(SourceDataError, match="authority must be an https URL"):
-        TenantTokens("defender", "defender", SourceConfig(client_id="a", client_secret="b", authority="http://127.0.0.1:1"))
+        TenantTokens(
+            "defender",
+            "defender",
+            SourceConfig(client_id="a", client_secret=FAKE_SECRET, authority="http://127.0.0.1:1"),
+        )
     with pytest.raises(SourceAuthError, match="set exactly one of"):
         TenantTokens("defender", "defender", SourceConfig(client_id="a"))
     with pytest.raises(SourceDataError, match="client_id is not set"):
-        TenantTokens("defender", "defender", SourceConfig(client_secret="b"))
+        TenantTokens("defender", "defender", SourceConfig(client_secret=FAKE_SECRET))
 
 
 async def test_certificate_credential(dataset):
     async with DefenderSimulator(dataset) as sim:
         cert = sim.pki.client_certificate("reportbot-app")
-        sim.entra.certificates = {__import__("connectors.aad.simulator", fromlist=["b64url"]).b64url(
-            cert.certificate.fingerprint(__import__("cryptography.hazmat.primitives.hashes", fromlist=["SHA256"]).SHA256())): cert.certificate}
+        sim.entra.certificates = {
+            __import__("connectors.aad.simulator", fromlist=["b64url"]).b64url(
+                cert.certificate.fingerprint(
+                    __import__("cryptography.hazmat.primitives.hashes", fromlist=["SHA256"]).SHA256()
+                )
+            ): cert.certificate
+        }
         tokens = tokens_for(sim.entra, client_secret=None, certificate_path=str(cert.path))
         try:
             tok = await tokens.token(PARTNER_TENANT, GRAPH_RESOURCE + "/.default")
@@ -432,14 +494,20 @@ async def test_certificate_credential(dataset):
 
 
 def customer_dict(c: Any) -> dict[str, Any]:
-    return {"code": c.code, "name": c.name, "timezone": c.timezone, "ids": {"defender": c.ids["defender"]},
-            "sources": {"security": "defender"}}
+    return {
+        "code": c.code,
+        "name": c.name,
+        "timezone": c.timezone,
+        "ids": {"defender": c.ids["defender"]},
+        "sources": {"security": "defender"},
+    }
 
 
 async def oracle(dataset: SandboxDataset, c: Any, period: Period) -> Any:
     o = SandboxConnector("defender", SourceConfig(type="sandbox", system="defender"), ConnectorContext(sandbox=dataset))
-    return await o.fetch_section("security", CustomerConfig(code=c.code, name=c.name, ids={"defender": c.ids["defender"]}),
-                                 period, Targets())
+    return await o.fetch_section(
+        "security", CustomerConfig(code=c.code, name=c.name, ids={"defender": c.ids["defender"]}), period, Targets()
+    )
 
 
 def sim_connector(sim: DefenderSimulator) -> DefenderConnector:
@@ -465,7 +533,10 @@ async def test_equals_the_oracle_for_every_tenant_three_weeks(dataset):
                         with pytest.raises(SourceDataError, match="has no data for this period"):
                             await con.fetch_section("security", cust, period, Targets())
                     else:
-                        assert await con.fetch_section("security", cust, period, Targets()) == want, (c.code, period.end)
+                        assert await con.fetch_section("security", cust, period, Targets()) == want, (
+                            c.code,
+                            period.end,
+                        )
                     period = previous_period(period)
             assert set(sim.entra.issued) == {(c.ids["defender"], GRAPH_RESOURCE) for c in customers}
             assert set(sim.entra.issued.values()) == {1}  # one token per tenant for the whole run
@@ -488,11 +559,18 @@ async def test_carried_over_and_mid_week_periods_equal_the_oracle(dataset):
                 got = await con.fetch_section("security", cust, after, Targets())
                 assert got == await oracle(dataset, c, after)
                 carried += got.incidents_open  # type: ignore[union-attr]
-                for shift in (timedelta(days=-4, hours=12), timedelta(days=-11, hours=12), timedelta(days=-1, hours=-4)):
+                for shift in (
+                    timedelta(days=-4, hours=12),
+                    timedelta(days=-11, hours=12),
+                    timedelta(days=-1, hours=-4),
+                ):
                     p = Period(week.start + shift, week.end + shift, c.timezone)
                     if p.start < dataset.gen(c.code).onboarded:
                         continue  # TYRELL's data begins in the anchor week (the oracle refuses earlier starts)
-                    assert await con.fetch_section("security", cust, p, Targets()) == await oracle(dataset, c, p), (c.code, shift)
+                    assert await con.fetch_section("security", cust, p, Targets()) == await oracle(dataset, c, p), (
+                        c.code,
+                        shift,
+                    )
             assert carried == 1  # INITECH's high-severity incident, still open a week later
         finally:
             await con.aclose()
@@ -502,9 +580,17 @@ async def test_fault_matrix_globex(dataset):
     c = next(c for c in dataset.customers_in("defender") if c.code == "GLOBEX")
     period = week_containing(WEEK, c.timezone)
     async with DefenderSimulator(dataset, page_size=1) as sim:  # three new incidents: three pages
-        await run_fault_matrix(sim, DefenderConnector, "security", customer_dict(c), period, await oracle(dataset, c, period),
-                               bad_credentials={"client_secret": "not-the-secret"}, page_marker="skip",
-                               drift="createdDateTime>createdAt")
+        await run_fault_matrix(
+            sim,
+            DefenderConnector,
+            "security",
+            customer_dict(c),
+            period,
+            await oracle(dataset, c, period),
+            bad_credentials={"client_secret": "not-the-secret"},
+            page_marker="skip",
+            drift="createdDateTime>createdAt",
+        )
 
 
 async def test_planted_initech_open_incident_and_cyberdyne_score_drop(dataset):
@@ -528,12 +614,15 @@ async def test_planted_initech_open_incident_and_cyberdyne_score_drop(dataset):
     assert isinstance(cyberdyne, Security) and cyberdyne.secure_score_change == pytest.approx(-8.0, abs=1e-9)
 
 
-@pytest.mark.parametrize(("code", "week_end", "tz", "start_utc", "end_utc"), [
-    # Europe/London: BST ends Sunday 25 October 2026 → the week is 169 h
-    ("ACME", date(2026, 10, 26), "Europe/London", "2026-10-18T23:00:00Z", "2026-10-26T00:00:00Z"),
-    # America/New_York (the MSP is in London): EDT ends Sunday 1 November 2026 → 169 h
-    ("INITECH", date(2026, 11, 2), "America/New_York", "2026-10-26T04:00:00Z", "2026-11-02T05:00:00Z"),
-])
+@pytest.mark.parametrize(
+    ("code", "week_end", "tz", "start_utc", "end_utc"),
+    [
+        # Europe/London: BST ends Sunday 25 October 2026 → the week is 169 h
+        ("ACME", date(2026, 10, 26), "Europe/London", "2026-10-18T23:00:00Z", "2026-10-26T00:00:00Z"),
+        # America/New_York (the MSP is in London): EDT ends Sunday 1 November 2026 → 169 h
+        ("INITECH", date(2026, 11, 2), "America/New_York", "2026-10-26T04:00:00Z", "2026-11-02T05:00:00Z"),
+    ],
+)
 async def test_dst_weeks_send_the_exact_bounds_and_match_the_oracle(dataset, code, week_end, tz, start_utc, end_utc):
     c = next(c for c in dataset.customers_in("defender") if c.code == code)
     assert c.timezone == tz
@@ -544,10 +633,15 @@ async def test_dst_weeks_send_the_exact_bounds_and_match_the_oracle(dataset, cod
         out = await collect_one(sim, DefenderConnector, "security", customer_dict(c), period)
     assert out.section.ok, out.section.error
     assert out.section.data == await oracle(dataset, c, period)
-    sent = sorted(parse_qs(urlsplit(p).query)["$filter"][0] for _, p in out.requests
-                  if p.startswith("/v1.0/security/incidents") and "skip" not in p)
-    assert sent == [f"createdDateTime ge {start_utc} and createdDateTime lt {end_utc}",
-                    f"createdDateTime lt {start_utc} and (status ne 'resolved' or lastUpdateDateTime ge {end_utc})"]
+    sent = sorted(
+        parse_qs(urlsplit(p).query)["$filter"][0]
+        for _, p in out.requests
+        if p.startswith("/v1.0/security/incidents") and "skip" not in p
+    )
+    assert sent == [
+        f"createdDateTime ge {start_utc} and createdDateTime lt {end_utc}",
+        f"createdDateTime lt {start_utc} and (status ne 'resolved' or lastUpdateDateTime ge {end_utc})",
+    ]
 
 
 async def test_probe_and_customer_records_over_https(dataset):
@@ -569,8 +663,11 @@ async def test_simulator_speaks_graph_errors(dataset):
         c = dataset.customers_in("defender")[0]
         try:
             graph_token = await tokens.token(c.ids["defender"], GRAPH_RESOURCE + "/.default")
-            with pytest.raises(SourceDataError, match=r"AADSTS500011: The resource principal named https://management\.azure\.com "
-                               r"was not found in the tenant named .*; check sources\.defender\.resource"):
+            with pytest.raises(
+                SourceDataError,
+                match=r"AADSTS500011: The resource principal named https://management\.azure\.com "
+                r"was not found in the tenant named .*; check sources\.defender\.resource",
+            ):
                 await tokens.token(c.ids["defender"], "https://management.azure.com/.default")
         finally:
             await tokens.aclose()
@@ -579,10 +676,17 @@ async def test_simulator_speaks_graph_errors(dataset):
             r = await http.get(base)
             assert r.status_code == 401 and r.json()["error"]["code"] == "InvalidAuthenticationToken"
             assert set(r.json()["error"]["innerError"]) == {"date", "request-id", "client-request-id"}
-            r = await http.get(base, params={"$filter": "createdAt ge 2026-11-09T00:00:00Z"},
-                               headers={"Authorization": f"Bearer {graph_token}"})
-            assert r.status_code == 400 and "Could not find a property named 'createdAt'" in r.json()["error"]["message"]
-            r = await http.get(base, params={"$filter": "createdDateTime ge"}, headers={"Authorization": f"Bearer {graph_token}"})
+            r = await http.get(
+                base,
+                params={"$filter": "createdAt ge 2026-11-09T00:00:00Z"},
+                headers={"Authorization": f"Bearer {graph_token}"},
+            )
+            assert (
+                r.status_code == 400 and "Could not find a property named 'createdAt'" in r.json()["error"]["message"]
+            )
+            r = await http.get(
+                base, params={"$filter": "createdDateTime ge"}, headers={"Authorization": f"Bearer {graph_token}"}
+            )
             assert r.status_code == 400 and r.json()["error"]["code"] == "BadRequest"
             r = await http.get(base, headers={"Authorization": f"Bearer {graph_token[:-4]}AAAA"})
             assert r.status_code == 401

@@ -34,8 +34,12 @@ FIX = Path(__file__).parent.parent / "fixtures" / "sentinel"
 ANCHOR = date(2026, 11, 16)
 WEEK = date(2026, 11, 10)
 ARM = "https://management.azure.com"
-WS = "/subscriptions/6f2a9c1e-3b4d-4e5f-8a7b-9c0d1e2f3a4b/resourceGroups/rg-contoso-soc/providers/Microsoft.OperationalInsights/workspaces/law-contoso"
+WS = (
+    "/subscriptions/6f2a9c1e-3b4d-4e5f-8a7b-9c0d1e2f3a4b/resourceGroups/rg-contoso-soc"
+    "/providers/Microsoft.OperationalInsights/workspaces/law-contoso"
+)
 MSP_TENANT = "8cb7868a-71e7-5e04-918b-4d0d240f944a"
+WRONG_SECRET = "wrong-s3cret"  # noqa: S105 - a test value, not a credential
 HOSTILE = "<script>alert(1)</script> & **bold** | pipe"
 LONDON_WEEK = Period(datetime(2026, 11, 9, tzinfo=UTC), datetime(2026, 11, 16, tzinfo=UTC), "Europe/London")
 
@@ -82,22 +86,40 @@ class ArmApi:
         if key not in self.routes:
             raise AssertionError(f"unexpected request {request.method} {request.url}")
         answer = self.routes[key]
-        return answer(request) if callable(answer) else httpx.Response(200, json=answer, headers={"x-ms-request-id": "r-1"})
+        return (
+            answer(request)
+            if callable(answer)
+            else httpx.Response(200, json=answer, headers={"x-ms-request-id": "r-1"})
+        )
 
     def filters(self) -> list[str]:
-        return [r.url.params["$filter"] for r in self.requests if "$filter" in r.url.params and "$skipToken" not in r.url.params]
+        return [
+            r.url.params["$filter"]
+            for r in self.requests
+            if "$filter" in r.url.params and "$skipToken" not in r.url.params
+        ]
 
 
 def hand_routes() -> dict[str, Any]:
-    return {"incidents new": fx("hand", "incidents_new_page1"), "incidents new page2": fx("hand", "incidents_new_page2"),
-            "incidents carried": fx("hand", "incidents_carried")}
+    return {
+        "incidents new": fx("hand", "incidents_new_page1"),
+        "incidents new page2": fx("hand", "incidents_new_page2"),
+        "incidents carried": fx("hand", "incidents_carried"),
+    }
 
 
 def connector(api: ArmApi, sleep: RecordingSleep | None = None, **options: Any) -> tuple[SentinelConnector, FakeTokens]:
     tokens = FakeTokens()
-    opts = {"type": "sentinel", "url": ARM, "client_id": "app", "client_secret": "s3cret-value", "tenant_id": MSP_TENANT} | options
-    ctx = ConnectorContext(client_factory=lambda s: httpx.AsyncClient(transport=httpx.MockTransport(api)),
-                           sleep=sleep or RecordingSleep())
+    opts = {
+        "type": "sentinel",
+        "url": ARM,
+        "client_id": "app",
+        "client_secret": "s3cret-value",
+        "tenant_id": MSP_TENANT,
+    } | options
+    ctx = ConnectorContext(
+        client_factory=lambda s: httpx.AsyncClient(transport=httpx.MockTransport(api)), sleep=sleep or RecordingSleep()
+    )
     return SentinelConnector("sentinel", SourceConfig(**opts), ctx, tokens=tokens), tokens  # type: ignore[arg-type]
 
 
@@ -112,7 +134,8 @@ def test_arm_error_parser_and_workspace_ids():
     assert msg.endswith("(x-ms-request-id abc)")
     assert workspace_path("sentinel", "sentinel", WS.lower().replace("/law-contoso", "/law-contoso")) == (
         "/subscriptions/6f2a9c1e-3b4d-4e5f-8a7b-9c0d1e2f3a4b/resourceGroups/rg-contoso-soc"
-        "/providers/Microsoft.OperationalInsights/workspaces/law-contoso")
+        "/providers/Microsoft.OperationalInsights/workspaces/law-contoso"
+    )
     with pytest.raises(SourceDataError, match=r"customers\.ids\.sentinel must look like /subscriptions/"):
         workspace_path("sentinel", "sentinel", "/subscriptions/x/resourceGroups/rg/workspaces/law")
 
@@ -132,14 +155,23 @@ async def test_hand_computed_week():
     finally:
         await con.aclose()
     assert got == Security(
-        incidents_new=4, incidents_open=5, by_severity={"high": 1, "medium": 1, "low": 1, "informational": 1},
-        secure_score_pct=None, secure_score_change=None,
+        incidents_new=4,
+        incidents_open=5,
+        by_severity={"high": 1, "medium": 1, "low": 1, "informational": 1},
+        secure_score_pct=None,
+        secure_score_change=None,
         open_items=(
             OpenIncident("9", "Brute force attack against Azure portal", "high", parse_time("2026-11-02T08:30:00Z")),
             OpenIncident("11", HOSTILE, "high", parse_time("2026-11-10T09:00:00Z")),
-            OpenIncident("10", "Malware detected and quarantined on endpoint", "medium", parse_time("2026-11-05T13:00:00Z")),
-            OpenIncident("13", "Suspicious PowerShell download cradle", "low", parse_time("2026-11-15T22:00:00.553333Z")),
-            OpenIncident("14", "Rare process on domain controller", "informational", parse_time("2026-11-13T08:00:00Z")),
+            OpenIncident(
+                "10", "Malware detected and quarantined on endpoint", "medium", parse_time("2026-11-05T13:00:00Z")
+            ),
+            OpenIncident(
+                "13", "Suspicious PowerShell download cradle", "low", parse_time("2026-11-15T22:00:00.553333Z")
+            ),
+            OpenIncident(
+                "14", "Rare process on domain controller", "informational", parse_time("2026-11-13T08:00:00Z")
+            ),
         ),
     )
     assert got.open_items[1].title == HOSTILE  # verbatim
@@ -153,12 +185,15 @@ async def test_hand_computed_week():
     assert set(tokens.asked) == {(MSP_TENANT, "https://management.azure.com/.default")}
 
 
-@pytest.mark.parametrize(("fixture", "index", "path"), [
-    ("incidents_new_page1", 0, ("properties", "createdTimeUtc")),
-    ("incidents_new_page2", 1, ("properties", "title")),
-    ("incidents_carried", 0, ("properties", "status")),
-    ("incidents_carried", 1, ("properties",)),
-])
+@pytest.mark.parametrize(
+    ("fixture", "index", "path"),
+    [
+        ("incidents_new_page1", 0, ("properties", "createdTimeUtc")),
+        ("incidents_new_page2", 1, ("properties", "title")),
+        ("incidents_carried", 0, ("properties", "status")),
+        ("incidents_carried", 1, ("properties",)),
+    ],
+)
 async def test_a_missing_field_names_itself_and_gives_no_numbers(fixture, index, path):
     routes = hand_routes()
     body = fx("hand", fixture)
@@ -166,8 +201,13 @@ async def test_a_missing_field_names_itself_and_gives_no_numbers(fixture, index,
     for part in path[:-1]:
         obj = obj[part]
     obj[path[-1] + "Renamed"] = obj.pop(path[-1])
-    routes[{"incidents_new_page1": "incidents new", "incidents_new_page2": "incidents new page2",
-            "incidents_carried": "incidents carried"}[fixture]] = body
+    routes[
+        {
+            "incidents_new_page1": "incidents new",
+            "incidents_new_page2": "incidents new page2",
+            "incidents_carried": "incidents carried",
+        }[fixture]
+    ] = body
     con, _ = connector(ArmApi(routes))
     try:
         with pytest.raises(SourceDataError, match=f"field '{path[-1]}' is missing"):
@@ -179,8 +219,18 @@ async def test_a_missing_field_names_itself_and_gives_no_numbers(fixture, index,
 async def test_arm_refusals_and_unknown_workspace():
     for status, name, kind, words in [
         (403, "arm_403_authorization_failed", SourceAuthError, "HTTP 403 — AuthorizationFailed: The client"),
-        (401, "arm_401_wrong_tenant", SourceAuthError, "InvalidAuthenticationTokenTenant: The access token is from the wrong issuer"),
-        (404, "arm_404_workspace", SourceDataError, "HTTP 404 — ResourceNotFound: The Resource 'Microsoft.OperationalInsights/workspaces/law-contoso'"),
+        (
+            401,
+            "arm_401_wrong_tenant",
+            SourceAuthError,
+            "InvalidAuthenticationTokenTenant: The access token is from the wrong issuer",
+        ),
+        (
+            404,
+            "arm_404_workspace",
+            SourceDataError,
+            "HTTP 404 — ResourceNotFound: The Resource 'Microsoft.OperationalInsights/workspaces/law-contoso'",
+        ),
     ]:
         routes = hand_routes()
         routes["incidents carried"] = lambda r, s=status, n=name: httpx.Response(s, json=fx("errors", n))
@@ -198,7 +248,9 @@ async def test_429_retry_after_then_5xx_then_timeout_and_html():
     def flaky(request: httpx.Request) -> httpx.Response:
         calls["n"] += 1
         if calls["n"] == 1:
-            return httpx.Response(429, json={"error": {"code": "TooManyRequests", "message": "slow down"}}, headers={"Retry-After": "7"})
+            return httpx.Response(
+                429, json={"error": {"code": "TooManyRequests", "message": "slow down"}}, headers={"Retry-After": "7"}
+            )
         if calls["n"] == 2:
             return httpx.Response(502, text="<html>bad gateway</html>", headers={"content-type": "text/html"})
         return httpx.Response(200, json=fx("hand", "incidents_carried"))
@@ -243,7 +295,9 @@ async def test_tenant_and_workspace_mapping():
         with pytest.raises(SourceDataError, match=r"set customers\.ids\.sentinel"):
             await con.fetch_section("security", customer(ids={}), LONDON_WEEK, Targets())
         with pytest.raises(SourceDataError, match="is not a Log Analytics workspace resource id"):
-            await con.fetch_section("security", customer(ids={"sentinel": "law-contoso"}, tenant_id=MSP_TENANT), LONDON_WEEK, Targets())
+            await con.fetch_section(
+                "security", customer(ids={"sentinel": "law-contoso"}, tenant_id=MSP_TENANT), LONDON_WEEK, Targets()
+            )
         with pytest.raises(SourceDataError, match=r"tenant_id is not set: the managing \(MSP\) tenant"):
             await con.probe()
     finally:
@@ -258,8 +312,12 @@ async def test_tenant_and_workspace_mapping():
 
 
 async def test_customer_records_from_fixtures_are_canonical_ids():
-    routes = {"/subscriptions": fx("records", "subscriptions"),
-              "/subscriptions/6f2a9c1e-3b4d-4e5f-8a7b-9c0d1e2f3a4b/providers/Microsoft.OperationalInsights/workspaces": fx("records", "workspaces")}
+    routes = {
+        "/subscriptions": fx("records", "subscriptions"),
+        "/subscriptions/6f2a9c1e-3b4d-4e5f-8a7b-9c0d1e2f3a4b/providers/Microsoft.OperationalInsights/workspaces": fx(
+            "records", "workspaces"
+        ),
+    }
     api = ArmApi(routes)
     con, _ = connector(api)
     try:
@@ -280,14 +338,20 @@ def dataset() -> SandboxDataset:
 
 
 def customer_dict(c: Any) -> dict[str, Any]:
-    return {"code": c.code, "name": c.name, "timezone": c.timezone, "ids": {"sentinel": c.ids["sentinel"]},
-            "sources": {"security": "sentinel"}}
+    return {
+        "code": c.code,
+        "name": c.name,
+        "timezone": c.timezone,
+        "ids": {"sentinel": c.ids["sentinel"]},
+        "sources": {"security": "sentinel"},
+    }
 
 
 async def oracle(dataset: SandboxDataset, c: Any, period: Period) -> Any:
     o = SandboxConnector("sentinel", SourceConfig(type="sandbox", system="sentinel"), ConnectorContext(sandbox=dataset))
-    return await o.fetch_section("security", CustomerConfig(code=c.code, name=c.name, ids={"sentinel": c.ids["sentinel"]}),
-                                 period, Targets())
+    return await o.fetch_section(
+        "security", CustomerConfig(code=c.code, name=c.name, ids={"sentinel": c.ids["sentinel"]}), period, Targets()
+    )
 
 
 def sim_connector(sim: SentinelSimulator, **over: Any) -> SentinelConnector:
@@ -305,12 +369,21 @@ async def test_equals_the_oracle_for_every_workspace_three_weeks_and_shifted_per
             for c in customers:
                 cust = CustomerConfig(code=c.code, name=c.name, ids={"sentinel": c.ids["sentinel"]})
                 period = week_containing(WEEK, c.timezone)
-                periods = [period, previous_period(period), previous_period(previous_period(period)),
-                           Period(period.end, period.end + timedelta(days=7), c.timezone)]
-                periods += [Period(period.start + s, period.end + s, c.timezone)
-                            for s in (timedelta(days=-4, hours=12), timedelta(days=-1, hours=-4))]
+                periods = [
+                    period,
+                    previous_period(period),
+                    previous_period(previous_period(period)),
+                    Period(period.end, period.end + timedelta(days=7), c.timezone),
+                ]
+                periods += [
+                    Period(period.start + s, period.end + s, c.timezone)
+                    for s in (timedelta(days=-4, hours=12), timedelta(days=-1, hours=-4))
+                ]
                 for p in periods:
-                    assert await con.fetch_section("security", cust, p, Targets()) == await oracle(dataset, c, p), (c.code, p)
+                    assert await con.fetch_section("security", cust, p, Targets()) == await oracle(dataset, c, p), (
+                        c.code,
+                        p,
+                    )
             assert dict(sim.entra.issued) == {(PARTNER_TENANT, ARM_RESOURCE): 1}  # Lighthouse: one token for all
         finally:
             await con.aclose()
@@ -320,37 +393,56 @@ async def test_fault_matrix_soylent(dataset):
     c = next(c for c in dataset.customers_in("sentinel") if c.code == "SOYLENT")
     period = previous_period(week_containing(WEEK, c.timezone))
     async with SentinelSimulator(dataset, page_size=1) as sim:  # three new incidents that week: three pages
-        await run_fault_matrix(sim, SentinelConnector, "security", customer_dict(c), period, await oracle(dataset, c, period),
-                               bad_credentials={"client_secret": "not-the-secret"}, page_marker="skipToken",
-                               drift="createdTimeUtc>createdTime")
+        await run_fault_matrix(
+            sim,
+            SentinelConnector,
+            "security",
+            customer_dict(c),
+            period,
+            await oracle(dataset, c, period),
+            bad_credentials={"client_secret": "not-the-secret"},
+            page_marker="skipToken",
+            drift="createdTimeUtc>createdTime",
+        )
 
 
-@pytest.mark.parametrize(("code", "week_end", "tz", "start_utc", "end_utc"), [
-    # Europe/London: BST ends Sunday 25 October 2026 → the week is 169 h
-    ("SOYLENT", date(2026, 10, 26), "Europe/London", "2026-10-18T23:00:00Z", "2026-10-26T00:00:00Z"),
-    # America/Los_Angeles (the MSP is in London): PDT ends Sunday 1 November 2026 → 169 h
-    ("MASSIVE", date(2026, 11, 2), "America/Los_Angeles", "2026-10-26T07:00:00Z", "2026-11-02T08:00:00Z"),
-])
+@pytest.mark.parametrize(
+    ("code", "week_end", "tz", "start_utc", "end_utc"),
+    [
+        # Europe/London: BST ends Sunday 25 October 2026 → the week is 169 h
+        ("SOYLENT", date(2026, 10, 26), "Europe/London", "2026-10-18T23:00:00Z", "2026-10-26T00:00:00Z"),
+        # America/Los_Angeles (the MSP is in London): PDT ends Sunday 1 November 2026 → 169 h
+        ("MASSIVE", date(2026, 11, 2), "America/Los_Angeles", "2026-10-26T07:00:00Z", "2026-11-02T08:00:00Z"),
+    ],
+)
 async def test_dst_weeks_send_the_exact_bounds_and_match_the_oracle(dataset, code, week_end, tz, start_utc, end_utc):
     c = next(c for c in dataset.customers_in("sentinel") if c.code == code)
     assert c.timezone == tz
     period = week_containing(week_end - timedelta(days=1), tz)
-    assert period.hours == 169 and (period.start.astimezone(UTC), period.end.astimezone(UTC)) == (parse_time(start_utc), parse_time(end_utc))
+    assert period.hours == 169 and (period.start.astimezone(UTC), period.end.astimezone(UTC)) == (
+        parse_time(start_utc),
+        parse_time(end_utc),
+    )
     async with SentinelSimulator(dataset) as sim:
         out = await collect_one(sim, SentinelConnector, "security", customer_dict(c), period)
     assert out.section.ok, out.section.error
     assert out.section.data == await oracle(dataset, c, period)
     sent = sorted(parse_qs(urlsplit(p).query)["$filter"][0] for _, p in out.requests if "skipToken" not in p)
-    assert sent == [f"properties/createdTimeUtc ge {start_utc} and properties/createdTimeUtc lt {end_utc}",
-                    f"properties/createdTimeUtc lt {start_utc} and (properties/status ne 'Closed' or "
-                    f"properties/lastModifiedTimeUtc ge {end_utc})"]
+    assert sent == [
+        f"properties/createdTimeUtc ge {start_utc} and properties/createdTimeUtc lt {end_utc}",
+        f"properties/createdTimeUtc lt {start_utc} and (properties/status ne 'Closed' or "
+        f"properties/lastModifiedTimeUtc ge {end_utc})",
+    ]
 
 
 async def test_probe_and_customer_records_over_https(dataset):
     async with SentinelSimulator(dataset) as sim:
         con = sim_connector(sim)
         try:
-            assert await con.probe() == "Azure Resource Manager (3 subscriptions visible; incidents api-version 2025-06-01)"
+            assert (
+                await con.probe()
+                == "Azure Resource Manager (3 subscriptions visible; incidents api-version 2025-06-01)"
+            )
             records = await con.customer_records()
         finally:
             await con.aclose()
@@ -363,13 +455,23 @@ async def test_bad_credentials_and_api_version_over_https(dataset):
     async with SentinelSimulator(dataset) as sim:
         cust = CustomerConfig(code=c.code, name=c.name, ids={"sentinel": c.ids["sentinel"]})
         cases = [
-            (sim_connector(sim, client_secret="wrong-s3cret"), SourceAuthError,
-             f"the credentials were refused by Microsoft Entra ID for tenant {PARTNER_TENANT}: AADSTS7000215"),
-            (sim_connector(sim, api_version="2019-01-01-preview"), SourceDataError,
-             "HTTP 400 — NoRegisteredProviderFound: No registered resource provider found for API version '2019-01-01-preview'"),
+            (
+                sim_connector(sim, client_secret=WRONG_SECRET),
+                SourceAuthError,
+                f"the credentials were refused by Microsoft Entra ID for tenant {PARTNER_TENANT}: AADSTS7000215",
+            ),
+            (
+                sim_connector(sim, api_version="2019-01-01-preview"),
+                SourceDataError,
+                "HTTP 400 — NoRegisteredProviderFound: "
+                "No registered resource provider found for API version '2019-01-01-preview'",
+            ),
             # a token of another customer's tenant: ARM says the issuer is wrong for this subscription
-            (sim_connector(sim, tenant_id=customer_tenant(other)), SourceAuthError,
-             "HTTP 401 — InvalidAuthenticationTokenTenant: The access token is from the wrong issuer"),
+            (
+                sim_connector(sim, tenant_id=customer_tenant(other)),
+                SourceAuthError,
+                "HTTP 401 — InvalidAuthenticationTokenTenant: The access token is from the wrong issuer",
+            ),
             (sim_connector(sim, url=sim.url.replace("https://", "http://")), SourceUnavailable, "cannot connect"),
         ]
         for con, kind, words in cases:
@@ -380,14 +482,21 @@ async def test_bad_credentials_and_api_version_over_https(dataset):
             finally:
                 await con.aclose()
         async with verified_client(SourceConfig(ca_bundle=str(sim.pki.ca_path))) as http:
-            tokens = TenantTokens("sentinel", "sentinel", SourceConfig(**{k: v for k, v in sim.source_config().items() if k != "type"}))
+            tokens = TenantTokens(
+                "sentinel", "sentinel", SourceConfig(**{k: v for k, v in sim.source_config().items() if k != "type"})
+            )
             try:
                 tok = await tokens.token(PARTNER_TENANT, ARM_RESOURCE + "/.default")
             finally:
                 await tokens.aclose()
-            url = f"{sim.url}{c.ids['sentinel'].upper().replace('SUBSCRIPTIONS', 'subscriptions')}/providers/microsoft.securityinsights/INCIDENTS"
+            shouting = c.ids["sentinel"].upper().replace("SUBSCRIPTIONS", "subscriptions")  # ARM paths ignore case
+            url = f"{sim.url}{shouting}/providers/microsoft.securityinsights/INCIDENTS"
             r = await http.get(url, headers={"Authorization": f"Bearer {tok}"})
             assert r.status_code == 400 and r.json()["error"]["code"] == "MissingApiVersionParameter"
-            r = await http.get(url, params={"api-version": "2025-06-01", "$top": "1"}, headers={"Authorization": f"Bearer {tok}"})
-            assert r.status_code == 200 and len(r.json()["value"]) == 1 and "nextLink" not in r.json()  # $top is a total
+            r = await http.get(
+                url, params={"api-version": "2025-06-01", "$top": "1"}, headers={"Authorization": f"Bearer {tok}"}
+            )
+            assert (
+                r.status_code == 200 and len(r.json()["value"]) == 1 and "nextLink" not in r.json()
+            )  # $top is a total
             assert r.headers["x-ms-request-id"]
