@@ -81,7 +81,7 @@ class _Ctx:
 
 def incident_record(obj: Any, where: str) -> IncidentRecord:
     f = Fields(SYSTEM, obj, where)
-    p = Fields(SYSTEM, f.raw("properties"), f"{where} → properties")  # (Fields.obj is shadowed by the attribute)
+    p = f.obj("properties")
     closed = p.str("status").lower() == "closed"
     return IncidentRecord(
         id=str(p.int("incidentNumber")),
