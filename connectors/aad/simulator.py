@@ -143,7 +143,7 @@ class EntraSimulator(TlsSimulator):
             raise TokenInvalid("Lifetime validation failed, the token is expired.")
         if claims.get("aud") not in set(audiences):
             raise TokenInvalid("Access token validation failure. Invalid audience.")
-        return claims
+        return dict(claims)
 
     # -- the token endpoint
     def routes(self, app: web.Application) -> None:
@@ -195,7 +195,10 @@ class EntraSimulator(TlsSimulator):
             await asyncio.sleep(self._latency_ms() / 1000.0)
         tenant = request.match_info["tenant"]
         form = await request.post()
-        get = lambda k: str(form.get(k, ""))  # noqa: E731
+
+        def get(key: str) -> str:
+            return str(form.get(key, ""))
+
         if get("grant_type") != "client_credentials":
             return self._fail(400, "unsupported_grant_type", 70003, "The app requested an unsupported grant type.")
         if tenant not in self.tenants:

@@ -78,7 +78,9 @@ class GraphSecurityClient:
 
     async def _pages(self, tenant: str, path: str, params: dict[str, str]) -> list[dict[str, Any]]:
         """Every item of a collection, following ``@odata.nextLink`` until it is absent."""
-        url, query, out = f"{self.base}{path}", params, []
+        url: str = f"{self.base}{path}"
+        query: dict[str, str] | None = params
+        out: list[dict[str, Any]] = []
         page = 0
         while True:
             page += 1

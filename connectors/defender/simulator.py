@@ -118,7 +118,7 @@ class DefenderSimulator(TlsSimulator):
     def _graph_error(self, status: int, code: str, message: str) -> web.Response:
         return self.json(self.error_body(status, message, code)[0], status=status, headers=self._ids())
 
-    def error_body(self, status: int, message: str, code: str = "") -> tuple[Any, str]:  # type: ignore[override]
+    def error_body(self, status: int, message: str, code: str = "") -> tuple[Any, str]:
         code = code or {429: "TooManyRequests", 503: "ServiceUnavailable", 504: "GatewayTimeout"}.get(
             status, "UnknownError"
         )

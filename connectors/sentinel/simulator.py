@@ -34,6 +34,7 @@ import base64
 import re
 import uuid
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, ClassVar
 from urllib.parse import quote, urlencode
 
@@ -114,7 +115,7 @@ class SentinelSimulator(TlsSimulator):
         }
 
     # -- ARM's envelope and errors
-    def error_body(self, status: int, message: str, code: str = "") -> tuple[Any, str]:  # type: ignore[override]
+    def error_body(self, status: int, message: str, code: str = "") -> tuple[Any, str]:
         code = code or {
             429: "TooManyRequests",
             500: "InternalServerError",
@@ -342,7 +343,7 @@ class SentinelSimulator(TlsSimulator):
             unknown = sorted(p for p in flt.props if not p.startswith("properties/") or p[11:] not in items_props())
             if unknown:
                 return self._arm_error(400, "BadRequest", f"Invalid $filter: unknown property '{unknown[0]}'.")
-            items = [i for i in items if flt(lambda p, i=i: i["properties"].get(p[11:]))]
+            items = [i for i in items if flt(partial(_prop, i))]
         order = request.query.get("$orderby", "properties/createdTimeUtc desc").split()
         key = order[0][11:] if order and order[0].startswith("properties/") else "createdTimeUtc"
         items.sort(
@@ -351,6 +352,11 @@ class SentinelSimulator(TlsSimulator):
         )
         top = request.query.get("$top")
         return self._page(request, items, int(top) if top and top.isdigit() else None)
+
+
+def _prop(incident: dict[str, Any], path: str) -> Any:
+    """``properties/<name>`` of an incident, for the $filter evaluator."""
+    return incident["properties"].get(path[len("properties/") :])
 
 
 def items_props() -> frozenset[str]:
