@@ -13,7 +13,9 @@ Config keys read here (all in ``[sources.<name>]``):
 and certificate; ``certificate_password`` if it is encrypted), ``authority`` (default
 ``login.microsoftonline.com``; an ``https`` URL or host — azure-identity refuses plain http),
 ``ca_bundle`` (a PEM file of CAs to trust for a private endpoint: azure-identity's
-``connection_verify``; it ignores ``REQUESTS_CA_BUNDLE``), ``request_timeout_seconds``.
+``connection_verify``; it ignores ``REQUESTS_CA_BUNDLE``), ``token_timeout_seconds`` (default:
+``request_timeout_seconds``, at least 5 s; a token request, retries included, takes at most
+twice that).
 
 azure-identity's errors are translated once, here: a refused credential
 (``ClientAuthenticationError``, e.g. AADSTS7000215) becomes :class:`SourceAuthError` naming the
@@ -37,6 +39,7 @@ from connectors.base import SourceAuthError, SourceDataError, SourceUnavailable
 from reporting.config import SourceConfig
 
 PUBLIC_AUTHORITY = "login.microsoftonline.com"
+MIN_TOKEN_TIMEOUT = 5.0  # seconds
 _AADSTS = re.compile(r"(AADSTS\d+):\s*(.*?\.)(?=\s|'|$)")
 _TENANT = re.compile(r"^[A-Za-z0-9.-]{1,253}$")
 
@@ -91,11 +94,13 @@ class TenantTokens:
             )
         self.authority = authority
         self.ca_bundle = source.option("ca_bundle")
-        self.timeout = float(source.option("request_timeout_seconds", 15.0))
+        # a token request happens once per tenant and the identity platform may be slower than the
+        # API: it waits token_timeout_seconds, by default the request timeout but at least 5 s
+        default = max(float(source.option("request_timeout_seconds", 15.0)), MIN_TOKEN_TIMEOUT)
+        self.timeout = float(source.option("token_timeout_seconds", default))
         self._creds: dict[str, Any] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._closed = False
-        self.requests = 0  # token requests that reached azure-identity's network path (cache misses)
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -132,15 +137,14 @@ class TenantTokens:
         async with lock:
             cred = self._credential(tenant)
             try:
-                self.requests += 1
-                tok = await asyncio.wait_for(cred.get_token(scope), timeout=self.timeout * 3)
+                tok = await asyncio.wait_for(cred.get_token(scope), timeout=self.timeout * 2)
             except ClientAuthenticationError as err:
                 raise self._refused(tenant, err) from None
             except (TimeoutError, ServiceResponseError) as err:
                 raise SourceUnavailable(
                     self.system,
-                    f"the token endpoint {self.authority} did not answer in time for tenant {tenant} "
-                    f"({type(err).__name__})",
+                    f"no answer from the token endpoint {self.authority} within {self.timeout:g} s "
+                    f"for tenant {tenant} ({type(err).__name__})",
                 ) from None
             except ServiceRequestError as err:
                 cause = (

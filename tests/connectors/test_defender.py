@@ -26,6 +26,7 @@ from connectors.fields import parse_time
 from connectors.http import HttpSource
 from connectors.sandbox.dataset import SandboxDataset
 from connectors.sandbox.inprocess import SandboxConnector
+from connectors.sim.base import Faults
 from reporting.config import CustomerConfig, SourceConfig, Thresholds
 from reporting.deltas import compute_flags
 from reporting.models import OpenIncident, Period, Security, Targets
@@ -714,3 +715,18 @@ async def test_one_failed_read_cancels_the_others_before_the_error_surfaces():
         await all_or_nothing(slow(), boom())
     assert finished == ["slow stopped"]  # cancelled and awaited, not left running against a closed connector
     assert await all_or_nothing(asyncio.sleep(0, "a"), asyncio.sleep(0, "b")) == ["a", "b"]
+
+
+async def test_a_token_endpoint_that_hangs_is_unavailable_within_the_timeout(dataset):
+    import time
+
+    async with DefenderSimulator(dataset) as sim:
+        sim.entra.faults = Faults(hang=30.0, count=10)
+        tokens = tokens_for(sim.entra, token_timeout_seconds=0.3)
+        t0 = time.perf_counter()
+        try:
+            with pytest.raises(SourceUnavailable, match=r"no answer from the token endpoint .* within 0.3 s for tenant"):
+                await tokens.token(PARTNER_TENANT, GRAPH_RESOURCE + "/.default")
+        finally:
+            await tokens.aclose()
+        assert time.perf_counter() - t0 < 2  # bounded (twice the timeout at most): never the 30 s hang
