@@ -725,7 +725,9 @@ async def test_a_token_endpoint_that_hangs_is_unavailable_within_the_timeout(dat
         tokens = tokens_for(sim.entra, token_timeout_seconds=0.3)
         t0 = time.perf_counter()
         try:
-            with pytest.raises(SourceUnavailable, match=r"no answer from the token endpoint .* within 0.3 s for tenant"):
+            with pytest.raises(
+                SourceUnavailable, match=r"no answer from the token endpoint .* within 0.3 s for tenant"
+            ):
                 await tokens.token(PARTNER_TENANT, GRAPH_RESOURCE + "/.default")
         finally:
             await tokens.aclose()
