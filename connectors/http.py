@@ -25,11 +25,12 @@ import email.utils
 import json
 import logging
 import random
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -37,6 +38,7 @@ from connectors.base import SourceAuthError, SourceDataError, SourceUnavailable
 from reporting.config import SourceConfig
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 REQUEST_ID_HEADERS = ("x-cw-request-id", "request-id", "x-ms-request-id", "cf-ray", "x-request-id")
@@ -245,10 +247,26 @@ class HttpSource:
 
 
 def new_client(source: SourceConfig, **kw: Any) -> httpx.AsyncClient:
-    """The pooled client a source uses in production: its CA bundle (``ca_bundle``) if set."""
-    verify: Any = source.option("ca_bundle") or True
+    """The pooled client a source uses in production: its CA bundle (``ca_bundle``, a PEM file
+    naming a private CA) if set, as an SSL context (httpx 0.28 deprecates a path)."""
+    ca = source.option("ca_bundle")
+    verify: Any = ssl.create_default_context(cafile=ca) if ca else True
     limits = httpx.Limits(max_connections=source.concurrency * 2, max_keepalive_connections=source.concurrency)
     return httpx.AsyncClient(verify=verify, limits=limits, follow_redirects=False, **kw)
+
+
+async def gather_all(*aws: Awaitable[T]) -> list[T]:
+    """``asyncio.gather`` for a section's independent reads, all or nothing: when one fails, the
+    others are cancelled and awaited (no request keeps running on a connector that is being
+    closed), then the first failure is raised as it was."""
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        return list(await asyncio.gather(*tasks))
+    finally:
+        for t in tasks:
+            if not t.done():
+                t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def require_url(system: str, source: SourceConfig) -> str:

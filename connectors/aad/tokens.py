@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import ssl
 from typing import Any
 
 import httpx
@@ -42,24 +41,6 @@ PUBLIC_AUTHORITY = "login.microsoftonline.com"
 MIN_TOKEN_TIMEOUT = 5.0  # seconds
 _AADSTS = re.compile(r"(AADSTS\d+):\s*(.*?\.)(?=\s|'|$)")
 _TENANT = re.compile(r"^[A-Za-z0-9.-]{1,253}$")
-
-
-def ssl_context(ca_bundle: str | None) -> ssl.SSLContext | bool:
-    """What httpx's ``verify=`` should get for a source: its CA bundle as an SSLContext.
-
-    (``verify=<path>`` is deprecated in httpx 0.28 and warns; this builds the context instead.)
-    """
-    return ssl.create_default_context(cafile=ca_bundle) if ca_bundle else True
-
-
-def verified_client(source: SourceConfig) -> httpx.AsyncClient:
-    """The pooled httpx client of a source whose ``ca_bundle`` may name a private CA.
-
-    Same limits as ``connectors.http.new_client``, which passes ``ca_bundle`` to httpx as a path
-    (deprecated in httpx 0.28: a DeprecationWarning, an error under the test settings).
-    """
-    limits = httpx.Limits(max_connections=source.concurrency * 2, max_keepalive_connections=source.concurrency)
-    return httpx.AsyncClient(verify=ssl_context(source.option("ca_bundle")), limits=limits, follow_redirects=False)
 
 
 def _aadsts(message: str) -> str:

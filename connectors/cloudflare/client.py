@@ -95,7 +95,7 @@ class CloudflareClient:
         async def page(n: int) -> tuple[list[Any], Fields]:
             body = await self._rest(path, {"page": n, "per_page": self.per_page})
             f = Fields(SYSTEM, body, f"{where} page {n}")
-            return f.list("result"), Fields.obj(f, "result_info")
+            return f.list("result"), f.obj("result_info")
 
         first, info = await page(1)
         pages = info.int("total_pages") if info.has("total_pages") else -(-info.int("total_count") // max(1, info.int("per_page")))
@@ -117,7 +117,7 @@ class CloudflareClient:
     async def verify_token(self) -> dict[str, Any]:
         """``GET /user/tokens/verify`` — ``result.status`` "active" for a usable token."""
         body = await self._rest("/user/tokens/verify")
-        return Fields.obj(Fields(SYSTEM, body, "GET /user/tokens/verify"), "result").data
+        return Fields(SYSTEM, body, "GET /user/tokens/verify").obj("result").data
 
     async def graphql(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
         """``POST /graphql``; the ``data`` object, or the translated ``errors``."""
@@ -131,4 +131,4 @@ class CloudflareClient:
             if any(w in low for w in ("unauthorized", "not authorized", "does not have access")):
                 raise SourceAuthError(SYSTEM, f"POST /graphql was refused (token credentials or plan lack Analytics for this zone): {text}")
             raise SourceDataError(SYSTEM, f"POST /graphql: {text}")
-        return Fields.obj(Fields(SYSTEM, body, "POST /graphql"), "data").data
+        return Fields(SYSTEM, body, "POST /graphql").obj("data").data

@@ -175,7 +175,7 @@ class CloudflareConnector:
         return metrics.sites_section(self._records(hcs, analytics, zone_id, period), period, targets.site_pct)
 
     def _records(self, hcs: list[Fields], data: dict[str, Any], zone_id: str, period: Period) -> list[metrics.SiteCheckRecord]:
-        zones = Fields.obj(Fields(SYSTEM, data, "POST /graphql data"), "viewer").list("zones")
+        zones = Fields(SYSTEM, data, "POST /graphql data").obj("viewer").list("zones")
         if len(zones) != 1:
             raise SourceDataError(SYSTEM, f"POST /graphql: {len(zones)} zones answered for zone {zone_id}, expected 1")
         z = Fields(SYSTEM, zones[0], "POST /graphql viewer.zones[0]")
@@ -189,7 +189,7 @@ class CloudflareConnector:
         probes: dict[tuple[str, str], Counter[bool]] = {}
         for n, row in enumerate(probes_raw):
             f = Fields(SYSTEM, row, f"POST /graphql healthCheckEventsAdaptiveGroups row {n}")
-            d = Fields.obj(f, "dimensions")  # the instance attribute .obj (the dict) hides the method
+            d = f.obj("dimensions")
             probes.setdefault((d.str("healthCheckId"), d.str("region")), Counter())[_healthy(d, "healthStatus")] += f.int("count")
 
         out = []

@@ -29,7 +29,7 @@ import httpx
 
 from connectors.base import SourceDataError
 from connectors.fields import iso_z
-from connectors.http import HttpSource
+from connectors.http import HttpSource, gather_all
 
 SYSTEM = "connectwise"
 API_PATH = "/v4_6_release/apis/3.0"
@@ -110,18 +110,6 @@ def cw_error_message(resp: httpx.Response) -> str | None:
     return f"{head} ({'; '.join(details)})" if details else head
 
 
-async def gather_or_cancel(*aws: Awaitable[T]) -> list[T]:
-    """``asyncio.gather`` that cancels the siblings when one fails (no orphan requests)."""
-    tasks = [asyncio.ensure_future(a) for a in aws]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
-
-
 class ConnectWiseClient:
     """One ConnectWise PSA site, as one API member (company + key pair) and one integration clientId."""
 
@@ -184,7 +172,7 @@ class ConnectWiseClient:
         out = list(items)
         last = _paging_params(links["last"]).get("page") if "last" in links else None
         if "next" in links and last is not None and last.isdigit() and int(last) >= 2:
-            rest = await gather_or_cancel(*(page({"page": str(k)}) for k in range(2, int(last) + 1)))
+            rest = await gather_all(*(page({"page": str(k)}) for k in range(2, int(last) + 1)))
             for chunk, _ in rest:
                 out.extend(chunk)
             links = rest[-1][1]

@@ -38,16 +38,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connectors.base import ConnectorContext, SourceAuthError, SourceDataError, SourceRecord
-from connectors.connectwise.client import (
-    SYSTEM,
-    ConnectWiseClient,
-    cw_date,
-    cw_error_message,
-    cw_string,
-    gather_or_cancel,
-)
+from connectors.connectwise.client import SYSTEM, ConnectWiseClient, cw_date, cw_error_message, cw_string
 from connectors.fields import Fields
-from connectors.http import HttpSource, require_secret, require_url, source_http
+from connectors.http import HttpSource, gather_all, require_secret, require_url, source_http
 from reporting import metrics
 from reporting.config import CustomerConfig, SourceConfig
 from reporting.metrics import TicketRecord
@@ -215,7 +208,7 @@ class ConnectWiseConnector:
 
     async def _load(self, cid: str, period: Period) -> Week:
         api = self.api()
-        companies, tickets, slas = await gather_or_cancel(
+        companies, tickets, slas = await gather_all(
             api.companies(self._company_condition(cid)),
             api.tickets(self.ticket_conditions(cid, period)),
             self._sla_table(),
@@ -239,7 +232,7 @@ class ConnectWiseConnector:
                 api = self.api()
                 rows = await api.slas()
                 heads = [Fields(SYSTEM, r, f"GET /service/SLAs item {i}") for i, r in enumerate(rows)]
-                prios = await gather_or_cancel(*(api.sla_priorities(h.int("id")) for h in heads))
+                prios = await gather_all(*(api.sla_priorities(h.int("id")) for h in heads))
                 table = {}
                 for h, plist in zip(heads, prios, strict=True):
                     sla_id = h.int("id")

@@ -24,38 +24,12 @@ import httpx
 
 from connectors.base import SourceAuthError, SourceDataError
 from connectors.fields import Fields
-from connectors.http import HttpSource
+from connectors.http import HttpSource, gather_all
 
 T = TypeVar("T")
 
 SYSTEM = "datto"
 DEFAULT_PER_PAGE = 100
-
-
-async def gather(*aws: Awaitable[T]) -> list[T]:
-    """``asyncio.gather`` that cancels the siblings when one fails, so no request of a failed
-    section is still running (and opening connections) after the connector is closed."""
-    tasks = [asyncio.ensure_future(a) for a in aws]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
-
-
-def sub(f: Fields, key: str) -> Fields:
-    """``f.obj(key)``: the nested object at ``key`` (``Fields.obj`` is shadowed by its ``obj``
-    attribute in connectors/fields.py, so it cannot be called)."""
-    value = f.raw(key)
-    if not isinstance(value, dict):
-        raise SourceDataError(f.system, f"{f.where}: field '{key}' is {type(value).__name__}, expected an object")
-    return Fields(f.system, value, f"{f.where} → {key}")
-
-
-def opt_sub(f: Fields, key: str) -> Fields | None:
-    return sub(f, key) if f.has(key) else None
 
 
 def error_message(resp: httpx.Response) -> str | None:
@@ -102,7 +76,7 @@ class DattoClient:
 
     def _page(self, body: Any, where: str) -> tuple[list[Any], int]:
         f = Fields(SYSTEM, body, where)
-        pages = sub(f, "pagination").int("totalPages")
+        pages = f.obj("pagination").int("totalPages")
         return f.list("items"), pages
 
     async def _all_pages(self, path: str, extra: dict[str, Any] | None = None) -> list[Any]:
@@ -114,7 +88,7 @@ class DattoClient:
     async def _rest(self, path: str, extra: dict[str, Any] | None, first: Any) -> list[Any]:
         items, pages = self._page(first, f"GET {path} page 1")
         if pages > 1:
-            bodies = await gather(
+            bodies = await gather_all(
                 *(
                     self._get(path, {**(extra or {}), "_page": p, "_perPage": self.per_page})
                     for p in range(2, pages + 1)

@@ -43,9 +43,9 @@ from datetime import datetime
 from typing import Any
 
 from connectors.base import ConnectorContext, SourceDataError, SourceRecord
-from connectors.datto.client import SYSTEM, DattoClient, error_message, gather, opt_sub, sub
+from connectors.datto.client import SYSTEM, DattoClient, error_message
 from connectors.fields import Fields, iso_z
-from connectors.http import require_secret, require_url, source_http
+from connectors.http import gather_all, require_secret, require_url, source_http
 from reporting import metrics
 from reporting.config import CustomerConfig, SourceConfig
 from reporting.metrics import BackupRun
@@ -69,17 +69,17 @@ def _literal(value: Any) -> str | None:
 
 def run_status(entry: Fields) -> str | None:
     """``success`` | ``warning`` | ``failed`` for one ``backups[]`` entry; None while running."""
-    status = _literal(sub(entry, "backup").raw("status"))
+    status = _literal(entry.obj("backup").raw("status"))
     if not status:
         return None
     if status in BACKUP_FAILED:
         return "failed"
     if status not in BACKUP_OK:
         raise SourceDataError(SYSTEM, f"{entry.where}: unknown backup.status {status!r} (expected success or failure)")
-    lv = opt_sub(entry, "localVerification")
+    lv = entry.opt_obj("localVerification")
     if lv is not None and lv.has("errors") and lv.list("errors"):
         return "warning"
-    shot = opt_sub(entry, "advancedVerification.screenshotVerification")
+    shot = entry.opt_obj("advancedVerification.screenshotVerification")
     if shot is not None:
         s = _literal(shot.raw("status")) if shot.has("status") else None
         if s in SCREENSHOT_FAILED:
@@ -97,7 +97,7 @@ def asset_checks(asset: Fields, period: Period) -> tuple[datetime | None, bool |
     shots: list[tuple[datetime, bool]] = []
     for i, b in enumerate(asset.list("backups")):
         e = Fields(SYSTEM, b, f"{asset.where} backups[{i}]")
-        shot = opt_sub(e, "advancedVerification.screenshotVerification")
+        shot = e.opt_obj("advancedVerification.screenshotVerification")
         s = _literal(shot.raw("status")) if shot is not None and shot.has("status") else None
         ts = e.time("timestamp")
         if s and ts <= period.end and (s in SCREENSHOT_OK or s in SCREENSHOT_FAILED):
@@ -203,7 +203,7 @@ class DattoConnector:
                 f"(customers.ids.{self.name} of {customer.code})",
             )
         serials = [d.str("serialNumber") for d in mine]
-        lists = await gather(*(self.client.assets(s) for s in serials))
+        lists = await gather_all(*(self.client.assets(s) for s in serials))
         items: list[str] = []
         runs: list[BackupRun] = []
         checks: dict[str, tuple[datetime | None, bool | None, datetime | None]] = {}
@@ -236,7 +236,7 @@ class DattoConnector:
 
     async def probe(self) -> str:
         body = await self.client._get("/v1/bcdr/device", {"_page": 1, "_perPage": 1})
-        count = sub(Fields(SYSTEM, body, "GET /v1/bcdr/device"), "pagination").int("count")
+        count = Fields(SYSTEM, body, "GET /v1/bcdr/device").obj("pagination").int("count")
         return f"Datto BCDR API v1: {count} appliance{'s' if count != 1 else ''}"
 
     async def aclose(self) -> None:

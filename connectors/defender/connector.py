@@ -38,12 +38,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from connectors.aad.tasks import all_or_nothing
-from connectors.aad.tokens import TenantTokens, verified_client
+from connectors.aad.tokens import TenantTokens
 from connectors.base import ConnectorContext, SourceDataError, SourceRecord
 from connectors.defender.client import SYSTEM, GraphSecurityClient, graph_error_message
 from connectors.fields import Fields, iso_z
-from connectors.http import source_http
+from connectors.http import gather_all, new_client, source_http
 from reporting import metrics
 from reporting.config import CustomerConfig, SourceConfig
 from reporting.metrics import IncidentRecord, ScoreSnapshot
@@ -59,7 +58,7 @@ class _Ctx:
     """``source_http``'s view of the context, with a client that trusts ``ca_bundle``."""
 
     def __init__(self, ctx: ConnectorContext):
-        self.client_factory = ctx.client_factory or verified_client
+        self.client_factory = ctx.client_factory or new_client
         self.sleep = ctx.sleep
 
 
@@ -115,7 +114,7 @@ class DefenderConnector:
             raise SourceDataError(SYSTEM, f"does not provide section {section!r}")
         tenant = self.tenant_of(customer)
         start, end = iso_z(period.start), iso_z(period.end)
-        new, carried, scores = await all_or_nothing(
+        new, carried, scores = await gather_all(
             self.api.incidents(tenant, f"createdDateTime ge {start} and createdDateTime lt {end}"),
             self.api.incidents(
                 tenant, f"createdDateTime lt {start} and (status ne 'resolved' or lastUpdateDateTime ge {end})"

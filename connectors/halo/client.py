@@ -29,7 +29,7 @@ import httpx
 
 from connectors.base import SourceAuthError, SourceDataError
 from connectors.fields import Fields
-from connectors.http import HttpSource
+from connectors.http import HttpSource, gather_all
 
 SYSTEM = "halo"
 REFRESH_BEFORE_SECONDS = 60.0
@@ -63,18 +63,6 @@ def halo_error_message(resp: httpx.Response) -> str | None:
         if isinstance(body.get(key), str):
             return body[key]
     return None
-
-
-async def gather_or_cancel(*aws: Awaitable[T]) -> list[T]:
-    """``asyncio.gather`` that cancels the siblings when one fails (no orphan requests)."""
-    tasks = [asyncio.ensure_future(a) for a in aws]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
 
 
 class HaloClient:
@@ -167,7 +155,7 @@ class HaloClient:
             pages = math.ceil(total / len(items))
             if pages > MAX_PAGES:
                 raise SourceDataError(SYSTEM, f"GET {path}: {pages} pages, more than {MAX_PAGES}")
-            for chunk in await gather_or_cancel(*(page(no) for no in range(2, pages + 1))):
+            for chunk in await gather_all(*(page(no) for no in range(2, pages + 1))):
                 items.extend(chunk)
         unique = _unique_by_id(items, path)
         if len(unique) < total:

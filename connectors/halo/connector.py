@@ -38,8 +38,8 @@ from typing import Any
 
 from connectors.base import ConnectorContext, SourceDataError, SourceRecord
 from connectors.fields import Fields
-from connectors.halo.client import SYSTEM, HaloClient, gather_or_cancel, halo_error_message
-from connectors.http import HttpSource, require_secret, require_url, source_http
+from connectors.halo.client import SYSTEM, HaloClient, halo_error_message
+from connectors.http import HttpSource, gather_all, require_secret, require_url, source_http
 from reporting import metrics
 from reporting.config import CustomerConfig, SourceConfig
 from reporting.metrics import TicketRecord
@@ -184,7 +184,7 @@ class HaloConnector:
 
     async def _load(self, cid: int, period: Period) -> Week:
         api = self.api()
-        client, open_rows, closed_rows, prios = await gather_or_cancel(
+        client, open_rows, closed_rows, prios = await gather_all(
             api.client(cid),
             api.open_tickets(cid),
             api.tickets_closed_since(cid, period.start - self.margin),

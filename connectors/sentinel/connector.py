@@ -31,11 +31,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from connectors.aad.tasks import all_or_nothing
-from connectors.aad.tokens import TenantTokens, verified_client
+from connectors.aad.tokens import TenantTokens
 from connectors.base import ConnectorContext, SourceDataError, SourceRecord
 from connectors.fields import Fields, iso_z
-from connectors.http import source_http
+from connectors.http import gather_all, new_client, source_http
 from connectors.sentinel.client import (
     INCIDENTS_API_VERSION,
     SUBSCRIPTIONS_API_VERSION,
@@ -75,7 +74,7 @@ def workspace_path(system: str, name: str, value: str) -> str:
 
 class _Ctx:
     def __init__(self, ctx: ConnectorContext):
-        self.client_factory = ctx.client_factory or verified_client
+        self.client_factory = ctx.client_factory or new_client
         self.sleep = ctx.sleep
 
 
@@ -134,7 +133,7 @@ class SentinelConnector:
         workspace = workspace_path(SYSTEM, self.name, cid)
         tenant = self.tenant_of(customer)
         start, end = iso_z(period.start), iso_z(period.end)
-        new, carried = await all_or_nothing(
+        new, carried = await gather_all(
             self.api.incidents(
                 tenant, workspace, f"properties/createdTimeUtc ge {start} and properties/createdTimeUtc lt {end}"
             ),
@@ -168,7 +167,7 @@ class SentinelConnector:
         for n, obj in enumerate(subs):
             f = Fields(SYSTEM, obj, f"GET /subscriptions item {n + 1}")
             names[f.str("subscriptionId")] = f.opt_str("displayName") or f.str("subscriptionId")
-        per_sub = await all_or_nothing(*(self.api.workspaces(tenant, sub) for sub in names))
+        per_sub = await gather_all(*(self.api.workspaces(tenant, sub) for sub in names))
         out = []
         for sub, rows in zip(names, per_sub, strict=True):
             for n, obj in enumerate(rows):

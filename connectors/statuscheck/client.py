@@ -76,7 +76,7 @@ class UptimeRobotClient:
         async def page(offset: int, limit: int) -> tuple[list[Any], int, int]:
             body = await self.call("getMonitors", {**params, "offset": offset, "limit": limit})
             f = Fields(SYSTEM, body, f"POST /getMonitors offset {offset}")
-            p = Fields.obj(f, "pagination")  # (Fields' .obj attribute hides its obj() method)
+            p = f.obj("pagination")
             return f.list("monitors"), p.int("total"), p.int("limit")
 
         first, total, step = await page(0, self.limit)  # the server may grant a smaller limit
@@ -91,4 +91,4 @@ class UptimeRobotClient:
     async def account_details(self) -> dict[str, Any]:
         """``POST /getAccountDetails`` — ``account.email``, ``monitor_limit``, ``up_monitors``..."""
         body = await self.call("getAccountDetails")
-        return Fields.obj(Fields(SYSTEM, body, "POST /getAccountDetails"), "account").data
+        return Fields(SYSTEM, body, "POST /getAccountDetails").obj("account").data

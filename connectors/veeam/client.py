@@ -31,37 +31,12 @@ import httpx
 
 from connectors.base import SourceAuthError, SourceDataError
 from connectors.fields import Fields, iso_z
-from connectors.http import HttpSource
+from connectors.http import HttpSource, gather_all
 
 T = TypeVar("T")
 
 SYSTEM = "veeam"
 DEFAULT_API_VERSION = "1.2-rev1"
-
-
-async def gather(*aws: Awaitable[T]) -> list[T]:
-    """``asyncio.gather`` that cancels the siblings when one fails, so no request of a failed
-    section is still running (and opening connections) after the connector is closed."""
-    tasks = [asyncio.ensure_future(a) for a in aws]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
-
-
-def sub(f: Fields, key: str) -> Fields:
-    """``f.obj(key)`` (``Fields.obj`` is shadowed by its ``obj`` attribute in connectors/fields.py)."""
-    value = f.raw(key)
-    if not isinstance(value, dict):
-        raise SourceDataError(f.system, f"{f.where}: field '{key}' is {type(value).__name__}, expected an object")
-    return Fields(f.system, value, f"{f.where} → {key}")
-
-
-def opt_sub(f: Fields, key: str) -> Fields | None:
-    return sub(f, key) if f.has(key) else None
 
 
 def _body(resp: httpx.Response) -> Any:
@@ -103,7 +78,7 @@ async def _pages(fetch: Callable[[int, int | None], Awaitable[tuple[list[Any], i
     step = len(items)
     if step == 0 or step >= total:
         return items
-    rest = await gather(*(fetch(off, step) for off in range(step, total, step)))
+    rest = await gather_all(*(fetch(off, step) for off in range(step, total, step)))
     for more, t in rest:
         if t != total:
             raise SourceDataError(SYSTEM, f"GET {path}: the total changed while paging ({total} → {t}); try again")
@@ -212,7 +187,7 @@ class VbrClient:
         async def fetch(skip: int, limit: int | None) -> tuple[list[Any], int]:
             body = await self.get(path, {**params, "skip": skip, "limit": limit or self.page_size})
             f = Fields(SYSTEM, body, f"GET {path} (skip {skip})")
-            return f.list("data"), sub(f, "pagination").int("total")
+            return f.list("data"), f.obj("pagination").int("total")
 
         return await _pages(fetch, path)
 
@@ -307,7 +282,7 @@ class VspcClient:
         async def fetch(offset: int, limit: int | None) -> tuple[list[Any], int]:
             body = await self.get(path, {"limit": limit or self.page_size, "offset": offset})
             f = Fields(SYSTEM, body, f"GET /api/v3{path} (offset {offset})")
-            return f.list("data"), sub(sub(f, "meta"), "pagingInfo").int("total")
+            return f.list("data"), f.obj("meta").obj("pagingInfo").int("total")
 
         return await _pages(fetch, f"/api/v3{path}")
 
@@ -316,7 +291,7 @@ class VspcClient:
 
     async def company_count(self) -> int:
         body = await self.get("/organizations/companies", {"limit": 1, "offset": 0})
-        return sub(sub(Fields(SYSTEM, body, "GET /api/v3/organizations/companies"), "meta"), "pagingInfo").int("total")
+        return Fields(SYSTEM, body, "GET /api/v3/organizations/companies").obj("meta").obj("pagingInfo").int("total")
 
     async def jobs(self) -> list[dict[str, Any]]:
         """``GET /api/v3/infrastructure/backupServers/jobs`` — every VBR job of every managed server."""

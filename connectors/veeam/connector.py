@@ -38,17 +38,8 @@ from typing import Any
 
 from connectors.base import ConnectorContext, SourceDataError, SourceRecord
 from connectors.fields import Fields, iso_z
-from connectors.http import require_secret, require_url, source_http
-from connectors.veeam.client import (
-    DEFAULT_API_VERSION,
-    SYSTEM,
-    VbrClient,
-    VspcClient,
-    gather,
-    sub,
-    vbr_error_message,
-    vspc_error_message,
-)
+from connectors.http import gather_all, require_secret, require_url, source_http
+from connectors.veeam.client import DEFAULT_API_VERSION, SYSTEM, VbrClient, VspcClient, vbr_error_message, vspc_error_message
 from reporting import metrics
 from reporting.config import CustomerConfig, SourceConfig
 from reporting.metrics import BackupRun
@@ -118,7 +109,7 @@ class VeeamConnector:
     async def _vbr_section(
         self, c: VbrClient, customer: CustomerConfig, prefix: str, period: Period, targets: Targets
     ) -> Backups:
-        raw_jobs, raw_backups, raw_sessions = await gather(
+        raw_jobs, raw_backups, raw_sessions = await gather_all(
             c.job_states(prefix), c.backups(prefix), c.sessions(prefix, period.start, period.end)
         )
 
@@ -158,7 +149,7 @@ class VeeamConnector:
             f = Fields(SYSTEM, s, where)
             if f.str("jobId") not in jobs or f.str("state") != "Stopped":
                 return
-            result = sub(f, "result")
+            result = f.obj("result")
             if result.opt_bool("isCanceled"):
                 return
             status = RESULTS.get(result.str("result"))
@@ -175,14 +166,14 @@ class VeeamConnector:
                 add_session(s, f.where)
         ran = {r.item for r in runs}
         idle = [jid for jid, name in jobs.items() if name not in ran]
-        before = await gather(*(c.last_session_before(jid, period.start) for jid in idle))
+        before = await gather_all(*(c.last_session_before(jid, period.start) for jid in idle))
         for jid, s in zip(idle, before, strict=True):
             if s is not None:
                 add_session(s, f"GET /api/v1/sessions (job {jid}, last before the period)")
 
-        points = await gather(*(c.newest_restore_point(bid, period.end) for bid, _, _ in existing))
+        points = await gather_all(*(c.newest_restore_point(bid, period.end) for bid, _, _ in existing))
         missing = [ch for ch, p in zip(existing, points, strict=True) if p is None]
-        oldest = await gather(*(c.newest_restore_point(bid, None, oldest=True) for bid, _, _ in missing))
+        oldest = await gather_all(*(c.newest_restore_point(bid, None, oldest=True) for bid, _, _ in missing))
         for (_, jid, _), p in zip(missing, oldest, strict=True):
             if p is not None:
                 t = Fields(SYSTEM, p, "GET /api/v1/restorePoints").time("creationTime")
@@ -215,7 +206,7 @@ class VeeamConnector:
     async def _vspc_section(
         self, c: VspcClient, customer: CustomerConfig, org: str, period: Period, targets: Targets
     ) -> Backups:
-        all_jobs, all_vms = await gather(self._cached("jobs", c.jobs), self._cached("vms", c.protected_vms))
+        all_jobs, all_vms = await gather_all(self._cached("jobs", c.jobs), self._cached("vms", c.protected_vms))
         jobs: dict[str, Fields] = {}
         for i, j in enumerate(all_jobs):
             f = Fields(SYSTEM, j, f"GET /api/v3/infrastructure/backupServers/jobs item {i}")

@@ -8,6 +8,7 @@ CYBERDYNE scenarios."""
 from __future__ import annotations
 
 import json
+import ssl
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,13 +18,13 @@ import httpx
 import pytest
 
 from connectors.aad.simulator import GRAPH_RESOURCE, EntraSimulator
-from connectors.aad.tokens import TenantTokens, verified_client
+from connectors.aad.tokens import TenantTokens
 from connectors.base import ConnectorContext, SourceAuthError, SourceDataError, SourceUnavailable
 from connectors.defender.client import GraphSecurityClient, graph_error_message
 from connectors.defender.connector import DefenderConnector
 from connectors.defender.simulator import PARTNER_TENANT, DefenderSimulator
 from connectors.fields import parse_time
-from connectors.http import HttpSource
+from connectors.http import HttpSource, new_client
 from connectors.sandbox.dataset import SandboxDataset
 from connectors.sandbox.inprocess import SandboxConnector
 from connectors.sim.base import Faults
@@ -440,9 +441,7 @@ async def test_entra_error_body_has_entras_shape(dataset):
 
 
 def verified_client_ctx(sim: DefenderSimulator) -> Any:
-    from connectors.aad.tokens import ssl_context
-
-    return ssl_context(str(sim.pki.ca_path))
+    return ssl.create_default_context(cafile=str(sim.pki.ca_path))
 
 
 async def test_token_failures_are_translated(dataset):
@@ -672,7 +671,7 @@ async def test_simulator_speaks_graph_errors(dataset):
                 await tokens.token(c.ids["defender"], "https://management.azure.com/.default")
         finally:
             await tokens.aclose()
-        async with verified_client(SourceConfig(ca_bundle=str(sim.pki.ca_path))) as http:
+        async with new_client(SourceConfig(ca_bundle=str(sim.pki.ca_path))) as http:
             base = f"{sim.url}/v1.0/security/incidents"
             r = await http.get(base)
             assert r.status_code == 401 and r.json()["error"]["code"] == "InvalidAuthenticationToken"
@@ -691,30 +690,6 @@ async def test_simulator_speaks_graph_errors(dataset):
             assert r.status_code == 400 and r.json()["error"]["code"] == "BadRequest"
             r = await http.get(base, headers={"Authorization": f"Bearer {graph_token[:-4]}AAAA"})
             assert r.status_code == 401
-
-
-async def test_one_failed_read_cancels_the_others_before_the_error_surfaces():
-    import asyncio
-
-    from connectors.aad.tasks import all_or_nothing
-
-    finished: list[str] = []
-
-    async def slow() -> str:
-        try:
-            await asyncio.sleep(5)
-        finally:
-            finished.append("slow stopped")
-        return "late"
-
-    async def boom() -> str:
-        await asyncio.sleep(0)
-        raise SourceDataError("defender", "bad page")
-
-    with pytest.raises(SourceDataError, match="bad page"):
-        await all_or_nothing(slow(), boom())
-    assert finished == ["slow stopped"]  # cancelled and awaited, not left running against a closed connector
-    assert await all_or_nothing(asyncio.sleep(0, "a"), asyncio.sleep(0, "b")) == ["a", "b"]
 
 
 async def test_a_token_endpoint_that_hangs_is_unavailable_within_the_timeout(dataset):

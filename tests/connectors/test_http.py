@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import httpx
@@ -9,7 +10,7 @@ import pytest
 
 from connectors.base import SourceAuthError, SourceDataError, SourceUnavailable
 from connectors.fields import Fields, parse_time
-from connectors.http import HttpSource, RetryPolicy, retry_after_seconds
+from connectors.http import HttpSource, RetryPolicy, gather_all, retry_after_seconds
 from tests.connectors.matrix import RecordingSleep
 
 
@@ -121,3 +122,23 @@ def test_fields_nested_objects():
     assert f.opt_obj("result") is None
     with pytest.raises(SourceDataError, match="field 'result' is NoneType"):
         f.obj("result")
+
+
+async def test_gather_all_cancels_the_other_reads_when_one_fails():
+    finished: list[str] = []
+
+    async def slow() -> str:
+        try:
+            await asyncio.sleep(5)
+        finally:
+            finished.append("slow stopped")
+        return "late"
+
+    async def boom() -> str:
+        await asyncio.sleep(0)
+        raise SourceDataError("defender", "bad page")
+
+    with pytest.raises(SourceDataError, match="bad page"):
+        await gather_all(slow(), boom())
+    assert finished == ["slow stopped"]  # cancelled and awaited, not left running against a closed connector
+    assert await gather_all(asyncio.sleep(0, "a"), asyncio.sleep(0, "b")) == ["a", "b"]

@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from connectors.aad.simulator import ARM_RESOURCE
-from connectors.aad.tokens import TenantTokens, verified_client
+from connectors.aad.tokens import TenantTokens
+from connectors.http import new_client
 from connectors.base import ConnectorContext, SourceAuthError, SourceDataError, SourceUnavailable
 from connectors.defender.simulator import PARTNER_TENANT
 from connectors.fields import parse_time
@@ -481,7 +482,7 @@ async def test_bad_credentials_and_api_version_over_https(dataset):
                 assert "wrong-s3cret" not in str(err.value)
             finally:
                 await con.aclose()
-        async with verified_client(SourceConfig(ca_bundle=str(sim.pki.ca_path))) as http:
+        async with new_client(SourceConfig(ca_bundle=str(sim.pki.ca_path))) as http:
             tokens = TenantTokens(
                 "sentinel", "sentinel", SourceConfig(**{k: v for k, v in sim.source_config().items() if k != "type"})
             )
