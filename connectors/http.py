@@ -30,7 +30,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import httpx
 
@@ -39,6 +39,8 @@ from reporting.config import SourceConfig
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+K = TypeVar("K")
+V = TypeVar("V")
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 REQUEST_ID_HEADERS = ("x-cw-request-id", "request-id", "x-ms-request-id", "cf-ray", "x-request-id")
@@ -291,3 +293,41 @@ def source_http(system: str, source: SourceConfig, ctx: Any, **kw: Any) -> tuple
     if sleep is not None:
         kw.setdefault("sleep", sleep)
     return HttpSource.from_config(system, source, client, **kw), client
+
+
+class SharedReads(Generic[K, V]):
+    """One read per key, shared by the ``readers`` sections that need it (a PSA's tickets feed
+    both ``tickets`` and ``changes``): the first caller starts it, the others await the same
+    task. Each caller awaits it shielded, so one section's timeout does not cancel the other's
+    read; once every reader has it, it is forgotten (no tickets held for the batch). ``aclose``
+    cancels what is still running."""
+
+    def __init__(self, readers: int):
+        self.readers = readers
+        self._tasks: dict[K, asyncio.Task[V]] = {}
+        self._count: dict[K, int] = {}
+        self._running: set[asyncio.Task[V]] = set()
+
+    def _settled(self, task: asyncio.Task[V]) -> None:
+        self._running.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: its readers got it, or timed out and no longer care
+
+    async def get(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
+        task = self._tasks.get(key)
+        if task is None:
+            task = self._tasks[key] = asyncio.ensure_future(load())
+            self._running.add(task)
+            task.add_done_callback(self._settled)
+        self._count[key] = self._count.get(key, 0) + 1
+        if self._count[key] >= self.readers:
+            self._tasks.pop(key, None)
+            self._count.pop(key, None)
+        return await asyncio.shield(task)
+
+    async def aclose(self) -> None:
+        for task in self._running:
+            task.cancel()
+        await asyncio.gather(*self._running, return_exceptions=True)
+        self._tasks.clear()
+        self._count.clear()

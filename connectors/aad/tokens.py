@@ -30,7 +30,6 @@ import asyncio
 import re
 from typing import Any
 
-import httpx
 from azure.core.exceptions import AzureError, ClientAuthenticationError, ServiceRequestError, ServiceResponseError
 from azure.identity.aio import CertificateCredential, ClientSecretCredential
 

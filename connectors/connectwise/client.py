@@ -18,10 +18,9 @@ the vendor's JSON; it never builds domain objects.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import re
-from collections.abc import Awaitable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 

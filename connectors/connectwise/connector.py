@@ -40,7 +40,7 @@ from typing import Any
 from connectors.base import ConnectorContext, SourceAuthError, SourceDataError, SourceRecord
 from connectors.connectwise.client import SYSTEM, ConnectWiseClient, cw_date, cw_error_message, cw_string
 from connectors.fields import Fields
-from connectors.http import HttpSource, gather_all, require_secret, require_url, source_http
+from connectors.http import HttpSource, SharedReads, gather_all, require_secret, require_url, source_http
 from reporting import metrics
 from reporting.config import CustomerConfig, SourceConfig
 from reporting.metrics import TicketRecord
@@ -83,18 +83,6 @@ def _int_option(src: SourceConfig, name: str, key: str, default: int) -> int:
         raise SourceDataError(SYSTEM, f"sources.{name}.{key} must be a whole number") from None
 
 
-def _settled(tasks: set[asyncio.Task[Week]]) -> Any:
-    """Done-callback: forget the task and mark its exception retrieved (its readers got it, or
-    were cancelled by a section timeout and no longer care)."""
-
-    def done(task: asyncio.Task[Week]) -> None:
-        tasks.discard(task)
-        if not task.cancelled():
-            task.exception()
-
-    return done
-
-
 class ConnectWiseConnector:
     """``[sources.<name>] type = "connectwise"``: the ``tickets`` and ``changes`` sections."""
 
@@ -115,9 +103,7 @@ class ConnectWiseConnector:
         self._api: ConnectWiseClient | None = None
         self._slas: dict[int, Sla] | None = None
         self._slas_lock = asyncio.Lock()
-        self._weeks: dict[tuple[str, datetime, datetime], asyncio.Task[Week]] = {}
-        self._readers: dict[tuple[str, datetime, datetime], int] = {}
-        self._tasks: set[asyncio.Task[Week]] = set()
+        self._weeks: SharedReads[tuple[str, datetime, datetime], Week] = SharedReads(len(SECTIONS))
 
     # -- configuration, checked when first used so a bad table is one unavailable section --
     def api(self) -> ConnectWiseClient:
@@ -168,10 +154,7 @@ class ConnectWiseConnector:
         return out
 
     async def aclose(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._weeks.clear()
+        await self._weeks.aclose()
         await self._httpx.aclose()
 
     # -- reading ---------------------------------------------------------------------------
@@ -179,16 +162,7 @@ class ConnectWiseConnector:
         """The company's data for ``period``, fetched once for both sections. The shared task is
         shielded: one section timing out must not cancel the other's read."""
         key = (cid, period.start.astimezone(UTC), period.end.astimezone(UTC))
-        task = self._weeks.get(key)
-        if task is None:
-            task = self._weeks[key] = asyncio.ensure_future(self._load(cid, period))
-            self._tasks.add(task)
-            task.add_done_callback(_settled(self._tasks))
-        self._readers[key] = self._readers.get(key, 0) + 1
-        if self._readers[key] >= len(SECTIONS):  # both sections have it: stop holding the tickets
-            self._weeks.pop(key, None)
-            self._readers.pop(key, None)
-        return await asyncio.shield(task)
+        return await self._weeks.get(key, lambda: self._load(cid, period))
 
     def _company_condition(self, cid: str) -> str:
         if self.company_key == "id":

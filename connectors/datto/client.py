@@ -14,9 +14,7 @@ The client returns vendor JSON (dicts) and never builds domain objects.
 
 from __future__ import annotations
 
-import asyncio
 import base64
-from collections.abc import Awaitable
 from typing import Any, TypeVar
 from urllib.parse import quote
 

@@ -39,7 +39,7 @@ from typing import Any
 from connectors.base import ConnectorContext, SourceDataError, SourceRecord
 from connectors.fields import Fields
 from connectors.halo.client import SYSTEM, HaloClient, halo_error_message
-from connectors.http import HttpSource, gather_all, require_secret, require_url, source_http
+from connectors.http import HttpSource, SharedReads, gather_all, require_secret, require_url, source_http
 from reporting import metrics
 from reporting.config import CustomerConfig, SourceConfig
 from reporting.metrics import TicketRecord
@@ -63,15 +63,6 @@ def _halo_time(f: Fields, key: str) -> datetime | None:
     """A Halo date that may be unset: absent, null, "" or the 1900-01-01 placeholder → None."""
     value = f.opt_time(key)
     return None if value is None or value < NO_DATE_BEFORE else value
-
-
-def _settled(tasks: set[asyncio.Task[Week]]) -> Any:
-    def done(task: asyncio.Task[Week]) -> None:
-        tasks.discard(task)
-        if not task.cancelled():
-            task.exception()
-
-    return done
 
 
 class HaloConnector:
@@ -102,9 +93,7 @@ class HaloConnector:
         self._api: HaloClient | None = None
         self._prios: dict[tuple[int, int], str] | None = None
         self._prios_lock = asyncio.Lock()
-        self._weeks: dict[tuple[int, datetime, datetime], asyncio.Task[Week]] = {}
-        self._readers: dict[tuple[int, datetime, datetime], int] = {}
-        self._tasks: set[asyncio.Task[Week]] = set()
+        self._weeks: SharedReads[tuple[int, datetime, datetime], Week] = SharedReads(len(SECTIONS))
 
     def api(self) -> HaloClient:
         """The API client, built when first used (a bad table is one unavailable section)."""
@@ -160,10 +149,7 @@ class HaloConnector:
         return out
 
     async def aclose(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._weeks.clear()
+        await self._weeks.aclose()
         await self._httpx.aclose()
 
     # -- reading ---------------------------------------------------------------------------
@@ -171,16 +157,7 @@ class HaloConnector:
         """The client's data for ``period``, read once for both sections (shielded: one
         section's timeout does not cancel the other's read)."""
         key = (cid, period.start.astimezone(UTC), period.end.astimezone(UTC))
-        task = self._weeks.get(key)
-        if task is None:
-            task = self._weeks[key] = asyncio.ensure_future(self._load(cid, period))
-            self._tasks.add(task)
-            task.add_done_callback(_settled(self._tasks))
-        self._readers[key] = self._readers.get(key, 0) + 1
-        if self._readers[key] >= len(SECTIONS):
-            self._weeks.pop(key, None)
-            self._readers.pop(key, None)
-        return await asyncio.shield(task)
+        return await self._weeks.get(key, lambda: self._load(cid, period))
 
     async def _load(self, cid: int, period: Period) -> Week:
         api = self.api()

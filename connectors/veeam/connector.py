@@ -39,7 +39,14 @@ from typing import Any
 from connectors.base import ConnectorContext, SourceDataError, SourceRecord
 from connectors.fields import Fields, iso_z
 from connectors.http import gather_all, require_secret, require_url, source_http
-from connectors.veeam.client import DEFAULT_API_VERSION, SYSTEM, VbrClient, VspcClient, vbr_error_message, vspc_error_message
+from connectors.veeam.client import (
+    DEFAULT_API_VERSION,
+    SYSTEM,
+    VbrClient,
+    VspcClient,
+    vbr_error_message,
+    vspc_error_message,
+)
 from reporting import metrics
 from reporting.config import CustomerConfig, SourceConfig
 from reporting.metrics import BackupRun

@@ -25,7 +25,7 @@ from typing import Any
 from connectors.base import Connector, ConnectorContext
 from connectors.sim.base import Faults, Simulator
 from reporting.collect import collect
-from reporting.config import Config, CustomerConfig, SourceConfig, parse_config
+from reporting.config import Config, SourceConfig, parse_config
 from reporting.models import Period, Section
 
 

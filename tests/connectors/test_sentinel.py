@@ -17,10 +17,10 @@ import pytest
 
 from connectors.aad.simulator import ARM_RESOURCE
 from connectors.aad.tokens import TenantTokens
-from connectors.http import new_client
 from connectors.base import ConnectorContext, SourceAuthError, SourceDataError, SourceUnavailable
 from connectors.defender.simulator import PARTNER_TENANT
 from connectors.fields import parse_time
+from connectors.http import new_client
 from connectors.sandbox.dataset import SandboxDataset
 from connectors.sandbox.inprocess import SandboxConnector
 from connectors.sentinel.client import arm_error_message
