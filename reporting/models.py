@@ -137,6 +137,7 @@ class Security:
     secure_score_pct: float | None
     secure_score_change: float | None
     open_items: tuple[OpenIncident, ...] = ()
+    score_note: str | None = None  # why there is no Secure Score figure, when the source says (e.g. a 206 answer)
 
 
 @dataclass(frozen=True)

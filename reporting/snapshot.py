@@ -113,7 +113,7 @@ def section_data_to_dict(data: SectionData) -> dict[str, Any]:
             "open_items": [
                 {"id": i.id, "title": i.title, "severity": i.severity, "created": _dt(i.created)} for i in data.open_items
             ],
-        }
+        } | ({"score_note": data.score_note} if data.score_note is not None else {})
     if isinstance(data, Sites):
         out: dict[str, Any] = {
             "target_pct": data.target_pct,
@@ -187,6 +187,7 @@ def section_data_from_dict(name: str, d: dict[str, Any]) -> SectionData:
                 OpenIncident(i["id"], i["title"], i["severity"], datetime.fromisoformat(i["created"]))
                 for i in d.get("open_items", [])
             ),
+            score_note=d.get("score_note"),
         )
     if name == "sites":
         return Sites(

@@ -67,3 +67,13 @@ def test_backup_extras_and_site_fallback_in_markdown(demo_out: Path) -> None:
     again = snapshot.from_dict(snapshot.to_dict(replace(report, sections=sections)))
     assert again.sections["sites"].data == sections["sites"].data
     assert again.sections["backups"].data == sections["backups"].data
+
+
+def test_missing_secure_score_says_why(demo_out: Path) -> None:
+    report = snapshot.from_dict(load_json(demo_out, "CYBERDYNE"))
+    sec = report.sections["security"]
+    assert isinstance(sec.data, Security)
+    noted = replace(sec, data=replace(sec.data, secure_score_pct=None, secure_score_change=None, score_note="Graph answered 206 <partial>"))
+    report = replace(report, sections={**report.sections, "security": noted})
+    assert "Secure Score: not available — Graph answered 206 &lt;partial&gt;" in render_markdown(report, Branding("MSP"))
+    assert snapshot.from_dict(snapshot.to_dict(report)).sections["security"].data == noted.data

@@ -36,6 +36,7 @@ Formulas (``reporting.metrics.security_section``, the same for every vendor):
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 from connectors.aad.tokens import TenantTokens
@@ -128,7 +129,9 @@ class DefenderConnector:
                 if rec is not None:
                     records[rec.id] = rec
         snapshots: list[ScoreSnapshot] = []
+        note = None
         if scores.partial:
+            note = "Graph answered 206 Partial Content (a security provider did not respond); score left out this week."
             log.warning("defender: Secure Score answered 206 Partial Content for %s; score left out", customer.code)
         else:
             snapshots = [
@@ -142,7 +145,8 @@ class DefenderConnector:
                     f"{iso_z(oldest)}, after the period ends (Graph keeps about 90 days; a tenant connected "
                     "later has nothing before)",
                 )
-        return metrics.security_section(records.values(), snapshots, period)
+        section = metrics.security_section(records.values(), snapshots, period)
+        return replace(section, score_note=note) if note else section
 
     async def customer_records(self) -> list[SourceRecord]:
         """The partner tenant's GDAP customers (``tenantId`` is what ``customers.ids`` holds)."""

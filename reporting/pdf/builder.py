@@ -615,7 +615,7 @@ def build_backups(ctx: Ctx, b: Backups) -> list[Flowable]:
 
 def build_security(ctx: Ctx, s: Security) -> list[Flowable]:
     if s.secure_score_pct is None:
-        score, score_note = DASH, "no secure score available"
+        score, score_note = DASH, esc(s.score_note, NAME_LIMIT) if s.score_note else "no secure score available"
     else:
         score = fmt_pct(s.secure_score_pct, 1)
         score_note = "" if s.secure_score_change is None else f"{fmt_signed(s.secure_score_change, 'pts')} this week"

@@ -206,6 +206,7 @@ async def test_secure_score_206_is_left_out_not_guessed():
     assert isinstance(got, Security)
     assert (got.incidents_new, got.incidents_open) == (5, 6)
     assert got.secure_score_pct is None and got.secure_score_change is None
+    assert got.score_note and "206 Partial Content" in got.score_note  # the report says why there is no score
 
 
 async def test_secure_scores_out_of_order_are_read_to_the_end():
