@@ -19,7 +19,7 @@ from connectors.registry import CONNECTORS
 from connectors.sandbox.config import sandbox_config, sandbox_config_files
 from connectors.sandbox.dataset import HISTORY_WEEKS, MSP_TIMEZONE, SandboxDataset
 from connectors.sim.base import Faults
-from connectors.sim.farm import SimulatorFarm, parse_fault_specs
+from connectors.sim.farm import FarmProcess, SimulatorFarm, parse_fault_specs
 from reporting.collect import unmapped_records
 from reporting.config import Config, ConfigError, CustomerConfig, load_config
 from reporting.engine import Draft, Engine
@@ -44,7 +44,7 @@ class Setup:
     base: Path | None  # folder of the config file, for relative paths
     sandbox: SandboxDataset | None
     week_day: date
-    faults: dict[str, Faults] = field(default_factory=dict)  # injected into the sandbox simulators
+    fault_specs: list[str] = field(default_factory=list)  # --sim-faults, checked: injected into the sandbox simulators
 
 
 def _resolve(args: argparse.Namespace) -> Setup:
@@ -60,11 +60,12 @@ def _resolve(args: argparse.Namespace) -> Setup:
     dataset = SandboxDataset(anchor, synthetic=getattr(args, "synthetic", 0) or 0)
     out = Path(args.out)
     store_url = f"sqlite+aiosqlite:///{(out / 'reportbot-sandbox.db').resolve()}"
+    specs = list(getattr(args, "sim_faults", None) or [])
     try:
-        faults = parse_fault_specs(getattr(args, "sim_faults", None) or [])
+        parse_fault_specs(specs)
     except ValueError as err:
         raise CliError(f"--sim-faults: {err}", EXIT_USAGE) from err
-    return Setup(sandbox_config(dataset, store_url), None, dataset, week_day, faults)
+    return Setup(sandbox_config(dataset, store_url), None, dataset, week_day, specs)
 
 
 def _select(config: Config, codes: Sequence[str], all_: bool) -> list[CustomerConfig]:
@@ -125,14 +126,16 @@ async def _generate(setup: Setup, customers: list[CustomerConfig], out: Path, ba
     out.mkdir(parents=True, exist_ok=True)  # only now: a rejected command leaves nothing behind
     if setup.sandbox is None:
         return await _generate_with(setup, setup.config, customers, out, backfill, quiet)
-    # the sandbox: the real connectors against the vendors' simulators on 127.0.0.1
+    # the sandbox: the real connectors against the vendors' simulators on 127.0.0.1, served by a
+    # child process as the vendors' servers would be (the batch keeps a core of its own)
     try:
-        farm = SimulatorFarm(setup.sandbox, faults=setup.faults)
-    except ValueError as err:
-        raise CliError(f"--sim-faults: {err}", EXIT_USAGE) from err
-    async with farm:
-        config = sandbox_config(setup.sandbox, setup.config.store.url, farm.sources())
-        return await _generate_with(setup, config, [config.customer(c.code) for c in customers], out, backfill, quiet)
+        async with FarmProcess(setup.sandbox, setup.fault_specs) as farm:
+            config = sandbox_config(setup.sandbox, setup.config.store.url, farm.sources)
+            return await _generate_with(setup, config, [config.customer(c.code) for c in customers], out, backfill, quiet)
+    except RuntimeError as err:
+        if "simulators" in str(err):
+            raise CliError(str(err)) from err
+        raise
 
 
 async def _generate_with(setup: Setup, config: Config, customers: list[CustomerConfig], out: Path, backfill: int, quiet: bool) -> tuple[list[Draft], list[str], list[str]]:

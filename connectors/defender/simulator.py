@@ -111,7 +111,7 @@ class DefenderSimulator(TlsSimulator):
             "client_id": self.client_id,
             "client_secret": self.secret,
             "partner_tenant_id": PARTNER_TENANT,
-            "concurrency": 32,
+            "concurrency": 16,
         }
 
     # -- Graph's envelope and errors

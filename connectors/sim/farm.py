@@ -17,7 +17,7 @@ from connectors.datto.simulator import DattoSimulator
 from connectors.defender.simulator import DefenderSimulator
 from connectors.halo.simulator import HaloSimulator
 from connectors.librenms.simulator import LibreNMSSimulator
-from connectors.sandbox.dataset import SandboxDataset
+from connectors.sandbox.dataset import CUSTOMERS, SandboxDataset
 from connectors.sentinel.simulator import SentinelSimulator
 from connectors.sim.base import Faults, Simulator
 from connectors.statuscheck.simulator import StatusCheckSimulator
@@ -91,3 +91,77 @@ def parse_fault_specs(specs: Iterable[str]) -> dict[str, Faults]:
                 raise ValueError(f"unknown system {s!r} in fault spec (known: {', '.join(SIMULATORS)})")
             out[s] = Faults.parse(rest)
     return out
+
+
+def _serve_in_child(anchor_end: str, synthetic: int, fault_specs: list[str], conn: Any) -> None:
+    """Child process: run the farm, send its ``sources()`` back, serve until told to stop."""
+    import asyncio
+    from datetime import date
+
+    async def main() -> None:
+        dataset = SandboxDataset(date.fromisoformat(anchor_end), synthetic=synthetic)
+        async with SimulatorFarm(dataset, faults=parse_fault_specs(fault_specs)) as farm:
+            conn.send(("ready", farm.sources()))
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, conn.recv)  # any message (or EOF) stops the farm
+
+    try:
+        asyncio.run(main())
+    except EOFError:
+        pass
+    except BaseException as err:  # report a start-up failure to the parent instead of hanging it
+        conn.send(("error", f"{type(err).__name__}: {err}"))
+        raise
+
+
+class FarmProcess:
+    """The simulators in a child process of their own (``spawn``), as the vendors' servers are
+    in production: the batch and the simulators then use separate cores instead of sharing one
+    event loop. ``sources`` is set once it has started."""
+
+    def __init__(self, dataset: SandboxDataset, fault_specs: Iterable[str] = (), start_timeout: float = 60.0):
+        self.anchor_end = dataset.anchor_end.isoformat()
+        self.synthetic = len(dataset.customers) - len(CUSTOMERS)
+        self.fault_specs = list(fault_specs)
+        self.start_timeout = start_timeout
+        self.sources: dict[str, dict[str, Any]] = {}
+        self._proc: Any = None
+        self._conn: Any = None
+
+    async def __aenter__(self) -> FarmProcess:
+        import asyncio
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        parent, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_serve_in_child, args=(self.anchor_end, self.synthetic, self.fault_specs, child),
+                                 name="reportbot-simulators", daemon=True)
+        self._proc.start()
+        child.close()
+        self._conn = parent
+        loop = asyncio.get_running_loop()
+        ready = await loop.run_in_executor(None, parent.poll, self.start_timeout)
+        if not ready:
+            await self.__aexit__()
+            raise RuntimeError(f"the vendor simulators did not start within {self.start_timeout:g} s")
+        kind, payload = parent.recv()
+        if kind != "ready":
+            await self.__aexit__()
+            raise RuntimeError(f"the vendor simulators failed to start: {payload}")
+        self.sources = payload
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        import asyncio
+
+        if self._conn is not None:
+            try:
+                self._conn.send("stop")
+            except (BrokenPipeError, OSError):
+                pass
+            self._conn.close()
+        if self._proc is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._proc.join, 10)
+            if self._proc.is_alive():
+                self._proc.kill()
+            self._proc = None
