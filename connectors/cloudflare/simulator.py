@@ -151,7 +151,7 @@ class CloudflareSimulator(Simulator):
         return {"success": False, "errors": [{"code": code, "message": message}], "messages": [], "result": None}, "application/json"
 
     def source_config(self) -> dict[str, Any]:
-        return {"type": "cloudflare", "url": self.url + "/client/v4", "token": self.token, "per_page": 50, "concurrency": 16}
+        return {"type": "cloudflare", "url": self.url + "/client/v4", "token": self.token, "per_page": 50, "concurrency": 8}
 
     def routes(self, app: web.Application) -> None:
         r = app.router

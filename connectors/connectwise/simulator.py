@@ -470,6 +470,6 @@ class ConnectWiseSimulator(Simulator):
             "private_key": self.creds.private_key,
             "client_id": self.creds.client_id,
             "page_size": self.page_size,
-            "concurrency": 16,  # loopback: let a batch's small pages run together (production default: 4)
+            "concurrency": 8,  # loopback: let a batch's small pages run together (production default: 4)
         }
 

@@ -111,7 +111,7 @@ class DefenderSimulator(TlsSimulator):
             "client_id": self.client_id,
             "client_secret": self.secret,
             "partner_tenant_id": PARTNER_TENANT,
-            "concurrency": 16,
+            "concurrency": 8,
         }
 
     # -- Graph's envelope and errors

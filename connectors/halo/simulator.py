@@ -252,6 +252,6 @@ class HaloSimulator(Simulator):
             "client_secret": self.secret,
             "change_ticket_type_id": CHANGE_TYPE_ID,
             "page_size": self.page_size,
-            "concurrency": 16,  # loopback: let a batch's small pages run together (production default: 4)
+            "concurrency": 8,  # loopback: let a batch's small pages run together (production default: 4)
         }
 

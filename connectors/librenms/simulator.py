@@ -130,7 +130,7 @@ class LibreNMSSimulator(Simulator):
             "token": self.token,
             "server_timezone": self.app_timezone,
             "class_labels": {"network": "switch"},
-            "concurrency": 16,  # one outages call per device: on loopback, let every customer's calls run at once
+            "concurrency": 8,  # one outages call per device: on loopback, let every customer's calls run at once
         }
 
     def routes(self, app: web.Application) -> None:

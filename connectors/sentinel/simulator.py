@@ -111,7 +111,7 @@ class SentinelSimulator(TlsSimulator):
             "tenant_id": PARTNER_TENANT,
             "client_id": self.client_id,
             "client_secret": self.secret,
-            "concurrency": 16,
+            "concurrency": 8,
         }
 
     # -- ARM's envelope and errors

@@ -84,7 +84,7 @@ class StatusCheckSimulator(Simulator):
         return {"stat": "fail", "error": {"type": kind, "message": message}}, "application/json"
 
     def source_config(self) -> dict[str, Any]:
-        return {"type": "statuscheck", "url": self.url + "/v2", "api_key": self.api_key, "concurrency": 16}
+        return {"type": "statuscheck", "url": self.url + "/v2", "api_key": self.api_key, "concurrency": 8}
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v2/getMonitors", self._get_monitors)
