@@ -99,6 +99,16 @@ class CollectConfig(_Strict):
 
 
 class TeamsConfig(_Strict):
+    """``[teams]``: the bot's identity, its channels and who may do what.
+
+    ``approvers`` and ``engineers`` are AAD object ids; approvers may approve, engineers (and
+    approvers) may run commands in the review channel or a personal chat. ``public_url`` is where
+    the bot is reachable (signed PDF links point there); ``link_secret`` signs those links.
+    ``service_urls``: the Bot Connector URL prefixes an activity's ``serviceUrl`` must start with.
+    The endpoint overrides (``openid_metadata_url``, ``token_issuer``, ``login_url``) point the bot
+    at other Bot Framework endpoints and are refused unless ``allow_endpoint_overrides`` is true.
+    """
+
     app_id: str = ""
     app_password: SecretStr | None = None
     tenant_id: str = ""
@@ -106,6 +116,16 @@ class TeamsConfig(_Strict):
     review_channel: str = ""
     rollup_channel: str = ""
     approvers: tuple[str, ...] = ()
+    engineers: tuple[str, ...] = ()
+    public_url: str = ""
+    link_secret: SecretStr | None = None
+    link_ttl_hours: float = Field(default=72.0, gt=0, le=24 * 31)
+    service_urls: tuple[str, ...] = ("https://smba.trafficmanager.net/",)
+    openid_metadata_url: str = ""
+    token_issuer: str = ""
+    login_url: str = ""
+    allow_endpoint_overrides: bool = False
+    max_body_bytes: int = Field(default=256 * 1024, ge=4096, le=16 * 1024 * 1024)
 
 
 class GraphConfig(_Strict):

@@ -1,0 +1,126 @@
+"""The bot's runtime settings, derived once from ``[teams]`` and the command line.
+
+Refuses the unsafe combinations at start-up (``SettingsError``), before anything listens:
+
+- no app id outside ``--sandbox``: an empty app id turns botbuilder into an unauthenticated
+  relay that posts replies to any serviceUrl (research/teams-graph-contract.md §1.5);
+- ``--sandbox`` binds 127.0.0.1 only;
+- endpoint overrides (OpenID metadata, token issuer, login URL) only with
+  ``allow_endpoint_overrides = true`` (tests and private clouds);
+- a SingleTenant / UserAssignedMSI app needs its tenant id; a password app needs its password.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+
+from reporting.config import Config
+
+PUBLIC_OPENID_METADATA = "https://login.botframework.com/v1/.well-known/openidconfiguration"
+PUBLIC_TOKEN_ISSUER = "https://api.botframework.com"
+LOOPBACK = "127.0.0.1"
+
+
+class SettingsError(ValueError):
+    """The bot cannot start with these settings; the message names the key."""
+
+
+@dataclass(frozen=True)
+class BotSettings:
+    app_id: str
+    app_password: str
+    app_tenant_id: str
+    app_type: str
+    sandbox: bool
+    host: str
+    port: int
+    public_url: str
+    link_secret: bytes
+    link_ttl_seconds: float
+    max_body_bytes: int
+    service_urls: tuple[str, ...]
+    approvers: frozenset[str]
+    engineers: frozenset[str]
+    review_channel: str
+    rollup_channel: str
+    openid_metadata_url: str = ""
+    token_issuer: str = ""
+    login_url: str = ""
+    version: str = "0"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.app_id)
+
+    def may_run(self, aad_object_id: str | None) -> bool:
+        """Engineers and approvers may run commands; in the sandbox with nobody configured, anyone."""
+        allowed = self.engineers | self.approvers
+        if not allowed:
+            return self.sandbox
+        return bool(aad_object_id) and aad_object_id in allowed
+
+    def may_approve(self, aad_object_id: str | None) -> bool:
+        """Configured approvers only; in the sandbox with none configured, anyone (the card says so)."""
+        if not self.approvers:
+            return self.sandbox
+        return bool(aad_object_id) and aad_object_id in self.approvers
+
+    def trusted_service_url(self, url: str | None) -> bool:
+        return bool(url) and any(url.startswith(prefix) for prefix in self.service_urls)  # type: ignore[union-attr]
+
+    @classmethod
+    def from_config(cls, config: Config, *, sandbox: bool = False, host: str | None = None, port: int = 3978,
+                    version: str = "0") -> BotSettings:
+        t = config.teams
+        problems: list[str] = []
+        password = t.app_password.get_secret_value() if t.app_password else ""
+        if not t.app_id and not sandbox:
+            problems.append("teams.app_id: not set; the bot refuses to run without authentication "
+                            "(use `reportbot serve --sandbox` to try it on 127.0.0.1 with the Agents Playground)")
+        if t.app_id:
+            if t.app_type in ("SingleTenant", "UserAssignedMSI") and not t.tenant_id:
+                problems.append(f"teams.tenant_id: required for app_type {t.app_type}")
+            if t.app_type != "UserAssignedMSI" and not password:
+                problems.append("teams.app_password: required (write it as ${ENV_VAR})")
+        overrides = {k: getattr(t, k) for k in ("openid_metadata_url", "token_issuer", "login_url") if getattr(t, k)}
+        if overrides and not t.allow_endpoint_overrides:
+            problems.append(f"teams.{next(iter(overrides))}: endpoint overrides are refused unless "
+                            "teams.allow_endpoint_overrides = true")
+        bind = host or (LOOPBACK if sandbox else "0.0.0.0")  # noqa: S104 - production listens behind the Bot Service
+        if sandbox and bind != LOOPBACK:
+            problems.append(f"--host: the sandbox listens on {LOOPBACK} only, not {bind}")
+        if problems:
+            raise SettingsError("\n".join(problems))
+        secret = t.link_secret.get_secret_value().encode() if t.link_secret else b""
+        if not secret:
+            if not sandbox:
+                raise SettingsError("teams.link_secret: not set; it signs the draft PDF links (write it as ${ENV_VAR})")
+            secret = secrets.token_bytes(32)  # sandbox: links die with the process, which is fine
+        public = (t.public_url or f"http://{LOOPBACK}:{port}").rstrip("/")
+        service_urls = t.service_urls
+        if sandbox and not t.app_id:
+            service_urls = (*service_urls, f"http://{LOOPBACK}:", "http://localhost:")  # the Agents Playground
+        return cls(
+            app_id=t.app_id,
+            app_password=password,
+            app_tenant_id=t.tenant_id,
+            app_type=t.app_type,
+            sandbox=sandbox,
+            host=bind,
+            port=port,
+            public_url=public,
+            link_secret=secret,
+            link_ttl_seconds=t.link_ttl_hours * 3600,
+            max_body_bytes=t.max_body_bytes,
+            service_urls=service_urls,
+            approvers=frozenset(t.approvers),
+            engineers=frozenset(t.engineers),
+            review_channel=t.review_channel,
+            rollup_channel=t.rollup_channel,
+            openid_metadata_url=t.openid_metadata_url,
+            token_issuer=t.token_issuer,
+            login_url=t.login_url,
+            version=version,
+        )
