@@ -124,18 +124,23 @@ class Engine:
         """Build, render (.md, .pdf, .json, each written atomically) and store the draft."""
         period = self.period_for(customer, week_day)
         report = await self.build(customer, period)
+        return await self.write(report, out)
+
+    async def write(self, report: Report, out: Path, kind: str = "draft") -> Draft:
+        """Render ``report`` (with its commentary, if any) to .md, .pdf and .json, each written
+        atomically, and store its snapshot. The review workflow calls this after a save."""
         payload = snapshot.to_dict(report)
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         markdown = render_markdown(report, self.branding)
         pdf = await loop.run_in_executor(self._pdf_pool, self.render_pdf, report, self.branding)
         elapsed = loop.time() - t0
-        paths = report_paths(out, customer.code, period.end_date.isoformat())
+        paths = report_paths(out, report.customer.code, report.period.end_date.isoformat())
         write_atomic(paths["md"], markdown)
         write_atomic(paths["pdf"], pdf)
         write_atomic(paths["json"], json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
-        await self.store.save(payload, kind="draft")
-        return Draft(customer.code, report, paths, elapsed)
+        await self.store.save(payload, kind=kind)
+        return Draft(report.customer.code, report, paths, elapsed)
 
     async def run_many(
         self,

@@ -1,0 +1,380 @@
+"""The Teams side of the review workflow: commands, review cards and their verbs.
+
+Commands (a channel mention with the mention stripped, or a personal chat; case-insensitive):
+``run <CODE>``, ``run all``, ``status``, ``help``. Where they are accepted:
+
+- the review channel (``[teams] review_channel``) and personal chats: configured engineers and
+  approvers (``BotSettings.may_run``); in ``--sandbox`` with no review channel configured, the
+  conversation where ``run`` is typed acts as the review channel;
+- a customer-shared channel (a customer's ``teams_channel``): only that customer's own code,
+  and nothing about any other customer is ever shown there — an unknown or foreign code gets
+  the same "unknown" answer without suggestions;
+- anywhere else: a one-line refusal.
+
+Card actions arrive as ``adaptiveCard/action`` invokes (Action.Execute) or, from old clients,
+as a message whose ``value`` carries the verb (Action.Submit). They are routed by verb through
+:attr:`ReportBot.verbs`. The data on the card (draft id, version, customer) is checked against
+the store before anything happens. The invoke is answered at once with the updated card; slow
+work (re-collecting, the final PDF, delivery) runs in the background and the card is then
+edited for everyone with ``update_activity``.
+
+Note: botbuilder 4.17.1 double-serialises an ``AdaptiveCardInvokeResponse`` returned from
+``on_adaptive_card_invoke`` (HTTP 500), so :meth:`ReportBot.on_invoke_activity` is overridden.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from botbuilder.core import CardFactory, MessageFactory, TurnContext
+from botbuilder.core.teams import TeamsActivityHandler
+from botbuilder.schema import Activity, AdaptiveCardInvokeResponse, ConversationReference, InvokeResponse
+from botbuilder.schema.teams import TeamsChannelData
+
+from bot.review import Review, ReviewError, StaleVersion, User
+from bot.settings import BotSettings
+from bot.state import Draft, ReviewState
+from cards import verbs
+from cards.help import help_card
+from cards.review import Decision, DeliveryStepView, review_card
+from cards.status import status_card
+from cards.unknown import unknown_customer_card
+from reporting.config import Config
+
+log = logging.getLogger(__name__)
+
+CARD_RESPONSE = "application/vnd.microsoft.card.adaptive"
+MESSAGE_RESPONSE = "application/vnd.microsoft.activity.message"
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where an activity came from, as far as permissions go."""
+
+    kind: str  # "review" | "personal" | "customer" | "other"
+    conversation_key: str
+    customer: str | None = None  # the customer whose shared channel this is
+
+
+def conversation_key(activity: Activity) -> tuple[str, str]:
+    """(key, kind) under which a conversation's reference is stored."""
+    conv = activity.conversation
+    ctype = (conv.conversation_type if conv else None) or "personal"
+    if ctype == "channel":
+        data = TeamsChannelData().deserialize(activity.channel_data or {})
+        channel = data.channel.id if data.channel and data.channel.id else (conv.id or "").split(";")[0]
+        return f"channel:{channel}", "channel"
+    if ctype == "personal":
+        user = activity.from_property.aad_object_id or activity.from_property.id if activity.from_property else ""
+        return f"personal:{user}", "personal"
+    return f"{ctype}:{conv.id}", ctype
+
+
+def _user(activity: Activity) -> User:
+    f = activity.from_property
+    return User(aad_object_id=(f.aad_object_id or "") if f else "", name=(f.name or "") if f else "")
+
+
+class ReportBot(TeamsActivityHandler):
+    def __init__(self, settings: BotSettings, config: Config, review: Review, state: ReviewState, adapter: Any,
+                 pdf_url: Callable[[str, int], str]):
+        self.settings = settings
+        self.config = config
+        self.review = review
+        self.state = state
+        self.adapter = adapter
+        self.pdf_url = pdf_url
+        self.customer_channels = {c.teams_channel: c.code for c in config.customers if c.teams_channel}
+        self.codes = [c.code for c in config.customers]
+        self.verbs: dict[str, Callable[[TurnContext, Draft, dict[str, Any], User], Awaitable[dict[str, Any]]]] = {
+            verbs.VERB_SAVE: self._save,
+            verbs.VERB_APPROVE: self._approve,
+            verbs.VERB_REGENERATE: self._regenerate,
+            verbs.VERB_SKIP: self._skip,
+        }
+        self.background: set[asyncio.Task[None]] = set()
+
+    # ---- where are we -------------------------------------------------------------------
+    def where(self, activity: Activity) -> Where:
+        key, kind = conversation_key(activity)
+        if kind == "channel":
+            channel = key.split(":", 1)[1]
+            if channel in self.customer_channels:
+                return Where("customer", key, self.customer_channels[channel])
+            if channel == self.settings.review_channel or (self.settings.sandbox and not self.settings.review_channel):
+                return Where("review", key)
+            return Where("other", key)
+        if kind == "personal":
+            return Where("personal", key)
+        if self.settings.sandbox and not self.settings.review_channel:
+            return Where("review", key)  # the Agents Playground's group chat
+        return Where("other", key)
+
+    async def _remember(self, tc: TurnContext) -> None:
+        key, kind = conversation_key(tc.activity)
+        ref = TurnContext.get_conversation_reference(tc.activity)
+        await self.state.remember(key, kind, ref.serialize())
+
+    # ---- activities -----------------------------------------------------------------------
+    async def on_conversation_update_activity(self, turn_context: TurnContext) -> None:
+        await self._remember(turn_context)
+        await super().on_conversation_update_activity(turn_context)
+
+    async def on_installation_update(self, turn_context: TurnContext) -> None:
+        await self._remember(turn_context)
+
+    async def on_message_activity(self, turn_context: TurnContext) -> None:
+        activity = turn_context.activity
+        await self._remember(turn_context)
+        where = self.where(activity)
+        if isinstance(activity.value, dict) and activity.value.get("verb"):  # Action.Submit from an old client
+            card = await self._act(turn_context, activity.value.get("verb"), activity.value, where)
+            await self._update_card_message(turn_context, activity.reply_to_id, card)
+            return
+        TurnContext.remove_recipient_mention(activity)
+        words = (activity.text or "").strip().split()
+        command = words[0].lower() if words else "help"
+        args = words[1:]
+        user = _user(activity)
+        if where.kind == "other":
+            await turn_context.send_activity("I take commands in the review channel, in a personal chat, or in a customer's own channel.")
+            return
+        if where.kind != "customer" and not self.settings.may_run(user.aad_object_id):
+            await turn_context.send_activity("You are not one of the engineers configured to run reports ([teams] engineers).")
+            return
+        if command == "help" or command not in ("run", "status"):
+            note = f"In this channel only {where.customer}'s report can be run." if where.customer else None
+            if command not in ("help", ""):
+                note = f"I don't know the command {command[:30]!r}." + (f" {note}" if note else "")
+            await self._send_card(turn_context, help_card(note=note))
+            return
+        if command == "status":
+            await self._status(turn_context, where)
+            return
+        await self._run(turn_context, where, args)
+
+    async def on_invoke_activity(self, turn_context: TurnContext) -> InvokeResponse:
+        activity = turn_context.activity
+        if activity.name != "adaptiveCard/action":
+            return await super().on_invoke_activity(turn_context)
+        value = activity.value if isinstance(activity.value, dict) else {}
+        action = value.get("action") if isinstance(value.get("action"), dict) else {}
+        data = action.get("data") if isinstance(action.get("data"), dict) else {}
+        await self._remember(turn_context)
+        card = await self._act(turn_context, action.get("verb"), data, self.where(activity))
+        # the body stays an msrest model: CloudAdapter serialises it once (a dict would fail)
+        return InvokeResponse(status=200, body=AdaptiveCardInvokeResponse(status_code=200, type=CARD_RESPONSE, value=card))
+
+    # ---- commands -------------------------------------------------------------------------
+    async def _run(self, tc: TurnContext, where: Where, args: list[str]) -> None:
+        if not args:
+            await tc.send_activity("Say which customer: **run ACME**, or **run all**.")
+            return
+        target = args[0].upper()
+        if target == "ALL":
+            if where.kind == "customer":
+                await self._send_card(tc, unknown_customer_card(args[0], []))
+                return
+            codes = list(self.codes)
+        else:
+            allowed = [where.customer] if where.kind == "customer" else self.codes
+            if target not in allowed:
+                close = [] if where.kind == "customer" else difflib.get_close_matches(target, self.codes, n=3, cutoff=0.5)
+                await self._send_card(tc, unknown_customer_card(args[0], close))
+                return
+            codes = [target]
+        names = ", ".join(codes) if len(codes) <= 5 else f"{len(codes)} customers"
+        await tc.send_activity(f"Collecting this week's figures for {names}; the draft card{'s' if len(codes) > 1 else ''} "
+                               "will appear in the review channel as each is ready.")
+        origin = TurnContext.get_conversation_reference(tc.activity)
+        task = asyncio.ensure_future(self._draft_and_post(codes, origin))
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    async def _draft_and_post(self, codes: list[str], origin: ConversationReference) -> None:
+        sem = asyncio.Semaphore(self.config.schedule.concurrency)
+
+        async def one(code: str) -> None:
+            async with sem:
+                try:
+                    draft = await self.review.run(code)
+                    await self.post_card(draft, origin)
+                except Exception as err:  # one customer's failure is reported, the others go on
+                    log.exception("run %s failed", code)
+                    await self._send_to(origin, MessageFactory.text(f"{code}: the draft could not be made ({type(err).__name__}: {err})"))
+
+        await asyncio.gather(*(one(c) for c in codes))
+
+    async def _status(self, tc: TurnContext, where: Where) -> None:
+        codes = [where.customer] if where.customer else self.codes
+        rows = []
+        for d in await self.state.latest([c for c in codes if c]):
+            payload = await self.review.history.get(d.customer_code, d.period_end)
+            flags = len(payload.get("flags", [])) if payload else 0
+            rows.append((d.customer_code, d.state, flags, d.updated_at))
+        await self._send_card(tc, status_card(sorted(rows), tz=self.config.msp.timezone))
+
+    # ---- cards ----------------------------------------------------------------------------
+    async def card_for(self, draft: Draft, message: str | None = None) -> dict[str, Any]:
+        report = await self.review.report(draft)
+        decision = Decision(draft.decided_by or "", draft.decided_at, draft.reason) if draft.decided_at else None
+        steps: list[DeliveryStepView] = []
+        if draft.state == "approved":
+            steps.append(DeliveryStepView("Delivery", "pending", "final PDF rendered; handed to delivery"))
+        elif draft.state == "failed":
+            steps.append(DeliveryStepView("Delivery", "failed", draft.reason))
+        note = None
+        if draft.editable:
+            note = ("Anyone here may approve (sandbox mode: no approvers are configured)."
+                    if self.settings.sandbox and not self.settings.approvers else "Only the configured approvers may approve.")
+        return review_card(
+            report, draft_id=draft.id, version=draft.version, state=draft.state, commentary=draft.commentary,
+            pdf_url=self.pdf_url(draft.id, draft.version), approvers_note=note, steps=steps, message=message,
+            decision=decision, tz=self.config.msp.timezone,
+        )
+
+    async def post_card(self, draft: Draft, origin: ConversationReference | None = None) -> None:
+        """Post the draft's card in the review channel (or, in the sandbox without one, where
+        ``run`` was typed) and remember the message, so later changes edit it."""
+        ref = await self._review_reference(origin)
+        if ref is None:
+            log.error("no conversation to post %s's review card to: install the bot in the review channel", draft.customer_code)
+            return
+        card = await self.card_for(draft)
+        response = await self._send_to(ref, MessageFactory.attachment(CardFactory.adaptive_card(card)))
+        if response is not None and response.id:
+            await self.state.set_card(draft.id, ref.serialize(), response.id)
+
+    async def _review_reference(self, origin: ConversationReference | None) -> ConversationReference | None:
+        if self.settings.review_channel:
+            stored = await self.state.reference(f"channel:{self.settings.review_channel}")
+            if stored is None:
+                return None
+            ref = ConversationReference().deserialize(stored)
+            ref.conversation.id = self.settings.review_channel  # a new post in the channel, not a reply
+            return ref
+        return origin if self.settings.sandbox else None
+
+    async def _send_to(self, ref: ConversationReference, activity: Activity) -> Any:
+        result: list[Any] = []
+
+        async def callback(tc: TurnContext) -> None:
+            result.append(await tc.send_activity(activity))
+
+        await self.adapter.continue_conversation(ref, callback, self.settings.app_id or None)
+        return result[0] if result else None
+
+    async def refresh_card(self, draft: Draft, message: str | None = None) -> None:
+        """Edit the draft's posted card for everyone (after a change)."""
+        if not draft.card_ref or not draft.card_activity_id:
+            return
+        card = await self.card_for(draft, message)
+        ref = ConversationReference().deserialize(draft.card_ref)
+        update = MessageFactory.attachment(CardFactory.adaptive_card(card))
+        update.id = draft.card_activity_id
+
+        async def callback(tc: TurnContext) -> None:
+            await tc.update_activity(update)
+
+        try:
+            await self.adapter.continue_conversation(ref, callback, self.settings.app_id or None)
+        except Exception:  # the card may have been deleted; the draft itself is safe in the store
+            log.warning("could not update the review card of %s", draft.customer_code, exc_info=True)
+
+    async def _update_card_message(self, tc: TurnContext, activity_id: str | None, card: dict[str, Any]) -> None:
+        if not activity_id:
+            await self._send_card(tc, card)
+            return
+        update = MessageFactory.attachment(CardFactory.adaptive_card(card))
+        update.id = activity_id
+        await tc.update_activity(update)
+
+    @staticmethod
+    async def _send_card(tc: TurnContext, card: dict[str, Any]) -> None:
+        await tc.send_activity(MessageFactory.attachment(CardFactory.adaptive_card(card)))
+
+    # ---- verbs ----------------------------------------------------------------------------
+    async def _act(self, tc: TurnContext, verb: Any, data: dict[str, Any], where: Where) -> dict[str, Any]:
+        user = _user(tc.activity)
+        handler = self.verbs.get(verb) if isinstance(verb, str) else None
+        draft_id, customer = data.get("draft_id"), data.get("customer")
+        try:
+            version = int(data.get("version"))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            version = -1
+        draft = await self.state.get(draft_id) if isinstance(draft_id, str) else None
+        if handler is None or draft is None or draft.customer_code != customer or version < 1:
+            log.warning("refused card action %r on %r from %s", verb, draft_id, where.conversation_key)
+            return help_card(note="That card action was not recognised; nothing was changed.")
+        if where.kind not in ("review", "personal") or not self.settings.may_run(user.aad_object_id):
+            log.warning("refused card action %r on %s from %s", verb, draft.customer_code, where.conversation_key)
+            return help_card(note="Review actions are taken in the review channel by the configured engineers.")
+        try:
+            return await handler(tc, draft, {**data, "version": version}, user)
+        except StaleVersion as err:
+            return await self.card_for(err.current, str(err))
+        except ReviewError as err:
+            current = await self.state.get(draft.id)
+            return await self.card_for(current or draft, str(err))
+
+    async def _after(self, draft: Draft, message: str | None = None) -> dict[str, Any]:
+        """The card for the clicker now; the posted card edited for everyone in the background."""
+        self._spawn(self.refresh_card(draft))
+        return await self.card_for(draft, message)
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    async def _save(self, tc: TurnContext, draft: Draft, data: dict[str, Any], user: User) -> dict[str, Any]:
+        commentary = data.get(verbs.INPUT_COMMENTARY)
+        if not isinstance(commentary, str):
+            raise ReviewError("No commentary came with the card.")
+        saved = await self.review.save(draft.id, data["version"], commentary, user)
+        return await self._after(saved, f"Commentary saved by {user.label}.")
+
+    async def _approve(self, tc: TurnContext, draft: Draft, data: dict[str, Any], user: User) -> dict[str, Any]:
+        commentary = data.get(verbs.INPUT_COMMENTARY)
+        approved, started = await self.review.approve(
+            draft.id, data["version"], user, commentary if isinstance(commentary, str) else None)
+        if not started:
+            return await self.card_for(approved, f"Already {approved.state}; nothing was done again.")
+        self._spawn(self._when_delivered(approved))
+        return await self._after(approved, f"Approved by {user.label}; the final PDF is being prepared for delivery.")
+
+    async def _when_delivered(self, draft: Draft) -> None:
+        await self.review.wait_background()
+        current = await self.state.get(draft.id)
+        if current is not None:
+            await self.refresh_card(current)
+
+    async def _regenerate(self, tc: TurnContext, draft: Draft, data: dict[str, Any], user: User) -> dict[str, Any]:
+        if draft.version != data["version"]:
+            raise StaleVersion(draft)
+        if not draft.editable:
+            raise ReviewError(f"This report is already {draft.state}; it can no longer be regenerated.")
+
+        async def again() -> None:
+            try:
+                fresh = await self.review.regenerate(draft.id, data["version"], user)
+                await self.refresh_card(fresh, f"Regenerated by {user.label}.")
+            except ReviewError as err:
+                log.warning("regenerate %s: %s", draft.customer_code, err)
+
+        self._spawn(again())
+        return await self.card_for(draft, f"Collecting {draft.customer_code}'s figures again; this card updates when done.")
+
+    async def _skip(self, tc: TurnContext, draft: Draft, data: dict[str, Any], user: User) -> dict[str, Any]:
+        reason = data.get(verbs.INPUT_SKIP_REASON)
+        skipped = await self.review.skip(draft.id, data["version"], reason if isinstance(reason, str) else "", user)
+        return await self._after(skipped, f"Skipped by {user.label}.")
+
+    async def wait_background(self) -> None:
+        while self.background or self.review.background:
+            await asyncio.gather(*list(self.background), *list(self.review.background), return_exceptions=True)

@@ -1,0 +1,211 @@
+"""The review workflow, without Teams: drafts, commentary, approve, regenerate, skip.
+
+``bot.handler`` turns Teams activities into calls here and results into cards. Every action
+names the draft and the version its card showed; the draft store's compare-and-set
+(``bot.state.ReviewState.change``) decides, so a stale card or a second click cannot undo or
+repeat anything:
+
+- ``save``: stores the commentary verbatim with its author and time, re-renders the draft
+  (Markdown + PDF with the commentary), version + 1;
+- ``approve``: configured approvers only; freezes the draft (state ``approved``, who, when),
+  renders the final PDF with the commentary and hands it to delivery; a repeated approve, or an
+  approve of an already decided draft, changes nothing;
+- ``regenerate``: collects the customer's week again (commentary kept), version + 1;
+- ``skip``: state ``skipped`` with the engineer's reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Protocol
+
+from bot.state import EDITABLE, Draft, ReviewState
+from cards.review import MAX_COMMENTARY, MAX_SKIP_REASON, commentary_length
+from reporting import snapshot
+from reporting.config import Config, CustomerConfig
+from reporting.engine import Engine
+from reporting.models import Commentary, Report
+from reporting.output import report_paths
+from reporting.store import HistoryStore
+
+log = logging.getLogger(__name__)
+
+DECIDED = ("approved", "delivering", "delivered", "failed")
+
+
+class ReviewError(Exception):
+    """An action that cannot be done; ``str()`` is shown to the engineer."""
+
+
+class StaleVersion(ReviewError):
+    """The card was out of date; ``current`` is the draft as it is now."""
+
+    def __init__(self, current: Draft):
+        self.current = current
+        super().__init__(f"This card was out of date (version {current.version} is current); here is the current draft.")
+
+
+class Handoff(Protocol):
+    """Delivery: given an approved draft and its final report and PDF, deliver it."""
+
+    async def __call__(self, draft: Draft, report: Report, pdf: bytes) -> None: ...
+
+
+@dataclass(frozen=True)
+class User:
+    aad_object_id: str
+    name: str
+
+    @property
+    def label(self) -> str:
+        return self.name or self.aad_object_id or "unknown user"
+
+
+class Review:
+    def __init__(self, config: Config, engine: Engine, history: HistoryStore, state: ReviewState, out: Path,
+                 handoff: Handoff, may_approve: Callable[[str | None], bool],
+                 week_day: Callable[[], date], now: Callable[[], datetime] = lambda: datetime.now(UTC)):
+        self.config = config
+        self.engine = engine
+        self.history = history
+        self.state = state
+        self.out = out
+        self.handoff = handoff
+        self.may_approve = may_approve
+        self.week_day = week_day
+        self.now = now
+        self._locks: dict[str, asyncio.Lock] = {}
+        self.background: set[asyncio.Task[None]] = set()
+
+    # -- reading
+    def customer(self, code: str) -> CustomerConfig:
+        return self.config.customer(code)
+
+    async def report(self, draft: Draft) -> Report:
+        payload = await self.history.get(draft.customer_code, draft.period_end)
+        if payload is None:
+            raise ReviewError(f"the draft of {draft.customer_code} for {draft.period_end} has no stored report")
+        report = snapshot.from_dict(payload)
+        if draft.commentary and draft.commentary_at:
+            report = replace(report, commentary=Commentary(draft.commentary, draft.commentary_by or "", draft.commentary_at))
+        return report
+
+    def pdf_path(self, draft: Draft) -> Path:
+        return report_paths(self.out, draft.customer_code, draft.period_end.isoformat())["pdf"]
+
+    async def pdf(self, draft_id: str, version: int) -> bytes | None:
+        """The draft's PDF, only for its current version (an old link shows nothing)."""
+        draft = await self.state.get(draft_id)
+        if draft is None or draft.version != version:
+            return None
+        path = self.pdf_path(draft)
+        return await asyncio.to_thread(path.read_bytes) if path.exists() else None
+
+    # -- actions
+    async def run(self, code: str) -> Draft:
+        """Collect and render ``code``'s week; the draft at its next version (or as it is, if decided)."""
+        customer = self.customer(code)
+        week_day = self.week_day()
+        period = self.engine.period_for(customer, week_day)
+        async with self._lock(code):
+            existing = await self.state.for_week(code, period.end_date)
+            if existing is not None and not existing.editable:
+                return existing
+            result = await self.engine.draft(customer, week_day, self.out)
+            draft = await self.state.upsert_drafted(code, period.end_date)
+            if draft.commentary:  # a regenerated draft keeps the engineer's words: render them in
+                await self.engine.write(await self.report(draft), self.out)
+            log.info("drafted %s for %s (version %d, %d flags)", code, period.end_date, draft.version, len(result.report.flags))
+            return draft
+
+    async def save(self, draft_id: str, version: int, commentary: str, user: User) -> Draft:
+        if commentary_length(commentary) > MAX_COMMENTARY:
+            raise ReviewError(f"The commentary is {commentary_length(commentary)} characters; the limit is {MAX_COMMENTARY}.")
+        draft = await self._current(draft_id, version)
+        changed = await self.state.change(draft_id, version, state="saved", commentary=commentary,
+                                          commentary_by=user.label, commentary_at=self.now())
+        if changed is None:
+            raise StaleVersion(await self._must(draft_id))
+        await self.engine.write(await self.report(changed), self.out)
+        log.info("commentary saved on %s by %s (%d characters)", draft.customer_code, user.label, len(commentary))
+        return changed
+
+    async def approve(self, draft_id: str, version: int, user: User, commentary: str | None = None) -> tuple[Draft, bool]:
+        """(draft, started): ``started`` is False when nothing was done (already decided)."""
+        draft = await self._must(draft_id)
+        if draft.state in DECIDED:
+            return draft, False  # a repeated approve is a no-op, never a second delivery
+        if not self.may_approve(user.aad_object_id):
+            raise ReviewError("Only the configured approvers may approve this report.")
+        if commentary is not None and commentary != draft.commentary:
+            draft = await self.save(draft_id, version, commentary, user)
+            version = draft.version
+        changed = await self.state.change(draft_id, version, state="approved", decided_by=user.label, decided_at=self.now())
+        if changed is None:
+            current = await self._must(draft_id)
+            if current.state in DECIDED:
+                return current, False
+            raise StaleVersion(current)
+        task = asyncio.ensure_future(self._finish(changed))
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+        return changed, True
+
+    async def regenerate(self, draft_id: str, version: int, user: User) -> Draft:
+        draft = await self._current(draft_id, version)
+        log.info("%s regenerates %s", user.label, draft.customer_code)
+        return await self.run(draft.customer_code)
+
+    async def skip(self, draft_id: str, version: int, reason: str, user: User) -> Draft:
+        reason = reason.strip()
+        if not reason:
+            raise ReviewError("Say why this week is skipped.")
+        if len(reason) > MAX_SKIP_REASON:
+            raise ReviewError(f"The reason is {len(reason)} characters; the limit is {MAX_SKIP_REASON}.")
+        await self._current(draft_id, version)
+        changed = await self.state.change(draft_id, version, state="skipped", decided_by=user.label,
+                                          decided_at=self.now(), reason=reason)
+        if changed is None:
+            raise StaleVersion(await self._must(draft_id))
+        return changed
+
+    async def wait_background(self) -> None:
+        while self.background:
+            await asyncio.gather(*list(self.background), return_exceptions=True)
+
+    # -- internals
+    async def _finish(self, draft: Draft) -> None:
+        """After approval: the final PDF with the commentary, then delivery (in the background)."""
+        try:
+            report = await self.report(draft)
+            result = await self.engine.write(report, self.out, kind="final")
+            pdf = await asyncio.to_thread(result.paths["pdf"].read_bytes)
+            await self.handoff(draft, report, pdf)
+        except Exception as err:  # a background step: record it on the draft, never lose it silently
+            log.exception("delivery of %s failed", draft.customer_code)
+            await self.state.set_state(draft.id, "failed", reason=f"{type(err).__name__}: {err}"[:500])
+
+    async def _must(self, draft_id: str) -> Draft:
+        draft = await self.state.get(draft_id)
+        if draft is None:
+            raise ReviewError("This draft does not exist (any more).")
+        return draft
+
+    async def _current(self, draft_id: str, version: int) -> Draft:
+        draft = await self._must(draft_id)
+        if draft.version != version:
+            raise StaleVersion(draft)
+        if draft.state not in EDITABLE:
+            raise ReviewError(f"This report is already {draft.state}; it can no longer be changed.")
+        return draft
+
+    def _lock(self, code: str) -> asyncio.Lock:
+        return self._locks.setdefault(code, asyncio.Lock())
+
+
+OnDraft = Callable[[Draft], Awaitable[None]]

@@ -1,0 +1,189 @@
+"""The review workflow's state in the store: drafts (one per customer-week) and conversation
+references. Same database as the report history (``[store] url``), so several bot instances
+and restarts see the same drafts, versions and channels.
+
+Every change to a draft is a compare-and-set on its ``version``: an action carries the version
+its card showed, and only the holder of the current version can change the draft (the version
+then moves on). Two engineers clicking at once, or an old card, cannot both win.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import Column, Date, DateTime, Integer, MetaData, String, Table, Text, UniqueConstraint, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+metadata = MetaData()
+
+drafts = Table(
+    "drafts",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("customer_code", String(32), nullable=False),
+    Column("period_end", Date, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("commentary", Text, nullable=False, default=""),
+    Column("commentary_by", String(200)),
+    Column("commentary_at", DateTime(timezone=True)),
+    Column("decided_by", String(200)),
+    Column("decided_at", DateTime(timezone=True)),
+    Column("reason", Text),
+    Column("card_ref", Text),  # JSON conversation reference of the review card's conversation
+    Column("card_activity_id", String(200)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("customer_code", "period_end", name="uq_drafts_customer_period"),
+)
+
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("key", String(300), primary_key=True),  # e.g. "channel:19:abc@thread.tacv2", "personal:<aad id>"
+    Column("kind", String(16), nullable=False),  # channel | personal | groupChat
+    Column("ref", Text, nullable=False),  # JSON of botbuilder's ConversationReference
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+EDITABLE = ("drafted", "saved")
+
+
+@dataclass(frozen=True)
+class Draft:
+    id: str
+    customer_code: str
+    period_end: date
+    version: int
+    state: str
+    commentary: str
+    commentary_by: str | None
+    commentary_at: datetime | None
+    decided_by: str | None
+    decided_at: datetime | None
+    reason: str | None
+    card_ref: dict[str, Any] | None
+    card_activity_id: str | None
+    updated_at: datetime
+
+    @property
+    def editable(self) -> bool:
+        return self.state in EDITABLE
+
+
+def _aware(ts: datetime | None) -> datetime | None:
+    return ts if ts is None or ts.tzinfo is not None else ts.replace(tzinfo=UTC)  # SQLite drops the offset
+
+
+def _draft(row: Any) -> Draft:
+    m = row._mapping
+    return Draft(
+        id=m["id"], customer_code=m["customer_code"], period_end=m["period_end"], version=m["version"], state=m["state"],
+        commentary=m["commentary"] or "", commentary_by=m["commentary_by"], commentary_at=_aware(m["commentary_at"]),
+        decided_by=m["decided_by"], decided_at=_aware(m["decided_at"]), reason=m["reason"],
+        card_ref=json.loads(m["card_ref"]) if m["card_ref"] else None, card_activity_id=m["card_activity_id"],
+        updated_at=_aware(m["updated_at"]),  # type: ignore[arg-type]
+    )
+
+
+class ReviewState:
+    def __init__(self, engine: AsyncEngine):
+        self.engine = engine
+
+    @classmethod
+    async def open(cls, engine: AsyncEngine) -> ReviewState:
+        async with engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+        return cls(engine)
+
+    # -- drafts
+    async def get(self, draft_id: str) -> Draft | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(drafts).where(drafts.c.id == draft_id))).first()
+        return _draft(row) if row else None
+
+    async def for_week(self, code: str, period_end: date) -> Draft | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(drafts).where(drafts.c.customer_code == code, drafts.c.period_end == period_end))).first()
+        return _draft(row) if row else None
+
+    async def week(self, period_end: date) -> list[Draft]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(drafts).where(drafts.c.period_end == period_end).order_by(drafts.c.customer_code))).all()
+        return [_draft(r) for r in rows]
+
+    async def latest(self, codes: list[str] | None = None) -> list[Draft]:
+        """The newest draft of each customer (optionally only ``codes``)."""
+        async with self.engine.connect() as conn:
+            q = select(drafts).order_by(drafts.c.customer_code, drafts.c.period_end.desc())
+            if codes is not None:
+                q = q.where(drafts.c.customer_code.in_(codes))
+            rows = (await conn.execute(q)).all()
+        out: dict[str, Draft] = {}
+        for r in rows:
+            d = _draft(r)
+            out.setdefault(d.customer_code, d)
+        return list(out.values())
+
+    async def upsert_drafted(self, code: str, period_end: date) -> Draft:
+        """A new draft (version 1), or the week's existing one moved to its next version and back
+        to ``drafted`` if it is still editable. A decided draft is returned unchanged."""
+        now = datetime.now(UTC)
+        async with self.engine.begin() as conn:
+            row = (await conn.execute(
+                select(drafts).where(drafts.c.customer_code == code, drafts.c.period_end == period_end)
+            )).first()
+            if row is None:
+                draft_id = uuid.uuid4().hex
+                await conn.execute(drafts.insert().values(
+                    id=draft_id, customer_code=code, period_end=period_end, version=1, state="drafted", commentary="",
+                    created_at=now, updated_at=now))
+            else:
+                draft_id = row._mapping["id"]
+                if row._mapping["state"] in EDITABLE:
+                    await conn.execute(update(drafts).where(drafts.c.id == draft_id).values(
+                        version=drafts.c.version + 1, state="drafted", updated_at=now))
+        got = await self.get(draft_id)
+        assert got is not None
+        return got
+
+    async def change(self, draft_id: str, version: int, *, allowed: tuple[str, ...] = EDITABLE, **values: Any) -> Draft | None:
+        """Compare-and-set: apply ``values`` and move to the next version only if the draft is at
+        ``version`` and in one of ``allowed`` states. None when someone else got there first."""
+        values = {**values, "version": drafts.c.version + 1, "updated_at": datetime.now(UTC)}
+        async with self.engine.begin() as conn:
+            res = await conn.execute(update(drafts).where(
+                drafts.c.id == draft_id, drafts.c.version == version, drafts.c.state.in_(allowed)).values(**values))
+        if res.rowcount != 1:
+            return None
+        return await self.get(draft_id)
+
+    async def set_state(self, draft_id: str, state: str, **values: Any) -> Draft | None:
+        """A background step's state change (delivery progress): no version check, version moves on."""
+        async with self.engine.begin() as conn:
+            await conn.execute(update(drafts).where(drafts.c.id == draft_id).values(
+                state=state, version=drafts.c.version + 1, updated_at=datetime.now(UTC), **values))
+        return await self.get(draft_id)
+
+    async def set_card(self, draft_id: str, ref: dict[str, Any], activity_id: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(update(drafts).where(drafts.c.id == draft_id).values(
+                card_ref=json.dumps(ref), card_activity_id=activity_id))
+
+    # -- conversation references
+    async def remember(self, key: str, kind: str, ref: dict[str, Any]) -> None:
+        now = datetime.now(UTC)
+        text = json.dumps(ref, sort_keys=True)
+        async with self.engine.begin() as conn:
+            res = await conn.execute(update(conversations).where(conversations.c.key == key).values(kind=kind, ref=text, updated_at=now))
+            if res.rowcount == 0:
+                await conn.execute(conversations.insert().values(key=key, kind=kind, ref=text, updated_at=now))
+
+    async def reference(self, key: str) -> dict[str, Any] | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(conversations.c.ref).where(conversations.c.key == key))).first()
+        return json.loads(row[0]) if row else None
