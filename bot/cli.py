@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 from connectors.base import Connector, ConnectorContext, ConnectorError
 from connectors.registry import CONNECTORS
@@ -357,6 +358,73 @@ _FAULTS_HELP = ("inject faults into a vendor simulator, e.g. 'zabbix:status=503,
                 "'*:latency_ms=100', 'halo:html=1,count=2', 'datto:drift=status>state' (repeatable)")
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """The bot (and, with issue 7, the scheduler): until interrupted."""
+    from bot.service import open_service, run_forever
+    from bot.settings import BotSettings, SettingsError
+
+    out = Path(args.out)
+    path = args.config or os.environ.get("REPORTBOT_CONFIG")
+    if not args.sandbox and not path:
+        raise CliError("serve needs --config FILE (or REPORTBOT_CONFIG), or --sandbox to try it locally", EXIT_USAGE)
+
+    async def main() -> None:
+        if args.sandbox and not path:
+            week_day = last_complete_week_day(datetime.now(UTC), MSP_TIMEZONE)
+            dataset = SandboxDataset(week_containing(week_day, MSP_TIMEZONE).end_date)
+            out.mkdir(parents=True, exist_ok=True)
+            store_url = f"sqlite+aiosqlite:///{(out / 'reportbot-sandbox.db').resolve()}"
+            async with FarmProcess(dataset) as farm:
+                config = sandbox_config(dataset, store_url, farm.sources)
+                await _serve(config, None, lambda: week_day)
+        else:
+            await _serve(load_config(path), Path(path).resolve().parent, None)
+
+    async def _serve(config: Config, base: Path | None, week: Any) -> None:
+        try:
+            settings = BotSettings.from_config(config, sandbox=args.sandbox, host=args.host, port=args.port, version=_version())
+        except SettingsError as err:
+            raise CliError(str(err).replace("\n", "; "), EXIT_USAGE) from err
+        async with open_service(config, settings, out, week_day=week, base=base) as service:
+            await run_forever(service)
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+def cmd_manifest(args: argparse.Namespace) -> int:
+    from manifest.builder import build_manifest, build_package, sandbox_manifest
+
+    path = args.config or os.environ.get("REPORTBOT_CONFIG")
+    if path:
+        config = load_config(path)
+        if not config.teams.app_id:
+            raise CliError("teams.app_id: needed for the Teams app package", EXIT_USAGE)
+        try:
+            manifest = build_manifest(config.teams.app_id, "reportbot", _version(), accent_color=config.msp.brand_color,
+                                      developer_name=config.msp.name)
+        except (TypeError, ValueError) as err:
+            raise CliError(f"manifest: {err}", EXIT_USAGE) from err
+        brand = config.msp.brand_color
+    else:
+        manifest, brand = sandbox_manifest(_version()), None
+    target = build_package(manifest, Path(args.out), brand_color=brand)
+    print(f"{target}: Teams app package (manifest {manifest.get('manifestVersion')}, bot {manifest['bots'][0]['botId']})")
+    return 0
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("reportbot")
+    except PackageNotFoundError:
+        return "0"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="reportbot", description="Weekly MSP customer reports.")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress and warnings to stderr")
@@ -385,6 +453,20 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--config")
     check.add_argument("--offline", action="store_true", help="validate the file only; do not contact the sources")
     check.set_defaults(func=cmd_config_check)
+
+    serve = sub.add_parser("serve", help="run the Teams bot")
+    serve.add_argument("--config", help="configuration file (default: $REPORTBOT_CONFIG)")
+    serve.add_argument("--port", type=int, default=3978)
+    serve.add_argument("--host", default=None, help="listen address (default 0.0.0.0; the sandbox: 127.0.0.1 only)")
+    serve.add_argument("--sandbox", action="store_true",
+                       help="no app id needed: listen on 127.0.0.1 for the Agents Playground; without --config, the sandbox MSP")
+    serve.add_argument("--out", default="reports", help="where drafts are written (default: ./reports)")
+    serve.set_defaults(func=cmd_serve)
+
+    man = sub.add_parser("manifest", help="build the Teams app package")
+    man.add_argument("--config", help="configuration file (default: $REPORTBOT_CONFIG; without: a sandbox package)")
+    man.add_argument("--out", required=True, metavar="FILE.zip")
+    man.set_defaults(func=cmd_manifest)
 
     sb = sub.add_parser("sandbox", help="serve the vendor simulators on 127.0.0.1 and write a config for them")
     sb.add_argument("--write-config", default="sandbox.toml", metavar="FILE", help="where to write the config (default: sandbox.toml)")

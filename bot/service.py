@@ -1,0 +1,117 @@
+"""``reportbot serve``: everything the bot needs, built once and closed in order.
+
+:func:`open_service` builds the store, the connectors, the engine, the review workflow, the
+botbuilder adapter and the Teams handler, and the aiohttp app; tests build the same thing with
+a fake outbound credentials factory. With ``--sandbox`` the configuration is the sandbox MSP
+whose sources are the vendor simulators (run in a child process), and the bot listens on
+127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from bot.app import create_app
+from bot.auth import build_adapter
+from bot.deps import BotDeps
+from bot.handler import ReportBot
+from bot.links import LinkSigner
+from bot.review import Review
+from bot.settings import BotSettings
+from bot.state import Draft, ReviewState
+from connectors.base import Connector, ConnectorContext
+from connectors.registry import CONNECTORS
+from reporting.config import Config
+from reporting.engine import Engine
+from reporting.models import Report
+from reporting.output import write_atomic
+from reporting.period import last_complete_week_day
+from reporting.store import HistoryStore
+
+log = logging.getLogger(__name__)
+
+
+class LocalHandoff:
+    """Delivery hand-off until Graph delivery is configured: the approved final PDF is filed
+    under ``OUT/approved/<CODE>/<CODE>-weekly-<YYYY-MM-DD>.pdf`` (written atomically), where the
+    delivery step picks it up. Nothing is emailed or posted by this class."""
+
+    def __init__(self, out: Path):
+        self.out = out
+
+    async def __call__(self, draft: Draft, report: Report, pdf: bytes) -> None:
+        path = self.out / "approved" / draft.customer_code / f"{draft.customer_code}-weekly-{draft.period_end.isoformat()}.pdf"
+        await asyncio.to_thread(write_atomic, path, pdf)
+        log.info("approved report of %s handed off: %s", draft.customer_code, path)
+
+
+@dataclass
+class Service:
+    settings: BotSettings
+    config: Config
+    app: web.Application
+    bot: ReportBot
+    review: Review
+    state: ReviewState
+    store: HistoryStore
+    links: LinkSigner
+
+
+def build_connectors(config: Config) -> dict[str, Connector]:
+    ctx = ConnectorContext()
+    used = sorted({s for c in config.customers for s in c.sources.values()})
+    return {name: CONNECTORS[config.sources[name].type or name](name, config.sources[name], ctx) for name in used}
+
+
+@contextlib.asynccontextmanager
+async def open_service(config: Config, settings: BotSettings, out: Path, *, credentials_factory: Any = None,
+                       week_day: Callable[[], date] | None = None, base: Path | None = None) -> AsyncIterator[Service]:
+    from reporting.pdf import render_pdf
+
+    store = await HistoryStore.open(config.store.url)
+    connectors: dict[str, Connector] = {}
+    engine: Engine | None = None
+    try:
+        state = await ReviewState.open(store.engine)
+        connectors = build_connectors(config)
+        engine = Engine(config, connectors, store, config.branding(base), render_pdf)
+        week = week_day or (lambda: last_complete_week_day(datetime.now(UTC), config.msp.timezone))
+        review = Review(config, engine, store, state, out, LocalHandoff(out), settings.may_approve, week)
+        adapter = build_adapter(settings, credentials_factory=credentials_factory)
+        links = LinkSigner.from_settings(settings)
+        bot = ReportBot(settings, config, review, state, adapter, pdf_url=links.url)
+
+        async def health() -> dict[str, Any]:
+            return {"store": await store.status()}
+
+        app = create_app(settings, BotDeps(bot=bot, adapter=adapter, draft_pdf=review.pdf, health=health))
+        yield Service(settings, config, app, bot, review, state, store, links)
+        await bot.wait_background()
+    finally:
+        if engine is not None:
+            engine.close()
+        for c in connectors.values():
+            await c.aclose()
+        await store.close()
+
+
+async def run_forever(service: Service) -> None:
+    runner = web.AppRunner(service.app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, service.settings.host, service.settings.port)
+    await site.start()
+    mode = "sandbox (no authentication; 127.0.0.1 only)" if service.settings.sandbox and not service.settings.app_id else "production"
+    print(f"reportbot listening on http://{service.settings.host}:{service.settings.port}/api/messages — {mode}", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
