@@ -376,16 +376,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
             store_url = f"sqlite+aiosqlite:///{(out / 'reportbot-sandbox.db').resolve()}"
             async with FarmProcess(dataset) as farm:
                 config = sandbox_config(dataset, store_url, farm.sources)
-                await _serve(config, None, lambda: week_day)
+                await _serve(config, None, lambda: week_day, HISTORY_WEEKS)
         else:
-            await _serve(load_config(path), Path(path).resolve().parent, None)
+            await _serve(load_config(path), Path(path).resolve().parent, None, 0)
 
-    async def _serve(config: Config, base: Path | None, week: Any) -> None:
+    async def _serve(config: Config, base: Path | None, week: Any, backfill: int) -> None:
         try:
             settings = BotSettings.from_config(config, sandbox=args.sandbox, host=args.host, port=args.port, version=_version())
         except SettingsError as err:
             raise CliError(str(err).replace("\n", "; "), EXIT_USAGE) from err
-        async with open_service(config, settings, out, week_day=week, base=base) as service:
+        async with open_service(config, settings, out, week_day=week, base=base, backfill_weeks=backfill) as service:
             await run_forever(service)
 
     try:

@@ -69,7 +69,8 @@ class User:
 class Review:
     def __init__(self, config: Config, engine: Engine, history: HistoryStore, state: ReviewState, out: Path,
                  handoff: Handoff, may_approve: Callable[[str | None], bool],
-                 week_day: Callable[[], date], now: Callable[[], datetime] = lambda: datetime.now(UTC)):
+                 week_day: Callable[[], date], now: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 backfill_weeks: int = 0):
         self.config = config
         self.engine = engine
         self.history = history
@@ -79,6 +80,7 @@ class Review:
         self.may_approve = may_approve
         self.week_day = week_day
         self.now = now
+        self.backfill_weeks = backfill_weeks  # earlier weeks to store first when missing (deltas need a baseline)
         self._locks: dict[str, asyncio.Lock] = {}
         self.background: set[asyncio.Task[None]] = set()
 
@@ -116,6 +118,8 @@ class Review:
             existing = await self.state.for_week(code, period.end_date)
             if existing is not None and not existing.editable:
                 return existing
+            if self.backfill_weeks:
+                await self.engine.backfill(customer, week_day, self.backfill_weeks)
             result = await self.engine.draft(customer, week_day, self.out)
             draft = await self.state.upsert_drafted(code, period.end_date)
             if draft.commentary:  # a regenerated draft keeps the engineer's words: render them in

@@ -74,7 +74,8 @@ def build_connectors(config: Config) -> dict[str, Connector]:
 
 @contextlib.asynccontextmanager
 async def open_service(config: Config, settings: BotSettings, out: Path, *, credentials_factory: Any = None,
-                       week_day: Callable[[], date] | None = None, base: Path | None = None) -> AsyncIterator[Service]:
+                       week_day: Callable[[], date] | None = None, base: Path | None = None,
+                       backfill_weeks: int = 0) -> AsyncIterator[Service]:
     from reporting.pdf import render_pdf
 
     store = await HistoryStore.open(config.store.url)
@@ -85,7 +86,8 @@ async def open_service(config: Config, settings: BotSettings, out: Path, *, cred
         connectors = build_connectors(config)
         engine = Engine(config, connectors, store, config.branding(base), render_pdf)
         week = week_day or (lambda: last_complete_week_day(datetime.now(UTC), config.msp.timezone))
-        review = Review(config, engine, store, state, out, LocalHandoff(out), settings.may_approve, week)
+        review = Review(config, engine, store, state, out, LocalHandoff(out), settings.may_approve, week,
+                        backfill_weeks=backfill_weeks)
         adapter = build_adapter(settings, credentials_factory=credentials_factory)
         links = LinkSigner.from_settings(settings)
         bot = ReportBot(settings, config, review, state, adapter, pdf_url=links.url)
