@@ -1,0 +1,135 @@
+"""The bot's web app: ``POST /api/messages``, ``GET /healthz`` and the signed draft-PDF links.
+
+``create_app(settings, deps)`` holds no module-level state. ``POST /api/messages`` is botbuilder's
+``CloudAdapter.process`` taken apart so each refusal has its own status, in this order:
+
+1. body larger than ``settings.max_body_bytes`` -> 413 (by Content-Length before reading, and by
+   aiohttp's ``client_max_size`` while reading a chunked body);
+2. not ``application/json`` -> 415; not a JSON object or no activity ``type`` -> 400;
+3. authentication (``bot.auth.authenticate``) -> 401 for every failure (botbuilder alone answers
+   500 for most of them);
+4. an authenticated activity whose ``serviceUrl`` is not a configured Bot Connector -> 403 (the bot
+   would otherwise post its replies, report content included, wherever the activity says);
+5. the bot's turn via ``adapter.process_activity(auth_result, ...)`` -> 201, or the invoke response.
+   Anything the bot raises propagates: aiohttp logs it and answers 500. (We deliberately do not use
+   botbuilder's ``aiohttp_error_middleware``, which would turn a ``KeyError`` in the bot into 404
+   and a ``PermissionError`` into 401.)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+from botbuilder.core import serializer_helper
+from botbuilder.schema import Activity
+from msrest.serialization import Model
+
+from bot.auth import AuthenticationError, authenticate
+from bot.deps import BotDeps
+from bot.links import LinkError, LinkSigner, safe_filename
+from bot.settings import BotSettings
+
+log = logging.getLogger(__name__)
+
+LINKS: web.AppKey[LinkSigner] = web.AppKey("links", LinkSigner)
+SETTINGS: web.AppKey[BotSettings] = web.AppKey("settings", BotSettings)
+DEPS: web.AppKey[BotDeps] = web.AppKey("deps", BotDeps)
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def _invoke_body(body: Any) -> Any:
+    """JSON for an invoke response body: msrest models serialised once, plain data as it is.
+
+    (``CloudAdapter.process`` serialises unconditionally, so a body that ``ActivityHandler`` already
+    turned into a dict fails with HTTP 500 — research §0. Here either shape works.)
+    """
+    return serializer_helper(body) if isinstance(body, Model) else body
+
+
+def create_app(settings: BotSettings, deps: BotDeps) -> web.Application:
+    links = LinkSigner.from_settings(settings)
+    app = web.Application(client_max_size=settings.max_body_bytes)
+    app[LINKS] = links
+    app[SETTINGS] = settings
+    app[DEPS] = deps
+
+    async def messages(request: web.Request) -> web.StreamResponse:
+        if request.content_length is not None and request.content_length > settings.max_body_bytes:
+            return _error(413, "request body too large")
+        if request.content_type != "application/json":
+            return _error(415, "expected application/json")
+        raw = await request.read()  # raises HTTPRequestEntityTooLarge (413) past client_max_size
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return _error(400, "body is not JSON")
+        if not isinstance(body, dict):
+            return _error(400, "body is not an activity")
+        try:
+            activity = Activity().deserialize(body)
+        except Exception:  # noqa: BLE001 - msrest raises several types for a malformed payload
+            return _error(400, "body is not an activity")
+        if not activity.type:
+            return _error(400, "activity has no type")
+
+        try:
+            auth = await authenticate(deps.adapter, activity, request.headers.get("Authorization"))
+        except AuthenticationError:
+            return _error(401, "unauthorized")
+
+        if not settings.trusted_service_url(activity.service_url):
+            log.warning(
+                "refused %r activity: serviceUrl %r is not a configured Bot Connector",
+                activity.type,
+                activity.service_url,
+            )
+            return _error(403, "untrusted serviceUrl")
+
+        invoke_response = await deps.adapter.process_activity(auth, activity, deps.bot.on_turn)
+        if invoke_response:
+            return web.json_response(_invoke_body(invoke_response.body), status=invoke_response.status)
+        return web.Response(status=201)
+
+    async def healthz(request: web.Request) -> web.Response:
+        try:
+            extra = await deps.health()
+        except Exception:  # noqa: BLE001 - a health probe reports, it does not crash
+            log.exception("health check failed")
+            return web.json_response({"status": "unavailable", "version": settings.version}, status=503)
+        return web.json_response({"status": "ok", "version": settings.version, **extra})
+
+    async def files(request: web.Request) -> web.StreamResponse:
+        try:
+            draft_id, version = links.verify(request.match_info["token"])
+        except LinkError as err:
+            log.info("refused a draft link: %s", err.reason)
+            message = (
+                "this link has expired; open the card again for a fresh one" if err.reason == "expired" else "forbidden"
+            )
+            return _error(403, message)
+        pdf = await deps.draft_pdf(draft_id, version)
+        if pdf is None:
+            # Same answer for an unknown draft and a superseded version: nothing about other drafts.
+            return _error(404, "not found")
+        name = safe_filename(request.match_info["name"])
+        return web.Response(
+            body=pdf,
+            content_type="application/pdf",
+            headers={
+                "Content-Disposition": f'inline; filename="{name}"',
+                "Cache-Control": "private, no-store",
+                "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "no-referrer",
+            },
+        )
+
+    app.router.add_post("/api/messages", messages)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/files/{token}/{name}", files)
+    return app

@@ -1,0 +1,136 @@
+"""Inbound and outbound Bot Framework authentication: the only module that configures botbuilder's auth.
+
+``build_adapter(settings)`` makes the CloudAdapter. It always uses botbuilder's *parameterized*
+authentication (research/teams-graph-contract.md §1.3): with no endpoint overrides it is given the
+public-cloud constants explicitly (OpenID metadata, token issuer, login URL, scope, caller id), so
+production and the loopback tests run one code path, and nothing process-global
+(``ChannelValidation.open_id_metadata_endpoint``) is touched.
+
+``authenticate(adapter, activity, auth_header)`` runs botbuilder's inbound check on its own, before
+any bot code, and turns *every* way it can fail into ``AuthenticationError`` (the app answers 401).
+botbuilder 4.17.1 signals a bad token in many ways — ``PermissionError`` for claim mismatches, PyJWT
+errors for a bad signature / expiry / garbage, a bare ``Exception`` for a disallowed ``alg`` or a
+missing endorsement, ``IndexError`` for an unknown ``kid``, ``AttributeError`` for a missing header —
+and ``CloudAdapter.process`` lets all but the first become 500. Catching broadly is safe here because
+only botbuilder's validation runs inside the ``try``: the bot's turn runs later, through
+``adapter.process_activity(result, ...)``, outside it, so a bug in the bot stays a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
+from botbuilder.schema import Activity, CallerIdConstants
+from botframework.connector.auth import (
+    AuthenticateRequestResult,
+    AuthenticationConstants,
+    ServiceClientCredentialsFactory,
+)
+
+from bot.settings import PUBLIC_OPENID_METADATA, PUBLIC_TOKEN_ISSUER, BotSettings
+
+log = logging.getLogger(__name__)
+
+PUBLIC_LOGIN_URL = AuthenticationConstants.TO_CHANNEL_FROM_BOT_LOGIN_URL_PREFIX  # https://login.microsoftonline.com/
+PUBLIC_OAUTH_SCOPE = AuthenticationConstants.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE  # https://api.botframework.com
+PUBLIC_OAUTH_URL = AuthenticationConstants.OAUTH_URL
+
+
+class AuthenticationError(Exception):
+    """The request is not authenticated. ``str(err)`` is a reason safe to log: it never holds the token."""
+
+
+@dataclass(frozen=True)
+class BotFrameworkConfig:
+    """The attribute bag ``ConfigurationBotFrameworkAuthentication`` reads (research §1.2)."""
+
+    APP_ID: str
+    APP_PASSWORD: str
+    APP_TENANTID: str
+    APP_TYPE: str
+    TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL: str
+    TO_BOT_FROM_CHANNEL_TOKEN_ISSUER: str
+    TO_CHANNEL_FROM_BOT_LOGIN_URL: str
+    TO_CHANNEL_FROM_BOT_OAUTH_SCOPE: str = PUBLIC_OAUTH_SCOPE
+    OAUTH_URL: str = PUBLIC_OAUTH_URL
+    CALLER_ID: Any = CallerIdConstants.public_azure_channel
+    VALIDATE_AUTHORITY: bool = True
+
+    def __repr__(self) -> str:  # never show the password
+        return f"BotFrameworkConfig(APP_ID={self.APP_ID!r}, APP_TYPE={self.APP_TYPE!r}, ...)"
+
+
+def bot_framework_config(settings: BotSettings) -> BotFrameworkConfig:
+    """Settings -> botbuilder configuration. Unset endpoint overrides fall back to the public cloud.
+
+    With no app id (``--sandbox`` only) the app type is ``MultiTenant``: botbuilder's only type that
+    accepts an empty app id, which is what disables authentication for header-less requests.
+    """
+    app_type = settings.app_type if settings.app_id else "MultiTenant"
+    return BotFrameworkConfig(
+        APP_ID=settings.app_id,
+        APP_PASSWORD=settings.app_password,
+        APP_TENANTID=settings.app_tenant_id,
+        APP_TYPE=app_type,
+        TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL=settings.openid_metadata_url or PUBLIC_OPENID_METADATA,
+        TO_BOT_FROM_CHANNEL_TOKEN_ISSUER=settings.token_issuer or PUBLIC_TOKEN_ISSUER,
+        TO_CHANNEL_FROM_BOT_LOGIN_URL=settings.login_url or PUBLIC_LOGIN_URL,
+    )
+
+
+def build_adapter(
+    settings: BotSettings, *, credentials_factory: ServiceClientCredentialsFactory | None = None
+) -> CloudAdapter:
+    """The CloudAdapter for these settings.
+
+    ``credentials_factory`` replaces botbuilder's outbound credentials (tests pass a fake whose
+    ``get_access_token`` needs no Entra ID; research §1.4b). Left ``None``, botbuilder builds them
+    from APP_ID / APP_PASSWORD / APP_TENANTID / APP_TYPE (SingleTenant, MultiTenant, UserAssignedMSI).
+    """
+    auth = ConfigurationBotFrameworkAuthentication(
+        bot_framework_config(settings), credentials_factory=credentials_factory
+    )
+    return CloudAdapter(auth)
+
+
+def _reason(err: BaseException, token: str) -> str:
+    """A loggable reason for ``err``: type and message, with anything token-like cut out."""
+    text = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+    text = "".join(c if c.isprintable() else "?" for c in text)  # claims are the caller's text: one log line
+    for piece in (token, *token.split(".")):
+        if len(piece) >= 8:
+            text = text.replace(piece, "<token>")
+    return text[:200]
+
+
+async def authenticate(adapter: CloudAdapter, activity: Activity, auth_header: str | None) -> AuthenticateRequestResult:
+    """botbuilder's inbound authentication of ``activity``, every failure as ``AuthenticationError``.
+
+    A missing or empty header is passed on as ``None`` (not ``""`` as ``CloudAdapter.process`` does),
+    which botbuilder's parameterized path treats as "no header": accepted anonymously only when the
+    app has no app id (the sandbox), refused otherwise. A header that is present is always validated.
+    """
+    header = auth_header or None
+    token = header.partition(" ")[2] if header else ""
+    try:
+        result = await adapter.bot_framework_authentication.authenticate_request(activity, header)
+    except (requests.ConnectionError, requests.Timeout, requests.HTTPError) as err:
+        # The OpenID metadata / JWKS could not be fetched: nobody can be authenticated. Fail closed,
+        # but say so loudly, since this is the operator's problem, not the caller's. (Other
+        # RequestExceptions, e.g. the missing emulator metadata URL an emulator-issued token leads
+        # to, are the caller's problem and logged as rejections below.)
+        log.error("inbound auth: cannot fetch the Bot Framework signing keys (%s)", _reason(err, token))
+        raise AuthenticationError("signing keys unavailable") from err
+    except Exception as err:  # noqa: BLE001 - see the module docstring: only botbuilder's validation runs here
+        reason = _reason(err, token)
+        log.warning("inbound auth: rejected %r activity on channel %r: %s", activity.type, activity.channel_id, reason)
+        raise AuthenticationError(reason) from err
+    identity = result.claims_identity if result else None
+    if identity is None or not identity.is_authenticated:
+        log.warning("inbound auth: rejected %r activity: no authenticated identity", activity.type)
+        raise AuthenticationError("no authenticated identity")
+    return result
