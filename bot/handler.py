@@ -257,14 +257,25 @@ class ReportBot(TeamsActivityHandler):
                 return None
             ref = ConversationReference().deserialize(stored)
             ref.conversation.id = self.settings.review_channel  # a new post in the channel, not a reply
+            ref.activity_id = None
             return ref
-        return origin if self.settings.sandbox else None
+        if not self.settings.sandbox or origin is None:
+            return None
+        ref = ConversationReference().deserialize(origin.serialize())
+        ref.conversation.id = ref.conversation.id.split(";")[0]
+        ref.activity_id = None
+        return ref
 
     async def _send_to(self, ref: ConversationReference, activity: Activity) -> Any:
+        """A new message in ``ref``'s conversation (a new post in a channel), not a reply:
+        ``TurnContext.send_activity`` would make it a reply to the continuation event."""
         result: list[Any] = []
 
         async def callback(tc: TurnContext) -> None:
-            result.append(await tc.send_activity(activity))
+            outgoing = TurnContext.apply_conversation_reference(activity, ref)
+            outgoing.reply_to_id = None
+            responses = await tc.adapter.send_activities(tc, [outgoing])
+            result.append(responses[0] if responses else None)
 
         await self.adapter.continue_conversation(ref, callback, self.settings.app_id or None)
         return result[0] if result else None

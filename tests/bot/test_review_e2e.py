@@ -1,0 +1,264 @@
+"""The review loop end to end over real HTTP: signed activities in, the real ReportBot, the
+real review workflow and engine over the vendor simulators, and what reaches the Bot Connector.
+
+``run ACME`` in the review channel → ack + review card posted there → ``save`` (hostile
+commentary, stored verbatim) → ``approve`` by an engineer who is not an approver (refused) →
+``approve`` by the approver (answered at once; final PDF handed off in the background; the card
+edited for everyone) → a repeated approve is a no-op. Plus stale versions, tampered card data,
+a customer channel asking for another customer, and the signed PDF link.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.handler import ReportBot
+from bot.links import LinkSigner
+from bot.review import Review
+from bot.service import LocalHandoff, build_connectors
+from bot.state import ReviewState
+from connectors.sandbox.config import sandbox_config_dict
+from connectors.sandbox.dataset import SandboxDataset
+from connectors.sim.farm import SimulatorFarm
+from reporting.config import parse_config
+from reporting.engine import Engine
+from reporting.pdf import render_pdf
+from reporting.store import HistoryStore
+from tests.bot.harness import (
+    APPROVER,
+    ENGINEER,
+    REVIEW_CHANNEL,
+    STRANGER,
+    FakeConnector,
+    FakeOpenIdServer,
+    TeamsChannel,
+    card_action,
+    channel_message,
+    personal_message,
+    running_bot,
+)
+
+ANCHOR = date(2026, 11, 16)
+WEEK_DAY = date(2026, 11, 10)
+HOSTILE = "Leeds WAN: **ISP** fault <b>bold</b> [x](javascript:alert(1)) <script>alert(1)</script> | pipe"
+ACME_CHANNEL = TeamsChannel("19:team-acme@thread.tacv2", "acme-shared", "Acme shared")  # sandbox teams_channel
+
+
+@dataclass
+class World:
+    review: Review
+    state: ReviewState
+    out: Path
+    handoffs: list[str]
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    dataset = SandboxDataset(ANCHOR)
+    systems = {"zabbix", "connectwise", "datto", "defender", "cloudflare"}  # ACME's and GLOBEX's stack
+    async with SimulatorFarm(dataset, systems=systems) as farm:
+        raw = sandbox_config_dict(dataset, f"sqlite+aiosqlite:///{tmp_path / 'store.db'}", farm.sources())
+        raw["customers"] = [c for c in raw["customers"] if c["code"] in ("ACME", "GLOBEX")]
+        config = parse_config(raw, "<test>", env={})
+        store = await HistoryStore.open(config.store.url)
+        state = await ReviewState.open(store.engine)
+        connectors = build_connectors(config)
+        engine = Engine(config, connectors, store, config.branding(None), render_pdf)
+        handoffs: list[str] = []
+        local = LocalHandoff(tmp_path)
+
+        async def handoff(draft: Any, report: Any, pdf: bytes) -> None:
+            handoffs.append(draft.customer_code)
+            await local(draft, report, pdf)
+
+        review = Review(config, engine, store, state, tmp_path, handoff, may_approve=lambda aad: aad == APPROVER.aad_object_id,
+                        week_day=lambda: WEEK_DAY, backfill_weeks=1)
+        try:
+            yield World(review, state, tmp_path, handoffs)
+        finally:
+            engine.close()
+            for c in connectors.values():
+                await c.aclose()
+            await store.close()
+
+
+def make_bot(world: World) -> Any:
+    def factory(settings: Any, adapter: Any) -> ReportBot:
+        world.review.may_approve = settings.may_approve
+        links = LinkSigner.from_settings(settings)
+        return ReportBot(settings, world.review.config, world.review, world.state, adapter, pdf_url=links.url)
+
+    return factory
+
+
+def card_of(activity: dict[str, Any]) -> dict[str, Any] | None:
+    for a in activity.get("attachments") or []:
+        if a.get("contentType") == "application/vnd.microsoft.card.adaptive":
+            return a["content"]
+    return None
+
+
+def actions(card: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+
+    def walk(x: Any) -> None:
+        if isinstance(x, dict):
+            if x.get("type") == "Action.Execute":
+                out[x["verb"]] = x
+            if x.get("type") == "Action.OpenUrl":
+                out["open"] = x
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+
+    walk(card)
+    return out
+
+
+def text_of(card: dict[str, Any]) -> str:
+    return json.dumps(card, ensure_ascii=False)
+
+
+async def run_and_get_card(rb: Any, connector: FakeConnector, code: str) -> tuple[dict[str, Any], str]:
+    r = await rb.client.post(channel_message(f"run {code}", service_url=connector.service_url))
+    assert r.status_code == 201, r.text
+    try:
+        await connector.wait_for(lambda calls: any(c.kind == "send" and card_of(c.body) and code in text_of(card_of(c.body)) for c in calls), within=60)
+    except TimeoutError:
+        raise AssertionError(f"no review card for {code}; the connector saw {[(c.kind, c.conversation_id, str(c.body)[:200]) for c in connector.calls]}") from None
+    call = next(c for c in connector.calls if c.kind == "send" and card_of(c.body) and code in text_of(card_of(c.body)))
+    assert call.conversation_id == REVIEW_CHANNEL.channel_id  # a new post in the review channel, not a reply
+    return card_of(call.body), call.result_id  # type: ignore[return-value]
+
+
+async def invoke(rb: Any, connector: FakeConnector, verb: str, data: dict[str, Any], reply_to: str, **kw: Any) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    r = await rb.client.post(card_action(verb, data, service_url=connector.service_url, reply_to_id=reply_to, **kw))
+    elapsed = time.perf_counter() - t0
+    assert r.status_code == 200, r.text
+    assert elapsed < 2.0, f"the {verb} invoke took {elapsed:.2f} s"
+    body = r.json()
+    assert body["statusCode"] == 200 and body["type"] == "application/vnd.microsoft.card.adaptive"
+    return body["value"]
+
+
+async def test_run_save_approve_loop(world: World, oidc: FakeOpenIdServer, connector: FakeConnector) -> None:
+    async with running_bot(make_bot(world), oidc=oidc, connector=connector, draft_pdf=world.review.pdf) as rb:
+        card, message_id = await run_and_get_card(rb, connector, "ACME")
+        acts = actions(card)
+        assert {"save", "approve", "regenerate", "skip", "open"} <= set(acts)
+        sent_texts = [c.body.get("text") for c in connector.calls if c.kind in ("send", "reply") and c.body.get("text")]
+        assert any("Collecting this week's figures for ACME" in t for t in sent_texts)  # the ack, at once
+        assert "**HIGH**" in text_of(card) and "Uptime" in text_of(card)  # the week-over-week drop, against the backfilled week
+        data = acts["save"]["data"]
+        assert data["customer"] == "ACME" and data["version"] == 1
+
+        # the signed PDF link works; a tampered one does not
+        pdf = await rb.client.get(acts["open"]["url"])
+        assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf" and pdf.content.startswith(b"%PDF")
+        bad = await rb.client.get(acts["open"]["url"].replace("/files/", "/files/x"))
+        assert bad.status_code == 403
+
+        # save: hostile commentary stored verbatim, card edited for everyone
+        saved = await invoke(rb, connector, "save", {**data, "commentary": HOSTILE}, message_id)
+        assert actions(saved)["save"]["data"]["version"] == 2
+        draft = await world.state.get(data["draft_id"])
+        assert draft is not None and draft.commentary == HOSTILE and draft.commentary_by == ENGINEER.name
+        await connector.wait_for(lambda calls: any(c.kind == "update" and c.activity_id == message_id for c in calls))
+        md = (world.out / "ACME" / "ACME-weekly-2026-11-16.md").read_text()
+        assert "<script>" not in md and "&lt;script&gt;" in md  # escaped in the re-rendered draft
+
+        # a stale card (version 1) is refused and answered with the current card
+        stale = await invoke(rb, connector, "save", {**data, "commentary": "old"}, message_id)
+        assert "out of date" in text_of(stale) and actions(stale)["save"]["data"]["version"] == 2
+
+        # approve by an engineer who is not an approver: refused, nothing changes
+        v2 = actions(saved)["approve"]["data"]
+        refused = await invoke(rb, connector, "approve", v2, message_id, user=ENGINEER)
+        assert "Only the configured approvers" in text_of(refused)
+        assert (await world.state.get(data["draft_id"])).state == "saved"  # type: ignore[union-attr]
+
+        # approve by the approver: answered at once, delivery handed off in the background
+        approved = await invoke(rb, connector, "approve", {**v2, "commentary": HOSTILE}, message_id, user=APPROVER)
+        assert "Approved by Sam Approver" in text_of(approved)
+        assert "approve" not in actions(approved)  # frozen
+        await rb.bot.wait_background()
+        assert world.handoffs == ["ACME"]
+        final = world.out / "approved" / "ACME" / "ACME-weekly-2026-11-16.pdf"
+        assert final.read_bytes().startswith(b"%PDF")
+        updates = [c for c in connector.calls if c.kind == "update" and c.activity_id == message_id]
+        assert "Approved by Sam Approver" in text_of(card_of(updates[-1].body))  # type: ignore[arg-type]
+
+        # a repeated approve is a no-op, never a second delivery
+        again = await invoke(rb, connector, "approve", {**v2, "version": v2["version"] + 1}, message_id, user=APPROVER)
+        assert "nothing was done again" in text_of(again)
+        await rb.bot.wait_background()
+        assert world.handoffs == ["ACME"]
+        assert connector.unexpected == []
+
+
+async def test_tampered_card_data_and_outsiders_are_refused(world: World, oidc: FakeOpenIdServer, connector: FakeConnector) -> None:
+    async with running_bot(make_bot(world), oidc=oidc, connector=connector, draft_pdf=world.review.pdf) as rb:
+        card, message_id = await run_and_get_card(rb, connector, "ACME")
+        data = actions(card)["approve"]["data"]
+
+        # ACME's draft id presented as GLOBEX's: refused, nothing changes
+        forged = await invoke(rb, connector, "approve", {**data, "customer": "GLOBEX"}, message_id, user=APPROVER)
+        assert "not recognised" in text_of(forged)
+        # a draft id that does not exist
+        ghost = await invoke(rb, connector, "skip", {**data, "draft_id": "0" * 32, "skip_reason": "x"}, message_id)
+        assert "not recognised" in text_of(ghost)
+        # a user who is neither engineer nor approver
+        outsider = await invoke(rb, connector, "skip", {**data, "skip_reason": "x"}, message_id, user=STRANGER)
+        assert "configured engineers" in text_of(outsider)
+        # the same click from the customer's own shared channel
+        shared = await invoke(rb, connector, "approve", data, message_id, user=APPROVER, channel=ACME_CHANNEL)
+        assert "review channel" in text_of(shared)
+        assert (await world.state.get(data["draft_id"])).state == "drafted"  # type: ignore[union-attr]
+        assert world.handoffs == []
+
+        # skip with a reason works
+        skipped = await invoke(rb, connector, "skip", {**data, "skip_reason": "customer asked to pause reports"}, message_id)
+        assert "Skipped by Alex Engineer" in text_of(skipped)
+        assert (await world.state.get(data["draft_id"])).reason == "customer asked to pause reports"  # type: ignore[union-attr]
+
+
+async def test_commands_and_channel_permissions(world: World, oidc: FakeOpenIdServer, connector: FakeConnector) -> None:
+    async with running_bot(make_bot(world), oidc=oidc, connector=connector, draft_pdf=world.review.pdf) as rb:
+        svc = connector.service_url
+
+        async def ask(activity: dict[str, Any]) -> str:
+            before = len(connector.calls)
+            r = await rb.client.post(activity)
+            assert r.status_code == 201
+            return json.dumps([c.body for c in connector.calls[before:]], ensure_ascii=False)
+
+        # unknown code in the review channel: close matches are offered
+        said = await ask(channel_message("run ACMEE", service_url=svc))
+        assert "No customer has the code" in said and "Did you mean: ACME" in said
+        # in ACME's shared channel another customer's code gets the same answer as a code nobody has,
+        # with no suggestions; so does "run all"
+        foreign = await ask(channel_message("RUN globex", service_url=svc, channel=ACME_CHANNEL, user=STRANGER))
+        nobody = await ask(channel_message("run nobody", service_url=svc, channel=ACME_CHANNEL, user=STRANGER))
+        assert "No customer has the code" in foreign and "Did you mean" not in foreign and "Globex Corporation" not in foreign
+        assert "Did you mean" not in nobody
+        said = await ask(channel_message("run all", service_url=svc, channel=ACME_CHANNEL, user=STRANGER))
+        assert "GLOBEX" not in said and "Globex" not in said and "Did you mean" not in said
+        # a stranger in the review channel may not run anything
+        said = await ask(channel_message("run ACME", service_url=svc, user=STRANGER))
+        assert "not one of the engineers" in said
+        # help and status in a personal chat
+        said = await ask(personal_message("help", service_url=svc))
+        assert "run all" in said and "status" in said
+        said = await ask(personal_message("Status", service_url=svc))
+        assert "No drafts yet" in said
