@@ -356,11 +356,15 @@ class ReportBot(TeamsActivityHandler):
             draft.id, data["version"], user, commentary if isinstance(commentary, str) else None)
         if not started:
             return await self.card_for(approved, f"Already {approved.state}; nothing was done again.")
+        # the clicker sees the frozen card now; everyone else once the final PDF is handed off
+        # (one edit instead of two keeps 50 approves at once under the 2 s answer)
         self._spawn(self._when_delivered(approved))
-        return await self._after(approved, f"Approved by {user.label}; the final PDF is being prepared for delivery.")
+        return await self.card_for(approved, f"Approved by {user.label}; the final PDF is being prepared for delivery.")
 
     async def _when_delivered(self, draft: Draft) -> None:
-        await self.review.wait_background()
+        task = self.review.finishing.get(draft.id)
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
         current = await self.state.get(draft.id)
         if current is not None:
             await self.refresh_card(current)

@@ -82,7 +82,9 @@ class Review:
         self.now = now
         self.backfill_weeks = backfill_weeks  # earlier weeks to store first when missing (deltas need a baseline)
         self._locks: dict[str, asyncio.Lock] = {}
+        self._finishing = asyncio.Semaphore(2)  # final renders + hand-offs, two at a time (two PDF workers)
         self.background: set[asyncio.Task[None]] = set()
+        self.finishing: dict[str, asyncio.Task[None]] = {}  # draft id -> its final render + hand-off
 
     # -- reading
     def customer(self, code: str) -> CustomerConfig:
@@ -157,7 +159,9 @@ class Review:
             raise StaleVersion(current)
         task = asyncio.ensure_future(self._finish(changed))
         self.background.add(task)
+        self.finishing[changed.id] = task
         task.add_done_callback(self.background.discard)
+        task.add_done_callback(lambda t: self.finishing.pop(changed.id, None))
         return changed, True
 
     async def regenerate(self, draft_id: str, version: int, user: User) -> Draft:
@@ -186,9 +190,10 @@ class Review:
     async def _finish(self, draft: Draft) -> None:
         """After approval: the final PDF with the commentary, then delivery (in the background)."""
         try:
-            report = await self.report(draft)
-            result = await self.engine.write(report, self.out, kind="final")
-            pdf = await asyncio.to_thread(result.paths["pdf"].read_bytes)
+            async with self._finishing:
+                report = await self.report(draft)
+                result = await self.engine.write(report, self.out, kind="final")
+                pdf = await asyncio.to_thread(result.paths["pdf"].read_bytes)
             await self.handoff(draft, report, pdf)
         except Exception as err:  # a background step: record it on the draft, never lose it silently
             log.exception("delivery of %s failed", draft.customer_code)

@@ -84,7 +84,7 @@ async def open_service(config: Config, settings: BotSettings, out: Path, *, cred
     try:
         state = await ReviewState.open(store.engine)
         connectors = build_connectors(config)
-        engine = Engine(config, connectors, store, config.branding(base), render_pdf)
+        engine = Engine(config, connectors, store, config.branding(base), render_pdf, pdf_processes=2)
         week = week_day or (lambda: last_complete_week_day(datetime.now(UTC), config.msp.timezone))
         review = Review(config, engine, store, state, out, LocalHandoff(out), settings.may_approve, week,
                         backfill_weeks=backfill_weeks)

@@ -9,7 +9,8 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import multiprocessing
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -65,6 +66,7 @@ class Engine:
         branding: Branding,
         render_pdf: PdfRenderer,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        pdf_processes: int = 0,
     ):
         self.config = config
         self.connectors = connectors
@@ -72,7 +74,13 @@ class Engine:
         self.branding = branding
         self.render_pdf = render_pdf
         self.now = now
-        self._pdf_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pdf")  # ReportLab: one render at a time
+        # ReportLab holds the GIL while it renders. A batch renders on one thread beside the loop;
+        # the bot (``pdf_processes``) renders in worker processes, so a render never delays the
+        # answer to a card click (the event loop keeps the GIL).
+        self._pdf_pool: Executor = (
+            ProcessPoolExecutor(max_workers=pdf_processes, mp_context=multiprocessing.get_context("spawn"))
+            if pdf_processes else ThreadPoolExecutor(max_workers=1, thread_name_prefix="pdf")
+        )
 
     def close(self) -> None:
         self._pdf_pool.shutdown(wait=True)
@@ -136,9 +144,14 @@ class Engine:
         pdf = await loop.run_in_executor(self._pdf_pool, self.render_pdf, report, self.branding)
         elapsed = loop.time() - t0
         paths = report_paths(out, report.customer.code, report.period.end_date.isoformat())
-        write_atomic(paths["md"], markdown)
-        write_atomic(paths["pdf"], pdf)
-        write_atomic(paths["json"], json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+        text = json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
+
+        def files() -> None:  # fsync'd writes: off the event loop
+            write_atomic(paths["md"], markdown)
+            write_atomic(paths["pdf"], pdf)
+            write_atomic(paths["json"], text)
+
+        await asyncio.to_thread(files)
         await self.store.save(payload, kind=kind)
         return Draft(report.customer.code, report, paths, elapsed)
 
