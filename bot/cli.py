@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from connectors.base import Connector, ConnectorContext, ConnectorError
 from connectors.registry import CONNECTORS
@@ -404,8 +405,9 @@ def cmd_manifest(args: argparse.Namespace) -> int:
         if not config.teams.app_id:
             raise CliError("teams.app_id: needed for the Teams app package", EXIT_USAGE)
         try:
-            manifest = build_manifest(config.teams.app_id, "reportbot", _version(), accent_color=config.msp.brand_color,
-                                      developer_name=config.msp.name)
+            host = urlsplit(config.teams.public_url).hostname if config.teams.public_url else None
+            manifest = build_manifest(config.teams.app_id, "reportbot", _version(), valid_domains=[host] if host else [],
+                                      accent_color=config.msp.brand_color, developer_name=config.msp.name)
         except (TypeError, ValueError) as err:
             raise CliError(f"manifest: {err}", EXIT_USAGE) from err
         brand = config.msp.brand_color

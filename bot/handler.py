@@ -75,6 +75,12 @@ def conversation_key(activity: Activity) -> tuple[str, str]:
     return f"{ctype}:{conv.id}", ctype
 
 
+def _tenant(activity: Activity) -> str:
+    data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
+    tenant = data.get("tenant") if isinstance(data.get("tenant"), dict) else {}
+    return str(tenant.get("id") or (activity.conversation.tenant_id if activity.conversation else "") or "")
+
+
 def _user(activity: Activity) -> User:
     f = activity.from_property
     return User(aad_object_id=(f.aad_object_id or "") if f else "", name=(f.name or "") if f else "")
@@ -102,6 +108,9 @@ class ReportBot(TeamsActivityHandler):
     # ---- where are we -------------------------------------------------------------------
     def where(self, activity: Activity) -> Where:
         key, kind = conversation_key(activity)
+        tenant = _tenant(activity)
+        if self.settings.app_type == "SingleTenant" and self.settings.app_tenant_id and tenant and tenant != self.settings.app_tenant_id:
+            return Where("other", key)  # another organisation's Teams: nothing here is for them
         if kind == "channel":
             channel = key.split(":", 1)[1]
             if channel in self.customer_channels:

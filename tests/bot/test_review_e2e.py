@@ -262,3 +262,21 @@ async def test_commands_and_channel_permissions(world: World, oidc: FakeOpenIdSe
         assert "run all" in said and "status" in said
         said = await ask(personal_message("Status", service_url=svc))
         assert "No drafts yet" in said
+
+
+async def test_references_survive_a_restart_and_other_tenants_are_ignored(world: World, oidc: FakeOpenIdServer,
+                                                                          connector: FakeConnector) -> None:
+    async with running_bot(make_bot(world), oidc=oidc, connector=connector, draft_pdf=world.review.pdf) as rb:
+        await run_and_get_card(rb, connector, "ACME")
+        draft = (await world.state.latest(["ACME"]))[0]
+        # a message from another organisation's tenant in a channel with the same id: not served
+        r = await rb.client.post(channel_message("run ACME", service_url=connector.service_url, tenant_id="other-tenant"))
+        assert r.status_code == 201
+        assert "I take commands in the review channel" in json.dumps(connector.activities[-1])
+    # a new process: a fresh bot and adapter over the same store posts to the review channel
+    # from the stored conversation reference, with no new message from Teams
+    before = len(connector.calls)
+    async with running_bot(make_bot(world), oidc=oidc, connector=connector, draft_pdf=world.review.pdf) as rb:
+        await rb.bot.post_card(draft)
+    [call] = connector.calls[before:]
+    assert call.kind == "send" and call.conversation_id == REVIEW_CHANNEL.channel_id and card_of(call.body)
