@@ -27,7 +27,7 @@ def test_bad_week_and_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert f"{cfg}: msp.timezone: unknown timezone 'Nowhere/City'" in capsys.readouterr().err
 
 
-EXAMPLE_ENV = {"REPORTBOT_APP_PASSWORD": "s", "ZABBIX_API_TOKEN": "t", "CW_PUBLIC_KEY": "p", "CW_PRIVATE_KEY": "k", "CW_CLIENT_ID": "c"}
+EXAMPLE_ENV = {"REPORTBOT_APP_PASSWORD": "s", "REPORTBOT_LINK_SECRET": "l" * 32, "ZABBIX_API_TOKEN": "t", "CW_PUBLIC_KEY": "p", "CW_PRIVATE_KEY": "k", "CW_CLIENT_ID": "c"}
 
 
 def test_config_check_offline(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,7 +7,7 @@ import pytest
 from reporting.config import ConfigError, load_config, parse_config
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "example-config.toml"
-ENV = {"REPORTBOT_APP_PASSWORD": "app-secret-value", "ZABBIX_API_TOKEN": "zbx-secret-value", "PGPASSWORD": "x",
+ENV = {"REPORTBOT_APP_PASSWORD": "app-secret-value", "REPORTBOT_LINK_SECRET": "link-secret-value-0123456789abcdef", "ZABBIX_API_TOKEN": "zbx-secret-value", "PGPASSWORD": "x",
        "CW_PUBLIC_KEY": "cw-public", "CW_PRIVATE_KEY": "cw-private-value", "CW_CLIENT_ID": "cw-client"}
 
 
