@@ -387,7 +387,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         except SettingsError as err:
             raise CliError(str(err).replace("\n", "; "), EXIT_USAGE) from err
         async with open_service(config, settings, out, week_day=week, base=base, backfill_weeks=backfill) as service:
-            await run_forever(service)
+            await run_forever(service, run_now=args.now)
 
     try:
         asyncio.run(main())
@@ -463,6 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--sandbox", action="store_true",
                        help="no app id needed: listen on 127.0.0.1 for the Agents Playground; without --config, the sandbox MSP")
     serve.add_argument("--out", default="reports", help="where drafts are written (default: ./reports)")
+    serve.add_argument("--now", action="store_true", help="run the weekly batch at once (as well as on its schedule)")
     serve.set_defaults(func=cmd_serve)
 
     man = sub.add_parser("manifest", help="build the Teams app package")

@@ -41,10 +41,13 @@ from bot.settings import BotSettings
 from bot.state import Draft, ReviewState
 from cards import verbs
 from cards.help import help_card
+from cards.rollup import rollup_card
 from cards.review import Decision, DeliveryStepView, review_card
 from cards.status import status_card
 from cards.unknown import unknown_customer_card
+from reporting import snapshot
 from reporting.config import Config
+from reporting.rollup import rollup_rows
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +107,7 @@ class ReportBot(TeamsActivityHandler):
             verbs.VERB_SKIP: self._skip,
         }
         self.background: set[asyncio.Task[None]] = set()
+        self.batch_progress: Callable[[], dict[str, str]] | None = None  # set by the scheduler wiring
 
     # ---- where are we -------------------------------------------------------------------
     def where(self, activity: Activity) -> Where:
@@ -220,13 +224,24 @@ class ReportBot(TeamsActivityHandler):
         await asyncio.gather(*(one(c) for c in codes))
 
     async def _status(self, tc: TurnContext, where: Where) -> None:
+        """This week's drafts and their state; while a batch runs, its progress (queued,
+        collecting, failed) for customers without a draft yet."""
         codes = [where.customer] if where.customer else self.codes
+        week = self.review.week_day()
         rows = []
-        for d in await self.state.latest([c for c in codes if c]):
-            payload = await self.review.history.get(d.customer_code, d.period_end)
+        for code in codes:
+            if code is None:
+                continue
+            end = self.review.engine.period_for(self.config.customer(code), week).end_date
+            draft = await self.state.for_week(code, end)
+            payload = await self.review.history.get(code, end) if draft is not None else None
             flags = len(payload.get("flags", [])) if payload else 0
-            rows.append((d.customer_code, d.state, flags, d.updated_at))
-        await self._send_card(tc, status_card(sorted(rows), tz=self.config.msp.timezone))
+            if draft is not None:
+                rows.append((code, draft.state, flags, draft.updated_at))
+            else:
+                progress = self.batch_progress().get(code) if self.batch_progress else None
+                rows.append((code, progress or "not started", 0, None))
+        await self._send_card(tc, status_card(rows, period_end=end if codes else None, tz=self.config.msp.timezone))
 
     # ---- cards ----------------------------------------------------------------------------
     async def card_for(self, draft: Draft, message: str | None = None) -> dict[str, Any]:
@@ -268,8 +283,13 @@ class ReportBot(TeamsActivityHandler):
             ref.conversation.id = self.settings.review_channel  # a new post in the channel, not a reply
             ref.activity_id = None
             return ref
-        if not self.settings.sandbox or origin is None:
+        if not self.settings.sandbox:
             return None
+        if origin is None:  # a scheduled batch: the conversation the bot heard from last
+            stored = await self.state.latest_reference()
+            if stored is None:
+                return None
+            origin = ConversationReference().deserialize(stored)
         ref = ConversationReference().deserialize(origin.serialize())
         ref.conversation.id = ref.conversation.id.split(";")[0]
         ref.activity_id = None
@@ -288,6 +308,46 @@ class ReportBot(TeamsActivityHandler):
 
         await self.adapter.continue_conversation(ref, callback, self.settings.app_id or None)
         return result[0] if result else None
+
+    async def post_rollup(self, period_end: Any, codes: list[str]) -> None:
+        """The week's roll-up card in the roll-up channel (``[teams] rollup_channel``)."""
+        reports = []
+        for code in codes:
+            payload = await self.review.history.get(code, period_end)
+            if payload is not None:
+                reports.append(snapshot.from_dict(payload))
+        card = rollup_card(rollup_rows(reports), period_end, self.config.msp.name)
+        ref = await self._channel_reference(self.settings.rollup_channel)
+        if ref is None:
+            log.error("no conversation to post the roll-up to: install the bot in the roll-up channel")
+            return
+        await self._send_to(ref, MessageFactory.attachment(CardFactory.adaptive_card(card)))
+
+    async def remind(self) -> None:
+        """Drafts of the last complete week still waiting for approval, listed in the review channel."""
+        week = self.review.week_day()
+        waiting = []
+        for c in self.config.customers:
+            draft = await self.state.for_week(c.code, self.review.engine.period_for(c, week).end_date)
+            if draft is not None and draft.editable:
+                waiting.append(c.code)
+        if not waiting:
+            return
+        ref = await self._review_reference(None)
+        if ref is not None:
+            await self._send_to(ref, MessageFactory.text(
+                f"Reminder: {len(waiting)} draft{'s' if len(waiting) != 1 else ''} still waiting for approval: {', '.join(waiting)}."))
+
+    async def _channel_reference(self, channel: str) -> ConversationReference | None:
+        if channel:
+            stored = await self.state.reference(f"channel:{channel}")
+            if stored is None:
+                return None
+            ref = ConversationReference().deserialize(stored)
+            ref.conversation.id = channel
+            ref.activity_id = None
+            return ref
+        return await self._review_reference(None)
 
     async def refresh_card(self, draft: Draft, message: str | None = None) -> None:
         """Edit the draft's posted card for everyone (after a change)."""

@@ -111,10 +111,11 @@ class Review:
         return await asyncio.to_thread(path.read_bytes) if path.exists() else None
 
     # -- actions
-    async def run(self, code: str) -> Draft:
-        """Collect and render ``code``'s week; the draft at its next version (or as it is, if decided)."""
+    async def run(self, code: str, week_day: date | None = None) -> Draft:
+        """Collect and render ``code``'s week (default: the last complete one); the draft at its
+        next version (or as it is, if decided)."""
         customer = self.customer(code)
-        week_day = self.week_day()
+        week_day = week_day or self.week_day()
         period = self.engine.period_for(customer, week_day)
         async with self._lock(code):
             existing = await self.state.for_week(code, period.end_date)

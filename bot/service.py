@@ -12,6 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -36,6 +39,9 @@ from reporting.models import Report
 from reporting.output import write_atomic
 from reporting.period import last_complete_week_day
 from reporting.store import HistoryStore
+from scheduler.batch import BatchRunner
+from scheduler.claims import Claims
+from scheduler.schedule import WeeklySchedule
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +70,8 @@ class Service:
     state: ReviewState
     store: HistoryStore
     links: LinkSigner
+    batch: BatchRunner
+    schedule: WeeklySchedule
 
 
 def build_connectors(config: Config) -> dict[str, Connector]:
@@ -91,12 +99,36 @@ async def open_service(config: Config, settings: BotSettings, out: Path, *, cred
         adapter = build_adapter(settings, credentials_factory=credentials_factory)
         links = LinkSigner.from_settings(settings)
         bot = ReportBot(settings, config, review, state, adapter, pdf_url=links.url)
+        claims = await Claims.open(store.engine, instance_name(), config.schedule.lease_seconds)
+
+        async def drafted(code: str, draft: Any) -> None:
+            await bot.post_card(draft)
+
+        batch = BatchRunner(
+            claims,
+            codes=lambda: [c.code for c in config.customers],
+            period_end=lambda code, day: engine.period_for(config.customer(code), day).end_date,  # type: ignore[union-attr]
+            make_draft=review.run,
+            on_drafted=drafted,
+            on_complete=bot.post_rollup,
+            concurrency=config.schedule.concurrency,
+        )
+        bot.batch_progress = lambda: dict(batch.progress)
+
+        async def run_batch() -> None:
+            await batch.run(week())
+
+        schedule = WeeklySchedule(config.schedule.cron, config.schedule.reminder_cron, config.msp.timezone,
+                                  config.schedule.misfire_grace_minutes, run_batch, bot.remind)
 
         async def health() -> dict[str, Any]:
             return {"store": await store.status()}
 
         app = create_app(settings, BotDeps(bot=bot, adapter=adapter, draft_pdf=review.pdf, health=health))
-        yield Service(settings, config, app, bot, review, state, store, links)
+        try:
+            yield Service(settings, config, app, bot, review, state, store, links, batch, schedule)
+        finally:
+            schedule.shutdown()
         await bot.wait_background()
     finally:
         if engine is not None:
@@ -106,11 +138,19 @@ async def open_service(config: Config, settings: BotSettings, out: Path, *, cred
         await store.close()
 
 
-async def run_forever(service: Service) -> None:
+def instance_name() -> str:
+    """Who holds a batch claim: host, process and a random suffix (unique per start)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+async def run_forever(service: Service, *, run_now: bool = False) -> None:
     runner = web.AppRunner(service.app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, service.settings.host, service.settings.port)
     await site.start()
+    service.schedule.start(run_now=run_now)
+    print(f"weekly batch: {service.config.schedule.cron!r} in {service.config.msp.timezone}; next run "
+          f"{service.schedule.next_run()}", flush=True)
     mode = "sandbox (no authentication; 127.0.0.1 only)" if service.settings.sandbox and not service.settings.app_id else "production"
     print(f"reportbot listening on http://{service.settings.host}:{service.settings.port}/api/messages — {mode}", flush=True)
     try:

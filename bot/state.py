@@ -183,6 +183,12 @@ class ReviewState:
             if res.rowcount == 0:
                 await conn.execute(conversations.insert().values(key=key, kind=kind, ref=text, updated_at=now))
 
+    async def latest_reference(self) -> dict[str, Any] | None:
+        """The conversation the bot heard from last (the sandbox's stand-in for a review channel)."""
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(conversations.c.ref).order_by(conversations.c.updated_at.desc()).limit(1))).first()
+        return json.loads(row[0]) if row else None
+
     async def reference(self, key: str) -> dict[str, Any] | None:
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(conversations.c.ref).where(conversations.c.key == key))).first()

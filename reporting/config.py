@@ -62,8 +62,30 @@ class MspConfig(_Strict):
 
 
 class ScheduleConfig(_Strict):
+    """``[schedule]``: when the Monday batch runs (cron in the MSP's timezone), how many
+    customers at once, how late a missed run may still start (``misfire_grace_minutes``), how
+    long an instance's claim on a customer-week lasts without a heartbeat (``lease_seconds``)
+    before another instance may take it over, and when the reminder of drafts still waiting
+    for approval is posted (``reminder_cron``; empty: none)."""
+
     cron: str = "0 6 * * mon"
     concurrency: int = Field(default=6, ge=1, le=256)
+    misfire_grace_minutes: float = Field(default=180.0, ge=0, le=24 * 60)
+    lease_seconds: float = Field(default=300.0, ge=2, le=24 * 3600)
+    reminder_cron: str = "30 8 * * mon"
+
+    @field_validator("cron", "reminder_cron")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        if not v:
+            return v
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(v)
+        except ValueError as err:
+            raise ValueError(f"not a cron expression ({err})") from err
+        return v
 
 
 class StoreConfig(_Strict):

@@ -261,7 +261,7 @@ async def test_commands_and_channel_permissions(world: World, oidc: FakeOpenIdSe
         said = await ask(personal_message("help", service_url=svc))
         assert "run all" in said and "status" in said
         said = await ask(personal_message("Status", service_url=svc))
-        assert "No drafts yet" in said
+        assert "ACME" in said and "GLOBEX" in said and "not started" in said  # no batch yet, no drafts
 
 
 async def test_references_survive_a_restart_and_other_tenants_are_ignored(world: World, oidc: FakeOpenIdServer,

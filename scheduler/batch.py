@@ -1,0 +1,158 @@
+"""The Monday batch: every customer's draft for the last complete week, exactly once.
+
+All customers run concurrently (bounded by ``[schedule] concurrency``; an instance claims a
+customer-week only when it has a free slot, so several instances share the work). Each customer-week is
+claimed in the store first (``scheduler.claims``), so several bot instances sharing the store,
+or a restarted one, never draft the same customer-week twice; a claim whose holder died is
+taken over once its lease expires, so a batch always finishes. Each draft is handed to
+``on_drafted`` as soon as it is ready (the bot posts its review card), and once every customer
+of the week is finished, ``on_complete`` runs exactly once across instances (the roll-up).
+
+What makes the drafts and posts cards is injected: this module knows neither Teams nor the
+review workflow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from scheduler.claims import FINISHED, Claims
+
+log = logging.getLogger(__name__)
+
+ROLLUP = "__rollup__"  # the claim that makes the roll-up post happen once per week
+
+
+@dataclass
+class BatchResult:
+    period_end: date | None = None
+    drafted: list[str] = field(default_factory=list)  # by this instance
+    failed: list[str] = field(default_factory=list)  # by this instance
+    skipped: list[str] = field(default_factory=list)  # finished before, or by another instance
+    rollup_posted: bool = False
+
+
+class BatchRunner:
+    def __init__(
+        self,
+        claims: Claims,
+        codes: Callable[[], Sequence[str]],
+        period_end: Callable[[str, date], date],
+        make_draft: Callable[[str, date], Awaitable[Any]],
+        on_drafted: Callable[[str, Any], Awaitable[None]],
+        on_complete: Callable[[date, list[str]], Awaitable[None]],
+        concurrency: int = 6,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        poll_seconds: float | None = None,
+    ):
+        self.claims = claims
+        self.codes = codes
+        self.period_end = period_end
+        self.make_draft = make_draft
+        self.on_drafted = on_drafted
+        self.on_complete = on_complete
+        self.concurrency = concurrency
+        self.now = now
+        lease = claims.lease.total_seconds()
+        self.heartbeat = max(0.5, lease / 3)
+        self.poll = poll_seconds if poll_seconds is not None else max(0.2, min(5.0, lease / 4))
+        self.progress: dict[str, str] = {}  # code -> queued | collecting | drafted | failed | elsewhere
+        self._lock = asyncio.Lock()
+
+    async def run(self, week_day: date) -> BatchResult:
+        """Draft every customer of ``week_day``'s week that no instance has finished; wait for the
+        ones other instances hold (taking them over if their lease runs out); then the roll-up."""
+        async with self._lock:  # one batch at a time in this instance (a cron fire and a catch-up)
+            return await self._run(week_day)
+
+    async def _run(self, week_day: date) -> BatchResult:
+        codes = list(self.codes())
+        result = BatchResult()
+        ends = {c: self.period_end(c, week_day) for c in codes}
+        result.period_end = next(iter(ends.values()), None)
+        self.progress = {c: "queued" for c in codes}
+        running: dict[str, asyncio.Task[None]] = {}
+        pending = set(codes)
+
+        async def work(code: str) -> None:
+            await self._one(code, ends[code], week_day, result)
+
+        while pending or running:
+            for code in sorted(pending):
+                if len(running) >= self.concurrency:
+                    break  # claim only what this instance can start now: the rest stays free for others
+                claim = await self.claims.get(code, ends[code])
+                if claim is not None and claim.status in FINISHED:
+                    pending.discard(code)
+                    if code not in result.drafted and code not in result.failed:
+                        result.skipped.append(code)
+                        self.progress[code] = claim.status
+                    continue
+                if await self.claims.claim(code, ends[code], self.now()):
+                    pending.discard(code)
+                    running[code] = asyncio.ensure_future(work(code))
+                else:
+                    self.progress[code] = "elsewhere"  # another instance holds it (for now)
+            if running:
+                done, _ = await asyncio.wait(running.values(), timeout=self.poll, return_when=asyncio.FIRST_COMPLETED)
+                for code in [c for c, t in running.items() if t in done]:
+                    running.pop(code).result()
+            elif pending:
+                await asyncio.sleep(self.poll)
+        if result.period_end is not None:
+            result.rollup_posted = await self._rollup(result.period_end, codes)
+        log.info("batch for the week ending %s: %d drafted here, %d failed here, %d done before or elsewhere",
+                 result.period_end, len(result.drafted), len(result.failed), len(result.skipped))
+        return result
+
+    async def _one(self, code: str, period_end: date, week_day: date, result: BatchResult) -> None:
+        self.progress[code] = "collecting"
+        beat = asyncio.ensure_future(self._heartbeat(code, period_end))
+        try:
+            draft = await self.make_draft(code, week_day)
+        except Exception as err:  # one customer's failure must not stop the batch
+            log.exception("batch: %s failed", code)
+            beat.cancel()
+            await self.claims.finish(code, period_end, "failed", self.now(), f"{type(err).__name__}: {err}"[:500])
+            self.progress[code] = "failed"
+            result.failed.append(code)
+            return
+        finally:
+            beat.cancel()
+        await self.claims.finish(code, period_end, "drafted", self.now())
+        self.progress[code] = "drafted"
+        result.drafted.append(code)
+        try:
+            await self.on_drafted(code, draft)
+        except Exception:  # the draft is safe in the store; the card can be re-posted with `run`
+            log.exception("batch: posting %s's card failed", code)
+
+    async def _heartbeat(self, code: str, period_end: date) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat)
+            if not await self.claims.renew(code, period_end, self.now()):
+                log.warning("batch: lost the claim on %s (lease expired); another instance took it over", code)
+                return
+
+    async def _rollup(self, period_end: date, codes: list[str]) -> bool:
+        """Post the roll-up once per week across instances (True if this instance did)."""
+        while True:
+            claim = await self.claims.get(ROLLUP, period_end)
+            if claim is not None and claim.status in FINISHED:
+                return False  # posted (or failed) by an instance already
+            if await self.claims.claim(ROLLUP, period_end, self.now()):
+                break
+            await asyncio.sleep(self.poll)  # another instance is posting it; take over if it dies
+        try:
+            await self.on_complete(period_end, codes)
+        except Exception as err:
+            log.exception("batch: the roll-up failed")
+            await self.claims.finish(ROLLUP, period_end, "failed", self.now(), f"{type(err).__name__}: {err}"[:500])
+            return False
+        await self.claims.finish(ROLLUP, period_end, "drafted", self.now())
+        return True
