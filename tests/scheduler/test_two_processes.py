@@ -1,0 +1,209 @@
+"""Two `reportbot serve` processes against one PostgreSQL database (127.0.0.1:5432; CI has it).
+
+Both start with ``--now`` on the same twelve-customer configuration (the sandbox MSP, its vendor
+simulators served by this test): every customer-week is drafted exactly once between them.
+Then a process is killed (SIGKILL) in the middle of a slow batch: the other finishes the
+customers it held once their lease runs out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from connectors.sandbox.config import sandbox_config_files
+from connectors.sandbox.dataset import SandboxDataset
+from connectors.sim.base import Faults
+from connectors.sim.farm import SimulatorFarm
+
+ANCHOR = date(2026, 11, 16)
+ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+CODES = 12
+
+
+class Farm:
+    """The simulators in a thread of their own; ``faults`` can be changed while they run."""
+
+    def __init__(self) -> None:
+        self.ready = threading.Event()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.stop: asyncio.Event | None = None
+        self.farm: SimulatorFarm | None = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        async def run() -> None:
+            self.loop, self.stop = asyncio.get_running_loop(), asyncio.Event()
+            async with SimulatorFarm(SandboxDataset(ANCHOR)) as farm:
+                self.farm = farm
+                self.ready.set()
+                await self.stop.wait()
+
+        try:
+            asyncio.run(run())
+        except BaseException as err:
+            self.error = err
+            self.ready.set()
+
+    def __enter__(self) -> Farm:
+        self.thread.start()
+        assert self.ready.wait(30) and self.error is None, self.error
+        return self
+
+    def latency(self, ms: float) -> None:
+        assert self.farm is not None
+        for sim in self.farm.sims.values():
+            sim.faults = Faults(latency_ms=ms)
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.loop is not None and self.stop is not None
+        self.loop.call_soon_threadsafe(self.stop.set)
+        self.thread.join(10)
+
+
+@pytest.fixture
+def database() -> Iterator[str]:
+    """A fresh database for this test (dropped afterwards)."""
+    name = f"reportbot_t_{uuid.uuid4().hex[:10]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(ADMIN, timeout=5)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    try:
+        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    except (OSError, asyncpg.PostgresError) as err:
+        if os.environ.get("CI"):
+            raise AssertionError(f"CI must provide PostgreSQL at {ADMIN}: {err}") from err
+        pytest.skip(f"no PostgreSQL at {ADMIN} on this machine ({err}); CI runs this test")
+    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def write_config(farm: Farm, tmp: Path, store_url: str, lease: float) -> tuple[Path, dict[str, str]]:
+    assert farm.farm is not None
+    toml, env = sandbox_config_files(farm.farm.dataset, farm.farm.sources(), tmp / "unused.db")
+    toml = toml.replace(f'url = "sqlite:///{(tmp / "unused.db").resolve()}"', f'url = "{store_url}"')
+    toml = toml.replace("[collect]", f"[schedule]\nconcurrency = 3\nlease_seconds = {lease}\nreminder_cron = \"\"\n\n[collect]")
+    path = tmp / "two.toml"
+    path.write_text(toml)
+    return path, dict(line.split("=", 1) for line in env.splitlines())
+
+
+def serve(config: Path, env: dict[str, str], port: int, out: Path) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "bot.cli", "serve", "--sandbox", "--config", str(config), "--port", str(port),
+           "--out", str(out), "--now"]
+    with (out.parent / f"serve-{port}.log").open("wb") as log:  # the child keeps its own descriptor
+        return subprocess.Popen(cmd, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+
+
+async def claims(store_url: str) -> list[dict[str, Any]]:
+    conn = await asyncpg.connect(store_url, timeout=5)
+    try:
+        try:
+            rows = await conn.fetch("select customer_code, status, owner, attempts from batch_claims where customer_code <> '__rollup__'")
+        except asyncpg.UndefinedTableError:
+            return []
+        return [dict(r) for r in rows]
+    finally:
+        await conn.close()
+
+
+async def versions(store_url: str) -> dict[str, int]:
+    conn = await asyncpg.connect(store_url, timeout=5)
+    try:
+        return {r["customer_code"]: r["version"] for r in await conn.fetch("select customer_code, version from drafts")}
+    finally:
+        await conn.close()
+
+
+def wait_until(predicate: Any, within: float, what: str) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {within:g} s waiting for {what}")
+
+
+def free_ports(n: int) -> list[int]:
+    import socket
+
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+@pytest.mark.postgres
+def test_two_processes_draft_each_customer_week_once(database: str, tmp_path: Path) -> None:
+    with Farm() as farm:
+        farm.latency(40)  # long enough that both processes are busy at once
+        config, env = write_config(farm, tmp_path, database, lease=30)
+        p1, p2 = free_ports(2)
+        procs = [serve(config, env, p1, tmp_path / "a"), serve(config, env, p2, tmp_path / "b")]
+        try:
+            wait_until(lambda: sum(c["status"] == "drafted" for c in asyncio.run(claims(database))) == CODES, 240,
+                       "12 drafted customer-weeks")
+        finally:
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                p.wait(20)
+        rows = asyncio.run(claims(database))
+        assert sorted(r["customer_code"] for r in rows) == sorted({r["customer_code"] for r in rows})  # one claim each
+        assert all(r["attempts"] == 1 for r in rows)
+        assert set(asyncio.run(versions(database)).values()) == {1}  # each draft made exactly once
+        owners = {r["owner"].rsplit(":", 2)[1] for r in rows}
+        assert owners == {str(procs[0].pid), str(procs[1].pid)}, f"both processes took part: {rows}"
+
+
+@pytest.mark.postgres
+def test_a_killed_process_customers_are_finished_by_the_other(database: str, tmp_path: Path) -> None:
+    with Farm() as farm:
+        farm.latency(150)  # a slow batch, so there is a middle to kill it in
+        config, env = write_config(farm, tmp_path, database, lease=4)
+        p1, p2 = free_ports(2)
+        victim = serve(config, env, p1, tmp_path / "a")
+        try:
+            wait_until(lambda: any(c["status"] == "collecting" for c in asyncio.run(claims(database))), 120,
+                       "the first process to start collecting")
+            time.sleep(1.0)
+            victim.send_signal(signal.SIGKILL)
+            victim.wait(10)
+            held = [c["customer_code"] for c in asyncio.run(claims(database)) if c["status"] == "collecting"]
+            assert held, "the killed process held unfinished customer-weeks"
+            farm.latency(20)
+            survivor = serve(config, env, p2, tmp_path / "b")
+            try:
+                wait_until(lambda: sum(c["status"] == "drafted" for c in asyncio.run(claims(database))) == CODES, 240,
+                           "the survivor to finish all 12")
+            finally:
+                survivor.terminate()
+                survivor.wait(20)
+        finally:
+            if victim.poll() is None:
+                victim.kill()
+        rows = {r["customer_code"]: r for r in asyncio.run(claims(database))}
+        for code in held:
+            assert rows[code]["attempts"] == 2 and rows[code]["owner"].rsplit(":", 2)[1] == str(survivor.pid)
