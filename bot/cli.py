@@ -386,8 +386,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             settings = BotSettings.from_config(config, sandbox=args.sandbox, host=args.host, port=args.port, version=_version())
         except SettingsError as err:
             raise CliError(str(err).replace("\n", "; "), EXIT_USAGE) from err
-        async with open_service(config, settings, out, week_day=week, base=base, backfill_weeks=backfill) as service:
-            await run_forever(service, run_now=args.now)
+        try:
+            async with open_service(config, settings, out, week_day=week, base=base, backfill_weeks=backfill) as service:
+                await run_forever(service, run_now=args.now)
+        except StoreError as err:
+            raise CliError(f"store.url: {err}") from err
 
     try:
         asyncio.run(main())

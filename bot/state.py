@@ -18,6 +18,8 @@ from typing import Any
 from sqlalchemy import Column, Date, DateTime, Integer, MetaData, String, Table, Text, UniqueConstraint, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from reporting.store import create_tables
+
 metadata = MetaData()
 
 drafts = Table(
@@ -96,8 +98,7 @@ class ReviewState:
 
     @classmethod
     async def open(cls, engine: AsyncEngine) -> ReviewState:
-        async with engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
+        await create_tables(engine, metadata)
         return cls(engine)
 
     # -- drafts

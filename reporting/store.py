@@ -12,7 +12,7 @@ import json
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Column, Date, DateTime, Integer, MetaData, String, Table, Text, UniqueConstraint, func, select
+from sqlalchemy import Column, Date, DateTime, Integer, MetaData, String, Table, Text, UniqueConstraint, func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
@@ -38,6 +38,19 @@ class StoreError(RuntimeError):
     pass
 
 
+_SCHEMA_LOCK = 0x7265706F7274  # "report": the advisory lock that serialises table creation
+
+
+async def create_tables(engine: AsyncEngine, tables: MetaData) -> None:
+    """``CREATE TABLE IF NOT EXISTS`` for ``tables``. On PostgreSQL under an advisory lock:
+    bot instances starting together would otherwise race in the catalog ("duplicate key value
+    violates unique constraint pg_type_typname_nsp_index")."""
+    async with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
+        await conn.run_sync(tables.create_all)
+
+
 class HistoryStore:
     def __init__(self, engine: AsyncEngine):
         self.engine = engine
@@ -49,8 +62,7 @@ class HistoryStore:
         except (SQLAlchemyError, ValueError) as err:
             raise StoreError(f"cannot open the store at {_safe(url)}: {err}") from err
         try:
-            async with engine.begin() as conn:
-                await conn.run_sync(metadata.create_all)
+            await create_tables(engine, metadata)
         except (SQLAlchemyError, OSError) as err:
             await engine.dispose()
             reason = str(getattr(err, "orig", None) or err).splitlines()[0]

@@ -30,6 +30,8 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from reporting.store import create_tables
+
 metadata = MetaData()
 
 claims = Table(
@@ -78,8 +80,7 @@ class Claims:
 
     @classmethod
     async def open(cls, engine: AsyncEngine, owner: str, lease_seconds: float) -> Claims:
-        async with engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
+        await create_tables(engine, metadata)
         return cls(engine, owner, lease_seconds)
 
     async def claim(self, code: str, period_end: date, now: datetime) -> bool:

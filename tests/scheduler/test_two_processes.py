@@ -158,7 +158,7 @@ def free_ports(n: int) -> list[int]:
 @pytest.mark.postgres
 def test_two_processes_draft_each_customer_week_once(database: str, tmp_path: Path) -> None:
     with Farm() as farm:
-        farm.latency(40)  # long enough that both processes are busy at once
+        farm.latency(150)  # a batch long enough (~10 s) that the later-starting process finds free customers
         config, env = write_config(farm, tmp_path, database, lease=30)
         p1, p2 = free_ports(2)
         procs = [serve(config, env, p1, tmp_path / "a"), serve(config, env, p2, tmp_path / "b")]
