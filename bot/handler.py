@@ -108,6 +108,8 @@ class ReportBot(TeamsActivityHandler):
         }
         self.background: set[asyncio.Task[None]] = set()
         self.batch_progress: Callable[[], dict[str, str]] | None = None  # set by the scheduler wiring
+        self._unposted: list[str] = []  # sandbox: draft ids whose cards wait for a conversation
+        self._unposted_rollup: tuple[Any, list[str]] | None = None
 
     # ---- where are we -------------------------------------------------------------------
     def where(self, activity: Activity) -> Where:
@@ -132,6 +134,18 @@ class ReportBot(TeamsActivityHandler):
         key, kind = conversation_key(tc.activity)
         ref = TurnContext.get_conversation_reference(tc.activity)
         await self.state.remember(key, kind, ref.serialize())
+        if self._unposted or self._unposted_rollup:  # sandbox: cards made before anyone talked to the bot
+            self._spawn(self._post_waiting())
+
+    async def _post_waiting(self) -> None:
+        waiting, self._unposted = self._unposted, []
+        rollup, self._unposted_rollup = self._unposted_rollup, None
+        for draft_id in waiting:
+            draft = await self.state.get(draft_id)
+            if draft is not None:
+                await self.post_card(draft)
+        if rollup is not None:
+            await self.post_rollup(*rollup)
 
     # ---- activities -----------------------------------------------------------------------
     async def on_conversation_update_activity(self, turn_context: TurnContext) -> None:
@@ -267,6 +281,10 @@ class ReportBot(TeamsActivityHandler):
         ``run`` was typed) and remember the message, so later changes edit it."""
         ref = await self._review_reference(origin)
         if ref is None:
+            if self.settings.sandbox:  # nobody has talked to the sandbox bot yet: post when someone does
+                self._unposted.append(draft.id)
+                log.info("%s's review card waits for the first conversation", draft.customer_code)
+                return
             log.error("no conversation to post %s's review card to: install the bot in the review channel", draft.customer_code)
             return
         card = await self.card_for(draft)
@@ -319,6 +337,9 @@ class ReportBot(TeamsActivityHandler):
         card = rollup_card(rollup_rows(reports), period_end, self.config.msp.name)
         ref = await self._channel_reference(self.settings.rollup_channel)
         if ref is None:
+            if self.settings.sandbox:
+                self._unposted_rollup = (period_end, codes)
+                return
             log.error("no conversation to post the roll-up to: install the bot in the roll-up channel")
             return
         await self._send_to(ref, MessageFactory.attachment(CardFactory.adaptive_card(card)))

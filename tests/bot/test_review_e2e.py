@@ -316,3 +316,22 @@ async def test_status_shows_batch_progress_and_the_reminder_lists_waiting_drafts
         [call] = connector.calls[before:]
         assert call.conversation_id == REVIEW_CHANNEL.channel_id
         assert call.body["text"] == "Reminder: 1 draft still waiting for approval: ACME."
+
+
+async def test_sandbox_cards_made_before_anyone_talked_are_posted_on_first_contact(world: World, connector: FakeConnector) -> None:
+    """`serve --sandbox --now`: the batch drafts before the Agents Playground has said anything;
+    the cards (and the roll-up) are posted to the first conversation that appears."""
+    async with running_bot(make_bot(world), oidc=None, connector=connector, draft_pdf=world.review.pdf,
+                           app_id="", app_type="MultiTenant", sandbox=True, review_channel="", rollup_channel="",
+                           approvers=frozenset(), engineers=frozenset()) as rb:
+        draft = await world.review.run("ACME")
+        await rb.bot.post_card(draft)  # what the batch does when a draft is ready
+        await rb.bot.post_rollup(draft.period_end, ["ACME"])
+        assert connector.calls == []  # nowhere to post yet
+        r = await rb.client.post(personal_message("help", service_url=connector.service_url), authorization=None)
+        assert r.status_code == 201
+        await rb.bot.wait_background()
+        cards = [card_of(c.body) for c in connector.calls if c.kind == "send"]
+        texts = [text_of(c) for c in cards if c]
+        assert any("Acme Manufacturing (ACME)" in t for t in texts) and any("roll-up" in t.lower() for t in texts)
+        assert "Anyone here may approve" in next(t for t in texts if "Acme Manufacturing (ACME)" in t)
