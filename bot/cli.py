@@ -230,7 +230,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for f in failures:
         print(f"error: {f}", file=sys.stderr)
     print(f"{len(drafts)} drafts (md, pdf, json) under {out}/<CODE>/ and the roll-up {rollup} in {time.perf_counter() - t0:.1f} s.")
-    print("Review and delivery are not part of this build yet: the demo stops after the drafts.")
+    print("Review them in Teams (or the Agents Playground) with `reportbot serve --sandbox`; delivery is not part of this build yet.")
     return EXIT_FAILED if failures else 0
 
 
