@@ -124,23 +124,25 @@ class Progress:
         sys.stderr.flush()
 
 
-async def _generate(setup: Setup, customers: list[CustomerConfig], out: Path, backfill: int, quiet: bool = False) -> tuple[list[Draft], list[str], list[str]]:
+async def _generate(setup: Setup, customers: list[CustomerConfig], out: Path, backfill: int, quiet: bool = False,
+                    deliver: bool = False) -> tuple[list[Draft], list[str], list[str]]:
     out.mkdir(parents=True, exist_ok=True)  # only now: a rejected command leaves nothing behind
     if setup.sandbox is None:
-        return await _generate_with(setup, setup.config, customers, out, backfill, quiet)
+        return await _generate_with(setup, setup.config, customers, out, backfill, quiet, deliver)
     # the sandbox: the real connectors against the vendors' simulators on 127.0.0.1, served by a
     # child process as the vendors' servers would be (the batch keeps a core of its own)
     try:
         async with FarmProcess(setup.sandbox, setup.fault_specs) as farm:
             config = sandbox_config(setup.sandbox, setup.config.store.url, farm.sources)
-            return await _generate_with(setup, config, [config.customer(c.code) for c in customers], out, backfill, quiet)
+            return await _generate_with(setup, config, [config.customer(c.code) for c in customers], out, backfill, quiet, deliver)
     except RuntimeError as err:
         if "simulators" in str(err):
             raise CliError(str(err)) from err
         raise
 
 
-async def _generate_with(setup: Setup, config: Config, customers: list[CustomerConfig], out: Path, backfill: int, quiet: bool) -> tuple[list[Draft], list[str], list[str]]:
+async def _generate_with(setup: Setup, config: Config, customers: list[CustomerConfig], out: Path, backfill: int, quiet: bool,
+                         deliver: bool = False) -> tuple[list[Draft], list[str], list[str]]:
     from reporting.pdf import render_pdf  # ReportLab import kept off the config-check path
 
     ctx = ConnectorContext(sandbox=setup.sandbox)
@@ -160,6 +162,8 @@ async def _generate_with(setup: Setup, config: Config, customers: list[CustomerC
 
     try:
         results = await engine.run_many(customers, setup.week_day, out, backfill_weeks=backfill, on_done=done)
+        if deliver:
+            await _approve_and_deliver(config, store, [r for r in results if isinstance(r, Draft)], out)
         unmapped = [f"{r.system}: {r.id} ({r.name})" for r in await unmapped_records(connectors, config.customers)]
     finally:
         engine.close()
@@ -173,6 +177,32 @@ async def _generate_with(setup: Setup, config: Config, customers: list[CustomerC
         else:
             failures.append(f"{c.code}: {type(r).__name__}: {r}")
     return drafts, failures, unmapped
+
+
+DEMO_APPROVER = "Sandbox engineer (demo)"
+
+
+async def _approve_and_deliver(config: Config, store: HistoryStore, drafts: list[Draft], out: Path) -> None:
+    """The demo's review step: every draft approved as the sandbox engineer (recorded as such) and
+    delivered to ``OUT/outbox/`` through the real delivery steps; then the roll-up card."""
+    from bot.delivery import Deliverer, DeliveryHandoff, DeliveryLog
+    from bot.outbox import OutboxBackend
+    from bot.state import ReviewState
+    from cards.rollup import rollup_card
+
+    state = await ReviewState.open(store.engine)
+    deliveries = await DeliveryLog.open(store.engine)
+    backend = OutboxBackend(config, out / "outbox")
+    handoff = DeliveryHandoff(Deliverer(config, deliveries, backend), state)
+    for d in drafts:
+        draft = await state.upsert_drafted(d.code, d.report.period.end_date)
+        approved = await state.change(draft.id, draft.version, state="approved", decided_by=DEMO_APPROVER,
+                                      decided_at=datetime.now(UTC)) or await state.get(draft.id)
+        if approved is not None and approved.state == "approved":
+            await handoff(approved, d.report, d.paths["pdf"].read_bytes())
+    if drafts:
+        period_end = drafts[0].report.period.end_date
+        await backend.post_rollup(period_end, rollup_card(rollup_rows(d.report for d in drafts), period_end, config.msp.name))
 
 
 def _summary_table(drafts: list[Draft]) -> str:
@@ -220,7 +250,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     print(f"Sandbox MSP: {setup.config.msp.name}, {len(customers)} customers, week ending "
           f"{week_containing(setup.week_day, setup.config.msp.timezone).end_date} (history seeded: {HISTORY_WEEKS} weeks)")
-    drafts, failures, unmapped = asyncio.run(_generate(setup, customers, out, HISTORY_WEEKS))
+    drafts, failures, unmapped = asyncio.run(_generate(setup, customers, out, HISTORY_WEEKS, deliver=True))
     rollup = _write_rollup(setup, drafts, out, unmapped)
     print()
     print(_summary_table(drafts))
@@ -230,7 +260,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for f in failures:
         print(f"error: {f}", file=sys.stderr)
     print(f"{len(drafts)} drafts (md, pdf, json) under {out}/<CODE>/ and the roll-up {rollup} in {time.perf_counter() - t0:.1f} s.")
-    print("Review them in Teams (or the Agents Playground) with `reportbot serve --sandbox`; delivery is not part of this build yet.")
+    outbox = out / "outbox"
+    print(f"Approved as {DEMO_APPROVER!r} and delivered to {outbox}/: "
+          f"{len(list((outbox / 'mail').glob('*.eml')))} emails (mail/), "
+          f"{len(list((outbox / 'channels').glob('*/*.json')))} channel posts (channels/), "
+          f"{len(list((outbox / 'sharepoint').rglob('*.pdf')))} archived PDFs (sharepoint/), and the roll-up card.")
+    print("To review drafts by hand instead, try `reportbot serve --sandbox` with the Agents Playground (README).")
     return EXIT_FAILED if failures else 0
 
 

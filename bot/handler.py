@@ -36,6 +36,7 @@ from botbuilder.core.teams import TeamsActivityHandler
 from botbuilder.schema import Activity, AdaptiveCardInvokeResponse, ConversationReference, InvokeResponse
 from botbuilder.schema.teams import TeamsChannelData
 
+from bot.delivery import STEP_LABELS, STEPS, DeliveryLog
 from bot.review import Review, ReviewError, StaleVersion, User
 from bot.settings import BotSettings
 from bot.state import Draft, ReviewState
@@ -108,6 +109,7 @@ class ReportBot(TeamsActivityHandler):
         }
         self.background: set[asyncio.Task[None]] = set()
         self.batch_progress: Callable[[], dict[str, str]] | None = None  # set by the scheduler wiring
+        self.deliveries: DeliveryLog | None = None  # set when delivery is configured: the card shows each step
         self._unposted: list[str] = []  # sandbox: draft ids whose cards wait for a conversation
         self._unposted_rollup: tuple[Any, list[str]] | None = None
 
@@ -262,9 +264,15 @@ class ReportBot(TeamsActivityHandler):
         report = await self.review.report(draft)
         decision = Decision(draft.decided_by or "", draft.decided_at, draft.reason) if draft.decided_at else None
         steps: list[DeliveryStepView] = []
-        if draft.state == "approved":
+        recorded = await self.deliveries.steps(draft.id) if self.deliveries is not None else {}
+        if recorded:
+            for name in STEPS:
+                s = recorded.get(name)
+                url = s.url if s and s.url and s.url.startswith(("http://", "https://")) else None
+                steps.append(DeliveryStepView(STEP_LABELS[name], s.status if s else "pending", s.detail if s else None, url))
+        elif draft.state == "approved":
             steps.append(DeliveryStepView("Delivery", "pending", "final PDF rendered; handed to delivery"))
-        elif draft.state == "failed":
+        if draft.state == "failed" and not any(s.status == "failed" for s in steps):
             steps.append(DeliveryStepView("Delivery", "failed", draft.reason))
         note = None
         if draft.editable:

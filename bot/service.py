@@ -25,9 +25,11 @@ from aiohttp import web
 
 from bot.app import create_app
 from bot.auth import build_adapter
+from bot.delivery import Deliverer, DeliveryHandoff, DeliveryLog
 from bot.deps import BotDeps
 from bot.handler import ReportBot
 from bot.links import LinkSigner
+from bot.outbox import OutboxBackend
 from bot.review import Review
 from bot.settings import BotSettings
 from bot.state import Draft, ReviewState
@@ -94,11 +96,17 @@ async def open_service(config: Config, settings: BotSettings, out: Path, *, cred
         connectors = build_connectors(config)
         engine = Engine(config, connectors, store, config.branding(base), render_pdf, pdf_processes=2)
         week = week_day or (lambda: last_complete_week_day(datetime.now(UTC), config.msp.timezone))
-        review = Review(config, engine, store, state, out, LocalHandoff(out), settings.may_approve, week,
+        deliveries = await DeliveryLog.open(store.engine)
+        handoff: Any = LocalHandoff(out)
+        if settings.sandbox:  # the sandbox delivers to the local outbox through the real delivery steps
+            handoff = DeliveryHandoff(Deliverer(config, deliveries, OutboxBackend(config, out / "outbox")), state)
+        review = Review(config, engine, store, state, out, handoff, settings.may_approve, week,
                         backfill_weeks=backfill_weeks)
         adapter = build_adapter(settings, credentials_factory=credentials_factory)
         links = LinkSigner.from_settings(settings)
         bot = ReportBot(settings, config, review, state, adapter, pdf_url=links.url)
+        bot.deliveries = deliveries
+        await resume_deliveries(review, deliveries, handoff)
         claims = await Claims.open(store.engine, instance_name(), config.schedule.lease_seconds)
 
         async def drafted(code: str, draft: Any) -> None:
@@ -136,6 +144,20 @@ async def open_service(config: Config, settings: BotSettings, out: Path, *, cred
         for c in connectors.values():
             await c.aclose()
         await store.close()
+
+
+async def resume_deliveries(review: Review, deliveries: DeliveryLog, handoff: Any) -> None:
+    """Deliveries a crash left half done: repeat their unfinished steps (each step is idempotent)."""
+    for draft_id in await deliveries.unfinished():
+        draft = await review.state.get(draft_id)
+        if draft is None:
+            continue
+        path = review.pdf_path(draft)
+        if not path.exists():
+            log.error("cannot resume the delivery of %s: its final PDF %s is missing", draft.customer_code, path)
+            continue
+        log.info("resuming the delivery of %s", draft.customer_code)
+        await handoff(draft, await review.report(draft), await asyncio.to_thread(path.read_bytes))
 
 
 def instance_name() -> str:

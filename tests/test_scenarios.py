@@ -176,3 +176,22 @@ def test_same_week_twice_same_numbers_one_snapshot(tmp_path: Path) -> None:
     this_week, all_weeks = asyncio.run(count())
     assert this_week == 1
     assert all_weeks == 6  # 5 backfilled history weeks + this week's draft, once each
+
+
+def test_demo_delivers_every_approved_report_to_the_outbox(demo_out: Path) -> None:
+    import email
+    from email import policy
+
+    outbox = demo_out / "outbox"
+    mails = sorted((outbox / "mail").glob("*.eml"))
+    assert len(mails) == 12
+    for path in mails:
+        code = path.name.split("-weekly-")[0]
+        msg = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+        assert msg["To"] == f"cto@{code.lower()}.example, am-{code.lower()}@northwind.example"
+        [pdf] = list(msg.iter_attachments())
+        assert pdf.get_filename() == f"{code}-weekly-{PERIOD_END}.pdf" and pdf.get_content().startswith(b"%PDF")
+    assert len(list((outbox / "channels").glob("*-shared/*-weekly-*.json"))) == 12
+    archived = sorted(p.relative_to(outbox / "sharepoint") for p in (outbox / "sharepoint").rglob("*.pdf"))
+    assert len(archived) == 12 and str(archived[0]) == f"Documents/Customers/ACME/2026/ACME-weekly-{PERIOD_END}.pdf"
+    assert [p.name for p in outbox.glob("rollup-*.json")] == [f"rollup-{PERIOD_END}.json"]

@@ -20,6 +20,8 @@ def sandbox_config_dict(dataset: SandboxDataset, store_url: str, sources: dict[s
     return {
         "msp": {"name": MSP_NAME, "timezone": MSP_TIMEZONE, "brand_color": "#1F4E79"},
         "store": {"url": store_url},
+        "graph": {"mailbox": "reports@northwind.example", "sharepoint_site": "northwind.example:/sites/Customers",
+                  "sharepoint_library": "Documents"},
         "collect": {"timeout_seconds": 20},
         "sources": sources if sources is not None else {s: {"type": s} for s in systems},
         "customers": [

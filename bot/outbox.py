@@ -1,0 +1,115 @@
+"""The outbox delivery backend: what Graph would do, as files under ``OUT/outbox/``.
+
+For the sandbox and the demo (no cloud needed), through the same ``bot.delivery`` steps as
+production:
+
+- ``mail/<CODE>-weekly-<YYYY-MM-DD>.eml`` — the email (opens in any mail client): From the
+  configured mailbox, To the customer's CTO and account owner (from that customer's entry
+  only), the HTML cover note, the PDF attached, and the delivery id in
+  ``X-Reportbot-Delivery-Id``;
+- ``channels/<channel>/<CODE>-weekly-<YYYY-MM-DD>.json`` — the channel post (card and file
+  link), with the PDF under ``channels/<channel>/files/``;
+- ``sharepoint/<library>/<sharepoint_folder>/<YYYY>/<CODE>-weekly-<YYYY-MM-DD>.pdf`` — the
+  archive, at the contract path;
+- ``rollup-<YYYY-MM-DD>.json`` — the roll-up card.
+
+Every file is named by the report, not by the attempt, and written atomically: a step repeated
+after a crash replaces its file, so there is always exactly one of each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import formatdate, make_msgid
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from bot.delivery import Parcel, PermanentError, StepResult
+from reporting.config import Config
+from reporting.output import write_atomic
+
+_ENV = jinja2.Environment(loader=jinja2.PackageLoader("bot", "templates"), autoescape=True)  # noqa: S701 - autoescape is on
+
+
+def recipients(parcel: Parcel) -> list[str]:
+    out = [a for a in (parcel.customer.cto_email, parcel.customer.account_owner_email) if a]
+    if not out:
+        raise PermanentError(f"customers[{parcel.code}] has no cto_email or account_owner_email")
+    return list(dict.fromkeys(out))
+
+
+def subject(parcel: Parcel) -> str:
+    return f"{parcel.customer.name}: weekly report, week ending {parcel.period_end.isoformat()}"
+
+
+def cover_note(config: Config, parcel: Parcel) -> str:
+    r = parcel.report
+    last_day = r.period.end - timedelta(days=1)  # the period is [start, end): it ends at 00:00 Monday
+    period = f"{r.period.start.strftime('%a %d %b')} to {last_day.strftime('%a %d %b %Y')}"
+    return _ENV.get_template("cover_note.html.j2").render(
+        msp_name=config.msp.name, brand_color=config.msp.brand_color, customer_name=parcel.customer.name, period=period,
+        highlights=list(r.summary[:4]), commentary=r.commentary.text if r.commentary else "", file_name=parcel.file_name,
+    )
+
+
+class OutboxBackend:
+    def __init__(self, config: Config, root: Path):
+        self.config = config
+        self.root = root
+
+    async def send_email(self, parcel: Parcel, key: str) -> StepResult:
+        msg = EmailMessage(policy=SMTP)
+        msg["From"] = self.config.graph.mailbox or "reports@msp.invalid"
+        msg["To"] = ", ".join(recipients(parcel))
+        msg["Subject"] = subject(parcel)
+        msg["Date"] = formatdate(localtime=False)
+        msg["Message-ID"] = make_msgid(domain="reportbot.invalid")
+        msg["X-Reportbot-Delivery-Id"] = key
+        msg.set_content(f"The weekly report for {parcel.customer.name} is attached ({parcel.file_name}).")
+        msg.add_alternative(cover_note(self.config, parcel), subtype="html")
+        msg.add_attachment(parcel.pdf, maintype="application", subtype="pdf", filename=parcel.file_name)
+        path = self.root / "mail" / parcel.file_name.replace(".pdf", ".eml")
+        await asyncio.to_thread(write_atomic, path, msg.as_bytes())
+        return StepResult(f"sent to {msg['To']}", path.resolve().as_uri())
+
+    async def post_channel(self, parcel: Parcel, key: str) -> StepResult:
+        channel = parcel.customer.teams_channel
+        if not channel:
+            raise PermanentError(f"customers[{parcel.code}] has no teams_channel")
+        folder = self.root / "channels" / _safe(channel)
+        file_path = folder / "files" / parcel.file_name
+        post = {
+            "delivery_id": key, "channel": channel, "file": str(file_path.resolve()),
+            "text": f"Weekly report for {parcel.customer.name}, week ending {parcel.period_end.isoformat()}",
+            "summary": list(parcel.report.summary[:4]),
+        }
+        await asyncio.to_thread(write_atomic, file_path, parcel.pdf)
+        post_path = folder / parcel.file_name.replace(".pdf", ".json")
+        await asyncio.to_thread(write_atomic, post_path, json.dumps(post, indent=2, ensure_ascii=False) + "\n")
+        return StepResult(f"posted in {channel}", post_path.resolve().as_uri())
+
+    async def archive(self, parcel: Parcel, key: str) -> StepResult:
+        folder = parcel.customer.sharepoint_folder or f"Customers/{parcel.code}"
+        path = self.root / "sharepoint" / _safe(self.config.graph.sharepoint_library or "Documents")
+        for part in folder.split("/"):
+            if part:
+                path /= _safe(part)
+        path = path / str(parcel.period_end.year) / parcel.file_name
+        await asyncio.to_thread(write_atomic, path, parcel.pdf)
+        return StepResult("archived", path.resolve().as_uri())
+
+    async def post_rollup(self, period_end: Any, card: dict[str, Any]) -> Path:
+        path = self.root / f"rollup-{period_end.isoformat()}.json"
+        await asyncio.to_thread(write_atomic, path, json.dumps(card, indent=2, ensure_ascii=False) + "\n")
+        return path
+
+
+def _safe(part: str) -> str:
+    cleaned = "".join(ch if ch.isalnum() or ch in "-_. @" else "_" for ch in part).strip(". ")
+    return cleaned or "_"

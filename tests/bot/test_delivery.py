@@ -1,0 +1,130 @@
+"""Delivery to the outbox through the real steps: exactly one of each, after any crash, and
+never another customer's recipients, channel or folder."""
+
+from __future__ import annotations
+
+import email
+from collections.abc import AsyncIterator
+from datetime import date
+from email import policy
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from bot.delivery import STEPS, Deliverer, DeliveryLog, Parcel, PermanentError, StepResult
+from bot.outbox import OutboxBackend
+from connectors.sandbox.config import sandbox_config
+from connectors.sandbox.dataset import SandboxDataset
+from reporting import snapshot
+from reporting.models import Report
+from tests.conftest import load_json
+
+PERIOD_END = date(2026, 11, 16)
+
+
+class Crash(BaseException):
+    """Stands for the process dying between a step's side effect and its log entry."""
+
+
+class CrashAfter:
+    """The outbox, but the 'process dies' right after ``step``'s side effect is done."""
+
+    def __init__(self, backend: OutboxBackend, step: str):
+        self.backend, self.step = backend, step
+
+    async def _do(self, step: str, parcel: Parcel, key: str) -> StepResult:
+        result: StepResult = await getattr(self.backend, {"email": "send_email", "channel": "post_channel", "archive": "archive"}[step])(parcel, key)
+        if step == self.step:
+            raise Crash(step)
+        return result
+
+    async def send_email(self, parcel: Parcel, key: str) -> StepResult:
+        return await self._do("email", parcel, key)
+
+    async def post_channel(self, parcel: Parcel, key: str) -> StepResult:
+        return await self._do("channel", parcel, key)
+
+    async def archive(self, parcel: Parcel, key: str) -> StepResult:
+        return await self._do("archive", parcel, key)
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    eng = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'd.db'}")
+    yield eng
+    await eng.dispose()
+
+
+@pytest.fixture
+def config() -> Any:
+    return sandbox_config(SandboxDataset(PERIOD_END), "sqlite+aiosqlite:///unused.db")
+
+
+def report_of(demo_out: Path, code: str) -> Report:
+    return snapshot.from_dict(load_json(demo_out, code))
+
+
+def files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("crash_after", STEPS)
+async def test_a_crash_after_any_step_still_ends_with_exactly_one_of_each(crash_after: str, engine: AsyncEngine, config: Any,
+                                                                           demo_out: Path, tmp_path: Path) -> None:
+    root = tmp_path / "outbox"
+    log = await DeliveryLog.open(engine)
+    report = report_of(demo_out, "ACME")
+    pdf = b"%PDF-1.7 acme"
+    with pytest.raises(Crash):
+        await Deliverer(config, log, CrashAfter(OutboxBackend(config, root), crash_after)).deliver(
+            "d1", "ACME", PERIOD_END, report, pdf, "Sam Approver")
+    assert await log.unfinished() == ["d1"]  # what a restart resumes
+    steps = await Deliverer(config, log, OutboxBackend(config, root)).deliver("d1", "ACME", PERIOD_END, report, pdf, "Sam Approver")
+    assert {s: st.status for s, st in steps.items()} == {"email": "done", "channel": "done", "archive": "done"}
+    assert steps[crash_after].attempts == 2 and all(st.attempts == 1 for s, st in steps.items() if s != crash_after)
+    assert files(root) == [
+        "channels/acme-shared/ACME-weekly-2026-11-16.json",
+        "channels/acme-shared/files/ACME-weekly-2026-11-16.pdf",
+        "mail/ACME-weekly-2026-11-16.eml",
+        "sharepoint/Documents/Customers/ACME/2026/ACME-weekly-2026-11-16.pdf",
+    ]
+    # a third run (a repeated approve, another restart) does nothing at all
+    before = {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+    await Deliverer(config, log, OutboxBackend(config, root)).deliver("d1", "ACME", PERIOD_END, report, pdf, "Sam Approver")
+    assert {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()} == before
+
+
+async def test_email_goes_only_to_the_customers_own_recipients(engine: AsyncEngine, config: Any, demo_out: Path, tmp_path: Path) -> None:
+    root = tmp_path / "outbox"
+    log = await DeliveryLog.open(engine)
+    await Deliverer(config, log, OutboxBackend(config, root)).deliver(
+        "g1", "GLOBEX", PERIOD_END, report_of(demo_out, "GLOBEX"), b"%PDF globex", "Sam")
+    msg = email.message_from_bytes((root / "mail" / "GLOBEX-weekly-2026-11-16.eml").read_bytes(), policy=policy.default)
+    assert msg["To"] == "cto@globex.example, am-globex@northwind.example"
+    assert msg["From"] == "reports@northwind.example"
+    assert msg["Subject"] == "Globex Corporation: weekly report, week ending 2026-11-16"
+    assert msg["X-Reportbot-Delivery-Id"] == "reportbot:g1:email"
+    [attachment] = list(msg.iter_attachments())
+    assert attachment.get_filename() == "GLOBEX-weekly-2026-11-16.pdf" and attachment.get_content() == b"%PDF globex"
+    html = msg.get_body(("html",)).get_content()
+    assert "Globex Corporation" in html and "Mon 09 Nov to Sun 15 Nov 2026" in html
+    assert not any("acme" in f.lower() for f in files(root))
+
+
+async def test_unknown_customer_and_missing_recipients_stop_delivery(engine: AsyncEngine, config: Any, demo_out: Path,
+                                                                      tmp_path: Path) -> None:
+    log = await DeliveryLog.open(engine)
+    deliverer = Deliverer(config, log, OutboxBackend(config, tmp_path / "outbox"))
+    with pytest.raises(KeyError):
+        await deliverer.deliver("x", "NOSUCH", PERIOD_END, report_of(demo_out, "ACME"), b"%PDF", "Sam")
+    bare = config.model_copy(update={"customers": tuple(
+        c.model_copy(update={"cto_email": "", "account_owner_email": ""}) if c.code == "WAYNE" else c for c in config.customers)})
+    steps = await Deliverer(bare, log, OutboxBackend(bare, tmp_path / "outbox")).deliver(
+        "w1", "WAYNE", PERIOD_END, report_of(demo_out, "WAYNE"), b"%PDF", "Sam")
+    assert steps["email"].status == "failed" and "no cto_email or account_owner_email" in (steps["email"].detail or "")
+    assert "channel" not in steps  # delivery stopped at the failed step
+    with pytest.raises(PermanentError):
+        await OutboxBackend(bare, tmp_path / "o2").send_email(
+            Parcel("w2", "WAYNE", bare.customer("WAYNE"), PERIOD_END, report_of(demo_out, "WAYNE"), b"%PDF", "Sam"), "k")
