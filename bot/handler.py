@@ -28,7 +28,7 @@ import asyncio
 import difflib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from botbuilder.core import CardFactory, MessageFactory, TurnContext
@@ -53,6 +53,8 @@ from reporting.rollup import rollup_rows
 log = logging.getLogger(__name__)
 
 CARD_RESPONSE = "application/vnd.microsoft.card.adaptive"
+_REVIEW_WORD = {"drafted": "awaiting review", "saved": "awaiting approval", "approved": "approved",
+                "delivering": "delivering", "delivered": "delivered", "skipped": "skipped", "failed": "delivery failed"}
 MESSAGE_RESPONSE = "application/vnd.microsoft.activity.message"
 
 
@@ -335,14 +337,20 @@ class ReportBot(TeamsActivityHandler):
         await self.adapter.continue_conversation(ref, callback, self.settings.app_id or None)
         return result[0] if result else None
 
-    async def post_rollup(self, period_end: Any, codes: list[str]) -> None:
-        """The week's roll-up card in the roll-up channel (``[teams] rollup_channel``)."""
+    async def _rollup_card(self, period_end: Any, codes: list[str]) -> dict[str, Any]:
         reports = []
         for code in codes:
             payload = await self.review.history.get(code, period_end)
             if payload is not None:
                 reports.append(snapshot.from_dict(payload))
-        card = rollup_card(rollup_rows(reports), period_end, self.config.msp.name)
+        states = {d.customer_code: d.state for d in await self.state.week(period_end)}
+        rows = [replace(r, action=f"{r.action} ({_REVIEW_WORD.get(states.get(r.code, ''), 'no draft')})") for r in rollup_rows(reports)]
+        return rollup_card(rows, period_end, self.config.msp.name)
+
+    async def post_rollup(self, period_end: Any, codes: list[str]) -> None:
+        """The week's roll-up card in the roll-up channel (``[teams] rollup_channel``), remembered
+        so it is edited in place as drafts get approved and delivered."""
+        card = await self._rollup_card(period_end, codes)
         ref = await self._channel_reference(self.settings.rollup_channel)
         if ref is None:
             if self.settings.sandbox:
@@ -350,7 +358,28 @@ class ReportBot(TeamsActivityHandler):
                 return
             log.error("no conversation to post the roll-up to: install the bot in the roll-up channel")
             return
-        await self._send_to(ref, MessageFactory.attachment(CardFactory.adaptive_card(card)))
+        response = await self._send_to(ref, MessageFactory.attachment(CardFactory.adaptive_card(card)))
+        if response is not None and response.id:
+            await self.state.remember(f"rollup:{period_end.isoformat()}", "rollup",
+                                      {"ref": ref.serialize(), "activity_id": response.id, "codes": codes})
+
+    async def refresh_rollup(self, period_end: Any) -> None:
+        """Edit the week's roll-up card (if posted) to show each customer's review state now."""
+        stored = await self.state.reference(f"rollup:{period_end.isoformat()}")
+        if stored is None:
+            return
+        card = await self._rollup_card(period_end, stored["codes"])
+        update = MessageFactory.attachment(CardFactory.adaptive_card(card))
+        update.id = stored["activity_id"]
+
+        async def callback(tc: TurnContext) -> None:
+            await tc.update_activity(update)
+
+        try:
+            await self.adapter.continue_conversation(ConversationReference().deserialize(stored["ref"]), callback,
+                                                     self.settings.app_id or None)
+        except Exception:  # the roll-up is a view; the drafts are safe in the store
+            log.warning("could not update the roll-up card of %s", period_end, exc_info=True)
 
     async def remind(self) -> None:
         """Drafts of the last complete week still waiting for approval, listed in the review channel."""
@@ -466,6 +495,7 @@ class ReportBot(TeamsActivityHandler):
         current = await self.state.get(draft.id)
         if current is not None:
             await self.refresh_card(current)
+            await self.refresh_rollup(current.period_end)
 
     async def _regenerate(self, tc: TurnContext, draft: Draft, data: dict[str, Any], user: User) -> dict[str, Any]:
         if draft.version != data["version"]:
@@ -486,6 +516,7 @@ class ReportBot(TeamsActivityHandler):
     async def _skip(self, tc: TurnContext, draft: Draft, data: dict[str, Any], user: User) -> dict[str, Any]:
         reason = data.get(verbs.INPUT_SKIP_REASON)
         skipped = await self.review.skip(draft.id, data["version"], reason if isinstance(reason, str) else "", user)
+        self._spawn(self.refresh_rollup(skipped.period_end))
         return await self._after(skipped, f"Skipped by {user.label}.")
 
     async def wait_background(self) -> None:

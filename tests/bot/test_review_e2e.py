@@ -335,3 +335,21 @@ async def test_sandbox_cards_made_before_anyone_talked_are_posted_on_first_conta
         texts = [text_of(c) for c in cards if c]
         assert any("Acme Manufacturing (ACME)" in t for t in texts) and any("roll-up" in t.lower() for t in texts)
         assert "Anyone here may approve" in next(t for t in texts if "Acme Manufacturing (ACME)" in t)
+
+
+async def test_rollup_is_edited_in_place_as_drafts_are_approved(world: World, oidc: FakeOpenIdServer, connector: FakeConnector) -> None:
+    from tests.bot.harness import ROLLUP_CHANNEL
+
+    async with running_bot(make_bot(world), oidc=oidc, connector=connector, draft_pdf=world.review.pdf) as rb:
+        # the roll-up channel is known once the bot has heard from it (install / any message)
+        r = await rb.client.post(channel_message("help", service_url=connector.service_url, channel=ROLLUP_CHANNEL))
+        assert r.status_code == 201
+        card, message_id = await run_and_get_card(rb, connector, "ACME")
+        draft = (await world.state.latest(["ACME"]))[0]
+        await rb.bot.post_rollup(draft.period_end, ["ACME"])
+        [posted] = [c for c in connector.calls if c.kind == "send" and c.conversation_id == ROLLUP_CHANNEL.channel_id]
+        assert "(awaiting review)" in text_of(card_of(posted.body))  # type: ignore[arg-type]
+        await invoke(rb, connector, "approve", actions(card)["approve"]["data"], message_id, user=APPROVER)
+        await rb.bot.wait_background()
+        edits = [c for c in connector.calls if c.kind == "update" and c.activity_id == posted.result_id]
+        assert edits and "(approved)" in text_of(card_of(edits[-1].body))  # type: ignore[arg-type]
