@@ -128,3 +128,28 @@ async def test_unknown_customer_and_missing_recipients_stop_delivery(engine: Asy
     with pytest.raises(PermanentError):
         await OutboxBackend(bare, tmp_path / "o2").send_email(
             Parcel("w2", "WAYNE", bare.customer("WAYNE"), PERIOD_END, report_of(demo_out, "WAYNE"), b"%PDF", "Sam"), "k")
+
+
+@pytest.mark.parametrize("killed_after", STEPS)
+def test_killed_process_resumes_with_exactly_one_of_each(killed_after: str, demo_out: Path, tmp_path: Path) -> None:
+    """The delivery process is killed right after each step in turn; a restart finishes the
+    report with one email, one channel post and one archive file."""
+    import json
+    import subprocess
+    import sys
+
+    db, outbox = tmp_path / "store.db", tmp_path / "outbox"
+    report = demo_out / "ACME" / "ACME-weekly-2026-11-16.json"
+    cmd = [sys.executable, "-m", "tests.bot.crash_delivery", str(db), str(outbox), str(report)]
+    died = subprocess.run([*cmd, killed_after], capture_output=True, timeout=60)  # noqa: S603
+    assert died.returncode == 137, died.stderr.decode()[-500:]
+    resumed = subprocess.run(cmd, capture_output=True, timeout=60, check=True)  # noqa: S603
+    steps = json.loads(resumed.stdout)
+    assert {s: v[0] for s, v in steps.items()} == {"email": "done", "channel": "done", "archive": "done"}
+    assert steps[killed_after][1] == 2  # the interrupted step ran again (same key, same file)
+    assert files(outbox) == [
+        "channels/acme-shared/ACME-weekly-2026-11-16.json",
+        "channels/acme-shared/files/ACME-weekly-2026-11-16.pdf",
+        "mail/ACME-weekly-2026-11-16.eml",
+        "sharepoint/Documents/Customers/ACME/2026/ACME-weekly-2026-11-16.pdf",
+    ]
