@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import inspect
 import logging
 import math
 import re
@@ -108,7 +109,8 @@ def _import_builders_quietly() -> dict[str, ModuleType]:
 
 
 _BUILDERS = _import_builders_quietly()
-_MessagesQuery = _BUILDERS["users.item.messages.messages"].MessagesRequestBuilder.MessagesRequestBuilderGetQueryParameters
+_MessagesQuery = (_BUILDERS["users.item.messages.messages"]
+                  .MessagesRequestBuilder.MessagesRequestBuilderGetQueryParameters)
 _AttachmentsQuery = (_BUILDERS["users.item.messages.item.attachments.attachments"]
                      .AttachmentsRequestBuilder.AttachmentsRequestBuilderGetQueryParameters)
 _TabsQuery = _BUILDERS["teams.item.channels.item.tabs.tabs"].TabsRequestBuilder.TabsRequestBuilderGetQueryParameters
@@ -132,7 +134,7 @@ TRANSIENT_STATUSES = frozenset({401, 408, 423, 429}) | frozenset(range(500, 600)
 T = TypeVar("T")
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
-ChannelTeam = Callable[[CustomerConfig], str]
+ChannelTeam = Callable[[CustomerConfig], "str | Awaitable[str]"]
 Announce = Callable[[Parcel, str, str], Awaitable[None]]  # (parcel, file webUrl, idempotency key)
 
 
@@ -174,7 +176,8 @@ class _Found:
     web_link: str | None
 
 
-def build_graph_client(credential: Any, base_url: str = DEFAULT_BASE_URL) -> tuple[GraphServiceClient, Callable[[], Awaitable[None]]]:
+def build_graph_client(credential: Any, base_url: str = DEFAULT_BASE_URL,
+                       ) -> tuple[GraphServiceClient, Callable[[], Awaitable[None]]]:
     """A ``GraphServiceClient`` on ``base_url`` with msgraph's default middleware except retries
     (see the module docstring); the token goes to ``base_url``'s host only. ``credential``: any
     azure-identity async credential (or an object with ``async get_token(*scopes, **kw)``).
@@ -222,7 +225,8 @@ class GraphBackend:
     ``mailbox``, ``site`` (``host:/sites/path`` or a site id), ``library`` default to
     ``config.graph``; ``base_url`` to ``config.graph.base_url`` or public Graph.
 
-    ``channel_team(customer) -> team id``: ``CustomerConfig.teams_channel`` is a channel id and
+    ``channel_team(customer) -> team id`` (or an awaitable of it): ``CustomerConfig.teams_channel``
+    is a channel id and
     Graph addresses a channel through its team (the AAD group id), which configuration does not
     hold; the service passes a lookup (e.g. from the conversation reference the bot stored for
     that channel, whose ``channelData.team.aadGroupId`` names it). Without it ``post_channel``
@@ -308,6 +312,8 @@ class GraphBackend:
         if not channel:
             raise PermanentError(f"customers[{parcel.code}] has no teams_channel")
         team = self.channel_team(parcel.customer) if self.channel_team else ""
+        if inspect.isawaitable(team):
+            team = await team
         if not team:
             raise PermanentError(f"no team id is known for {parcel.code}'s channel {channel}")
         channel_api = self.client.teams.by_team_id(team).channels.by_channel_id(channel)
@@ -333,7 +339,8 @@ class GraphBackend:
         except KeyError as err:
             raise PermanentError(f"customer {parcel.code} is not configured") from err
         if parcel.customer != configured or parcel.customer.code != parcel.code:
-            raise PermanentError(f"the delivery of {parcel.code} carries another customer's entry ({parcel.customer.code})")
+            raise PermanentError(
+                f"the delivery of {parcel.code} carries another customer's entry ({parcel.customer.code})")
 
     # -- email ---------------------------------------------------------------------------------
     def _user(self) -> Any:
@@ -344,15 +351,20 @@ class GraphBackend:
         async with self._mailbox_slots:
             return await fn()
 
+    async def _mail(self, what: str, fn: Callable[[], Awaitable[Any]],
+                    recheck: Callable[[], Awaitable[Any]] | None = None) -> Any:
+        return await self._call(what, lambda: self._in_mailbox(fn), recheck=recheck)
+
     async def _find_message(self, key: str) -> _Found | None:
         """The message carrying ``key``, anywhere in the mailbox (Drafts, Outbox, Sent Items, or
         wherever someone moved it); a sent one wins over a draft."""
         value = key.replace("'", "''")
-        params = _MessagesQuery(
-            filter=f"singleValueExtendedProperties/any(ep: ep/id eq '{DELIVERY_ID_PROPERTY}' and ep/value eq '{value}')",
-            select=["id", "isDraft", "webLink"], top=5)
-        page = await self._call(f"look-up of {key}", lambda: self._in_mailbox(lambda: self._user().messages.get(request_configuration=RequestConfiguration(query_parameters=params))))
-        found = [_Found(m.id, bool(m.is_draft), m.web_link) for m in (page.value if page and page.value else []) if m.id]
+        query = RequestConfiguration(query_parameters=_MessagesQuery(
+            filter=(f"singleValueExtendedProperties/any(ep: ep/id eq '{DELIVERY_ID_PROPERTY}'"
+                    f" and ep/value eq '{value}')"),
+            select=["id", "isDraft", "webLink"], top=5))
+        page = await self._mail(f"look-up of {key}", lambda: self._user().messages.get(request_configuration=query))
+        found = [_Found(m.id, bool(m.is_draft), m.web_link) for m in _values(page) if m.id]
         found.sort(key=lambda f: f.is_draft)
         return found[0] if found else None
 
@@ -389,10 +401,9 @@ class GraphBackend:
         an earlier attempt is resumed: its attachment uploaded unless it is there, then sent."""
         resumed = draft is not None
         if draft is None:
-            created = await self._call(
-                f"draft for {key}",
-                lambda: self._in_mailbox(lambda: self._user().messages.post(self._message(parcel, key, to, attach=False))),
-                recheck=lambda: self._find_message(key))
+            draft_body = self._message(parcel, key, to, attach=False)
+            created = await self._mail(f"draft for {key}", lambda: self._user().messages.post(draft_body),
+                                       recheck=lambda: self._find_message(key))
             if isinstance(created, _Found):
                 if not created.is_draft:
                     return created
@@ -406,10 +417,12 @@ class GraphBackend:
             session_body = AttachmentUploadSessionBody(attachment_item=AttachmentItem(
                 attachment_type=AttachmentType.File, name=parcel.file_name, size=len(parcel.pdf),
                 content_type="application/pdf"))
-            session = await self._call(f"attachment upload session for {key}", lambda: self._in_mailbox(lambda: message.attachments.create_upload_session.post(session_body)))
+            session = await self._mail(f"attachment upload session for {key}",
+                                       lambda: message.attachments.create_upload_session.post(session_body))
             if session is None or not session.upload_url:
                 raise GraphUnavailable(f"the attachment upload session for {key} has no uploadUrl")
-            await self._put_ranges(session.upload_url, parcel.pdf, what=f"attachment of {key}", limiter=self.upload_bytes)
+            await self._put_ranges(session.upload_url, parcel.pdf, what=f"attachment of {key}",
+                                   limiter=self.upload_bytes)
 
         async def send() -> _Found | None:
             await self.messages.acquire()
@@ -429,10 +442,10 @@ class GraphBackend:
         return sent or draft
 
     async def _has_attachment(self, message: Any, name: str) -> bool:
-        page = await self._call("attachments of the draft", lambda: self._in_mailbox(lambda: message.attachments.get(
-            request_configuration=RequestConfiguration(query_parameters=_AttachmentsQuery(
-                select=["name", "size"])))))
-        return any(a.name == name for a in (page.value if page and page.value else []))
+        query = RequestConfiguration(query_parameters=_AttachmentsQuery(select=["name"]))
+        page = await self._mail("attachments of the draft",
+                                lambda: message.attachments.get(request_configuration=query))
+        return any(a.name == name for a in _values(page))
 
     # -- drives (archive and channel files) ----------------------------------------------------
     async def _archive_drive(self) -> str:
@@ -442,7 +455,9 @@ class GraphBackend:
             raise PermanentError("[graph] sharepoint_site is not configured")
         if ":/" in self.site or "," not in self.site:  # "host:/sites/path" (or a bare host name)
             host, _, path = self.site.partition(":")
-            url = f"{self.base_url}/sites/{quote(host, safe='')}" + (f":{quote(path, safe='/')}" if path.strip("/") else "")
+            url = f"{self.base_url}/sites/{quote(host, safe='')}"
+            if path.strip("/"):
+                url += f":{quote(path, safe='/')}"
             site = await self._call(f"site {self.site}", self.client.sites.by_site_id(host).with_url(url).get)
         else:  # a site id ("host,siteCollectionId,webId")
             site = await self._call(f"site {self.site}", self.client.sites.by_site_id(self.site).get)
@@ -457,7 +472,8 @@ class GraphBackend:
             link = page.odata_next_link
             if not link:
                 break
-            page = await self._call("libraries (next page)", self.client.sites.by_site_id(site.id).drives.with_url(link).get)
+            page = await self._call("libraries (next page)",
+                                    self.client.sites.by_site_id(site.id).drives.with_url(link).get)
         raise PermanentError(f"site {self.site} has no document library named {self.library!r}")
 
     def _item(self, drive: str, parent: str) -> Any:
@@ -466,7 +482,8 @@ class GraphBackend:
     def _by_path(self, drive: str, parent: str, name: str, suffix: str = "") -> str:
         """``/drives/{d}/items/{parent-id}:/{name}:{suffix}`` — a child addressed by its parent's
         id and its own (quoted) name, never a path from the root (research §7/§8)."""
-        return f"{self.base_url}/drives/{quote(drive, safe='!')}/items/{quote(parent, safe='')}:/{quote(name, safe='')}:{suffix}"
+        return (f"{self.base_url}/drives/{quote(drive, safe='!')}/items/{quote(parent, safe='')}"
+                f":/{quote(name, safe='')}:{suffix}")
 
     async def _ensure_folder(self, drive: str, parent: str, parts: list[str]) -> str:
         """The id of folder ``parts`` (``parent`` holds ``parts[:-1]``), created when missing:
@@ -512,7 +529,8 @@ class GraphBackend:
         """Write ``parent/name`` (replacing a previous version: never ``name 1.pdf``)."""
         if len(data) <= SIMPLE_UPLOAD_MAX:
             url = self._by_path(drive, parent, name, "/content?@microsoft.graph.conflictBehavior=replace")
-            item = await self._call(f"upload of {name}", lambda: self._item(drive, parent).content.with_url(url).put(data))
+            content = self._item(drive, parent).content.with_url(url)
+            item = await self._call(f"upload of {name}", lambda: content.put(data))
             return {"id": item.id, "webUrl": item.web_url} if item else {}
         body = DriveUploadSessionBody(item=DriveItemUploadableProperties(
             additional_data={"@microsoft.graph.conflictBehavior": "replace"}))
@@ -564,7 +582,7 @@ class GraphBackend:
                 await self._sleep(self._delay(resp.headers, failures, what))
                 continue
             if resp.status_code == 404:
-                raise GraphUnavailable(f"{what}: the upload session expired or is gone; the step starts it again next run")
+                raise GraphUnavailable(f"{what}: the upload session expired or is gone; the next run starts anew")
             raise PermanentError(f"{what}: Graph {resp.status_code} {_error_text(body)}")
         raise GraphUnavailable(f"{what}: the upload made no progress")
 
@@ -593,7 +611,8 @@ class GraphBackend:
         if tab is None:
             new = TeamsTab(display_name=TAB_NAME, configuration=config, additional_data={
                 "teamsApp@odata.bind": f"{self.base_url}/appCatalogs/teamsApps/{WEBSITE_TAB_APP}"})
-            created = await self._call(f"create the {TAB_NAME} tab in {channel}", lambda: tabs_api.post(new), recheck=find)
+            created = await self._call(f"create the {TAB_NAME} tab in {channel}", lambda: tabs_api.post(new),
+                                       recheck=find)
             if created is not None and created.configuration is not None and created.configuration.content_url == url:
                 return "created"
             tab = created
@@ -679,6 +698,11 @@ def _retry_after(value: str | None, now: Callable[[], float]) -> float | None:
 
 def _backoff(attempt: int) -> float:
     return min(60.0, 2.0 ** attempt)
+
+
+def _values(page: Any) -> list[Any]:
+    """A collection response's ``value`` (first page: the backend asks for few enough)."""
+    return list(page.value) if page is not None and page.value else []
 
 
 def _json_or_empty(resp: httpx.Response) -> dict[str, Any]:

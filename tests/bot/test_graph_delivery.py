@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +44,7 @@ def lookup(key: str) -> str:
 
 def pdf_of(size: int, seed: bytes = b"acme") -> bytes:
     head = b"%PDF-1.7 " + seed + b"\n"
-    return head + bytes((i * 7) % 251 for i in range(size - len(head)))
+    return head + (bytes(range(251)) * (size // 251 + 1))[: size - len(head)]
 
 
 class FakeCredential:
@@ -212,7 +214,7 @@ async def test_a_draft_left_by_a_crash_is_resumed_not_duplicated(backend: GraphB
     await backend.send_email(p, "reportbot:d1:email")  # the next run, same key
     [draft_id] = [m["id"] for m in graph.sent(MAILBOX)]
     assert graph.calls()[:3] == [lookup("reportbot:d1:email"),
-                                 f"GET /users/reports@northwind.example/messages/{draft_id}/attachments?$select=name,size",
+                                 f"GET /users/reports@northwind.example/messages/{draft_id}/attachments?$select=name",
                                  f"POST /users/reports@northwind.example/messages/{draft_id}/attachments/createUploadSession"]
     assert graph.drafts(MAILBOX) == [] and len(graph.sent(MAILBOX)) == 1
 
@@ -259,6 +261,13 @@ async def test_429_retry_after_is_honoured(backend: GraphBackend, graph: FakeGra
     await backend.archive(parcel(config), "reportbot:d1:archive")
     assert clock.sleeps == [7.0, 3.0]
     assert list(graph.files(graph.archive_drive)) == ["Customers/ACME/2026/ACME-weekly-2026-11-16.pdf"]  # type: ignore[attr-defined]
+
+
+async def test_a_retry_after_as_an_http_date_is_honoured(backend: GraphBackend, graph: FakeGraph, config: Config,
+                                                         clock: FakeClock) -> None:
+    graph.fail("POST", r"/sendMail$", 503, retry_after=formatdate(time.time() + 30, usegmt=True))
+    await backend.send_email(parcel(config), "reportbot:d1:email")
+    assert 28 <= clock.sleeps[0] <= 30 and len(graph.sent(MAILBOX)) == 1
 
 
 async def test_a_retry_after_beyond_patience_leaves_the_step_for_the_next_run(
@@ -434,6 +443,18 @@ async def test_channel_files_upload_then_the_tab_is_created_and_next_week_update
     assert announced == [("ACME", url1, "reportbot:d1:channel"), ("ACME", url2, "reportbot:d2:channel"),
                          ("ACME", url2, "reportbot:d2:channel")]
     assert sorted(graph.files(ch.drive)) == ["Acme shared/ACME-weekly-2026-11-16.pdf", "Acme shared/ACME-weekly-2026-11-23.pdf"]
+
+
+async def test_the_team_lookup_may_be_async_and_the_base_url_comes_from_the_config(graph: FakeGraph, clock: FakeClock) -> None:
+    cfg = make_config()
+    cfg = cfg.model_copy(update={"graph": cfg.graph.model_copy(update={"base_url": graph.base_url})})
+
+    async def team_of(c: CustomerConfig) -> str:  # e.g. from the conversation reference in the store
+        return TEAMS[c.code]
+
+    async with GraphBackend(cfg, FakeCredential(), channel_team=team_of, clock=clock, sleep=clock.sleep) as backend:
+        result = await backend.post_channel(parcel(cfg), "reportbot:d1:channel")
+    assert result.url and graph.calls()[0] == f"GET /teams/{TEAMS['ACME']}/channels/{CHANNELS['ACME']}/filesFolder"
 
 
 async def test_a_channel_without_a_known_team_stops_with_the_reason(config: Config, graph: FakeGraph, clock: FakeClock) -> None:
