@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
@@ -247,6 +248,22 @@ async def test_503_after_a_draft_was_sent_does_not_send_it_again(backend: GraphB
     sends = [c for c in graph.calls() if c.endswith("/send")]
     assert len(sends) == 1 and graph.calls()[-1] == lookup("reportbot:d1:email")
     assert len(graph.sent(MAILBOX)) == 1 and clock.sleeps == [1.0]
+
+
+@pytest.mark.parametrize(("method", "path", "step"), [
+    ("POST", r"/users/[^/]+/messages$", "send_email"),  # the draft of a large email
+    ("POST", r"/items/root/children$", "archive"),  # a folder
+    ("POST", r"/tabs$", "post_channel"),  # the Weekly report tab
+])
+async def test_a_create_that_took_effect_before_a_503_is_not_repeated(
+        method: str, path: str, step: str, backend: GraphBackend, graph: FakeGraph, config: Config, clock: FakeClock) -> None:
+    graph.fail(method, path, 503, after=True, retry_after="1")
+    await getattr(backend, step)(parcel(config, pdf=pdf_of(BIG)), f"reportbot:d1:{step}")
+    assert len([r for r in graph.requests if r.method == method and re.search(path, r.path)]) == 1
+    assert clock.sleeps == [1.0]
+    ch = graph.channels[(TEAMS["ACME"], CHANNELS["ACME"])]
+    assert len(graph.drafts(MAILBOX)) + len(graph.sent(MAILBOX)) <= 1 and len(ch.tabs) <= 1
+    assert graph.folders(graph.archive_drive) in ([], ["Customers", "Customers/ACME", "Customers/ACME/2026"])  # type: ignore[attr-defined]
 
 
 async def test_429_retry_after_is_honoured(backend: GraphBackend, graph: FakeGraph, config: Config, clock: FakeClock) -> None:
