@@ -109,8 +109,7 @@ def config() -> Config:
 async def graph() -> AsyncIterator[FakeGraph]:
     fake = await FakeGraph().start()
     fake.add_mailbox(MAILBOX)
-    site = fake.add_site(SITE_HOST, SITE_PATH, libraries=("Documents", "Site Assets"))
-    fake.archive_drive = site["drives"][0]  # type: ignore[attr-defined]
+    fake.add_site(SITE_HOST, SITE_PATH, libraries=("Documents", "Site Assets"))
     for code in ("ACME", "GLOBEX"):
         fake.add_channel(TEAMS[code], CHANNELS[code], f"{code.title()} shared")
     try:
@@ -141,6 +140,11 @@ def make_backend(config: Config, graph: FakeGraph, clock: FakeClock, credential:
                  **kw: Any) -> GraphBackend:
     kw.setdefault("channel_team", lambda c: TEAMS[c.code])
     return GraphBackend(config, credential or FakeCredential(), base_url=graph.base_url, clock=clock, sleep=clock.sleep, **kw)
+
+
+def archive_drive(graph: FakeGraph) -> str:
+    """The id of the archive site's "Documents" library."""
+    return next(iter(graph.sites.values()))["drives"][0]  # type: ignore[no-any-return]
 
 
 def mail_body(graph: FakeGraph, index: int = -1) -> dict[str, Any]:
@@ -263,7 +267,7 @@ async def test_a_create_that_took_effect_before_a_503_is_not_repeated(
     assert clock.sleeps == [1.0]
     ch = graph.channels[(TEAMS["ACME"], CHANNELS["ACME"])]
     assert len(graph.drafts(MAILBOX)) + len(graph.sent(MAILBOX)) <= 1 and len(ch.tabs) <= 1
-    assert graph.folders(graph.archive_drive) in ([], ["Customers", "Customers/ACME", "Customers/ACME/2026"])  # type: ignore[attr-defined]
+    assert graph.folders(archive_drive(graph)) in ([], ["Customers", "Customers/ACME", "Customers/ACME/2026"])
 
 
 async def test_429_retry_after_is_honoured(backend: GraphBackend, graph: FakeGraph, config: Config, clock: FakeClock) -> None:
@@ -277,7 +281,7 @@ async def test_429_retry_after_is_honoured(backend: GraphBackend, graph: FakeGra
     graph.fail("PUT", r"/content$", 429, retry_after="3")  # msgraph itself never retries an octet-stream PUT
     await backend.archive(parcel(config), "reportbot:d1:archive")
     assert clock.sleeps == [7.0, 3.0]
-    assert list(graph.files(graph.archive_drive)) == ["Customers/ACME/2026/ACME-weekly-2026-11-16.pdf"]  # type: ignore[attr-defined]
+    assert list(graph.files(archive_drive(graph))) == ["Customers/ACME/2026/ACME-weekly-2026-11-16.pdf"]
 
 
 async def test_a_retry_after_as_an_http_date_is_honoured(backend: GraphBackend, graph: FakeGraph, config: Config,
@@ -352,7 +356,7 @@ async def test_the_window_slides(clock: FakeClock) -> None:
 
 async def test_archive_creates_the_folders_and_a_redelivery_replaces_the_file(
         config: Config, graph: FakeGraph, clock: FakeClock) -> None:
-    drive = graph.archive_drive  # type: ignore[attr-defined]
+    drive = archive_drive(graph)
     async with make_backend(config, graph, clock) as backend:
         result = await backend.archive(parcel(config, pdf=pdf_of(50_000, b"v1")), "reportbot:d1:archive")
     site_id = next(iter(graph.sites.values()))["id"]
@@ -382,7 +386,7 @@ async def test_archive_creates_the_folders_and_a_redelivery_replaces_the_file(
 
 
 async def test_a_folder_made_meanwhile_409_is_taken_as_existing(backend: GraphBackend, graph: FakeGraph, config: Config) -> None:
-    drive = graph.archive_drive  # type: ignore[attr-defined]
+    drive = archive_drive(graph)
     graph._new_item(graph.drives[drive], "root", "Customers", folder=True)  # another instance made it...
     graph.fail("GET", r"items/root:/Customers:$", 404, code="itemNotFound")  # ...just after our look-up
     await backend.archive(parcel(config), "reportbot:d1:archive")
@@ -393,7 +397,7 @@ async def test_a_folder_made_meanwhile_409_is_taken_as_existing(backend: GraphBa
 
 async def test_a_large_archive_goes_through_an_upload_session_with_replace(
         backend: GraphBackend, graph: FakeGraph, config: Config) -> None:
-    drive = graph.archive_drive  # type: ignore[attr-defined]
+    drive = archive_drive(graph)
     await backend.archive(parcel(config, pdf=pdf_of(50_000)), "reportbot:d1:archive")
     big = pdf_of(BIG, b"big")
     graph.requests.clear()
@@ -530,7 +534,7 @@ async def test_a_crash_after_any_step_ends_with_one_email_one_file_one_archive(
     assert len(graph.sent(MAILBOX)) == 1 and graph.drafts(MAILBOX) == []
     ch = graph.channels[(TEAMS["ACME"], CHANNELS["ACME"])]
     assert graph.files(ch.drive) == {"Acme shared/ACME-weekly-2026-11-16.pdf": p.pdf} and len(ch.tabs) == 1
-    assert graph.files(graph.archive_drive) == {"Customers/ACME/2026/ACME-weekly-2026-11-16.pdf": p.pdf}  # type: ignore[attr-defined]
+    assert graph.files(archive_drive(graph)) == {"Customers/ACME/2026/ACME-weekly-2026-11-16.pdf": p.pdf}
     assert steps["archive"].url and steps["channel"].url and steps["email"].url
 
 
@@ -546,7 +550,7 @@ async def test_an_acme_delivery_never_touches_globex(config: Config, graph: Fake
     assert {r["emailAddress"]["address"] for r in sent["toRecipients"]} == {"cto@acme.example", "am-acme@northwind.example"}
     globex = graph.channels[(TEAMS["GLOBEX"], CHANNELS["GLOBEX"])]
     assert graph.files(globex.drive) == {} and globex.tabs == {}
-    assert list(graph.files(graph.archive_drive)) == ["Customers/ACME/2026/ACME-weekly-2026-11-16.pdf"]  # type: ignore[attr-defined]
+    assert list(graph.files(archive_drive(graph))) == ["Customers/ACME/2026/ACME-weekly-2026-11-16.pdf"]
 
 
 @pytest.mark.parametrize("step", ["send_email", "post_channel", "archive"])
@@ -581,7 +585,7 @@ async def test_a_wrong_team_for_the_channel_is_refused_by_graph_and_nothing_is_u
 
 async def test_the_fake_decodes_percent_encoded_paths_and_refuses_what_it_does_not_implement(
         backend: GraphBackend, graph: FakeGraph, config: Config) -> None:
-    drive = graph.archive_drive  # type: ignore[attr-defined]
+    drive = archive_drive(graph)
     await backend.archive(parcel(config), "k")
     # msgraph's own path-addressed form: percent-encoded colons and slashes (research §8)
     items = backend.client.drives.by_drive_id(drive).items
