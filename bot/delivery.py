@@ -79,6 +79,11 @@ class Parcel:
     def key(self, step: str) -> str:
         return f"reportbot:{self.draft_id}:{step}"
 
+    @property
+    def archive_folder(self) -> str:
+        """The customer's folder in the archive library (``sharepoint_folder``, else ``Customers/<CODE>``)."""
+        return self.customer.sharepoint_folder or f"Customers/{self.code}"
+
 
 class DeliveryBackend(Protocol):
     async def send_email(self, parcel: Parcel, key: str) -> StepResult: ...

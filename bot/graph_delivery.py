@@ -297,7 +297,7 @@ class GraphBackend:
 
     async def archive(self, parcel: Parcel, key: str) -> StepResult:
         self._own(parcel)
-        folder = parcel.customer.sharepoint_folder or f"Customers/{parcel.code}"  # as bot.outbox does
+        folder = parcel.archive_folder
         parts = [*_folder_parts(folder, f"customers[{parcel.code}].sharepoint_folder"), str(parcel.period_end.year)]
         drive = await self._archive_drive()
         parent = "root"

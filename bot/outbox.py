@@ -95,7 +95,7 @@ class OutboxBackend:
         return StepResult(f"posted in {channel}", post_path.resolve().as_uri())
 
     async def archive(self, parcel: Parcel, key: str) -> StepResult:
-        folder = parcel.customer.sharepoint_folder or f"Customers/{parcel.code}"
+        folder = parcel.archive_folder
         path = self.root / "sharepoint" / _safe(self.config.graph.sharepoint_library or "Documents")
         for part in folder.split("/"):
             if part:

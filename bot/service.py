@@ -27,6 +27,7 @@ from bot.app import create_app
 from bot.auth import build_adapter
 from bot.delivery import Deliverer, DeliveryHandoff, DeliveryLog
 from bot.deps import BotDeps
+from bot.graph_delivery import GraphBackend, graph_credential
 from bot.handler import ReportBot
 from bot.links import LinkSigner
 from bot.outbox import OutboxBackend
@@ -91,6 +92,7 @@ async def open_service(config: Config, settings: BotSettings, out: Path, *, cred
     store = await HistoryStore.open(config.store.url)
     connectors: dict[str, Connector] = {}
     engine: Engine | None = None
+    closers: list[Callable[[], Any]] = []
     try:
         state = await ReviewState.open(store.engine)
         connectors = build_connectors(config)
@@ -100,6 +102,16 @@ async def open_service(config: Config, settings: BotSettings, out: Path, *, cred
         handoff: Any = LocalHandoff(out)
         if settings.sandbox:  # the sandbox delivers to the local outbox through the real delivery steps
             handoff = DeliveryHandoff(Deliverer(config, deliveries, OutboxBackend(config, out / "outbox")), state)
+        elif config.graph.mailbox:  # production: Microsoft Graph as the bot's app
+            g = config.graph
+            graph_cred = graph_credential(settings.app_tenant_id, settings.app_id,
+                                          client_secret=settings.app_password if g.auth == "secret" else None,
+                                          certificate_path=g.certificate_path or None,
+                                          managed_identity=g.auth == "managed_identity")
+            closers.append(graph_cred.close)
+            graph_backend = GraphBackend(config, graph_cred, channel_team=lambda c: g.channel_teams.get(c.code, ""))
+            closers.append(graph_backend.aclose)
+            handoff = DeliveryHandoff(Deliverer(config, deliveries, graph_backend), state)
         review = Review(config, engine, store, state, out, handoff, settings.may_approve, week,
                         backfill_weeks=backfill_weeks)
         adapter = build_adapter(settings, credentials_factory=credentials_factory)
@@ -139,6 +151,8 @@ async def open_service(config: Config, settings: BotSettings, out: Path, *, cred
             schedule.shutdown()
         await bot.wait_background()
     finally:
+        for close in reversed(closers):
+            await close()
         if engine is not None:
             engine.close()
         for c in connectors.values():

@@ -151,10 +151,18 @@ class TeamsConfig(_Strict):
 
 
 class GraphConfig(_Strict):
+    """``[graph]``: delivery through Microsoft Graph as the bot's app (``[teams]`` app id and
+    tenant). ``channel_teams`` maps a customer code to the team (AAD group) id that holds its
+    ``teams_channel``; ``auth`` picks the credential (the app password, a certificate file, or
+    the host's managed identity)."""
+
     mailbox: str = ""
     sharepoint_site: str = ""
     sharepoint_library: str = "Documents"
     base_url: str | None = None
+    channel_teams: dict[str, str] = Field(default_factory=dict)
+    auth: Literal["secret", "certificate", "managed_identity"] = "secret"
+    certificate_path: str = ""
 
 
 class SourceConfig(BaseModel):

@@ -153,3 +153,29 @@ def test_killed_process_resumes_with_exactly_one_of_each(killed_after: str, demo
         "mail/ACME-weekly-2026-11-16.eml",
         "sharepoint/Documents/Customers/ACME/2026/ACME-weekly-2026-11-16.pdf",
     ]
+
+
+async def test_production_serve_delivers_through_graph_and_the_sandbox_through_the_outbox(tmp_path: Path) -> None:
+    from bot.delivery import DeliveryHandoff
+    from bot.graph_delivery import GraphBackend
+    from bot.service import LocalHandoff, open_service
+    from bot.settings import BotSettings
+    from reporting.config import parse_config
+
+    def cfg(mailbox: str) -> Any:
+        return parse_config({
+            "msp": {"name": "M", "timezone": "Europe/London"},
+            "store": {"url": f"sqlite:///{tmp_path / (mailbox or 'none')}.db"},
+            "teams": {"app_id": "6f1c0b1e-0000-4000-8000-00000000b07a", "app_password": "p", "tenant_id": "t-1",
+                      "link_secret": "s" * 32},
+            "graph": {"mailbox": mailbox, "sharepoint_site": "contoso.sharepoint.com:/sites/Reports"},
+        }, "<test>", env={})
+
+    for mailbox, expected in (("reports@contoso.example", GraphBackend), ("", None)):
+        config = cfg(mailbox)
+        async with open_service(config, BotSettings.from_config(config), tmp_path / "out") as service:
+            handoff = service.review.handoff
+            if expected is None:
+                assert isinstance(handoff, LocalHandoff)  # no [graph] mailbox: approved PDFs are filed locally
+            else:
+                assert isinstance(handoff, DeliveryHandoff) and isinstance(handoff.deliverer.backend, expected)
