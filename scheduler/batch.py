@@ -97,7 +97,7 @@ class BatchRunner:
                     pending.discard(code)
                     running[code] = asyncio.ensure_future(work(code))
                 else:
-                    self.progress[code] = "elsewhere"  # another instance holds it (for now)
+                    self.progress[code] = "on another instance"  # another bot instance holds it (for now)
             if running:
                 done, _ = await asyncio.wait(running.values(), timeout=self.poll, return_when=asyncio.FIRST_COMPLETED)
                 for code in [c for c, t in running.items() if t in done]:
