@@ -55,10 +55,10 @@ class Recorder:
         self.rollups += 1
 
 
-async def runner(engine: AsyncEngine, owner: str, rec: Recorder, lease: float = 30.0) -> BatchRunner:
+async def runner(engine: AsyncEngine, owner: str, rec: Recorder, lease: float = 30.0, concurrency: int = 4) -> BatchRunner:
     claims = await Claims.open(engine, owner, lease)
     return BatchRunner(claims, lambda: CODES, lambda code, day: PERIOD_END, rec.make_draft, rec.on_drafted,
-                       rec.on_complete, concurrency=4, poll_seconds=0.1)
+                       rec.on_complete, concurrency=concurrency, poll_seconds=0.1)
 
 
 @pytest.mark.parametrize(("after", "local", "utc"), [
@@ -93,12 +93,14 @@ async def test_restart_after_a_finished_batch_drafts_nothing_and_a_late_start_ru
 
 
 async def test_two_instances_draft_every_customer_exactly_once(engine: AsyncEngine) -> None:
-    rec = Recorder(slow={c: 0.05 for c in CODES})
-    a, b = await runner(engine, "a:1", rec), await runner(engine, "b:1", rec)
+    # each draft takes longer than an instance needs to claim, so neither can take all six:
+    # with three slots each, each instance holds three while the other claims
+    rec = Recorder(slow={c: 0.4 for c in CODES})
+    a, b = await runner(engine, "a:1", rec, concurrency=3), await runner(engine, "b:1", rec, concurrency=3)
     ra, rb = await asyncio.gather(a.run(WEEK_DAY), b.run(WEEK_DAY))
     assert rec.drafts == Counter({c: 1 for c in CODES})
     assert sorted(ra.drafted + rb.drafted) == sorted(CODES)
-    assert ra.drafted and rb.drafted  # the work was shared
+    assert len(ra.drafted) == len(rb.drafted) == 3  # the work was shared
     assert rec.rollups == 1 and ra.rollup_posted != rb.rollup_posted
 
 
