@@ -82,28 +82,34 @@ class BatchRunner:
         async def work(code: str) -> None:
             await self._one(code, ends[code], week_day, result)
 
-        while pending or running:
-            for code in sorted(pending):
-                if len(running) >= self.concurrency:
-                    break  # claim only what this instance can start now: the rest stays free for others
-                claim = await self.claims.get(code, ends[code])
-                if claim is not None and claim.status in FINISHED:
-                    pending.discard(code)
-                    if code not in result.drafted and code not in result.failed:
-                        result.skipped.append(code)
-                        self.progress[code] = claim.status
-                    continue
-                if await self.claims.claim(code, ends[code], self.now()):
-                    pending.discard(code)
-                    running[code] = asyncio.ensure_future(work(code))
-                else:
-                    self.progress[code] = "on another instance"  # another bot instance holds it (for now)
-            if running:
-                done, _ = await asyncio.wait(running.values(), timeout=self.poll, return_when=asyncio.FIRST_COMPLETED)
-                for code in [c for c, t in running.items() if t in done]:
-                    running.pop(code).result()
-            elif pending:
-                await asyncio.sleep(self.poll)
+        try:
+            while pending or running:
+                for code in sorted(pending):
+                    if len(running) >= self.concurrency:
+                        break  # claim only what this instance can start now: the rest stays free for others
+                    claim = await self.claims.get(code, ends[code])
+                    if claim is not None and claim.status in FINISHED:
+                        pending.discard(code)
+                        if code not in result.drafted and code not in result.failed:
+                            result.skipped.append(code)
+                            self.progress[code] = claim.status
+                        continue
+                    if await self.claims.claim(code, ends[code], self.now()):
+                        pending.discard(code)
+                        running[code] = asyncio.ensure_future(work(code))
+                    else:
+                        self.progress[code] = "on another instance"  # another bot instance holds it (for now)
+                if running:
+                    done, _ = await asyncio.wait(running.values(), timeout=self.poll, return_when=asyncio.FIRST_COMPLETED)
+                    for code in [c for c, t in running.items() if t in done]:
+                        running.pop(code).result()
+                elif pending:
+                    await asyncio.sleep(self.poll)
+        finally:  # cancelled (shutdown) or failed: stop this batch's workers and their heartbeats;
+            # their claims then expire and another instance takes them over
+            for task in running.values():
+                task.cancel()
+            await asyncio.gather(*running.values(), return_exceptions=True)
         if result.period_end is not None:
             result.rollup_posted = await self._rollup(result.period_end, codes)
         log.info("batch for the week ending %s: %d drafted here, %d failed here, %d done before or elsewhere",
