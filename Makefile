@@ -23,6 +23,7 @@ test: venv
 bench: venv
 	$(BIN)/python tests/bench/bench_engine.py
 	$(BIN)/python tests/bench/bench_connectors.py --latency-ms 100
+	$(BIN)/python tests/bench/bench_approve.py --customers 50
 
 clean:
 	rm -rf $(VENV) $(OUT) reportbot.db .pytest_cache

@@ -20,7 +20,6 @@ from connectors.base import Connector, ConnectorContext, ConnectorError
 from connectors.registry import CONNECTORS
 from connectors.sandbox.config import sandbox_config, sandbox_config_files
 from connectors.sandbox.dataset import HISTORY_WEEKS, MSP_TIMEZONE, SandboxDataset
-from connectors.sim.base import Faults
 from connectors.sim.farm import FarmProcess, SimulatorFarm, parse_fault_specs
 from reporting.collect import unmapped_records
 from reporting.config import Config, ConfigError, CustomerConfig, load_config

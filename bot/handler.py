@@ -55,7 +55,6 @@ log = logging.getLogger(__name__)
 CARD_RESPONSE = "application/vnd.microsoft.card.adaptive"
 _REVIEW_WORD = {"drafted": "awaiting review", "saved": "awaiting approval", "approved": "approved",
                 "delivering": "delivering", "delivered": "delivered", "skipped": "skipped", "failed": "delivery failed"}
-MESSAGE_RESPONSE = "application/vnd.microsoft.activity.message"
 
 
 @dataclass(frozen=True)
@@ -303,23 +302,29 @@ class ReportBot(TeamsActivityHandler):
             await self.state.set_card(draft.id, ref.serialize(), response.id)
 
     async def _review_reference(self, origin: ConversationReference | None) -> ConversationReference | None:
-        if self.settings.review_channel:
-            stored = await self.state.reference(f"channel:{self.settings.review_channel}")
+        return await self._channel_reference(self.settings.review_channel, origin)
+
+    async def _channel_reference(self, channel: str, origin: ConversationReference | None = None) -> ConversationReference | None:
+        """Where to post a new message for ``channel`` (the review or roll-up channel): the stored
+        reference of that channel, as a new post rather than a reply. In the sandbox with no
+        channel configured: where ``run`` was typed (``origin``), else the conversation the bot
+        heard from last."""
+        if channel:
+            stored = await self.state.reference(f"channel:{channel}")
             if stored is None:
                 return None
             ref = ConversationReference().deserialize(stored)
-            ref.conversation.id = self.settings.review_channel  # a new post in the channel, not a reply
-            ref.activity_id = None
-            return ref
-        if not self.settings.sandbox:
-            return None
-        if origin is None:  # a scheduled batch: the conversation the bot heard from last
-            stored = await self.state.latest_reference()
-            if stored is None:
+            ref.conversation.id = channel
+        else:
+            if not self.settings.sandbox:
                 return None
-            origin = ConversationReference().deserialize(stored)
-        ref = ConversationReference().deserialize(origin.serialize())
-        ref.conversation.id = ref.conversation.id.split(";")[0]
+            if origin is None:  # a scheduled batch
+                latest = await self.state.latest_reference()
+                if latest is None:
+                    return None
+                origin = ConversationReference().deserialize(latest)
+            ref = ConversationReference().deserialize(origin.serialize())
+            ref.conversation.id = ref.conversation.id.split(";")[0]
         ref.activity_id = None
         return ref
 
@@ -369,17 +374,7 @@ class ReportBot(TeamsActivityHandler):
         if stored is None:
             return
         card = await self._rollup_card(period_end, stored["codes"])
-        update = MessageFactory.attachment(CardFactory.adaptive_card(card))
-        update.id = stored["activity_id"]
-
-        async def callback(tc: TurnContext) -> None:
-            await tc.update_activity(update)
-
-        try:
-            await self.adapter.continue_conversation(ConversationReference().deserialize(stored["ref"]), callback,
-                                                     self.settings.app_id or None)
-        except Exception:  # the roll-up is a view; the drafts are safe in the store
-            log.warning("could not update the roll-up card of %s", period_end, exc_info=True)
+        await self._edit(stored["ref"], stored["activity_id"], card, f"the roll-up card of {period_end}")
 
     async def remind(self) -> None:
         """Drafts of the last complete week still waiting for approval, listed in the review channel."""
@@ -396,33 +391,26 @@ class ReportBot(TeamsActivityHandler):
             await self._send_to(ref, MessageFactory.text(
                 f"Reminder: {len(waiting)} draft{'s' if len(waiting) != 1 else ''} still waiting for approval: {', '.join(waiting)}."))
 
-    async def _channel_reference(self, channel: str) -> ConversationReference | None:
-        if channel:
-            stored = await self.state.reference(f"channel:{channel}")
-            if stored is None:
-                return None
-            ref = ConversationReference().deserialize(stored)
-            ref.conversation.id = channel
-            ref.activity_id = None
-            return ref
-        return await self._review_reference(None)
-
     async def refresh_card(self, draft: Draft, message: str | None = None) -> None:
         """Edit the draft's posted card for everyone (after a change)."""
         if not draft.card_ref or not draft.card_activity_id:
             return
         card = await self.card_for(draft, message)
-        ref = ConversationReference().deserialize(draft.card_ref)
+        await self._edit(draft.card_ref, draft.card_activity_id, card, f"the review card of {draft.customer_code}")
+
+    async def _edit(self, ref: dict[str, Any], activity_id: str, card: dict[str, Any], what: str) -> None:
+        """Replace a posted card (``update_activity``) for everyone in its conversation."""
         update = MessageFactory.attachment(CardFactory.adaptive_card(card))
-        update.id = draft.card_activity_id
+        update.id = activity_id
 
         async def callback(tc: TurnContext) -> None:
             await tc.update_activity(update)
 
         try:
-            await self.adapter.continue_conversation(ref, callback, self.settings.app_id or None)
-        except Exception:  # the card may have been deleted; the draft itself is safe in the store
-            log.warning("could not update the review card of %s", draft.customer_code, exc_info=True)
+            await self.adapter.continue_conversation(ConversationReference().deserialize(ref), callback,
+                                                     self.settings.app_id or None)
+        except Exception:  # the message may have been deleted; the state itself is safe in the store
+            log.warning("could not update %s", what, exc_info=True)
 
     async def _update_card_message(self, tc: TurnContext, activity_id: str | None, card: dict[str, Any]) -> None:
         if not activity_id:

@@ -186,10 +186,11 @@ class HttpSource:
                         auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT,
                         timeout=self.request_timeout,
                     )
-                    log.debug(
-                        "%s %s -> %s in %.0f ms", self.system, what, resp.status_code, 1000 * (time.perf_counter() - t0),
-                        extra={"request_id": next((resp.headers[h] for h in REQUEST_ID_HEADERS if h in resp.headers), None)},
-                    )
+                    if log.isEnabledFor(logging.DEBUG):
+                        log.debug(
+                            "%s %s -> %s in %.0f ms", self.system, what, resp.status_code, 1000 * (time.perf_counter() - t0),
+                            extra={"request_id": next((resp.headers[h] for h in REQUEST_ID_HEADERS if h in resp.headers), None)},
+                        )
             except httpx.TimeoutException:
                 last = f"no answer within {self.request_timeout:g} s"
             except httpx.TransportError as err:

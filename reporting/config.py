@@ -19,6 +19,11 @@ from reporting.period import PeriodError, zone
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SECRET_KEY = re.compile(r"(password|secret|token|private|api_key|apikey|credential)", re.IGNORECASE)
+
+
+def is_secret_key(name: str) -> bool:
+    """Whether a ``[sources.*]`` key holds a secret (kept as SecretStr, written as ``${VAR}``)."""
+    return bool(_SECRET_KEY.search(name))
 CODE_RE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,31}$")
 
 
@@ -180,7 +185,7 @@ class SourceConfig(BaseModel):
     @classmethod
     def _secrets(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            return {k: (SecretStr(v) if isinstance(v, str) and _SECRET_KEY.search(k) else v) for k, v in data.items()}
+            return {k: (SecretStr(v) if isinstance(v, str) and is_secret_key(k) else v) for k, v in data.items()}
         return data
 
     def option(self, key: str, default: Any = None) -> Any:
@@ -297,7 +302,7 @@ def _expand(value: Any, path: str, env: dict[str, str], problems: list[str]) -> 
     return value
 
 
-def _loc(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
+def _loc(loc: tuple[Any, ...]) -> str:
     parts: list[str] = []
     for item in loc:
         if isinstance(item, int):
@@ -325,7 +330,7 @@ def parse_config(data: dict[str, Any], source: str = "<config>", env: dict[str, 
             if not e["loc"]:  # cross-field checks already name their keys
                 out.extend(msg.split("; "))
             else:
-                out.append(f"{_loc(tuple(e['loc']), data)}: {msg}")
+                out.append(f"{_loc(tuple(e['loc']))}: {msg}")
         raise ConfigError(source, out) from None
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.sandbox.dataset import MSP_NAME, MSP_TIMEZONE, SandboxDataset
-from reporting.config import Config, parse_config
+from reporting.config import Config, is_secret_key, parse_config
 
 
 def sandbox_config_dict(dataset: SandboxDataset, store_url: str, sources: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -47,7 +47,6 @@ def sandbox_config(dataset: SandboxDataset, store_url: str, sources: dict[str, d
     return parse_config(sandbox_config_dict(dataset, store_url, sources), "<sandbox>", env={})
 
 
-_SECRET_KEY = re.compile(r"(password|secret|token|private|api_key|apikey|credential|key)", re.IGNORECASE)
 
 
 def _toml_value(v: Any) -> str:
@@ -82,7 +81,7 @@ def sandbox_config_files(dataset: SandboxDataset, sources: dict[str, dict[str, A
     for system, table in sources.items():
         refs[system] = {}
         for k, v in table.items():
-            if isinstance(v, str) and k not in ("type", "url", "system") and _SECRET_KEY.search(k):
+            if isinstance(v, str) and k not in ("type", "url", "system") and is_secret_key(k):
                 var = f"REPORTBOT_SANDBOX_{system}_{k}".upper().replace("-", "_")
                 env[var] = v
                 refs[system][k] = "${" + var + "}"

@@ -33,7 +33,8 @@ from connectors.sim.farm import SimulatorFarm
 from reporting.engine import Engine
 from reporting.pdf import render_pdf
 from reporting.store import HistoryStore
-from tests.bot.harness import APPROVER, FakeConnector, FakeOpenIdServer, card_action, running_bot
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository, for the bot test harness
+from tests.bot.harness import APPROVER, FakeConnector, FakeOpenIdServer, card_action, running_bot  # noqa: E402
 
 ANCHOR = date(2026, 11, 16)
 WEEK_DAY = date(2026, 11, 10)
