@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import inspect
+import json
 import logging
 import math
 import re
@@ -38,6 +39,7 @@ import warnings
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from types import ModuleType
 from typing import Any, TypeVar
@@ -100,7 +102,7 @@ def _import_builders_quietly() -> dict[str, ModuleType]:
         "drives.item.items.item.create_upload_session.create_upload_session",
         "teams.teams", "teams.item.team_item", "teams.item.channels.channels", "teams.item.channels.item.channel_item",
         "teams.item.channels.item.files_folder.files_folder", "teams.item.channels.item.tabs.tabs",
-        "teams.item.channels.item.tabs.item.teams_tab_item",
+        "teams.item.channels.item.tabs.item.teams_tab_item", "teams.item.channels.item.messages.messages",
     )]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"(msgraph|kiota_abstractions)\.")
@@ -114,6 +116,8 @@ _MessagesQuery = (_BUILDERS["users.item.messages.messages"]
 _AttachmentsQuery = (_BUILDERS["users.item.messages.item.attachments.attachments"]
                      .AttachmentsRequestBuilder.AttachmentsRequestBuilderGetQueryParameters)
 _TabsQuery = _BUILDERS["teams.item.channels.item.tabs.tabs"].TabsRequestBuilder.TabsRequestBuilderGetQueryParameters
+_ChannelMessagesQuery = (_BUILDERS["teams.item.channels.item.messages.messages"]
+                         .MessagesRequestBuilder.MessagesRequestBuilderGetQueryParameters)
 
 DEFAULT_BASE_URL = "https://graph.microsoft.com/v1.0"
 #: A named MAPI String property in a GUID-named property set of our own; Exchange stores it
@@ -127,6 +131,8 @@ MESSAGES_PER_MINUTE = 30  # Exchange Online: 30 messages a minute per mailbox
 UPLOAD_BYTES_PER_5_MIN = 150 * 1024 * 1024  # Graph Outlook throttling: 150 MB upload per 5 minutes per mailbox
 MAILBOX_CONCURRENCY = 4  # Graph Outlook throttling: 4 concurrent requests per app per mailbox
 TAB_NAME = "Weekly report"
+CHANNEL_PAGE = 50  # GET .../channels/{id}/messages: $top is at most 50
+CHANNEL_PAGES = 6  # how far back a post is looked for (300 root messages)
 WEBSITE_TAB_APP = "com.microsoft.teamspace.tab.web"
 RETRY_STATUSES = frozenset({429, 503, 504})
 TRANSIENT_STATUSES = frozenset({401, 408, 423, 429}) | frozenset(range(500, 600))
@@ -135,7 +141,7 @@ T = TypeVar("T")
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 ChannelTeam = Callable[[CustomerConfig], "str | Awaitable[str]"]
-Announce = Callable[[Parcel, str, str], Awaitable[None]]  # (parcel, file webUrl, idempotency key)
+Announce = Callable[[Parcel, str, str], Awaitable[Any]]  # (parcel, file webUrl, idempotency key) -> message id
 
 
 class GraphUnavailable(Exception):  # noqa: N818 - a condition, like the connectors' "unavailable"
@@ -311,11 +317,7 @@ class GraphBackend:
         channel = parcel.customer.teams_channel
         if not channel:
             raise PermanentError(f"customers[{parcel.code}] has no teams_channel")
-        team = self.channel_team(parcel.customer) if self.channel_team else ""
-        if inspect.isawaitable(team):
-            team = await team
-        if not team:
-            raise PermanentError(f"no team id is known for {parcel.code}'s channel {channel}")
+        team = await self._team_of(parcel)
         channel_api = self.client.teams.by_team_id(team).channels.by_channel_id(channel)
         folder = await self._call(f"filesFolder of {channel}", channel_api.files_folder.get)
         drive = folder.parent_reference.drive_id if folder and folder.parent_reference else None
@@ -330,6 +332,44 @@ class GraphBackend:
             await self.announce(parcel, url, key)
             return StepResult(f"posted in {channel}; the {TAB_NAME} tab {tab}", url)
         return StepResult(f"uploaded to {channel}'s files; the {TAB_NAME} tab {tab}", url)
+
+    async def find_channel_post(self, parcel: Parcel, key: str, since: datetime, *, app_id: str = "") -> str | None:
+        """The id of the message in the parcel's customer channel whose card carries ``key``
+        (posted by the bot ``app_id``, when given), or None. For ``bot.announce``: a post whose
+        outcome a crash lost. ``GET /teams/{team}/channels/{channel}/messages?$top=50`` (the
+        only query options that call takes are ``$top`` and ``$expand``), following
+        ``@odata.nextLink`` until a page holds nothing newer than ``since`` (less 10 minutes,
+        for clock skew), or for at most :data:`CHANNEL_PAGES` pages. Needs RSC
+        ``ChannelMessage.Read.Group`` (or application ``ChannelMessage.Read.All``)."""
+        self._own(parcel)
+        channel = parcel.customer.teams_channel
+        team = await self._team_of(parcel)
+        messages_api = self.client.teams.by_team_id(team).channels.by_channel_id(channel).messages
+        params = _ChannelMessagesQuery(top=CHANNEL_PAGE)
+        horizon = since - timedelta(minutes=10)
+        page = await self._call(f"messages of {channel}", lambda: messages_api.get(
+            request_configuration=RequestConfiguration(query_parameters=params)))
+        for _ in range(CHANNEL_PAGES):
+            newest: datetime | None = None
+            for message in _values(page):
+                if _carries(message, key, app_id):
+                    return str(message.id)
+                created = message.created_date_time
+                if created is not None and (newest is None or created > newest):
+                    newest = created
+            next_link = page.odata_next_link if page is not None else None
+            if not next_link or (newest is not None and newest < horizon):
+                return None
+            page = await self._call(f"messages of {channel}", lambda link=next_link: messages_api.with_url(link).get())
+        return None
+
+    async def _team_of(self, parcel: Parcel) -> str:
+        team = self.channel_team(parcel.customer) if self.channel_team else ""
+        if inspect.isawaitable(team):
+            team = await team
+        if not team:
+            raise PermanentError(f"no team id is known for {parcel.code}'s channel {parcel.customer.teams_channel}")
+        return str(team)
 
     def _own(self, parcel: Parcel) -> None:
         """The parcel's customer entry must be the configuration's entry for its code: nothing
@@ -698,6 +738,17 @@ def _retry_after(value: str | None, now: Callable[[], float]) -> float | None:
 
 def _backoff(attempt: int) -> float:
     return min(60.0, 2.0 ** attempt)
+
+
+def _carries(message: Any, key: str, app_id: str) -> bool:
+    """A channel message (msgraph ``ChatMessage``) from the bot ``app_id`` (any application when
+    empty) with a card attachment whose JSON holds ``key`` as an element id."""
+    sender = message.from_.application if message.from_ is not None else None
+    if sender is None or (app_id and sender.id != app_id):
+        return False
+    needle = json.dumps(key)  # the key as a JSON string: "id": "reportbot:...:channel"
+    return any(a.content and needle in a.content for a in message.attachments or []
+               if (a.content_type or "").lower() == "application/vnd.microsoft.card.adaptive")
 
 
 def _values(page: Any) -> list[Any]:

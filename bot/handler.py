@@ -36,7 +36,8 @@ from botbuilder.core.teams import TeamsActivityHandler
 from botbuilder.schema import Activity, AdaptiveCardInvokeResponse, ConversationReference, InvokeResponse
 from botbuilder.schema.teams import TeamsChannelData
 
-from bot.delivery import STEP_LABELS, STEPS, DeliveryLog
+from bot.announce import ChannelPostUnavailable, connector_failure, send_new_post
+from bot.delivery import STEP_LABELS, STEPS, DeliveryLog, Parcel, PermanentError
 from bot.review import Review, ReviewError, StaleVersion, User
 from bot.settings import BotSettings
 from bot.state import Draft, ReviewState
@@ -329,18 +330,32 @@ class ReportBot(TeamsActivityHandler):
         return ref
 
     async def _send_to(self, ref: ConversationReference, activity: Activity) -> Any:
-        """A new message in ``ref``'s conversation (a new post in a channel), not a reply:
-        ``TurnContext.send_activity`` would make it a reply to the continuation event."""
-        result: list[Any] = []
+        return await send_new_post(self.adapter, self.settings.app_id, ref, activity)
 
-        async def callback(tc: TurnContext) -> None:
-            outgoing = TurnContext.apply_conversation_reference(activity, ref)
-            outgoing.reply_to_id = None
-            responses = await tc.adapter.send_activities(tc, [outgoing])
-            result.append(responses[0] if responses else None)
-
-        await self.adapter.continue_conversation(ref, callback, self.settings.app_id or None)
-        return result[0] if result else None
+    async def post_customer_card(self, parcel: Parcel, card: dict[str, Any]) -> str:
+        """The delivery's card as a new post in the parcel's customer channel (``bot.announce``
+        makes it exactly once). The channel comes from the customer's configuration entry only.
+        Its conversation reference is the one stored for that channel, else the newest stored
+        channel reference of the app's tenant (same service URL) aimed at this channel id: Teams
+        tells the bot about a team's General channel when it is installed, not about every
+        channel in it."""
+        channel = parcel.customer.teams_channel
+        what = f"the card post in {parcel.code}'s channel {channel}"
+        ref = await self._channel_reference(channel)
+        if ref is None:
+            latest = await self.state.latest_reference("channel", tenant=self.settings.app_tenant_id or "")
+            if latest is None:
+                raise PermanentError(f"{what}: the bot has not been installed in any team yet (no channel to reach Teams through)")
+            ref = ConversationReference().deserialize(latest)
+            ref.conversation.id = channel
+            ref.activity_id = None
+        try:
+            response = await self._send_to(ref, MessageFactory.attachment(CardFactory.adaptive_card(card)))
+        except Exception as err:  # botbuilder raises msrest errors; translated to permanent / transient
+            raise connector_failure(what, err) from err
+        if response is None or not getattr(response, "id", None):
+            raise ChannelPostUnavailable(f"{what}: the Bot Connector returned no message id")
+        return str(response.id)
 
     async def _rollup_card(self, period_end: Any, codes: list[str]) -> dict[str, Any]:
         reports = []

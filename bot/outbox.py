@@ -31,6 +31,7 @@ from typing import Any
 import jinja2
 
 from bot.delivery import Parcel, PermanentError, StepResult
+from cards.customer import channel_card
 from reporting.config import Config
 from reporting.output import write_atomic
 
@@ -88,6 +89,7 @@ class OutboxBackend:
             "delivery_id": key, "channel": channel, "file": str(file_path.resolve()),
             "text": f"Weekly report for {parcel.customer.name}, week ending {parcel.period_end.isoformat()}",
             "summary": list(parcel.report.summary[:4]),
+            "card": channel_card(parcel.report, file_url=file_path.resolve().as_uri(), key=key, msp_name=self.config.msp.name),
         }
         await asyncio.to_thread(write_atomic, file_path, parcel.pdf)
         post_path = folder / parcel.file_name.replace(".pdf", ".json")

@@ -23,6 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.announce import ChannelAnnouncer
 from bot.app import create_app
 from bot.auth import build_adapter
 from bot.delivery import Deliverer, DeliveryHandoff, DeliveryLog
@@ -111,6 +112,10 @@ async def open_service(config: Config, settings: BotSettings, out: Path, *, cred
             closers.append(graph_cred.close)
             graph_backend = GraphBackend(config, graph_cred, channel_team=lambda c: g.channel_teams.get(c.code, ""))
             closers.append(graph_backend.aclose)
+            graph_backend.announce = ChannelAnnouncer(
+                store.engine, post=lambda parcel, card: bot.post_customer_card(parcel, card),
+                find=lambda parcel, key, since: graph_backend.find_channel_post(parcel, key, since, app_id=settings.app_id),
+                msp_name=config.msp.name)
             handoff = DeliveryHandoff(Deliverer(config, deliveries, graph_backend), state)
         review = Review(config, engine, store, state, out, handoff, settings.may_approve, week,
                         backfill_weeks=backfill_weeks)

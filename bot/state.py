@@ -184,11 +184,20 @@ class ReviewState:
             if res.rowcount == 0:
                 await conn.execute(conversations.insert().values(key=key, kind=kind, ref=text, updated_at=now))
 
-    async def latest_reference(self) -> dict[str, Any] | None:
-        """The conversation the bot heard from last (the sandbox's stand-in for a review channel)."""
+    async def latest_reference(self, kind: str | None = None, tenant: str = "") -> dict[str, Any] | None:
+        """The conversation (of ``kind``, in ``tenant``, if given) the bot heard from last: the
+        sandbox's stand-in for a review channel, or the service URL to reach a channel by."""
+        q = select(conversations.c.ref).order_by(conversations.c.updated_at.desc())
+        if kind is not None:
+            q = q.where(conversations.c.kind == kind)
         async with self.engine.connect() as conn:
-            row = (await conn.execute(select(conversations.c.ref).order_by(conversations.c.updated_at.desc()).limit(1))).first()
-        return json.loads(row[0]) if row else None
+            rows = (await conn.execute(q.limit(1 if not tenant else 200))).all()
+        for (text,) in rows:
+            ref = json.loads(text)
+            conv = ref.get("conversation") or {}
+            if not tenant or (conv.get("tenantID") or conv.get("tenantId") or "") == tenant:  # botbuilder writes "tenantID"
+                return ref
+        return None
 
     async def reference(self, key: str) -> dict[str, Any] | None:
         async with self.engine.connect() as conn:

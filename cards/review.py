@@ -232,7 +232,7 @@ class _View:
 # ---- pieces -------------------------------------------------------------------------------
 
 
-def _period_text(report: Report) -> str:
+def period_text(report: Report) -> str:
     first = report.period.start
     last = report.period.end - timedelta(days=1)
     return f"{first.strftime('%a %d %b')} \u2013 {last.strftime('%a %d %b %Y')}"
@@ -246,7 +246,7 @@ def _header(report: Report, version: int, tz: str) -> Element:
             text_block(
                 join(
                     md("Weekly report"),
-                    plain(_period_text(report)),
+                    plain(period_text(report)),
                     plain(f"draft v{version}"),
                     plain(f"generated {fmt.when(report.generated_at, tz)}"),
                 ),

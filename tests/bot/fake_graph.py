@@ -35,8 +35,9 @@ import itertools
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -127,6 +128,7 @@ class Channel:
     drive: str
     folder: str  # item id of the channel's folder in that drive
     tabs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    messages: list[dict[str, Any]] = field(default_factory=list)  # root messages, oldest first
 
 
 @dataclass
@@ -220,6 +222,32 @@ class FakeGraph:
                         403: "ErrorAccessDenied", 404: "ErrorItemNotFound"}.get(status, "Error")
         self.faults.append(Fault(method.upper(), re.compile(path), status, times, retry_after, after,
                                  code or default_code, message or f"Injected {status}"))
+
+    def add_channel_message(self, team: str, channel: str, message_id: str, *, activity: dict[str, Any] | None = None,
+                            app_id: str = "", text: str = "", user: str = "") -> dict[str, Any]:
+        """A root message in the channel, shaped as ``GET .../messages`` returns it: a bot's
+        ``activity`` (its card attachments become ``attachments[].content``, the card JSON as a
+        string, and ``from.application``), or a person's ``text``."""
+        ch = self._channel(team, channel)
+        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        attachments = [{"id": f"{message_id}-{i}", "contentType": a.get("contentType"), "contentUrl": None,
+                        "content": json.dumps(a.get("content"), separators=(",", ":")), "name": None, "thumbnailUrl": None}
+                       for i, a in enumerate((activity or {}).get("attachments") or [])]
+        sender: dict[str, Any] = {"application": None, "device": None, "user": None}
+        if activity is not None:
+            sender["application"] = {"@odata.type": "#microsoft.graph.teamworkApplicationIdentity", "id": app_id,
+                                     "displayName": "reportbot", "applicationIdentityType": "bot"}
+        else:
+            sender["user"] = {"@odata.type": "#microsoft.graph.teamworkUserIdentity", "id": user or "u-1",
+                              "displayName": "Someone", "userIdentityType": "aadUser"}
+        body = "".join(f'<attachment id="{a["id"]}"></attachment>' for a in attachments) or text
+        message = {"id": message_id, "replyToId": None, "etag": message_id, "messageType": "message",
+                   "createdDateTime": now, "lastModifiedDateTime": now, "deletedDateTime": None, "subject": None,
+                   "importance": "normal", "webUrl": f"https://teams.example/l/message/{channel}/{message_id}",
+                   "from": sender, "body": {"contentType": "html", "content": body}, "attachments": attachments,
+                   "mentions": [], "reactions": [], "channelIdentity": {"teamId": team, "channelId": channel}}
+        ch.messages.append(message)
+        return message
 
     # -- what tests look at ---------------------------------------------------------------
     def sent(self, upn: str) -> list[dict[str, Any]]:
@@ -340,6 +368,9 @@ class FakeGraph:
             ch = self._channel(m[1], m[2])
             drive = self.drives[ch.drive]
             return _json(drive.items[ch.folder].json(drive.id))
+        if m := re.fullmatch(r"/teams/([^/]+)/channels/([^/]+)/messages", path):
+            _only(method, "GET")
+            return self._list_channel_messages(self._channel(m[1], m[2]), query)
         if m := re.fullmatch(r"/teams/([^/]+)/channels/([^/]+)/tabs", path):
             ch = self._channel(m[1], m[2])
             if method == "GET":
@@ -591,6 +622,25 @@ class FakeGraph:
         return _json(item.json(drive.id), status=status)
 
     # -- tabs ---------------------------------------------------------------------------------
+    def _list_channel_messages(self, ch: Channel, query: dict[str, str]) -> web.Response:
+        """Newest first; ``$top`` 1-50 (default 20) and ``$expand`` are the only options the real
+        call takes (anything else is a 400 here); ``@odata.nextLink`` carries a ``$skiptoken``."""
+        unsupported = sorted(set(query) - {"$top", "$expand", "$skiptoken"})
+        if unsupported:
+            raise GraphError(400, "BadRequest", f"Query option(s) {', '.join(unsupported)} not supported")
+        top = int(query.get("$top", "20"))
+        if not 1 <= top <= 50:
+            raise GraphError(400, "BadRequest", "$top must be between 1 and 50")
+        start = int(query.get("$skiptoken", "0"))
+        newest_first = list(reversed(ch.messages))
+        page = newest_first[start:start + top]
+        out: dict[str, Any] = {"@odata.context": f"{self.base_url}/$metadata#teams('{ch.team}')/channels('{ch.channel}')/messages",
+                               "value": page}
+        if start + top < len(newest_first):
+            out["@odata.nextLink"] = (f"{self.base_url}/teams/{ch.team}/channels/{quote(ch.channel)}/messages"
+                                      f"?$top={top}&$skiptoken={start + top}")
+        return _json(out)
+
     def _create_tab(self, ch: Channel, body: Any) -> web.Response:
         bind = (body or {}).get("teamsApp@odata.bind", "")
         app = bind.rpartition("/appCatalogs/teamsApps/")[2] if "/appCatalogs/teamsApps/" in bind else ""

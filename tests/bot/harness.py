@@ -336,6 +336,8 @@ class FakeConnector:
     def __init__(self) -> None:
         self.calls: list[ConnectorCall] = []
         self.members: dict[str, dict[str, Any]] = {}
+        self.on_send: list[Callable[[ConnectorCall], None]] = []  # run for every post made (e.g. to show it in FakeGraph)
+        self.send_faults: list[tuple[int, bool, str]] = []  # (status, after, code), consumed one per new post
         self._ids = itertools.count(1)
         self._changed = asyncio.Event()
         self._server: TestServer | None = None
@@ -407,8 +409,24 @@ class FakeConnector:
         await self._record("create", request, conv)
         return web.json_response({"id": conv, "activityId": self._new_id(), "serviceUrl": self.service_url}, status=201)
 
+    def fail_sends(self, status: int, *, times: int = 1, after: bool = False, code: str = "") -> None:
+        """The next ``times`` new posts are answered ``status``. ``after``: the post is made first
+        (it reaches the channel, ``on_send`` runs), then the error: a gateway timing out after
+        the Connector accepted the message. Without it the post is refused (kind ``refused``)."""
+        default = {403: "BotNotInConversationRoster", 404: "ConversationNotFound", 429: "Throttled",
+                   502: "BadGateway", 503: "ServiceUnavailable", 504: "GatewayTimeout"}.get(status, "Error")
+        self.send_faults.extend([(status, after, code or default)] * times)
+
     async def _send(self, request: web.Request) -> web.Response:
+        fault = self.send_faults.pop(0) if self.send_faults else None
+        if fault is not None and not fault[1]:
+            await self._record("refused", request)
+            return web.json_response({"error": {"code": fault[2], "message": f"Injected {fault[0]}"}}, status=fault[0])
         call = await self._record("send", request, self._new_id())
+        for hook in self.on_send:
+            hook(call)
+        if fault is not None:
+            return web.json_response({"error": {"code": fault[2], "message": f"Injected {fault[0]}"}}, status=fault[0])
         return web.json_response({"id": call.result_id}, status=201)
 
     async def _reply(self, request: web.Request) -> web.Response:
