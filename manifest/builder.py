@@ -55,6 +55,12 @@ RSC_PERMISSIONS: tuple[tuple[str, str], ...] = (
         "(PATCH .../tabs/{id}); Create alone can neither read nor update a tab.",
     ),
     (
+        "ChannelMessage.Read.Group",
+        "After an interrupted delivery, find out whether the bot's report card already reached the "
+        "customer's channel (GET /teams/{id}/channels/{id}/messages) before posting it again: the Bot "
+        "Connector cannot read a message back, so this is what keeps the post to exactly one.",
+    ),
+    (
         "File.Read.Group",
         "Locate the channel's files folder (GET .../channels/{id}/filesFolder): shared and private "
         "channels have their own SharePoint site. Writing the PDF there needs an application "

@@ -5,7 +5,9 @@ messages, as in Teams. The tests assert on the exact requests."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,7 @@ from tests.bot.test_graph_delivery import (
     parcel,
 )
 
+ROOT = Path(__file__).resolve().parents[2]
 ACME_FILE_URL = "https://teams.example/sites/team-acme-0001/Shared%20Documents/Acme%20shared/ACME-weekly-2026-11-16.pdf"
 
 
@@ -236,3 +239,47 @@ async def test_a_parcel_carrying_another_customers_entry_is_refused_before_any_p
     with pytest.raises(PermanentError, match="another customer's entry"):
         await world.backend().find_channel_post(forged, "reportbot:d1:channel", acme.report.generated_at)
     assert world.connector.calls == [] and world.graph.requests == []
+
+
+# -- the process killed after each side effect ------------------------------------------------------
+
+async def run_child(*args: str) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.bot.crash_graph_delivery", *args, cwd=str(ROOT),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+    assert proc.returncode in (0, 137), err.decode()[-3000:]
+    return proc.returncode or 0, out.decode()
+
+
+@pytest.mark.parametrize("point", ["email", "upload", "post", "archive"])
+async def test_killed_after_each_side_effect_the_restart_finishes_with_exactly_one_of_each(
+        world: World, tmp_path: Path, point: str) -> None:
+    db = str(tmp_path / "crash.db")
+    code, _ = await run_child(db, world.graph.base_url, world.connector.service_url, point)
+    assert code == 137, f"the process was meant to die after {point}"
+    code, out = await run_child(db, world.graph.base_url, world.connector.service_url)  # the restart
+    assert code == 0
+    steps = json.loads(out)
+    assert {s: v[0] for s, v in steps.items()} == {"email": "done", "channel": "done", "archive": "done"}, steps
+
+    graph, team, channel = world.graph, TEAMS["ACME"], CHANNELS["ACME"]
+    sent = graph.sent(MAILBOX)
+    assert len(sent) == 1 and graph.drafts(MAILBOX) == []  # exactly one email
+    assert [r["emailAddress"]["address"] for r in sent[0]["toRecipients"]] == ["cto@acme.example", "am-acme@northwind.example"]
+    assert len(world.posts()) == 1  # exactly one card post in the customer channel
+    assert len(graph.channels[(team, channel)].messages) == 1
+    assert world.posts(CHANNELS["GLOBEX"]) == []
+    ch = graph.channels[(team, channel)]
+    assert list(graph.files(ch.drive)) == ["Acme shared/ACME-weekly-2026-11-16.pdf"]  # one file, no "... 1.pdf"
+    assert [t["displayName"] for t in ch.tabs.values()] == ["Weekly report"]
+    archive = next(iter(graph.sites.values()))["drives"][0]
+    assert list(graph.files(archive)) == ["Customers/ACME/2026/ACME-weekly-2026-11-16.pdf"]
+    # What the restart did for the step the kill interrupted: looked, then did not repeat it.
+    lookups = world.lookups()
+    if point == "post":
+        assert lookups == [f"GET /teams/{team}/channels/{channel}/messages?$top=50"]  # found: not posted again
+    else:
+        assert lookups == []
+    if point == "email":
+        assert steps["email"][2].endswith("(already sent)")

@@ -87,6 +87,7 @@ def test_shared_channels_and_rsc() -> None:
     assert rsc == [
         {"name": "TeamsTab.Create.Group", "type": "Application"},
         {"name": "TeamsTab.ReadWrite.Group", "type": "Application"},
+        {"name": "ChannelMessage.Read.Group", "type": "Application"},
         {"name": "File.Read.Group", "type": "Application"},
     ]
     assert all(len(why) > 40 for _, why in RSC_PERMISSIONS)  # each one justified
