@@ -19,7 +19,10 @@ What it is strict about, because real Graph is:
   to ``fail`` here (stricter than needed, so a forgotten conflict behaviour shows up);
 - upload sessions answer with ``nextExpectedRanges``, insist on the next expected byte,
   limit attachment chunks to 4 MiB and drive chunks to multiples of 320 KiB (but the last);
-- a tab's ``teamsApp`` cannot be changed by PATCH (400).
+- a tab's ``teamsApp`` cannot be changed by PATCH (400);
+- a channel's messages come newest first, ``$top`` at most 50, no other query option but
+  ``$expand`` (400), paged by ``@odata.nextLink``; a bot's card is ``attachments[].content``
+  as a JSON string, its sender ``from.application`` (:meth:`FakeGraph.add_channel_message`).
 
 Every request is recorded in :attr:`FakeGraph.requests` (decoded path, query, body), so tests
 assert on the exact requests. A request the fake does not implement is answered 501 and listed
