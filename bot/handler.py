@@ -108,6 +108,7 @@ class ReportBot(TeamsActivityHandler):
             verbs.VERB_APPROVE: self._approve,
             verbs.VERB_REGENERATE: self._regenerate,
             verbs.VERB_SKIP: self._skip,
+            verbs.VERB_RETRY: self._retry,
         }
         self.background: set[asyncio.Task[None]] = set()
         self.batch_progress: Callable[[], dict[str, str]] | None = None  # set by the scheduler wiring
@@ -490,6 +491,13 @@ class ReportBot(TeamsActivityHandler):
         # (one edit instead of two keeps 50 approves at once under the 2 s answer)
         self._spawn(self._when_delivered(approved))
         return await self.card_for(approved, f"Approved by {user.label}; the final PDF is being prepared for delivery.")
+
+    async def _retry(self, tc: TurnContext, draft: Draft, data: dict[str, Any], user: User) -> dict[str, Any]:
+        retried, started = await self.review.retry_delivery(draft.id, data["version"], user)
+        if not started:
+            return await self.card_for(retried, f"The delivery is {retried.state}; nothing was retried.")
+        self._spawn(self._when_delivered(retried))
+        return await self.card_for(retried, f"Delivery retried by {user.label}; the steps not done are run again.")
 
     async def _when_delivered(self, draft: Draft) -> None:
         task = self.review.finishing.get(draft.id)

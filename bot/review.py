@@ -158,12 +158,34 @@ class Review:
             if current.state in DECIDED:
                 return current, False
             raise StaleVersion(current)
-        task = asyncio.ensure_future(self._finish(changed))
-        self.background.add(task)
-        self.finishing[changed.id] = task
-        task.add_done_callback(self.background.discard)
-        task.add_done_callback(lambda t: self.finishing.pop(changed.id, None))
+        self._start_finish(changed)
         return changed, True
+
+    async def retry_delivery(self, draft_id: str, version: int, user: User) -> tuple[Draft, bool]:
+        """A failed delivery, run again: the steps not done are repeated with their same keys
+        (each backend makes a repeat harmless; a done step is never repeated). (draft, started):
+        ``started`` is False when the delivery is not failed (any more): nothing is done."""
+        draft = await self._must(draft_id)
+        if draft.state != "failed":
+            return draft, False
+        if not self.may_approve(user.aad_object_id):
+            raise ReviewError("Only the configured approvers may retry a delivery.")
+        changed = await self.state.change(draft_id, version, allowed=("failed",), state="approved", reason=None)
+        if changed is None:
+            current = await self._must(draft_id)
+            if current.state != "failed":
+                return current, False
+            raise StaleVersion(current)
+        log.info("%s retries the delivery of %s", user.label, draft.customer_code)
+        self._start_finish(changed)
+        return changed, True
+
+    def _start_finish(self, draft: Draft) -> None:
+        task = asyncio.ensure_future(self._finish(draft))
+        self.background.add(task)
+        self.finishing[draft.id] = task
+        task.add_done_callback(self.background.discard)
+        task.add_done_callback(lambda t: self.finishing.pop(draft.id, None))
 
     async def regenerate(self, draft_id: str, version: int, user: User) -> Draft:
         draft = await self._current(draft_id, version)

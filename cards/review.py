@@ -219,6 +219,8 @@ class _View:
                 execute("Regenerate", verbs.VERB_REGENERATE, data),
                 _skip_action(data),
             ]
+        elif state == "failed":  # fixed the cause (an address, the bot added to the channel)? deliver the rest
+            actions.append(execute("Retry delivery", verbs.VERB_RETRY, data))
 
         c = report.customer
         fallback = plain(

@@ -7,8 +7,9 @@ VERB_SAVE = "save"
 VERB_APPROVE = "approve"
 VERB_REGENERATE = "regenerate"
 VERB_SKIP = "skip"
+VERB_RETRY = "retryDelivery"  # on a card whose delivery failed: run the unfinished steps again
 
-ALL_VERBS: tuple[str, ...] = (VERB_SAVE, VERB_APPROVE, VERB_REGENERATE, VERB_SKIP)
+ALL_VERBS: tuple[str, ...] = (VERB_SAVE, VERB_APPROVE, VERB_REGENERATE, VERB_SKIP, VERB_RETRY)
 
 # Input ids on the review card: their values arrive merged into ``action.data``.
 INPUT_COMMENTARY = "commentary"

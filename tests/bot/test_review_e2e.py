@@ -20,8 +20,10 @@ from typing import Any
 
 import pytest
 
+from bot.delivery import Deliverer, DeliveryHandoff, DeliveryLog, Parcel, PermanentError, StepResult
 from bot.handler import ReportBot
 from bot.links import LinkSigner
+from bot.outbox import OutboxBackend
 from bot.review import Review
 from bot.service import LocalHandoff, build_connectors
 from bot.state import ReviewState
@@ -353,3 +355,63 @@ async def test_rollup_is_edited_in_place_as_drafts_are_approved(world: World, oi
         await rb.bot.wait_background()
         edits = [c for c in connector.calls if c.kind == "update" and c.activity_id == posted.result_id]
         assert edits and "(approved)" in text_of(card_of(edits[-1].body))  # type: ignore[arg-type]
+
+
+async def test_a_failed_delivery_is_retried_from_the_card_and_only_unfinished_steps_run(
+        world: World, oidc: FakeOpenIdServer, connector: FakeConnector) -> None:
+    calls: list[str] = []
+
+    class BotNotInChannelOnce(OutboxBackend):
+        async def send_email(self, parcel: Parcel, key: str) -> StepResult:
+            calls.append("email")
+            return await super().send_email(parcel, key)
+
+        async def post_channel(self, parcel: Parcel, key: str) -> StepResult:
+            calls.append("channel")
+            if calls.count("channel") == 1:
+                raise PermanentError("the card post: Bot Connector 403 BotNotInConversationRoster")
+            return await super().post_channel(parcel, key)
+
+        async def archive(self, parcel: Parcel, key: str) -> StepResult:
+            calls.append("archive")
+            return await super().archive(parcel, key)
+
+    log = await DeliveryLog.open(world.state.engine)
+    backend = BotNotInChannelOnce(world.review.config, world.out / "outbox")
+    world.review.handoff = DeliveryHandoff(Deliverer(world.review.config, log, backend), world.state)
+    async with running_bot(make_bot(world), oidc=oidc, connector=connector, draft_pdf=world.review.pdf) as rb:
+        rb.bot.deliveries = log
+        card, message_id = await run_and_get_card(rb, connector, "ACME")
+        data = actions(card)["approve"]["data"]
+        await invoke(rb, connector, "approve", data, message_id, user=APPROVER)
+        await rb.bot.wait_background()
+        draft = await world.state.get(data["draft_id"])
+        assert draft is not None and draft.state == "failed" and calls == ["email", "channel"]
+        failed_card = card_of([c for c in connector.calls if c.kind == "update" and c.activity_id == message_id][-1].body)
+        assert failed_card is not None and "BotNotInConversationRoster" in text_of(failed_card)
+        retry = actions(failed_card)["retryDelivery"]["data"]
+        assert retry["version"] == draft.version
+
+        # an engineer who is not an approver may not retry; a stale card is refused
+        refused = await invoke(rb, connector, "retryDelivery", retry, message_id, user=ENGINEER)
+        assert "Only the configured approvers" in text_of(refused)
+        stale = await invoke(rb, connector, "retryDelivery", {**retry, "version": retry["version"] - 1}, message_id,
+                             user=APPROVER)
+        assert "out of date" in text_of(stale)
+        assert calls == ["email", "channel"]
+
+        done = await invoke(rb, connector, "retryDelivery", retry, message_id, user=APPROVER)
+        assert "Delivery retried by Sam Approver" in text_of(done) and "retryDelivery" not in actions(done)
+        await rb.bot.wait_background()
+        assert calls == ["email", "channel", "channel", "archive"]  # the email was done: not sent again
+        draft = await world.state.get(data["draft_id"])
+        assert draft is not None and draft.state == "delivered" and draft.reason is None
+        assert {s: v.status for s, v in (await log.steps(draft.id)).items()} == {"email": "done", "channel": "done", "archive": "done"}
+        assert len(list((world.out / "outbox" / "mail").glob("*.eml"))) == 1
+
+        # a second click on the old retry card does nothing
+        again = await invoke(rb, connector, "retryDelivery", {**retry, "version": draft.version}, message_id, user=APPROVER)
+        assert "nothing was retried" in text_of(again)
+        await rb.bot.wait_background()
+        assert calls == ["email", "channel", "channel", "archive"]
+        assert connector.unexpected == []
