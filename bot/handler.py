@@ -139,6 +139,10 @@ class ReportBot(TeamsActivityHandler):
         key, kind = conversation_key(tc.activity)
         ref = TurnContext.get_conversation_reference(tc.activity)
         await self.state.remember(key, kind, ref.serialize())
+        if kind == "channel":  # Graph addresses a channel through its team: remember which one
+            data = TeamsChannelData().deserialize(tc.activity.channel_data or {})
+            if data.team is not None and data.team.aad_group_id:
+                await self.state.remember_team(key.split(":", 1)[1], data.team.aad_group_id)
         if self._unposted or self._unposted_rollup:  # sandbox: cards made before anyone talked to the bot
             self._spawn(self._post_waiting())
 

@@ -110,7 +110,10 @@ async def open_service(config: Config, settings: BotSettings, out: Path, *, cred
                                           certificate_path=g.certificate_path or None,
                                           managed_identity=g.auth == "managed_identity")
             closers.append(graph_cred.close)
-            graph_backend = GraphBackend(config, graph_cred, channel_team=lambda c: g.channel_teams.get(c.code, ""))
+            async def team_of(customer: Any) -> str:  # configured, else as Teams told the bot
+                return g.channel_teams.get(customer.code) or await state.team_of(customer.teams_channel)
+
+            graph_backend = GraphBackend(config, graph_cred, channel_team=team_of)
             closers.append(graph_backend.aclose)
             graph_backend.announce = ChannelAnnouncer(
                 store.engine, post=lambda parcel, card: bot.post_customer_card(parcel, card),

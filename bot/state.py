@@ -53,6 +53,7 @@ conversations = Table(
 )
 
 EDITABLE = ("drafted", "saved")
+NOT_CONVERSATIONS = ("rollup", "team")  # kinds of rows in ``conversations`` that are not references
 
 
 @dataclass(frozen=True)
@@ -190,6 +191,8 @@ class ReviewState:
         q = select(conversations.c.ref).order_by(conversations.c.updated_at.desc())
         if kind is not None:
             q = q.where(conversations.c.kind == kind)
+        else:  # rows that are not conversation references
+            q = q.where(conversations.c.kind.not_in(NOT_CONVERSATIONS))
         async with self.engine.connect() as conn:
             rows = (await conn.execute(q.limit(1 if not tenant else 200))).all()
         for (text,) in rows:
@@ -198,6 +201,15 @@ class ReviewState:
             if not tenant or (conv.get("tenantID") or conv.get("tenantId") or "") == tenant:  # botbuilder writes "tenantID"
                 return ref
         return None
+
+    async def remember_team(self, channel: str, aad_group_id: str) -> None:
+        """The team (AAD group id, what Graph's ``/teams/{id}`` takes) that holds ``channel``, as
+        Teams said in an activity's ``channelData.team.aadGroupId``."""
+        await self.remember(f"team-of:{channel}", "team", {"aadGroupId": aad_group_id})
+
+    async def team_of(self, channel: str) -> str:
+        stored = await self.reference(f"team-of:{channel}")
+        return str(stored.get("aadGroupId") or "") if stored else ""
 
     async def reference(self, key: str) -> dict[str, Any] | None:
         async with self.engine.connect() as conn:

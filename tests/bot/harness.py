@@ -473,6 +473,11 @@ class TeamsChannel:
     channel_id: str  # `19:...@thread.tacv2`
     name: str = "Channel"
 
+    @property
+    def aad_group_id(self) -> str:
+        """The team's AAD group id (what Graph's ``/teams/{id}`` takes), stable per team."""
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, self.team_id))
+
 
 ENGINEER = TeamsUser("29:1engineer-mri", "Alex Engineer", "aad-engineer-0001")
 APPROVER = TeamsUser("29:1approver-mri", "Sam Approver", "aad-approver-0002")
@@ -517,7 +522,7 @@ def _channel_parts(channel: TeamsChannel, root_id: str, tenant_id: str) -> tuple
         "teamsChannelId": channel.channel_id,
         "teamsTeamId": channel.team_id,
         "channel": {"id": channel.channel_id, "name": channel.name},
-        "team": {"id": channel.team_id},
+        "team": {"id": channel.team_id, "aadGroupId": channel.aad_group_id},
         "tenant": {"id": tenant_id},
     }
     return conversation, channel_data

@@ -284,6 +284,18 @@ async def test_references_survive_a_restart_and_other_tenants_are_ignored(world:
     assert call.kind == "send" and call.conversation_id == REVIEW_CHANNEL.channel_id and card_of(call.body)
 
 
+async def test_the_team_of_each_channel_is_learnt_from_teams_for_graph(world: World, oidc: FakeOpenIdServer,
+                                                                       connector: FakeConnector) -> None:
+    async with running_bot(make_bot(world), oidc=oidc, connector=connector, draft_pdf=world.review.pdf) as rb:
+        r = await rb.client.post(channel_message("status", service_url=connector.service_url, channel=ACME_CHANNEL))
+        assert r.status_code == 201
+        await rb.bot.post_rollup(WEEK_DAY, ["ACME"])  # a roll-up row is stored next to the references
+    assert await world.state.team_of(ACME_CHANNEL.channel_id) == ACME_CHANNEL.aad_group_id
+    assert await world.state.team_of("19:never-heard-from@thread.tacv2") == ""
+    latest = await world.state.latest_reference()  # the newest conversation, not the roll-up row or a team row
+    assert latest is not None and latest["conversation"]["id"].startswith(ACME_CHANNEL.channel_id)
+
+
 async def test_regenerate_recollects_and_keeps_the_commentary(world: World, oidc: FakeOpenIdServer, connector: FakeConnector) -> None:
     async with running_bot(make_bot(world), oidc=oidc, connector=connector, draft_pdf=world.review.pdf) as rb:
         card, message_id = await run_and_get_card(rb, connector, "GLOBEX")
