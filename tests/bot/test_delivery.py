@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from datetime import date
 from email import policy
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -156,6 +157,7 @@ def test_killed_process_resumes_with_exactly_one_of_each(killed_after: str, demo
 
 
 async def test_production_serve_delivers_through_graph_and_the_sandbox_through_the_outbox(tmp_path: Path) -> None:
+    from bot.announce import ChannelAnnouncer
     from bot.delivery import DeliveryHandoff
     from bot.graph_delivery import GraphBackend
     from bot.service import LocalHandoff, open_service
@@ -179,3 +181,9 @@ async def test_production_serve_delivers_through_graph_and_the_sandbox_through_t
                 assert isinstance(handoff, LocalHandoff)  # no [graph] mailbox: approved PDFs are filed locally
             else:
                 assert isinstance(handoff, DeliveryHandoff) and isinstance(handoff.deliverer.backend, expected)
+                backend = handoff.deliverer.backend
+                assert isinstance(backend.announce, ChannelAnnouncer)  # the bot's card post, exactly once
+                shared = SimpleNamespace(code="ACME", teams_channel="19:acme@thread.tacv2")
+                assert await backend.channel_team(shared) == ""  # neither configured nor heard of
+                await service.state.remember_team("19:acme@thread.tacv2", "aad-group-acme")
+                assert await backend.channel_team(shared) == "aad-group-acme"  # as Teams told the bot
