@@ -16,6 +16,7 @@ looked up by the draft's customer code in the store — never from card data.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
@@ -145,8 +146,11 @@ class Deliverer:
         self.log = log_
         self.backend = backend
 
-    async def deliver(self, draft_id: str, code: str, period_end: date, report: Report, pdf: bytes, approved_by: str) -> dict[str, StepState]:
-        """Run the steps not yet done, in order. Returns every step's state."""
+    async def deliver(self, draft_id: str, code: str, period_end: date, report: Report, pdf: bytes, approved_by: str,
+                      on_step: Callable[[str], Awaitable[None]] | None = None) -> dict[str, StepState]:
+        """Run the steps not yet done, in order. Returns every step's state. ``on_step(step)``
+        runs after each step's outcome is recorded (the review card shows it); its failure is
+        logged and never stops the delivery."""
         customer = self.config.customer(code)  # from configuration, by the draft's own code
         parcel = Parcel(draft_id, code, customer, period_end, report, pdf, approved_by)
         calls = {"email": self.backend.send_email, "channel": self.backend.post_channel, "archive": self.backend.archive}
@@ -163,6 +167,11 @@ class Deliverer:
                 log.error("delivery of %s stopped at %s: %s", code, step, err)
                 break
             await self.log.end(draft_id, step, "done", result.detail, result.url)
+            if on_step is not None and step != STEPS[-1]:  # after the last one the handoff's state change shows it
+                try:
+                    await on_step(step)
+                except Exception:
+                    log.warning("could not show the %s step of %s", step, code, exc_info=True)
         return await self.log.steps(draft_id)
 
 
@@ -170,14 +179,21 @@ class DeliveryHandoff:
     """``bot.review``'s hand-off: deliver, and move the draft to ``delivering`` → ``delivered``
     (or ``failed`` with the step's reason)."""
 
-    def __init__(self, deliverer: Deliverer, state: Any):
+    def __init__(self, deliverer: Deliverer, state: Any, on_progress: Callable[[str], Awaitable[None]] | None = None):
         self.deliverer = deliverer
         self.state = state  # bot.state.ReviewState
+        self.on_progress = on_progress  # (draft id): a step is done; the bot edits the review card
 
     async def __call__(self, draft: Any, report: Report, pdf: bytes) -> None:
         await self.state.set_state(draft.id, "delivering")
+        progress = self.on_progress
+
+        async def on_step(step: str) -> None:
+            if progress is not None:
+                await progress(draft.id)
+
         steps = await self.deliverer.deliver(draft.id, draft.customer_code, draft.period_end, report, pdf,
-                                             draft.decided_by or "")
+                                             draft.decided_by or "", on_step=on_step)
         failed = [s for s in steps.values() if s.status == "failed"]
         if failed:
             await self.state.set_state(draft.id, "failed", reason=f"{STEP_LABELS[failed[0].step]}: {failed[0].detail}"[:500])

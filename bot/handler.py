@@ -411,6 +411,12 @@ class ReportBot(TeamsActivityHandler):
             await self._send_to(ref, MessageFactory.text(
                 f"Reminder: {len(waiting)} draft{'s' if len(waiting) != 1 else ''} still waiting for approval: {', '.join(waiting)}."))
 
+    async def show_progress(self, draft_id: str) -> None:
+        """A delivery step finished: edit the draft's review card to show it."""
+        draft = await self.state.get(draft_id)
+        if draft is not None:
+            await self.refresh_card(draft)
+
     async def refresh_card(self, draft: Draft, message: str | None = None) -> None:
         """Edit the draft's posted card for everyone (after a change)."""
         if not draft.card_ref or not draft.card_activity_id:

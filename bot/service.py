@@ -126,6 +126,8 @@ async def open_service(config: Config, settings: BotSettings, out: Path, *, cred
         links = LinkSigner.from_settings(settings)
         bot = ReportBot(settings, config, review, state, adapter, pdf_url=links.url)
         bot.deliveries = deliveries
+        if isinstance(handoff, DeliveryHandoff):
+            handoff.on_progress = bot.show_progress  # the review card shows each step as it is done
         await resume_deliveries(review, deliveries, handoff)
         claims = await Claims.open(store.engine, instance_name(), config.schedule.lease_seconds)
 

@@ -127,6 +127,24 @@ def actions(card: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def delivery_facts(card: dict[str, Any]) -> dict[str, str]:
+    """The review card's delivery steps: step name -> what it shows."""
+    out: dict[str, str] = {}
+
+    def walk(x: Any) -> None:
+        if isinstance(x, dict):
+            if x.get("type") == "FactSet":
+                out.update({f["title"]: f["value"] for f in x["facts"]})
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+
+    walk(card)
+    return out
+
+
 def text_of(card: dict[str, Any]) -> str:
     return json.dumps(card, ensure_ascii=False)
 
@@ -390,9 +408,11 @@ async def test_a_failed_delivery_is_retried_from_the_card_and_only_unfinished_st
 
     log = await DeliveryLog.open(world.state.engine)
     backend = BotNotInChannelOnce(world.review.config, world.out / "outbox")
-    world.review.handoff = DeliveryHandoff(Deliverer(world.review.config, log, backend), world.state)
+    handoff = DeliveryHandoff(Deliverer(world.review.config, log, backend), world.state)
+    world.review.handoff = handoff
     async with running_bot(make_bot(world), oidc=oidc, connector=connector, draft_pdf=world.review.pdf) as rb:
         rb.bot.deliveries = log
+        handoff.on_progress = rb.bot.show_progress  # as bot.service wires it
         card, message_id = await run_and_get_card(rb, connector, "ACME")
         data = actions(card)["approve"]["data"]
         await invoke(rb, connector, "approve", data, message_id, user=APPROVER)
@@ -420,6 +440,11 @@ async def test_a_failed_delivery_is_retried_from_the_card_and_only_unfinished_st
         assert draft is not None and draft.state == "delivered" and draft.reason is None
         assert {s: v.status for s, v in (await log.steps(draft.id)).items()} == {"email": "done", "channel": "done", "archive": "done"}
         assert len(list((world.out / "outbox" / "mail").glob("*.eml"))) == 1
+        # the card was edited as each step finished: one edit shows the channel done and the archive not yet
+        edits = [card_of(c.body) for c in connector.calls if c.kind == "update" and c.activity_id == message_id]
+        shown = [delivery_facts(e) for e in edits if e]
+        assert any(f.get("Customer channel", "").startswith("\u2705 done") and f.get("Archive", "").endswith("pending")
+                   for f in shown), shown
 
         # a second click on the old retry card does nothing
         again = await invoke(rb, connector, "retryDelivery", {**retry, "version": draft.version}, message_id, user=APPROVER)
