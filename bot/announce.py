@@ -20,7 +20,7 @@ A repeat of the step finds one of three things:
   The lookup is asked ``settle_checks`` times, ``settle_delay`` apart, because a message can
   take a moment to show up in Graph. If the message is found, its id is recorded and nothing
   is posted. If it is not, the card is posted.
-- nothing: the card is posted.
+- ``refused`` (the Connector answered 400/403/404 last time) or nothing: the card is posted.
 
 Failures: a Connector answer of 400/403/404 is permanent. Examples: the bot is not in the
 channel (``BotNotInConversationRoster``), it was blocked (``MessageWritesBlocked``), or the
@@ -57,7 +57,7 @@ channel_posts = Table(
     metadata,
     Column("key", String(120), primary_key=True),
     Column("channel", String(300), nullable=False),
-    Column("status", String(16), nullable=False),  # posting | posted
+    Column("status", String(16), nullable=False),  # posting | posted | refused (a 4xx: nothing was posted)
     Column("message_id", String(200)),
     Column("attempts", Integer, nullable=False),
     Column("started_at", DateTime(timezone=True), nullable=False),  # the first intent: a post can only be newer
@@ -117,16 +117,20 @@ class ChannelAnnouncer:
         if rec is not None and rec.status == "posted" and rec.message_id:
             log.info("the card of %s is already in %s (message %s)", key, rec.channel, rec.message_id)
             return rec.message_id
-        if rec is not None:  # an earlier attempt may have posted it: look before posting again
+        if rec is not None and rec.status == "posting":  # an earlier attempt may have posted it: look first
             found = await self._look(parcel, key, rec.started_at)
             if found is not None:
                 log.info("the card of %s was posted before the interruption (message %s); not posted again", key, found)
-                await self._done(key, found)
+                await self._set(key, status="posted", message_id=found)
                 return found
         await self._intent(key, channel)
         card = channel_card(parcel.report, file_url=file_url, key=key, msp_name=self.msp_name)
-        message_id = await self.post(parcel, card)
-        await self._done(key, message_id)
+        try:
+            message_id = await self.post(parcel, card)
+        except PermanentError:  # the Connector said no (403, 404): nothing was posted, nothing to look for
+            await self._set(key, status="refused")
+            raise
+        await self._set(key, status="posted", message_id=message_id)
         return message_id
 
     async def _look(self, parcel: Parcel, key: str, since: datetime) -> str | None:
@@ -149,10 +153,10 @@ class ChannelAnnouncer:
                 await conn.execute(update(channel_posts).where(channel_posts.c.key == key).values(
                     status="posting", attempts=channel_posts.c.attempts + 1, updated_at=now))
 
-    async def _done(self, key: str, message_id: str) -> None:
+    async def _set(self, key: str, **values: Any) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(update(channel_posts).where(channel_posts.c.key == key).values(
-                status="posted", message_id=message_id, updated_at=datetime.now(UTC)))
+                updated_at=datetime.now(UTC), **values))
 
 
 async def send_new_post(adapter: Any, app_id: str | None, ref: ConversationReference, activity: Activity) -> Any:

@@ -211,6 +211,11 @@ async def test_a_bot_not_in_the_channel_stops_the_delivery_with_the_connectors_r
     assert steps["email"].status == "done" and steps["channel"].status == "failed" and "archive" not in steps
     assert "Bot Connector 403 BotNotInConversationRoster" in (steps["channel"].detail or "")
     assert world.posts() == []
+    # the bot is added to the channel; the delivery is retried: a refused post needs no look-up
+    steps = await Deliverer(world.config, log, world.backend()).deliver(
+        "d1", "ACME", p.period_end, p.report, p.pdf, "Sam Approver")
+    assert {s: v.status for s, v in steps.items()} == {"email": "done", "channel": "done", "archive": "done"}
+    assert len(world.posts()) == 1 and world.lookups() == [] and len(world.graph.sent(MAILBOX)) == 1
 
 
 async def test_a_channel_the_bot_never_heard_from_is_reached_through_the_tenants_service_url(world: World) -> None:
