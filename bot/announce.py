@@ -38,8 +38,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from botbuilder.core import TurnContext
-from botbuilder.schema import Activity, ConversationReference
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -94,15 +92,14 @@ class ChannelAnnouncer:
         self.post, self.find = post, find
         self.msp_name = msp_name
         self.settle_checks, self.settle_delay, self._sleep = settle_checks, settle_delay, sleep
-        self._ready = False
 
-    async def _tables(self) -> None:
-        if not self._ready:
-            await create_tables(self.engine, metadata)
-            self._ready = True
+    @classmethod
+    async def open(cls, engine: AsyncEngine, post: Post, find: Find, **kw: Any) -> ChannelAnnouncer:
+        """The announcer, its table created (at start-up, like ``DeliveryLog.open``)."""
+        await create_tables(engine, metadata)
+        return cls(engine, post, find, **kw)
 
     async def record(self, key: str) -> PostRecord | None:
-        await self._tables()
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(channel_posts).where(channel_posts.c.key == key))).first()
         if row is None:
@@ -157,22 +154,6 @@ class ChannelAnnouncer:
         async with self.engine.begin() as conn:
             await conn.execute(update(channel_posts).where(channel_posts.c.key == key).values(
                 updated_at=datetime.now(UTC), **values))
-
-
-async def send_new_post(adapter: Any, app_id: str | None, ref: ConversationReference, activity: Activity) -> Any:
-    """A new message in ``ref``'s conversation (in a channel: a new post, not a reply), sent
-    proactively; returns the Connector's ResourceResponse. ``TurnContext.send_activity`` would
-    make it a reply to the continuation event."""
-    result: list[Any] = []
-
-    async def callback(tc: TurnContext) -> None:
-        outgoing = TurnContext.apply_conversation_reference(activity, ref)
-        outgoing.reply_to_id = None
-        responses = await tc.adapter.send_activities(tc, [outgoing])
-        result.append(responses[0] if responses else None)
-
-    await adapter.continue_conversation(ref, callback, app_id or None)
-    return result[0] if result else None
 
 
 def connector_failure(what: str, err: Exception) -> Exception:

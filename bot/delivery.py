@@ -187,13 +187,9 @@ class DeliveryHandoff:
     async def __call__(self, draft: Any, report: Report, pdf: bytes) -> None:
         await self.state.set_state(draft.id, "delivering")
         progress = self.on_progress
-
-        async def on_step(step: str) -> None:
-            if progress is not None:
-                await progress(draft.id)
-
         steps = await self.deliverer.deliver(draft.id, draft.customer_code, draft.period_end, report, pdf,
-                                             draft.decided_by or "", on_step=on_step)
+                                             draft.decided_by or "",
+                                             on_step=(lambda step: progress(draft.id)) if progress else None)
         failed = [s for s in steps.values() if s.status == "failed"]
         if failed:
             await self.state.set_state(draft.id, "failed", reason=f"{STEP_LABELS[failed[0].step]}: {failed[0].detail}"[:500])

@@ -36,7 +36,7 @@ from botbuilder.core.teams import TeamsActivityHandler
 from botbuilder.schema import Activity, AdaptiveCardInvokeResponse, ConversationReference, InvokeResponse
 from botbuilder.schema.teams import TeamsChannelData
 
-from bot.announce import ChannelPostUnavailable, connector_failure, send_new_post
+from bot.announce import ChannelPostUnavailable, connector_failure
 from bot.delivery import STEP_LABELS, STEPS, DeliveryLog, Parcel, PermanentError
 from bot.review import Review, ReviewError, StaleVersion, User
 from bot.settings import BotSettings
@@ -113,6 +113,7 @@ class ReportBot(TeamsActivityHandler):
         self.background: set[asyncio.Task[None]] = set()
         self.batch_progress: Callable[[], dict[str, str]] | None = None  # set by the scheduler wiring
         self.deliveries: DeliveryLog | None = None  # set when delivery is configured: the card shows each step
+        self._teams_known: dict[str, str] = {}  # channel id -> team AAD group id, as stored
         self._unposted: list[str] = []  # sandbox: draft ids whose cards wait for a conversation
         self._unposted_rollup: tuple[Any, list[str]] | None = None
 
@@ -141,8 +142,10 @@ class ReportBot(TeamsActivityHandler):
         await self.state.remember(key, kind, ref.serialize())
         if kind == "channel":  # Graph addresses a channel through its team: remember which one
             data = TeamsChannelData().deserialize(tc.activity.channel_data or {})
-            if data.team is not None and data.team.aad_group_id:
-                await self.state.remember_team(key.split(":", 1)[1], data.team.aad_group_id)
+            channel, group = key.split(":", 1)[1], data.team.aad_group_id if data.team is not None else None
+            if group and self._teams_known.get(channel) != group:  # one write per channel, not per activity
+                await self.state.remember_team(channel, group)
+                self._teams_known[channel] = group
         if self._unposted or self._unposted_rollup:  # sandbox: cards made before anyone talked to the bot
             self._spawn(self._post_waiting())
 
@@ -335,7 +338,18 @@ class ReportBot(TeamsActivityHandler):
         return ref
 
     async def _send_to(self, ref: ConversationReference, activity: Activity) -> Any:
-        return await send_new_post(self.adapter, self.settings.app_id, ref, activity)
+        """A new message in ``ref``'s conversation (a new post in a channel), not a reply:
+        ``TurnContext.send_activity`` would make it a reply to the continuation event."""
+        result: list[Any] = []
+
+        async def callback(tc: TurnContext) -> None:
+            outgoing = TurnContext.apply_conversation_reference(activity, ref)
+            outgoing.reply_to_id = None
+            responses = await tc.adapter.send_activities(tc, [outgoing])
+            result.append(responses[0] if responses else None)
+
+        await self.adapter.continue_conversation(ref, callback, self.settings.app_id or None)
+        return result[0] if result else None
 
     async def post_customer_card(self, parcel: Parcel, card: dict[str, Any]) -> str:
         """The delivery's card as a new post in the parcel's customer channel (``bot.announce``

@@ -115,7 +115,7 @@ async def open_service(config: Config, settings: BotSettings, out: Path, *, cred
 
             graph_backend = GraphBackend(config, graph_cred, channel_team=team_of)
             closers.append(graph_backend.aclose)
-            graph_backend.announce = ChannelAnnouncer(
+            graph_backend.announce = await ChannelAnnouncer.open(
                 store.engine, post=lambda parcel, card: bot.post_customer_card(parcel, card),
                 find=lambda parcel, key, since: graph_backend.find_channel_post(parcel, key, since, app_id=settings.app_id),
                 msp_name=config.msp.name)

@@ -13,7 +13,7 @@ from reporting.models import Period
 
 
 class PeriodError(ValueError):
-    pass
+    """A week or date that does not make a reporting period."""
 
 
 def zone(name: str) -> ZoneInfo:

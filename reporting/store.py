@@ -35,7 +35,7 @@ reports = Table(
 
 
 class StoreError(RuntimeError):
-    pass
+    """The history store cannot be opened or read."""
 
 
 _SCHEMA_LOCK = 0x7265706F7274  # "report": the advisory lock that serialises table creation

@@ -47,7 +47,7 @@ PRIORITY_IDS = {name: i + 1 for i, (name, _, _) in enumerate(PRIORITIES)}
 
 
 class ConditionError(ValueError):
-    pass
+    """A ``conditions`` string the simulator cannot parse (ConnectWise answers 400)."""
 
 
 _TOKEN = re.compile(

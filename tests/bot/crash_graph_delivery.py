@@ -70,7 +70,7 @@ async def main(db: str, graph_url: str, connector_url: str, point: str | None) -
     engine = create_async_engine(f"sqlite+aiosqlite:///{db}")
     try:
         state = await ReviewState.open(engine)
-        await state.remember(f"channel:{CHANNELS['ACME']}", "channel", channel_ref_for(connector_url))
+        await state.remember(f"channel:{CHANNELS['ACME']}", "channel", channel_ref(connector_url, CHANNELS["ACME"]))
         settings = make_settings(oidc=None, service_urls=[connector_url])
         adapter = build_adapter(settings, credentials_factory=FakeCredentialsFactory(BOT_APP_ID))
         bot = ReportBot(settings, config, review=None, state=state, adapter=adapter, pdf_url=lambda d, v: "")  # type: ignore[arg-type]
@@ -83,7 +83,7 @@ async def main(db: str, graph_url: str, connector_url: str, point: str | None) -
 
         backend = DieAfter(config, FakeCredential(), base_url=graph_url, channel_team=lambda c: TEAMS[c.code],
                            point=point, settle_delay=0.05)
-        backend.announce = ChannelAnnouncer(
+        backend.announce = await ChannelAnnouncer.open(
             engine, post=post, find=lambda p, key, since: backend.find_channel_post(p, key, since, app_id=BOT_APP_ID),
             msp_name=config.msp.name, settle_delay=0.05)
         try:
@@ -95,13 +95,6 @@ async def main(db: str, graph_url: str, connector_url: str, point: str | None) -
             await backend.aclose()
     finally:
         await engine.dispose()
-
-
-def channel_ref_for(connector_url: str) -> dict[str, Any]:
-    class _Connector:  # channel_ref only reads the service URL
-        service_url = connector_url
-
-    return channel_ref(_Connector(), CHANNELS["ACME"])  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

@@ -659,7 +659,7 @@ class FakeGraph:
 
 
 class _Unexpected(Exception):
-    pass
+    """A request the fake does not implement (answered 501, listed in ``unexpected``)."""
 
 
 def _only(method: str, allowed: str) -> None:

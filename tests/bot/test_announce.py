@@ -17,12 +17,14 @@ from botbuilder.schema import ChannelAccount, ConversationAccount, ConversationR
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bot.announce import ChannelAnnouncer, ChannelPostUnavailable
+from bot.announce import metadata as announce_tables
 from bot.auth import build_adapter
 from bot.delivery import Deliverer, DeliveryLog, Parcel, PermanentError
 from bot.graph_delivery import GraphBackend
 from bot.handler import ReportBot
 from bot.state import ReviewState
 from reporting.config import Config
+from reporting.store import create_tables
 from tests.bot.fake_graph import FakeGraph
 from tests.bot.harness import BOT_APP_ID, TENANT_ID, FakeConnector, FakeCredentialsFactory, make_settings
 from tests.bot.test_graph_delivery import (
@@ -71,14 +73,14 @@ class World:
         return [c for c in self.graph.calls() if "/messages" in c and c.startswith("GET /teams/")]
 
 
-def channel_ref(connector: FakeConnector, channel: str, tenant: str = TENANT_ID) -> dict[str, Any]:
+def channel_ref(service_url: str, channel: str, tenant: str = TENANT_ID) -> dict[str, Any]:
     """What the bot stores when it hears from a channel (``TurnContext.get_conversation_reference``)."""
     ref = ConversationReference(
         activity_id="1700000000001", user=ChannelAccount(id="29:someone", name="Someone"),
         bot=ChannelAccount(id=f"28:{BOT_APP_ID}", name="reportbot"),
         conversation=ConversationAccount(id=f"{channel};messageid=1700000000001", conversation_type="channel",
                                          is_group=True, tenant_id=tenant),
-        channel_id="msteams", service_url=connector.service_url)
+        channel_id="msteams", service_url=service_url)
     return ref.serialize()  # type: ignore[no-any-return]
 
 
@@ -99,11 +101,12 @@ async def world(tmp_path: Path, connector: FakeConnector) -> AsyncIterator[World
     connector.on_send.append(show_in_graph)
     engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
     state = await ReviewState.open(engine)
+    await create_tables(engine, announce_tables)
     config = make_config()
     settings = make_settings(oidc=None, service_urls=[connector.service_url])
     adapter = build_adapter(settings, credentials_factory=FakeCredentialsFactory(BOT_APP_ID))
     bot = ReportBot(settings, config, review=None, state=state, adapter=adapter, pdf_url=lambda d, v: "")  # type: ignore[arg-type]
-    await state.remember(f"channel:{CHANNELS['ACME']}", "channel", channel_ref(connector, CHANNELS["ACME"]))
+    await state.remember(f"channel:{CHANNELS['ACME']}", "channel", channel_ref(connector.service_url, CHANNELS["ACME"]))
     w = World(graph, connector, engine, state, bot, config, FakeClock())
     try:
         yield w
@@ -230,7 +233,7 @@ async def test_no_team_installation_at_all_is_a_permanent_failure(world: World, 
     async with world.engine.begin() as conn:
         await conn.exec_driver_sql("DELETE FROM conversations")
     await world.state.remember("channel:19:other@thread.tacv2", "channel",
-                               channel_ref(connector, "19:other@thread.tacv2", tenant="another-tenant"))
+                               channel_ref(connector.service_url, "19:other@thread.tacv2", tenant="another-tenant"))
     with pytest.raises(PermanentError, match="has not been installed in any team"):
         await world.backend().post_channel(parcel(world.config, "GLOBEX"), "reportbot:d2:channel")
     assert connector.calls == []
