@@ -38,6 +38,7 @@ from botbuilder.schema.teams import TeamsChannelData
 
 from bot.announce import ChannelPostUnavailable, connector_failure
 from bot.delivery import STEP_LABELS, STEPS, DeliveryLog, Parcel, PermanentError
+from bot.posting import NoRoute, NotPosted, Poster, PostRefused
 from bot.review import Review, ReviewError, StaleVersion, User
 from bot.settings import BotSettings
 from bot.state import Draft, ReviewState
@@ -87,6 +88,21 @@ def _tenant(activity: Activity) -> str:
     return str(tenant.get("id") or (activity.conversation.tenant_id if activity.conversation else "") or "")
 
 
+def _team(activity: Activity) -> dict[str, Any]:
+    data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
+    team = data.get("team")
+    return team if isinstance(team, dict) and team.get("id") else {}
+
+
+def _bot_removed(activity: Activity) -> bool:
+    """The app was uninstalled from the team (``installationUpdate`` remove, or the bot among
+    ``membersRemoved`` of a ``conversationUpdate``)."""
+    if activity.type == "installationUpdate":
+        return (activity.action or "").lower() in ("remove", "remove-upgrade")
+    bot_id = activity.recipient.id if activity.recipient else None
+    return activity.type == "conversationUpdate" and any(m.id == bot_id for m in activity.members_removed or [])
+
+
 def _user(activity: Activity) -> User:
     f = activity.from_property
     return User(aad_object_id=(f.aad_object_id or "") if f else "", name=(f.name or "") if f else "")
@@ -94,8 +110,9 @@ def _user(activity: Activity) -> User:
 
 class ReportBot(TeamsActivityHandler):
     def __init__(self, settings: BotSettings, config: Config, review: Review, state: ReviewState, adapter: Any,
-                 pdf_url: Callable[[str, int], str]):
+                 pdf_url: Callable[[str, int], str], poster: Poster | None = None):
         self.settings = settings
+        self.poster = poster or Poster(adapter, settings.app_id)
         self.config = config
         self.review = review
         self.state = state
@@ -114,14 +131,23 @@ class ReportBot(TeamsActivityHandler):
         self.batch_progress: Callable[[], dict[str, str]] | None = None  # set by the scheduler wiring
         self.deliveries: DeliveryLog | None = None  # set when delivery is configured: the card shows each step
         self._teams_known: dict[str, str] = {}  # channel id -> team AAD group id, as stored
+        self._installs_known: dict[str, str] = {}  # team id -> what was stored for it (one write per change)
+        self.not_posted: dict[str, str] = {}  # "review:<CODE>:<week>" / "rollup:<week>" -> why its card waits
+        self.post_retry_seconds = 5.0  # first wait before posting a card again; doubles up to the max
+        self.post_retry_max_seconds = 300.0
         self._unposted: list[str] = []  # sandbox: draft ids whose cards wait for a conversation
         self._unposted_rollup: tuple[Any, list[str]] | None = None
 
     # ---- where are we -------------------------------------------------------------------
+    def foreign(self, activity: Activity) -> bool:
+        """An activity from another organisation's Teams (a single-tenant app's other tenants)."""
+        tenant = _tenant(activity)
+        return bool(self.settings.app_type == "SingleTenant" and self.settings.app_tenant_id and tenant
+                    and tenant != self.settings.app_tenant_id)
+
     def where(self, activity: Activity) -> Where:
         key, kind = conversation_key(activity)
-        tenant = _tenant(activity)
-        if self.settings.app_type == "SingleTenant" and self.settings.app_tenant_id and tenant and tenant != self.settings.app_tenant_id:
+        if self.foreign(activity):
             return Where("other", key)  # another organisation's Teams: nothing here is for them
         if kind == "channel":
             channel = key.split(":", 1)[1]
@@ -136,10 +162,29 @@ class ReportBot(TeamsActivityHandler):
             return Where("review", key)  # the Agents Playground's group chat
         return Where("other", key)
 
+    async def on_turn(self, turn_context: TurnContext) -> None:
+        """Another organisation's activity is refused before anything is read into the store."""
+        activity = turn_context.activity
+        if self.foreign(activity):
+            log.warning("refused a %s activity from tenant %r (not this app's tenant)", activity.type, _tenant(activity)[:64])
+            if activity.type == "invoke":
+                await turn_context.send_activity(Activity(type="invokeResponse", value=InvokeResponse(status=403)))
+            elif activity.type == "message":
+                await turn_context.send_activity("I only work for the organisation that installed me.")
+            return
+        await super().on_turn(turn_context)
+
     async def _remember(self, tc: TurnContext) -> None:
-        key, kind = conversation_key(tc.activity)
-        ref = TurnContext.get_conversation_reference(tc.activity)
+        activity = tc.activity
+        key, kind = conversation_key(activity)
+        ref = TurnContext.get_conversation_reference(activity)
+        tenant = _tenant(activity)
+        if ref.conversation is not None and tenant:
+            # botbuilder-schema 4.17.1 reads the tenant from a JSON key "tenantID"; Teams sends
+            # "tenantId" (and channelData.tenant.id), so without this every reference has none
+            ref.conversation.tenant_id = tenant
         await self.state.remember(key, kind, ref.serialize())
+        await self._remember_install(activity, tenant)
         if kind == "channel":  # Graph addresses a channel through its team: remember which one
             data = TeamsChannelData().deserialize(tc.activity.channel_data or {})
             channel, group = key.split(":", 1)[1], data.team.aad_group_id if data.team is not None else None
@@ -148,6 +193,27 @@ class ReportBot(TeamsActivityHandler):
                 self._teams_known[channel] = group
         if self._unposted or self._unposted_rollup:  # sandbox: cards made before anyone talked to the bot
             self._spawn(self._post_waiting())
+
+    async def _remember_install(self, activity: Activity, tenant: str) -> None:
+        """A team-scoped activity (the installation events above all) tells where the team's
+        channels are reached: kept so a configured channel nobody typed in can get a post."""
+        team = _team(activity)
+        if not team or not activity.service_url:
+            return
+        team_id = str(team["id"])
+        if _bot_removed(activity):
+            await self.state.forget_install(team_id)
+            self._installs_known.pop(team_id, None)
+            log.info("the app was removed from team %s", team_id)
+            return
+        info = {"service_url": activity.service_url, "tenant_id": tenant, "aad_group_id": str(team.get("aadGroupId") or ""),
+                "bot_id": activity.recipient.id if activity.recipient else ""}
+        marker = repr(sorted(info.items()))
+        if self._installs_known.get(team_id) != marker:
+            await self.state.remember_install(team_id, info)
+            self._installs_known[team_id] = marker
+            if info["aad_group_id"]:  # the team's General channel has the team's id
+                await self.state.remember_team(team_id, info["aad_group_id"])
 
     async def _post_waiting(self) -> None:
         waiting, self._unposted = self._unposted, []
@@ -166,6 +232,8 @@ class ReportBot(TeamsActivityHandler):
 
     async def on_installation_update(self, turn_context: TurnContext) -> None:
         await self._remember(turn_context)
+        if (turn_context.activity.action or "").lower() == "add":
+            log.info("installed in %s", conversation_key(turn_context.activity)[0])
 
     async def on_message_activity(self, turn_context: TurnContext) -> None:
         activity = turn_context.activity
@@ -242,12 +310,38 @@ class ReportBot(TeamsActivityHandler):
             async with sem:
                 try:
                     draft = await self.review.run(code)
-                    await self.post_card(draft, origin)
                 except Exception as err:  # one customer's failure is reported, the others go on
                     log.exception("run %s failed", code)
-                    await self._send_to(origin, MessageFactory.text(f"{code}: the draft could not be made ({type(err).__name__}: {err})"))
+                    await self._tell(origin, f"{code}: the draft could not be made ({type(err).__name__}: {err})")
+                    return
+            await self.keep_posting(draft, origin)
 
         await asyncio.gather(*(one(c) for c in codes))
+
+    async def keep_posting(self, draft: Draft, origin: ConversationReference | None = None) -> None:
+        """Post the draft's card, and if Teams cannot take it now keep trying with backoff (the
+        first failure is told where ``run`` was typed). Ends when posted, or when the draft was
+        decided meanwhile; a shutdown cancels it (the draft stays in the store, card-less, and
+        shows as undelivered until a batch or ``run`` posts it)."""
+        delay, told = self.post_retry_seconds, False
+        while True:
+            try:
+                await self.post_card(draft, origin)
+                return
+            except NotPosted as err:
+                log.warning("%s; trying again in %.0f s", err, delay)
+                if origin is not None and not told:
+                    told = True
+                    await self._tell(origin, f"{draft.customer_code}: the review card could not be posted yet ({err}); "
+                                             "I keep trying.")
+            await asyncio.sleep(delay)
+            delay = min(self.post_retry_max_seconds, delay * 2)
+
+    async def _tell(self, origin: ConversationReference, text: str) -> None:
+        try:
+            await self._send_to(origin, MessageFactory.text(text), "a reply")
+        except NotPosted as err:
+            log.warning("could not answer in %s: %s", origin.conversation.id if origin.conversation else "?", err)
 
     async def _status(self, tc: TurnContext, where: Where) -> None:
         """This week's drafts and their state; while a batch runs, its progress (queued,
@@ -296,85 +390,109 @@ class ReportBot(TeamsActivityHandler):
 
     async def post_card(self, draft: Draft, origin: ConversationReference | None = None) -> None:
         """Post the draft's card in the review channel (or, in the sandbox without one, where
-        ``run`` was typed) and remember the message, so later changes edit it."""
-        ref = await self._review_reference(origin)
-        if ref is None:
-            if self.settings.sandbox:  # nobody has talked to the sandbox bot yet: post when someone does
-                self._unposted.append(draft.id)
+        ``run`` was typed) and remember the message, so later changes edit it.
+
+        A customer-week has one card: when its draft already has one and this is not a fresh
+        ``run`` typed by someone (``origin``), that card is edited instead of posting a second.
+        Raises :class:`NotPosted` (kept in :attr:`not_posted` for ``status`` and ``/healthz``)
+        when the card cannot be posted now; the caller keeps it and tries again."""
+        key = f"review:{draft.customer_code}:{draft.period_end.isoformat()}"
+        current = await self.state.get(draft.id) or draft
+        if origin is None and current.card_ref and current.card_activity_id:
+            await self.refresh_card(current)
+            self.not_posted.pop(key, None)
+            return
+        try:
+            ref = await self._review_reference(origin)
+        except NoRoute as err:
+            if self.settings.sandbox and not self.settings.review_channel:
+                # nobody has talked to the sandbox bot yet: post when someone does
+                if draft.id not in self._unposted:
+                    self._unposted.append(draft.id)
                 log.info("%s's review card waits for the first conversation", draft.customer_code)
                 return
-            log.error("no conversation to post %s's review card to: install the bot in the review channel", draft.customer_code)
-            return
-        card = await self.card_for(draft)
-        response = await self._send_to(ref, MessageFactory.attachment(CardFactory.adaptive_card(card)))
-        if response is not None and response.id:
-            await self.state.set_card(draft.id, ref.serialize(), response.id)
+            self.not_posted[key] = str(err)
+            raise
+        card = await self.card_for(current)
+        try:
+            activity_id = await self.poster.send(ref, MessageFactory.attachment(CardFactory.adaptive_card(card)),
+                                                 f"{draft.customer_code}'s review card")
+        except NotPosted as err:
+            self.not_posted[key] = str(err)
+            raise
+        await self.state.set_card(draft.id, ref.serialize(), activity_id)
+        self.not_posted.pop(key, None)
 
-    async def _review_reference(self, origin: ConversationReference | None) -> ConversationReference | None:
-        return await self._channel_reference(self.settings.review_channel, origin)
+    async def _review_reference(self, origin: ConversationReference | None) -> ConversationReference:
+        return await self._channel_reference(self.settings.review_channel, origin, purpose="the review channel")
 
-    async def _channel_reference(self, channel: str, origin: ConversationReference | None = None) -> ConversationReference | None:
-        """Where to post a new message for ``channel`` (the review or roll-up channel): the stored
-        reference of that channel, as a new post rather than a reply. In the sandbox with no
-        channel configured: where ``run`` was typed (``origin``), else the conversation the bot
-        heard from last."""
+    async def _channel_reference(self, channel: str, origin: ConversationReference | None = None, *,
+                                 purpose: str = "the channel", internal: bool = True) -> ConversationReference:
+        """Where to start a new post in ``channel``: its stored reference, else the newest team
+        installation of the tenant, addressed to the channel id (Teams lets a bot start a post in
+        any channel of a team it is installed in; nobody needs to have typed there). In the
+        sandbox with no channel configured: where ``run`` was typed (``origin``), else the
+        conversation the bot heard from last — never a customer's channel (``internal``).
+        Raises :class:`NoRoute` when none of these exists."""
         if channel:
             stored = await self.state.reference(f"channel:{channel}")
-            if stored is None:
-                return None
-            ref = ConversationReference().deserialize(stored)
-            ref.conversation.id = channel
+            if stored is not None:
+                ref = ConversationReference().deserialize(stored)
+                ref.conversation.id = channel
+            else:
+                install = await self.state.installation(self.settings.app_tenant_id or "")
+                if install is None and self.settings.app_tenant_id:
+                    install = await self.state.installation()
+                if install is None:
+                    raise NoRoute(f"{purpose} ({channel}) cannot be reached: the app has not been installed in a team "
+                                  "yet (install it in the team that holds the channel)")
+                ref = self.poster.channel_reference(channel, install)
         else:
             if not self.settings.sandbox:
-                return None
+                raise NoRoute(f"{purpose} is not configured ([teams])")
+            if origin is not None and internal and self._is_customer_conversation(origin.conversation.id if origin.conversation else ""):
+                origin = None
             if origin is None:  # a scheduled batch
-                latest = await self.state.latest_reference()
+                latest = await self._latest_internal_reference()
                 if latest is None:
-                    return None
+                    raise NoRoute(f"{purpose}: nobody has talked to the bot yet")
                 origin = ConversationReference().deserialize(latest)
             ref = ConversationReference().deserialize(origin.serialize())
             ref.conversation.id = ref.conversation.id.split(";")[0]
         ref.activity_id = None
         return ref
 
-    async def _send_to(self, ref: ConversationReference, activity: Activity) -> Any:
-        """A new message in ``ref``'s conversation (a new post in a channel), not a reply:
-        ``TurnContext.send_activity`` would make it a reply to the continuation event."""
-        result: list[Any] = []
+    def _is_customer_conversation(self, conversation_id: str) -> bool:
+        return (conversation_id or "").split(";")[0] in self.customer_channels
 
-        async def callback(tc: TurnContext) -> None:
-            outgoing = TurnContext.apply_conversation_reference(activity, ref)
-            outgoing.reply_to_id = None
-            responses = await tc.adapter.send_activities(tc, [outgoing])
-            result.append(responses[0] if responses else None)
+    async def _latest_internal_reference(self) -> dict[str, Any] | None:
+        """Sandbox: the newest conversation that is not a customer's channel."""
+        for ref in await self.state.recent_references():
+            if not self._is_customer_conversation(str((ref.get("conversation") or {}).get("id") or "")):
+                return ref
+        return None
 
-        await self.adapter.continue_conversation(ref, callback, self.settings.app_id or None)
-        return result[0] if result else None
+    async def _send_to(self, ref: ConversationReference, activity: Activity, what: str = "a message") -> str:
+        """A new message in ``ref``'s conversation (a new post in a channel), not a reply: paced
+        and retried by :class:`bot.posting.Poster`."""
+        return await self.poster.send(ref, activity, what)
 
     async def post_customer_card(self, parcel: Parcel, card: dict[str, Any]) -> str:
         """The delivery's card as a new post in the parcel's customer channel (``bot.announce``
-        makes it exactly once). The channel comes from the customer's configuration entry only.
-        Its conversation reference is the one stored for that channel, else the newest stored
-        channel reference of the app's tenant (same service URL) aimed at this channel id: Teams
-        tells the bot about a team's General channel when it is installed, not about every
-        channel in it."""
+        makes it exactly once). The channel comes from the customer's configuration entry only;
+        it is reached through its stored reference or the tenant's team installation."""
         channel = parcel.customer.teams_channel
         what = f"the card post in {parcel.code}'s channel {channel}"
-        ref = await self._channel_reference(channel)
-        if ref is None:
-            latest = await self.state.latest_reference("channel", tenant=self.settings.app_tenant_id or "")
-            if latest is None:
-                raise PermanentError(f"{what}: the bot has not been installed in any team yet (no channel to reach Teams through)")
-            ref = ConversationReference().deserialize(latest)
-            ref.conversation.id = channel
-            ref.activity_id = None
         try:
-            response = await self._send_to(ref, MessageFactory.attachment(CardFactory.adaptive_card(card)))
-        except Exception as err:  # botbuilder raises msrest errors; translated to permanent / transient
-            raise connector_failure(what, err) from err
-        if response is None or not getattr(response, "id", None):
-            raise ChannelPostUnavailable(f"{what}: the Bot Connector returned no message id")
-        return str(response.id)
+            ref = await self._channel_reference(channel, purpose=f"{parcel.code}'s channel", internal=False)
+        except NoRoute as err:
+            raise PermanentError(f"{what}: the bot has not been installed in any team yet (no channel to reach Teams through)") from err
+        try:
+            return await self.poster.send(ref, MessageFactory.attachment(CardFactory.adaptive_card(card)), what, once=True)
+        except PostRefused as err:
+            raise PermanentError(str(err)) from err
+        except NotPosted as err:
+            raise ChannelPostUnavailable(str(err)) from err
 
     async def _rollup_card(self, period_end: Any, codes: list[str]) -> dict[str, Any]:
         reports = []
@@ -387,20 +505,33 @@ class ReportBot(TeamsActivityHandler):
         return rollup_card(rows, period_end, self.config.msp.name)
 
     async def post_rollup(self, period_end: Any, codes: list[str]) -> None:
-        """The week's roll-up card in the roll-up channel (``[teams] rollup_channel``), remembered
-        so it is edited in place as drafts get approved and delivered."""
+        """The week's roll-up card in the roll-up channel (``[teams] rollup_channel``, else the
+        review channel), remembered so it is edited in place as drafts get approved and
+        delivered. Raises :class:`NotPosted` when it cannot be posted now (the batch keeps it)."""
+        key = f"rollup:{period_end.isoformat()}"
+        stored = await self.state.reference(key)
+        if stored is not None:  # posted before (another batch, another instance): edit, never a second card
+            await self.refresh_rollup(period_end)
+            self.not_posted.pop(key, None)
+            return
         card = await self._rollup_card(period_end, codes)
-        ref = await self._channel_reference(self.settings.rollup_channel)
-        if ref is None:
+        try:
+            ref = await self._channel_reference(self.settings.rollup_channel or self.settings.review_channel,
+                                                purpose="the roll-up channel")
+        except NoRoute as err:
             if self.settings.sandbox:
                 self._unposted_rollup = (period_end, codes)
                 return
-            log.error("no conversation to post the roll-up to: install the bot in the roll-up channel")
-            return
-        response = await self._send_to(ref, MessageFactory.attachment(CardFactory.adaptive_card(card)))
-        if response is not None and response.id:
-            await self.state.remember(f"rollup:{period_end.isoformat()}", "rollup",
-                                      {"ref": ref.serialize(), "activity_id": response.id, "codes": codes})
+            self.not_posted[key] = str(err)
+            raise
+        try:
+            activity_id = await self._send_to(ref, MessageFactory.attachment(CardFactory.adaptive_card(card)),
+                                              f"the roll-up of {period_end}")
+        except NotPosted as err:
+            self.not_posted[key] = str(err)
+            raise
+        await self.state.remember(key, "rollup", {"ref": ref.serialize(), "activity_id": activity_id, "codes": codes})
+        self.not_posted.pop(key, None)
 
     async def refresh_rollup(self, period_end: Any) -> None:
         """Edit the week's roll-up card (if posted) to show each customer's review state now."""
@@ -420,10 +551,13 @@ class ReportBot(TeamsActivityHandler):
                 waiting.append(c.code)
         if not waiting:
             return
-        ref = await self._review_reference(None)
-        if ref is not None:
+        try:
+            ref = await self._review_reference(None)
             await self._send_to(ref, MessageFactory.text(
-                f"Reminder: {len(waiting)} draft{'s' if len(waiting) != 1 else ''} still waiting for approval: {', '.join(waiting)}."))
+                f"Reminder: {len(waiting)} draft{'s' if len(waiting) != 1 else ''} still waiting for approval: {', '.join(waiting)}."),
+                "the approval reminder")
+        except NotPosted as err:
+            log.error("the approval reminder was not posted: %s", err)
 
     async def show_progress(self, draft_id: str) -> None:
         """A delivery step finished: edit the draft's review card to show it."""
@@ -441,16 +575,10 @@ class ReportBot(TeamsActivityHandler):
     async def _edit(self, ref: dict[str, Any], activity_id: str, card: dict[str, Any], what: str) -> None:
         """Replace a posted card (``update_activity``) for everyone in its conversation."""
         update = MessageFactory.attachment(CardFactory.adaptive_card(card))
-        update.id = activity_id
-
-        async def callback(tc: TurnContext) -> None:
-            await tc.update_activity(update)
-
         try:
-            await self.adapter.continue_conversation(ConversationReference().deserialize(ref), callback,
-                                                     self.settings.app_id or None)
-        except Exception:  # the message may have been deleted; the state itself is safe in the store
-            log.warning("could not update %s", what, exc_info=True)
+            await self.poster.edit(ConversationReference().deserialize(ref), activity_id, update, what)
+        except NotPosted as err:  # the message may have been deleted; the state itself is safe in the store
+            log.warning("could not update %s: %s", what, err)
 
     async def _update_card_message(self, tc: TurnContext, activity_id: str | None, card: dict[str, Any]) -> None:
         if not activity_id:

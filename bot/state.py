@@ -53,7 +53,7 @@ conversations = Table(
 )
 
 EDITABLE = ("drafted", "saved")
-NOT_CONVERSATIONS = ("rollup", "team")  # kinds of rows in ``conversations`` that are not references
+NOT_CONVERSATIONS = ("rollup", "team", "install")  # kinds of rows in ``conversations`` that are not references
 
 
 @dataclass(frozen=True)
@@ -201,6 +201,42 @@ class ReviewState:
             if not tenant or (conv.get("tenantID") or conv.get("tenantId") or "") == tenant:  # botbuilder writes "tenantID"
                 return ref
         return None
+
+    async def recent_references(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Conversation references, newest first (not roll-up, team or installation rows)."""
+        q = (select(conversations.c.ref).where(conversations.c.kind.not_in(NOT_CONVERSATIONS))
+             .order_by(conversations.c.updated_at.desc()).limit(limit))
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(q)).all()
+        return [json.loads(text) for (text,) in rows]
+
+    async def remember_install(self, team_id: str, info: dict[str, Any]) -> None:
+        """The bot is installed in team ``team_id`` (the General channel's ``19:...`` id): where
+        Teams reaches it (``service_url``), the ``tenant_id``, ``aad_group_id`` and the bot's id.
+        What :class:`bot.posting.Poster` needs to start a post in any channel of that team."""
+        await self.remember(f"install:{team_id}", "install", {**info, "team_id": team_id})
+
+    async def forget_install(self, team_id: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(conversations.delete().where(conversations.c.key == f"install:{team_id}"))
+
+    async def installation(self, tenant: str = "") -> dict[str, Any] | None:
+        """The newest team installation (in ``tenant``, if given)."""
+        q = select(conversations.c.ref).where(conversations.c.kind == "install").order_by(conversations.c.updated_at.desc())
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(q.limit(200))).all()
+        for (text,) in rows:
+            info = json.loads(text)
+            if not tenant or info.get("tenant_id") == tenant:
+                return dict(info)
+        return None
+
+    async def without_card(self, period_ends: list[date]) -> list[Draft]:
+        """Drafts of those weeks whose review card has not been posted (yet)."""
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(drafts).where(
+                drafts.c.period_end.in_(period_ends), drafts.c.card_activity_id.is_(None)).order_by(drafts.c.customer_code))).all()
+        return [_draft(r) for r in rows]
 
     async def remember_team(self, channel: str, aad_group_id: str) -> None:
         """The team (AAD group id, what Graph's ``/teams/{id}`` takes) that holds ``channel``, as

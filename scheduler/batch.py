@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 ROLLUP = "__rollup__"  # the claim that makes the roll-up post happen once per week
 
 
+class ClaimLost(Exception):  # noqa: N818 - a condition, like asyncio.CancelledError
+    """Another instance holds the customer-week now; this one must not post."""
+
+
 @dataclass
 class BatchResult:
     period_end: date | None = None
@@ -49,7 +53,11 @@ class BatchRunner:
         concurrency: int = 6,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         poll_seconds: float | None = None,
+        post_retry_seconds: float = 5.0,
+        post_retry_max_seconds: float = 300.0,
     ):
+        self.post_retry_seconds = post_retry_seconds  # a card Teams did not take: first wait, doubling
+        self.post_retry_max_seconds = post_retry_max_seconds
         self.claims = claims
         self.codes = codes
         self.period_end = period_end
@@ -118,35 +126,74 @@ class BatchRunner:
 
     async def _one(self, code: str, period_end: date, week_day: date, result: BatchResult) -> None:
         self.progress[code] = "collecting"
-        beat = asyncio.ensure_future(self._heartbeat(code, period_end))
+        if not await self._holding(code, period_end, self._draft_and_post(code, period_end, week_day, result)):
+            self.progress[code] = "on another instance"
+
+    async def _draft_and_post(self, code: str, period_end: date, week_day: date, result: BatchResult) -> None:
         try:
             draft = await self.make_draft(code, week_day)
         except Exception as err:  # one customer's failure must not stop the batch
             log.exception("batch: %s failed", code)
-            beat.cancel()
             await self.claims.finish(code, period_end, "failed", self.now(), f"{type(err).__name__}: {err}"[:500])
             self.progress[code] = "failed"
             result.failed.append(code)
             return
-        finally:
-            beat.cancel()
-        await self.claims.finish(code, period_end, "drafted", self.now())
+        self.progress[code] = "posting"
+        await self._until_done(code, period_end, lambda: self.on_drafted(code, draft), f"{code}'s review card")
+        if not await self.claims.finish(code, period_end, "drafted", self.now()):
+            log.warning("batch: the claim on %s was taken over while its card was posted", code)
         self.progress[code] = "drafted"
         result.drafted.append(code)
+
+    async def _until_done(self, code: str, period_end: date, attempt: Callable[[], Awaitable[None]], what: str) -> None:
+        """``attempt()`` (a post to Teams) until it succeeds, with backoff, while holding the
+        claim: the claim is renewed (which proves it is still this instance's) right before
+        every attempt, and a lost claim ends the work (:class:`ClaimLost`) with nothing posted."""
+        delay = self.post_retry_seconds
+        while True:
+            if not await self.claims.renew(code, period_end, self.now()):
+                raise ClaimLost(code)
+            try:
+                await attempt()
+                return
+            except Exception as err:  # kept and tried again: a card is never dropped
+                self.progress[code] = f"not posted yet: {err}"[:300]
+                log.warning("batch: %s not posted (%s); trying again in %.0f s", what, err, delay)
+            await asyncio.sleep(delay)
+            delay = min(self.post_retry_max_seconds, delay * 2)
+
+    async def _holding(self, code: str, period_end: date, job: Awaitable[None]) -> bool:
+        """Run ``job`` while renewing the claim on (code, period_end); if the heartbeat finds the
+        claim lost (this instance was paused past its lease and another took over), the job is
+        cancelled. False when the claim was lost."""
+        work = asyncio.ensure_future(job)
+        beat = asyncio.ensure_future(self._heartbeat(code, period_end))
         try:
-            await self.on_drafted(code, draft)
-        except Exception:  # the draft is safe in the store; the card can be re-posted with `run`
-            log.exception("batch: posting %s's card failed", code)
+            done, _ = await asyncio.wait({work, beat}, return_when=asyncio.FIRST_COMPLETED)
+            if work in done:
+                try:
+                    work.result()
+                except ClaimLost:
+                    log.warning("batch: lost the claim on %s; its work stops here", code)
+                    return False
+                return True
+            log.warning("batch: lost the claim on %s (lease expired); its work is cancelled", code)
+            return False
+        finally:
+            for task in (work, beat):
+                task.cancel()
+            await asyncio.gather(work, beat, return_exceptions=True)
 
     async def _heartbeat(self, code: str, period_end: date) -> None:
+        """Returns when the claim is lost."""
         while True:
             await asyncio.sleep(self.heartbeat)
             if not await self.claims.renew(code, period_end, self.now()):
-                log.warning("batch: lost the claim on %s (lease expired); another instance took it over", code)
                 return
 
     async def _rollup(self, period_end: date, codes: list[str]) -> bool:
-        """Post the roll-up once per week across instances (True if this instance did)."""
+        """Post the roll-up once per week across instances (True if this instance did). Its
+        claim is finished only once it is posted."""
         while True:
             claim = await self.claims.get(ROLLUP, period_end)
             if claim is not None and claim.status in FINISHED:
@@ -154,11 +201,12 @@ class BatchRunner:
             if await self.claims.claim(ROLLUP, period_end, self.now()):
                 break
             await asyncio.sleep(self.poll)  # another instance is posting it; take over if it dies
-        try:
-            await self.on_complete(period_end, codes)
-        except Exception as err:
-            log.exception("batch: the roll-up failed")
-            await self.claims.finish(ROLLUP, period_end, "failed", self.now(), f"{type(err).__name__}: {err}"[:500])
-            return False
-        await self.claims.finish(ROLLUP, period_end, "drafted", self.now())
-        return True
+
+        async def post() -> None:
+            await self._until_done(ROLLUP, period_end, lambda: self.on_complete(period_end, codes), "the roll-up")
+            await self.claims.finish(ROLLUP, period_end, "drafted", self.now())
+
+        posted = await self._holding(ROLLUP, period_end, post())
+        if posted:
+            self.progress.pop(ROLLUP, None)
+        return posted

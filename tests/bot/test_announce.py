@@ -107,6 +107,9 @@ async def world(tmp_path: Path, connector: FakeConnector) -> AsyncIterator[World
     adapter = build_adapter(settings, credentials_factory=FakeCredentialsFactory(BOT_APP_ID))
     bot = ReportBot(settings, config, review=None, state=state, adapter=adapter, pdf_url=lambda d, v: "")  # type: ignore[arg-type]
     await state.remember(f"channel:{CHANNELS['ACME']}", "channel", channel_ref(connector.service_url, CHANNELS["ACME"]))
+    # what the installation of the app in the team told the bot (see tests/bot/test_field.py for the events themselves)
+    await state.remember_install("19:team-msp@thread.tacv2", {"service_url": connector.service_url, "tenant_id": TENANT_ID,
+                                                             "aad_group_id": TEAMS["GLOBEX"], "bot_id": f"28:{BOT_APP_ID}"})
     w = World(graph, connector, engine, state, bot, config, FakeClock())
     try:
         yield w

@@ -292,14 +292,16 @@ async def test_references_survive_a_restart_and_other_tenants_are_ignored(world:
         # a message from another organisation's tenant in a channel with the same id: not served
         r = await rb.client.post(channel_message("run ACME", service_url=connector.service_url, tenant_id="other-tenant"))
         assert r.status_code == 201
-        assert "I take commands in the review channel" in json.dumps(connector.activities[-1])
-    # a new process: a fresh bot and adapter over the same store posts to the review channel
-    # from the stored conversation reference, with no new message from Teams
+        assert "I only work for the organisation that installed me" in json.dumps(connector.activities[-1])
+    # a new process: a fresh bot and adapter over the same store reaches the review channel
+    # from the stored conversation reference, with no new message from Teams; the customer-week
+    # already has its card, so the batch's post edits that card rather than posting a second one
     before = len(connector.calls)
     async with running_bot(make_bot(world), oidc=oidc, connector=connector, draft_pdf=world.review.pdf) as rb:
         await rb.bot.post_card(draft)
     [call] = connector.calls[before:]
-    assert call.kind == "send" and call.conversation_id == REVIEW_CHANNEL.channel_id and card_of(call.body)
+    assert call.kind == "update" and call.conversation_id == REVIEW_CHANNEL.channel_id and card_of(call.body)
+    assert call.activity_id == draft.card_activity_id
 
 
 async def test_the_team_of_each_channel_is_learnt_from_teams_for_graph(world: World, oidc: FakeOpenIdServer,
