@@ -301,7 +301,8 @@ async def test_references_survive_a_restart_and_other_tenants_are_ignored(world:
         await rb.bot.post_card(draft)
     [call] = connector.calls[before:]
     assert call.kind == "update" and call.conversation_id == REVIEW_CHANNEL.channel_id and card_of(call.body)
-    assert call.activity_id == draft.card_activity_id
+    stored = await world.state.get(draft.id)
+    assert stored is not None and call.activity_id == stored.card_activity_id
 
 
 async def test_the_team_of_each_channel_is_learnt_from_teams_for_graph(world: World, oidc: FakeOpenIdServer,
