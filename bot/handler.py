@@ -337,6 +337,16 @@ class ReportBot(TeamsActivityHandler):
             await asyncio.sleep(delay)
             delay = min(self.post_retry_max_seconds, delay * 2)
 
+    async def undelivered(self) -> dict[str, str]:
+        """Cards of the current weeks that are not in Teams: ``review:<CODE>:<week>`` or
+        ``rollup:<week>`` -> why (for ``status`` and ``/healthz``)."""
+        out = dict(self.not_posted)
+        day = self.review.week_day()
+        weeks = sorted({self.review.engine.period_for(c, day).end_date for c in self.config.customers})
+        for d in await self.state.without_card(weeks):
+            out.setdefault(f"review:{d.customer_code}:{d.period_end.isoformat()}", "not posted yet")
+        return out
+
     async def _tell(self, origin: ConversationReference, text: str) -> None:
         try:
             await self._send_to(origin, MessageFactory.text(text), "a reply")
@@ -357,7 +367,8 @@ class ReportBot(TeamsActivityHandler):
             payload = await self.review.history.get(code, end) if draft is not None else None
             flags = len(payload.get("flags", [])) if payload else 0
             if draft is not None:
-                rows.append((code, draft.state, flags, draft.updated_at))
+                state = draft.state if draft.card_activity_id else f"{draft.state}, card not posted yet"
+                rows.append((code, state, flags, draft.updated_at))
             else:
                 progress = self.batch_progress().get(code) if self.batch_progress else None
                 rows.append((code, progress or "not started", 0, None))

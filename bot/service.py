@@ -152,7 +152,9 @@ async def open_service(config: Config, settings: BotSettings, out: Path, *, cred
                                   config.schedule.misfire_grace_minutes, run_batch, bot.remind)
 
         async def health() -> dict[str, Any]:
-            return {"store": await store.status()}
+            undelivered = await bot.undelivered()
+            return {"store": await store.status(), "undelivered_cards": len(undelivered),
+                    "undelivered": [f"{k}: {why}"[:300] for k, why in sorted(undelivered.items())]}
 
         app = create_app(settings, BotDeps(bot=bot, adapter=adapter, draft_pdf=review.pdf, health=health))
         try:

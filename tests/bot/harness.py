@@ -563,6 +563,49 @@ def channel_message(
     return activity
 
 
+def installation_update(
+    *,
+    service_url: str,
+    team: TeamsChannel = REVIEW_CHANNEL,
+    action: str = "add",
+    user: TeamsUser = ENGINEER,
+    bot_id: str = BOT_APP_ID,
+    tenant_id: str = TENANT_ID,
+) -> dict[str, Any]:
+    """What Teams sends when the app is installed in (``add``) or removed from (``remove``) a
+    team: the conversation is the team's General channel (its id is the team id), and
+    ``channelData`` names the team, its AAD group, the tenant and the channel picked in the
+    install dialog (msteams-docs ``subscribe-to-conversation-events.md``, "Installation update event")."""
+    conversation = {"isGroup": True, "conversationType": "channel", "tenantId": tenant_id, "id": team.team_id}
+    channel_data = {
+        "settings": {"selectedChannel": {"id": team.team_id}},
+        "channel": {"id": team.team_id},
+        "team": {"aadGroupId": team.aad_group_id, "name": "MSP", "id": team.team_id},
+        "tenant": {"id": tenant_id},
+        "source": {"name": "message"},
+    }
+    activity = _base(service_url, user, conversation, channel_data, bot_id, type="installationUpdate", action=action)
+    activity["id"] = f"f:{next(_activity_ids)}"
+    activity.pop("localTimestamp", None)
+    return activity
+
+
+def bot_added_to_team(
+    *, service_url: str, team: TeamsChannel = REVIEW_CHANNEL, user: TeamsUser = ENGINEER, bot_id: str = BOT_APP_ID,
+    tenant_id: str = TENANT_ID,
+) -> dict[str, Any]:
+    """The ``conversationUpdate`` Teams sends with the installation: the bot among ``membersAdded``
+    (``eventType`` ``teamMemberAdded``), in the team's General channel."""
+    conversation = {"isGroup": True, "conversationType": "channel", "tenantId": tenant_id, "id": team.team_id}
+    channel_data = {"team": {"aadGroupId": team.aad_group_id, "name": "MSP", "id": team.team_id},
+                    "eventType": "teamMemberAdded", "tenant": {"id": tenant_id}}
+    activity = _base(service_url, user, conversation, channel_data, bot_id, type="conversationUpdate",
+                     membersAdded=[{"id": f"28:{bot_id}"}])
+    activity["id"] = f"f:{next(_activity_ids)}"
+    activity.pop("localTimestamp", None)
+    return activity
+
+
 def personal_message(
     text: str, *, service_url: str, user: TeamsUser = ENGINEER, bot_id: str = BOT_APP_ID, tenant_id: str = TENANT_ID
 ) -> dict[str, Any]:
