@@ -258,7 +258,7 @@ class ReportBot(TeamsActivityHandler):
             note = f"In this channel only {where.customer}'s report can be run." if where.customer else None
             if command not in ("help", ""):
                 note = f"I don't know the command {command[:30]!r}." + (f" {note}" if note else "")
-            await self._send_card(turn_context, help_card(note=note))
+            await self._send_card(turn_context, help_card(note=note, example=where.customer or "CODE"))
             return
         if command == "status":
             await self._status(turn_context, where)
@@ -280,7 +280,8 @@ class ReportBot(TeamsActivityHandler):
     # ---- commands -------------------------------------------------------------------------
     async def _run(self, tc: TurnContext, where: Where, args: list[str]) -> None:
         if not args:
-            await tc.send_activity("Say which customer: **run ACME**, or **run all**.")
+            example = where.customer or "CODE"
+            await tc.send_activity(f"Say which customer: **run {example}**" + ("." if where.customer else ", or **run all**."))
             return
         target = args[0].upper()
         if target == "ALL":

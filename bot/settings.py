@@ -84,6 +84,14 @@ class BotSettings:
                 problems.append(f"teams.tenant_id: required for app_type {t.app_type}")
             if t.app_type != "UserAssignedMSI" and not password:
                 problems.append("teams.app_password: required (write it as ${ENV_VAR})")
+        if not sandbox and not t.review_channel:
+            problems.append("teams.review_channel: not set; every customer's review card is posted there "
+                            "(the channel id, 19:...@thread.tacv2, from the channel's 'Get link')")
+        customer_channels = {c.teams_channel: c.code for c in config.customers if c.teams_channel}
+        for key in ("review_channel", "rollup_channel"):
+            if getattr(t, key) in customer_channels:
+                problems.append(f"teams.{key}: is {customer_channels[getattr(t, key)]}'s teams_channel; internal cards "
+                                "never go to a customer's channel")
         overrides = {k: getattr(t, k) for k in ("openid_metadata_url", "token_issuer", "login_url") if getattr(t, k)}
         if overrides and not t.allow_endpoint_overrides:
             problems.append(f"teams.{next(iter(overrides))}: endpoint overrides are refused unless "

@@ -16,13 +16,16 @@ DEFAULT_COMMANDS: tuple[tuple[str, str], ...] = (
 )
 
 
-def help_card(commands: Sequence[tuple[str, str]] = DEFAULT_COMMANDS, *, note: str | None = None) -> dict[str, Any]:
+def help_card(commands: Sequence[tuple[str, str]] = DEFAULT_COMMANDS, *, note: str | None = None,
+              example: str = "CODE") -> dict[str, Any]:
     """``commands``: (syntax, what it does) pairs. ``note``: an extra line, e.g. what this
-    conversation is allowed to do ("In this channel only ACME's report can be run.")."""
+    conversation is allowed to do ("In this channel only ACME's report can be run.").
+    ``example``: the customer code in the example — in a customer's channel that customer's
+    own, elsewhere a placeholder, so no customer's code is shown where it does not belong."""
     body = [
         text_block(md("reportbot \u2014 commands"), size="Large", weight="Bolder"),
         text_block(
-            md("Mention me in a channel (**@reportbot run ACME**) or write to me in a personal chat."),
+            md(f"Mention me in a channel (**@reportbot run {plain(example, limit=40)}**) or write to me in a personal chat."),
             isSubtle=True,
             spacing="None",
         ),

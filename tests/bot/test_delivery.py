@@ -169,7 +169,7 @@ async def test_production_serve_delivers_through_graph_and_the_sandbox_through_t
             "msp": {"name": "M", "timezone": "Europe/London"},
             "store": {"url": f"sqlite:///{tmp_path / (mailbox or 'none')}.db"},
             "teams": {"app_id": "6f1c0b1e-0000-4000-8000-00000000b07a", "app_password": "p", "tenant_id": "t-1",
-                      "link_secret": "s" * 32},
+                      "link_secret": "s" * 32, "review_channel": "19:review@thread.tacv2"},
             "graph": {"mailbox": mailbox, "sharepoint_site": "contoso.sharepoint.com:/sites/Reports"},
         }, "<test>", env={})
 

@@ -28,6 +28,7 @@ from tests.bot.harness import (
     TENANT_ID,
     FakeConnector,
     FakeOpenIdServer,
+    TeamsChannel,
     bot_added_to_team,
     card_action,
     channel_message,
@@ -183,3 +184,13 @@ async def test_an_uninstall_forgets_the_team(world: World, oidc: FakeOpenIdServe
         assert await world.state.installation(TENANT_ID) is not None
         await rb.client.post(installation_update(service_url=connector.service_url, action="remove"))
         assert await world.state.installation(TENANT_ID) is None
+
+
+async def test_help_names_no_other_customer(world: World, oidc: FakeOpenIdServer, connector: FakeConnector) -> None:
+    globex = TeamsChannel("19:team-globex@thread.tacv2", world.review.config.customer("GLOBEX").teams_channel, "Globex shared")
+    async with running_bot(make_bot(world), oidc=oidc, connector=connector, draft_pdf=world.review.pdf) as rb:
+        for channel, expected in ((globex, "run GLOBEX"), (REVIEW_CHANNEL, "run CODE")):
+            before = len(connector.calls)
+            await rb.client.post(channel_message("help", service_url=connector.service_url, channel=channel))
+            said = json.dumps([c.body for c in connector.calls[before:]])
+            assert expected in said and "ACME" not in said, said

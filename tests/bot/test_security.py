@@ -347,7 +347,8 @@ def _config(**teams: Any) -> Any:
     data = {
         "msp": {"name": "MSP"},
         "sources": {"zabbix": {"type": "sandbox"}},
-        "customers": [{"code": "ACME", "name": "Acme", "ids": {"zabbix": "1"}, "sources": {"uptime": "zabbix"}}],
+        "customers": [{"code": "ACME", "name": "Acme", "ids": {"zabbix": "1"}, "sources": {"uptime": "zabbix"},
+                       "teams_channel": "19:acme-shared@thread.tacv2"}],
         "teams": teams,
     }
     return parse_config(data, "test.toml", env={"BOT_PASSWORD": "pw-value", "LINK_SECRET": "s" * 32})
@@ -358,6 +359,7 @@ GOOD_TEAMS = {
     "app_password": "${BOT_PASSWORD}",
     "tenant_id": "t1",
     "link_secret": "${LINK_SECRET}",
+    "review_channel": "19:review@thread.tacv2",
 }
 
 
@@ -384,6 +386,9 @@ def test_settings_accept_a_complete_production_config() -> None:
         ({**GOOD_TEAMS, "login_url": "https://login.example"}, {}, "teams.login_url: endpoint overrides"),
         ({**GOOD_TEAMS, "tenant_id": ""}, {}, "teams.tenant_id: required for app_type SingleTenant"),
         ({**GOOD_TEAMS, "link_secret": None}, {}, "teams.link_secret: not set"),
+        ({**GOOD_TEAMS, "review_channel": None}, {}, "teams.review_channel: not set"),
+        ({**GOOD_TEAMS, "review_channel": "19:acme-shared@thread.tacv2"}, {}, "teams.review_channel: is ACME's"),
+        ({**GOOD_TEAMS, "rollup_channel": "19:acme-shared@thread.tacv2"}, {}, "teams.rollup_channel: is ACME's"),
     ],
 )
 def test_settings_refuse_unsafe_start_ups(teams: dict[str, Any], kwargs: dict[str, Any], message: str) -> None:
