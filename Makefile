@@ -24,6 +24,7 @@ bench: venv
 	$(BIN)/python tests/bench/bench_engine.py
 	$(BIN)/python tests/bench/bench_connectors.py --latency-ms 100
 	$(BIN)/python tests/bench/bench_approve.py --customers 50
+	$(BIN)/python tests/bench/bench_teams_pacing.py
 
 clean:
 	rm -rf $(VENV) $(OUT) reportbot.db .pytest_cache

@@ -17,7 +17,8 @@ particular never a customer's channel for an internal post.
 **How fast** (:class:`Pacer`). Microsoft's published bot limits per conversation (a whole
 channel is one conversation): 7 messages a second, 8 in 2 s, 60 in 30 s, 1,800 an hour; per app
 per tenant 30 requests a second. Sends and edits both count. Each is a sliding window; a call
-waits until every window has room, so 200 cards into one channel are paced, not refused.
+waits until every window has room and is counted when its answer arrives, so 200 cards into one
+channel are paced, not refused.
 
 **When Teams says no** (:meth:`Poster.send`, :meth:`Poster.edit`). 429 (and 412, 502, 503, 504,
 which Microsoft lists as retryable) is retried after ``Retry-After`` or an exponential backoff
@@ -33,7 +34,8 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from botbuilder.core import TurnContext
@@ -70,7 +72,12 @@ class PostRefused(NotPosted):
 
 
 class Pacer:
-    """Sliding-window limits per conversation and per tenant, for one process."""
+    """Sliding-window limits per conversation and per tenant, for one process.
+
+    A call is counted when it *ends* (the Connector's answer arrived), so however long one request
+    takes and another does not, two calls the Connector saw are never closer than the pacer
+    thinks; calls still under way count as happening now. Calls to one conversation go one at a
+    time (at most 7 a second are allowed anyway); other conversations are not held up."""
 
     def __init__(self, conversation_limits: tuple[tuple[float, int], ...] = CONVERSATION_LIMITS,
                  tenant_limits: tuple[tuple[float, int], ...] = TENANT_LIMITS,
@@ -80,21 +87,26 @@ class Pacer:
         self.clock = clock
         self.sleep = sleep
         self._sent: dict[str, deque[float]] = {}
+        self._inflight: dict[str, int] = {}
         self._paused: dict[str, float] = {}  # key -> clock time until which nothing is sent (Retry-After)
         self._locks: dict[str, asyncio.Lock] = {}
         self.waited = 0.0  # seconds spent waiting for room, all keys (the benchmark prints it)
 
     def _wait(self, key: str, limits: tuple[tuple[float, int], ...], now: float) -> float:
-        sent = self._sent.get(key)
+        sent = self._sent.get(key, ())
+        inflight = self._inflight.get(key, 0)
         wait = max(0.0, self._paused.get(key, 0.0) - now)
-        if sent:
-            for window, most in limits:
-                if len(sent) >= most:
-                    wait = max(wait, sent[-most] + window - now)
+        for window, most in limits:
+            if inflight >= most:
+                wait = max(wait, 0.05)  # every slot is taken by calls still under way
+            elif len(sent) + inflight >= most:
+                wait = max(wait, sent[-(most - inflight)] + window - now)
         return wait
 
-    async def acquire(self, conversation: str, tenant: str = "") -> None:
-        """Wait until one more call to ``conversation`` (in ``tenant``) keeps every limit, and count it."""
+    @asynccontextmanager
+    async def slot(self, conversation: str, tenant: str = "") -> AsyncIterator[None]:
+        """Wait until one more call to ``conversation`` (in ``tenant``) keeps every limit, make it
+        inside the ``async with``, and count it when it ends."""
         keys = [(f"c:{conversation}", self.conversation_limits)]
         if tenant:
             keys.append((f"t:{tenant}", self.tenant_limits))
@@ -106,10 +118,21 @@ class Pacer:
                     break
                 self.waited += wait
                 await self.sleep(wait)
-            now = self.clock()
-            for key, limits in keys:
-                sent = self._sent.setdefault(key, deque(maxlen=max(most for _, most in limits)))
-                sent.append(now)
+            for key, _ in keys:
+                self._inflight[key] = self._inflight.get(key, 0) + 1
+            try:
+                yield
+            finally:
+                now = self.clock()
+                for key, limits in keys:
+                    self._inflight[key] -= 1
+                    sent = self._sent.setdefault(key, deque(maxlen=max((most for _, most in limits), default=1)))
+                    sent.append(now)
+
+    async def acquire(self, conversation: str, tenant: str = "") -> None:
+        """Count a call to ``conversation`` made now, once there is room for it."""
+        async with self.slot(conversation, tenant):
+            pass
 
     def pause(self, conversation: str, seconds: float) -> None:
         """Teams said 429: nothing more to ``conversation`` for ``seconds``."""
@@ -204,9 +227,9 @@ class Poster:
         conversation, tenant = _conversation(ref), _tenant_of(ref)
         delay = self.base_delay
         for attempt in range(1, self.attempts + 1):
-            await self.pacer.acquire(conversation, tenant)
             try:
-                await self.adapter.continue_conversation(ref, callback, self.app_id or None)
+                async with self.pacer.slot(conversation, tenant):
+                    await self.adapter.continue_conversation(ref, callback, self.app_id or None)
                 return
             except Exception as err:  # botbuilder raises msrest errors (and OSError for the network)
                 status, code, message, retry_after = connector_status(err)

@@ -333,8 +333,10 @@ class FakeConnector:
     (``TeamsInfo.get_member``); unknown members get the connector's 404.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, limits: tuple[tuple[float, int], ...] = ()) -> None:
         self.calls: list[ConnectorCall] = []
+        self.limits = limits  # (window s, most calls) per conversation, enforced like Teams: 429 + Retry-After
+        self._accepted: dict[str, list[float]] = {}  # conversation -> monotonic times of accepted sends/edits
         self.members: dict[str, dict[str, Any]] = {}
         self.on_send: list[Callable[[ConnectorCall], None]] = []  # run for every post made (e.g. to show it in FakeGraph)
         self.send_faults: list[tuple[int, bool, str]] = []  # (status, after, code), consumed one per new post
@@ -417,7 +419,40 @@ class FakeConnector:
                    502: "BadGateway", 503: "ServiceUnavailable", 504: "GatewayTimeout"}.get(status, "Error")
         self.send_faults.extend([(status, after, code or default)] * times)
 
+    def _throttle(self, conversation: str) -> int | None:
+        """Seconds the caller must wait (Retry-After) if one more call to ``conversation`` would
+        break a limit; else count the call and return ``None``."""
+        if not self.limits:
+            return None
+        now = time.monotonic()
+        times = self._accepted.setdefault(conversation, [])
+        wait = 0.0
+        for window, most in self.limits:
+            recent = [t for t in times if t > now - window]
+            if len(recent) >= most:
+                wait = max(wait, recent[-most] + window - now)
+        if wait > 0:
+            return max(1, int(wait + 0.999))  # Teams sends whole seconds
+        times.append(now)
+        longest = max(w for w, _ in self.limits)
+        while times and times[0] <= now - longest:
+            times.pop(0)
+        return None
+
+    async def _throttled(self, request: web.Request, retry_after: int) -> web.Response:
+        await self._record("throttled", request)
+        error = {"code": "Throttled", "message": "Too many requests to this conversation"}
+        return web.json_response({"error": error}, status=429, headers={"Retry-After": str(retry_after)})
+
+    @property
+    def throttled(self) -> int:
+        """429s answered because a limit in ``limits`` was reached."""
+        return sum(1 for c in self.calls if c.kind == "throttled")
+
     async def _send(self, request: web.Request) -> web.Response:
+        retry_after = self._throttle(request.match_info["conv"].split(";")[0])
+        if retry_after is not None:
+            return await self._throttled(request, retry_after)
         fault = self.send_faults.pop(0) if self.send_faults else None
         if fault is not None and not fault[1]:
             await self._record("refused", request)
@@ -434,6 +469,9 @@ class FakeConnector:
         return web.json_response({"id": call.result_id}, status=201)
 
     async def _update(self, request: web.Request) -> web.Response:
+        retry_after = self._throttle(request.match_info["conv"].split(";")[0])
+        if retry_after is not None:
+            return await self._throttled(request, retry_after)
         call = await self._record("update", request, request.match_info["id"])
         return web.json_response({"id": call.result_id})
 
