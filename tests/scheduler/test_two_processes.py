@@ -207,3 +207,126 @@ def test_a_killed_process_customers_are_finished_by_the_other(database: str, tmp
         rows = {r["customer_code"]: r for r in asyncio.run(claims(database))}
         for code in held:
             assert rows[code]["attempts"] == 2 and rows[code]["owner"].rsplit(":", 2)[1] == str(survivor.pid)
+
+
+class ConnectorThread:
+    """A loopback Bot Connector (``tests.bot.harness.FakeConnector``) in a thread of its own, so
+    both serve processes post their cards where this test can count them."""
+
+    def __init__(self) -> None:
+        self.ready = threading.Event()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.stop: asyncio.Event | None = None
+        self.connector: Any = None
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        from tests.bot.harness import FakeConnector
+
+        async def run() -> None:
+            self.loop, self.stop = asyncio.get_running_loop(), asyncio.Event()
+            self.connector = await FakeConnector().start()
+            try:
+                self.ready.set()
+                await self.stop.wait()
+            finally:
+                await self.connector.close()
+
+        asyncio.run(run())
+
+    def __enter__(self) -> ConnectorThread:
+        self.thread.start()
+        assert self.ready.wait(30)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.loop is not None and self.stop is not None
+        self.loop.call_soon_threadsafe(self.stop.set)
+        self.thread.join(10)
+
+    def posts(self, channel: str) -> list[dict[str, Any]]:
+        """Bodies of the new posts made in ``channel`` (not edits)."""
+        return [c.body for c in list(self.connector.calls) if c.kind == "send" and c.conversation_id == channel]
+
+
+def install_app(port: int, service_url: str) -> None:
+    """The installationUpdate Teams sends when the app is added to the MSP's team."""
+    import httpx
+
+    from tests.bot.harness import installation_update
+
+    activity = installation_update(service_url=service_url)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            r = httpx.post(f"http://127.0.0.1:{port}/api/messages", json=activity, timeout=5)
+            assert r.status_code in (200, 201), r.text
+            return
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+
+
+def card_customer(body: dict[str, Any]) -> str:
+    """The customer a review card is for (its ``reportbot:review`` data on the actions)."""
+    import json
+
+    text = json.dumps(body)
+    found = {code for code in CUSTOMER_CODES if f'"customer": "{code}"' in text}
+    assert len(found) == 1, text[:500]
+    return found.pop()
+
+
+CUSTOMER_CODES = [c.code for c in SandboxDataset(ANCHOR).customers]
+
+
+@pytest.mark.postgres
+def test_a_paused_instance_posts_no_second_card(database: str, tmp_path: Path) -> None:
+    """SIGSTOP past the lease, the other instance takes the customer-weeks over and posts their
+    cards; after SIGCONT the paused one finds its claims lost and posts nothing."""
+    from tests.bot.harness import REVIEW_CHANNEL, ROLLUP_CHANNEL
+
+    with Farm() as farm, ConnectorThread() as teams:
+        farm.latency(150)
+        config, env = write_config(farm, tmp_path, database, lease=4)
+        config.write_text(config.read_text() + f'\n[teams]\nreview_channel = "{REVIEW_CHANNEL.channel_id}"\n'
+                          f'rollup_channel = "{ROLLUP_CHANNEL.channel_id}"\n')
+        p1, p2 = free_ports(2)
+        paused = serve(config, env, p1, tmp_path / "a")
+        other: subprocess.Popen[bytes] | None = None
+        try:
+            install_app(p1, teams.connector.service_url)
+            wait_until(lambda: any(c["status"] == "collecting" for c in asyncio.run(claims(database))), 120,
+                       "the first process to start collecting")
+            paused.send_signal(signal.SIGSTOP)
+            held = {c["customer_code"] for c in asyncio.run(claims(database)) if c["status"] == "collecting"}
+            assert held
+            time.sleep(5)  # past the 4 s lease
+            other = serve(config, env, p2, tmp_path / "b")
+            wait_until(lambda: len(teams.posts(REVIEW_CHANNEL.channel_id)) >= CODES, 240, "12 review cards")
+            wait_until(lambda: len(teams.posts(ROLLUP_CHANNEL.channel_id)) >= 1, 60, "the roll-up")
+            before = len(teams.connector.calls)
+            paused.send_signal(signal.SIGCONT)
+            time.sleep(8)  # the paused process's heartbeat and post retries run again
+            after = [(c.kind, c.conversation_id) for c in list(teams.connector.calls)[before:]]
+            assert after == [], f"the paused instance touched no card once resumed: {after}"
+            assert paused.poll() is None and other.poll() is None, "both processes are still serving"
+        finally:
+            for p in (paused, other):
+                if p is not None and p.poll() is None:
+                    p.send_signal(signal.SIGCONT)
+                    p.terminate()
+            for p in (paused, other):
+                if p is not None:
+                    try:
+                        p.wait(20)
+                    except subprocess.TimeoutExpired:
+                        p.kill()
+        cards = [card_customer(b) for b in teams.posts(REVIEW_CHANNEL.channel_id)]
+        assert sorted(cards) == sorted(CUSTOMER_CODES), f"one review card per customer-week: {sorted(cards)}"
+        assert len(teams.posts(ROLLUP_CHANNEL.channel_id)) == 1
+        rows = {r["customer_code"]: r for r in asyncio.run(claims(database))}
+        for code in held:  # taken over by the other instance
+            assert rows[code]["owner"].rsplit(":", 2)[1] == str(other.pid) and rows[code]["attempts"] == 2
+        assert all(r["status"] == "drafted" for r in rows.values())
