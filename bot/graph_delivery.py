@@ -39,8 +39,7 @@ import warnings
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
@@ -80,6 +79,7 @@ from msgraph_core import GraphClientFactory
 
 from bot.delivery import Parcel, PermanentError, StepResult
 from bot.outbox import cover_note, recipients, subject
+from connectors.http import retry_after_seconds
 from reporting.config import Config, CustomerConfig
 
 log = logging.getLogger(__name__)
@@ -700,7 +700,8 @@ class GraphBackend:
                         return done
 
     def _delay(self, headers: Any, attempt: int, what: str) -> float:
-        delay = _retry_after(headers.get("Retry-After") or headers.get("retry-after"), self._now_utc)
+        delay = retry_after_seconds(headers.get("Retry-After") or headers.get("retry-after"),
+                                    datetime.fromtimestamp(self._now_utc(), UTC))
         if delay is None:
             return _backoff(attempt)
         if delay > self.max_retry_after:
@@ -721,19 +722,6 @@ def _translate(what: str, err: APIError) -> Exception:
     if status in TRANSIENT_STATUSES or not status:
         return GraphUnavailable(text)
     return PermanentError(text)
-
-
-def _retry_after(value: str | None, now: Callable[[], float]) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - now())
 
 
 def _backoff(attempt: int) -> float:
