@@ -23,6 +23,7 @@ from connectors.sandbox.dataset import HISTORY_WEEKS, MSP_TIMEZONE, SandboxDatas
 from connectors.sim.farm import FarmProcess, SimulatorFarm, parse_fault_specs
 from reporting.collect import unmapped_records
 from reporting.config import Config, ConfigError, CustomerConfig, load_config
+from reporting.drafts import DraftState
 from reporting.engine import Draft, Engine
 from reporting.output import write_atomic
 from reporting.period import PeriodError, last_complete_week_day, parse_week, week_containing
@@ -195,9 +196,9 @@ async def _approve_and_deliver(config: Config, store: HistoryStore, drafts: list
     handoff = DeliveryHandoff(Deliverer(config, deliveries, backend), state)
     for d in drafts:
         draft = await state.upsert_drafted(d.code, d.report.period.end_date)
-        approved = await state.change(draft.id, draft.version, state="approved", decided_by=DEMO_APPROVER,
+        approved = await state.change(draft.id, draft.version, state=DraftState.APPROVED, decided_by=DEMO_APPROVER,
                                       decided_at=datetime.now(UTC)) or await state.get(draft.id)
-        if approved is not None and approved.state == "approved":
+        if approved is not None and approved.state == DraftState.APPROVED:
             await handoff(approved, d.report, d.paths["pdf"].read_bytes())
     if drafts:
         period_end = drafts[0].report.period.end_date

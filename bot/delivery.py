@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reporting.config import Config, CustomerConfig
+from reporting.drafts import DraftState
 from reporting.models import Report
 from reporting.store import create_tables
 
@@ -185,13 +186,13 @@ class DeliveryHandoff:
         self.on_progress = on_progress  # (draft id): a step is done; the bot edits the review card
 
     async def __call__(self, draft: Any, report: Report, pdf: bytes) -> None:
-        await self.state.set_state(draft.id, "delivering")
+        await self.state.set_state(draft.id, DraftState.DELIVERING)
         progress = self.on_progress
         steps = await self.deliverer.deliver(draft.id, draft.customer_code, draft.period_end, report, pdf,
                                              draft.decided_by or "",
                                              on_step=(lambda step: progress(draft.id)) if progress else None)
         failed = [s for s in steps.values() if s.status == "failed"]
         if failed:
-            await self.state.set_state(draft.id, "failed", reason=f"{STEP_LABELS[failed[0].step]}: {failed[0].detail}"[:500])
+            await self.state.set_state(draft.id, DraftState.FAILED, reason=f"{STEP_LABELS[failed[0].step]}: {failed[0].detail}"[:500])
         elif all(s in steps and steps[s].status == "done" for s in STEPS):
-            await self.state.set_state(draft.id, "delivered")
+            await self.state.set_state(draft.id, DraftState.DELIVERED)

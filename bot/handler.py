@@ -36,7 +36,7 @@ from botbuilder.core.teams import TeamsActivityHandler
 from botbuilder.schema import Activity, AdaptiveCardInvokeResponse, ConversationReference, InvokeResponse
 from botbuilder.schema.teams import TeamsChannelData
 
-from bot.announce import ChannelPostUnavailable, connector_failure
+from bot.announce import ChannelPostUnavailable
 from bot.delivery import STEP_LABELS, STEPS, DeliveryLog, Parcel, PermanentError
 from bot.posting import NoRoute, NotPosted, Poster, PostRefused
 from bot.review import Review, ReviewError, StaleVersion, User
@@ -44,12 +44,13 @@ from bot.settings import BotSettings
 from bot.state import Draft, ReviewState
 from cards import verbs
 from cards.help import help_card
-from cards.rollup import rollup_card
 from cards.review import Decision, DeliveryStepView, review_card
+from cards.rollup import rollup_card
 from cards.status import status_card
 from cards.unknown import unknown_customer_card
 from reporting import snapshot
 from reporting.config import Config
+from reporting.drafts import DraftState
 from reporting.rollup import rollup_rows
 
 log = logging.getLogger(__name__)
@@ -386,9 +387,9 @@ class ReportBot(TeamsActivityHandler):
                 s = recorded.get(name)
                 url = s.url if s and s.url and s.url.startswith(("http://", "https://")) else None
                 steps.append(DeliveryStepView(STEP_LABELS[name], s.status if s else "pending", s.detail if s else None, url))
-        elif draft.state == "approved":
+        elif draft.state == DraftState.APPROVED:
             steps.append(DeliveryStepView("Delivery", "pending", "final PDF rendered; handed to delivery"))
-        if draft.state == "failed" and not any(s.status == "failed" for s in steps):
+        if draft.state == DraftState.FAILED and not any(s.status == "failed" for s in steps):
             steps.append(DeliveryStepView("Delivery", "failed", draft.reason))
         note = None
         if draft.editable:

@@ -24,18 +24,17 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Protocol
 
-from bot.state import EDITABLE, Draft, ReviewState
+from bot.state import Draft, ReviewState
 from cards.review import MAX_COMMENTARY, MAX_SKIP_REASON, commentary_length
 from reporting import snapshot
 from reporting.config import Config, CustomerConfig
+from reporting.drafts import DECIDED, EDITABLE, DraftState
 from reporting.engine import Engine
 from reporting.models import Commentary, Report
 from reporting.output import report_paths
 from reporting.store import HistoryStore
 
 log = logging.getLogger(__name__)
-
-DECIDED = ("approved", "delivering", "delivered", "failed")
 
 
 class ReviewError(Exception):
@@ -134,7 +133,7 @@ class Review:
         if commentary_length(commentary) > MAX_COMMENTARY:
             raise ReviewError(f"The commentary is {commentary_length(commentary)} characters; the limit is {MAX_COMMENTARY}.")
         draft = await self._current(draft_id, version)
-        changed = await self.state.change(draft_id, version, state="saved", commentary=commentary,
+        changed = await self.state.change(draft_id, version, state=DraftState.SAVED, commentary=commentary,
                                           commentary_by=user.label, commentary_at=self.now())
         if changed is None:
             raise StaleVersion(await self._must(draft_id))
@@ -152,7 +151,7 @@ class Review:
         if commentary is not None and commentary != draft.commentary:
             draft = await self.save(draft_id, version, commentary, user)
             version = draft.version
-        changed = await self.state.change(draft_id, version, state="approved", decided_by=user.label, decided_at=self.now())
+        changed = await self.state.change(draft_id, version, state=DraftState.APPROVED, decided_by=user.label, decided_at=self.now())
         if changed is None:
             current = await self._must(draft_id)
             if current.state in DECIDED:
@@ -166,14 +165,14 @@ class Review:
         (each backend makes a repeat harmless; a done step is never repeated). (draft, started):
         ``started`` is False when the delivery is not failed (any more): nothing is done."""
         draft = await self._must(draft_id)
-        if draft.state != "failed":
+        if draft.state != DraftState.FAILED:
             return draft, False
         if not self.may_approve(user.aad_object_id):
             raise ReviewError("Only the configured approvers may retry a delivery.")
-        changed = await self.state.change(draft_id, version, allowed=("failed",), state="approved", reason=None)
+        changed = await self.state.change(draft_id, version, allowed=(DraftState.FAILED,), state=DraftState.APPROVED, reason=None)
         if changed is None:
             current = await self._must(draft_id)
-            if current.state != "failed":
+            if current.state != DraftState.FAILED:
                 return current, False
             raise StaleVersion(current)
         log.info("%s retries the delivery of %s", user.label, draft.customer_code)
@@ -199,7 +198,7 @@ class Review:
         if len(reason) > MAX_SKIP_REASON:
             raise ReviewError(f"The reason is {len(reason)} characters; the limit is {MAX_SKIP_REASON}.")
         await self._current(draft_id, version)
-        changed = await self.state.change(draft_id, version, state="skipped", decided_by=user.label,
+        changed = await self.state.change(draft_id, version, state=DraftState.SKIPPED, decided_by=user.label,
                                           decided_at=self.now(), reason=reason)
         if changed is None:
             raise StaleVersion(await self._must(draft_id))
@@ -220,7 +219,7 @@ class Review:
             await self.handoff(draft, report, pdf)
         except Exception as err:  # a background step: record it on the draft, never lose it silently
             log.exception("delivery of %s failed", draft.customer_code)
-            await self.state.set_state(draft.id, "failed", reason=f"{type(err).__name__}: {err}"[:500])
+            await self.state.set_state(draft.id, DraftState.FAILED, reason=f"{type(err).__name__}: {err}"[:500])
 
     async def _must(self, draft_id: str) -> Draft:
         draft = await self.state.get(draft_id)

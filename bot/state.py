@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Column, Date, DateTime, Integer, MetaData, String, Table, Text, UniqueConstraint, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from reporting.drafts import EDITABLE, DraftState
 from reporting.store import create_tables
 
 metadata = MetaData()
@@ -52,7 +53,6 @@ conversations = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
-EDITABLE = ("drafted", "saved")
 NOT_CONVERSATIONS = ("rollup", "team", "install")  # kinds of rows in ``conversations`` that are not references
 
 
@@ -142,13 +142,13 @@ class ReviewState:
             if row is None:
                 draft_id = uuid.uuid4().hex
                 await conn.execute(drafts.insert().values(
-                    id=draft_id, customer_code=code, period_end=period_end, version=1, state="drafted", commentary="",
+                    id=draft_id, customer_code=code, period_end=period_end, version=1, state=DraftState.DRAFTED, commentary="",
                     created_at=now, updated_at=now))
             else:
                 draft_id = row._mapping["id"]
                 if row._mapping["state"] in EDITABLE:
                     await conn.execute(update(drafts).where(drafts.c.id == draft_id).values(
-                        version=drafts.c.version + 1, state="drafted", updated_at=now))
+                        version=drafts.c.version + 1, state=DraftState.DRAFTED, updated_at=now))
         got = await self.get(draft_id)
         assert got is not None
         return got

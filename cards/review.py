@@ -43,6 +43,7 @@ from cards.elements import (
 )
 from cards.text import Markdown, join, link, md, plain, safe_url
 from reporting import fmt
+from reporting.drafts import DECIDED, EDITABLE, DraftState
 from reporting.models import (
     SECTION_NAMES,
     SECTION_TITLES,
@@ -57,9 +58,9 @@ from reporting.models import (
     Uptime,
 )
 
-STATES: tuple[str, ...] = ("drafted", "saved", "approved", "delivering", "delivered", "skipped", "failed")
-EDITABLE_STATES = frozenset({"drafted", "saved"})
-DECIDED_STATES = frozenset({"approved", "delivering", "delivered", "failed"})
+STATES: tuple[str, ...] = tuple(DraftState)
+EDITABLE_STATES = frozenset(EDITABLE)
+DECIDED_STATES = frozenset(DECIDED)
 
 MAX_COMMENTARY = 10_000  # characters; the Input.Text maxLength and what the bot accepts
 MAX_SKIP_REASON = 500
@@ -194,7 +195,7 @@ class _View:
         data = {"draft_id": self.draft_id, "version": self.version, "customer": report.customer.code}
 
         body: list[Element] = [_header(report, self.version, tz), _state_line(state, self.version, decision, tz)]
-        if state == "skipped" and decision is not None and decision.reason:
+        if state == DraftState.SKIPPED and decision is not None and decision.reason:
             reason = plain(decision.reason, limit=MAX_SKIP_REASON)
             body.append(text_block(join(md("Reason:"), reason, sep=" ")))
         if self.message:
@@ -219,7 +220,7 @@ class _View:
                 execute("Regenerate", verbs.VERB_REGENERATE, data),
                 _skip_action(data),
             ]
-        elif state == "failed":  # fixed the cause (an address, the bot added to the channel)? deliver the rest
+        elif state == DraftState.FAILED:  # fixed the cause (an address, the bot added to the channel)? deliver the rest
             actions.append(execute("Retry delivery", verbs.VERB_RETRY, data))
 
         c = report.customer
@@ -267,17 +268,17 @@ def _decided(verb: str, decision: Decision | None, tz: str) -> Markdown:
 
 
 def _state_line(state: str, version: int, decision: Decision | None, tz: str) -> Element:
-    if state == "drafted":
+    if state == DraftState.DRAFTED:
         line = plain(f"Draft v{version} \u2014 waiting for review")
-    elif state == "saved":
+    elif state == DraftState.SAVED:
         line = plain(f"Draft v{version} \u2014 commentary saved, waiting for approval")
-    elif state == "approved":
+    elif state == DraftState.APPROVED:
         line = _decided("Approved", decision, tz)
-    elif state == "delivering":
+    elif state == DraftState.DELIVERING:
         line = join(_decided("Approved", decision, tz), md("delivering\u2026"))
-    elif state == "delivered":
+    elif state == DraftState.DELIVERED:
         line = join(md("Delivered"), _decided("approved", decision, tz))
-    elif state == "failed":
+    elif state == DraftState.FAILED:
         line = join(md("Delivery failed \u2014 see the steps below"), _decided("approved", decision, tz))
     else:  # skipped
         line = _decided("Skipped this week", decision, tz)
