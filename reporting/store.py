@@ -10,11 +10,26 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, Date, DateTime, Integer, MetaData, String, Table, Text, UniqueConstraint, func, select, text
+from sqlalchemy import (
+    Column,
+    Date,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    select,
+    text,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -58,7 +73,17 @@ class HistoryStore:
     @classmethod
     async def open(cls, url: str, **engine_kw: Any) -> HistoryStore:
         try:
-            engine = create_async_engine(url, **engine_kw)
+            parsed = make_url(url)
+        except (SQLAlchemyError, ValueError) as err:
+            raise StoreError(f"cannot open the store at {_safe(url)}: {err}") from err
+        folder = Path(parsed.database).parent if parsed.get_backend_name() == "sqlite" and parsed.database \
+            and parsed.database != ":memory:" and not parsed.database.startswith("file:") else None
+        if folder is not None and not folder.is_dir():
+            # said before aiosqlite starts a connection thread that would outlive the failure
+            raise StoreError(f"cannot open the store at {_safe(url)}: the folder {folder} does not exist "
+                             "(create it, or point [store] url at one that does)")
+        try:
+            engine = create_async_engine(parsed, **engine_kw)
         except (SQLAlchemyError, ValueError) as err:
             raise StoreError(f"cannot open the store at {_safe(url)}: {err}") from err
         try:

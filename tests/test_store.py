@@ -75,7 +75,7 @@ async def test_history_is_oldest_first_and_before_the_week(store: HistoryStore) 
 
 
 async def test_unreachable_store_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(StoreError, match="cannot open the store at sqlite"):
+    with pytest.raises(StoreError, match="cannot open the store at sqlite.*missing.dir does not exist"):
         await HistoryStore.open(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'dir' / 'h.db'}")
     with pytest.raises(StoreError) as info:
         await HistoryStore.open("postgresql+asyncpg://u:hunter2@127.0.0.1:1/db")
