@@ -301,7 +301,8 @@ async def open_service(config: Config, settings: BotSettings, out: Path, *, cred
         bot.deliveries = deliveries
         if isinstance(handoff, DeliveryHandoff):
             handoff.on_progress = bot.show_progress  # the review card shows each step as it is done
-        resumer = DeliveryResumer(review, deliveries, handoff)  # started once the bot listens (run_forever)
+        # started once the bot listens (start_serving); the card and roll-up are edited when each ends
+        resumer = DeliveryResumer(review, deliveries, handoff, on_done=bot.show_delivery_ended)
         claims = await Claims.open(store.engine, instance_name(), config.schedule.lease_seconds)
 
         async def drafted(code: str, draft: Any) -> None:

@@ -31,6 +31,7 @@ import pytest
 from sqlalchemy import text
 
 from bot.service import Service, open_service, start_serving
+from cards.verbs import VERB_RETRY
 from connectors.sandbox.config import sandbox_config_dict
 from connectors.sandbox.dataset import SandboxDataset
 from connectors.sim.farm import SimulatorFarm
@@ -39,6 +40,7 @@ from tests.bot.fake_graph import FakeGraph
 from tests.bot.harness import (
     APPROVER,
     BOT_APP_ID,
+    ROLLUP_CHANNEL,
     BotClient,
     FakeConnector,
     FakeCredentialsFactory,
@@ -50,6 +52,7 @@ from tests.bot.harness import (
     make_settings,
 )
 from tests.bot.test_graph_delivery import FakeCredential
+from tests.bot.test_review_e2e import actions, card_of, delivery_facts, text_of
 
 ANCHOR = date(2026, 11, 16)
 WEEK_DAY = date(2026, 11, 10)
@@ -179,8 +182,9 @@ async def health(client: BotClient) -> dict[str, Any]:
 
 
 async def test_serve_answers_while_graph_is_down_and_the_delivery_completes_when_it_recovers(setup: Setup) -> None:
-    draft_id, _ = await crash_mid_delivery(setup)
+    draft_id, rollup_id = await crash_mid_delivery(setup)
     graph_down(setup.graph)
+    since = len(setup.connector.calls)
     async with serving(setup, first_delay=0.5, max_delay=2.0) as sv:
         # the bot listens and answers at once, Graph or not
         body = await health(sv.client)
@@ -211,14 +215,40 @@ async def test_serve_answers_while_graph_is_down_and_the_delivery_completes_when
                          d=draft_id) == [("archive", "done"), ("channel", "done"), ("email", "done")]
         assert len(setup.graph.sent(MAILBOX)) == 1  # one email, after all that
 
+        # the review card and the roll-up were edited through the Connector: delivered
+        card = last_edit(setup.connector, await card_id_of(sv.service, draft_id), since)
+        assert "Delivered" in text_of(card) and "delivering" not in text_of(card)
+        facts = delivery_facts(card)
+        assert [facts[step].split()[1] for step in ("Email", "Customer channel", "Archive")] == ["done"] * 3, facts
+        assert VERB_RETRY not in actions(card)
+        rollup = last_edit(setup.connector, rollup_id, since)
+        assert "(delivered)" in text_of(rollup) and "(delivering)" not in text_of(rollup)
+        assert all(c.conversation_id == ROLLUP_CHANNEL.channel_id for c in setup.connector.calls[since:]
+                   if c.kind == "update" and c.activity_id == rollup_id)
+
 
 async def _state_is(service: Service, draft_id: str, state: str) -> bool:
     return await sql(service, "select state from drafts where id = :d", d=draft_id) == [(state,)]
 
 
+def last_edit(connector: FakeConnector, activity_id: str, since: int) -> dict[str, Any]:
+    """The card of the newest edit (``PUT .../activities/{id}``) of ``activity_id`` after call ``since``."""
+    edits = [c for c in connector.calls[since:] if c.kind == "update" and c.activity_id == activity_id]
+    assert edits, f"message {activity_id} was not edited: {[(c.kind, c.activity_id) for c in connector.calls[since:]]}"
+    card = card_of(edits[-1].body)
+    assert card is not None
+    return card
+
+
+async def card_id_of(service: Service, draft_id: str) -> str:
+    [(card_id,)] = await sql(service, "select card_activity_id from drafts where id = :d", d=draft_id)
+    return str(card_id)
+
+
 async def test_a_resume_graph_refuses_for_good_is_recorded_as_failed(setup: Setup) -> None:
-    draft_id, _ = await crash_mid_delivery(setup)
+    draft_id, rollup_id = await crash_mid_delivery(setup)
     graph_down(setup.graph, 403)
+    since = len(setup.connector.calls)
     async with serving(setup, first_delay=0.5, max_delay=2.0) as sv:
         await health(sv.client)
         assert time.monotonic() - sv.started < ANSWER_WITHIN
@@ -229,4 +259,12 @@ async def test_a_resume_graph_refuses_for_good_is_recorded_as_failed(setup: Setu
         assert status == "failed" and "403" in detail
         [(reason,)] = await sql(sv.service, "select reason from drafts where id = :d", d=draft_id)
         assert reason.startswith("Email:") and "403" in reason
+
+        # the review card shows the failure, its reason and Retry delivery; the roll-up says so
+        card = last_edit(setup.connector, await card_id_of(sv.service, draft_id), since)
+        assert "Delivery failed" in text_of(card) and "ErrorAccessDenied" in delivery_facts(card)["Email"]
+        assert actions(card)[VERB_RETRY]["title"] == "Retry delivery"
+        assert actions(card)[VERB_RETRY]["data"]["draft_id"] == draft_id
+        rollup = last_edit(setup.connector, rollup_id, since)
+        assert "(delivery failed)" in text_of(rollup)
     assert setup.graph.sent(MAILBOX) == []
