@@ -578,6 +578,13 @@ class ReportBot(TeamsActivityHandler):
         if draft is not None:
             await self.refresh_card(draft)
 
+    async def show_delivery_ended(self, draft_id: str) -> None:
+        """A delivery ended without a card click (resumed at start-up): the review card and the
+        roll-up are edited as after an approve (:meth:`_when_delivered`)."""
+        draft = await self.state.get(draft_id)
+        if draft is not None:
+            await self._when_delivered(draft)
+
     async def refresh_card(self, draft: Draft, message: str | None = None) -> None:
         """Edit the draft's posted card for everyone (after a change)."""
         if not draft.card_ref or not draft.card_activity_id:

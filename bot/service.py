@@ -13,22 +13,26 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import socket
+import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 from aiohttp import web
+from sqlalchemy.exc import InterfaceError, OperationalError
 
-from bot.announce import ChannelAnnouncer
+from bot.announce import ChannelAnnouncer, ChannelPostUnavailable
 from bot.app import create_app
 from bot.auth import build_adapter
-from bot.delivery import Deliverer, DeliveryHandoff, DeliveryLog
+from bot.delivery import STEPS, Deliverer, DeliveryHandoff, DeliveryLog
 from bot.deps import BotDeps
-from bot.graph_delivery import GraphBackend, graph_credential
+from bot.graph_delivery import GraphBackend, GraphUnavailable, graph_credential
 from bot.handler import ReportBot
 from bot.links import LinkSigner
 from bot.outbox import OutboxBackend
@@ -76,6 +80,171 @@ class Service:
     links: LinkSigner
     batch: BatchRunner
     schedule: WeeklySchedule
+    resumer: DeliveryResumer
+
+
+#: Failures of a resumed delivery that the same attempt may not meet again (Graph or the Bot
+#: Connector unavailable or throttled, the network, the store's connection): tried again later.
+TRANSIENT = (GraphUnavailable, ChannelPostUnavailable, httpx.TransportError, OSError, TimeoutError,
+             OperationalError, InterfaceError)
+
+
+class CannotResume(Exception):  # noqa: N818 - a condition
+    """A resumed delivery that no retry can finish (its final PDF is gone): recorded as failed."""
+
+
+@dataclass
+class Resuming:
+    """A delivery being resumed: what ``/healthz`` shows about it."""
+
+    code: str
+    attempts: int = 0
+    last_error: str | None = None
+    next_at: float | None = None  # time.monotonic() of the next attempt while waiting
+
+
+@dataclass
+class DeliveryResumer:
+    """Deliveries a crash left half done, resumed in the background once the bot listens.
+
+    Every draft with a delivery step left ``running`` is handed to delivery again (each step is
+    idempotent; a done step is never repeated), at most ``concurrency`` at a time. A transient
+    failure (:data:`TRANSIENT`: Graph down, throttled, the network) is tried again after a
+    backoff that doubles from ``first_delay`` up to ``max_delay`` seconds, with ``jitter`` (a
+    fraction: 0.2 = ±20 %) so instances do not retry in step. Anything else — a missing final
+    PDF, a report gone from the store, a customer no longer configured — is recorded as the
+    delivery's failure (the steps left running become ``failed`` with the reason, the draft
+    ``failed``), so the review card shows it with Retry delivery. Nothing here raises into the
+    bot: the web app answers while deliveries wait for Graph. ``on_done(draft_id)`` runs when a
+    resumed delivery has ended (delivered or failed for good): the bot edits the review card
+    and the roll-up."""
+
+    review: Review
+    deliveries: DeliveryLog
+    handoff: Callable[[Draft, Report, bytes], Awaitable[None]]
+    on_done: Callable[[str], Awaitable[None]] | None = None
+    first_delay: float = 5.0
+    max_delay: float = 300.0
+    jitter: float = 0.2
+    concurrency: int = 2
+    pending: dict[str, Resuming] = field(default_factory=dict, init=False)  # draft id -> its resume
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
+    _slots: asyncio.Semaphore = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._slots = asyncio.Semaphore(self.concurrency)
+
+    def start(self) -> None:
+        """Look for unfinished deliveries and resume them, in the background."""
+        self._spawn(self._find())
+
+    async def stop(self) -> None:
+        """Cancel what is still waiting or running (it is resumed on the next start)."""
+        while self._tasks:
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def wait(self) -> None:
+        """Until every resume has ended (tests)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def status(self) -> list[str]:
+        """One line per delivery still being resumed (for ``/healthz``)."""
+        now = time.monotonic()
+        out = []
+        for draft_id, r in sorted(self.pending.items(), key=lambda kv: kv[1].code):
+            line = f"{r.code} ({draft_id}): {r.attempts} attempt{'s' if r.attempts != 1 else ''}"
+            if r.last_error:
+                line += f", last: {r.last_error}"
+            if r.next_at is not None:
+                line += f"; next in {max(0.0, r.next_at - now):.0f} s"
+            out.append(line[:300])
+        return out
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _delay(self, attempt: int) -> float:
+        base = min(self.max_delay, self.first_delay * 2 ** max(0, attempt - 1))
+        return base * (1 + self.jitter * (2 * random.random() - 1))  # noqa: S311 - spreading retries, not secrecy
+
+    async def _find(self) -> None:
+        attempt = 0
+        while True:  # the store itself may be unreachable at start: keep trying
+            attempt += 1
+            try:
+                draft_ids = await self.deliveries.unfinished()
+                break
+            except TRANSIENT as err:
+                log.warning("cannot list unfinished deliveries (%s: %s); trying again", type(err).__name__, err)
+                await asyncio.sleep(self._delay(attempt))
+        for draft_id in draft_ids:
+            if draft_id not in self.pending:
+                self.pending[draft_id] = Resuming(code="?")
+                self._spawn(self._resume(draft_id))
+
+    async def _resume(self, draft_id: str) -> None:
+        status = self.pending[draft_id]
+        try:
+            while True:
+                status.attempts += 1
+                status.next_at = None
+                try:
+                    async with self._slots:
+                        if not await self._attempt(draft_id, status):
+                            return  # nothing to resume (the draft is gone)
+                    break
+                except CannotResume as err:
+                    log.error("the delivery of %s cannot be resumed: %s", status.code, err)
+                    await self._fail(draft_id, str(err))
+                    break
+                except TRANSIENT as err:
+                    status.last_error = f"{type(err).__name__}: {err}"[:200]
+                    delay = self._delay(status.attempts)
+                    status.next_at = time.monotonic() + delay
+                    log.warning("the delivery of %s could not be resumed yet (%s); trying again in %.0f s",
+                                status.code, status.last_error, delay)
+                    await asyncio.sleep(delay)
+                except Exception as err:  # not transient: the delivery's failure, shown on its card
+                    log.exception("the delivery of %s cannot be resumed", status.code)
+                    await self._fail(draft_id, f"{type(err).__name__}: {err}")
+                    break
+            if self.on_done is not None:
+                try:
+                    await self.on_done(draft_id)
+                except Exception:  # the card edit is cosmetic; the delivery's state is in the store
+                    log.warning("could not show the resumed delivery of %s", status.code, exc_info=True)
+        finally:
+            self.pending.pop(draft_id, None)
+
+    async def _attempt(self, draft_id: str, status: Resuming) -> bool:
+        draft = await self.review.state.get(draft_id)
+        if draft is None:
+            log.error("cannot resume the delivery of draft %s: the draft is not in the store", draft_id)
+            return False
+        status.code = draft.customer_code
+        path = self.review.pdf_path(draft)
+        if not path.exists():
+            raise CannotResume(f"the final PDF {path.name} is missing; Retry delivery renders it again")
+        log.info("resuming the delivery of %s (attempt %d)", draft.customer_code, status.attempts)
+        await self.handoff(draft, await self.review.report(draft), await asyncio.to_thread(path.read_bytes))
+        return True
+
+    async def _fail(self, draft_id: str, reason: str) -> None:
+        reason = f"resuming the delivery: {reason}"[:500]
+        try:
+            steps = await self.deliveries.steps(draft_id)
+            for step in STEPS:
+                if step in steps and steps[step].status == "running":
+                    await self.deliveries.end(draft_id, step, "failed", reason)
+            await self.review.state.set_state(draft_id, "failed", reason=reason)
+        except Exception:  # the store went away too: the next start finds the delivery unfinished again
+            log.exception("could not record the failed resume of draft %s", draft_id)
 
 
 def build_connectors(config: Config) -> dict[str, Connector]:
@@ -87,7 +256,9 @@ def build_connectors(config: Config) -> dict[str, Connector]:
 @contextlib.asynccontextmanager
 async def open_service(config: Config, settings: BotSettings, out: Path, *, credentials_factory: Any = None,
                        week_day: Callable[[], date] | None = None, base: Path | None = None,
-                       backfill_weeks: int = 0) -> AsyncIterator[Service]:
+                       backfill_weeks: int = 0, graph_token_credential: Any = None) -> AsyncIterator[Service]:
+    """``credentials_factory`` (the Bot Connector's) and ``graph_token_credential`` (Graph's, any
+    object with ``async get_token``; not closed here) replace the configured ones in tests."""
     from reporting.pdf import render_pdf
 
     store = await HistoryStore.open(config.store.url)
@@ -105,11 +276,13 @@ async def open_service(config: Config, settings: BotSettings, out: Path, *, cred
             handoff = DeliveryHandoff(Deliverer(config, deliveries, OutboxBackend(config, out / "outbox")), state)
         elif config.graph.mailbox:  # production: Microsoft Graph as the bot's app
             g = config.graph
-            graph_cred = graph_credential(settings.app_tenant_id, settings.app_id,
-                                          client_secret=settings.app_password if g.auth == "secret" else None,
-                                          certificate_path=g.certificate_path or None,
-                                          managed_identity=g.auth == "managed_identity")
-            closers.append(graph_cred.close)
+            graph_cred = graph_token_credential
+            if graph_cred is None:
+                graph_cred = graph_credential(settings.app_tenant_id, settings.app_id,
+                                              client_secret=settings.app_password if g.auth == "secret" else None,
+                                              certificate_path=g.certificate_path or None,
+                                              managed_identity=g.auth == "managed_identity")
+                closers.append(graph_cred.close)
             async def team_of(customer: Any) -> str:  # configured, else as Teams told the bot
                 return g.channel_teams.get(customer.code) or await state.team_of(customer.teams_channel)
 
@@ -128,7 +301,8 @@ async def open_service(config: Config, settings: BotSettings, out: Path, *, cred
         bot.deliveries = deliveries
         if isinstance(handoff, DeliveryHandoff):
             handoff.on_progress = bot.show_progress  # the review card shows each step as it is done
-        await resume_deliveries(review, deliveries, handoff)
+        # started once the bot listens (start_serving); the card and roll-up are edited when each ends
+        resumer = DeliveryResumer(review, deliveries, handoff, on_done=bot.show_delivery_ended)
         claims = await Claims.open(store.engine, instance_name(), config.schedule.lease_seconds)
 
         async def drafted(code: str, draft: Any) -> None:
@@ -154,13 +328,15 @@ async def open_service(config: Config, settings: BotSettings, out: Path, *, cred
         async def health() -> dict[str, Any]:
             undelivered = await bot.undelivered()
             return {"store": await store.status(), "undelivered_cards": len(undelivered),
-                    "undelivered": [f"{k}: {why}"[:300] for k, why in sorted(undelivered.items())]}
+                    "undelivered": [f"{k}: {why}"[:300] for k, why in sorted(undelivered.items())],
+                    "pending_resumes": len(resumer.pending), "resuming": resumer.status()}
 
         app = create_app(settings, BotDeps(bot=bot, adapter=adapter, draft_pdf=review.pdf, health=health))
         try:
-            yield Service(settings, config, app, bot, review, state, store, links, batch, schedule)
+            yield Service(settings, config, app, bot, review, state, store, links, batch, schedule, resumer)
         finally:
             schedule.shutdown()
+            await resumer.stop()
         await bot.wait_background()
     finally:
         for close in reversed(closers):
@@ -172,31 +348,27 @@ async def open_service(config: Config, settings: BotSettings, out: Path, *, cred
         await store.close()
 
 
-async def resume_deliveries(review: Review, deliveries: DeliveryLog, handoff: Any) -> None:
-    """Deliveries a crash left half done: repeat their unfinished steps (each step is idempotent)."""
-    for draft_id in await deliveries.unfinished():
-        draft = await review.state.get(draft_id)
-        if draft is None:
-            continue
-        path = review.pdf_path(draft)
-        if not path.exists():
-            log.error("cannot resume the delivery of %s: its final PDF %s is missing", draft.customer_code, path)
-            continue
-        log.info("resuming the delivery of %s", draft.customer_code)
-        await handoff(draft, await review.report(draft), await asyncio.to_thread(path.read_bytes))
-
-
 def instance_name() -> str:
     """Who holds a batch claim: host, process and a random suffix (unique per start)."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
-async def run_forever(service: Service, *, run_now: bool = False) -> None:
-    runner = web.AppRunner(service.app, access_log=None)
+async def start_serving(service: Service, *, run_now: bool = False, sock: socket.socket | None = None) -> web.AppRunner:
+    """Listen (on ``sock`` if given, else the settings' host and port), then start the schedule
+    and, in the background, the resume of unfinished deliveries: nothing before the socket
+    listens waits for Graph or the Bot Connector. The caller cleans the runner up."""
+    runner = web.AppRunner(service.app, access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, service.settings.host, service.settings.port)
+    site: web.BaseSite = (web.SockSite(runner, sock) if sock is not None
+                          else web.TCPSite(runner, service.settings.host, service.settings.port))
     await site.start()
+    service.resumer.start()
     service.schedule.start(run_now=run_now)
+    return runner
+
+
+async def run_forever(service: Service, *, run_now: bool = False) -> None:
+    runner = await start_serving(service, run_now=run_now)
     print(f"weekly batch: {service.config.schedule.cron!r} in {service.config.msp.timezone}; next run "
           f"{service.schedule.next_run()}", flush=True)
     mode = "sandbox (no authentication; 127.0.0.1 only)" if service.settings.sandbox and not service.settings.app_id else "production"
