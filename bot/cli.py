@@ -7,6 +7,7 @@ import asyncio
 import difflib
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -405,6 +406,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise CliError("serve needs --config FILE (or REPORTBOT_CONFIG), or --sandbox to try it locally", EXIT_USAGE)
 
     async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        signals = (signal.SIGTERM, signal.SIGINT)
+
+        def on_signal() -> None:  # the first one stops the bot in order; a second one, at once
+            stop.set()
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+
+        for sig in signals:
+            loop.add_signal_handler(sig, on_signal)
         if args.sandbox and not path:
             week_day = last_complete_week_day(datetime.now(UTC), MSP_TIMEZONE)
             dataset = SandboxDataset(week_containing(week_day, MSP_TIMEZONE).end_date)
@@ -412,18 +424,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
             store_url = f"sqlite+aiosqlite:///{(out / 'reportbot-sandbox.db').resolve()}"
             async with FarmProcess(dataset) as farm:
                 config = sandbox_config(dataset, store_url, farm.sources)
-                await _serve(config, None, lambda: week_day, HISTORY_WEEKS)
+                await _serve(config, None, lambda: week_day, HISTORY_WEEKS, stop)
         else:
-            await _serve(load_config(path), Path(path).resolve().parent, None, 0)
+            await _serve(load_config(path), Path(path).resolve().parent, None, 0, stop)
 
-    async def _serve(config: Config, base: Path | None, week: Any, backfill: int) -> None:
+    async def _serve(config: Config, base: Path | None, week: Any, backfill: int, stop: asyncio.Event) -> None:
         try:
             settings = BotSettings.from_config(config, sandbox=args.sandbox, host=args.host, port=args.port, version=_version())
         except SettingsError as err:
             raise CliError(str(err).replace("\n", "; "), EXIT_USAGE) from err
         try:
             async with open_service(config, settings, out, week_day=week, base=base, backfill_weeks=backfill) as service:
-                await run_forever(service, run_now=args.now)
+                await run_forever(service, run_now=args.now, stop=stop)
         except StoreError as err:
             raise CliError(f"store.url: {err}") from err
 

@@ -256,9 +256,16 @@ def build_connectors(config: Config) -> dict[str, Connector]:
 @contextlib.asynccontextmanager
 async def open_service(config: Config, settings: BotSettings, out: Path, *, credentials_factory: Any = None,
                        week_day: Callable[[], date] | None = None, base: Path | None = None,
-                       backfill_weeks: int = 0, graph_token_credential: Any = None) -> AsyncIterator[Service]:
+                       backfill_weeks: int = 0, graph_token_credential: Any = None,
+                       shutdown_grace_seconds: float = 4.0) -> AsyncIterator[Service]:
     """``credentials_factory`` (the Bot Connector's) and ``graph_token_credential`` (Graph's, any
-    object with ``async get_token``; not closed here) replace the configured ones in tests."""
+    object with ``async get_token``; not closed here) replace the configured ones in tests.
+
+    On leaving (a shutdown), work stops in order: the schedule takes no more fires; a running
+    batch is cancelled; resumes are cancelled; the bot's background work (a final render, a
+    delivery, a card post) gets ``shutdown_grace_seconds`` to finish and is then cancelled
+    (an interrupted delivery is resumed on the next start); the batch claims this instance still
+    holds are released for another instance; the PDF worker processes are shut down."""
     from reporting.pdf import render_pdf
 
     store = await HistoryStore.open(config.store.url)
@@ -319,8 +326,18 @@ async def open_service(config: Config, settings: BotSettings, out: Path, *, cred
         )
         bot.batch_progress = lambda: dict(batch.progress)
 
+        batches: set[asyncio.Task[Any]] = set()  # running batches, cancelled at shutdown
+
         async def run_batch() -> None:
-            await batch.run(week())
+            task = asyncio.current_task()
+            if task is not None:
+                batches.add(task)
+            try:
+                await batch.run(week())
+            except asyncio.CancelledError:  # the shutdown stopped it on purpose: not a failed job
+                log.info("the batch was stopped by the shutdown; its unfinished customer-weeks are released")
+            finally:
+                batches.discard(task)  # type: ignore[arg-type]
 
         schedule = WeeklySchedule(config.schedule.cron, config.schedule.reminder_cron, config.msp.timezone,
                                   config.schedule.misfire_grace_minutes, run_batch, bot.remind)
@@ -336,16 +353,43 @@ async def open_service(config: Config, settings: BotSettings, out: Path, *, cred
             yield Service(settings, config, app, bot, review, state, store, links, batch, schedule, resumer)
         finally:
             schedule.shutdown()
-            await resumer.stop()
-        await bot.wait_background()
+            await stop_work(bot, review, resumer, claims, batches, shutdown_grace_seconds)
     finally:
         for close in reversed(closers):
             await close()
         if engine is not None:
-            engine.close()
+            engine.close(timeout=2.0)  # a render still running after the grace above is stopped
         for c in connectors.values():
             await c.aclose()
         await store.close()
+
+
+async def stop_work(bot: ReportBot, review: Review, resumer: DeliveryResumer, claims: Claims,
+                    batches: set[asyncio.Task[Any]], grace: float) -> None:
+    """End the work in flight at shutdown (see :func:`open_service`); never raises."""
+    for task in list(batches):
+        task.cancel()
+    await asyncio.gather(*batches, return_exceptions=True)
+    await resumer.stop()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
+    while tasks := set(bot.background) | set(review.background):
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            log.warning("stopping %d background task%s still running after %.0f s (an interrupted delivery is "
+                        "resumed on the next start)", len(tasks), "s" if len(tasks) != 1 else "", grace)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            break
+        await asyncio.wait(tasks, timeout=remaining)
+    try:
+        released = await claims.release_held(datetime.now(UTC))
+    except Exception:  # the store is gone: the leases run out on their own
+        log.exception("could not release this instance's batch claims; they expire with their lease")
+        return
+    if released:
+        log.info("released the batch claims on %s for another instance", ", ".join(released))
 
 
 def instance_name() -> str:
@@ -357,7 +401,7 @@ async def start_serving(service: Service, *, run_now: bool = False, sock: socket
     """Listen (on ``sock`` if given, else the settings' host and port), then start the schedule
     and, in the background, the resume of unfinished deliveries: nothing before the socket
     listens waits for Graph or the Bot Connector. The caller cleans the runner up."""
-    runner = web.AppRunner(service.app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(service.app, access_log=None, handle_signals=False, shutdown_timeout=3.0)
     await runner.setup()
     site: web.BaseSite = (web.SockSite(runner, sock) if sock is not None
                           else web.TCPSite(runner, service.settings.host, service.settings.port))
@@ -367,13 +411,16 @@ async def start_serving(service: Service, *, run_now: bool = False, sock: socket
     return runner
 
 
-async def run_forever(service: Service, *, run_now: bool = False) -> None:
+async def run_forever(service: Service, *, run_now: bool = False, stop: asyncio.Event | None = None) -> None:
+    """Serve until ``stop`` is set (``reportbot serve`` sets it on SIGTERM or SIGINT), then stop
+    listening; leaving :func:`open_service` ends the rest."""
     runner = await start_serving(service, run_now=run_now)
     print(f"weekly batch: {service.config.schedule.cron!r} in {service.config.msp.timezone}; next run "
           f"{service.schedule.next_run()}", flush=True)
     mode = "sandbox (no authentication; 127.0.0.1 only)" if service.settings.sandbox and not service.settings.app_id else "production"
     print(f"reportbot listening on http://{service.settings.host}:{service.settings.port}/api/messages — {mode}", flush=True)
     try:
-        await asyncio.Event().wait()
+        await (stop or asyncio.Event()).wait()
+        print("reportbot: stopping (no new work; running work finishes or is handed back)", flush=True)
     finally:
         await runner.cleanup()

@@ -8,8 +8,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
 import multiprocessing
+import os
+import signal
+import sys
+import threading
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -57,6 +61,21 @@ def _week_point(payload: dict[str, Any]) -> WeekPoint:
     )
 
 
+def _exit_with_parent(parent: int) -> None:
+    """PDF worker initializer: the worker ends with the process that started it. On Linux the
+    kernel sends it SIGKILL when that process dies (``prctl(PR_SET_PDEATHSIG)``), even by
+    SIGKILL when no shutdown code runs; a parent already gone ends it at once. (The kernel ties
+    this to the thread that started the worker: the pool is used from the event loop's thread,
+    which lives as long as the process.)"""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL))
+    if os.getppid() != parent:
+        os._exit(0)
+
+
 class Engine:
     def __init__(
         self,
@@ -78,12 +97,36 @@ class Engine:
         # the bot (``pdf_processes``) renders in worker processes, so a render never delays the
         # answer to a card click (the event loop keeps the GIL).
         self._pdf_pool: Executor = (
-            ProcessPoolExecutor(max_workers=pdf_processes, mp_context=multiprocessing.get_context("spawn"))
+            ProcessPoolExecutor(max_workers=pdf_processes, mp_context=multiprocessing.get_context("spawn"),
+                                initializer=_exit_with_parent, initargs=(os.getpid(),))
             if pdf_processes else ThreadPoolExecutor(max_workers=1, thread_name_prefix="pdf")
         )
 
-    def close(self) -> None:
-        self._pdf_pool.shutdown(wait=True)
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop rendering: renders not started are cancelled, a running one gets ``timeout``
+        seconds to finish, then its worker process is terminated; no worker outlives this."""
+        pool = self._pdf_pool
+        if not isinstance(pool, ProcessPoolExecutor):
+            pool.shutdown(wait=True, cancel_futures=True)
+            return
+        # CPython's ProcessPoolExecutor keeps its workers in ``_processes`` (pid -> Process);
+        # ``shutdown`` has no timeout, so it runs in a thread and a stuck worker is terminated
+        workers = list((getattr(pool, "_processes", None) or {}).values())
+        closing = threading.Thread(target=pool.shutdown, kwargs={"wait": True, "cancel_futures": True},
+                                   name="pdf-pool-shutdown", daemon=True)
+        closing.start()
+        closing.join(timeout)
+        if closing.is_alive():
+            for proc in workers:
+                if proc.is_alive():
+                    log.warning("PDF worker %s still rendering after %.0f s; terminating it", proc.pid, timeout)
+                    proc.terminate()
+            closing.join(5.0)
+        for proc in workers:
+            proc.join(1.0)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(1.0)
 
     def period_for(self, customer: CustomerConfig, week_day: date) -> Period:
         return week_containing(week_day, self.config.customer_timezone(customer))

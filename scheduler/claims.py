@@ -118,6 +118,17 @@ class Claims:
             ).values(status=status, error=error, updated_at=now))
         return res.rowcount == 1
 
+    async def release_held(self, now: datetime) -> list[str]:
+        """At shutdown: every unfinished claim this instance holds ends its lease ``now``, so
+        another instance (or this one restarted) takes the customer-week over at once instead
+        of after the lease. The claim stays unfinished: its work is done again, never skipped.
+        Returns the customer codes released."""
+        held = (claims.c.owner == self.owner) & (claims.c.status == RUNNING)
+        async with self.engine.begin() as conn:
+            codes = [r[0] for r in (await conn.execute(select(claims.c.customer_code).where(held))).all()]
+            await conn.execute(update(claims).where(held).values(lease_until=now, updated_at=now))
+        return sorted(codes)
+
     async def get(self, code: str, period_end: date) -> Claim | None:
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(claims).where(claims.c.customer_code == code, claims.c.period_end == period_end))).first()
