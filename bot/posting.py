@@ -3,7 +3,7 @@
 Three things every proactive message of the bot goes through (review cards, the roll-up,
 reminders, the customer-channel card, and every edit of them):
 
-**Where** (:meth:`Poster.reference`). A post into a configured channel id needs the channel id,
+**Where** (:class:`Routes`). A post into a configured channel id needs the channel id,
 the tenant and the tenant's ``serviceUrl`` — not a message anyone typed there. The bot learns
 the last two when it is installed in a team (``installationUpdate`` / ``conversationUpdate``
 carry ``channelData.team``, ``channelData.tenant`` and ``serviceUrl``) and from every later
@@ -36,12 +36,17 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botbuilder.core import TurnContext
 from botbuilder.schema import Activity, ChannelAccount, ConversationAccount, ConversationReference
 
 from connectors.http import retry_after_seconds
+
+if TYPE_CHECKING:
+    from bot.routing import Router
+    from bot.settings import BotSettings
+    from bot.state import ReviewState
 
 log = logging.getLogger(__name__)
 
@@ -263,3 +268,60 @@ def _tenant_channel_data(activity: Activity, ref: ConversationReference) -> None
     data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
     if "tenant" not in data:
         activity.channel_data = {**data, "tenant": {"id": tenant}}
+
+
+class Routes:
+    """Where a new post in a channel goes (the **Where** above), for one process."""
+
+    def __init__(self, settings: BotSettings, state: ReviewState, poster: Poster, router: Router):
+        self.settings = settings
+        self.state = state
+        self.poster = poster
+        self.router = router
+
+    async def review(self, origin: ConversationReference | None = None) -> ConversationReference:
+        return await self.channel(self.settings.review_channel, origin, purpose="the review channel")
+
+    async def channel(self, channel: str, origin: ConversationReference | None = None, *,
+                      purpose: str = "the channel", internal: bool = True) -> ConversationReference:
+        """Where to start a new post in ``channel``: its stored reference, else the newest team
+        installation of the tenant, addressed to the channel id (Teams lets a bot start a post in
+        any channel of a team it is installed in; nobody needs to have typed there). In the
+        sandbox with no channel configured: where ``run`` was typed (``origin``), else the
+        conversation the bot heard from last — never a customer's channel (``internal``).
+        Raises :class:`NoRoute` when none of these exists."""
+        if channel:
+            stored = await self.state.reference(f"channel:{channel}")
+            if stored is not None:
+                ref = ConversationReference().deserialize(stored)
+                ref.conversation.id = channel
+            else:
+                install = await self.state.installation(self.settings.app_tenant_id or "")
+                if install is None and self.settings.app_tenant_id:
+                    install = await self.state.installation()
+                if install is None:
+                    raise NoRoute(f"{purpose} ({channel}) cannot be reached: the app has not been installed in a team "
+                                  "yet (install it in the team that holds the channel)")
+                ref = self.poster.channel_reference(channel, install)
+        else:
+            if not self.settings.sandbox:
+                raise NoRoute(f"{purpose} is not configured ([teams])")
+            if origin is not None and internal and self.router.is_customer_conversation(
+                    origin.conversation.id if origin.conversation else ""):
+                origin = None
+            if origin is None:  # a scheduled batch
+                latest = await self._latest_internal()
+                if latest is None:
+                    raise NoRoute(f"{purpose}: nobody has talked to the bot yet")
+                origin = ConversationReference().deserialize(latest)
+            ref = ConversationReference().deserialize(origin.serialize())
+            ref.conversation.id = ref.conversation.id.split(";")[0]
+        ref.activity_id = None
+        return ref
+
+    async def _latest_internal(self) -> dict[str, Any] | None:
+        """Sandbox: the newest conversation that is not a customer's channel."""
+        for ref in await self.state.recent_references():
+            if not self.router.is_customer_conversation(str((ref.get("conversation") or {}).get("id") or "")):
+                return ref
+        return None

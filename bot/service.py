@@ -304,8 +304,8 @@ async def open_service(config: Config, settings: BotSettings, out: Path, *, cred
                         backfill_weeks=backfill_weeks)
         adapter = build_adapter(settings, credentials_factory=credentials_factory)
         links = LinkSigner.from_settings(settings)
-        bot = ReportBot(settings, config, review, state, adapter, pdf_url=links.url)
-        bot.deliveries = deliveries
+        bot = ReportBot(settings, config, review, state, adapter, pdf_url=links.url, deliveries=deliveries,
+                        batch_progress=lambda: dict(batch.progress))  # the batch is made below, once bot can post
         if isinstance(handoff, DeliveryHandoff):
             handoff.on_progress = bot.show_progress  # the review card shows each step as it is done
         # started once the bot listens (start_serving); the card and roll-up are edited when each ends
@@ -324,7 +324,6 @@ async def open_service(config: Config, settings: BotSettings, out: Path, *, cred
             on_complete=bot.post_rollup,
             concurrency=config.schedule.concurrency,
         )
-        bot.batch_progress = lambda: dict(batch.progress)
 
         batches: set[asyncio.Task[Any]] = set()  # running batches, cancelled at shutdown
 

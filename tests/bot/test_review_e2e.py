@@ -92,11 +92,12 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
             await store.close()
 
 
-def make_bot(world: World) -> Any:
+def make_bot(world: World, **kwargs: Any) -> Any:
+    """``kwargs``: ReportBot's keyword arguments (``deliveries``, ``batch_progress``)."""
     def factory(settings: Any, adapter: Any) -> ReportBot:
         world.review.may_approve = settings.may_approve
         links = LinkSigner.from_settings(settings)
-        return ReportBot(settings, world.review.config, world.review, world.state, adapter, pdf_url=links.url)
+        return ReportBot(settings, world.review.config, world.review, world.state, adapter, pdf_url=links.url, **kwargs)
 
     return factory
 
@@ -338,9 +339,11 @@ async def test_regenerate_recollects_and_keeps_the_commentary(world: World, oidc
 
 async def test_status_shows_batch_progress_and_the_reminder_lists_waiting_drafts(world: World, oidc: FakeOpenIdServer,
                                                                                  connector: FakeConnector) -> None:
-    async with running_bot(make_bot(world), oidc=oidc, connector=connector, draft_pdf=world.review.pdf) as rb:
+    progress: dict[str, str] = {}
+    async with running_bot(make_bot(world, batch_progress=lambda: progress), oidc=oidc, connector=connector,
+                           draft_pdf=world.review.pdf) as rb:
         await run_and_get_card(rb, connector, "ACME")
-        rb.bot.batch_progress = lambda: {"GLOBEX": "collecting"}  # a batch is running
+        progress["GLOBEX"] = "collecting"  # a batch is running
         before = len(connector.calls)
         r = await rb.client.post(personal_message("status", service_url=connector.service_url))
         assert r.status_code == 201
@@ -413,8 +416,7 @@ async def test_a_failed_delivery_is_retried_from_the_card_and_only_unfinished_st
     backend = BotNotInChannelOnce(world.review.config, world.out / "outbox")
     handoff = DeliveryHandoff(Deliverer(world.review.config, log, backend), world.state)
     world.review.handoff = handoff
-    async with running_bot(make_bot(world), oidc=oidc, connector=connector, draft_pdf=world.review.pdf) as rb:
-        rb.bot.deliveries = log
+    async with running_bot(make_bot(world, deliveries=log), oidc=oidc, connector=connector, draft_pdf=world.review.pdf) as rb:
         handoff.on_progress = rb.bot.show_progress  # as bot.service wires it
         card, message_id = await run_and_get_card(rb, connector, "ACME")
         data = actions(card)["approve"]["data"]
