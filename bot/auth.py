@@ -18,18 +18,26 @@ only botbuilder's validation runs inside the ``try``: the bot's turn runs later,
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
+from botbuilder.integration.aiohttp.configuration_service_client_credential_factory import (
+    ConfigurationServiceClientCredentialFactory,
+)
 from botbuilder.schema import Activity, CallerIdConstants
 from botframework.connector.auth import (
+    AppCredentials,
     AuthenticateRequestResult,
     AuthenticationConstants,
+    MicrosoftAppCredentials,
     ServiceClientCredentialsFactory,
 )
+from msal import ConfidentialClientApplication
+from msrest.authentication import Authentication
 
 from bot.settings import PUBLIC_OPENID_METADATA, PUBLIC_TOKEN_ISSUER, BotSettings
 
@@ -58,7 +66,7 @@ class BotFrameworkConfig:
     TO_CHANNEL_FROM_BOT_OAUTH_SCOPE: str = PUBLIC_OAUTH_SCOPE
     OAUTH_URL: str = PUBLIC_OAUTH_URL
     CALLER_ID: Any = CallerIdConstants.public_azure_channel
-    VALIDATE_AUTHORITY: bool = True
+    VALIDATE_AUTHORITY: bool = True  # False for a login_url override: no Microsoft instance discovery for it
 
     def __repr__(self) -> str:  # never show the password
         return f"BotFrameworkConfig(APP_ID={self.APP_ID!r}, APP_TYPE={self.APP_TYPE!r}, ...)"
@@ -79,6 +87,7 @@ def bot_framework_config(settings: BotSettings) -> BotFrameworkConfig:
         TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL=settings.openid_metadata_url or PUBLIC_OPENID_METADATA,
         TO_BOT_FROM_CHANNEL_TOKEN_ISSUER=settings.token_issuer or PUBLIC_TOKEN_ISSUER,
         TO_CHANNEL_FROM_BOT_LOGIN_URL=settings.login_url or PUBLIC_LOGIN_URL,
+        VALIDATE_AUTHORITY=not settings.login_url,
     )
 
 
@@ -93,6 +102,58 @@ def _fast_retry_policy() -> None:
         ClientRetryPolicy.safe_codes = frozenset(ClientRetryPolicy.safe_codes)  # type: ignore[assignment]
 
 
+class SharedCredentials(ServiceClientCredentialsFactory):
+    """One outbound credentials object per (app id, scope, login endpoint) for the whole process.
+
+    botbuilder asks its factory for credentials on every turn and every proactive message, and
+    botbuilder's own factory answers with a new ``MicrosoftAppCredentials`` each time: a new MSAL
+    application, so a new OpenID-configuration fetch and a new Entra token for every Bot Connector
+    call. Kept here, MSAL's in-memory cache serves the token until it is close to expiry (MSAL
+    renews it five minutes before): one token request per scope per hour.
+
+    MSAL's token request is synchronous (``requests``); botbuilder calls ``get_access_token`` on the
+    event loop while it signs a request. So each hand-out first asks for the token in a worker
+    thread: a cached token costs a thread hop, a renewal blocks the thread, never the loop.
+
+    A login endpoint other than the public cloud's (``[teams] login_url``: a sovereign cloud or the
+    tests' loopback Entra ID) is the full authority including the tenant. botbuilder hands its
+    ``validate_authority`` to the credentials but never to MSAL; here MSAL gets it, so a private
+    authority is not sent to Microsoft's instance discovery.
+    """
+
+    def __init__(self, inner: ServiceClientCredentialsFactory) -> None:
+        self.inner = inner
+        self._made: dict[tuple[str, str, str, bool], Authentication] = {}
+        self.created = 0  # credentials objects made (the rest of the calls were served from ``_made``)
+
+    async def is_valid_app_id(self, app_id: str) -> bool:
+        return await self.inner.is_valid_app_id(app_id)
+
+    async def is_authentication_disabled(self) -> bool:
+        return await self.inner.is_authentication_disabled()
+
+    async def create_credentials(
+        self, app_id: str, oauth_scope: str, login_endpoint: str, validate_authority: bool
+    ) -> Authentication:
+        key = (app_id, oauth_scope, login_endpoint, validate_authority)
+        credentials = self._made.get(key)
+        if credentials is None:
+            credentials = await self.inner.create_credentials(app_id, oauth_scope, login_endpoint, validate_authority)
+            password_based = isinstance(credentials, MicrosoftAppCredentials) and credentials.microsoft_app_id
+            if password_based and credentials.app is None:
+                credentials.app = ConfidentialClientApplication(
+                    client_id=credentials.microsoft_app_id,
+                    client_credential=credentials.microsoft_app_password,
+                    authority=credentials.oauth_endpoint,
+                    validate_authority=validate_authority,
+                )
+            self.created += 1
+            self._made[key] = credentials
+        if isinstance(credentials, AppCredentials) and credentials.microsoft_app_id:
+            await asyncio.to_thread(credentials.get_access_token)  # from MSAL's cache, or renewed off the loop
+        return credentials
+
+
 def build_adapter(
     settings: BotSettings, *, credentials_factory: ServiceClientCredentialsFactory | None = None
 ) -> CloudAdapter:
@@ -101,12 +162,12 @@ def build_adapter(
     ``credentials_factory`` replaces botbuilder's outbound credentials (tests pass a fake whose
     ``get_access_token`` needs no Entra ID; research §1.4b). Left ``None``, botbuilder builds them
     from APP_ID / APP_PASSWORD / APP_TENANTID / APP_TYPE (SingleTenant, MultiTenant, UserAssignedMSI).
+    Either way they are made once per scope and reused (``SharedCredentials``).
     """
     _fast_retry_policy()
-    auth = ConfigurationBotFrameworkAuthentication(
-        bot_framework_config(settings), credentials_factory=credentials_factory
-    )
-    return CloudAdapter(auth)
+    config = bot_framework_config(settings)
+    shared = SharedCredentials(credentials_factory or ConfigurationServiceClientCredentialFactory(config))
+    return CloudAdapter(ConfigurationBotFrameworkAuthentication(config, credentials_factory=shared))
 
 
 def _reason(err: BaseException, token: str) -> str:
