@@ -16,7 +16,9 @@ Note: botbuilder 4.17.1 double-serialises an ``AdaptiveCardInvokeResponse`` retu
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -38,6 +40,9 @@ from reporting.config import Config
 log = logging.getLogger(__name__)
 
 CARD_RESPONSE = "application/vnd.microsoft.card.adaptive"
+#: An unchanged conversation reference is written again at most this often (its ``updated_at`` is
+#: how the sandbox finds the conversation heard from last); a changed one is written at once.
+REFERENCE_REFRESH_SECONDS = 60.0
 
 
 class ReportBot(TeamsActivityHandler):
@@ -76,6 +81,7 @@ class ReportBot(TeamsActivityHandler):
         self.commands = Commands(settings, config, review, state, self.cards, self._spawn, batch_progress)
         self.verbs = verbs.VerbContext(settings, review, state, self.cards, self._spawn)
         self._teams_known: dict[str, str] = {}  # channel id -> team AAD group id, as stored
+        self._refs_known: dict[str, tuple[str, float]] = {}  # key -> (reference as stored, when)
         self._installs_known: dict[str, str] = {}  # team id -> what was stored for it (one write per change)
 
     # ---- what the service and the batch call ------------------------------------------------
@@ -127,13 +133,28 @@ class ReportBot(TeamsActivityHandler):
             # botbuilder-schema 4.17.1 reads the tenant from a JSON key "tenantID"; Teams sends
             # "tenantId" (and channelData.tenant.id), so without this every reference has none
             ref.conversation.tenant_id = tenant
-        await self.state.remember(key, kind, ref.serialize())
+        stored = ref.serialize()
+        stored.pop("activityId", None)  # which message it was does not matter: posts start new ones
+        marker = json.dumps(stored, sort_keys=True)
+        known = self._refs_known.get(key)
+        now = time.monotonic()
+        if known is None or known[0] != marker or now - known[1] >= REFERENCE_REFRESH_SECONDS:
+            self._refs_known[key] = (marker, now)  # before the write: a burst of clicks at once makes one
+            try:
+                await self.state.remember(key, kind, stored)
+            except BaseException:
+                self._refs_known.pop(key, None)
+                raise
         await self._remember_install(activity, tenant)
         if kind == "channel":  # Graph addresses a channel through its team: remember which one
             channel, group = key.split(":", 1)[1], team_group_of(activity)
             if group and self._teams_known.get(channel) != group:  # one write per channel, not per activity
-                await self.state.remember_team(channel, group)
                 self._teams_known[channel] = group
+                try:
+                    await self.state.remember_team(channel, group)
+                except BaseException:
+                    self._teams_known.pop(channel, None)
+                    raise
         if self.cards.waiting():  # sandbox: cards made before anyone talked to the bot
             self._spawn(self.cards.post_waiting())
 
@@ -157,10 +178,14 @@ class ReportBot(TeamsActivityHandler):
         }
         marker = repr(sorted(info.items()))
         if self._installs_known.get(team_id) != marker:
-            await self.state.remember_install(team_id, info)
-            self._installs_known[team_id] = marker
-            if info["aad_group_id"]:  # the team's General channel has the team's id
-                await self.state.remember_team(team_id, info["aad_group_id"])
+            self._installs_known[team_id] = marker  # before the writes, so concurrent activities make them once
+            try:
+                await self.state.remember_install(team_id, info)
+                if info["aad_group_id"]:  # the team's General channel has the team's id
+                    await self.state.remember_team(team_id, info["aad_group_id"])
+            except BaseException:
+                self._installs_known.pop(team_id, None)
+                raise
 
     async def on_conversation_update_activity(self, turn_context: TurnContext) -> None:
         await self._remember(turn_context)
