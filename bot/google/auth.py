@@ -38,8 +38,7 @@ SCOPE_GMAIL_READONLY = "https://www.googleapis.com/auth/gmail.readonly"  # the r
 SCOPE_DRIVE = "https://www.googleapis.com/auth/drive"
 GMAIL_SCOPES = (SCOPE_GMAIL_SEND, SCOPE_GMAIL_READONLY)
 REFRESH_MARGIN = 300.0  # a cached token is renewed this many seconds before it expires
-DELEGATION_HELP = ("Google Admin console > Security > Access and data control > API controls > "
-                   "Domain-wide delegation")
+DELEGATION_HELP = "Google Admin console > Security > API controls > Domain-wide delegation"
 
 Clock = Callable[[], float]
 
@@ -162,22 +161,21 @@ class TokenSource:
         who = subject or self.client_email
         if code == "unauthorized_client":
             return PermanentError(
-                f"Google refused the service account {self.client_email} access as {who} with scope {scope} "
-                f"(unauthorized_client): in the {DELEGATION_HELP}, add client ID {self.client_id} with the "
-                f"scopes {', '.join(self._scopes_for_help(scope))}")
+                f"{self.section}: Google refused a token as {who} (unauthorized_client): in {DELEGATION_HELP}, add "
+                f"client ID {self.client_id} with scopes {','.join(self._scopes_for_help(scope))}")
         if code == "invalid_grant" and "signature" in desc.lower():
             return PermanentError(
-                f"Google refused the key {self.key_id[:8]}... of {self.client_email} (invalid_grant: Invalid JWT "
-                f"Signature): the key was deleted or belongs to another account; create a JSON key (Cloud console > "
-                f"IAM & Admin > Service accounts > Keys) and point {self.section}.credentials_file at it")
+                f"{self.section}: Google refused the service account key {self.key_id[:8]} (invalid_grant: Invalid "
+                f"JWT Signature): it was deleted or is not {self.client_email}'s; create a new JSON key in the Cloud "
+                f"console and set {self.section}.credentials_file to it")
         if code == "invalid_grant" and ("email" in desc.lower() or "user" in desc.lower()):
-            return PermanentError(f"{who} is not a user of the Workspace domain ({text}): set "
-                                  f"{'gmail.sender' if self.section == 'gmail' else self.section + '.subject'} "
-                                  "to an existing mailbox")
+            return PermanentError(f"{self.section}: {who} is not a user of the Workspace domain ({text}): set "
+                                  f"{'gmail.sender' if self.section == 'gmail' else 'gdrive.subject'} "
+                                  "to an existing user")
         if getattr(err, "retryable", False):
-            return GoogleUnavailable(f"the Google token endpoint failed ({text}); tried again later")
-        return PermanentError(f"Google refused a token for {who}, scope {scope} ({text}); check {self.section} "
-                              "credentials and the domain-wide delegation")
+            return GoogleUnavailable(f"{self.section}: the Google token endpoint failed ({text}); tried again later")
+        return PermanentError(f"{self.section}: Google refused a token as {who} for {scope} ({text}): check the "
+                              "service account key and its domain-wide delegation")
 
     def _scopes_for_help(self, scope: str) -> list[str]:
         return list(GMAIL_SCOPES) if scope in GMAIL_SCOPES else [scope]

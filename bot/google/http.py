@@ -144,3 +144,98 @@ def backoff(attempt: int) -> float:
 
 def monotonic() -> float:
     return time.monotonic()
+
+
+def check_own(config: Any, parcel: Any) -> None:
+    """The parcel's customer entry must be the configuration's entry for its code: nothing here
+    reads an address or a folder from anywhere else."""
+    try:
+        configured = config.customer(parcel.code)
+    except KeyError as err:
+        raise PermanentError(f"customer {parcel.code} is not configured") from err
+    if parcel.customer != configured or parcel.customer.code != parcel.code:
+        raise PermanentError(f"the delivery of {parcel.code} carries another customer's entry ({parcel.customer.code})")
+
+
+CHUNK = 16 * 256 * 1024  # 4 MiB: resumable chunks are multiples of 256 KiB (but the last)
+
+
+class ResumableUpload:
+    """Google's resumable upload protocol on a session URI (the ``Location`` of the initiating
+    request): ``PUT`` ranges with ``Content-Range``; ``308 Resume Incomplete`` carries ``Range:
+    bytes=0-N`` (what the server has); after a failed chunk (5xx, connection lost) the status is
+    asked (``Content-Range: bytes */TOTAL``) and the upload goes on from the server's offset. The
+    session URI is the credential: no Authorization header is sent to it."""
+
+    def __init__(self, client: httpx.AsyncClient, *, sleep: Sleep = asyncio.sleep, max_failures: int = 5,
+                 chunk: int = CHUNK) -> None:
+        if chunk % (256 * 1024):
+            raise ValueError("the chunk size must be a multiple of 256 KiB")
+        self.client, self._sleep, self.max_failures, self.chunk = client, sleep, max_failures, chunk
+        self.chunks_sent = 0
+        self.status_queries = 0
+
+    async def put(self, session: str, data: bytes, content_type: str, *, what: str) -> dict[str, Any]:
+        total, offset, failures = len(data), 0, 0
+        while True:
+            end = min(offset + self.chunk, total)
+            try:
+                self.chunks_sent += 1
+                resp = await self.client.put(session, content=data[offset:end], headers={
+                    "Content-Range": f"bytes {offset}-{end - 1}/{total}", "Content-Type": content_type})
+            except httpx.TransportError as err:
+                failures += 1
+                if failures >= self.max_failures:
+                    raise GoogleUnavailable(f"{what}: {type(err).__name__} during the upload") from err
+                resp = None
+            if resp is not None:
+                if resp.status_code in (200, 201):
+                    return _json(resp)
+                if resp.status_code == 308:
+                    failures, offset = 0, _next_offset(resp)
+                    continue
+                if resp.status_code in (404, 410):
+                    raise GoogleUnavailable(f"{what}: the upload session expired; the next run starts anew")
+                err = api_error(resp)
+                if not err.retryable:
+                    raise err
+                failures += 1
+                if failures >= self.max_failures:
+                    raise GoogleUnavailable(f"{what}: {err} during the upload")
+                log.warning("%s: chunk at %d failed (%s); asking the session where it is", what, offset, err)
+            await self._sleep(backoff(failures))
+            done, offset = await self._status(session, total, what)
+            if done is not None:
+                return done
+
+    async def _status(self, session: str, total: int, what: str) -> tuple[dict[str, Any] | None, int]:
+        self.status_queries += 1
+        try:
+            resp = await self.client.put(session, content=b"", headers={"Content-Range": f"bytes */{total}"})
+        except httpx.TransportError as err:
+            raise GoogleUnavailable(f"{what}: the upload session's status is unknown ({type(err).__name__})") from err
+        if resp.status_code in (200, 201):
+            return _json(resp), total
+        if resp.status_code == 308:
+            return None, _next_offset(resp)
+        if resp.status_code in (404, 410):
+            raise GoogleUnavailable(f"{what}: the upload session expired; the next run starts anew")
+        raise GoogleUnavailable(f"{what}: the upload session's status is unknown ({resp.status_code})")
+
+
+def _next_offset(resp: httpx.Response) -> int:
+    rng = resp.headers.get("Range")
+    if not rng:
+        return 0
+    try:
+        return int(rng.rpartition("-")[2]) + 1
+    except ValueError:
+        raise GoogleUnavailable(f"unreadable Range {rng!r} in a 308 answer") from None
+
+
+def _json(resp: httpx.Response) -> dict[str, Any]:
+    try:
+        data = resp.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
