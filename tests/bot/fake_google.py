@@ -315,7 +315,7 @@ class FakeGoogle:
             parts.append(cur.name)
             if not cur.parents or cur.parents[0] not in self.files:
                 root = cur.parents[0] if cur.parents else ""
-                return "/".join([self.shared_drives.get(root, root), *reversed(parts)])
+                return "/".join([p for p in (self.shared_drives.get(root, root), *reversed(parts)) if p])
             cur = self.files[cur.parents[0]]
 
     def stored(self) -> dict[str, DFile]:

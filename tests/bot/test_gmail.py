@@ -236,7 +236,8 @@ async def test_a_delegation_not_granted_names_the_client_id_and_scopes(google: F
 
 async def test_a_sender_that_is_not_a_user_says_so(google: FakeGoogle, tmp_path: Path, clock: FakeClock) -> None:
     root = setup_google(google)["root"]
-    config = make_config(google, key_file(google, tmp_path), root=root, extra={"gmail": {"sender": "nobody@northwind.example"}})
+    config = make_config(google, key_file(google, tmp_path), root=root,
+                         extra={"gmail": {"sender": "nobody@northwind.example"}})
     status, detail = await deliver_email(config, tmp_path, clock)
     assert status == "failed" and "nobody@northwind.example is not a user" in detail and "gmail.sender" in detail
 
