@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -55,7 +56,7 @@ class GoogleDelivery:
 
     def __init__(self, config: Config, *, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, client: httpx.AsyncClient | None = None,
-                 settle_delay: float = 5.0, chunk: int | None = None) -> None:
+                 settle_delay: float = 5.0, chunk: int | None = None, max_attempts: int = 5) -> None:
         self.config = config
         self.client = client or httpx.AsyncClient(timeout=httpx.Timeout(120.0, connect=15.0),
                                                   verify=config.gmail.ca_bundle or config.gdrive.ca_bundle or True)
@@ -70,7 +71,7 @@ class GoogleDelivery:
             gmail_tokens = TokenSource(gmail_info, token_uri=g.token_uri or None, section="gmail", clock=clock,
                                        ca_bundle=g.ca_bundle or None)
             self.sources.append(gmail_tokens)
-            http = GoogleHttp(gmail_tokens, g.sender, client=self.client, sleep=sleep)
+            http = GoogleHttp(gmail_tokens, g.sender, client=self.client, sleep=sleep, max_attempts=max_attempts)
             self.gmail = GmailSender(config, http, sender=g.sender, base_url=g.base_url or GMAIL_API,
                                      upload_url=g.upload_url or None, sleep=sleep, settle_delay=settle_delay,
                                      chunk=chunk)
@@ -87,7 +88,8 @@ class GoogleDelivery:
                 drive_tokens = TokenSource(gmail_info, token_uri=d.token_uri or g.token_uri or None, section="gdrive",
                                            clock=clock, ca_bundle=g.ca_bundle or None)
                 self.sources.append(drive_tokens)
-            http = GoogleHttp(drive_tokens, d.subject or None, client=self.client, sleep=sleep)
+            http = GoogleHttp(drive_tokens, d.subject or None, client=self.client, sleep=sleep,
+                              max_attempts=max_attempts)
             self.drive = DriveArchiver(config, http, root_folder_id=d.root_folder_id, shared_drive_id=d.shared_drive_id,
                                        base_url=d.base_url or DRIVE_API, upload_url=d.upload_url or None, chunk=chunk,
                                        principal=d.subject or drive_tokens.client_email)
@@ -109,6 +111,22 @@ class GoogleDelivery:
             s.close()
         if self._own_client:
             await self.client.aclose()
+
+
+def routed_backend(config: Config, base: Any, outbox_root: Path,
+                   closers: list[Callable[[], Awaitable[None]]]) -> DeliveryBackend:
+    """``base`` with the ``[delivery]`` choices applied (see :func:`route`): the Google backend
+    built when a step is ``gmail`` / ``gdrive`` (its ``aclose`` appended to ``closers``), an
+    outbox under ``outbox_root`` for an ``outbox`` step."""
+    from bot.outbox import OutboxBackend
+
+    google = None
+    if config.delivery.uses_google:
+        google = GoogleDelivery(config)
+        closers.append(google.aclose)
+    d = config.delivery
+    outbox = OutboxBackend(config, outbox_root) if "outbox" in (d.email, d.archive) else None
+    return route(config, base, outbox=outbox, google=google)
 
 
 def route(config: Config, base: Any, *, outbox: Any = None, google: GoogleDelivery | None = None) -> DeliveryBackend:

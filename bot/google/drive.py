@@ -85,6 +85,33 @@ class DriveArchiver:
             raise PermanentError(self._explain(err, where)) from err
         return StepResult(f"archived to Drive {where}{how}", item.get("webViewLink"))
 
+    async def check_root(self) -> str:
+        """``config check``: the archive root exists, is a folder (or shared drive) and may be
+        written in, and its children can be listed. Returns what was found."""
+        try:
+            if self.shared_drive:
+                resp = await self.http.send("GET", f"{self.base}/drive/v3/drives/{self.root}", SCOPE_DRIVE,
+                                            what="the archive shared drive", params={"fields": "id,name,capabilities"})
+                root = resp.json()
+                kind = "shared drive"
+            else:
+                resp = await self.http.send("GET", f"{self.base}/drive/v3/files/{self.root}", SCOPE_DRIVE,
+                                            what="the archive folder",
+                                            params={"supportsAllDrives": "true",
+                                                    "fields": "id,name,mimeType,capabilities"})
+                root = resp.json()
+                kind = "folder"
+                if root.get("mimeType") != FOLDER:
+                    raise PermanentError(f"gdrive.root_folder_id: {self.root} ({root.get('name')}) is not a folder")
+            if not (root.get("capabilities") or {}).get("canAddChildren"):
+                raise ApiError(403, "insufficientFilePermissions", "capabilities.canAddChildren is false")
+            children = await self._list(f"{q_string(self.root)} in parents and trashed = false", "id",
+                                        "the archive root")
+        except ApiError as err:
+            raise PermanentError(self._explain(err, "the archive root")) from err
+        return (f"{kind} {root.get('name')!r} ({self.root}) may be written by {self.principal}; "
+                f"{len(children)} items in it")
+
     # -- look-ups -------------------------------------------------------------------------------
     def _drive_params(self) -> dict[str, str]:
         params = {"supportsAllDrives": "true", "includeItemsFromAllDrives": "true"}
@@ -200,15 +227,15 @@ class DriveArchiver:
         root = (f"shared drive {self.root} (gdrive.shared_drive_id)" if self.shared_drive
                 else f"folder {self.root} (gdrive.root_folder_id)")
         if err.status == 404 and err.reason == "notFound":
-            return (f"Drive archive of {where}: {who} cannot see the {root} ({err.message}): share it with {who} as "
+            return (f"Drive, {where}: {who} cannot see the {root} ({err.message}): share it with {who} as "
                     f"{'Content manager' if self.shared_drive else 'Editor'}, or correct the id")
         if err.status == 403 and err.reason in ("insufficientFilePermissions", "forbidden", "cannotAddParent"):
-            return (f"Drive archive of {where}: {who} may not write in the {root} ({err.message}): give {who} "
+            return (f"Drive, {where}: {who} may not write in the {root} ({err.message}): give {who} "
                     f"{'Content manager' if self.shared_drive else 'Editor'} access there")
         if err.status == 403 and err.reason == "insufficientPermissions":
-            return (f"Drive archive of {where}: the token lacks the drive scope ({err.message}): grant "
+            return (f"Drive, {where}: the token lacks the drive scope ({err.message}): grant "
                     f"{SCOPE_DRIVE} to the service account's client ID in the Admin console (domain-wide delegation)")
         if err.status == 403 and err.reason == "storageQuotaExceeded":
-            return (f"Drive archive of {where}: {who} has no Drive storage ({err.message}): use a shared drive "
+            return (f"Drive, {where}: {who} has no Drive storage ({err.message}): use a shared drive "
                     "(gdrive.shared_drive_id) or a gdrive.subject with storage")
-        return f"Drive archive of {where}: {err}"
+        return f"Drive, {where}: {err}"

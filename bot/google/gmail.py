@@ -133,6 +133,16 @@ class GmailSender:
             raise PermanentError(f"Gmail send of {parcel.file_name} as {self.sender}: {err}{_hint(err)}") from err
         return StepResult(sent_to, self._link(result))
 
+    async def check_profile(self) -> str:
+        """``config check``: the sender's profile (readable with the look-up scope)."""
+        try:
+            resp = await self.http.send("GET", f"{self.base}/gmail/v1/users/me/profile", SCOPE_GMAIL_READONLY,
+                                        what="the sender's profile")
+        except ApiError as err:
+            raise PermanentError(f"gmail: the profile of {self.sender}: {err}{_hint(err)}") from err
+        profile = resp.json()
+        return f"mailbox {profile.get('emailAddress')} ({profile.get('messagesTotal', '?')} messages)"
+
     async def find(self, mid: str) -> dict[str, Any] | None:
         """The sender's message with this ``Message-ID``, anywhere in the mailbox (or None)."""
         resp = await self.http.send("GET", f"{self.base}/gmail/v1/users/me/messages", SCOPE_GMAIL_READONLY,

@@ -475,13 +475,17 @@ class FakeGoogle:
                     return self._unexpected(method, path, f"metadata {sorted(meta)}")
                 f.app_properties.update(meta.get("appProperties", {}))
                 f.name = meta.get("name", f.name)
-            return web.json_response(_fields(query.get("fields"), f.resource(), DEFAULT_FIELDS))
+            resource = {**f.resource(), "capabilities": {"canAddChildren": self._role(principal, f) == "writer"}}
+            return web.json_response(_fields(query.get("fields"), resource, DEFAULT_FIELDS))
         m = re.fullmatch(r"/drive/v3/drives/([^/]+)", path)
         if m and method == "GET":
             self._need(scopes, DRIVE_SCOPES)
             if m[1] not in self.shared_drives or m[1] not in self.access.get(principal, {}):
                 raise GoogleError(404, "notFound", f"Shared drive not found: {m[1]}")
-            return web.json_response({"kind": "drive#drive", "id": m[1], "name": self.shared_drives[m[1]]})
+            writer = self.access[principal][m[1]] == "writer"
+            return web.json_response(_fields(query.get("fields"), {
+                "kind": "drive#drive", "id": m[1], "name": self.shared_drives[m[1]],
+                "capabilities": {"canAddChildren": writer}}, ("kind", "id", "name")))
         if path == "/upload/drive/v3/files" and method == "POST":
             self._need(scopes, DRIVE_SCOPES)
             return self._drive_upload(principal, None, query, raw, headers)
@@ -755,3 +759,34 @@ class FakeGoogle:
         else:
             f = self._create(up.principal, up.meta, data, up.query)
         return _fields(up.query.get("fields"), f.resource(), DEFAULT_FIELDS)
+
+
+class FakeGoogleThread:
+    """A :class:`FakeGoogle` served from its own event loop in a thread, for tests that run a
+    synchronous command (``reportbot demo``, ``config check``) which starts its own loop. Inspect
+    ``.google`` once the command has returned."""
+
+    def __init__(self) -> None:
+        import asyncio
+        import threading
+
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="fake-google", daemon=True)
+        self.google = FakeGoogle()
+
+    def __enter__(self) -> FakeGoogle:
+        import asyncio
+
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.google.start(), self._loop).result(timeout=30)
+        return self.google
+
+    def __exit__(self, *exc: object) -> None:
+        import asyncio
+
+        try:
+            asyncio.run_coroutine_threadsafe(self.google.close(), self._loop).result(timeout=30)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=30)
+            self._loop.close()

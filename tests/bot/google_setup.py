@@ -61,26 +61,38 @@ def key_file(google: FakeGoogle, tmp_path: Path, info: dict[str, Any] | None = N
 def make_config(google: FakeGoogle, key: Path, *, root: str, email: str = "gmail", archive: str = "gdrive",
                 shared_drive: bool = False, customers: tuple[str, ...] = ("ACME", "GLOBEX"),
                 extra: dict[str, Any] | None = None) -> Config:
+    return parse_config(config_dict(google.origin, key, root=root, email=email, archive=archive,
+                                    shared_drive=shared_drive, customers=customers, extra=extra), "<test>", env={})
+
+
+def google_tables(origin: str, key: Path, *, root: str, email: str = "gmail", archive: str = "gdrive",
+                  shared_drive: bool = False) -> dict[str, Any]:
+    """``[delivery]``, ``[gmail]`` and ``[gdrive]`` pointing at a FakeGoogle at ``origin``."""
+    endpoints = {"token_uri": f"{origin}/token", "base_url": origin, "upload_url": origin,
+                 "allow_endpoint_overrides": True}
+    gdrive: dict[str, Any] = {"subject": ARCHIVIST, **endpoints}
+    gdrive["shared_drive_id" if shared_drive else "root_folder_id"] = root
+    return {"delivery": {"email": email, "archive": archive},
+            "gmail": {"sender": SENDER, "credentials_file": str(key), **endpoints}, "gdrive": gdrive}
+
+
+def config_dict(origin: str, key: Path, *, root: str, email: str = "gmail", archive: str = "gdrive",
+                shared_drive: bool = False, customers: tuple[str, ...] = ("ACME", "GLOBEX"),
+                extra: dict[str, Any] | None = None) -> dict[str, Any]:
     def customer(code: str) -> dict[str, Any]:
         domain = f"{code.lower()}.example"
         return {"code": code, "name": f"{code.title()} Corp", "domain": domain, "cto_email": f"cto@{domain}",
                 "account_owner_email": f"am-{code.lower()}@northwind.example", "teams_channel": f"19:{code}@thread",
                 "sharepoint_folder": f"Customers/{code}", "drive_folder": f"Clients/{code.title()}"}
 
-    endpoints = {"token_uri": google.token_uri, "base_url": google.origin, "upload_url": google.origin,
-                 "allow_endpoint_overrides": True}
-    gdrive = {"subject": ARCHIVIST, **endpoints}
-    gdrive["shared_drive_id" if shared_drive else "root_folder_id"] = root
     data: dict[str, Any] = {
         "msp": {"name": "Northwind IT", "timezone": "Europe/London"},
-        "delivery": {"email": email, "archive": archive},
-        "gmail": {"sender": SENDER, "credentials_file": str(key), **endpoints},
-        "gdrive": gdrive,
+        **google_tables(origin, key, root=root, email=email, archive=archive, shared_drive=shared_drive),
         "customers": [customer(c) for c in customers],
     }
     for k, v in (extra or {}).items():
         data[k] = {**data.get(k, {}), **v}
-    return parse_config(data, "<test>", env={})
+    return data
 
 
 def report_for(c: CustomerConfig, period_end: date = PERIOD_END) -> Report:
