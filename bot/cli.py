@@ -294,6 +294,10 @@ def cmd_config_check(args: argparse.Namespace) -> int:
                 problems.append(f"error: sources.{name}.type: no connector named {kind!r}")
             elif name not in c.ids and kind != "sandbox":
                 problems.append(f"error: customers[{c.code}].ids.{name}: missing (the customer's id in {name})")
+    if config.delivery.uses_google:
+        from bot.google.check import offline_problems
+
+        problems += offline_problems(config)
     for p in problems:
         print(p, file=sys.stderr)
     lines: list[str] = []

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -113,6 +114,7 @@ class TokenSource:
         if ca_bundle:
             self._session.verify = ca_bundle
         self._request = Request(self._session)
+        self._session_lock = threading.Lock()  # refreshes of different scopes may run in two threads at once
         self._cache: dict[tuple[str | None, str], _Cached] = {}
         self._locks: dict[tuple[str | None, str], asyncio.Lock] = {}
         self.minted: list[tuple[str | None, str]] = []  # (subject, scope) of each token request, for /healthz and tests
@@ -147,7 +149,8 @@ class TokenSource:
         from google.auth import exceptions
 
         try:
-            creds.refresh(self._request)
+            with self._session_lock:
+                creds.refresh(self._request)
         except exceptions.RefreshError as err:
             raise self._refused(err, scope, subject) from None
         except exceptions.TransportError as err:

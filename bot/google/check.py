@@ -16,6 +16,22 @@ from bot.google.backend import GoogleDelivery
 from reporting.config import Config
 
 
+def offline_problems(config: Config) -> list[str]:
+    """``config check --offline`` too: the service account keys can be read."""
+    from bot.google.backend import _credentials
+
+    out = []
+    for section, used in (("gmail", config.delivery.email == "gmail"), ("gdrive", config.delivery.archive == "gdrive")):
+        table = config.gmail if section == "gmail" else config.gdrive
+        if not used or not (table.credentials_file or table.credentials_json):
+            continue
+        try:
+            _credentials(section, table)
+        except CredentialsError as err:
+            out.append(f"error: {err}")
+    return out
+
+
 async def check_google(config: Config) -> list[str]:
     if not config.delivery.uses_google:
         return []

@@ -279,3 +279,44 @@ def test_endpoint_overrides_are_refused_unless_allowed(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"gmail\.token_uri: endpoint overrides are refused unless "
                                          r"gmail\.allow_endpoint_overrides = true"):
         parse_config(data, "<test>", env={})
+
+
+def test_config_check_offline_reads_the_key_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = config_dict("http://127.0.0.1:9", tmp_path / "missing.json", root="r")
+    path = write_toml(tmp_path / "reportbot.toml", data)
+    assert main(["config", "check", "--offline", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"error: gmail.credentials_file: cannot read {tmp_path / 'missing.json'}" in err
+    (tmp_path / "missing.json").write_text('{"type": "authorized_user"}')
+    assert main(["config", "check", "--offline", "--config", str(path)]) == 2
+    assert "gmail.credentials_file: not a service account key" in capsys.readouterr().err
+
+
+async def test_a_missing_folder_permission_is_one_line_on_the_card(google: FakeGoogle, tmp_path: Path) -> None:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from bot.delivery import Deliverer, DeliveryLog
+    from bot.outbox import OutboxBackend
+    from cards.review import DeliveryStepView, review_card
+    from tests.bot.test_gmail import card_texts
+
+    root = setup_google(google)["root"]
+    google.access.clear()  # the archive folder was never shared with the archivist
+    config = make_config(google, key_file(google, tmp_path), root=root)
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'd.db'}")
+    d = GoogleDelivery(config)
+    try:
+        p = parcel(config)
+        backend = route(config, OutboxBackend(config, tmp_path / "outbox"), google=d)
+        steps = await Deliverer(config, await DeliveryLog.open(engine), backend).deliver(
+            p.draft_id, p.code, p.period_end, p.report, p.pdf, "Sam")
+    finally:
+        await d.aclose()
+        await engine.dispose()
+    assert [steps[s].status for s in ("email", "channel", "archive")] == ["done", "done", "failed"]
+    detail = str(steps["archive"].detail)
+    assert "\n" not in detail and f"{ARCHIVIST} cannot see the folder {root} (gdrive.root_folder_id)" in detail
+    assert f"share it with {ARCHIVIST} as Editor" in detail
+    card = review_card(p.report, draft_id="d1", version=2, state="failed", commentary="", pdf_url=None,
+                       steps=[DeliveryStepView("Archive", "failed", detail)])
+    assert detail in card_texts(card)  # shown whole, not cut
