@@ -268,7 +268,8 @@ class FakeGoogle:
                                               serialization.NoEncryption()).decode()
         return {"type": "service_account", "project_id": "northwind-reports", "private_key_id": self.key_id,
                 "private_key": pem, "client_email": self.client_email, "client_id": self.client_id,
-                "auth_uri": "https://accounts.google.com/o/oauth2/auth", "token_uri": self.token_uri,
+                "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+                "token_uri": self.token_uri if self._server is not None else GOOGLE_TOKEN_URI,
                 "auth_provider_x509_cert_url": "https://www.googleapis.com/oauth2/v1/certs",
                 "universe_domain": "googleapis.com"}
 

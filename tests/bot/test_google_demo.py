@@ -320,3 +320,47 @@ async def test_a_missing_folder_permission_is_one_line_on_the_card(google: FakeG
     card = review_card(p.report, draft_id="d1", version=2, state="failed", commentary="", pdf_url=None,
                        steps=[DeliveryStepView("Archive", "failed", detail)])
     assert detail in card_texts(card)  # shown whole, not cut
+
+
+async def test_serve_routes_each_step_as_configured(tmp_path: Path) -> None:
+    from bot.delivery import DeliveryHandoff
+    from bot.graph_delivery import GraphBackend
+    from bot.outbox import OutboxBackend
+    from bot.service import open_service
+    from bot.settings import BotSettings
+
+    fake = FakeGoogle()  # only its key: nothing is contacted while serve starts
+    key = key_file(fake, tmp_path)
+
+    def cfg(name: str, mailbox: str, delivery: dict[str, str] | None) -> Config:
+        data: dict[str, Any] = {
+            "msp": {"name": "M", "timezone": "Europe/London"},
+            "store": {"url": f"sqlite:///{tmp_path / name}.db"},
+            "teams": {"app_id": "6f1c0b1e-0000-4000-8000-00000000b07a", "app_password": "p", "tenant_id": "t-1",
+                      "link_secret": "s" * 32, "review_channel": "19:review@thread.tacv2"},
+            "graph": {"mailbox": mailbox, "sharepoint_site": "contoso.sharepoint.com:/sites/Reports"},
+        }
+        if delivery is not None:
+            data.update(google_tables("https://google.invalid", key, root="folder-1", **delivery))
+        return parse_config(data, "<test>", env={})
+
+    cases = [
+        ("google-both", "", {"email": "gmail", "archive": "gdrive"}, (GoogleDelivery, GraphBackend, GoogleDelivery)),
+        ("graph-mail-drive", "reports@contoso.example", {"email": "graph", "archive": "gdrive"},
+         (GraphBackend, GraphBackend, GoogleDelivery)),
+        ("gmail-sharepoint", "", {"email": "gmail", "archive": "sharepoint"},
+         (GoogleDelivery, GraphBackend, GraphBackend)),
+        ("gmail-outbox", "", {"email": "gmail", "archive": "outbox"}, (GoogleDelivery, GraphBackend, OutboxBackend)),
+    ]
+    for name, mailbox, delivery, (email, channel, archive) in cases:
+        config = cfg(name, mailbox, delivery)
+        async with open_service(config, BotSettings.from_config(config), tmp_path / "out") as service:
+            handoff = service.review.handoff
+            assert isinstance(handoff, DeliveryHandoff)
+            backend = handoff.deliverer.backend
+            assert isinstance(backend, RoutedBackend), name
+            assert (type(backend.email), type(backend.channel), type(backend.archive_backend)) == (
+                email, channel, archive), name
+    config = cfg("default", "reports@contoso.example", None)  # no [delivery]: today's Graph backend, unwrapped
+    async with open_service(config, BotSettings.from_config(config), tmp_path / "out") as service:
+        assert isinstance(service.review.handoff.deliverer.backend, GraphBackend)  # type: ignore[attr-defined]
