@@ -103,6 +103,7 @@ class Fault:
     reason: str
     message: str
     domain: str
+    skip: int = 0  # let this many matching requests through first
 
 
 @dataclass
@@ -295,8 +296,10 @@ class FakeGoogle:
         self.access.setdefault(principal.lower(), {})[item_id] = role
 
     def fail(self, method: str, path: str, status: int, *, times: int = 1, after: bool = False,
-             reason: str = "backendError", message: str = "Backend Error", domain: str = "global") -> None:
-        self.faults.append(Fault(method.upper(), re.compile(path), status, times, after, reason, message, domain))
+             reason: str = "backendError", message: str = "Backend Error", domain: str = "global",
+             skip: int = 0) -> None:
+        self.faults.append(Fault(method.upper(), re.compile(path), status, times, after, reason, message, domain,
+                                 skip))
 
     def cut_chunk(self, number: int, keep: int) -> None:
         """The ``number``-th chunk PUT (1-based, counted across sessions) keeps its first ``keep``
@@ -366,6 +369,9 @@ class FakeGoogle:
     def _fault(self, method: str, path: str) -> Fault | None:
         for f in self.faults:
             if f.times > 0 and f.method == method and f.path.search(path):
+                if f.skip > 0:
+                    f.skip -= 1
+                    continue
                 f.times -= 1
                 return f
         return None

@@ -196,3 +196,14 @@ def test_query_strings_are_escaped_as_drive_parses_them() -> None:
     name = "O'Brien \\ Sons"
     q = f"name = {q_string(name)} and trashed = false"
     assert parse_drive_query(q) == [("name", (name,)), ("trashed", ("false",))]
+
+
+async def test_a_lost_answer_to_the_last_chunk_leaves_one_file(
+        delivery: GoogleDelivery, google: FakeGoogle, config: Config) -> None:
+    big = pdf_of(MULTIPART_MAX + 2 * MB)
+    google.fail("PUT", r"^/upload/drive/", 503, after=True, skip=3)
+    await delivery.archive(parcel(config, pdf=big), KEY)
+    [f] = google.stored().values()
+    assert f.content == big
+    ranges = [r.headers["content-range"] for r in google.requests if r.method == "PUT"]
+    assert len(ranges) == 5 and ranges[-1] == f"bytes */{len(big)}"

@@ -262,3 +262,13 @@ async def test_the_fake_refuses_what_it_does_not_implement(google: FakeGoogle, d
     assert resp.status_code == 401 and resp.json()["error"]["errors"][0]["reason"] == "authError"
     assert resp.json()["error"]["status"] == "UNAUTHENTICATED"
     assert isinstance(StepResult("x"), StepResult)
+
+
+async def test_503_after_the_last_chunk_was_accepted_is_resolved_by_the_session_status(
+        delivery: GoogleDelivery, google: FakeGoogle, config: Config) -> None:
+    p = parcel(config, pdf=pdf_of(SIMPLE_MAX + 2 * MB))  # 9.8 MB of MIME (base64): 5 chunks of 2 MiB
+    google.fail("PUT", r"^/upload/gmail/", 503, after=True, skip=4)  # the last: sent, the answer lost
+    result = await delivery.send_email(p, KEY)
+    assert len(google.sent(SENDER)) == 1 and result.detail.startswith("sent to")
+    ranges = [r.headers["content-range"] for r in google.requests if r.method == "PUT"]
+    assert len(ranges) == 6 and ranges[-1].startswith("bytes */")  # asked the session: complete, not re-sent
