@@ -66,7 +66,7 @@ class DriveArchiver:
         self.base = base_url.rstrip("/")
         self.upload_base = (upload_url or base_url).rstrip("/")
         self.principal = principal  # who Drive sees (for messages)
-        self.uploads = ResumableUpload(http.client, sleep=http._sleep, **({"chunk": chunk} if chunk else {}))
+        self.uploads = ResumableUpload(http.client, sleep=http.sleep, **({"chunk": chunk} if chunk else {}))
         self._folders: dict[tuple[str, ...], str] = {}
 
     # -- the step -------------------------------------------------------------------------------

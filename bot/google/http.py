@@ -85,7 +85,7 @@ class GoogleHttp:
         self.tokens, self.subject = tokens, subject
         self.client = client or httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=15.0))
         self._own = client is None
-        self._sleep = sleep
+        self.sleep = sleep
         self.max_attempts, self.max_retry_after = max_attempts, max_retry_after
 
     async def aclose(self) -> None:
@@ -129,7 +129,7 @@ class GoogleHttp:
                 if delay > self.max_retry_after:
                     raise GoogleUnavailable(f"{what}: throttled for {delay:.0f} s; repeated on the next run") from err
                 log.warning("%s: %s; retrying in %.1f s", what, err, delay)
-            await self._sleep(delay)
+            await self.sleep(delay)
             if recheck is not None:
                 found = await recheck()
                 if found is not None:
@@ -176,7 +176,7 @@ class ResumableUpload:
         self.status_queries = 0
 
     async def put(self, session: str, data: bytes, content_type: str, *, what: str) -> dict[str, Any]:
-        total, offset, failures = len(data), 0, 0
+        total, offset, failures, stalled = len(data), 0, 0, 0
         while True:
             end = min(offset + self.chunk, total)
             try:
@@ -192,7 +192,11 @@ class ResumableUpload:
                 if resp.status_code in (200, 201):
                     return _json(resp)
                 if resp.status_code == 308:
-                    failures, offset = 0, _next_offset(resp)
+                    moved_to = _next_offset(resp)
+                    stalled = stalled + 1 if moved_to <= offset else 0
+                    if stalled >= self.max_failures:
+                        raise GoogleUnavailable(f"{what}: the upload makes no progress (at byte {offset} of {total})")
+                    failures, offset = 0, moved_to
                     continue
                 if resp.status_code in (404, 410):
                     raise GoogleUnavailable(f"{what}: the upload session expired; the next run starts anew")
