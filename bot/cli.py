@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from bot.google.auth import CredentialsError
 from connectors.base import Connector, ConnectorContext, ConnectorError
 from connectors.registry import CONNECTORS
 from connectors.sandbox.config import sandbox_config, sandbox_config_files
@@ -187,6 +188,7 @@ async def _approve_and_deliver(config: Config, store: HistoryStore, drafts: list
     """The demo's review step: every draft approved as the sandbox engineer (recorded as such) and
     delivered to ``OUT/outbox/`` through the real delivery steps; then the roll-up card."""
     from bot.delivery import Deliverer, DeliveryHandoff, DeliveryLog
+    from bot.google.backend import routed_backend
     from bot.outbox import OutboxBackend
     from bot.state import ReviewState
     from cards.rollup import rollup_card
@@ -194,13 +196,19 @@ async def _approve_and_deliver(config: Config, store: HistoryStore, drafts: list
     state = await ReviewState.open(store.engine)
     deliveries = await DeliveryLog.open(store.engine)
     backend = OutboxBackend(config, out / "outbox")
-    handoff = DeliveryHandoff(Deliverer(config, deliveries, backend), state)
-    for d in drafts:
-        draft = await state.upsert_drafted(d.code, d.report.period.end_date)
-        approved = await state.change(draft.id, draft.version, state=DraftState.APPROVED, decided_by=DEMO_APPROVER,
-                                      decided_at=datetime.now(UTC)) or await state.get(draft.id)
-        if approved is not None and approved.state == DraftState.APPROVED:
-            await handoff(approved, d.report, d.paths["pdf"].read_bytes())
+    closers: list[Any] = []  # [delivery] may send the email step through Gmail, the archive to Drive
+    handoff = DeliveryHandoff(Deliverer(config, deliveries, routed_backend(config, backend, out / "outbox", closers)),
+                              state)
+    try:
+        for d in drafts:
+            draft = await state.upsert_drafted(d.code, d.report.period.end_date)
+            approved = await state.change(draft.id, draft.version, state=DraftState.APPROVED, decided_by=DEMO_APPROVER,
+                                          decided_at=datetime.now(UTC)) or await state.get(draft.id)
+            if approved is not None and approved.state == DraftState.APPROVED:
+                await handoff(approved, d.report, d.paths["pdf"].read_bytes())
+    finally:
+        for close in reversed(closers):
+            await close()
     if drafts:
         period_end = drafts[0].report.period.end_date
         await backend.post_rollup(period_end, rollup_card(rollup_rows(d.report for d in drafts), period_end, config.msp.name))
@@ -286,11 +294,19 @@ def cmd_config_check(args: argparse.Namespace) -> int:
                 problems.append(f"error: sources.{name}.type: no connector named {kind!r}")
             elif name not in c.ids and kind != "sandbox":
                 problems.append(f"error: customers[{c.code}].ids.{name}: missing (the customer's id in {name})")
+    if config.delivery.uses_google:
+        from bot.google.check import offline_problems
+
+        problems += offline_problems(config)
     for p in problems:
         print(p, file=sys.stderr)
     lines: list[str] = []
     if not args.offline and not any(p.startswith("error") for p in problems):
         lines = asyncio.run(_check_sources(config))
+        if config.delivery.uses_google:  # the Gmail / Drive delegation, the archive root
+            from bot.google.check import check_google
+
+            lines += asyncio.run(check_google(config))
         for line in lines:
             print(line, file=sys.stderr if line.startswith(("error", "warning")) else sys.stdout)
     everything = problems + lines
@@ -535,7 +551,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args))
-    except (CliError, ConfigError, PeriodError) as err:
+    except (CliError, ConfigError, PeriodError, CredentialsError) as err:
         code = err.code if isinstance(err, CliError) else EXIT_USAGE
         print(f"reportbot: {err}", file=sys.stderr)
         return code

@@ -32,6 +32,8 @@ from bot.app import create_app
 from bot.auth import build_adapter
 from bot.delivery import STEPS, Deliverer, DeliveryHandoff, DeliveryLog
 from bot.deps import BotDeps
+from bot.google.auth import GoogleUnavailable
+from bot.google.backend import routed_backend
 from bot.graph_delivery import GraphBackend, GraphUnavailable, graph_credential
 from bot.handler import ReportBot
 from bot.links import LinkSigner
@@ -85,7 +87,7 @@ class Service:
 
 #: Failures of a resumed delivery that the same attempt may not meet again (Graph or the Bot
 #: Connector unavailable or throttled, the network, the store's connection): tried again later.
-TRANSIENT = (GraphUnavailable, ChannelPostUnavailable, httpx.TransportError, OSError, TimeoutError,
+TRANSIENT = (GraphUnavailable, GoogleUnavailable, ChannelPostUnavailable, httpx.TransportError, OSError, TimeoutError,
              OperationalError, InterfaceError)
 
 
@@ -280,8 +282,9 @@ async def open_service(config: Config, settings: BotSettings, out: Path, *, cred
         deliveries = await DeliveryLog.open(store.engine)
         handoff: Any = LocalHandoff(out)
         if settings.sandbox:  # the sandbox delivers to the local outbox through the real delivery steps
-            handoff = DeliveryHandoff(Deliverer(config, deliveries, OutboxBackend(config, out / "outbox")), state)
-        elif config.graph.mailbox:  # production: Microsoft Graph as the bot's app
+            sandbox_backend = routed_backend(config, OutboxBackend(config, out / "outbox"), out / "outbox", closers)
+            handoff = DeliveryHandoff(Deliverer(config, deliveries, sandbox_backend), state)
+        elif config.graph.mailbox or config.delivery.model_fields_set:  # production: Graph (and [delivery]'s choices)
             g = config.graph
             graph_cred = graph_token_credential
             if graph_cred is None:
@@ -299,7 +302,8 @@ async def open_service(config: Config, settings: BotSettings, out: Path, *, cred
                 store.engine, post=lambda parcel, card: bot.post_customer_card(parcel, card),
                 find=lambda parcel, key, since: graph_backend.find_channel_post(parcel, key, since, app_id=settings.app_id),
                 msp_name=config.msp.name)
-            handoff = DeliveryHandoff(Deliverer(config, deliveries, graph_backend), state)
+            backend = routed_backend(config, graph_backend, out / "outbox", closers)  # [delivery]: Gmail, Drive...
+            handoff = DeliveryHandoff(Deliverer(config, deliveries, backend), state)
         review = Review(config, engine, store, state, out, handoff, settings.may_approve, week,
                         backfill_weeks=backfill_weeks)
         adapter = build_adapter(settings, credentials_factory=credentials_factory)

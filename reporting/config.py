@@ -170,6 +170,63 @@ class GraphConfig(_Strict):
     certificate_path: str = ""
 
 
+class DeliveryConfig(_Strict):
+    """``[delivery]``: which backend does each delivery step. ``email``: ``graph`` (the
+    ``[graph]`` mailbox), ``gmail`` (``[gmail]``) or ``outbox`` (files under ``OUT/outbox/``);
+    ``archive``: ``sharepoint`` (``[graph]`` site), ``gdrive`` (``[gdrive]``) or ``outbox``. The
+    customer-channel step is always Teams. The defaults are the Microsoft path (the sandbox and
+    the demo deliver the Microsoft steps to the outbox)."""
+
+    email: Literal["graph", "gmail", "outbox"] = "graph"
+    archive: Literal["sharepoint", "gdrive", "outbox"] = "sharepoint"
+
+    @property
+    def uses_google(self) -> bool:
+        return self.email == "gmail" or self.archive == "gdrive"
+
+
+GOOGLE_ENDPOINT_KEYS = ("token_uri", "base_url", "upload_url")
+
+
+class _GoogleAccess(_Strict):
+    """A Google service account (its JSON key: a file path, or the JSON from ``${ENV}``) and the
+    endpoints, which default to Google's and may be overridden only with
+    ``allow_endpoint_overrides = true`` (tests, private endpoints)."""
+
+    credentials_file: str = ""
+    credentials_json: SecretStr | None = None
+    token_uri: str = ""
+    base_url: str = ""
+    upload_url: str = ""
+    ca_bundle: str = ""
+    allow_endpoint_overrides: bool = False
+
+    @field_validator(*GOOGLE_ENDPOINT_KEYS)
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if v and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", v):
+            raise ValueError("must be an http(s) URL")
+        return v.rstrip("/")
+
+
+class GmailConfig(_GoogleAccess):
+    """``[gmail]``: the Workspace mailbox (``sender``) the service account impersonates
+    (domain-wide delegation: scopes gmail.send and gmail.readonly)."""
+
+    sender: str = ""
+
+
+class GdriveConfig(_GoogleAccess):
+    """``[gdrive]``: the archive root, a folder (``root_folder_id``) or a shared drive
+    (``shared_drive_id``); ``subject``: the Workspace user the service account acts as (empty: the
+    service account itself, which then must be a member of the shared drive or an editor of the
+    folder). Credentials default to ``[gmail]``'s."""
+
+    root_folder_id: str = ""
+    shared_drive_id: str = ""
+    subject: str = ""
+
+
 class SourceConfig(BaseModel):
     """``[sources.<name>]``: ``type`` picks the connector (default: the table's name); ``url``
     is the base URL; every other key is passed to the connector. Keys that look like secrets
@@ -208,6 +265,7 @@ class CustomerConfig(_Strict):
     account_owner_email: str = ""
     teams_channel: str = ""
     sharepoint_folder: str = ""
+    drive_folder: str = ""
     uptime_target_pct: float | None = Field(default=None, ge=0, le=100)
     ticket_sla_target_pct: float | None = Field(default=None, ge=0, le=100)
     ids: dict[str, str] = Field(default_factory=dict)
@@ -246,6 +304,9 @@ class Config(_Strict):
     collect: CollectConfig = CollectConfig()
     teams: TeamsConfig = TeamsConfig()
     graph: GraphConfig = GraphConfig()
+    delivery: DeliveryConfig = DeliveryConfig()
+    gmail: GmailConfig = GmailConfig()
+    gdrive: GdriveConfig = GdriveConfig()
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
     sandbox: dict[str, Any] = Field(default_factory=dict)
     customers: tuple[CustomerConfig, ...] = ()
@@ -263,9 +324,37 @@ class Config(_Strict):
                     problems.append(f"customers[{i}].sources.{section}: no [sources.{system}] table is configured")
                 elif system not in c.ids:
                     problems.append(f"customers[{i}].ids.{system}: {c.code} uses {system} for {section} but has no id there")
+        problems.extend(self._google_problems())
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _google_problems(self) -> list[str]:
+        problems = []
+        for name, table in (("gmail", self.gmail), ("gdrive", self.gdrive)):
+            for key in GOOGLE_ENDPOINT_KEYS:
+                if getattr(table, key) and not table.allow_endpoint_overrides:
+                    problems.append(f"{name}.{key}: endpoint overrides are refused unless "
+                                    f"{name}.allow_endpoint_overrides = true")
+        if self.delivery.email == "gmail":
+            if not self.gmail.sender:
+                problems.append("gmail.sender: required with delivery.email = \"gmail\" (the Workspace mailbox "
+                                "that sends the reports)")
+            elif not re.fullmatch(r"[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+", self.gmail.sender):
+                problems.append("gmail.sender: is not an email address")
+            if not (self.gmail.credentials_file or self.gmail.credentials_json):
+                problems.append("gmail.credentials_file: required with delivery.email = \"gmail\" (the service "
+                                "account's JSON key, or gmail.credentials_json = \"${ENV_VAR}\")")
+        if self.delivery.archive == "gdrive":
+            d = self.gdrive
+            if bool(d.root_folder_id) == bool(d.shared_drive_id):
+                problems.append("gdrive.root_folder_id: give exactly one of gdrive.root_folder_id and "
+                                "gdrive.shared_drive_id with delivery.archive = \"gdrive\"")
+            if not (d.credentials_file or d.credentials_json or self.gmail.credentials_file
+                    or self.gmail.credentials_json):
+                problems.append("gdrive.credentials_file: required with delivery.archive = \"gdrive\" (or set "
+                                "[gmail] credentials, which it then shares)")
+        return problems
 
     # -- helpers
     def customer(self, code: str) -> CustomerConfig:

@@ -1,0 +1,191 @@
+"""The Gmail email step: ``users.messages.send`` as the MSP's Workspace mailbox.
+
+The message (``email.message.EmailMessage``): From the configured sender, To the customer's CTO
+and account owner (that customer's entry only), the HTML cover note with an identical plain-text
+part, and the PDF attached. Its ``Message-ID`` is derived from the delivery key
+(:func:`message_id`), so before any send — and before any re-send after an ambiguous failure
+(a timeout, a 5xx after Gmail accepted it, a crash) — the sender's mailbox is searched
+(``users.messages.list`` with ``q=rfc822msgid:<id>`` and ``includeSpamTrash``: Sent, and
+wherever it was moved): a message found is not sent again.
+
+A raw message up to :data:`SIMPLE_MAX` goes as base64url in the JSON body; a larger one through
+the resumable upload endpoint (``/upload/gmail/v1/users/me/messages/send?uploadType=resumable``,
+``message/rfc822``), in chunks, resumed after a lost one. Tokens: ``gmail.send`` for sending,
+``gmail.readonly`` for the look-up (the ``gmail.metadata`` scope may not search).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import html
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import formataddr, formatdate
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import quote
+
+from bot.delivery import Parcel, PermanentError, StepResult
+from bot.google.auth import SCOPE_GMAIL_READONLY, SCOPE_GMAIL_SEND
+from bot.google.http import ApiError, GoogleHttp, ResumableUpload, check_own
+from bot.outbox import cover_note, recipients, subject
+from reporting.config import Config
+
+log = logging.getLogger(__name__)
+
+GMAIL_API = "https://gmail.googleapis.com"
+SIMPLE_MAX = 5 * 1024 * 1024  # Google's simple-upload guidance ("5 MB or less"); larger: the resumable endpoint
+DELIVERY_ID_HEADER = "X-Reportbot-Delivery-Id"
+_POLICY = SMTP.clone(max_line_length=998)  # never fold the Message-ID (RFC 5322 allows 998)
+
+
+def message_id(key: str, sender: str) -> str:
+    """The deterministic ``Message-ID`` of a delivery: the same key always gives the same id."""
+    domain = sender.rpartition("@")[2] or "reportbot.invalid"
+    return f"<reportbot.{hashlib.sha256(key.encode()).hexdigest()[:32]}@{domain}>"
+
+
+class _Text(HTMLParser):
+    _BLOCKS = frozenset({"p", "div", "br", "tr", "h1", "h2", "h3", "h4", "table", "ul", "ol"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("style", "script", "head", "title"):
+            self._skip += 1
+        elif tag == "li":
+            self.out.append("\n- ")
+        elif tag in self._BLOCKS:
+            self.out.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("style", "script", "head", "title"):
+            self._skip = max(0, self._skip - 1)
+        elif tag in self._BLOCKS or tag == "li":
+            self.out.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.out.append(data)
+
+
+def html_to_text(markup: str) -> str:
+    """The plain-text part: the cover note's words, paragraph by paragraph."""
+    parser = _Text()
+    parser.feed(markup)
+    text = html.unescape("".join(parser.out))
+    lines = [re.sub(r"[ \t\r\f\v]+", " ", line).strip() for line in text.split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
+
+
+def build_message(config: Config, parcel: Parcel, key: str, sender: str) -> EmailMessage:
+    msg = EmailMessage(policy=_POLICY)
+    msg["From"] = formataddr((config.msp.name, sender))
+    msg["To"] = ", ".join(recipients(parcel))  # PermanentError when the customer's entry names nobody
+    msg["Subject"] = subject(parcel)
+    msg["Date"] = formatdate(localtime=False)
+    msg["Message-ID"] = message_id(key, sender)
+    msg[DELIVERY_ID_HEADER] = key
+    note = cover_note(config, parcel)
+    msg.set_content(html_to_text(note))
+    msg.add_alternative(note, subtype="html")
+    msg.add_attachment(parcel.pdf, maintype="application", subtype="pdf", filename=parcel.file_name)
+    return msg
+
+
+class GmailSender:
+    """The email step over the Gmail API. ``http`` signs as the sender (``subject``)."""
+
+    def __init__(self, config: Config, http: GoogleHttp, *, sender: str, base_url: str = GMAIL_API,
+                 upload_url: str | None = None, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 settle_checks: int = 3, settle_delay: float = 5.0, chunk: int | None = None) -> None:
+        self.config, self.http, self.sender = config, http, sender
+        self.base = base_url.rstrip("/")
+        self.upload_base = (upload_url or base_url).rstrip("/")
+        self._sleep = sleep
+        self.settle_checks, self.settle_delay = settle_checks, settle_delay
+        self.uploads = ResumableUpload(http.client, sleep=sleep, **({"chunk": chunk} if chunk else {}))
+
+    async def send_email(self, parcel: Parcel, key: str) -> StepResult:
+        check_own(self.config, parcel)
+        msg = build_message(self.config, parcel, key, self.sender)
+        sent_to = f"sent to {msg['To']} from {self.sender}"
+        mid = str(msg["Message-ID"])
+        try:
+            found = await self.find(mid)
+            if found is not None:
+                log.info("email %s was already sent (found by its Message-ID)", key)
+                return StepResult(f"{sent_to} (already sent)", self._link(found))
+            raw = msg.as_bytes()
+            if len(raw) <= SIMPLE_MAX:
+                result = await self._send_simple(raw, mid, key)
+            else:
+                result = await self._send_resumable(raw, mid, key)
+        except ApiError as err:
+            raise PermanentError(f"Gmail send of {parcel.file_name} as {self.sender}: {err}{_hint(err)}") from err
+        return StepResult(sent_to, self._link(result))
+
+    async def check_profile(self) -> str:
+        """``config check``: the sender's profile (readable with the look-up scope)."""
+        try:
+            resp = await self.http.send("GET", f"{self.base}/gmail/v1/users/me/profile", SCOPE_GMAIL_READONLY,
+                                        what="the sender's profile")
+        except ApiError as err:
+            raise PermanentError(f"gmail: the profile of {self.sender}: {err}{_hint(err)}") from err
+        profile = resp.json()
+        return f"mailbox {profile.get('emailAddress')} ({profile.get('messagesTotal', '?')} messages)"
+
+    async def find(self, mid: str) -> dict[str, Any] | None:
+        """The sender's message with this ``Message-ID``, anywhere in the mailbox (or None)."""
+        resp = await self.http.send("GET", f"{self.base}/gmail/v1/users/me/messages", SCOPE_GMAIL_READONLY,
+                                    what=f"look-up of {mid}", params={"q": f"rfc822msgid:{mid}",
+                                                                       "includeSpamTrash": "true"})
+        messages = resp.json().get("messages") or []
+        return messages[0] if messages else None
+
+    async def _settled_find(self, mid: str) -> dict[str, Any] | None:
+        """After an ambiguous failure: Gmail may index an accepted message a moment later."""
+        for check in range(self.settle_checks):
+            if check:
+                await self._sleep(self.settle_delay)
+            found = await self.find(mid)
+            if found is not None:
+                return found
+        return None
+
+    async def _send_simple(self, raw: bytes, mid: str, key: str) -> dict[str, Any]:
+        body = {"raw": base64.urlsafe_b64encode(raw).decode().rstrip("=")}
+        result = await self.http.send("POST", f"{self.base}/gmail/v1/users/me/messages/send", SCOPE_GMAIL_SEND,
+                                      what=f"send of {key}", json=body, recheck=lambda: self._settled_find(mid))
+        return result if isinstance(result, dict) else result.json()
+
+    async def _send_resumable(self, raw: bytes, mid: str, key: str) -> dict[str, Any]:
+        started = await self.http.send(
+            "POST", f"{self.upload_base}/upload/gmail/v1/users/me/messages/send", SCOPE_GMAIL_SEND,
+            what=f"upload session for {key}", params={"uploadType": "resumable"}, json={},
+            headers={"X-Upload-Content-Type": "message/rfc822", "X-Upload-Content-Length": str(len(raw))})
+        session = started.headers.get("Location")
+        if not session:
+            raise PermanentError(f"Gmail's upload session for {key} came back without a Location")
+        return await self.uploads.put(session, raw, "message/rfc822", what=f"upload of {key}")
+
+    def _link(self, found: dict[str, Any]) -> str | None:
+        mid = found.get("id")
+        return f"https://mail.google.com/mail/?authuser={quote(self.sender)}#all/{mid}" if mid else None
+
+
+def _hint(err: ApiError) -> str:
+    if err.status == 403 and err.reason in ("insufficientPermissions", "forbidden", "PERMISSION_DENIED"):
+        return (" (grant the gmail.send and gmail.readonly scopes to the service account's client ID in the "
+                "Admin console)")
+    if err.status == 400 and err.reason == "failedPrecondition":
+        return " (the sender has no Gmail mailbox: give gmail.sender a licensed Workspace user)"
+    return ""
