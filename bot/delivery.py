@@ -134,6 +134,13 @@ class DeliveryLog:
             await conn.execute(update(deliveries).where(deliveries.c.draft_id == draft_id, deliveries.c.step == step)
                                .values(status=status, detail=detail[:1000], url=url, updated_at=datetime.now(UTC)))
 
+    async def unfinished_steps(self, draft_id: str) -> bool:
+        """Whether ``draft_id`` has a step left ``running``."""
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(deliveries.c.step).where(
+                deliveries.c.draft_id == draft_id, deliveries.c.status == "running").limit(1))).first()
+        return row is not None
+
     async def unfinished(self) -> list[str]:
         """Drafts with a step left ``running`` (a crash mid-delivery): resume them on start."""
         async with self.engine.connect() as conn:

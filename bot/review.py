@@ -209,6 +209,14 @@ class Review:
             await asyncio.gather(*list(self.background), return_exceptions=True)
 
     # -- internals
+    async def finish_again(self, draft: Draft) -> None:
+        """The final render and hand-off of an approved draft whose process stopped before handing
+        it off (the delivery resumer, at start). A draft already finishing here is left alone."""
+        if draft.id in self.finishing:
+            return
+        self._start_finish(draft)
+        await asyncio.gather(self.finishing.get(draft.id) or asyncio.sleep(0), return_exceptions=True)
+
     async def _finish(self, draft: Draft) -> None:
         """After approval: the final PDF with the commentary, then delivery (in the background)."""
         try:

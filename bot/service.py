@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ from bot.state import Draft, ReviewState
 from connectors.base import Connector, ConnectorContext
 from connectors.registry import CONNECTORS
 from reporting.config import Config
+from reporting.drafts import DraftState
 from reporting.engine import Engine
 from reporting.models import Report
 from reporting.output import write_atomic
@@ -129,9 +130,11 @@ class DeliveryResumer:
     max_delay: float = 300.0
     jitter: float = 0.2
     concurrency: int = 2
+    stalled_after: float = 600.0  # an approved or delivering draft untouched this long has no live process
     pending: dict[str, Resuming] = field(default_factory=dict, init=False)  # draft id -> its resume
     _tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
     _slots: asyncio.Semaphore = field(init=False, repr=False)
+    _later: asyncio.Future[None] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._slots = asyncio.Semaphore(self.concurrency)
@@ -142,6 +145,9 @@ class DeliveryResumer:
 
     async def stop(self) -> None:
         """Cancel what is still waiting or running (it is resumed on the next start)."""
+        if self._later is not None:
+            self._later.cancel()
+            await asyncio.gather(self._later, return_exceptions=True)
         while self._tasks:
             tasks = list(self._tasks)
             for task in tasks:
@@ -189,6 +195,38 @@ class DeliveryResumer:
             if draft_id not in self.pending:
                 self.pending[draft_id] = Resuming(code="?")
                 self._spawn(self._resume(draft_id))
+        await self._find_stalled()
+
+    async def _find_stalled(self) -> None:
+        """Approved drafts that were never handed off (the process stopped during the final render)
+        and deliveries stopped between two steps (no step ``running``): resumed once they have
+        been untouched for ``stalled_after`` seconds, so a delivery another instance is still
+        running is not taken over; looked for again at that age for those approved just before."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                now = datetime.now(UTC)
+                stalled = await self.review.state.stalled(now - timedelta(seconds=self.stalled_after))
+                young = await self.review.state.stalled(now + timedelta(seconds=1))
+                break
+            except TRANSIENT as err:
+                log.warning("cannot list stalled deliveries (%s: %s); trying again", type(err).__name__, err)
+                await asyncio.sleep(self._delay(attempt))
+        for draft in stalled:
+            if draft.id not in self.pending and draft.id not in self.review.finishing:
+                self.pending[draft.id] = Resuming(code=draft.customer_code)
+                self._spawn(self._resume(draft.id))
+        later = [d for d in young if d.id not in self.pending and d.id not in self.review.finishing
+                 and d.id not in {s.id for s in stalled}]
+        if later:  # looked at again when the oldest of them is old enough (not waited for by ``wait``)
+            oldest = min(d.updated_at for d in later)
+            wait = max(1.0, (oldest + timedelta(seconds=self.stalled_after) - now).total_seconds())
+            self._later = asyncio.ensure_future(self._look_again(wait))
+
+    async def _look_again(self, after: float) -> None:
+        await asyncio.sleep(after)
+        self._spawn(self._find_stalled())
 
     async def _resume(self, draft_id: str) -> None:
         status = self.pending[draft_id]
@@ -230,6 +268,14 @@ class DeliveryResumer:
             log.error("cannot resume the delivery of draft %s: the draft is not in the store", draft_id)
             return False
         status.code = draft.customer_code
+        in_flight = draft.state in (DraftState.APPROVED, DraftState.DELIVERING)
+        if not in_flight and not await self.deliveries.unfinished_steps(draft_id):
+            return False  # finished meanwhile (another instance, or this one): nothing to resume
+        if draft.state == DraftState.APPROVED and not await self.deliveries.steps(draft_id):
+            log.info("rendering the final PDF of %s again and handing it off (approved, never handed off)",
+                     draft.customer_code)
+            await self.review.finish_again(draft)
+            return True
         path = self.review.pdf_path(draft)
         if not path.exists():
             raise CannotResume(f"the final PDF {path.name} is missing; Retry delivery renders it again")

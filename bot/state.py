@@ -164,6 +164,15 @@ class ReviewState:
             return None
         return await self.get(draft_id)
 
+    async def stalled(self, before: datetime) -> list[Draft]:
+        """Drafts approved (or being delivered) and untouched since ``before``: a process that
+        stopped between the approval and the end of the delivery left them so."""
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(drafts).where(
+                drafts.c.state.in_((DraftState.APPROVED, DraftState.DELIVERING)), drafts.c.updated_at < before)
+                .order_by(drafts.c.updated_at))).all()
+        return [_draft(r) for r in rows]
+
     async def set_state(self, draft_id: str, state: str, **values: Any) -> Draft | None:
         """A background step's state change (delivery progress): no version check, version moves on."""
         async with self.engine.begin() as conn:

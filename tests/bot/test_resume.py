@@ -101,7 +101,8 @@ class Serving:
 
 
 @contextlib.asynccontextmanager
-async def serving(s: Setup, *, first_delay: float = 5.0, max_delay: float = 300.0) -> AsyncIterator[Serving]:
+async def serving(s: Setup, *, first_delay: float = 5.0, max_delay: float = 300.0,
+                  stalled_after: float = 600.0) -> AsyncIterator[Serving]:
     """``reportbot serve`` as ``bot.cli`` runs it (open_service, then start_serving), on a free
     port of 127.0.0.1, with the fakes' credentials."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -113,6 +114,7 @@ async def serving(s: Setup, *, first_delay: float = 5.0, max_delay: float = 300.
     async with open_service(s.config, settings, s.out, credentials_factory=FakeCredentialsFactory(BOT_APP_ID),
                             week_day=lambda: WEEK_DAY, graph_token_credential=FakeCredential()) as service:
         service.resumer.first_delay, service.resumer.max_delay = first_delay, max_delay
+        service.resumer.stalled_after = stalled_after
         runner = await start_serving(service, sock=sock)
         client = BotClient(f"http://127.0.0.1:{port}", TokenMinter(s.oidc, app_id=BOT_APP_ID))
         try:
@@ -268,3 +270,53 @@ async def test_a_resume_graph_refuses_for_good_is_recorded_as_failed(setup: Setu
         rollup = last_edit(setup.connector, rollup_id, since)
         assert "(delivery failed)" in text_of(rollup)
     assert setup.graph.sent(MAILBOX) == []
+
+
+async def test_an_approval_the_process_never_handed_off_is_delivered_on_the_next_start(setup: Setup) -> None:
+    # first life: ACME approved; the process stops during the final render, before the hand-off
+    async with serving(setup) as sv:
+        r = await sv.client.post(installation_update(service_url=setup.connector.service_url))
+        assert r.status_code in (200, 201), r.text
+        result = await sv.service.batch.run(WEEK_DAY)
+        assert "ACME" in result.drafted
+        [(draft_id, version, card_id)] = await sql(
+            sv.service, "select id, version, card_activity_id from drafts where customer_code = 'ACME'")
+        stopped = asyncio.Event()
+
+        async def never(*_: Any) -> None:  # the process dies here: nothing is handed to delivery
+            stopped.set()
+            await asyncio.Event().wait()
+
+        sv.service.review.handoff = never
+        r = await sv.client.post(card_action("approve", {"draft_id": draft_id, "version": version, "customer": "ACME"},
+                                             service_url=setup.connector.service_url, reply_to_id=card_id, user=APPROVER))
+        assert r.status_code == 200 and "Approved by" in r.text, r.text
+        await asyncio.wait_for(stopped.wait(), 60)
+        sv.service.review.finishing[draft_id].cancel()
+        await asyncio.gather(*sv.service.review.background, return_exceptions=True)
+    # what such a stop leaves: approved, no delivery step at all (nothing "running" to resume)
+    assert await sql_once(setup, "select state from drafts where id = :d", d=draft_id) == [("approved",)]
+    assert await sql_once(setup, "select count(*) from deliveries where draft_id = :d", d=draft_id) == [(0,)]
+    assert setup.graph.sent(MAILBOX) == []
+
+    since = len(setup.connector.calls)
+    async with serving(setup, stalled_after=0.0) as sv:  # second life: the draft has been left alone long enough
+        await until(lambda: _state_is(sv.service, draft_id, "delivered"), 90, "the stalled approval to be delivered")
+        await sv.service.resumer.wait()
+        assert await sql(sv.service, "select step, status from deliveries where draft_id = :d order by step",
+                         d=draft_id) == [("archive", "done"), ("channel", "done"), ("email", "done")]
+        assert len(setup.graph.sent(MAILBOX)) == 1
+        card = last_edit(setup.connector, await card_id_of(sv.service, draft_id), since)
+        assert "Delivered" in text_of(card)
+
+
+async def sql_once(s: Setup, query: str, **params: Any) -> list[tuple[Any, ...]]:
+    """The store between two lives (no service running)."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(s.config.store.url)
+    try:
+        async with engine.connect() as conn:
+            return [tuple(r) for r in (await conn.execute(text(query), params)).all()]
+    finally:
+        await engine.dispose()
