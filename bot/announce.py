@@ -84,7 +84,7 @@ class PostRecord:
 
 
 class ChannelAnnouncer:
-    """``announce(parcel, file_url, key)`` for ``bot.graph_delivery.GraphBackend``."""
+    """``announce(parcel, file_url, key)`` for ``bot.graph.GraphBackend``."""
 
     def __init__(self, engine: AsyncEngine, post: Post, find: Find, *, msp_name: str, settle_checks: int = 3,
                  settle_delay: float = 5.0, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):

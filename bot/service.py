@@ -34,7 +34,7 @@ from bot.delivery import STEPS, Deliverer, DeliveryHandoff, DeliveryLog
 from bot.deps import BotDeps
 from bot.google.auth import GoogleUnavailable
 from bot.google.backend import routed_backend
-from bot.graph_delivery import GraphBackend, GraphUnavailable, graph_credential
+from bot.graph import GraphBackend, GraphUnavailable, graph_credential
 from bot.handler import ReportBot
 from bot.links import LinkSigner
 from bot.outbox import OutboxBackend
@@ -342,12 +342,14 @@ async def open_service(config: Config, settings: BotSettings, out: Path, *, cred
             async def team_of(customer: Any) -> str:  # configured, else as Teams told the bot
                 return g.channel_teams.get(customer.code) or await state.team_of(customer.teams_channel)
 
-            graph_backend = GraphBackend(config, graph_cred, channel_team=team_of)
-            closers.append(graph_backend.aclose)
-            graph_backend.announce = await ChannelAnnouncer.open(
+            # post and find are called only once delivering: bot and graph_backend exist by then
+            announcer = await ChannelAnnouncer.open(
                 store.engine, post=lambda parcel, card: bot.post_customer_card(parcel, card),
-                find=lambda parcel, key, since: graph_backend.find_channel_post(parcel, key, since, app_id=settings.app_id),
+                find=lambda parcel, key, since: graph_backend.find_channel_post(parcel, key, since,
+                                                                                app_id=settings.app_id),
                 msp_name=config.msp.name)
+            graph_backend = GraphBackend(config, graph_cred, channel_team=team_of, announce=announcer)
+            closers.append(graph_backend.aclose)
             backend = routed_backend(config, graph_backend, out / "outbox", closers)  # [delivery]: Gmail, Drive...
             handoff = DeliveryHandoff(Deliverer(config, deliveries, backend), state)
         review = Review(config, engine, store, state, out, handoff, settings.may_approve, week,

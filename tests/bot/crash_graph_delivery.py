@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from bot.announce import ChannelAnnouncer
 from bot.auth import build_adapter
 from bot.delivery import Deliverer, DeliveryLog, Parcel, StepResult
-from bot.graph_delivery import GraphBackend
+from bot.graph import GraphBackend
 from bot.handler import ReportBot
 from bot.state import ReviewState
 from tests.bot.harness import BOT_APP_ID, FakeCredentialsFactory, make_settings

@@ -1,4 +1,4 @@
-"""A loopback Microsoft Graph for the delivery tests: exactly the calls ``bot.graph_delivery``
+"""A loopback Microsoft Graph for the delivery tests: exactly the calls ``bot.graph``
 makes, behaving the way the real service does where it matters (research
 teams-graph-contract.md §4-§8), and nothing else.
 

@@ -20,7 +20,7 @@ from bot.announce import ChannelAnnouncer, ChannelPostUnavailable
 from bot.announce import metadata as announce_tables
 from bot.auth import build_adapter
 from bot.delivery import Deliverer, DeliveryLog, Parcel, PermanentError
-from bot.graph_delivery import GraphBackend
+from bot.graph import GraphBackend
 from bot.handler import ReportBot
 from bot.state import ReviewState
 from reporting.config import Config

@@ -159,7 +159,7 @@ def test_killed_process_resumes_with_exactly_one_of_each(killed_after: str, demo
 async def test_production_serve_delivers_through_graph_and_the_sandbox_through_the_outbox(tmp_path: Path) -> None:
     from bot.announce import ChannelAnnouncer
     from bot.delivery import DeliveryHandoff
-    from bot.graph_delivery import GraphBackend
+    from bot.graph import GraphBackend
     from bot.service import LocalHandoff, open_service
     from bot.settings import BotSettings
     from reporting.config import parse_config

@@ -324,7 +324,7 @@ async def test_a_missing_folder_permission_is_one_line_on_the_card(google: FakeG
 
 async def test_serve_routes_each_step_as_configured(tmp_path: Path) -> None:
     from bot.delivery import DeliveryHandoff
-    from bot.graph_delivery import GraphBackend
+    from bot.graph import GraphBackend
     from bot.outbox import OutboxBackend
     from bot.service import open_service
     from bot.settings import BotSettings

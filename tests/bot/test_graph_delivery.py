@@ -18,7 +18,7 @@ from azure.core.credentials import AccessToken
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bot.delivery import Deliverer, DeliveryLog, Parcel, PermanentError, StepResult
-from bot.graph_delivery import (
+from bot.graph import (
     DELIVERY_ID_PROPERTY,
     UPLOAD_CHUNK,
     GraphBackend,
