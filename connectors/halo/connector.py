@@ -20,8 +20,11 @@ records:
   (open ones are open, whatever an old ``dateclosed`` says);
 - ``met_sla`` (tickets closed in the period) = Halo's resolution verdict ``slastate``: ``"I"``
   inside, ``"O"`` outside; if Halo gives neither, ``dateclosed <= fixbydate``;
-- ``resolve_by`` = ``fixbydate`` (Halo's resolution target, moved by Halo for time on hold): a
-  ticket open at period end past it is a breach;
+- open at period end (``breached_at_end``), Halo's own SLA fields: Halo stops the clock while a
+  ticket is ``onhold`` (``slaholdtime`` = the time held) and moves ``fixbydate`` on by the time
+  held when the hold ends. A ticket on hold now is a breach only if Halo's ``slastate`` already
+  says "O"; any other ticket open at period end is a breach when its ``fixbydate`` (as moved for
+  hold time) is before the end. No arithmetic of our own: Halo always gives ``fixbydate``;
 - tickets with ``excludefromsla = true`` are ``sla_excluded``: left out of attainment's
   denominator and never a breach;
 - ``is_change`` = ``tickettype_id == change_ticket_type_id``; changes count only in ``changes``;
@@ -221,14 +224,32 @@ class HaloConnector:
                     raise SourceDataError(SYSTEM, f"{f.where}: ticket {ticket_id} is listed as closed but has no dateclosed")
             met: bool | None = None
             resolve_by: datetime | None = None
+            breached: bool | None = None
             excluded = bool(f.opt_bool("excludefromsla")) and not is_change
             if not is_change and not excluded:
                 resolve_by = _halo_time(f, "fixbydate")
                 if closed is not None and period.start <= closed < period.end:
                     met = self._verdict(f, ticket_id, closed, resolve_by)
+                if created < period.end and (closed is None or closed >= period.end):
+                    breached = self._breached_at_end(f, is_closed, resolve_by, period.end)
             priority = "Change" if is_change else self._priority_name(f, week.priorities)
-            out.append(TicketRecord(str(ticket_id), f.str("summary"), priority, created, closed, resolve_by, met, is_change, excluded))
+            out.append(TicketRecord(str(ticket_id), f.str("summary"), priority, created, closed, resolve_by, met,
+                                    is_change, excluded, breached_at_end=breached))
         return out
+
+    @staticmethod
+    def _breached_at_end(f: Fields, is_closed: bool, fix_by: datetime | None, end: datetime) -> bool:
+        """Had a ticket open at ``end`` breached by then, per Halo's own SLA fields?
+
+        Halo stops the clock while a ticket is on hold (``onhold``; the time held is
+        ``slaholdtime``) and moves ``fixbydate`` on by the time held when the hold ends. So:
+        a ticket on hold now has a stopped clock and a ``fixbydate`` not yet moved — it is a
+        breach only when Halo already says so (``slastate`` "O"); any other ticket breached
+        at ``end`` when its (moved) ``fixbydate`` is before ``end``.
+        """
+        if not is_closed and f.bool("onhold"):
+            return (f.opt_str("slastate") or "").strip().upper() == "O"
+        return fix_by is not None and fix_by < end
 
     @staticmethod
     def _verdict(f: Fields, ticket_id: int, closed: datetime, fix_by: datetime | None) -> bool | None:

@@ -273,6 +273,26 @@ async def test_hand_computed_week():
     assert closed_q["startdate"] == "2026-11-08T00:00:00"  # start − 24 h margin
 
 
+async def test_on_hold_tickets_follow_halos_hold_time_not_arithmetic():
+    """Must-show 2, Halo (fixtures/halo/onhold, week 9–16 Nov 2026): opened in the week 2201–2205,
+    2301, 2302 = 7. Open at the end: 2201–2205 and 2302 (closed after the end) = 6. 2201 and 2202
+    are on hold now (clock stopped, fixbydate not yet moved): not breaches although fixbydate is
+    past; 2205 went on hold after breaching (slastate "O"): a breach; 2203 is past fixbydate and
+    not on hold: a breach; 2204 is due after the end. 2302 was held 72 h, so Halo moved its
+    fixbydate to 17 Nov: not a breach at the end although dateoccurred + 24 h was 14 Nov.
+    Closed in the week: 2301 (slastate I) → 100 %. breaches = 2 (arithmetic alone: 5)."""
+    routes = hand_routes()
+    routes["/api/Tickets?open"] = fx("onhold", "tickets_open")
+    routes["/api/Tickets?closed"] = fx("onhold", "tickets_closed")
+    con = connector(HaloApi(routes))
+    try:
+        tickets = await con.fetch_section("tickets", wonka(), week_containing(WEEK, "Europe/London"), Targets())
+    finally:
+        await con.aclose()
+    got = (tickets.opened, tickets.closed, tickets.backlog, tickets.sla_breaches, tickets.sla_attainment_pct)
+    assert got == (7, 1, 6, 2, 100.0)
+
+
 @pytest.mark.parametrize("field", ["dateoccurred", "tickettype_id", "summary"])
 async def test_a_missing_field_names_itself_and_gives_no_numbers(field):
     routes = hand_routes()
