@@ -46,7 +46,7 @@ from typing import Any
 
 from connectors.base import ConnectorContext, SourceAuthError, SourceDataError, SourceRecord
 from connectors.connectwise.client import SYSTEM, ConnectWiseClient, cw_date, cw_error_message, cw_string
-from connectors.fields import Fields
+from connectors.fields import Fields, require_in_schema
 from connectors.http import HttpSource, SharedReads, gather_all, require_secret, require_url, source_http
 from reporting import metrics
 from reporting.config import CustomerConfig, SourceConfig
@@ -202,8 +202,8 @@ class ConnectWiseConnector:
         if not companies:
             raise SourceDataError(SYSTEM, f"no company with {self.company_key} {cid!r} (customers.ids.{self.name})")
         company = Fields(SYSTEM, companies[0], "GET /company/companies item 0")
-        entered = company.opt_time("_info.dateEntered")
-        if entered is not None and period.end <= entered:
+        entered = company.time("_info.dateEntered")
+        if period.end <= entered:
             raise SourceDataError(
                 SYSTEM,
                 f"company {company.str('name')!r} was entered in ConnectWise on {entered.astimezone(period.end.tzinfo).date().isoformat()}; "
@@ -218,6 +218,7 @@ class ConnectWiseConnector:
                 api = self.api()
                 rows = await api.slas()
                 heads = [Fields(SYSTEM, r, f"GET /service/SLAs item {i}") for i, r in enumerate(rows)]
+                require_in_schema(SYSTEM, heads, ["resolutionHours"], "GET /service/SLAs")
                 prios = await gather_all(*(api.sla_priorities(h.int("id")) for h in heads))
                 table = {}
                 for h, plist in zip(heads, prios, strict=True):
@@ -238,12 +239,16 @@ class ConnectWiseConnector:
         """Vendor tickets → ``TicketRecord``s (see the module docstring for each field)."""
         out = []
         start, end = period.start, period.end
-        for i, row in enumerate(week.tickets):
-            f = Fields(SYSTEM, row, f"GET /service/tickets item {i}")
+        rows = [Fields(SYSTEM, row, f"GET /service/tickets item {i}") for i, row in enumerate(week.tickets)]
+        where = "GET /service/tickets"
+        require_in_schema(SYSTEM, rows, ["board.name", "type.name"] if self.change_type else ["board.name"], where)
+        changes = [self._is_change(f.opt_str("board.name"), f.opt_str("type.name")) for f in rows]
+        service = [f for f, is_change in zip(rows, changes, strict=True) if not is_change]
+        require_in_schema(SYSTEM, service, ["sla.id"], where)
+        require_in_schema(SYSTEM, [f for f in service if f.has("priority")], ["priority.id"], where)
+        for f, is_change in zip(rows, changes, strict=True):
             ticket_id = f.int("id")
             board = f.opt_str("board.name")
-            type_name = f.opt_str("type.name")
-            is_change = self._is_change(board, type_name)
             if not is_change and self.boards is not None and board not in self.boards:
                 continue
             created = f.time("_info.dateEntered")

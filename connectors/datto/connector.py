@@ -44,7 +44,7 @@ from typing import Any
 
 from connectors.base import ConnectorContext, SourceDataError, SourceRecord
 from connectors.datto.client import SYSTEM, DattoClient, error_message
-from connectors.fields import Fields, iso_z
+from connectors.fields import Fields, iso_z, require_in_schema
 from connectors.http import gather_all, require_secret, require_url, source_http
 from reporting import metrics
 from reporting.config import CustomerConfig, SourceConfig
@@ -57,6 +57,10 @@ BACKUP_OK = frozenset({"success"})
 BACKUP_FAILED = frozenset({"failure", "failed", "error"})
 SCREENSHOT_OK = frozenset({"success", "1", "true", "passed"})
 SCREENSHOT_FAILED = frozenset({"failure", "failed", "error", "0", "false"})
+# fields the API documents on every asset / backups[] entry (null when unset): one absent from all of
+# an answer is a renamed field (a missing latestOffsite would silently empty "last offsite")
+ASSET_SCHEMA = ("latestOffsite", "lastSnapshot", "lastScreenshotAttempt", "lastScreenshotAttemptStatus")
+BACKUP_SCHEMA = ("localVerification.errors", "advancedVerification.screenshotVerification.status")
 
 
 def _literal(value: Any) -> str | None:
@@ -208,6 +212,11 @@ class DattoConnector:
         runs: list[BackupRun] = []
         checks: dict[str, tuple[datetime | None, bool | None, datetime | None]] = {}
         for serial, assets in zip(serials, lists, strict=True):
+            where = f"GET /v1/bcdr/device/{serial}/asset"
+            require_in_schema(SYSTEM, assets, ASSET_SCHEMA, where)
+            entries = [b for a in assets if isinstance(a, dict) and isinstance(a.get("backups"), list)
+                       for b in a["backups"]]
+            require_in_schema(SYSTEM, entries, BACKUP_SCHEMA, where + " backups[]")
             for i, a in enumerate(assets):
                 asset = Fields(SYSTEM, a, f"GET /v1/bcdr/device/{serial}/asset item {i}")
                 if asset.bool("isArchived"):

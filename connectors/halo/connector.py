@@ -40,7 +40,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connectors.base import ConnectorContext, SourceDataError, SourceRecord
-from connectors.fields import Fields
+from connectors.fields import Fields, require_in_schema
 from connectors.halo.client import SYSTEM, HaloClient, halo_error_message
 from connectors.http import HttpSource, SharedReads, gather_all, require_secret, require_url, source_http
 from reporting import metrics
@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 
 SECTIONS = frozenset({"tickets", "changes"})
 NO_DATE_BEFORE = datetime(1901, 1, 1, tzinfo=UTC)  # Halo writes unset dates as 1900-01-01
+# ticket fields Halo sends on every ticket (null or a placeholder when unset): one absent from
+# all tickets of an answer is a renamed field, not "none of them has one"
+SCHEMA_FIELDS = ("sla_id", "fixbydate", "dateclosed", "excludefromsla", "slastate", "onhold")
 
 
 @dataclass(frozen=True)
@@ -173,6 +176,7 @@ class HaloConnector:
         if client is None:
             raise SourceDataError(SYSTEM, f"no client with id {cid} (customers.ids.{self.name})")
         f = Fields(SYSTEM, client, f"GET /api/Client/{cid}")
+        require_in_schema(SYSTEM, [f], ["datecreated"], f"GET /api/Client/{cid}")
         created = _halo_time(f, "datecreated")
         if created is not None and period.end <= created:
             raise SourceDataError(
@@ -204,6 +208,8 @@ class HaloConnector:
     def _records(self, week: Week, period: Period) -> list[TicketRecord]:
         """Halo tickets → ``TicketRecord``s (see the module docstring for each field)."""
         rows: dict[int, tuple[Fields, bool]] = {}
+        for label, listed in (("open", week.open_rows), ("closed", week.closed_rows)):
+            require_in_schema(SYSTEM, listed, SCHEMA_FIELDS, f"GET /api/Tickets ({label})")
         for i, row in enumerate(week.open_rows):
             f = Fields(SYSTEM, row, f"GET /api/Tickets (open) item {i}")
             rows[f.int("id")] = (f, False)

@@ -6,6 +6,7 @@ over three weeks, DST weeks and the planted UMBRELLA scenario."""
 from __future__ import annotations
 
 import base64
+import copy
 import json
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -27,6 +28,7 @@ from reporting.config import CustomerConfig, SourceConfig, Thresholds
 from reporting.deltas import compute_flags
 from reporting.models import Changes, Targets, Tickets
 from reporting.period import previous_period, week_containing
+from tests.connectors.drift import check_renamed_fields
 from tests.connectors.matrix import RecordingSleep, collect_one, run_fault_matrix
 
 FIX = Path(__file__).parent.parent / "fixtures" / "connectwise"
@@ -494,3 +496,32 @@ async def test_sim_refuses_a_bad_condition_with_the_cw_error_body(dataset):
             with pytest.raises(SourceDataError, match="HTTP 400 — InvalidObject: Unknown field companyy/id"):
                 await client.tickets("companyy/id=1")
 
+
+
+# ---- drift: every field renamed in turn (must-show 1) ------------------------------------
+
+
+async def test_every_renamed_field_is_an_unavailable_section_naming_it_or_not_read():
+    period = week_containing(WEEK, "Europe/London")
+
+    async def run(patch: Any) -> Any:
+        routes = {k: patch(k, copy.deepcopy(v)) for k, v in hand_routes().items()}
+        con = connector(CwApi(routes))
+        try:
+            return (await con.fetch_section("tickets", acme(), period, Targets()),
+                    await con.fetch_section("changes", acme(), period, Targets()))
+        finally:
+            await con.aclose()
+
+    outcomes = await check_renamed_fields(
+        run,
+        {"/service/tickets": lambda b: b, "/company/companies": lambda b: b, "/service/SLAs": lambda b: b,
+         "/service/SLAs/1/priorities": lambda b: b},
+        {"/service/tickets": ["id", "summary", "board", "board.name", "priority", "priority.name", "priority.id", "sla",
+                              "sla.id", "closedFlag", "closedDate", "isInSla", "_info", "_info.dateEntered",
+                              "_info.lastUpdated"],
+         "/company/companies": ["_info.dateEntered"],
+         "/service/SLAs": ["id", "name", "basedOn", "resolutionHours"],
+         "/service/SLAs/1/priorities": ["priority.id", "resolutionHours"]},
+    )
+    assert sum(v == "unavailable" for v in outcomes.values()) >= 24

@@ -6,6 +6,7 @@ planted MASSIVE / SOYLENT / TYRELL scenarios."""
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
@@ -27,6 +28,7 @@ from reporting.config import CustomerConfig, SourceConfig, Thresholds
 from reporting.deltas import compute_flags
 from reporting.models import Changes, Targets, Tickets
 from reporting.period import previous_period, week_containing
+from tests.connectors.drift import check_renamed_fields
 from tests.connectors.matrix import RecordingSleep, collect_one, run_fault_matrix
 
 FIX = Path(__file__).parent.parent / "fixtures" / "halo"
@@ -465,3 +467,32 @@ async def test_probe_and_customer_records_over_http(dataset):
         finally:
             await con.aclose()
     assert sorted(r.id for r in records) == sorted(c.ids["halo"] for c in dataset.customers_in("halo"))
+
+
+# ---- drift: every field renamed in turn (must-show 1) ------------------------------------
+
+
+async def test_every_renamed_field_is_an_unavailable_section_naming_it_or_not_read():
+    period = week_containing(WEEK, "Europe/London")
+
+    async def run(patch: Any) -> Any:
+        routes = {k: patch(k, copy.deepcopy(v)) for k, v in hand_routes().items()}
+        con = connector(HaloApi(routes))
+        try:
+            return (await con.fetch_section("tickets", wonka(), period, Targets()),
+                    await con.fetch_section("changes", wonka(), period, Targets()))
+        finally:
+            await con.aclose()
+
+    ticket_fields = ["id", "dateoccurred", "summary", "tickettype_id", "priority_id", "sla_id", "fixbydate",
+                     "dateclosed", "excludefromsla", "slastate", "onhold"]
+    outcomes = await check_renamed_fields(
+        run,
+        {"/api/Tickets?open": lambda b: b["tickets"], "/api/Tickets?closed": lambda b: b["tickets"],
+         "/api/Client/48": lambda b: [b], "/api/Priority": lambda b: b},
+        {"/api/Tickets?open": [f for f in ticket_fields if f != "dateclosed"],
+         "/api/Tickets?closed": [f for f in ticket_fields if f != "onhold"],
+         "/api/Client/48": ["datecreated"],
+         "/api/Priority": ["slaid", "priorityid", "name"]},
+    )
+    assert sum(v == "unavailable" for v in outcomes.values()) >= 24
