@@ -33,7 +33,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from connectors.base import ConnectorContext, ConnectorError, SourceDataError, SourceRecord
-from connectors.fields import Fields, epoch, iso_z
+from connectors.fields import Fields, epoch, iso_z, require_in_schema
 from connectors.http import require_secret, require_url, source_http
 from connectors.statuscheck.client import SYSTEM, UptimeRobotClient, error_message
 from reporting import metrics
@@ -105,6 +105,7 @@ class StatusCheckConnector:
         else:
             params["search"] = selector
         monitors = await self.api.get_monitors(params)
+        require_in_schema(SYSTEM, monitors, ["create_datetime"], "POST /getMonitors")  # null when unknown, never absent
         chosen = []
         for n, m in enumerate(monitors):
             f = Fields(SYSTEM, m, f"POST /getMonitors monitor {n}")

@@ -319,7 +319,7 @@ class ZabbixConnector:
     def _maintenance_covers_down(self, m: Fields) -> bool:
         """A maintenance limited to problem tags covers "device down" only when one of its tags
         is the ``down_tag`` (equal value, or a "contains" match)."""
-        tags = m.list("tags") if m.has("tags") else []
+        tags = m.list("tags")  # selectTags: [] when none, absent only if renamed
         if not tags:
             return True
         for t in tags:
@@ -327,7 +327,7 @@ class ZabbixConnector:
             if f.str("tag") != self.down.tag or not self.down.tag:
                 continue
             value = f.opt_str("value") or ""
-            op = f.int("operator") if f.has("operator") else 2
+            op = f.int("operator")
             if (
                 self.down.value is None
                 or (op == 0 and value == self.down.value)

@@ -7,6 +7,7 @@ CYBERDYNE scenarios."""
 
 from __future__ import annotations
 
+import copy
 import json
 import ssl
 from datetime import UTC, date, datetime, timedelta
@@ -32,6 +33,7 @@ from reporting.config import CustomerConfig, SourceConfig, Thresholds
 from reporting.deltas import compute_flags
 from reporting.models import OpenIncident, Period, Security, Targets
 from reporting.period import previous_period, week_containing
+from tests.connectors.drift import check_renamed_fields
 from tests.connectors.matrix import RecordingSleep, collect_one, run_fault_matrix
 
 FIX = Path(__file__).parent.parent / "fixtures" / "defender"
@@ -708,3 +710,25 @@ async def test_a_token_endpoint_that_hangs_is_unavailable_within_the_timeout(dat
         finally:
             await tokens.aclose()
         assert time.perf_counter() - t0 < 2  # bounded (twice the timeout at most): never the 30 s hang
+
+
+# ---- drift: every field renamed in turn (must-show 1) ------------------------------------
+
+
+async def test_every_renamed_field_is_an_unavailable_section_naming_it_or_not_read():
+    async def run(patch: Any) -> Any:
+        # the API version renames a field in every answer alike: the incident queries share one label
+        labels = {"/security/secureScores": "secureScores"}
+        routes = {k: patch(labels.get(k, "incidents"), copy.deepcopy(v)) for k, v in hand_routes().items()}
+        con, _ = connector(GraphApi(routes))
+        try:
+            return await con.fetch_section("security", customer(), LONDON_WEEK, Targets())
+        finally:
+            await con.aclose()
+
+    await check_renamed_fields(
+        run,
+        {"incidents": lambda b: b["value"], "secureScores": lambda b: b["value"]},
+        {"incidents": ["id", "displayName", "severity", "status", "createdDateTime", "lastUpdateDateTime"],
+         "secureScores": ["createdDateTime", "currentScore", "maxScore"]},
+    )
