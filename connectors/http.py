@@ -279,10 +279,21 @@ def require_url(system: str, source: SourceConfig) -> str:
 
 
 def require_secret(system: str, name: str, source: SourceConfig, key: str) -> str:
+    """A secret credential (password, key, token). Missing: ``SourceAuthError`` — the one rule for
+    every credential, secret or not: a human must supply it, like a refused one."""
     value = source.secret(key)
     if not value:
         raise SourceAuthError(system, f"sources.{name}.{key} is not set (put it in the environment and write ${{VAR}})")
     return value
+
+
+def require_credential(system: str, name: str, source: SourceConfig, key: str, what: str = "") -> str:
+    """A credential that is not secret (a client id, a public key, a user name). Missing:
+    ``SourceAuthError``, the same rule as :func:`require_secret`."""
+    value = source.option(key)
+    if value in (None, ""):
+        raise SourceAuthError(system, f"sources.{name}.{key} is not set" + (f" ({what})" if what else ""))
+    return str(value)
 
 
 def source_http(system: str, source: SourceConfig, ctx: Any, **kw: Any) -> tuple[HttpSource, httpx.AsyncClient]:

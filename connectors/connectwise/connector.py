@@ -44,10 +44,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from connectors.base import ConnectorContext, SourceAuthError, SourceDataError, SourceRecord
+from connectors.base import ConnectorContext, SourceDataError, SourceRecord
 from connectors.connectwise.client import SYSTEM, ConnectWiseClient, cw_date, cw_error_message, cw_string
 from connectors.fields import Fields, require_in_schema
-from connectors.http import HttpSource, SharedReads, gather_all, require_secret, require_url, source_http
+from connectors.http import (
+    HttpSource,
+    SharedReads,
+    gather_all,
+    require_credential,
+    require_secret,
+    require_url,
+    source_http,
+)
 from reporting import metrics
 from reporting.config import CustomerConfig, SourceConfig
 from reporting.metrics import TicketRecord
@@ -117,9 +125,8 @@ class ConnectWiseConnector:
         if self._api is None:
             src, name = self.source, self.name
             url = require_url(SYSTEM, src)
-            missing = [k for k in ("company_id", "public_key", "client_id") if not src.option(k)]
-            if missing:
-                raise SourceAuthError(SYSTEM, f"sources.{name}.{missing[0]} is not set")
+            for key in ("company_id", "public_key", "client_id"):
+                require_credential(SYSTEM, name, src, key)
             if self.company_key not in ("id", "identifier"):
                 raise SourceDataError(SYSTEM, f"sources.{name}.company_key must be \"id\" or \"identifier\", not {self.company_key!r}")
             self._api = ConnectWiseClient(

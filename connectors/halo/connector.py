@@ -42,7 +42,15 @@ from typing import Any
 from connectors.base import ConnectorContext, SourceDataError, SourceRecord
 from connectors.fields import Fields, require_in_schema
 from connectors.halo.client import SYSTEM, HaloClient, halo_error_message
-from connectors.http import HttpSource, SharedReads, gather_all, require_secret, require_url, source_http
+from connectors.http import (
+    HttpSource,
+    SharedReads,
+    gather_all,
+    require_credential,
+    require_secret,
+    require_url,
+    source_http,
+)
 from reporting import metrics
 from reporting.config import CustomerConfig, SourceConfig
 from reporting.metrics import TicketRecord
@@ -109,9 +117,7 @@ class HaloConnector:
             src, name = self.source, self.name
             url = require_url(SYSTEM, src)
             root = url[: -len("/api")] if url.endswith("/api") else url
-            client_id = src.option("client_id")
-            if not client_id:
-                raise SourceDataError(SYSTEM, f"sources.{name}.client_id is not set")
+            client_id = require_credential(SYSTEM, name, src, "client_id")
             self._api = HaloClient(
                 self.http,
                 root + "/api",
