@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from connectors.base import Connector, ConnectorContext, ConnectorError
-from connectors.registry import CONNECTORS
+from connectors.registry import CONNECTORS, OPTIONS
 from connectors.sandbox.config import sandbox_config, sandbox_config_files
 from connectors.sandbox.dataset import HISTORY_WEEKS, MSP_TIMEZONE, SandboxDataset
 from connectors.sim.farm import FarmProcess, SimulatorFarm, parse_fault_specs
@@ -56,7 +56,7 @@ def _resolve(args: argparse.Namespace) -> Setup:
     if path:
         if getattr(args, "sim_faults", None):
             raise CliError("--sim-faults works only on the sandbox (no --config, no REPORTBOT_CONFIG)", EXIT_USAGE)
-        config = load_config(path)
+        config = load_config(path, source_types=OPTIONS)
         week_day = parse_week(args.week) if args.week else last_complete_week_day(datetime.now(UTC), config.msp.timezone)
         return Setup(config, Path(path).resolve().parent, None, week_day, path=path)
     week_day = parse_week(args.week) if args.week else last_complete_week_day(datetime.now(UTC), MSP_TIMEZONE)
@@ -285,7 +285,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     path = args.config or os.environ.get("REPORTBOT_CONFIG")
     if not path:
         raise CliError("config check needs --config FILE (or REPORTBOT_CONFIG)", EXIT_USAGE)
-    config = load_config(path)
+    config = load_config(path, source_types=OPTIONS)
     problems = []
     for c in config.customers:
         missing = [s for s in ("uptime", "tickets", "changes", "backups", "security", "sites") if s not in c.sources]
@@ -421,6 +421,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     path = args.config or os.environ.get("REPORTBOT_CONFIG")
     if not args.sandbox and not path:
         raise CliError("serve needs --config FILE (or REPORTBOT_CONFIG), or --sandbox to try it locally", EXIT_USAGE)
+    config_base = Path(path).resolve().parent if path else None
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -443,7 +444,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 config = sandbox_config(dataset, store_url, farm.sources)
                 await _serve(config, None, lambda: week_day, HISTORY_WEEKS, stop)
         else:
-            await _serve(load_config(path), Path(path).resolve().parent, None, 0, stop)
+            await _serve(load_config(path, source_types=OPTIONS), config_base, None, 0, stop)
 
     async def _serve(config: Config, base: Path | None, week: Any, backfill: int, stop: asyncio.Event) -> None:
         try:
@@ -468,7 +469,7 @@ def cmd_manifest(args: argparse.Namespace) -> int:
 
     path = args.config or os.environ.get("REPORTBOT_CONFIG")
     if path:
-        config = load_config(path)
+        config = load_config(path, source_types=OPTIONS)
         if not config.teams.app_id:
             raise CliError("teams.app_id: needed for the Teams app package", EXIT_USAGE)
         try:

@@ -9,11 +9,11 @@ digits), and ConnectWise's bracketed ``[2024-05-06T00:00:00Z]`` literals.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from connectors.base import SourceDataError
+from reporting.sources import SourceDataError
 
 T = TypeVar("T")
 

@@ -33,9 +33,10 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 import httpx
+from pydantic import Field
 
-from connectors.base import SourceAuthError, SourceDataError, SourceUnavailable
-from reporting.config import SourceConfig
+from reporting.config import SourceConfig, SourceOptions
+from reporting.sources import SourceAuthError, SourceDataError, SourceUnavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -270,6 +271,18 @@ async def gather_all(*aws: Awaitable[T]) -> list[T]:
             if not t.done():
                 t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class HttpOptions(SourceOptions):
+    """The keys every HTTP source takes (``HttpSource.from_config``, ``new_client``)."""
+
+    request_timeout_seconds: float = Field(default=15.0, gt=0)
+    max_attempts: int = Field(default=4, ge=1, le=20)
+    max_retry_wait_seconds: float = Field(default=30.0, ge=0)
+    ca_bundle: str | None = None  # a PEM file of CAs to trust for a private endpoint
+    # the vendor's request budget, kept client-side: at most this many requests per rolling window
+    requests_per_window: int | None = Field(default=None, ge=1)
+    window_seconds: float = Field(default=60.0, gt=0)
 
 
 def require_url(system: str, source: SourceConfig) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
-from connectors.base import Connector, ConnectorError, SourceAuthError, SourceRecord
+from reporting.sources import Connector, ConnectorError, SourceAuthError, SourceRecord
 from reporting.config import Config, CustomerConfig
 from reporting.models import SECTION_NAMES, Period, Section, Targets
 

@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from connectors.base import Connector
+from reporting.sources import Connector
 from reporting import snapshot
 from reporting.collect import SourceBreaker, collect
 from reporting.config import Config, CustomerConfig

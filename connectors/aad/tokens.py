@@ -34,9 +34,9 @@ from typing import Any
 from azure.core.exceptions import AzureError, ClientAuthenticationError, ServiceRequestError, ServiceResponseError
 from azure.identity.aio import CertificateCredential, ClientSecretCredential
 
-from connectors.base import SourceAuthError, SourceDataError, SourceUnavailable
 from connectors.http import require_credential
 from reporting.config import SourceConfig
+from reporting.sources import SourceAuthError, SourceDataError, SourceUnavailable
 
 PUBLIC_AUTHORITY = "login.microsoftonline.com"
 MIN_TOKEN_TIMEOUT = 5.0  # seconds

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from connectors.base import ConnectorContext, SourceDataError, SourceRecord
+from connectors.base import ConnectorContext, connector_shape
 from connectors.connectwise.client import SYSTEM, ConnectWiseClient, cw_date, cw_error_message, cw_string
 from connectors.fields import Fields, require_in_schema
 from connectors.http import (
@@ -60,6 +60,7 @@ from reporting import metrics
 from reporting.config import CustomerConfig, SourceConfig
 from reporting.metrics import TicketRecord
 from reporting.models import Period, SectionData, Targets
+from reporting.sources import SourceDataError, SourceRecord
 
 log = logging.getLogger(__name__)
 
@@ -98,10 +99,12 @@ def _int_option(src: SourceConfig, name: str, key: str, default: int) -> int:
         raise SourceDataError(SYSTEM, f"sources.{name}.{key} must be a whole number") from None
 
 
+@connector_shape
 class ConnectWiseConnector:
     """``[sources.<name>] type = "connectwise"``: the ``tickets`` and ``changes`` sections."""
 
     system = SYSTEM
+    sections = SECTIONS
 
     def __init__(self, name: str, source: SourceConfig, ctx: ConnectorContext):
         self.name = name

@@ -42,14 +42,15 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from connectors.base import ConnectorContext, SourceDataError, SourceRecord
+from connectors.base import ConnectorContext, connector_shape
 from connectors.datto.client import SYSTEM, DattoClient, error_message
 from connectors.fields import Fields, iso_z, require_in_schema
-from connectors.http import gather_all, require_secret, require_url, source_http
+from connectors.http import gather_all, require_credential, require_secret, require_url, source_http
 from reporting import metrics
 from reporting.config import CustomerConfig, SourceConfig
 from reporting.metrics import BackupRun
 from reporting.models import Backups, Period, Targets
+from reporting.sources import SourceDataError, SourceRecord
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +156,7 @@ def asset_runs(asset: Fields, period: Period) -> list[BackupRun]:
     return runs
 
 
+@connector_shape
 class DattoConnector:
     """Datto BCDR connector (``[sources.<name>] type = "datto"``)."""
 
@@ -162,10 +164,8 @@ class DattoConnector:
 
     def __init__(self, name: str, source: SourceConfig, ctx: ConnectorContext):
         self.name = name
-        public = str(source.option("public_key") or "")
+        public = require_credential(SYSTEM, name, source, "public_key")
         secret = require_secret(SYSTEM, name, source, "secret_key")
-        if not public:
-            raise SourceDataError(SYSTEM, f"sources.{name}.public_key is not set")
         self._http, self._client_http = source_http(SYSTEM, source, ctx, error_message=error_message, secrets=(secret,))
         self.client = DattoClient(
             self._http,

@@ -27,9 +27,9 @@ from typing import Any, TypeVar
 
 import httpx
 
-from connectors.base import SourceAuthError, SourceDataError
 from connectors.fields import Fields
 from connectors.http import HttpSource, gather_all
+from reporting.sources import SourceAuthError, SourceDataError
 
 SYSTEM = "halo"
 REFRESH_BEFORE_SECONDS = 60.0

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from connectors.base import ConnectorContext, SourceDataError, SourceRecord
+from connectors.base import ConnectorContext, connector_shape
 from connectors.fields import Fields, require_in_schema
 from connectors.halo.client import SYSTEM, HaloClient, halo_error_message
 from connectors.http import (
@@ -55,6 +55,7 @@ from reporting import metrics
 from reporting.config import CustomerConfig, SourceConfig
 from reporting.metrics import TicketRecord
 from reporting.models import Period, SectionData, Targets
+from reporting.sources import SourceDataError, SourceRecord
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +80,12 @@ def _halo_time(f: Fields, key: str) -> datetime | None:
     return None if value is None or value < NO_DATE_BEFORE else value
 
 
+@connector_shape
 class HaloConnector:
     """``[sources.<name>] type = "halo"``: the ``tickets`` and ``changes`` sections."""
 
     system = SYSTEM
+    sections = SECTIONS
 
     def __init__(self, name: str, source: SourceConfig, ctx: ConnectorContext):
         self.name = name

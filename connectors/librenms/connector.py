@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from connectors.base import ConnectorContext, ConnectorError, SourceDataError, SourceRecord
+from connectors.base import ConnectorContext, connector_shape
 from connectors.fields import Fields, parse_time, require_in_schema
 from connectors.http import require_secret, require_url, source_http
 from connectors.librenms.client import SYSTEM, LibreNMSClient, NotFound, error_message
@@ -35,6 +35,7 @@ from reporting import metrics
 from reporting.config import CustomerConfig, SourceConfig
 from reporting.models import Period, SectionData, Targets
 from reporting.period import PeriodError, zone
+from reporting.sources import ConnectorError, SourceDataError, SourceRecord
 
 NO_LOCATION = "(no location)"
 _DAYS = ("Mo", "Tu", "We", "Th", "Fr", "Sa", "Su")
@@ -160,6 +161,7 @@ class _Row:
     inserted: datetime | None
 
 
+@connector_shape
 class LibreNMSConnector:
     """The ``uptime`` section from a LibreNMS device group. See the module docstring."""
 

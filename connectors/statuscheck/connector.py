@@ -32,13 +32,14 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from connectors.base import ConnectorContext, ConnectorError, SourceDataError, SourceRecord
+from connectors.base import ConnectorContext, connector_shape
 from connectors.fields import Fields, epoch, iso_z, require_in_schema
 from connectors.http import require_secret, require_url, source_http
 from connectors.statuscheck.client import SYSTEM, UptimeRobotClient, error_message
 from reporting import metrics
 from reporting.config import CustomerConfig, SourceConfig
 from reporting.models import Period, SectionData, Targets
+from reporting.sources import ConnectorError, SourceDataError, SourceRecord
 
 LOG_DOWN, LOG_PAUSED = 1, 99
 _IDS = re.compile(r"^\d+([-,]\d+)*$")
@@ -54,6 +55,7 @@ def belongs(host: str, domain: str) -> bool:
     return host == domain or host.endswith("." + domain)
 
 
+@connector_shape
 class StatusCheckConnector:
     """The ``sites`` section from UptimeRobot monitors. See the module docstring."""
 

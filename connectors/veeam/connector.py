@@ -36,9 +36,9 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from connectors.base import ConnectorContext, SourceDataError, SourceRecord
+from connectors.base import ConnectorContext, connector_shape
 from connectors.fields import Fields, iso_z, require_in_schema
-from connectors.http import gather_all, require_secret, require_url, source_http
+from connectors.http import gather_all, require_credential, require_secret, require_url, source_http
 from connectors.veeam.client import (
     DEFAULT_API_VERSION,
     SYSTEM,
@@ -51,10 +51,12 @@ from reporting import metrics
 from reporting.config import CustomerConfig, SourceConfig
 from reporting.metrics import BackupRun
 from reporting.models import Backups, Period, Targets
+from reporting.sources import SourceDataError, SourceRecord
 
 RESULTS = {"Success": "success", "Warning": "warning", "Failed": "failed"}
 
 
+@connector_shape
 class VeeamConnector:
     """Veeam connector (``[sources.<name>] type = "veeam"``, ``api = "vbr" | "vspc"``)."""
 
@@ -65,9 +67,7 @@ class VeeamConnector:
         self.api = str(source.option("api", "vbr")).lower()
         url = require_url(SYSTEM, source)
         if self.api == "vbr":
-            username = str(source.option("username") or "")
-            if not username:
-                raise SourceDataError(SYSTEM, f"sources.{name}.username is not set")
+            username = require_credential(SYSTEM, name, source, "username")
             password = require_secret(SYSTEM, name, source, "password")
             self._http, self._client_http = source_http(
                 SYSTEM, source, ctx, error_message=vbr_error_message, secrets=(password,)

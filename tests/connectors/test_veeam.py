@@ -134,8 +134,12 @@ async def test_vbr_refused_credentials_and_invalid_token():
 
 
 async def test_unknown_api_is_a_config_error():
+    """At load the options model refuses it (tests/test_config.py); built anyway, the constructor
+    does not raise: every call says why."""
+    conn = connector({**VBR_SOURCE, "api": "vbrx"})
     with pytest.raises(SourceDataError, match='sources.veeam.api is .vbrx.; it must be "vbr" or "vspc"'):
-        connector({**VBR_SOURCE, "api": "vbrx"})
+        await conn.probe()
+    await conn.aclose()
 
 
 # ---- VSPC client -----------------------------------------------------------------------------
