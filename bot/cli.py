@@ -365,8 +365,10 @@ async def _check_sources(config: Config) -> list[str]:
                     close = difflib.get_close_matches(cid, list(ids), n=3, cutoff=0.6)
                     hint = f"; close: {', '.join(close)}" if close else ""
                     lines.append(f"error: customers[{c.code}].ids.{name}: {cid!r} is not a customer in {name}{hint}")
+            accepts = getattr(connector, "accepts_id", lambda r, cid: False)
+            configured = [c.ids[name] for c in config.customers if name in c.ids]
             for rid, r in sorted(ids.items()):
-                if rid not in mapped and not any(c.ids.get(name) == rid for c in config.customers):
+                if rid not in mapped and rid not in configured and not any(accepts(r, cid) for cid in configured):
                     lines.append(f"warning: sources.{name}: {rid!r} ({r.name}) maps to no configured customer")
         finally:
             await connector.aclose()

@@ -243,6 +243,19 @@ class DattoConnector:
                 out[key] = SourceRecord(self.name, key, name or key)
         return sorted(out.values(), key=lambda r: r.name)
 
+    def accepts_id(self, record: SourceRecord, cid: str) -> bool:
+        """A customer mapped by company name (``fetch_section`` accepts it) maps that organization."""
+        return not cid.isdigit() and record.name.strip().casefold() == cid.strip().casefold()
+
+    async def check_id(self, cid: str) -> str | None:
+        """The appliances ``cid`` selects, by organizationId or by company name, as ``fetch_section`` does."""
+        devices = [Fields(SYSTEM, d, f"GET /v1/bcdr/device item {i}") for i, d in enumerate(await self.devices())]
+        mine = [d for d in devices if self._matches(d, cid)]
+        if not mine:
+            return None
+        company = mine[0].opt_str("clientCompanyName") or mine[0].opt_str("organizationName") or cid
+        return f"{company} ({len(mine)} appliance{'s' if len(mine) != 1 else ''})"
+
     async def probe(self) -> str:
         body = await self.client._get("/v1/bcdr/device", {"_page": 1, "_perPage": 1})
         count = Fields(SYSTEM, body, "GET /v1/bcdr/device").obj("pagination").int("count")

@@ -348,6 +348,15 @@ class LibreNMSConnector:
             out.append(SourceRecord(SYSTEM, f.str("id"), f.str("name")))
         return out
 
+    def accepts_id(self, record: SourceRecord, cid: str) -> bool:
+        """A customer mapped by the group's name (the API takes either) maps that group."""
+        return record.name == cid
+
+    async def check_id(self, cid: str) -> str | None:
+        """The device group ``cid`` names, by id or by name (``GET /api/v0/devicegroups/{cid}``
+        takes either)."""
+        return next((r.name for r in await self.customer_records() if cid in (r.id, r.name)), None)
+
     async def probe(self) -> str:
         """``GET /api/v0/system``: proves the URL and the token; returns e.g. "LibreNMS 26.3.0"."""
         self._ready()

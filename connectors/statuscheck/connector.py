@@ -158,13 +158,36 @@ class StatusCheckConnector:
         of the registrable domain, good enough to spot a customer no config entry maps."""
         self._ready()
         domains: dict[str, list[str]] = {}
+        by_id: dict[str, str] = {}
         for n, m in enumerate(await self.api.get_monitors({})):
             f = Fields(SYSTEM, m, f"POST /getMonitors monitor {n}")
             host = host_of(f.str("url"))
             labels = host.split(".")
             domain = ".".join(labels[1:]) if len(labels) >= 3 else host
             domains.setdefault(domain, []).append(f.str("friendly_name"))
+            by_id[f.str("id")] = domain
+        self._monitor_domains = by_id
         return [SourceRecord(SYSTEM, d, ", ".join(sorted(names))) for d, names in sorted(domains.items())]
+
+    def accepts_id(self, record: SourceRecord, cid: str) -> bool:
+        """A customer mapped by monitor ids (``"777749809-777749810"``) or by a domain its
+        monitors' hosts belong to maps the domain record those monitors make."""
+        if _IDS.match(cid):
+            domains = getattr(self, "_monitor_domains", {})
+            return any(domains.get(i) == record.id for i in re.split(r"[-,]", cid))
+        return belongs(record.id, cid)
+
+    async def check_id(self, cid: str) -> str | None:
+        """The monitors ``cid`` selects — by ids or by domain — as ``fetch_section`` selects them."""
+        self._ready()
+        by_ids = bool(_IDS.match(cid))
+        params = {"monitors": "-".join(re.split(r"[-,]", cid))} if by_ids else {"search": cid}
+        names = []
+        for n, m in enumerate(await self.api.get_monitors(params)):
+            f = Fields(SYSTEM, m, f"POST /getMonitors monitor {n}")
+            if by_ids or belongs(host_of(f.str("url")), cid):
+                names.append(f.str("friendly_name"))
+        return f"{len(names)} monitor{'s' if len(names) != 1 else ''} ({', '.join(sorted(names))})" if names else None
 
     async def probe(self) -> str:
         """``POST /getAccountDetails``: e.g. "UptimeRobot v2, 6 monitors (limit 50)"."""

@@ -425,3 +425,17 @@ async def test_every_renamed_field_is_an_unavailable_section_naming_it_or_not_re
          "paged/asset.json": ["name", "isArchived", "latestOffsite", "lastSnapshot", "lastScreenshotAttempt",
                               "lastScreenshotAttemptStatus", "backups", *(f"backups.{f}" for f in backup)]},
     )
+
+
+async def test_a_customer_mapped_by_company_name_is_accepted_by_config_check_and_the_sweep():
+    from reporting.collect import unmapped_records
+
+    conn, _ = connector(MOCK_SOURCE, httpx.MockTransport(paged_routes()))
+    try:
+        assert await conn.check_id("acme manufacturing") == "Acme Manufacturing (1 appliance)"
+        assert await conn.check_id("70401") == "Acme Manufacturing (1 appliance)"
+        assert await conn.check_id("Initech") is None
+        sweep = await unmapped_records({"datto": conn}, [customer("ACME", "acme manufacturing", "Europe/London")])
+    finally:
+        await conn.aclose()
+    assert [(r.id, r.name) for r in sweep.records] == [("70499", "Other Customer Ltd")]  # not Acme: mapped by name

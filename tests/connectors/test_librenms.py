@@ -408,3 +408,20 @@ async def test_every_renamed_field_is_an_unavailable_section_naming_it_or_not_re
          **{o: ["going_down", "up_again"] for o in outages}},
     )
     assert outcomes["GET /api/v0/devices/502/outages up_again"] == "unavailable"  # null there: still in the schema
+
+
+async def test_a_customer_mapped_by_group_name_is_accepted_by_config_check_and_the_sweep():
+    from reporting.collect import unmapped_records
+    from reporting.config import CustomerConfig
+
+    router = Router({"GET /api/v0/devicegroups": (200, load("handcalc", "devicegroups.json"))})
+    conn, _, _ = mock_connector(router)
+    try:
+        assert await conn.check_id("Acme Manufacturing") == "Acme Manufacturing"
+        assert await conn.check_id("104") == "Acme Manufacturing"
+        assert await conn.check_id("Globex") is None
+        by_name = CustomerConfig(code="ACME", name="Acme", ids={"librenms": "Acme Manufacturing"})
+        sweep = await unmapped_records({"librenms": conn}, [by_name])
+    finally:
+        await conn.aclose()
+    assert [(r.id, r.name) for r in sweep.records] == [("777", "Core servers")]
