@@ -11,7 +11,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -91,6 +91,8 @@ def _select(config: Config, codes: Sequence[str], all_: bool) -> list[CustomerCo
 
 def _connectors(config: Config, ctx: ConnectorContext, customers: Sequence[CustomerConfig]) -> dict[str, Connector]:
     needed = {s for c in customers for s in c.sources.values()}
+    if not ctx.customers:
+        ctx = replace(ctx, customers=ConnectorContext.batch_sizes(customers))
     out: dict[str, Connector] = {}
     for name in sorted(needed):
         src = config.sources[name]

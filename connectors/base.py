@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from reporting.config import SourceConfig
@@ -48,6 +48,18 @@ class ConnectorContext:
     sandbox: Any = None  # connectors.sandbox.dataset.SandboxDataset when the sandbox is configured
     client_factory: Callable[[SourceConfig], Any] | None = None
     sleep: Callable[[float], Awaitable[None]] | None = None
+    # source name -> how many customers of the batch use it: a connector may then read for all of
+    # them at once (one list query split by customer) instead of once per customer
+    customers: Mapping[str, int] = field(default_factory=dict)
+
+    @staticmethod
+    def batch_sizes(customers: Iterable[Any]) -> dict[str, int]:
+        """``customers`` (``CustomerConfig``s) -> source name -> customers using it."""
+        out: dict[str, int] = {}
+        for c in customers:
+            for name in set(c.sources.values()):
+                out[name] = out.get(name, 0) + 1
+        return out
 
 
 ConnectorFactory = Callable[[str, SourceConfig, ConnectorContext], Connector]

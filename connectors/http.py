@@ -21,6 +21,7 @@ gets one pooled client per source.
 from __future__ import annotations
 
 import asyncio
+import collections
 import email.utils
 import json
 import logging
@@ -103,8 +104,35 @@ def _short(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+class RequestBudget:
+    """At most ``limit`` requests in any rolling ``window`` seconds, kept on our side (hosted
+    HaloPSA: 300 per 5 minutes): a request over budget waits until the oldest one in the window
+    ages out, instead of drawing a 429. ``clock``/``sleep`` are injectable for tests."""
+
+    def __init__(self, limit: int, window: float, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
+        self.limit, self.window = limit, window
+        self._clock, self._sleep = clock, sleep
+        self._sent: collections.deque[float] = collections.deque()
+        self._lock = asyncio.Lock()
+        self.waited = 0.0  # seconds spent waiting for the budget (for tests and benchmarks)
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            while True:
+                now = self._clock()
+                while self._sent and self._sent[0] <= now - self.window:
+                    self._sent.popleft()
+                if len(self._sent) < self.limit:
+                    self._sent.append(now)
+                    return
+                wait = self._sent[0] + self.window - now
+                self.waited += wait
+                await self._sleep(wait)
+
+
 class HttpSource:
-    """One configured source's HTTP access: limits, retries, error translation."""
+    """One configured source's HTTP access: limits, request budget, retries, error translation."""
 
     def __init__(
         self,
@@ -117,8 +145,10 @@ class HttpSource:
         error_message: ErrorMessage = _json_message,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         secrets: tuple[str, ...] = (),
+        budget: RequestBudget | None = None,
     ):
         self.system = system
+        self.budget = budget
         self.client = client
         self.request_timeout = request_timeout
         self.retry = retry or RetryPolicy()
@@ -132,6 +162,9 @@ class HttpSource:
 
     @classmethod
     def from_config(cls, system: str, source: SourceConfig, client: httpx.AsyncClient, **kw: Any) -> HttpSource:
+        per_window = source.option("requests_per_window")
+        if per_window and "budget" not in kw:
+            kw["budget"] = RequestBudget(int(per_window), float(source.option("window_seconds", 60.0)))
         return cls(
             system,
             client,
@@ -178,6 +211,8 @@ class HttpSource:
         last = ""
         for attempt in range(1, policy.max_attempts + 1):
             wait: float | None = None
+            if self.budget is not None:
+                await self.budget.acquire()
             try:
                 async with self._limit:
                     self.requests += 1

@@ -17,3 +17,4 @@ class HaloOptions(HttpOptions):
     ticket_type_ids: tuple[int, ...] | None = None
     closed_since_margin_hours: float = Field(default=24.0, ge=0)
     page_size: int = Field(default=100, ge=1, le=1000)
+    tenant_reads_from: int = Field(default=3, ge=1)  # a batch of this many clients reads the whole tenant once

@@ -382,6 +382,30 @@ async def test_equals_the_oracle_for_every_customer_three_weeks(dataset):
     assert sim.token_requests == 1
 
 
+async def test_a_batch_reads_the_whole_tenant_once_and_equals_the_oracle(dataset):
+    """Five clients in the batch: clients, open tickets and tickets closed since the start are
+    read once for the tenant and split by client_id — the same numbers, far fewer requests."""
+    customers = dataset.customers_in("halo")
+    async with HaloSimulator(dataset) as sim:
+        con = HaloConnector("halo", SourceConfig(**sim.source_config()), ConnectorContext(customers={"halo": 5}))
+        assert con.tenant_wide
+        try:
+            period_of = {c.code: week_containing(WEEK, c.timezone) for c in customers}
+            for c in customers:
+                cust = CustomerConfig(code=c.code, name=c.name, ids={"halo": c.ids["halo"]})
+                for section in ("tickets", "changes"):
+                    assert await con.fetch_section(section, cust, period_of[c.code], Targets()) == \
+                        await oracle(dataset, c, section, period_of[c.code]), (c.code, section)
+        finally:
+            await con.aclose()
+    ticket_reads = [p for _, p in sim.log if p.startswith("/api/Tickets")]
+    assert not any("client_id=" in p for p in ticket_reads)
+    assert not any(p.startswith("/api/Client/") for _, p in sim.log)  # no per-client reads
+    first_pages = [p for p in ticket_reads if "page_no=1&" in p or p.endswith("page_no=1")]
+    days = {(p.start - timedelta(hours=24)).astimezone(UTC).date() for p in period_of.values()}
+    assert len(first_pages) == 1 + len(days) < 1 + len(customers)  # open once; closed-since once per UTC day
+
+
 async def test_fault_matrix_tickets_massive(dataset):
     c = next(c for c in dataset.customers_in("halo") if c.code == "MASSIVE")
     period = week_containing(WEEK, c.timezone)
