@@ -11,7 +11,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -19,11 +19,11 @@ from urllib.parse import urlsplit
 
 from bot.google.auth import CredentialsError
 from connectors.base import Connector, ConnectorContext, ConnectorError
-from connectors.registry import CONNECTORS
+from connectors.registry import CONNECTORS, OPTIONS
 from connectors.sandbox.config import sandbox_config, sandbox_config_files
 from connectors.sandbox.dataset import HISTORY_WEEKS, MSP_TIMEZONE, SandboxDataset
 from connectors.sim.farm import FarmProcess, SimulatorFarm, parse_fault_specs
-from reporting.collect import unmapped_records
+from reporting.collect import source_timeout, unmapped_records
 from reporting.config import Config, ConfigError, CustomerConfig, load_config
 from reporting.drafts import DraftState
 from reporting.engine import Draft, Engine
@@ -49,6 +49,7 @@ class Setup:
     sandbox: SandboxDataset | None
     week_day: date
     fault_specs: list[str] = field(default_factory=list)  # --sim-faults, checked: injected into the sandbox simulators
+    path: str | None = None  # the configuration file (None: the sandbox)
 
 
 def _resolve(args: argparse.Namespace) -> Setup:
@@ -56,9 +57,9 @@ def _resolve(args: argparse.Namespace) -> Setup:
     if path:
         if getattr(args, "sim_faults", None):
             raise CliError("--sim-faults works only on the sandbox (no --config, no REPORTBOT_CONFIG)", EXIT_USAGE)
-        config = load_config(path)
+        config = load_config(path, source_types=OPTIONS)
         week_day = parse_week(args.week) if args.week else last_complete_week_day(datetime.now(UTC), config.msp.timezone)
-        return Setup(config, Path(path).resolve().parent, None, week_day)
+        return Setup(config, Path(path).resolve().parent, None, week_day, path=path)
     week_day = parse_week(args.week) if args.week else last_complete_week_day(datetime.now(UTC), MSP_TIMEZONE)
     anchor = week_containing(week_day, MSP_TIMEZONE).end_date
     dataset = SandboxDataset(anchor, synthetic=getattr(args, "synthetic", 0) or 0)
@@ -91,6 +92,8 @@ def _select(config: Config, codes: Sequence[str], all_: bool) -> list[CustomerCo
 
 def _connectors(config: Config, ctx: ConnectorContext, customers: Sequence[CustomerConfig]) -> dict[str, Connector]:
     needed = {s for c in customers for s in c.sources.values()}
+    if not ctx.customers:
+        ctx = replace(ctx, customers=ConnectorContext.batch_sizes(customers))
     out: dict[str, Connector] = {}
     for name in sorted(needed):
         src = config.sources[name]
@@ -128,9 +131,9 @@ class Progress:
 
 async def _generate(setup: Setup, customers: list[CustomerConfig], out: Path, backfill: int, quiet: bool = False,
                     deliver: bool = False) -> tuple[list[Draft], list[str], list[str]]:
-    out.mkdir(parents=True, exist_ok=True)  # only now: a rejected command leaves nothing behind
     if setup.sandbox is None:
         return await _generate_with(setup, setup.config, customers, out, backfill, quiet, deliver)
+    await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)  # the sandbox's store lives there
     # the sandbox: the real connectors against the vendors' simulators on 127.0.0.1, served by a
     # child process as the vendors' servers would be (the batch keeps a core of its own)
     try:
@@ -154,8 +157,12 @@ async def _generate_with(setup: Setup, config: Config, customers: list[CustomerC
     except StoreError as err:
         for c in connectors.values():
             await c.aclose()
-        raise CliError(f"store.url: {err}") from err
+        raise CliError(f"{setup.path or 'the sandbox'}: store.url: {err}") from err
+    await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)  # only now: a rejected run leaves nothing
     engine = Engine(config, connectors, store, config.branding(setup.base), render_pdf)
+    # the unmapped-customer sweep is advice: it runs beside the batch, every source under its
+    # timeout, so it never adds a timeout of its own to the run
+    sweep = asyncio.create_task(unmapped_records(connectors, config.customers, lambda s: source_timeout(config, s)))
     progress = Progress(len(customers), enabled=not quiet)
     failures: list[str] = []
 
@@ -166,8 +173,14 @@ async def _generate_with(setup: Setup, config: Config, customers: list[CustomerC
         results = await engine.run_many(customers, setup.week_day, out, backfill_weeks=backfill, on_done=done)
         if deliver:
             await _approve_and_deliver(config, store, [r for r in results if isinstance(r, Draft)], out)
-        unmapped = [f"{r.system}: {r.id} ({r.name})" for r in await unmapped_records(connectors, config.customers)]
+        swept = await sweep
+        unmapped = [f"{r.system}: {r.id} ({r.name})" for r in swept.records]
+        for line in swept.skipped:
+            print(f"warning: {line}", file=sys.stderr)
     finally:
+        if not sweep.done():
+            sweep.cancel()
+            await asyncio.gather(sweep, return_exceptions=True)
         engine.close()
         for c in connectors.values():
             await c.aclose()
@@ -282,7 +295,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     path = args.config or os.environ.get("REPORTBOT_CONFIG")
     if not path:
         raise CliError("config check needs --config FILE (or REPORTBOT_CONFIG)", EXIT_USAGE)
-    config = load_config(path)
+    config = load_config(path, source_types=OPTIONS)
     problems = []
     for c in config.customers:
         missing = [s for s in ("uptime", "tickets", "changes", "backups", "security", "sites") if s not in c.sources]
@@ -334,11 +347,14 @@ async def _check_sources(config: Config) -> list[str]:
             connector = CONNECTORS[kind](name, src, ctx)
         except ConnectorError as err:
             return [f"error: sources.{name}: {err}"]
+        limit = source_timeout(config, name)
         try:
             t0 = time.perf_counter()
             try:
-                what = await connector.probe()  # type: ignore[attr-defined]
-                records = await connector.customer_records()
+                what = await asyncio.wait_for(connector.probe(), limit)  # type: ignore[attr-defined]
+                records = await asyncio.wait_for(connector.customer_records(), limit)
+            except TimeoutError:
+                return [f"error: sources.{name}: no answer within {limit:g} s (timeout_seconds)"]
             except ConnectorError as err:
                 return [f"error: sources.{name}: {err}"]
             ms = 1000 * (time.perf_counter() - t0)
@@ -353,7 +369,10 @@ async def _check_sources(config: Config) -> list[str]:
                 found = ids[cid].name if cid in ids else None
                 if found is None and check_id is not None:
                     try:
-                        found = await check_id(cid)
+                        found = await asyncio.wait_for(check_id(cid), limit)
+                    except TimeoutError:
+                        lines.append(f"error: customers[{c.code}].ids.{name}: {name} gave no answer within {limit:g} s")
+                        continue
                     except ConnectorError as err:
                         lines.append(f"error: customers[{c.code}].ids.{name}: {err}")
                         continue
@@ -364,8 +383,10 @@ async def _check_sources(config: Config) -> list[str]:
                     close = difflib.get_close_matches(cid, list(ids), n=3, cutoff=0.6)
                     hint = f"; close: {', '.join(close)}" if close else ""
                     lines.append(f"error: customers[{c.code}].ids.{name}: {cid!r} is not a customer in {name}{hint}")
+            accepts = getattr(connector, "accepts_id", lambda r, cid: False)
+            configured = [c.ids[name] for c in config.customers if name in c.ids]
             for rid, r in sorted(ids.items()):
-                if rid not in mapped and not any(c.ids.get(name) == rid for c in config.customers):
+                if rid not in mapped and rid not in configured and not any(accepts(r, cid) for cid in configured):
                     lines.append(f"warning: sources.{name}: {rid!r} ({r.name}) maps to no configured customer")
         finally:
             await connector.aclose()
@@ -420,6 +441,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     path = args.config or os.environ.get("REPORTBOT_CONFIG")
     if not args.sandbox and not path:
         raise CliError("serve needs --config FILE (or REPORTBOT_CONFIG), or --sandbox to try it locally", EXIT_USAGE)
+    config_base = Path(path).resolve().parent if path else None
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -442,7 +464,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 config = sandbox_config(dataset, store_url, farm.sources)
                 await _serve(config, None, lambda: week_day, HISTORY_WEEKS, stop)
         else:
-            await _serve(load_config(path), Path(path).resolve().parent, None, 0, stop)
+            await _serve(load_config(path, source_types=OPTIONS), config_base, None, 0, stop)
 
     async def _serve(config: Config, base: Path | None, week: Any, backfill: int, stop: asyncio.Event) -> None:
         try:
@@ -467,7 +489,7 @@ def cmd_manifest(args: argparse.Namespace) -> int:
 
     path = args.config or os.environ.get("REPORTBOT_CONFIG")
     if path:
-        config = load_config(path)
+        config = load_config(path, source_types=OPTIONS)
         if not config.teams.app_id:
             raise CliError("teams.app_id: needed for the Teams app package", EXIT_USAGE)
         try:

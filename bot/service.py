@@ -296,7 +296,7 @@ class DeliveryResumer:
 
 
 def build_connectors(config: Config) -> dict[str, Connector]:
-    ctx = ConnectorContext()
+    ctx = ConnectorContext(customers=ConnectorContext.batch_sizes(config.customers))
     used = sorted({s for c in config.customers for s in c.sources.values()})
     return {name: CONNECTORS[config.sources[name].type or name](name, config.sources[name], ctx) for name in used}
 

@@ -1,71 +1,39 @@
-"""The one interface every source connector implements, and its error tree.
-
-A connector serves one configured source (``[sources.<name>]``) and produces one or more report
-sections. Errors are translated once, by category, so the collector can say what a reader
-should do about a missing section:
-
-- ``SourceUnavailable``: timeout, 5xx, refused connection — try again later.
-- ``SourceAuthError``: credentials rejected or expired — a human must act.
-- ``SourceDataError``: the answer does not have the documented shape, or the customer's id is
-  unknown there — the vendor changed something or the mapping is wrong.
-"""
+"""The connector side of the source protocol: the context connectors are built with, the
+registry's factory type, and (re-exported from ``reporting.sources``, where the engine consumes
+them) the protocol and the error tree every connector raises."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+import functools
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
-from reporting.config import CustomerConfig, SourceConfig
-from reporting.models import Period, SectionData, Targets
+from reporting.config import SourceConfig
+from reporting.sources import (
+    Connector,
+    ConnectorError,
+    SourceAuthError,
+    SourceDataError,
+    SourceRecord,
+    SourceUnavailable,
+)
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
-class ConnectorError(Exception):
-    """Base of connector failures. ``str()`` is shown to engineers: no secrets, no bodies."""
-
-    category = "error"
-
-    def __init__(self, system: str, message: str):
-        self.system = system
-        super().__init__(f"{system}: {message}")
-
-
-class SourceUnavailable(ConnectorError):
-    category = "unavailable"
-
-
-class SourceAuthError(ConnectorError):
-    category = "auth"
-
-
-class SourceDataError(ConnectorError):
-    category = "data"
-
-
-@dataclass(frozen=True)
-class SourceRecord:
-    """A customer-level entity in a source (host group, company, client, tenant...)."""
-
-    system: str
-    id: str
-    name: str
-
-
-class Connector(Protocol):
-    """What the collector needs from a source."""
-
-    name: str  # the [sources.<name>] key, shown as the section's source
-    sections: frozenset[str]  # which report sections this connector can produce
-
-    async def fetch_section(self, section: str, customer: CustomerConfig, period: Period, targets: Targets) -> SectionData:
-        """The section's data for ``customer`` over ``[period.start, period.end)``."""
-        ...
-
-    async def customer_records(self) -> list[SourceRecord]:
-        """Every customer-level entity the source holds, to find ones no customer maps to."""
-        ...
-
-    async def aclose(self) -> None: ...
+__all__ = [
+    "Connector",
+    "ConnectorContext",
+    "ConnectorError",
+    "ConnectorFactory",
+    "connector_shape",
+    "SourceAuthError",
+    "SourceDataError",
+    "SourceRecord",
+    "SourceUnavailable",
+]
 
 
 @dataclass
@@ -80,6 +48,80 @@ class ConnectorContext:
     sandbox: Any = None  # connectors.sandbox.dataset.SandboxDataset when the sandbox is configured
     client_factory: Callable[[SourceConfig], Any] | None = None
     sleep: Callable[[float], Awaitable[None]] | None = None
+    # source name -> how many customers of the batch use it: a connector may then read for all of
+    # them at once (one list query split by customer) instead of once per customer
+    customers: Mapping[str, int] = field(default_factory=dict)
+
+    @staticmethod
+    def batch_sizes(customers: Iterable[Any]) -> dict[str, int]:
+        """``customers`` (``CustomerConfig``s) -> source name -> customers using it."""
+        out: dict[str, int] = {}
+        for c in customers:
+            for name in set(c.sources.values()):
+                out[name] = out.get(name, 0) + 1
+        return out
 
 
 ConnectorFactory = Callable[[str, SourceConfig, ConnectorContext], Connector]
+
+
+_SETUP_CALLS = ("fetch_section", "customer_records", "probe", "check_id")
+
+
+def connector_shape(cls: type[T]) -> type[T]:
+    """The one connector shape, applied to every connector class:
+
+    - the constructor never raises: a ``ConnectorError`` while setting up (a missing
+      credential, an option that cannot work) is kept, and every call — ``fetch_section``,
+      ``customer_records``, ``probe``, ``check_id`` — raises it again, so the sections are
+      unavailable with that reason and ``serve`` still starts;
+    - ``check_id`` (what a configured id names there) defaults to a look-up in
+      ``customer_records``; ``accepts_id`` (another id form naming a record) defaults to none.
+
+    The class must declare ``sections`` as a class attribute (known even when set-up failed).
+    """
+    assert isinstance(getattr(cls, "sections", None), frozenset), f"{cls.__name__}.sections must be a class attribute"
+    init = cls.__init__
+
+    @functools.wraps(init)
+    def __init__(self: Any, name: str, source: SourceConfig, ctx: ConnectorContext, *args: Any, **kw: Any) -> None:
+        self._setup_error = None
+        try:
+            init(self, name, source, ctx, *args, **kw)
+        except ConnectorError as err:
+            self.name = name
+            self._setup_error = err
+            log.warning("sources.%s cannot be used: %s (its sections will be unavailable)", name, err)
+
+    cls.__init__ = __init__  # type: ignore[misc]
+
+    if not hasattr(cls, "check_id"):
+        async def check_id(self: Any, cid: str) -> str | None:
+            return next((r.name for r in await self.customer_records() if r.id == cid), None)
+
+        cls.check_id = check_id  # type: ignore[attr-defined]
+    if not hasattr(cls, "accepts_id"):
+        def accepts_id(self: Any, record: SourceRecord, cid: str) -> bool:
+            return False
+
+        cls.accepts_id = accepts_id  # type: ignore[attr-defined]
+
+    for meth in _SETUP_CALLS:
+        orig = getattr(cls, meth)
+
+        async def guarded(self: Any, *args: Any, __orig: Any = orig, **kw: Any) -> Any:
+            err = self._setup_error
+            if err is not None:
+                raise type(err)(err.system, str(err).removeprefix(f"{err.system}: "))
+            return await __orig(self, *args, **kw)
+
+        setattr(cls, meth, functools.wraps(orig)(guarded))
+
+    close = cls.aclose  # type: ignore[attr-defined]
+
+    async def aclose(self: Any) -> None:
+        if self._setup_error is None:
+            await close(self)
+
+    cls.aclose = functools.wraps(close)(aclose)  # type: ignore[attr-defined]
+    return cls

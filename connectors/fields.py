@@ -9,10 +9,11 @@ digits), and ConnectWise's bracketed ``[2024-05-06T00:00:00Z]`` literals.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from connectors.base import SourceDataError
+from reporting.sources import SourceDataError
 
 T = TypeVar("T")
 
@@ -175,3 +176,27 @@ def iso_z(ts: datetime) -> str:
 
 def epoch(ts: datetime) -> int:
     return int(ts.astimezone(UTC).timestamp())
+
+
+def require_in_schema(system: str, rows: Sequence[Any], keys: Iterable[str], where: str) -> None:
+    """Fields the vendor documents that may be null or left out on one record (an ongoing
+    outage has no end) must still exist in the schema: a key absent from *every* record of a
+    non-empty list is API drift (a renamed field) → ``SourceDataError`` naming it, never a
+    silent "none of them has one"."""
+    objs = [r.data if isinstance(r, Fields) else r for r in rows]
+    if not objs:
+        return
+    for key in keys:
+        if not any(_present(o, key) for o in objs):
+            raise SourceDataError(
+                system, f"{where}: field '{key}' is missing from all {len(objs)} records (the API's schema changed?)"
+            )
+
+
+def _present(obj: Any, key: str) -> bool:
+    cur = obj
+    for part in key.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            return False
+        cur = cur[part]
+    return True

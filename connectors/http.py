@@ -21,6 +21,7 @@ gets one pooled client per source.
 from __future__ import annotations
 
 import asyncio
+import collections
 import email.utils
 import json
 import logging
@@ -33,9 +34,10 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 import httpx
+from pydantic import Field
 
-from connectors.base import SourceAuthError, SourceDataError, SourceUnavailable
-from reporting.config import SourceConfig
+from reporting.config import SourceConfig, SourceOptions
+from reporting.sources import SourceAuthError, SourceDataError, SourceUnavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -102,8 +104,35 @@ def _short(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+class RequestBudget:
+    """At most ``limit`` requests in any rolling ``window`` seconds, kept on our side (hosted
+    HaloPSA: 300 per 5 minutes): a request over budget waits until the oldest one in the window
+    ages out, instead of drawing a 429. ``clock``/``sleep`` are injectable for tests."""
+
+    def __init__(self, limit: int, window: float, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
+        self.limit, self.window = limit, window
+        self._clock, self._sleep = clock, sleep
+        self._sent: collections.deque[float] = collections.deque()
+        self._lock = asyncio.Lock()
+        self.waited = 0.0  # seconds spent waiting for the budget (for tests and benchmarks)
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            while True:
+                now = self._clock()
+                while self._sent and self._sent[0] <= now - self.window:
+                    self._sent.popleft()
+                if len(self._sent) < self.limit:
+                    self._sent.append(now)
+                    return
+                wait = self._sent[0] + self.window - now
+                self.waited += wait
+                await self._sleep(wait)
+
+
 class HttpSource:
-    """One configured source's HTTP access: limits, retries, error translation."""
+    """One configured source's HTTP access: limits, request budget, retries, error translation."""
 
     def __init__(
         self,
@@ -116,8 +145,10 @@ class HttpSource:
         error_message: ErrorMessage = _json_message,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         secrets: tuple[str, ...] = (),
+        budget: RequestBudget | None = None,
     ):
         self.system = system
+        self.budget = budget
         self.client = client
         self.request_timeout = request_timeout
         self.retry = retry or RetryPolicy()
@@ -131,6 +162,9 @@ class HttpSource:
 
     @classmethod
     def from_config(cls, system: str, source: SourceConfig, client: httpx.AsyncClient, **kw: Any) -> HttpSource:
+        per_window = source.option("requests_per_window")
+        if per_window and "budget" not in kw:
+            kw["budget"] = RequestBudget(int(per_window), float(source.option("window_seconds", 60.0)))
         return cls(
             system,
             client,
@@ -177,6 +211,8 @@ class HttpSource:
         last = ""
         for attempt in range(1, policy.max_attempts + 1):
             wait: float | None = None
+            if self.budget is not None:
+                await self.budget.acquire()
             try:
                 async with self._limit:
                     self.requests += 1
@@ -272,6 +308,18 @@ async def gather_all(*aws: Awaitable[T]) -> list[T]:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+class HttpOptions(SourceOptions):
+    """The keys every HTTP source takes (``HttpSource.from_config``, ``new_client``)."""
+
+    request_timeout_seconds: float = Field(default=15.0, gt=0)
+    max_attempts: int = Field(default=4, ge=1, le=20)
+    max_retry_wait_seconds: float = Field(default=30.0, ge=0)
+    ca_bundle: str | None = None  # a PEM file of CAs to trust for a private endpoint
+    # the vendor's request budget, kept client-side: at most this many requests per rolling window
+    requests_per_window: int | None = Field(default=None, ge=1)
+    window_seconds: float = Field(default=60.0, gt=0)
+
+
 def require_url(system: str, source: SourceConfig) -> str:
     if not source.url:
         raise SourceDataError(system, f"sources.{system}.url is not set")
@@ -279,10 +327,21 @@ def require_url(system: str, source: SourceConfig) -> str:
 
 
 def require_secret(system: str, name: str, source: SourceConfig, key: str) -> str:
+    """A secret credential (password, key, token). Missing: ``SourceAuthError`` — the one rule for
+    every credential, secret or not: a human must supply it, like a refused one."""
     value = source.secret(key)
     if not value:
         raise SourceAuthError(system, f"sources.{name}.{key} is not set (put it in the environment and write ${{VAR}})")
     return value
+
+
+def require_credential(system: str, name: str, source: SourceConfig, key: str, what: str = "") -> str:
+    """A credential that is not secret (a client id, a public key, a user name). Missing:
+    ``SourceAuthError``, the same rule as :func:`require_secret`."""
+    value = source.option(key)
+    if value in (None, ""):
+        raise SourceAuthError(system, f"sources.{name}.{key} is not set" + (f" ({what})" if what else ""))
+    return str(value)
 
 
 def source_http(system: str, source: SourceConfig, ctx: Any, **kw: Any) -> tuple[HttpSource, httpx.AsyncClient]:

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 
-from connectors.base import Connector, ConnectorError, SourceAuthError, SourceRecord
+from reporting.sources import Connector, ConnectorError, SourceAuthError, SourceRecord
 from reporting.config import Config, CustomerConfig
 from reporting.models import SECTION_NAMES, Period, Section, Targets
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _ADVICE = {
     "unavailable": "try again later",
@@ -35,6 +38,63 @@ def targets_for(config: Config, customer: CustomerConfig) -> Targets:
     )
 
 
+class SourceBreaker:
+    """One batch's memory of sources that hang.
+
+    A section that runs out its whole ``timeout_seconds`` means its source is not answering.
+    The breaker then ends every other section of that source at once — those in flight and those
+    not started yet — as unavailable with the same reason, so a batch with one hung source ends
+    about one timeout after it first asked that source, not one timeout per customer and week.
+    One breaker per batch (``Engine.run_many``): a source that hung last week is asked again.
+    """
+
+    def __init__(self) -> None:
+        self._reasons: dict[str, str] = {}
+        self._events: dict[str, asyncio.Event] = {}
+
+    def reason(self, system: str) -> str | None:
+        return self._reasons.get(system)
+
+    def trip(self, system: str, reason: str) -> None:
+        if system not in self._reasons:
+            self._reasons[system] = reason
+            log.warning("source %s is not answering; its other sections in this batch are unavailable", system)
+        self.event(system).set()
+
+    def event(self, system: str) -> asyncio.Event:
+        return self._events.setdefault(system, asyncio.Event())
+
+
+async def _bounded(system: str, work: Awaitable[T], limit: float, breaker: SourceBreaker | None) -> T:
+    """``work`` under ``limit`` seconds; raises ``TimeoutError`` (and trips the breaker) when the
+    source ran out of time, ``_Tripped`` when another section found it hanging meanwhile."""
+    if breaker is None:
+        return await asyncio.wait_for(work, limit)
+    if breaker.reason(system) is not None:
+        close = getattr(work, "close", None)
+        if close is not None:
+            close()  # a coroutine never awaited
+        raise _Tripped(breaker.reason(system) or "")
+    task = asyncio.ensure_future(work)
+    waiter = asyncio.ensure_future(breaker.event(system).wait())
+    try:
+        done, _ = await asyncio.wait({task, waiter}, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            return task.result()
+        if waiter in done:
+            raise _Tripped(breaker.reason(system) or "")
+        raise TimeoutError
+    finally:
+        for t in (task, waiter):
+            if not t.done():
+                t.cancel()
+        await asyncio.gather(task, waiter, return_exceptions=True)
+
+
+class _Tripped(Exception):
+    pass
+
+
 async def _one(
     section: str,
     customer: CustomerConfig,
@@ -43,6 +103,7 @@ async def _one(
     targets: Targets,
     timeout: Callable[[str], float],
     tz_now: Callable[[], datetime],
+    breaker: SourceBreaker | None = None,
 ) -> Section:
     system = customer.sources.get(section)
     if system is None:
@@ -52,9 +113,14 @@ async def _one(
         return Section(section, "unavailable", system, tz_now(), error=f"source {system} is not set up in this run")  # type: ignore[arg-type]
     limit = timeout(system)
     try:
-        data = await asyncio.wait_for(connector.fetch_section(section, customer, period, targets), limit)
+        data = await _bounded(system, connector.fetch_section(section, customer, period, targets), limit, breaker)
     except TimeoutError:
         error = f"{system}: no answer within {limit:g} s ({_ADVICE['unavailable']})"
+        if breaker is not None:
+            advice = _ADVICE["unavailable"]
+            breaker.trip(system, f"{system}: no answer within {limit:g} s earlier in this run ({advice})")
+    except _Tripped as tripped:
+        error = str(tripped)
     except ConnectorError as err:
         error = f"{err} ({_ADVICE.get(err.category, 'see the logs')})"
         level = logging.WARNING if not isinstance(err, SourceAuthError) else logging.ERROR
@@ -67,36 +133,78 @@ async def _one(
     return Section(section, "unavailable", system, tz_now(), error=error)  # type: ignore[arg-type]
 
 
+def source_timeout(config: Config, system: str) -> float:
+    """``[sources.<name>] timeout_seconds``, else ``[collect] timeout_seconds``."""
+    src = config.sources.get(system)
+    return (src.timeout_seconds if src and src.timeout_seconds else None) or config.collect.timeout_seconds
+
+
 async def collect(
     config: Config,
     customer: CustomerConfig,
     period: Period,
     connectors: Mapping[str, Connector],
     now: Callable[[], datetime],
+    breaker: SourceBreaker | None = None,
 ) -> dict[str, Section]:
     """All six sections of ``customer`` for ``period``, concurrently."""
     targets = targets_for(config, customer)
-
-    def timeout(system: str) -> float:
-        src = config.sources.get(system)
-        return (src.timeout_seconds if src and src.timeout_seconds else None) or config.collect.timeout_seconds
-
     sections = await asyncio.gather(
-        *(_one(name, customer, period, connectors, targets, timeout, now) for name in SECTION_NAMES)
+        *(_one(name, customer, period, connectors, targets, lambda s: source_timeout(config, s), now, breaker)
+          for name in SECTION_NAMES)
     )
     return {s.name: s for s in sections}
 
 
-async def unmapped_records(connectors: Mapping[str, Connector], customers: Iterable[CustomerConfig]) -> list[SourceRecord]:
-    """Customer-level records in the sources that no configured customer maps to."""
+@dataclass
+class Sweep:
+    """The unmapped-customer sweep: the records no customer maps to, and one line per source
+    whose list could not be read in time (its warnings are left out, nothing else)."""
+
+    records: list[SourceRecord] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+async def unmapped_records(
+    connectors: Mapping[str, Connector],
+    customers: Iterable[CustomerConfig],
+    limits: Callable[[str], float] | float = 60.0,
+) -> Sweep:
+    """Customer-level records in the sources that no configured customer maps to.
+
+    Every source is listed concurrently, each under its timeout; a source that fails or does
+    not answer in time only loses its warnings (``Sweep.skipped`` says so), never the run."""
     customers = list(customers)
-    out: list[SourceRecord] = []
-    for name, connector in sorted(connectors.items()):
-        known = {c.ids[name] for c in customers if name in c.ids}
+    limit = limits if callable(limits) else (lambda _s, t=float(limits): t)
+
+    async def one(name: str, connector: Connector) -> tuple[list[SourceRecord], str | None]:
+        known = {str(c.ids[name]) for c in customers if name in c.ids}
+        seconds = limit(name)
         try:
-            records = await connector.customer_records()
+            records = await asyncio.wait_for(connector.customer_records(), seconds)
+        except TimeoutError:
+            return [], f"{name}: no customer list within {seconds:g} s; its unmapped-customer warnings are left out"
         except ConnectorError as err:
             log.warning("cannot list customers of %s: %s", name, err)
-            continue
-        out.extend(r for r in records if r.id not in known)
-    return out
+            return [], f"{name}: customer list unavailable ({err}); its unmapped-customer warnings are left out"
+        except Exception as err:  # a sweep is advice: a bug in one connector's listing must not stop the run
+            log.exception("listing the customers of %s crashed", name)
+            return [], f"{name}: listing failed ({type(err).__name__}); its unmapped-customer warnings are left out"
+        check = getattr(connector, "accepts_id", None)
+        out = []
+        for r in records:
+            if r.id in known:
+                continue
+            if check is not None and any(check(r, k) for k in known):
+                continue  # mapped by another form of id the connector accepts (a name, say)
+            out.append(r)
+        return out, None
+
+    names = sorted(connectors)
+    results = await asyncio.gather(*(one(n, connectors[n]) for n in names))
+    sweep = Sweep()
+    for records, skipped in results:
+        sweep.records.extend(records)
+        if skipped:
+            sweep.skipped.append(skipped)
+    return sweep

@@ -6,11 +6,13 @@ resolved values are kept as ``SecretStr`` so they never show up in a repr, a log
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
@@ -25,6 +27,9 @@ def is_secret_key(name: str) -> bool:
     """Whether a ``[sources.*]`` key holds a secret (kept as SecretStr, written as ``${VAR}``)."""
     return bool(_SECRET_KEY.search(name))
 CODE_RE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,31}$")
+# C0 and C1 controls (CR, LF, TAB, ESC...), DEL and the bidi overrides: refused in names and
+# addresses, which end up in mail headers, file names and card titles
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 class ConfigError(ValueError):
@@ -280,6 +285,15 @@ class CustomerConfig(_Strict):
             raise ValueError("must be 1-32 characters of A-Z, 0-9, '_' or '-', starting with a letter or digit")
         return v
 
+    @field_validator("name", "domain", "tenant_id", "cto_email", "account_owner_email", "teams_channel",
+                     "sharepoint_folder")
+    @classmethod
+    def _no_controls(cls, v: str) -> str:
+        m = _CONTROL.search(v)
+        if m:
+            raise ValueError(f"contains a control character ({m.group(0)!r}); names and addresses are one plain line")
+        return v
+
     @field_validator("cto_email", "account_owner_email")
     @classmethod
     def _email(cls, v: str) -> str:
@@ -423,7 +437,53 @@ def parse_config(data: dict[str, Any], source: str = "<config>", env: dict[str, 
         raise ConfigError(source, out) from None
 
 
-def load_config(path: str | Path, env: dict[str, str] | None = None) -> Config:
+class SourceOptions(BaseModel):
+    """The keys of one ``[sources.<name>]`` table besides ``type``, ``url``, ``timeout_seconds``
+    and ``concurrency``: each connector declares its own as a subclass (secrets as ``SecretStr``),
+    so a typo'd key, a wrong type or a missing required key is a config error at load time that
+    names the file and the key — not a silently unavailable section on Monday."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    url_required: ClassVar[bool] = True  # False: the connector has a default endpoint (Graph, ARM)
+
+
+def check_sources(config: Config, source_types: Mapping[str, type[SourceOptions]], where: str) -> None:
+    """Every ``[sources.<name>]`` against its connector's options model (``type``, else the
+    table's name, picks it). Raises one ``ConfigError`` with one line per problem."""
+    problems: list[str] = []
+    for name, src in config.sources.items():
+        kind = src.type or name
+        model = source_types.get(kind)
+        if model is None:
+            close = difflib.get_close_matches(kind, list(source_types), n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            key = f"sources.{name}.type" if src.type else f"sources.{name}"
+            problems.append(f"{key}: no connector named {kind!r} ({hint}known: {', '.join(sorted(source_types))})")
+            continue
+        if model.url_required and not src.url:
+            problems.append(f"sources.{name}.url: required key is missing (the {kind} API's base URL)")
+        try:
+            model.model_validate(src.model_extra or {})
+        except ValidationError as err:
+            for e in err.errors(include_url=False, include_input=False):
+                key = f"sources.{name}.{_loc(tuple(e['loc']))}"
+                if e["type"] == "extra_forbidden":
+                    known = [f for f in model.model_fields if not f.startswith("_")]
+                    close = difflib.get_close_matches(str(e["loc"][0]), known, n=1, cutoff=0.6)
+                    problems.append(f"{key}: unknown key" + (f" (did you mean {close[0]}?)" if close else ""))
+                elif e["type"] == "missing":
+                    problems.append(f"{key}: required key is missing")
+                else:
+                    problems.append(f"{key}: {e['msg'].removeprefix('Value error, ')}")
+    if problems:
+        raise ConfigError(where, problems)
+
+
+def load_config(
+    path: str | Path, env: dict[str, str] | None = None, source_types: Mapping[str, type[SourceOptions]] | None = None
+) -> Config:
+    """Read and validate ``path``; with ``source_types`` (the connector registry's options
+    models) every source table is validated too."""
     p = Path(path)
     try:
         raw = tomllib.loads(p.read_text(encoding="utf-8"))
@@ -433,4 +493,7 @@ def load_config(path: str | Path, env: dict[str, str] | None = None) -> Config:
         raise ConfigError(str(p), [f"not valid TOML: {err}"]) from None
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(str(p), [f"cannot read: {err}"]) from None
-    return parse_config(raw, str(p), env)
+    config = parse_config(raw, str(p), env)
+    if source_types is not None:
+        check_sources(config, source_types, str(p))
+    return config

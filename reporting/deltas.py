@@ -54,17 +54,18 @@ def _ticket_flags(cur: Tickets, prev: Tickets | None, th: Thresholds) -> list[Fl
     att, prev_att = cur.sla_attainment_pct, prev.sla_attainment_pct if prev else None
     if att is not None and prev_att is not None and prev_att - att >= th.sla_drop_points:
         out.append(Flag("sla_drop", "medium", "tickets",
-                        f"Tickets resolved within SLA fell {prev_att - att:.1f} points, from {pct(prev_att, 1)} to {pct(att, 1)}."))
+                        f"Service desk tickets resolved within SLA fell {prev_att - att:.1f} points, "
+                        f"from {pct(prev_att, 1)} to {pct(att, 1)}."))
     if att is not None and att < cur.target_pct:
         out.append(Flag("sla_below_target", "medium", "tickets",
-                        f"Only {pct(att, 1)} of tickets closed this week met their resolution target "
+                        f"Only {pct(att, 1)} of service desk tickets closed this week met their resolution target "
                         f"(target {pct(cur.target_pct, 0)}; {cur.sla_breaches} breaches)."))
     if prev is not None and prev.opened > 0:
         rise = 100.0 * (cur.opened - prev.opened) / prev.opened
         if rise >= th.tickets_opened_increase_pct and cur.backlog > prev.backlog:
             out.append(Flag("ticket_trend_worse", "medium", "tickets",
-                            f"Tickets opened rose {rise:.0f} % ({prev.opened} to {cur.opened}) and the open backlog grew "
-                            f"from {prev.backlog} to {cur.backlog}."))
+                            f"Service desk tickets opened rose {rise:.0f} % ({prev.opened} to {cur.opened}) "
+                            f"and the open backlog grew from {prev.backlog} to {cur.backlog}."))
     return out
 
 

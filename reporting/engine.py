@@ -20,9 +20,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from connectors.base import Connector
+from reporting.sources import Connector
 from reporting import snapshot
-from reporting.collect import collect
+from reporting.collect import SourceBreaker, collect
 from reporting.config import Config, CustomerConfig
 from reporting.deltas import compute_flags
 from reporting.markdown import render_markdown
@@ -131,10 +131,11 @@ class Engine:
     def period_for(self, customer: CustomerConfig, week_day: date) -> Period:
         return week_containing(week_day, self.config.customer_timezone(customer))
 
-    async def build(self, customer: CustomerConfig, period: Period) -> Report:
-        """Collect and compare; no files written."""
+    async def build(self, customer: CustomerConfig, period: Period, breaker: SourceBreaker | None = None) -> Report:
+        """Collect and compare; no files written. ``breaker``: the batch's memory of hung sources."""
         tz = period.timezone
-        sections = await collect(self.config, customer, period, self.connectors, lambda: self.now().astimezone(period.start.tzinfo))
+        sections = await collect(self.config, customer, period, self.connectors,
+                                 lambda: self.now().astimezone(period.start.tzinfo), breaker)
         prev_payload = await self.store.get(customer.code, previous_period(period).end.date())
         previous = snapshot.from_dict(prev_payload).sections if prev_payload else None
         flags = compute_flags(sections, previous, self.config.thresholds, tz)
@@ -150,7 +151,8 @@ class Engine:
             history=history,
         )
 
-    async def backfill(self, customer: CustomerConfig, week_day: date, weeks: int) -> int:
+    async def backfill(self, customer: CustomerConfig, week_day: date, weeks: int,
+                       breaker: SourceBreaker | None = None) -> int:
         """Store history snapshots for up to ``weeks`` weeks before ``week_day``'s week that the
         store lacks, oldest first, so deltas and trends have a baseline. A week in which no
         section could be read (e.g. before the customer was onboarded) is not stored."""
@@ -164,17 +166,18 @@ class Engine:
         for p in reversed(todo):
             if await self.store.get(customer.code, p.end.date()) is not None:
                 continue
-            report = await self.build(customer, p)
+            report = await self.build(customer, p, breaker)
             if not any(s.ok for s in report.sections.values()):
                 continue
             await self.store.save(snapshot.to_dict(report), kind="history")
             stored += 1
         return stored
 
-    async def draft(self, customer: CustomerConfig, week_day: date, out: Path) -> Draft:
+    async def draft(self, customer: CustomerConfig, week_day: date, out: Path,
+                    breaker: SourceBreaker | None = None) -> Draft:
         """Build, render (.md, .pdf, .json, each written atomically) and store the draft."""
         period = self.period_for(customer, week_day)
-        report = await self.build(customer, period)
+        report = await self.build(customer, period, breaker)
         return await self.write(report, out)
 
     async def write(self, report: Report, out: Path, kind: str = "draft") -> Draft:
@@ -206,15 +209,18 @@ class Engine:
         backfill_weeks: int = 0,
         on_done: Callable[[Draft | BaseException, CustomerConfig], Awaitable[None] | None] | None = None,
     ) -> list[Draft | BaseException]:
-        """Drafts for ``customers`` concurrently (bounded by ``[schedule] concurrency``)."""
+        """Drafts for ``customers`` concurrently (bounded by ``[schedule] concurrency``). A source
+        that runs out its timeout once is not waited for again in this batch (``SourceBreaker``),
+        so one hung source costs about one timeout, not one per customer."""
         sem = asyncio.Semaphore(self.config.schedule.concurrency)
+        breaker = SourceBreaker()
 
         async def one(c: CustomerConfig) -> Draft | BaseException:
             async with sem:
                 try:
                     if backfill_weeks:
-                        await self.backfill(c, week_day, backfill_weeks)
-                    result: Draft | BaseException = await self.draft(c, week_day, out)
+                        await self.backfill(c, week_day, backfill_weeks, breaker)
+                    result: Draft | BaseException = await self.draft(c, week_day, out, breaker)
                 except Exception as err:  # one customer's failure must not stop the batch
                     log.exception("draft for %s failed", c.code)
                     result = err

@@ -61,6 +61,9 @@ class TicketRecord:
     met_sla: bool | None = None  # the PSA's own verdict when it gives one
     is_change: bool = False
     sla_excluded: bool = False  # the PSA marks it outside SLA measurement (e.g. Halo excludefromsla)
+    # open at period end: the PSA's own verdict whether it had breached by then (ConnectWise
+    # isInSla with paused clocks, Halo fixbydate after hold time); None = judge by resolve_by
+    breached_at_end: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -212,6 +215,12 @@ def _met(t: TicketRecord) -> bool:
     return t.closed <= t.resolve_by
 
 
+def _open_breach(t: TicketRecord, period: Period) -> bool:
+    if t.breached_at_end is not None:
+        return t.breached_at_end
+    return t.resolve_by is not None and t.resolve_by < period.end
+
+
 def tickets_section(tickets: Iterable[TicketRecord], period: Period, target_pct: float) -> Tickets:
     """Ticket throughput and SLA.
 
@@ -219,8 +228,9 @@ def tickets_section(tickets: Iterable[TicketRecord], period: Period, target_pct:
     closed before end. sla_attainment_pct = 100 × met / (closed-in-period − excluded) (None if
     that is 0), where met is the PSA's own verdict or closed <= resolve_by, and excluded are
     tickets the PSA keeps out of SLA measurement. sla_breaches = closed-in-period that missed +
-    open at end with resolve_by < end (excluded tickets never breach). by_priority counts
-    tickets opened.
+    open at end that had breached by then — the PSA's own verdict ``breached_at_end`` where the
+    connector has one (clocks paused while waiting respected), else resolve_by < end (excluded
+    tickets never breach). by_priority counts tickets opened.
     """
     opened = closed = backlog = met = measured = breaches = 0
     prio: Counter[str] = Counter()
@@ -240,7 +250,7 @@ def tickets_section(tickets: Iterable[TicketRecord], period: Period, target_pct:
                     breaches += 1
         if t.created < period.end and (t.closed is None or t.closed >= period.end):
             backlog += 1
-            if not t.sla_excluded and t.resolve_by is not None and t.resolve_by < period.end:
+            if not t.sla_excluded and _open_breach(t, period):
                 breaches += 1
     return Tickets(
         opened=opened,

@@ -68,3 +68,49 @@ def test_atomic_write_leaves_no_partial_file(tmp_path: Path) -> None:
         write_atomic(target, 12345)  # type: ignore[arg-type]  # fails mid-write
     assert target.read_bytes() == b"%PDF-complete"
     assert [p.name for p in target.parent.iterdir()] == ["A-weekly.pdf"]
+
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "example-config.toml"
+BROKEN = {  # must-show 4: each a one-line error naming the file and the key
+    "typo'd key": ('api_token = "${ZABBIX_API_TOKEN}"', 'api_tokn = "${ZABBIX_API_TOKEN}"',
+                   "sources.zabbix.api_tokn: unknown key"),
+    "missing url": ('url = "https://zabbix.northwind.example/zabbix"\n', "",
+                    "sources.zabbix.url: required key is missing"),
+    "wrong type": ('change_board = "Change Management"', 'page_size = "three"', "sources.connectwise.page_size: "),
+    "unknown type": ('type = "zabbix"', 'type = "zabix"', "sources.zabbix.type: no connector named 'zabix'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_config_check_offline_and_run_refuse_a_broken_source_table(
+        case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    for k, v in EXAMPLE_ENV.items():
+        monkeypatch.setenv(k, v)
+    old, new, key = BROKEN[case]
+    cfg = tmp_path / "c.toml"
+    text = EXAMPLE.read_text().replace('url = "sqlite:///reportbot.db"', f'url = "sqlite:///{tmp_path}/h.db"')
+    assert old in text
+    cfg.write_text(text.replace(old, new, 1))
+    out = tmp_path / "o"
+    for argv in (["config", "check", "--offline", "--config", str(cfg)],
+                 ["run", "--all", "--config", str(cfg), "--out", str(out), "--week", WEEK_DAY]):
+        assert main(argv) == 2, argv
+        captured = capsys.readouterr()
+        lines = captured.err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"reportbot: {cfg}: {key}"), (argv, captured.err)
+        assert captured.out == ""
+    assert not out.exists() and not (tmp_path / "h.db").exists()
+
+
+def test_a_run_whose_store_is_unreachable_names_the_file_and_writes_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    for k, v in EXAMPLE_ENV.items():
+        monkeypatch.setenv(k, v)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(EXAMPLE.read_text().replace('url = "sqlite:///reportbot.db"',
+                                               'url = "postgresql://nobody:x@127.0.0.1:9/none"'))
+    out = tmp_path / "o"
+    assert main(["run", "ACME", "--config", str(cfg), "--out", str(out), "--week", WEEK_DAY]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"reportbot: {cfg}: store.url: "), err
+    assert not out.exists()

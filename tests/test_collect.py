@@ -6,7 +6,7 @@ import asyncio
 from datetime import UTC, date, datetime
 
 from connectors.base import SourceAuthError, SourceRecord
-from reporting.collect import collect, unmapped_records
+from reporting.collect import SourceBreaker, collect, source_timeout, unmapped_records
 from reporting.config import parse_config
 from reporting.metrics import sites_section
 from reporting.models import Period, Targets
@@ -30,6 +30,8 @@ class Fake:
         return sites_section([], period, 99.5)
 
     async def customer_records(self) -> list[SourceRecord]:
+        if self.behaviour == "slow":
+            await asyncio.sleep(30)
         return [SourceRecord(self.name, "1", "Acme"), SourceRecord(self.name, "99", "Stray Co")]
 
     async def aclose(self) -> None:
@@ -72,5 +74,42 @@ async def test_failures_become_unavailable_sections_with_reasons() -> None:
 
 async def test_unmapped_records_are_reported() -> None:
     cfg = config()
-    stray = await unmapped_records({"good": Fake("good", "good")}, cfg.customers)
-    assert [(r.id, r.name) for r in stray] == [("99", "Stray Co")]
+    sweep = await unmapped_records({"good": Fake("good", "good")}, cfg.customers)
+    assert [(r.id, r.name) for r in sweep.records] == [("99", "Stray Co")] and sweep.skipped == []
+
+
+async def test_a_hung_source_costs_one_timeout_per_batch_not_one_per_customer() -> None:
+    """The breaker: the first section to run out its 0.2 s trips it; one in flight ends with it
+    (not 0.2 s after its own start), one started later ends at once — all unavailable, saying why."""
+    cfg = config()
+    fakes = {n: Fake(n, n) for n in ("good", "slow", "auth", "bug")}
+    breaker = SourceBreaker()
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+
+    async def later(delay: float) -> tuple[float, dict]:
+        await asyncio.sleep(delay)
+        sections = await collect(cfg, cfg.customers[0], P, fakes, lambda: datetime.now(UTC), breaker)
+        return loop.time() - t0, sections
+
+    (t_first, first), (t_second, second) = await asyncio.gather(later(0), later(0.1))
+    assert 0.2 <= t_first < 0.3 and t_second < 0.3  # the second did not wait its own 0.2 s
+    assert "no answer within 0.2 s (" in first["uptime"].error
+    assert second["uptime"].error == "slow: no answer within 0.2 s earlier in this run (try again later)"
+    t1 = loop.time()
+    third = await collect(cfg, cfg.customers[0], P, fakes, lambda: datetime.now(UTC), breaker)
+    assert loop.time() - t1 < 0.1 and third["uptime"].error == second["uptime"].error
+    assert third["sites"].ok  # the other sources are asked as usual
+    fresh = await collect(cfg, cfg.customers[0], P, fakes, lambda: datetime.now(UTC))  # another batch asks again
+    assert "no answer within 0.2 s (" in fresh["uptime"].error
+
+
+async def test_the_sweep_runs_every_source_at_once_each_under_its_timeout() -> None:
+    cfg = config()
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    sweep = await unmapped_records({"good": Fake("good", "good"), "slow": Fake("slow", "slow")}, cfg.customers,
+                                   lambda s: source_timeout(cfg, s))
+    assert loop.time() - t0 < 1.0  # slow's 0.2 s, not 30 s
+    assert [(r.system, r.id) for r in sweep.records] == [("good", "99")]
+    assert sweep.skipped == ["slow: no customer list within 0.2 s; its unmapped-customer warnings are left out"]

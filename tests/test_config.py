@@ -76,3 +76,48 @@ def test_unreadable_files(tmp_path: Path) -> None:
 def test_postgres_url_is_normalised() -> None:
     cfg = parse_config({**base(), "store": {"url": "postgresql://u:p@127.0.0.1/db"}}, env={})
     assert cfg.store.url == "postgresql+asyncpg://u:p@127.0.0.1/db"
+
+
+# ---- connector options validated at load (issue 13, must-show 4) ----------------------------
+
+
+def _with(tmp_path: Path, old: str, new: str) -> Path:
+    text = DOCS.read_text()
+    assert old in text, old
+    path = tmp_path / "reportbot.toml"
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+BROKEN = {
+    "typo": ('api_token = "${ZABBIX_API_TOKEN}"', 'api_tokn = "${ZABBIX_API_TOKEN}"',
+             "sources.zabbix.api_tokn: unknown key (did you mean api_token?)"),
+    "missing url": ('url = "https://zabbix.northwind.example/zabbix"\n', "",
+                    "sources.zabbix.url: required key is missing"),
+    "wrong type": ("[sources.connectwise]\n", '[sources.connectwise]\npage_size = "three"\n',
+                   "sources.connectwise.page_size: Input should be a valid integer"),
+    "unknown type": ('type = "zabbix"', 'type = "zabix"',
+                     "sources.zabbix.type: no connector named 'zabix' (did you mean 'zabbix'?"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_a_broken_source_table_is_one_line_naming_file_and_key(case: str, tmp_path: Path) -> None:
+    from connectors.registry import OPTIONS
+
+    old, new, expected = BROKEN[case]
+    path = _with(tmp_path, old, new)
+    load_config(DOCS, env=ENV, source_types=OPTIONS)  # the example itself is fine
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env=ENV, source_types=OPTIONS)
+    assert len(info.value.problems) == 1, info.value.problems
+    line = str(info.value)
+    assert line.startswith(f"{path}: ") and expected in line, line
+
+
+def test_a_customer_name_with_a_line_break_is_refused_at_load() -> None:
+    data = base(name="Acme\r\nBcc: everyone@example.com")
+    assert problems(data) == [
+        "customers[0].name: contains a control character ('\\r'); names and addresses are one plain line"]
+    data = base(teams_channel="19:abc\u202e@thread")  # a bidi override
+    assert problems(data)[0].startswith("customers[0].teams_channel: contains a control character")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 from bot.cli import main
 from connectors.sandbox.config import sandbox_config_files
 from connectors.sandbox.dataset import SandboxDataset
+from connectors.sim.base import Faults
 from connectors.sim.farm import SimulatorFarm, parse_fault_specs
 from tests.conftest import PERIOD_END, WEEK_DAY
 
@@ -21,7 +23,10 @@ from tests.conftest import PERIOD_END, WEEK_DAY
 @pytest.fixture(scope="module")
 def farm_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, str]]]:
     """The ten simulators running in a thread of their own, and the config `reportbot sandbox` writes."""
-    tmp = tmp_path_factory.mktemp("sandbox")
+    yield from _farm(tmp_path_factory.mktemp("sandbox"))
+
+
+def _farm(tmp: Path, faults: dict[str, Faults] | None = None) -> Iterator[tuple[Path, dict[str, str]]]:
     ready = threading.Event()
     state: dict[str, object] = {}
 
@@ -29,7 +34,7 @@ def farm_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path
         async def run() -> None:
             stop = asyncio.Event()
             state["loop"], state["stop"] = asyncio.get_running_loop(), stop
-            async with SimulatorFarm(SandboxDataset(date.fromisoformat(PERIOD_END))) as farm:
+            async with SimulatorFarm(SandboxDataset(date.fromisoformat(PERIOD_END)), faults=faults) as farm:
                 toml, env = sandbox_config_files(farm.dataset, farm.sources(), tmp / "sandbox.db")
                 (tmp / "sandbox.toml").write_text(toml)
                 state["env"] = dict(line.split("=", 1) for line in env.splitlines())
@@ -108,3 +113,40 @@ def test_fault_specs_are_checked() -> None:
     with pytest.raises(ValueError, match="unknown fault 'statu'"):
         parse_fault_specs(["zabbix:statu=503"])
     assert main(["run", "ACME", "--config", "x.toml", "--sim-faults", "zabbix:status=503"]) == 2
+
+
+def test_run_all_with_one_source_hanging_forever_ends_within_the_timeout(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Must-show 3: Zabbix accepts every request and never answers. `run --all` (12 customers, 8 on
+    Zabbix) returns within timeout_seconds + 15 s, writes every draft and the roll-up, the Zabbix
+    sections say why they are missing, and the sweep's one line says its warnings are left out."""
+    timeout = 5
+    farm = _farm(tmp_path, {"zabbix": Faults(hang=3600, count=10**9)})
+    path, env = next(farm)
+    try:
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        path.write_text(path.read_text().replace("timeout_seconds = 20", f"timeout_seconds = {timeout}"))
+        assert f"timeout_seconds = {timeout}" in path.read_text()
+        out = tmp_path / "out"
+        t0 = time.monotonic()
+        code = main(["run", "--all", "--config", str(path), "--week", WEEK_DAY, "--out", str(out)])
+        elapsed = time.monotonic() - t0
+        _, err = capsys.readouterr()
+        t1 = time.monotonic()  # config check's probes sit under the same timeout
+        assert main(["config", "check", "--config", str(path)]) == 2
+        assert time.monotonic() - t1 < timeout + 10
+        assert f"error: sources.zabbix: no answer within {timeout} s (timeout_seconds)" in capsys.readouterr().err
+    finally:
+        next(farm, None)  # stop the simulators
+    print(f"run --all with zabbix hanging: {elapsed:.1f} s (timeout {timeout} s)")
+    assert code == 0 and elapsed < timeout + 15, elapsed
+    assert (out / f"rollup-{PERIOD_END}.md").exists()
+    on_zabbix = 0
+    for snap_path in out.glob(f"*/*-weekly-{PERIOD_END}.json"):
+        s = json.loads(snap_path.read_text())["sections"]["uptime"]
+        if s["source"] == "zabbix":
+            on_zabbix += 1
+            assert s["status"] == "unavailable" and f"no answer within {timeout} s" in s["error"], s
+    assert on_zabbix == 8 and len(list(out.glob(f"*/*-weekly-{PERIOD_END}.json"))) == 12
+    assert f"warning: zabbix: no customer list within {timeout} s; its unmapped-customer warnings are left out" in err

@@ -20,7 +20,7 @@ PLANTED = {
     "ACME": ("sla_drop", "uptime", "Uptime fell 4.0 points"),
     "GLOBEX": ("backup_stale", "backups", "GLOBEX-FS01 last backed up"),
     "INITECH": ("open_incident", "security", "Suspicious sign-in to finance mailbox"),
-    "UMBRELLA": ("ticket_trend_worse", "tickets", "Tickets opened rose"),
+    "UMBRELLA": ("ticket_trend_worse", "tickets", "Service desk tickets opened rose"),
     "HOOLI": ("data_unavailable", "uptime", "zabbix: POST /api_jsonrpc.php: HTTP 502"),
     "STARK": ("site_down", "sites", "www.stark.example was unavailable for 2 h"),
     "WONKA": ("backup_failed", "backups", "WONKA-SQL01"),

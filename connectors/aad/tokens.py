@@ -21,7 +21,8 @@ azure-identity's errors are translated once, here: a refused credential
 (``ClientAuthenticationError``, e.g. AADSTS7000215) becomes :class:`SourceAuthError` naming the
 tenant and the AADSTS code — never the secret, never Entra's trace ids; an unknown tenant
 (AADSTS90002) is a :class:`SourceDataError` naming the customer's id; an unreachable or failing
-endpoint is :class:`SourceUnavailable`.
+endpoint — or one that answers without an AADSTS code (an HTML page from a proxy or gateway) —
+is :class:`SourceUnavailable`.
 """
 
 from __future__ import annotations
@@ -33,19 +34,21 @@ from typing import Any
 from azure.core.exceptions import AzureError, ClientAuthenticationError, ServiceRequestError, ServiceResponseError
 from azure.identity.aio import CertificateCredential, ClientSecretCredential
 
-from connectors.base import SourceAuthError, SourceDataError, SourceUnavailable
+from connectors.http import require_credential
 from reporting.config import SourceConfig
+from reporting.sources import SourceAuthError, SourceDataError, SourceUnavailable
 
 PUBLIC_AUTHORITY = "login.microsoftonline.com"
 MIN_TOKEN_TIMEOUT = 5.0  # seconds
 _AADSTS = re.compile(r"(AADSTS\d+):\s*(.*?\.)(?=\s|'|$)")
+NO_CODE = "no AADSTS code in the answer"
 _TENANT = re.compile(r"^[A-Za-z0-9.-]{1,253}$")
 
 
 def _aadsts(message: str) -> str:
     """``AADSTS7000215: Invalid client secret provided.`` from azure-identity's message."""
     m = _AADSTS.search(message)
-    return f"{m.group(1)}: {m.group(2).strip()}" if m else "no AADSTS code in the answer"
+    return f"{m.group(1)}: {m.group(2).strip()}" if m else NO_CODE
 
 
 class TenantTokens:
@@ -53,11 +56,7 @@ class TenantTokens:
 
     def __init__(self, system: str, name: str, source: SourceConfig):
         self.system, self.name = system, name
-        self.client_id = str(source.option("client_id") or "")
-        if not self.client_id:
-            raise SourceDataError(
-                system, f"sources.{name}.client_id is not set (the app registration's application id)"
-            )
+        self.client_id = require_credential(system, name, source, "client_id", "the app registration's application id")
         self._secret = source.secret("client_secret")
         self._cert_path = source.option("certificate_path")
         self._cert_password = source.secret("certificate_password")
@@ -169,6 +168,15 @@ class TenantTokens:
             )
         if status is not None and status >= 500:
             return SourceUnavailable(self.system, f"the token endpoint failed for tenant {tenant}: HTTP {status}")
+        if code == NO_CODE:
+            # Entra refuses credentials with an AADSTS code; an answer without one (an HTML page
+            # from a proxy or gateway, an empty body) says nothing about the credentials
+            what = "an HTML page" if "<html" in message.lower() or "<!doctype" in message.lower() else "no Entra error"
+            return SourceUnavailable(
+                self.system,
+                f"the token endpoint {self.authority} answered{f' HTTP {status}' if status else ''} with {what} "
+                f"for tenant {tenant}, not Microsoft Entra ID's JSON (a proxy or gateway in between?)",
+            )
         return SourceAuthError(
             self.system,
             f"the credentials were refused by Microsoft Entra ID for tenant {tenant}: {code} "

@@ -24,9 +24,9 @@ from typing import Any
 
 import httpx
 
-from connectors.base import SourceAuthError, SourceDataError, SourceUnavailable
 from connectors.fields import Fields
 from connectors.http import HttpSource
+from reporting.sources import SourceAuthError, SourceDataError, SourceUnavailable
 
 SYSTEM = "cloudflare"
 AUTH_CODES = frozenset({6003, 6103, 6111, 9106, 9109, 10000})

@@ -37,13 +37,14 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from connectors.base import ConnectorContext, ConnectorError, SourceAuthError, SourceDataError, SourceRecord
+from connectors.base import ConnectorContext, connector_shape
 from connectors.cloudflare.client import SYSTEM, CloudflareClient, UnknownObject, error_message
-from connectors.fields import Fields, iso_z
+from connectors.fields import Fields, iso_z, require_in_schema
 from connectors.http import require_secret, require_url, source_http
 from reporting import metrics
 from reporting.config import CustomerConfig, SourceConfig
 from reporting.models import Period, SectionData, SiteCheck, Sites, Targets
+from reporting.sources import ConnectorError, SourceAuthError, SourceDataError, SourceRecord
 
 EVENTS_LIMIT = 10000
 
@@ -107,6 +108,7 @@ def unhealthy_intervals(
     return out
 
 
+@connector_shape
 class CloudflareConnector:
     """The ``sites`` section from a Cloudflare zone's standalone health checks."""
 
@@ -151,6 +153,8 @@ class CloudflareConnector:
         rows, analytics = await asyncio.gather(checks(), self.api.graphql(QUERY, variables), return_exceptions=True)
         if isinstance(rows, BaseException):
             raise rows
+        # both are on every health check (created_on is never null): absent from all is drift
+        require_in_schema(SYSTEM, rows, ["suspended", "created_on"], "GET /zones/{zone}/healthchecks")
         hcs = []
         for n, row in enumerate(rows):
             f = Fields(SYSTEM, row, f"GET /zones/{{zone}}/healthchecks item {n}")

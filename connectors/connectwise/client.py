@@ -26,9 +26,9 @@ from typing import Any, TypeVar
 
 import httpx
 
-from connectors.base import SourceDataError
 from connectors.fields import iso_z
 from connectors.http import HttpSource, gather_all
+from reporting.sources import SourceDataError
 
 SYSTEM = "connectwise"
 API_PATH = "/v4_6_release/apis/3.0"

@@ -8,9 +8,11 @@ concurrently:
    ``_info.dateEntered`` bounds what the PSA can know (a period that ends before the company was
    entered has no data, which is not the same as zero tickets);
 2. every ticket of the company that matters for the period, in ONE query —
-   ``company/id=251 and dateEntered<[end] and (closedFlag=false or closedDate>=[start])`` — i.e.
-   entered before the end and not closed before the start: those opened, closed or open in the
-   period, including the ones closed since;
+   ``company/id=251 and dateEntered<[end] and (closedFlag=false or lastUpdated>=[start])`` — i.e.
+   entered before the end and open or updated since the start (closing updates a ticket): those
+   opened, closed or open in the period, including the ones closed since. Every row must carry
+   ``closedFlag`` and ``_info.lastUpdated`` and every closed row ``closedDate``, so a renamed field
+   is a data error instead of a condition that silently matches nothing;
 3. the SLA definitions (``GET /service/SLAs`` and ``/service/SLAs/{id}/priorities``), once per
    connector, for the resolution targets of tickets that were still open at period end.
 
@@ -21,9 +23,14 @@ what it was. The vendor-neutral formulas are ``reporting.metrics.tickets_section
 - ``created`` = ``_info.dateEntered``; ``closed`` = ``closedDate`` when ``closedFlag`` is true, else
   open (a re-opened ticket is open: ConnectWise keeps only the latest close);
 - ``met_sla`` = ``isInSla`` (the PSA's own verdict) for tickets closed in the period;
-- ``resolve_by`` = ``dateEntered`` + ``resolutionHours`` of the ticket's ``sla`` for its ``priority``
-  (``/service/SLAs/{id}/priorities``; the SLA's own ``resolutionHours`` when the priority has no
-  row), used only for tickets open at period end: those past it are breaches;
+- open at period end (``breached_at_end``): the PSA's own verdict ``isInSla`` — ConnectWise stops
+  the clock while a ticket sits in a status flagged to stop it ("Waiting on Client"), and a breach
+  cannot be undone, so ``isInSla = true`` means not breached at period end. ``isInSla = false`` is
+  a breach at period end unless even the all-hours target ``dateEntered`` + ``resolutionHours`` of
+  the ticket's ``sla`` for its ``priority`` (``/service/SLAs/{id}/priorities``; the SLA's own
+  ``resolutionHours`` when the priority has no row) lies after it — the only arithmetic used.
+  For a week long past (backfill), ``isInSla`` is read today: a ticket that breached after that
+  week's end while its all-hours target was already past then counts as breached at that end;
 - ``is_change`` = the ticket is on the change board (``change_board``, default "Change Management")
   or of the change type (``change_type``, e.g. "Change"); change tickets are counted only in
   ``changes`` (closed in the period), never in ``tickets``.
@@ -37,14 +44,23 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from connectors.base import ConnectorContext, SourceAuthError, SourceDataError, SourceRecord
+from connectors.base import ConnectorContext, connector_shape
 from connectors.connectwise.client import SYSTEM, ConnectWiseClient, cw_date, cw_error_message, cw_string
-from connectors.fields import Fields
-from connectors.http import HttpSource, SharedReads, gather_all, require_secret, require_url, source_http
+from connectors.fields import Fields, require_in_schema
+from connectors.http import (
+    HttpSource,
+    SharedReads,
+    gather_all,
+    require_credential,
+    require_secret,
+    require_url,
+    source_http,
+)
 from reporting import metrics
 from reporting.config import CustomerConfig, SourceConfig
 from reporting.metrics import TicketRecord
 from reporting.models import Period, SectionData, Targets
+from reporting.sources import SourceDataError, SourceRecord
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +99,12 @@ def _int_option(src: SourceConfig, name: str, key: str, default: int) -> int:
         raise SourceDataError(SYSTEM, f"sources.{name}.{key} must be a whole number") from None
 
 
+@connector_shape
 class ConnectWiseConnector:
     """``[sources.<name>] type = "connectwise"``: the ``tickets`` and ``changes`` sections."""
 
     system = SYSTEM
+    sections = SECTIONS
 
     def __init__(self, name: str, source: SourceConfig, ctx: ConnectorContext):
         self.name = name
@@ -110,9 +128,8 @@ class ConnectWiseConnector:
         if self._api is None:
             src, name = self.source, self.name
             url = require_url(SYSTEM, src)
-            missing = [k for k in ("company_id", "public_key", "client_id") if not src.option(k)]
-            if missing:
-                raise SourceAuthError(SYSTEM, f"sources.{name}.{missing[0]} is not set")
+            for key in ("company_id", "public_key", "client_id"):
+                require_credential(SYSTEM, name, src, key)
             if self.company_key not in ("id", "identifier"):
                 raise SourceDataError(SYSTEM, f"sources.{name}.company_key must be \"id\" or \"identifier\", not {self.company_key!r}")
             self._api = ConnectWiseClient(
@@ -173,11 +190,16 @@ class ConnectWiseConnector:
         return f"identifier={cw_string(cid)}"
 
     def ticket_conditions(self, cid: str, period: Period) -> str:
-        """Tickets of the company entered before the end and not closed before the start."""
+        """Tickets of the company entered before the end and either open or updated since the
+        start (closing a ticket updates it, so every ticket closed since the start is in it).
+
+        The answer proves itself: every row must carry the fields filtered on (``closedFlag``,
+        ``_info.lastUpdated``) and every closed row its ``closedDate`` — a renamed field is a data
+        error, where a condition on ``closedDate`` silently matched nothing."""
         company = self._company_condition(cid)
         return (
             f"company/{company} and dateEntered<{cw_date(period.end)} "
-            f"and (closedFlag=false or closedDate>={cw_date(period.start)})"
+            f"and (closedFlag=false or lastUpdated>={cw_date(period.start)})"
         )
 
     async def _load(self, cid: str, period: Period) -> Week:
@@ -190,8 +212,8 @@ class ConnectWiseConnector:
         if not companies:
             raise SourceDataError(SYSTEM, f"no company with {self.company_key} {cid!r} (customers.ids.{self.name})")
         company = Fields(SYSTEM, companies[0], "GET /company/companies item 0")
-        entered = company.opt_time("_info.dateEntered")
-        if entered is not None and period.end <= entered:
+        entered = company.time("_info.dateEntered")
+        if period.end <= entered:
             raise SourceDataError(
                 SYSTEM,
                 f"company {company.str('name')!r} was entered in ConnectWise on {entered.astimezone(period.end.tzinfo).date().isoformat()}; "
@@ -206,6 +228,7 @@ class ConnectWiseConnector:
                 api = self.api()
                 rows = await api.slas()
                 heads = [Fields(SYSTEM, r, f"GET /service/SLAs item {i}") for i, r in enumerate(rows)]
+                require_in_schema(SYSTEM, heads, ["resolutionHours"], "GET /service/SLAs")
                 prios = await gather_all(*(api.sla_priorities(h.int("id")) for h in heads))
                 table = {}
                 for h, plist in zip(heads, prios, strict=True):
@@ -226,35 +249,55 @@ class ConnectWiseConnector:
         """Vendor tickets → ``TicketRecord``s (see the module docstring for each field)."""
         out = []
         start, end = period.start, period.end
-        for i, row in enumerate(week.tickets):
-            f = Fields(SYSTEM, row, f"GET /service/tickets item {i}")
+        rows = [Fields(SYSTEM, row, f"GET /service/tickets item {i}") for i, row in enumerate(week.tickets)]
+        where = "GET /service/tickets"
+        require_in_schema(SYSTEM, rows, ["board.name", "type.name"] if self.change_type else ["board.name"], where)
+        changes = [self._is_change(f.opt_str("board.name"), f.opt_str("type.name")) for f in rows]
+        service = [f for f, is_change in zip(rows, changes, strict=True) if not is_change]
+        require_in_schema(SYSTEM, service, ["sla.id"], where)
+        require_in_schema(SYSTEM, [f for f in service if f.has("priority")], ["priority.id"], where)
+        for f, is_change in zip(rows, changes, strict=True):
             ticket_id = f.int("id")
             board = f.opt_str("board.name")
-            type_name = f.opt_str("type.name")
-            is_change = self._is_change(board, type_name)
             if not is_change and self.boards is not None and board not in self.boards:
                 continue
             created = f.time("_info.dateEntered")
+            f.time("_info.lastUpdated")  # filtered on: must exist on every row
             closed = f.time("closedDate") if f.bool("closedFlag") else None
             met: bool | None = None
             resolve_by: datetime | None = None
+            breached: bool | None = None
             priority = (f.opt_str("priority.name") or "Change") if is_change else f.str("priority.name")
             if not is_change:
+                in_sla = f.bool("isInSla")
                 if closed is not None and start <= closed < end:
-                    met = f.bool("isInSla")
-                if created < end and (closed is None or closed >= end) and f.has("sla"):
-                    resolve_by = self._target(f, ticket_id, week.slas, created, end)
-            out.append(TicketRecord(str(ticket_id), f.str("summary"), priority, created, closed, resolve_by, met, is_change))
+                    met = in_sla
+                if created < end and (closed is None or closed >= end):
+                    if f.has("sla"):
+                        resolve_by = self._target(f, ticket_id, week.slas, created)
+                    breached = self._breached_at_end(in_sla, resolve_by, end)
+            out.append(TicketRecord(str(ticket_id), f.str("summary"), priority, created, closed, resolve_by, met,
+                                    is_change, breached_at_end=breached))
         return out
 
-    def _target(self, f: Fields, ticket_id: int, slas: dict[int, Sla], created: datetime, end: datetime) -> datetime | None:
-        """Resolution target of a ticket open at ``end``: dateEntered + resolutionHours.
+    @staticmethod
+    def _breached_at_end(in_sla: bool, all_hours_target: datetime | None, end: datetime) -> bool:
+        """Had a ticket open at ``end`` breached its SLA by then? ConnectWise's own ``isInSla``.
 
-        Exact for SLAs that run on all hours. For calendar-based SLAs (business hours) the real
-        target is later than the all-hours one, so a ticket whose all-hours target is not yet
-        past at ``end`` is certainly within SLA; otherwise ConnectWise gives no way to know from
-        the API, and the section is unavailable rather than guessed.
+        ``isInSla`` is the PSA's verdict now, with the clock stopped while the ticket sat in a
+        status flagged to stop it ("Waiting on Client"); a breach cannot be undone, so ``true``
+        means it had not breached at ``end``. ``false`` means it breached at some time: not yet
+        at ``end`` if even the all-hours target (``dateEntered`` + ``resolutionHours``, the
+        earliest a paused or calendar clock can reach) is not past ``end``.
         """
+        if in_sla:
+            return False
+        return all_hours_target is None or all_hours_target < end
+
+    def _target(self, f: Fields, ticket_id: int, slas: dict[int, Sla], created: datetime) -> datetime | None:
+        """The all-hours resolution target of a ticket: ``dateEntered`` + ``resolutionHours`` of its
+        SLA for its priority (the earliest its clock can reach; calendar SLAs and paused clocks
+        only move it later). None when the SLA sets no resolution target."""
         sla_id = f.int("sla.id")
         sla = slas.get(sla_id)
         if sla is None:
@@ -263,12 +306,4 @@ class ConnectWiseConnector:
         hours = sla.resolution_for(priority_id)
         if hours is None or hours <= 0:
             return None  # the SLA sets no resolution target for this priority
-        target = created + timedelta(hours=hours)
-        if sla.based_on != "AllHours" and target < end:
-            raise SourceDataError(
-                SYSTEM,
-                f"ticket {ticket_id} was open at period end under SLA {sla.name!r}, which runs on a calendar "
-                f"({sla.based_on}); its resolution target cannot be computed from the API",
-            )
-        return target
-
+        return created + timedelta(hours=hours)

@@ -27,7 +27,7 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -347,7 +347,8 @@ class ConnectWiseSimulator(Simulator):
                 "status": {"id": 5 if t.closed else 1, "name": "Closed" if t.closed else "New"},
                 "sla": STANDARD_SLA,
                 "slaStatus": "Resolved" if t.closed else f"Resolve by {iso_z(t.resolve_by)}",
-                "isInSla": met if t.closed else True,
+                # open: the PSA's verdict now (no waiting statuses in the sandbox: the clock ran throughout)
+                "isInSla": met if t.closed else (t.resolve_by is None or t.resolve_by >= datetime.now(UTC)),
             }
         if t.closed is not None:
             row |= {

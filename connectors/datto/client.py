@@ -20,9 +20,9 @@ from urllib.parse import quote
 
 import httpx
 
-from connectors.base import SourceAuthError, SourceDataError
 from connectors.fields import Fields
 from connectors.http import HttpSource, gather_all
+from reporting.sources import SourceAuthError, SourceDataError
 
 T = TypeVar("T")
 

@@ -42,14 +42,15 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from connectors.base import ConnectorContext, SourceDataError, SourceRecord
+from connectors.base import ConnectorContext, connector_shape
 from connectors.datto.client import SYSTEM, DattoClient, error_message
-from connectors.fields import Fields, iso_z
-from connectors.http import gather_all, require_secret, require_url, source_http
+from connectors.fields import Fields, iso_z, require_in_schema
+from connectors.http import gather_all, require_credential, require_secret, require_url, source_http
 from reporting import metrics
 from reporting.config import CustomerConfig, SourceConfig
 from reporting.metrics import BackupRun
 from reporting.models import Backups, Period, Targets
+from reporting.sources import SourceDataError, SourceRecord
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,10 @@ BACKUP_OK = frozenset({"success"})
 BACKUP_FAILED = frozenset({"failure", "failed", "error"})
 SCREENSHOT_OK = frozenset({"success", "1", "true", "passed"})
 SCREENSHOT_FAILED = frozenset({"failure", "failed", "error", "0", "false"})
+# fields the API documents on every asset / backups[] entry (null when unset): one absent from all of
+# an answer is a renamed field (a missing latestOffsite would silently empty "last offsite")
+ASSET_SCHEMA = ("latestOffsite", "lastSnapshot", "lastScreenshotAttempt", "lastScreenshotAttemptStatus")
+BACKUP_SCHEMA = ("localVerification.errors", "advancedVerification.screenshotVerification.status")
 
 
 def _literal(value: Any) -> str | None:
@@ -151,6 +156,7 @@ def asset_runs(asset: Fields, period: Period) -> list[BackupRun]:
     return runs
 
 
+@connector_shape
 class DattoConnector:
     """Datto BCDR connector (``[sources.<name>] type = "datto"``)."""
 
@@ -158,10 +164,8 @@ class DattoConnector:
 
     def __init__(self, name: str, source: SourceConfig, ctx: ConnectorContext):
         self.name = name
-        public = str(source.option("public_key") or "")
+        public = require_credential(SYSTEM, name, source, "public_key")
         secret = require_secret(SYSTEM, name, source, "secret_key")
-        if not public:
-            raise SourceDataError(SYSTEM, f"sources.{name}.public_key is not set")
         self._http, self._client_http = source_http(SYSTEM, source, ctx, error_message=error_message, secrets=(secret,))
         self.client = DattoClient(
             self._http,
@@ -208,6 +212,11 @@ class DattoConnector:
         runs: list[BackupRun] = []
         checks: dict[str, tuple[datetime | None, bool | None, datetime | None]] = {}
         for serial, assets in zip(serials, lists, strict=True):
+            where = f"GET /v1/bcdr/device/{serial}/asset"
+            require_in_schema(SYSTEM, assets, ASSET_SCHEMA, where)
+            entries = [b for a in assets if isinstance(a, dict) and isinstance(a.get("backups"), list)
+                       for b in a["backups"]]
+            require_in_schema(SYSTEM, entries, BACKUP_SCHEMA, where + " backups[]")
             for i, a in enumerate(assets):
                 asset = Fields(SYSTEM, a, f"GET /v1/bcdr/device/{serial}/asset item {i}")
                 if asset.bool("isArchived"):
@@ -233,6 +242,19 @@ class DattoConnector:
             if key and key not in out:
                 out[key] = SourceRecord(self.name, key, name or key)
         return sorted(out.values(), key=lambda r: r.name)
+
+    def accepts_id(self, record: SourceRecord, cid: str) -> bool:
+        """A customer mapped by company name (``fetch_section`` accepts it) maps that organization."""
+        return not cid.isdigit() and record.name.strip().casefold() == cid.strip().casefold()
+
+    async def check_id(self, cid: str) -> str | None:
+        """The appliances ``cid`` selects, by organizationId or by company name, as ``fetch_section`` does."""
+        devices = [Fields(SYSTEM, d, f"GET /v1/bcdr/device item {i}") for i, d in enumerate(await self.devices())]
+        mine = [d for d in devices if self._matches(d, cid)]
+        if not mine:
+            return None
+        company = mine[0].opt_str("clientCompanyName") or mine[0].opt_str("organizationName") or cid
+        return f"{company} ({len(mine)} appliance{'s' if len(mine) != 1 else ''})"
 
     async def probe(self) -> str:
         body = await self.client._get("/v1/bcdr/device", {"_page": 1, "_perPage": 1})

@@ -19,9 +19,9 @@ from typing import Any
 import httpx
 
 from connectors.aad.tokens import TenantTokens
-from connectors.base import SourceDataError
 from connectors.fields import Fields, items
 from connectors.http import HttpSource
+from reporting.sources import SourceDataError
 
 SYSTEM = "defender"
 

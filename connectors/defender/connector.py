@@ -40,7 +40,7 @@ from dataclasses import replace
 from typing import Any
 
 from connectors.aad.tokens import TenantTokens
-from connectors.base import ConnectorContext, SourceDataError, SourceRecord
+from connectors.base import ConnectorContext, connector_shape
 from connectors.defender.client import SYSTEM, GraphSecurityClient, graph_error_message
 from connectors.fields import Fields, iso_z
 from connectors.http import gather_all, new_client, source_http
@@ -48,6 +48,7 @@ from reporting import metrics
 from reporting.config import CustomerConfig, SourceConfig
 from reporting.metrics import IncidentRecord, ScoreSnapshot
 from reporting.models import Period, SectionData, Targets
+from reporting.sources import SourceDataError, SourceRecord
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ def score_snapshot(obj: Any, where: str) -> ScoreSnapshot:
     return ScoreSnapshot(at=f.time("createdDateTime"), current=f.float("currentScore"), max=f.float("maxScore"))
 
 
+@connector_shape
 class DefenderConnector:
     sections = frozenset({"security"})
 

@@ -27,9 +27,9 @@ from typing import Any, TypeVar
 
 import httpx
 
-from connectors.base import SourceAuthError, SourceDataError
 from connectors.fields import Fields
 from connectors.http import HttpSource, gather_all
+from reporting.sources import SourceAuthError, SourceDataError
 
 SYSTEM = "halo"
 REFRESH_BEFORE_SECONDS = 60.0
@@ -186,25 +186,32 @@ class HaloClient:
             raise SourceDataError(SYSTEM, f"GET /Priority: expected a JSON array, got {type(body).__name__}")
         return body
 
-    async def open_tickets(self, client_id: int) -> list[Any]:
-        """``GET /Tickets?client_id=..&open_only=true``: the client's tickets open now."""
-        return await self.get_paged("/Tickets", "tickets", {"client_id": client_id, "open_only": "true"})
+    async def open_tickets(self, client_id: int | None) -> list[Any]:
+        """``GET /Tickets?client_id=..&open_only=true``: the client's tickets open now (every
+        client's without ``client_id``)."""
+        params: dict[str, Any] = {"open_only": "true"}
+        if client_id is not None:
+            params["client_id"] = client_id
+        return await self.get_paged("/Tickets", "tickets", params)
 
-    async def tickets_closed_since(self, client_id: int, since: datetime) -> list[Any]:
+    async def tickets_closed_since(self, client_id: int | None, since: datetime) -> list[Any]:
         """``GET /Tickets?client_id=..&closed_only=true&datesearch=datecleared&startdate=..``: the
-        client's tickets closed at or after ``since`` (no ``enddate``: up to now)."""
-        return await self.get_paged(
-            "/Tickets",
-            "tickets",
-            {"client_id": client_id, "closed_only": "true", "datesearch": "datecleared", "startdate": halo_date(since)},
-        )
+        client's tickets closed at or after ``since`` (no ``enddate``: up to now; every
+        client's without ``client_id``)."""
+        params: dict[str, Any] = {"closed_only": "true", "datesearch": "datecleared", "startdate": halo_date(since)}
+        if client_id is not None:
+            params["client_id"] = client_id
+        return await self.get_paged("/Tickets", "tickets", params)
 
 
 def _unique_by_id(items: list[Any], path: str) -> list[Any]:
+    """Items de-duplicated by ``id`` — by (``client_id``, ``id``) where items carry a client, so a
+    tenant-wide list whose ids are only unique per client (the sandbox's) is not collapsed."""
     seen: dict[Any, Any] = {}
     out = []
     for i, item in enumerate(items):
-        ident = Fields(SYSTEM, item, f"GET {path} item {i}").raw("id")
+        f = Fields(SYSTEM, item, f"GET {path} item {i}")
+        ident = (f.data.get("client_id"), f.raw("id"))
         if ident not in seen:
             seen[ident] = item
             out.append(item)

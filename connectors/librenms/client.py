@@ -17,9 +17,9 @@ from urllib.parse import quote
 
 import httpx
 
-from connectors.base import SourceDataError
 from connectors.fields import Fields
 from connectors.http import HttpSource
+from reporting.sources import SourceDataError
 
 SYSTEM = "librenms"
 API = "/api/v0"

@@ -27,17 +27,21 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from connectors.base import ConnectorContext, ConnectorError, SourceDataError, SourceRecord
-from connectors.fields import Fields, parse_time
+from connectors.base import ConnectorContext, connector_shape
+from connectors.fields import Fields, parse_time, require_in_schema
 from connectors.http import require_secret, require_url, source_http
 from connectors.librenms.client import SYSTEM, LibreNMSClient, NotFound, error_message
 from reporting import metrics
 from reporting.config import CustomerConfig, SourceConfig
 from reporting.models import Period, SectionData, Targets
 from reporting.period import PeriodError, zone
+from reporting.sources import ConnectorError, SourceDataError, SourceRecord
 
 NO_LOCATION = "(no location)"
 _DAYS = ("Mo", "Tu", "We", "Th", "Fr", "Sa", "Su")
+# columns LibreNMS returns on every row (null when unset): one absent from all rows is a renamed field
+DEVICE_SCHEMA = ("disabled", "location_id", "inserted")
+SCHEDULE_SCHEMA = ("end_recurring_dt", "recurring_day", "devices", "device_groups", "locations")
 
 
 @dataclass(frozen=True)
@@ -157,6 +161,7 @@ class _Row:
     inserted: datetime | None
 
 
+@connector_shape
 class LibreNMSConnector:
     """The ``uptime`` section from a LibreNMS device group. See the module docstring."""
 
@@ -225,6 +230,7 @@ class LibreNMSConnector:
                             f"cannot be excluded; upgrade LibreNMS or set sources.{self.name}.use_maintenance = false",
                         ) from None
                     rows = []  # a 404 with another message: no schedules
+                require_in_schema(SYSTEM, rows, SCHEDULE_SCHEMA, "GET /api/v0/alerts/scheduled_maintenance")
                 self._schedules = [parse_schedule(r, n, self.tz) for n, r in enumerate(rows)]
             return self._schedules
 
@@ -269,6 +275,7 @@ class LibreNMSConnector:
             self._location_names() if self.site_field == "location" else no_locations(),
             self._maintenance(),
         )
+        require_in_schema(SYSTEM, rows_raw, DEVICE_SCHEMA, f"GET /api/v0/devicegroups/{group}?full=1")
         rows = [self._row(r, n, locations) for n, r in enumerate(rows_raw)]
         rows = [r for r in rows if r is not None and (r.inserted is None or r.inserted < period.end)]
         if not rows:
@@ -293,6 +300,9 @@ class LibreNMSConnector:
         for r, raw in zip(rows, outage_lists, strict=True):
             did = str(r.device_id)
             devices.append(metrics.Device(id=did, name=r.name, site=r.site, device_class=r.device_class))
+            # an ongoing outage has no up_again, but an answer where no outage has one is drift (every
+            # outage would look ongoing: weeks of downtime)
+            require_in_schema(SYSTEM, raw, ["up_again"], f"GET /api/v0/devices/{r.device_id}/outages")
             for n, o in enumerate(raw):
                 f = Fields(SYSTEM, o, f"GET /api/v0/devices/{r.device_id}/outages item {n}")
                 outages.append(metrics.Outage(did, f.time("going_down"), f.opt_time("up_again")))
@@ -337,6 +347,15 @@ class LibreNMSConnector:
             f = Fields(SYSTEM, g, f"GET /api/v0/devicegroups item {n}")
             out.append(SourceRecord(SYSTEM, f.str("id"), f.str("name")))
         return out
+
+    def accepts_id(self, record: SourceRecord, cid: str) -> bool:
+        """A customer mapped by the group's name (the API takes either) maps that group."""
+        return record.name == cid
+
+    async def check_id(self, cid: str) -> str | None:
+        """The device group ``cid`` names, by id or by name (``GET /api/v0/devicegroups/{cid}``
+        takes either)."""
+        return next((r.name for r in await self.customer_records() if cid in (r.id, r.name)), None)
 
     async def probe(self) -> str:
         """``GET /api/v0/system``: proves the URL and the token; returns e.g. "LibreNMS 26.3.0"."""

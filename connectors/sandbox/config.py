@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.sandbox.dataset import MSP_NAME, MSP_TIMEZONE, SandboxDataset
-from reporting.config import Config, is_secret_key, parse_config
+from reporting.config import Config, check_sources, is_secret_key, parse_config
 
 
 def sandbox_config_dict(dataset: SandboxDataset, store_url: str, sources: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -44,7 +44,12 @@ def sandbox_config_dict(dataset: SandboxDataset, store_url: str, sources: dict[s
 
 
 def sandbox_config(dataset: SandboxDataset, store_url: str, sources: dict[str, dict[str, Any]] | None = None) -> Config:
-    return parse_config(sandbox_config_dict(dataset, store_url, sources), "<sandbox>", env={})
+    from connectors.registry import OPTIONS  # the sandbox's tables obey the same models as anyone's
+
+    config = parse_config(sandbox_config_dict(dataset, store_url, sources), "<sandbox>", env={})
+    if sources is not None:  # without: placeholders, swapped for the farm's tables before collecting
+        check_sources(config, OPTIONS, "<sandbox>")
+    return config
 
 
 

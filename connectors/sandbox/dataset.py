@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime, time, timedelta
 from functools import cached_property
 
+from connectors.registry import SYSTEMS
 from reporting.metrics import (
     BackupRun,
     Device,
@@ -34,18 +35,8 @@ MSP_NAME = "Northwind Managed Services"
 MSP_TIMEZONE = "Europe/London"
 HISTORY_WEEKS = 5  # weeks of history before the anchor week
 
-SYSTEM_SECTIONS: dict[str, tuple[str, ...]] = {
-    "zabbix": ("uptime",),
-    "librenms": ("uptime",),
-    "connectwise": ("tickets", "changes"),
-    "halo": ("tickets", "changes"),
-    "datto": ("backups",),
-    "veeam": ("backups",),
-    "defender": ("security",),
-    "sentinel": ("security",),
-    "cloudflare": ("sites",),
-    "statuscheck": ("sites",),
-}
+SYSTEM_SECTIONS: dict[str, tuple[str, ...]] = {name: tuple(sorted(s.sections)) for name, s in SYSTEMS.items()}
+"""system -> the sections it feeds (from the one registry)."""
 
 PRIORITIES = (("Critical", 4, 0.05), ("High", 8, 0.15), ("Medium", 24, 0.45), ("Low", 72, 0.35))
 CLASSES = ("firewall", "switch", "server", "wireless")

@@ -9,11 +9,12 @@ real connectors (``connectors/sim/farm.py``).
 
 from __future__ import annotations
 
-from connectors.base import ConnectorContext, SourceDataError, SourceRecord, SourceUnavailable
+from connectors.base import ConnectorContext
 from connectors.sandbox.dataset import SYSTEM_SECTIONS, SandboxDataset
 from reporting import metrics
 from reporting.config import CustomerConfig, SourceConfig
 from reporting.models import Period, SectionData, Targets
+from reporting.sources import SourceDataError, SourceRecord, SourceUnavailable
 
 
 class SandboxConnector:

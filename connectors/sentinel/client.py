@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 
 from connectors.aad.tokens import TenantTokens
-from connectors.base import SourceDataError
 from connectors.fields import items
 from connectors.http import HttpSource
+from reporting.sources import SourceDataError
 
 SYSTEM = "sentinel"
 INCIDENTS_API_VERSION = "2025-06-01"

@@ -32,7 +32,7 @@ import re
 from typing import Any
 
 from connectors.aad.tokens import TenantTokens
-from connectors.base import ConnectorContext, SourceDataError, SourceRecord
+from connectors.base import ConnectorContext, connector_shape
 from connectors.fields import Fields, iso_z
 from connectors.http import gather_all, new_client, source_http
 from connectors.sentinel.client import (
@@ -47,6 +47,7 @@ from reporting import metrics
 from reporting.config import CustomerConfig, SourceConfig
 from reporting.metrics import IncidentRecord
 from reporting.models import Period, SectionData, Targets
+from reporting.sources import SourceDataError, SourceRecord
 
 DEFAULT_URL = "https://management.azure.com"
 DEFAULT_RESOURCE = "https://management.azure.com"
@@ -91,6 +92,7 @@ def incident_record(obj: Any, where: str) -> IncidentRecord:
     )
 
 
+@connector_shape
 class SentinelConnector:
     sections = frozenset({"security"})
 

@@ -11,31 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from connectors.cloudflare.simulator import CloudflareSimulator
-from connectors.connectwise.simulator import ConnectWiseSimulator
-from connectors.datto.simulator import DattoSimulator
-from connectors.defender.simulator import DefenderSimulator
-from connectors.halo.simulator import HaloSimulator
-from connectors.librenms.simulator import LibreNMSSimulator
+from connectors.registry import SYSTEMS
 from connectors.sandbox.dataset import CUSTOMERS, SandboxDataset
-from connectors.sentinel.simulator import SentinelSimulator
 from connectors.sim.base import Faults, Simulator
-from connectors.statuscheck.simulator import StatusCheckSimulator
-from connectors.veeam.simulator import VeeamSimulator
-from connectors.zabbix.simulator import ZabbixSimulator
 
-SIMULATORS: dict[str, type[Simulator]] = {
-    "zabbix": ZabbixSimulator,
-    "librenms": LibreNMSSimulator,
-    "connectwise": ConnectWiseSimulator,
-    "halo": HaloSimulator,
-    "datto": DattoSimulator,
-    "veeam": VeeamSimulator,
-    "defender": DefenderSimulator,
-    "sentinel": SentinelSimulator,
-    "cloudflare": CloudflareSimulator,
-    "statuscheck": StatusCheckSimulator,
-}
+SIMULATORS: dict[str, type[Simulator]] = {name: s.simulator_class() for name, s in SYSTEMS.items() if s.simulator}
 """system -> its loopback simulator (the sandbox's ``[sources.<system>]`` point at these)."""
 
 

@@ -32,13 +32,14 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from connectors.base import ConnectorContext, ConnectorError, SourceDataError, SourceRecord
-from connectors.fields import Fields, epoch, iso_z
+from connectors.base import ConnectorContext, connector_shape
+from connectors.fields import Fields, epoch, iso_z, require_in_schema
 from connectors.http import require_secret, require_url, source_http
 from connectors.statuscheck.client import SYSTEM, UptimeRobotClient, error_message
 from reporting import metrics
 from reporting.config import CustomerConfig, SourceConfig
 from reporting.models import Period, SectionData, Targets
+from reporting.sources import ConnectorError, SourceDataError, SourceRecord
 
 LOG_DOWN, LOG_PAUSED = 1, 99
 _IDS = re.compile(r"^\d+([-,]\d+)*$")
@@ -54,6 +55,7 @@ def belongs(host: str, domain: str) -> bool:
     return host == domain or host.endswith("." + domain)
 
 
+@connector_shape
 class StatusCheckConnector:
     """The ``sites`` section from UptimeRobot monitors. See the module docstring."""
 
@@ -105,6 +107,7 @@ class StatusCheckConnector:
         else:
             params["search"] = selector
         monitors = await self.api.get_monitors(params)
+        require_in_schema(SYSTEM, monitors, ["create_datetime"], "POST /getMonitors")  # null when unknown, never absent
         chosen = []
         for n, m in enumerate(monitors):
             f = Fields(SYSTEM, m, f"POST /getMonitors monitor {n}")
@@ -155,13 +158,36 @@ class StatusCheckConnector:
         of the registrable domain, good enough to spot a customer no config entry maps."""
         self._ready()
         domains: dict[str, list[str]] = {}
+        by_id: dict[str, str] = {}
         for n, m in enumerate(await self.api.get_monitors({})):
             f = Fields(SYSTEM, m, f"POST /getMonitors monitor {n}")
             host = host_of(f.str("url"))
             labels = host.split(".")
             domain = ".".join(labels[1:]) if len(labels) >= 3 else host
             domains.setdefault(domain, []).append(f.str("friendly_name"))
+            by_id[f.str("id")] = domain
+        self._monitor_domains = by_id
         return [SourceRecord(SYSTEM, d, ", ".join(sorted(names))) for d, names in sorted(domains.items())]
+
+    def accepts_id(self, record: SourceRecord, cid: str) -> bool:
+        """A customer mapped by monitor ids (``"777749809-777749810"``) or by a domain its
+        monitors' hosts belong to maps the domain record those monitors make."""
+        if _IDS.match(cid):
+            domains = getattr(self, "_monitor_domains", {})
+            return any(domains.get(i) == record.id for i in re.split(r"[-,]", cid))
+        return belongs(record.id, cid)
+
+    async def check_id(self, cid: str) -> str | None:
+        """The monitors ``cid`` selects — by ids or by domain — as ``fetch_section`` selects them."""
+        self._ready()
+        by_ids = bool(_IDS.match(cid))
+        params = {"monitors": "-".join(re.split(r"[-,]", cid))} if by_ids else {"search": cid}
+        names = []
+        for n, m in enumerate(await self.api.get_monitors(params)):
+            f = Fields(SYSTEM, m, f"POST /getMonitors monitor {n}")
+            if by_ids or belongs(host_of(f.str("url")), cid):
+                names.append(f.str("friendly_name"))
+        return f"{len(names)} monitor{'s' if len(names) != 1 else ''} ({', '.join(sorted(names))})" if names else None
 
     async def probe(self) -> str:
         """``POST /getAccountDetails``: e.g. "UptimeRobot v2, 6 monitors (limit 50)"."""

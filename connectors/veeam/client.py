@@ -29,9 +29,9 @@ from typing import Any, TypeVar
 
 import httpx
 
-from connectors.base import SourceAuthError, SourceDataError
 from connectors.fields import Fields, iso_z
 from connectors.http import HttpSource, gather_all
+from reporting.sources import SourceAuthError, SourceDataError
 
 T = TypeVar("T")
 

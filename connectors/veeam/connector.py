@@ -36,9 +36,9 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from connectors.base import ConnectorContext, SourceDataError, SourceRecord
-from connectors.fields import Fields, iso_z
-from connectors.http import gather_all, require_secret, require_url, source_http
+from connectors.base import ConnectorContext, connector_shape
+from connectors.fields import Fields, iso_z, require_in_schema
+from connectors.http import gather_all, require_credential, require_secret, require_url, source_http
 from connectors.veeam.client import (
     DEFAULT_API_VERSION,
     SYSTEM,
@@ -51,10 +51,12 @@ from reporting import metrics
 from reporting.config import CustomerConfig, SourceConfig
 from reporting.metrics import BackupRun
 from reporting.models import Backups, Period, Targets
+from reporting.sources import SourceDataError, SourceRecord
 
 RESULTS = {"Success": "success", "Warning": "warning", "Failed": "failed"}
 
 
+@connector_shape
 class VeeamConnector:
     """Veeam connector (``[sources.<name>] type = "veeam"``, ``api = "vbr" | "vspc"``)."""
 
@@ -65,9 +67,7 @@ class VeeamConnector:
         self.api = str(source.option("api", "vbr")).lower()
         url = require_url(SYSTEM, source)
         if self.api == "vbr":
-            username = str(source.option("username") or "")
-            if not username:
-                raise SourceDataError(SYSTEM, f"sources.{name}.username is not set")
+            username = require_credential(SYSTEM, name, source, "username")
             password = require_secret(SYSTEM, name, source, "password")
             self._http, self._client_http = source_http(
                 SYSTEM, source, ctx, error_message=vbr_error_message, secrets=(password,)
@@ -157,6 +157,7 @@ class VeeamConnector:
             if f.str("jobId") not in jobs or f.str("state") != "Stopped":
                 return
             result = f.obj("result")
+            result.raw("isCanceled")  # present on every session result: a renamed key must not count cancelled runs
             if result.opt_bool("isCanceled"):
                 return
             status = RESULTS.get(result.str("result"))
@@ -194,6 +195,7 @@ class VeeamConnector:
                 continue
             f = Fields(SYSTEM, p, f"GET /api/v1/restorePoints (backup {bid})")
             created = f.time("creationTime")
+            f.raw("sessionId")  # present (null for an imported point): renamed, every point would look out-of-period
             sid = f.opt_str("sessionId")
             if sid in by_session:
                 k = by_session[sid]
@@ -215,6 +217,8 @@ class VeeamConnector:
     ) -> Backups:
         all_jobs, all_vms = await gather_all(self._cached("jobs", c.jobs), self._cached("vms", c.protected_vms))
         jobs: dict[str, Fields] = {}
+        where = "GET /api/v3/infrastructure/backupServers/jobs"
+        require_in_schema(SYSTEM, all_jobs, ["organizationUid", "mappedOrganizationUid"], where)
         for i, j in enumerate(all_jobs):
             f = Fields(SYSTEM, j, f"GET /api/v3/infrastructure/backupServers/jobs item {i}")
             if org in (f.opt_str("organizationUid"), f.opt_str("mappedOrganizationUid")):

@@ -33,9 +33,9 @@ from typing import Any
 
 import httpx
 
-from connectors.base import SourceAuthError, SourceDataError, SourceUnavailable
 from connectors.fields import Fields
 from connectors.http import HttpSource
+from reporting.sources import SourceAuthError, SourceDataError, SourceUnavailable
 
 SYSTEM = "zabbix"
 ENDPOINT = "api_jsonrpc.php"

@@ -34,7 +34,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from connectors.base import ConnectorContext, ConnectorError, SourceDataError, SourceRecord
+from connectors.base import ConnectorContext, connector_shape
 from connectors.fields import Fields, epoch
 from connectors.http import require_secret, require_url, source_http
 from connectors.zabbix.client import SYSTEM, ZabbixClient, error_message
@@ -43,6 +43,7 @@ from reporting.config import CustomerConfig, SourceConfig
 from reporting.metrics import Device, Outage
 from reporting.models import Period, SectionData, Targets
 from reporting.period import PeriodError, zone
+from reporting.sources import ConnectorError, SourceDataError, SourceRecord
 
 UNASSIGNED = "unassigned"
 T = TypeVar("T")
@@ -94,6 +95,7 @@ def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return first
 
 
+@connector_shape
 class ZabbixConnector:
     """``[sources.<name>] type = "zabbix"``: the uptime section from a Zabbix 6.0 – 7.x server."""
 
@@ -319,7 +321,7 @@ class ZabbixConnector:
     def _maintenance_covers_down(self, m: Fields) -> bool:
         """A maintenance limited to problem tags covers "device down" only when one of its tags
         is the ``down_tag`` (equal value, or a "contains" match)."""
-        tags = m.list("tags") if m.has("tags") else []
+        tags = m.list("tags")  # selectTags: [] when none, absent only if renamed
         if not tags:
             return True
         for t in tags:
@@ -327,7 +329,7 @@ class ZabbixConnector:
             if f.str("tag") != self.down.tag or not self.down.tag:
                 continue
             value = f.opt_str("value") or ""
-            op = f.int("operator") if f.has("operator") else 2
+            op = f.int("operator")
             if (
                 self.down.value is None
                 or (op == 0 and value == self.down.value)

@@ -3,6 +3,7 @@ matrix and oracle equality against the loopback simulator."""
 
 from __future__ import annotations
 
+import copy
 import json
 from collections import Counter
 from datetime import date, timedelta
@@ -21,6 +22,7 @@ from connectors.sandbox.dataset import SandboxDataset
 from connectors.sandbox.inprocess import SandboxConnector
 from reporting.models import Period, SiteCheck, Sites, Targets
 from reporting.period import week_containing
+from tests.connectors.drift import check_renamed_fields
 from tests.connectors.matrix import RecordingSleep, make_config, run_fault_matrix
 
 FIX = Path(__file__).parent.parent / "fixtures" / "cloudflare"
@@ -325,3 +327,25 @@ async def test_fault_matrix():
             min_pages=2, page_marker="page=",
             drift="healthStatus>health_status",
         )
+
+
+# ---- drift: every field renamed in turn (must-show 1) ------------------------------------
+
+
+async def test_every_renamed_field_is_an_unavailable_section_naming_it_or_not_read():
+    async def run(patch: Any) -> Any:
+        # the API version renames a field on every page alike: both pages share one label
+        labels = {GQL: "graphql"}
+        routes = {k: (status, patch(labels.get(k, "healthchecks"), copy.deepcopy(body)))
+                  for k, (status, body) in handcalc_routes().items()}
+        return await fetch(Router(routes))
+
+    zone = "data.viewer.zones"
+    await check_renamed_fields(
+        run,
+        {"healthchecks": lambda b: b["result"], "graphql": lambda b: [b]},
+        {"healthchecks": ["id", "address", "suspended", "created_on"],
+         "graphql": ["data", f"{zone}.changes", f"{zone}.changes.datetime", f"{zone}.changes.healthCheckId",
+                     f"{zone}.changes.healthStatus", f"{zone}.changes.region", f"{zone}.probes",
+                     f"{zone}.probes.count", f"{zone}.probes.dimensions.healthStatus"]},
+    )

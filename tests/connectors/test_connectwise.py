@@ -6,6 +6,7 @@ over three weeks, DST weeks and the planted UMBRELLA scenario."""
 from __future__ import annotations
 
 import base64
+import copy
 import json
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -27,6 +28,7 @@ from reporting.config import CustomerConfig, SourceConfig, Thresholds
 from reporting.deltas import compute_flags
 from reporting.models import Changes, Targets, Tickets
 from reporting.period import previous_period, week_containing
+from tests.connectors.drift import check_renamed_fields
 from tests.connectors.matrix import RecordingSleep, collect_one, run_fault_matrix
 
 FIX = Path(__file__).parent.parent / "fixtures" / "connectwise"
@@ -267,7 +269,8 @@ async def test_hand_computed_week():
     queries = api.queries("/service/tickets")
     assert [q["page"] for q in queries] == ["1", "2", "3", "4"]
     assert queries[0]["conditions"] == (
-        "company/id=251 and dateEntered<[2026-11-16T00:00:00Z] and (closedFlag=false or closedDate>=[2026-11-09T00:00:00Z])"
+        "company/id=251 and dateEntered<[2026-11-16T00:00:00Z] and "
+        "(closedFlag=false or lastUpdated>=[2026-11-09T00:00:00Z])"
     )
     assert len(api.queries("/service/SLAs")) == 1
 
@@ -288,14 +291,43 @@ async def test_change_by_type_and_board_filter_are_configurable():
     assert (tickets.opened, tickets.closed, tickets.backlog) == (2, 2, 2)
 
 
-async def test_calendar_sla_past_its_all_hours_target_is_unavailable_not_guessed():
-    api = CwApi(hand_routes(tickets="calendar_sla"))
-    con = connector(api)
+async def test_calendar_sla_ticket_open_at_the_end_follows_is_in_sla():
+    """1101 runs on a business-hours SLA, its all-hours target (12 Nov 09:00 + 24 h) long past at
+    the end: ConnectWise says isInSla = true, so it is not a breach; flipped to false, it is."""
+    period = week_containing(WEEK, "Europe/London")
+    for in_sla, breaches in ((True, 0), (False, 1)):
+        rows = fx("calendar_sla", "service_tickets")
+        rows[0]["isInSla"] = in_sla
+        routes = hand_routes()
+        routes["/service/tickets"] = rows
+        con = connector(CwApi(routes))
+        try:
+            tickets = await con.fetch_section("tickets", acme(), period, Targets())
+        finally:
+            await con.aclose()
+        assert (tickets.backlog, tickets.sla_breaches) == (1, breaches)
+
+
+async def test_waiting_tickets_with_the_clock_stopped_are_not_breaches():
+    """Must-show 2 (fixtures/connectwise/waiting, week 9–16 Nov 2026): ten tickets entered in the
+    week. 2001–2004 sit in "Waiting on ..." statuses (the clock stopped before their target):
+    isInSla = true, not breaches although dateEntered + resolutionHours is past. 2005, 2006 are
+    in progress past their target (isInSla = false): breaches; 2007 went to waiting only after
+    its target had passed (isInSla = false): a breach. 2008 (High, entered Sunday 20:00, target
+    Monday 04:00) is not. Closed in the week: 2009 missed, 2010 met → attainment 50 %.
+    breaches = 2005, 2006, 2007 + 2009 = 4; by arithmetic alone it would be 8."""
+    routes = hand_routes()
+    routes["/service/tickets"] = fx("waiting", "service_tickets")
+    con = connector(CwApi(routes))
     try:
-        with pytest.raises(SourceDataError, match="runs on a calendar"):
-            await con.fetch_section("tickets", acme(), week_containing(WEEK, "Europe/London"), Targets())
+        period = week_containing(WEEK, "Europe/London")
+        tickets = await con.fetch_section("tickets", acme(), period, Targets(ticket_sla_pct=95.0))
     finally:
         await con.aclose()
+    assert tickets == Tickets(opened=10, closed=2, backlog=8, sla_breaches=4, sla_attainment_pct=50.0,
+                              by_priority={"High": 3, "Low": 2, "Medium": 5}, target_pct=95.0)
+    arithmetic = [t for t in fx("waiting", "service_tickets") if not t["closedFlag"]]
+    assert len(arithmetic) == 8  # the open ones; 7 of them are past dateEntered + resolutionHours
 
 
 async def test_identifier_mapping_and_unknown_company():
@@ -426,7 +458,7 @@ async def test_dst_weeks_send_the_exact_bounds_and_match_the_oracle(dataset, cod
     assert out.section.data == await oracle(dataset, c, "tickets", period)
     sent = [parse_qs(urlsplit(p).query)["conditions"][0] for _, p in out.requests if "/service/tickets" in p]
     assert sent and all(s == f"company/id={c.ids['connectwise']} and dateEntered<[{end_utc}] and "
-                              f"(closedFlag=false or closedDate>=[{start_utc}])" for s in sent)
+                              f"(closedFlag=false or lastUpdated>=[{start_utc}])" for s in sent)
 
 
 async def test_period_before_the_company_was_entered_is_unavailable(dataset):
@@ -464,3 +496,32 @@ async def test_sim_refuses_a_bad_condition_with_the_cw_error_body(dataset):
             with pytest.raises(SourceDataError, match="HTTP 400 — InvalidObject: Unknown field companyy/id"):
                 await client.tickets("companyy/id=1")
 
+
+
+# ---- drift: every field renamed in turn (must-show 1) ------------------------------------
+
+
+async def test_every_renamed_field_is_an_unavailable_section_naming_it_or_not_read():
+    period = week_containing(WEEK, "Europe/London")
+
+    async def run(patch: Any) -> Any:
+        routes = {k: patch(k, copy.deepcopy(v)) for k, v in hand_routes().items()}
+        con = connector(CwApi(routes))
+        try:
+            return (await con.fetch_section("tickets", acme(), period, Targets()),
+                    await con.fetch_section("changes", acme(), period, Targets()))
+        finally:
+            await con.aclose()
+
+    outcomes = await check_renamed_fields(
+        run,
+        {"/service/tickets": lambda b: b, "/company/companies": lambda b: b, "/service/SLAs": lambda b: b,
+         "/service/SLAs/1/priorities": lambda b: b},
+        {"/service/tickets": ["id", "summary", "board", "board.name", "priority", "priority.name", "priority.id", "sla",
+                              "sla.id", "closedFlag", "closedDate", "isInSla", "_info", "_info.dateEntered",
+                              "_info.lastUpdated"],
+         "/company/companies": ["_info.dateEntered"],
+         "/service/SLAs": ["id", "name", "basedOn", "resolutionHours"],
+         "/service/SLAs/1/priorities": ["priority.id", "resolutionHours"]},
+    )
+    assert sum(v == "unavailable" for v in outcomes.values()) >= 24

@@ -23,6 +23,7 @@ from reporting import metrics
 from reporting.config import CustomerConfig, parse_config
 from reporting.models import Backups, Targets
 from reporting.period import week_containing
+from tests.connectors.drift import check_renamed_fields
 from tests.connectors.matrix import RecordingSleep, collect_one, run_fault_matrix
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "datto"
@@ -396,3 +397,45 @@ async def test_probe():
             assert await conn.probe() == f"Datto BCDR API v1: {len(sim.devices)} appliances"
         finally:
             await conn.aclose()
+
+
+# ---- drift: every field renamed in turn (must-show 1) ------------------------------------
+
+
+async def test_every_renamed_field_is_an_unavailable_section_naming_it_or_not_read():
+    files = {("/v1/bcdr/device", "_page=1&_perPage=1"): "paged/device_page1.json",
+             ("/v1/bcdr/device", "_page=2&_perPage=1"): "paged/device_page2.json",
+             ("/v1/bcdr/device/A1B2C3D4E5F6/asset", "_page=1&_perPage=1"): "paged/asset.json"}
+    period = week_containing(date(2026, 11, 10), "Europe/London")
+
+    async def run(patch):
+        routes = Routes({k: httpx.Response(200, json=patch(f, fixture(f))) for k, f in files.items()})
+        conn, _ = connector(MOCK_SOURCE, httpx.MockTransport(routes))
+        try:
+            return await conn.fetch_section("backups", customer("ACME", "70401", "Europe/London"), period, Targets())
+        finally:
+            await conn.aclose()
+
+    backup = ["timestamp", "backup.status", "localVerification.errors",
+              "advancedVerification.screenshotVerification.status"]
+    await check_renamed_fields(
+        run,
+        {"paged/device_page1.json": lambda b: b["items"], "paged/asset.json": lambda b: b},
+        {"paged/device_page1.json": ["serialNumber", "organizationId"],
+         "paged/asset.json": ["name", "isArchived", "latestOffsite", "lastSnapshot", "lastScreenshotAttempt",
+                              "lastScreenshotAttemptStatus", "backups", *(f"backups.{f}" for f in backup)]},
+    )
+
+
+async def test_a_customer_mapped_by_company_name_is_accepted_by_config_check_and_the_sweep():
+    from reporting.collect import unmapped_records
+
+    conn, _ = connector(MOCK_SOURCE, httpx.MockTransport(paged_routes()))
+    try:
+        assert await conn.check_id("acme manufacturing") == "Acme Manufacturing (1 appliance)"
+        assert await conn.check_id("70401") == "Acme Manufacturing (1 appliance)"
+        assert await conn.check_id("Initech") is None
+        sweep = await unmapped_records({"datto": conn}, [customer("ACME", "acme manufacturing", "Europe/London")])
+    finally:
+        await conn.aclose()
+    assert [(r.id, r.name) for r in sweep.records] == [("70499", "Other Customer Ltd")]  # not Acme: mapped by name

@@ -7,6 +7,7 @@ CYBERDYNE scenarios."""
 
 from __future__ import annotations
 
+import copy
 import json
 import ssl
 from datetime import UTC, date, datetime, timedelta
@@ -32,6 +33,7 @@ from reporting.config import CustomerConfig, SourceConfig, Thresholds
 from reporting.deltas import compute_flags
 from reporting.models import OpenIncident, Period, Security, Targets
 from reporting.period import previous_period, week_containing
+from tests.connectors.drift import check_renamed_fields
 from tests.connectors.matrix import RecordingSleep, collect_one, run_fault_matrix
 
 FIX = Path(__file__).parent.parent / "fixtures" / "defender"
@@ -469,8 +471,36 @@ async def test_token_failures_are_translated(dataset):
         )
     with pytest.raises(SourceAuthError, match="set exactly one of"):
         TenantTokens("defender", "defender", SourceConfig(client_id="a"))
-    with pytest.raises(SourceDataError, match="client_id is not set"):
+    with pytest.raises(SourceAuthError, match="client_id is not set"):  # the one rule for a missing credential
         TenantTokens("defender", "defender", SourceConfig(client_secret=FAKE_SECRET))
+
+
+async def test_an_html_page_from_the_token_endpoint_is_unavailable_not_refused_credentials(dataset):
+    """A proxy's error page where Entra's JSON should be says nothing about the credentials."""
+    async with DefenderSimulator(dataset) as sim:
+        tenant = dataset.customers_in("defender")[0].ids["defender"]
+        sim.entra.faults = Faults(html=True, count=100)
+        tokens = tokens_for(sim.entra)
+        try:
+            with pytest.raises(SourceUnavailable, match="answered with an HTML page for tenant .*proxy or gateway"):
+                await tokens.token(tenant, GRAPH_RESOURCE + "/.default")
+        finally:
+            await tokens.aclose()
+
+
+def test_a_missing_client_id_is_one_rule_everywhere():
+    """ConnectWise, Halo and the Entra-based sources say the same: a credential error naming the key."""
+    from connectors.connectwise.connector import ConnectWiseConnector
+    from connectors.halo.connector import HaloConnector
+
+    ctx = ConnectorContext(client_factory=lambda s: httpx.AsyncClient(transport=httpx.MockTransport(lambda r: None)))
+    cw_source = SourceConfig(type="connectwise", url="https://cw.test", company_id="c", public_key="p",
+                             private_key=FAKE_SECRET)
+    cw = ConnectWiseConnector("cw", cw_source, ctx)
+    halo = HaloConnector("halo", SourceConfig(type="halo", url="https://h.test", client_secret=FAKE_SECRET), ctx)
+    for con, key in ((cw, "sources.cw.client_id"), (halo, "sources.halo.client_id")):
+        with pytest.raises(SourceAuthError, match=f"{key} is not set"):
+            con.api()
 
 
 async def test_certificate_credential(dataset):
@@ -708,3 +738,25 @@ async def test_a_token_endpoint_that_hangs_is_unavailable_within_the_timeout(dat
         finally:
             await tokens.aclose()
         assert time.perf_counter() - t0 < 2  # bounded (twice the timeout at most): never the 30 s hang
+
+
+# ---- drift: every field renamed in turn (must-show 1) ------------------------------------
+
+
+async def test_every_renamed_field_is_an_unavailable_section_naming_it_or_not_read():
+    async def run(patch: Any) -> Any:
+        # the API version renames a field in every answer alike: the incident queries share one label
+        labels = {"/security/secureScores": "secureScores"}
+        routes = {k: patch(labels.get(k, "incidents"), copy.deepcopy(v)) for k, v in hand_routes().items()}
+        con, _ = connector(GraphApi(routes))
+        try:
+            return await con.fetch_section("security", customer(), LONDON_WEEK, Targets())
+        finally:
+            await con.aclose()
+
+    await check_renamed_fields(
+        run,
+        {"incidents": lambda b: b["value"], "secureScores": lambda b: b["value"]},
+        {"incidents": ["id", "displayName", "severity", "status", "createdDateTime", "lastUpdateDateTime"],
+         "secureScores": ["createdDateTime", "currentScore", "maxScore"]},
+    )

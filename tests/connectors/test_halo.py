@@ -6,6 +6,7 @@ planted MASSIVE / SOYLENT / TYRELL scenarios."""
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
@@ -27,6 +28,7 @@ from reporting.config import CustomerConfig, SourceConfig, Thresholds
 from reporting.deltas import compute_flags
 from reporting.models import Changes, Targets, Tickets
 from reporting.period import previous_period, week_containing
+from tests.connectors.drift import check_renamed_fields
 from tests.connectors.matrix import RecordingSleep, collect_one, run_fault_matrix
 
 FIX = Path(__file__).parent.parent / "fixtures" / "halo"
@@ -273,6 +275,26 @@ async def test_hand_computed_week():
     assert closed_q["startdate"] == "2026-11-08T00:00:00"  # start − 24 h margin
 
 
+async def test_on_hold_tickets_follow_halos_hold_time_not_arithmetic():
+    """Must-show 2, Halo (fixtures/halo/onhold, week 9–16 Nov 2026): opened in the week 2201–2205,
+    2301, 2302 = 7. Open at the end: 2201–2205 and 2302 (closed after the end) = 6. 2201 and 2202
+    are on hold now (clock stopped, fixbydate not yet moved): not breaches although fixbydate is
+    past; 2205 went on hold after breaching (slastate "O"): a breach; 2203 is past fixbydate and
+    not on hold: a breach; 2204 is due after the end. 2302 was held 72 h, so Halo moved its
+    fixbydate to 17 Nov: not a breach at the end although dateoccurred + 24 h was 14 Nov.
+    Closed in the week: 2301 (slastate I) → 100 %. breaches = 2 (arithmetic alone: 5)."""
+    routes = hand_routes()
+    routes["/api/Tickets?open"] = fx("onhold", "tickets_open")
+    routes["/api/Tickets?closed"] = fx("onhold", "tickets_closed")
+    con = connector(HaloApi(routes))
+    try:
+        tickets = await con.fetch_section("tickets", wonka(), week_containing(WEEK, "Europe/London"), Targets())
+    finally:
+        await con.aclose()
+    got = (tickets.opened, tickets.closed, tickets.backlog, tickets.sla_breaches, tickets.sla_attainment_pct)
+    assert got == (7, 1, 6, 2, 100.0)
+
+
 @pytest.mark.parametrize("field", ["dateoccurred", "tickettype_id", "summary"])
 async def test_a_missing_field_names_itself_and_gives_no_numbers(field):
     routes = hand_routes()
@@ -360,6 +382,30 @@ async def test_equals_the_oracle_for_every_customer_three_weeks(dataset):
     assert sim.token_requests == 1
 
 
+async def test_a_batch_reads_the_whole_tenant_once_and_equals_the_oracle(dataset):
+    """Five clients in the batch: clients, open tickets and tickets closed since the start are
+    read once for the tenant and split by client_id — the same numbers, far fewer requests."""
+    customers = dataset.customers_in("halo")
+    async with HaloSimulator(dataset) as sim:
+        con = HaloConnector("halo", SourceConfig(**sim.source_config()), ConnectorContext(customers={"halo": 5}))
+        assert con.tenant_wide
+        try:
+            period_of = {c.code: week_containing(WEEK, c.timezone) for c in customers}
+            for c in customers:
+                cust = CustomerConfig(code=c.code, name=c.name, ids={"halo": c.ids["halo"]})
+                for section in ("tickets", "changes"):
+                    assert await con.fetch_section(section, cust, period_of[c.code], Targets()) == \
+                        await oracle(dataset, c, section, period_of[c.code]), (c.code, section)
+        finally:
+            await con.aclose()
+    ticket_reads = [p for _, p in sim.log if p.startswith("/api/Tickets")]
+    assert not any("client_id=" in p for p in ticket_reads)
+    assert not any(p.startswith("/api/Client/") for _, p in sim.log)  # no per-client reads
+    first_pages = [p for p in ticket_reads if "page_no=1&" in p or p.endswith("page_no=1")]
+    days = {(p.start - timedelta(hours=24)).astimezone(UTC).date() for p in period_of.values()}
+    assert len(first_pages) == 1 + len(days) < 1 + len(customers)  # open once; closed-since once per UTC day
+
+
 async def test_fault_matrix_tickets_massive(dataset):
     c = next(c for c in dataset.customers_in("halo") if c.code == "MASSIVE")
     period = week_containing(WEEK, c.timezone)
@@ -445,3 +491,32 @@ async def test_probe_and_customer_records_over_http(dataset):
         finally:
             await con.aclose()
     assert sorted(r.id for r in records) == sorted(c.ids["halo"] for c in dataset.customers_in("halo"))
+
+
+# ---- drift: every field renamed in turn (must-show 1) ------------------------------------
+
+
+async def test_every_renamed_field_is_an_unavailable_section_naming_it_or_not_read():
+    period = week_containing(WEEK, "Europe/London")
+
+    async def run(patch: Any) -> Any:
+        routes = {k: patch(k, copy.deepcopy(v)) for k, v in hand_routes().items()}
+        con = connector(HaloApi(routes))
+        try:
+            return (await con.fetch_section("tickets", wonka(), period, Targets()),
+                    await con.fetch_section("changes", wonka(), period, Targets()))
+        finally:
+            await con.aclose()
+
+    ticket_fields = ["id", "dateoccurred", "summary", "tickettype_id", "priority_id", "sla_id", "fixbydate",
+                     "dateclosed", "excludefromsla", "slastate", "onhold"]
+    outcomes = await check_renamed_fields(
+        run,
+        {"/api/Tickets?open": lambda b: b["tickets"], "/api/Tickets?closed": lambda b: b["tickets"],
+         "/api/Client/48": lambda b: [b], "/api/Priority": lambda b: b},
+        {"/api/Tickets?open": [f for f in ticket_fields if f != "dateclosed"],
+         "/api/Tickets?closed": [f for f in ticket_fields if f != "onhold"],
+         "/api/Client/48": ["datecreated"],
+         "/api/Priority": ["slaid", "priorityid", "name"]},
+    )
+    assert sum(v == "unavailable" for v in outcomes.values()) >= 24

@@ -142,3 +142,41 @@ async def test_gather_all_cancels_the_other_reads_when_one_fails():
         await gather_all(slow(), boom())
     assert finished == ["slow stopped"]  # cancelled and awaited, not left running against a closed connector
     assert await gather_all(asyncio.sleep(0, "a"), asyncio.sleep(0, "b")) == ["a", "b"]
+
+
+async def test_the_request_budget_keeps_a_rolling_window() -> None:
+    """3 requests per 10 s: the 4th waits until the 1st ages out; the waits are what a clock says."""
+    from connectors.http import RequestBudget
+
+    now = [0.0]
+    waits: list[float] = []
+
+    async def sleep(s: float) -> None:
+        waits.append(s)
+        now[0] += s
+
+    budget = RequestBudget(3, 10.0, clock=lambda: now[0], sleep=sleep)
+    sent = []
+    for step in (0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0):  # seconds between attempts
+        now[0] += step
+        await budget.acquire()
+        sent.append(now[0])
+    assert sent == [0.0, 1.0, 2.0, 10.0, 11.0, 12.0, 20.0]
+    assert all(b - a >= 10.0 for a, b in zip(sent, sent[3:], strict=False))  # never 4 in a window
+    assert budget.waited == sum(waits) == 8.0 + 1.0 + 1.0 + 8.0
+
+
+async def test_a_source_with_requests_per_window_counts_every_request() -> None:
+    from connectors.http import HttpSource
+    from reporting.config import SourceConfig
+
+    calls = []
+    transport = httpx.MockTransport(lambda r: calls.append(r) or httpx.Response(200, json={}))
+    async with httpx.AsyncClient(transport=transport) as client:
+        cfg = SourceConfig(type="halo", requests_per_window=2, window_seconds=0.3)
+        src = HttpSource.from_config("halo", cfg, client)
+        assert src.budget is not None and (src.budget.limit, src.budget.window) == (2, 0.3)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        await asyncio.gather(*(src.get_json("https://h.test/api/x") for _ in range(5)))
+        assert loop.time() - t0 >= 0.55 and len(calls) == 5  # 2 + 2 + 1: two full windows waited

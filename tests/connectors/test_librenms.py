@@ -3,6 +3,7 @@ matrix and oracle equality against the loopback simulator."""
 
 from __future__ import annotations
 
+import copy
 import asyncio
 import json
 import time
@@ -21,6 +22,7 @@ from connectors.sandbox.inprocess import SandboxConnector
 from connectors.sim.base import Faults
 from reporting.models import Period, Targets, Uptime, UptimeGroup
 from reporting.period import week_containing
+from tests.connectors.drift import check_renamed_fields
 from tests.connectors.matrix import RecordingSleep, make_config, run_fault_matrix
 
 FIX = Path(__file__).parent.parent / "fixtures" / "librenms"
@@ -375,3 +377,51 @@ async def test_one_round_of_calls_after_the_group_and_lookups_cached():
     assert sum(p.startswith("/api/v0/resources/locations") for p in paths) == 1
     assert sum(p.startswith("/api/v0/alerts/scheduled_maintenance") for p in paths) == 1
     assert elapsed < 5.0  # 4 customers, 72 outage calls at concurrency 4 behind 100 ms latency
+
+
+# ---- drift: every field renamed in turn (must-show 1) ------------------------------------
+
+
+async def test_every_renamed_field_is_an_unavailable_section_naming_it_or_not_read():
+    async def run(patch: Any) -> Any:
+        routes = {k: (status, patch(k, copy.deepcopy(body))) for k, (status, body) in handcalc_routes().items()}
+        conn, cust, _ = mock_connector(Router(routes), server_timezone="Europe/Berlin")
+        try:
+            return await conn.fetch_section("uptime", cust, WEEK, Targets(uptime_pct=99.9))
+        finally:
+            await conn.aclose()
+
+    outages = [f"GET /api/v0/devices/{d}/outages" for d in (501, 502, 503)]
+    outcomes = await check_renamed_fields(
+        run,
+        {"GET /api/v0/devicegroups/104?full=1": lambda b: b["devices"],
+         "GET /api/v0/devicegroups/777": lambda b: b["devices"],
+         "GET /api/v0/resources/locations": lambda b: b["locations"],
+         "GET /api/v0/alerts/scheduled_maintenance": lambda b: b["schedule"],
+         **{o: (lambda b: b["outages"]) for o in outages}},
+        {"GET /api/v0/devicegroups/104?full=1": ["device_id", "type", "disabled", "location_id", "inserted"],
+         "GET /api/v0/devicegroups/777": ["device_id"],
+         "GET /api/v0/resources/locations": ["id", "location"],
+         "GET /api/v0/alerts/scheduled_maintenance": ["schedule_id", "recurring", "start", "end", "start_recurring_dt",
+                                                      "start_recurring_hr", "end_recurring_dt", "end_recurring_hr",
+                                                      "recurring_day", "devices", "device_groups", "locations"],
+         **{o: ["going_down", "up_again"] for o in outages}},
+    )
+    assert outcomes["GET /api/v0/devices/502/outages up_again"] == "unavailable"  # null there: still in the schema
+
+
+async def test_a_customer_mapped_by_group_name_is_accepted_by_config_check_and_the_sweep():
+    from reporting.collect import unmapped_records
+    from reporting.config import CustomerConfig
+
+    router = Router({"GET /api/v0/devicegroups": (200, load("handcalc", "devicegroups.json"))})
+    conn, _, _ = mock_connector(router)
+    try:
+        assert await conn.check_id("Acme Manufacturing") == "Acme Manufacturing"
+        assert await conn.check_id("104") == "Acme Manufacturing"
+        assert await conn.check_id("Globex") is None
+        by_name = CustomerConfig(code="ACME", name="Acme", ids={"librenms": "Acme Manufacturing"})
+        sweep = await unmapped_records({"librenms": conn}, [by_name])
+    finally:
+        await conn.aclose()
+    assert [(r.id, r.name) for r in sweep.records] == [("777", "Core servers")]

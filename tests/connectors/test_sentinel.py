@@ -6,6 +6,7 @@ over three weeks, DST weeks, and ARM's error behaviour."""
 
 from __future__ import annotations
 
+import copy
 import json
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -29,6 +30,7 @@ from connectors.sentinel.simulator import SentinelSimulator, customer_tenant
 from reporting.config import CustomerConfig, SourceConfig
 from reporting.models import OpenIncident, Period, Security, Targets
 from reporting.period import previous_period, week_containing
+from tests.connectors.drift import check_renamed_fields
 from tests.connectors.matrix import RecordingSleep, collect_one, run_fault_matrix
 
 FIX = Path(__file__).parent.parent / "fixtures" / "sentinel"
@@ -501,3 +503,25 @@ async def test_bad_credentials_and_api_version_over_https(dataset):
                 r.status_code == 200 and len(r.json()["value"]) == 1 and "nextLink" not in r.json()
             )  # $top is a total
             assert r.headers["x-ms-request-id"]
+
+
+# ---- drift: every field renamed in turn (must-show 1) ------------------------------------
+
+
+async def test_every_renamed_field_is_an_unavailable_section_naming_it_or_not_read():
+    async def run(patch: Any) -> Any:
+        # the API version renames a field in every answer alike: the incident queries share one label
+        routes = {k: patch("incidents", copy.deepcopy(v)) for k, v in hand_routes().items()}
+        con, _ = connector(ArmApi(routes))
+        try:
+            return await con.fetch_section("security", customer(), LONDON_WEEK, Targets())
+        finally:
+            await con.aclose()
+
+    p = "properties"
+    await check_renamed_fields(
+        run,
+        {"incidents": lambda b: b["value"]},
+        {"incidents": [p, f"{p}.incidentNumber", f"{p}.title", f"{p}.severity", f"{p}.status", f"{p}.createdTimeUtc",
+                       f"{p}.lastModifiedTimeUtc"]},
+    )

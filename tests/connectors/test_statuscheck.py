@@ -3,6 +3,7 @@ hand-computed week, the logs-versus-ratio cross-check, the fault matrix and orac
 
 from __future__ import annotations
 
+import copy
 import json
 from datetime import date, timedelta
 from pathlib import Path
@@ -20,6 +21,7 @@ from connectors.statuscheck import StatusCheckConnector
 from connectors.statuscheck.simulator import StatusCheckSimulator
 from reporting.models import Period, SiteCheck, Sites, Targets
 from reporting.period import week_containing
+from tests.connectors.drift import check_renamed_fields
 from tests.connectors.matrix import RecordingSleep, make_config, run_fault_matrix
 
 FIX = Path(__file__).parent.parent / "fixtures" / "statuscheck"
@@ -274,3 +276,20 @@ async def test_fault_matrix():
             min_pages=2, page_marker="getMonitors",  # offset/limit travel in the POST body
             drift="datetime>date_time",
         )
+
+
+# ---- drift: every field renamed in turn (must-show 1) ------------------------------------
+
+
+async def test_every_renamed_field_is_an_unavailable_section_naming_it_or_not_read():
+    async def run(patch: Any) -> Any:
+        # the API version renames a field on every page alike: both pages share the label
+        answers = {k: (status, patch("getMonitors", copy.deepcopy(body))) for k, (status, body) in handcalc().items()}
+        return await fetch(Router(answers))
+
+    await check_renamed_fields(
+        run,
+        {"getMonitors": lambda b: b["monitors"]},
+        {"getMonitors": ["url", "friendly_name", "create_datetime", "custom_uptime_ranges", "logs", "logs.type",
+                                  "logs.datetime", "logs.duration"]},
+    )

@@ -16,12 +16,14 @@ import pytest
 from connectors.base import ConnectorContext, SourceAuthError, SourceDataError
 from connectors.fields import iso_z, parse_time
 from connectors.sandbox.dataset import SandboxDataset
+from connectors.sim.base import Faults
 from connectors.veeam import VeeamConnector
 from connectors.veeam.simulator import VeeamSimulator
 from reporting import metrics
 from reporting.config import CustomerConfig, parse_config
 from reporting.models import Backups, Targets
 from reporting.period import week_containing
+from tests.connectors.drift import check_renamed_fields
 from tests.connectors.matrix import RecordingSleep, run_fault_matrix
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "veeam"
@@ -132,8 +134,12 @@ async def test_vbr_refused_credentials_and_invalid_token():
 
 
 async def test_unknown_api_is_a_config_error():
+    """At load the options model refuses it (tests/test_config.py); built anyway, the constructor
+    does not raise: every call says why."""
+    conn = connector({**VBR_SOURCE, "api": "vbrx"})
     with pytest.raises(SourceDataError, match='sources.veeam.api is .vbrx.; it must be "vbr" or "vspc"'):
-        connector({**VBR_SOURCE, "api": "vbrx"})
+        await conn.probe()
+    await conn.aclose()
 
 
 # ---- VSPC client -----------------------------------------------------------------------------
@@ -378,3 +384,57 @@ async def test_probe_both_apis():
                 assert await conn.probe() == want
             finally:
                 await conn.aclose()
+
+
+# ---- drift: every field renamed in turn (must-show 1) ------------------------------------
+
+
+async def test_vspc_every_renamed_field_is_an_unavailable_section_naming_it_or_not_read():
+    files = {"/api/v3/infrastructure/backupServers/jobs": "vspc/jobs.json",
+             "/api/v3/protectedWorkloads/virtualMachines": "vspc/virtualMachines.json"}
+    period = week_containing(date(2026, 11, 10), "Europe/Berlin")
+
+    async def run(patch):
+        def handler(request: httpx.Request) -> httpx.Response:
+            f = files[request.url.path]
+            return httpx.Response(200, json=patch(f, fixture(f)))
+
+        conn = connector({"type": "veeam", "api": "vspc", "url": "https://vspc.test:1280", "api_key": "key-1"},
+                         httpx.MockTransport(handler))
+        try:
+            wonka = customer("WONKA", "7d1e0000-0000-4000-8000-000000000008", "Europe/Berlin")
+            return await conn.fetch_section("backups", wonka, period, Targets())
+        finally:
+            await conn.aclose()
+
+    await check_renamed_fields(
+        run,
+        {"vspc/jobs.json": lambda b: b["data"], "vspc/virtualMachines.json": lambda b: b["data"]},
+        {"vspc/jobs.json": ["instanceUid", "name", "status", "lastRun", "lastEndTime", "organizationUid",
+                            "mappedOrganizationUid"],
+         "vspc/virtualMachines.json": ["jobUid", "latestRestorePointDate"]},
+    )
+
+
+@pytest.mark.parametrize("field", ["name", "id", "jobId", "creationTime", "state", "result", "isCanceled", "endTime",
+                                   "sessionId"])
+async def test_vbr_a_renamed_field_in_every_answer_is_unavailable_naming_it(field: str):
+    """VBR has no fixture week: the simulator renames the key in every JSON answer (its drift fault)."""
+    ds = SandboxDataset(ANCHOR)
+    c = next(c for c in ds.customers_in("veeam") if c.code == "WONKA")
+    period = week_containing(ANCHOR - timedelta(days=6), c.timezone)
+    async with VeeamSimulator(ds) as sim:
+        conn = connector(sim.source_config())
+        try:
+            want = await conn.fetch_section("backups", customer(c.code, c.ids["veeam"], c.timezone), period, Targets())
+            assert want == oracle(ds, c.code, period)
+            sim.faults = Faults(drift={field: field + "_v2"})
+            conn2 = connector(sim.source_config())
+            try:
+                with pytest.raises(SourceDataError, match=f"'(result\\.)?{field}'"):
+                    await conn2.fetch_section("backups", customer(c.code, c.ids["veeam"], c.timezone), period,
+                                              Targets())
+            finally:
+                await conn2.aclose()
+        finally:
+            await conn.aclose()

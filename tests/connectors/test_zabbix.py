@@ -35,6 +35,7 @@ from reporting.config import CustomerConfig, SourceConfig, parse_config
 from reporting.metrics import merge
 from reporting.models import Period, Targets, Uptime, UptimeGroup
 from reporting.period import week_containing, zone
+from tests.connectors.drift import check_renamed_fields
 from tests.connectors.matrix import RecordingSleep, collect_one, make_config, run_fault_matrix
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "zabbix"
@@ -802,3 +803,37 @@ def test_no_secret_in_the_source_config_repr(dataset):
         customer_dict(dataset, "ACME"),
     )
     assert sim.token not in repr(cfg.sources["zabbix"])
+
+
+# ---- drift: every field renamed in turn (must-show 1) ------------------------------------
+
+
+async def test_every_renamed_field_is_an_unavailable_section_naming_it_or_not_read():
+    """Both paths (events; the customer's SLA) over the customer_week fixtures. The event pages
+    and the recoveries by id are one label: an API version renames a field in every answer."""
+
+    async def run(patch: Any) -> Any:
+        out = []
+        for scenario in ("customer_week", "customer_week_sla"):
+            answers = week_answers(scenario)
+            wrapped = {m: (lambda p, m=m, a=a, s=scenario: patch(f"{s} {m}", a(p))) for m, a in answers.items()}
+            out.append(await fetch(MockZabbix(wrapped)))
+        return tuple(out)
+
+    def result(b: Any) -> list[Any]:
+        r = b["result"]
+        return r if isinstance(r, list) else [r]
+
+    labels = [f"{s} {m}" for s in ("customer_week", "customer_week_sla")
+              for m in ("hostgroup.get", "host.get", "maintenance.get", "event.get")] + ["customer_week_sla sla.get"]
+    outcomes = await check_renamed_fields(
+        run,
+        {**{label: result for label in labels}, "customer_week_sla sla.getsli": result},
+        {"customer_week host.get": ["hostid", "status", "tags", "tags.tag", "tags.value", "hostgroups"],
+         "customer_week event.get": ["eventid", "clock", "r_eventid", "hosts", "hosts.hostid"],
+         "customer_week maintenance.get": ["active_since", "active_till", "timeperiods", "timeperiods.period",
+                                           "timeperiods.start_date", "hostgroups", "tags"],
+         "customer_week_sla sla.get": ["slaid", "name", "period", "slo", "status", "service_tags"],
+         "customer_week_sla sla.getsli": ["periods", "sli"]},
+    )
+    assert sum(v == "unavailable" for v in outcomes.values()) >= 30

@@ -1,0 +1,21 @@
+"""``[sources.<name>] type = "connectwise"``: the keys, validated when the config is loaded."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+
+from connectors.http import HttpOptions
+
+
+class ConnectWiseOptions(HttpOptions):
+    company_id: str | None = None  # the login company; missing credentials: sections unavailable
+    public_key: str | None = None
+    private_key: SecretStr | None = None
+    client_id: str | None = None  # developer clientId (developer.connectwise.com)
+    company_key: Literal["id", "identifier"] = "id"
+    change_board: str = "Change Management"
+    change_type: str | None = None
+    boards: tuple[str, ...] | None = None
+    page_size: int = Field(default=1000, ge=1, le=1000)

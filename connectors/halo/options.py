@@ -1,0 +1,20 @@
+"""``[sources.<name>] type = "halo"``: the keys, validated when the config is loaded."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+
+from connectors.http import HttpOptions
+
+
+class HaloOptions(HttpOptions):
+    client_id: str | None = None  # missing credentials: sections unavailable
+    client_secret: SecretStr | None = None
+    auth_url: str | None = None
+    scope: str = "all"
+    tenant: str | None = None
+    change_ticket_type_id: int | None = None
+    ticket_type_ids: tuple[int, ...] | None = None
+    closed_since_margin_hours: float = Field(default=24.0, ge=0)
+    page_size: int = Field(default=100, ge=1, le=1000)
+    tenant_reads_from: int = Field(default=3, ge=1)  # a batch of this many clients reads the whole tenant once
