@@ -395,7 +395,7 @@ def test_esc_escapes_markup_and_truncates() -> None:
     assert esc("&amp;") == "&amp;amp;"
     cut = esc("x" * 500, 50)
     assert len(cut) == 50 and cut.endswith("\u2026")
-    assert esc("a\x00b") == "a b"
+    assert esc("a\x00b") == "ab"  # controls are removed, the visible text is kept
     assert esc("one\ntwo <x>", 100, multiline=True) == "one<br/>two &lt;x&gt;"
 
 

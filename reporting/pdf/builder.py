@@ -13,11 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import partial
 from typing import Any
-from xml.sax.saxutils import escape as _xml_escape
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from reportlab.lib.utils import ImageReader
-from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import (
     BaseDocTemplate,
@@ -49,15 +47,16 @@ from reporting.models import (
     UptimeGroup,
     WeekPoint,
 )
+from reporting.pdf import fonts
 from reporting.pdf import stylesheet as ss
 from reporting.pdf.charts import MAX_TREND_WEEKS, TrendPoint, shorten, ticket_trend_chart, uptime_by_site_chart
 from reporting.pdf.stylesheet import Theme, theme_for
+from reporting.text import neutral
 
 # Length limits for data strings (characters) — long vendor strings are cut with an ellipsis.
 CELL_LIMIT = 240
 NAME_LIMIT = 120
 SENTENCE_LIMIT = 1000
-COMMENTARY_LIMIT = 8000
 ERROR_LIMIT = 600
 
 MINUS = "\u2212"
@@ -68,21 +67,23 @@ DOT = "\u00b7"
 # ---- text helpers ------------------------------------------------------------------------
 
 
-def esc(text: object, limit: int = CELL_LIMIT, *, multiline: bool = False) -> str:
-    """Untrusted text -> safe ReportLab paragraph markup.
+def esc(text: object, limit: int | None = CELL_LIMIT, *, multiline: bool = False) -> str:
+    """Untrusted text -> safe ReportLab paragraph markup in any script.
 
-    Control characters become spaces, the text is cut to ``limit`` characters (ellipsis), and
-    ``& < >`` (and quotes) are escaped so tags and entities in data are shown literally. With
-    ``multiline`` the line breaks are kept as ``<br/>``.
+    The text is neutralised (:func:`reporting.text.neutral`: control characters and bidi
+    overrides removed), cut to ``limit`` characters (ellipsis; ``None``: never cut), laid out
+    right-to-left where it is Hebrew or Arabic, and ``& < >`` (and quotes) are escaped so tags
+    and entities in data are shown literally; characters the embedded family lacks are set in a
+    fallback font (:mod:`reporting.pdf.fonts`). With ``multiline`` the line breaks are kept as
+    ``<br/>`` and every character of every line is kept (a line ending in "-" keeps its dash).
     """
     if not multiline:
-        return _xml_escape(shorten(text, limit), {'"': "&quot;"})
-    raw = "" if text is None else str(text)
-    raw = raw.replace("\r\n", "\n").replace("\r", "\n")
-    if len(raw) > limit:
+        return fonts.markup(shorten(text, limit if limit is not None else 10**9))
+    raw = neutral(text, multiline=True)
+    if limit is not None and len(raw) > limit:
         raw = raw[: max(1, limit - 1)].rstrip() + "\u2026"
-    lines = [shorten(line, limit) for line in raw.split("\n")]
-    return "<br/>".join(_xml_escape(line, {'"': "&quot;"}) for line in lines).strip()
+    lines = raw.strip("\n").split("\n")
+    return "<br/>".join(fonts.markup(line.rstrip()) for line in lines)
 
 
 def _tz(report: Report) -> tzinfo:
@@ -212,6 +213,7 @@ def kpi_row(ctx: Ctx, tiles: Sequence[tuple[str, str, str]]) -> Table:
     t = Table([cells], colWidths=[width] * len(cells), hAlign="LEFT")
     t.setStyle(
         [
+            ("FONT", (0, 0), (-1, -1), ss.FONT, ss.TABLE_SIZE),
             ("BACKGROUND", (0, 0), (-1, -1), ctx.theme.brand_tint),
             ("LINEAFTER", (0, 0), (-2, -1), 2, ss.WHITE),
             ("LINEABOVE", (0, 0), (-1, 0), 2, ctx.theme.brand),
@@ -229,6 +231,7 @@ def unavailable_box(ctx: Ctx, reason: str | None) -> list[Flowable]:
     box = Table([[ctx.p(f"Data unavailable {DASH} {why}", "unavailable")]], colWidths=[ss.FRAME_WIDTH], hAlign="LEFT")
     box.setStyle(
         [
+            ("FONT", (0, 0), (-1, -1), ss.FONT, ss.TABLE_SIZE),
             ("BACKGROUND", (0, 0), (-1, -1), ss.UNAVAILABLE_BG),
             ("LINEBEFORE", (0, 0), (0, -1), 4, ss.UNAVAILABLE_BORDER),
             ("LEFTPADDING", (0, 0), (-1, -1), 10),
@@ -291,6 +294,7 @@ def build_cover(ctx: Ctx) -> list[Flowable]:
     )
     flag_table.setStyle(
         [
+            ("FONT", (0, 0), (-1, -1), ss.FONT, ss.TABLE_SIZE),
             ("BOX", (0, 0), (0, 0), 1.2, ss.SEV_HIGH),
             ("BOX", (2, 0), (2, 0), 1.2, ss.SEV_MEDIUM),
             ("BOX", (4, 0), (4, 0), 1.2, ss.SEV_LOW),
@@ -386,7 +390,7 @@ def build_executive_summary(ctx: Ctx) -> list[Flowable]:
     c = r.commentary
     if c is not None and c.text.strip():
         out.append(ctx.p("Engineer's commentary", "h2"))
-        out.append(ctx.p(esc(c.text, COMMENTARY_LIMIT, multiline=True), "commentary"))
+        out.append(ctx.p(esc(c.text, None, multiline=True), "commentary"))
         out.append(ctx.p(f"{DASH} {esc(c.author, NAME_LIMIT)}, {esc(fmt_dt(c.at, ctx.tz))}", "commentary_meta"))
     return out
 
@@ -776,12 +780,12 @@ class Furniture:
 
 def _fit(text: str, font: str, size: float, width: float) -> str:
     """Cut plain text so it fits ``width`` points."""
-    if stringWidth(text, font, size) <= width:
+    if fonts.width(text, font, size) <= width:
         return text
     lo, hi = 0, len(text)
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if stringWidth(text[:mid] + "\u2026", font, size) <= width:
+        if fonts.width(text[:mid] + "\u2026", font, size) <= width:
             lo = mid
         else:
             hi = mid - 1
@@ -809,10 +813,8 @@ def _draw_cover(f: Furniture, canv: Canvas, _doc: Any) -> None:
         text_right = x - 18
     canv.setFillColor(ss.WHITE)
     width = text_right - ss.MARGIN_LEFT
-    canv.setFont(ss.FONT_BOLD, ss.COVER_MSP_SIZE)
-    canv.drawString(
-        ss.MARGIN_LEFT, ph - ss.COVER_BAND_HEIGHT / 2, _fit(f.msp_name, ss.FONT_BOLD, ss.COVER_MSP_SIZE, width)
-    )
+    fonts.draw(canv, ss.MARGIN_LEFT, ph - ss.COVER_BAND_HEIGHT / 2,
+               _fit(f.msp_name, ss.FONT_BOLD, ss.COVER_MSP_SIZE, width), ss.FONT_BOLD, ss.COVER_MSP_SIZE)
     canv.setFont(ss.FONT, ss.BODY_SIZE + 1)
     canv.drawString(ss.MARGIN_LEFT, ph - ss.COVER_BAND_HEIGHT / 2 - 20, "Managed services \u00b7 weekly report")
     canv.restoreState()
@@ -825,12 +827,12 @@ def _draw_body(f: Furniture, canv: Canvas, _doc: Any) -> None:
     canv.setStrokeColor(f.theme.brand)
     canv.setLineWidth(1.2)
     canv.line(ss.MARGIN_LEFT, y - 4, pw - ss.MARGIN_RIGHT, y - 4)
-    canv.setFont(ss.FONT_BOLD, ss.FOOTER_SIZE)
     canv.setFillColor(f.theme.brand)
-    canv.drawString(ss.MARGIN_LEFT, y, _fit(f.customer, ss.FONT_BOLD, ss.FOOTER_SIZE, ss.FRAME_WIDTH * 0.6))
-    canv.setFont(ss.FONT, ss.FOOTER_SIZE)
+    fonts.draw(canv, ss.MARGIN_LEFT, y, _fit(f.customer, ss.FONT_BOLD, ss.FOOTER_SIZE, ss.FRAME_WIDTH * 0.6),
+               ss.FONT_BOLD, ss.FOOTER_SIZE)
     canv.setFillColor(ss.MUTED)
-    canv.drawRightString(pw - ss.MARGIN_RIGHT, y, _fit(f.msp_name, ss.FONT, ss.FOOTER_SIZE, ss.FRAME_WIDTH * 0.35))
+    fonts.draw(canv, pw - ss.MARGIN_RIGHT, y, _fit(f.msp_name, ss.FONT, ss.FOOTER_SIZE, ss.FRAME_WIDTH * 0.35),
+               ss.FONT, ss.FOOTER_SIZE, align="right")
     canv.restoreState()
 
 
@@ -838,6 +840,7 @@ class FooterCanvas(Canvas):
     """Defers every page until the end so the footer can say "Page N of M" (cover excluded)."""
 
     def __init__(self, *args: Any, furniture: Furniture, **kwargs: Any) -> None:
+        kwargs["initialFontName"] = kwargs.get("initialFontName") or ss.FONT  # no unembedded Helvetica
         super().__init__(*args, **kwargs)
         self._furniture = furniture
         self._pages: list[dict[str, Any]] = []
@@ -865,7 +868,9 @@ class FooterCanvas(Canvas):
         self.line(ss.MARGIN_LEFT, y + 10, pw - ss.MARGIN_RIGHT, y + 10)
         self.setFont(ss.FONT, ss.FOOTER_SIZE)
         self.setFillColor(ss.MUTED)
-        self.drawString(ss.MARGIN_LEFT, y, _fit(f.footer_left, ss.FONT, ss.FOOTER_SIZE, ss.FRAME_WIDTH - 80))
+        fonts.draw(self, ss.MARGIN_LEFT, y, _fit(f.footer_left, ss.FONT, ss.FOOTER_SIZE, ss.FRAME_WIDTH - 80),
+                   ss.FONT, ss.FOOTER_SIZE)
+        self.setFont(ss.FONT, ss.FOOTER_SIZE)
         self.drawRightString(pw - ss.MARGIN_RIGHT, y, f"Page {self._pageNumber} of {total}")
         self.restoreState()
 
