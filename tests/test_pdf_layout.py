@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 from dataclasses import replace
 from datetime import UTC
+from pathlib import Path
 
 from pypdf import PdfReader
 
@@ -76,3 +77,23 @@ def test_no_page_is_left_with_a_line_or_two() -> None:
             for n, page in enumerate(pages[1:], start=2):
                 body = [line for line in page.splitlines() if line.strip()][2:-2]  # running header and footer
                 assert len(body) >= 6, (changes, lines, n, body)
+
+
+def test_every_sandbox_report_is_small_embeds_subset_fonts_and_has_no_orphan_page(demo_out: Path) -> None:
+    pdfs = sorted(demo_out.glob("*/*-weekly-*.pdf"))
+    assert len(pdfs) == 12
+    for path in pdfs:
+        data = path.read_bytes()
+        assert len(data) <= 700 * 1024, (path.name, len(data))
+        reader = PdfReader(io.BytesIO(data))
+        fonts: set[str] = set()
+        for page in reader.pages:
+            for ref in page["/Resources"]["/Font"].values():
+                font = ref.get_object()
+                fonts.add(str(font["/BaseFont"]))
+                assert "/FontFile2" in font["/FontDescriptor"].get_object(), (path.name, font["/BaseFont"])
+        assert fonts and all("+" in f for f in fonts), (path.name, fonts)  # subsets only, no base-14 font
+        assert [e.title for e in reader.outline if not isinstance(e, list)] == OUTLINE
+        for n, page in enumerate(reader.pages[1:], start=2):
+            body = [line for line in page.extract_text().splitlines() if line.strip()][2:-2]
+            assert len(body) >= 6, (path.name, n, body)

@@ -15,6 +15,7 @@ from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from reportlab import rl_config
 from reportlab.lib.utils import ImageReader, TimeStamp
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import (
@@ -54,6 +55,9 @@ from reporting.pdf import stylesheet as ss
 from reporting.pdf.charts import MAX_TREND_WEEKS, TrendPoint, shorten, ticket_trend_chart, uptime_by_site_chart
 from reporting.pdf.stylesheet import Theme, theme_for
 from reporting.text import neutral
+
+# Binary (Flate-only) streams: no ASCII85 pass over every page and font subset, ~20 % smaller files.
+rl_config.useA85 = 0
 
 # Length limits for data strings (characters) — long vendor strings are cut with an ellipsis.
 CELL_LIMIT = 240
