@@ -269,7 +269,8 @@ class OutlineHeading(Paragraph):
 
 def outline_heading(ctx: Ctx, title: str, style: str = "h1") -> OutlineHeading:
     key = "s" + "".join(ch if ch.isalnum() else "-" for ch in title.lower())
-    return OutlineHeading(esc(title, NAME_LIMIT), ctx.theme.style(style), fonts.visual(neutral(title)), key)
+    # outline entries are Unicode strings that the viewer lays out itself: logical order, not visual
+    return OutlineHeading(esc(title, NAME_LIMIT), ctx.theme.style(style), neutral(title), key)
 
 
 def heading(ctx: Ctx, title: str) -> list[Flowable]:
