@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 OUT    ?= reports
 
-.PHONY: venv demo test bench clean
+.PHONY: venv demo test bench clean images
 
 $(BIN)/reportbot: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -28,3 +28,15 @@ bench: venv
 
 clean:
 	rm -rf $(VENV) $(OUT) reportbot.db .pytest_cache
+
+# Page images of three customers' reports for the README (cover, executive summary, last page).
+IMAGES := docs/images
+images: venv
+	rm -rf $(IMAGES)/.demo && $(BIN)/reportbot demo --out $(IMAGES)/.demo >/dev/null
+	for c in ACME GLOBEX HOOLI; do \
+	  pdf=$$(ls $(IMAGES)/.demo/$$c/$$c-weekly-*.pdf); n=$$(pdfinfo $$pdf | awk '/^Pages:/ {print $$2}'); \
+	  pdftoppm -png -r 60 -f 1 -l 1 -singlefile $$pdf $(IMAGES)/$$c-cover; \
+	  pdftoppm -png -r 60 -f 2 -l 2 -singlefile $$pdf $(IMAGES)/$$c-summary; \
+	  pdftoppm -png -r 60 -f $$n -l $$n -singlefile $$pdf $(IMAGES)/$$c-last; \
+	done
+	rm -rf $(IMAGES)/.demo

@@ -34,6 +34,7 @@ from bot.delivery import Parcel, PermanentError, StepResult
 from cards.customer import channel_card
 from reporting.config import Config
 from reporting.output import write_atomic
+from reporting.text import neutral
 
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("bot", "templates"), autoescape=True)  # noqa: S701 - autoescape is on
 
@@ -46,7 +47,8 @@ def recipients(parcel: Parcel) -> list[str]:
 
 
 def subject(parcel: Parcel) -> str:
-    return f"{parcel.customer.name}: weekly report, week ending {parcel.period_end.isoformat()}"
+    # neutral(): no CR/LF or other controls from the config reach a header, no bidi override
+    return neutral(f"{parcel.customer.name}: weekly report, week ending {parcel.period_end.isoformat()}")
 
 
 def cover_note(config: Config, parcel: Parcel) -> str:
@@ -54,8 +56,10 @@ def cover_note(config: Config, parcel: Parcel) -> str:
     last_day = r.period.end - timedelta(days=1)  # the period is [start, end): it ends at 00:00 Monday
     period = f"{r.period.start.strftime('%a %d %b')} to {last_day.strftime('%a %d %b %Y')}"
     return _ENV.get_template("cover_note.html.j2").render(
-        msp_name=config.msp.name, brand_color=config.msp.brand_color, customer_name=parcel.customer.name, period=period,
-        highlights=list(r.summary[:4]), commentary=r.commentary.text if r.commentary else "", file_name=parcel.file_name,
+        msp_name=neutral(config.msp.name), brand_color=config.msp.brand_color,
+        customer_name=neutral(parcel.customer.name), period=period, highlights=[neutral(s) for s in r.summary[:4]],
+        commentary=neutral(r.commentary.text, multiline=True) if r.commentary else "",
+        file_name=neutral(parcel.file_name),
     )
 
 
@@ -72,7 +76,8 @@ class OutboxBackend:
         msg["Date"] = formatdate(localtime=False)
         msg["Message-ID"] = make_msgid(domain="reportbot.invalid")
         msg["X-Reportbot-Delivery-Id"] = key
-        msg.set_content(f"The weekly report for {parcel.customer.name} is attached ({parcel.file_name}).")
+        msg.set_content(neutral(f"The weekly report for {parcel.customer.name} is attached ({parcel.file_name}).",
+                                multiline=True))
         msg.add_alternative(cover_note(self.config, parcel), subtype="html")
         msg.add_attachment(parcel.pdf, maintype="application", subtype="pdf", filename=parcel.file_name)
         path = self.root / "mail" / parcel.file_name.replace(".pdf", ".eml")

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Protocol
 
 from bot.state import Draft, ReviewState
-from cards.review import MAX_COMMENTARY, MAX_SKIP_REASON, commentary_length
+from cards.review import MAX_SKIP_REASON
 from reporting import snapshot
 from reporting.config import Config, CustomerConfig
 from reporting.drafts import DECIDED, EDITABLE, DraftState
@@ -33,6 +33,7 @@ from reporting.engine import Engine
 from reporting.models import Commentary, Report
 from reporting.output import report_paths
 from reporting.store import HistoryStore
+from reporting.text import CommentaryTooLong, clean_commentary, neutral
 
 log = logging.getLogger(__name__)
 
@@ -130,11 +131,15 @@ class Review:
             return draft
 
     async def save(self, draft_id: str, version: int, commentary: str, user: User) -> Draft:
-        if commentary_length(commentary) > MAX_COMMENTARY:
-            raise ReviewError(f"The commentary is {commentary_length(commentary)} characters; the limit is {MAX_COMMENTARY}.")
+        # the store boundary: no NUL (PostgreSQL text cannot hold it), no controls or bidi
+        # overrides, and the one commentary limit, with a message that says by how much
+        try:
+            commentary = clean_commentary(commentary)
+        except CommentaryTooLong as exc:
+            raise ReviewError(str(exc)) from None
         draft = await self._current(draft_id, version)
         changed = await self.state.change(draft_id, version, state=DraftState.SAVED, commentary=commentary,
-                                          commentary_by=user.label, commentary_at=self.now())
+                                          commentary_by=neutral(user.label), commentary_at=self.now())
         if changed is None:
             raise StaleVersion(await self._must(draft_id))
         await self.engine.write(await self.report(changed), self.out)
@@ -148,7 +153,7 @@ class Review:
             return draft, False  # a repeated approve is a no-op, never a second delivery
         if not self.may_approve(user.aad_object_id):
             raise ReviewError("Only the configured approvers may approve this report.")
-        if commentary is not None and commentary != draft.commentary:
+        if commentary is not None and neutral(commentary, multiline=True) != draft.commentary:
             draft = await self.save(draft_id, version, commentary, user)
             version = draft.version
         changed = await self.state.change(draft_id, version, state=DraftState.APPROVED, decided_by=user.label, decided_at=self.now())
@@ -192,7 +197,7 @@ class Review:
         return await self.run(draft.customer_code)
 
     async def skip(self, draft_id: str, version: int, reason: str, user: User) -> Draft:
-        reason = reason.strip()
+        reason = neutral(reason).strip()  # a NUL would fail the save on PostgreSQL
         if not reason:
             raise ReviewError("Say why this week is skipped.")
         if len(reason) > MAX_SKIP_REASON:

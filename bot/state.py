@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reporting.drafts import EDITABLE, DraftState
 from reporting.store import create_tables
+from reporting.text import neutral
 
 metadata = MetaData()
 
@@ -93,6 +94,16 @@ def _draft(row: Any) -> Draft:
     )
 
 
+def _clean(values: dict[str, Any]) -> dict[str, Any]:
+    """The store boundary for people's text: no NUL (PostgreSQL text columns cannot hold it), no
+    other controls or bidi overrides; commentary keeps its line breaks."""
+    out = dict(values)
+    for key in ("commentary", "commentary_by", "decided_by", "reason"):
+        if isinstance(out.get(key), str):
+            out[key] = neutral(out[key], multiline=key == "commentary")
+    return out
+
+
 class ReviewState:
     def __init__(self, engine: AsyncEngine):
         self.engine = engine
@@ -156,7 +167,7 @@ class ReviewState:
     async def change(self, draft_id: str, version: int, *, allowed: tuple[str, ...] = EDITABLE, **values: Any) -> Draft | None:
         """Compare-and-set: apply ``values`` and move to the next version only if the draft is at
         ``version`` and in one of ``allowed`` states. None when someone else got there first."""
-        values = {**values, "version": drafts.c.version + 1, "updated_at": datetime.now(UTC)}
+        values = {**_clean(values), "version": drafts.c.version + 1, "updated_at": datetime.now(UTC)}
         async with self.engine.begin() as conn:
             res = await conn.execute(update(drafts).where(
                 drafts.c.id == draft_id, drafts.c.version == version, drafts.c.state.in_(allowed)).values(**values))
@@ -177,7 +188,7 @@ class ReviewState:
         """A background step's state change (delivery progress): no version check, version moves on."""
         async with self.engine.begin() as conn:
             await conn.execute(update(drafts).where(drafts.c.id == draft_id).values(
-                state=state, version=drafts.c.version + 1, updated_at=datetime.now(UTC), **values))
+                state=state, version=drafts.c.version + 1, updated_at=datetime.now(UTC), **_clean(values)))
         return await self.get(draft_id)
 
     async def set_card(self, draft_id: str, ref: dict[str, Any], activity_id: str) -> None:

@@ -57,12 +57,13 @@ from reporting.models import (
     Tickets,
     Uptime,
 )
+from reporting.text import COMMENTARY_LIMIT, utf16_length
 
 STATES: tuple[str, ...] = tuple(DraftState)
 EDITABLE_STATES = frozenset(EDITABLE)
 DECIDED_STATES = frozenset(DECIDED)
 
-MAX_COMMENTARY = 10_000  # characters; the Input.Text maxLength and what the bot accepts
+MAX_COMMENTARY = COMMENTARY_LIMIT  # the one limit: Input.Text maxLength, the bot's save, the PDF
 MAX_SKIP_REASON = 500
 
 SEVERITY_COLOR = {"high": "attention", "medium": "warning", "low": "accent"}
@@ -80,8 +81,8 @@ _STEP_ICON = {"done": "\u2705", "sent": "\u2705", "posted": "\u2705", "archived"
 
 def commentary_length(text: str) -> int:
     """Length as the card's ``maxLength`` counts it: UTF-16 code units (a JavaScript string's
-    length), so an emoji counts two. The bot must apply the same measure on save."""
-    return len(text.encode("utf-16-le")) // 2
+    length), so an emoji counts two. The bot applies the same measure on save."""
+    return utf16_length(text)
 
 
 @dataclass(frozen=True)

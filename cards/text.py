@@ -27,6 +27,8 @@ import re
 from typing import NewType
 from urllib.parse import quote, urlsplit
 
+from reporting.text import neutral
+
 Markdown = NewType("Markdown", str)
 
 # Inline syntax: backslash itself first, emphasis * _ ~, code `, link brackets [ ], raw HTML
@@ -40,7 +42,6 @@ _INLINE = str.maketrans({c: "\\" + c for c in "\\`*_~[]<>&{"})
 # "12." or "12)" followed by a space or the end of the line ("99.98 %" is not a list).
 _LINE_START = re.compile(r"^([#+=\-])|^(\d{1,9})([.)])(?=\s|$)")
 _LINE_BREAKS = re.compile(r"\s*[\r\n\u2028\u2029\x0b\x0c\x85]+\s*")
-_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
 
 ELLIPSIS = "\u2026"
 
@@ -73,7 +74,7 @@ def plain(value: object, *, limit: int | None = None, multiline: bool = False) -
     line (a single newline is a soft break in CommonMark and would be shown as a space); empty
     lines are dropped.
     """
-    text = _CONTROL.sub("", clip(value, limit))
+    text = clip(neutral(value, multiline=True), limit)  # controls and bidi overrides removed first
     if not multiline:
         return Markdown(_escape_line(_LINE_BREAKS.sub(" ", text)))
     lines = [_escape_line(line) for line in re.split(r"\r\n|[\r\n\u2028\u2029\x0b\x0c\x85]", text)]

@@ -1,6 +1,7 @@
 """Markdown rendering (jinja2). Every string from a source, a config or an engineer goes
 through ``md`` (or ``cell`` inside tables), which escapes Markdown and inline HTML so that text
-is shown as text: ``**x**`` stays two asterisks, ``<script>`` stays visible, a link stays inert.
+is shown as text: ``**x**`` stays two asterisks, ``<script>`` stays visible, a link stays inert;
+control characters and bidi overrides are removed first (:func:`reporting.text.neutral`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import jinja2
 
 from reporting import fmt
 from reporting.models import SECTION_TITLES, Branding, Report
+from reporting.text import neutral
 
 _MD_INLINE = re.compile(r"([\\`*_\[\]|~])")
 _MD_LINE_START = re.compile(r"^(\s*)(\d*)([#+\-=>]|(?<=\d)[.)])")
@@ -21,7 +23,7 @@ _MD_LINE_START = re.compile(r"^(\s*)(\d*)([#+\-=>]|(?<=\d)[.)])")
 def md(value: object) -> str:
     """Escape text for Markdown: HTML entities for & < >, a backslash before Markdown syntax,
     line breaks folded so a value cannot start a heading, list or table row."""
-    text = str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = neutral(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     text = _MD_INLINE.sub(r"\\\1", text)
     text = re.sub(r"\s*[\r\n]+\s*", " ", text).strip()
     return _MD_LINE_START.sub(lambda m: m.group(1) + m.group(2) + "\\" + m.group(3), text)
@@ -29,7 +31,7 @@ def md(value: object) -> str:
 
 def cell(value: object, limit: int = 200) -> str:
     """``md`` for a table cell, cut to ``limit`` characters with an ellipsis."""
-    text = str(value)
+    text = neutral(value)
     if len(text) > limit:
         text = text[: limit - 1] + "\u2026"
     return md(text)
@@ -37,7 +39,7 @@ def cell(value: object, limit: int = 200) -> str:
 
 def block(value: object) -> str:
     """Multi-line commentary: each line escaped, kept as its own line in a blockquote."""
-    lines = [md(line) for line in str(value).splitlines()] or [""]
+    lines = [md(line) for line in neutral(value, multiline=True).split("\n")] or [""]
     return "\n".join(f"> {line}" if line else ">" for line in lines)
 
 

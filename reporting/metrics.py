@@ -377,3 +377,53 @@ def sites_section(checks: Iterable[SiteCheckRecord], period: Period, target_pct:
         down = seconds(merge(_clip(c.unhealthy, period.start, period.end)))
         out.append(SiteCheck(name=c.name, availability_pct=100.0 * (period.seconds - down) / period.seconds, downtime_minutes=down / 60.0))
     return Sites(checks=tuple(sorted(out, key=lambda c: c.name)), target_pct=target_pct)
+
+
+#: Each figure's definition in plain words, for the report's "How to read this report" page. They
+#: restate the formulas above (keep them in step): (section, figure, definition).
+DEFINITIONS: tuple[tuple[str, str, str], ...] = (
+    ("", "The week",
+     "Monday 00:00 to the next Monday 00:00 in your time zone. A week with a daylight-saving change "
+     "is 167 or 169 hours long. Only what happened inside the week counts."),
+    ("uptime", "Uptime",
+     "For each monitored device: the time it was monitored minus the time it was down, as a share of the time "
+     "it was monitored; a site's or class's figure adds these up over its devices, so a site with more devices "
+     "weighs more. Planned maintenance counts neither as monitored time nor as downtime."),
+    ("uptime", "Overall uptime",
+     "The service-level (SLA) figure your monitoring system calculates, where it defines one; otherwise the "
+     "uptime of all monitored devices together, as above."),
+    ("uptime", "Downtime minutes",
+     "Minutes each device was down, added up over the devices: two devices down for the same ten minutes "
+     "count twenty."),
+    ("tickets", "Opened, closed",
+     "Service tickets created, and closed, during the week. Change requests are counted under Changes, never "
+     "here."),
+    ("tickets", "Open at week end",
+     "Service tickets created before the week ended and not closed by then."),
+    ("tickets", "SLA attainment",
+     "Of the tickets closed during the week, the share resolved within their agreed resolution time, as your "
+     "service desk system judges it (paused clocks respected). Tickets it keeps out of SLA measurement are left "
+     "out."),
+    ("tickets", "SLA breaches",
+     "Tickets closed during the week that missed their resolution time, plus open tickets already past it when "
+     "the week ended."),
+    ("changes", "Changes executed",
+     "Change requests completed during the week."),
+    ("backups", "Backup success rate",
+     "Successful backup runs divided by all runs that finished during the week; a run that finished with a "
+     "warning counts as successful (and is shown as a warning)."),
+    ("backups", "Last success and recovery point (RPO)",
+     "Last success is the moment the newest good backup can restore to. The recovery point, in hours, is how "
+     "old that backup was when the week ended: the most work you could lose if you had to restore then."),
+    ("backups", "Backup status",
+     "OK; stale when the newest good backup is older than the agreed limit; failed when the latest run "
+     "failed; never when no good backup exists at all."),
+    ("security", "New and open incidents",
+     "Security incidents created during the week, and those not resolved when the week ended."),
+    ("security", "Secure score",
+     "Microsoft Secure Score: the points achieved as a share of the points possible, from the newest reading "
+     "before the week ended. The change is that share minus the same share at the week's start, in percentage "
+     "points."),
+    ("sites", "Availability",
+     "The share of the week the external check found the public site healthy."),
+)

@@ -13,17 +13,17 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import partial
 from typing import Any
-from xml.sax.saxutils import escape as _xml_escape
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from reportlab.lib.utils import ImageReader
-from reportlab.pdfbase.pdfmetrics import stringWidth
+from reportlab import rl_config
+from reportlab.lib.utils import ImageReader, TimeStamp
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import (
     BaseDocTemplate,
     CondPageBreak,
     Flowable,
     Frame,
+    KeepTogether,
     LongTable,
     NextPageTemplate,
     PageBreak,
@@ -33,6 +33,7 @@ from reportlab.platypus import (
     Table,
 )
 
+from reporting.metrics import DEFINITIONS
 from reporting.models import (
     SECTION_NAMES,
     SECTION_TITLES,
@@ -49,15 +50,19 @@ from reporting.models import (
     UptimeGroup,
     WeekPoint,
 )
+from reporting.pdf import fonts
 from reporting.pdf import stylesheet as ss
 from reporting.pdf.charts import MAX_TREND_WEEKS, TrendPoint, shorten, ticket_trend_chart, uptime_by_site_chart
 from reporting.pdf.stylesheet import Theme, theme_for
+from reporting.text import neutral
+
+# Binary (Flate-only) streams: no ASCII85 pass over every page and font subset, ~20 % smaller files.
+rl_config.useA85 = 0
 
 # Length limits for data strings (characters) — long vendor strings are cut with an ellipsis.
 CELL_LIMIT = 240
 NAME_LIMIT = 120
 SENTENCE_LIMIT = 1000
-COMMENTARY_LIMIT = 8000
 ERROR_LIMIT = 600
 
 MINUS = "\u2212"
@@ -68,21 +73,23 @@ DOT = "\u00b7"
 # ---- text helpers ------------------------------------------------------------------------
 
 
-def esc(text: object, limit: int = CELL_LIMIT, *, multiline: bool = False) -> str:
-    """Untrusted text -> safe ReportLab paragraph markup.
+def esc(text: object, limit: int | None = CELL_LIMIT, *, multiline: bool = False) -> str:
+    """Untrusted text -> safe ReportLab paragraph markup in any script.
 
-    Control characters become spaces, the text is cut to ``limit`` characters (ellipsis), and
-    ``& < >`` (and quotes) are escaped so tags and entities in data are shown literally. With
-    ``multiline`` the line breaks are kept as ``<br/>``.
+    The text is neutralised (:func:`reporting.text.neutral`: control characters and bidi
+    overrides removed), cut to ``limit`` characters (ellipsis; ``None``: never cut), laid out
+    right-to-left where it is Hebrew or Arabic, and ``& < >`` (and quotes) are escaped so tags
+    and entities in data are shown literally; characters the embedded family lacks are set in a
+    fallback font (:mod:`reporting.pdf.fonts`). With ``multiline`` the line breaks are kept as
+    ``<br/>`` and every character of every line is kept (a line ending in "-" keeps its dash).
     """
     if not multiline:
-        return _xml_escape(shorten(text, limit), {'"': "&quot;"})
-    raw = "" if text is None else str(text)
-    raw = raw.replace("\r\n", "\n").replace("\r", "\n")
-    if len(raw) > limit:
+        return fonts.markup(shorten(text, limit if limit is not None else 10**9))
+    raw = neutral(text, multiline=True)
+    if limit is not None and len(raw) > limit:
         raw = raw[: max(1, limit - 1)].rstrip() + "\u2026"
-    lines = [shorten(line, limit) for line in raw.split("\n")]
-    return "<br/>".join(_xml_escape(line, {'"': "&quot;"}) for line in lines).strip()
+    lines = raw.strip("\n").split("\n")
+    return "<br/>".join(fonts.markup(line.rstrip()) for line in lines)
 
 
 def _tz(report: Report) -> tzinfo:
@@ -212,6 +219,7 @@ def kpi_row(ctx: Ctx, tiles: Sequence[tuple[str, str, str]]) -> Table:
     t = Table([cells], colWidths=[width] * len(cells), hAlign="LEFT")
     t.setStyle(
         [
+            ("FONT", (0, 0), (-1, -1), ss.FONT, ss.TABLE_SIZE),
             ("BACKGROUND", (0, 0), (-1, -1), ctx.theme.brand_tint),
             ("LINEAFTER", (0, 0), (-2, -1), 2, ss.WHITE),
             ("LINEABOVE", (0, 0), (-1, 0), 2, ctx.theme.brand),
@@ -229,6 +237,7 @@ def unavailable_box(ctx: Ctx, reason: str | None) -> list[Flowable]:
     box = Table([[ctx.p(f"Data unavailable {DASH} {why}", "unavailable")]], colWidths=[ss.FRAME_WIDTH], hAlign="LEFT")
     box.setStyle(
         [
+            ("FONT", (0, 0), (-1, -1), ss.FONT, ss.TABLE_SIZE),
             ("BACKGROUND", (0, 0), (-1, -1), ss.UNAVAILABLE_BG),
             ("LINEBEFORE", (0, 0), (0, -1), 4, ss.UNAVAILABLE_BORDER),
             ("LEFTPADDING", (0, 0), (-1, -1), 10),
@@ -244,8 +253,28 @@ def unavailable_box(ctx: Ctx, reason: str | None) -> list[Flowable]:
     return [box, Spacer(1, 2), note]
 
 
+class OutlineHeading(Paragraph):
+    """A heading that is also an entry in the PDF outline (the reader's bookmarks panel)."""
+
+    def __init__(self, markup: str, style: Any, title: str, key: str) -> None:
+        super().__init__(markup, style)
+        self.outline_title = title
+        self.outline_key = key
+
+    def draw(self) -> None:
+        self.canv.bookmarkHorizontal(self.outline_key, 0, self.height)  # jump to the heading itself
+        self.canv.addOutlineEntry(self.outline_title, self.outline_key, level=0)
+        super().draw()
+
+
+def outline_heading(ctx: Ctx, title: str, style: str = "h1") -> OutlineHeading:
+    key = "s" + "".join(ch if ch.isalnum() else "-" for ch in title.lower())
+    # outline entries are Unicode strings that the viewer lays out itself: logical order, not visual
+    return OutlineHeading(esc(title, NAME_LIMIT), ctx.theme.style(style), neutral(title), key)
+
+
 def heading(ctx: Ctx, title: str) -> list[Flowable]:
-    return [CondPageBreak(70 * ss.MM), ctx.p(esc(title, NAME_LIMIT), "h1")]
+    return [CondPageBreak(70 * ss.MM), outline_heading(ctx, title)]
 
 
 def source_line(ctx: Ctx, section: Section) -> Paragraph:
@@ -271,83 +300,98 @@ def status_word(ok: bool) -> str:
 # ---- cover and executive summary ---------------------------------------------------------
 
 
+#: overall status in words, by the most severe thing the customer should care about
+STATUS_WORDS: dict[str, tuple[str, str]] = {
+    "high": ("Needs attention", "Something this week needs a decision or action on your side."),
+    "medium": ("Mostly on track", "A few things are worth watching; nothing is urgent."),
+    "low": ("On track", "Services ran as agreed; the details follow."),
+}
+_NOT_FOR_THE_COVER = {"no_baseline", "data_unavailable"}  # about our data, not the customer's services
+
+
+def overall_status(report: Report) -> str:
+    """``high`` | ``medium`` | ``low``: the most severe flag the customer should care about."""
+    sevs = [f.severity for f in report.flags if f.code not in _NOT_FOR_THE_COVER]
+    return min(sevs, key=lambda s: SEVERITY_ORDER.get(s, 9), default="low") if sevs else "low"
+
+
+def top_items(report: Report, n: int = 3) -> list[str]:
+    """The ``n`` things that matter most: one flag per area, most severe first, then the
+    summary's sentences (its first sentence is the headline, shown as the status instead)."""
+    out: list[str] = []
+    seen: set[str] = set()
+    for f in sorted(report.flags, key=lambda f: SEVERITY_ORDER.get(f.severity, 9)):
+        if f.code in _NOT_FOR_THE_COVER or f.section in seen:
+            continue
+        seen.add(f.section)
+        out.append(f.message)
+    for sentence in report.summary[1:]:
+        if sentence not in out:
+            out.append(sentence)
+    return out[:n]
+
+
+def contents(report: Report) -> list[tuple[str, bool]]:
+    """(title, available) in the order the report shows them."""
+    out = [("Executive summary", True), ("Recommendations", True)]
+    for name in SECTION_NAMES:
+        sec = report.sections.get(name)
+        out.append((SECTION_TITLES[name], sec is not None and sec.ok and sec.data is not None))
+    return out + [("How to read this report", True)]
+
+
 def build_cover(ctx: Ctx) -> list[Flowable]:
     r = ctx.report
-    counts = {sev: 0 for sev in ("high", "medium", "low")}
-    for f in r.flags:
-        counts[f.severity] = counts.get(f.severity, 0) + 1
-    tiles = []
-    for sev in ("high", "medium", "low"):
-        colour = ss.SEVERITY_COLORS[sev].hexval()[2:]
-        tiles.append(
-            [
-                ctx.p(f'<font color="#{colour}">{counts[sev]}</font>', "flag_count_value"),
-                ctx.p(f'<font color="#{colour}">{sev.capitalize()}</font>', "flag_count"),
-            ]
-        )
-    gap = ""
-    flag_table = Table(
-        [[tiles[0], gap, tiles[1], gap, tiles[2]]], colWidths=[32 * ss.MM, 5 * ss.MM] * 2 + [32 * ss.MM], hAlign="LEFT"
-    )
-    flag_table.setStyle(
-        [
-            ("BOX", (0, 0), (0, 0), 1.2, ss.SEV_HIGH),
-            ("BOX", (2, 0), (2, 0), 1.2, ss.SEV_MEDIUM),
-            ("BOX", (4, 0), (4, 0), 1.2, ss.SEV_LOW),
-            ("TOPPADDING", (0, 0), (-1, -1), 6),
-            ("BOTTOMPADDING", (0, 0), (-1, -1), 8),
-        ]
-    )
-
-    contents = []
-    for name in SECTION_NAMES:
-        sec = r.sections.get(name)
-        ok = sec is not None and sec.ok and sec.data is not None
-        contents.append(
-            [
-                SECTION_TITLES[name],
-                "included" if ok else "data unavailable",
-            ]
-        )
-    contents_table = Table(
-        [["Executive summary", "first"], *contents, ["Recommendations", ""]],
-        colWidths=[70 * ss.MM, 40 * ss.MM],
+    status = overall_status(r)
+    word, gloss = STATUS_WORDS[status]
+    colour = {"high": ss.SEV_HIGH, "medium": ss.SEV_MEDIUM, "low": ss.OK_GREEN}[status]
+    status_box = Table(
+        [[ctx.p(f'<font color="#{colour.hexval()[2:]}"><b>{esc(word, 40)}</b></font>', "cover_status"),
+          ctx.p(esc(gloss, SENTENCE_LIMIT), "body")]],
+        colWidths=[70 * ss.MM, ss.FRAME_WIDTH - 70 * ss.MM],
         hAlign="LEFT",
     )
-    contents_table.setStyle(
+    status_box.setStyle(
         [
-            ("FONT", (0, 0), (-1, -1), ss.FONT, ss.TABLE_SIZE + 0.5),
-            ("TEXTCOLOR", (0, 0), (0, -1), ss.INK),
-            ("TEXTCOLOR", (1, 0), (1, -1), ss.MUTED),
-            ("LINEBELOW", (0, 0), (-1, -1), 0.4, ss.GRID),
-            ("LEFTPADDING", (0, 0), (-1, -1), 0),
-            ("TOPPADDING", (0, 0), (-1, -1), 3),
-            ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
+            ("FONT", (0, 0), (-1, -1), ss.FONT, ss.TABLE_SIZE),
+            ("BACKGROUND", (0, 0), (-1, -1), ctx.theme.brand_tint),
+            ("LINEBEFORE", (0, 0), (0, -1), 4, colour),
+            ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+            ("LEFTPADDING", (0, 0), (-1, -1), 10),
+            ("TOPPADDING", (0, 0), (-1, -1), 8),
+            ("BOTTOMPADDING", (0, 0), (-1, -1), 9),
         ]
-        + [("TEXTCOLOR", (1, i + 1), (1, i + 1), ss.SEV_HIGH) for i, row in enumerate(contents) if row[1] != "included"]
     )
-    tzname = esc(r.period.timezone, 60)
-    total = len(r.flags)
+    items = top_items(r)
+    matters: list[Flowable] = [ctx.p("What matters most this week", "h2")]
+    if items:
+        matters += [ctx.p(esc(t, SENTENCE_LIMIT), "cover_item", bulletText=f"{i}.") for i, t in enumerate(items, 1)]
+    else:
+        matters.append(ctx.p("Nothing stood out this week.", "note"))
+    listing = [
+        ctx.p(esc(title, NAME_LIMIT) + ("" if ok else f' <font color="#{ss.MUTED.hexval()[2:]}">'
+                                         f"{DASH} not available this week</font>"), "cover_meta")
+        for title, ok in contents(r)
+    ]
     return [
         ctx.p("WEEKLY SERVICE REPORT", "cover_kicker"),
         ctx.p(esc(r.customer.name, NAME_LIMIT), "cover_customer"),
-        ctx.p(f"Customer code {esc(r.customer.code, 40)}", "cover_sub"),
-        Spacer(1, 10),
         ctx.p(f"<b>{esc(period_line(r, ctx.tz))}</b>", "cover_sub"),
-        ctx.p(f"All times in {tzname}", "cover_meta"),
-        ctx.p(f"Generated {esc(fmt_dt(r.generated_at, ctx.tz))}", "cover_meta"),
-        Spacer(1, 16),
-        ctx.p(f"Flags this week ({total})", "h2"),
-        flag_table,
-        Spacer(1, 16),
-        ctx.p("In this report", "h2"),
-        contents_table,
+        ctx.p(f"Prepared by {esc(ctx.branding.msp_name or 'your MSP', NAME_LIMIT)} on "
+              f"{esc(fmt_date(_local(r.generated_at, ctx.tz).date()))} {DOT} all times in {esc(r.period.timezone, 60)}",
+              "cover_meta"),
+        Spacer(1, 12),
+        KeepTogether([ctx.p("Overall status", "h2"), status_box]),
+        Spacer(1, 6),
+        KeepTogether(matters),
+        Spacer(1, 10),
+        KeepTogether([ctx.p("In this report", "h2"), *listing]),
     ]
 
 
 def build_executive_summary(ctx: Ctx) -> list[Flowable]:
     r = ctx.report
-    out: list[Flowable] = [ctx.p("Executive summary", "h1"), ctx.p(esc(period_line(r, ctx.tz)), "source")]
+    out: list[Flowable] = [outline_heading(ctx, "Executive summary"), ctx.p(esc(period_line(r, ctx.tz)), "source")]
     if r.summary:
         for sentence in r.summary:
             out.append(ctx.p(esc(sentence, SENTENCE_LIMIT), "bullet", bulletText="\u2022"))
@@ -386,7 +430,7 @@ def build_executive_summary(ctx: Ctx) -> list[Flowable]:
     c = r.commentary
     if c is not None and c.text.strip():
         out.append(ctx.p("Engineer's commentary", "h2"))
-        out.append(ctx.p(esc(c.text, COMMENTARY_LIMIT, multiline=True), "commentary"))
+        out.append(ctx.p(esc(c.text, None, multiline=True), "commentary"))
         out.append(ctx.p(f"{DASH} {esc(c.author, NAME_LIMIT)}, {esc(fmt_dt(c.at, ctx.tz))}", "commentary_meta"))
     return out
 
@@ -728,12 +772,48 @@ def build_sites(ctx: Ctx, s: Sites) -> list[Flowable]:
 
 
 def build_recommendations(ctx: Ctx) -> list[Flowable]:
-    out: list[Flowable] = heading(ctx, "Recommendations")
+    """Part of the executive summary page (a short list alone on a last page helped nobody)."""
+    out: list[Flowable] = [outline_heading(ctx, "Recommendations", "h2")]
     if not ctx.report.recommendations:
         out.append(ctx.p("No recommendations this week.", "note"))
     for i, rec in enumerate(ctx.report.recommendations, start=1):
         out.append(ctx.p(esc(rec, SENTENCE_LIMIT), "bullet", bulletText=f"{i}."))
-    return out
+    return [KeepTogether(out)]
+
+
+def build_how_to_read(ctx: Ctx) -> list[Flowable]:
+    """Each figure's definition in plain words (:data:`reporting.metrics.DEFINITIONS`), one page."""
+    rows: list[list[Any]] = []
+    extra: list[Any] = []
+    last = None
+    for section, figure, definition in DEFINITIONS:
+        if section and section != last:
+            extra += [("SPAN", (0, len(rows)), (1, len(rows))), ("BACKGROUND", (0, len(rows)), (1, len(rows)),
+                                                                   ctx.theme.brand_tint)]
+            rows.append([ctx.p(f"<b>{esc(SECTION_TITLES.get(section, section), NAME_LIMIT)}</b>", "glossary_head"), ""])
+        last = section
+        rows.append([ctx.p(f"<b>{esc(figure, NAME_LIMIT)}</b>", "glossary_text"), ctx.p(esc(definition, SENTENCE_LIMIT),
+                                                                                       "glossary_text")])
+    table = Table(rows, colWidths=[42 * ss.MM, ss.FRAME_WIDTH - 42 * ss.MM], hAlign="LEFT", repeatRows=0)
+    table.setStyle(
+        [
+            ("FONT", (0, 0), (-1, -1), ss.FONT, ss.SMALL_SIZE),
+            ("VALIGN", (0, 0), (-1, -1), "TOP"),
+            ("LINEBELOW", (0, 0), (-1, -1), 0.4, ss.GRID),
+            ("LEFTPADDING", (0, 0), (-1, -1), 4),
+            ("TOPPADDING", (0, 0), (-1, -1), 3),
+            ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
+            *extra,
+        ]
+    )
+    return [
+        outline_heading(ctx, "How to read this report"),
+        ctx.p("What each figure in this report means, and how it is counted.", "source"),
+        table,
+        Spacer(1, 6),
+        ctx.p("Severity: <b>high</b> needs a decision or action soon; <b>medium</b> is worth watching; "
+              "<b>low</b> is for your information.", "glossary_text"),
+    ]
 
 
 SECTION_BUILDERS: dict[str, tuple[type, Callable[[Ctx, Any], list[Flowable]]]] = {
@@ -772,16 +852,17 @@ class Furniture:
     customer: str
     footer_left: str
     logo: ImageReader | None
+    created: datetime  # the PDF's creation date: when the report was generated
 
 
 def _fit(text: str, font: str, size: float, width: float) -> str:
     """Cut plain text so it fits ``width`` points."""
-    if stringWidth(text, font, size) <= width:
+    if fonts.width(text, font, size) <= width:
         return text
     lo, hi = 0, len(text)
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if stringWidth(text[:mid] + "\u2026", font, size) <= width:
+        if fonts.width(text[:mid] + "\u2026", font, size) <= width:
             lo = mid
         else:
             hi = mid - 1
@@ -809,10 +890,8 @@ def _draw_cover(f: Furniture, canv: Canvas, _doc: Any) -> None:
         text_right = x - 18
     canv.setFillColor(ss.WHITE)
     width = text_right - ss.MARGIN_LEFT
-    canv.setFont(ss.FONT_BOLD, ss.COVER_MSP_SIZE)
-    canv.drawString(
-        ss.MARGIN_LEFT, ph - ss.COVER_BAND_HEIGHT / 2, _fit(f.msp_name, ss.FONT_BOLD, ss.COVER_MSP_SIZE, width)
-    )
+    fonts.draw(canv, ss.MARGIN_LEFT, ph - ss.COVER_BAND_HEIGHT / 2,
+               _fit(f.msp_name, ss.FONT_BOLD, ss.COVER_MSP_SIZE, width), ss.FONT_BOLD, ss.COVER_MSP_SIZE)
     canv.setFont(ss.FONT, ss.BODY_SIZE + 1)
     canv.drawString(ss.MARGIN_LEFT, ph - ss.COVER_BAND_HEIGHT / 2 - 20, "Managed services \u00b7 weekly report")
     canv.restoreState()
@@ -825,22 +904,37 @@ def _draw_body(f: Furniture, canv: Canvas, _doc: Any) -> None:
     canv.setStrokeColor(f.theme.brand)
     canv.setLineWidth(1.2)
     canv.line(ss.MARGIN_LEFT, y - 4, pw - ss.MARGIN_RIGHT, y - 4)
-    canv.setFont(ss.FONT_BOLD, ss.FOOTER_SIZE)
     canv.setFillColor(f.theme.brand)
-    canv.drawString(ss.MARGIN_LEFT, y, _fit(f.customer, ss.FONT_BOLD, ss.FOOTER_SIZE, ss.FRAME_WIDTH * 0.6))
-    canv.setFont(ss.FONT, ss.FOOTER_SIZE)
+    fonts.draw(canv, ss.MARGIN_LEFT, y, _fit(f.customer, ss.FONT_BOLD, ss.FOOTER_SIZE, ss.FRAME_WIDTH * 0.6),
+               ss.FONT_BOLD, ss.FOOTER_SIZE)
     canv.setFillColor(ss.MUTED)
-    canv.drawRightString(pw - ss.MARGIN_RIGHT, y, _fit(f.msp_name, ss.FONT, ss.FOOTER_SIZE, ss.FRAME_WIDTH * 0.35))
+    fonts.draw(canv, pw - ss.MARGIN_RIGHT, y, _fit(f.msp_name, ss.FONT, ss.FOOTER_SIZE, ss.FRAME_WIDTH * 0.35),
+               ss.FONT, ss.FOOTER_SIZE, align="right")
     canv.restoreState()
+
+
+def _timestamp(at: datetime) -> TimeStamp:
+    """ReportLab's document time stamp (CreationDate/ModDate) for ``at``, in UTC."""
+    ts = TimeStamp(invariant=1)
+    utc = (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC)
+    ts.t = utc.timestamp()
+    ts.lt = utc.timetuple()
+    ts.YMDhms = tuple(ts.lt)[:6]
+    ts.dhh = ts.dmm = 0
+    ts.tzname = "UTC"
+    return ts
 
 
 class FooterCanvas(Canvas):
     """Defers every page until the end so the footer can say "Page N of M" (cover excluded)."""
 
     def __init__(self, *args: Any, furniture: Furniture, **kwargs: Any) -> None:
+        kwargs["initialFontName"] = kwargs.get("initialFontName") or ss.FONT  # no unembedded Helvetica
         super().__init__(*args, **kwargs)
         self._furniture = furniture
         self._pages: list[dict[str, Any]] = []
+        self._doc._timeStamp = _timestamp(furniture.created)  # not ReportLab's invariant 2000-01-01
+        self.showOutline()  # open with the bookmarks panel
 
     def showPage(self) -> None:  # noqa: N802 - ReportLab's name
         self._pages.append(dict(self.__dict__))
@@ -865,7 +959,9 @@ class FooterCanvas(Canvas):
         self.line(ss.MARGIN_LEFT, y + 10, pw - ss.MARGIN_RIGHT, y + 10)
         self.setFont(ss.FONT, ss.FOOTER_SIZE)
         self.setFillColor(ss.MUTED)
-        self.drawString(ss.MARGIN_LEFT, y, _fit(f.footer_left, ss.FONT, ss.FOOTER_SIZE, ss.FRAME_WIDTH - 80))
+        fonts.draw(self, ss.MARGIN_LEFT, y, _fit(f.footer_left, ss.FONT, ss.FOOTER_SIZE, ss.FRAME_WIDTH - 80),
+                   ss.FONT, ss.FOOTER_SIZE)
+        self.setFont(ss.FONT, ss.FOOTER_SIZE)
         self.drawRightString(pw - ss.MARGIN_RIGHT, y, f"Page {self._pageNumber} of {total}")
         self.restoreState()
 
@@ -885,11 +981,11 @@ def build_story(ctx: Ctx) -> list[Flowable]:
     story: list[Flowable] = build_cover(ctx)
     story += [NextPageTemplate("body"), PageBreak()]
     story += build_executive_summary(ctx)
+    story += build_recommendations(ctx)
     for name in SECTION_NAMES:
         story.append(Spacer(1, 14))
         story += build_section(ctx, name)
-    story.append(Spacer(1, 14))
-    story += build_recommendations(ctx)
+    story += [PageBreak(), *build_how_to_read(ctx)]
     return story
 
 
@@ -898,13 +994,15 @@ def render(report: Report, branding: Branding) -> bytes:
     theme = theme_for(branding.brand_color)
     ctx = Ctx(report=report, branding=branding, theme=theme, tz=_tz(report))
     msp = shorten(branding.msp_name, NAME_LIMIT) or "Your MSP"
-    code = shorten(report.customer.code, 40)
+    name = shorten(report.customer.name, NAME_LIMIT)
+    week = period_line(report, ctx.tz)
     furniture = Furniture(
         theme=theme,
         msp_name=msp,
-        customer=f"{shorten(report.customer.name, NAME_LIMIT)} \u2014 {period_line(report, ctx.tz)}",
-        footer_left=f"{msp} {DOT} {code} weekly report {DOT} {report.period.end_date.isoformat()}",
+        customer=f"{name} \u2014 {week}",
+        footer_left=f"{msp} {DOT} weekly service report for {name}",
         logo=_load_logo(branding.logo_path),
+        created=report.generated_at,
     )
     buf = io.BytesIO()
     pw, ph = ss.PAGE_SIZE
@@ -915,11 +1013,11 @@ def render(report: Report, branding: Branding) -> bytes:
         rightMargin=ss.MARGIN_RIGHT,
         topMargin=ss.MARGIN_TOP,
         bottomMargin=ss.MARGIN_BOTTOM,
-        title=f"{shorten(report.customer.name, NAME_LIMIT)} weekly report {report.period.end_date.isoformat()}",
+        title=f"{name}: weekly service report, {week}",
         author=msp,
-        subject=f"Weekly service report {code}",
-        creator="reportbot",
-        invariant=1,
+        subject=f"Uptime, service desk, changes, backups, security and public sites for {name}, {week}",
+        creator=f"{msp} service reporting",
+        invariant=1,  # same input, same bytes; the creation date is set from generated_at instead
     )
     cover_top = ph - ss.COVER_BAND_HEIGHT - 16 * ss.MM
     cover_frame = Frame(

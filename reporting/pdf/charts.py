@@ -14,8 +14,10 @@ from reportlab.graphics.charts.barcharts import VerticalBarChart
 from reportlab.graphics.charts.legends import Legend
 from reportlab.graphics.shapes import Drawing, Line, String
 
+from reporting.pdf import fonts
 from reporting.pdf import stylesheet as ss
 from reporting.pdf.stylesheet import Theme
+from reporting.text import neutral
 
 MAX_UPTIME_BARS = 24
 MAX_TREND_WEEKS = 12
@@ -35,10 +37,7 @@ def shorten(text: object, limit: int) -> str:
     Used for every data string before it reaches the page (chart labels, footer, table cells);
     markup escaping is the builder's ``esc``, which calls this first.
     """
-    s = "" if text is None else str(text)
-    if not s.isprintable():
-        s = "".join(ch if ch.isprintable() else " " for ch in s)
-    s = s.strip()
+    s = neutral(text).strip()
     if len(s) > limit:
         s = s[: max(1, limit - 1)].rstrip() + "\u2026"
     return s
@@ -82,8 +81,14 @@ def uptime_by_site_chart(theme: Theme, names: Sequence[str], values: Sequence[fl
     bc.width = d.width - bc.x - 56
     bc.height = d.height - bottom - 10
     bc.data = [values]
-    bc.categoryAxis.categoryNames = [shorten(n, 14 if many else 22) for n in names]
+    labels = [fonts.visual(shorten(n, 14 if many else 22)) for n in names]
+    bc.categoryAxis.categoryNames = labels
     bc.categoryAxis.labels.fontName = ss.FONT
+    for i, label in enumerate(labels):  # a label the family cannot set takes a fallback that covers it
+        font = fonts.single_font(label, ss.FONT)
+        if font != ss.FONT:
+            bc.categoryAxis.labels[i].fontName = font
+        labels[i] = fonts.drawable(label, font)  # no empty boxes under a bar
     bc.categoryAxis.labels.fontSize = ss.CHART_LABEL_SIZE
     bc.categoryAxis.labels.fillColor = ss.INK
     if many:

@@ -17,13 +17,16 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 
+from reporting.pdf import fonts
+
 DEFAULT_BRAND = "#1F4E79"
 _HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
 
-# Built-in PDF fonts only: nothing to download or embed.
-FONT = "Helvetica"
-FONT_BOLD = "Helvetica-Bold"
-FONT_ITALIC = "Helvetica-Oblique"
+# The embedded Unicode family (DejaVu Sans, subset per document) with per-character fallback:
+# see :mod:`reporting.pdf.fonts`.
+FONT = fonts.FONT
+FONT_BOLD = fonts.FONT_BOLD
+FONT_ITALIC = fonts.FONT_ITALIC
 
 PAGE_SIZE = A4
 MARGIN_LEFT = 18 * mm
@@ -153,12 +156,16 @@ class Theme:
 
 @lru_cache(maxsize=32)
 def theme_for(brand_color: str | None) -> Theme:
+    fonts.register()
     brand = parse_brand_color(brand_color)
     brand_dark = _mix(brand, colors.black, 0.25)
     brand_light = _mix(brand, colors.white, 0.55)
     brand_tint = _mix(brand, colors.white, 0.90)
 
-    base = ParagraphStyle("body", fontName=FONT, fontSize=BODY_SIZE, leading=BODY_SIZE * 1.35, textColor=INK)
+    base = ParagraphStyle(
+        "body", fontName=FONT, bulletFontName=FONT, fontSize=BODY_SIZE, leading=BODY_SIZE * 1.35, textColor=INK,
+        allowWidows=0, allowOrphans=0,  # never one line of a paragraph alone at a page's top or bottom
+    )
     styles: dict[str, ParagraphStyle] = {
         "body": base,
         "bullet": ParagraphStyle("bullet", parent=base, leftIndent=12, bulletIndent=2, spaceAfter=3),
@@ -252,6 +259,23 @@ def theme_for(brand_color: str | None) -> Theme:
         ),
         "cover_meta": ParagraphStyle(
             "cover_meta", parent=base, fontSize=BODY_SIZE, leading=BODY_SIZE * 1.5, textColor=MUTED
+        ),
+        "cover_status": ParagraphStyle(
+            "cover_status", parent=base, fontName=FONT_BOLD, fontSize=H1_SIZE, leading=H1_SIZE * 1.25
+        ),
+        "cover_item": ParagraphStyle(
+            "cover_item", parent=base, fontSize=BODY_SIZE + 1.5, leading=(BODY_SIZE + 1.5) * 1.35, leftIndent=16,
+            bulletIndent=0, bulletFontName=FONT_BOLD, spaceAfter=5,
+        ),
+        "glossary_head": ParagraphStyle(
+            "glossary_head",
+            parent=base,
+            fontSize=SMALL_SIZE + 0.5,
+            leading=(SMALL_SIZE + 0.5) * 1.3,
+            textColor=brand_dark,
+        ),
+        "glossary_text": ParagraphStyle(
+            "glossary_text", parent=base, fontSize=SMALL_SIZE + 0.5, leading=(SMALL_SIZE + 0.5) * 1.3
         ),
         "cover_kicker": ParagraphStyle(
             "cover_kicker",
