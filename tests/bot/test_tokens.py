@@ -4,7 +4,7 @@ CloudAdapter and a loopback Bot Connector — one token per scope per hour, not 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
 from botbuilder.schema import Activity
@@ -26,15 +26,6 @@ def entra(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeEntra]:
         yield fake
     finally:
         fake.close()
-
-
-@pytest.fixture
-async def connector() -> AsyncIterator[FakeConnector]:
-    fake = await FakeConnector().start()
-    try:
-        yield fake
-    finally:
-        await fake.close()
 
 
 def poster(connector: FakeConnector, entra: FakeEntra, **overrides: str) -> Poster:
