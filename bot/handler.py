@@ -139,22 +139,12 @@ class ReportBot(TeamsActivityHandler):
         known = self._refs_known.get(key)
         now = time.monotonic()
         if known is None or known[0] != marker or now - known[1] >= REFERENCE_REFRESH_SECONDS:
-            self._refs_known[key] = (marker, now)  # before the write: a burst of clicks at once makes one
-            try:
-                await self.state.remember(key, kind, stored)
-            except BaseException:
-                self._refs_known.pop(key, None)
-                raise
+            await _write_once(self._refs_known, key, (marker, now), self.state.remember(key, kind, stored))
         await self._remember_install(activity, tenant)
         if kind == "channel":  # Graph addresses a channel through its team: remember which one
             channel, group = key.split(":", 1)[1], team_group_of(activity)
             if group and self._teams_known.get(channel) != group:  # one write per channel, not per activity
-                self._teams_known[channel] = group
-                try:
-                    await self.state.remember_team(channel, group)
-                except BaseException:
-                    self._teams_known.pop(channel, None)
-                    raise
+                await _write_once(self._teams_known, channel, group, self.state.remember_team(channel, group))
         if self.cards.waiting():  # sandbox: cards made before anyone talked to the bot
             self._spawn(self.cards.post_waiting())
 
@@ -178,14 +168,12 @@ class ReportBot(TeamsActivityHandler):
         }
         marker = repr(sorted(info.items()))
         if self._installs_known.get(team_id) != marker:
-            self._installs_known[team_id] = marker  # before the writes, so concurrent activities make them once
-            try:
-                await self.state.remember_install(team_id, info)
-                if info["aad_group_id"]:  # the team's General channel has the team's id
-                    await self.state.remember_team(team_id, info["aad_group_id"])
-            except BaseException:
-                self._installs_known.pop(team_id, None)
-                raise
+            await _write_once(self._installs_known, team_id, marker, self._store_install(team_id, info))
+
+    async def _store_install(self, team_id: str, info: dict[str, str]) -> None:
+        await self.state.remember_install(team_id, info)
+        if info["aad_group_id"]:  # the team's General channel has the team's id
+            await self.state.remember_team(team_id, info["aad_group_id"])
 
     async def on_conversation_update_activity(self, turn_context: TurnContext) -> None:
         await self._remember(turn_context)
@@ -238,3 +226,14 @@ class ReportBot(TeamsActivityHandler):
     async def wait_background(self) -> None:
         while self.background or self.review.background:
             await asyncio.gather(*list(self.background), *list(self.review.background), return_exceptions=True)
+
+
+async def _write_once(known: dict[str, Any], key: str, value: Any, write: Awaitable[None]) -> None:
+    """``write`` with ``known[key] = value`` set first, so activities arriving together while it
+    runs see it and make no second write; forgotten again if the write fails."""
+    known[key] = value
+    try:
+        await write
+    except BaseException:
+        known.pop(key, None)
+        raise

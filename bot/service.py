@@ -207,18 +207,21 @@ class DeliveryResumer:
             attempt += 1
             try:
                 now = datetime.now(UTC)
-                stalled = await self.review.state.stalled(now - timedelta(seconds=self.stalled_after))
-                young = await self.review.state.stalled(now + timedelta(seconds=1))
+                in_flight = await self.review.state.stalled(now + timedelta(seconds=1))  # every one, young or old
                 break
             except TRANSIENT as err:
                 log.warning("cannot list stalled deliveries (%s: %s); trying again", type(err).__name__, err)
                 await asyncio.sleep(self._delay(attempt))
-        for draft in stalled:
-            if draft.id not in self.pending and draft.id not in self.review.finishing:
+        cutoff = now - timedelta(seconds=self.stalled_after)
+        later = []
+        for draft in in_flight:
+            if draft.id in self.pending or draft.id in self.review.finishing:
+                continue
+            if draft.updated_at < cutoff:
                 self.pending[draft.id] = Resuming(code=draft.customer_code)
                 self._spawn(self._resume(draft.id))
-        later = [d for d in young if d.id not in self.pending and d.id not in self.review.finishing
-                 and d.id not in {s.id for s in stalled}]
+            else:
+                later.append(draft)
         if later:  # looked at again when the oldest of them is old enough (not waited for by ``wait``)
             oldest = min(d.updated_at for d in later)
             wait = max(1.0, (oldest + timedelta(seconds=self.stalled_after) - now).total_seconds())

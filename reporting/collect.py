@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
-from reporting.sources import Connector, ConnectorError, SourceAuthError, SourceRecord
 from reporting.config import Config, CustomerConfig
 from reporting.models import SECTION_NAMES, Period, Section, Targets
+from reporting.sources import Connector, ConnectorError, SourceAuthError, SourceRecord
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -92,7 +92,7 @@ async def _bounded(system: str, work: Awaitable[T], limit: float, breaker: Sourc
 
 
 class _Tripped(Exception):
-    pass
+    """The source was found hung by another section while this one waited (internal to :func:`_bounded`)."""
 
 
 async def _one(

@@ -26,7 +26,8 @@ from bot.google.drive import DriveArchiver
 from bot.google.gmail import GmailSender
 from bot.outbox import OutboxBackend
 from reporting.config import parse_config
-from tests.bot.google_setup import parcel, pdf_of
+from tests.bot.doubles import pdf_of
+from tests.bot.google_setup import parcel
 
 DRAFT = "d-crash"
 

@@ -135,8 +135,8 @@ class FakeEntra:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:  # quiet
-                pass
+            def log_message(self, format: str, *args: Any) -> None:
+                """Quiet: tests read ``requests`` instead of stderr."""
 
             def _answer(self, status: int, body: dict[str, Any]) -> None:
                 raw = json.dumps(body).encode()

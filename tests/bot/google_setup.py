@@ -11,32 +11,13 @@ from typing import Any
 from bot.delivery import Parcel
 from reporting.config import Config, CustomerConfig, parse_config
 from reporting.models import CustomerRef, Period, Report
+from tests.bot.doubles import pdf_of
 from tests.bot.fake_google import SCOPE_DRIVE, SCOPE_GMAIL_READONLY, SCOPE_GMAIL_SEND, FakeGoogle
 
 SENDER = "reports@northwind.example"
 ARCHIVIST = "archive@northwind.example"
 PERIOD_END = date(2026, 11, 16)
 MB = 1024 * 1024
-
-
-def pdf_of(size: int, seed: bytes = b"acme") -> bytes:
-    head = b"%PDF-1.7 " + seed + b"\n"
-    return head + (bytes(range(251)) * (size // 251 + 1))[: size - len(head)]
-
-
-class FakeClock:
-    """Monotonic clock and sleep for the backends: sleeping advances time, instantly."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(round(seconds, 3))
-        self.now += seconds
 
 
 def setup_google(google: FakeGoogle, *, shared_drive: bool = False) -> dict[str, str]:

@@ -12,26 +12,12 @@ from bot.delivery import PermanentError
 from bot.google.backend import GoogleDelivery
 from bot.google.drive import DELIVERY_PROPERTY, FOLDER, MULTIPART_MAX, q_string
 from reporting.config import Config
+from tests.bot.doubles import FakeClock, pdf_of
 from tests.bot.fake_google import FakeGoogle, parse_drive_query
-from tests.bot.google_setup import ARCHIVIST, MB, FakeClock, key_file, make_config, parcel, pdf_of, setup_google
+from tests.bot.google_setup import ARCHIVIST, MB, key_file, make_config, parcel, setup_google
 
 KEY = "reportbot:d1:archive"
 NAME = "ACME-weekly-2026-11-16.pdf"
-
-
-@pytest.fixture
-async def google() -> AsyncIterator[FakeGoogle]:
-    fake = await FakeGoogle().start()
-    try:
-        yield fake
-    finally:
-        await fake.close()
-    assert fake.unexpected == [], f"requests the fake does not implement: {fake.unexpected}"
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture

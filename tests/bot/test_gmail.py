@@ -20,27 +20,13 @@ from bot.google.gmail import SIMPLE_MAX, html_to_text, message_id
 from bot.outbox import OutboxBackend
 from cards.review import DeliveryStepView, review_card
 from reporting.config import Config
+from tests.bot.doubles import FakeClock, pdf_of
 from tests.bot.fake_google import GOOGLE_TOKEN_URI, SCOPE_GMAIL_READONLY, SCOPE_GMAIL_SEND, FakeGoogle
-from tests.bot.google_setup import MB, SENDER, FakeClock, key_file, make_config, parcel, pdf_of, setup_google
+from tests.bot.google_setup import MB, SENDER, key_file, make_config, parcel, setup_google
 
 KEY = "reportbot:d1:email"
 LIST = "GET /gmail/v1/users/me/messages?q=rfc822msgid:{mid}&includeSpamTrash=true"
 SEND = "POST /gmail/v1/users/me/messages/send"
-
-
-@pytest.fixture
-async def google() -> AsyncIterator[FakeGoogle]:
-    fake = await FakeGoogle().start()
-    try:
-        yield fake
-    finally:
-        await fake.close()
-    assert fake.unexpected == [], f"requests the fake does not implement: {fake.unexpected}"
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -99,16 +98,6 @@ def _dataset() -> Any:
 
 
 # -- a process killed after the side effect -----------------------------------------------------------
-
-@pytest.fixture
-async def google() -> AsyncIterator[FakeGoogle]:
-    fake = await FakeGoogle().start()
-    try:
-        yield fake
-    finally:
-        await fake.close()
-    assert fake.unexpected == [], f"requests the fake does not implement: {fake.unexpected}"
-
 
 async def run_child(*args: str) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(

@@ -27,6 +27,7 @@ from bot.graph import (
 )
 from reporting.config import Config, CustomerConfig, parse_config
 from reporting.models import CustomerRef, Period, Report
+from tests.bot.doubles import FakeClock, pdf_of
 from tests.bot.fake_graph import TOKEN, FakeGraph
 
 MAILBOX = "reports@northwind.example"
@@ -43,11 +44,6 @@ def lookup(key: str) -> str:
     return LOOKUP.replace("<key>", key)
 
 
-def pdf_of(size: int, seed: bytes = b"acme") -> bytes:
-    head = b"%PDF-1.7 " + seed + b"\n"
-    return head + (bytes(range(251)) * (size // 251 + 1))[: size - len(head)]
-
-
 class FakeCredential:
     """azure-identity's credential protocol, as the SDK calls it (research §8)."""
 
@@ -57,21 +53,6 @@ class FakeCredential:
     async def get_token(self, *scopes: str, **kw: Any) -> AccessToken:
         self.scopes.append(scopes)
         return AccessToken(TOKEN, int(datetime.now(UTC).timestamp()) + 3600)
-
-
-class FakeClock:
-    """The backend's clock and sleep: sleeping advances time, instantly."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(round(seconds, 3))
-        self.now += seconds
 
 
 def make_config() -> Config:
@@ -117,11 +98,6 @@ async def graph() -> AsyncIterator[FakeGraph]:
     finally:
         await fake.close()
     assert fake.unexpected == [], f"requests the fake does not implement: {fake.unexpected}"
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from botbuilder.schema import Activity
 
 from bot.auth import build_adapter
 from bot.posting import NotPosted, Pacer, Poster, PostRefused
+from tests.bot.doubles import FakeClock
 from tests.bot.harness import BOT_APP_ID, TENANT_ID, FakeConnector, FakeCredentialsFactory, make_settings
-from tests.bot.test_graph_delivery import FakeClock
 
 CHANNEL = "19:review@thread.tacv2"
 #: Microsoft's published limits per bot per conversation ("Send to conversation"), independent of
