@@ -115,7 +115,7 @@ async def test_a_card_that_cannot_be_posted_is_kept_retried_and_shown(world: Wor
         # nothing is installed yet: every card waits, the batch does not finish, nothing is dropped
         end = world.review.engine.period_for(world.review.config.customer("ACME"), WEEK_DAY).end_date
         async with asyncio.timeout(60):  # listed at once as "not posted yet", then with the reason of the refusal
-            while sum("not been installed" in why for why in (await rb.bot.undelivered()).values()) < 2:
+            while sum("not been installed" in w for w in (await rb.bot.undelivered()).values()) < 2:  # noqa: ASYNC110
                 await asyncio.sleep(0.1)
         undelivered = await rb.bot.undelivered()
         assert set(undelivered) >= {f"review:ACME:{end}", f"review:GLOBEX:{end}"}

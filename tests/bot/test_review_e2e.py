@@ -10,6 +10,7 @@ a customer channel asking for another customer, and the signed PDF link.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -289,6 +290,9 @@ async def test_references_survive_a_restart_and_other_tenants_are_ignored(world:
                                                                           connector: FakeConnector) -> None:
     async with running_bot(make_bot(world), oidc=oidc, connector=connector, draft_pdf=world.review.pdf) as rb:
         await run_and_get_card(rb, connector, "ACME")
+        async with asyncio.timeout(10):  # the card's message id is stored just after the Connector answers
+            while not (await world.state.latest(["ACME"]))[0].card_activity_id:  # noqa: ASYNC110 - polls the store
+                await asyncio.sleep(0.05)
         draft = (await world.state.latest(["ACME"]))[0]
         # a message from another organisation's tenant in a channel with the same id: not served
         r = await rb.client.post(channel_message("run ACME", service_url=connector.service_url, tenant_id="other-tenant"))
