@@ -56,6 +56,24 @@ class StoreError(RuntimeError):
 
 _SCHEMA_LOCK = 0x7265706F7274  # "report": the advisory lock that serialises table creation
 
+STALLED_TRANSACTION_SECONDS = 20.0
+"""PostgreSQL ends a session of ours that has sat this long inside a transaction without sending
+anything (``idle_in_transaction_session_timeout``). Every transaction reportbot opens lasts
+milliseconds; one that stalls is an instance frozen mid-transaction (a paused VM or container, a
+SIGSTOP), and the row or advisory locks it holds would otherwise block every other instance —
+their claims, heartbeats and table creation — until it woke up."""
+
+
+def _engine_options(backend: str, given: dict[str, Any]) -> dict[str, Any]:
+    """``given`` plus, on PostgreSQL, the stalled-transaction limit and a liveness check of pooled
+    connections (a session the server ended is replaced, not handed out)."""
+    if backend != "postgresql":
+        return given
+    connect_args = dict(given.get("connect_args", {}))
+    settings = {"idle_in_transaction_session_timeout": str(int(STALLED_TRANSACTION_SECONDS * 1000)),
+                "application_name": "reportbot", **connect_args.get("server_settings", {})}
+    return {"pool_pre_ping": True, **given, "connect_args": {**connect_args, "server_settings": settings}}
+
 
 async def create_tables(engine: AsyncEngine, tables: MetaData) -> None:
     """``CREATE TABLE IF NOT EXISTS`` for ``tables``. On PostgreSQL under an advisory lock:
@@ -98,7 +116,7 @@ class HistoryStore:
             raise StoreError(f"cannot open the store at {_safe(url)}: the folder {folder} does not exist "
                              "(create it, or point [store] url at one that does)")
         try:
-            engine = create_async_engine(parsed, **engine_kw)
+            engine = create_async_engine(parsed, **_engine_options(parsed.get_backend_name(), engine_kw))
         except (SQLAlchemyError, ValueError) as err:
             raise StoreError(f"cannot open the store at {_safe(url)}: {err}") from err
         if engine.dialect.name == "sqlite" and folder is not None:

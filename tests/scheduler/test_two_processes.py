@@ -268,6 +268,15 @@ def install_app(port: int, service_url: str) -> None:
             time.sleep(0.3)
 
 
+def serve_logs(tmp: Path, lines: int = 40) -> str:
+    """The last lines of each serve process's log, for a failure message (CI shows nothing else)."""
+    out = []
+    for log in sorted(tmp.glob("serve-*.log")):
+        tail = log.read_text(errors="replace").splitlines()[-lines:]
+        out.append(f"--- {log.name} (last {len(tail)} lines)\n" + "\n".join(tail))
+    return "\n".join(out)
+
+
 def card_customer(body: dict[str, Any]) -> str:
     """The customer a review card is for (its ``reportbot:review`` data on the actions)."""
     import json
@@ -304,8 +313,12 @@ def test_a_paused_instance_posts_no_second_card(database: str, tmp_path: Path) -
             assert held
             time.sleep(5)  # past the 4 s lease
             other = serve(config, env, p2, tmp_path / "b")
-            wait_until(lambda: len(teams.posts(REVIEW_CHANNEL.channel_id)) >= CODES, 240, "12 review cards")
-            wait_until(lambda: len(teams.posts(ROLLUP_CHANNEL.channel_id)) >= 1, 60, "the roll-up")
+            try:
+                wait_until(lambda: len(teams.posts(REVIEW_CHANNEL.channel_id)) >= CODES, 240, "12 review cards")
+                wait_until(lambda: len(teams.posts(ROLLUP_CHANNEL.channel_id)) >= 1, 60, "the roll-up")
+            except AssertionError as err:
+                held_now = asyncio.run(claims(database))
+                raise AssertionError(f"{err}; claims: {held_now}\n{serve_logs(tmp_path)}") from None
             before = len(teams.connector.calls)
             paused.send_signal(signal.SIGCONT)
             time.sleep(8)  # the paused process's heartbeat and post retries run again
@@ -330,3 +343,49 @@ def test_a_paused_instance_posts_no_second_card(database: str, tmp_path: Path) -
         for code in held:  # taken over by the other instance
             assert rows[code]["owner"].rsplit(":", 2)[1] == str(other.pid) and rows[code]["attempts"] == 2
         assert all(r["status"] == "drafted" for r in rows.values())
+
+
+@pytest.mark.postgres
+def test_an_instance_frozen_inside_a_transaction_holds_the_others_up_only_briefly(
+        database: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An instance paused between a heartbeat's UPDATE and its COMMIT holds that claim's row lock.
+    PostgreSQL ends its session after the stalled-transaction limit, so the other instance's
+    take-over waits that long instead of until the paused one wakes; woken, the paused one finds
+    its claim lost and carries on with a fresh connection."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+    from sqlalchemy.exc import DBAPIError
+
+    from reporting import store as store_module
+    from reporting.store import HistoryStore
+    from scheduler.claims import Claims, claims
+
+    monkeypatch.setattr(store_module, "STALLED_TRANSACTION_SECONDS", 2.0)
+    url = database.replace("postgresql://", "postgresql+asyncpg://", 1)
+    week = date(2026, 11, 30)
+
+    async def scenario() -> None:
+        frozen, other = await HistoryStore.open(url), await HistoryStore.open(url)
+        try:
+            now = datetime.now(UTC)
+            mine = await Claims.open(frozen.engine, "a:1:x", 1)
+            theirs = await Claims.open(other.engine, "b:2:y", 1)
+            assert await mine.claim("ACME", week, now)
+            conn = await frozen.engine.connect()
+            await conn.begin()
+            await conn.execute(update(claims).where(claims.c.customer_code == "ACME").values(updated_at=now))
+            started = time.monotonic()  # ...and the process is frozen here, its transaction open
+            taken = await asyncio.wait_for(theirs.claim("ACME", week, now + timedelta(seconds=5)), 30)
+            waited = time.monotonic() - started
+            assert taken, "the other instance takes the expired claim over"
+            assert 1.5 <= waited < 10, f"held up {waited:.1f} s by the frozen transaction"
+            with pytest.raises(DBAPIError):  # woken: the server has ended that session
+                await conn.commit()
+            await conn.close()
+            assert not await mine.renew("ACME", week, now + timedelta(seconds=6)), "its claim is lost"
+        finally:
+            await frozen.close()
+            await other.close()
+
+    asyncio.run(scenario())
