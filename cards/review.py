@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from cards import verbs
@@ -226,7 +226,7 @@ class _View:
 
         c = report.customer
         fallback = plain(
-            f"Weekly report for {c.name} ({c.code}), week ending {report.period.end_date.isoformat()}: "
+            f"Weekly report for {c.name} ({c.code}), {fmt.report_week(report)}: "
             "open this message in Teams to review it.",
             limit=300,
         )
@@ -237,9 +237,8 @@ class _View:
 
 
 def period_text(report: Report) -> str:
-    first = report.period.start
-    last = report.period.end - timedelta(days=1)
-    return f"{first.strftime('%a %d %b')} \u2013 {last.strftime('%a %d %b %Y')}"
+    """The week's one label (:func:`reporting.fmt.report_week`), "partial, as of …" included."""
+    return fmt.report_week(report)
 
 
 def _header(report: Report, version: int, tz: str) -> Element:

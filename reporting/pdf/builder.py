@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -33,6 +33,7 @@ from reportlab.platypus import (
     Table,
 )
 
+from reporting import fmt
 from reporting.metrics import DEFINITIONS
 from reporting.models import (
     SECTION_NAMES,
@@ -154,12 +155,13 @@ def fmt_signed(value: float | int | None, unit: str = "", digits: int = 1) -> st
 
 
 def period_line(report: Report, tz: tzinfo) -> str:
+    """The week's one label (:func:`reporting.fmt.week`), with "partial, as of" when it had not ended."""
     p = report.period
-    first = _local(p.start, tz).date()
-    last = (_local(p.end, tz) - timedelta(days=1)).date()
-    days = (last - first).days + 1
-    kind = "Week of" if days == 7 else f"{days} days:"
-    return f"{kind} {fmt_date(first)} \u2013 {fmt_date(last)}"
+    days = (p.end.date() - p.start.date()).days
+    label = fmt.week(p) if days == 7 else f"{days} days: {fmt.week_span(p)}"
+    if report.partial_as_of is not None:
+        label += f" ({fmt.partial(report.partial_as_of, p.timezone)})"
+    return label
 
 
 # ---- context -----------------------------------------------------------------------------
@@ -501,8 +503,8 @@ def build_uptime(ctx: Ctx, u: Uptime) -> list[Flowable]:
 
 
 def _week_label(period_end: date, days: int, compact: bool) -> str:
-    start = period_end - timedelta(days=days)
-    return f"{start.day} {start:%b}" if compact else f"w/c {start.day} {start:%b}"
+    monday = fmt.week_monday(period_end, days)
+    return monday if compact else f"w/c {monday}"
 
 
 def build_tickets(ctx: Ctx, t: Tickets) -> list[Flowable]:
@@ -853,6 +855,7 @@ class Furniture:
     footer_left: str
     logo: ImageReader | None
     created: datetime  # the PDF's creation date: when the report was generated
+    header_right: str = ""  # the running header's right side (default: the MSP's name)
 
 
 def _fit(text: str, font: str, size: float, width: float) -> str:
@@ -908,7 +911,8 @@ def _draw_body(f: Furniture, canv: Canvas, _doc: Any) -> None:
     fonts.draw(canv, ss.MARGIN_LEFT, y, _fit(f.customer, ss.FONT_BOLD, ss.FOOTER_SIZE, ss.FRAME_WIDTH * 0.6),
                ss.FONT_BOLD, ss.FOOTER_SIZE)
     canv.setFillColor(ss.MUTED)
-    fonts.draw(canv, pw - ss.MARGIN_RIGHT, y, _fit(f.msp_name, ss.FONT, ss.FOOTER_SIZE, ss.FRAME_WIDTH * 0.35),
+    right = f.header_right or f.msp_name
+    fonts.draw(canv, pw - ss.MARGIN_RIGHT, y, _fit(right, ss.FONT, ss.FOOTER_SIZE, ss.FRAME_WIDTH * 0.35),
                ss.FONT, ss.FOOTER_SIZE, align="right")
     canv.restoreState()
 
@@ -999,7 +1003,9 @@ def render(report: Report, branding: Branding) -> bytes:
     furniture = Furniture(
         theme=theme,
         msp_name=msp,
-        customer=f"{name} \u2014 {week}",
+        customer=f"{name} \u2014 {fmt.week(report.period) if report.partial_as_of is not None else week}",
+        # a partial report says so on every page (the MSP's name is in the footer too)
+        header_right=fmt.partial(report.partial_as_of, report.period.timezone) if report.partial_as_of else "",
         footer_left=f"{msp} {DOT} weekly service report for {name}",
         logo=_load_logo(branding.logo_path),
         created=report.generated_at,
