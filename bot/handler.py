@@ -10,7 +10,8 @@
   goes and how fast, :mod:`bot.posting`.
 
 Note: botbuilder 4.17.1 double-serialises an ``AdaptiveCardInvokeResponse`` returned from
-``on_adaptive_card_invoke`` (HTTP 500), so :meth:`ReportBot.on_invoke_activity` is overridden.
+``on_adaptive_card_invoke`` (HTTP 500), so :meth:`ReportBot.on_invoke_activity` is overridden
+and answers with the same JSON as a plain dict.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 from botbuilder.core import TurnContext
 from botbuilder.core.teams import TeamsActivityHandler
-from botbuilder.schema import Activity, AdaptiveCardInvokeResponse, ConversationReference, InvokeResponse
+from botbuilder.schema import Activity, ConversationReference, InvokeResponse
 
 from bot import verbs
 from bot.commands import Commands, send_card
@@ -204,10 +205,9 @@ class ReportBot(TeamsActivityHandler):
         data = action.get("data") if isinstance(action.get("data"), dict) else {}
         await self._remember(turn_context)
         card = await verbs.act(self.verbs, action.get("verb"), data, user_of(activity), self.where(activity))
-        # the body stays an msrest model: CloudAdapter serialises it once (a dict would fail)
-        return InvokeResponse(
-            status=200, body=AdaptiveCardInvokeResponse(status_code=200, type=CARD_RESPONSE, value=card)
-        )
+        # plain JSON, not an AdaptiveCardInvokeResponse: msrest would walk the whole card to
+        # serialise its ``value`` (~1 ms an answer); bot.app sends either shape as it is
+        return InvokeResponse(status=200, body={"statusCode": 200, "type": CARD_RESPONSE, "value": card})
 
     async def _update_card_message(self, tc: TurnContext, activity_id: str | None, card: dict[str, Any]) -> None:
         if not activity_id:

@@ -17,8 +17,9 @@ repeat anything:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -36,6 +37,10 @@ from reporting.store import HistoryStore
 from reporting.text import CommentaryTooLong, clean_commentary, neutral
 
 log = logging.getLogger(__name__)
+
+
+ANSWER_FIRST_SECONDS = 2.0
+"""How long a final render waits for card actions being answered to finish (see Review.answering)."""
 
 
 class ReviewError(Exception):
@@ -85,6 +90,29 @@ class Review:
         self._finishing = asyncio.Semaphore(2)  # final renders + hand-offs, two at a time (two PDF workers)
         self.background: set[asyncio.Task[None]] = set()
         self.finishing: dict[str, asyncio.Task[None]] = {}  # draft id -> its final render + hand-off
+        self._answering = 0  # card actions being answered right now
+        self._quiet = asyncio.Event()
+        self._quiet.set()
+
+    @contextlib.contextmanager
+    def answering(self) -> Iterator[None]:
+        """Around the answer to a card action: final renders wait (up to ``ANSWER_FIRST_SECONDS``)
+        until no action is being answered, so 50 engineers approving at once are each answered
+        before the loop, the store's single writer and the PDF workers are spent on final PDFs
+        that are delivered in the background anyway."""
+        self._answering += 1
+        self._quiet.clear()
+        try:
+            yield
+        finally:
+            self._answering -= 1
+            if not self._answering:
+                self._quiet.set()
+
+    async def _after_answers(self) -> None:
+        if not self._quiet.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._quiet.wait(), ANSWER_FIRST_SECONDS)
 
     # -- reading
     def customer(self, code: str) -> CustomerConfig:
@@ -146,9 +174,12 @@ class Review:
         log.info("commentary saved on %s by %s (%d characters)", draft.customer_code, user.label, len(commentary))
         return changed
 
-    async def approve(self, draft_id: str, version: int, user: User, commentary: str | None = None) -> tuple[Draft, bool]:
-        """(draft, started): ``started`` is False when nothing was done (already decided)."""
-        draft = await self._must(draft_id)
+    async def approve(self, draft_id: str, version: int, user: User, commentary: str | None = None,
+                      current: Draft | None = None) -> tuple[Draft, bool]:
+        """(draft, started): ``started`` is False when nothing was done (already decided).
+        ``current``: the draft as the caller just read it (saves reading it again; the
+        compare-and-set below decides either way)."""
+        draft = current if current is not None and current.id == draft_id else await self._must(draft_id)
         if draft.state in DECIDED:
             return draft, False  # a repeated approve is a no-op, never a second delivery
         if not self.may_approve(user.aad_object_id):
@@ -226,7 +257,9 @@ class Review:
         """After approval: the final PDF with the commentary, then delivery (in the background)."""
         try:
             async with self._finishing:
+                await self._after_answers()
                 report = await self.report(draft)
+                await self._after_answers()
                 result = await self.engine.write(report, self.out, kind="final")
                 pdf = await asyncio.to_thread(result.paths["pdf"].read_bytes)
             await self.handoff(draft, report, pdf)

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from botbuilder.schema import Activity
-from botbuilder.schema.teams import TeamsChannelData
 
 from bot.review import User
 from bot.settings import BotSettings
@@ -40,8 +39,9 @@ def conversation_key(activity: Activity) -> tuple[str, str]:
     conv = activity.conversation
     ctype = (conv.conversation_type if conv else None) or "personal"
     if ctype == "channel":
-        data = TeamsChannelData().deserialize(activity.channel_data or {})
-        channel = data.channel.id if data.channel and data.channel.id else (conv.id or "").split(";")[0]
+        data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
+        given = data.get("channel") if isinstance(data.get("channel"), dict) else {}
+        channel = given.get("id") or (conv.id or "").split(";")[0]
         return f"channel:{channel}", "channel"
     if ctype == "personal":
         user = activity.from_property.aad_object_id or activity.from_property.id if activity.from_property else ""
@@ -64,8 +64,8 @@ def team_of(activity: Activity) -> dict[str, Any]:
 
 def team_group_of(activity: Activity) -> str | None:
     """The AAD group id of the activity's team (Graph addresses a channel through it)."""
-    data = TeamsChannelData().deserialize(activity.channel_data or {})
-    return data.team.aad_group_id if data.team is not None else None
+    group = team_of(activity).get("aadGroupId")
+    return group if isinstance(group, str) and group else None
 
 
 def bot_removed(activity: Activity) -> bool:

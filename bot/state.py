@@ -168,12 +168,11 @@ class ReviewState:
         """Compare-and-set: apply ``values`` and move to the next version only if the draft is at
         ``version`` and in one of ``allowed`` states. None when someone else got there first."""
         values = {**_clean(values), "version": drafts.c.version + 1, "updated_at": datetime.now(UTC)}
-        async with self.engine.begin() as conn:
-            res = await conn.execute(update(drafts).where(
-                drafts.c.id == draft_id, drafts.c.version == version, drafts.c.state.in_(allowed)).values(**values))
-        if res.rowcount != 1:
-            return None
-        return await self.get(draft_id)
+        async with self.engine.begin() as conn:  # UPDATE ... RETURNING: one round trip (SQLite >= 3.35, PostgreSQL)
+            row = (await conn.execute(update(drafts).where(
+                drafts.c.id == draft_id, drafts.c.version == version, drafts.c.state.in_(allowed))
+                .values(**values).returning(*drafts.c))).first()
+        return _draft(row) if row else None
 
     async def stalled(self, before: datetime) -> list[Draft]:
         """Drafts approved (or being delivered) and untouched since ``before``: a process that
@@ -187,9 +186,10 @@ class ReviewState:
     async def set_state(self, draft_id: str, state: str, **values: Any) -> Draft | None:
         """A background step's state change (delivery progress): no version check, version moves on."""
         async with self.engine.begin() as conn:
-            await conn.execute(update(drafts).where(drafts.c.id == draft_id).values(
-                state=state, version=drafts.c.version + 1, updated_at=datetime.now(UTC), **_clean(values)))
-        return await self.get(draft_id)
+            row = (await conn.execute(update(drafts).where(drafts.c.id == draft_id).values(
+                state=state, version=drafts.c.version + 1, updated_at=datetime.now(UTC), **_clean(values))
+                .returning(*drafts.c))).first()
+        return _draft(row) if row else None
 
     async def set_card(self, draft_id: str, ref: dict[str, Any], activity_id: str) -> None:
         async with self.engine.begin() as conn:

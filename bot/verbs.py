@@ -54,7 +54,7 @@ async def save(ctx: VerbContext, draft: Draft, data: dict[str, Any], user: User)
 async def approve(ctx: VerbContext, draft: Draft, data: dict[str, Any], user: User) -> dict[str, Any]:
     commentary = data.get(card_verbs.INPUT_COMMENTARY)
     approved, started = await ctx.review.approve(
-        draft.id, data["version"], user, commentary if isinstance(commentary, str) else None
+        draft.id, data["version"], user, commentary if isinstance(commentary, str) else None, current=draft
     )
     if not started:
         return await ctx.cards.card_for(approved, f"Already {approved.state}; nothing was done again.")
@@ -125,7 +125,8 @@ async def act(ctx: VerbContext, verb: Any, data: dict[str, Any], user: User, whe
         log.warning("refused card action %r on %s from %s", verb, draft.customer_code, where.conversation_key)
         return help_card(note="Review actions are taken in the review channel by the configured engineers.")
     try:
-        return await handler(ctx, draft, {**data, "version": version}, user)
+        with ctx.review.answering():
+            return await handler(ctx, draft, {**data, "version": version}, user)
     except StaleVersion as err:
         return await ctx.cards.card_for(err.current, str(err))
     except ReviewError as err:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import statistics
 import sys
@@ -48,7 +49,7 @@ def pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, round(q * (len(s) - 1)))]
 
 
-async def bench(customers: int, tmp: Path) -> dict[str, float]:
+async def bench(customers: int, tmp: Path, profile: Path | None = None) -> dict[str, float]:
     dataset = SandboxDataset(ANCHOR, synthetic=max(0, customers - 12), include_unmapped=False)
     handed: list[float] = []
     async with SimulatorFarm(dataset) as farm:
@@ -85,6 +86,9 @@ async def bench(customers: int, tmp: Path) -> dict[str, float]:
                         requests.append({"headers": headers, "body": json.dumps(activity)})
                     spec = tmp / "requests.json"
                     spec.write_text(json.dumps({"url": f"{rb.base_url}/api/messages", "requests": requests}))
+                    profiler = cProfile.Profile() if profile else None
+                    if profiler:
+                        profiler.enable()
                     t_start = time.perf_counter()
                     proc = await asyncio.create_subprocess_exec(
                         sys.executable, str(Path(__file__).with_name("fire_requests.py")), str(spec),
@@ -95,6 +99,9 @@ async def bench(customers: int, tmp: Path) -> dict[str, float]:
                         assert status == 200 and "Approved by" in body, body
                     latencies = fired["latencies"]
                     answered = time.perf_counter()
+                    if profiler:
+                        profiler.disable()
+                        profiler.dump_stats(profile)
                     done_at_answer = sum(1 for h in handed if h <= answered)
                     await rb.bot.wait_background()
                     finished = time.perf_counter()
@@ -115,9 +122,10 @@ async def bench(customers: int, tmp: Path) -> dict[str, float]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--customers", type=int, default=50)
+    ap.add_argument("--profile", type=Path, help="write a cProfile of the bot while the invokes are answered here")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        figures = asyncio.run(bench(args.customers, Path(tmp)))
+        figures = asyncio.run(bench(args.customers, Path(tmp), args.profile))
     return 0 if figures["max"] < 2.0 else 1
 
 
