@@ -53,7 +53,7 @@ def _env() -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     env.filters.update(
-        md=md, cell=cell, block=block, pct=fmt.pct, points=fmt.points, duration=fmt.duration, hours=fmt.hours
+        md=md, cell=cell, block=block, pct=fmt.pct, rate=fmt.rate, target=fmt.target, points=fmt.points, duration=fmt.duration, hours=fmt.hours
     )
     return env
 
