@@ -21,7 +21,7 @@ from bot.google.auth import CredentialsError
 from connectors.base import Connector, ConnectorContext, ConnectorError
 from connectors.registry import CONNECTORS, OPTIONS
 from connectors.sandbox.config import sandbox_config, sandbox_config_files
-from connectors.sandbox.dataset import HISTORY_WEEKS, MSP_TIMEZONE, SandboxDataset
+from connectors.sandbox.dataset import CUSTOMERS, HISTORY_WEEKS, MSP_TIMEZONE, SandboxDataset
 from connectors.sim.farm import FarmProcess, SimulatorFarm, parse_fault_specs
 from reporting import fmt
 from reporting.collect import source_timeout, unmapped_records
@@ -62,15 +62,23 @@ class Setup:
     allow_partial: bool = False  # --allow-partial: a week not over yet is reported, labelled partial
 
 
+def _last_complete_for_all(zones: Sequence[str]) -> date:
+    """The default week: the last one that has ended in every customer's timezone (early on a
+    Monday in London, a Los Angeles customer's week is still running: the week before is taken)."""
+    now = datetime.now(UTC)
+    return min(last_complete_week_day(now, tz) for tz in zones)
+
+
 def _resolve(args: argparse.Namespace) -> Setup:
     path = args.config or os.environ.get("REPORTBOT_CONFIG")
     if path:
         if getattr(args, "sim_faults", None):
             raise CliError("--sim-faults works only on the sandbox (no --config, no REPORTBOT_CONFIG)", EXIT_USAGE)
         config = load_config(path, source_types=OPTIONS)
-        week_day = parse_week(args.week) if args.week else last_complete_week_day(datetime.now(UTC), config.msp.timezone)
+        zones = [config.customer_timezone(c) for c in config.customers] or [config.msp.timezone]
+        week_day = parse_week(args.week) if args.week else _last_complete_for_all(zones)
         return Setup(config, Path(path).resolve().parent, None, week_day, path=path)
-    week_day = parse_week(args.week) if args.week else last_complete_week_day(datetime.now(UTC), MSP_TIMEZONE)
+    week_day = parse_week(args.week) if args.week else _last_complete_for_all([c.timezone for c in CUSTOMERS])
     anchor = week_containing(week_day, MSP_TIMEZONE).end_date
     dataset = SandboxDataset(anchor, synthetic=getattr(args, "synthetic", 0) or 0)
     out = Path(args.out)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from reporting.config import Thresholds
-from reporting.fmt import duration, hours, pct, target, when
+from reporting.fmt import backup_stopped, duration, hours, pct, target, when
 from reporting.models import SECTION_TITLES, SEVERITY_ORDER, Backups, Flag, Section, Security, Sites, Tickets, Uptime
 
 FLAG_CODES = (
@@ -76,7 +76,7 @@ def _backup_flags(cur: Backups, th: Thresholds, tz: str) -> list[Flag]:
     if stale:
         items = "; ".join(
             f"{p.name} has never completed a backup" if p.last_success is None
-            else f"{p.name} last backed up {when(p.last_success, tz)} ({hours(p.rpo_hours)} before the week ended)"
+            else f"{backup_stopped(p, tz)} ({hours(p.rpo_hours)} before the week ended)"
             for p in stale
         )
         out.append(Flag("backup_stale", "high", "backups", f"No successful backup in {th.backup_stale_hours:g} h: {items}."))

@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 if TYPE_CHECKING:
-    from reporting.models import Period, Report
+    from collections.abc import Sequence
+
+    from reporting.models import OutageEvent, Period, ProtectedItem, Report
 
 
 MINUS = "\u2212"
@@ -160,3 +162,60 @@ def report_week(report: Report) -> str:
     if report.partial_as_of is not None:
         label += f" ({partial(report.partial_as_of, report.period.timezone)})"
     return label
+
+
+# ---- outages and backups: the same words in every rendering -----------------------------
+
+MAX_DEVICE_NAMES = 4
+
+
+def outage_devices(o: OutageEvent) -> str:
+    """'all 4 devices' / '1 of 4 devices: acme-leeds-se02' / '' for a site check."""
+    if not o.devices:
+        return ""
+    n = len(o.devices)
+    names = ", ".join(o.devices[:MAX_DEVICE_NAMES])
+    if n > MAX_DEVICE_NAMES:
+        names += f" and {n - MAX_DEVICE_NAMES} more"
+    if o.site_devices and n >= o.site_devices:
+        return f"all {n} device{'s' if n != 1 else ''} ({names})"
+    of = f" of {o.site_devices}" if o.site_devices else ""
+    return f"{n}{of} device{'s' if (o.site_devices or n) != 1 else ''}: {names}"
+
+
+def outage_end(o: OutageEvent, tz: str | tzinfo) -> str:
+    return "still down when the week ended" if o.ongoing else when(o.end, tz)
+
+
+def outage_line(o: OutageEvent, tz: str | tzinfo) -> str:
+    """'Leeds plant: Wed 11 Nov 06:00 to Thu 12 Nov 02:12 (20 h 12 min), all 4 devices'."""
+    end = "still down when the week ended" if o.ongoing else f"to {when(o.end, tz)}"
+    affected = outage_devices(o)
+    return f"{o.site}: {when(o.start, tz)} {end} ({duration(o.minutes)})" + (f", {affected}" if affected else "")
+
+
+def stopped(items: Sequence[ProtectedItem]) -> list[ProtectedItem]:
+    """Items whose backups stopped running: no good backup within the stale limit, and no failed
+    run since (a failure is reported as a failure)."""
+    return [p for p in items if p.status == "stale"]
+
+
+def capital(text: str) -> str:
+    """The first letter upper-case, the rest untouched (a sentence from a phrase)."""
+    return text[:1].upper() + text[1:]
+
+
+def backup_stopped(p: ProtectedItem, tz: str | tzinfo) -> str:
+    """'no backup of GLOBEX-FS01 ran after Fri 13 Nov 12:00'."""
+    return f"no backup of {p.name} ran after {when(p.last_run or p.last_success, tz)}"
+
+
+MAX_TIMELINE = 12
+
+
+def timeline(events: Sequence[OutageEvent], limit: int = MAX_TIMELINE) -> list[OutageEvent]:
+    """The entries a report lists: all of them, or the ``limit`` longest, oldest first."""
+    if len(events) <= limit:
+        return list(events)
+    keep = sorted(events, key=lambda o: -o.minutes)[:limit]
+    return sorted(keep, key=lambda o: (o.start, o.site))

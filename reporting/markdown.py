@@ -53,7 +53,8 @@ def _env() -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     env.filters.update(
-        md=md, cell=cell, block=block, pct=fmt.pct, rate=fmt.rate, target=fmt.target, points=fmt.points, duration=fmt.duration, hours=fmt.hours
+        md=md, cell=cell, block=block, pct=fmt.pct, rate=fmt.rate, target=fmt.target, points=fmt.points,
+        capitalize_first=fmt.capital, duration=fmt.duration, hours=fmt.hours
     )
     return env
 
@@ -67,6 +68,11 @@ def render_markdown(report: Report, branding: Branding) -> str:
         titles=SECTION_TITLES,
         tz=tz,
         when=lambda ts: fmt.when(ts, tz),
+        outage_end=lambda o: fmt.outage_end(o, tz),
+        outage_devices=fmt.outage_devices,
+        timeline=fmt.timeline,
+        stopped=fmt.stopped,
+        backup_stopped=lambda p: fmt.backup_stopped(p, tz),
         stamp=lambda ts: fmt.stamp(ts, tz),
         week=fmt.report_week(report),
         partial=fmt.partial(report.partial_as_of, tz) if report.partial_as_of is not None else None,

@@ -20,6 +20,7 @@ from reporting.models import (
     Change,
     Changes,
     OpenIncident,
+    OutageEvent,
     Period,
     ProtectedItem,
     Security,
@@ -177,12 +178,17 @@ def uptime_section(
     for o in outages:
         by_device.setdefault(o.device_id, []).append(o)
     stats: dict[str, tuple[float, float]] = {}
+    down_by_device: dict[str, list[tuple[datetime, datetime]]] = {}
+    still_down: set[str] = set()  # an unplanned outage open (or ending after) the period end
     for d in devices:
         os_ = by_device.get(d.id, [])
         planned = merge(_clip(((o.start, o.end) for o in os_ if o.planned), period.start, period.end))
         down = merge(_clip(((o.start, o.end) for o in os_ if not o.planned), period.start, period.end))
         monitored = period.seconds - seconds(planned)
-        stats[d.id] = (monitored, seconds(subtract(down, planned)))
+        down_by_device[d.id] = subtract(down, planned)
+        stats[d.id] = (monitored, seconds(down_by_device[d.id]))
+        if any(not o.planned and o.start < period.end and (o.end is None or o.end > period.end) for o in os_):
+            still_down.add(d.id)
 
     def group(rows: Sequence[Device], name: str) -> UptimeGroup:
         mon = sum(stats[d.id][0] for d in rows)
@@ -203,7 +209,28 @@ def uptime_section(
         target_pct=target_pct,
         by_site=breakdown("site"),
         by_class=breakdown("device_class"),
+        outages=outage_timeline(devices, down_by_device, still_down, period),
     )
+
+
+def outage_timeline(devices: Sequence[Device], down: dict[str, list[tuple[datetime, datetime]]],
+                    still_down: set[str], period: Period) -> tuple[OutageEvent, ...]:
+    """The outage timeline: per site, the union of its devices' unplanned down time (planned
+    maintenance taken out, clipped to the period); each maximal interval of it is one outage,
+    naming the devices down during it. Oldest first; times in the period's timezone."""
+    tz = period.start.tzinfo
+    out: list[OutageEvent] = []
+    sites: dict[str, list[Device]] = {}
+    for d in devices:
+        sites.setdefault(d.site, []).append(d)
+    end = _utc(period.end)
+    for site, rows in sites.items():
+        for a, b in merge(iv for d in rows for iv in down.get(d.id, [])):
+            hit = [d for d in rows if any(x < b and y > a for x, y in down.get(d.id, []))]
+            ongoing = b >= end and any(d.id in still_down for d in hit)
+            out.append(OutageEvent(site=site, start=a.astimezone(tz), end=b.astimezone(tz),
+                                   devices=tuple(sorted(d.name for d in hit)), site_devices=len(rows), ongoing=ongoing))
+    return tuple(sorted(out, key=lambda o: (o.start, o.site)))
 
 
 # ---- tickets and changes -----------------------------------------------------------------
@@ -323,6 +350,7 @@ def backups_section(items: Sequence[str], runs: Iterable[BackupRun], period: Per
         total += len(in_period)
         ok_runs += n_ok
         warn_runs += n_warn
+        last_run = rs[-1].ended if rs else None
         points = [r.recovery_point for r in rs if r.status in ("success", "warning") and r.recovery_point is not None]
         last = max((p for p in points if p <= period.end), default=None)
         rpo = None if last is None else (_utc(period.end) - _utc(last)).total_seconds() / 3600.0
@@ -337,7 +365,8 @@ def backups_section(items: Sequence[str], runs: Iterable[BackupRun], period: Per
             status = "ok"
         protected.append(
             ProtectedItem(
-                name=name, last_success=last, rpo_hours=rpo, status=status, runs_ok=n_ok, runs_warning=n_warn, runs_failed=n_fail
+                name=name, last_success=last, rpo_hours=rpo, status=status, runs_ok=n_ok, runs_warning=n_warn, runs_failed=n_fail,
+                last_run=last_run,
             )
         )
     return Backups(
@@ -397,10 +426,17 @@ def security_section(incidents: Iterable[IncidentRecord], scores: Sequence[Score
 def sites_section(checks: Iterable[SiteCheckRecord], period: Period, target_pct: float) -> Sites:
     """availability_pct = 100 × (period − unhealthy time) / period, per check."""
     out = []
+    events: list[OutageEvent] = []
+    tz = period.start.tzinfo
     for c in checks:
-        down = seconds(merge(_clip(c.unhealthy, period.start, period.end)))
+        spells = merge(_clip(c.unhealthy, period.start, period.end))
+        down = seconds(spells)
         out.append(SiteCheck(name=c.name, availability_pct=100.0 * (period.seconds - down) / period.seconds, downtime_minutes=down / 60.0))
-    return Sites(checks=tuple(sorted(out, key=lambda c: c.name)), target_pct=target_pct)
+        open_ = any(b is None or b > period.end for a, b in c.unhealthy if a < period.end)
+        events += [OutageEvent(c.name, a.astimezone(tz), b.astimezone(tz), ongoing=open_ and b >= _utc(period.end))
+                   for a, b in spells]
+    return Sites(checks=tuple(sorted(out, key=lambda c: c.name)), target_pct=target_pct,
+                 outages=tuple(sorted(events, key=lambda o: (o.start, o.site))))
 
 
 #: Each figure's definition in plain words, for the report's "How to read this report" page. They
@@ -416,9 +452,13 @@ DEFINITIONS: tuple[tuple[str, str, str], ...] = (
     ("uptime", "Overall uptime",
      "The service-level (SLA) figure your monitoring system calculates, where it defines one; otherwise the "
      "uptime of all monitored devices together, as above."),
-    ("uptime", "Downtime minutes",
+    ("uptime", "Outages",
+     "Each spell in which at least one device of a site was down, outside planned maintenance: the down times "
+     "of a site's devices that overlap are one outage, from the first device down to the last one back, with "
+     "the devices it affected. Times are in your time zone."),
+    ("uptime", "Device-minutes",
      "Minutes each device was down, added up over the devices: two devices down for the same ten minutes "
-     "count twenty."),
+     "count twenty device-minutes, in a ten-minute outage."),
     ("tickets", "Opened, closed",
      "Service tickets created, and closed, during the week. Change requests are counted under Changes, never "
      "here."),
@@ -436,6 +476,8 @@ DEFINITIONS: tuple[tuple[str, str, str], ...] = (
     ("backups", "Backup success rate",
      "Successful backup runs divided by all runs that finished during the week; a run that finished with a "
      "warning counts as successful (and is shown as a warning)."),
+    ("backups", "No backup ran after",
+     "Said of a protected system whose backups stopped: no run at all, not a failed one, since that time."),
     ("backups", "Last success and recovery point (RPO)",
      "Last success is the moment the newest good backup can restore to. The recovery point, in hours, is how "
      "old that backup was when the week ended: the most work you could lose if you had to restore then."),

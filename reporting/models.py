@@ -66,12 +66,32 @@ class UptimeGroup:
 
 
 @dataclass(frozen=True)
+class OutageEvent:
+    """One entry of the outage timeline: ``site`` (a site, or a public-site check) unavailable
+    from ``start`` to ``end``, both clipped to the week. The down times of a site's devices that
+    overlap are one outage; ``devices`` names the devices that were down in it (empty for a
+    site check). ``ongoing``: still down when the week ended."""
+
+    site: str
+    start: datetime
+    end: datetime
+    devices: tuple[str, ...] = ()
+    site_devices: int = 0  # devices monitored at the site (0: unknown, or a site check)
+    ongoing: bool = False
+
+    @property
+    def minutes(self) -> float:
+        return (self.end.astimezone(UTC) - self.start.astimezone(UTC)).total_seconds() / 60.0
+
+
+@dataclass(frozen=True)
 class Uptime:
     overall_pct: float
     target_pct: float
     by_site: tuple[UptimeGroup, ...]
     by_class: tuple[UptimeGroup, ...]
     overall_source: str = "device-weighted"  # or e.g. "zabbix SLA 'ACME weekly'"
+    outages: tuple[OutageEvent, ...] = ()  # the timeline, oldest first (older snapshots: none)
 
 
 @dataclass(frozen=True)
@@ -110,6 +130,7 @@ class ProtectedItem:
     last_offsite: datetime | None = None  # newest copy offsite at or before period end, where the source has one
     verified: bool | None = None  # restore test (e.g. Datto screenshot) of the newest verified point passed; None: no signal
     verified_at: datetime | None = None  # when that restore test ran
+    last_run: datetime | None = None  # when its newest run (of any outcome) ended, at or before the period end
 
 
 @dataclass(frozen=True)
@@ -157,6 +178,7 @@ class Sites:
     target_pct: float = 99.5
     basis: SiteBasis = "period"  # "current_status": the week's history could not be read (see note)
     note: str | None = None  # why the fallback was used
+    outages: tuple[OutageEvent, ...] = ()  # each check's unhealthy spells in the week, oldest first
 
 
 SectionData = Union[Uptime, Tickets, Changes, Backups, Security, Sites]
@@ -237,6 +259,7 @@ __all__ = [
     "CustomerRef",
     "Flag",
     "OpenIncident",
+    "OutageEvent",
     "Period",
     "ProtectedItem",
     "Report",

@@ -17,6 +17,7 @@ from reporting.models import (
     CustomerRef,
     Flag,
     OpenIncident,
+    OutageEvent,
     Period,
     ProtectedItem,
     Report,
@@ -46,15 +47,34 @@ def _parse_dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def _round(value: float | None, digits: int = 3) -> float | None:
+def _round(value: float | None, digits: int = 6) -> float | None:
+    """Enough digits that a figure re-rendered from the snapshot prints as it did first (no
+    double rounding at the precision shown: 95.9649 must not come back as 95.965 -> 95.97)."""
     return None if value is None else round(value, digits)
 
 
 def _groups(rows: tuple[UptimeGroup, ...], key: str) -> list[dict[str, Any]]:
     return [
-        {key: g.name, "uptime_pct": _round(g.uptime_pct), "downtime_minutes": _round(g.downtime_minutes, 1), "devices": g.devices}
+        {key: g.name, "uptime_pct": _round(g.uptime_pct), "downtime_minutes": _round(g.downtime_minutes, 3), "devices": g.devices}
         for g in rows
     ]
+
+
+def _outages_to(events: tuple[OutageEvent, ...]) -> list[dict[str, Any]]:
+    return [
+        {"site": o.site, "start": _dt(o.start), "end": _dt(o.end), "minutes": _round(o.minutes, 3),
+         "devices": list(o.devices), "site_devices": o.site_devices, "ongoing": o.ongoing}
+        for o in events
+    ]
+
+
+def _outages_from(rows: list[dict[str, Any]] | None) -> tuple[OutageEvent, ...]:
+    """Absent in snapshots written before the timeline existed: no entries."""
+    return tuple(
+        OutageEvent(o["site"], datetime.fromisoformat(o["start"]), datetime.fromisoformat(o["end"]),
+                    tuple(o.get("devices", ())), o.get("site_devices", 0), bool(o.get("ongoing", False)))
+        for o in rows or ()
+    )
 
 
 def section_data_to_dict(data: SectionData) -> dict[str, Any]:
@@ -65,6 +85,7 @@ def section_data_to_dict(data: SectionData) -> dict[str, Any]:
             "target_pct": data.target_pct,
             "by_site": _groups(data.by_site, "site"),
             "by_class": _groups(data.by_class, "class"),
+            "outages": _outages_to(data.outages),
         }
     if isinstance(data, Tickets):
         return {
@@ -91,7 +112,7 @@ def section_data_to_dict(data: SectionData) -> dict[str, Any]:
                 {
                     "name": p.name,
                     "last_success": _dt(p.last_success),
-                    "rpo_hours": _round(p.rpo_hours, 1),
+                    "rpo_hours": _round(p.rpo_hours, 3),
                     "status": p.status,
                     "runs_ok": p.runs_ok,
                     "runs_warning": p.runs_warning,
@@ -99,6 +120,7 @@ def section_data_to_dict(data: SectionData) -> dict[str, Any]:
                     "last_offsite": _dt(p.last_offsite),
                     "verified": p.verified,
                     "verified_at": _dt(p.verified_at),
+                    "last_run": _dt(p.last_run),
                 }
                 for p in data.protected
             ],
@@ -108,8 +130,8 @@ def section_data_to_dict(data: SectionData) -> dict[str, Any]:
             "incidents_new": data.incidents_new,
             "incidents_open": data.incidents_open,
             "by_severity": dict(data.by_severity),
-            "secure_score_pct": _round(data.secure_score_pct, 2),
-            "secure_score_change": _round(data.secure_score_change, 2),
+            "secure_score_pct": _round(data.secure_score_pct),
+            "secure_score_change": _round(data.secure_score_change),
             "open_items": [
                 {"id": i.id, "title": i.title, "severity": i.severity, "created": _dt(i.created)} for i in data.open_items
             ],
@@ -119,13 +141,15 @@ def section_data_to_dict(data: SectionData) -> dict[str, Any]:
             "target_pct": data.target_pct,
             "basis": data.basis,
             "checks": [
-                {"name": c.name, "availability_pct": _round(c.availability_pct), "downtime_minutes": _round(c.downtime_minutes, 1)}
+                {"name": c.name, "availability_pct": _round(c.availability_pct), "downtime_minutes": _round(c.downtime_minutes, 3)}
                 | ({"status_now": c.status_now} if c.status_now is not None else {})
                 for c in data.checks
             ],
         }
         if data.note is not None:
             out["note"] = data.note
+        if data.outages:
+            out["outages"] = _outages_to(data.outages)
         return out
     raise TypeError(f"not a section payload: {type(data).__name__}")
 
@@ -138,6 +162,7 @@ def section_data_from_dict(name: str, d: dict[str, Any]) -> SectionData:
             target_pct=d["target_pct"],
             by_site=tuple(UptimeGroup(g["site"], g["uptime_pct"], g["downtime_minutes"], g["devices"]) for g in d["by_site"]),
             by_class=tuple(UptimeGroup(g["class"], g["uptime_pct"], g["downtime_minutes"], g["devices"]) for g in d["by_class"]),
+            outages=_outages_from(d.get("outages")),
         )
     if name == "tickets":
         return Tickets(
@@ -172,6 +197,7 @@ def section_data_from_dict(name: str, d: dict[str, Any]) -> SectionData:
                     last_offsite=_parse_dt(p.get("last_offsite")),
                     verified=p.get("verified"),
                     verified_at=_parse_dt(p.get("verified_at")),
+                    last_run=_parse_dt(p.get("last_run")),
                 )
                 for p in d["protected"]
             ),
@@ -195,6 +221,7 @@ def section_data_from_dict(name: str, d: dict[str, Any]) -> SectionData:
             basis=d.get("basis", "period"),
             note=d.get("note"),
             checks=tuple(SiteCheck(c["name"], c["availability_pct"], c["downtime_minutes"], c.get("status_now")) for c in d["checks"]),
+            outages=_outages_from(d.get("outages")),
         )
     raise SnapshotError(f"unknown section {name!r}")
 

@@ -20,14 +20,16 @@ def _uptime_sentence(s: Section, prev: Uptime | None) -> str:
     u = s.data
     was = f", compared with {fmt.uptime(prev.overall_pct)} the week before" if prev else ""
     verdict = "meeting" if u.overall_pct >= u.target_pct else "short of"
-    return f"Network and server uptime was {fmt.uptime(u.overall_pct)}{was}, {verdict} the {fmt.target(u.target_pct)} target."
+    return (f"Network and server uptime was {fmt.uptime(u.overall_pct)}{was}, "
+            f"{verdict} the {fmt.target(u.target_pct)} target.")
 
 
 def _tickets_sentence(t: Section, c: Section) -> str:
     parts = []
     if t.ok and isinstance(t.data, Tickets):
         d = t.data
-        sla = f"; {fmt.rate(d.sla_attainment_pct)} were resolved within their target" if d.sla_attainment_pct is not None else ""
+        sla = (f"; {fmt.rate(d.sla_attainment_pct)} were resolved within their target"
+               if d.sla_attainment_pct is not None else "")
         parts.append(f"The service desk opened {d.opened} tickets and closed {d.closed}{sla}, with {d.backlog} still open")
     else:
         parts.append("Ticket figures are missing this week")
@@ -44,7 +46,12 @@ def _posture_sentence(b: Section, sec: Section, sites: Section) -> str:
             bad = sum(1 for p in b.data.protected if p.status != "ok")
             parts.append(f"{len(b.data.protected) - bad} of {len(b.data.protected)} protected systems had a recent good backup")
         else:
-            parts.append(f"backups succeeded on {fmt.rate(rate)} of runs" if rate is not None else "no backup runs finished")
+            # a success rate of the runs that ran says nothing of the ones that did not: said beside it
+            tz = b.as_of.tzinfo or "UTC"
+            stopped = " and ".join(fmt.backup_stopped(p, tz) for p in fmt.stopped(b.data.protected))
+            text = (f"backups succeeded on {fmt.rate(rate)} of the runs that ran" if rate is not None
+                    else "no backup runs finished")
+            parts.append(f"{text} (but {stopped})" if stopped else text)
     if sec.ok and isinstance(sec.data, Security):
         n = sec.data.incidents_new
         open_ = sec.data.incidents_open

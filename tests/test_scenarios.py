@@ -18,7 +18,7 @@ CODES = ["ACME", "GLOBEX", "INITECH", "UMBRELLA", "HOOLI", "STARK", "WAYNE", "WO
 
 PLANTED = {
     "ACME": ("sla_drop", "uptime", "Uptime fell 4.0 points"),
-    "GLOBEX": ("backup_stale", "backups", "GLOBEX-FS01 last backed up"),
+    "GLOBEX": ("backup_stale", "backups", "no backup of GLOBEX-FS01 ran after"),
     "INITECH": ("open_incident", "security", "Suspicious sign-in to finance mailbox"),
     "UMBRELLA": ("ticket_trend_worse", "tickets", "Service desk tickets opened rose"),
     "HOOLI": ("data_unavailable", "uptime", "zabbix: POST /api_jsonrpc.php: HTTP 502"),

@@ -42,6 +42,7 @@ from reporting.models import (
     Backups,
     Branding,
     Changes,
+    OutageEvent,
     Report,
     Section,
     Security,
@@ -431,6 +432,48 @@ def _group_rows(groups: Sequence[UptimeGroup], target: float) -> tuple[list[list
     return rows, extra
 
 
+DEVICE_MINUTES = "Device-minutes\n(summed over devices)"
+
+
+def _longest(events: Sequence[OutageEvent]) -> str:
+    if not events:
+        return "none this week"
+    o = max(events, key=lambda e: e.minutes)
+    return f"longest {fmt.duration(o.minutes)}, {shorten(o.site, 30)}"
+
+
+def outage_table(ctx: Ctx, events: Sequence[OutageEvent], title: str, *, with_devices: bool) -> list[Flowable]:
+    """The outage timeline: one row per outage (a site's overlapping device outages merged),
+    start, end and length in the customer's timezone, and the devices affected."""
+    head = ctx.p(title, "h2")
+    if not events:
+        return [KeepTogether([head, ctx.p("No outages this week.", "note")])]
+    shown = fmt.timeline(events)
+    w = ss.FRAME_WIDTH
+    rows: list[list[Any]] = []
+    for o in shown:
+        row = [ctx.cell(o.site, NAME_LIMIT), fmt_dt_short(o.start, ctx.tz),
+               fmt.outage_end(o, ctx.tz) if not o.ongoing else ctx.cell(fmt.outage_end(o, ctx.tz), 40),
+               fmt.duration(o.minutes)]
+        if with_devices:
+            row.append(ctx.cell(fmt.outage_devices(o), 200))
+        rows.append(row)
+    if with_devices:
+        header = ["Site", "Started", "Ended", "Length", "Affected"]
+        widths = [30 * ss.MM, 29 * ss.MM, 29 * ss.MM, 22 * ss.MM]
+        widths.append(w - sum(widths))
+    else:
+        header = ["Site", "Unavailable from", "Until", "Length"]
+        widths = [w - 84 * ss.MM, 31 * ss.MM, 31 * ss.MM, 22 * ss.MM]
+    note = f"All times {esc(ctx.report.period.timezone, 60)}. "
+    if len(shown) < len(events):
+        note += f"The {len(shown)} longest of {len(events)} outages are listed. "
+    if with_devices:
+        note += ("Overlapping down times of one site's devices count as one outage; the tables below add up each "
+                 "device's own down time (device-minutes, summed over devices).")
+    return [KeepTogether([head, data_table(ctx, header, rows, widths, numeric=(3,))]), ctx.p(note, "small")]
+
+
 def build_uptime(ctx: Ctx, u: Uptime) -> list[Flowable]:
     met = u.overall_pct >= u.target_pct
     prev = ctx.previous_week
@@ -445,13 +488,14 @@ def build_uptime(ctx: Ctx, u: Uptime) -> list[Flowable]:
                 (f"<font{colour}>{fmt_pct(u.overall_pct)}</font>", "Overall uptime", note),
                 (fmt.target(u.target_pct), "Target", "met this week" if met else "missed this week"),
                 (fmt_num(sum(g.devices for g in u.by_site)), "Devices monitored", ""),
-                (fmt_num(sum(g.downtime_minutes for g in u.by_site)), "Downtime minutes (all devices)", ""),
+                (fmt_num(len(u.outages)), "Outages", _longest(u.outages)),
             ],
         ),
         ctx.p(f"Overall figure: {esc(u.overall_source, NAME_LIMIT)}.", "small"),
+        *outage_table(ctx, u.outages, "Outages", with_devices=True),
     ]
     w = ss.FRAME_WIDTH
-    widths = [w - 90 * ss.MM, 30 * ss.MM, 35 * ss.MM, 25 * ss.MM]
+    widths = [w - 102 * ss.MM, 27 * ss.MM, 53 * ss.MM, 22 * ss.MM]
     if u.by_site:
         out.append(ctx.p("Uptime per site", "h2"))
         out.append(
@@ -463,7 +507,7 @@ def build_uptime(ctx: Ctx, u: Uptime) -> list[Flowable]:
         rows = [[ctx.cell(r[0], NAME_LIMIT), *r[1:]] for r in rows]
         out.append(
             data_table(
-                ctx, ["Site", "Uptime", "Downtime (min)", "Devices"], rows, widths, numeric=(1, 2, 3), extra=extra
+                ctx, ["Site", "Uptime", DEVICE_MINUTES, "Devices"], rows, widths, numeric=(1, 2, 3), extra=extra
             )
         )
     if u.by_class:
@@ -473,7 +517,7 @@ def build_uptime(ctx: Ctx, u: Uptime) -> list[Flowable]:
         out.append(
             data_table(
                 ctx,
-                ["Device class", "Uptime", "Downtime (min)", "Devices"],
+                ["Device class", "Uptime", DEVICE_MINUTES, "Devices"],
                 rows,
                 widths,
                 numeric=(1, 2, 3),
@@ -572,7 +616,7 @@ def build_backups(ctx: Ctx, b: Backups) -> list[Flowable]:
     elif b.success_rate_pct is None:
         rate, rate_note = DASH, "no runs finished"
     else:
-        rate, rate_note = fmt_pct(b.success_rate_pct, fmt.RATE_DIGITS), "of finished runs succeeded"
+        rate, rate_note = fmt_pct(b.success_rate_pct, fmt.RATE_DIGITS), "of the runs that ran succeeded"
     counts = {s: 0 for s in ("ok", "stale", "failed", "never")}
     for p in b.protected:
         counts[p.status] = counts.get(p.status, 0) + 1
@@ -593,6 +637,10 @@ def build_backups(ctx: Ctx, b: Backups) -> list[Flowable]:
             ],
         )
     ]
+    for p in fmt.stopped(b.protected):  # runs stopped: said in words, beside the rate of those that ran
+        text = esc(fmt.capital(fmt.backup_stopped(p, ctx.tz)), SENTENCE_LIMIT)
+        out.append(ctx.p(f'<font color="#{ss.SEV_HIGH.hexval()[2:]}"><b>{text}</b></font> '
+                         f"({esc(fmt.hours(p.rpo_hours))} before the week ended).", "body"))
     if not b.protected:
         out.append(ctx.p("No protected items reported by the source.", "note"))
         return out
@@ -751,6 +799,8 @@ def build_sites(ctx: Ctx, s: Sites) -> list[Flowable]:
             extra=extra,
         )
     )
+    if s.outages:
+        out += outage_table(ctx, s.outages, "Interruptions", with_devices=False)
     return out
 
 
