@@ -7,7 +7,7 @@ connectors produce the section payloads. Field names follow the JSON contract in
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Literal, Union
 
@@ -91,7 +91,9 @@ class Uptime:
     by_site: tuple[UptimeGroup, ...]
     by_class: tuple[UptimeGroup, ...]
     overall_source: str = "device-weighted"  # or e.g. "zabbix SLA 'ACME weekly'"
-    outages: tuple[OutageEvent, ...] = ()  # the timeline, oldest first (older snapshots: none)
+    # the timeline, oldest first (older snapshots: none). Not part of equality: two readings of a
+    # week are the same figures whether or not one of them carries the timeline
+    outages: tuple[OutageEvent, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,8 @@ class ProtectedItem:
     last_offsite: datetime | None = None  # newest copy offsite at or before period end, where the source has one
     verified: bool | None = None  # restore test (e.g. Datto screenshot) of the newest verified point passed; None: no signal
     verified_at: datetime | None = None  # when that restore test ran
-    last_run: datetime | None = None  # when its newest run (of any outcome) ended, at or before the period end
+    # when its newest run (of any outcome) ended, at or before the period end (not part of equality)
+    last_run: datetime | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -178,7 +181,7 @@ class Sites:
     target_pct: float = 99.5
     basis: SiteBasis = "period"  # "current_status": the week's history could not be read (see note)
     note: str | None = None  # why the fallback was used
-    outages: tuple[OutageEvent, ...] = ()  # each check's unhealthy spells in the week, oldest first
+    outages: tuple[OutageEvent, ...] = field(default=(), compare=False)  # each check's unhealthy spells
 
 
 SectionData = Union[Uptime, Tickets, Changes, Backups, Security, Sites]
