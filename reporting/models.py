@@ -212,6 +212,7 @@ class Report:
     history: tuple["WeekPoint", ...] = ()  # previous stored weeks, oldest first, for charts
     commentary: Commentary | None = None
     audience: str = "executive"
+    partial_as_of: datetime | None = None  # set: the week had not ended when the figures were read (--allow-partial)
 
 
 @dataclass(frozen=True)

@@ -279,8 +279,10 @@ class ConnectWiseConnector:
                     if f.has("sla"):
                         resolve_by = self._target(f, ticket_id, week.slas, created)
                     breached = self._breached_at_end(in_sla, resolve_by, end)
+            # the priority's own ``sort`` (Manage's PriorityReference) orders the report's priority table
+            rank = None if is_change else f.opt_float("priority.sort")
             out.append(TicketRecord(str(ticket_id), f.str("summary"), priority, created, closed, resolve_by, met,
-                                    is_change, breached_at_end=breached))
+                                    is_change, breached_at_end=breached, priority_rank=rank))
         return out
 
     @staticmethod
