@@ -26,7 +26,7 @@ from reporting.collect import SourceBreaker, collect
 from reporting.config import Config, CustomerConfig
 from reporting.deltas import compute_flags
 from reporting.markdown import render_markdown
-from reporting.models import Branding, CustomerRef, Period, Report, Tickets, Uptime, WeekPoint
+from reporting.models import Backups, Branding, CustomerRef, Period, Report, Security, Tickets, Uptime, WeekPoint
 from reporting.output import report_paths, write_atomic
 from reporting.period import WeekNotEnded, has_ended, has_started, partial_read, previous_period, week_containing
 from reporting.store import HistoryStore
@@ -52,12 +52,21 @@ def _week_point(payload: dict[str, Any]) -> WeekPoint:
     tk = r.sections.get("tickets")
     u = up.data if up is not None and isinstance(up.data, Uptime) else None
     t = tk.data if tk is not None and isinstance(tk.data, Tickets) else None
+    sec_s, bk_s = r.sections.get("security"), r.sections.get("backups")
+    sec = sec_s.data if sec_s is not None and isinstance(sec_s.data, Security) else None
+    bk = bk_s.data if bk_s is not None and isinstance(bk_s.data, Backups) else None
     return WeekPoint(
         period_end=r.period.end_date,
         uptime_pct=u.overall_pct if u else None,
         tickets_opened=t.opened if t else None,
         tickets_closed=t.closed if t else None,
         backlog=t.backlog if t else None,
+        secure_score_pct=sec.secure_score_pct if sec else None,
+        sla_attainment_pct=t.sla_attainment_pct if t else None,
+        sla_breaches=t.sla_breaches if t else None,
+        backup_success_pct=bk.success_rate_pct if bk and bk.run_history else None,
+        incidents_new=sec.incidents_new if sec else None,
+        uptime_target_pct=u.target_pct if u else None,
     )
 
 

@@ -211,6 +211,7 @@ def backup_stopped(p: ProtectedItem, tz: str | tzinfo) -> str:
 
 
 MAX_TIMELINE = 12
+TREND_WEEKS = 6  # the uptime and Secure Score trends: this week and the five before
 
 
 def timeline(events: Sequence[OutageEvent], limit: int = MAX_TIMELINE) -> list[OutageEvent]:

@@ -7,12 +7,15 @@ control characters and bidi overrides are removed first (:func:`reporting.text.n
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from datetime import timedelta
 from functools import lru_cache
 
 import jinja2
 
 from reporting import fmt
-from reporting.models import SECTION_TITLES, Branding, Report
+from reporting.fmt import TREND_WEEKS
+from reporting.models import SECTION_TITLES, Branding, Report, WeekPoint
 from reporting.text import neutral
 
 _MD_INLINE = re.compile(r"([\\`*_\[\]|~])")
@@ -61,6 +64,15 @@ def _env() -> jinja2.Environment:
 
 def render_markdown(report: Report, branding: Branding) -> str:
     tz = report.period.timezone
+    days = (report.period.end.date() - report.period.start.date()).days
+    before = report.period.end_date - timedelta(days=days)
+    prev = next((w for w in report.history if w.period_end == before), None)
+
+    def trend(value: Callable[[WeekPoint], float | None], now: float | None) -> list[tuple[str, float | None]]:
+        """A figure over the last six weeks, each week named by its Monday, this week last."""
+        earlier = [w for w in report.history if w.period_end < report.period.end_date][-(TREND_WEEKS - 1):]
+        return [(f"week of {fmt.week_monday(w.period_end, days)}", value(w)) for w in earlier] + [("this week", now)]
+
     return _env().get_template("report.md.j2").render(
         r=report,
         b=branding,
@@ -78,4 +90,8 @@ def render_markdown(report: Report, branding: Branding) -> str:
         partial=fmt.partial(report.partial_as_of, tz) if report.partial_as_of is not None else None,
         partial_at=fmt.moment(report.partial_as_of, tz) if report.partial_as_of is not None else None,
         monday=fmt.week_monday,
+        prev=prev,
+        trend=trend,
+        lambda_uptime=lambda w: w.uptime_pct,
+        lambda_score=lambda w: w.secure_score_pct,
     )

@@ -249,6 +249,13 @@ class WeekPoint:
     tickets_opened: int | None
     tickets_closed: int | None
     backlog: int | None
+    # later additions (older snapshots' history lacks them: None)
+    secure_score_pct: float | None = None
+    sla_attainment_pct: float | None = None
+    sla_breaches: int | None = None
+    backup_success_pct: float | None = None
+    incidents_new: int | None = None
+    uptime_target_pct: float | None = None
 
 
 __all__ = [

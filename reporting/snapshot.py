@@ -271,6 +271,12 @@ def to_dict(report: Report) -> dict[str, Any]:
                 "tickets_opened": w.tickets_opened,
                 "tickets_closed": w.tickets_closed,
                 "backlog": w.backlog,
+                "secure_score_pct": _round(w.secure_score_pct),
+                "sla_attainment_pct": _round(w.sla_attainment_pct),
+                "sla_breaches": w.sla_breaches,
+                "backup_success_pct": _round(w.backup_success_pct),
+                "incidents_new": w.incidents_new,
+                "uptime_target_pct": w.uptime_target_pct,
             }
             for w in report.history
         ],
@@ -306,6 +312,12 @@ def from_dict(d: dict[str, Any]) -> Report:
                     tickets_opened=w["tickets_opened"],
                     tickets_closed=w["tickets_closed"],
                     backlog=w["backlog"],
+                    secure_score_pct=w.get("secure_score_pct"),
+                    sla_attainment_pct=w.get("sla_attainment_pct"),
+                    sla_breaches=w.get("sla_breaches"),
+                    backup_success_pct=w.get("backup_success_pct"),
+                    incidents_new=w.get("incidents_new"),
+                    uptime_target_pct=w.get("uptime_target_pct"),
                 )
                 for w in d.get("history", [])
             ),

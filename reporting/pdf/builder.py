@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -54,7 +54,16 @@ from reporting.models import (
 )
 from reporting.pdf import fonts
 from reporting.pdf import stylesheet as ss
-from reporting.pdf.charts import MAX_TREND_WEEKS, TrendPoint, shorten, ticket_trend_chart, uptime_by_site_chart
+from reporting.pdf.charts import (
+    MAX_TREND_WEEKS,
+    TREND_WEEKS,
+    TrendPoint,
+    kpi_trend_chart,
+    score_axis_range,
+    shorten,
+    ticket_trend_chart,
+    uptime_by_site_chart,
+)
 from reporting.pdf.stylesheet import Theme, theme_for
 from reporting.text import neutral
 
@@ -165,9 +174,27 @@ class Ctx:
 
     @property
     def previous_week(self) -> WeekPoint | None:
+        """The stored week right before this one (None when that week is not stored)."""
+        days = (self.report.period.end.date() - self.report.period.start.date()).days
+        before = self.report.period.end_date - timedelta(days=days)
+        return next((w for w in self.report.history if w.period_end == before), None)
+
+    def trend(self, value: Callable[[WeekPoint], float | None],
+              now: float | None) -> tuple[list[str], list[float | None]]:
+        """Labels (each week by its Monday) and values of a figure over the last six weeks."""
+        days = (self.report.period.end.date() - self.report.period.start.date()).days
         end = self.report.period.end_date
-        earlier = [w for w in self.report.history if w.period_end < end]
-        return earlier[-1] if earlier else None
+        earlier = [w for w in self.report.history if w.period_end < end][-(TREND_WEEKS - 1):]
+        labels = [_week_label(w.period_end, days, compact=False) for w in earlier] + ["This week"]
+        return labels, [value(w) for w in earlier] + [now]
+
+
+def versus(last: str | None, target: str | None = None, *, delta: str | None = None) -> str:
+    """A tile's note: 'last week 99.97 % (−4.01 pts) · target 99.5 %'; a week not stored says so."""
+    parts = [f"last week {last}" + (f" ({delta})" if delta else "") if last is not None else "last week not stored"]
+    if target is not None:
+        parts.append(f"target {target}")
+    return " \u00b7 ".join(parts)
 
 
 # ---- reusable blocks ---------------------------------------------------------------------
@@ -477,23 +504,25 @@ def outage_table(ctx: Ctx, events: Sequence[OutageEvent], title: str, *, with_de
 def build_uptime(ctx: Ctx, u: Uptime) -> list[Flowable]:
     met = u.overall_pct >= u.target_pct
     prev = ctx.previous_week
-    note = ""
-    if prev is not None and prev.uptime_pct is not None:
-        note = f"last week {fmt_pct(prev.uptime_pct)} ({fmt_signed(u.overall_pct - prev.uptime_pct, 'pts', 2)})"
+    last = prev.uptime_pct if prev is not None else None
+    note = versus(None if last is None else fmt_pct(last), f"{fmt.target(u.target_pct)} {status_word(met)}",
+                  delta=None if last is None else fmt_signed(u.overall_pct - last, "pts", 2))
     colour = "" if met else f' color="#{ss.SEV_HIGH.hexval()[2:]}"'
     out: list[Flowable] = [
         kpi_row(
             ctx,
             [
                 (f"<font{colour}>{fmt_pct(u.overall_pct)}</font>", "Overall uptime", note),
-                (fmt.target(u.target_pct), "Target", "met this week" if met else "missed this week"),
-                (fmt_num(sum(g.devices for g in u.by_site)), "Devices monitored", ""),
                 (fmt_num(len(u.outages)), "Outages", _longest(u.outages)),
+                (fmt_num(sum(g.devices for g in u.by_site)), "Devices monitored", ""),
             ],
         ),
         ctx.p(f"Overall figure: {esc(u.overall_source, NAME_LIMIT)}.", "small"),
         *outage_table(ctx, u.outages, "Outages", with_devices=True),
     ]
+    labels, values = ctx.trend(lambda w: w.uptime_pct, u.overall_pct)
+    out.append(KeepTogether([ctx.p(f"Uptime, last {len(labels)} week{'s' if len(labels) != 1 else ''}", "h2"),
+                             kpi_trend_chart(ctx.theme, labels, values, u.target_pct, digits=fmt.UPTIME_DIGITS)]))
     w = ss.FRAME_WIDTH
     widths = [w - 102 * ss.MM, 27 * ss.MM, 53 * ss.MM, 22 * ss.MM]
     if u.by_site:
@@ -536,15 +565,21 @@ def build_tickets(ctx: Ctx, t: Tickets) -> list[Flowable]:
     prev = ctx.previous_week
 
     def vs(now: int, before: int | None) -> str:
-        return "" if before is None else f"last week {before} ({fmt_signed(now - before)})"
+        if before is None:
+            return versus(None)
+        return versus(fmt_num(before), delta=fmt_signed(now - before))
 
+    last_sla = prev.sla_attainment_pct if prev is not None else None
     if t.sla_attainment_pct is None:
-        sla_value, sla_note = DASH, "no tickets closed"
+        sla_value = DASH
+        sla_note = "no tickets closed \u00b7 " + versus(None if last_sla is None else fmt.rate(last_sla),
+                                                        fmt.target(t.target_pct))
     else:
         met = t.sla_attainment_pct >= t.target_pct
         colour = "" if met else f' color="#{ss.SEV_HIGH.hexval()[2:]}"'
         sla_value = f"<font{colour}>{fmt.rate(t.sla_attainment_pct)}</font>"
-        sla_note = f"target {fmt.target(t.target_pct)} {status_word(met)}"
+        sla_note = versus(None if last_sla is None else fmt.rate(last_sla),
+                          f"{fmt.target(t.target_pct)} {status_word(met)}")
     out: list[Flowable] = [
         kpi_row(
             ctx,
@@ -552,7 +587,7 @@ def build_tickets(ctx: Ctx, t: Tickets) -> list[Flowable]:
                 (fmt_num(t.opened), "Opened", vs(t.opened, prev.tickets_opened if prev else None)),
                 (fmt_num(t.closed), "Closed", vs(t.closed, prev.tickets_closed if prev else None)),
                 (fmt_num(t.backlog), "Open at week end", vs(t.backlog, prev.backlog if prev else None)),
-                (fmt_num(t.sla_breaches), "SLA breaches", ""),
+                (fmt_num(t.sla_breaches), "SLA breaches", vs(t.sla_breaches, prev.sla_breaches if prev else None)),
                 (sla_value, "SLA attainment", sla_note),
             ],
         )
@@ -617,6 +652,8 @@ def build_backups(ctx: Ctx, b: Backups) -> list[Flowable]:
         rate, rate_note = DASH, "no runs finished"
     else:
         rate, rate_note = fmt_pct(b.success_rate_pct, fmt.RATE_DIGITS), "of the runs that ran succeeded"
+    prev = ctx.previous_week
+    last_rate = prev.backup_success_pct if prev is not None else None
     counts = {s: 0 for s in ("ok", "stale", "failed", "never")}
     for p in b.protected:
         counts[p.status] = counts.get(p.status, 0) + 1
@@ -625,7 +662,8 @@ def build_backups(ctx: Ctx, b: Backups) -> list[Flowable]:
         kpi_row(
             ctx,
             [
-                (rate, "Backup success rate", rate_note),
+                (rate, "Backup success rate",
+                 rate_note + " \u00b7 " + versus(None if last_rate is None else fmt.rate(last_rate))),
                 (fmt_num(b.runs_total) if b.run_history else DASH, "Runs this week",
                  f"{b.runs_warning} with warnings" if b.runs_warning else ""),
                 (fmt_num(len(b.protected)), "Protected items", ""),
@@ -693,15 +731,20 @@ def build_security(ctx: Ctx, s: Security) -> list[Flowable]:
         score, score_note = DASH, esc(s.score_note, NAME_LIMIT) if s.score_note else "no secure score available"
     else:
         score = fmt_pct(s.secure_score_pct, fmt.RATE_DIGITS)
-        score_note = "" if s.secure_score_change is None else f"{fmt_signed(s.secure_score_change, 'pts')} this week"
+        change = "" if s.secure_score_change is None else f"{fmt_signed(s.secure_score_change, 'pts')} this week"
         if s.secure_score_change is not None and s.secure_score_change < 0:
-            score_note = f'<font color="#{ss.SEV_HIGH.hexval()[2:]}">{score_note}</font>'
+            change = f'<font color="#{ss.SEV_HIGH.hexval()[2:]}">{change}</font>'
+        last_score = ctx.previous_week.secure_score_pct if ctx.previous_week is not None else None
+        score_note = versus(None if last_score is None else fmt.rate(last_score)) + " \u00b7 no target set" + (
+            f" \u00b7 {change}" if change else "")
+    prev = ctx.previous_week
     open_colour = ss.SEV_HIGH if s.incidents_open else ss.OK_GREEN
     out: list[Flowable] = [
         kpi_row(
             ctx,
             [
-                (fmt_num(s.incidents_new), "New incidents", ""),
+                (fmt_num(s.incidents_new), "New incidents",
+                 versus(None if prev is None or prev.incidents_new is None else fmt_num(prev.incidents_new))),
                 (
                     f'<font color="#{open_colour.hexval()[2:]}">{fmt_num(s.incidents_open)}</font>',
                     "Open at week end",
@@ -711,6 +754,13 @@ def build_security(ctx: Ctx, s: Security) -> list[Flowable]:
             ],
         )
     ]
+    if s.secure_score_pct is not None or any(w.secure_score_pct is not None for w in ctx.report.history):
+        labels, values = ctx.trend(lambda w: w.secure_score_pct, s.secure_score_pct)
+        known = [v for v in values if v is not None]
+        out.append(KeepTogether([
+            ctx.p(f"Secure Score, last {len(labels)} week{'s' if len(labels) != 1 else ''}", "h2"),
+            kpi_trend_chart(ctx.theme, labels, values, None, digits=fmt.RATE_DIGITS, axis=score_axis_range(known)),
+        ]))
     out.append(ctx.p("New incidents by severity", "h2"))
     sevs = ["high", "medium", "low", "informational"]
     sevs += [k for k in s.by_severity if k not in sevs]

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 from reportlab.graphics.charts.barcharts import VerticalBarChart
 from reportlab.graphics.charts.legends import Legend
+from reportlab.graphics.charts.linecharts import HorizontalLineChart
 from reportlab.graphics.shapes import Drawing, Line, String
+from reportlab.graphics.widgets.markers import makeMarker
 
 from reporting import fmt
 from reporting.pdf import fonts
@@ -139,6 +141,71 @@ def uptime_by_site_chart(theme: Theme, names: Sequence[str], values: Sequence[fl
     return d
 
 
+TREND_WEEKS = fmt.TREND_WEEKS
+
+
+def kpi_trend_chart(
+    theme: Theme,
+    labels: Sequence[str],
+    values: Sequence[float | None],
+    target: float | None,
+    *,
+    digits: int,
+    axis: tuple[float, float] | None = None,
+) -> Drawing:
+    """A line of one weekly figure (uptime, Secure Score) over the last weeks, oldest left, each
+    point labelled as the report prints it (:mod:`reporting.fmt`), the target as a dashed line.
+    A week without a figure is a gap, not a zero."""
+    labels, values = list(labels)[-TREND_WEEKS:], list(values)[-TREND_WEEKS:]
+    d = Drawing(ss.CHART_WIDTH, 44 * ss.MM)
+    lc = HorizontalLineChart()
+    lc.x, lc.y = 34, 16
+    lc.width = d.width - lc.x - 56
+    lc.height = d.height - lc.y - 20
+    lc.data = [[None if v is None else max(0.0, min(100.0, float(v))) for v in values]]
+    lc.categoryAxis.categoryNames = labels
+    lc.categoryAxis.labels.fontName = ss.FONT
+    lc.categoryAxis.labels.fontSize = ss.CHART_LABEL_SIZE
+    lc.categoryAxis.labels.fillColor = ss.INK
+    lc.categoryAxis.strokeColor = ss.GRID
+    known = [v for v in lc.data[0] if v is not None]
+    lo, hi = axis or uptime_axis_range(known, target)
+    lc.valueAxis.valueMin, lc.valueAxis.valueMax = lo, hi
+    lc.valueAxis.valueStep = _nice_step(hi - lo)
+    lc.valueAxis.labels.fontName = ss.FONT
+    lc.valueAxis.labels.fontSize = ss.CHART_LABEL_SIZE
+    lc.valueAxis.labels.fillColor = ss.MUTED
+    lc.valueAxis.labelTextFormat = "%g%%"
+    lc.valueAxis.strokeColor = ss.GRID
+    lc.valueAxis.visibleGrid = 1
+    lc.valueAxis.gridStrokeColor = ss.GRID
+    lc.valueAxis.gridStrokeWidth = 0.3
+    lc.lines[0].strokeColor = theme.brand
+    lc.lines[0].strokeWidth = 1.6
+    lc.lines[0].symbol = makeMarker("FilledCircle", size=4, fillColor=theme.brand, strokeColor=theme.brand)
+    lc.lineLabelFormat = lambda v: fmt.pct(v, digits).replace(" %", "")
+    lc.lineLabels.fontName = ss.FONT
+    lc.lineLabels.fontSize = ss.CHART_LABEL_SIZE - 0.5
+    lc.lineLabels.fillColor = ss.INK
+    lc.lineLabels.dy = 6
+    d.add(lc)
+    if target is not None and lo <= target <= hi:
+        y = lc.y + (target - lo) / (hi - lo) * lc.height
+        d.add(Line(lc.x, y, lc.x + lc.width, y, strokeColor=ss.TARGET_LINE, strokeWidth=1, strokeDashArray=[3, 2]))
+        d.add(String(lc.x + lc.width + 3, y - 2.5, f"target {fmt.target(target)}", fontName=ss.FONT,
+                     fontSize=ss.CHART_LABEL_SIZE, fillColor=ss.TARGET_LINE))
+    return d
+
+
+def score_axis_range(values: Sequence[float]) -> tuple[float, float]:
+    """A Secure Score axis: 10 points either side of the figures, within 0–100."""
+    if not values:
+        return 0.0, 100.0
+    lo = max(0.0, math.floor((min(values) - 10) / 10) * 10)
+    hi = min(100.0, math.ceil((max(values) + 10) / 10) * 10)
+    return float(lo), float(hi)
+
+
 def ticket_trend_chart(theme: Theme, points: Sequence[TrendPoint]) -> Drawing:
     """Grouped bars per week: opened, closed, backlog; oldest left, this week right."""
     points = list(points)[-MAX_TREND_WEEKS:]
@@ -204,4 +271,5 @@ def ticket_trend_chart(theme: Theme, points: Sequence[TrendPoint]) -> Drawing:
     return d
 
 
-__all__ = ["TrendPoint", "shorten", "ticket_trend_chart", "uptime_axis_range", "uptime_by_site_chart"]
+__all__ = ["TREND_WEEKS", "TrendPoint", "kpi_trend_chart", "score_axis_range", "shorten", "ticket_trend_chart",
+           "uptime_axis_range", "uptime_by_site_chart"]
