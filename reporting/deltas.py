@@ -12,7 +12,8 @@ from collections.abc import Mapping
 
 from reporting.config import Thresholds
 from reporting.fmt import duration, hours, pct, when
-from reporting.models import SECTION_TITLES, SEVERITY_ORDER, Backups, Flag, Section, Security, Sites, Tickets, Uptime
+from reporting.models import SEVERITY_ORDER, Backups, Flag, Section, Security, Sites, Tickets, Uptime
+from reporting.voice import missing_short
 
 FLAG_CODES = (
     "sla_drop",
@@ -125,7 +126,8 @@ def compute_flags(
     flags: list[Flag] = []
     for name, s in current.items():
         if not s.ok:
-            flags.append(Flag("data_unavailable", "medium", name, f"{SECTION_TITLES[name]} figures are missing this week: {s.error}."))
+            # the customer's words; the technical reason stays in the section's ``error`` (review card, snapshot)
+            flags.append(Flag("data_unavailable", "medium", name, missing_short(name)))
     if previous is None:
         flags.append(Flag("no_baseline", "low", "report", "No earlier week is stored, so there is nothing to compare with yet."))
 

@@ -21,7 +21,7 @@ PLANTED = {
     "GLOBEX": ("backup_stale", "backups", "GLOBEX-FS01 last backed up"),
     "INITECH": ("open_incident", "security", "Suspicious sign-in to finance mailbox"),
     "UMBRELLA": ("ticket_trend_worse", "tickets", "Service desk tickets opened rose"),
-    "HOOLI": ("data_unavailable", "uptime", "zabbix: POST /api_jsonrpc.php: HTTP 502"),
+    "HOOLI": ("data_unavailable", "uptime", "uptime figures for your network and servers"),
     "STARK": ("site_down", "sites", "www.stark.example was unavailable for 2 h"),
     "WONKA": ("backup_failed", "backups", "WONKA-SQL01"),
     "CYBERDYNE": ("secure_score_drop", "security", "Secure Score fell 8.0 points"),
@@ -64,7 +64,8 @@ def test_planted_flag_surfaces_everywhere(demo_out: Path, code: str) -> None:
     from reporting.models import SECTION_TITLES
 
     whole = " ".join(" ".join(p.split()) for p in pages[1:])
-    own = whole.split(SECTION_TITLES[section], 2)[-1]  # the section itself, after the summary's flag table
+    # the section itself, after the summary's flag table (which leaves out our own data problems)
+    own = whole.split(SECTION_TITLES[section], 1 if flag_code == "data_unavailable" else 2)[-1]
     assert phrase[:20] in own
 
 
@@ -93,7 +94,7 @@ def test_hooli_uptime_unavailable_rest_intact(demo_out: Path) -> None:
         if name != "uptime":
             assert snap["sections"][name]["status"] == "ok", name
     text = " ".join(pdf_text(demo_out / "HOOLI" / f"HOOLI-weekly-{PERIOD_END}.pdf"))
-    assert "Data unavailable" in text and "502" in text
+    assert "Not available this week" in text and "502" not in text
 
 
 def test_json_contract_keys(demo_out: Path) -> None:
