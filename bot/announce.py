@@ -44,7 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.delivery import Parcel, PermanentError
 from cards.customer import channel_card
-from reporting.store import create_tables
+from reporting.store import create_tables, writing
 
 log = logging.getLogger(__name__)
 
@@ -142,16 +142,16 @@ class ChannelAnnouncer:
     async def _intent(self, key: str, channel: str) -> None:
         now = datetime.now(UTC)
         try:
-            async with self.engine.begin() as conn:
+            async with writing(self.engine) as conn:
                 await conn.execute(channel_posts.insert().values(key=key, channel=channel, status="posting", attempts=1,
                                                                  started_at=now, updated_at=now))
         except IntegrityError:
-            async with self.engine.begin() as conn:
+            async with writing(self.engine) as conn:
                 await conn.execute(update(channel_posts).where(channel_posts.c.key == key).values(
                     status="posting", attempts=channel_posts.c.attempts + 1, updated_at=now))
 
     async def _set(self, key: str, **values: Any) -> None:
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             await conn.execute(update(channel_posts).where(channel_posts.c.key == key).values(
                 updated_at=datetime.now(UTC), **values))
 

@@ -23,12 +23,21 @@ from connectors.registry import CONNECTORS, OPTIONS
 from connectors.sandbox.config import sandbox_config, sandbox_config_files
 from connectors.sandbox.dataset import HISTORY_WEEKS, MSP_TIMEZONE, SandboxDataset
 from connectors.sim.farm import FarmProcess, SimulatorFarm, parse_fault_specs
+from reporting import fmt
 from reporting.collect import source_timeout, unmapped_records
 from reporting.config import Config, ConfigError, CustomerConfig, load_config
 from reporting.drafts import DraftState
 from reporting.engine import Draft, Engine
 from reporting.output import write_atomic
-from reporting.period import PeriodError, last_complete_week_day, parse_week, week_containing
+from reporting.period import (
+    PeriodError,
+    WeekNotEnded,
+    has_ended,
+    has_started,
+    last_complete_week_day,
+    parse_week,
+    week_containing,
+)
 from reporting.rollup import rollup_markdown, rollup_rows
 from reporting.store import HistoryStore, StoreError
 
@@ -50,6 +59,7 @@ class Setup:
     week_day: date
     fault_specs: list[str] = field(default_factory=list)  # --sim-faults, checked: injected into the sandbox simulators
     path: str | None = None  # the configuration file (None: the sandbox)
+    allow_partial: bool = False  # --allow-partial: a week not over yet is reported, labelled partial
 
 
 def _resolve(args: argparse.Namespace) -> Setup:
@@ -159,7 +169,7 @@ async def _generate_with(setup: Setup, config: Config, customers: list[CustomerC
             await c.aclose()
         raise CliError(f"{setup.path or 'the sandbox'}: store.url: {err}") from err
     await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)  # only now: a rejected run leaves nothing
-    engine = Engine(config, connectors, store, config.branding(setup.base), render_pdf)
+    engine = Engine(config, connectors, store, config.branding(setup.base), render_pdf, allow_partial=setup.allow_partial)
     # the unmapped-customer sweep is advice: it runs beside the batch, every source under its
     # timeout, so it never adds a timeout of its own to the run
     sweep = asyncio.create_task(unmapped_records(connectors, config.customers, lambda s: source_timeout(config, s)))
@@ -245,10 +255,26 @@ def _write_rollup(setup: Setup, drafts: list[Draft], out: Path, unmapped: list[s
     return path
 
 
+def _refuse_unfinished(setup: Setup, customers: Sequence[CustomerConfig], allow_partial: bool) -> None:
+    """A week that has not ended for one of ``customers`` (in its own timezone) stops the run
+    before anything is written, unless ``--allow-partial``; a week that has not started, always."""
+    now = datetime.now(UTC)
+    for c in customers:
+        period = week_containing(setup.week_day, setup.config.customer_timezone(c))
+        started = has_started(period, now)
+        if has_ended(period, now) or (allow_partial and started):
+            continue
+        hint = ("Report a week that has ended, or pass --allow-partial for a report labelled partial" if started
+                else "Report a week that has ended")
+        raise CliError(f"{WeekNotEnded(c.code, period, started=started)}; nothing was written. {hint}", EXIT_USAGE)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     setup = _resolve(args)
     customers = _select(setup.config, args.codes, args.all)
+    _refuse_unfinished(setup, customers, args.allow_partial)
+    setup.allow_partial = args.allow_partial
     backfill = args.backfill if args.backfill is not None else (HISTORY_WEEKS if setup.sandbox else 0)
     t0 = time.perf_counter()
     drafts, failures, unmapped = asyncio.run(_generate(setup, customers, out, backfill))
@@ -269,9 +295,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     setup = _resolve(args)
     customers = list(setup.config.customers)
+    _refuse_unfinished(setup, customers, args.allow_partial)
+    setup.allow_partial = args.allow_partial
     t0 = time.perf_counter()
-    print(f"Sandbox MSP: {setup.config.msp.name}, {len(customers)} customers, week ending "
-          f"{week_containing(setup.week_day, setup.config.msp.timezone).end_date} (history seeded: {HISTORY_WEEKS} weeks)")
+    print(f"Sandbox MSP: {setup.config.msp.name}, {len(customers)} customers, "
+          f"{fmt.week(week_containing(setup.week_day, setup.config.msp.timezone))} (history seeded: {HISTORY_WEEKS} weeks)")
     drafts, failures, unmapped = asyncio.run(_generate(setup, customers, out, HISTORY_WEEKS, deliver=True))
     rollup = _write_rollup(setup, drafts, out, unmapped)
     print()
@@ -529,12 +557,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--backfill", type=int, default=None, metavar="N",
                      help="first store up to N earlier weeks missing from history (default: 0; sandbox: 5)")
     run.add_argument("--sim-faults", action="append", metavar="SYSTEM:SPEC", help="sandbox only: " + _FAULTS_HELP)
+    run.add_argument("--allow-partial", action="store_true",
+                     help="report a week that has not ended yet (labelled 'partial, as of <time>'); without it such a week is refused")
     run.set_defaults(func=cmd_run)
 
     demo = sub.add_parser("demo", help="the whole weekly procedure on the sandbox MSP")
     demo.add_argument("--out", default="reports")
     demo.add_argument("--week", help="report this week instead of the last complete one (the sandbox plants its scenarios there)")
     demo.add_argument("--sim-faults", action="append", metavar="SYSTEM:SPEC", help=_FAULTS_HELP)
+    demo.add_argument("--allow-partial", action="store_true", help="report a week that has not ended yet, labelled partial")
     demo.set_defaults(func=cmd_demo)
 
     cfg = sub.add_parser("config", help="configuration tools")

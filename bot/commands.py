@@ -26,6 +26,7 @@ from cards.help import help_card
 from cards.status import status_card
 from cards.unknown import unknown_customer_card
 from reporting.config import Config
+from reporting.period import WeekNotEnded
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,9 @@ class Commands:
             async with sem:
                 try:
                     draft = await self.review.run(code)
+                except WeekNotEnded as err:  # refused before any source was asked: nothing written
+                    await self.cards.tell(origin, f"{err}. The draft is made once the week is over.")
+                    return
                 except Exception as err:  # one customer's failure is reported, the others go on
                     log.exception("run %s failed", code)
                     await self.cards.tell(origin, f"{code}: the draft could not be made ({type(err).__name__}: {err})")

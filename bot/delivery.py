@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from reporting.config import Config, CustomerConfig
 from reporting.drafts import DraftState
 from reporting.models import Report
-from reporting.store import create_tables
+from reporting.store import create_tables, writing
 
 log = logging.getLogger(__name__)
 
@@ -121,16 +121,16 @@ class DeliveryLog:
     async def start(self, draft_id: str, step: str, key: str) -> None:
         now = datetime.now(UTC)
         try:
-            async with self.engine.begin() as conn:
+            async with writing(self.engine) as conn:
                 await conn.execute(deliveries.insert().values(draft_id=draft_id, step=step, status="running", key=key,
                                                               attempts=1, updated_at=now))
         except IntegrityError:
-            async with self.engine.begin() as conn:
+            async with writing(self.engine) as conn:
                 await conn.execute(update(deliveries).where(deliveries.c.draft_id == draft_id, deliveries.c.step == step)
                                    .values(status="running", attempts=deliveries.c.attempts + 1, updated_at=now))
 
     async def end(self, draft_id: str, step: str, status: str, detail: str, url: str | None = None) -> None:
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             await conn.execute(update(deliveries).where(deliveries.c.draft_id == draft_id, deliveries.c.step == step)
                                .values(status=status, detail=detail[:1000], url=url, updated_at=datetime.now(UTC)))
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import formatdate, make_msgid
@@ -32,6 +31,7 @@ import jinja2
 
 from bot.delivery import Parcel, PermanentError, StepResult
 from cards.customer import channel_card
+from reporting import fmt
 from reporting.config import Config
 from reporting.output import write_atomic
 from reporting.text import neutral
@@ -48,13 +48,12 @@ def recipients(parcel: Parcel) -> list[str]:
 
 def subject(parcel: Parcel) -> str:
     # neutral(): no CR/LF or other controls from the config reach a header, no bidi override
-    return neutral(f"{parcel.customer.name}: weekly report, week ending {parcel.period_end.isoformat()}")
+    return neutral(f"{parcel.customer.name}: weekly report, {fmt.report_week(parcel.report)}")
 
 
 def cover_note(config: Config, parcel: Parcel) -> str:
     r = parcel.report
-    last_day = r.period.end - timedelta(days=1)  # the period is [start, end): it ends at 00:00 Monday
-    period = f"{r.period.start.strftime('%a %d %b')} to {last_day.strftime('%a %d %b %Y')}"
+    period = fmt.report_week(r)  # "Week of Mon 23 Nov – Sun 29 Nov 2026" (and "partial, as of …")
     return _ENV.get_template("cover_note.html.j2").render(
         msp_name=neutral(config.msp.name), brand_color=config.msp.brand_color,
         customer_name=neutral(parcel.customer.name), period=period, highlights=[neutral(s) for s in r.summary[:4]],
@@ -92,7 +91,7 @@ class OutboxBackend:
         file_path = folder / "files" / parcel.file_name
         post = {
             "delivery_id": key, "channel": channel, "file": str(file_path.resolve()),
-            "text": f"Weekly report for {parcel.customer.name}, week ending {parcel.period_end.isoformat()}",
+            "text": f"Weekly report for {parcel.customer.name}, {fmt.report_week(parcel.report)}",
             "summary": list(parcel.report.summary[:4]),
             "card": channel_card(parcel.report, file_url=file_path.resolve().as_uri(), key=key, msp_name=self.config.msp.name),
         }

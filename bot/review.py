@@ -28,6 +28,7 @@ from typing import Protocol
 from bot.state import Draft, ReviewState
 from cards.review import MAX_SKIP_REASON
 from reporting import snapshot
+from reporting.collect import SourceBreaker
 from reporting.config import Config, CustomerConfig
 from reporting.drafts import DECIDED, EDITABLE, DraftState
 from reporting.engine import Engine
@@ -139,9 +140,10 @@ class Review:
         return await asyncio.to_thread(path.read_bytes) if path.exists() else None
 
     # -- actions
-    async def run(self, code: str, week_day: date | None = None) -> Draft:
+    async def run(self, code: str, week_day: date | None = None, breaker: SourceBreaker | None = None) -> Draft:
         """Collect and render ``code``'s week (default: the last complete one); the draft at its
-        next version (or as it is, if decided)."""
+        next version (or as it is, if decided). ``breaker``: the Monday batch's memory of sources
+        that hang (a typed ``run`` asks every source afresh)."""
         customer = self.customer(code)
         week_day = week_day or self.week_day()
         period = self.engine.period_for(customer, week_day)
@@ -150,8 +152,8 @@ class Review:
             if existing is not None and not existing.editable:
                 return existing
             if self.backfill_weeks:
-                await self.engine.backfill(customer, week_day, self.backfill_weeks)
-            result = await self.engine.draft(customer, week_day, self.out)
+                await self.engine.backfill(customer, week_day, self.backfill_weeks, breaker)
+            result = await self.engine.draft(customer, week_day, self.out, breaker)
             draft = await self.state.upsert_drafted(code, period.end_date)
             if draft.commentary:  # a regenerated draft keeps the engineer's words: render them in
                 await self.engine.write(await self.report(draft), self.out)

@@ -79,11 +79,14 @@ class ReviewCards:
         self._unposted_rollup: tuple[Any, list[str]] | None = None
 
     # ---- the review card ------------------------------------------------------------------
-    async def card_for(self, draft: Draft, message: str | None = None) -> dict[str, Any]:
+    async def card_for(self, draft: Draft, message: str | None = None, *, steps_recorded: bool = True) -> dict[str, Any]:
+        """The review card of ``draft`` as it is now. ``steps_recorded=False``: the caller knows
+        no delivery step can be recorded yet (it has just approved an editable draft), so the
+        delivery log is not read."""
         report = await self.review.report(draft)
         decision = Decision(draft.decided_by or "", draft.decided_at, draft.reason) if draft.decided_at else None
         steps: list[DeliveryStepView] = []
-        recorded = await self.deliveries.steps(draft.id) if self.deliveries is not None else {}
+        recorded = await self.deliveries.steps(draft.id) if self.deliveries is not None and steps_recorded else {}
         if recorded:
             for name in STEPS:
                 s = recorded.get(name)

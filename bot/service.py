@@ -374,7 +374,7 @@ async def open_service(config: Config, settings: BotSettings, out: Path, *, cred
             claims,
             codes=lambda: [c.code for c in config.customers],
             period_end=lambda code, day: engine.period_for(config.customer(code), day).end_date,  # type: ignore[union-attr]
-            make_draft=review.run,
+            make_draft=lambda code, day: review.run(code, day, breaker=batch.breaker),
             on_drafted=drafted,
             on_complete=bot.post_rollup,
             concurrency=config.schedule.concurrency,

@@ -19,7 +19,7 @@ from sqlalchemy import Column, Date, DateTime, Integer, MetaData, String, Table,
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reporting.drafts import EDITABLE, DraftState
-from reporting.store import create_tables
+from reporting.store import create_tables, writing
 from reporting.text import neutral
 
 metadata = MetaData()
@@ -146,7 +146,7 @@ class ReviewState:
         """A new draft (version 1), or the week's existing one moved to its next version and back
         to ``drafted`` if it is still editable. A decided draft is returned unchanged."""
         now = datetime.now(UTC)
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             row = (await conn.execute(
                 select(drafts).where(drafts.c.customer_code == code, drafts.c.period_end == period_end)
             )).first()
@@ -168,7 +168,7 @@ class ReviewState:
         """Compare-and-set: apply ``values`` and move to the next version only if the draft is at
         ``version`` and in one of ``allowed`` states. None when someone else got there first."""
         values = {**_clean(values), "version": drafts.c.version + 1, "updated_at": datetime.now(UTC)}
-        async with self.engine.begin() as conn:  # UPDATE ... RETURNING: one round trip (SQLite >= 3.35, PostgreSQL)
+        async with writing(self.engine) as conn:  # UPDATE ... RETURNING: one round trip (SQLite >= 3.35, PostgreSQL)
             row = (await conn.execute(update(drafts).where(
                 drafts.c.id == draft_id, drafts.c.version == version, drafts.c.state.in_(allowed))
                 .values(**values).returning(*drafts.c))).first()
@@ -185,14 +185,14 @@ class ReviewState:
 
     async def set_state(self, draft_id: str, state: str, **values: Any) -> Draft | None:
         """A background step's state change (delivery progress): no version check, version moves on."""
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             row = (await conn.execute(update(drafts).where(drafts.c.id == draft_id).values(
                 state=state, version=drafts.c.version + 1, updated_at=datetime.now(UTC), **_clean(values))
                 .returning(*drafts.c))).first()
         return _draft(row) if row else None
 
     async def set_card(self, draft_id: str, ref: dict[str, Any], activity_id: str) -> None:
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             await conn.execute(update(drafts).where(drafts.c.id == draft_id).values(
                 card_ref=json.dumps(ref), card_activity_id=activity_id))
 
@@ -200,7 +200,7 @@ class ReviewState:
     async def remember(self, key: str, kind: str, ref: dict[str, Any]) -> None:
         now = datetime.now(UTC)
         text = json.dumps(ref, sort_keys=True)
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             res = await conn.execute(update(conversations).where(conversations.c.key == key).values(kind=kind, ref=text, updated_at=now))
             if res.rowcount == 0:
                 await conn.execute(conversations.insert().values(key=key, kind=kind, ref=text, updated_at=now))
@@ -237,7 +237,7 @@ class ReviewState:
         await self.remember(f"install:{team_id}", "install", {**info, "team_id": team_id})
 
     async def forget_install(self, team_id: str) -> None:
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             await conn.execute(conversations.delete().where(conversations.c.key == f"install:{team_id}"))
 
     async def installation(self, tenant: str = "") -> dict[str, Any] | None:

@@ -62,7 +62,7 @@ async def approve(ctx: VerbContext, draft: Draft, data: dict[str, Any], user: Us
     # (one edit instead of two keeps 50 approves at once under the 2 s answer)
     ctx.spawn(ctx.cards.when_delivered(approved))
     return await ctx.cards.card_for(
-        approved, f"Approved by {user.label}; the final PDF is being prepared for delivery."
+        approved, f"Approved by {user.label}; the final PDF is being prepared for delivery.", steps_recorded=False
     )
 
 

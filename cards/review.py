@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from cards import verbs
@@ -226,7 +226,7 @@ class _View:
 
         c = report.customer
         fallback = plain(
-            f"Weekly report for {c.name} ({c.code}), week ending {report.period.end_date.isoformat()}: "
+            f"Weekly report for {c.name} ({c.code}), {fmt.report_week(report)}: "
             "open this message in Teams to review it.",
             limit=300,
         )
@@ -237,9 +237,8 @@ class _View:
 
 
 def period_text(report: Report) -> str:
-    first = report.period.start
-    last = report.period.end - timedelta(days=1)
-    return f"{first.strftime('%a %d %b')} \u2013 {last.strftime('%a %d %b %Y')}"
+    """The week's one label (:func:`reporting.fmt.report_week`), "partial, as of …" included."""
+    return fmt.report_week(report)
 
 
 def _header(report: Report, version: int, tz: str) -> Element:
@@ -319,10 +318,10 @@ def _figure(section: Section | None, tz: str) -> Markdown:
         return plain(f"unavailable \u2014 {section.error or 'no reason given'}", limit=_FIGURE_TEXT)
     d = section.data
     if isinstance(d, Uptime):
-        return plain(f"{fmt.pct(d.overall_pct)} overall (target {fmt.pct(d.target_pct)})")
+        return plain(f"{fmt.uptime(d.overall_pct)} overall (target {fmt.target(d.target_pct)})")
     if isinstance(d, Tickets):
         sla = (
-            f"SLA {fmt.pct(d.sla_attainment_pct, 1)} (target {fmt.pct(d.target_pct, 0)})"
+            f"SLA {fmt.rate(d.sla_attainment_pct)} (target {fmt.target(d.target_pct)})"
             if d.sla_attainment_pct is not None
             else "SLA n/a (none closed)"
         )
@@ -334,7 +333,7 @@ def _figure(section: Section | None, tz: str) -> Markdown:
         return plain(f"{d.count} executed")
     if isinstance(d, Backups):
         rate = (
-            f"{fmt.pct(d.success_rate_pct, 1)} of runs succeeded"
+            f"{fmt.rate(d.success_rate_pct)} of runs succeeded"
             if d.success_rate_pct is not None
             else "no runs finished"
         )
@@ -350,7 +349,7 @@ def _figure(section: Section | None, tz: str) -> Markdown:
         return plain(f"{rate}; not ok: {', '.join(shown)}{_more(bad, _NOT_OK_BACKUPS)}", limit=_FIGURE_TEXT)
     if isinstance(d, Security):
         score = (
-            f"secure score {fmt.pct(d.secure_score_pct, 1)} ({fmt.points(d.secure_score_change)})"
+            f"secure score {fmt.rate(d.secure_score_pct)} ({fmt.points(d.secure_score_change)})"
             if d.secure_score_pct is not None
             else "secure score n/a"
         )
@@ -361,8 +360,8 @@ def _figure(section: Section | None, tz: str) -> Markdown:
         worst = min(d.checks, key=lambda c: c.availability_pct)
         below = sum(1 for c in d.checks if c.availability_pct < d.target_pct)
         return plain(
-            f"lowest availability {fmt.pct(worst.availability_pct)} ({clip_name(worst.name)}) of {len(d.checks)} "
-            f"site{'s' if len(d.checks) != 1 else ''}; {below} below the {fmt.pct(d.target_pct, 1)} target"
+            f"lowest availability {fmt.uptime(worst.availability_pct)} ({clip_name(worst.name)}) of {len(d.checks)} "
+            f"site{'s' if len(d.checks) != 1 else ''}; {below} below the {fmt.target(d.target_pct)} target"
         )
     return md("n/a")
 

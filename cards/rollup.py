@@ -24,6 +24,7 @@ from cards.elements import (
     text_block,
 )
 from cards.text import join, md, plain
+from reporting import fmt
 from reporting.rollup import RollupRow
 
 STATUS_COLOR = {"red": "attention", "amber": "warning", "green": "good"}
@@ -53,7 +54,7 @@ def _header(rows: Sequence[RollupRow], period_end: date, msp_name: str) -> list[
     amber = sum(1 for r in rows if r.status == "amber")
     green = len(rows) - red - amber
     return [
-        text_block(plain(f"Weekly roll-up \u2014 week ending {period_end.isoformat()}"), size="Large", weight="Bolder"),
+        text_block(plain(f"Weekly roll-up \u2014 {fmt.week_ending(period_end)}"), size="Large", weight="Bolder"),
         text_block(
             join(
                 plain(msp_name, limit=80),
@@ -81,7 +82,7 @@ def rollup_card(rows: Sequence[RollupRow], period_end: date, msp_name: str) -> d
     """Build the roll-up card from :func:`reporting.rollup.rollup_rows` output."""
     rows = list(rows)
     header = _header(rows, period_end, msp_name)
-    fallback = plain(f"Weekly roll-up for the week ending {period_end.isoformat()}: {len(rows)} customers.")
+    fallback = plain(f"Weekly roll-up, {fmt.week_ending(period_end)}: {len(rows)} customers.")
 
     def build(body_rows: list[Element], footer: list[Element]) -> dict[str, Any]:
         return adaptive_card(header + body_rows + footer, fallback_text=fallback)

@@ -38,7 +38,7 @@ def status_card(
     """``rows``: (customer code, draft state, number of flags, last update) — plain tuples or
     :class:`StatusRow`. Rows are shown in the order given."""
     items = [StatusRow(*r) for r in rows]
-    title = "This week's drafts" if period_end is None else f"Drafts for the week ending {period_end.isoformat()}"
+    title = "This week's drafts" if period_end is None else f"Drafts: {fmt.week_ending(period_end)}"
     body = [text_block(plain(title), size="Medium", weight="Bolder")]
     if not items:
         body.append(text_block(md("No drafts yet. Send **run CODE** or **run all** to generate them.")))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from reporting.config import Thresholds
-from reporting.fmt import duration, hours, pct, when
+from reporting.fmt import duration, hours, pct, target, when
 from reporting.models import SEVERITY_ORDER, Backups, Flag, Section, Security, Sites, Tickets, Uptime
 from reporting.voice import missing_short
 
@@ -46,7 +46,7 @@ def _uptime_flags(cur: Uptime, prev: Uptime | None, th: Thresholds) -> list[Flag
                         f"to {pct(cur.overall_pct)}{where}."))
     if cur.overall_pct < cur.target_pct:
         out.append(Flag("sla_below_target", "medium", "uptime",
-                        f"Uptime of {pct(cur.overall_pct)} is below the {pct(cur.target_pct)} target{where}."))
+                        f"Uptime of {pct(cur.overall_pct)} is below the {target(cur.target_pct)} target{where}."))
     return out
 
 
@@ -60,7 +60,7 @@ def _ticket_flags(cur: Tickets, prev: Tickets | None, th: Thresholds) -> list[Fl
     if att is not None and att < cur.target_pct:
         out.append(Flag("sla_below_target", "medium", "tickets",
                         f"Only {pct(att, 1)} of service desk tickets closed this week met their resolution target "
-                        f"(target {pct(cur.target_pct, 0)}; {cur.sla_breaches} breaches)."))
+                        f"(target {target(cur.target_pct)}; {cur.sla_breaches} breaches)."))
     if prev is not None and prev.opened > 0:
         rise = 100.0 * (cur.opened - prev.opened) / prev.opened
         if rise >= th.tickets_opened_increase_pct and cur.backlog > prev.backlog:
@@ -110,7 +110,7 @@ def _site_flags(cur: Sites) -> list[Flag]:
     return [
         Flag("site_down", "high", "sites",
              f"{c.name} was unavailable for {duration(c.downtime_minutes)} (availability {pct(c.availability_pct)}, "
-             f"target {pct(cur.target_pct, 1)}).")
+             f"target {target(cur.target_pct)}).")
         for c in cur.checks
         if c.availability_pct is not None and c.downtime_minutes is not None and c.availability_pct < cur.target_pct
     ]

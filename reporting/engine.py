@@ -27,7 +27,7 @@ from reporting.deltas import compute_flags
 from reporting.markdown import render_markdown
 from reporting.models import Branding, CustomerRef, Period, Report, Tickets, Uptime, WeekPoint
 from reporting.output import report_paths, write_atomic
-from reporting.period import previous_period, week_containing
+from reporting.period import WeekNotEnded, has_ended, has_started, partial_read, previous_period, week_containing
 from reporting.sources import Connector
 from reporting.store import HistoryStore
 from reporting.summary import engineer_actions, executive_summary, recommendations
@@ -86,6 +86,7 @@ class Engine:
         render_pdf: PdfRenderer,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         pdf_processes: int = 0,
+        allow_partial: bool = False,
     ):
         self.config = config
         self.connectors = connectors
@@ -93,6 +94,7 @@ class Engine:
         self.branding = branding
         self.render_pdf = render_pdf
         self.now = now
+        self.allow_partial = allow_partial  # a week not over yet: refused (WeekNotEnded) unless set
         # ReportLab holds the GIL while it renders. A batch renders on one thread beside the loop;
         # the bot (``pdf_processes``) renders in worker processes, so a render never delays the
         # answer to a card click (the event loop keeps the GIL).
@@ -132,9 +134,18 @@ class Engine:
         return week_containing(week_day, self.config.customer_timezone(customer))
 
     async def build(self, customer: CustomerConfig, period: Period, breaker: SourceBreaker | None = None) -> Report:
-        """Collect and compare; no files written. ``breaker``: the batch's memory of hung sources."""
+        """Collect and compare; no files written. ``breaker``: the batch's memory of hung sources.
+
+        A week that has not ended in the customer's timezone is refused (:class:`WeekNotEnded`)
+        before any source is asked, unless the engine allows partial reports: then the report
+        carries ``partial_as_of`` and every rendering labels it partial."""
         tz = period.timezone
-        sections = await collect(self.config, customer, period, self.connectors,
+        now = self.now()
+        partial = not has_ended(period, now)
+        if partial and (not self.allow_partial or not has_started(period, now)):
+            raise WeekNotEnded(customer.code, period, started=has_started(period, now))
+        read = partial_read(period, now) if partial else period
+        sections = await collect(self.config, customer, read, self.connectors,
                                  lambda: self.now().astimezone(period.start.tzinfo), breaker)
         prev_payload = await self.store.get(customer.code, previous_period(period).end.date())
         previous = snapshot.from_dict(prev_payload).sections if prev_payload else None
@@ -150,6 +161,7 @@ class Engine:
             recommendations=recommendations(sections, flags),
             history=history,
             engineer_actions=engineer_actions(sections, flags),
+            partial_as_of=read.end if partial else None,
         )
 
     async def backfill(self, customer: CustomerConfig, week_day: date, weeks: int,
@@ -165,6 +177,8 @@ class Engine:
             todo.append(p)
         stored = 0
         for p in reversed(todo):
+            if not has_ended(p, self.now()):
+                continue  # history holds finished weeks only (a partial run of a future week)
             if await self.store.get(customer.code, p.end.date()) is not None:
                 continue
             report = await self.build(customer, p, breaker)

@@ -2,20 +2,76 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+if TYPE_CHECKING:
+    from reporting.models import Period, Report
 
-def pct(value: float | None, digits: int = 2) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f} %"
+
+MINUS = "\u2212"
+
+# One precision per quantity, wherever it is shown (sentence, tile, table, card):
+UPTIME_DIGITS = 2  # uptime and public-site availability: 99.95 %
+RATE_DIGITS = 1  # ticket SLA attainment, backup success rate, Secure Score: 96.6 %
+
+
+def pct(value: float | None, digits: int = UPTIME_DIGITS) -> str:
+    """'99.99 %'. A value below 100 never rounds up to 100 (99.996 → '99.99 %'), one above 0
+    never rounds down to 0 (0.004 → '0.01 %'): a shortfall or a sliver is never hidden."""
+    if value is None:
+        return "n/a"
+    step = 10.0**-digits
+    text = f"{value:.{digits}f}"
+    if value < 100 and float(text) >= 100:
+        text = f"{100 - step:.{digits}f}"
+    elif 0 < value and float(text) <= 0:
+        text = f"{step:.{digits}f}"
+    return text.replace("-", MINUS) + " %"
+
+
+def uptime(value: float | None) -> str:
+    """Uptime or availability: two decimals."""
+    return pct(value, UPTIME_DIGITS)
+
+
+def rate(value: float | None) -> str:
+    """A rate of tickets or runs, or a score: one decimal."""
+    return pct(value, RATE_DIGITS)
+
+
+def target(value: float | None) -> str:
+    """A target as configured, without padding zeros: '99.5 %', '90 %', '99.95 %'."""
+    if value is None:
+        return "n/a"
+    return f"{value:.2f}".rstrip("0").rstrip(".") + " %"
+
+
+def number(value: float | None, digits: int = 1) -> str:
+    """'4,939.7'; an int as '1,204'; None as 'n/a'."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:,.{digits}f}"
+
+
+def signed(value: float | None, unit: str = "", digits: int = 1) -> str:
+    """'+1.2 pts' / '−8.0 pts' / '±0 pts' with a real minus sign."""
+    if value is None:
+        return "n/a"
+    body = f"{abs(value):,}" if isinstance(value, int) else f"{abs(value):,.{digits}f}"
+    if float(body.replace(",", "")) == 0:
+        sign = "\u00b1"
+    else:
+        sign = "+" if value > 0 else MINUS
+    return f"{sign}{body}{(' ' + unit) if unit else ''}"
 
 
 def points(value: float | None) -> str:
     """A signed difference in percentage points: '+0.4 pts', '−8.0 pts'."""
-    if value is None:
-        return "n/a"
-    sign = "+" if value > 0 else "−" if value < 0 else "±"
-    return f"{sign}{abs(value):.1f} pts"
+    return signed(value, "pts")
 
 
 def duration(minutes: float) -> str:
@@ -33,13 +89,74 @@ def hours(value: float | None) -> str:
     return "never" if value is None else f"{value:.0f} h"
 
 
-def when(ts: datetime | None, tz: str) -> str:
-    """'Fri 13 Nov 14:30' in the customer's timezone."""
+def _local(ts: datetime, tz: str | tzinfo) -> datetime:
+    zone = ZoneInfo(tz) if isinstance(tz, str) else tz
+    return (ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)).astimezone(zone)
+
+
+def when(ts: datetime | None, tz: str | tzinfo, never: str = "never") -> str:
+    """'Fri 13 Nov 14:30' in the customer's timezone (table cells)."""
     if ts is None:
-        return "never"
-    return ts.astimezone(ZoneInfo(tz)).strftime("%a %d %b %H:%M")
+        return never
+    local = _local(ts, tz)
+    return f"{day(local.date())} {local:%H:%M}"
 
 
-def stamp(ts: datetime, tz: str) -> str:
-    """'2026-11-16 06:00 GMT' — for 'data as of'."""
-    return ts.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M %Z")
+def stamp(ts: datetime, tz: str | tzinfo) -> str:
+    """'Mon 16 Nov 2026, 06:00 GMT' — for 'data as of', 'generated', a decision's time."""
+    local = _local(ts, tz)
+    return f"{day(local.date(), year=True)}, {local:%H:%M} {local.tzname() or ''}".rstrip()
+
+
+# ---- weeks: one label wherever a person reads it ("Week of Mon 23 Nov – Sun 29 Nov 2026") ----
+
+
+def day(d: date, year: bool = False) -> str:
+    """'Mon 23 Nov' (with ``year``: 'Mon 23 Nov 2026')."""
+    text = f"{d:%a} {d.day} {d:%b}"
+    return f"{text} {d.year}" if year else text
+
+
+def _span(first: date, last: date) -> str:
+    return f"{day(first, year=first.year != last.year)} \u2013 {day(last, year=True)}"
+
+
+def week_span(period: Period) -> str:
+    """'Mon 23 Nov – Sun 29 Nov 2026': the period's first and last local day."""
+    return _span(period.start.date(), (period.end - timedelta(days=1)).date())
+
+
+def week(period: Period) -> str:
+    """'Week of Mon 23 Nov – Sun 29 Nov 2026'."""
+    return f"Week of {week_span(period)}"
+
+
+def week_ending(period_end: date, days: int = 7) -> str:
+    """The same label from a ``period_end`` (the Monday after the week, as in file names)."""
+    return f"Week of {_span(period_end - timedelta(days=days), period_end - timedelta(days=1))}"
+
+
+def week_monday(period_end: date, days: int = 7) -> str:
+    """A trend point's label: the week's Monday, '16 Nov' (never its end date)."""
+    first = period_end - timedelta(days=days)
+    return f"{first.day} {first:%b}"
+
+
+def moment(ts: datetime, tz: str) -> str:
+    """'Thu 3 Dec 14:30 GMT' in ``tz``."""
+    local = ts.astimezone(ZoneInfo(tz))
+    return f"{day(local.date())} {local:%H:%M %Z}"
+
+
+def partial(as_of: datetime, tz: str) -> str:
+    """'partial, as of Thu 3 Dec 14:30 GMT': the label of a report of a week not yet over."""
+    return f"partial, as of {moment(as_of, tz)}"
+
+
+def report_week(report: Report) -> str:
+    """The week a report covers, as every rendering names it; 'Week of … (partial, as of …)' when
+    the week had not ended when its figures were read."""
+    label = week(report.period)
+    if report.partial_as_of is not None:
+        label += f" ({partial(report.partial_as_of, report.period.timezone)})"
+    return label

@@ -7,7 +7,6 @@ control characters and bidi overrides are removed first (:func:`reporting.text.n
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from functools import lru_cache
 
 import jinja2
@@ -54,14 +53,13 @@ def _env() -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     env.filters.update(
-        md=md, cell=cell, block=block, pct=fmt.pct, points=fmt.points, duration=fmt.duration, hours=fmt.hours
+        md=md, cell=cell, block=block, pct=fmt.pct, rate=fmt.rate, target=fmt.target, points=fmt.points, duration=fmt.duration, hours=fmt.hours
     )
     return env
 
 
 def render_markdown(report: Report, branding: Branding) -> str:
     tz = report.period.timezone
-    last_day = report.period.end - timedelta(days=1)
     return _env().get_template("report.md.j2").render(
         r=report,
         b=branding,
@@ -76,6 +74,8 @@ def render_markdown(report: Report, branding: Branding) -> str:
         tz=tz,
         when=lambda ts: fmt.when(ts, tz),
         stamp=lambda ts: fmt.stamp(ts, tz),
-        first_day=report.period.start.strftime("%a %d %b %Y"),
-        last_day=last_day.strftime("%a %d %b %Y"),
+        week=fmt.report_week(report),
+        partial=fmt.partial(report.partial_as_of, tz) if report.partial_as_of is not None else None,
+        partial_at=fmt.moment(report.partial_as_of, tz) if report.partial_as_of is not None else None,
+        monday=fmt.week_monday,
     )

@@ -8,6 +8,7 @@ All intervals are half-open ``[start, end)`` and clipped to the period.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -64,6 +65,7 @@ class TicketRecord:
     # open at period end: the PSA's own verdict whether it had breached by then (ConnectWise
     # isInSla with paused clocks, Halo fixbydate after hold time); None = judge by resolve_by
     breached_at_end: bool | None = None
+    priority_rank: float | None = None  # the PSA's own order of the priority (1 = most urgent), when it gives one
 
 
 @dataclass(frozen=True)
@@ -221,6 +223,25 @@ def _open_breach(t: TicketRecord, period: Period) -> bool:
     return t.resolve_by is not None and t.resolve_by < period.end
 
 
+# the conventional words for priorities, most urgent first: the order when the PSA gives none
+_PRIORITY_WORDS = ("emergency", "critical", "urgent", "high", "medium", "normal", "moderate", "low", "planning")
+_PRIORITY_NUMBER = re.compile(r"^\s*(?:p|priority)?\s*(\d+)\b", re.IGNORECASE)
+
+
+def priority_key(name: str, rank: float | None = None) -> tuple[float, float, str]:
+    """The order priorities are listed in: the PSA's own (its sort field or priority id) when
+    it gives one, else by the usual words (Critical, High, Medium, Low) or a leading number
+    ("P1", "Priority 2 - …"); never alphabetical first. Unknown names go last, by name."""
+    if rank is not None:
+        return (0, rank, name)
+    words = name.lower()
+    word = next((i for i, w in enumerate(_PRIORITY_WORDS) if w in words), None)
+    if word is not None:
+        return (1, word, name)
+    number = _PRIORITY_NUMBER.match(name)
+    return (2, int(number.group(1)), name) if number else (3, 0, name)
+
+
 def tickets_section(tickets: Iterable[TicketRecord], period: Period, target_pct: float) -> Tickets:
     """Ticket throughput and SLA.
 
@@ -234,12 +255,15 @@ def tickets_section(tickets: Iterable[TicketRecord], period: Period, target_pct:
     """
     opened = closed = backlog = met = measured = breaches = 0
     prio: Counter[str] = Counter()
+    ranks: dict[str, float] = {}
     for t in tickets:
         if t.is_change:
             continue
         if _in(t.created, period):
             opened += 1
             prio[t.priority] += 1
+            if t.priority_rank is not None:
+                ranks[t.priority] = min(t.priority_rank, ranks.get(t.priority, t.priority_rank))
         if _in(t.closed, period):
             closed += 1
             if not t.sla_excluded:
@@ -258,7 +282,7 @@ def tickets_section(tickets: Iterable[TicketRecord], period: Period, target_pct:
         backlog=backlog,
         sla_breaches=breaches,
         sla_attainment_pct=None if measured == 0 else 100.0 * met / measured,
-        by_priority=dict(sorted(prio.items())),
+        by_priority={name: prio[name] for name in sorted(prio, key=lambda n: priority_key(n, ranks.get(n)))},
         target_pct=target_pct,
     )
 

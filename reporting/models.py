@@ -230,6 +230,7 @@ class Report:
     commentary: Commentary | None = None
     audience: str = "executive"
     engineer_actions: tuple[str, ...] = ()  # internal to-dos with their technical reason: review card and roll-up only
+    partial_as_of: datetime | None = None  # set: the week had not ended when the figures were read (--allow-partial)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
+from reporting import fmt
 from reporting.markdown import cell, md
 from reporting.models import SEVERITY_ORDER, Report
 
@@ -40,7 +41,7 @@ def rollup_markdown(rows: list[RollupRow], msp_name: str, period_end: date, unma
     red = sum(1 for r in rows if r.status == "red")
     amber = sum(1 for r in rows if r.status == "amber")
     lines = [
-        f"# Weekly roll-up — week ending {period_end.isoformat()}",
+        f"# Weekly roll-up — {fmt.week_ending(period_end)}",
         "",
         f"{md(msp_name)} · {len(rows)} customers · {red} red · {amber} amber · {len(rows) - red - amber} green",
         "",

@@ -254,6 +254,8 @@ def to_dict(report: Report) -> dict[str, Any]:
         ],
         "commentary": None,
     }
+    if report.partial_as_of is not None:  # written only when set: older snapshots lack the key
+        out["partial_as_of"] = _dt(report.partial_as_of)
     if report.commentary is not None:
         out["commentary"] = {"text": report.commentary.text, "author": report.commentary.author, "at": _dt(report.commentary.at)}
     return out
@@ -289,6 +291,7 @@ def from_dict(d: dict[str, Any]) -> Report:
             commentary=commentary,
             audience=d.get("audience", "executive"),
             engineer_actions=tuple(d.get("engineer_actions", [])),
+            partial_as_of=_parse_dt(d.get("partial_as_of")),
         )
     except (KeyError, TypeError, ValueError) as err:
         raise SnapshotError(f"snapshot is malformed: {err!r}") from err

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from reporting.fmt import pct
+from reporting import fmt
 from reporting.models import (
     SECTION_TITLES,
     Backups,
@@ -30,16 +30,16 @@ def _uptime_sentence(s: Section, prev: Uptime | None) -> str:
     if not s.ok or not isinstance(s.data, Uptime):
         return missing_short("uptime").replace("are missing;", "are missing (they are not zero);")
     u = s.data
-    was = f", compared with {pct(prev.overall_pct)} the week before" if prev else ""
+    was = f", compared with {fmt.uptime(prev.overall_pct)} the week before" if prev else ""
     verdict = "meeting" if u.overall_pct >= u.target_pct else "short of"
-    return f"Network and server uptime was {pct(u.overall_pct)}{was}, {verdict} the {pct(u.target_pct)} target."
+    return f"Network and server uptime was {fmt.uptime(u.overall_pct)}{was}, {verdict} the {fmt.target(u.target_pct)} target."
 
 
 def _tickets_sentence(t: Section, c: Section) -> str:
     parts = []
     if t.ok and isinstance(t.data, Tickets):
         d = t.data
-        sla = f"; {pct(d.sla_attainment_pct, 0)} were resolved within their target" if d.sla_attainment_pct is not None else ""
+        sla = f"; {fmt.rate(d.sla_attainment_pct)} were resolved within their target" if d.sla_attainment_pct is not None else ""
         parts.append(f"The service desk opened {d.opened} tickets and closed {d.closed}{sla}, with {d.backlog} still open")
     else:
         parts.append("This week's service desk ticket figures are missing and will follow in next week's report")
@@ -56,7 +56,7 @@ def _posture_sentence(b: Section, sec: Section, sites: Section) -> str:
             bad = sum(1 for p in b.data.protected if p.status != "ok")
             parts.append(f"{len(b.data.protected) - bad} of {len(b.data.protected)} protected systems had a recent good backup")
         else:
-            parts.append(f"backups succeeded on {pct(rate, 1)} of runs" if rate is not None else "no backup runs finished")
+            parts.append(f"backups succeeded on {fmt.rate(rate)} of runs" if rate is not None else "no backup runs finished")
     if sec.ok and isinstance(sec.data, Security):
         n = sec.data.incidents_new
         open_ = sec.data.incidents_open
@@ -64,7 +64,7 @@ def _posture_sentence(b: Section, sec: Section, sites: Section) -> str:
     if sites.ok and isinstance(sites.data, Sites) and sites.data.checks:
         measured = [c.availability_pct for c in sites.data.checks if c.availability_pct is not None]
         if sites.data.basis == "period" and measured:
-            parts.append(f"your public sites were available at least {pct(min(measured))} of the time")
+            parts.append(f"your public sites were available at least {fmt.uptime(min(measured))} of the time")
         else:
             up = sum(1 for c in sites.data.checks if (c.status_now or "").lower() == "healthy")
             parts.append(f"{up} of {len(sites.data.checks)} public-site checks are healthy now (the week's history "

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+from reporting.collect import SourceBreaker
 from scheduler.claims import FINISHED, Claims
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class BatchRunner:
         self.heartbeat = max(0.5, lease / 3)
         self.poll = poll_seconds if poll_seconds is not None else max(0.2, min(5.0, lease / 4))
         self.progress: dict[str, str] = {}  # code -> queued | collecting | drafted | failed | elsewhere
+        self.breaker = SourceBreaker()  # this batch's hung sources: ``make_draft`` passes it to the engine
         self._lock = asyncio.Lock()
 
     async def run(self, week_day: date) -> BatchResult:
@@ -84,6 +86,9 @@ class BatchRunner:
         ends = {c: self.period_end(c, week_day) for c in codes}
         result.period_end = next(iter(ends.values()), None)
         self.progress = {c: "queued" for c in codes}
+        # a source that runs out its timeout for one customer is not waited for again in this
+        # batch: with a hung Zabbix the Monday batch ends about one timeout later, not one per customer
+        self.breaker = SourceBreaker()
         running: dict[str, asyncio.Task[None]] = {}
         pending = set(codes)
 

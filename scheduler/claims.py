@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from reporting.store import create_tables
+from reporting.store import create_tables, writing
 
 metadata = MetaData()
 
@@ -87,14 +87,14 @@ class Claims:
         """True when this instance now holds the customer-week (new, or taken over after its
         holder's lease expired)."""
         try:
-            async with self.engine.begin() as conn:
+            async with writing(self.engine) as conn:
                 await conn.execute(claims.insert().values(
                     customer_code=code, period_end=period_end, status=RUNNING, owner=self.owner,
                     lease_until=now + self.lease, attempts=1, updated_at=now))
             return True
         except IntegrityError:
             pass
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             res = await conn.execute(update(claims).where(
                 claims.c.customer_code == code, claims.c.period_end == period_end,
                 claims.c.status == RUNNING, claims.c.lease_until < now,
@@ -103,7 +103,7 @@ class Claims:
 
     async def renew(self, code: str, period_end: date, now: datetime) -> bool:
         """Heartbeat; False if the claim was lost (taken over after an expired lease)."""
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             res = await conn.execute(update(claims).where(
                 claims.c.customer_code == code, claims.c.period_end == period_end,
                 claims.c.owner == self.owner, claims.c.status == RUNNING,
@@ -111,7 +111,7 @@ class Claims:
         return res.rowcount == 1
 
     async def finish(self, code: str, period_end: date, status: str, now: datetime, error: str | None = None) -> bool:
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             res = await conn.execute(update(claims).where(
                 claims.c.customer_code == code, claims.c.period_end == period_end, claims.c.owner == self.owner,
                 claims.c.status == RUNNING,
@@ -124,7 +124,7 @@ class Claims:
         of after the lease. The claim stays unfinished: its work is done again, never skipped.
         Returns the customer codes released."""
         held = (claims.c.owner == self.owner) & (claims.c.status == RUNNING)
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             codes = [r[0] for r in (await conn.execute(select(claims.c.customer_code).where(held))).all()]
             await conn.execute(update(claims).where(held).values(lease_until=now, updated_at=now))
         return sorted(codes)

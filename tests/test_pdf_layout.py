@@ -33,7 +33,7 @@ def test_metadata_title_author_subject_and_real_creation_date() -> None:
     report = make_report()
     info = PdfReader(io.BytesIO(render_pdf(report, BRANDING))).metadata
     assert info is not None
-    assert info.title == "Acme Corporation: weekly service report, Week of Mon 9 Nov 2026 \u2013 Sun 15 Nov 2026"
+    assert info.title == "Acme Corporation: weekly service report, Week of Mon 9 Nov \u2013 Sun 15 Nov 2026"
     assert info.author == "Northwind Managed IT"
     assert info.subject is not None and "Acme Corporation" in info.subject
     assert info.creation_date is not None

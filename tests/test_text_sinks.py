@@ -103,7 +103,7 @@ def _texts(x: object, key: str = "") -> list[tuple[str, str]]:
 
 def test_email_subject_cannot_carry_controls_or_header_breaks() -> None:
     parcel = SimpleNamespace(customer=SimpleNamespace(name="Acme\r\nBcc: evil@example.com\x00" + RLO),
-                             period_end=date(2026, 11, 30))
+                             period_end=date(2026, 11, 30), report=_hostile_report())
     s = subject(parcel)  # type: ignore[arg-type]
     _no_bad(s)
     assert "\r" not in s and "\n" not in s and s.startswith("Acme Bcc: evil@example.com: weekly report")

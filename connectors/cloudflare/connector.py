@@ -117,7 +117,7 @@ class CloudflareConnector:
     def __init__(self, name: str, source: SourceConfig, ctx: ConnectorContext):
         self.name = name
         self._setup_error: ConnectorError | None = None
-        self._client_obj: Any = None
+        self._httpx: Any = None
         try:
             base = require_url(SYSTEM, source)
             token = require_secret(SYSTEM, name, source, "token")
@@ -128,8 +128,8 @@ class CloudflareConnector:
         if self.label not in ("address", "name"):
             self._setup_error = SourceDataError(SYSTEM, f"sources.{name}.check_label must be 'address' or 'name'")
             return
-        self.http, self._client_obj = source_http(SYSTEM, source, ctx, secrets=(token,), error_message=error_message)
-        self.api = CloudflareClient(self.http, base, token, per_page=int(source.option("per_page", 50)))
+        self.http, self._httpx = source_http(SYSTEM, source, ctx, secrets=(token,), error_message=error_message)
+        self.client = CloudflareClient(self.http, base, token, per_page=int(source.option("per_page", 50)))
 
     def _ready(self) -> None:
         if self._setup_error is not None:
@@ -145,12 +145,12 @@ class CloudflareConnector:
 
         async def checks() -> list[Any]:
             try:
-                return await self.api.healthchecks(zone_id)
+                return await self.client.healthchecks(zone_id)
             except UnknownObject as err:
                 raise SourceDataError(SYSTEM, f"no zone {zone_id!r} ({err}; customers.ids.{self.name} of {customer.code})") from None
 
         variables = {"zoneTag": zone_id, "start": iso_z(period.start), "end": iso_z(period.end), "limit": EVENTS_LIMIT}
-        rows, analytics = await asyncio.gather(checks(), self.api.graphql(QUERY, variables), return_exceptions=True)
+        rows, analytics = await asyncio.gather(checks(), self.client.graphql(QUERY, variables), return_exceptions=True)
         if isinstance(rows, BaseException):
             raise rows
         # both are on every health check (created_on is never null): absent from all is drift
@@ -219,7 +219,7 @@ class CloudflareConnector:
     async def customer_records(self) -> list[SourceRecord]:
         self._ready()
         out = []
-        for n, z in enumerate(await self.api.zones()):
+        for n, z in enumerate(await self.client.zones()):
             f = Fields(SYSTEM, z, f"GET /zones item {n}")
             out.append(SourceRecord(SYSTEM, f.str("id"), f.str("name")))
         return out
@@ -227,9 +227,9 @@ class CloudflareConnector:
     async def probe(self) -> str:
         """``GET /user/tokens/verify``: e.g. "Cloudflare API token active"."""
         self._ready()
-        result = await self.api.verify_token()
+        result = await self.client.verify_token()
         return f"Cloudflare API token {Fields(SYSTEM, result, 'GET /user/tokens/verify result').str('status')}"
 
     async def aclose(self) -> None:
-        if self._client_obj is not None:
-            await self._client_obj.aclose()
+        if self._httpx is not None:
+            await self._httpx.aclose()

@@ -118,21 +118,24 @@ class ConnectWiseConnector:
         secrets = tuple(s for s in (source.secret("private_key"),) if s)
         self.http: HttpSource
         self.http, self._httpx = source_http(SYSTEM, source, ctx, error_message=cw_error_message, secrets=secrets)
-        self._api: ConnectWiseClient | None = None
+        self._client: ConnectWiseClient | None = None
         self._slas: dict[int, Sla] | None = None
         self._slas_lock = asyncio.Lock()
         self._weeks: SharedReads[tuple[str, datetime, datetime], Week] = SharedReads(len(SECTIONS))
 
     # -- configuration, checked when first used so a bad table is one unavailable section --
-    def api(self) -> ConnectWiseClient:
-        if self._api is None:
+    @property
+    def client(self) -> ConnectWiseClient:
+        """The vendor API client, built on first use: a missing credential or a bad option is
+        then one unavailable section, never a constructor that raises."""
+        if self._client is None:
             src, name = self.source, self.name
             url = require_url(SYSTEM, src)
             for key in ("company_id", "public_key", "client_id"):
                 require_credential(SYSTEM, name, src, key)
             if self.company_key not in ("id", "identifier"):
                 raise SourceDataError(SYSTEM, f"sources.{name}.company_key must be \"id\" or \"identifier\", not {self.company_key!r}")
-            self._api = ConnectWiseClient(
+            self._client = ConnectWiseClient(
                 self.http,
                 url,
                 company_id=str(src.option("company_id")),
@@ -141,11 +144,11 @@ class ConnectWiseConnector:
                 client_id=str(src.option("client_id")),
                 page_size=_int_option(src, name, "page_size", 1000),
             )
-        return self._api
+        return self._client
 
     async def probe(self) -> str:
         """One authenticated call: ``GET /system/info`` → "ConnectWise PSA v2024.1.10234"."""
-        info = Fields(SYSTEM, await self.api().system_info(), "GET /system/info")
+        info = Fields(SYSTEM, await self.client.system_info(), "GET /system/info")
         cloud = info.opt_bool("isCloud")
         return f"ConnectWise PSA {info.str('version')}" + (" (cloud)" if cloud else "")
 
@@ -165,7 +168,7 @@ class ConnectWiseConnector:
     async def customer_records(self) -> list[SourceRecord]:
         """Every company not deleted, keyed like ``customers.ids`` (``id`` or ``identifier``)."""
         out = []
-        for i, row in enumerate(await self.api().companies("deletedFlag=false")):
+        for i, row in enumerate(await self.client.companies("deletedFlag=false")):
             f = Fields(SYSTEM, row, f"GET /company/companies item {i}")
             out.append(SourceRecord(SYSTEM, f.str(self.company_key), f.str("name")))
         return out
@@ -203,10 +206,10 @@ class ConnectWiseConnector:
         )
 
     async def _load(self, cid: str, period: Period) -> Week:
-        api = self.api()
+        client = self.client
         companies, tickets, slas = await gather_all(
-            api.companies(self._company_condition(cid)),
-            api.tickets(self.ticket_conditions(cid, period)),
+            client.companies(self._company_condition(cid)),
+            client.tickets(self.ticket_conditions(cid, period)),
             self._sla_table(),
         )
         if not companies:
@@ -225,11 +228,11 @@ class ConnectWiseConnector:
         """All SLAs with their per-priority resolution targets, read once per connector."""
         async with self._slas_lock:
             if self._slas is None:
-                api = self.api()
-                rows = await api.slas()
+                client = self.client
+                rows = await client.slas()
                 heads = [Fields(SYSTEM, r, f"GET /service/SLAs item {i}") for i, r in enumerate(rows)]
                 require_in_schema(SYSTEM, heads, ["resolutionHours"], "GET /service/SLAs")
-                prios = await gather_all(*(api.sla_priorities(h.int("id")) for h in heads))
+                prios = await gather_all(*(client.sla_priorities(h.int("id")) for h in heads))
                 table = {}
                 for h, plist in zip(heads, prios, strict=True):
                     sla_id = h.int("id")
@@ -276,8 +279,10 @@ class ConnectWiseConnector:
                     if f.has("sla"):
                         resolve_by = self._target(f, ticket_id, week.slas, created)
                     breached = self._breached_at_end(in_sla, resolve_by, end)
+            # the priority's own ``sort`` (Manage's PriorityReference) orders the report's priority table
+            rank = None if is_change else f.opt_float("priority.sort")
             out.append(TicketRecord(str(ticket_id), f.str("summary"), priority, created, closed, resolve_by, met,
-                                    is_change, breached_at_end=breached))
+                                    is_change, breached_at_end=breached, priority_rank=rank))
         return out
 
     @staticmethod

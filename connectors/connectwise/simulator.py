@@ -343,7 +343,7 @@ class ConnectWiseSimulator(Simulator):
             row |= {
                 "board": SERVICE_BOARD,
                 "type": {"id": 10, "name": "Incident"},
-                "priority": {"id": PRIORITY_IDS[t.priority], "name": t.priority},
+                "priority": {"id": PRIORITY_IDS[t.priority], "name": t.priority, "sort": PRIORITY_IDS[t.priority]},
                 "status": {"id": 5 if t.closed else 1, "name": "Closed" if t.closed else "New"},
                 "sla": STANDARD_SLA,
                 "slaStatus": "Resolved" if t.closed else f"Resolve by {iso_z(t.resolve_by)}",

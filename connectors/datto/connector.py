@@ -166,9 +166,9 @@ class DattoConnector:
         self.name = name
         public = require_credential(SYSTEM, name, source, "public_key")
         secret = require_secret(SYSTEM, name, source, "secret_key")
-        self._http, self._client_http = source_http(SYSTEM, source, ctx, error_message=error_message, secrets=(secret,))
+        self.http, self._httpx = source_http(SYSTEM, source, ctx, error_message=error_message, secrets=(secret,))
         self.client = DattoClient(
-            self._http,
+            self.http,
             require_url(SYSTEM, source),
             public,
             secret,
@@ -262,4 +262,4 @@ class DattoConnector:
         return f"Datto BCDR API v1: {count} appliance{'s' if count != 1 else ''}"
 
     async def aclose(self) -> None:
-        await self._client_http.aclose()
+        await self._httpx.aclose()

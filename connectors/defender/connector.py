@@ -94,10 +94,10 @@ class DefenderConnector:
         """``tokens``: the token source (tests inject a fake); default azure-identity per tenant."""
         self.name = name
         self.tokens = tokens if tokens is not None else TenantTokens(SYSTEM, name, source)
-        self.http, self._client = source_http(
+        self.http, self._httpx = source_http(
             SYSTEM, source, _Ctx(ctx), error_message=graph_error_message, secrets=self.tokens.secrets
         )
-        self.api = GraphSecurityClient(
+        self.client = GraphSecurityClient(
             self.http, str(source.url or DEFAULT_URL), self.tokens, str(source.option("resource", DEFAULT_RESOURCE))
         )
         self.partner_tenant = str(source.option("partner_tenant_id") or "")
@@ -118,11 +118,11 @@ class DefenderConnector:
         tenant = self.tenant_of(customer)
         start, end = iso_z(period.start), iso_z(period.end)
         new, carried, scores = await gather_all(
-            self.api.incidents(tenant, f"createdDateTime ge {start} and createdDateTime lt {end}"),
-            self.api.incidents(
+            self.client.incidents(tenant, f"createdDateTime ge {start} and createdDateTime lt {end}"),
+            self.client.incidents(
                 tenant, f"createdDateTime lt {start} and (status ne 'resolved' or lastUpdateDateTime ge {end})"
             ),
-            self.api.secure_scores(tenant, period.start),
+            self.client.secure_scores(tenant, period.start),
         )
         records: dict[str, IncidentRecord] = {}
         for label, batch in (("new", new), ("carried over", carried)):
@@ -152,7 +152,7 @@ class DefenderConnector:
 
     async def customer_records(self) -> list[SourceRecord]:
         """The partner tenant's GDAP customers (``tenantId`` is what ``customers.ids`` holds)."""
-        rows = await self.api.delegated_customers(self._partner())
+        rows = await self.client.delegated_customers(self._partner())
         out = []
         for n, obj in enumerate(rows):
             f = Fields(SYSTEM, obj, f"GET /tenantRelationships/delegatedAdminCustomers item {n + 1}")
@@ -170,11 +170,11 @@ class DefenderConnector:
 
     async def probe(self) -> str:
         """A token for the partner tenant and one page of its GDAP customers."""
-        await self.api.first_delegated_customer(self._partner())
-        return f"Microsoft Graph {self.api.base.rsplit('/', 1)[-1]} (partner tenant {self.partner_tenant})"
+        await self.client.first_delegated_customer(self._partner())
+        return f"Microsoft Graph {self.client.base.rsplit('/', 1)[-1]} (partner tenant {self.partner_tenant})"
 
     async def aclose(self) -> None:
         try:
-            await self._client.aclose()
+            await self._httpx.aclose()
         finally:
             await self.tokens.aclose()

@@ -107,7 +107,7 @@ class HaloConnector:
         secrets = tuple(s for s in (source.secret("client_secret"),) if s)
         self.http: HttpSource
         self.http, self._httpx = source_http(SYSTEM, source, ctx, error_message=halo_error_message, secrets=secrets)
-        self._api: HaloClient | None = None
+        self._client: HaloClient | None = None
         self._prios: dict[tuple[int, int], str] | None = None
         self._prios_lock = asyncio.Lock()
         self._weeks: SharedReads[tuple[int, datetime, datetime], Week] = SharedReads(len(SECTIONS))
@@ -118,16 +118,19 @@ class HaloConnector:
         self.tenant_wide = batch >= int(source.option("tenant_reads_from", 3))
         self._tenant: dict[Any, asyncio.Future[Any]] = {}
 
-    def api(self) -> HaloClient:
+    @property
+    def client(self) -> HaloClient:
+        """The vendor API client, built on first use: a missing credential or a bad option is
+        then one unavailable section, never a constructor that raises."""
         """The API client, built when first used (a bad table is one unavailable section)."""
-        if self._api is None:
+        if self._client is None:
             if self._config_error:
                 raise SourceDataError(SYSTEM, self._config_error)
             src, name = self.source, self.name
             url = require_url(SYSTEM, src)
             root = url[: -len("/api")] if url.endswith("/api") else url
             client_id = require_credential(SYSTEM, name, src, "client_id")
-            self._api = HaloClient(
+            self._client = HaloClient(
                 self.http,
                 root + "/api",
                 str(src.option("auth_url") or root + "/auth"),
@@ -137,11 +140,11 @@ class HaloConnector:
                 tenant=src.option("tenant") or None,
                 page_size=int(src.option("page_size", 100)),
             )
-        return self._api
+        return self._client
 
     async def probe(self) -> str:
         """A token and one page of ``GET /api/Client`` → "HaloPSA API, 14 clients"."""
-        body = await self.api().get_json("/Client", {"pageinate": "true", "page_size": 1, "page_no": 1})
+        body = await self.client.get_json("/Client", {"pageinate": "true", "page_size": 1, "page_no": 1})
         count = Fields(SYSTEM, body, "GET /api/Client").int("record_count")
         return f"HaloPSA API, {count} client{'s' if count != 1 else ''}"
 
@@ -164,7 +167,7 @@ class HaloConnector:
 
     async def customer_records(self) -> list[SourceRecord]:
         out = []
-        for i, row in enumerate(await self.api().clients()):
+        for i, row in enumerate(await self.client.clients()):
             f = Fields(SYSTEM, row, f"GET /api/Client item {i}")
             out.append(SourceRecord(SYSTEM, f.str("id"), f.str("name")))
         return out
@@ -192,13 +195,13 @@ class HaloConnector:
         return task
 
     async def _load_tenant_wide(self, cid: int, period: Period) -> tuple[Any, list[Any], list[Any]]:
-        api = self.api()
+        client = self.client
         # from the UTC midnight before start − margin: customers in nearby time zones share one read
         since = (period.start - self.margin).astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         clients, open_all, closed_all = await gather_all(
-            asyncio.shield(self._tenant_read("clients", api.clients)),
-            asyncio.shield(self._tenant_read("open", lambda: api.open_tickets(None))),
-            asyncio.shield(self._tenant_read(("closed", since), lambda: api.tickets_closed_since(None, since))),
+            asyncio.shield(self._tenant_read("clients", client.clients)),
+            asyncio.shield(self._tenant_read("open", lambda: client.open_tickets(None))),
+            asyncio.shield(self._tenant_read(("closed", since), lambda: client.tickets_closed_since(None, since))),
         )
         client = next(
             (c for i, c in enumerate(clients) if Fields(SYSTEM, c, f"GET /api/Client item {i}").int("id") == cid), None
@@ -212,15 +215,15 @@ class HaloConnector:
         return client, mine(open_all, "open"), mine(closed_all, "closed")
 
     async def _load(self, cid: int, period: Period) -> Week:
-        api = self.api()
+        client = self.client
         if self.tenant_wide:
             (client, open_rows, closed_rows), prios = await gather_all(self._load_tenant_wide(cid, period),
                                                                         self._priorities())
         else:
             client, open_rows, closed_rows, prios = await gather_all(
-                api.client(cid),
-                api.open_tickets(cid),
-                api.tickets_closed_since(cid, period.start - self.margin),
+                client.client(cid),
+                client.open_tickets(cid),
+                client.tickets_closed_since(cid, period.start - self.margin),
                 self._priorities(),
             )
         if client is None:
@@ -240,7 +243,7 @@ class HaloConnector:
         async with self._prios_lock:
             if self._prios is None:
                 table = {}
-                for i, row in enumerate(await self.api().priorities()):
+                for i, row in enumerate(await self.client.priorities()):
                     f = Fields(SYSTEM, row, f"GET /api/Priority item {i}")
                     table[(f.int("slaid"), f.int("priorityid"))] = f.str("name")
                 self._prios = table

@@ -171,7 +171,7 @@ class LibreNMSConnector:
         self.name = name
         self.source = source
         self._setup_error: ConnectorError | None = None
-        self._client_obj: Any = None
+        self._httpx: Any = None
         try:
             base = require_url(SYSTEM, source)
             token = require_secret(SYSTEM, name, source, "token")
@@ -191,8 +191,8 @@ class LibreNMSConnector:
             return
         self.class_labels = {str(k): str(v) for k, v in labels.items()}
         self.use_maintenance = bool(source.option("use_maintenance", True))
-        self.http, self._client_obj = source_http(SYSTEM, source, ctx, secrets=(token,), error_message=error_message)
-        self.api = LibreNMSClient(self.http, base, token)
+        self.http, self._httpx = source_http(SYSTEM, source, ctx, secrets=(token,), error_message=error_message)
+        self.client = LibreNMSClient(self.http, base, token)
         self._locations_lock = asyncio.Lock()
         self._maintenance_lock = asyncio.Lock()
         self._locations: dict[int, str] | None = None
@@ -207,7 +207,7 @@ class LibreNMSConnector:
     async def _location_names(self) -> dict[int, str]:
         async with self._locations_lock:
             if self._locations is None:
-                rows = await self.api.locations()
+                rows = await self.client.locations()
                 out = {}
                 for n, row in enumerate(rows):
                     f = Fields(SYSTEM, row, f"GET /api/v0/resources/locations item {n}")
@@ -221,7 +221,7 @@ class LibreNMSConnector:
         async with self._maintenance_lock:
             if self._schedules is None:
                 try:
-                    rows = await self.api.scheduled_maintenance()
+                    rows = await self.client.scheduled_maintenance()
                 except NotFound as err:
                     if "route" in err.message.lower():
                         raise SourceDataError(
@@ -243,7 +243,7 @@ class LibreNMSConnector:
 
     async def _fetch_members(self, group_id: int) -> frozenset[int]:
         try:
-            rows = await self.api.group_devices(str(group_id), full=False)
+            rows = await self.client.group_devices(str(group_id), full=False)
         except NotFound:
             return frozenset()
         return frozenset(Fields(SYSTEM, r, f"GET /api/v0/devicegroups/{group_id} item {n}").int("device_id") for n, r in enumerate(rows))
@@ -259,7 +259,7 @@ class LibreNMSConnector:
 
         async def group_rows() -> list[Any]:
             try:
-                return await self.api.group_devices(group)
+                return await self.client.group_devices(group)
             except NotFound as err:
                 if "no devices" in err.message.lower():
                     raise SourceDataError(SYSTEM, f"device group {group!r} of {customer.code} has no devices") from None
@@ -288,7 +288,7 @@ class LibreNMSConnector:
         own_id = int(group) if group.isdigit() else None
         other_groups = sorted({g for s, _ in window for g in s.groups if g != own_id})
         outage_lists, memberships = await asyncio.gather(
-            asyncio.gather(*(self.api.outages(r.device_id) for r in rows)),
+            asyncio.gather(*(self.client.outages(r.device_id) for r in rows)),
             asyncio.gather(*(self._members(g) for g in other_groups)),
         )
         members = dict(zip(other_groups, memberships, strict=True))
@@ -343,7 +343,7 @@ class LibreNMSConnector:
     async def customer_records(self) -> list[SourceRecord]:
         self._ready()
         out = []
-        for n, g in enumerate(await self.api.device_groups()):
+        for n, g in enumerate(await self.client.device_groups()):
             f = Fields(SYSTEM, g, f"GET /api/v0/devicegroups item {n}")
             out.append(SourceRecord(SYSTEM, f.str("id"), f.str("name")))
         return out
@@ -360,12 +360,12 @@ class LibreNMSConnector:
     async def probe(self) -> str:
         """``GET /api/v0/system``: proves the URL and the token; returns e.g. "LibreNMS 26.3.0"."""
         self._ready()
-        info = await self.api.system()
+        info = await self.client.system()
         return f"LibreNMS {Fields(SYSTEM, info, 'GET /api/v0/system').opt_str('local_ver') or '(version not given)'}"
 
     async def aclose(self) -> None:
         for task in self._group_members.values() if self._setup_error is None else ():
             if not task.done():
                 task.cancel()
-        if self._client_obj is not None:
-            await self._client_obj.aclose()
+        if self._httpx is not None:
+            await self._httpx.aclose()

@@ -100,10 +100,10 @@ class SentinelConnector:
         """``tokens``: the token source (tests inject a fake); default azure-identity per tenant."""
         self.name = name
         self.tokens = tokens if tokens is not None else TenantTokens(SYSTEM, name, source)
-        self.http, self._client = source_http(
+        self.http, self._httpx = source_http(
             SYSTEM, source, _Ctx(ctx), error_message=arm_error_message, secrets=self.tokens.secrets
         )
-        self.api = ArmClient(
+        self.client = ArmClient(
             self.http,
             str(source.url or DEFAULT_URL),
             self.tokens,
@@ -136,10 +136,10 @@ class SentinelConnector:
         tenant = self.tenant_of(customer)
         start, end = iso_z(period.start), iso_z(period.end)
         new, carried = await gather_all(
-            self.api.incidents(
+            self.client.incidents(
                 tenant, workspace, f"properties/createdTimeUtc ge {start} and properties/createdTimeUtc lt {end}"
             ),
-            self.api.incidents(
+            self.client.incidents(
                 tenant,
                 workspace,
                 f"properties/createdTimeUtc lt {start} and "
@@ -164,12 +164,12 @@ class SentinelConnector:
     async def customer_records(self) -> list[SourceRecord]:
         """Every Log Analytics workspace in the subscriptions the managing tenant can see."""
         tenant = self._tenant()
-        subs = await self.api.subscriptions(tenant)
+        subs = await self.client.subscriptions(tenant)
         names: dict[str, str] = {}
         for n, obj in enumerate(subs):
             f = Fields(SYSTEM, obj, f"GET /subscriptions item {n + 1}")
             names[f.str("subscriptionId")] = f.opt_str("displayName") or f.str("subscriptionId")
-        per_sub = await gather_all(*(self.api.workspaces(tenant, sub) for sub in names))
+        per_sub = await gather_all(*(self.client.workspaces(tenant, sub) for sub in names))
         out = []
         for sub, rows in zip(names, per_sub, strict=True):
             for n, obj in enumerate(rows):
@@ -183,15 +183,15 @@ class SentinelConnector:
 
     async def probe(self) -> str:
         """A token for the managing tenant and the list of subscriptions it can see."""
-        subs = await self.api.subscriptions(self._tenant())
+        subs = await self.client.subscriptions(self._tenant())
         plural = "s" if len(subs) != 1 else ""
         return (
             f"Azure Resource Manager ({len(subs)} subscription{plural} visible; "
-            f"incidents api-version {self.api.incidents_api_version})"
+            f"incidents api-version {self.client.incidents_api_version})"
         )
 
     async def aclose(self) -> None:
         try:
-            await self._client.aclose()
+            await self._httpx.aclose()
         finally:
             await self.tokens.aclose()

@@ -64,7 +64,7 @@ class StatusCheckConnector:
     def __init__(self, name: str, source: SourceConfig, ctx: ConnectorContext):
         self.name = name
         self._setup_error: ConnectorError | None = None
-        self._client_obj: Any = None
+        self._httpx: Any = None
         try:
             base = require_url(SYSTEM, source)
             key = require_secret(SYSTEM, name, source, "api_key")
@@ -80,8 +80,8 @@ class StatusCheckConnector:
             return
         self.lookback = timedelta(days=float(source.option("logs_lookback_days", 7)))
         self.tolerance = float(source.option("ratio_tolerance", 0.001))
-        self.http, self._client_obj = source_http(SYSTEM, source, ctx, secrets=(key,), error_message=error_message)
-        self.api = UptimeRobotClient(self.http, base, key, limit=int(source.option("page_limit", 50)))
+        self.http, self._httpx = source_http(SYSTEM, source, ctx, secrets=(key,), error_message=error_message)
+        self.client = UptimeRobotClient(self.http, base, key, limit=int(source.option("page_limit", 50)))
 
     def _ready(self) -> None:
         if self._setup_error is not None:
@@ -106,7 +106,7 @@ class StatusCheckConnector:
             params["monitors"] = "-".join(re.split(r"[-,]", selector))
         else:
             params["search"] = selector
-        monitors = await self.api.get_monitors(params)
+        monitors = await self.client.get_monitors(params)
         require_in_schema(SYSTEM, monitors, ["create_datetime"], "POST /getMonitors")  # null when unknown, never absent
         chosen = []
         for n, m in enumerate(monitors):
@@ -159,7 +159,7 @@ class StatusCheckConnector:
         self._ready()
         domains: dict[str, list[str]] = {}
         by_id: dict[str, str] = {}
-        for n, m in enumerate(await self.api.get_monitors({})):
+        for n, m in enumerate(await self.client.get_monitors({})):
             f = Fields(SYSTEM, m, f"POST /getMonitors monitor {n}")
             host = host_of(f.str("url"))
             labels = host.split(".")
@@ -183,7 +183,7 @@ class StatusCheckConnector:
         by_ids = bool(_IDS.match(cid))
         params = {"monitors": "-".join(re.split(r"[-,]", cid))} if by_ids else {"search": cid}
         names = []
-        for n, m in enumerate(await self.api.get_monitors(params)):
+        for n, m in enumerate(await self.client.get_monitors(params)):
             f = Fields(SYSTEM, m, f"POST /getMonitors monitor {n}")
             if by_ids or belongs(host_of(f.str("url")), cid):
                 names.append(f.str("friendly_name"))
@@ -192,10 +192,10 @@ class StatusCheckConnector:
     async def probe(self) -> str:
         """``POST /getAccountDetails``: e.g. "UptimeRobot v2, 6 monitors (limit 50)"."""
         self._ready()
-        acc = Fields(SYSTEM, await self.api.account_details(), "POST /getAccountDetails account")
+        acc = Fields(SYSTEM, await self.client.account_details(), "POST /getAccountDetails account")
         total = sum(acc.int(k) for k in ("up_monitors", "down_monitors", "paused_monitors") if acc.has(k))
         return f"UptimeRobot v2, {total} monitors (limit {acc.opt_str('monitor_limit') or '?'})"
 
     async def aclose(self) -> None:
-        if self._client_obj is not None:
-            await self._client_obj.aclose()
+        if self._httpx is not None:
+            await self._httpx.aclose()

@@ -64,16 +64,16 @@ class VeeamConnector:
 
     def __init__(self, name: str, source: SourceConfig, ctx: ConnectorContext):
         self.name = name
-        self.api = str(source.option("api", "vbr")).lower()
+        self.mode = str(source.option("api", "vbr")).lower()
         url = require_url(SYSTEM, source)
-        if self.api == "vbr":
+        if self.mode == "vbr":
             username = require_credential(SYSTEM, name, source, "username")
             password = require_secret(SYSTEM, name, source, "password")
-            self._http, self._client_http = source_http(
+            self.http, self._httpx = source_http(
                 SYSTEM, source, ctx, error_message=vbr_error_message, secrets=(password,)
             )
-            self.vbr: VbrClient | None = VbrClient(
-                self._http,
+            self.client: VbrClient | VspcClient = VbrClient(
+                self.http,
                 url,
                 username,
                 password,
@@ -81,35 +81,32 @@ class VeeamConnector:
                 api_version=str(source.option("api_version", DEFAULT_API_VERSION)),
                 page_size=int(source.option("page_size", 200)),
             )
-            self.vspc: VspcClient | None = None
-        elif self.api == "vspc":
+        elif self.mode == "vspc":
             key = require_secret(SYSTEM, name, source, "api_key")
-            self._http, self._client_http = source_http(
+            self.http, self._httpx = source_http(
                 SYSTEM, source, ctx, error_message=vspc_error_message, secrets=(key,)
             )
-            self.vspc = VspcClient(
-                self._http, url, key, page_size=int(source.option("page_size", 500)), source_name=name
+            self.client = VspcClient(
+                self.http, url, key, page_size=int(source.option("page_size", 500)), source_name=name
             )
-            self.vbr = None
         else:
-            raise SourceDataError(SYSTEM, f'sources.{name}.api is {self.api!r}; it must be "vbr" or "vspc"')
+            raise SourceDataError(SYSTEM, f'sources.{name}.api is {self.mode!r}; it must be "vbr" or "vspc"')
         self._cache: dict[str, list[dict[str, Any]]] = {}
         self._lock = asyncio.Lock()
 
     def _cid(self, customer: CustomerConfig) -> str:
         cid = customer.ids.get(self.name)
         if not cid:
-            what = "job-name prefix" if self.api == "vbr" else "VSPC organizationUid"
+            what = "job-name prefix" if self.mode == "vbr" else "VSPC organizationUid"
             raise SourceDataError(SYSTEM, f"{customer.code} has no {what} (customers.ids.{self.name})")
         return cid
 
     async def fetch_section(self, section: str, customer: CustomerConfig, period: Period, targets: Targets) -> Backups:
         if section != "backups":
             raise SourceDataError(SYSTEM, f"does not provide section {section!r}")
-        if self.vbr is not None:
-            return await self._vbr_section(self.vbr, customer, self._cid(customer), period, targets)
-        assert self.vspc is not None
-        return await self._vspc_section(self.vspc, customer, self._cid(customer), period, targets)
+        if isinstance(self.client, VbrClient):
+            return await self._vbr_section(self.client, customer, self._cid(customer), period, targets)
+        return await self._vspc_section(self.client, customer, self._cid(customer), period, targets)
 
     # ---- VBR -------------------------------------------------------------------------------
 
@@ -270,10 +267,10 @@ class VeeamConnector:
 
     async def customer_records(self) -> list[SourceRecord]:
         """VSPC: its companies. VBR has no customer entity (customers are job-name prefixes): none."""
-        if self.vspc is None:
+        if not isinstance(self.client, VspcClient):
             return []
         out = []
-        for i, comp in enumerate(await self.vspc.companies()):
+        for i, comp in enumerate(await self.client.companies()):
             f = Fields(SYSTEM, comp, f"GET /api/v3/organizations/companies item {i}")
             out.append(SourceRecord(self.name, f.str("instanceUid"), f.str("name")))
         return out
@@ -283,8 +280,8 @@ class VeeamConnector:
 
         VBR: the jobs whose name starts with the prefix (one ``jobs/states`` query); VSPC: the company.
         """
-        if self.vbr is not None:
-            jobs = await self.vbr.job_states(cid)
+        if isinstance(self.client, VbrClient):
+            jobs = await self.client.job_states(cid)
             if not jobs:
                 return None
             names = sorted(Fields(SYSTEM, j, f"GET /api/v1/jobs/states item {i}").str("name") for i, j in enumerate(jobs))
@@ -292,12 +289,11 @@ class VeeamConnector:
         return next((r.name for r in await self.customer_records() if r.id == cid), None)
 
     async def probe(self) -> str:
-        if self.vbr is not None:
-            f = Fields(SYSTEM, await self.vbr.server_info(), "GET /api/v1/serverInfo")
-            return f"Veeam Backup & Replication {f.str('buildVersion')} ({f.str('name')}), REST {self.vbr.api_version}"
-        assert self.vspc is not None
-        n = await self.vspc.company_count()
+        if isinstance(self.client, VbrClient):
+            f = Fields(SYSTEM, await self.client.server_info(), "GET /api/v1/serverInfo")
+            return f"Veeam Backup & Replication {f.str('buildVersion')} ({f.str('name')}), REST {self.client.api_version}"
+        n = await self.client.company_count()
         return f"Veeam Service Provider Console REST v3: {n} compan{'ies' if n != 1 else 'y'}"
 
     async def aclose(self) -> None:
-        await self._client_http.aclose()
+        await self._httpx.aclose()

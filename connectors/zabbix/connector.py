@@ -127,7 +127,7 @@ class ZabbixConnector:
             page_size = int(source.option("page_size", 1000))
         except (TypeError, ValueError):
             page_size = 0
-        http, self._http_client = source_http(
+        http, self._httpx = source_http(
             SYSTEM, source, ctx, error_message=error_message, secrets=(token,) if token else ()
         )
         try:
@@ -201,7 +201,7 @@ class ZabbixConnector:
         return "Zabbix " + ".".join(str(p) for p in version)
 
     async def aclose(self) -> None:
-        await self._http_client.aclose()
+        await self._httpx.aclose()
 
     # -- reads ---------------------------------------------------------------------------------
     async def _hosts_and_maintenances(self, groupid: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

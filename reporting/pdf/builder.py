@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -33,7 +33,7 @@ from reportlab.platypus import (
     Table,
 )
 
-from reporting import voice
+from reporting import fmt, voice
 from reporting.metrics import DEFINITIONS
 from reporting.models import (
     SECTION_NAMES,
@@ -107,61 +107,43 @@ def _local(dt: datetime, tz: tzinfo) -> datetime:
     return dt.astimezone(tz)
 
 
+# the PDF's names for the shared formatting (reporting/fmt.py), a dash where there is no value
 def fmt_date(d: date) -> str:
-    return f"{d:%a} {d.day} {d:%b %Y}"
+    return fmt.day(d, year=True)
 
 
 def fmt_dt(dt: datetime, tz: tzinfo) -> str:
     """``Mon 16 Nov 2026, 06:02 CET`` in the report's timezone."""
-    loc = _local(dt, tz)
-    return f"{fmt_date(loc.date())}, {loc:%H:%M} {loc.tzname() or ''}".rstrip()
+    return fmt.stamp(dt, tz)
 
 
 def fmt_dt_short(dt: datetime | None, tz: tzinfo) -> str:
     """``Tue 10 Nov 14:05`` for table cells."""
-    if dt is None:
-        return DASH
-    loc = _local(dt, tz)
-    return f"{loc:%a} {loc.day} {loc:%b %H:%M}"
+    return fmt.when(dt, tz, never=DASH)
 
 
-def fmt_pct(value: float | None, digits: int = 2) -> str:
-    """A percentage that never rounds a shortfall up to 100."""
-    if value is None:
-        return DASH
-    text = f"{value:.{digits}f}"
-    if value < 100 and float(text) >= 100:
-        text = f"{100 - 10**-digits:.{digits}f}"
-    return text.replace("-", MINUS) + "%"
+def fmt_pct(value: float | None, digits: int = fmt.UPTIME_DIGITS) -> str:
+    """A percentage that never rounds a shortfall up to 100 (:func:`reporting.fmt.pct`)."""
+    return DASH if value is None else fmt.pct(value, digits)
 
 
 def fmt_num(value: float | int | None, digits: int = 1) -> str:
-    if value is None:
-        return DASH
-    if isinstance(value, int):
-        return f"{value:,}"
-    return f"{value:,.{digits}f}"
+    return DASH if value is None else fmt.number(value, digits)
 
 
 def fmt_signed(value: float | int | None, unit: str = "", digits: int = 1) -> str:
     """``+1.2 pts`` / ``−8.0 pts`` / ``±0 pts`` with a real minus sign."""
-    if value is None:
-        return DASH
-    body = f"{abs(value):,}" if isinstance(value, int) else f"{abs(value):,.{digits}f}"
-    if float(body.replace(",", "")) == 0:
-        sign = "\u00b1"
-    else:
-        sign = "+" if value > 0 else MINUS
-    return f"{sign}{body}{(' ' + unit) if unit else ''}"
+    return DASH if value is None else fmt.signed(value, unit, digits)
 
 
 def period_line(report: Report, tz: tzinfo) -> str:
+    """The week's one label (:func:`reporting.fmt.week`), with "partial, as of" when it had not ended."""
     p = report.period
-    first = _local(p.start, tz).date()
-    last = (_local(p.end, tz) - timedelta(days=1)).date()
-    days = (last - first).days + 1
-    kind = "Week of" if days == 7 else f"{days} days:"
-    return f"{kind} {fmt_date(first)} \u2013 {fmt_date(last)}"
+    days = (p.end.date() - p.start.date()).days
+    label = fmt.week(p) if days == 7 else f"{days} days: {fmt.week_span(p)}"
+    if report.partial_as_of is not None:
+        label += f" ({fmt.partial(report.partial_as_of, p.timezone)})"
+    return label
 
 
 # ---- context -----------------------------------------------------------------------------
@@ -461,7 +443,7 @@ def build_uptime(ctx: Ctx, u: Uptime) -> list[Flowable]:
             ctx,
             [
                 (f"<font{colour}>{fmt_pct(u.overall_pct)}</font>", "Overall uptime", note),
-                (fmt_pct(u.target_pct), "Target", "met this week" if met else "missed this week"),
+                (fmt.target(u.target_pct), "Target", "met this week" if met else "missed this week"),
                 (fmt_num(sum(g.devices for g in u.by_site)), "Devices monitored", ""),
                 (fmt_num(sum(g.downtime_minutes for g in u.by_site)), "Downtime minutes (all devices)", ""),
             ],
@@ -502,8 +484,8 @@ def build_uptime(ctx: Ctx, u: Uptime) -> list[Flowable]:
 
 
 def _week_label(period_end: date, days: int, compact: bool) -> str:
-    start = period_end - timedelta(days=days)
-    return f"{start.day} {start:%b}" if compact else f"w/c {start.day} {start:%b}"
+    monday = fmt.week_monday(period_end, days)
+    return monday if compact else f"w/c {monday}"
 
 
 def build_tickets(ctx: Ctx, t: Tickets) -> list[Flowable]:
@@ -517,8 +499,8 @@ def build_tickets(ctx: Ctx, t: Tickets) -> list[Flowable]:
     else:
         met = t.sla_attainment_pct >= t.target_pct
         colour = "" if met else f' color="#{ss.SEV_HIGH.hexval()[2:]}"'
-        sla_value = f"<font{colour}>{fmt_pct(t.sla_attainment_pct, 1)}</font>"
-        sla_note = f"target {fmt_pct(t.target_pct, 0)} {status_word(met)}"
+        sla_value = f"<font{colour}>{fmt.rate(t.sla_attainment_pct)}</font>"
+        sla_note = f"target {fmt.target(t.target_pct)} {status_word(met)}"
     out: list[Flowable] = [
         kpi_row(
             ctx,
@@ -590,7 +572,7 @@ def build_backups(ctx: Ctx, b: Backups) -> list[Flowable]:
     elif b.success_rate_pct is None:
         rate, rate_note = DASH, "no runs finished"
     else:
-        rate, rate_note = fmt_pct(b.success_rate_pct, 1), "of finished runs succeeded"
+        rate, rate_note = fmt_pct(b.success_rate_pct, fmt.RATE_DIGITS), "of finished runs succeeded"
     counts = {s: 0 for s in ("ok", "stale", "failed", "never")}
     for p in b.protected:
         counts[p.status] = counts.get(p.status, 0) + 1
@@ -662,7 +644,7 @@ def build_security(ctx: Ctx, s: Security) -> list[Flowable]:
     if s.secure_score_pct is None:
         score, score_note = DASH, esc(voice.SCORE_MISSING, NAME_LIMIT) if s.score_note else "not part of this report"
     else:
-        score = fmt_pct(s.secure_score_pct, 1)
+        score = fmt_pct(s.secure_score_pct, fmt.RATE_DIGITS)
         score_note = "" if s.secure_score_change is None else f"{fmt_signed(s.secure_score_change, 'pts')} this week"
         if s.secure_score_change is not None and s.secure_score_change < 0:
             score_note = f'<font color="#{ss.SEV_HIGH.hexval()[2:]}">{score_note}</font>'
@@ -743,7 +725,7 @@ def build_sites(ctx: Ctx, s: Sites) -> list[Flowable]:
     out = [
         ctx.p(
             f"{len(s.checks)} public check{'s' if len(s.checks) != 1 else ''}; "
-            f"target {fmt_pct(s.target_pct)} availability. "
+            f"target {fmt.target(s.target_pct)} availability. "
             + (f"<b>{len(below)} below target.</b>" if below else "All met the target.")
         ),
         Spacer(1, 4),
@@ -854,6 +836,7 @@ class Furniture:
     footer_left: str
     logo: ImageReader | None
     created: datetime  # the PDF's creation date: when the report was generated
+    header_right: str = ""  # the running header's right side (default: the MSP's name)
 
 
 def _fit(text: str, font: str, size: float, width: float) -> str:
@@ -909,7 +892,8 @@ def _draw_body(f: Furniture, canv: Canvas, _doc: Any) -> None:
     fonts.draw(canv, ss.MARGIN_LEFT, y, _fit(f.customer, ss.FONT_BOLD, ss.FOOTER_SIZE, ss.FRAME_WIDTH * 0.6),
                ss.FONT_BOLD, ss.FOOTER_SIZE)
     canv.setFillColor(ss.MUTED)
-    fonts.draw(canv, pw - ss.MARGIN_RIGHT, y, _fit(f.msp_name, ss.FONT, ss.FOOTER_SIZE, ss.FRAME_WIDTH * 0.35),
+    right = f.header_right or f.msp_name
+    fonts.draw(canv, pw - ss.MARGIN_RIGHT, y, _fit(right, ss.FONT, ss.FOOTER_SIZE, ss.FRAME_WIDTH * 0.35),
                ss.FONT, ss.FOOTER_SIZE, align="right")
     canv.restoreState()
 
@@ -1000,7 +984,9 @@ def render(report: Report, branding: Branding) -> bytes:
     furniture = Furniture(
         theme=theme,
         msp_name=msp,
-        customer=f"{name} \u2014 {week}",
+        customer=f"{name} \u2014 {fmt.week(report.period) if report.partial_as_of is not None else week}",
+        # a partial report says so on every page (the MSP's name is in the footer too)
+        header_right=fmt.partial(report.partial_as_of, report.period.timezone) if report.partial_as_of else "",
         footer_left=f"{msp} {DOT} weekly service report for {name}",
         logo=_load_logo(branding.logo_path),
         created=report.generated_at,

@@ -14,6 +14,7 @@ from reportlab.graphics.charts.barcharts import VerticalBarChart
 from reportlab.graphics.charts.legends import Legend
 from reportlab.graphics.shapes import Drawing, Line, String
 
+from reporting import fmt
 from reporting.pdf import fonts
 from reporting.pdf import stylesheet as ss
 from reporting.pdf.stylesheet import Theme
@@ -44,9 +45,8 @@ def shorten(text: object, limit: int) -> str:
 
 
 def _pct_label(value: float) -> str:
-    """Two decimals, never rounding a shortfall up to 100."""
-    text = f"{value:.2f}"
-    return "99.99" if value < 100 and text == "100.00" else text
+    """A bar's label: :func:`reporting.fmt.uptime` (two decimals, a shortfall never shown as 100)."""
+    return fmt.uptime(value)
 
 
 def _nice_step(span: float) -> float:
@@ -130,7 +130,7 @@ def uptime_by_site_chart(theme: Theme, names: Sequence[str], values: Sequence[fl
             String(
                 bc.x + bc.width + 3,
                 y - 2.5,
-                f"target {target:g}%",
+                f"target {fmt.target(target)}",
                 fontName=ss.FONT,
                 fontSize=ss.CHART_LABEL_SIZE,
                 fillColor=ss.TARGET_LINE,

@@ -105,12 +105,12 @@ async def test_email_goes_only_to_the_customers_own_recipients(engine: AsyncEngi
     msg = email.message_from_bytes((root / "mail" / "GLOBEX-weekly-2026-11-16.eml").read_bytes(), policy=policy.default)
     assert msg["To"] == "cto@globex.example, am-globex@northwind.example"
     assert msg["From"] == "reports@northwind.example"
-    assert msg["Subject"] == "Globex Corporation: weekly report, week ending 2026-11-16"
+    assert msg["Subject"] == "Globex Corporation: weekly report, Week of Mon 9 Nov \u2013 Sun 15 Nov 2026"
     assert msg["X-Reportbot-Delivery-Id"] == "reportbot:g1:email"
     [attachment] = list(msg.iter_attachments())
     assert attachment.get_filename() == "GLOBEX-weekly-2026-11-16.pdf" and attachment.get_content() == b"%PDF globex"
     html = msg.get_body(("html",)).get_content()
-    assert "Globex Corporation" in html and "Mon 09 Nov to Sun 15 Nov 2026" in html
+    assert "Globex Corporation" in html and "week of Mon 9 Nov \u2013 Sun 15 Nov 2026" in html
     assert not any("acme" in f.lower() for f in files(root))
 
 

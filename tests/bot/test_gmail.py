@@ -63,7 +63,7 @@ async def test_a_report_is_sent_as_the_sender_with_both_parts_and_the_pdf(
     [msg] = google.parsed(SENDER)
     assert msg["From"] == f"Northwind IT <{SENDER}>"
     assert [a.addr_spec for a in msg["To"].addresses] == ["cto@acme.example", "am-acme@northwind.example"]
-    assert msg["Subject"] == "Acme Corp: weekly report, week ending 2026-11-16"
+    assert msg["Subject"] == "Acme Corp: weekly report, Week of Mon 9 Nov \u2013 Sun 15 Nov 2026"
     assert msg["Message-ID"] == mid and msg["X-Reportbot-Delivery-Id"] == KEY
     found = parts(msg)
     [plain], [html], [pdf] = found["text/plain"], found["text/html"], found["application/pdf"]

@@ -140,7 +140,7 @@ async def test_a_small_pdf_goes_inline_through_sendmail_with_the_delivery_id(
     assert set(body) == {"Message", "SaveToSentItems"} and body["SaveToSentItems"] is True  # the SDK's PascalCase
     msg = body["Message"]
     assert [r["emailAddress"]["address"] for r in msg["toRecipients"]] == ["cto@acme.example", "am-acme@northwind.example"]
-    assert msg["subject"] == "Acme Corp: weekly report, week ending 2026-11-16"
+    assert msg["subject"] == "Acme Corp: weekly report, Week of Mon 9 Nov \u2013 Sun 15 Nov 2026"
     assert msg["body"]["contentType"] == "html" and "Acme Corp: uptime 99.95 %" in msg["body"]["content"]
     assert msg["singleValueExtendedProperties"] == [{"id": DELIVERY_ID_PROPERTY, "value": "reportbot:d1:email"}]
     assert msg["internetMessageHeaders"] == [{"name": "X-Reportbot-Delivery-Id", "value": "reportbot:d1:email"}]

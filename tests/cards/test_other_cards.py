@@ -49,7 +49,7 @@ def test_status_card() -> None:
     c = status_card(rows, period_end=date(2026, 11, 16))
     assert_golden("status", c)
     facts = {f["title"]: f["value"] for fs in of_type(c, "FactSet") for f in fs["facts"]}
-    assert facts["ACME"] == "📝 saved · 2 flags · updated 2026-11-16 06:05 UTC"
+    assert facts["ACME"] == "📝 saved · 2 flags · updated Mon 16 Nov 2026, 06:05 UTC"
     assert facts["TYRELL"] == "📝 drafted · 1 flag · updated never"
     assert list(facts) == ["ACME", "WAYNE", "TYRELL"]
 

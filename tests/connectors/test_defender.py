@@ -500,7 +500,7 @@ def test_a_missing_client_id_is_one_rule_everywhere():
     halo = HaloConnector("halo", SourceConfig(type="halo", url="https://h.test", client_secret=FAKE_SECRET), ctx)
     for con, key in ((cw, "sources.cw.client_id"), (halo, "sources.halo.client_id")):
         with pytest.raises(SourceAuthError, match=f"{key} is not set"):
-            con.api()
+            _ = con.client
 
 
 async def test_certificate_credential(dataset):

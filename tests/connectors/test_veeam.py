@@ -18,6 +18,7 @@ from connectors.fields import iso_z, parse_time
 from connectors.sandbox.dataset import SandboxDataset
 from connectors.sim.base import Faults
 from connectors.veeam import VeeamConnector
+from connectors.veeam.client import VbrClient
 from connectors.veeam.simulator import VeeamSimulator
 from reporting import metrics
 from reporting.config import CustomerConfig, parse_config
@@ -98,8 +99,8 @@ async def test_vbr_token_version_header_paging_and_refresh_on_expired_token():
 
     conn = connector(VBR_SOURCE, httpx.MockTransport(handler))
     try:
-        assert conn.vbr is not None
-        jobs = await conn.vbr.job_states("WONKA-")
+        assert isinstance(conn.client, VbrClient)
+        jobs = await conn.client.job_states("WONKA-")
     finally:
         await conn.aclose()
     assert [j["name"] for j in jobs] == ["WONKA-DC01", "WONKA-FS01", "WONKA-SQL01"]
@@ -112,7 +113,7 @@ async def test_vbr_refused_credentials_and_invalid_token():
     )
     try:
         with pytest.raises(SourceAuthError) as err:
-            await conn.vbr.job_states("WONKA-")  # type: ignore[union-attr]
+            await conn.client.job_states("WONKA-")
     finally:
         await conn.aclose()
     assert "refused the credentials (sources.veeam.username / password)" in str(err.value)
@@ -128,7 +129,7 @@ async def test_vbr_refused_credentials_and_invalid_token():
     conn = connector(VBR_SOURCE, httpx.MockTransport(invalid))
     try:
         with pytest.raises(SourceAuthError, match="HTTP 401 InvalidToken"):
-            await conn.vbr.job_states("WONKA-")  # type: ignore[union-attr]
+            await conn.client.job_states("WONKA-")
     finally:
         await conn.aclose()
 
@@ -188,7 +189,7 @@ async def test_vspc_refused_key():
         with pytest.raises(
             SourceAuthError, match=r"VSPC refused the API key credentials \(sources.veeam.api_key\).*not valid"
         ) as err:
-            await conn.vspc.jobs()  # type: ignore[union-attr]
+            await conn.client.jobs()
     finally:
         await conn.aclose()
     assert "bad-key" not in str(err.value)

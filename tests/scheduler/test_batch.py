@@ -153,3 +153,74 @@ async def test_schedule_runs_a_missed_batch_on_start(engine: AsyncEngine) -> Non
     finally:
         schedule.shutdown()
     assert rec.drafts == Counter({c: 1 for c in CODES})
+
+
+async def test_the_monday_batch_waits_for_a_hung_source_once_not_once_per_customer(tmp_path: Path) -> None:
+    """Zabbix accepts every request and never answers. The batch (as `serve` builds it: its
+    breaker handed to each customer's run) asks Zabbix for the first customers it starts; once one
+    has run out the 2 s timeout, the other Zabbix customers' uptime is unavailable at once,
+    saying so, and the batch ends about one timeout in, not one per customer."""
+    from bot.review import Review
+    from bot.service import build_connectors
+    from bot.state import ReviewState
+    from connectors.sandbox.config import sandbox_config_dict
+    from connectors.sandbox.dataset import SandboxDataset
+    from connectors.sim.base import Faults
+    from connectors.sim.farm import SimulatorFarm
+    from reporting.config import parse_config
+    from reporting.engine import Engine
+    from reporting.pdf import render_pdf
+    from reporting.store import HistoryStore
+
+    timeout = 2.0
+    dataset = SandboxDataset(date(2026, 11, 16))
+    async with SimulatorFarm(dataset) as farm:
+        farm.sims["zabbix"].faults = Faults(hang=3600, count=10**9)
+        raw = sandbox_config_dict(dataset, f"sqlite+aiosqlite:///{tmp_path / 'store.db'}", farm.sources())
+        raw["collect"]["timeout_seconds"] = timeout
+        config = parse_config(raw, "<test>", env={})
+        on_zabbix = [c.code for c in config.customers if c.sources.get("uptime") == "zabbix"]
+        assert len(on_zabbix) >= 6, on_zabbix
+        store = await HistoryStore.open(config.store.url)
+        state = await ReviewState.open(store.engine)
+        connectors = build_connectors(config)
+        engine = Engine(config, connectors, store, config.branding(None), render_pdf)
+
+        async def handoff(*_: object) -> None:
+            raise AssertionError("nothing is approved here")
+
+        review = Review(config, engine, store, state, tmp_path, handoff, may_approve=lambda _: False,
+                        week_day=lambda: WEEK_DAY)
+        drafted: list[str] = []
+
+        async def on_drafted(code: str, draft: object) -> None:
+            drafted.append(code)
+
+        async def on_complete(*_: object) -> None:
+            return None
+
+        batch = BatchRunner(
+            await Claims.open(store.engine, "instance-1", 30.0), lambda: [c.code for c in config.customers],
+            lambda code, day: engine.period_for(config.customer(code), day).end_date,
+            lambda code, day: review.run(code, day, breaker=batch.breaker), on_drafted, on_complete, concurrency=2,
+        )
+        try:
+            t0 = time.monotonic()
+            result = await batch.run(WEEK_DAY)
+            elapsed = time.monotonic() - t0
+            errors = {}
+            for code in on_zabbix:
+                payload = await store.get(code, engine.period_for(config.customer(code), WEEK_DAY).end_date)
+                assert payload is not None
+                errors[code] = payload["sections"]["uptime"]["error"] or ""
+        finally:
+            engine.close()
+            for c in connectors.values():
+                await c.aclose()
+            await store.close()
+    print(f"batch of {len(config.customers)} with zabbix hung: {elapsed:.1f} s (timeout {timeout} s)")
+    assert sorted(result.drafted) == sorted(drafted) == sorted(c.code for c in config.customers)
+    timed_out = [c for c, e in errors.items() if f"no answer within {timeout:g} s (" in e]
+    told = [c for c, e in errors.items() if "earlier in this run" in e]
+    assert 1 <= len(timed_out) <= 2 and len(timed_out) + len(told) == len(on_zabbix), errors
+    assert elapsed < timeout * len(on_zabbix) / 2, elapsed  # without the breaker: one timeout per customer
