@@ -15,10 +15,14 @@ looked up by the draft's customer code in the store — never from card data.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import socket
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import Column, DateTime, Integer, MetaData, PrimaryKeyConstraint, String, Table, Text, select, update
@@ -50,6 +54,52 @@ deliveries = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     PrimaryKeyConstraint("draft_id", "step", name="pk_deliveries"),
 )
+
+
+delivery_leases = Table(
+    "delivery_leases",
+    metadata,
+    Column("draft_id", String(36), primary_key=True),
+    Column("owner", String(200), nullable=False),  # host:pid:random of the delivering process
+    Column("lease_until", DateTime(timezone=True), nullable=False),
+)
+
+LEASE_SECONDS = 60.0
+"""How long a delivery's lease lasts without renewal (renewed every third of it and before every step)."""
+
+
+def delivery_owner() -> str:
+    """Who holds a delivery lease: host, process and a random suffix (unique per process life)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def owner_is_gone(holder: str, me: str) -> bool:
+    """Whether ``holder`` is known to be dead: a process of this host that no longer runs, or an
+    earlier life of this very process slot (same host and pid, another suffix — a restarted
+    container). A holder on another host is alive until its lease runs out."""
+    host, _, rest = holder.partition(":")
+    pid_text, _, suffix = rest.partition(":")
+    my_host, _, my_rest = me.partition(":")
+    my_pid = my_rest.partition(":")[0]
+    if host != my_host or not pid_text.isdigit():
+        return False
+    if pid_text == my_pid:
+        return holder != me
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists (another user's process): alive
+        return False
+    return False
+
+
+class DeliveryBusy(Exception):  # noqa: N818 - a condition
+    """Another live instance is delivering this draft now; nothing was done here."""
+
+    def __init__(self, draft_id: str, holder: str):
+        self.draft_id, self.holder = draft_id, holder
+        super().__init__(f"draft {draft_id} is being delivered by {holder}")
 
 
 class PermanentError(Exception):
@@ -134,6 +184,48 @@ class DeliveryLog:
             await conn.execute(update(deliveries).where(deliveries.c.draft_id == draft_id, deliveries.c.step == step)
                                .values(status=status, detail=detail[:1000], url=url, updated_at=datetime.now(UTC)))
 
+    # -- the per-draft lease: one instance delivers a draft at a time
+    async def take_lease(self, draft_id: str, owner: str, seconds: float) -> str | None:
+        """Hold ``draft_id``'s delivery for ``seconds``. None when this owner now holds it (new,
+        its own, expired, or its holder known dead); otherwise the live holder."""
+        now = datetime.now(UTC)
+        until = now + timedelta(seconds=seconds)
+        try:
+            async with writing(self.engine) as conn:
+                await conn.execute(delivery_leases.insert().values(draft_id=draft_id, owner=owner, lease_until=until))
+            return None
+        except IntegrityError:
+            pass
+        async with writing(self.engine) as conn:
+            row = (await conn.execute(select(delivery_leases).where(delivery_leases.c.draft_id == draft_id))).first()
+            if row is None:  # released meanwhile
+                await conn.execute(delivery_leases.insert().values(draft_id=draft_id, owner=owner, lease_until=until))
+                return None
+            holder, held_until = row.owner, row.lease_until
+            if held_until.tzinfo is None:
+                held_until = held_until.replace(tzinfo=UTC)
+            if holder != owner and held_until >= now and not owner_is_gone(holder, owner):
+                return str(holder)
+            await conn.execute(update(delivery_leases).where(
+                delivery_leases.c.draft_id == draft_id, delivery_leases.c.owner == holder,
+            ).values(owner=owner, lease_until=until))
+        if holder != owner:
+            log.warning("took over the delivery of draft %s from %s (lease expired or process gone)", draft_id, holder)
+        return None
+
+    async def renew_lease(self, draft_id: str, owner: str, seconds: float) -> bool:
+        """False when the lease is no longer this owner's (it was paused past it and taken over)."""
+        async with writing(self.engine) as conn:
+            res = await conn.execute(update(delivery_leases).where(
+                delivery_leases.c.draft_id == draft_id, delivery_leases.c.owner == owner,
+            ).values(lease_until=datetime.now(UTC) + timedelta(seconds=seconds)))
+        return res.rowcount == 1
+
+    async def release_lease(self, draft_id: str, owner: str) -> None:
+        async with writing(self.engine) as conn:
+            await conn.execute(delivery_leases.delete().where(
+                delivery_leases.c.draft_id == draft_id, delivery_leases.c.owner == owner))
+
     async def unfinished_steps(self, draft_id: str) -> bool:
         """Whether ``draft_id`` has a step left ``running``."""
         async with self.engine.connect() as conn:
@@ -149,16 +241,49 @@ class DeliveryLog:
 
 
 class Deliverer:
-    def __init__(self, config: Config, log_: DeliveryLog, backend: DeliveryBackend):
+    """Runs one draft's delivery under its lease (:meth:`DeliveryLog.take_lease`): two instances
+    — one resuming after a restart, one still delivering — never run the same draft's steps at
+    once, which the backends' look-ups before a send could not make safe on their own (both would
+    look, find nothing, and send)."""
+
+    def __init__(self, config: Config, log_: DeliveryLog, backend: DeliveryBackend, *,
+                 owner: str | None = None, lease_seconds: float = LEASE_SECONDS):
         self.config = config
         self.log = log_
         self.backend = backend
+        self.owner = owner or delivery_owner()
+        self.lease_seconds = lease_seconds
 
     async def deliver(self, draft_id: str, code: str, period_end: date, report: Report, pdf: bytes, approved_by: str,
                       on_step: Callable[[str], Awaitable[None]] | None = None) -> dict[str, StepState]:
         """Run the steps not yet done, in order. Returns every step's state. ``on_step(step)``
         runs after each step's outcome is recorded (the review card shows it); its failure is
-        logged and never stops the delivery."""
+        logged and never stops the delivery. Raises :class:`DeliveryBusy` (nothing done) when
+        another live instance holds the draft's lease, or took it over meanwhile."""
+        holder = await self.log.take_lease(draft_id, self.owner, self.lease_seconds)
+        if holder is not None:
+            raise DeliveryBusy(draft_id, holder)
+        beat = asyncio.ensure_future(self._keep_lease(draft_id))
+        try:
+            return await self._steps(draft_id, code, period_end, report, pdf, approved_by, on_step)
+        finally:
+            beat.cancel()
+            await asyncio.gather(beat, return_exceptions=True)
+            try:
+                await self.log.release_lease(draft_id, self.owner)
+            except Exception:  # the store went away: the lease runs out by itself
+                log.warning("could not release the delivery lease of draft %s", draft_id, exc_info=True)
+
+    async def _keep_lease(self, draft_id: str) -> None:
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            try:
+                await self.log.renew_lease(draft_id, self.owner, self.lease_seconds)
+            except Exception:  # checked again before the next step
+                log.warning("could not renew the delivery lease of draft %s", draft_id, exc_info=True)
+
+    async def _steps(self, draft_id: str, code: str, period_end: date, report: Report, pdf: bytes, approved_by: str,
+                     on_step: Callable[[str], Awaitable[None]] | None) -> dict[str, StepState]:
         customer = self.config.customer(code)  # from configuration, by the draft's own code
         parcel = Parcel(draft_id, code, customer, period_end, report, pdf, approved_by)
         calls = {"email": self.backend.send_email, "channel": self.backend.post_channel, "archive": self.backend.archive}
@@ -166,6 +291,10 @@ class Deliverer:
         for step in STEPS:
             if step in done and done[step].status == "done":
                 continue
+            if not await self.log.renew_lease(draft_id, self.owner, self.lease_seconds):
+                # paused past the lease, and another instance took the delivery over (and may have
+                # finished it): what it did is recorded; this one does nothing more
+                raise DeliveryBusy(draft_id, "another instance, which took the delivery over")
             key = parcel.key(step)
             await self.log.start(draft_id, step, key)
             try:
@@ -195,9 +324,13 @@ class DeliveryHandoff:
     async def __call__(self, draft: Any, report: Report, pdf: bytes) -> None:
         await self.state.set_state(draft.id, DraftState.DELIVERING)
         progress = self.on_progress
-        steps = await self.deliverer.deliver(draft.id, draft.customer_code, draft.period_end, report, pdf,
-                                             draft.decided_by or "",
-                                             on_step=(lambda step: progress(draft.id)) if progress else None)
+        try:
+            steps = await self.deliverer.deliver(draft.id, draft.customer_code, draft.period_end, report, pdf,
+                                                 draft.decided_by or "",
+                                                 on_step=(lambda step: progress(draft.id)) if progress else None)
+        except DeliveryBusy as busy:  # that instance records the outcome; if it dies, the resume finds it stalled
+            log.info("not delivering %s here: %s", draft.customer_code, busy)
+            return
         failed = [s for s in steps.values() if s.status == "failed"]
         if failed:
             await self.state.set_state(draft.id, DraftState.FAILED, reason=f"{STEP_LABELS[failed[0].step]}: {failed[0].detail}"[:500])

@@ -3,9 +3,11 @@ never another customer's recipients, channel or folder."""
 
 from __future__ import annotations
 
+import asyncio
 import email
+import os
 from collections.abc import AsyncIterator
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from email import policy
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,7 +16,16 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from bot.delivery import STEPS, Deliverer, DeliveryLog, Parcel, PermanentError, StepResult
+from bot.delivery import (
+    STEPS,
+    Deliverer,
+    DeliveryBusy,
+    DeliveryLog,
+    Parcel,
+    PermanentError,
+    StepResult,
+    delivery_leases,
+)
 from bot.outbox import OutboxBackend
 from connectors.sandbox.config import sandbox_config
 from connectors.sandbox.dataset import SandboxDataset
@@ -187,3 +198,86 @@ async def test_production_serve_delivers_through_graph_and_the_sandbox_through_t
                 assert await backend.channel_team(shared) == ""  # neither configured nor heard of
                 await service.state.remember_team("19:acme@thread.tacv2", "aad-group-acme")
                 assert await backend.channel_team(shared) == "aad-group-acme"  # as Teams told the bot
+
+
+class Gate(OutboxBackend):
+    """The outbox, whose email step waits until ``go`` is set (a slow Graph)."""
+
+    def __init__(self, config: Any, root: Path):
+        super().__init__(config, root)
+        self.entered, self.go = asyncio.Event(), asyncio.Event()
+        self.sends = 0
+
+    async def send_email(self, parcel: Parcel, key: str) -> StepResult:
+        self.sends += 1
+        self.entered.set()
+        await self.go.wait()
+        return await super().send_email(parcel, key)
+
+
+async def test_two_instances_never_deliver_one_draft_at_once(engine: AsyncEngine, config: Any, demo_out: Path,
+                                                            tmp_path: Path) -> None:
+    """Instance A is mid-email (slow Graph) when B, just started, resumes the same draft: B gets
+    DeliveryBusy and sends nothing; once A is done, B's next try finds every step done."""
+    log = await DeliveryLog.open(engine)
+    report, pdf = report_of(demo_out, "ACME"), b"%PDF-1.7 acme"
+    a_backend, b_backend = Gate(config, tmp_path / "outbox"), Gate(config, tmp_path / "outbox")
+    b_backend.go.set()
+    a = Deliverer(config, log, a_backend, owner="host-a:1:aaaaaa")
+    b = Deliverer(config, log, b_backend, owner="host-b:1:bbbbbb")
+    first = asyncio.ensure_future(a.deliver("d1", "ACME", PERIOD_END, report, pdf, "Sam"))
+    await asyncio.wait_for(a_backend.entered.wait(), 10)
+    with pytest.raises(DeliveryBusy, match="host-a:1:aaaaaa"):
+        await b.deliver("d1", "ACME", PERIOD_END, report, pdf, "Sam")
+    assert b_backend.sends == 0
+    a_backend.go.set()
+    steps = await asyncio.wait_for(first, 10)
+    assert all(steps[s].status == "done" for s in STEPS)
+    again = await b.deliver("d1", "ACME", PERIOD_END, report, pdf, "Sam")  # A released its lease
+    assert all(again[s].status == "done" for s in STEPS) and b_backend.sends == 0
+    assert len(list((tmp_path / "outbox" / "mail").rglob("*.eml"))) == 1
+
+
+async def test_a_lease_of_a_dead_process_or_an_expired_one_is_taken_over(engine: AsyncEngine, config: Any,
+                                                                        demo_out: Path, tmp_path: Path) -> None:
+    import socket
+    import sys
+
+    log = await DeliveryLog.open(engine)
+    host = socket.gethostname()
+    gone = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")  # a pid that no longer runs
+    await gone.wait()
+    assert await log.take_lease("d1", f"{host}:{gone.pid}:dead00", 60) is None
+    assert await log.take_lease("d1", f"{host}:{os.getpid()}:mine00", 60) is None, "a dead holder on this host"
+    assert await log.take_lease("d1", "elsewhere:7:other0", 60) == f"{host}:{os.getpid()}:mine00"
+    assert await log.take_lease("d2", "elsewhere:7:other0", 0.2) is None
+    assert await log.take_lease("d2", f"{host}:{os.getpid()}:mine00", 60) == "elsewhere:7:other0", "alive, in lease"
+    await asyncio.sleep(0.3)
+    assert await log.take_lease("d2", f"{host}:{os.getpid()}:mine00", 60) is None, "another host's lease ran out"
+    # a restarted container: same host and pid, a new life
+    assert await log.take_lease("d2", f"{host}:{os.getpid()}:reborn", 60) is None
+
+
+async def test_an_instance_paused_past_its_lease_does_no_further_step(engine: AsyncEngine, config: Any,
+                                                                      demo_out: Path, tmp_path: Path) -> None:
+    """A is paused inside its email step longer than the lease (its heartbeat paused too); B takes
+    the delivery over and finishes it; A, woken, finds the lease gone and stops before the next
+    step: one email, one channel post, one archived file."""
+    log = await DeliveryLog.open(engine)
+    report, pdf = report_of(demo_out, "ACME"), b"%PDF-1.7 acme"
+    a_backend = Gate(config, tmp_path / "outbox")
+    a = Deliverer(config, log, a_backend, owner="host-a:1:aaaaaa", lease_seconds=30)
+    b = Deliverer(config, log, OutboxBackend(config, tmp_path / "outbox"), owner="host-b:1:bbbbbb")
+    first = asyncio.ensure_future(a.deliver("d1", "ACME", PERIOD_END, report, pdf, "Sam"))
+    await asyncio.wait_for(a_backend.entered.wait(), 10)
+    async with engine.begin() as conn:  # A's lease runs out while it is paused
+        await conn.execute(delivery_leases.update().values(lease_until=datetime.now(UTC) - timedelta(seconds=1)))
+    steps = await b.deliver("d1", "ACME", PERIOD_END, report, pdf, "Sam")
+    assert all(steps[s].status == "done" for s in STEPS)
+    a_backend.go.set()  # A wakes: its email step returns (the outbox write repeats the same file)
+    with pytest.raises(DeliveryBusy):
+        await asyncio.wait_for(first, 10)
+    outbox = tmp_path / "outbox"
+    assert len(list((outbox / "mail").rglob("*.eml"))) == 1
+    assert len([p for p in (outbox / "channels" / "acme-shared").iterdir() if p.is_file()]) == 1  # one post
+    assert len(list((outbox / "sharepoint").rglob("*.pdf"))) == 1
