@@ -111,7 +111,7 @@ def test_hooli_tells_the_customer_what_is_missing_and_the_review_card_keeps_the_
     snap = load_json(demo_out, "HOOLI")
     assert "HTTP 502" in snap["sections"]["uptime"]["error"]
     assert any("zabbix" in a and "HTTP 502" in a for a in snap["engineer_actions"])
-    card = json.dumps(review_card(snapshot.from_dict(snap), draft_id="d1", version=1, state="draft", commentary="",
+    card = json.dumps(review_card(snapshot.from_dict(snap), draft_id="d1", version=1, state="drafted", commentary="",
                                   pdf_url=None))
     assert "HTTP 502" in card and "zabbix" in card and "Engineer actions" in card
 
