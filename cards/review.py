@@ -431,13 +431,21 @@ def _summary(report: Report, lim: _Limits) -> list[Element]:
     out += [text_block(plain(s, limit=lim.sentence_text), spacing="Small") for s in sentences]
     recommendations = report.recommendations[: lim.recommendations]
     if recommendations:
-        out.append(text_block(md("**Recommended actions**"), spacing="Medium"))
+        out.append(text_block(md("**Advice to the customer** (in the report)"), spacing="Medium"))
         out.append(
             text_block(
                 _bullets([plain(r, limit=lim.sentence_text) for r in recommendations]),
                 spacing="Small",
             )
         )
+    actions = report.engineer_actions[: max(1, lim.recommendations)]
+    if actions:  # internal: the technical reasons and our own to-dos, never in what the customer receives
+        out.append(text_block(md("**Engineer actions** (internal, not in the report)"), spacing="Medium",
+                              color="warning"))
+        out.append(text_block(_bullets([plain(a, limit=lim.sentence_text) for a in actions]), spacing="Small"))
+        if len(report.engineer_actions) > len(actions):
+            out.append(text_block(plain(f"\u2026 and {len(report.engineer_actions) - len(actions)} more"),
+                                  isSubtle=True, spacing="None"))
     return out
 
 

@@ -2,7 +2,9 @@
 
 Flag codes are stable (shared/design.md); thresholds come from ``[thresholds]``. Delta flags
 (``sla_drop``, ``ticket_trend_worse``) need the previous week; without it the report gets
-``no_baseline`` and none of them. State flags (below target, backups, incidents, sites,
+``no_baseline`` and none of them. Related flags on one fact are one item: a drop that also takes
+a figure below its target is one ``sla_drop`` flag whose ``codes`` are ``("sla_drop",
+"sla_below_target")`` and whose sentence says both. State flags (below target, backups, incidents, sites,
 secure score change within the week, data unavailable) need only this week.
 """
 
@@ -12,7 +14,8 @@ from collections.abc import Mapping
 
 from reporting.config import Thresholds
 from reporting.fmt import backup_stopped, duration, hours, pct, target, when
-from reporting.models import SECTION_TITLES, SEVERITY_ORDER, Backups, Flag, Section, Security, Sites, Tickets, Uptime
+from reporting.models import SEVERITY_ORDER, Backups, Flag, Section, Security, Sites, Tickets, Uptime
+from reporting.voice import missing_short
 
 FLAG_CODES = (
     "sla_drop",
@@ -39,11 +42,16 @@ def _uptime_flags(cur: Uptime, prev: Uptime | None, th: Thresholds) -> list[Flag
     out = []
     worst = min(cur.by_site, key=lambda g: g.uptime_pct, default=None)
     where = f"; lowest site: {worst.name} at {pct(worst.uptime_pct)}" if worst and worst.uptime_pct < cur.target_pct else ""
-    if prev is not None and prev.overall_pct - cur.overall_pct >= th.sla_drop_points:
+    dropped = prev is not None and prev.overall_pct - cur.overall_pct >= th.sla_drop_points
+    below = cur.overall_pct < cur.target_pct
+    if dropped and prev is not None:
+        # one fact, one item: a drop that also takes uptime below target is said once, with both
+        also = f", below the {target(cur.target_pct)} target" if below else ""
         out.append(Flag("sla_drop", "high", "uptime",
                         f"Uptime fell {prev.overall_pct - cur.overall_pct:.1f} points, from {pct(prev.overall_pct)} "
-                        f"to {pct(cur.overall_pct)}{where}."))
-    if cur.overall_pct < cur.target_pct:
+                        f"to {pct(cur.overall_pct)}{also}{where}.",
+                        codes=("sla_drop", "sla_below_target") if below else ()))
+    elif below:
         out.append(Flag("sla_below_target", "medium", "uptime",
                         f"Uptime of {pct(cur.overall_pct)} is below the {target(cur.target_pct)} target{where}."))
     return out
@@ -52,11 +60,14 @@ def _uptime_flags(cur: Uptime, prev: Uptime | None, th: Thresholds) -> list[Flag
 def _ticket_flags(cur: Tickets, prev: Tickets | None, th: Thresholds) -> list[Flag]:
     out = []
     att, prev_att = cur.sla_attainment_pct, prev.sla_attainment_pct if prev else None
+    below = att is not None and att < cur.target_pct
     if att is not None and prev_att is not None and prev_att - att >= th.sla_drop_points:
+        also = f", below the {target(cur.target_pct)} target ({cur.sla_breaches} breaches)" if below else ""
         out.append(Flag("sla_drop", "medium", "tickets",
                         f"Service desk tickets resolved within SLA fell {prev_att - att:.1f} points, "
-                        f"from {pct(prev_att, 1)} to {pct(att, 1)}."))
-    if att is not None and att < cur.target_pct:
+                        f"from {pct(prev_att, 1)} to {pct(att, 1)}{also}.",
+                        codes=("sla_drop", "sla_below_target") if below else ()))
+    elif att is not None and below:
         out.append(Flag("sla_below_target", "medium", "tickets",
                         f"Only {pct(att, 1)} of service desk tickets closed this week met their resolution target "
                         f"(target {target(cur.target_pct)}; {cur.sla_breaches} breaches)."))
@@ -125,7 +136,8 @@ def compute_flags(
     flags: list[Flag] = []
     for name, s in current.items():
         if not s.ok:
-            flags.append(Flag("data_unavailable", "medium", name, f"{SECTION_TITLES[name]} figures are missing this week: {s.error}."))
+            # the customer's words; the technical reason stays in the section's ``error`` (review card, snapshot)
+            flags.append(Flag("data_unavailable", "medium", name, missing_short(name)))
     if previous is None:
         flags.append(Flag("no_baseline", "low", "report", "No earlier week is stored, so there is nothing to compare with yet."))
 

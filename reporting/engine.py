@@ -20,7 +20,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from reporting.sources import Connector
 from reporting import snapshot
 from reporting.collect import SourceBreaker, collect
 from reporting.config import Config, CustomerConfig
@@ -29,8 +28,9 @@ from reporting.markdown import render_markdown
 from reporting.models import Backups, Branding, CustomerRef, Period, Report, Security, Tickets, Uptime, WeekPoint
 from reporting.output import report_paths, write_atomic
 from reporting.period import WeekNotEnded, has_ended, has_started, partial_read, previous_period, week_containing
+from reporting.sources import Connector
 from reporting.store import HistoryStore
-from reporting.summary import executive_summary, recommendations
+from reporting.summary import engineer_actions, executive_summary, recommendations
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +169,7 @@ class Engine:
             summary=executive_summary(sections, flags, previous),
             recommendations=recommendations(sections, flags),
             history=history,
+            engineer_actions=engineer_actions(sections, flags),
             partial_as_of=read.end if partial else None,
         )
 

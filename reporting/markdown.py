@@ -13,9 +13,9 @@ from functools import lru_cache
 
 import jinja2
 
-from reporting import fmt
+from reporting import fmt, voice
 from reporting.fmt import TREND_WEEKS
-from reporting.models import SECTION_TITLES, Branding, Report, WeekPoint
+from reporting.models import SECTION_TITLES, Branding, Report, WeekPoint, customer_flags
 from reporting.text import neutral
 
 _MD_INLINE = re.compile(r"([\\`*_\[\]|~])")
@@ -78,6 +78,12 @@ def render_markdown(report: Report, branding: Branding) -> str:
         b=branding,
         s=report.sections,
         titles=SECTION_TITLES,
+        findings=customer_flags(report.flags),
+        source_label=voice.source_label,
+        missing=voice.missing,
+        overall_basis=voice.overall_basis,
+        score_missing=voice.SCORE_MISSING,
+        sites_current_only=voice.SITES_CURRENT_ONLY,
         tz=tz,
         when=lambda ts: fmt.when(ts, tz),
         outage_end=lambda o: fmt.outage_end(o, tz),

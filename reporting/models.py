@@ -205,10 +205,27 @@ class Section:
 
 @dataclass(frozen=True)
 class Flag:
+    """One finding. ``code`` is the main flag code (shared/design.md); when related flags on one
+    fact were merged into this item, ``codes`` holds every code it stands for (``code`` first)."""
+
     code: str
     severity: Severity
     section: str
     message: str
+    codes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.codes:
+            object.__setattr__(self, "codes", (self.code,))
+
+
+#: flags about our data or our history, not the customer's services: never "items needing attention"
+INTERNAL_FLAG_CODES = frozenset({"no_baseline", "data_unavailable"})
+
+
+def customer_flags(flags: tuple[Flag, ...]) -> tuple[Flag, ...]:
+    """The findings the customer should care about (what their report lists and counts)."""
+    return tuple(f for f in flags if f.code not in INTERNAL_FLAG_CODES)
 
 
 @dataclass(frozen=True)
@@ -233,10 +250,11 @@ class Report:
     flags: tuple[Flag, ...]
     generated_at: datetime
     summary: tuple[str, ...] = ()  # executive-summary sentences, plain language
-    recommendations: tuple[str, ...] = ()
-    history: tuple["WeekPoint", ...] = ()  # previous stored weeks, oldest first, for charts
+    recommendations: tuple[str, ...] = ()  # advice to the customer, each tied to the fact behind it
+    history: tuple[WeekPoint, ...] = ()  # previous stored weeks, oldest first, for charts
     commentary: Commentary | None = None
     audience: str = "executive"
+    engineer_actions: tuple[str, ...] = ()  # internal to-dos with their technical reason: review card and roll-up only
     partial_as_of: datetime | None = None  # set: the week had not ended when the figures were read (--allow-partial)
 
 
@@ -267,6 +285,7 @@ __all__ = [
     "Changes",
     "Commentary",
     "CustomerRef",
+    "INTERNAL_FLAG_CODES",
     "Flag",
     "OpenIncident",
     "OutageEvent",
@@ -282,6 +301,7 @@ __all__ = [
     "Uptime",
     "UptimeGroup",
     "WeekPoint",
+    "customer_flags",
 ]
 
 

@@ -261,9 +261,14 @@ def to_dict(report: Report) -> dict[str, Any]:
         "generated_at": _dt(report.generated_at),
         "audience": report.audience,
         "sections": {name: section_to_dict(s) for name, s in report.sections.items()},
-        "flags": [{"code": f.code, "severity": f.severity, "section": f.section, "message": f.message} for f in report.flags],
+        "flags": [
+            {"code": f.code, "severity": f.severity, "section": f.section, "message": f.message}
+            | ({"codes": list(f.codes)} if f.codes != (f.code,) else {})
+            for f in report.flags
+        ],
         "summary": list(report.summary),
         "recommendations": list(report.recommendations),
+        "engineer_actions": list(report.engineer_actions),
         "history": [
             {
                 "period_end": w.period_end.isoformat(),
@@ -301,7 +306,8 @@ def from_dict(d: dict[str, Any]) -> Report:
             customer=CustomerRef(code=d["customer"]["code"], name=d["customer"]["name"], timezone=d["customer"].get("timezone", tz)),
             period=period,
             sections={name: section_from_dict(name, s) for name, s in d["sections"].items()},
-            flags=tuple(Flag(f["code"], f["severity"], f["section"], f["message"]) for f in d["flags"]),
+            flags=tuple(Flag(f["code"], f["severity"], f["section"], f["message"], tuple(f.get("codes") or ()))
+                        for f in d["flags"]),
             generated_at=datetime.fromisoformat(d["generated_at"]),
             summary=tuple(d.get("summary", [])),
             recommendations=tuple(d.get("recommendations", [])),
@@ -323,6 +329,7 @@ def from_dict(d: dict[str, Any]) -> Report:
             ),
             commentary=commentary,
             audience=d.get("audience", "executive"),
+            engineer_actions=tuple(d.get("engineer_actions", [])),
             partial_as_of=_parse_dt(d.get("partial_as_of")),
         )
     except (KeyError, TypeError, ValueError) as err:

@@ -9,14 +9,26 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from reporting import fmt
-from reporting.models import SECTION_TITLES, Backups, Changes, Flag, Section, Security, Sites, Tickets, Uptime
+from reporting.models import (
+    SECTION_TITLES,
+    Backups,
+    Changes,
+    Flag,
+    Section,
+    Security,
+    Sites,
+    Tickets,
+    Uptime,
+    customer_flags,
+)
+from reporting.voice import missing_short
 
 _MAX_FLAG_SENTENCES = 2
 
 
 def _uptime_sentence(s: Section, prev: Uptime | None) -> str:
     if not s.ok or not isinstance(s.data, Uptime):
-        return f"Uptime figures are missing this week because {s.source} could not be read; they are not shown as zero."
+        return missing_short("uptime").replace("are missing;", "are missing (they are not zero);")
     u = s.data
     was = f", compared with {fmt.uptime(prev.overall_pct)} the week before" if prev else ""
     verdict = "meeting" if u.overall_pct >= u.target_pct else "short of"
@@ -32,7 +44,7 @@ def _tickets_sentence(t: Section, c: Section) -> str:
                if d.sla_attainment_pct is not None else "")
         parts.append(f"The service desk opened {d.opened} tickets and closed {d.closed}{sla}, with {d.backlog} still open")
     else:
-        parts.append("Ticket figures are missing this week")
+        parts.append("This week's service desk ticket figures are missing and will follow in next week's report")
     if c.ok and isinstance(c.data, Changes):
         parts.append(f"{c.data.count} planned change{'s were' if c.data.count != 1 else ' was'} carried out")
     return "; ".join(parts) + "."
@@ -62,9 +74,10 @@ def _posture_sentence(b: Section, sec: Section, sites: Section) -> str:
             parts.append(f"your public sites were available at least {fmt.uptime(min(measured))} of the time")
         else:
             up = sum(1 for c in sites.data.checks if (c.status_now or "").lower() == "healthy")
-            parts.append(f"{up} of {len(sites.data.checks)} public-site checks are healthy now (the week's history could not be read)")
+            parts.append(f"{up} of {len(sites.data.checks)} public-site checks are healthy now (the week's history "
+                         "will follow next week)")
     if not parts:
-        return "Backup, security and public-site figures are missing this week."
+        return "This week's backup, security and public-site figures are missing; they will follow in next week's report."
     text = ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
     return text[0].upper() + text[1:] + "."
 
@@ -72,11 +85,14 @@ def _posture_sentence(b: Section, sec: Section, sites: Section) -> str:
 def executive_summary(
     sections: Mapping[str, Section], flags: tuple[Flag, ...], previous: Mapping[str, Section] | None
 ) -> tuple[str, ...]:
-    attention = [f for f in flags if f.code != "no_baseline"]
+    attention = list(customer_flags(flags))
+    gaps = [f.section for f in flags if f.code == "data_unavailable"]
     out: list[str] = []
     covered: set[str] = set()  # sections a flag sentence already speaks about
-    if not attention:
+    if not attention and not gaps:
         out.append("A quiet week: every figure we track stayed within its target.")
+    elif not attention:
+        out.append("Nothing needs your attention this week in the figures we could collect.")
     else:
         n = len(attention)
         out.append(f"{n} item{'s need' if n != 1 else ' needs'} attention this week.")
@@ -101,42 +117,101 @@ def executive_summary(
 
 
 _SLA_CODES = ("sla_drop", "sla_below_target")
-_ADVICE: dict[tuple[str, str], str] = {
-    ("sla", "uptime"): "Review the root cause of this week's downtime with the site owner and decide whether a "
-    "redundant circuit or failover is worth the cost.",
-    ("sla", "tickets"): "Go through the tickets that missed their resolution target and agree on priorities or "
-    "staffing for the coming week.",
-    ("ticket_trend_worse", "*"): "Look at what drove the rise in tickets; a problem record or short user training may "
-    "prevent repeats.",
-    ("backup_stale", "*"): "Bring the backup agent that stopped reporting back online, run a manual backup and confirm "
-    "a restore point.",
-    ("backup_failed", "*"): "Fix the failing backup job and run a test restore once it succeeds.",
-    ("open_incident", "*"): "Close out the open security incident with the customer's contact and confirm no data left "
-    "the tenant.",
-    ("secure_score_drop", "*"): "Review the tenant changes that lowered Secure Score and revert them or record the "
-    "accepted risk.",
-    ("site_down", "*"): "Review the public-site outage with the hosting provider and route availability alerts to "
-    "on-call.",
-    ("no_baseline", "*"): "No action needed for the comparison: next week's report will show week-over-week changes.",
-}
+
+
+def _lead(f: Flag) -> str:
+    """The fact behind a piece of advice: the flag's own sentence, without its full stop."""
+    return f.message.rstrip().rstrip(".")
+
+
+def _customer_advice(f: Flag) -> str:
+    """Advice to the customer for one finding: the fact, what to consider, what it costs not to."""
+    fact = _lead(f)
+    codes = set(f.codes)
+    if codes & set(_SLA_CODES) and f.section == "uptime":
+        return (f"{fact}. If the affected site cannot work without its connection, consider a second internet line "
+                "or automatic failover there; weigh its monthly cost against the hours your staff could not work "
+                "this week. We can price the options for you.")
+    if codes & set(_SLA_CODES) and f.section == "tickets":
+        return (f"{fact}. Tell us which requests matter most to your business so we handle them first; if the "
+                "volume stays at this level, it may be worth agreeing more service desk hours.")
+    if f.code == "ticket_trend_worse":
+        return (f"{fact}. If the rise comes from one application or team, a short training session or a fix at the "
+                "root can prevent repeats and the time your staff lose waiting on tickets.")
+    if f.code == "backup_stale":
+        return (f"{fact}. Until a new backup completes, work saved on that system since then could not be recovered "
+                "if it failed. If the machine was switched off or retired on purpose, let us know so we can stop "
+                "protecting it.")
+    if f.code == "backup_failed":
+        return (f"{fact}. Until the backup succeeds again, recent changes on that system are not protected; avoid "
+                "major changes there until we confirm a good backup and a test restore.")
+    if f.code == "open_incident":
+        return (f"{fact}. Please confirm with us whether the activity was expected; until the incident is closed, "
+                "treat the affected account or device as at risk.")
+    if f.code == "secure_score_drop":
+        return (f"{fact}. Check with us whether the recent changes to your Microsoft 365 settings were intended; "
+                "a lower score means more ways in for an attacker, and each setting can be restored or the risk "
+                "accepted on record.")
+    if f.code == "site_down":
+        return (f"{fact}. If this site takes orders, bookings or support requests, consider a hosting plan with a "
+                "higher availability commitment or a standby copy, weighed against the business lost while it is down.")
+    return ""
 
 
 def recommendations(sections: Mapping[str, Section], flags: tuple[Flag, ...]) -> tuple[str, ...]:
-    """One recommendation per kind of finding, in flag order (most severe first)."""
+    """Advice to the customer, one per finding they should care about, in flag order (most severe
+    first), each starting with the fact that triggered it. Our own data problems are not here:
+    they are :func:`engineer_actions`."""
     out: list[str] = []
     seen: set[tuple[str, str]] = set()
-    for f in flags:
-        if f.code == "data_unavailable":
-            key = (f.code, f.section)
-            text = (f"Restore reportbot's access to {sections[f.section].source} so next week's "
-                    f"{SECTION_TITLES[f.section].lower()} figures are complete.")
-        else:
-            key = ("sla", f.section) if f.code in _SLA_CODES else (f.code, "*")
-            text = _ADVICE.get(key, "")
+    for f in customer_flags(flags):
+        key = ("sla", f.section) if set(f.codes) & set(_SLA_CODES) else (f.code, f.section)
+        text = _customer_advice(f)
         if key in seen or not text:
             continue
         seen.add(key)
         out.append(text)
     if not out:
-        out.append("No action required this week; keep the current maintenance schedule.")
+        out.append("No action is needed on your side this week.")
+    return tuple(out)
+
+
+def engineer_actions(sections: Mapping[str, Section], flags: tuple[Flag, ...]) -> tuple[str, ...]:
+    """The MSP's own to-dos with their technical reason: shown on the review card and the internal
+    roll-up only, never to the customer."""
+    out: list[str] = []
+    for name, s in sections.items():
+        if not s.ok:
+            out.append(f"Restore access to {s.source} so next week's {SECTION_TITLES.get(name, name).lower()} "
+                       f"figures are complete: {s.error or 'no reason was given'}.")
+    sec = sections.get("security")
+    if sec is not None and sec.ok and isinstance(sec.data, Security) and sec.data.score_note:
+        out.append(f"Secure Score left out ({sec.source}): {sec.data.score_note}")
+    st = sections.get("sites")
+    if st is not None and st.ok and isinstance(st.data, Sites) and st.data.basis != "period":
+        out.append(f"Public-site history not read ({st.source}): {st.data.note or 'no reason was given'}")
+    todo = {
+        "uptime": "Find the root cause of the downtime with the site owner and the carrier; propose failover if it "
+                  "repeats.",
+        "tickets": "Go through the tickets that missed their target; agree priorities or staffing for next week.",
+    }
+    for f in flags:
+        if set(f.codes) & set(_SLA_CODES):
+            text = todo.get(f.section, "")
+        else:
+            text = {
+                "ticket_trend_worse": "Find what drove the rise in tickets; open a problem record if one cause "
+                                      "dominates.",
+                "backup_stale": "Bring the backup agent that stopped reporting back online, run a manual backup and "
+                                "confirm a restore point.",
+                "backup_failed": "Fix the failing backup job and run a test restore once it succeeds.",
+                "open_incident": "Drive the open security incident to closure with the customer's contact and "
+                                 "confirm no data left the tenant.",
+                "secure_score_drop": "Review the tenant changes that lowered Secure Score; revert them or record the "
+                                     "accepted risk.",
+                "site_down": "Review the public-site outage with the hosting provider; route availability alerts to "
+                             "on-call.",
+            }.get(f.code, "")
+        if text and text not in out:
+            out.append(text)
     return tuple(out)

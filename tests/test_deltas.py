@@ -56,6 +56,26 @@ def test_unavailable_section_flags_and_is_never_compared() -> None:
     assert codes(flags) == ["data_unavailable"]
 
 
+def test_a_drop_below_target_is_one_item_that_says_both() -> None:
+    flags = compute_flags({"uptime": uptime(95.5)}, {"uptime": uptime(99.9)}, TH, "UTC")
+    up = [f for f in flags if f.section == "uptime"]
+    assert len(up) == 1
+    assert up[0].code == "sla_drop" and up[0].severity == "high"
+    assert up[0].codes == ("sla_drop", "sla_below_target")
+    assert "fell 4.4 points" in up[0].message and "below the 99.5 % target" in up[0].message
+    # a drop that stays above target is the drop alone; below target without a drop is its own flag
+    only_drop = compute_flags({"uptime": uptime(95.5, 90)}, {"uptime": uptime(99.9, 90)}, TH, "UTC")
+    assert [f.codes for f in only_drop if f.section == "uptime"] == [("sla_drop",)]
+    only_below = compute_flags({"uptime": uptime(99.0)}, {"uptime": uptime(99.2)}, TH, "UTC")
+    assert [f.codes for f in only_below if f.section == "uptime"] == [("sla_below_target",)]
+    tk = compute_flags({"tickets": tickets(10, 2, 70)}, {"tickets": tickets(10, 2, 95)}, TH, "UTC")
+    assert [f.codes for f in tk if f.section == "tickets"] == [("sla_drop", "sla_below_target")]
+    gone = {n: Section(n, "unavailable", "x", NOW, error="e") for n in ("changes", "backups", "security", "sites")}
+    current = {"uptime": uptime(95.5), "tickets": tickets(10, 2, 95), **gone}
+    summary = executive_summary(current, flags, {"uptime": uptime(99.9)})
+    assert summary[0] == "1 item needs attention this week."  # one outage, one item; our data gaps are not counted
+
+
 pcts = st.floats(min_value=0, max_value=100, allow_nan=False)
 counts = st.integers(min_value=0, max_value=10_000)
 maybe_pct = st.none() | pcts

@@ -202,9 +202,9 @@ def test_executive_summary_first_then_sections_in_order(full_pdf: list[str]) -> 
     pos = 0
     for title in order:  # each heading after the previous one (titles also appear in the flags table)
         pos = body.index(title, pos) + len(title)
-    sources = [
-        body.index(f"Source: {name}-src") for name in ("uptime", "tickets", "changes", "backups", "security", "sites")
-    ]
+    labels = ("Network and server monitoring", "Service desk", "Service desk", "Backup system", "Security monitoring",
+              "Public-site monitoring")
+    sources = [body.index(f"Source: {label}") for label in labels]
     assert sources == sorted(sources)
     assert body.index("Executive summary") < body.index("Replace the UPS batteries in Rotterdam.") < sources[0]
     assert "Replace the UPS batteries in Rotterdam." in page2
@@ -212,8 +212,11 @@ def test_executive_summary_first_then_sections_in_order(full_pdf: list[str]) -> 
 
 def test_every_section_names_source_and_freshness(full_pdf: list[str]) -> None:
     body = "\n".join(full_pdf[1:])
-    for name in ("uptime", "tickets", "changes", "backups", "security", "sites"):
-        assert f"Source: {name}-src \u00b7 data as of Mon 16 Nov 2026, 06:02 CET" in body
+    # the customer reads what kind of system the figures come from, never a connector's name
+    for label in ("Network and server monitoring", "Service desk", "Backup system", "Security monitoring",
+                  "Public-site monitoring"):
+        assert f"Source: {label} \u00b7 data as of Mon 16 Nov 2026, 06:02 CET" in body
+    assert "-src" not in body
 
 
 def test_flags_and_figures(full_pdf: list[str]) -> None:
@@ -246,13 +249,16 @@ def test_unavailable_section_shows_reason_and_no_numbers() -> None:
     report = replace(report, sections={**report.sections, "uptime": down}, history=(), flags=flags)
     pages = pages_text(render_pdf(report, BRANDING))
     body = "\n".join(pages[1:])
-    src = body.index("Source: zabbix")
-    start, end = body.rindex("Uptime and SLA", 0, src), body.index("Source: tickets-src")
-    uptime_part = body[start:end]
-    assert "Data unavailable \u2014 Zabbix API answered 502 Bad Gateway" in uptime_part
-    assert "Source: zabbix" in uptime_part
+    src = body.index("Source: Network and server monitoring")
+    start, end = body.rindex("Uptime and SLA", 0, src), body.index("Source: Service desk")
+    uptime_part = " ".join(body[start:end].split())
+    # what is missing and that it follows, in the customer's words; the reason stays on the review card
+    assert ("Not available this week \u2014 This week's uptime figures for your network and servers could not be "
+            "collected") in uptime_part
+    assert "next week's report will include them" in uptime_part
+    assert "502" not in body and "Zabbix" not in body and "zabbix" not in body
     assert "%" not in uptime_part
-    assert not re.search(r"\d+\.\d+", uptime_part.replace("502", ""))
+    assert not re.search(r"\d+\.\d+", uptime_part)
     assert "Rotterdam DC" not in body
     assert "Uptime and SLA \u2014 not available this week" in pages[0]  # the cover's contents list says so
     # the rest of the report is intact
@@ -264,7 +270,7 @@ def test_ok_section_without_data_is_treated_as_unavailable() -> None:
     report = make_report()
     broken = Section("sites", "ok", "cloudflare", AS_OF, data=None)
     body = "\n".join(pages_text(render_pdf(replace(report, sections={**report.sections, "sites": broken}), BRANDING)))
-    assert "Data unavailable" in body
+    assert "Not available this week" in body and "public-site availability figures" in body
 
 
 # ---- long tables -------------------------------------------------------------------------
@@ -342,7 +348,7 @@ def test_hostile_strings_render_literally() -> None:
     assert "Zoë Müller – Café" in text
     assert "<b>bold</b> & Co" in pages[1]  # MSP name in the footer
     assert "\u2026" in text  # long strings were cut, not overflowing
-    assert "Data unavailable \u2014 <b>bold</b>" in text
+    assert "Not available this week" in text
 
 
 def test_non_latin_text_does_not_crash() -> None:
@@ -390,7 +396,7 @@ def test_edge_cases_render() -> None:
     assert "No changes were executed this week." in body
     assert "Nothing needs your attention this week." in body
     assert "No earlier weeks stored yet" in body
-    assert "Data unavailable \u2014 this section was not collected" in body
+    assert "Not available this week \u2014 This week's public-site availability figures" in " ".join(body.split())
 
 
 # ---- helpers -----------------------------------------------------------------------------
@@ -454,5 +460,6 @@ def test_backup_extras_and_site_fallback_are_labelled() -> None:
     assert "source keeps no run history" in text
     assert "Runs ok/warn/fail" not in text
     assert "Last offsite" in text and "Restore test" in text and "FAILED" in text and "passed" in text
-    assert "Current status only — not a weekly figure. cloudflare: analytics <b>refused</b> & unavailable" in text
+    assert "Current status only — not a weekly figure. The week's availability history could not be read" in text
+    assert "cloudflare" not in text and "refused" not in text
     assert "Status now" in text and "unhealthy" in text

@@ -33,7 +33,7 @@ from reportlab.platypus import (
     Table,
 )
 
-from reporting import fmt
+from reporting import fmt, voice
 from reporting.metrics import DEFINITIONS
 from reporting.models import (
     SECTION_NAMES,
@@ -51,6 +51,7 @@ from reporting.models import (
     Uptime,
     UptimeGroup,
     WeekPoint,
+    customer_flags,
 )
 from reporting.pdf import fonts
 from reporting.pdf import stylesheet as ss
@@ -243,9 +244,12 @@ def kpi_row(ctx: Ctx, tiles: Sequence[tuple[str, str, str]]) -> Table:
     return t
 
 
-def unavailable_box(ctx: Ctx, reason: str | None) -> list[Flowable]:
-    why = esc(reason or "no reason was given", ERROR_LIMIT)
-    box = Table([[ctx.p(f"Data unavailable {DASH} {why}", "unavailable")]], colWidths=[ss.FRAME_WIDTH], hAlign="LEFT")
+def unavailable_box(ctx: Ctx, name: str) -> list[Flowable]:
+    """What the customer reads where a section's figures are missing: what is missing and that it
+    follows next week. The technical reason is on the review card, never here."""
+    what = esc(voice.missing(name), ERROR_LIMIT)
+    box = Table([[ctx.p(f"<b>Not available this week</b> {DASH} {what}", "unavailable")]], colWidths=[ss.FRAME_WIDTH],
+                hAlign="LEFT")
     box.setStyle(
         [
             ("FONT", (0, 0), (-1, -1), ss.FONT, ss.TABLE_SIZE),
@@ -256,11 +260,7 @@ def unavailable_box(ctx: Ctx, reason: str | None) -> list[Flowable]:
             ("BOTTOMPADDING", (0, 0), (-1, -1), 8),
         ]
     )
-    note = ctx.p(
-        "These figures could not be collected this week, so none are shown for this section. "
-        "The rest of the report is complete.",
-        "note",
-    )
+    note = ctx.p("The rest of the report is complete.", "note")
     return [box, Spacer(1, 2), note]
 
 
@@ -290,7 +290,7 @@ def heading(ctx: Ctx, title: str) -> list[Flowable]:
 
 def source_line(ctx: Ctx, section: Section) -> Paragraph:
     return ctx.p(
-        f"Source: {esc(section.source, NAME_LIMIT)} {DOT} data as of {esc(fmt_dt(section.as_of, ctx.tz))}",
+        f"Source: {esc(voice.source_label(section), NAME_LIMIT)} {DOT} data as of {esc(fmt_dt(section.as_of, ctx.tz))}",
         "source",
     )
 
@@ -410,7 +410,7 @@ def build_executive_summary(ctx: Ctx) -> list[Flowable]:
         out.append(ctx.p("No summary was produced for this week.", "note"))
 
     out.append(ctx.p("Flags", "h2"))
-    flags = sorted(r.flags, key=lambda f: SEVERITY_ORDER.get(f.severity, 9))
+    flags = sorted(customer_flags(r.flags), key=lambda f: SEVERITY_ORDER.get(f.severity, 9))
     if not flags:
         out.append(ctx.p("Nothing needs your attention this week.", "body"))
     else:
@@ -517,7 +517,7 @@ def build_uptime(ctx: Ctx, u: Uptime) -> list[Flowable]:
                 (fmt_num(sum(g.devices for g in u.by_site)), "Devices monitored", ""),
             ],
         ),
-        ctx.p(f"Overall figure: {esc(u.overall_source, NAME_LIMIT)}.", "small"),
+        ctx.p(f"Overall figure: {esc(voice.overall_basis(u), NAME_LIMIT)}.", "small"),
         *outage_table(ctx, u.outages, "Outages", with_devices=True),
     ]
     labels, values = ctx.trend(lambda w: w.uptime_pct, u.overall_pct)
@@ -728,7 +728,7 @@ def build_backups(ctx: Ctx, b: Backups) -> list[Flowable]:
 
 def build_security(ctx: Ctx, s: Security) -> list[Flowable]:
     if s.secure_score_pct is None:
-        score, score_note = DASH, esc(s.score_note, NAME_LIMIT) if s.score_note else "no secure score available"
+        score, score_note = DASH, esc(voice.SCORE_MISSING, NAME_LIMIT) if s.score_note else "not part of this report"
     else:
         score = fmt_pct(s.secure_score_pct, fmt.RATE_DIGITS)
         change = "" if s.secure_score_change is None else f"{fmt_signed(s.secure_score_change, 'pts')} this week"
@@ -811,7 +811,7 @@ def build_sites(ctx: Ctx, s: Sites) -> list[Flowable]:
     w = ss.FRAME_WIDTH
     if s.basis != "period":
         out: list[Flowable] = [
-            ctx.p("<b>Current status only — not a weekly figure.</b> " + esc(s.note or "The week's history could not be read.", ERROR_LIMIT)),
+            ctx.p("<b>Current status only — not a weekly figure.</b> " + esc(voice.SITES_CURRENT_ONLY, ERROR_LIMIT)),
             Spacer(1, 4),
         ]
         if s.checks:
@@ -914,12 +914,12 @@ def build_section(ctx: Ctx, name: str) -> list[Flowable]:
     out = heading(ctx, SECTION_TITLES.get(name, name))
     section = ctx.report.sections.get(name)
     if section is None:
-        return out + unavailable_box(ctx, "this section was not collected")
+        return out + unavailable_box(ctx, name)
     out.append(source_line(ctx, section))
     out += section_findings(ctx, name)
     kind, builder = SECTION_BUILDERS[name]
     if not section.ok or not isinstance(section.data, kind):
-        return out + unavailable_box(ctx, section.error or ("no data" if section.ok else None))
+        return out + unavailable_box(ctx, name)
     return out + builder(ctx, section.data)
 
 

@@ -75,7 +75,7 @@ def test_commentary_limit_counts_utf16_units_like_the_client() -> None:
 
 def test_ordinary_review_card_is_not_condensed() -> None:
     card = review_card(make_report(), draft_id="d", version=1, state="drafted", commentary="ok", pdf_url=None)
-    assert "Patch Tuesday rollout" in str(card) and "Recommended actions" in str(card)
+    assert "Patch Tuesday rollout" in str(card) and "Advice to the customer" in str(card)
 
 
 def test_review_cards_for_sandbox_under_budget(sandbox_reports: dict[str, Report]) -> None:
