@@ -20,10 +20,13 @@ after a crash replaces its file, so there is always exactly one of each.
 from __future__ import annotations
 
 import asyncio
+import html
 import json
+import re
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import formatdate, make_msgid
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +54,42 @@ def subject(parcel: Parcel) -> str:
     return neutral(f"{parcel.customer.name}: weekly report, {fmt.report_week(parcel.report)}")
 
 
+class _Text(HTMLParser):
+    _BLOCKS = frozenset({"p", "div", "br", "tr", "h1", "h2", "h3", "h4", "table", "ul", "ol"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("style", "script", "head", "title"):
+            self._skip += 1
+        elif tag == "li":
+            self.out.append("\n- ")
+        elif tag in self._BLOCKS:
+            self.out.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("style", "script", "head", "title"):
+            self._skip = max(0, self._skip - 1)
+        elif tag in self._BLOCKS or tag == "li":
+            self.out.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.out.append(data)
+
+
+def html_to_text(markup: str) -> str:
+    """The plain-text part: the cover note's words, paragraph by paragraph."""
+    parser = _Text()
+    parser.feed(markup)
+    text = html.unescape("".join(parser.out))
+    lines = [re.sub(r"[ \t\r\f\v]+", " ", line).strip() for line in text.split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
+
+
 def cover_note(config: Config, parcel: Parcel) -> str:
     r = parcel.report
     period = fmt.report_week(r)  # "Week of Mon 23 Nov – Sun 29 Nov 2026" (and "partial, as of …")
@@ -75,9 +114,9 @@ class OutboxBackend:
         msg["Date"] = formatdate(localtime=False)
         msg["Message-ID"] = make_msgid(domain="reportbot.invalid")
         msg["X-Reportbot-Delivery-Id"] = key
-        msg.set_content(neutral(f"The weekly report for {parcel.customer.name} is attached ({parcel.file_name}).",
-                                multiline=True))
-        msg.add_alternative(cover_note(self.config, parcel), subtype="html")
+        note = cover_note(self.config, parcel)
+        msg.set_content(html_to_text(note))  # the same note as the HTML part, from one source
+        msg.add_alternative(note, subtype="html")
         msg.add_attachment(parcel.pdf, maintype="application", subtype="pdf", filename=parcel.file_name)
         path = self.root / "mail" / parcel.file_name.replace(".pdf", ".eml")
         await asyncio.to_thread(write_atomic, path, msg.as_bytes())

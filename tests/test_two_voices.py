@@ -126,7 +126,6 @@ def test_recommendations_are_advice_tied_to_their_fact_and_todos_stay_internal(d
     assert not any("access" in r.lower() for r in hooli["recommendations"])
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14 item 9 not done: the plain-text part is one line, not the HTML note")
 def test_the_plain_text_email_part_carries_the_same_note(demo_out: Path) -> None:
     texts = _customer_texts(demo_out, "HOOLI")
     assert "next week's report" in texts["email text part"]

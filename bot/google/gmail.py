@@ -19,21 +19,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import html
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import formataddr, formatdate
-from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import quote
 
 from bot.delivery import Parcel, PermanentError, StepResult
 from bot.google.auth import SCOPE_GMAIL_READONLY, SCOPE_GMAIL_SEND
 from bot.google.http import ApiError, GoogleHttp, ResumableUpload, check_own
-from bot.outbox import cover_note, recipients, subject
+from bot.outbox import cover_note, html_to_text, recipients, subject
 from reporting.config import Config
 
 log = logging.getLogger(__name__)
@@ -48,42 +45,6 @@ def message_id(key: str, sender: str) -> str:
     """The deterministic ``Message-ID`` of a delivery: the same key always gives the same id."""
     domain = sender.rpartition("@")[2] or "reportbot.invalid"
     return f"<reportbot.{hashlib.sha256(key.encode()).hexdigest()[:32]}@{domain}>"
-
-
-class _Text(HTMLParser):
-    _BLOCKS = frozenset({"p", "div", "br", "tr", "h1", "h2", "h3", "h4", "table", "ul", "ol"})
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.out: list[str] = []
-        self._skip = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ("style", "script", "head", "title"):
-            self._skip += 1
-        elif tag == "li":
-            self.out.append("\n- ")
-        elif tag in self._BLOCKS:
-            self.out.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("style", "script", "head", "title"):
-            self._skip = max(0, self._skip - 1)
-        elif tag in self._BLOCKS or tag == "li":
-            self.out.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self._skip:
-            self.out.append(data)
-
-
-def html_to_text(markup: str) -> str:
-    """The plain-text part: the cover note's words, paragraph by paragraph."""
-    parser = _Text()
-    parser.feed(markup)
-    text = html.unescape("".join(parser.out))
-    lines = [re.sub(r"[ \t\r\f\v]+", " ", line).strip() for line in text.split("\n")]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
 
 
 def build_message(config: Config, parcel: Parcel, key: str, sender: str) -> EmailMessage:
