@@ -223,7 +223,7 @@ class ReviewCards:
                 reports.append(snapshot.from_dict(payload))
         states = {d.customer_code: d.state for d in await self.state.week(period_end)}
         rows = [
-            replace(r, action=f"{r.action} ({_REVIEW_WORD.get(states.get(r.code, ''), 'no draft')})")
+            replace(r, action=f"({_REVIEW_WORD.get(states.get(r.code, ''), 'no draft')}) {r.action}")  # never cut off
             for r in rollup_rows(reports)
         ]
         return rollup_card(rows, period_end, self.config.msp.name)
