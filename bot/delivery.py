@@ -195,7 +195,7 @@ class DeliveryLog:
                 await conn.execute(delivery_leases.insert().values(draft_id=draft_id, owner=owner, lease_until=until))
             return None
         except IntegrityError:
-            pass
+            pass  # someone holds it (perhaps this owner, or a dead one): look at the holder below
         async with writing(self.engine) as conn:
             row = (await conn.execute(select(delivery_leases).where(delivery_leases.c.draft_id == draft_id))).first()
             if row is None:  # released meanwhile

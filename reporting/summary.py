@@ -124,38 +124,34 @@ def _lead(f: Flag) -> str:
     return f.message.rstrip().rstrip(".")
 
 
+_CUSTOMER_ADVICE: dict[tuple[str, str], str] = {  # (flag kind, section or "*") -> after the fact
+    ("sla", "uptime"): "If the affected site cannot work without its connection, consider a second internet line "
+    "or automatic failover there; weigh its monthly cost against the hours your staff could not work "
+    "this week. We can price the options for you.",
+    ("sla", "tickets"): "Tell us which requests matter most to your business so we handle them first; if the "
+    "volume stays at this level, it may be worth agreeing more service desk hours.",
+    ("ticket_trend_worse", "*"): "If the rise comes from one application or team, a short training session or a "
+    "fix at the root can prevent repeats and the time your staff lose waiting on tickets.",
+    ("backup_stale", "*"): "Until a new backup completes, work saved on that system since then could not be "
+    "recovered if it failed. If the machine was switched off or retired on purpose, let us know so we can stop "
+    "protecting it.",
+    ("backup_failed", "*"): "Until the backup succeeds again, recent changes on that system are not protected; avoid "
+    "major changes there until we confirm a good backup and a test restore.",
+    ("open_incident", "*"): "Please confirm with us whether the activity was expected; until the incident is closed, "
+    "treat the affected account or device as at risk.",
+    ("secure_score_drop", "*"): "Check with us whether the recent changes to your Microsoft 365 settings were "
+    "intended; a lower score means more ways in for an attacker, and each setting can be restored or the risk "
+    "accepted on record.",
+    ("site_down", "*"): "If this site takes orders, bookings or support requests, consider a hosting plan with a "
+    "higher availability commitment or a standby copy, weighed against the business lost while it is down.",
+}
+
+
 def _customer_advice(f: Flag) -> str:
     """Advice to the customer for one finding: the fact, what to consider, what it costs not to."""
-    fact = _lead(f)
-    codes = set(f.codes)
-    if codes & set(_SLA_CODES) and f.section == "uptime":
-        return (f"{fact}. If the affected site cannot work without its connection, consider a second internet line "
-                "or automatic failover there; weigh its monthly cost against the hours your staff could not work "
-                "this week. We can price the options for you.")
-    if codes & set(_SLA_CODES) and f.section == "tickets":
-        return (f"{fact}. Tell us which requests matter most to your business so we handle them first; if the "
-                "volume stays at this level, it may be worth agreeing more service desk hours.")
-    if f.code == "ticket_trend_worse":
-        return (f"{fact}. If the rise comes from one application or team, a short training session or a fix at the "
-                "root can prevent repeats and the time your staff lose waiting on tickets.")
-    if f.code == "backup_stale":
-        return (f"{fact}. Until a new backup completes, work saved on that system since then could not be recovered "
-                "if it failed. If the machine was switched off or retired on purpose, let us know so we can stop "
-                "protecting it.")
-    if f.code == "backup_failed":
-        return (f"{fact}. Until the backup succeeds again, recent changes on that system are not protected; avoid "
-                "major changes there until we confirm a good backup and a test restore.")
-    if f.code == "open_incident":
-        return (f"{fact}. Please confirm with us whether the activity was expected; until the incident is closed, "
-                "treat the affected account or device as at risk.")
-    if f.code == "secure_score_drop":
-        return (f"{fact}. Check with us whether the recent changes to your Microsoft 365 settings were intended; "
-                "a lower score means more ways in for an attacker, and each setting can be restored or the risk "
-                "accepted on record.")
-    if f.code == "site_down":
-        return (f"{fact}. If this site takes orders, bookings or support requests, consider a hosting plan with a "
-                "higher availability commitment or a standby copy, weighed against the business lost while it is down.")
-    return ""
+    key = ("sla", f.section) if set(f.codes) & set(_SLA_CODES) else (f.code, "*")
+    advice = _CUSTOMER_ADVICE.get(key)
+    return f"{_lead(f)}. {advice}" if advice else ""
 
 
 def recommendations(sections: Mapping[str, Section], flags: tuple[Flag, ...]) -> tuple[str, ...]:

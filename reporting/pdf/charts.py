@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from reportlab.graphics.charts.barcharts import VerticalBarChart
 from reportlab.graphics.charts.legends import Legend
@@ -61,6 +62,26 @@ def _nice_step(span: float) -> float:
     return 10 * mag
 
 
+def _style_category_axis(axis: Any) -> None:
+    axis.labels.fontName = ss.FONT
+    axis.labels.fontSize = ss.CHART_LABEL_SIZE
+    axis.labels.fillColor = ss.INK
+    axis.strokeColor = ss.GRID
+
+
+def _style_value_axis(axis: Any, lo: float, hi: float, step: float, label_format: str) -> None:
+    """The value axis every chart here shares: muted labels, a light grid, ``lo``..``hi``."""
+    axis.valueMin, axis.valueMax, axis.valueStep = lo, hi, step
+    axis.labels.fontName = ss.FONT
+    axis.labels.fontSize = ss.CHART_LABEL_SIZE
+    axis.labels.fillColor = ss.MUTED
+    axis.labelTextFormat = label_format
+    axis.strokeColor = ss.GRID
+    axis.visibleGrid = 1
+    axis.gridStrokeColor = ss.GRID
+    axis.gridStrokeWidth = 0.3
+
+
 def uptime_axis_range(values: Sequence[float], target: float | None) -> tuple[float, float]:
     """Zoomed y range: one point below the lowest value (or target), floored, up to 100."""
     considered = [v for v in values if v is not None]
@@ -99,16 +120,7 @@ def uptime_by_site_chart(theme: Theme, names: Sequence[str], values: Sequence[fl
         bc.categoryAxis.labels.dx = 4
     bc.categoryAxis.strokeColor = ss.GRID
     lo, hi = uptime_axis_range(values, target)
-    bc.valueAxis.valueMin, bc.valueAxis.valueMax = lo, hi
-    bc.valueAxis.valueStep = _nice_step(hi - lo)
-    bc.valueAxis.labels.fontName = ss.FONT
-    bc.valueAxis.labels.fontSize = ss.CHART_LABEL_SIZE
-    bc.valueAxis.labels.fillColor = ss.MUTED
-    bc.valueAxis.labelTextFormat = "%g%%"
-    bc.valueAxis.strokeColor = ss.GRID
-    bc.valueAxis.visibleGrid = 1
-    bc.valueAxis.gridStrokeColor = ss.GRID
-    bc.valueAxis.gridStrokeWidth = 0.3
+    _style_value_axis(bc.valueAxis, lo, hi, _nice_step(hi - lo), "%g%%")
     bc.bars.strokeColor = None
     bc.bars[0].fillColor = theme.brand
     slot = bc.width / max(1, len(values))
@@ -164,22 +176,10 @@ def kpi_trend_chart(
     lc.height = d.height - lc.y - 20
     lc.data = [[None if v is None else max(0.0, min(100.0, float(v))) for v in values]]
     lc.categoryAxis.categoryNames = labels
-    lc.categoryAxis.labels.fontName = ss.FONT
-    lc.categoryAxis.labels.fontSize = ss.CHART_LABEL_SIZE
-    lc.categoryAxis.labels.fillColor = ss.INK
-    lc.categoryAxis.strokeColor = ss.GRID
+    _style_category_axis(lc.categoryAxis)
     known = [v for v in lc.data[0] if v is not None]
     lo, hi = axis or uptime_axis_range(known, target)
-    lc.valueAxis.valueMin, lc.valueAxis.valueMax = lo, hi
-    lc.valueAxis.valueStep = _nice_step(hi - lo)
-    lc.valueAxis.labels.fontName = ss.FONT
-    lc.valueAxis.labels.fontSize = ss.CHART_LABEL_SIZE
-    lc.valueAxis.labels.fillColor = ss.MUTED
-    lc.valueAxis.labelTextFormat = "%g%%"
-    lc.valueAxis.strokeColor = ss.GRID
-    lc.valueAxis.visibleGrid = 1
-    lc.valueAxis.gridStrokeColor = ss.GRID
-    lc.valueAxis.gridStrokeWidth = 0.3
+    _style_value_axis(lc.valueAxis, lo, hi, _nice_step(hi - lo), "%g%%")
     lc.lines[0].strokeColor = theme.brand
     lc.lines[0].strokeWidth = 1.6
     lc.lines[0].symbol = makeMarker("FilledCircle", size=4, fillColor=theme.brand, strokeColor=theme.brand)
@@ -221,24 +221,11 @@ def ticket_trend_chart(theme: Theme, points: Sequence[TrendPoint]) -> Drawing:
     ]
     bc.data = series
     bc.categoryAxis.categoryNames = [p.label for p in points]
-    bc.categoryAxis.labels.fontName = ss.FONT
-    bc.categoryAxis.labels.fontSize = ss.CHART_LABEL_SIZE
-    bc.categoryAxis.labels.fillColor = ss.INK
-    bc.categoryAxis.strokeColor = ss.GRID
+    _style_category_axis(bc.categoryAxis)
     top = max([v for s in series for v in s if v is not None] or [0])
     step = _nice_step(max(top, 5) * 1.1) if top else 1
     step = max(1.0, float(math.ceil(step)))
-    bc.valueAxis.valueMin = 0
-    bc.valueAxis.valueMax = step * math.ceil(max(top, 1) * 1.12 / step)
-    bc.valueAxis.valueStep = step
-    bc.valueAxis.labels.fontName = ss.FONT
-    bc.valueAxis.labels.fontSize = ss.CHART_LABEL_SIZE
-    bc.valueAxis.labels.fillColor = ss.MUTED
-    bc.valueAxis.labelTextFormat = "%d"
-    bc.valueAxis.strokeColor = ss.GRID
-    bc.valueAxis.visibleGrid = 1
-    bc.valueAxis.gridStrokeColor = ss.GRID
-    bc.valueAxis.gridStrokeWidth = 0.3
+    _style_value_axis(bc.valueAxis, 0, step * math.ceil(max(top, 1) * 1.12 / step), step, "%d")
     bc.bars.strokeColor = None
     for i, c in enumerate(theme.series):
         bc.bars[i].fillColor = c
