@@ -4,8 +4,8 @@ For the sandbox and the demo (no cloud needed), through the same ``bot.delivery`
 production:
 
 - ``mail/<CODE>-weekly-<YYYY-MM-DD>.eml`` — the email (opens in any mail client): From the
-  configured mailbox, To the customer's CTO and account owner (from that customer's entry
-  only), the HTML cover note, the PDF attached, and the delivery id in
+  configured mailbox, To the customer's CTO, Cc the account owner, Reply-To the account engineer
+  (from that customer's entry only), the HTML cover note, the PDF attached, and the delivery id in
   ``X-Reportbot-Delivery-Id``;
 - ``channels/<channel>/<CODE>-weekly-<YYYY-MM-DD>.json`` — the channel post (card and file
   link), with the PDF under ``channels/<channel>/files/``;
@@ -23,9 +23,10 @@ import asyncio
 import html
 import json
 import re
+from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import formatdate, make_msgid
+from email.utils import formataddr, formatdate, make_msgid
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -42,16 +43,51 @@ from reporting.text import neutral
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("bot", "templates"), autoescape=True)  # noqa: S701 - autoescape is on
 
 
-def recipients(parcel: Parcel) -> list[str]:
-    out = [a for a in (parcel.customer.cto_email, parcel.customer.account_owner_email) if a]
-    if not out:
+@dataclass(frozen=True)
+class Addressing:
+    """Who a customer's report email goes to: the CTO in To, the account owner in Cc (To when
+    there is no CTO), and replies to the named account engineer when one is configured."""
+
+    to: tuple[str, ...]
+    cc: tuple[str, ...] = ()
+    reply_to: tuple[str, str] | None = None  # (name, address)
+
+    @property
+    def everyone(self) -> list[str]:
+        return [*self.to, *self.cc]
+
+    def describe(self) -> str:
+        return ", ".join(self.to) + (f" (cc {', '.join(self.cc)})" if self.cc else "")
+
+
+def addressing(parcel: Parcel) -> Addressing:
+    """From that customer's entry only; :class:`PermanentError` when it names nobody."""
+    c = parcel.customer
+    if not (c.cto_email or c.account_owner_email):
         raise PermanentError(f"customers[{parcel.code}] has no cto_email or account_owner_email")
-    return list(dict.fromkeys(out))
+    to = c.cto_email or c.account_owner_email
+    cc = (c.account_owner_email,) if c.cto_email and c.account_owner_email and c.account_owner_email != to else ()
+    engineer = c.account_engineer
+    return Addressing((to,), cc, (engineer.name, engineer.email) if engineer else None)
+
+
+def recipients(parcel: Parcel) -> list[str]:
+    """Every address the email goes to (To, then Cc)."""
+    return addressing(parcel).everyone
 
 
 def subject(parcel: Parcel) -> str:
     # neutral(): no CR/LF or other controls from the config reach a header, no bidi override
     return neutral(f"{parcel.customer.name}: weekly report, {fmt.report_week(parcel.report)}")
+
+
+def address_headers(msg: EmailMessage, to: Addressing) -> None:
+    """To, Cc and Reply-To of a MIME message (the outbox and Gmail)."""
+    msg["To"] = ", ".join(to.to)
+    if to.cc:
+        msg["Cc"] = ", ".join(to.cc)
+    if to.reply_to:
+        msg["Reply-To"] = formataddr((neutral(to.reply_to[0]), to.reply_to[1]))
 
 
 class _Text(HTMLParser):
@@ -98,6 +134,7 @@ def cover_note(config: Config, parcel: Parcel) -> str:
         customer_name=neutral(parcel.customer.name), period=period, highlights=[neutral(s) for s in r.summary[:4]],
         commentary=neutral(r.commentary.text, multiline=True) if r.commentary else "",
         file_name=neutral(parcel.file_name),
+        contact=(neutral(c.name), c.email) if (c := parcel.customer.account_engineer) else None,
     )
 
 
@@ -109,7 +146,8 @@ class OutboxBackend:
     async def send_email(self, parcel: Parcel, key: str) -> StepResult:
         msg = EmailMessage(policy=SMTP)
         msg["From"] = self.config.graph.mailbox or "reports@msp.invalid"
-        msg["To"] = ", ".join(recipients(parcel))
+        to = addressing(parcel)
+        address_headers(msg, to)
         msg["Subject"] = subject(parcel)
         msg["Date"] = formatdate(localtime=False)
         msg["Message-ID"] = make_msgid(domain="reportbot.invalid")
@@ -120,7 +158,7 @@ class OutboxBackend:
         msg.add_attachment(parcel.pdf, maintype="application", subtype="pdf", filename=parcel.file_name)
         path = self.root / "mail" / parcel.file_name.replace(".pdf", ".eml")
         await asyncio.to_thread(write_atomic, path, msg.as_bytes())
-        return StepResult(f"sent to {msg['To']}", path.resolve().as_uri())
+        return StepResult(f"sent to {to.describe()}", path.resolve().as_uri())
 
     async def post_channel(self, parcel: Parcel, key: str) -> StepResult:
         channel = parcel.customer.teams_channel

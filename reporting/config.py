@@ -29,6 +29,7 @@ def is_secret_key(name: str) -> bool:
 CODE_RE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,31}$")
 # C0 and C1 controls (CR, LF, TAB, ESC...), DEL and the bidi overrides: refused in names and
 # addresses, which end up in mail headers, file names and card titles
+EMAIL_RE = re.compile(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
@@ -260,6 +261,31 @@ class SourceConfig(BaseModel):
         return value.get_secret_value() if isinstance(value, SecretStr) else str(value)
 
 
+class Contact(_Strict):
+    """A named person at the MSP the customer can reach (``account_engineer``): shown in the email
+    (and as its Reply-To) and on the PDF's cover."""
+
+    name: str
+    email: str
+
+    @field_validator("name", "email")
+    @classmethod
+    def _plain(cls, v: str) -> str:
+        m = _CONTROL.search(v)
+        if m:
+            raise ValueError(f"contains a control character ({m.group(0)!r}); names and addresses are one plain line")
+        if not v.strip():
+            raise ValueError("must not be empty")
+        return v.strip()
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, v: str) -> str:
+        if not EMAIL_RE.fullmatch(v):
+            raise ValueError("is not an email address")
+        return v
+
+
 class CustomerConfig(_Strict):
     code: str
     name: str
@@ -268,6 +294,7 @@ class CustomerConfig(_Strict):
     timezone: str | None = None
     cto_email: str = ""
     account_owner_email: str = ""
+    account_engineer: Contact | None = None
     teams_channel: str = ""
     sharepoint_folder: str = ""
     drive_folder: str = ""
@@ -297,7 +324,7 @@ class CustomerConfig(_Strict):
     @field_validator("cto_email", "account_owner_email")
     @classmethod
     def _email(cls, v: str) -> str:
-        if v and not re.fullmatch(r"[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+", v):
+        if v and not EMAIL_RE.fullmatch(v):
             raise ValueError("is not an email address")
         return v
 

@@ -161,7 +161,9 @@ class Engine:
         flags = compute_flags(sections, previous, self.config.thresholds, tz)
         history = tuple(_week_point(p) for p in await self.store.history(customer.code, period.end.date(), HISTORY_POINTS))
         return Report(
-            customer=CustomerRef(customer.code, customer.name, tz),
+            customer=CustomerRef(customer.code, customer.name, tz,
+                                 *((customer.account_engineer.name, customer.account_engineer.email)
+                                   if customer.account_engineer else ())),
             period=period,
             sections=sections,
             flags=flags,

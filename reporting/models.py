@@ -233,6 +233,8 @@ class CustomerRef:
     code: str
     name: str
     timezone: str
+    contact_name: str = ""  # the customer's named contact at the MSP (``account_engineer``), if configured
+    contact_email: str = ""
 
 
 @dataclass(frozen=True)

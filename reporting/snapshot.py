@@ -287,6 +287,8 @@ def to_dict(report: Report) -> dict[str, Any]:
         ],
         "commentary": None,
     }
+    if report.customer.contact_email:  # written only when set: older snapshots lack the keys
+        out["customer"].update(contact_name=report.customer.contact_name, contact_email=report.customer.contact_email)
     if report.partial_as_of is not None:  # written only when set: older snapshots lack the key
         out["partial_as_of"] = _dt(report.partial_as_of)
     if report.commentary is not None:
@@ -303,7 +305,10 @@ def from_dict(d: dict[str, Any]) -> Report:
             c = d["commentary"]
             commentary = Commentary(text=c["text"], author=c["author"], at=datetime.fromisoformat(c["at"]))
         return Report(
-            customer=CustomerRef(code=d["customer"]["code"], name=d["customer"]["name"], timezone=d["customer"].get("timezone", tz)),
+            customer=CustomerRef(code=d["customer"]["code"], name=d["customer"]["name"],
+                                 timezone=d["customer"].get("timezone", tz),
+                                 contact_name=d["customer"].get("contact_name", ""),
+                                 contact_email=d["customer"].get("contact_email", "")),
             period=period,
             sections={name: section_from_dict(name, s) for name, s in d["sections"].items()},
             flags=tuple(Flag(f["code"], f["severity"], f["section"], f["message"], tuple(f.get("codes") or ()))

@@ -182,6 +182,16 @@ def test_cover_is_page_one(full_pdf: list[str]) -> None:
     assert "Page 1 of" not in cover  # no footer on the cover
 
 
+def test_cover_names_the_account_engineer_with_a_mail_link() -> None:
+    customer = CustomerRef("ACME", "Acme Corporation", "Europe/Amsterdam", "Zoë Ångström", "zoe@northwind.example")
+    pdf = render_pdf(make_report(customer=customer), BRANDING)
+    cover = pages_text(pdf)[0]
+    assert "Your contact: Zoë Ångström" in cover and "zoe@northwind.example" in cover
+    links = [a.get_object()["/A"]["/URI"] for a in PdfReader(io.BytesIO(pdf)).pages[0].get("/Annots", [])]
+    assert "mailto:zoe@northwind.example" in links
+    assert "Your contact" not in pages_text(render_pdf(make_report(), BRANDING))[0]  # none configured: no line
+
+
 def test_executive_summary_first_then_sections_in_order(full_pdf: list[str]) -> None:
     page2 = full_pdf[1]
     assert page2.index("Executive summary") >= 0

@@ -1,7 +1,7 @@
 """The Gmail email step: ``users.messages.send`` as the MSP's Workspace mailbox.
 
-The message (``email.message.EmailMessage``): From the configured sender, To the customer's CTO
-and account owner (that customer's entry only), the HTML cover note with an identical plain-text
+The message (``email.message.EmailMessage``): From the configured sender, To the customer's CTO,
+Cc the account owner, Reply-To the account engineer (that customer's entry only), the HTML cover note with an identical plain-text
 part, and the PDF attached. Its ``Message-ID`` is derived from the delivery key
 (:func:`message_id`), so before any send — and before any re-send after an ambiguous failure
 (a timeout, a 5xx after Gmail accepted it, a crash) — the sender's mailbox is searched
@@ -30,7 +30,7 @@ from urllib.parse import quote
 from bot.delivery import Parcel, PermanentError, StepResult
 from bot.google.auth import SCOPE_GMAIL_READONLY, SCOPE_GMAIL_SEND
 from bot.google.http import ApiError, GoogleHttp, ResumableUpload, check_own
-from bot.outbox import cover_note, html_to_text, recipients, subject
+from bot.outbox import address_headers, addressing, cover_note, html_to_text, subject
 from reporting.config import Config
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def message_id(key: str, sender: str) -> str:
 def build_message(config: Config, parcel: Parcel, key: str, sender: str) -> EmailMessage:
     msg = EmailMessage(policy=_POLICY)
     msg["From"] = formataddr((config.msp.name, sender))
-    msg["To"] = ", ".join(recipients(parcel))  # PermanentError when the customer's entry names nobody
+    address_headers(msg, addressing(parcel))  # PermanentError when the customer's entry names nobody
     msg["Subject"] = subject(parcel)
     msg["Date"] = formatdate(localtime=False)
     msg["Message-ID"] = message_id(key, sender)
@@ -78,7 +78,7 @@ class GmailSender:
     async def send_email(self, parcel: Parcel, key: str) -> StepResult:
         check_own(self.config, parcel)
         msg = build_message(self.config, parcel, key, self.sender)
-        sent_to = f"sent to {msg['To']} from {self.sender}"
+        sent_to = f"sent to {addressing(parcel).describe()} from {self.sender}"
         mid = str(msg["Message-ID"])
         try:
             found = await self.find(mid)

@@ -38,7 +38,7 @@ from msgraph.generated.users.item.send_mail.send_mail_post_request_body import S
 from bot.delivery import Parcel, PermanentError, StepResult
 from bot.graph.client import BUILDERS, GraphCalls, GraphUnavailable, SlidingWindowLimiter, T, values
 from bot.graph.upload_session import UploadSessions
-from bot.outbox import cover_note, recipients, subject
+from bot.outbox import Addressing, addressing, cover_note, subject
 from reporting.config import Config
 
 log = logging.getLogger(__name__)
@@ -82,8 +82,8 @@ class Mail:
         """Send ``parcel`` to its customer's recipients once for ``key`` (the delivery id)."""
         if not self.mailbox:
             raise PermanentError("[graph] mailbox is not configured")
-        to = recipients(parcel)  # that customer's entry only; PermanentError when it names nobody
-        sent_to = f"sent to {', '.join(to)}"
+        to = addressing(parcel)  # that customer's entry only; PermanentError when it names nobody
+        sent_to = f"sent to {to.describe()}"
         found = await self._find_message(key)
         if found is not None and not found.is_draft:
             log.info("email %s was already sent (found by its delivery id)", key)
@@ -123,11 +123,14 @@ class Mail:
         found = await self._find_message(key)
         return found if found is not None and not found.is_draft else None
 
-    def _message(self, parcel: Parcel, key: str, to: list[str], *, attach: bool) -> Message:
+    def _message(self, parcel: Parcel, key: str, to: Addressing, *, attach: bool) -> Message:
         msg = Message(
             subject=subject(parcel),
             body=ItemBody(content_type=BodyType.Html, content=cover_note(self.config, parcel)),
-            to_recipients=[Recipient(email_address=EmailAddress(address=a)) for a in to],
+            to_recipients=[Recipient(email_address=EmailAddress(address=a)) for a in to.to],
+            cc_recipients=[Recipient(email_address=EmailAddress(address=a)) for a in to.cc],
+            reply_to=([Recipient(email_address=EmailAddress(name=to.reply_to[0], address=to.reply_to[1]))]
+                      if to.reply_to else None),
             single_value_extended_properties=[SingleValueLegacyExtendedProperty(id=DELIVERY_ID_PROPERTY, value=key)],
             internet_message_headers=[InternetMessageHeader(name=DELIVERY_ID_HEADER, value=key)],
         )
@@ -136,7 +139,7 @@ class Mail:
                                               content_type="application/pdf", content_bytes=parcel.pdf)]
         return msg
 
-    async def _send_inline(self, parcel: Parcel, key: str, to: list[str]) -> _Found | None:
+    async def _send_inline(self, parcel: Parcel, key: str, to: Addressing) -> _Found | None:
         body = SendMailPostRequestBody(message=self._message(parcel, key, to, attach=True), save_to_sent_items=True)
 
         async def send() -> _Found | None:
@@ -147,7 +150,7 @@ class Mail:
         # a re-send only after the look-up has not found the message (503/504 after acceptance)
         return await self.calls.call(f"sendMail of {key}", send, recheck=lambda: self._find_sent(key))
 
-    async def _send_large(self, parcel: Parcel, key: str, to: list[str], draft: _Found | None) -> _Found | None:
+    async def _send_large(self, parcel: Parcel, key: str, to: Addressing, draft: _Found | None) -> _Found | None:
         """Draft (with the delivery id) -> attachment upload session -> ``send``. A draft left by
         an earlier attempt is resumed: its attachment uploaded unless it is there, then sent."""
         resumed = draft is not None

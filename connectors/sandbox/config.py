@@ -12,6 +12,15 @@ from connectors.sandbox.dataset import MSP_NAME, MSP_TIMEZONE, SandboxDataset
 from reporting.config import Config, check_sources, is_secret_key, parse_config
 
 
+#: the sandbox MSP's account engineers, one per customer in turn (each customer's named contact)
+ENGINEERS = (
+    ("Priya Shah", "priya.shah@northwind.example"),
+    ("Tomasz Nowak", "tomasz.nowak@northwind.example"),
+    ("Aiko Tanaka", "aiko.tanaka@northwind.example"),
+    ("Daniel Okafor", "daniel.okafor@northwind.example"),
+)
+
+
 def sandbox_config_dict(dataset: SandboxDataset, store_url: str, sources: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """``sources``: the simulators' ``[sources.*]`` (``SimulatorFarm.sources()``). Without it the
     tables are placeholders naming the system only: enough to select customers and validate a
@@ -33,12 +42,13 @@ def sandbox_config_dict(dataset: SandboxDataset, store_url: str, sources: dict[s
                 "timezone": c.timezone,
                 "cto_email": f"cto@{c.domain}",
                 "account_owner_email": f"am-{c.code.lower()}@northwind.example",
+                "account_engineer": dict(zip(("name", "email"), ENGINEERS[i % len(ENGINEERS)], strict=True)),
                 "teams_channel": f"{c.code.lower()}-shared",
                 "sharepoint_folder": f"Customers/{c.code}",
                 "ids": dict(c.ids),
                 "sources": dict(c.stack),
             }
-            for c in dataset.customers
+            for i, c in enumerate(dataset.customers)
         ],
     }
 
@@ -100,7 +110,7 @@ def sandbox_config_files(dataset: SandboxDataset, sources: dict[str, dict[str, A
     for name, table in sorted(cfg["sources"].items()):
         _table(lines, f"[sources.{name}]", table)
     for c in cfg["customers"]:
-        _table(lines, "[[customers]]", {k: v for k, v in c.items() if not isinstance(v, dict)})
+        _table(lines, "[[customers]]", {k: v for k, v in c.items() if k not in ("ids", "sources")})
         _table(lines, "[customers.ids]", c["ids"])
         _table(lines, "[customers.sources]", c["sources"])
     return "\n".join(lines), "".join(f"{k}={v}\n" for k, v in sorted(env.items()))

@@ -351,6 +351,16 @@ def contents(report: Report) -> list[tuple[str, bool]]:
     return out + [("How to read this report", True)]
 
 
+def contact_line(ctx: Ctx) -> list[Flowable]:
+    """"Your contact: <name> · <email>" (the customer's ``account_engineer``), when configured."""
+    c = ctx.report.customer
+    if not c.contact_email:
+        return []
+    email = esc(c.contact_email, NAME_LIMIT)
+    return [ctx.p(f"Your contact: <b>{esc(c.contact_name, NAME_LIMIT)}</b> {DOT} "
+                  f'<a href="mailto:{email}" color="#{ctx.theme.brand.hexval()[2:]}">{email}</a>', "cover_meta")]
+
+
 def build_cover(ctx: Ctx) -> list[Flowable]:
     r = ctx.report
     status = overall_status(r)
@@ -391,6 +401,7 @@ def build_cover(ctx: Ctx) -> list[Flowable]:
         ctx.p(f"Prepared by {esc(ctx.branding.msp_name or 'your MSP', NAME_LIMIT)} on "
               f"{esc(fmt_date(_local(r.generated_at, ctx.tz).date()))} {DOT} all times in {esc(r.period.timezone, 60)}",
               "cover_meta"),
+        *contact_line(ctx),
         Spacer(1, 12),
         KeepTogether([ctx.p("Overall status", "h2"), status_box]),
         Spacer(1, 6),

@@ -114,7 +114,10 @@ async def test_email_goes_only_to_the_customers_own_recipients(engine: AsyncEngi
     await Deliverer(config, log, OutboxBackend(config, root)).deliver(
         "g1", "GLOBEX", PERIOD_END, report_of(demo_out, "GLOBEX"), b"%PDF globex", "Sam")
     msg = email.message_from_bytes((root / "mail" / "GLOBEX-weekly-2026-11-16.eml").read_bytes(), policy=policy.default)
-    assert msg["To"] == "cto@globex.example, am-globex@northwind.example"
+    assert msg["To"] == "cto@globex.example"  # the CTO reads it; the account owner is copied
+    assert msg["Cc"] == "am-globex@northwind.example"
+    engineer = next(c.account_engineer for c in config.customers if c.code == "GLOBEX")
+    assert engineer is not None and msg["Reply-To"] == f"{engineer.name} <{engineer.email}>"
     assert msg["From"] == "reports@northwind.example"
     assert msg["Subject"] == "Globex Corporation: weekly report, Week of Mon 9 Nov \u2013 Sun 15 Nov 2026"
     assert msg["X-Reportbot-Delivery-Id"] == "reportbot:g1:email"
@@ -122,6 +125,9 @@ async def test_email_goes_only_to_the_customers_own_recipients(engine: AsyncEngi
     assert attachment.get_filename() == "GLOBEX-weekly-2026-11-16.pdf" and attachment.get_content() == b"%PDF globex"
     html = msg.get_body(("html",)).get_content()
     assert "Globex Corporation" in html and "week of Mon 9 Nov \u2013 Sun 15 Nov 2026" in html
+    text = msg.get_body(("plain",)).get_content()
+    for part in (html, text):  # the named contact, in both parts of the note
+        assert "Your contact at Northwind" in part and engineer.name in part and engineer.email in part
     assert not any("acme" in f.lower() for f in files(root))
 
 
@@ -140,6 +146,25 @@ async def test_unknown_customer_and_missing_recipients_stop_delivery(engine: Asy
     with pytest.raises(PermanentError):
         await OutboxBackend(bare, tmp_path / "o2").send_email(
             Parcel("w2", "WAYNE", bare.customer("WAYNE"), PERIOD_END, report_of(demo_out, "WAYNE"), b"%PDF", "Sam"), "k")
+
+
+def test_addressing_cto_in_to_account_owner_in_cc(config: Any, demo_out: Path) -> None:
+    from bot.outbox import addressing
+
+    globex = config.customer("GLOBEX")
+
+    def to(**update: Any) -> Any:
+        c = globex.model_copy(update=update)
+        return addressing(Parcel("a", "GLOBEX", c, PERIOD_END, report_of(demo_out, "GLOBEX"), b"%PDF", "Sam"))
+
+    both = to()
+    assert both.to == ("cto@globex.example",) and both.cc == ("am-globex@northwind.example",)
+    assert both.describe() == "cto@globex.example (cc am-globex@northwind.example)"
+    no_cto = to(cto_email="")
+    assert no_cto.to == ("am-globex@northwind.example",) and no_cto.cc == ()
+    same = to(account_owner_email="cto@globex.example")
+    assert same.to == ("cto@globex.example",) and same.cc == ()
+    assert to(account_engineer=None).reply_to is None
 
 
 @pytest.mark.parametrize("killed_after", STEPS)

@@ -67,7 +67,9 @@ def test_demo_with_gmail_and_drive_delivers_12_messages_and_12_archived_files(
         code = pdf.get_filename().split("-weekly-")[0]
         by_code[code] = msg
         c = customers[code]
-        assert [a.addr_spec for a in msg["To"].addresses] == [c["cto_email"], c["account_owner_email"]]
+        assert [a.addr_spec for a in msg["To"].addresses] == [c["cto_email"]]
+        assert [a.addr_spec for a in msg["Cc"].addresses] == [c["account_owner_email"]]
+        assert msg["Reply-To"].addresses[0].addr_spec == c["account_engineer"]["email"]
         types = [p.get_content_type() for p in msg.walk() if not p.is_multipart()]
         assert types == ["text/plain", "text/html", "application/pdf"]
         body = pdf.get_content()

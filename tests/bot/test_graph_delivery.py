@@ -59,7 +59,8 @@ def make_config() -> Config:
     def customer(code: str, name: str, domain: str) -> dict[str, Any]:
         return {"code": code, "name": name, "domain": domain, "cto_email": f"cto@{domain}",
                 "account_owner_email": f"am-{code.lower()}@northwind.example", "teams_channel": CHANNELS[code],
-                "sharepoint_folder": f"Customers/{code}"}
+                "sharepoint_folder": f"Customers/{code}",
+                "account_engineer": {"name": "Zoë Ångström", "email": f"eng-{code.lower()}@northwind.example"}}
 
     return parse_config({
         "msp": {"name": "Northwind IT", "timezone": "Europe/London"},
@@ -139,7 +140,9 @@ async def test_a_small_pdf_goes_inline_through_sendmail_with_the_delivery_id(
     body = mail_body(graph)
     assert set(body) == {"Message", "SaveToSentItems"} and body["SaveToSentItems"] is True  # the SDK's PascalCase
     msg = body["Message"]
-    assert [r["emailAddress"]["address"] for r in msg["toRecipients"]] == ["cto@acme.example", "am-acme@northwind.example"]
+    assert [r["emailAddress"]["address"] for r in msg["toRecipients"]] == ["cto@acme.example"]
+    assert [r["emailAddress"]["address"] for r in msg["ccRecipients"]] == ["am-acme@northwind.example"]
+    assert msg["replyTo"] == [{"emailAddress": {"address": "eng-acme@northwind.example", "name": "Zoë Ångström"}}]
     assert msg["subject"] == "Acme Corp: weekly report, Week of Mon 9 Nov \u2013 Sun 15 Nov 2026"
     assert msg["body"]["contentType"] == "html" and "Acme Corp: uptime 99.95 %" in msg["body"]["content"]
     assert msg["singleValueExtendedProperties"] == [{"id": DELIVERY_ID_PROPERTY, "value": "reportbot:d1:email"}]
@@ -147,7 +150,7 @@ async def test_a_small_pdf_goes_inline_through_sendmail_with_the_delivery_id(
     [att] = msg["attachments"]
     assert att["@odata.type"] == "#microsoft.graph.fileAttachment" and att["name"] == "ACME-weekly-2026-11-16.pdf"
     assert att["contentType"] == "application/pdf" and base64.b64decode(att["contentBytes"]) == p.pdf
-    assert result == StepResult("sent to cto@acme.example, am-acme@northwind.example", None)
+    assert result == StepResult("sent to cto@acme.example (cc am-acme@northwind.example)", None)
     assert len(graph.sent(MAILBOX)) == 1
     assert set(credential.scopes) == {("http://127.0.0.1/.default",)}  # the token was asked for the loopback host
     assert all(r.headers["authorization"] == f"Bearer {TOKEN}" for r in graph.requests)
@@ -181,7 +184,7 @@ async def test_a_large_pdf_goes_as_a_draft_with_an_upload_session_in_ranges(
     assert UPLOAD_CHUNK <= 4 * 1024 * 1024
     [sent] = graph.sent(MAILBOX)
     assert [a["_content"] for a in sent["_attachments"]] == [p.pdf]
-    assert result.detail == "sent to cto@acme.example, am-acme@northwind.example" and result.url
+    assert result.detail == "sent to cto@acme.example (cc am-acme@northwind.example)" and result.url
 
 
 async def test_a_draft_left_by_a_crash_is_resumed_not_duplicated(backend: GraphBackend, graph: FakeGraph, config: Config) -> None:
@@ -208,7 +211,7 @@ async def test_503_after_sendmail_was_accepted_does_not_send_twice(backend: Grap
                              lookup("reportbot:d1:email")]  # looked up before any re-send, and found
     assert clock.sleeps == [2.0]  # Retry-After honoured
     assert len(graph.sent(MAILBOX)) == 1
-    assert result.detail == "sent to cto@acme.example, am-acme@northwind.example" and result.url
+    assert result.detail == "sent to cto@acme.example (cc am-acme@northwind.example)" and result.url
 
 
 async def test_503_before_sendmail_was_accepted_is_sent_once_after_the_lookups(
@@ -523,7 +526,8 @@ async def test_an_acme_delivery_never_touches_globex(config: Config, graph: Fake
     wire = json.dumps([(r.method, r.path, r.query, r.body) for r in graph.requests]).lower()
     assert "globex" not in wire and "acme" in wire
     [sent] = graph.sent(MAILBOX)
-    assert {r["emailAddress"]["address"] for r in sent["toRecipients"]} == {"cto@acme.example", "am-acme@northwind.example"}
+    assert [r["emailAddress"]["address"] for r in sent["toRecipients"]] == ["cto@acme.example"]
+    assert [r["emailAddress"]["address"] for r in sent["ccRecipients"]] == ["am-acme@northwind.example"]
     globex = graph.channels[(TEAMS["GLOBEX"], CHANNELS["GLOBEX"])]
     assert graph.files(globex.drive) == {} and globex.tabs == {}
     assert list(graph.files(archive_drive(graph))) == ["Customers/ACME/2026/ACME-weekly-2026-11-16.pdf"]
