@@ -38,7 +38,7 @@ from reporting.period import (
     parse_week,
     week_containing,
 )
-from reporting.rollup import rollup_markdown, rollup_rows
+from reporting.rollup import DraftStatus, rollup_markdown, rollup_rows
 from reporting.store import HistoryStore, StoreError
 
 EXIT_USAGE = 2
@@ -60,6 +60,7 @@ class Setup:
     fault_specs: list[str] = field(default_factory=list)  # --sim-faults, checked: injected into the sandbox simulators
     path: str | None = None  # the configuration file (None: the sandbox)
     allow_partial: bool = False  # --allow-partial: a week not over yet is reported, labelled partial
+    reviews: dict[str, DraftStatus | None] | None = None  # the demo: each draft's review state, for the roll-up
 
 
 def _last_complete_for_all(zones: Sequence[str]) -> date:
@@ -190,7 +191,7 @@ async def _generate_with(setup: Setup, config: Config, customers: list[CustomerC
     try:
         results = await engine.run_many(customers, setup.week_day, out, backfill_weeks=backfill, on_done=done)
         if deliver:
-            await _approve_and_deliver(config, store, [r for r in results if isinstance(r, Draft)], out)
+            setup.reviews = await _approve_and_deliver(config, store, [r for r in results if isinstance(r, Draft)], out)
         swept = await sweep
         unmapped = [f"{r.system}: {r.id} ({r.name})" for r in swept.records]
         for line in swept.skipped:
@@ -215,9 +216,11 @@ async def _generate_with(setup: Setup, config: Config, customers: list[CustomerC
 DEMO_APPROVER = "Sandbox engineer (demo)"
 
 
-async def _approve_and_deliver(config: Config, store: HistoryStore, drafts: list[Draft], out: Path) -> None:
+async def _approve_and_deliver(config: Config, store: HistoryStore, drafts: list[Draft],
+                               out: Path) -> dict[str, DraftStatus | None]:
     """The demo's review step: every draft approved as the sandbox engineer (recorded as such) and
-    delivered to ``OUT/outbox/`` through the real delivery steps; then the roll-up card."""
+    delivered to ``OUT/outbox/`` through the real delivery steps; then the roll-up card. Returns
+    each draft's review state as the store has it after delivery."""
     from bot.delivery import Deliverer, DeliveryHandoff, DeliveryLog
     from bot.google.backend import routed_backend
     from bot.outbox import OutboxBackend
@@ -240,9 +243,21 @@ async def _approve_and_deliver(config: Config, store: HistoryStore, drafts: list
     finally:
         for close in reversed(closers):
             await close()
+    statuses: dict[str, DraftStatus | None] = {}
+    for d in drafts:
+        row = await state.for_week(d.code, d.report.period.end_date)
+        statuses[d.code] = None if row is None else DraftStatus(
+            row.state, row.decided_by or "", row.decided_at, row.reason or "", "",
+            f"{d.code}/{d.paths['pdf'].name}")  # relative to OUT, where rollup-<week>.md is
     if drafts:
         period_end = drafts[0].report.period.end_date
-        await backend.post_rollup(period_end, rollup_card(rollup_rows(d.report for d in drafts), period_end, config.msp.name))
+        rows = rollup_rows((d.report for d in drafts), statuses, _owners(config), config.msp.timezone)
+        await backend.post_rollup(period_end, rollup_card(rows, period_end, config.msp.name))
+    return statuses
+
+
+def _owners(config: Config) -> dict[str, str]:
+    return {c.code: c.owner for c in config.customers}
 
 
 def _summary_table(drafts: list[Draft]) -> str:
@@ -259,7 +274,8 @@ def _summary_table(drafts: list[Draft]) -> str:
 def _write_rollup(setup: Setup, drafts: list[Draft], out: Path, unmapped: list[str]) -> Path:
     period_end = week_containing(setup.week_day, setup.config.msp.timezone).end_date
     path = out / f"rollup-{period_end.isoformat()}.md"
-    write_atomic(path, rollup_markdown(rollup_rows(d.report for d in drafts), setup.config.msp.name, period_end, unmapped))
+    rows = rollup_rows((d.report for d in drafts), setup.reviews, _owners(setup.config), setup.config.msp.timezone)
+    write_atomic(path, rollup_markdown(rows, setup.config.msp.name, period_end, unmapped))
     return path
 
 

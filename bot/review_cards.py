@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from botbuilder.core import CardFactory, MessageFactory
 from botbuilder.schema import Activity, ConversationReference
@@ -31,19 +31,33 @@ from cards.rollup import rollup_card
 from reporting import snapshot
 from reporting.config import Config
 from reporting.drafts import DraftState
-from reporting.rollup import rollup_rows
+from reporting.rollup import DraftStatus, rollup_rows
 
 log = logging.getLogger(__name__)
 
-_REVIEW_WORD = {
-    "drafted": "awaiting review",
-    "saved": "awaiting approval",
-    "approved": "approved",
-    "delivering": "delivering",
-    "delivered": "delivered",
-    "skipped": "skipped",
-    "failed": "delivery failed",
-}
+TEAMS_WEB = "https://teams.microsoft.com"
+
+
+def message_link(ref: dict[str, Any] | None, activity_id: str | None) -> str:
+    """A Teams deep link to a posted message (the review card), from its stored conversation
+    reference: ``/l/message/<channel>/<message>?tenantId=…&parentMessageId=<thread root>`` in a
+    channel, ``?context={"contextType":"chat"}`` in a chat. "" when the reference is incomplete."""
+    if not ref or not activity_id:
+        return ""
+    conversation = ref.get("conversation") or {}
+    conversation_id = str(conversation.get("id") or "")
+    if not conversation_id:
+        return ""
+    channel, _, thread = conversation_id.partition(";messageid=")
+    message = quote(activity_id, safe="")
+    if conversation.get("conversationType") == "channel" or channel.endswith(("@thread.tacv2", "@thread.skype")):
+        query = {"parentMessageId": thread or activity_id}
+        tenant = conversation.get("tenantId") or conversation.get("tenantID")  # botbuilder serializes "tenantID"
+        if tenant:
+            query["tenantId"] = str(tenant)
+        return f"{TEAMS_WEB}/l/message/{quote(channel, safe='')}/{message}?{urlencode(query)}"
+    chat = urlencode({"context": '{"contextType":"chat"}'})
+    return f"{TEAMS_WEB}/l/message/{quote(channel, safe='')}/{message}?{chat}"
 
 
 def card_message(card: dict[str, Any]) -> Activity:
@@ -221,11 +235,14 @@ class ReviewCards:
             payload = await self.review.history.get(code, period_end)
             if payload is not None:
                 reports.append(snapshot.from_dict(payload))
-        states = {d.customer_code: d.state for d in await self.state.week(period_end)}
-        rows = [
-            replace(r, action=f"({_REVIEW_WORD.get(states.get(r.code, ''), 'no draft')}) {r.action}")  # never cut off
-            for r in rollup_rows(reports)
-        ]
+        statuses: dict[str, DraftStatus | None] = {code: None for code in codes}
+        for d in await self.state.week(period_end):
+            statuses[d.customer_code] = DraftStatus(
+                d.state, d.decided_by or "", d.decided_at, d.reason or "",
+                message_link(d.card_ref, d.card_activity_id), self.pdf_url(d.id, d.version),
+            )
+        owners = {c.code: c.owner for c in self.config.customers}
+        rows = rollup_rows(reports, statuses, owners, self.config.msp.timezone)
         return rollup_card(rows, period_end, self.config.msp.name)
 
     async def post_rollup(self, period_end: Any, codes: list[str]) -> None:

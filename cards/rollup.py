@@ -23,7 +23,7 @@ from cards.elements import (
     container,
     text_block,
 )
-from cards.text import join, md, plain
+from cards.text import join, link, md, plain
 from reporting import fmt
 from reporting.rollup import RollupRow
 
@@ -34,13 +34,22 @@ _BUDGET = 76 * 1024  # leave room below MAX_CARD_BYTES for the footer
 
 def _row(r: RollupRow, *, text_limit: int, with_flags: bool) -> Element:
     code = join(md("**"), plain(r.code, limit=40), md("**"), sep="")
-    details: list[Element] = [
-        text_block(join(code, plain(r.name, limit=80)), spacing="None"),
+    title = [code, plain(r.name, limit=80)]
+    if r.owner:
+        title.append(plain(r.owner, limit=60))
+    links = [link(label, url) for label, url in (("Review card", r.card_url), ("PDF", r.pdf_url))
+             if url.startswith(("http://", "https://"))]
+    details: list[Element] = [text_block(join(*title), spacing="None")]
+    if r.review:  # first: the longer risk and action text cannot push it past a cut-off
+        details.append(text_block(join(md("**Review:**"), join(plain(r.review, limit=200), *links), sep=" "),
+                                  spacing="None"))
+    details += [
         text_block(join(md("Top risk:"), plain(r.top_risk, limit=text_limit), sep=" "), spacing="None"),
         text_block(join(md("Action:"), plain(r.action, limit=text_limit), sep=" "), spacing="None", isSubtle=True),
     ]
-    if with_flags and r.flags:
-        details.append(text_block(plain(", ".join(r.flags), limit=200), size="Small", isSubtle=True, spacing="None"))
+    if with_flags and r.flag_names:
+        details.append(text_block(plain(", ".join(r.flag_names), limit=300), size="Small", isSubtle=True,
+                                  spacing="None"))
     label = text_block(
         md(STATUS_LABEL.get(r.status, plain(r.status, limit=10))),
         color=STATUS_COLOR.get(r.status, "default"),

@@ -305,6 +305,12 @@ class CustomerConfig(_Strict):
 
     _tz = field_validator("timezone")(_check_tz)
 
+    @property
+    def owner(self) -> str:
+        """Who at the MSP owns this customer, for internal views: the account engineer's name,
+        else the account owner's address."""
+        return self.account_engineer.name if self.account_engineer is not None else self.account_owner_email
+
     @field_validator("code")
     @classmethod
     def _code(cls, v: str) -> str:

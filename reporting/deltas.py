@@ -30,6 +30,31 @@ FLAG_CODES = (
     "no_baseline",
 )
 
+#: what people read where a flag code would be (the internal roll-up, the review card's lists)
+FLAG_NAMES: dict[str, str] = {
+    "sla_drop": "SLA drop",
+    "sla_below_target": "below SLA target",
+    "backup_stale": "no recent backup",
+    "backup_failed": "failed backups",
+    "open_incident": "open security incident",
+    "ticket_trend_worse": "more tickets and a growing backlog",
+    "site_down": "public site down",
+    "secure_score_drop": "Secure Score drop",
+    "data_unavailable": "data missing",
+    "no_baseline": "no earlier week to compare",
+}
+
+
+def flag_name(flag: Flag) -> str:
+    """A flag's name for people: 'SLA drop, below SLA target (uptime)' for a merged uptime flag,
+    'data missing (backups)'; codes without a name read as themselves."""
+    names = [FLAG_NAMES.get(c, c) for c in flag.codes]
+    text = ", ".join(dict.fromkeys(names))
+    text = text[:1].upper() + text[1:]
+    if flag.code in ("sla_drop", "sla_below_target", "data_unavailable"):
+        text += f" ({flag.section})"
+    return text
+
 
 def _data(sections: Mapping[str, Section] | None, name: str) -> object | None:
     if sections is None:

@@ -112,7 +112,8 @@ def test_hooli_uptime_unavailable_rest_intact(demo_out: Path) -> None:
 
 def test_json_contract_keys(demo_out: Path) -> None:
     snap = load_json(demo_out, "ACME")
-    assert snap["customer"] == {"code": "ACME", "name": "Acme Manufacturing", "timezone": "Europe/London"}
+    assert snap["customer"] == {"code": "ACME", "name": "Acme Manufacturing", "timezone": "Europe/London",
+                                "contact_name": "Priya Shah", "contact_email": "priya.shah@northwind.example"}
     assert snap["period"]["start"] == "2026-11-09T00:00:00+00:00"
     assert snap["period"]["end"] == "2026-11-16T00:00:00+00:00"
     s = snap["sections"]
@@ -204,7 +205,9 @@ def test_demo_delivers_every_approved_report_to_the_outbox(demo_out: Path) -> No
     for path in mails:
         code = path.name.split("-weekly-")[0]
         msg = email.message_from_bytes(path.read_bytes(), policy=policy.default)
-        assert msg["To"] == f"cto@{code.lower()}.example, am-{code.lower()}@northwind.example"
+        assert msg["To"] == f"cto@{code.lower()}.example"
+        assert msg["Cc"] == f"am-{code.lower()}@northwind.example"
+        assert msg["Reply-To"].endswith("@northwind.example>")  # the customer's named account engineer
         [pdf] = list(msg.iter_attachments())
         assert pdf.get_filename() == f"{code}-weekly-{PERIOD_END}.pdf" and pdf.get_content().startswith(b"%PDF")
     assert len(list((outbox / "channels").glob("*-shared/*-weekly-*.json"))) == 12

@@ -183,3 +183,24 @@ async def test_tampered_expired_unknown_and_stale_links(oidc: FakeOpenIdServer, 
         assert response.status_code == 404
         assert response.json() == {"error": "not found"}  # nothing about which drafts exist
     assert calls == [("draft-nobody-9", 1), ("draft-acme-1", 2)]
+
+
+def test_review_card_deep_link_from_the_stored_conversation_reference() -> None:
+    from bot.review_cards import message_link
+
+    # a new post in a channel: botbuilder serializes the tenant as "tenantID"
+    channel = {"conversation": {"id": "19:review@thread.tacv2;messageid=1700000000001", "conversationType": "channel",
+                                "tenantID": "tenant-1"}}
+    assert message_link(channel, "1700000000001") == (
+        "https://teams.microsoft.com/l/message/19%3Areview%40thread.tacv2/1700000000001"
+        "?parentMessageId=1700000000001&tenantId=tenant-1"
+    )
+    # a reply in a thread: the link opens the reply, the thread root is its parent
+    assert "parentMessageId=1700000000001" in message_link(channel, "1700000000099")
+    # a personal chat (the sandbox, where `run` was typed)
+    chat = {"conversation": {"id": "a:1xyz", "conversationType": "personal"}}
+    assert message_link(chat, "1:abc") == (
+        "https://teams.microsoft.com/l/message/a%3A1xyz/1%3Aabc?context=%7B%22contextType%22%3A%22chat%22%7D"
+    )
+    # nothing posted yet, or a reference without a conversation: no link
+    assert message_link(None, None) == "" and message_link({"conversation": {}}, "1") == ""

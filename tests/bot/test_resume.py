@@ -224,7 +224,7 @@ async def test_serve_answers_while_graph_is_down_and_the_delivery_completes_when
         assert [facts[step].split()[1] for step in ("Email", "Customer channel", "Archive")] == ["done"] * 3, facts
         assert VERB_RETRY not in actions(card)
         rollup = last_edit(setup.connector, rollup_id, since)
-        assert "(delivered)" in text_of(rollup) and "(delivering)" not in text_of(rollup)
+        assert "**Review:** Delivered (approved by" in text_of(rollup) and "delivering" not in text_of(rollup)
         assert all(c.conversation_id == ROLLUP_CHANNEL.channel_id for c in setup.connector.calls[since:]
                    if c.kind == "update" and c.activity_id == rollup_id)
 
@@ -268,7 +268,7 @@ async def test_a_resume_graph_refuses_for_good_is_recorded_as_failed(setup: Setu
         assert actions(card)[VERB_RETRY]["title"] == "Retry delivery"
         assert actions(card)[VERB_RETRY]["data"]["draft_id"] == draft_id
         rollup = last_edit(setup.connector, rollup_id, since)
-        assert "(delivery failed)" in text_of(rollup)
+        assert "**Review:** Delivery failed" in text_of(rollup)
     assert setup.graph.sent(MAILBOX) == []
 
 

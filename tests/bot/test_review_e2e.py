@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -40,6 +42,7 @@ from tests.bot.harness import (
     ENGINEER,
     REVIEW_CHANNEL,
     STRANGER,
+    TENANT_ID,
     FakeConnector,
     FakeOpenIdServer,
     TeamsChannel,
@@ -390,11 +393,19 @@ async def test_rollup_is_edited_in_place_as_drafts_are_approved(world: World, oi
         draft = (await world.state.latest(["ACME"]))[0]
         await rb.bot.post_rollup(draft.period_end, ["ACME"])
         [posted] = [c for c in connector.calls if c.kind == "send" and c.conversation_id == ROLLUP_CHANNEL.channel_id]
-        assert "(awaiting review)" in text_of(card_of(posted.body))  # type: ignore[arg-type]
+        first = text_of(card_of(posted.body))  # type: ignore[arg-type]
+        assert "**Review:** Awaiting review" in first
+        # a deep link to the review card message in the review channel, and the draft's PDF
+        review_thread = quote(f"{REVIEW_CHANNEL.channel_id}", safe="")
+        assert f"[Review card](https://teams.microsoft.com/l/message/{review_thread}/{message_id}?" in first
+        assert f"tenantId={TENANT_ID}" in first
+        assert re.search(r"\[PDF\]\(http://127\.0\.0\.1:\d+/[^)]+\)", first), first
         await invoke(rb, connector, "approve", actions(card)["approve"]["data"], message_id, user=APPROVER)
         await rb.bot.wait_background()
         edits = [c for c in connector.calls if c.kind == "update" and c.activity_id == posted.result_id]
-        assert edits and "(approved)" in text_of(card_of(edits[-1].body))  # type: ignore[arg-type]
+        assert edits
+        last = text_of(card_of(edits[-1].body))  # type: ignore[arg-type]
+        assert re.search(r"\*\*Review:\*\* (Approved|Delivered \(approved) by " + re.escape(APPROVER.name), last), last
 
 
 async def test_a_failed_delivery_is_retried_from_the_card_and_only_unfinished_steps_run(

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from cards import help_card, rollup_card, status_card, unknown_customer_card
 from cards.rollup import STATUS_COLOR
 from reporting.models import Report
-from reporting.rollup import RollupRow, rollup_rows
+from reporting.rollup import DraftStatus, RollupRow, rollup_markdown, rollup_rows
 from tests.cards.golden import assert_golden
 from tests.cards.test_review import of_type, texts
 
@@ -73,13 +73,76 @@ def test_rollup_card_lists_every_sandbox_customer(sandbox_reports: dict[str, Rep
 
 def test_rollup_card_golden() -> None:
     rows = [
-        RollupRow("ACME", "Acme Corp", "red", "Uptime fell 4.0 points.", "Review the uptime drop.", ("sla_drop",)),
+        RollupRow("ACME", "Acme Corp", "red", "Uptime fell 4.0 points.", "Review the uptime drop.", ("sla_drop",),
+                  ("SLA drop (uptime)",), "Priya Shah", "Approved by Dana Lee, Mon 16 Nov 2026, 09:12 GMT; delivering",
+                  "https://teams.microsoft.com/l/message/19%3Areview%40thread.tacv2/1?parentMessageId=1",
+                  "https://bot.example/drafts/d1/v1.pdf"),
         RollupRow(
-            "HOOLI", "Hooli", "amber", "Uptime figures missing.", "Restore access to zabbix.", ("data_unavailable",)
+            "HOOLI", "Hooli", "amber", "Uptime figures missing.", "Restore access to zabbix.", ("data_unavailable",),
+            ("Data missing (uptime)",), "owner@msp.example", "Awaiting review",
         ),
-        RollupRow("WAYNE", "Wayne Enterprises", "green", "No risks this week.", "None.", ()),
+        RollupRow("WAYNE", "Wayne Enterprises", "green", "No risks this week.", "None.", (), (), "", "No draft"),
     ]
     assert_golden("rollup", rollup_card(rows, date(2026, 11, 16), "Northwind Managed Services"))
+
+
+def _statuses(reports: dict[str, Report]) -> dict[str, DraftStatus | None]:
+    at = datetime(2026, 11, 30, 9, 12, tzinfo=ZoneInfo("UTC"))
+    out: dict[str, DraftStatus | None] = {code: DraftStatus("drafted") for code in reports}
+    out["ACME"] = DraftStatus("delivered", "Dana Lee", at, "", "https://teams.microsoft.com/l/message/19%3Ar/1",
+                              "https://bot.example/drafts/a/1.pdf")
+    out["GLOBEX"] = DraftStatus("failed", "Dana Lee", at, "the customer's mailbox refused the message")
+    out["HOOLI"] = DraftStatus("skipped", "Sam Ortiz", at, "customer offboarding")
+    out["WAYNE"] = None
+    return out
+
+
+def test_rollup_rows_say_state_owner_and_flag_names(sandbox_reports: dict[str, Report]) -> None:
+    owners = {"HOOLI": "owner@hooli-msp.example"}
+    rows = {r.code: r for r in rollup_rows(sandbox_reports.values(), _statuses(sandbox_reports), owners, "Europe/London")}
+    acme = rows["ACME"]
+    assert acme.review == "Delivered (approved by Dana Lee, Mon 30 Nov 2026, 09:12 GMT)"
+    assert rows["GLOBEX"].review.startswith("Delivery failed: the customer's mailbox refused the message (approved by")
+    assert rows["HOOLI"].review == "Skipped by Sam Ortiz, Mon 30 Nov 2026, 09:12 GMT: customer offboarding"
+    assert rows["WAYNE"].review == "No draft"
+    assert rows["INITECH"].review == "Awaiting review"
+    # the owner: the account engineer named in the report, unless the caller knows better
+    assert acme.owner == sandbox_reports["ACME"].customer.contact_name != ""
+    assert rows["HOOLI"].owner == "owner@hooli-msp.example"
+    # people read flag names; one merged flag is one name that says all of it
+    assert acme.flags[0] == "sla_drop" and acme.flag_names[0] == "SLA drop, below SLA target (uptime)"
+    for r in rows.values():
+        assert not any("_" in name for name in r.flag_names), r.flag_names
+    # the internal action is the engineer's to-do, not the customer-worded advice
+    hooli = sandbox_reports["HOOLI"]
+    assert rows["HOOLI"].action == hooli.engineer_actions[0] != hooli.recommendations[0]
+
+
+def test_rollup_markdown_and_card_carry_state_and_links(sandbox_reports: dict[str, Report]) -> None:
+    rows = rollup_rows(sandbox_reports.values(), _statuses(sandbox_reports), {}, "Europe/London")
+    text = rollup_markdown(rows, "Northwind", date(2026, 11, 30))
+    acme = next(line for line in text.splitlines() if "**ACME**" in line)
+    assert "[review card](https://teams.microsoft.com/l/message/19%3Ar/1)" in acme
+    assert "[PDF](https://bot.example/drafts/a/1.pdf)" in acme
+    assert "Delivered (approved by Dana Lee" in acme
+    assert "| Status | Customer | Owner | Review | Top risk | Action required | Flags |" in text
+    for code in ("sla_drop", "sla_below_target", "backup_stale", "data_unavailable", "open_incident"):
+        assert code not in text
+    card = rollup_card(rows, date(2026, 11, 30), "Northwind")
+    shown = texts(card)
+    assert "**Review:** Delivered (approved by Dana Lee, Mon 30 Nov 2026, 09:12 GMT) · " in shown
+    assert "[Review card](https://teams.microsoft.com/l/message/19%3Ar/1)" in shown
+    assert "[PDF](https://bot.example/drafts/a/1.pdf)" in shown
+    assert "sla_drop" not in shown
+
+
+def test_rollup_refuses_links_that_are_not_ours() -> None:
+    rows = [RollupRow("X", "X", "red", "r", "a", (), (), "", "Awaiting review", "javascript:alert(1)",
+                      "file:///etc/passwd")]
+    assert "javascript" not in rollup_markdown(rows, "M", date(2026, 11, 30))
+    assert "file:" not in rollup_markdown(rows, "M", date(2026, 11, 30))
+    shown = texts(rollup_card(rows, date(2026, 11, 30), "M"))
+    assert "javascript" not in shown and "file:" not in shown
 
 
 def test_rollup_card_escapes_customer_strings() -> None:
