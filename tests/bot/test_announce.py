@@ -277,7 +277,8 @@ async def test_killed_after_each_side_effect_the_restart_finishes_with_exactly_o
     graph, team, channel = world.graph, TEAMS["ACME"], CHANNELS["ACME"]
     sent = graph.sent(MAILBOX)
     assert len(sent) == 1 and graph.drafts(MAILBOX) == []  # exactly one email
-    assert [r["emailAddress"]["address"] for r in sent[0]["toRecipients"]] == ["cto@acme.example", "am-acme@northwind.example"]
+    assert [r["emailAddress"]["address"] for r in sent[0]["toRecipients"]] == ["cto@acme.example"]
+    assert [r["emailAddress"]["address"] for r in sent[0]["ccRecipients"]] == ["am-acme@northwind.example"]
     assert len(world.posts()) == 1  # exactly one card post in the customer channel
     assert len(graph.channels[(team, channel)].messages) == 1
     assert world.posts(CHANNELS["GLOBEX"]) == []

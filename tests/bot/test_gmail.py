@@ -62,7 +62,8 @@ async def test_a_report_is_sent_as_the_sender_with_both_parts_and_the_pdf(
     assert api_calls(google) == [LIST.format(mid=mid), SEND]
     [msg] = google.parsed(SENDER)
     assert msg["From"] == f"Northwind IT <{SENDER}>"
-    assert [a.addr_spec for a in msg["To"].addresses] == ["cto@acme.example", "am-acme@northwind.example"]
+    assert [a.addr_spec for a in msg["To"].addresses] == ["cto@acme.example"]
+    assert [a.addr_spec for a in msg["Cc"].addresses] == ["am-acme@northwind.example"]
     assert msg["Subject"] == "Acme Corp: weekly report, Week of Mon 9 Nov \u2013 Sun 15 Nov 2026"
     assert msg["Message-ID"] == mid and msg["X-Reportbot-Delivery-Id"] == KEY
     found = parts(msg)
@@ -71,7 +72,7 @@ async def test_a_report_is_sent_as_the_sender_with_both_parts_and_the_pdf(
     assert "Acme Corp: uptime 99.95 %" in plain.get_content() and "<" not in plain.get_content()
     assert pdf.get_filename() == "ACME-weekly-2026-11-16.pdf" and pdf.get_content() == p.pdf
     assert pdf.get_content().startswith(b"%PDF")
-    assert result.detail == f"sent to cto@acme.example, am-acme@northwind.example from {SENDER}"
+    assert result.detail == f"sent to cto@acme.example (cc am-acme@northwind.example) from {SENDER}"
     assert result.url and result.url.startswith("https://mail.google.com/")
     # the tokens: RS256 assertions for the sender (domain-wide delegation), one per scope
     assert [(c["sub"], c["scope"], c["aud"], c["iss"]) for c in google.token_requests] == [
