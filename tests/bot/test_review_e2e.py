@@ -390,7 +390,13 @@ async def test_rollup_is_edited_in_place_as_drafts_are_approved(world: World, oi
         r = await rb.client.post(channel_message("help", service_url=connector.service_url, channel=ROLLUP_CHANNEL))
         assert r.status_code == 201
         card, message_id = await run_and_get_card(rb, connector, "ACME")
-        draft = (await world.state.latest(["ACME"]))[0]
+        # the bot stores the card's message id once Teams' reply to the post is in: wait for it
+        for _ in range(200):
+            draft = (await world.state.latest(["ACME"]))[0]
+            if draft.card_activity_id:
+                break
+            await asyncio.sleep(0.05)
+        assert draft.card_activity_id == message_id
         await rb.bot.post_rollup(draft.period_end, ["ACME"])
         [posted] = [c for c in connector.calls if c.kind == "send" and c.conversation_id == ROLLUP_CHANNEL.channel_id]
         first = text_of(card_of(posted.body))  # type: ignore[arg-type]
