@@ -6,10 +6,12 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from reporting.models import Changes, Tickets
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from reporting.models import OutageEvent, Period, ProtectedItem, Report
+    from reporting.models import OutageEvent, Period, PlannedChange, ProtectedItem, Report, WaitingTicket
 
 
 MINUS = "\u2212"
@@ -220,3 +222,21 @@ def timeline(events: Sequence[OutageEvent], limit: int = MAX_TIMELINE) -> list[O
         return list(events)
     keep = sorted(events, key=lambda o: -o.minutes)[:limit]
     return sorted(keep, key=lambda o: (o.start, o.site))
+
+
+# ---- "Next week": what the customer can expect, and what waits on them ----------------------
+
+NEXT_WEEK_TITLE = "Next week"
+PLANNED_LEAD = "Changes we have scheduled for the coming week:"
+WAITING_LEAD = "These requests are waiting on a reply from you; please answer so we can finish them:"
+
+
+def next_week(report: Report) -> tuple[Sequence[PlannedChange] | None, Sequence[WaitingTicket] | None]:
+    """(planned changes, tickets waiting on the customer) for the report's "Next week" part;
+    None for a part whose source section is unavailable (or, for waiting, whose PSA does not
+    say which status waits on the customer). Both None: the part is left out."""
+    ch = report.sections.get("changes")
+    tk = report.sections.get("tickets")
+    planned = ch.data.planned if ch is not None and ch.ok and isinstance(ch.data, Changes) else None
+    waiting = tk.data.waiting if tk is not None and tk.ok and isinstance(tk.data, Tickets) else None
+    return planned, waiting

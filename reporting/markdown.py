@@ -100,4 +100,8 @@ def render_markdown(report: Report, branding: Branding) -> str:
         trend=trend,
         lambda_uptime=lambda w: w.uptime_pct,
         lambda_score=lambda w: w.secure_score_pct,
+        next_week=fmt.next_week(report),
+        next_week_title=fmt.NEXT_WEEK_TITLE,
+        planned_lead=fmt.PLANNED_LEAD,
+        waiting_lead=fmt.WAITING_LEAD,
     )

@@ -22,6 +22,7 @@ from reporting.models import (
     OpenIncident,
     OutageEvent,
     Period,
+    PlannedChange,
     ProtectedItem,
     Security,
     SiteCheck,
@@ -29,6 +30,7 @@ from reporting.models import (
     Tickets,
     Uptime,
     UptimeGroup,
+    WaitingTicket,
 )
 
 # ---- records ---------------------------------------------------------------------------------
@@ -67,6 +69,9 @@ class TicketRecord:
     # isInSla with paused clocks, Halo fixbydate after hold time); None = judge by resolve_by
     breached_at_end: bool | None = None
     priority_rank: float | None = None  # the PSA's own order of the priority (1 = most urgent), when it gives one
+    scheduled: datetime | None = None  # a change ticket's planned start, where the PSA has one
+    waiting_on_customer: bool = False  # open, and its PSA status says the next move is the customer's
+    status: str = ""  # the PSA's status name as read
 
 
 @dataclass(frozen=True)
@@ -278,9 +283,11 @@ def tickets_section(tickets: Iterable[TicketRecord], period: Period, target_pct:
     tickets the PSA keeps out of SLA measurement. sla_breaches = closed-in-period that missed +
     open at end that had breached by then — the PSA's own verdict ``breached_at_end`` where the
     connector has one (clocks paused while waiting respected), else resolve_by < end (excluded
-    tickets never breach). by_priority counts tickets opened.
+    tickets never breach). by_priority counts tickets opened. waiting = tickets still open (as read)
+    that were created before end and whose status waits on the customer, oldest first.
     """
     opened = closed = backlog = met = measured = breaches = 0
+    waiting: list[WaitingTicket] = []
     prio: Counter[str] = Counter()
     ranks: dict[str, float] = {}
     for t in tickets:
@@ -303,6 +310,8 @@ def tickets_section(tickets: Iterable[TicketRecord], period: Period, target_pct:
             backlog += 1
             if not t.sla_excluded and _open_breach(t, period):
                 breaches += 1
+            if t.closed is None and t.waiting_on_customer:
+                waiting.append(WaitingTicket(t.id, t.title, t.created, t.status))
     return Tickets(
         opened=opened,
         closed=closed,
@@ -311,16 +320,27 @@ def tickets_section(tickets: Iterable[TicketRecord], period: Period, target_pct:
         sla_attainment_pct=None if measured == 0 else 100.0 * met / measured,
         by_priority={name: prio[name] for name in sorted(prio, key=lambda n: priority_key(n, ranks.get(n)))},
         target_pct=target_pct,
+        waiting=tuple(sorted(waiting, key=lambda w: (w.created, w.id))),
     )
 
 
 def changes_section(tickets: Iterable[TicketRecord], period: Period) -> Changes:
-    """Changes executed = change tickets closed in the period, oldest first."""
+    """Changes executed = change tickets closed in the period, oldest first. planned = change
+    tickets created before end, not closed before end, whose scheduled start falls in the next
+    period of the same length ``[end, end + (end − start))``, soonest first."""
+    tickets = list(tickets)
     items = sorted(
         (Change(id=t.id, title=t.title, closed_at=t.closed) for t in tickets if t.is_change and t.closed and _in(t.closed, period)),
         key=lambda c: (c.closed_at, c.id),
     )
-    return Changes(count=len(items), items=tuple(items))
+    horizon = period.end + (period.end - period.start)
+    planned = sorted(
+        (PlannedChange(t.id, t.title, t.scheduled) for t in tickets
+         if t.is_change and t.scheduled is not None and period.end <= t.scheduled < horizon
+         and t.created < period.end and (t.closed is None or t.closed >= period.end)),
+        key=lambda c: (c.start, c.id),
+    )
+    return Changes(count=len(items), items=tuple(items), planned=tuple(planned))
 
 
 # ---- backups ------------------------------------------------------------------------------

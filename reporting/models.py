@@ -105,6 +105,21 @@ class Tickets:
     sla_attainment_pct: float | None  # None when no ticket closed in the period
     by_priority: dict[str, int]  # priority name -> tickets opened in the period
     target_pct: float = 90.0
+    # open tickets whose PSA status says the next move is the customer's, oldest first ("Next week");
+    # None: the source does not say which tickets wait (e.g. Halo without waiting_status_ids)
+    waiting: tuple[WaitingTicket, ...] | None = ()
+
+
+@dataclass(frozen=True)
+class WaitingTicket:
+    """An open ticket the PSA says waits on the customer (its status as read, not as at period end)."""
+
+    id: str
+    title: str
+    created: datetime
+    # the PSA's own word for it ("Waiting on Client" in ConnectWise, "status 4" from Halo's id):
+    # shown to the engineer, never compared — the same ticket read two ways is the same ticket
+    status: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -115,9 +130,19 @@ class Change:
 
 
 @dataclass(frozen=True)
+class PlannedChange:
+    """A change ticket not yet done at period end, scheduled to start in the period after it."""
+
+    id: str
+    title: str
+    start: datetime
+
+
+@dataclass(frozen=True)
 class Changes:
     count: int
     items: tuple[Change, ...]
+    planned: tuple[PlannedChange, ...] = ()  # scheduled for the next period, soonest first ("Next week")
 
 
 @dataclass(frozen=True)
@@ -285,6 +310,7 @@ __all__ = [
     "Backups",
     "Change",
     "Changes",
+    "PlannedChange",
     "Commentary",
     "CustomerRef",
     "INTERNAL_FLAG_CODES",
@@ -300,6 +326,7 @@ __all__ = [
     "SiteCheck",
     "Sites",
     "Tickets",
+    "WaitingTicket",
     "Uptime",
     "UptimeGroup",
     "WeekPoint",

@@ -19,6 +19,7 @@ from reporting.models import (
     OpenIncident,
     OutageEvent,
     Period,
+    PlannedChange,
     ProtectedItem,
     Report,
     Section,
@@ -29,6 +30,7 @@ from reporting.models import (
     Tickets,
     Uptime,
     UptimeGroup,
+    WaitingTicket,
     WeekPoint,
 )
 
@@ -96,11 +98,14 @@ def section_data_to_dict(data: SectionData) -> dict[str, Any]:
             "sla_attainment_pct": _round(data.sla_attainment_pct),
             "target_pct": data.target_pct,
             "by_priority": dict(data.by_priority),
+            "waiting": None if data.waiting is None else [
+                {"id": w.id, "title": w.title, "created": _dt(w.created), "status": w.status} for w in data.waiting],
         }
     if isinstance(data, Changes):
         return {
             "count": data.count,
             "items": [{"id": c.id, "title": c.title, "closed_at": _dt(c.closed_at)} for c in data.items],
+            "planned": [{"id": c.id, "title": c.title, "start": _dt(c.start)} for c in data.planned],
         }
     if isinstance(data, Backups):
         return {
@@ -173,11 +178,16 @@ def section_data_from_dict(name: str, d: dict[str, Any]) -> SectionData:
             sla_attainment_pct=d["sla_attainment_pct"],
             by_priority=dict(d["by_priority"]),
             target_pct=d.get("target_pct", 90.0),
+            waiting=None if d.get("waiting", []) is None else tuple(
+                WaitingTicket(w["id"], w["title"], datetime.fromisoformat(w["created"]), w.get("status", ""))
+                for w in d.get("waiting", [])),
         )
     if name == "changes":
         return Changes(
             count=d["count"],
             items=tuple(Change(c["id"], c["title"], datetime.fromisoformat(c["closed_at"])) for c in d["items"]),
+            planned=tuple(PlannedChange(c["id"], c["title"], datetime.fromisoformat(c["start"]))
+                          for c in d.get("planned", [])),
         )
     if name == "backups":
         return Backups(

@@ -143,3 +143,26 @@ def test_site_availability() -> None:
     s = sites_section(checks, P, 99.5)
     assert s.checks[0].downtime_minutes == 180
     assert abs(s.checks[0].availability_pct - 100 * (168 - 3) / 168) < 1e-9
+
+
+def test_next_week_planned_changes_and_tickets_waiting_on_the_customer() -> None:
+    tickets = [
+        TicketRecord("20", "patch", "Change", t(3, 10), None, None, is_change=True, scheduled=t(8, 22)),  # next week
+        TicketRecord("21", "fw", "Change", t(3, 10), None, None, is_change=True, scheduled=t(7, 0)),  # at end: in
+        TicketRecord("22", "late", "Change", t(3, 10), None, None, is_change=True, scheduled=t(14, 0)),  # horizon: out
+        TicketRecord("23", "past", "Change", t(3, 10), None, None, is_change=True, scheduled=t(6, 23)),  # this week: out
+        TicketRecord("24", "done", "Change", t(3, 10), t(5, 9), None, is_change=True, scheduled=t(8, 0)),  # closed: out
+        TicketRecord("25", "after", "Change", t(7, 1), None, None, is_change=True, scheduled=t(9, 0)),  # raised later
+        TicketRecord("26", "unplanned", "Change", t(3, 10), None, None, is_change=True),  # no start date
+        TicketRecord("30", "quote", "Low", t(4, 15), None, t(7, 15), waiting_on_customer=True, status="Waiting"),
+        TicketRecord("31", "older", "Low", t(1, 9), None, t(4, 9), waiting_on_customer=True, status="Waiting"),
+        TicketRecord("32", "closed", "Low", t(1, 9), t(2, 9), t(4, 9), waiting_on_customer=True),  # closed: out
+        TicketRecord("33", "new", "Low", t(8, 9), None, t(9, 9), waiting_on_customer=True),  # raised after end
+        TicketRecord("34", "ours", "Low", t(2, 9), None, t(5, 9)),  # open, not waiting on them
+    ]
+    ch = changes_section(tickets, P)
+    assert [(c.id, c.start) for c in ch.planned] == [("21", t(7, 0)), ("20", t(8, 22))]
+    assert ch.count == 1  # 24, closed in the period, is an executed change
+    tk = tickets_section(tickets, P, 90.0)
+    assert [(w.id, w.created, w.status) for w in tk.waiting] == [("31", t(1, 9), "Waiting"), ("30", t(4, 15), "Waiting")]
+    assert changes_section([], P).planned == () and tickets_section([], P, 90.0).waiting == ()

@@ -19,6 +19,7 @@ from tests.test_pdf import BRANDING, END, make_report, pages_text
 OUTLINE = [
     "Executive summary",
     "Recommendations",
+    "Next week",
     "Uptime and SLA",
     "Service desk tickets",
     "Changes executed",

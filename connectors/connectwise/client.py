@@ -36,8 +36,8 @@ MAX_PAGE_SIZE = 1000
 MAX_PAGES = 10_000  # a runaway Link chain is a vendor bug, not a reason to loop forever
 
 TICKET_FIELDS = (
-    "id,summary,board/id,board/name,type/name,priority/id,priority/name,sla/id,sla/name,"
-    "closedFlag,closedDate,isInSla,_info"
+    "id,summary,board/id,board/name,type/name,priority/id,priority/name,priority/sort,sla/id,sla/name,"
+    "status/name,closedFlag,closedDate,isInSla,_info"
 )
 COMPANY_FIELDS = "id,identifier,name,deletedFlag,_info"
 
@@ -192,10 +192,12 @@ class ConnectWiseClient:
             params["conditions"] = conditions
         return await self.get_all("/company/companies", params)
 
-    async def tickets(self, conditions: str) -> list[Any]:
-        """``GET /service/tickets`` with ``conditions``, trimmed to the fields the report uses."""
+    async def tickets(self, conditions: str, extra_fields: tuple[str, ...] = ()) -> list[Any]:
+        """``GET /service/tickets`` with ``conditions``, trimmed to the fields the report uses
+        (``extra_fields``: configured ones, e.g. the change start field)."""
         return await self.get_all(
-            "/service/tickets", {"conditions": conditions, "fields": TICKET_FIELDS, "orderBy": "id asc"}
+            "/service/tickets",
+            {"conditions": conditions, "fields": ",".join((TICKET_FIELDS, *extra_fields)), "orderBy": "id asc"},
         )
 
     async def slas(self) -> list[Any]:

@@ -33,7 +33,13 @@ what it was. The vendor-neutral formulas are ``reporting.metrics.tickets_section
   week's end while its all-hours target was already past then counts as breached at that end;
 - ``is_change`` = the ticket is on the change board (``change_board``, default "Change Management")
   or of the change type (``change_type``, e.g. "Change"); change tickets are counted only in
-  ``changes`` (closed in the period), never in ``tickets``.
+  ``changes`` (closed in the period), never in ``tickets``;
+- "Next week": ``scheduled`` = a change ticket's ``estimatedStartDate`` (``change_start_field``;
+  UNVERIFIED that every change process fills it — a board that plans changes only as schedule
+  entries lists none); ``waiting_on_customer`` = an open ticket whose ``status/name`` is one of
+  ``waiting_statuses`` (case-insensitive; default "Waiting on Client", "Waiting Customer",
+  "Waiting on Customer" — each board names its own statuses). Statuses are as read now, not as
+  at period end.
 """
 
 from __future__ import annotations
@@ -113,6 +119,9 @@ class ConnectWiseConnector:
         self.company_key = str(source.option("company_key", "id"))
         self.change_board: str | None = source.option("change_board", "Change Management") or None
         self.change_type: str | None = source.option("change_type") or None
+        self.change_start_field = str(source.option("change_start_field", "estimatedStartDate") or "estimatedStartDate")
+        self.waiting = frozenset(str(s).casefold() for s in (source.option(
+            "waiting_statuses", ("Waiting on Client", "Waiting Customer", "Waiting on Customer")) or ()))
         boards = source.option("boards")
         self.boards: frozenset[str] | None = frozenset(boards) if boards else None
         secrets = tuple(s for s in (source.secret("private_key"),) if s)
@@ -209,7 +218,7 @@ class ConnectWiseConnector:
         client = self.client
         companies, tickets, slas = await gather_all(
             client.companies(self._company_condition(cid)),
-            client.tickets(self.ticket_conditions(cid, period)),
+            client.tickets(self.ticket_conditions(cid, period), (self.change_start_field,)),
             self._sla_table(),
         )
         if not companies:
@@ -281,8 +290,12 @@ class ConnectWiseConnector:
                     breached = self._breached_at_end(in_sla, resolve_by, end)
             # the priority's own ``sort`` (Manage's PriorityReference) orders the report's priority table
             rank = None if is_change else f.opt_float("priority.sort")
+            status = f.opt_str("status.name") or ""
+            scheduled = f.opt_time(self.change_start_field) if is_change else None
+            waiting = not is_change and closed is None and status.casefold() in self.waiting
             out.append(TicketRecord(str(ticket_id), f.str("summary"), priority, created, closed, resolve_by, met,
-                                    is_change, breached_at_end=breached, priority_rank=rank))
+                                    is_change, breached_at_end=breached, priority_rank=rank, scheduled=scheduled,
+                                    waiting_on_customer=waiting, status=status))
         return out
 
     @staticmethod

@@ -18,4 +18,7 @@ class ConnectWiseOptions(HttpOptions):
     change_board: str = "Change Management"
     change_type: str | None = None
     boards: tuple[str, ...] | None = None
+    # "Next week": a change ticket's planned start, and the status names that wait on the customer
+    change_start_field: str = "estimatedStartDate"
+    waiting_statuses: tuple[str, ...] = ("Waiting on Client", "Waiting Customer", "Waiting on Customer")
     page_size: int = Field(default=1000, ge=1, le=1000)

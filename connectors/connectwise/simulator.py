@@ -338,17 +338,22 @@ class ConnectWiseSimulator(Simulator):
                 "status": {"id": 75, "name": "Completed" if t.closed else "Scheduled"},
                 "isInSla": True,
             }
+            if t.scheduled is not None:
+                row["estimatedStartDate"] = iso_z(t.scheduled)
         else:
             met = t.closed is not None and t.resolve_by is not None and t.closed <= t.resolve_by
             row |= {
                 "board": SERVICE_BOARD,
                 "type": {"id": 10, "name": "Incident"},
                 "priority": {"id": PRIORITY_IDS[t.priority], "name": t.priority, "sort": PRIORITY_IDS[t.priority]},
-                "status": {"id": 5 if t.closed else 1, "name": "Closed" if t.closed else "New"},
+                "status": ({"id": 5, "name": "Closed"} if t.closed else
+                           {"id": 7, "name": t.status} if t.waiting_on_customer else {"id": 1, "name": "New"}),
                 "sla": STANDARD_SLA,
-                "slaStatus": "Resolved" if t.closed else f"Resolve by {iso_z(t.resolve_by)}",
-                # open: the PSA's verdict now (no waiting statuses in the sandbox: the clock ran throughout)
-                "isInSla": met if t.closed else (t.resolve_by is None or t.resolve_by >= datetime.now(UTC)),
+                "slaStatus": ("Resolved" if t.closed else "Waiting" if t.waiting_on_customer
+                              else f"Resolve by {iso_z(t.resolve_by)}"),
+                # open: the PSA's verdict now; a status waiting on the client stops the clock
+                "isInSla": met if t.closed else (t.waiting_on_customer or t.resolve_by is None
+                                                 or t.resolve_by >= datetime.now(UTC)),
             }
         if t.closed is not None:
             row |= {

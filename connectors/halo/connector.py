@@ -28,14 +28,19 @@ records:
 - tickets with ``excludefromsla = true`` are ``sla_excluded``: left out of attainment's
   denominator and never a breach;
 - ``is_change`` = ``tickettype_id == change_ticket_type_id``; changes count only in ``changes``;
-- ``priority`` = the name of (``sla_id``, ``priority_id``) in ``GET /api/Priority``.
+- ``priority`` = the name of (``sla_id``, ``priority_id``) in ``GET /api/Priority``;
+- "Next week": ``scheduled`` = a change ticket's ``startdate`` (``change_start_field``; the field
+  name is UNVERIFIED against Halo's schema, unset dates are the 1900-01-01 placeholder);
+  ``waiting_on_customer`` = an open ticket whose ``status_id`` is one of ``waiting_status_ids``
+  (Halo's status ids are per instance, so there is no default: unset, the report does not say
+  which tickets wait). Statuses are as read now, not as at period end.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -94,8 +99,12 @@ class HaloConnector:
         self._config_error: str | None = None
         self.change_type_id: int | None = None
         self.ticket_type_ids: frozenset[int] | None = None
+        self.waiting_ids: frozenset[int] | None = None
+        self.change_start_field = str(source.option("change_start_field", "startdate") or "startdate")
         self.margin = timedelta(hours=24)
         try:
+            waiting = source.option("waiting_status_ids")
+            self.waiting_ids = frozenset(int(t) for t in waiting) if waiting is not None else None
             change_type = source.option("change_ticket_type_id")
             self.change_type_id = int(change_type) if change_type not in (None, "") else None
             types = source.option("ticket_type_ids")
@@ -103,7 +112,7 @@ class HaloConnector:
             self.margin = timedelta(hours=float(source.option("closed_since_margin_hours", 24)))
         except (TypeError, ValueError):
             self._config_error = (f"sources.{name}: change_ticket_type_id and ticket_type_ids take ticket type ids (numbers), "
-                                  f"closed_since_margin_hours a number of hours")
+                                  f"waiting_status_ids status ids, closed_since_margin_hours a number of hours")
         secrets = tuple(s for s in (source.secret("client_secret"),) if s)
         self.http: HttpSource
         self.http, self._httpx = source_http(SYSTEM, source, ctx, error_message=halo_error_message, secrets=secrets)
@@ -162,7 +171,8 @@ class HaloConnector:
         week = await self._week(int(cid), period)
         records = self._records(week, period)
         if section == "tickets":
-            return metrics.tickets_section(records, period, targets.ticket_sla_pct)
+            tickets = metrics.tickets_section(records, period, targets.ticket_sla_pct)
+            return tickets if self.waiting_ids is not None else replace(tickets, waiting=None)
         return metrics.changes_section(records, period)
 
     async def customer_records(self) -> list[SourceRecord]:
@@ -292,8 +302,14 @@ class HaloConnector:
                 if created < period.end and (closed is None or closed >= period.end):
                     breached = self._breached_at_end(f, is_closed, resolve_by, period.end)
             priority = "Change" if is_change else self._priority_name(f, week.priorities)
+            scheduled = _halo_time(f, self.change_start_field) if is_change else None
+            status_id = f.int("status_id") if f.has("status_id") else None
+            waiting = (not is_change and closed is None and self.waiting_ids is not None
+                       and status_id in self.waiting_ids)
             out.append(TicketRecord(str(ticket_id), f.str("summary"), priority, created, closed, resolve_by, met,
-                                    is_change, excluded, breached_at_end=breached))
+                                    is_change, excluded, breached_at_end=breached, scheduled=scheduled,
+                                    waiting_on_customer=waiting,
+                                    status="" if status_id is None else f"status {status_id}"))
         return out
 
     @staticmethod

@@ -15,6 +15,10 @@ class HaloOptions(HttpOptions):
     tenant: str | None = None
     change_ticket_type_id: int | None = None
     ticket_type_ids: tuple[int, ...] | None = None
+    # "Next week": a change ticket's planned start, and the status ids that wait on the customer
+    # (Halo names statuses per instance; unset: the report does not say which tickets wait)
+    change_start_field: str = "startdate"
+    waiting_status_ids: tuple[int, ...] | None = None
     closed_since_margin_hours: float = Field(default=24.0, ge=0)
     page_size: int = Field(default=100, ge=1, le=1000)
     tenant_reads_from: int = Field(default=3, ge=1)  # a batch of this many clients reads the whole tenant once

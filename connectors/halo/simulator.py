@@ -31,6 +31,7 @@ from connectors.sim.base import Simulator
 
 CHANGE_TYPE_ID = 3
 INCIDENT_TYPE_ID = 1
+WAITING_STATUS_ID = 4  # this instance's "Waiting on User" status (Halo's status ids are per instance)
 SLA_ID = 1
 PRIORITY_IDS = {name: i + 1 for i, (name, _, _) in enumerate(PRIORITIES)}
 UNSET = "1900-01-01T00:00:00"
@@ -100,7 +101,7 @@ class HaloSimulator(Simulator):
             "dateoccurred": _ts(t.created, fraction=True),
             "summary": t.title,
             "details": "",
-            "status_id": 9 if closed else 1,
+            "status_id": 9 if closed else WAITING_STATUS_ID if t.waiting_on_customer else 1,
             "tickettype_id": CHANGE_TYPE_ID if t.is_change else INCIDENT_TYPE_ID,
             "sla_id": SLA_ID,
             "priority_id": PRIORITY_IDS["Medium"] if t.is_change else PRIORITY_IDS[t.priority],
@@ -111,7 +112,8 @@ class HaloSimulator(Simulator):
             "user_id": 1,
             "user_name": "General User",
             "team": "Service Desk",
-            "onhold": False,
+            "onhold": bool(t.waiting_on_customer),  # a status waiting on the user holds the SLA clock
+            "startdate": _ts(t.scheduled),
             "respondbydate": _ts(t.created),
             "fixbydate": _ts(t.resolve_by),
             "dateclosed": _ts(t.closed),
@@ -251,6 +253,7 @@ class HaloSimulator(Simulator):
             "client_id": self.client_id,
             "client_secret": self.secret,
             "change_ticket_type_id": CHANGE_TYPE_ID,
+            "waiting_status_ids": [WAITING_STATUS_ID],
             "page_size": self.page_size,
             "concurrency": 8,  # loopback: let a batch's small pages run together (production default: 4)
         }

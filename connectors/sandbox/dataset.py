@@ -60,6 +60,14 @@ INCIDENT_TITLES = (
     ("medium", 'Mailbox rule created: forward to <external> & delete'),
     ("medium", "Malware detected and quarantined on endpoint"),
 )
+NEXT_WEEK_CHANGES = (
+    "Monthly security patching, {dev}",
+    "Firmware upgrade, {dev}",
+    "Certificate renewal on {dev}",
+)
+WAITING_STATUS = "Waiting on Client"  # ConnectWise's status name; the Halo simulator serves its status id
+WAITING_SUBJECT = "New starter laptop: please approve the quote"
+
 TICKET_SUBJECTS = (
     "Password reset",
     "Printer offline",
@@ -306,7 +314,30 @@ class _Gen:
                 created = self.at(k, crng.randrange(5), crng.uniform(8, 12))
                 closed = created + timedelta(hours=crng.uniform(1, 6))
                 out.append(TicketRecord(f"{seq}", title, "Change", created, closed, None, is_change=True))
+            if k == 0:
+                seq = self._next_week(out, seq)
         return _whole_seconds(out)
+
+    def _next_week(self, out: list[TicketRecord], seq: int) -> int:
+        """The reported week's "Next week": changes scheduled for the week after it (open change
+        tickets raised on the Thursday) and, for some customers, tickets waiting on them."""
+        rng = self.rng(0, "next-week")
+        for day, hour in ((1, 22.0), (3, 21.0))[: 1 + rng.randrange(2)]:
+            seq += 1
+            dev = self.devices[rng.randrange(len(self.devices))].name
+            title = NEXT_WEEK_CHANGES[rng.randrange(len(NEXT_WEEK_CHANGES))].format(dev=dev)
+            out.append(TicketRecord(f"{seq}", title, "Change", self.at(0, 3, 10), None, None, is_change=True,
+                                    scheduled=self.at(1, day, hour), status="Scheduled"))
+        # UMBRELLA's surge leaves open requests: two of them need the customer's answer
+        surge = [i for i, t in enumerate(out) if t.closed is None and not t.is_change and t.created >= self.at(0, 0, 0)]
+        for i in surge[:2] if self.c.code == "UMBRELLA" else ():
+            out[i] = replace(out[i], waiting_on_customer=True, status=WAITING_STATUS)
+        if self.c.code in ("ACME", "TYRELL"):  # a request raised on Friday that waits on the customer's approval
+            seq += 1
+            created = self.at(0, 4, 15)
+            out.append(TicketRecord(f"{seq}", WAITING_SUBJECT, "Low", created, None, created + timedelta(hours=72),
+                                    waiting_on_customer=True, status=WAITING_STATUS))
+        return seq
 
     # -- backups
     @cached_property

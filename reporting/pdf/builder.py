@@ -345,6 +345,9 @@ def top_items(report: Report, n: int = 3) -> list[str]:
 def contents(report: Report) -> list[tuple[str, bool]]:
     """(title, available) in the order the report shows them."""
     out = [("Executive summary", True), ("Recommendations", True)]
+    planned, waiting = fmt.next_week(report)
+    if planned is not None or waiting is not None:
+        out.append((fmt.NEXT_WEEK_TITLE, True))
     for name in SECTION_NAMES:
         sec = report.sections.get(name)
         out.append((SECTION_TITLES[name], sec is not None and sec.ok and sec.data is not None))
@@ -875,6 +878,32 @@ def build_recommendations(ctx: Ctx) -> list[Flowable]:
     return [KeepTogether(out)]
 
 
+def build_next_week(ctx: Ctx) -> list[Flowable]:
+    """The changes scheduled for the coming week and the requests waiting on the customer
+    (:func:`reporting.fmt.next_week`); a part whose source is unavailable is left out."""
+    planned, waiting = fmt.next_week(ctx.report)
+    if planned is None and waiting is None:
+        return []
+    w = ss.FRAME_WIDTH
+    out: list[Flowable] = [Spacer(1, 10), outline_heading(ctx, fmt.NEXT_WEEK_TITLE, "h2")]
+    if planned is not None:
+        if not planned:
+            out.append(ctx.p("No changes are scheduled for the coming week.", "note"))
+        else:
+            rows = [[fmt_dt_short(c.start, ctx.tz), ctx.cell(c.title), ctx.cell(c.id, 40)] for c in planned]
+            out += [ctx.p(fmt.PLANNED_LEAD), Spacer(1, 3),
+                    data_table(ctx, ["When", "Change", "Ref"], rows, [35 * ss.MM, w - 63 * ss.MM, 28 * ss.MM])]
+    if waiting is not None:
+        out.append(Spacer(1, 6))
+        if not waiting:
+            out.append(ctx.p("Nothing is waiting on you.", "note"))
+        else:
+            rows = [[ctx.cell(t.id, 40), ctx.cell(t.title), fmt_dt_short(t.created, ctx.tz)] for t in waiting]
+            out += [ctx.p(fmt.WAITING_LEAD), Spacer(1, 3),
+                    data_table(ctx, ["Ticket", "Subject", "Opened"], rows, [28 * ss.MM, w - 63 * ss.MM, 35 * ss.MM])]
+    return [KeepTogether(out)]
+
+
 def build_how_to_read(ctx: Ctx) -> list[Flowable]:
     """Each figure's definition in plain words (:data:`reporting.metrics.DEFINITIONS`), one page."""
     rows: list[list[Any]] = []
@@ -1078,6 +1107,7 @@ def build_story(ctx: Ctx) -> list[Flowable]:
     story += [NextPageTemplate("body"), PageBreak()]
     story += build_executive_summary(ctx)
     story += build_recommendations(ctx)
+    story += build_next_week(ctx)
     for name in SECTION_NAMES:
         story.append(Spacer(1, 14))
         story += build_section(ctx, name)

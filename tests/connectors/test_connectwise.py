@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+from dataclasses import replace
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -324,10 +325,38 @@ async def test_waiting_tickets_with_the_clock_stopped_are_not_breaches():
         tickets = await con.fetch_section("tickets", acme(), period, Targets(ticket_sla_pct=95.0))
     finally:
         await con.aclose()
-    assert tickets == Tickets(opened=10, closed=2, backlog=8, sla_breaches=4, sla_attainment_pct=50.0,
-                              by_priority={"High": 3, "Low": 2, "Medium": 5}, target_pct=95.0)
+    assert replace(tickets, waiting=()) == Tickets(opened=10, closed=2, backlog=8, sla_breaches=4, sla_attainment_pct=50.0,
+                                                   by_priority={"High": 3, "Low": 2, "Medium": 5}, target_pct=95.0)
+    # "Next week": the open tickets in "Waiting on Client" wait on the customer; "Waiting on Vendor" (2004) does not
+    assert tickets.waiting is not None
+    assert [(w.id, w.status) for w in tickets.waiting] == [(i, "Waiting on Client") for i in ("2001", "2002", "2003", "2007")]
     arithmetic = [t for t in fx("waiting", "service_tickets") if not t["closedFlag"]]
     assert len(arithmetic) == 8  # the open ones; 7 of them are past dateEntered + resolutionHours
+
+
+async def test_planned_changes_come_from_the_configured_start_field():
+    """An open change ticket whose estimatedStartDate falls in the week after the reported one is
+    planned; one starting two weeks on is not; a board that stores the start elsewhere says so."""
+    period = week_containing(WEEK, "Europe/London")  # 9–16 Nov 2026
+    rows = fx("hand", "service_tickets")
+    base = next(r for r in rows if r["id"] == 1007)
+    for tid, start in ((1011, "2026-11-17T22:00:00Z"), (1012, "2026-11-24T22:00:00Z")):
+        row = copy.deepcopy(base) | {"id": tid, "summary": f"Planned {tid}", "closedFlag": False, "customStart": start,
+                                     "estimatedStartDate": start}
+        del row["closedDate"]
+        rows.append(row)
+    for opts, field in (({}, "estimatedStartDate"), ({"change_start_field": "customStart"}, "customStart")):
+        routes = hand_routes()
+        routes["/service/tickets"] = rows
+        api = CwApi(routes)
+        con = connector(api, **opts)
+        try:
+            changes = await con.fetch_section("changes", acme(), period, Targets())
+        finally:
+            await con.aclose()
+        assert [(c.id, c.title, c.start) for c in changes.planned] == [
+            ("1011", "Planned 1011", datetime(2026, 11, 17, 22, tzinfo=UTC))]
+        assert api.queries("/service/tickets")[0]["fields"].split(",")[-1] == field
 
 
 async def test_identifier_mapping_and_unknown_company():

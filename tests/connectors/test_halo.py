@@ -265,8 +265,10 @@ async def test_hand_computed_week():
         changes = await con.fetch_section("changes", wonka(), period, Targets())
     finally:
         await con.aclose()
+    # waiting None: no waiting_status_ids configured, so the report cannot say what waits on the customer
     assert tickets == Tickets(opened=5, closed=4, backlog=4, sla_breaches=4, sla_attainment_pct=50.0,
-                              by_priority={"High": 1, "Low": 2, "Medium": 1, "P3 - Business": 1})
+                              by_priority={"High": 1, "Low": 2, "Medium": 1, "P3 - Business": 1}, waiting=None)
+    assert changes.planned == ()
     assert isinstance(changes, Changes) and [(c.id, c.title) for c in changes.items] == [("2105", "Firmware update on wonka-head-fi01")]
     assert changes.items[0].closed_at == datetime(2026, 11, 10, 11, tzinfo=UTC)
     # both sections from one read: each ticket query once
@@ -293,6 +295,34 @@ async def test_on_hold_tickets_follow_halos_hold_time_not_arithmetic():
         await con.aclose()
     got = (tickets.opened, tickets.closed, tickets.backlog, tickets.sla_breaches, tickets.sla_attainment_pct)
     assert got == (7, 1, 6, 2, 100.0)
+
+
+
+async def test_waiting_on_the_customer_and_planned_changes_follow_the_configured_status_and_start_date():
+    """status_id 4 is configured as "waiting on the customer": 2205, 2201, 2202 (open, status 4)
+    wait on them, oldest opened first; an open change (tickettype 3) whose startdate is in the next week
+    is planned, one whose startdate is in the reported week is not."""
+    routes = hand_routes()
+    open_rows = fx("onhold", "tickets_open")
+    rows = open_rows["tickets"] if isinstance(open_rows, dict) else open_rows
+    base = copy.deepcopy(rows[0])
+    for tid, start in ((2401, "2026-11-18T21:00:00"), (2402, "2026-11-12T21:00:00")):
+        rows.append(base | {"id": tid, "summary": f"Change {tid}", "tickettype_id": 3, "status_id": 2, "onhold": False,
+                            "startdate": start})
+    if isinstance(open_rows, dict):
+        open_rows["record_count"] = len(rows)
+    routes["/api/Tickets?open"] = open_rows
+    routes["/api/Tickets?closed"] = fx("onhold", "tickets_closed")
+    con = connector(HaloApi(routes), waiting_status_ids=[4])
+    period = week_containing(WEEK, "Europe/London")
+    try:
+        tickets = await con.fetch_section("tickets", wonka(), period, Targets())
+        changes = await con.fetch_section("changes", wonka(), period, Targets())
+    finally:
+        await con.aclose()
+    assert tickets.waiting is not None
+    assert [(w.id, w.status) for w in tickets.waiting] == [("2205", "status 4"), ("2201", "status 4"), ("2202", "status 4")]
+    assert [(c.id, c.start) for c in changes.planned] == [("2401", datetime(2026, 11, 18, 21, tzinfo=UTC))]
 
 
 @pytest.mark.parametrize("field", ["dateoccurred", "tickettype_id", "summary"])
