@@ -246,6 +246,18 @@ async def test_timeout_and_html():
 # ---- the mapper against a hand computation -----------------------------------------------
 
 
+async def read_week(con: HaloConnector) -> tuple[Tickets, Changes]:
+    """The tickets and changes sections of the week of 9–16 Nov 2026 (London) for WONKA, then close."""
+    period = week_containing(WEEK, "Europe/London")
+    try:
+        tickets = await con.fetch_section("tickets", wonka(), period, Targets())
+        changes = await con.fetch_section("changes", wonka(), period, Targets())
+    finally:
+        await con.aclose()
+    assert isinstance(tickets, Tickets) and isinstance(changes, Changes)
+    return tickets, changes
+
+
 async def test_hand_computed_week():
     """Eleven vendor tickets (fixtures/halo/hand), the week of 9–16 Nov 2026 (London = UTC):
 
@@ -258,13 +270,7 @@ async def test_hand_computed_week():
     before the week (inside the 24 h margin of the query) counts nowhere.
     """
     api = HaloApi()
-    con = connector(api)
-    period = week_containing(WEEK, "Europe/London")
-    try:
-        tickets = await con.fetch_section("tickets", wonka(), period, Targets())
-        changes = await con.fetch_section("changes", wonka(), period, Targets())
-    finally:
-        await con.aclose()
+    tickets, changes = await read_week(connector(api))
     # waiting None: no waiting_status_ids configured, so the report cannot say what waits on the customer
     assert tickets == Tickets(opened=5, closed=4, backlog=4, sla_breaches=4, sla_attainment_pct=50.0,
                               by_priority={"High": 1, "Low": 2, "Medium": 1, "P3 - Business": 1}, waiting=None)
@@ -313,13 +319,7 @@ async def test_waiting_on_the_customer_and_planned_changes_follow_the_configured
         open_rows["record_count"] = len(rows)
     routes["/api/Tickets?open"] = open_rows
     routes["/api/Tickets?closed"] = fx("onhold", "tickets_closed")
-    con = connector(HaloApi(routes), waiting_status_ids=[4])
-    period = week_containing(WEEK, "Europe/London")
-    try:
-        tickets = await con.fetch_section("tickets", wonka(), period, Targets())
-        changes = await con.fetch_section("changes", wonka(), period, Targets())
-    finally:
-        await con.aclose()
+    tickets, changes = await read_week(connector(HaloApi(routes), waiting_status_ids=[4]))
     assert tickets.waiting is not None
     assert [(w.id, w.status) for w in tickets.waiting] == [("2205", "status 4"), ("2201", "status 4"), ("2202", "status 4")]
     assert [(c.id, c.start) for c in changes.planned] == [("2401", datetime(2026, 11, 18, 21, tzinfo=UTC))]
