@@ -229,6 +229,8 @@ def timeline(events: Sequence[OutageEvent], limit: int = MAX_TIMELINE) -> list[O
 NEXT_WEEK_TITLE = "Next week"
 PLANNED_LEAD = "Changes we have scheduled for the coming week:"
 WAITING_LEAD = "These requests are waiting on a reply from you; please answer so we can finish them:"
+PLANNED_NONE = "No changes are scheduled for the coming week."
+WAITING_NONE = "Nothing is waiting on you."
 
 
 def next_week(report: Report) -> tuple[Sequence[PlannedChange] | None, Sequence[WaitingTicket] | None]:

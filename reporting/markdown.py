@@ -104,4 +104,6 @@ def render_markdown(report: Report, branding: Branding) -> str:
         next_week_title=fmt.NEXT_WEEK_TITLE,
         planned_lead=fmt.PLANNED_LEAD,
         waiting_lead=fmt.WAITING_LEAD,
+        planned_none=fmt.PLANNED_NONE,
+        waiting_none=fmt.WAITING_NONE,
     )

@@ -274,7 +274,9 @@ def priority_key(name: str, rank: float | None = None) -> tuple[float, float, st
     return (2, int(number.group(1)), name) if number else (3, 0, name)
 
 
-def tickets_section(tickets: Iterable[TicketRecord], period: Period, target_pct: float) -> Tickets:
+def tickets_section(
+    tickets: Iterable[TicketRecord], period: Period, target_pct: float, *, reads_waiting: bool = True
+) -> Tickets:
     """Ticket throughput and SLA.
 
     opened = created in period; closed = closed in period; backlog = created before end and not
@@ -284,7 +286,8 @@ def tickets_section(tickets: Iterable[TicketRecord], period: Period, target_pct:
     open at end that had breached by then — the PSA's own verdict ``breached_at_end`` where the
     connector has one (clocks paused while waiting respected), else resolve_by < end (excluded
     tickets never breach). by_priority counts tickets opened. waiting = tickets still open (as read)
-    that were created before end and whose status waits on the customer, oldest first.
+    that were created before end and whose status waits on the customer, oldest first; None when
+    ``reads_waiting`` is false (the source does not say which status waits on the customer).
     """
     opened = closed = backlog = met = measured = breaches = 0
     waiting: list[WaitingTicket] = []
@@ -320,7 +323,7 @@ def tickets_section(tickets: Iterable[TicketRecord], period: Period, target_pct:
         sla_attainment_pct=None if measured == 0 else 100.0 * met / measured,
         by_priority={name: prio[name] for name in sorted(prio, key=lambda n: priority_key(n, ranks.get(n)))},
         target_pct=target_pct,
-        waiting=tuple(sorted(waiting, key=lambda w: (w.created, w.id))),
+        waiting=tuple(sorted(waiting, key=lambda w: (w.created, w.id))) if reads_waiting else None,
     )
 
 

@@ -117,8 +117,8 @@ class WaitingTicket:
     id: str
     title: str
     created: datetime
-    # the PSA's own word for it ("Waiting on Client" in ConnectWise, "status 4" from Halo's id):
-    # shown to the engineer, never compared — the same ticket read two ways is the same ticket
+    # the PSA's own word for it ("Waiting on Client" in ConnectWise, "status 4" from Halo's id): kept
+    # in the snapshot, never on the customer's page and never compared (one ticket read two ways is one)
     status: str = field(default="", compare=False)
 
 

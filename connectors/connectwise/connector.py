@@ -52,6 +52,7 @@ from typing import Any
 
 from connectors.base import ConnectorContext, connector_shape
 from connectors.connectwise.client import SYSTEM, ConnectWiseClient, cw_date, cw_error_message, cw_string
+from connectors.connectwise.options import WAITING_STATUSES
 from connectors.fields import Fields, require_in_schema
 from connectors.http import (
     HttpSource,
@@ -120,8 +121,7 @@ class ConnectWiseConnector:
         self.change_board: str | None = source.option("change_board", "Change Management") or None
         self.change_type: str | None = source.option("change_type") or None
         self.change_start_field = str(source.option("change_start_field", "estimatedStartDate") or "estimatedStartDate")
-        self.waiting = frozenset(str(s).casefold() for s in (source.option(
-            "waiting_statuses", ("Waiting on Client", "Waiting Customer", "Waiting on Customer")) or ()))
+        self.waiting = frozenset(str(s).casefold() for s in (source.option("waiting_statuses", WAITING_STATUSES) or ()))
         boards = source.option("boards")
         self.boards: frozenset[str] | None = frozenset(boards) if boards else None
         secrets = tuple(s for s in (source.secret("private_key"),) if s)

@@ -8,6 +8,9 @@ from pydantic import Field, SecretStr
 
 from connectors.http import HttpOptions
 
+# statuses whose next move is the customer's, as ConnectWise boards commonly name them
+WAITING_STATUSES = ("Waiting on Client", "Waiting Customer", "Waiting on Customer")
+
 
 class ConnectWiseOptions(HttpOptions):
     company_id: str | None = None  # the login company; missing credentials: sections unavailable
@@ -20,5 +23,5 @@ class ConnectWiseOptions(HttpOptions):
     boards: tuple[str, ...] | None = None
     # "Next week": a change ticket's planned start, and the status names that wait on the customer
     change_start_field: str = "estimatedStartDate"
-    waiting_statuses: tuple[str, ...] = ("Waiting on Client", "Waiting Customer", "Waiting on Customer")
+    waiting_statuses: tuple[str, ...] = WAITING_STATUSES
     page_size: int = Field(default=1000, ge=1, le=1000)

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -171,8 +171,8 @@ class HaloConnector:
         week = await self._week(int(cid), period)
         records = self._records(week, period)
         if section == "tickets":
-            tickets = metrics.tickets_section(records, period, targets.ticket_sla_pct)
-            return tickets if self.waiting_ids is not None else replace(tickets, waiting=None)
+            return metrics.tickets_section(records, period, targets.ticket_sla_pct,
+                                           reads_waiting=self.waiting_ids is not None)
         return metrics.changes_section(records, period)
 
     async def customer_records(self) -> list[SourceRecord]:

@@ -328,10 +328,11 @@ class _Gen:
             title = NEXT_WEEK_CHANGES[rng.randrange(len(NEXT_WEEK_CHANGES))].format(dev=dev)
             out.append(TicketRecord(f"{seq}", title, "Change", self.at(0, 3, 10), None, None, is_change=True,
                                     scheduled=self.at(1, day, hour), status="Scheduled"))
-        # UMBRELLA's surge leaves open requests: two of them need the customer's answer
-        surge = [i for i, t in enumerate(out) if t.closed is None and not t.is_change and t.created >= self.at(0, 0, 0)]
-        for i in surge[:2] if self.c.code == "UMBRELLA" else ():
-            out[i] = replace(out[i], waiting_on_customer=True, status=WAITING_STATUS)
+        if self.c.code == "UMBRELLA":  # its surge leaves open requests: two of them need the customer's answer
+            start = self.at(0, 0, 0)
+            surge = [i for i, t in enumerate(out) if t.closed is None and not t.is_change and t.created >= start]
+            for i in surge[:2]:
+                out[i] = replace(out[i], waiting_on_customer=True, status=WAITING_STATUS)
         if self.c.code in ("ACME", "TYRELL"):  # a request raised on Friday that waits on the customer's approval
             seq += 1
             created = self.at(0, 4, 15)

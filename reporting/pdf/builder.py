@@ -888,7 +888,7 @@ def build_next_week(ctx: Ctx) -> list[Flowable]:
     out: list[Flowable] = [Spacer(1, 10), outline_heading(ctx, fmt.NEXT_WEEK_TITLE, "h2")]
     if planned is not None:
         if not planned:
-            out.append(ctx.p("No changes are scheduled for the coming week.", "note"))
+            out.append(ctx.p(fmt.PLANNED_NONE, "note"))
         else:
             rows = [[fmt_dt_short(c.start, ctx.tz), ctx.cell(c.title), ctx.cell(c.id, 40)] for c in planned]
             out += [ctx.p(fmt.PLANNED_LEAD), Spacer(1, 3),
@@ -896,7 +896,7 @@ def build_next_week(ctx: Ctx) -> list[Flowable]:
     if waiting is not None:
         out.append(Spacer(1, 6))
         if not waiting:
-            out.append(ctx.p("Nothing is waiting on you.", "note"))
+            out.append(ctx.p(fmt.WAITING_NONE, "note"))
         else:
             rows = [[ctx.cell(t.id, 40), ctx.cell(t.title), fmt_dt_short(t.created, ctx.tz)] for t in waiting]
             out += [ctx.p(fmt.WAITING_LEAD), Spacer(1, 3),
