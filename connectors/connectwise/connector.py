@@ -171,7 +171,10 @@ class ConnectWiseConnector:
         week = await self._week(str(cid), period)
         records = self._records(week, period)
         if section == "tickets":
-            return metrics.tickets_section(records, period, targets.ticket_sla_pct)
+            # an open ticket without status/name (a renamed field, a trimmed projection): the report
+            # cannot say what waits on the customer, rather than say "nothing"
+            says = all(r.status for r in records if not r.is_change and r.closed is None)
+            return metrics.tickets_section(records, period, targets.ticket_sla_pct, reads_waiting=says)
         return metrics.changes_section(records, period)
 
     async def customer_records(self) -> list[SourceRecord]:

@@ -262,8 +262,9 @@ async def test_hand_computed_week():
         changes = await con.fetch_section("changes", acme(), period, Targets())
     finally:
         await con.aclose()
+    # the hand rows carry no status: what waits on the customer is unknown (None), not "nothing"
     assert tickets == Tickets(opened=5, closed=3, backlog=5, sla_breaches=4, sla_attainment_pct=pytest.approx(200 / 3),
-                              by_priority={"High": 1, "Low": 2, "Medium": 2}, target_pct=95.0)
+                              by_priority={"High": 1, "Low": 2, "Medium": 2}, target_pct=95.0, waiting=None)
     assert isinstance(changes, Changes) and changes.count == 1
     assert changes.items[0].id == "1007" and changes.items[0].closed_at == datetime(2026, 11, 10, 11, tzinfo=UTC)
     # one read serves both sections: the tickets query went out once (pages of 3: 4 requests)
@@ -332,6 +333,22 @@ async def test_waiting_tickets_with_the_clock_stopped_are_not_breaches():
     assert [(w.id, w.status) for w in tickets.waiting] == [(i, "Waiting on Client") for i in ("2001", "2002", "2003", "2007")]
     arithmetic = [t for t in fx("waiting", "service_tickets") if not t["closedFlag"]]
     assert len(arithmetic) == 8  # the open ones; 7 of them are past dateEntered + resolutionHours
+
+
+async def test_open_tickets_without_a_status_name_leave_waiting_unknown_not_empty():
+    """ConnectWise rows with ``status`` renamed away: the tickets' numbers stand, but the report
+    cannot say what waits on the customer (None), where an empty list would tell them "nothing"."""
+    rows = fx("waiting", "service_tickets")
+    for row in rows:
+        row["ticketStatus"] = row.pop("status")
+    routes = hand_routes()
+    routes["/service/tickets"] = rows
+    con = connector(CwApi(routes))
+    try:
+        tickets = await con.fetch_section("tickets", acme(), week_containing(WEEK, "Europe/London"), Targets())
+    finally:
+        await con.aclose()
+    assert tickets.waiting is None and (tickets.opened, tickets.backlog) == (10, 8)
 
 
 async def test_planned_changes_come_from_the_configured_start_field():
