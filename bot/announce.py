@@ -86,8 +86,17 @@ class PostRecord:
 class ChannelAnnouncer:
     """``announce(parcel, file_url, key)`` for ``bot.graph.GraphBackend``."""
 
-    def __init__(self, engine: AsyncEngine, post: Post, find: Find, *, msp_name: str, settle_checks: int = 3,
-                 settle_delay: float = 5.0, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        post: Post,
+        find: Find,
+        *,
+        msp_name: str,
+        settle_checks: int = 3,
+        settle_delay: float = 5.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ):
         self.engine = engine
         self.post, self.find = post, find
         self.msp_name = msp_name
@@ -143,17 +152,24 @@ class ChannelAnnouncer:
         now = datetime.now(UTC)
         try:
             async with writing(self.engine) as conn:
-                await conn.execute(channel_posts.insert().values(key=key, channel=channel, status="posting", attempts=1,
-                                                                 started_at=now, updated_at=now))
+                await conn.execute(
+                    channel_posts.insert().values(
+                        key=key, channel=channel, status="posting", attempts=1, started_at=now, updated_at=now
+                    )
+                )
         except IntegrityError:
             async with writing(self.engine) as conn:
-                await conn.execute(update(channel_posts).where(channel_posts.c.key == key).values(
-                    status="posting", attempts=channel_posts.c.attempts + 1, updated_at=now))
+                await conn.execute(
+                    update(channel_posts)
+                    .where(channel_posts.c.key == key)
+                    .values(status="posting", attempts=channel_posts.c.attempts + 1, updated_at=now)
+                )
 
     async def _set(self, key: str, **values: Any) -> None:
         async with writing(self.engine) as conn:
-            await conn.execute(update(channel_posts).where(channel_posts.c.key == key).values(
-                updated_at=datetime.now(UTC), **values))
+            await conn.execute(
+                update(channel_posts).where(channel_posts.c.key == key).values(updated_at=datetime.now(UTC), **values)
+            )
 
 
 def connector_failure(what: str, err: Exception) -> Exception:

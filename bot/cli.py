@@ -119,7 +119,9 @@ def _connectors(config: Config, ctx: ConnectorContext, customers: Sequence[Custo
         kind = src.type or name
         factory = CONNECTORS.get(kind)
         if factory is None:
-            raise CliError(f"sources.{name}.type: no connector named {kind!r} (known: {', '.join(sorted(CONNECTORS))})", EXIT_USAGE)
+            raise CliError(
+                f"sources.{name}.type: no connector named {kind!r} (known: {', '.join(sorted(CONNECTORS))})", EXIT_USAGE
+            )
         try:
             out[name] = factory(name, src, ctx)
         except ConnectorError as err:
@@ -148,8 +150,9 @@ class Progress:
         sys.stderr.flush()
 
 
-async def _generate(setup: Setup, customers: list[CustomerConfig], out: Path, backfill: int, quiet: bool = False,
-                    deliver: bool = False) -> tuple[list[Draft], list[str], list[str]]:
+async def _generate(
+    setup: Setup, customers: list[CustomerConfig], out: Path, backfill: int, quiet: bool = False, deliver: bool = False
+) -> tuple[list[Draft], list[str], list[str]]:
     if setup.sandbox is None:
         return await _generate_with(setup, setup.config, customers, out, backfill, quiet, deliver)
     await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)  # the sandbox's store lives there
@@ -158,15 +161,24 @@ async def _generate(setup: Setup, customers: list[CustomerConfig], out: Path, ba
     try:
         async with FarmProcess(setup.sandbox, setup.fault_specs) as farm:
             config = sandbox_config(setup.sandbox, setup.config.store.url, farm.sources)
-            return await _generate_with(setup, config, [config.customer(c.code) for c in customers], out, backfill, quiet, deliver)
+            return await _generate_with(
+                setup, config, [config.customer(c.code) for c in customers], out, backfill, quiet, deliver
+            )
     except RuntimeError as err:
         if "simulators" in str(err):
             raise CliError(str(err)) from err
         raise
 
 
-async def _generate_with(setup: Setup, config: Config, customers: list[CustomerConfig], out: Path, backfill: int, quiet: bool,
-                         deliver: bool = False) -> tuple[list[Draft], list[str], list[str]]:
+async def _generate_with(
+    setup: Setup,
+    config: Config,
+    customers: list[CustomerConfig],
+    out: Path,
+    backfill: int,
+    quiet: bool,
+    deliver: bool = False,
+) -> tuple[list[Draft], list[str], list[str]]:
     from reporting.pdf import render_pdf  # ReportLab import kept off the config-check path
 
     ctx = ConnectorContext(sandbox=setup.sandbox)
@@ -178,7 +190,9 @@ async def _generate_with(setup: Setup, config: Config, customers: list[CustomerC
             await c.aclose()
         raise CliError(f"{setup.path or 'the sandbox'}: store.url: {err}") from err
     await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)  # only now: a rejected run leaves nothing
-    engine = Engine(config, connectors, store, config.branding(setup.base), render_pdf, allow_partial=setup.allow_partial)
+    engine = Engine(
+        config, connectors, store, config.branding(setup.base), render_pdf, allow_partial=setup.allow_partial
+    )
     # the unmapped-customer sweep is advice: it runs beside the batch, every source under its
     # timeout, so it never adds a timeout of its own to the run
     sweep = asyncio.create_task(unmapped_records(connectors, config.customers, lambda s: source_timeout(config, s)))
@@ -216,8 +230,9 @@ async def _generate_with(setup: Setup, config: Config, customers: list[CustomerC
 DEMO_APPROVER = "Sandbox engineer (demo)"
 
 
-async def _approve_and_deliver(config: Config, store: HistoryStore, drafts: list[Draft],
-                               out: Path) -> dict[str, DraftStatus | None]:
+async def _approve_and_deliver(
+    config: Config, store: HistoryStore, drafts: list[Draft], out: Path
+) -> dict[str, DraftStatus | None]:
     """The demo's review step: every draft approved as the sandbox engineer (recorded as such) and
     delivered to ``OUT/outbox/`` through the real delivery steps; then the roll-up card. Returns
     each draft's review state as the store has it after delivery."""
@@ -231,13 +246,19 @@ async def _approve_and_deliver(config: Config, store: HistoryStore, drafts: list
     deliveries = await DeliveryLog.open(store.engine)
     backend = OutboxBackend(config, out / "outbox")
     closers: list[Any] = []  # [delivery] may send the email step through Gmail, the archive to Drive
-    handoff = DeliveryHandoff(Deliverer(config, deliveries, routed_backend(config, backend, out / "outbox", closers)),
-                              state)
+    handoff = DeliveryHandoff(
+        Deliverer(config, deliveries, routed_backend(config, backend, out / "outbox", closers)), state
+    )
     try:
         for d in drafts:
             draft = await state.upsert_drafted(d.code, d.report.period.end_date)
-            approved = await state.change(draft.id, draft.version, state=DraftState.APPROVED, decided_by=DEMO_APPROVER,
-                                          decided_at=datetime.now(UTC)) or await state.get(draft.id)
+            approved = await state.change(
+                draft.id,
+                draft.version,
+                state=DraftState.APPROVED,
+                decided_by=DEMO_APPROVER,
+                decided_at=datetime.now(UTC),
+            ) or await state.get(draft.id)
             if approved is not None and approved.state == DraftState.APPROVED:
                 await handoff(approved, d.report, d.paths["pdf"].read_bytes())
     finally:
@@ -246,9 +267,13 @@ async def _approve_and_deliver(config: Config, store: HistoryStore, drafts: list
     statuses: dict[str, DraftStatus | None] = {}
     for d in drafts:
         row = await state.for_week(d.code, d.report.period.end_date)
-        statuses[d.code] = None if row is None else DraftStatus(
-            row.state, row.decided_by or "", row.decided_at, row.reason or "", "",
-            f"{d.code}/{d.paths['pdf'].name}")  # relative to OUT, where rollup-<week>.md is
+        statuses[d.code] = (
+            None
+            if row is None
+            else DraftStatus(
+                row.state, row.decided_by or "", row.decided_at, row.reason or "", "", f"{d.code}/{d.paths['pdf'].name}"
+            )
+        )  # relative to OUT, where rollup-<week>.md is
     if drafts:
         period_end = drafts[0].report.period.end_date
         rows = rollup_rows((d.report for d in drafts), statuses, _owners(config), config.msp.timezone)
@@ -288,8 +313,11 @@ def _refuse_unfinished(setup: Setup, customers: Sequence[CustomerConfig], allow_
         started = has_started(period, now)
         if has_ended(period, now) or (allow_partial and started):
             continue
-        hint = ("Report a week that has ended, or pass --allow-partial for a report labelled partial" if started
-                else "Report a week that has ended")
+        hint = (
+            "Report a week that has ended, or pass --allow-partial for a report labelled partial"
+            if started
+            else "Report a week that has ended"
+        )
         raise CliError(f"{WeekNotEnded(c.code, period, started=started)}; nothing was written. {hint}", EXIT_USAGE)
 
 
@@ -322,8 +350,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _refuse_unfinished(setup, customers, args.allow_partial)
     setup.allow_partial = args.allow_partial
     t0 = time.perf_counter()
-    print(f"Sandbox MSP: {setup.config.msp.name}, {len(customers)} customers, "
-          f"{fmt.week(week_containing(setup.week_day, setup.config.msp.timezone))} (history seeded: {HISTORY_WEEKS} weeks)")
+    print(
+        f"Sandbox MSP: {setup.config.msp.name}, {len(customers)} customers, "
+        f"{fmt.week(week_containing(setup.week_day, setup.config.msp.timezone))} (history seeded: {HISTORY_WEEKS} weeks)"
+    )
     drafts, failures, unmapped = asyncio.run(_generate(setup, customers, out, HISTORY_WEEKS, deliver=True))
     rollup = _write_rollup(setup, drafts, out, unmapped)
     print()
@@ -333,12 +363,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"warning: source record maps to no customer: {u}")
     for f in failures:
         print(f"error: {f}", file=sys.stderr)
-    print(f"{len(drafts)} drafts (md, pdf, json) under {out}/<CODE>/ and the roll-up {rollup} in {time.perf_counter() - t0:.1f} s.")
+    print(
+        f"{len(drafts)} drafts (md, pdf, json) under {out}/<CODE>/ and the roll-up {rollup} in {time.perf_counter() - t0:.1f} s."
+    )
     outbox = out / "outbox"
-    print(f"Approved as {DEMO_APPROVER!r} and delivered to {outbox}/: "
-          f"{len(list((outbox / 'mail').glob('*.eml')))} emails (mail/), "
-          f"{len(list((outbox / 'channels').glob('*/*.json')))} channel posts (channels/), "
-          f"{len(list((outbox / 'sharepoint').rglob('*.pdf')))} archived PDFs (sharepoint/), and the roll-up card.")
+    print(
+        f"Approved as {DEMO_APPROVER!r} and delivered to {outbox}/: "
+        f"{len(list((outbox / 'mail').glob('*.eml')))} emails (mail/), "
+        f"{len(list((outbox / 'channels').glob('*/*.json')))} channel posts (channels/), "
+        f"{len(list((outbox / 'sharepoint').rglob('*.pdf')))} archived PDFs (sharepoint/), and the roll-up card."
+    )
     print("To review drafts by hand instead, try `reportbot serve --sandbox` with the Agents Playground (README).")
     return EXIT_FAILED if failures else 0
 
@@ -352,7 +386,9 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     for c in config.customers:
         missing = [s for s in ("uptime", "tickets", "changes", "backups", "security", "sites") if s not in c.sources]
         if missing:
-            problems.append(f"warning: customers[{c.code}].sources: no source for {', '.join(missing)} (reported as unavailable)")
+            problems.append(
+                f"warning: customers[{c.code}].sources: no source for {', '.join(missing)} (reported as unavailable)"
+            )
         for name in sorted(set(c.sources.values())):
             kind = config.sources[name].type or name
             if kind not in CONNECTORS:
@@ -378,8 +414,10 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     errors = [p for p in everything if p.startswith("error")]
     warnings = [p for p in everything if p.startswith("warning")]
     checked = "offline: sources not contacted" if args.offline else f"{len(config.sources)} sources contacted"
-    print(f"{path}: {len(config.customers)} customers, {len(config.sources)} sources ({checked}); "
-          f"{len(errors)} errors, {len(warnings)} warnings")
+    print(
+        f"{path}: {len(config.customers)} customers, {len(config.sources)} sources ({checked}); "
+        f"{len(errors)} errors, {len(warnings)} warnings"
+    )
     return EXIT_USAGE if errors else 0
 
 
@@ -410,10 +448,14 @@ async def _check_sources(config: Config) -> list[str]:
             except ConnectorError as err:
                 return [f"error: sources.{name}: {err}"]
             ms = 1000 * (time.perf_counter() - t0)
-            lines.append(f"ok: sources.{name}: {what} at {src.url} answered in {ms:.0f} ms; {len(records)} customer records")
+            lines.append(
+                f"ok: sources.{name}: {what} at {src.url} answered in {ms:.0f} ms; {len(records)} customer records"
+            )
             ids = {r.id: r for r in records}
             mapped = set()
-            check_id = getattr(connector, "check_id", None)  # sources without customer entities (Veeam VBR job prefixes)
+            check_id = getattr(
+                connector, "check_id", None
+            )  # sources without customer entities (Veeam VBR job prefixes)
             for c in config.customers:
                 if name not in c.sources.values():
                     continue
@@ -480,8 +522,10 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
-_FAULTS_HELP = ("inject faults into a vendor simulator, e.g. 'zabbix:status=503,count=3,retry_after=2', "
-                "'*:latency_ms=100', 'halo:html=1,count=2', 'datto:drift=status>state' (repeatable)")
+_FAULTS_HELP = (
+    "inject faults into a vendor simulator, e.g. 'zabbix:status=503,count=3,retry_after=2', "
+    "'*:latency_ms=100', 'halo:html=1,count=2', 'datto:drift=status>state' (repeatable)"
+)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -520,11 +564,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     async def _serve(config: Config, base: Path | None, week: Any, backfill: int, stop: asyncio.Event) -> None:
         try:
-            settings = BotSettings.from_config(config, sandbox=args.sandbox, host=args.host, port=args.port, version=_version())
+            settings = BotSettings.from_config(
+                config, sandbox=args.sandbox, host=args.host, port=args.port, version=_version()
+            )
         except SettingsError as err:
             raise CliError(str(err).replace("\n", "; "), EXIT_USAGE) from err
         try:
-            async with open_service(config, settings, out, week_day=week, base=base, backfill_weeks=backfill) as service:
+            async with open_service(
+                config, settings, out, week_day=week, base=base, backfill_weeks=backfill
+            ) as service:
                 await run_forever(service, run_now=args.now, stop=stop)
         except StoreError as err:
             raise CliError(f"store.url: {err}") from err
@@ -546,15 +594,23 @@ def cmd_manifest(args: argparse.Namespace) -> int:
             raise CliError("teams.app_id: needed for the Teams app package", EXIT_USAGE)
         try:
             host = urlsplit(config.teams.public_url).hostname if config.teams.public_url else None
-            manifest = build_manifest(config.teams.app_id, "reportbot", _version(), valid_domains=[host] if host else [],
-                                      accent_color=config.msp.brand_color, developer_name=config.msp.name)
+            manifest = build_manifest(
+                config.teams.app_id,
+                "reportbot",
+                _version(),
+                valid_domains=[host] if host else [],
+                accent_color=config.msp.brand_color,
+                developer_name=config.msp.name,
+            )
         except (TypeError, ValueError) as err:
             raise CliError(f"manifest: {err}", EXIT_USAGE) from err
         brand = config.msp.brand_color
     else:
         manifest, brand = sandbox_manifest(_version()), None
     target = build_package(manifest, Path(args.out), brand_color=brand)
-    print(f"{target}: Teams app package (manifest {manifest.get('manifestVersion')}, bot {manifest['bots'][0]['botId']})")
+    print(
+        f"{target}: Teams app package (manifest {manifest.get('manifestVersion')}, bot {manifest['bots'][0]['botId']})"
+    )
     return 0
 
 
@@ -575,21 +631,35 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="generate draft reports")
     run.add_argument("codes", nargs="*", metavar="CODE")
     run.add_argument("--all", action="store_true", help="every configured customer (also writes the roll-up)")
-    run.add_argument("--week", help="any date (YYYY-MM-DD) inside the Monday–Sunday week to report; default: the last complete week")
+    run.add_argument(
+        "--week", help="any date (YYYY-MM-DD) inside the Monday–Sunday week to report; default: the last complete week"
+    )
     run.add_argument("--out", default="reports", help="output folder (default: ./reports)")
     run.add_argument("--config", help="configuration file (default: $REPORTBOT_CONFIG, else the sandbox)")
-    run.add_argument("--backfill", type=int, default=None, metavar="N",
-                     help="first store up to N earlier weeks missing from history (default: 0; sandbox: 5)")
+    run.add_argument(
+        "--backfill",
+        type=int,
+        default=None,
+        metavar="N",
+        help="first store up to N earlier weeks missing from history (default: 0; sandbox: 5)",
+    )
     run.add_argument("--sim-faults", action="append", metavar="SYSTEM:SPEC", help="sandbox only: " + _FAULTS_HELP)
-    run.add_argument("--allow-partial", action="store_true",
-                     help="report a week that has not ended yet (labelled 'partial, as of <time>'); without it such a week is refused")
+    run.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="report a week that has not ended yet (labelled 'partial, as of <time>'); without it such a week is refused",
+    )
     run.set_defaults(func=cmd_run)
 
     demo = sub.add_parser("demo", help="the whole weekly procedure on the sandbox MSP")
     demo.add_argument("--out", default="reports")
-    demo.add_argument("--week", help="report this week instead of the last complete one (the sandbox plants its scenarios there)")
+    demo.add_argument(
+        "--week", help="report this week instead of the last complete one (the sandbox plants its scenarios there)"
+    )
     demo.add_argument("--sim-faults", action="append", metavar="SYSTEM:SPEC", help=_FAULTS_HELP)
-    demo.add_argument("--allow-partial", action="store_true", help="report a week that has not ended yet, labelled partial")
+    demo.add_argument(
+        "--allow-partial", action="store_true", help="report a week that has not ended yet, labelled partial"
+    )
     demo.set_defaults(func=cmd_demo)
 
     cfg = sub.add_parser("config", help="configuration tools")
@@ -603,8 +673,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", help="configuration file (default: $REPORTBOT_CONFIG)")
     serve.add_argument("--port", type=int, default=3978)
     serve.add_argument("--host", default=None, help="listen address (default 0.0.0.0; the sandbox: 127.0.0.1 only)")
-    serve.add_argument("--sandbox", action="store_true",
-                       help="no app id needed: listen on 127.0.0.1 for the Agents Playground; without --config, the sandbox MSP")
+    serve.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="no app id needed: listen on 127.0.0.1 for the Agents Playground; without --config, the sandbox MSP",
+    )
     serve.add_argument("--out", default="reports", help="where drafts are written (default: ./reports)")
     serve.add_argument("--now", action="store_true", help="run the weekly batch at once (as well as on its schedule)")
     serve.set_defaults(func=cmd_serve)
@@ -615,7 +688,12 @@ def build_parser() -> argparse.ArgumentParser:
     man.set_defaults(func=cmd_manifest)
 
     sb = sub.add_parser("sandbox", help="serve the vendor simulators on 127.0.0.1 and write a config for them")
-    sb.add_argument("--write-config", default="sandbox.toml", metavar="FILE", help="where to write the config (default: sandbox.toml)")
+    sb.add_argument(
+        "--write-config",
+        default="sandbox.toml",
+        metavar="FILE",
+        help="where to write the config (default: sandbox.toml)",
+    )
     sb.add_argument("--week", help="the week the sandbox plants its scenarios in (default: the last complete one)")
     sb.add_argument("--sim-faults", action="append", metavar="SYSTEM:SPEC", help=_FAULTS_HELP)
     sb.set_defaults(func=cmd_sandbox)
@@ -624,8 +702,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.ERROR,
+        stream=sys.stderr,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     try:
         return int(args.func(args))
     except (CliError, ConfigError, PeriodError, CredentialsError) as err:

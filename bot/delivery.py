@@ -172,17 +172,26 @@ class DeliveryLog:
         now = datetime.now(UTC)
         try:
             async with writing(self.engine) as conn:
-                await conn.execute(deliveries.insert().values(draft_id=draft_id, step=step, status="running", key=key,
-                                                              attempts=1, updated_at=now))
+                await conn.execute(
+                    deliveries.insert().values(
+                        draft_id=draft_id, step=step, status="running", key=key, attempts=1, updated_at=now
+                    )
+                )
         except IntegrityError:
             async with writing(self.engine) as conn:
-                await conn.execute(update(deliveries).where(deliveries.c.draft_id == draft_id, deliveries.c.step == step)
-                                   .values(status="running", attempts=deliveries.c.attempts + 1, updated_at=now))
+                await conn.execute(
+                    update(deliveries)
+                    .where(deliveries.c.draft_id == draft_id, deliveries.c.step == step)
+                    .values(status="running", attempts=deliveries.c.attempts + 1, updated_at=now)
+                )
 
     async def end(self, draft_id: str, step: str, status: str, detail: str, url: str | None = None) -> None:
         async with writing(self.engine) as conn:
-            await conn.execute(update(deliveries).where(deliveries.c.draft_id == draft_id, deliveries.c.step == step)
-                               .values(status=status, detail=detail[:1000], url=url, updated_at=datetime.now(UTC)))
+            await conn.execute(
+                update(deliveries)
+                .where(deliveries.c.draft_id == draft_id, deliveries.c.step == step)
+                .values(status=status, detail=detail[:1000], url=url, updated_at=datetime.now(UTC))
+            )
 
     # -- the per-draft lease: one instance delivers a draft at a time
     async def take_lease(self, draft_id: str, owner: str, seconds: float) -> str | None:
@@ -206,9 +215,14 @@ class DeliveryLog:
                 held_until = held_until.replace(tzinfo=UTC)
             if holder != owner and held_until >= now and not owner_is_gone(holder, owner):
                 return str(holder)
-            await conn.execute(update(delivery_leases).where(
-                delivery_leases.c.draft_id == draft_id, delivery_leases.c.owner == holder,
-            ).values(owner=owner, lease_until=until))
+            await conn.execute(
+                update(delivery_leases)
+                .where(
+                    delivery_leases.c.draft_id == draft_id,
+                    delivery_leases.c.owner == holder,
+                )
+                .values(owner=owner, lease_until=until)
+            )
         if holder != owner:
             log.warning("took over the delivery of draft %s from %s (lease expired or process gone)", draft_id, holder)
         return None
@@ -216,27 +230,40 @@ class DeliveryLog:
     async def renew_lease(self, draft_id: str, owner: str, seconds: float) -> bool:
         """False when the lease is no longer this owner's (it was paused past it and taken over)."""
         async with writing(self.engine) as conn:
-            res = await conn.execute(update(delivery_leases).where(
-                delivery_leases.c.draft_id == draft_id, delivery_leases.c.owner == owner,
-            ).values(lease_until=datetime.now(UTC) + timedelta(seconds=seconds)))
+            res = await conn.execute(
+                update(delivery_leases)
+                .where(
+                    delivery_leases.c.draft_id == draft_id,
+                    delivery_leases.c.owner == owner,
+                )
+                .values(lease_until=datetime.now(UTC) + timedelta(seconds=seconds))
+            )
         return res.rowcount == 1
 
     async def release_lease(self, draft_id: str, owner: str) -> None:
         async with writing(self.engine) as conn:
-            await conn.execute(delivery_leases.delete().where(
-                delivery_leases.c.draft_id == draft_id, delivery_leases.c.owner == owner))
+            await conn.execute(
+                delivery_leases.delete().where(delivery_leases.c.draft_id == draft_id, delivery_leases.c.owner == owner)
+            )
 
     async def unfinished_steps(self, draft_id: str) -> bool:
         """Whether ``draft_id`` has a step left ``running``."""
         async with self.engine.connect() as conn:
-            row = (await conn.execute(select(deliveries.c.step).where(
-                deliveries.c.draft_id == draft_id, deliveries.c.status == "running").limit(1))).first()
+            row = (
+                await conn.execute(
+                    select(deliveries.c.step)
+                    .where(deliveries.c.draft_id == draft_id, deliveries.c.status == "running")
+                    .limit(1)
+                )
+            ).first()
         return row is not None
 
     async def unfinished(self) -> list[str]:
         """Drafts with a step left ``running`` (a crash mid-delivery): resume them on start."""
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(select(deliveries.c.draft_id).where(deliveries.c.status == "running").distinct())).all()
+            rows = (
+                await conn.execute(select(deliveries.c.draft_id).where(deliveries.c.status == "running").distinct())
+            ).all()
         return [r[0] for r in rows]
 
 
@@ -246,16 +273,31 @@ class Deliverer:
     once, which the backends' look-ups before a send could not make safe on their own (both would
     look, find nothing, and send)."""
 
-    def __init__(self, config: Config, log_: DeliveryLog, backend: DeliveryBackend, *,
-                 owner: str | None = None, lease_seconds: float = LEASE_SECONDS):
+    def __init__(
+        self,
+        config: Config,
+        log_: DeliveryLog,
+        backend: DeliveryBackend,
+        *,
+        owner: str | None = None,
+        lease_seconds: float = LEASE_SECONDS,
+    ):
         self.config = config
         self.log = log_
         self.backend = backend
         self.owner = owner or delivery_owner()
         self.lease_seconds = lease_seconds
 
-    async def deliver(self, draft_id: str, code: str, period_end: date, report: Report, pdf: bytes, approved_by: str,
-                      on_step: Callable[[str], Awaitable[None]] | None = None) -> dict[str, StepState]:
+    async def deliver(
+        self,
+        draft_id: str,
+        code: str,
+        period_end: date,
+        report: Report,
+        pdf: bytes,
+        approved_by: str,
+        on_step: Callable[[str], Awaitable[None]] | None = None,
+    ) -> dict[str, StepState]:
         """Run the steps not yet done, in order. Returns every step's state. ``on_step(step)``
         runs after each step's outcome is recorded (the review card shows it); its failure is
         logged and never stops the delivery. Raises :class:`DeliveryBusy` (nothing done) when
@@ -282,11 +324,23 @@ class Deliverer:
             except Exception:  # checked again before the next step
                 log.warning("could not renew the delivery lease of draft %s", draft_id, exc_info=True)
 
-    async def _steps(self, draft_id: str, code: str, period_end: date, report: Report, pdf: bytes, approved_by: str,
-                     on_step: Callable[[str], Awaitable[None]] | None) -> dict[str, StepState]:
+    async def _steps(
+        self,
+        draft_id: str,
+        code: str,
+        period_end: date,
+        report: Report,
+        pdf: bytes,
+        approved_by: str,
+        on_step: Callable[[str], Awaitable[None]] | None,
+    ) -> dict[str, StepState]:
         customer = self.config.customer(code)  # from configuration, by the draft's own code
         parcel = Parcel(draft_id, code, customer, period_end, report, pdf, approved_by)
-        calls = {"email": self.backend.send_email, "channel": self.backend.post_channel, "archive": self.backend.archive}
+        calls = {
+            "email": self.backend.send_email,
+            "channel": self.backend.post_channel,
+            "archive": self.backend.archive,
+        }
         done = await self.log.steps(draft_id)
         for step in STEPS:
             if step in done and done[step].status == "done":
@@ -325,14 +379,22 @@ class DeliveryHandoff:
         await self.state.set_state(draft.id, DraftState.DELIVERING)
         progress = self.on_progress
         try:
-            steps = await self.deliverer.deliver(draft.id, draft.customer_code, draft.period_end, report, pdf,
-                                                 draft.decided_by or "",
-                                                 on_step=(lambda step: progress(draft.id)) if progress else None)
+            steps = await self.deliverer.deliver(
+                draft.id,
+                draft.customer_code,
+                draft.period_end,
+                report,
+                pdf,
+                draft.decided_by or "",
+                on_step=(lambda step: progress(draft.id)) if progress else None,
+            )
         except DeliveryBusy as busy:  # that instance records the outcome; if it dies, the resume finds it stalled
             log.info("not delivering %s here: %s", draft.customer_code, busy)
             return
         failed = [s for s in steps.values() if s.status == "failed"]
         if failed:
-            await self.state.set_state(draft.id, DraftState.FAILED, reason=f"{STEP_LABELS[failed[0].step]}: {failed[0].detail}"[:500])
+            await self.state.set_state(
+                draft.id, DraftState.FAILED, reason=f"{STEP_LABELS[failed[0].step]}: {failed[0].detail}"[:500]
+            )
         elif all(s in steps and steps[s].status == "done" for s in STEPS):
             await self.state.set_state(draft.id, DraftState.DELIVERED)

@@ -11,5 +11,7 @@ from typing import Any
 class BotDeps:
     bot: Any  # a botbuilder ActivityHandler (bot.handler.ReportBot in production)
     adapter: Any  # the CloudAdapter from bot.auth.build_adapter
-    draft_pdf: Callable[[str, int], Awaitable[bytes | None]]  # (draft id, version) -> that draft's PDF, None if unknown/stale
+    draft_pdf: Callable[
+        [str, int], Awaitable[bytes | None]
+    ]  # (draft id, version) -> that draft's PDF, None if unknown/stale
     health: Callable[[], Awaitable[dict[str, Any]]]  # extra /healthz fields, e.g. {"store": "ok"}

@@ -130,8 +130,11 @@ def cover_note(config: Config, parcel: Parcel) -> str:
     r = parcel.report
     period = fmt.report_week(r)  # "Week of Mon 23 Nov – Sun 29 Nov 2026" (and "partial, as of …")
     return _ENV.get_template("cover_note.html.j2").render(
-        msp_name=neutral(config.msp.name), brand_color=config.msp.brand_color,
-        customer_name=neutral(parcel.customer.name), period=period, highlights=[neutral(s) for s in r.summary[:4]],
+        msp_name=neutral(config.msp.name),
+        brand_color=config.msp.brand_color,
+        customer_name=neutral(parcel.customer.name),
+        period=period,
+        highlights=[neutral(s) for s in r.summary[:4]],
         commentary=neutral(r.commentary.text, multiline=True) if r.commentary else "",
         file_name=neutral(parcel.file_name),
         contact=(neutral(c.name), c.email) if (c := parcel.customer.account_engineer) else None,
@@ -167,10 +170,14 @@ class OutboxBackend:
         folder = self.root / "channels" / _safe(channel)
         file_path = folder / "files" / parcel.file_name
         post = {
-            "delivery_id": key, "channel": channel, "file": str(file_path.resolve()),
+            "delivery_id": key,
+            "channel": channel,
+            "file": str(file_path.resolve()),
             "text": f"Weekly report for {parcel.customer.name}, {fmt.report_week(parcel.report)}",
             "summary": list(parcel.report.summary[:4]),
-            "card": channel_card(parcel.report, file_url=file_path.resolve().as_uri(), key=key, msp_name=self.config.msp.name),
+            "card": channel_card(
+                parcel.report, file_url=file_path.resolve().as_uri(), key=key, msp_name=self.config.msp.name
+            ),
         }
         await asyncio.to_thread(write_atomic, file_path, parcel.pdf)
         post_path = folder / parcel.file_name.replace(".pdf", ".json")

@@ -84,9 +84,13 @@ class Pacer:
     thinks; calls still under way count as happening now. Calls to one conversation go one at a
     time (at most 7 a second are allowed anyway); other conversations are not held up."""
 
-    def __init__(self, conversation_limits: tuple[tuple[float, int], ...] = CONVERSATION_LIMITS,
-                 tenant_limits: tuple[tuple[float, int], ...] = TENANT_LIMITS,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep):
+    def __init__(
+        self,
+        conversation_limits: tuple[tuple[float, int], ...] = CONVERSATION_LIMITS,
+        tenant_limits: tuple[tuple[float, int], ...] = TENANT_LIMITS,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    ):
         self.conversation_limits = conversation_limits
         self.tenant_limits = tenant_limits
         self.clock = clock
@@ -171,9 +175,17 @@ def connector_status(err: BaseException) -> tuple[int | None, str, str, float | 
 class Poster:
     """Sends and edits through the adapter, paced and retried (one per process)."""
 
-    def __init__(self, adapter: Any, app_id: str, pacer: Pacer | None = None, *,
-                 attempts: int = 8, base_delay: float = 1.0, max_delay: float = 60.0,
-                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep):
+    def __init__(
+        self,
+        adapter: Any,
+        app_id: str,
+        pacer: Pacer | None = None,
+        *,
+        attempts: int = 8,
+        base_delay: float = 1.0,
+        max_delay: float = 60.0,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    ):
         self.adapter = adapter
         self.app_id = app_id
         self.pacer = pacer or Pacer(sleep=sleep)
@@ -192,7 +204,9 @@ class Poster:
             channel_id="msteams",
             service_url=str(install["service_url"]),
             bot=ChannelAccount(id=str(install.get("bot_id") or f"28:{self.app_id}")),
-            conversation=ConversationAccount(id=channel, is_group=True, conversation_type="channel", tenant_id=tenant or None),
+            conversation=ConversationAccount(
+                id=channel, is_group=True, conversation_type="channel", tenant_id=tenant or None
+            ),
         )
 
     # -- calls ----------------------------------------------------------------------------
@@ -227,8 +241,15 @@ class Poster:
 
         await self._call(ref, callback, what)
 
-    async def _call(self, ref: ConversationReference, callback: Callable[[TurnContext], Awaitable[None]], what: str, *,
-                    retryable: frozenset[int] = RETRYABLE, network: bool = True) -> None:
+    async def _call(
+        self,
+        ref: ConversationReference,
+        callback: Callable[[TurnContext], Awaitable[None]],
+        what: str,
+        *,
+        retryable: frozenset[int] = RETRYABLE,
+        network: bool = True,
+    ) -> None:
         conversation, tenant = _conversation(ref), _tenant_of(ref)
         delay = self.base_delay
         for attempt in range(1, self.attempts + 1):
@@ -238,8 +259,11 @@ class Poster:
                 return
             except Exception as err:  # botbuilder raises msrest errors (and OSError for the network)
                 status, code, message, retry_after = connector_status(err)
-                detail = f"Bot Connector {status}{f' {code}' if code else ''}{f': {message}' if message else ''}" if status \
+                detail = (
+                    f"Bot Connector {status}{f' {code}' if code else ''}{f': {message}' if message else ''}"
+                    if status
                     else f"{type(err).__name__}: {err}"
+                )
                 if status in REFUSED:
                     raise PostRefused(f"{what}: {detail}", status, code) from err
                 if attempt == self.attempts or (status not in retryable if status is not None else not network):
@@ -248,7 +272,9 @@ class Poster:
                 if status == 429:
                     self.throttled += 1
                     self.pacer.pause(conversation, wait)
-                log.info("%s: %s; trying again in %.1f s (attempt %d of %d)", what, detail, wait, attempt, self.attempts)
+                log.info(
+                    "%s: %s; trying again in %.1f s (attempt %d of %d)", what, detail, wait, attempt, self.attempts
+                )
                 await self.sleep(wait)
                 delay = min(self.max_delay, delay * 2)
 
@@ -282,8 +308,14 @@ class Routes:
     async def review(self, origin: ConversationReference | None = None) -> ConversationReference:
         return await self.channel(self.settings.review_channel, origin, purpose="the review channel")
 
-    async def channel(self, channel: str, origin: ConversationReference | None = None, *,
-                      purpose: str = "the channel", internal: bool = True) -> ConversationReference:
+    async def channel(
+        self,
+        channel: str,
+        origin: ConversationReference | None = None,
+        *,
+        purpose: str = "the channel",
+        internal: bool = True,
+    ) -> ConversationReference:
         """Where to start a new post in ``channel``: its stored reference, else the newest team
         installation of the tenant, addressed to the channel id (Teams lets a bot start a post in
         any channel of a team it is installed in; nobody needs to have typed there). In the
@@ -300,14 +332,19 @@ class Routes:
                 if install is None and self.settings.app_tenant_id:
                     install = await self.state.installation()
                 if install is None:
-                    raise NoRoute(f"{purpose} ({channel}) cannot be reached: the app has not been installed in a team "
-                                  "yet (install it in the team that holds the channel)")
+                    raise NoRoute(
+                        f"{purpose} ({channel}) cannot be reached: the app has not been installed in a team "
+                        "yet (install it in the team that holds the channel)"
+                    )
                 ref = self.poster.channel_reference(channel, install)
         else:
             if not self.settings.sandbox:
                 raise NoRoute(f"{purpose} is not configured ([teams])")
-            if origin is not None and internal and self.router.is_customer_conversation(
-                    origin.conversation.id if origin.conversation else ""):
+            if (
+                origin is not None
+                and internal
+                and self.router.is_customer_conversation(origin.conversation.id if origin.conversation else "")
+            ):
                 origin = None
             if origin is None:  # a scheduled batch
                 latest = await self._latest_internal()

@@ -53,7 +53,9 @@ class StaleVersion(ReviewError):
 
     def __init__(self, current: Draft):
         self.current = current
-        super().__init__(f"This card was out of date (version {current.version} is current); here is the current draft.")
+        super().__init__(
+            f"This card was out of date (version {current.version} is current); here is the current draft."
+        )
 
 
 class Handoff(Protocol):
@@ -73,10 +75,19 @@ class User:
 
 
 class Review:
-    def __init__(self, config: Config, engine: Engine, history: HistoryStore, state: ReviewState, out: Path,
-                 handoff: Handoff, may_approve: Callable[[str | None], bool],
-                 week_day: Callable[[], date], now: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 backfill_weeks: int = 0):
+    def __init__(
+        self,
+        config: Config,
+        engine: Engine,
+        history: HistoryStore,
+        state: ReviewState,
+        out: Path,
+        handoff: Handoff,
+        may_approve: Callable[[str | None], bool],
+        week_day: Callable[[], date],
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        backfill_weeks: int = 0,
+    ):
         self.config = config
         self.engine = engine
         self.history = history
@@ -125,7 +136,9 @@ class Review:
             raise ReviewError(f"the draft of {draft.customer_code} for {draft.period_end} has no stored report")
         report = snapshot.from_dict(payload)
         if draft.commentary and draft.commentary_at:
-            report = replace(report, commentary=Commentary(draft.commentary, draft.commentary_by or "", draft.commentary_at))
+            report = replace(
+                report, commentary=Commentary(draft.commentary, draft.commentary_by or "", draft.commentary_at)
+            )
         return report
 
     def pdf_path(self, draft: Draft) -> Path:
@@ -157,7 +170,13 @@ class Review:
             draft = await self.state.upsert_drafted(code, period.end_date)
             if draft.commentary:  # a regenerated draft keeps the engineer's words: render them in
                 await self.engine.write(await self.report(draft), self.out)
-            log.info("drafted %s for %s (version %d, %d flags)", code, period.end_date, draft.version, len(result.report.flags))
+            log.info(
+                "drafted %s for %s (version %d, %d flags)",
+                code,
+                period.end_date,
+                draft.version,
+                len(result.report.flags),
+            )
             return draft
 
     async def save(self, draft_id: str, version: int, commentary: str, user: User) -> Draft:
@@ -168,16 +187,23 @@ class Review:
         except CommentaryTooLong as exc:
             raise ReviewError(str(exc)) from None
         draft = await self._current(draft_id, version)
-        changed = await self.state.change(draft_id, version, state=DraftState.SAVED, commentary=commentary,
-                                          commentary_by=neutral(user.label), commentary_at=self.now())
+        changed = await self.state.change(
+            draft_id,
+            version,
+            state=DraftState.SAVED,
+            commentary=commentary,
+            commentary_by=neutral(user.label),
+            commentary_at=self.now(),
+        )
         if changed is None:
             raise StaleVersion(await self._must(draft_id))
         await self.engine.write(await self.report(changed), self.out)
         log.info("commentary saved on %s by %s (%d characters)", draft.customer_code, user.label, len(commentary))
         return changed
 
-    async def approve(self, draft_id: str, version: int, user: User, commentary: str | None = None,
-                      current: Draft | None = None) -> tuple[Draft, bool]:
+    async def approve(
+        self, draft_id: str, version: int, user: User, commentary: str | None = None, current: Draft | None = None
+    ) -> tuple[Draft, bool]:
         """(draft, started): ``started`` is False when nothing was done (already decided).
         ``current``: the draft as the caller just read it (saves reading it again; the
         compare-and-set below decides either way)."""
@@ -189,7 +215,9 @@ class Review:
         if commentary is not None and neutral(commentary, multiline=True) != draft.commentary:
             draft = await self.save(draft_id, version, commentary, user)
             version = draft.version
-        changed = await self.state.change(draft_id, version, state=DraftState.APPROVED, decided_by=user.label, decided_at=self.now())
+        changed = await self.state.change(
+            draft_id, version, state=DraftState.APPROVED, decided_by=user.label, decided_at=self.now()
+        )
         if changed is None:
             current = await self._must(draft_id)
             if current.state in DECIDED:
@@ -207,7 +235,9 @@ class Review:
             return draft, False
         if not self.may_approve(user.aad_object_id):
             raise ReviewError("Only the configured approvers may retry a delivery.")
-        changed = await self.state.change(draft_id, version, allowed=(DraftState.FAILED,), state=DraftState.APPROVED, reason=None)
+        changed = await self.state.change(
+            draft_id, version, allowed=(DraftState.FAILED,), state=DraftState.APPROVED, reason=None
+        )
         if changed is None:
             current = await self._must(draft_id)
             if current.state != DraftState.FAILED:
@@ -236,8 +266,9 @@ class Review:
         if len(reason) > MAX_SKIP_REASON:
             raise ReviewError(f"The reason is {len(reason)} characters; the limit is {MAX_SKIP_REASON}.")
         await self._current(draft_id, version)
-        changed = await self.state.change(draft_id, version, state=DraftState.SKIPPED, decided_by=user.label,
-                                          decided_at=self.now(), reason=reason)
+        changed = await self.state.change(
+            draft_id, version, state=DraftState.SKIPPED, decided_by=user.label, decided_at=self.now(), reason=reason
+        )
         if changed is None:
             raise StaleVersion(await self._must(draft_id))
         return changed
@@ -285,4 +316,3 @@ class Review:
 
     def _lock(self, code: str) -> asyncio.Lock:
         return self._locks.setdefault(code, asyncio.Lock())
-

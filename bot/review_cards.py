@@ -93,7 +93,9 @@ class ReviewCards:
         self._unposted_rollup: tuple[Any, list[str]] | None = None
 
     # ---- the review card ------------------------------------------------------------------
-    async def card_for(self, draft: Draft, message: str | None = None, *, steps_recorded: bool = True) -> dict[str, Any]:
+    async def card_for(
+        self, draft: Draft, message: str | None = None, *, steps_recorded: bool = True
+    ) -> dict[str, Any]:
         """The review card of ``draft`` as it is now. ``steps_recorded=False``: the caller knows
         no delivery step can be recorded yet (it has just approved an editable draft), so the
         delivery log is not read."""
@@ -238,8 +240,12 @@ class ReviewCards:
         statuses: dict[str, DraftStatus | None] = {code: None for code in codes}
         for d in await self.state.week(period_end):
             statuses[d.customer_code] = DraftStatus(
-                d.state, d.decided_by or "", d.decided_at, d.reason or "",
-                message_link(d.card_ref, d.card_activity_id), self.pdf_url(d.id, d.version),
+                d.state,
+                d.decided_by or "",
+                d.decided_at,
+                d.reason or "",
+                message_link(d.card_ref, d.card_activity_id),
+                self.pdf_url(d.id, d.version),
             )
         owners = {c.code: c.owner for c in self.config.customers}
         rows = rollup_rows(reports, statuses, owners, self.config.msp.timezone)

@@ -66,7 +66,12 @@ class LocalHandoff:
         self.out = out
 
     async def __call__(self, draft: Draft, report: Report, pdf: bytes) -> None:
-        path = self.out / "approved" / draft.customer_code / f"{draft.customer_code}-weekly-{draft.period_end.isoformat()}.pdf"
+        path = (
+            self.out
+            / "approved"
+            / draft.customer_code
+            / f"{draft.customer_code}-weekly-{draft.period_end.isoformat()}.pdf"
+        )
         await asyncio.to_thread(write_atomic, path, pdf)
         log.info("approved report of %s handed off: %s", draft.customer_code, path)
 
@@ -88,8 +93,16 @@ class Service:
 
 #: Failures of a resumed delivery that the same attempt may not meet again (Graph or the Bot
 #: Connector unavailable or throttled, the network, the store's connection): tried again later.
-TRANSIENT = (GraphUnavailable, GoogleUnavailable, ChannelPostUnavailable, httpx.TransportError, OSError, TimeoutError,
-             OperationalError, InterfaceError)
+TRANSIENT = (
+    GraphUnavailable,
+    GoogleUnavailable,
+    ChannelPostUnavailable,
+    httpx.TransportError,
+    OSError,
+    TimeoutError,
+    OperationalError,
+    InterfaceError,
+)
 
 
 class CannotResume(Exception):  # noqa: N818 - a condition
@@ -250,8 +263,12 @@ class DeliveryResumer:
                     status.last_error = f"{type(err).__name__}: {err}"[:200]
                     delay = self._delay(status.attempts)
                     status.next_at = time.monotonic() + delay
-                    log.warning("the delivery of %s could not be resumed yet (%s); trying again in %.0f s",
-                                status.code, status.last_error, delay)
+                    log.warning(
+                        "the delivery of %s could not be resumed yet (%s); trying again in %.0f s",
+                        status.code,
+                        status.last_error,
+                        delay,
+                    )
                     await asyncio.sleep(delay)
                 except Exception as err:  # not transient: the delivery's failure, shown on its card
                     log.exception("the delivery of %s cannot be resumed", status.code)
@@ -275,8 +292,10 @@ class DeliveryResumer:
         if not in_flight and not await self.deliveries.unfinished_steps(draft_id):
             return False  # finished meanwhile (another instance, or this one): nothing to resume
         if draft.state == DraftState.APPROVED and not await self.deliveries.steps(draft_id):
-            log.info("rendering the final PDF of %s again and handing it off (approved, never handed off)",
-                     draft.customer_code)
+            log.info(
+                "rendering the final PDF of %s again and handing it off (approved, never handed off)",
+                draft.customer_code,
+            )
             await self.review.finish_again(draft)
             return True
         path = self.review.pdf_path(draft)
@@ -305,10 +324,18 @@ def build_connectors(config: Config) -> dict[str, Connector]:
 
 
 @contextlib.asynccontextmanager
-async def open_service(config: Config, settings: BotSettings, out: Path, *, credentials_factory: Any = None,
-                       week_day: Callable[[], date] | None = None, base: Path | None = None,
-                       backfill_weeks: int = 0, graph_token_credential: Any = None,
-                       shutdown_grace_seconds: float = 4.0) -> AsyncIterator[Service]:
+async def open_service(
+    config: Config,
+    settings: BotSettings,
+    out: Path,
+    *,
+    credentials_factory: Any = None,
+    week_day: Callable[[], date] | None = None,
+    base: Path | None = None,
+    backfill_weeks: int = 0,
+    graph_token_credential: Any = None,
+    shutdown_grace_seconds: float = 4.0,
+) -> AsyncIterator[Service]:
     """``credentials_factory`` (the Bot Connector's) and ``graph_token_credential`` (Graph's, any
     object with ``async get_token``; not closed here) replace the configured ones in tests.
 
@@ -337,30 +364,46 @@ async def open_service(config: Config, settings: BotSettings, out: Path, *, cred
             g = config.graph
             graph_cred = graph_token_credential
             if graph_cred is None:
-                graph_cred = graph_credential(settings.app_tenant_id, settings.app_id,
-                                              client_secret=settings.app_password if g.auth == "secret" else None,
-                                              certificate_path=g.certificate_path or None,
-                                              managed_identity=g.auth == "managed_identity")
+                graph_cred = graph_credential(
+                    settings.app_tenant_id,
+                    settings.app_id,
+                    client_secret=settings.app_password if g.auth == "secret" else None,
+                    certificate_path=g.certificate_path or None,
+                    managed_identity=g.auth == "managed_identity",
+                )
                 closers.append(graph_cred.close)
+
             async def team_of(customer: Any) -> str:  # configured, else as Teams told the bot
                 return g.channel_teams.get(customer.code) or await state.team_of(customer.teams_channel)
 
             # post and find are called only once delivering: bot and graph_backend exist by then
             announcer = await ChannelAnnouncer.open(
-                store.engine, post=lambda parcel, card: bot.post_customer_card(parcel, card),
-                find=lambda parcel, key, since: graph_backend.find_channel_post(parcel, key, since,
-                                                                                app_id=settings.app_id),
-                msp_name=config.msp.name)
+                store.engine,
+                post=lambda parcel, card: bot.post_customer_card(parcel, card),
+                find=lambda parcel, key, since: graph_backend.find_channel_post(
+                    parcel, key, since, app_id=settings.app_id
+                ),
+                msp_name=config.msp.name,
+            )
             graph_backend = GraphBackend(config, graph_cred, channel_team=team_of, announce=announcer)
             closers.append(graph_backend.aclose)
             backend = routed_backend(config, graph_backend, out / "outbox", closers)  # [delivery]: Gmail, Drive...
             handoff = DeliveryHandoff(Deliverer(config, deliveries, backend), state)
-        review = Review(config, engine, store, state, out, handoff, settings.may_approve, week,
-                        backfill_weeks=backfill_weeks)
+        review = Review(
+            config, engine, store, state, out, handoff, settings.may_approve, week, backfill_weeks=backfill_weeks
+        )
         adapter = build_adapter(settings, credentials_factory=credentials_factory)
         links = LinkSigner.from_settings(settings)
-        bot = ReportBot(settings, config, review, state, adapter, pdf_url=links.url, deliveries=deliveries,
-                        batch_progress=lambda: dict(batch.progress))  # the batch is made below, once bot can post
+        bot = ReportBot(
+            settings,
+            config,
+            review,
+            state,
+            adapter,
+            pdf_url=links.url,
+            deliveries=deliveries,
+            batch_progress=lambda: dict(batch.progress),
+        )  # the batch is made below, once bot can post
         if isinstance(handoff, DeliveryHandoff):
             handoff.on_progress = bot.show_progress  # the review card shows each step as it is done
         # started once the bot listens (start_serving); the card and roll-up are edited when each ends
@@ -393,14 +436,24 @@ async def open_service(config: Config, settings: BotSettings, out: Path, *, cred
             finally:
                 batches.discard(task)  # type: ignore[arg-type]
 
-        schedule = WeeklySchedule(config.schedule.cron, config.schedule.reminder_cron, config.msp.timezone,
-                                  config.schedule.misfire_grace_minutes, run_batch, bot.remind)
+        schedule = WeeklySchedule(
+            config.schedule.cron,
+            config.schedule.reminder_cron,
+            config.msp.timezone,
+            config.schedule.misfire_grace_minutes,
+            run_batch,
+            bot.remind,
+        )
 
         async def health() -> dict[str, Any]:
             undelivered = await bot.undelivered()
-            return {"store": await store.status(), "undelivered_cards": len(undelivered),
-                    "undelivered": [f"{k}: {why}"[:300] for k, why in sorted(undelivered.items())],
-                    "pending_resumes": len(resumer.pending), "resuming": resumer.status()}
+            return {
+                "store": await store.status(),
+                "undelivered_cards": len(undelivered),
+                "undelivered": [f"{k}: {why}"[:300] for k, why in sorted(undelivered.items())],
+                "pending_resumes": len(resumer.pending),
+                "resuming": resumer.status(),
+            }
 
         app = create_app(settings, BotDeps(bot=bot, adapter=adapter, draft_pdf=review.pdf, health=health))
         try:
@@ -418,8 +471,14 @@ async def open_service(config: Config, settings: BotSettings, out: Path, *, cred
         await store.close()
 
 
-async def stop_work(bot: ReportBot, review: Review, resumer: DeliveryResumer, claims: Claims,
-                    batches: set[asyncio.Task[Any]], grace: float) -> None:
+async def stop_work(
+    bot: ReportBot,
+    review: Review,
+    resumer: DeliveryResumer,
+    claims: Claims,
+    batches: set[asyncio.Task[Any]],
+    grace: float,
+) -> None:
     """End the work in flight at shutdown (see :func:`open_service`); never raises."""
     for task in list(batches):
         task.cancel()
@@ -430,8 +489,13 @@ async def stop_work(bot: ReportBot, review: Review, resumer: DeliveryResumer, cl
     while tasks := set(bot.background) | set(review.background):
         remaining = deadline - loop.time()
         if remaining <= 0:
-            log.warning("stopping %d background task%s still running after %.0f s (an interrupted delivery is "
-                        "resumed on the next start)", len(tasks), "s" if len(tasks) != 1 else "", grace)
+            log.warning(
+                "stopping %d background task%s still running after %.0f s (an interrupted delivery is "
+                "resumed on the next start)",
+                len(tasks),
+                "s" if len(tasks) != 1 else "",
+                grace,
+            )
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -457,8 +521,11 @@ async def start_serving(service: Service, *, run_now: bool = False, sock: socket
     listens waits for Graph or the Bot Connector. The caller cleans the runner up."""
     runner = web.AppRunner(service.app, access_log=None, handle_signals=False, shutdown_timeout=3.0)
     await runner.setup()
-    site: web.BaseSite = (web.SockSite(runner, sock) if sock is not None
-                          else web.TCPSite(runner, service.settings.host, service.settings.port))
+    site: web.BaseSite = (
+        web.SockSite(runner, sock)
+        if sock is not None
+        else web.TCPSite(runner, service.settings.host, service.settings.port)
+    )
     await site.start()
     service.resumer.start()
     service.schedule.start(run_now=run_now)
@@ -469,10 +536,20 @@ async def run_forever(service: Service, *, run_now: bool = False, stop: asyncio.
     """Serve until ``stop`` is set (``reportbot serve`` sets it on SIGTERM or SIGINT), then stop
     listening; leaving :func:`open_service` ends the rest."""
     runner = await start_serving(service, run_now=run_now)
-    print(f"weekly batch: {service.config.schedule.cron!r} in {service.config.msp.timezone}; next run "
-          f"{service.schedule.next_run()}", flush=True)
-    mode = "sandbox (no authentication; 127.0.0.1 only)" if service.settings.sandbox and not service.settings.app_id else "production"
-    print(f"reportbot listening on http://{service.settings.host}:{service.settings.port}/api/messages — {mode}", flush=True)
+    print(
+        f"weekly batch: {service.config.schedule.cron!r} in {service.config.msp.timezone}; next run "
+        f"{service.schedule.next_run()}",
+        flush=True,
+    )
+    mode = (
+        "sandbox (no authentication; 127.0.0.1 only)"
+        if service.settings.sandbox and not service.settings.app_id
+        else "production"
+    )
+    print(
+        f"reportbot listening on http://{service.settings.host}:{service.settings.port}/api/messages — {mode}",
+        flush=True,
+    )
     try:
         await (stop or asyncio.Event()).wait()
         print("reportbot: stopping (no new work; running work finishes or is handed back)", flush=True)

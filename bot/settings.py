@@ -71,31 +71,40 @@ class BotSettings:
         return bool(url) and any(url.startswith(prefix) for prefix in self.service_urls)  # type: ignore[union-attr]
 
     @classmethod
-    def from_config(cls, config: Config, *, sandbox: bool = False, host: str | None = None, port: int = 3978,
-                    version: str = "0") -> BotSettings:
+    def from_config(
+        cls, config: Config, *, sandbox: bool = False, host: str | None = None, port: int = 3978, version: str = "0"
+    ) -> BotSettings:
         t = config.teams
         problems: list[str] = []
         password = t.app_password.get_secret_value() if t.app_password else ""
         if not t.app_id and not sandbox:
-            problems.append("teams.app_id: not set; the bot refuses to run without authentication "
-                            "(use `reportbot serve --sandbox` to try it on 127.0.0.1 with the Agents Playground)")
+            problems.append(
+                "teams.app_id: not set; the bot refuses to run without authentication "
+                "(use `reportbot serve --sandbox` to try it on 127.0.0.1 with the Agents Playground)"
+            )
         if t.app_id:
             if t.app_type in ("SingleTenant", "UserAssignedMSI") and not t.tenant_id:
                 problems.append(f"teams.tenant_id: required for app_type {t.app_type}")
             if t.app_type != "UserAssignedMSI" and not password:
                 problems.append("teams.app_password: required (write it as ${ENV_VAR})")
         if not sandbox and not t.review_channel:
-            problems.append("teams.review_channel: not set; every customer's review card is posted there "
-                            "(the channel id, 19:...@thread.tacv2, from the channel's 'Get link')")
+            problems.append(
+                "teams.review_channel: not set; every customer's review card is posted there "
+                "(the channel id, 19:...@thread.tacv2, from the channel's 'Get link')"
+            )
         customer_channels = {c.teams_channel: c.code for c in config.customers if c.teams_channel}
         for key in ("review_channel", "rollup_channel"):
             if getattr(t, key) in customer_channels:
-                problems.append(f"teams.{key}: is {customer_channels[getattr(t, key)]}'s teams_channel; internal cards "
-                                "never go to a customer's channel")
+                problems.append(
+                    f"teams.{key}: is {customer_channels[getattr(t, key)]}'s teams_channel; internal cards "
+                    "never go to a customer's channel"
+                )
         overrides = {k: getattr(t, k) for k in ("openid_metadata_url", "token_issuer", "login_url") if getattr(t, k)}
         if overrides and not t.allow_endpoint_overrides:
-            problems.append(f"teams.{next(iter(overrides))}: endpoint overrides are refused unless "
-                            "teams.allow_endpoint_overrides = true")
+            problems.append(
+                f"teams.{next(iter(overrides))}: endpoint overrides are refused unless "
+                "teams.allow_endpoint_overrides = true"
+            )
         bind = host or (LOOPBACK if sandbox else "0.0.0.0")  # noqa: S104 - production listens behind the Bot Service
         if sandbox and bind != LOOPBACK:
             problems.append(f"--host: the sandbox listens on {LOOPBACK} only, not {bind}")

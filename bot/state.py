@@ -86,10 +86,19 @@ def _aware(ts: datetime | None) -> datetime | None:
 def _draft(row: Any) -> Draft:
     m = row._mapping
     return Draft(
-        id=m["id"], customer_code=m["customer_code"], period_end=m["period_end"], version=m["version"], state=m["state"],
-        commentary=m["commentary"] or "", commentary_by=m["commentary_by"], commentary_at=_aware(m["commentary_at"]),
-        decided_by=m["decided_by"], decided_at=_aware(m["decided_at"]), reason=m["reason"],
-        card_ref=json.loads(m["card_ref"]) if m["card_ref"] else None, card_activity_id=m["card_activity_id"],
+        id=m["id"],
+        customer_code=m["customer_code"],
+        period_end=m["period_end"],
+        version=m["version"],
+        state=m["state"],
+        commentary=m["commentary"] or "",
+        commentary_by=m["commentary_by"],
+        commentary_at=_aware(m["commentary_at"]),
+        decided_by=m["decided_by"],
+        decided_at=_aware(m["decided_at"]),
+        reason=m["reason"],
+        card_ref=json.loads(m["card_ref"]) if m["card_ref"] else None,
+        card_activity_id=m["card_activity_id"],
         updated_at=_aware(m["updated_at"]),  # type: ignore[arg-type]
     )
 
@@ -121,12 +130,20 @@ class ReviewState:
 
     async def for_week(self, code: str, period_end: date) -> Draft | None:
         async with self.engine.connect() as conn:
-            row = (await conn.execute(select(drafts).where(drafts.c.customer_code == code, drafts.c.period_end == period_end))).first()
+            row = (
+                await conn.execute(
+                    select(drafts).where(drafts.c.customer_code == code, drafts.c.period_end == period_end)
+                )
+            ).first()
         return _draft(row) if row else None
 
     async def week(self, period_end: date) -> list[Draft]:
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(select(drafts).where(drafts.c.period_end == period_end).order_by(drafts.c.customer_code))).all()
+            rows = (
+                await conn.execute(
+                    select(drafts).where(drafts.c.period_end == period_end).order_by(drafts.c.customer_code)
+                )
+            ).all()
         return [_draft(r) for r in rows]
 
     async def latest(self, codes: list[str] | None = None) -> list[Draft]:
@@ -147,61 +164,98 @@ class ReviewState:
         to ``drafted`` if it is still editable. A decided draft is returned unchanged."""
         now = datetime.now(UTC)
         async with writing(self.engine) as conn:
-            row = (await conn.execute(
-                select(drafts).where(drafts.c.customer_code == code, drafts.c.period_end == period_end)
-            )).first()
+            row = (
+                await conn.execute(
+                    select(drafts).where(drafts.c.customer_code == code, drafts.c.period_end == period_end)
+                )
+            ).first()
             if row is None:
                 draft_id = uuid.uuid4().hex
-                await conn.execute(drafts.insert().values(
-                    id=draft_id, customer_code=code, period_end=period_end, version=1, state=DraftState.DRAFTED, commentary="",
-                    created_at=now, updated_at=now))
+                await conn.execute(
+                    drafts.insert().values(
+                        id=draft_id,
+                        customer_code=code,
+                        period_end=period_end,
+                        version=1,
+                        state=DraftState.DRAFTED,
+                        commentary="",
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
             else:
                 draft_id = row._mapping["id"]
                 if row._mapping["state"] in EDITABLE:
-                    await conn.execute(update(drafts).where(drafts.c.id == draft_id).values(
-                        version=drafts.c.version + 1, state=DraftState.DRAFTED, updated_at=now))
+                    await conn.execute(
+                        update(drafts)
+                        .where(drafts.c.id == draft_id)
+                        .values(version=drafts.c.version + 1, state=DraftState.DRAFTED, updated_at=now)
+                    )
         got = await self.get(draft_id)
         assert got is not None
         return got
 
-    async def change(self, draft_id: str, version: int, *, allowed: tuple[str, ...] = EDITABLE, **values: Any) -> Draft | None:
+    async def change(
+        self, draft_id: str, version: int, *, allowed: tuple[str, ...] = EDITABLE, **values: Any
+    ) -> Draft | None:
         """Compare-and-set: apply ``values`` and move to the next version only if the draft is at
         ``version`` and in one of ``allowed`` states. None when someone else got there first."""
         values = {**_clean(values), "version": drafts.c.version + 1, "updated_at": datetime.now(UTC)}
         async with writing(self.engine) as conn:  # UPDATE ... RETURNING: one round trip (SQLite >= 3.35, PostgreSQL)
-            row = (await conn.execute(update(drafts).where(
-                drafts.c.id == draft_id, drafts.c.version == version, drafts.c.state.in_(allowed))
-                .values(**values).returning(*drafts.c))).first()
+            row = (
+                await conn.execute(
+                    update(drafts)
+                    .where(drafts.c.id == draft_id, drafts.c.version == version, drafts.c.state.in_(allowed))
+                    .values(**values)
+                    .returning(*drafts.c)
+                )
+            ).first()
         return _draft(row) if row else None
 
     async def stalled(self, before: datetime) -> list[Draft]:
         """Drafts approved (or being delivered) and untouched since ``before``: a process that
         stopped between the approval and the end of the delivery left them so."""
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(select(drafts).where(
-                drafts.c.state.in_((DraftState.APPROVED, DraftState.DELIVERING)), drafts.c.updated_at < before)
-                .order_by(drafts.c.updated_at))).all()
+            rows = (
+                await conn.execute(
+                    select(drafts)
+                    .where(
+                        drafts.c.state.in_((DraftState.APPROVED, DraftState.DELIVERING)), drafts.c.updated_at < before
+                    )
+                    .order_by(drafts.c.updated_at)
+                )
+            ).all()
         return [_draft(r) for r in rows]
 
     async def set_state(self, draft_id: str, state: str, **values: Any) -> Draft | None:
         """A background step's state change (delivery progress): no version check, version moves on."""
         async with writing(self.engine) as conn:
-            row = (await conn.execute(update(drafts).where(drafts.c.id == draft_id).values(
-                state=state, version=drafts.c.version + 1, updated_at=datetime.now(UTC), **_clean(values))
-                .returning(*drafts.c))).first()
+            row = (
+                await conn.execute(
+                    update(drafts)
+                    .where(drafts.c.id == draft_id)
+                    .values(state=state, version=drafts.c.version + 1, updated_at=datetime.now(UTC), **_clean(values))
+                    .returning(*drafts.c)
+                )
+            ).first()
         return _draft(row) if row else None
 
     async def set_card(self, draft_id: str, ref: dict[str, Any], activity_id: str) -> None:
         async with writing(self.engine) as conn:
-            await conn.execute(update(drafts).where(drafts.c.id == draft_id).values(
-                card_ref=json.dumps(ref), card_activity_id=activity_id))
+            await conn.execute(
+                update(drafts)
+                .where(drafts.c.id == draft_id)
+                .values(card_ref=json.dumps(ref), card_activity_id=activity_id)
+            )
 
     # -- conversation references
     async def remember(self, key: str, kind: str, ref: dict[str, Any]) -> None:
         now = datetime.now(UTC)
         text = json.dumps(ref, sort_keys=True)
         async with writing(self.engine) as conn:
-            res = await conn.execute(update(conversations).where(conversations.c.key == key).values(kind=kind, ref=text, updated_at=now))
+            res = await conn.execute(
+                update(conversations).where(conversations.c.key == key).values(kind=kind, ref=text, updated_at=now)
+            )
             if res.rowcount == 0:
                 await conn.execute(conversations.insert().values(key=key, kind=kind, ref=text, updated_at=now))
 
@@ -218,14 +272,20 @@ class ReviewState:
         for (text,) in rows:
             ref = json.loads(text)
             conv = ref.get("conversation") or {}
-            if not tenant or (conv.get("tenantID") or conv.get("tenantId") or "") == tenant:  # botbuilder writes "tenantID"
+            if (
+                not tenant or (conv.get("tenantID") or conv.get("tenantId") or "") == tenant
+            ):  # botbuilder writes "tenantID"
                 return ref
         return None
 
     async def recent_references(self, limit: int = 50) -> list[dict[str, Any]]:
         """Conversation references, newest first (not roll-up, team or installation rows)."""
-        q = (select(conversations.c.ref).where(conversations.c.kind.not_in(NOT_CONVERSATIONS))
-             .order_by(conversations.c.updated_at.desc()).limit(limit))
+        q = (
+            select(conversations.c.ref)
+            .where(conversations.c.kind.not_in(NOT_CONVERSATIONS))
+            .order_by(conversations.c.updated_at.desc())
+            .limit(limit)
+        )
         async with self.engine.connect() as conn:
             rows = (await conn.execute(q)).all()
         return [json.loads(text) for (text,) in rows]
@@ -242,7 +302,11 @@ class ReviewState:
 
     async def installation(self, tenant: str = "") -> dict[str, Any] | None:
         """The newest team installation (in ``tenant``, if given)."""
-        q = select(conversations.c.ref).where(conversations.c.kind == "install").order_by(conversations.c.updated_at.desc())
+        q = (
+            select(conversations.c.ref)
+            .where(conversations.c.kind == "install")
+            .order_by(conversations.c.updated_at.desc())
+        )
         async with self.engine.connect() as conn:
             rows = (await conn.execute(q.limit(200))).all()
         for (text,) in rows:
@@ -254,8 +318,13 @@ class ReviewState:
     async def without_card(self, period_ends: list[date]) -> list[Draft]:
         """Drafts of those weeks whose review card has not been posted (yet)."""
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(select(drafts).where(
-                drafts.c.period_end.in_(period_ends), drafts.c.card_activity_id.is_(None)).order_by(drafts.c.customer_code))).all()
+            rows = (
+                await conn.execute(
+                    select(drafts)
+                    .where(drafts.c.period_end.in_(period_ends), drafts.c.card_activity_id.is_(None))
+                    .order_by(drafts.c.customer_code)
+                )
+            ).all()
         return [_draft(r) for r in rows]
 
     async def remember_team(self, channel: str, aad_group_id: str) -> None:

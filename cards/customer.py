@@ -28,8 +28,9 @@ def channel_card(report: Report, *, file_url: str | None, key: str, msp_name: st
     header = container(
         [
             text_block(plain(f"Weekly report: {c.name}", limit=120), size="Large", weight="Bolder"),
-            text_block(join(plain(period_text(report)), plain(f"from {msp_name}", limit=80)), isSubtle=True,
-                       spacing="None"),
+            text_block(
+                join(plain(period_text(report)), plain(f"from {msp_name}", limit=80)), isSubtle=True, spacing="None"
+            ),
         ],
         id=key,
     )
@@ -44,7 +45,12 @@ def channel_card(report: Report, *, file_url: str | None, key: str, msp_name: st
     url = safe_url(file_url)
     actions = [open_url(OPEN_TITLE, url)] if url else []
     if not url:
-        body.append(text_block(md("The PDF is in this channel's files and on the **Weekly report** tab."),
-                               isSubtle=True, spacing="Medium"))
+        body.append(
+            text_block(
+                md("The PDF is in this channel's files and on the **Weekly report** tab."),
+                isSubtle=True,
+                spacing="Medium",
+            )
+        )
     fallback = f"Weekly report for {c.name}, {period_text(report)}"
     return check_size(adaptive_card(body, actions, fallback_text=plain(fallback)))

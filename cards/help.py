@@ -16,8 +16,9 @@ DEFAULT_COMMANDS: tuple[tuple[str, str], ...] = (
 )
 
 
-def help_card(commands: Sequence[tuple[str, str]] = DEFAULT_COMMANDS, *, note: str | None = None,
-              example: str = "CODE") -> dict[str, Any]:
+def help_card(
+    commands: Sequence[tuple[str, str]] = DEFAULT_COMMANDS, *, note: str | None = None, example: str = "CODE"
+) -> dict[str, Any]:
     """``commands``: (syntax, what it does) pairs. ``note``: an extra line, e.g. what this
     conversation is allowed to do ("In this channel only ACME's report can be run.").
     ``example``: the customer code in the example — in a customer's channel that customer's
@@ -25,7 +26,9 @@ def help_card(commands: Sequence[tuple[str, str]] = DEFAULT_COMMANDS, *, note: s
     body = [
         text_block(md("reportbot \u2014 commands"), size="Large", weight="Bolder"),
         text_block(
-            md(f"Mention me in a channel (**@reportbot run {plain(example, limit=40)}**) or write to me in a personal chat."),
+            md(
+                f"Mention me in a channel (**@reportbot run {plain(example, limit=40)}**) or write to me in a personal chat."
+            ),
             isSubtle=True,
             spacing="None",
         ),

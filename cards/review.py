@@ -440,12 +440,18 @@ def _summary(report: Report, lim: _Limits) -> list[Element]:
         )
     actions = report.engineer_actions[: max(1, lim.recommendations)]
     if actions:  # internal: the technical reasons and our own to-dos, never in what the customer receives
-        out.append(text_block(md("**Engineer actions** (internal, not in the report)"), spacing="Medium",
-                              color="warning"))
+        out.append(
+            text_block(md("**Engineer actions** (internal, not in the report)"), spacing="Medium", color="warning")
+        )
         out.append(text_block(_bullets([plain(a, limit=lim.sentence_text) for a in actions]), spacing="Small"))
         if len(report.engineer_actions) > len(actions):
-            out.append(text_block(plain(f"\u2026 and {len(report.engineer_actions) - len(actions)} more"),
-                                  isSubtle=True, spacing="None"))
+            out.append(
+                text_block(
+                    plain(f"\u2026 and {len(report.engineer_actions) - len(actions)} more"),
+                    isSubtle=True,
+                    spacing="None",
+                )
+            )
     return out
 
 

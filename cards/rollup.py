@@ -37,19 +37,24 @@ def _row(r: RollupRow, *, text_limit: int, with_flags: bool) -> Element:
     title = [code, plain(r.name, limit=80)]
     if r.owner:
         title.append(plain(r.owner, limit=60))
-    links = [link(label, url) for label, url in (("Review card", r.card_url), ("PDF", r.pdf_url))
-             if url.startswith(("http://", "https://"))]
+    links = [
+        link(label, url)
+        for label, url in (("Review card", r.card_url), ("PDF", r.pdf_url))
+        if url.startswith(("http://", "https://"))
+    ]
     details: list[Element] = [text_block(join(*title), spacing="None")]
     if r.review:  # first: the longer risk and action text cannot push it past a cut-off
-        details.append(text_block(join(md("**Review:**"), join(plain(r.review, limit=200), *links), sep=" "),
-                                  spacing="None"))
+        details.append(
+            text_block(join(md("**Review:**"), join(plain(r.review, limit=200), *links), sep=" "), spacing="None")
+        )
     details += [
         text_block(join(md("Top risk:"), plain(r.top_risk, limit=text_limit), sep=" "), spacing="None"),
         text_block(join(md("Action:"), plain(r.action, limit=text_limit), sep=" "), spacing="None", isSubtle=True),
     ]
     if with_flags and r.flag_names:
-        details.append(text_block(plain(", ".join(r.flag_names), limit=300), size="Small", isSubtle=True,
-                                  spacing="None"))
+        details.append(
+            text_block(plain(", ".join(r.flag_names), limit=300), size="Small", isSubtle=True, spacing="None")
+        )
     label = text_block(
         md(STATUS_LABEL.get(r.status, plain(r.status, limit=10))),
         color=STATUS_COLOR.get(r.status, "default"),

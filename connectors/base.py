@@ -96,11 +96,13 @@ def connector_shape(cls: type[T]) -> type[T]:
     cls.__init__ = __init__  # type: ignore[misc]
 
     if not hasattr(cls, "check_id"):
+
         async def check_id(self: Any, cid: str) -> str | None:
             return next((r.name for r in await self.customer_records() if r.id == cid), None)
 
         cls.check_id = check_id  # type: ignore[attr-defined]
     if not hasattr(cls, "accepts_id"):
+
         def accepts_id(self: Any, record: SourceRecord, cid: str) -> bool:
             return False
 

@@ -44,7 +44,9 @@ class Fields:
     def _bad(self, key: str, want: str, value: Any) -> SourceDataError:
         if value is _MISSING:
             return SourceDataError(self.system, f"{self.where}: field '{key}' is missing (the API's schema changed?)")
-        return SourceDataError(self.system, f"{self.where}: field '{key}' is {type(value).__name__} {str(value)[:40]!r}, expected {want}")
+        return SourceDataError(
+            self.system, f"{self.where}: field '{key}' is {type(value).__name__} {str(value)[:40]!r}, expected {want}"
+        )
 
     def has(self, key: str) -> bool:
         v = self._get(key)

@@ -109,8 +109,13 @@ class RequestBudget:
     HaloPSA: 300 per 5 minutes): a request over budget waits until the oldest one in the window
     ages out, instead of drawing a 429. ``clock``/``sleep`` are injectable for tests."""
 
-    def __init__(self, limit: int, window: float, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
+    def __init__(
+        self,
+        limit: int,
+        window: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ):
         self.limit, self.window = limit, window
         self._clock, self._sleep = clock, sleep
         self._sent: collections.deque[float] = collections.deque()
@@ -218,14 +223,27 @@ class HttpSource:
                     self.requests += 1
                     t0 = time.perf_counter()
                     resp = await self.client.request(
-                        method, url, params=params, headers=headers, json=json_body, data=data,
+                        method,
+                        url,
+                        params=params,
+                        headers=headers,
+                        json=json_body,
+                        data=data,
                         auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT,
                         timeout=self.request_timeout,
                     )
                     if log.isEnabledFor(logging.DEBUG):
                         log.debug(
-                            "%s %s -> %s in %.0f ms", self.system, what, resp.status_code, 1000 * (time.perf_counter() - t0),
-                            extra={"request_id": next((resp.headers[h] for h in REQUEST_ID_HEADERS if h in resp.headers), None)},
+                            "%s %s -> %s in %.0f ms",
+                            self.system,
+                            what,
+                            resp.status_code,
+                            1000 * (time.perf_counter() - t0),
+                            extra={
+                                "request_id": next(
+                                    (resp.headers[h] for h in REQUEST_ID_HEADERS if h in resp.headers), None
+                                )
+                            },
                         )
             except httpx.TimeoutException:
                 last = f"no answer within {self.request_timeout:g} s"
@@ -244,12 +262,22 @@ class HttpSource:
                 if status in (429, 503):
                     wait = retry_after_seconds(resp.headers.get("retry-after"))
                     if wait is not None and wait > policy.max_retry_wait:
-                        raise self._fail(SourceUnavailable, f"{what}: {last}; asked to retry after {wait:.0f} s, longer than we wait")
+                        raise self._fail(
+                            SourceUnavailable, f"{what}: {last}; asked to retry after {wait:.0f} s, longer than we wait"
+                        )
             if attempt == policy.max_attempts:
                 break
             if wait is None:
                 wait = policy.backoff_base * (2 ** (attempt - 1)) * (0.5 + random.random())  # noqa: S311 - jitter, not crypto
-            log.info("%s %s: %s; retry %d/%d in %.2f s", self.system, what, self.redact(last), attempt, policy.max_attempts - 1, wait)
+            log.info(
+                "%s %s: %s; retry %d/%d in %.2f s",
+                self.system,
+                what,
+                self.redact(last),
+                attempt,
+                policy.max_attempts - 1,
+                wait,
+            )
             await self._sleep(wait)
         attempts = f"{policy.max_attempts} attempt{'s' if policy.max_attempts != 1 else ''}"
         raise self._fail(SourceUnavailable, f"{what}: {last} (after {attempts})")
@@ -276,7 +304,9 @@ class HttpSource:
         except ValueError:
             ctype = resp.headers.get("content-type", "unknown type").split(";")[0]
             kind = "an HTML page" if raw.lstrip()[:1] == b"<" else f"a {ctype} body"
-            raise self._fail(SourceDataError, f"{what} answered HTTP {resp.status_code} with {kind}, not JSON") from None
+            raise self._fail(
+                SourceDataError, f"{what} answered HTTP {resp.status_code} with {kind}, not JSON"
+            ) from None
 
     async def get_json(self, url: str, **kw: Any) -> Any:
         return self.decode(await self.request("GET", url, **kw))

@@ -69,21 +69,47 @@ SYSTEMS: dict[str, System] = {
     s.name: s
     for s in (
         System("zabbix", ZabbixConnector, ZabbixOptions, frozenset({"uptime"}), _sim("zabbix", "ZabbixSimulator")),
-        System("librenms", LibreNMSConnector, LibreNMSOptions, frozenset({"uptime"}),
-               _sim("librenms", "LibreNMSSimulator")),
-        System("connectwise", ConnectWiseConnector, ConnectWiseOptions, frozenset({"tickets", "changes"}),
-               _sim("connectwise", "ConnectWiseSimulator")),
+        System(
+            "librenms", LibreNMSConnector, LibreNMSOptions, frozenset({"uptime"}), _sim("librenms", "LibreNMSSimulator")
+        ),
+        System(
+            "connectwise",
+            ConnectWiseConnector,
+            ConnectWiseOptions,
+            frozenset({"tickets", "changes"}),
+            _sim("connectwise", "ConnectWiseSimulator"),
+        ),
         System("halo", HaloConnector, HaloOptions, frozenset({"tickets", "changes"}), _sim("halo", "HaloSimulator")),
         System("datto", DattoConnector, DattoOptions, frozenset({"backups"}), _sim("datto", "DattoSimulator")),
         System("veeam", VeeamConnector, VeeamOptions, frozenset({"backups"}), _sim("veeam", "VeeamSimulator")),
-        System("defender", DefenderConnector, DefenderOptions, frozenset({"security"}),
-               _sim("defender", "DefenderSimulator")),
-        System("sentinel", SentinelConnector, SentinelOptions, frozenset({"security"}),
-               _sim("sentinel", "SentinelSimulator")),
-        System("cloudflare", CloudflareConnector, CloudflareOptions, frozenset({"sites"}),
-               _sim("cloudflare", "CloudflareSimulator")),
-        System("statuscheck", StatusCheckConnector, StatusCheckOptions, frozenset({"sites"}),
-               _sim("statuscheck", "StatusCheckSimulator")),
+        System(
+            "defender",
+            DefenderConnector,
+            DefenderOptions,
+            frozenset({"security"}),
+            _sim("defender", "DefenderSimulator"),
+        ),
+        System(
+            "sentinel",
+            SentinelConnector,
+            SentinelOptions,
+            frozenset({"security"}),
+            _sim("sentinel", "SentinelSimulator"),
+        ),
+        System(
+            "cloudflare",
+            CloudflareConnector,
+            CloudflareOptions,
+            frozenset({"sites"}),
+            _sim("cloudflare", "CloudflareSimulator"),
+        ),
+        System(
+            "statuscheck",
+            StatusCheckConnector,
+            StatusCheckOptions,
+            frozenset({"sites"}),
+            _sim("statuscheck", "StatusCheckSimulator"),
+        ),
     )
 }
 """system -> its entry (the sandbox's vendor systems are exactly these)."""

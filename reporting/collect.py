@@ -32,7 +32,9 @@ def targets_for(config: Config, customer: CustomerConfig) -> Targets:
     t = config.thresholds
     return Targets(
         uptime_pct=customer.uptime_target_pct if customer.uptime_target_pct is not None else t.uptime_target_pct,
-        ticket_sla_pct=customer.ticket_sla_target_pct if customer.ticket_sla_target_pct is not None else t.ticket_sla_target_pct,
+        ticket_sla_pct=customer.ticket_sla_target_pct
+        if customer.ticket_sla_target_pct is not None
+        else t.ticket_sla_target_pct,
         site_pct=t.site_target_pct,
         backup_stale_hours=t.backup_stale_hours,
     )
@@ -107,7 +109,13 @@ async def _one(
 ) -> Section:
     system = customer.sources.get(section)
     if system is None:
-        return Section(section, "unavailable", "none", tz_now(), error=f"no source is configured for {section} (customers.sources.{section})")  # type: ignore[arg-type]
+        return Section(
+            section,
+            "unavailable",
+            "none",
+            tz_now(),
+            error=f"no source is configured for {section} (customers.sources.{section})",
+        )  # type: ignore[arg-type]
     connector = connectors.get(system)
     if connector is None:
         return Section(section, "unavailable", system, tz_now(), error=f"source {system} is not set up in this run")  # type: ignore[arg-type]
@@ -150,8 +158,10 @@ async def collect(
     """All six sections of ``customer`` for ``period``, concurrently."""
     targets = targets_for(config, customer)
     sections = await asyncio.gather(
-        *(_one(name, customer, period, connectors, targets, lambda s: source_timeout(config, s), now, breaker)
-          for name in SECTION_NAMES)
+        *(
+            _one(name, customer, period, connectors, targets, lambda s: source_timeout(config, s), now, breaker)
+            for name in SECTION_NAMES
+        )
     )
     return {s.name: s for s in sections}
 

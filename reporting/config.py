@@ -26,6 +26,8 @@ _SECRET_KEY = re.compile(r"(password|secret|token|private|api_key|apikey|credent
 def is_secret_key(name: str) -> bool:
     """Whether a ``[sources.*]`` key holds a secret (kept as SecretStr, written as ``${VAR}``)."""
     return bool(_SECRET_KEY.search(name))
+
+
 CODE_RE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,31}$")
 # C0 and C1 controls (CR, LF, TAB, ESC...), DEL and the bidi overrides: refused in names and
 # addresses, which end up in mail headers, file names and card titles
@@ -318,8 +320,9 @@ class CustomerConfig(_Strict):
             raise ValueError("must be 1-32 characters of A-Z, 0-9, '_' or '-', starting with a letter or digit")
         return v
 
-    @field_validator("name", "domain", "tenant_id", "cto_email", "account_owner_email", "teams_channel",
-                     "sharepoint_folder")
+    @field_validator(
+        "name", "domain", "tenant_id", "cto_email", "account_owner_email", "teams_channel", "sharepoint_folder"
+    )
     @classmethod
     def _no_controls(cls, v: str) -> str:
         m = _CONTROL.search(v)
@@ -370,7 +373,9 @@ class Config(_Strict):
                 if system not in self.sources:
                     problems.append(f"customers[{i}].sources.{section}: no [sources.{system}] table is configured")
                 elif system not in c.ids:
-                    problems.append(f"customers[{i}].ids.{system}: {c.code} uses {system} for {section} but has no id there")
+                    problems.append(
+                        f"customers[{i}].ids.{system}: {c.code} uses {system} for {section} but has no id there"
+                    )
         problems.extend(self._google_problems())
         if problems:
             raise ValueError("; ".join(problems))
@@ -381,26 +386,36 @@ class Config(_Strict):
         for name, table in (("gmail", self.gmail), ("gdrive", self.gdrive)):
             for key in GOOGLE_ENDPOINT_KEYS:
                 if getattr(table, key) and not table.allow_endpoint_overrides:
-                    problems.append(f"{name}.{key}: endpoint overrides are refused unless "
-                                    f"{name}.allow_endpoint_overrides = true")
+                    problems.append(
+                        f"{name}.{key}: endpoint overrides are refused unless {name}.allow_endpoint_overrides = true"
+                    )
         if self.delivery.email == "gmail":
             if not self.gmail.sender:
-                problems.append("gmail.sender: required with delivery.email = \"gmail\" (the Workspace mailbox "
-                                "that sends the reports)")
+                problems.append(
+                    'gmail.sender: required with delivery.email = "gmail" (the Workspace mailbox '
+                    "that sends the reports)"
+                )
             elif not re.fullmatch(r"[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+", self.gmail.sender):
                 problems.append("gmail.sender: is not an email address")
             if not (self.gmail.credentials_file or self.gmail.credentials_json):
-                problems.append("gmail.credentials_file: required with delivery.email = \"gmail\" (the service "
-                                "account's JSON key, or gmail.credentials_json = \"${ENV_VAR}\")")
+                problems.append(
+                    'gmail.credentials_file: required with delivery.email = "gmail" (the service '
+                    'account\'s JSON key, or gmail.credentials_json = "${ENV_VAR}")'
+                )
         if self.delivery.archive == "gdrive":
             d = self.gdrive
             if bool(d.root_folder_id) == bool(d.shared_drive_id):
-                problems.append("gdrive.root_folder_id: give exactly one of gdrive.root_folder_id and "
-                                "gdrive.shared_drive_id with delivery.archive = \"gdrive\"")
-            if not (d.credentials_file or d.credentials_json or self.gmail.credentials_file
-                    or self.gmail.credentials_json):
-                problems.append("gdrive.credentials_file: required with delivery.archive = \"gdrive\" (or set "
-                                "[gmail] credentials, which it then shares)")
+                problems.append(
+                    "gdrive.root_folder_id: give exactly one of gdrive.root_folder_id and "
+                    'gdrive.shared_drive_id with delivery.archive = "gdrive"'
+                )
+            if not (
+                d.credentials_file or d.credentials_json or self.gmail.credentials_file or self.gmail.credentials_json
+            ):
+                problems.append(
+                    'gdrive.credentials_file: required with delivery.archive = "gdrive" (or set '
+                    "[gmail] credentials, which it then shares)"
+                )
         return problems
 
     # -- helpers

@@ -66,19 +66,33 @@ def _data(sections: Mapping[str, Section] | None, name: str) -> object | None:
 def _uptime_flags(cur: Uptime, prev: Uptime | None, th: Thresholds) -> list[Flag]:
     out = []
     worst = min(cur.by_site, key=lambda g: g.uptime_pct, default=None)
-    where = f"; lowest site: {worst.name} at {pct(worst.uptime_pct)}" if worst and worst.uptime_pct < cur.target_pct else ""
+    where = (
+        f"; lowest site: {worst.name} at {pct(worst.uptime_pct)}" if worst and worst.uptime_pct < cur.target_pct else ""
+    )
     dropped = prev is not None and prev.overall_pct - cur.overall_pct >= th.sla_drop_points
     below = cur.overall_pct < cur.target_pct
     if dropped and prev is not None:
         # one fact, one item: a drop that also takes uptime below target is said once, with both
         also = f", below the {target(cur.target_pct)} target" if below else ""
-        out.append(Flag("sla_drop", "high", "uptime",
-                        f"Uptime fell {prev.overall_pct - cur.overall_pct:.1f} points, from {pct(prev.overall_pct)} "
-                        f"to {pct(cur.overall_pct)}{also}{where}.",
-                        codes=("sla_drop", "sla_below_target") if below else ()))
+        out.append(
+            Flag(
+                "sla_drop",
+                "high",
+                "uptime",
+                f"Uptime fell {prev.overall_pct - cur.overall_pct:.1f} points, from {pct(prev.overall_pct)} "
+                f"to {pct(cur.overall_pct)}{also}{where}.",
+                codes=("sla_drop", "sla_below_target") if below else (),
+            )
+        )
     elif below:
-        out.append(Flag("sla_below_target", "medium", "uptime",
-                        f"Uptime of {pct(cur.overall_pct)} is below the {target(cur.target_pct)} target{where}."))
+        out.append(
+            Flag(
+                "sla_below_target",
+                "medium",
+                "uptime",
+                f"Uptime of {pct(cur.overall_pct)} is below the {target(cur.target_pct)} target{where}.",
+            )
+        )
     return out
 
 
@@ -88,20 +102,38 @@ def _ticket_flags(cur: Tickets, prev: Tickets | None, th: Thresholds) -> list[Fl
     below = att is not None and att < cur.target_pct
     if att is not None and prev_att is not None and prev_att - att >= th.sla_drop_points:
         also = f", below the {target(cur.target_pct)} target ({cur.sla_breaches} breaches)" if below else ""
-        out.append(Flag("sla_drop", "medium", "tickets",
-                        f"Service desk tickets resolved within SLA fell {prev_att - att:.1f} points, "
-                        f"from {pct(prev_att, 1)} to {pct(att, 1)}{also}.",
-                        codes=("sla_drop", "sla_below_target") if below else ()))
+        out.append(
+            Flag(
+                "sla_drop",
+                "medium",
+                "tickets",
+                f"Service desk tickets resolved within SLA fell {prev_att - att:.1f} points, "
+                f"from {pct(prev_att, 1)} to {pct(att, 1)}{also}.",
+                codes=("sla_drop", "sla_below_target") if below else (),
+            )
+        )
     elif att is not None and below:
-        out.append(Flag("sla_below_target", "medium", "tickets",
-                        f"Only {pct(att, 1)} of service desk tickets closed this week met their resolution target "
-                        f"(target {target(cur.target_pct)}; {cur.sla_breaches} breaches)."))
+        out.append(
+            Flag(
+                "sla_below_target",
+                "medium",
+                "tickets",
+                f"Only {pct(att, 1)} of service desk tickets closed this week met their resolution target "
+                f"(target {target(cur.target_pct)}; {cur.sla_breaches} breaches).",
+            )
+        )
     if prev is not None and prev.opened > 0:
         rise = 100.0 * (cur.opened - prev.opened) / prev.opened
         if rise >= th.tickets_opened_increase_pct and cur.backlog > prev.backlog:
-            out.append(Flag("ticket_trend_worse", "medium", "tickets",
-                            f"Service desk tickets opened rose {rise:.0f} % ({prev.opened} to {cur.opened}) "
-                            f"and the open backlog grew from {prev.backlog} to {cur.backlog}."))
+            out.append(
+                Flag(
+                    "ticket_trend_worse",
+                    "medium",
+                    "tickets",
+                    f"Service desk tickets opened rose {rise:.0f} % ({prev.opened} to {cur.opened}) "
+                    f"and the open backlog grew from {prev.backlog} to {cur.backlog}.",
+                )
+            )
     return out
 
 
@@ -111,11 +143,14 @@ def _backup_flags(cur: Backups, th: Thresholds, tz: str) -> list[Flag]:
     failed = [p for p in cur.protected if p.status == "failed" or (p.status == "never" and p.runs_failed > 0)]
     if stale:
         items = "; ".join(
-            f"{p.name} has never completed a backup" if p.last_success is None
+            f"{p.name} has never completed a backup"
+            if p.last_success is None
             else f"{backup_stopped(p, tz)} ({hours(p.rpo_hours)} before the week ended)"
             for p in stale
         )
-        out.append(Flag("backup_stale", "high", "backups", f"No successful backup in {th.backup_stale_hours:g} h: {items}."))
+        out.append(
+            Flag("backup_stale", "high", "backups", f"No successful backup in {th.backup_stale_hours:g} h: {items}.")
+        )
     if failed:
         items = "; ".join(
             f"{p.name} ({p.runs_failed} failed run{'s' if p.runs_failed != 1 else ''}, last good {when(p.last_success, tz)})"
@@ -132,20 +167,36 @@ def _security_flags(cur: Security, th: Thresholds, tz: str) -> list[Flag]:
         sev = "high" if any(i.severity == "high" for i in watched) else "medium"
         first = watched[0]
         more = f" and {len(watched) - 1} more" if len(watched) > 1 else ""
-        out.append(Flag("open_incident", sev, "security",
-                        f"{len(watched)} {first.severity}-severity security incident{'s' if len(watched) > 1 else ''} still open: "
-                        f"\u201c{first.title}\u201d (opened {when(first.created, tz)}){more}."))
+        out.append(
+            Flag(
+                "open_incident",
+                sev,
+                "security",
+                f"{len(watched)} {first.severity}-severity security incident{'s' if len(watched) > 1 else ''} still open: "
+                f"\u201c{first.title}\u201d (opened {when(first.created, tz)}){more}.",
+            )
+        )
     if cur.secure_score_change is not None and cur.secure_score_change <= -th.secure_score_drop_points:
-        out.append(Flag("secure_score_drop", "medium", "security",
-                        f"Microsoft Secure Score fell {abs(cur.secure_score_change):.1f} points this week, to {pct(cur.secure_score_pct, 1)}."))
+        out.append(
+            Flag(
+                "secure_score_drop",
+                "medium",
+                "security",
+                f"Microsoft Secure Score fell {abs(cur.secure_score_change):.1f} points this week, to {pct(cur.secure_score_pct, 1)}.",
+            )
+        )
     return out
 
 
 def _site_flags(cur: Sites) -> list[Flag]:
     return [
-        Flag("site_down", "high", "sites",
-             f"{c.name} was unavailable for {duration(c.downtime_minutes)} (availability {pct(c.availability_pct)}, "
-             f"target {target(cur.target_pct)}).")
+        Flag(
+            "site_down",
+            "high",
+            "sites",
+            f"{c.name} was unavailable for {duration(c.downtime_minutes)} (availability {pct(c.availability_pct)}, "
+            f"target {target(cur.target_pct)}).",
+        )
         for c in cur.checks
         if c.availability_pct is not None and c.downtime_minutes is not None and c.availability_pct < cur.target_pct
     ]
@@ -164,7 +215,9 @@ def compute_flags(
             # the customer's words; the technical reason stays in the section's ``error`` (review card, snapshot)
             flags.append(Flag("data_unavailable", "medium", name, missing_short(name)))
     if previous is None:
-        flags.append(Flag("no_baseline", "low", "report", "No earlier week is stored, so there is nothing to compare with yet."))
+        flags.append(
+            Flag("no_baseline", "low", "report", "No earlier week is stored, so there is nothing to compare with yet.")
+        )
 
     up = _data(current, "uptime")
     if isinstance(up, Uptime):

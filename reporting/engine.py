@@ -108,9 +108,14 @@ class Engine:
         # the bot (``pdf_processes``) renders in worker processes, so a render never delays the
         # answer to a card click (the event loop keeps the GIL).
         self._pdf_pool: Executor = (
-            ProcessPoolExecutor(max_workers=pdf_processes, mp_context=multiprocessing.get_context("spawn"),
-                                initializer=_exit_with_parent, initargs=(os.getpid(),))
-            if pdf_processes else ThreadPoolExecutor(max_workers=1, thread_name_prefix="pdf")
+            ProcessPoolExecutor(
+                max_workers=pdf_processes,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_exit_with_parent,
+                initargs=(os.getpid(),),
+            )
+            if pdf_processes
+            else ThreadPoolExecutor(max_workers=1, thread_name_prefix="pdf")
         )
 
     def close(self, timeout: float = 5.0) -> None:
@@ -123,8 +128,9 @@ class Engine:
         # CPython's ProcessPoolExecutor keeps its workers in ``_processes`` (pid -> Process);
         # ``shutdown`` has no timeout, so it runs in a thread and a stuck worker is terminated
         workers = list((getattr(pool, "_processes", None) or {}).values())
-        closing = threading.Thread(target=pool.shutdown, kwargs={"wait": True, "cancel_futures": True},
-                                   name="pdf-pool-shutdown", daemon=True)
+        closing = threading.Thread(
+            target=pool.shutdown, kwargs={"wait": True, "cancel_futures": True}, name="pdf-pool-shutdown", daemon=True
+        )
         closing.start()
         closing.join(timeout)
         if closing.is_alive():
@@ -154,16 +160,26 @@ class Engine:
         if partial and (not self.allow_partial or not has_started(period, now)):
             raise WeekNotEnded(customer.code, period, started=has_started(period, now))
         read = partial_read(period, now) if partial else period
-        sections = await collect(self.config, customer, read, self.connectors,
-                                 lambda: self.now().astimezone(period.start.tzinfo), breaker)
+        sections = await collect(
+            self.config, customer, read, self.connectors, lambda: self.now().astimezone(period.start.tzinfo), breaker
+        )
         prev_payload = await self.store.get(customer.code, previous_period(period).end.date())
         previous = snapshot.from_dict(prev_payload).sections if prev_payload else None
         flags = compute_flags(sections, previous, self.config.thresholds, tz)
-        history = tuple(_week_point(p) for p in await self.store.history(customer.code, period.end.date(), HISTORY_POINTS))
+        history = tuple(
+            _week_point(p) for p in await self.store.history(customer.code, period.end.date(), HISTORY_POINTS)
+        )
         return Report(
-            customer=CustomerRef(customer.code, customer.name, tz,
-                                 *((customer.account_engineer.name, customer.account_engineer.email)
-                                   if customer.account_engineer else ())),
+            customer=CustomerRef(
+                customer.code,
+                customer.name,
+                tz,
+                *(
+                    (customer.account_engineer.name, customer.account_engineer.email)
+                    if customer.account_engineer
+                    else ()
+                ),
+            ),
             period=period,
             sections=sections,
             flags=flags,
@@ -175,8 +191,9 @@ class Engine:
             partial_as_of=read.end if partial else None,
         )
 
-    async def backfill(self, customer: CustomerConfig, week_day: date, weeks: int,
-                       breaker: SourceBreaker | None = None) -> int:
+    async def backfill(
+        self, customer: CustomerConfig, week_day: date, weeks: int, breaker: SourceBreaker | None = None
+    ) -> int:
         """Store history snapshots for up to ``weeks`` weeks before ``week_day``'s week that the
         store lacks, oldest first, so deltas and trends have a baseline. A week in which no
         section could be read (e.g. before the customer was onboarded) is not stored."""
@@ -199,8 +216,9 @@ class Engine:
             stored += 1
         return stored
 
-    async def draft(self, customer: CustomerConfig, week_day: date, out: Path,
-                    breaker: SourceBreaker | None = None) -> Draft:
+    async def draft(
+        self, customer: CustomerConfig, week_day: date, out: Path, breaker: SourceBreaker | None = None
+    ) -> Draft:
         """Build, render (.md, .pdf, .json, each written atomically) and store the draft."""
         period = self.period_for(customer, week_day)
         report = await self.build(customer, period, breaker)

@@ -56,8 +56,16 @@ def _env() -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     env.filters.update(
-        md=md, cell=cell, block=block, pct=fmt.pct, rate=fmt.rate, target=fmt.target, points=fmt.points,
-        capitalize_first=fmt.capital, duration=fmt.duration, hours=fmt.hours
+        md=md,
+        cell=cell,
+        block=block,
+        pct=fmt.pct,
+        rate=fmt.rate,
+        target=fmt.target,
+        points=fmt.points,
+        capitalize_first=fmt.capital,
+        duration=fmt.duration,
+        hours=fmt.hours,
     )
     return env
 
@@ -70,40 +78,44 @@ def render_markdown(report: Report, branding: Branding) -> str:
 
     def trend(value: Callable[[WeekPoint], float | None], now: float | None) -> list[tuple[str, float | None]]:
         """A figure over the last six weeks, each week named by its Monday, this week last."""
-        earlier = [w for w in report.history if w.period_end < report.period.end_date][-(TREND_WEEKS - 1):]
+        earlier = [w for w in report.history if w.period_end < report.period.end_date][-(TREND_WEEKS - 1) :]
         return [(f"week of {fmt.week_monday(w.period_end, days)}", value(w)) for w in earlier] + [("this week", now)]
 
-    return _env().get_template("report.md.j2").render(
-        r=report,
-        b=branding,
-        s=report.sections,
-        titles=SECTION_TITLES,
-        findings=customer_flags(report.flags),
-        source_label=voice.source_label,
-        missing=voice.missing,
-        overall_basis=voice.overall_basis,
-        score_missing=voice.SCORE_MISSING,
-        sites_current_only=voice.SITES_CURRENT_ONLY,
-        tz=tz,
-        when=lambda ts: fmt.when(ts, tz),
-        outage_end=lambda o: fmt.outage_end(o, tz),
-        outage_devices=fmt.outage_devices,
-        timeline=fmt.timeline,
-        stopped=fmt.stopped,
-        backup_stopped=lambda p: fmt.backup_stopped(p, tz),
-        stamp=lambda ts: fmt.stamp(ts, tz),
-        week=fmt.report_week(report),
-        partial=fmt.partial(report.partial_as_of, tz) if report.partial_as_of is not None else None,
-        partial_at=fmt.moment(report.partial_as_of, tz) if report.partial_as_of is not None else None,
-        monday=fmt.week_monday,
-        prev=prev,
-        trend=trend,
-        lambda_uptime=lambda w: w.uptime_pct,
-        lambda_score=lambda w: w.secure_score_pct,
-        next_week=fmt.next_week(report),
-        next_week_title=fmt.NEXT_WEEK_TITLE,
-        planned_lead=fmt.PLANNED_LEAD,
-        waiting_lead=fmt.WAITING_LEAD,
-        planned_none=fmt.PLANNED_NONE,
-        waiting_none=fmt.WAITING_NONE,
+    return (
+        _env()
+        .get_template("report.md.j2")
+        .render(
+            r=report,
+            b=branding,
+            s=report.sections,
+            titles=SECTION_TITLES,
+            findings=customer_flags(report.flags),
+            source_label=voice.source_label,
+            missing=voice.missing,
+            overall_basis=voice.overall_basis,
+            score_missing=voice.SCORE_MISSING,
+            sites_current_only=voice.SITES_CURRENT_ONLY,
+            tz=tz,
+            when=lambda ts: fmt.when(ts, tz),
+            outage_end=lambda o: fmt.outage_end(o, tz),
+            outage_devices=fmt.outage_devices,
+            timeline=fmt.timeline,
+            stopped=fmt.stopped,
+            backup_stopped=lambda p: fmt.backup_stopped(p, tz),
+            stamp=lambda ts: fmt.stamp(ts, tz),
+            week=fmt.report_week(report),
+            partial=fmt.partial(report.partial_as_of, tz) if report.partial_as_of is not None else None,
+            partial_at=fmt.moment(report.partial_as_of, tz) if report.partial_as_of is not None else None,
+            monday=fmt.week_monday,
+            prev=prev,
+            trend=trend,
+            lambda_uptime=lambda w: w.uptime_pct,
+            lambda_score=lambda w: w.secure_score_pct,
+            next_week=fmt.next_week(report),
+            next_week_title=fmt.NEXT_WEEK_TITLE,
+            planned_lead=fmt.PLANNED_LEAD,
+            waiting_lead=fmt.WAITING_LEAD,
+            planned_none=fmt.PLANNED_NONE,
+            waiting_none=fmt.WAITING_NONE,
+        )
     )

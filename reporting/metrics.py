@@ -111,7 +111,9 @@ def _utc(ts: datetime) -> datetime:
     return ts.astimezone(UTC)
 
 
-def _clip(intervals: Iterable[tuple[datetime, datetime | None]], start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+def _clip(
+    intervals: Iterable[tuple[datetime, datetime | None]], start: datetime, end: datetime
+) -> list[tuple[datetime, datetime]]:
     """Intervals cut to ``[start, end)``, in UTC (elapsed-time arithmetic is only right there)."""
     out = []
     start, end = _utc(start), _utc(end)
@@ -139,7 +141,9 @@ def seconds(intervals: Iterable[tuple[datetime, datetime]]) -> float:
     return sum((b - a).total_seconds() for a, b in intervals)
 
 
-def subtract(base: list[tuple[datetime, datetime]], holes: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+def subtract(
+    base: list[tuple[datetime, datetime]], holes: list[tuple[datetime, datetime]]
+) -> list[tuple[datetime, datetime]]:
     """``base`` minus ``holes`` (both merged)."""
     out = []
     for a, b in base:
@@ -218,8 +222,9 @@ def uptime_section(
     )
 
 
-def outage_timeline(devices: Sequence[Device], down: dict[str, list[tuple[datetime, datetime]]],
-                    still_down: set[str], period: Period) -> tuple[OutageEvent, ...]:
+def outage_timeline(
+    devices: Sequence[Device], down: dict[str, list[tuple[datetime, datetime]]], still_down: set[str], period: Period
+) -> tuple[OutageEvent, ...]:
     """The outage timeline: per site, the union of its devices' unplanned down time (planned
     maintenance taken out, clipped to the period); each maximal interval of it is one outage,
     naming the devices down during it. Oldest first; times in the period's timezone."""
@@ -233,8 +238,16 @@ def outage_timeline(devices: Sequence[Device], down: dict[str, list[tuple[dateti
         for a, b in merge(iv for d in rows for iv in down.get(d.id, [])):
             hit = [d for d in rows if any(x < b and y > a for x, y in down.get(d.id, []))]
             ongoing = b >= end and any(d.id in still_down for d in hit)
-            out.append(OutageEvent(site=site, start=a.astimezone(tz), end=b.astimezone(tz),
-                                   devices=tuple(sorted(d.name for d in hit)), site_devices=len(rows), ongoing=ongoing))
+            out.append(
+                OutageEvent(
+                    site=site,
+                    start=a.astimezone(tz),
+                    end=b.astimezone(tz),
+                    devices=tuple(sorted(d.name for d in hit)),
+                    site_devices=len(rows),
+                    ongoing=ongoing,
+                )
+            )
     return tuple(sorted(out, key=lambda o: (o.start, o.site)))
 
 
@@ -333,14 +346,24 @@ def changes_section(tickets: Iterable[TicketRecord], period: Period) -> Changes:
     period of the same length ``[end, end + (end − start))``, soonest first."""
     tickets = list(tickets)
     items = sorted(
-        (Change(id=t.id, title=t.title, closed_at=t.closed) for t in tickets if t.is_change and t.closed and _in(t.closed, period)),
+        (
+            Change(id=t.id, title=t.title, closed_at=t.closed)
+            for t in tickets
+            if t.is_change and t.closed and _in(t.closed, period)
+        ),
         key=lambda c: (c.closed_at, c.id),
     )
     horizon = period.end + (period.end - period.start)
     planned = sorted(
-        (PlannedChange(t.id, t.title, t.scheduled) for t in tickets
-         if t.is_change and t.scheduled is not None and period.end <= t.scheduled < horizon
-         and t.created < period.end and (t.closed is None or t.closed >= period.end)),
+        (
+            PlannedChange(t.id, t.title, t.scheduled)
+            for t in tickets
+            if t.is_change
+            and t.scheduled is not None
+            and period.end <= t.scheduled < horizon
+            and t.created < period.end
+            and (t.closed is None or t.closed >= period.end)
+        ),
         key=lambda c: (c.start, c.id),
     )
     return Changes(count=len(items), items=tuple(items), planned=tuple(planned))
@@ -349,7 +372,9 @@ def changes_section(tickets: Iterable[TicketRecord], period: Period) -> Changes:
 # ---- backups ------------------------------------------------------------------------------
 
 
-def backups_section(items: Sequence[str], runs: Iterable[BackupRun], period: Period, stale_hours: float = 48.0) -> Backups:
+def backups_section(
+    items: Sequence[str], runs: Iterable[BackupRun], period: Period, stale_hours: float = 48.0
+) -> Backups:
     """Backup posture per protected item.
 
     success_rate_pct = 100 × (success + warning) / runs finished in the period (None if none).
@@ -388,7 +413,13 @@ def backups_section(items: Sequence[str], runs: Iterable[BackupRun], period: Per
             status = "ok"
         protected.append(
             ProtectedItem(
-                name=name, last_success=last, rpo_hours=rpo, status=status, runs_ok=n_ok, runs_warning=n_warn, runs_failed=n_fail,
+                name=name,
+                last_success=last,
+                rpo_hours=rpo,
+                status=status,
+                runs_ok=n_ok,
+                runs_warning=n_warn,
+                runs_failed=n_fail,
                 last_run=last_run,
             )
         )
@@ -454,65 +485,114 @@ def sites_section(checks: Iterable[SiteCheckRecord], period: Period, target_pct:
     for c in checks:
         spells = merge(_clip(c.unhealthy, period.start, period.end))
         down = seconds(spells)
-        out.append(SiteCheck(name=c.name, availability_pct=100.0 * (period.seconds - down) / period.seconds, downtime_minutes=down / 60.0))
+        out.append(
+            SiteCheck(
+                name=c.name,
+                availability_pct=100.0 * (period.seconds - down) / period.seconds,
+                downtime_minutes=down / 60.0,
+            )
+        )
         open_ = any(b is None or b > period.end for a, b in c.unhealthy if a < period.end)
-        events += [OutageEvent(c.name, a.astimezone(tz), b.astimezone(tz), ongoing=open_ and b >= _utc(period.end))
-                   for a, b in spells]
-    return Sites(checks=tuple(sorted(out, key=lambda c: c.name)), target_pct=target_pct,
-                 outages=tuple(sorted(events, key=lambda o: (o.start, o.site))))
+        events += [
+            OutageEvent(c.name, a.astimezone(tz), b.astimezone(tz), ongoing=open_ and b >= _utc(period.end))
+            for a, b in spells
+        ]
+    return Sites(
+        checks=tuple(sorted(out, key=lambda c: c.name)),
+        target_pct=target_pct,
+        outages=tuple(sorted(events, key=lambda o: (o.start, o.site))),
+    )
 
 
 #: Each figure's definition in plain words, for the report's "How to read this report" page. They
 #: restate the formulas above (keep them in step): (section, figure, definition).
 DEFINITIONS: tuple[tuple[str, str, str], ...] = (
-    ("", "The week",
-     "Monday 00:00 to the next Monday 00:00 in your time zone. A week with a daylight-saving change "
-     "is 167 or 169 hours long. Only what happened inside the week counts."),
-    ("uptime", "Uptime",
-     "For each monitored device: the time it was monitored minus the time it was down, as a share of the time "
-     "it was monitored; a site's or class's figure adds these up over its devices, so a site with more devices "
-     "weighs more. Planned maintenance counts neither as monitored time nor as downtime."),
-    ("uptime", "Overall uptime",
-     "The service-level (SLA) figure your monitoring system calculates, where it defines one; otherwise the "
-     "uptime of all monitored devices together, as above."),
-    ("uptime", "Outages",
-     "Each spell in which at least one device of a site was down, outside planned maintenance: the down times "
-     "of a site's devices that overlap are one outage, from the first device down to the last one back, with "
-     "the devices it affected. Times are in your time zone."),
-    ("uptime", "Device-minutes",
-     "Minutes each device was down, added up over the devices: two devices down for the same ten minutes "
-     "count twenty device-minutes, in a ten-minute outage."),
-    ("tickets", "Opened, closed",
-     "Service tickets created, and closed, during the week. Change requests are counted under Changes, never "
-     "here."),
-    ("tickets", "Open at week end",
-     "Service tickets created before the week ended and not closed by then."),
-    ("tickets", "SLA attainment",
-     "Of the tickets closed during the week, the share resolved within their agreed resolution time, as your "
-     "service desk system judges it (paused clocks respected). Tickets it keeps out of SLA measurement are left "
-     "out."),
-    ("tickets", "SLA breaches",
-     "Tickets closed during the week that missed their resolution time, plus open tickets already past it when "
-     "the week ended."),
-    ("changes", "Changes executed",
-     "Change requests completed during the week."),
-    ("backups", "Backup success rate",
-     "Successful backup runs divided by all runs that finished during the week; a run that finished with a "
-     "warning counts as successful (and is shown as a warning)."),
-    ("backups", "No backup ran after",
-     "Said of a protected system whose backups stopped: no run at all, not a failed one, since that time."),
-    ("backups", "Last success and recovery point (RPO)",
-     "Last success is the moment the newest good backup can restore to. The recovery point, in hours, is how "
-     "old that backup was when the week ended: the most work you could lose if you had to restore then."),
-    ("backups", "Backup status",
-     "OK; stale when the newest good backup is older than the agreed limit; failed when the latest run "
-     "failed; never when no good backup exists at all."),
-    ("security", "New and open incidents",
-     "Security incidents created during the week, and those not resolved when the week ended."),
-    ("security", "Secure score",
-     "Microsoft Secure Score: the points achieved as a share of the points possible, from the newest reading "
-     "before the week ended. The change is that share minus the same share at the week's start, in percentage "
-     "points."),
-    ("sites", "Availability",
-     "The share of the week the external check found the public site healthy."),
+    (
+        "",
+        "The week",
+        "Monday 00:00 to the next Monday 00:00 in your time zone. A week with a daylight-saving change "
+        "is 167 or 169 hours long. Only what happened inside the week counts.",
+    ),
+    (
+        "uptime",
+        "Uptime",
+        "For each monitored device: the time it was monitored minus the time it was down, as a share of the time "
+        "it was monitored; a site's or class's figure adds these up over its devices, so a site with more devices "
+        "weighs more. Planned maintenance counts neither as monitored time nor as downtime.",
+    ),
+    (
+        "uptime",
+        "Overall uptime",
+        "The service-level (SLA) figure your monitoring system calculates, where it defines one; otherwise the "
+        "uptime of all monitored devices together, as above.",
+    ),
+    (
+        "uptime",
+        "Outages",
+        "Each spell in which at least one device of a site was down, outside planned maintenance: the down times "
+        "of a site's devices that overlap are one outage, from the first device down to the last one back, with "
+        "the devices it affected. Times are in your time zone.",
+    ),
+    (
+        "uptime",
+        "Device-minutes",
+        "Minutes each device was down, added up over the devices: two devices down for the same ten minutes "
+        "count twenty device-minutes, in a ten-minute outage.",
+    ),
+    (
+        "tickets",
+        "Opened, closed",
+        "Service tickets created, and closed, during the week. Change requests are counted under Changes, never here.",
+    ),
+    ("tickets", "Open at week end", "Service tickets created before the week ended and not closed by then."),
+    (
+        "tickets",
+        "SLA attainment",
+        "Of the tickets closed during the week, the share resolved within their agreed resolution time, as your "
+        "service desk system judges it (paused clocks respected). Tickets it keeps out of SLA measurement are left "
+        "out.",
+    ),
+    (
+        "tickets",
+        "SLA breaches",
+        "Tickets closed during the week that missed their resolution time, plus open tickets already past it when "
+        "the week ended.",
+    ),
+    ("changes", "Changes executed", "Change requests completed during the week."),
+    (
+        "backups",
+        "Backup success rate",
+        "Successful backup runs divided by all runs that finished during the week; a run that finished with a "
+        "warning counts as successful (and is shown as a warning).",
+    ),
+    (
+        "backups",
+        "No backup ran after",
+        "Said of a protected system whose backups stopped: no run at all, not a failed one, since that time.",
+    ),
+    (
+        "backups",
+        "Last success and recovery point (RPO)",
+        "Last success is the moment the newest good backup can restore to. The recovery point, in hours, is how "
+        "old that backup was when the week ended: the most work you could lose if you had to restore then.",
+    ),
+    (
+        "backups",
+        "Backup status",
+        "OK; stale when the newest good backup is older than the agreed limit; failed when the latest run "
+        "failed; never when no good backup exists at all.",
+    ),
+    (
+        "security",
+        "New and open incidents",
+        "Security incidents created during the week, and those not resolved when the week ended.",
+    ),
+    (
+        "security",
+        "Secure score",
+        "Microsoft Secure Score: the points achieved as a share of the points possible, from the newest reading "
+        "before the week ended. The change is that share minus the same share at the week's start, in percentage "
+        "points.",
+    ),
+    ("sites", "Availability", "The share of the week the external check found the public site healthy."),
 )

@@ -155,7 +155,9 @@ class ProtectedItem:
     runs_warning: int = 0
     runs_failed: int = 0
     last_offsite: datetime | None = None  # newest copy offsite at or before period end, where the source has one
-    verified: bool | None = None  # restore test (e.g. Datto screenshot) of the newest verified point passed; None: no signal
+    verified: bool | None = (
+        None  # restore test (e.g. Datto screenshot) of the newest verified point passed; None: no signal
+    )
     verified_at: datetime | None = None  # when that restore test ran
     # when its newest run (of any outcome) ended, at or before the period end (not part of equality)
     last_run: datetime | None = field(default=None, compare=False)

@@ -98,11 +98,20 @@ def rollup_rows(
             review = status_text(rv, tz)
             if rv is not None:
                 links = (rv.card_url, rv.pdf_url)
-        rows.append(RollupRow(
-            r.customer.code, r.customer.name, status, top, action,
-            tuple(f.code for f in r.flags), tuple(flag_name(f) for f in r.flags),
-            owner, review, *links,
-        ))
+        rows.append(
+            RollupRow(
+                r.customer.code,
+                r.customer.name,
+                status,
+                top,
+                action,
+                tuple(f.code for f in r.flags),
+                tuple(flag_name(f) for f in r.flags),
+                owner,
+                review,
+                *links,
+            )
+        )
     order = {"red": 0, "amber": 1, "green": 2}
     return sorted(rows, key=lambda row: (order[row.status], row.code))
 

@@ -57,15 +57,27 @@ def _round(value: float | None, digits: int = 6) -> float | None:
 
 def _groups(rows: tuple[UptimeGroup, ...], key: str) -> list[dict[str, Any]]:
     return [
-        {key: g.name, "uptime_pct": _round(g.uptime_pct), "downtime_minutes": _round(g.downtime_minutes, 3), "devices": g.devices}
+        {
+            key: g.name,
+            "uptime_pct": _round(g.uptime_pct),
+            "downtime_minutes": _round(g.downtime_minutes, 3),
+            "devices": g.devices,
+        }
         for g in rows
     ]
 
 
 def _outages_to(events: tuple[OutageEvent, ...]) -> list[dict[str, Any]]:
     return [
-        {"site": o.site, "start": _dt(o.start), "end": _dt(o.end), "minutes": _round(o.minutes, 3),
-         "devices": list(o.devices), "site_devices": o.site_devices, "ongoing": o.ongoing}
+        {
+            "site": o.site,
+            "start": _dt(o.start),
+            "end": _dt(o.end),
+            "minutes": _round(o.minutes, 3),
+            "devices": list(o.devices),
+            "site_devices": o.site_devices,
+            "ongoing": o.ongoing,
+        }
         for o in events
     ]
 
@@ -73,8 +85,14 @@ def _outages_to(events: tuple[OutageEvent, ...]) -> list[dict[str, Any]]:
 def _outages_from(rows: list[dict[str, Any]] | None) -> tuple[OutageEvent, ...]:
     """Absent in snapshots written before the timeline existed: no entries."""
     return tuple(
-        OutageEvent(o["site"], datetime.fromisoformat(o["start"]), datetime.fromisoformat(o["end"]),
-                    tuple(o.get("devices", ())), o.get("site_devices", 0), bool(o.get("ongoing", False)))
+        OutageEvent(
+            o["site"],
+            datetime.fromisoformat(o["start"]),
+            datetime.fromisoformat(o["end"]),
+            tuple(o.get("devices", ())),
+            o.get("site_devices", 0),
+            bool(o.get("ongoing", False)),
+        )
         for o in rows or ()
     )
 
@@ -98,8 +116,9 @@ def section_data_to_dict(data: SectionData) -> dict[str, Any]:
             "sla_attainment_pct": _round(data.sla_attainment_pct),
             "target_pct": data.target_pct,
             "by_priority": dict(data.by_priority),
-            "waiting": None if data.waiting is None else [
-                {"id": w.id, "title": w.title, "created": _dt(w.created), "status": w.status} for w in data.waiting],
+            "waiting": None
+            if data.waiting is None
+            else [{"id": w.id, "title": w.title, "created": _dt(w.created), "status": w.status} for w in data.waiting],
         }
     if isinstance(data, Changes):
         return {
@@ -138,7 +157,8 @@ def section_data_to_dict(data: SectionData) -> dict[str, Any]:
             "secure_score_pct": _round(data.secure_score_pct),
             "secure_score_change": _round(data.secure_score_change),
             "open_items": [
-                {"id": i.id, "title": i.title, "severity": i.severity, "created": _dt(i.created)} for i in data.open_items
+                {"id": i.id, "title": i.title, "severity": i.severity, "created": _dt(i.created)}
+                for i in data.open_items
             ],
         } | ({"score_note": data.score_note} if data.score_note is not None else {})
     if isinstance(data, Sites):
@@ -146,7 +166,11 @@ def section_data_to_dict(data: SectionData) -> dict[str, Any]:
             "target_pct": data.target_pct,
             "basis": data.basis,
             "checks": [
-                {"name": c.name, "availability_pct": _round(c.availability_pct), "downtime_minutes": _round(c.downtime_minutes, 3)}
+                {
+                    "name": c.name,
+                    "availability_pct": _round(c.availability_pct),
+                    "downtime_minutes": _round(c.downtime_minutes, 3),
+                }
                 | ({"status_now": c.status_now} if c.status_now is not None else {})
                 for c in data.checks
             ],
@@ -165,8 +189,12 @@ def section_data_from_dict(name: str, d: dict[str, Any]) -> SectionData:
             overall_pct=d["overall_pct"],
             overall_source=d.get("overall_source", "device-weighted"),
             target_pct=d["target_pct"],
-            by_site=tuple(UptimeGroup(g["site"], g["uptime_pct"], g["downtime_minutes"], g["devices"]) for g in d["by_site"]),
-            by_class=tuple(UptimeGroup(g["class"], g["uptime_pct"], g["downtime_minutes"], g["devices"]) for g in d["by_class"]),
+            by_site=tuple(
+                UptimeGroup(g["site"], g["uptime_pct"], g["downtime_minutes"], g["devices"]) for g in d["by_site"]
+            ),
+            by_class=tuple(
+                UptimeGroup(g["class"], g["uptime_pct"], g["downtime_minutes"], g["devices"]) for g in d["by_class"]
+            ),
             outages=_outages_from(d.get("outages")),
         )
     if name == "tickets":
@@ -178,16 +206,20 @@ def section_data_from_dict(name: str, d: dict[str, Any]) -> SectionData:
             sla_attainment_pct=d["sla_attainment_pct"],
             by_priority=dict(d["by_priority"]),
             target_pct=d.get("target_pct", 90.0),
-            waiting=None if d.get("waiting", []) is None else tuple(
+            waiting=None
+            if d.get("waiting", []) is None
+            else tuple(
                 WaitingTicket(w["id"], w["title"], datetime.fromisoformat(w["created"]), w.get("status", ""))
-                for w in d.get("waiting", [])),
+                for w in d.get("waiting", [])
+            ),
         )
     if name == "changes":
         return Changes(
             count=d["count"],
             items=tuple(Change(c["id"], c["title"], datetime.fromisoformat(c["closed_at"])) for c in d["items"]),
-            planned=tuple(PlannedChange(c["id"], c["title"], datetime.fromisoformat(c["start"]))
-                          for c in d.get("planned", [])),
+            planned=tuple(
+                PlannedChange(c["id"], c["title"], datetime.fromisoformat(c["start"])) for c in d.get("planned", [])
+            ),
         )
     if name == "backups":
         return Backups(
@@ -230,7 +262,10 @@ def section_data_from_dict(name: str, d: dict[str, Any]) -> SectionData:
             target_pct=d.get("target_pct", 99.5),
             basis=d.get("basis", "period"),
             note=d.get("note"),
-            checks=tuple(SiteCheck(c["name"], c["availability_pct"], c["downtime_minutes"], c.get("status_now")) for c in d["checks"]),
+            checks=tuple(
+                SiteCheck(c["name"], c["availability_pct"], c["downtime_minutes"], c.get("status_now"))
+                for c in d["checks"]
+            ),
             outages=_outages_from(d.get("outages")),
         )
     raise SnapshotError(f"unknown section {name!r}")
@@ -302,27 +337,40 @@ def to_dict(report: Report) -> dict[str, Any]:
     if report.partial_as_of is not None:  # written only when set: older snapshots lack the key
         out["partial_as_of"] = _dt(report.partial_as_of)
     if report.commentary is not None:
-        out["commentary"] = {"text": report.commentary.text, "author": report.commentary.author, "at": _dt(report.commentary.at)}
+        out["commentary"] = {
+            "text": report.commentary.text,
+            "author": report.commentary.author,
+            "at": _dt(report.commentary.at),
+        }
     return out
 
 
 def from_dict(d: dict[str, Any]) -> Report:
     try:
         tz = d["period"]["timezone"]
-        period = Period(start=datetime.fromisoformat(d["period"]["start"]), end=datetime.fromisoformat(d["period"]["end"]), timezone=tz)
+        period = Period(
+            start=datetime.fromisoformat(d["period"]["start"]),
+            end=datetime.fromisoformat(d["period"]["end"]),
+            timezone=tz,
+        )
         commentary = None
         if d.get("commentary"):
             c = d["commentary"]
             commentary = Commentary(text=c["text"], author=c["author"], at=datetime.fromisoformat(c["at"]))
         return Report(
-            customer=CustomerRef(code=d["customer"]["code"], name=d["customer"]["name"],
-                                 timezone=d["customer"].get("timezone", tz),
-                                 contact_name=d["customer"].get("contact_name", ""),
-                                 contact_email=d["customer"].get("contact_email", "")),
+            customer=CustomerRef(
+                code=d["customer"]["code"],
+                name=d["customer"]["name"],
+                timezone=d["customer"].get("timezone", tz),
+                contact_name=d["customer"].get("contact_name", ""),
+                contact_email=d["customer"].get("contact_email", ""),
+            ),
             period=period,
             sections={name: section_from_dict(name, s) for name, s in d["sections"].items()},
-            flags=tuple(Flag(f["code"], f["severity"], f["section"], f["message"], tuple(f.get("codes") or ()))
-                        for f in d["flags"]),
+            flags=tuple(
+                Flag(f["code"], f["severity"], f["section"], f["message"], tuple(f.get("codes") or ()))
+                for f in d["flags"]
+            ),
             generated_at=datetime.fromisoformat(d["generated_at"]),
             summary=tuple(d.get("summary", [])),
             recommendations=tuple(d.get("recommendations", [])),

@@ -92,8 +92,11 @@ def _engine_options(backend: str, given: dict[str, Any]) -> dict[str, Any]:
     if backend != "postgresql":
         return given
     connect_args = dict(given.get("connect_args", {}))
-    settings = {"idle_in_transaction_session_timeout": str(int(STALLED_TRANSACTION_SECONDS * 1000)),
-                "application_name": "reportbot", **connect_args.get("server_settings", {})}
+    settings = {
+        "idle_in_transaction_session_timeout": str(int(STALLED_TRANSACTION_SECONDS * 1000)),
+        "application_name": "reportbot",
+        **connect_args.get("server_settings", {}),
+    }
     return {"pool_pre_ping": True, **given, "connect_args": {**connect_args, "server_settings": settings}}
 
 
@@ -131,12 +134,20 @@ class HistoryStore:
             parsed = make_url(url)
         except (SQLAlchemyError, ValueError) as err:
             raise StoreError(f"cannot open the store at {_safe(url)}: {err}") from err
-        folder = Path(parsed.database).parent if parsed.get_backend_name() == "sqlite" and parsed.database \
-            and parsed.database != ":memory:" and not parsed.database.startswith("file:") else None
+        folder = (
+            Path(parsed.database).parent
+            if parsed.get_backend_name() == "sqlite"
+            and parsed.database
+            and parsed.database != ":memory:"
+            and not parsed.database.startswith("file:")
+            else None
+        )
         if folder is not None and not folder.is_dir():
             # said before aiosqlite starts a connection thread that would outlive the failure
-            raise StoreError(f"cannot open the store at {_safe(url)}: the folder {folder} does not exist "
-                             "(create it, or point [store] url at one that does)")
+            raise StoreError(
+                f"cannot open the store at {_safe(url)}: the folder {folder} does not exist "
+                "(create it, or point [store] url at one that does)"
+            )
         try:
             engine = create_async_engine(parsed, **_engine_options(parsed.get_backend_name(), engine_kw))
         except (SQLAlchemyError, ValueError) as err:

@@ -32,17 +32,24 @@ def _uptime_sentence(s: Section, prev: Uptime | None) -> str:
     u = s.data
     was = f", compared with {fmt.uptime(prev.overall_pct)} the week before" if prev else ""
     verdict = "meeting" if u.overall_pct >= u.target_pct else "short of"
-    return (f"Network and server uptime was {fmt.uptime(u.overall_pct)}{was}, "
-            f"{verdict} the {fmt.target(u.target_pct)} target.")
+    return (
+        f"Network and server uptime was {fmt.uptime(u.overall_pct)}{was}, "
+        f"{verdict} the {fmt.target(u.target_pct)} target."
+    )
 
 
 def _tickets_sentence(t: Section, c: Section) -> str:
     parts = []
     if t.ok and isinstance(t.data, Tickets):
         d = t.data
-        sla = (f"; {fmt.rate(d.sla_attainment_pct)} were resolved within their target"
-               if d.sla_attainment_pct is not None else "")
-        parts.append(f"The service desk opened {d.opened} tickets and closed {d.closed}{sla}, with {d.backlog} still open")
+        sla = (
+            f"; {fmt.rate(d.sla_attainment_pct)} were resolved within their target"
+            if d.sla_attainment_pct is not None
+            else ""
+        )
+        parts.append(
+            f"The service desk opened {d.opened} tickets and closed {d.closed}{sla}, with {d.backlog} still open"
+        )
     else:
         parts.append("This week's service desk ticket figures are missing and will follow in next week's report")
     if c.ok and isinstance(c.data, Changes):
@@ -56,28 +63,39 @@ def _posture_sentence(b: Section, sec: Section, sites: Section) -> str:
         rate = b.data.success_rate_pct
         if not b.data.run_history:
             bad = sum(1 for p in b.data.protected if p.status != "ok")
-            parts.append(f"{len(b.data.protected) - bad} of {len(b.data.protected)} protected systems had a recent good backup")
+            parts.append(
+                f"{len(b.data.protected) - bad} of {len(b.data.protected)} protected systems had a recent good backup"
+            )
         else:
             # a success rate of the runs that ran says nothing of the ones that did not: said beside it
             tz = b.as_of.tzinfo or "UTC"
             stopped = " and ".join(fmt.backup_stopped(p, tz) for p in fmt.stopped(b.data.protected))
-            text = (f"backups succeeded on {fmt.rate(rate)} of the runs that ran" if rate is not None
-                    else "no backup runs finished")
+            text = (
+                f"backups succeeded on {fmt.rate(rate)} of the runs that ran"
+                if rate is not None
+                else "no backup runs finished"
+            )
             parts.append(f"{text} (but {stopped})" if stopped else text)
     if sec.ok and isinstance(sec.data, Security):
         n = sec.data.incidents_new
         open_ = sec.data.incidents_open
-        parts.append(f"{n} security incident{'s were' if n != 1 else ' was'} raised ({open_} open at the end of the week)")
+        parts.append(
+            f"{n} security incident{'s were' if n != 1 else ' was'} raised ({open_} open at the end of the week)"
+        )
     if sites.ok and isinstance(sites.data, Sites) and sites.data.checks:
         measured = [c.availability_pct for c in sites.data.checks if c.availability_pct is not None]
         if sites.data.basis == "period" and measured:
             parts.append(f"your public sites were available at least {fmt.uptime(min(measured))} of the time")
         else:
             up = sum(1 for c in sites.data.checks if (c.status_now or "").lower() == "healthy")
-            parts.append(f"{up} of {len(sites.data.checks)} public-site checks are healthy now (the week's history "
-                         "will follow next week)")
+            parts.append(
+                f"{up} of {len(sites.data.checks)} public-site checks are healthy now (the week's history "
+                "will follow next week)"
+            )
     if not parts:
-        return "This week's backup, security and public-site figures are missing; they will follow in next week's report."
+        return (
+            "This week's backup, security and public-site figures are missing; they will follow in next week's report."
+        )
     text = ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
     return text[0].upper() + text[1:] + "."
 
@@ -178,8 +196,10 @@ def engineer_actions(sections: Mapping[str, Section], flags: tuple[Flag, ...]) -
     out: list[str] = []
     for name, s in sections.items():
         if not s.ok:
-            out.append(f"Restore access to {s.source} so next week's {SECTION_TITLES.get(name, name).lower()} "
-                       f"figures are complete: {s.error or 'no reason was given'}.")
+            out.append(
+                f"Restore access to {s.source} so next week's {SECTION_TITLES.get(name, name).lower()} "
+                f"figures are complete: {s.error or 'no reason was given'}."
+            )
     sec = sections.get("security")
     if sec is not None and sec.ok and isinstance(sec.data, Security) and sec.data.score_note:
         out.append(f"Secure Score left out ({sec.source}): {sec.data.score_note}")
@@ -188,7 +208,7 @@ def engineer_actions(sections: Mapping[str, Section], flags: tuple[Flag, ...]) -
         out.append(f"Public-site history not read ({st.source}): {st.data.note or 'no reason was given'}")
     todo = {
         "uptime": "Find the root cause of the downtime with the site owner and the carrier; propose failover if it "
-                  "repeats.",
+        "repeats.",
         "tickets": "Go through the tickets that missed their target; agree priorities or staffing for next week.",
     }
     for f in flags:
@@ -197,16 +217,16 @@ def engineer_actions(sections: Mapping[str, Section], flags: tuple[Flag, ...]) -
         else:
             text = {
                 "ticket_trend_worse": "Find what drove the rise in tickets; open a problem record if one cause "
-                                      "dominates.",
+                "dominates.",
                 "backup_stale": "Bring the backup agent that stopped reporting back online, run a manual backup and "
-                                "confirm a restore point.",
+                "confirm a restore point.",
                 "backup_failed": "Fix the failing backup job and run a test restore once it succeeds.",
                 "open_incident": "Drive the open security incident to closure with the customer's contact and "
-                                 "confirm no data left the tenant.",
+                "confirm no data left the tenant.",
                 "secure_score_drop": "Review the tenant changes that lowered Secure Score; revert them or record the "
-                                     "accepted risk.",
+                "accepted risk.",
                 "site_down": "Review the public-site outage with the hosting provider; route availability alerts to "
-                             "on-call.",
+                "on-call.",
             }.get(f.code, "")
         if text and text not in out:
             out.append(text)

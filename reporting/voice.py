@@ -52,8 +52,10 @@ def missing(name: str) -> str:
     """What an unavailable section tells the customer: what is missing, that it is not a zero,
     and that it follows next week. No reason: that stays on the review card."""
     what = _WHAT.get(name, "figures for this section")
-    return (f"This week's {what} could not be collected in time for this report, so none are shown here "
-            f"(they are not zero). We are looking into it, and next week's report will include them.")
+    return (
+        f"This week's {what} could not be collected in time for this report, so none are shown here "
+        f"(they are not zero). We are looking into it, and next week's report will include them."
+    )
 
 
 def missing_short(name: str) -> str:
@@ -69,10 +71,13 @@ def overall_basis(u: Uptime) -> str:
     return "the average over every monitored device, weighted by how long each was monitored"
 
 
-SCORE_MISSING = ("Microsoft did not provide a complete Secure Score this week, so it is left out; it will be back "
-                 "next week.")
-SITES_CURRENT_ONLY = ("The week's availability history could not be read, so only each site's current status is "
-                      "shown; next week's report will include the weekly figure.")
+SCORE_MISSING = (
+    "Microsoft did not provide a complete Secure Score this week, so it is left out; it will be back next week."
+)
+SITES_CURRENT_ONLY = (
+    "The week's availability history could not be read, so only each site's current status is "
+    "shown; next week's report will include the weekly figure."
+)
 
 
 def sites_note(s: Sites) -> str:

@@ -113,7 +113,9 @@ class BatchRunner:
                     else:
                         self.progress[code] = "on another instance"  # another bot instance holds it (for now)
                 if running:
-                    done, _ = await asyncio.wait(running.values(), timeout=self.poll, return_when=asyncio.FIRST_COMPLETED)
+                    done, _ = await asyncio.wait(
+                        running.values(), timeout=self.poll, return_when=asyncio.FIRST_COMPLETED
+                    )
                     for code in [c for c, t in running.items() if t in done]:
                         running.pop(code).result()
                 elif pending:
@@ -125,8 +127,13 @@ class BatchRunner:
             await asyncio.gather(*running.values(), return_exceptions=True)
         if result.period_end is not None:
             result.rollup_posted = await self._rollup(result.period_end, codes)
-        log.info("batch for the week ending %s: %d drafted here, %d failed here, %d done before or elsewhere",
-                 result.period_end, len(result.drafted), len(result.failed), len(result.skipped))
+        log.info(
+            "batch for the week ending %s: %d drafted here, %d failed here, %d done before or elsewhere",
+            result.period_end,
+            len(result.drafted),
+            len(result.failed),
+            len(result.skipped),
+        )
         return result
 
     async def _one(self, code: str, period_end: date, week_day: date, result: BatchResult) -> None:

@@ -69,7 +69,15 @@ def _aware(ts: datetime) -> datetime:
 
 def _claim(row: Any) -> Claim:
     m = row._mapping
-    return Claim(m["customer_code"], m["period_end"], m["status"], m["owner"], _aware(m["lease_until"]), m["attempts"], m["error"])
+    return Claim(
+        m["customer_code"],
+        m["period_end"],
+        m["status"],
+        m["owner"],
+        _aware(m["lease_until"]),
+        m["attempts"],
+        m["error"],
+    )
 
 
 class Claims:
@@ -88,34 +96,60 @@ class Claims:
         holder's lease expired)."""
         try:
             async with writing(self.engine) as conn:
-                await conn.execute(claims.insert().values(
-                    customer_code=code, period_end=period_end, status=RUNNING, owner=self.owner,
-                    lease_until=now + self.lease, attempts=1, updated_at=now))
+                await conn.execute(
+                    claims.insert().values(
+                        customer_code=code,
+                        period_end=period_end,
+                        status=RUNNING,
+                        owner=self.owner,
+                        lease_until=now + self.lease,
+                        attempts=1,
+                        updated_at=now,
+                    )
+                )
             return True
         except IntegrityError:
             pass
         async with writing(self.engine) as conn:
-            res = await conn.execute(update(claims).where(
-                claims.c.customer_code == code, claims.c.period_end == period_end,
-                claims.c.status == RUNNING, claims.c.lease_until < now,
-            ).values(owner=self.owner, lease_until=now + self.lease, attempts=claims.c.attempts + 1, updated_at=now))
+            res = await conn.execute(
+                update(claims)
+                .where(
+                    claims.c.customer_code == code,
+                    claims.c.period_end == period_end,
+                    claims.c.status == RUNNING,
+                    claims.c.lease_until < now,
+                )
+                .values(owner=self.owner, lease_until=now + self.lease, attempts=claims.c.attempts + 1, updated_at=now)
+            )
         return res.rowcount == 1
 
     async def renew(self, code: str, period_end: date, now: datetime) -> bool:
         """Heartbeat; False if the claim was lost (taken over after an expired lease)."""
         async with writing(self.engine) as conn:
-            res = await conn.execute(update(claims).where(
-                claims.c.customer_code == code, claims.c.period_end == period_end,
-                claims.c.owner == self.owner, claims.c.status == RUNNING,
-            ).values(lease_until=now + self.lease, updated_at=now))
+            res = await conn.execute(
+                update(claims)
+                .where(
+                    claims.c.customer_code == code,
+                    claims.c.period_end == period_end,
+                    claims.c.owner == self.owner,
+                    claims.c.status == RUNNING,
+                )
+                .values(lease_until=now + self.lease, updated_at=now)
+            )
         return res.rowcount == 1
 
     async def finish(self, code: str, period_end: date, status: str, now: datetime, error: str | None = None) -> bool:
         async with writing(self.engine) as conn:
-            res = await conn.execute(update(claims).where(
-                claims.c.customer_code == code, claims.c.period_end == period_end, claims.c.owner == self.owner,
-                claims.c.status == RUNNING,
-            ).values(status=status, error=error, updated_at=now))
+            res = await conn.execute(
+                update(claims)
+                .where(
+                    claims.c.customer_code == code,
+                    claims.c.period_end == period_end,
+                    claims.c.owner == self.owner,
+                    claims.c.status == RUNNING,
+                )
+                .values(status=status, error=error, updated_at=now)
+            )
         return res.rowcount == 1
 
     async def release_held(self, now: datetime) -> list[str]:
@@ -131,7 +165,11 @@ class Claims:
 
     async def get(self, code: str, period_end: date) -> Claim | None:
         async with self.engine.connect() as conn:
-            row = (await conn.execute(select(claims).where(claims.c.customer_code == code, claims.c.period_end == period_end))).first()
+            row = (
+                await conn.execute(
+                    select(claims).where(claims.c.customer_code == code, claims.c.period_end == period_end)
+                )
+            ).first()
         return _claim(row) if row else None
 
     async def week(self, period_end: date) -> dict[str, Claim]:

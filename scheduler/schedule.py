@@ -26,7 +26,9 @@ def trigger(cron: str, timezone: str) -> CronTrigger:
     return CronTrigger.from_crontab(cron, timezone=zone(timezone))
 
 
-def previous_fire_time(cron: str, timezone: str, now: datetime, lookback: timedelta = timedelta(days=8)) -> datetime | None:
+def previous_fire_time(
+    cron: str, timezone: str, now: datetime, lookback: timedelta = timedelta(days=8)
+) -> datetime | None:
     """The last time ``cron`` fired at or before ``now`` (within ``lookback``)."""
     t = trigger(cron, timezone)
     last = None
@@ -46,9 +48,16 @@ def missed_run(cron: str, timezone: str, now: datetime, grace: timedelta) -> dat
 
 
 class WeeklySchedule:
-    def __init__(self, cron: str, reminder_cron: str, timezone: str, grace_minutes: float,
-                 run_batch: Callable[[], Awaitable[Any]], remind: Callable[[], Awaitable[Any]],
-                 now: Callable[[], datetime] = lambda: datetime.now(UTC)):
+    def __init__(
+        self,
+        cron: str,
+        reminder_cron: str,
+        timezone: str,
+        grace_minutes: float,
+        run_batch: Callable[[], Awaitable[Any]],
+        remind: Callable[[], Awaitable[Any]],
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ):
         self.cron, self.reminder_cron, self.timezone = cron, reminder_cron, timezone
         self.grace = timedelta(minutes=grace_minutes)
         self.run_batch, self.remind, self.now = run_batch, remind, now
@@ -56,11 +65,23 @@ class WeeklySchedule:
 
     def start(self, *, run_now: bool = False) -> None:
         grace = int(self.grace.total_seconds()) or 1
-        self.scheduler.add_job(self.run_batch, trigger(self.cron, self.timezone), id="weekly-batch",
-                               misfire_grace_time=grace, coalesce=True, max_instances=1)
+        self.scheduler.add_job(
+            self.run_batch,
+            trigger(self.cron, self.timezone),
+            id="weekly-batch",
+            misfire_grace_time=grace,
+            coalesce=True,
+            max_instances=1,
+        )
         if self.reminder_cron:
-            self.scheduler.add_job(self.remind, trigger(self.reminder_cron, self.timezone), id="approval-reminder",
-                                   misfire_grace_time=grace, coalesce=True, max_instances=1)
+            self.scheduler.add_job(
+                self.remind,
+                trigger(self.reminder_cron, self.timezone),
+                id="approval-reminder",
+                misfire_grace_time=grace,
+                coalesce=True,
+                max_instances=1,
+            )
         missed = missed_run(self.cron, self.timezone, self.now(), self.grace)
         if run_now or missed is not None:
             why = "--now" if run_now else f"the run due at {missed.isoformat()} was missed"  # type: ignore[union-attr]

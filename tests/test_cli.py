@@ -27,7 +27,14 @@ def test_bad_week_and_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert f"{cfg}: msp.timezone: unknown timezone 'Nowhere/City'" in capsys.readouterr().err
 
 
-EXAMPLE_ENV = {"REPORTBOT_APP_PASSWORD": "s", "REPORTBOT_LINK_SECRET": "l" * 32, "ZABBIX_API_TOKEN": "t", "CW_PUBLIC_KEY": "p", "CW_PRIVATE_KEY": "k", "CW_CLIENT_ID": "c"}
+EXAMPLE_ENV = {
+    "REPORTBOT_APP_PASSWORD": "s",
+    "REPORTBOT_LINK_SECRET": "l" * 32,
+    "ZABBIX_API_TOKEN": "t",
+    "CW_PUBLIC_KEY": "p",
+    "CW_PRIVATE_KEY": "k",
+    "CW_CLIENT_ID": "c",
+}
 
 
 def test_config_check_offline(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -48,8 +55,12 @@ def test_run_with_a_config_file_whose_sources_are_down(tmp_path: Path, monkeypat
     example = (Path(__file__).resolve().parent.parent / "docs" / "example-config.toml").read_text()
     cfg = tmp_path / "c.toml"
     text = example.replace('url = "sqlite:///reportbot.db"', f'url = "sqlite:///{tmp_path}/h.db"')
-    text = text.replace("https://zabbix.northwind.example/zabbix", "http://127.0.0.1:9/zabbix")  # nothing listens on port 9
-    text = text.replace("https://api-eu.myconnectwise.net/v4_6_release/apis/3.0", "http://127.0.0.1:9/v4_6_release/apis/3.0")
+    text = text.replace(
+        "https://zabbix.northwind.example/zabbix", "http://127.0.0.1:9/zabbix"
+    )  # nothing listens on port 9
+    text = text.replace(
+        "https://api-eu.myconnectwise.net/v4_6_release/apis/3.0", "http://127.0.0.1:9/v4_6_release/apis/3.0"
+    )
     text = text.replace("[collect]\ntimeout_seconds = 60", "[collect]\ntimeout_seconds = 5")
     cfg.write_text(text)
     assert main(["run", "ACME", "--config", str(cfg), "--out", str(tmp_path / "o"), "--week", WEEK_DAY]) == 0
@@ -72,10 +83,16 @@ def test_atomic_write_leaves_no_partial_file(tmp_path: Path) -> None:
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "example-config.toml"
 BROKEN = {  # must-show 4: each a one-line error naming the file and the key
-    "typo'd key": ('api_token = "${ZABBIX_API_TOKEN}"', 'api_tokn = "${ZABBIX_API_TOKEN}"',
-                   "sources.zabbix.api_tokn: unknown key"),
-    "missing url": ('url = "https://zabbix.northwind.example/zabbix"\n', "",
-                    "sources.zabbix.url: required key is missing"),
+    "typo'd key": (
+        'api_token = "${ZABBIX_API_TOKEN}"',
+        'api_tokn = "${ZABBIX_API_TOKEN}"',
+        "sources.zabbix.api_tokn: unknown key",
+    ),
+    "missing url": (
+        'url = "https://zabbix.northwind.example/zabbix"\n',
+        "",
+        "sources.zabbix.url: required key is missing",
+    ),
     "wrong type": ('change_board = "Change Management"', 'page_size = "three"', "sources.connectwise.page_size: "),
     "unknown type": ('type = "zabbix"', 'type = "zabix"', "sources.zabbix.type: no connector named 'zabix'"),
 }
@@ -83,7 +100,8 @@ BROKEN = {  # must-show 4: each a one-line error naming the file and the key
 
 @pytest.mark.parametrize("case", sorted(BROKEN))
 def test_config_check_offline_and_run_refuse_a_broken_source_table(
-        case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     for k, v in EXAMPLE_ENV.items():
         monkeypatch.setenv(k, v)
     old, new, key = BROKEN[case]
@@ -92,8 +110,10 @@ def test_config_check_offline_and_run_refuse_a_broken_source_table(
     assert old in text
     cfg.write_text(text.replace(old, new, 1))
     out = tmp_path / "o"
-    for argv in (["config", "check", "--offline", "--config", str(cfg)],
-                 ["run", "--all", "--config", str(cfg), "--out", str(out), "--week", WEEK_DAY]):
+    for argv in (
+        ["config", "check", "--offline", "--config", str(cfg)],
+        ["run", "--all", "--config", str(cfg), "--out", str(out), "--week", WEEK_DAY],
+    ):
         assert main(argv) == 2, argv
         captured = capsys.readouterr()
         lines = captured.err.strip().splitlines()
@@ -103,12 +123,14 @@ def test_config_check_offline_and_run_refuse_a_broken_source_table(
 
 
 def test_a_run_whose_store_is_unreachable_names_the_file_and_writes_nothing(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     for k, v in EXAMPLE_ENV.items():
         monkeypatch.setenv(k, v)
     cfg = tmp_path / "c.toml"
-    cfg.write_text(EXAMPLE.read_text().replace('url = "sqlite:///reportbot.db"',
-                                               'url = "postgresql://nobody:x@127.0.0.1:9/none"'))
+    cfg.write_text(
+        EXAMPLE.read_text().replace('url = "sqlite:///reportbot.db"', 'url = "postgresql://nobody:x@127.0.0.1:9/none"')
+    )
     out = tmp_path / "o"
     assert main(["run", "ACME", "--config", str(cfg), "--out", str(out), "--week", WEEK_DAY]) != 0
     err = capsys.readouterr().err.strip().splitlines()

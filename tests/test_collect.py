@@ -49,7 +49,13 @@ def config() -> object:
                     "code": "ACME",
                     "name": "Acme",
                     "ids": {"good": "1", "slow": "1", "auth": "1", "bug": "1"},
-                    "sources": {"sites": "good", "uptime": "slow", "tickets": "auth", "changes": "bug", "backups": "good"},
+                    "sources": {
+                        "sites": "good",
+                        "uptime": "slow",
+                        "tickets": "auth",
+                        "changes": "bug",
+                        "backups": "good",
+                    },
                 }
             ],
         },
@@ -108,8 +114,9 @@ async def test_the_sweep_runs_every_source_at_once_each_under_its_timeout() -> N
     cfg = config()
     loop = asyncio.get_running_loop()
     t0 = loop.time()
-    sweep = await unmapped_records({"good": Fake("good", "good"), "slow": Fake("slow", "slow")}, cfg.customers,
-                                   lambda s: source_timeout(cfg, s))
+    sweep = await unmapped_records(
+        {"good": Fake("good", "good"), "slow": Fake("slow", "slow")}, cfg.customers, lambda s: source_timeout(cfg, s)
+    )
     assert loop.time() - t0 < 1.0  # slow's 0.2 s, not 30 s
     assert [(r.system, r.id) for r in sweep.records] == [("good", "99")]
     assert sweep.skipped == ["slow: no customer list within 0.2 s; its unmapped-customer warnings are left out"]

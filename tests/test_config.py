@@ -7,8 +7,15 @@ import pytest
 from reporting.config import ConfigError, load_config, parse_config
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "example-config.toml"
-ENV = {"REPORTBOT_APP_PASSWORD": "app-secret-value", "REPORTBOT_LINK_SECRET": "link-secret-value-0123456789abcdef", "ZABBIX_API_TOKEN": "zbx-secret-value", "PGPASSWORD": "x",
-       "CW_PUBLIC_KEY": "cw-public", "CW_PRIVATE_KEY": "cw-private-value", "CW_CLIENT_ID": "cw-client"}
+ENV = {
+    "REPORTBOT_APP_PASSWORD": "app-secret-value",
+    "REPORTBOT_LINK_SECRET": "link-secret-value-0123456789abcdef",
+    "ZABBIX_API_TOKEN": "zbx-secret-value",
+    "PGPASSWORD": "x",
+    "CW_PUBLIC_KEY": "cw-public",
+    "CW_PRIVATE_KEY": "cw-private-value",
+    "CW_CLIENT_ID": "cw-client",
+}
 
 
 def base(**customer: object) -> dict:
@@ -47,10 +54,16 @@ def test_missing_env_var_names_the_key() -> None:
         ({**base(), "msp": {"name": "M", "timezone": "Mars/Olympus"}}, "msp.timezone: unknown timezone 'Mars/Olympus'"),
         (base(code="acme"), "customers[0].code: must be"),
         (base(cto_email="not-an-address"), "customers[0].cto_email: is not an email address"),
-        (base(account_engineer={"name": "Sam", "email": "sam at msp"}), "customers[0].account_engineer.email: is not an"),
+        (
+            base(account_engineer={"name": "Sam", "email": "sam at msp"}),
+            "customers[0].account_engineer.email: is not an",
+        ),
         (base(account_engineer={"name": "Sam\u202e"}), "customers[0].account_engineer.name: contains a control"),
         (base(account_engineer={"name": "Sam"}), "customers[0].account_engineer.email: required key is missing"),
-        (base(sources={"uptime": "librenms"}), "customers[0].sources.uptime: no [sources.librenms] table is configured"),
+        (
+            base(sources={"uptime": "librenms"}),
+            "customers[0].sources.uptime: no [sources.librenms] table is configured",
+        ),
         (base(ids={}), "customers[0].ids.zabbix: ACME uses zabbix for uptime but has no id there"),
         (base(sources={"weather": "zabbix"}), "customers[0].sources: unknown section(s) weather"),
         (base(colour="red"), "customers[0].colour: unknown key"),
@@ -93,14 +106,26 @@ def _with(tmp_path: Path, old: str, new: str) -> Path:
 
 
 BROKEN = {
-    "typo": ('api_token = "${ZABBIX_API_TOKEN}"', 'api_tokn = "${ZABBIX_API_TOKEN}"',
-             "sources.zabbix.api_tokn: unknown key (did you mean api_token?)"),
-    "missing url": ('url = "https://zabbix.northwind.example/zabbix"\n', "",
-                    "sources.zabbix.url: required key is missing"),
-    "wrong type": ("[sources.connectwise]\n", '[sources.connectwise]\npage_size = "three"\n',
-                   "sources.connectwise.page_size: Input should be a valid integer"),
-    "unknown type": ('type = "zabbix"', 'type = "zabix"',
-                     "sources.zabbix.type: no connector named 'zabix' (did you mean 'zabbix'?"),
+    "typo": (
+        'api_token = "${ZABBIX_API_TOKEN}"',
+        'api_tokn = "${ZABBIX_API_TOKEN}"',
+        "sources.zabbix.api_tokn: unknown key (did you mean api_token?)",
+    ),
+    "missing url": (
+        'url = "https://zabbix.northwind.example/zabbix"\n',
+        "",
+        "sources.zabbix.url: required key is missing",
+    ),
+    "wrong type": (
+        "[sources.connectwise]\n",
+        '[sources.connectwise]\npage_size = "three"\n',
+        "sources.connectwise.page_size: Input should be a valid integer",
+    ),
+    "unknown type": (
+        'type = "zabbix"',
+        'type = "zabix"',
+        "sources.zabbix.type: no connector named 'zabix' (did you mean 'zabbix'?",
+    ),
 }
 
 
@@ -121,6 +146,7 @@ def test_a_broken_source_table_is_one_line_naming_file_and_key(case: str, tmp_pa
 def test_a_customer_name_with_a_line_break_is_refused_at_load() -> None:
     data = base(name="Acme\r\nBcc: everyone@example.com")
     assert problems(data) == [
-        "customers[0].name: contains a control character ('\\r'); names and addresses are one plain line"]
+        "customers[0].name: contains a control character ('\\r'); names and addresses are one plain line"
+    ]
     data = base(teams_channel="19:abc\u202e@thread")  # a bidi override
     assert problems(data)[0].startswith("customers[0].teams_channel: contains a control character")

@@ -82,7 +82,9 @@ maybe_pct = st.none() | pcts
 
 
 @given(u=pcts, target=pcts, opened=counts, backlog=counts, att=maybe_pct)
-def test_a_week_compared_with_itself_has_no_delta_flags(u: float, target: float, opened: int, backlog: int, att: float | None) -> None:
+def test_a_week_compared_with_itself_has_no_delta_flags(
+    u: float, target: float, opened: int, backlog: int, att: float | None
+) -> None:
     week = {"uptime": uptime(u, target), "tickets": tickets(opened, backlog, att)}
     flags = compute_flags(week, week, TH, "UTC")
     assert not (set(codes(flags)) & DELTA_CODES)
@@ -97,15 +99,26 @@ def test_missing_previous_week_never_raises(u: float, opened: int, backlog: int,
 
 
 @given(u1=pcts, u2=pcts, o1=counts, o2=counts, b1=counts, b2=counts)
-def test_flags_are_sorted_by_severity_and_messages_are_sentences(u1: float, u2: float, o1: int, o2: int, b1: int, b2: int) -> None:
-    flags = compute_flags({"uptime": uptime(u1), "tickets": tickets(o1, b1, 90)}, {"uptime": uptime(u2), "tickets": tickets(o2, b2, 90)}, TH, "UTC")
+def test_flags_are_sorted_by_severity_and_messages_are_sentences(
+    u1: float, u2: float, o1: int, o2: int, b1: int, b2: int
+) -> None:
+    flags = compute_flags(
+        {"uptime": uptime(u1), "tickets": tickets(o1, b1, 90)},
+        {"uptime": uptime(u2), "tickets": tickets(o2, b2, 90)},
+        TH,
+        "UTC",
+    )
     order = {"high": 0, "medium": 1, "low": 2}
     assert [order[f.severity] for f in flags] == sorted(order[f.severity] for f in flags)
     assert all(f.message.endswith(".") for f in flags)
 
 
 @given(
-    devices=st.lists(st.tuples(st.integers(0, 3), st.floats(0, 200, allow_nan=False), st.floats(0, 200, allow_nan=False)), min_size=1, max_size=6)
+    devices=st.lists(
+        st.tuples(st.integers(0, 3), st.floats(0, 200, allow_nan=False), st.floats(0, 200, allow_nan=False)),
+        min_size=1,
+        max_size=6,
+    )
 )
 def test_uptime_percentages_stay_within_0_and_100(devices: list[tuple[int, float, float]]) -> None:
     from datetime import timedelta
@@ -114,7 +127,10 @@ def test_uptime_percentages_stay_within_0_and_100(devices: list[tuple[int, float
 
     period = week_containing(date(2026, 11, 10), "Europe/London")
     devs = [Device(str(i), f"d{i}", f"s{site}", "switch") for i, (site, _, _) in enumerate(devices)]
-    outs = [Outage(str(i), period.start + timedelta(hours=a), period.start + timedelta(hours=a + b)) for i, (_, a, b) in enumerate(devices)]
+    outs = [
+        Outage(str(i), period.start + timedelta(hours=a), period.start + timedelta(hours=a + b))
+        for i, (_, a, b) in enumerate(devices)
+    ]
     u = uptime_section(devs, outs, period, 99.5)
     for g in (*u.by_site, *u.by_class):
         assert 0.0 <= g.uptime_pct <= 100.0

@@ -38,8 +38,13 @@ def _text(report: Report) -> tuple[str, str, str]:
     pdf = render_pdf(report, Branding("Northwind"))
     pdf_text = " ".join(" ".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf)).pages).split())
     md = render_markdown(report, Branding("Northwind"))
-    cards = json.dumps([review_card(report, draft_id="d", version=1, state="drafted", commentary="", pdf_url=None),
-                        channel_card(report, file_url=None, key="k", msp_name="N")], ensure_ascii=False)
+    cards = json.dumps(
+        [
+            review_card(report, draft_id="d", version=1, state="drafted", commentary="", pdf_url=None),
+            channel_card(report, file_url=None, key="k", msp_name="N"),
+        ],
+        ensure_ascii=False,
+    )
     return pdf_text, md, cards
 
 
@@ -103,8 +108,11 @@ def test_the_sandbox_reports_list_priorities_as_the_psa_orders_them(demo_out: Pa
         assert shown == [p for p in order if p in shown], (code, list(tickets["by_priority"]))
         report = snapshot.from_dict(payload)
         md = (demo_out / code / f"{code}-weekly-{report.period.end_date}.md").read_text()
-        rows = [line.split("|")[1].strip() for line in md.splitlines() if line.startswith("| ") and
-                line.split("|")[1].strip() in order]
+        rows = [
+            line.split("|")[1].strip()
+            for line in md.splitlines()
+            if line.startswith("| ") and line.split("|")[1].strip() in order
+        ]
         assert rows == [p for p in order if p in rows], code
 
 

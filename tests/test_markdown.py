@@ -12,7 +12,14 @@ from reporting.markdown import cell, md, render_markdown
 from reporting.models import Branding, Commentary, OpenIncident, Security
 from tests.conftest import load_json
 
-HOSTILE = ["<b>bold</b>", "**strong**", "[x](javascript:alert(1))", "<script>alert(1)</script>", "# not a heading", "a | b"]
+HOSTILE = [
+    "<b>bold</b>",
+    "**strong**",
+    "[x](javascript:alert(1))",
+    "<script>alert(1)</script>",
+    "# not a heading",
+    "a | b",
+]
 
 
 def test_md_escape() -> None:
@@ -51,12 +58,20 @@ def test_backup_extras_and_site_fallback_in_markdown(demo_out: Path) -> None:
     bk, st = report.sections["backups"], report.sections["sites"]
     assert isinstance(bk.data, Backups) and isinstance(st.data, Sites)
     when = datetime(2026, 11, 15, 22, tzinfo=UTC)
-    items = tuple(replace(p, last_offsite=when, verified=i == 0, verified_at=when) for i, p in enumerate(bk.data.protected))
+    items = tuple(
+        replace(p, last_offsite=when, verified=i == 0, verified_at=when) for i, p in enumerate(bk.data.protected)
+    )
     sections = {
         **report.sections,
         "backups": replace(bk, data=replace(bk.data, protected=items, run_history=False, success_rate_pct=None)),
-        "sites": replace(st, data=Sites(checks=(SiteCheck("www.wayne.example", None, None, "healthy"),),
-                                        basis="current_status", note="cloudflare: GraphQL <i>denied</i>")),
+        "sites": replace(
+            st,
+            data=Sites(
+                checks=(SiteCheck("www.wayne.example", None, None, "healthy"),),
+                basis="current_status",
+                note="cloudflare: GraphQL <i>denied</i>",
+            ),
+        ),
     }
     out = render_markdown(replace(report, sections=sections), Branding("MSP"))
     assert "Success rate: not available (the backup system keeps no per-run history)" in out
@@ -74,7 +89,12 @@ def test_missing_secure_score_says_so_in_customer_words(demo_out: Path) -> None:
     report = snapshot.from_dict(load_json(demo_out, "CYBERDYNE"))
     sec = report.sections["security"]
     assert isinstance(sec.data, Security)
-    noted = replace(sec, data=replace(sec.data, secure_score_pct=None, secure_score_change=None, score_note="Graph answered 206 <partial>"))
+    noted = replace(
+        sec,
+        data=replace(
+            sec.data, secure_score_pct=None, secure_score_change=None, score_note="Graph answered 206 <partial>"
+        ),
+    )
     report = replace(report, sections={**report.sections, "security": noted})
     out = render_markdown(report, Branding("MSP"))
     assert "Secure Score: not available — Microsoft did not provide a complete Secure Score this week" in out

@@ -43,11 +43,17 @@ def test_last_complete_week_is_per_timezone() -> None:
     # Sunday 22 Nov 2026 20:00 UTC is already Monday 23 Nov in Sydney
     now = datetime(2026, 11, 22, 20, 0, tzinfo=ZoneInfo("UTC"))
     assert week_containing(last_complete_week_day(now, "Europe/London"), "Europe/London").end_date == date(2026, 11, 16)
-    assert week_containing(last_complete_week_day(now, "Australia/Sydney"), "Australia/Sydney").end_date == date(2026, 11, 23)
+    assert week_containing(last_complete_week_day(now, "Australia/Sydney"), "Australia/Sydney").end_date == date(
+        2026, 11, 23
+    )
 
 
 def test_uptime_device_weighted_and_maintenance_excluded() -> None:
-    devs = [Device("a", "fw1", "HQ", "firewall"), Device("b", "sw1", "HQ", "switch"), Device("c", "sw2", "Branch", "switch")]
+    devs = [
+        Device("a", "fw1", "HQ", "firewall"),
+        Device("b", "sw1", "HQ", "switch"),
+        Device("c", "sw2", "Branch", "switch"),
+    ]
     outages = [
         Outage("a", t(1, 10), t(1, 12)),  # 2 h down
         Outage("b", t(6, 2), t(6, 4), planned=True),  # maintenance: excluded from both
@@ -150,7 +156,9 @@ def test_next_week_planned_changes_and_tickets_waiting_on_the_customer() -> None
         TicketRecord("20", "patch", "Change", t(3, 10), None, None, is_change=True, scheduled=t(8, 22)),  # next week
         TicketRecord("21", "fw", "Change", t(3, 10), None, None, is_change=True, scheduled=t(7, 0)),  # at end: in
         TicketRecord("22", "late", "Change", t(3, 10), None, None, is_change=True, scheduled=t(14, 0)),  # horizon: out
-        TicketRecord("23", "past", "Change", t(3, 10), None, None, is_change=True, scheduled=t(6, 23)),  # this week: out
+        TicketRecord(
+            "23", "past", "Change", t(3, 10), None, None, is_change=True, scheduled=t(6, 23)
+        ),  # this week: out
         TicketRecord("24", "done", "Change", t(3, 10), t(5, 9), None, is_change=True, scheduled=t(8, 0)),  # closed: out
         TicketRecord("25", "after", "Change", t(7, 1), None, None, is_change=True, scheduled=t(9, 0)),  # raised later
         TicketRecord("26", "unplanned", "Change", t(3, 10), None, None, is_change=True),  # no start date
@@ -164,5 +172,8 @@ def test_next_week_planned_changes_and_tickets_waiting_on_the_customer() -> None
     assert [(c.id, c.start) for c in ch.planned] == [("21", t(7, 0)), ("20", t(8, 22))]
     assert ch.count == 1  # 24, closed in the period, is an executed change
     tk = tickets_section(tickets, P, 90.0)
-    assert [(w.id, w.created, w.status) for w in tk.waiting] == [("31", t(1, 9), "Waiting"), ("30", t(4, 15), "Waiting")]
+    assert [(w.id, w.created, w.status) for w in tk.waiting] == [
+        ("31", t(1, 9), "Waiting"),
+        ("30", t(4, 15), "Waiting"),
+    ]
     assert changes_section([], P).planned == () and tickets_section([], P, 90.0).waiting == ()

@@ -30,15 +30,21 @@ def test_acme_lists_its_scheduled_changes_and_the_ticket_waiting_on_it(demo_out:
     planned, waiting = fmt.next_week(report)
     assert planned is not None and waiting is not None
     # the sandbox schedules open change tickets in the week after the reported one (ConnectWise estimatedStartDate)
-    assert planned and all(report.period.end <= c.start < report.period.end + (report.period.end - report.period.start)
-                           for c in planned)
-    assert [(w.title, w.status) for w in waiting] == [("New starter laptop: please approve the quote", "Waiting on Client")]
+    assert planned and all(
+        report.period.end <= c.start < report.period.end + (report.period.end - report.period.start) for c in planned
+    )
+    assert [(w.title, w.status) for w in waiting] == [
+        ("New starter laptop: please approve the quote", "Waiting on Client")
+    ]
     md = render_markdown(report, Branding("MSP"))
     part = md.split("## Next week", 1)[1].split("\n---", 1)[0]
     assert fmt.PLANNED_LEAD in part and fmt.WAITING_LEAD in part
     for c in planned:
         assert f"| {fmt.when(c.start, report.period.timezone)} | {c.title} | {c.id} |" in part
-    assert f"| {waiting[0].id} | New starter laptop: please approve the quote | {fmt.when(waiting[0].created, report.period.timezone)} |" in part
+    assert (
+        f"| {waiting[0].id} | New starter laptop: please approve the quote | {fmt.when(waiting[0].created, report.period.timezone)} |"
+        in part
+    )
     assert fmt.when(waiting[0].created, report.period.timezone).startswith("Fri ")  # raised on the Friday
     assert "Waiting on Client" not in md  # the PSA's status word is the engineer's, not the customer's
     text = pdf_text(report)
@@ -54,15 +60,27 @@ def test_a_part_whose_source_cannot_say_is_left_out(demo_out: Path) -> None:
     tk, ch = report.sections["tickets"], report.sections["changes"]
     assert isinstance(tk.data, Tickets) and isinstance(ch.data, Changes)
     # Halo without waiting_status_ids: waiting None -> no "waiting on you" part; nothing planned -> said so
-    no_waiting = replace(report, sections={**report.sections, "tickets": replace(tk, data=replace(tk.data, waiting=None)),
-                                           "changes": replace(ch, data=replace(ch.data, planned=()))})
+    no_waiting = replace(
+        report,
+        sections={
+            **report.sections,
+            "tickets": replace(tk, data=replace(tk.data, waiting=None)),
+            "changes": replace(ch, data=replace(ch.data, planned=())),
+        },
+    )
     md = render_markdown(no_waiting, Branding("MSP"))
     assert "## Next week" in md and "No changes are scheduled for the coming week." in md
     assert fmt.WAITING_LEAD not in md and "Nothing is waiting on you." not in md
     assert fmt.next_week(snapshot.from_dict(snapshot.to_dict(no_waiting)))[1] is None
     # both sources unavailable: no section at all, in either rendering
-    gone = replace(report, sections={**report.sections, "tickets": replace(tk, status="unavailable", data=None, error="x"),
-                                     "changes": replace(ch, status="unavailable", data=None, error="x")})
+    gone = replace(
+        report,
+        sections={
+            **report.sections,
+            "tickets": replace(tk, status="unavailable", data=None, error="x"),
+            "changes": replace(ch, status="unavailable", data=None, error="x"),
+        },
+    )
     assert fmt.next_week(gone) == (None, None)
     assert "## Next week" not in render_markdown(gone, Branding("MSP"))
     assert "Next week" not in pdf_text(gone)

@@ -37,7 +37,10 @@ def test_acme_has_one_entry_for_the_leeds_wan_outage(demo_out: Path) -> None:
     assert len(leeds) == 1, up.outages
     [o] = leeds
     assert (fmt.when(o.start, LONDON), fmt.when(o.end, LONDON), fmt.duration(o.minutes)) == (
-        "Wed 11 Nov 06:00", "Thu 12 Nov 02:12", "20 h 12 min")
+        "Wed 11 Nov 06:00",
+        "Thu 12 Nov 02:12",
+        "20 h 12 min",
+    )
     assert o.site_devices == 4 and not o.ongoing
     # no other entry overlaps it: the four devices' outages are one
     assert not [x for x in up.outages if x is not o and x.site == o.site and x.start < o.end and x.end > o.start]
@@ -87,8 +90,11 @@ def test_every_monitored_customer_has_a_timeline_that_matches_its_downtime(demo_
 
 
 def test_overlapping_device_outages_of_one_site_are_one_outage() -> None:
-    devices = [Device("a", "fw", "Leeds", "firewall"), Device("b", "sw", "Leeds", "switch"),
-               Device("c", "srv", "York", "server")]
+    devices = [
+        Device("a", "fw", "Leeds", "firewall"),
+        Device("b", "sw", "Leeds", "switch"),
+        Device("c", "srv", "York", "server"),
+    ]
     outages = [
         Outage("a", _at(11, 6), _at(11, 9)),
         Outage("b", _at(11, 8), _at(11, 10, 30)),  # overlaps a: one outage 06:00–10:30
@@ -108,8 +114,9 @@ def test_overlapping_device_outages_of_one_site_are_one_outage() -> None:
     ]
     leeds = next(g for g in u.by_site if g.name == "Leeds")
     assert leeds.downtime_minutes == 180 + 150 + 5  # device-minutes: summed, 30 min counted twice
-    sites = sites_section([SiteCheckRecord("www", ((_at(10, 9), _at(10, 9, 4)), (_at(10, 9, 2), _at(10, 9, 7))))],
-                          PERIOD, 99.5)
+    sites = sites_section(
+        [SiteCheckRecord("www", ((_at(10, 9), _at(10, 9, 4)), (_at(10, 9, 2), _at(10, 9, 7))))], PERIOD, 99.5
+    )
     assert [(fmt.when(o.start, LONDON), o.minutes) for o in sites.outages] == [("Tue 10 Nov 09:00", 7.0)]
 
 

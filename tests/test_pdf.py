@@ -212,8 +212,14 @@ def test_executive_summary_first_then_sections_in_order(full_pdf: list[str]) -> 
     pos = 0
     for title in order:  # each heading after the previous one (titles also appear in the flags table)
         pos = body.index(title, pos) + len(title)
-    labels = ("Network and server monitoring", "Service desk", "Service desk", "Backup system", "Security monitoring",
-              "Public-site monitoring")
+    labels = (
+        "Network and server monitoring",
+        "Service desk",
+        "Service desk",
+        "Backup system",
+        "Security monitoring",
+        "Public-site monitoring",
+    )
     sources = [body.index(f"Source: {label}") for label in labels]
     assert sources == sorted(sources)
     assert body.index("Executive summary") < body.index("Replace the UPS batteries in Rotterdam.") < sources[0]
@@ -223,8 +229,13 @@ def test_executive_summary_first_then_sections_in_order(full_pdf: list[str]) -> 
 def test_every_section_names_source_and_freshness(full_pdf: list[str]) -> None:
     body = "\n".join(full_pdf[1:])
     # the customer reads what kind of system the figures come from, never a connector's name
-    for label in ("Network and server monitoring", "Service desk", "Backup system", "Security monitoring",
-                  "Public-site monitoring"):
+    for label in (
+        "Network and server monitoring",
+        "Service desk",
+        "Backup system",
+        "Security monitoring",
+        "Public-site monitoring",
+    ):
         assert f"Source: {label} \u00b7 data as of Mon 16 Nov 2026, 06:02 CET" in body
     assert "-src" not in body
 
@@ -263,8 +274,9 @@ def test_unavailable_section_shows_reason_and_no_numbers() -> None:
     start, end = body.rindex("Uptime and SLA", 0, src), body.index("Source: Service desk")
     uptime_part = " ".join(body[start:end].split())
     # what is missing and that it follows, in the customer's words; the reason stays on the review card
-    assert ("Not available this week \u2014 This week's uptime figures for your network and servers could not be "
-            "collected") in uptime_part
+    assert (
+        "Not available this week \u2014 This week's uptime figures for your network and servers could not be collected"
+    ) in uptime_part
     assert "next week's report will include them" in uptime_part
     assert "502" not in body and "Zabbix" not in body and "zabbix" not in body
     assert "%" not in uptime_part
@@ -455,7 +467,9 @@ def test_backup_extras_and_site_fallback_are_labelled() -> None:
         success_rate_pct=None,
         run_history=False,
         protected=(
-            ProtectedItem("DC01", when, 2.0, "ok", last_offsite=when - timedelta(hours=3), verified=True, verified_at=when),
+            ProtectedItem(
+                "DC01", when, 2.0, "ok", last_offsite=when - timedelta(hours=3), verified=True, verified_at=when
+            ),
             ProtectedItem("SQL01", when, 2.0, "ok", verified=False, verified_at=when),
         ),
     )
@@ -465,7 +479,9 @@ def test_backup_extras_and_site_fallback_are_labelled() -> None:
         note="cloudflare: analytics <b>refused</b> & unavailable",
     )
     report = make_report()
-    report = replace(report, sections={**report.sections, "backups": _section("backups", backups), "sites": _section("sites", sites)})
+    report = replace(
+        report, sections={**report.sections, "backups": _section("backups", backups), "sites": _section("sites", sites)}
+    )
     text = "\n".join(pages_text(render_pdf(report, BRANDING)))
     assert "source keeps no run history" in text
     assert "Runs ok/warn/fail" not in text

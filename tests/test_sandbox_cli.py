@@ -64,26 +64,45 @@ def test_written_config_keeps_secrets_out_of_the_file(farm_config: tuple[Path, d
     assert "${REPORTBOT_SANDBOX_ZABBIX_API_TOKEN}" in text
 
 
-def test_config_check_contacts_every_source(farm_config: tuple[Path, dict[str, str]], capsys: pytest.CaptureFixture[str],
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_config_check_contacts_every_source(
+    farm_config: tuple[Path, dict[str, str]], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     path, env = farm_config
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     assert main(["config", "check", "--config", str(path)]) == 0
     out, err = capsys.readouterr()
-    for system in ("zabbix", "librenms", "connectwise", "halo", "datto", "veeam", "defender", "sentinel", "cloudflare", "statuscheck"):
+    for system in (
+        "zabbix",
+        "librenms",
+        "connectwise",
+        "halo",
+        "datto",
+        "veeam",
+        "defender",
+        "sentinel",
+        "cloudflare",
+        "statuscheck",
+    ):
         assert f"ok: sources.{system}: " in out, system
     assert "ok: customers[ACME].ids.zabbix = 'Customers/Acme Manufacturing' -> Acme Manufacturing" in out
-    assert "ok: customers[WONKA].ids.veeam = 'WONKA-' -> 4 jobs (WONKA-APP01, WONKA-DC01, WONKA-FS01, …)" in out  # a VBR job-name prefix
+    assert (
+        "ok: customers[WONKA].ids.veeam = 'WONKA-' -> 4 jobs (WONKA-APP01, WONKA-DC01, WONKA-FS01, …)" in out
+    )  # a VBR job-name prefix
     assert "Initrode" in err  # a customer in the sources that no entry maps: a warning, not an error
     assert "0 errors" in out
 
     # a wrong id is an error naming the key, with the close match
     broken = path.with_name("broken.toml")
-    broken.write_text(path.read_text().replace('zabbix = "Customers/Acme Manufacturing"', 'zabbix = "Customers/Acme Manufactoring"'))
+    broken.write_text(
+        path.read_text().replace('zabbix = "Customers/Acme Manufacturing"', 'zabbix = "Customers/Acme Manufactoring"')
+    )
     assert main(["config", "check", "--config", str(broken)]) == 2
     out, err = capsys.readouterr()
-    assert "error: customers[ACME].ids.zabbix: 'Customers/Acme Manufactoring' is not a customer in zabbix; close: Customers/Acme Manufacturing" in err
+    assert (
+        "error: customers[ACME].ids.zabbix: 'Customers/Acme Manufactoring' is not a customer in zabbix; close: Customers/Acme Manufacturing"
+        in err
+    )
 
     # a refused credential is an error naming the source
     monkeypatch.setenv("REPORTBOT_SANDBOX_HALO_CLIENT_SECRET", "wrong-secret-value")
@@ -92,10 +111,26 @@ def test_config_check_contacts_every_source(farm_config: tuple[Path, dict[str, s
     assert "error: sources.halo: halo:" in err and "wrong-secret-value" not in err + out
 
 
-def test_injected_faults_end_as_unavailable_sections_with_reasons(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_injected_faults_end_as_unavailable_sections_with_reasons(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "out"
-    code = main(["run", "ACME", "--week", WEEK_DAY, "--out", str(out), "--backfill", "0",
-                 "--sim-faults", "connectwise:status=503,count=1000", "--sim-faults", "cloudflare:html=1,count=1000"])
+    code = main(
+        [
+            "run",
+            "ACME",
+            "--week",
+            WEEK_DAY,
+            "--out",
+            str(out),
+            "--backfill",
+            "0",
+            "--sim-faults",
+            "connectwise:status=503,count=1000",
+            "--sim-faults",
+            "cloudflare:html=1,count=1000",
+        ]
+    )
     assert code == 0
     snap = json.loads((out / "ACME" / f"ACME-weekly-{PERIOD_END}.json").read_text())
     s = snap["sections"]
@@ -116,7 +151,8 @@ def test_fault_specs_are_checked() -> None:
 
 
 def test_run_all_with_one_source_hanging_forever_ends_within_the_timeout(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Must-show 3: Zabbix accepts every request and never answers. `run --all` (12 customers, 8 on
     Zabbix) returns within timeout_seconds + 15 s, writes every draft and the roll-up, the Zabbix
     sections say why they are missing, and the sweep's one line says its warnings are left out."""

@@ -14,7 +14,20 @@ from reporting.models import SECTION_NAMES
 from reporting.store import HistoryStore
 from tests.conftest import PERIOD_END, WEEK_DAY, load_json
 
-CODES = ["ACME", "GLOBEX", "INITECH", "UMBRELLA", "HOOLI", "STARK", "WAYNE", "WONKA", "CYBERDYNE", "TYRELL", "SOYLENT", "MASSIVE"]
+CODES = [
+    "ACME",
+    "GLOBEX",
+    "INITECH",
+    "UMBRELLA",
+    "HOOLI",
+    "STARK",
+    "WAYNE",
+    "WONKA",
+    "CYBERDYNE",
+    "TYRELL",
+    "SOYLENT",
+    "MASSIVE",
+]
 
 PLANTED = {
     "ACME": ("sla_drop", "uptime", "Uptime fell 4.0 points"),
@@ -112,8 +125,13 @@ def test_hooli_uptime_unavailable_rest_intact(demo_out: Path) -> None:
 
 def test_json_contract_keys(demo_out: Path) -> None:
     snap = load_json(demo_out, "ACME")
-    assert snap["customer"] == {"code": "ACME", "name": "Acme Manufacturing", "timezone": "Europe/London",
-                                "contact_name": "Priya Shah", "contact_email": "priya.shah@northwind.example"}
+    assert snap["customer"] == {
+        "code": "ACME",
+        "name": "Acme Manufacturing",
+        "timezone": "Europe/London",
+        "contact_name": "Priya Shah",
+        "contact_email": "priya.shah@northwind.example",
+    }
     assert snap["period"]["start"] == "2026-11-09T00:00:00+00:00"
     assert snap["period"]["end"] == "2026-11-16T00:00:00+00:00"
     s = snap["sections"]
@@ -126,7 +144,9 @@ def test_json_contract_keys(demo_out: Path) -> None:
     assert {"count", "items"} <= set(s["changes"])
     assert {"success_rate_pct", "protected"} <= set(s["backups"])
     assert {"name", "last_success", "rpo_hours", "status"} <= set(s["backups"]["protected"][0])
-    assert {"incidents_new", "incidents_open", "by_severity", "secure_score_pct", "secure_score_change"} <= set(s["security"])
+    assert {"incidents_new", "incidents_open", "by_severity", "secure_score_pct", "secure_score_change"} <= set(
+        s["security"]
+    )
     assert {"name", "availability_pct", "downtime_minutes"} <= set(s["sites"]["checks"][0])
     for f in snap["flags"]:
         # "codes" only on an item that stands for several related flags (code first)

@@ -80,8 +80,14 @@ def test_markdown_has_no_controls_or_overrides() -> None:
 
 def test_cards_have_no_controls_or_overrides() -> None:
     report = _hostile_report()
-    review = review_card(report, draft_id="d", version=1, state="drafted",  # type: ignore[arg-type]
-                         commentary="nul\x00 here " + RLO + "x", pdf_url=None)
+    review = review_card(
+        report,
+        draft_id="d",
+        version=1,
+        state="drafted",  # type: ignore[arg-type]
+        commentary="nul\x00 here " + RLO + "x",
+        pdf_url=None,
+    )
     customer = channel_card(report, file_url=None, key="k", msp_name="MSP\x00" + RLO)  # type: ignore[arg-type]
     for card in (review, customer):
         text = json.dumps(card, ensure_ascii=False)
@@ -102,8 +108,11 @@ def _texts(x: object, key: str = "") -> list[tuple[str, str]]:
 
 
 def test_email_subject_cannot_carry_controls_or_header_breaks() -> None:
-    parcel = SimpleNamespace(customer=SimpleNamespace(name="Acme\r\nBcc: evil@example.com\x00" + RLO),
-                             period_end=date(2026, 11, 30), report=_hostile_report())
+    parcel = SimpleNamespace(
+        customer=SimpleNamespace(name="Acme\r\nBcc: evil@example.com\x00" + RLO),
+        period_end=date(2026, 11, 30),
+        report=_hostile_report(),
+    )
     s = subject(parcel)  # type: ignore[arg-type]
     _no_bad(s)
     assert "\r" not in s and "\n" not in s and s.startswith("Acme Bcc: evil@example.com: weekly report")
@@ -127,8 +136,13 @@ async def state(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 async def test_a_nul_in_commentary_is_stored_without_error(state: ReviewState) -> None:
     draft = await state.upsert_drafted("ACME", date(2026, 11, 30))
-    changed = await state.change(draft.id, draft.version, state="saved", commentary="before\x00after\n" + RLO + "x -",
-                                 commentary_by="Eng\x00ineer")
+    changed = await state.change(
+        draft.id,
+        draft.version,
+        state="saved",
+        commentary="before\x00after\n" + RLO + "x -",
+        commentary_by="Eng\x00ineer",
+    )
     assert changed is not None
     assert changed.commentary == "beforeafter\nx -" and changed.commentary_by == "Engineer"
     skipped = await state.change(changed.id, changed.version, state="skipped", reason="no\x00 report")

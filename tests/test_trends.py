@@ -27,11 +27,15 @@ def test_six_week_uptime_and_secure_score_trends(demo_out: Path) -> None:
     earlier = [w for w in report.history if w.period_end < report.period.end_date][-5:]
     assert len(earlier) == 5 and all(w.secure_score_pct is not None for w in earlier)  # the store keeps the score
     md = (demo_out / "ACME" / f"ACME-weekly-{PERIOD_END}.md").read_text()
-    uptime = "; ".join([f"week of {fmt.week_monday(w.period_end)}: {fmt.uptime(w.uptime_pct)}" for w in earlier]
-                       + [f"this week: {fmt.uptime(up.overall_pct)}"])
+    uptime = "; ".join(
+        [f"week of {fmt.week_monday(w.period_end)}: {fmt.uptime(w.uptime_pct)}" for w in earlier]
+        + [f"this week: {fmt.uptime(up.overall_pct)}"]
+    )
     assert f"Uptime, last 6 weeks: {uptime} (target {fmt.target(up.target_pct)})." in md
-    score = "; ".join([f"week of {fmt.week_monday(w.period_end)}: {fmt.rate(w.secure_score_pct)}" for w in earlier]
-                      + [f"this week: {fmt.rate(sec.secure_score_pct)}"])
+    score = "; ".join(
+        [f"week of {fmt.week_monday(w.period_end)}: {fmt.rate(w.secure_score_pct)}" for w in earlier]
+        + [f"this week: {fmt.rate(sec.secure_score_pct)}"]
+    )
     assert f"Secure Score, last 6 weeks: {score}." in md
     pdf = " ".join(_pages((demo_out / "ACME" / f"ACME-weekly-{PERIOD_END}.pdf").read_bytes()))
     assert "Uptime, last 6 weeks" in pdf and "Secure Score, last 6 weeks" in pdf and "Ticket trend" in pdf
@@ -49,18 +53,28 @@ def test_kpi_tiles_show_this_week_last_week_and_the_target(demo_out: Path) -> No
     prev = report.history[-1]
     pdf = " ".join(_pages((demo_out / "ACME" / f"ACME-weekly-{PERIOD_END}.pdf").read_bytes()))
     delta = fmt.signed(up.overall_pct - prev.uptime_pct, "pts", 2)  # type: ignore[operator]
-    assert (f"{fmt.uptime(up.overall_pct)} Overall uptime last week {fmt.uptime(prev.uptime_pct)} ({delta}) "
-            f"\u00b7 target {fmt.target(up.target_pct)} below target") in pdf
-    assert (f"{fmt.rate(t.sla_attainment_pct)} SLA attainment last week {fmt.rate(prev.sla_attainment_pct)} "
-            f"\u00b7 target {fmt.target(t.target_pct)} met") in pdf
+    assert (
+        f"{fmt.uptime(up.overall_pct)} Overall uptime last week {fmt.uptime(prev.uptime_pct)} ({delta}) "
+        f"\u00b7 target {fmt.target(up.target_pct)} below target"
+    ) in pdf
+    assert (
+        f"{fmt.rate(t.sla_attainment_pct)} SLA attainment last week {fmt.rate(prev.sla_attainment_pct)} "
+        f"\u00b7 target {fmt.target(t.target_pct)} met"
+    ) in pdf
     assert f"{t.opened} Opened last week {prev.tickets_opened} (" in pdf
 
 
 def test_a_history_stored_before_the_new_figures_still_renders(demo_out: Path) -> None:
     payload = load_json(demo_out, "ACME")
     for w in payload["history"]:  # as written before this change
-        for key in ("secure_score_pct", "sla_attainment_pct", "sla_breaches", "backup_success_pct", "incidents_new",
-                    "uptime_target_pct"):
+        for key in (
+            "secure_score_pct",
+            "sla_attainment_pct",
+            "sla_breaches",
+            "backup_success_pct",
+            "incidents_new",
+            "uptime_target_pct",
+        ):
             w.pop(key)
     report = snapshot.from_dict(payload)
     assert all(w.secure_score_pct is None for w in report.history)

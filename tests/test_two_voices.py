@@ -17,21 +17,50 @@ from cards.review import review_card
 from reporting import snapshot
 from tests.conftest import PERIOD_END, load_json
 
-CODES = ["ACME", "CYBERDYNE", "GLOBEX", "HOOLI", "INITECH", "MASSIVE", "SOYLENT", "STARK", "TYRELL", "UMBRELLA",
-         "WAYNE", "WONKA"]
-CONNECTORS = ("zabbix", "librenms", "connectwise", "halo", "datto", "veeam", "defender", "sentinel", "statuscheck",
-              "cloudflare", "sandbox")
-INTERNAL = [
-    (re.compile(rf"\b{name}\b", re.IGNORECASE), f"connector name {name}") for name in CONNECTORS
-] + [
+CODES = [
+    "ACME",
+    "CYBERDYNE",
+    "GLOBEX",
+    "HOOLI",
+    "INITECH",
+    "MASSIVE",
+    "SOYLENT",
+    "STARK",
+    "TYRELL",
+    "UMBRELLA",
+    "WAYNE",
+    "WONKA",
+]
+CONNECTORS = (
+    "zabbix",
+    "librenms",
+    "connectwise",
+    "halo",
+    "datto",
+    "veeam",
+    "defender",
+    "sentinel",
+    "statuscheck",
+    "cloudflare",
+    "sandbox",
+)
+INTERNAL = [(re.compile(rf"\b{name}\b", re.IGNORECASE), f"connector name {name}") for name in CONNECTORS] + [
     (re.compile(r"\b(GET|POST|PUT|PATCH|DELETE)\b"), "HTTP method"),
     (re.compile(r"(?<![\w.])/(api|v\d|security|zones|apiv|public|users)\b|\.php\b|api_jsonrpc"), "API path"),
-    (re.compile(r"\bHTTP\s*\d{3}\b|\bstatus(?: code)?\s*\d{3}\b"
-                r"|\b[1-5]\d\d (Partial|Bad|Internal|Service|Gateway|Not)\b", re.IGNORECASE), "status code"),
+    (
+        re.compile(
+            r"\bHTTP\s*\d{3}\b|\bstatus(?: code)?\s*\d{3}\b"
+            r"|\b[1-5]\d\d (Partial|Bad|Internal|Service|Gateway|Not)\b",
+            re.IGNORECASE,
+        ),
+        "status code",
+    ),
     (re.compile(r"reportbot", re.IGNORECASE), "product name"),
     (re.compile(r"try again later", re.IGNORECASE), "retry hint"),
-    (re.compile(r"Traceback|Exception|Error:|\battempts?\)|timed out|errno|ConnectError|Timeout", re.IGNORECASE),
-     "exception text"),
+    (
+        re.compile(r"Traceback|Exception|Error:|\battempts?\)|timed out|errno|ConnectError|Timeout", re.IGNORECASE),
+        "exception text",
+    ),
 ]
 
 
@@ -40,16 +69,25 @@ def internal_strings(text: str) -> list[str]:
     for pattern, what in INTERNAL:
         m = pattern.search(text)
         if m:
-            found.append(f"{what}: {text[max(0, m.start() - 60): m.end() + 60]!r}")
+            found.append(f"{what}: {text[max(0, m.start() - 60) : m.end() + 60]!r}")
     return found
 
 
 def test_the_checker_finds_every_kind_of_internal_string() -> None:
-    today = ("Uptime and SLA figures are missing this week: zabbix: POST /api_jsonrpc.php: HTTP 502 (an HTML error "
-             "page) (after 4 attempts) (try again later). Restore reportbot's access.")
+    today = (
+        "Uptime and SLA figures are missing this week: zabbix: POST /api_jsonrpc.php: HTTP 502 (an HTML error "
+        "page) (after 4 attempts) (try again later). Restore reportbot's access."
+    )
     kinds = {f.split(":")[0] for f in internal_strings(today)}
-    assert {"connector name zabbix", "HTTP method", "API path", "status code", "product name", "retry hint",
-            "exception text"} <= kinds
+    assert {
+        "connector name zabbix",
+        "HTTP method",
+        "API path",
+        "status code",
+        "product name",
+        "retry hint",
+        "exception text",
+    } <= kinds
     assert internal_strings("This week's uptime figures are missing; they will follow in next week's report.") == []
 
 
@@ -63,8 +101,7 @@ _SHOWN_KEYS = {"text", "title", "fallbackText", "altText", "placeholder", "label
 def _shown(element: object) -> list[str]:
     """Every string an Adaptive Card shows (or links to); element ids are not shown to anyone."""
     if isinstance(element, dict):
-        return [t for k, v in element.items()
-                for t in ([v] if k in _SHOWN_KEYS and isinstance(v, str) else _shown(v))]
+        return [t for k, v in element.items() for t in ([v] if k in _SHOWN_KEYS and isinstance(v, str) else _shown(v))]
     if isinstance(element, list):
         return [t for v in element for t in _shown(v)]
     return []
@@ -111,8 +148,9 @@ def test_hooli_tells_the_customer_what_is_missing_and_the_review_card_keeps_the_
     snap = load_json(demo_out, "HOOLI")
     assert "HTTP 502" in snap["sections"]["uptime"]["error"]
     assert any("zabbix" in a and "HTTP 502" in a for a in snap["engineer_actions"])
-    card = json.dumps(review_card(snapshot.from_dict(snap), draft_id="d1", version=1, state="drafted", commentary="",
-                                  pdf_url=None))
+    card = json.dumps(
+        review_card(snapshot.from_dict(snap), draft_id="d1", version=1, state="drafted", commentary="", pdf_url=None)
+    )
     assert "HTTP 502" in card and "zabbix" in card and "Engineer actions" in card
 
 

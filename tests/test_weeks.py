@@ -44,7 +44,8 @@ def _one_line(capsys: pytest.CaptureFixture[str]) -> str:
 
 @pytest.mark.parametrize("week", [FUTURE, TODAY], ids=["future", "current"])
 def test_run_of_a_week_not_ended_is_refused_and_writes_nothing(
-        week: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    week: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "out"
     assert main(["run", "ACME", "--week", week, "--out", str(out)]) == 2
     line = _one_line(capsys)
@@ -57,7 +58,8 @@ def test_run_of_a_week_not_ended_is_refused_and_writes_nothing(
 
 
 def test_run_all_with_a_config_file_is_refused_before_the_store_is_created(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     for k, v in EXAMPLE_ENV.items():
         monkeypatch.setenv(k, v)
     cfg = tmp_path / "c.toml"
@@ -99,8 +101,15 @@ def _pdf_text(path: Path) -> str:
 
 
 def _parcel(report: Any, config: Any) -> Parcel:
-    return Parcel("d1", report.customer.code, config.customer(report.customer.code), report.period.end_date, report,
-                  b"%PDF", "Sam")
+    return Parcel(
+        "d1",
+        report.customer.code,
+        config.customer(report.customer.code),
+        report.period.end_date,
+        report,
+        b"%PDF",
+        "Sam",
+    )
 
 
 def test_allow_partial_labels_the_report_everywhere(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -123,8 +132,9 @@ def test_allow_partial_labels_the_report_everywhere(tmp_path: Path, capsys: pyte
     parcel = _parcel(report, config)
     assert week in subject(parcel) and label in cover_note(config, parcel)
     channel = json.dumps(channel_card(report, file_url=None, key="k", msp_name="M"), ensure_ascii=False)
-    review = json.dumps(review_card(report, draft_id="d1", version=1, state="drafted", commentary="", pdf_url=None),
-                        ensure_ascii=False)
+    review = json.dumps(
+        review_card(report, draft_id="d1", version=1, state="drafted", commentary="", pdf_url=None), ensure_ascii=False
+    )
     assert week in channel and week in review
 
 
@@ -136,13 +146,15 @@ def test_one_label_for_the_week(demo_out: Path) -> None:
     md = (demo_out / "ACME" / f"ACME-weekly-{PERIOD_END}.md").read_text()
     assert week in md and "week ending" not in md
     assert week in " ".join(_pdf_text(demo_out / "ACME" / f"ACME-weekly-{PERIOD_END}.pdf").split())
-    mail = email.message_from_bytes((demo_out / "outbox" / "mail" / f"ACME-weekly-{PERIOD_END}.eml").read_bytes(),
-                                    policy=policy.default)
+    mail = email.message_from_bytes(
+        (demo_out / "outbox" / "mail" / f"ACME-weekly-{PERIOD_END}.eml").read_bytes(), policy=policy.default
+    )
     assert week in str(mail["Subject"]) and "week of Mon 9 Nov" in mail.get_body(("html",)).get_content()
     assert week in (demo_out / f"rollup-{PERIOD_END}.md").read_text()
     assert week in rollup_markdown([], "M", date.fromisoformat(PERIOD_END))
-    assert week in json.dumps(status_card([], period_end=date.fromisoformat(PERIOD_END), tz="Europe/London"),
-                              ensure_ascii=False)
+    assert week in json.dumps(
+        status_card([], period_end=date.fromisoformat(PERIOD_END), tz="Europe/London"), ensure_ascii=False
+    )
     # the trend names each earlier week by its Monday: the week of 2 Nov is "2 Nov", never its end "9 Nov"
     trend = next(line for line in md.splitlines() if line.startswith("Trend (tickets"))
     assert "week of 2 Nov:" in trend and "9 Nov" not in trend

@@ -69,10 +69,12 @@ def load_service_account(key: str, credentials_file: str = "", credentials_json:
     try:
         info = json.loads(text)
     except ValueError:
-        raise CredentialsError(f"{source}: not JSON; give the service account key file the Cloud console "
-                               "downloads (IAM & Admin > Service accounts > Keys > Add key > JSON)") from None
+        raise CredentialsError(
+            f"{source}: not JSON; give the service account key file the Cloud console "
+            "downloads (IAM & Admin > Service accounts > Keys > Add key > JSON)"
+        ) from None
     if not isinstance(info, dict) or info.get("type") != "service_account":
-        raise CredentialsError(f"{source}: not a service account key (its \"type\" must be \"service_account\")")
+        raise CredentialsError(f'{source}: not a service account key (its "type" must be "service_account")')
     missing = [k for k in ("client_email", "client_id", "private_key", "private_key_id") if not info.get(k)]
     if missing:
         raise CredentialsError(f"{source}: the key has no {', '.join(missing)}")
@@ -92,16 +94,25 @@ class TokenSource:
     service account itself (a shared drive or folder shared with it). ``token_uri`` overrides the
     key's (tests, private endpoints). ``section`` names the config table in messages."""
 
-    def __init__(self, info: dict[str, Any], *, token_uri: str | None = None, section: str = "gmail",
-                 clock: Clock = time.monotonic, ca_bundle: str | None = None) -> None:
+    def __init__(
+        self,
+        info: dict[str, Any],
+        *,
+        token_uri: str | None = None,
+        section: str = "gmail",
+        clock: Clock = time.monotonic,
+        ca_bundle: str | None = None,
+    ) -> None:
         from google.auth.transport.requests import Request
         from google.oauth2 import service_account
 
         try:
             creds = service_account.Credentials.from_service_account_info(info)
         except (ValueError, TypeError) as err:
-            raise CredentialsError(f"{section}: the service account key's private_key cannot be read "
-                                   f"({type(err).__name__}); download a new JSON key") from None
+            raise CredentialsError(
+                f"{section}: the service account key's private_key cannot be read "
+                f"({type(err).__name__}); download a new JSON key"
+            ) from None
         self._base = creds.with_token_uri(token_uri) if token_uri else creds
         self.client_email = str(info["client_email"])
         self.client_id = str(info["client_id"])
@@ -141,8 +152,9 @@ class TokenSource:
             expiry = creds.expiry  # naive UTC (google-auth's convention)
             lifetime = 3600.0 if expiry is None else (expiry.replace(tzinfo=UTC) - datetime.now(UTC)).total_seconds()
             self._cache[key] = _Cached(str(creds.token), self._clock() + lifetime)
-            log.info("minted a Google token for %s, scope %s (valid %.0f s)", subject or self.client_email, scope,
-                     lifetime)
+            log.info(
+                "minted a Google token for %s, scope %s (valid %.0f s)", subject or self.client_email, scope, lifetime
+            )
             return str(creds.token)
 
     def _refresh(self, creds: Any, scope: str, subject: str | None) -> None:
@@ -154,8 +166,9 @@ class TokenSource:
         except exceptions.RefreshError as err:
             raise self._refused(err, scope, subject) from None
         except exceptions.TransportError as err:
-            raise GoogleUnavailable(f"the Google token endpoint did not answer ({type(err).__name__}); "
-                                    "tried again later") from None
+            raise GoogleUnavailable(
+                f"the Google token endpoint did not answer ({type(err).__name__}); tried again later"
+            ) from None
 
     def _refused(self, err: Any, scope: str, subject: str | None) -> Exception:
         data = err.args[1] if len(err.args) > 1 and isinstance(err.args[1], dict) else {}
@@ -165,20 +178,26 @@ class TokenSource:
         if code == "unauthorized_client":
             return PermanentError(
                 f"{self.section}: Google refused a token as {who} (unauthorized_client): in {DELEGATION_HELP}, add "
-                f"client ID {self.client_id} with scopes {','.join(self._scopes_for_help(scope))}")
+                f"client ID {self.client_id} with scopes {','.join(self._scopes_for_help(scope))}"
+            )
         if code == "invalid_grant" and "signature" in desc.lower():
             return PermanentError(
                 f"{self.section}: Google refused the service account key {self.key_id[:8]} (invalid_grant: Invalid "
                 f"JWT Signature): it was deleted or is not {self.client_email}'s; create a new JSON key in the Cloud "
-                f"console and set {self.section}.credentials_file to it")
+                f"console and set {self.section}.credentials_file to it"
+            )
         if code == "invalid_grant" and ("email" in desc.lower() or "user" in desc.lower()):
-            return PermanentError(f"{self.section}: {who} is not a user of the Workspace domain ({text}): set "
-                                  f"{'gmail.sender' if self.section == 'gmail' else 'gdrive.subject'} "
-                                  "to an existing user")
+            return PermanentError(
+                f"{self.section}: {who} is not a user of the Workspace domain ({text}): set "
+                f"{'gmail.sender' if self.section == 'gmail' else 'gdrive.subject'} "
+                "to an existing user"
+            )
         if getattr(err, "retryable", False):
             return GoogleUnavailable(f"{self.section}: the Google token endpoint failed ({text}); tried again later")
-        return PermanentError(f"{self.section}: Google refused a token as {who} for {scope} ({text}): check the "
-                              "service account key and its domain-wide delegation")
+        return PermanentError(
+            f"{self.section}: Google refused a token as {who} for {scope} ({text}): check the "
+            "service account key and its domain-wide delegation"
+        )
 
     def _scopes_for_help(self, scope: str) -> list[str]:
         return list(GMAIL_SCOPES) if scope in GMAIL_SCOPES else [scope]

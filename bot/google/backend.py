@@ -54,12 +54,21 @@ class GoogleDelivery:
     One :class:`TokenSource` per service account (shared when ``[gdrive]`` has no credentials of
     its own), so tokens are cached across both steps and every delivery of the process."""
 
-    def __init__(self, config: Config, *, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, client: httpx.AsyncClient | None = None,
-                 settle_delay: float = 5.0, chunk: int | None = None, max_attempts: int = 5) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        client: httpx.AsyncClient | None = None,
+        settle_delay: float = 5.0,
+        chunk: int | None = None,
+        max_attempts: int = 5,
+    ) -> None:
         self.config = config
-        self.client = client or httpx.AsyncClient(timeout=httpx.Timeout(120.0, connect=15.0),
-                                                  verify=config.gmail.ca_bundle or config.gdrive.ca_bundle or True)
+        self.client = client or httpx.AsyncClient(
+            timeout=httpx.Timeout(120.0, connect=15.0), verify=config.gmail.ca_bundle or config.gdrive.ca_bundle or True
+        )
         self._own_client = client is None
         self.sources: list[TokenSource] = []
         self.gmail: GmailSender | None = None
@@ -68,31 +77,57 @@ class GoogleDelivery:
         gmail_info = _credentials("gmail", g)
         gmail_tokens: TokenSource | None = None
         if config.delivery.email == "gmail" and gmail_info is not None:
-            gmail_tokens = TokenSource(gmail_info, token_uri=g.token_uri or None, section="gmail", clock=clock,
-                                       ca_bundle=g.ca_bundle or None)
+            gmail_tokens = TokenSource(
+                gmail_info, token_uri=g.token_uri or None, section="gmail", clock=clock, ca_bundle=g.ca_bundle or None
+            )
             self.sources.append(gmail_tokens)
             http = GoogleHttp(gmail_tokens, g.sender, client=self.client, sleep=sleep, max_attempts=max_attempts)
-            self.gmail = GmailSender(config, http, sender=g.sender, base_url=g.base_url or GMAIL_API,
-                                     upload_url=g.upload_url or None, sleep=sleep, settle_delay=settle_delay,
-                                     chunk=chunk)
+            self.gmail = GmailSender(
+                config,
+                http,
+                sender=g.sender,
+                base_url=g.base_url or GMAIL_API,
+                upload_url=g.upload_url or None,
+                sleep=sleep,
+                settle_delay=settle_delay,
+                chunk=chunk,
+            )
         if config.delivery.archive == "gdrive":
             drive_info = _credentials("gdrive", d)
             if drive_info is not None:
-                drive_tokens = TokenSource(drive_info, token_uri=d.token_uri or g.token_uri or None, section="gdrive",
-                                           clock=clock, ca_bundle=d.ca_bundle or None)
+                drive_tokens = TokenSource(
+                    drive_info,
+                    token_uri=d.token_uri or g.token_uri or None,
+                    section="gdrive",
+                    clock=clock,
+                    ca_bundle=d.ca_bundle or None,
+                )
                 self.sources.append(drive_tokens)
             elif gmail_tokens is not None and not d.token_uri:
                 drive_tokens = gmail_tokens
             else:
                 assert gmail_info is not None, "checked by the configuration"  # noqa: S101
-                drive_tokens = TokenSource(gmail_info, token_uri=d.token_uri or g.token_uri or None, section="gdrive",
-                                           clock=clock, ca_bundle=g.ca_bundle or None)
+                drive_tokens = TokenSource(
+                    gmail_info,
+                    token_uri=d.token_uri or g.token_uri or None,
+                    section="gdrive",
+                    clock=clock,
+                    ca_bundle=g.ca_bundle or None,
+                )
                 self.sources.append(drive_tokens)
-            http = GoogleHttp(drive_tokens, d.subject or None, client=self.client, sleep=sleep,
-                              max_attempts=max_attempts)
-            self.drive = DriveArchiver(config, http, root_folder_id=d.root_folder_id, shared_drive_id=d.shared_drive_id,
-                                       base_url=d.base_url or DRIVE_API, upload_url=d.upload_url or None, chunk=chunk,
-                                       principal=d.subject or drive_tokens.client_email)
+            http = GoogleHttp(
+                drive_tokens, d.subject or None, client=self.client, sleep=sleep, max_attempts=max_attempts
+            )
+            self.drive = DriveArchiver(
+                config,
+                http,
+                root_folder_id=d.root_folder_id,
+                shared_drive_id=d.shared_drive_id,
+                base_url=d.base_url or DRIVE_API,
+                upload_url=d.upload_url or None,
+                chunk=chunk,
+                principal=d.subject or drive_tokens.client_email,
+            )
 
     @property
     def token_requests(self) -> list[tuple[str | None, str]]:
@@ -113,8 +148,9 @@ class GoogleDelivery:
             await self.client.aclose()
 
 
-def routed_backend(config: Config, base: Any, outbox_root: Path,
-                   closers: list[Callable[[], Awaitable[None]]]) -> DeliveryBackend:
+def routed_backend(
+    config: Config, base: Any, outbox_root: Path, closers: list[Callable[[], Awaitable[None]]]
+) -> DeliveryBackend:
     """``base`` with the ``[delivery]`` choices applied (see :func:`route`): the Google backend
     built when a step is ``gmail`` / ``gdrive`` (its ``aclose`` appended to ``closers``), an
     outbox under ``outbox_root`` for an ``outbox`` step."""

@@ -43,14 +43,16 @@ async def check_google(config: Config) -> list[str]:
     try:
         if google.gmail is not None:
             g = google.gmail
-            lines.extend(await _probe("gmail", lambda scope: g.http.tokens.token(scope, g.sender), GMAIL_SCOPES,
-                                      g.sender))
+            lines.extend(
+                await _probe("gmail", lambda scope: g.http.tokens.token(scope, g.sender), GMAIL_SCOPES, g.sender)
+            )
             if not any(line.startswith("error") for line in lines):
                 lines.append(await _line("gmail", g.check_profile()))
         if google.drive is not None:
             d = google.drive
-            probed = await _probe("gdrive", lambda scope: d.http.tokens.token(scope, d.http.subject), (SCOPE_DRIVE,),
-                                  d.principal)
+            probed = await _probe(
+                "gdrive", lambda scope: d.http.tokens.token(scope, d.http.subject), (SCOPE_DRIVE,), d.principal
+            )
             lines.extend(probed)
             if not any(line.startswith("error") for line in probed):
                 lines.append(await _line("gdrive", d.check_root()))

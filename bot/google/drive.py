@@ -55,9 +55,18 @@ def folder_parts(folder: str, key: str) -> list[str]:
 class DriveArchiver:
     """The archive step over Drive v3. ``http`` signs as ``[gdrive] subject`` (or the service account)."""
 
-    def __init__(self, config: Config, http: GoogleHttp, *, root_folder_id: str = "", shared_drive_id: str = "",
-                 base_url: str = DRIVE_API, upload_url: str | None = None, chunk: int | None = None,
-                 principal: str = "") -> None:
+    def __init__(
+        self,
+        config: Config,
+        http: GoogleHttp,
+        *,
+        root_folder_id: str = "",
+        shared_drive_id: str = "",
+        base_url: str = DRIVE_API,
+        upload_url: str | None = None,
+        chunk: int | None = None,
+        principal: str = "",
+    ) -> None:
         if bool(root_folder_id) == bool(shared_drive_id):
             raise ValueError("give exactly one of root_folder_id and shared_drive_id")
         self.config, self.http = config, http
@@ -90,27 +99,37 @@ class DriveArchiver:
         written in, and its children can be listed. Returns what was found."""
         try:
             if self.shared_drive:
-                resp = await self.http.send("GET", f"{self.base}/drive/v3/drives/{self.root}", SCOPE_DRIVE,
-                                            what="the archive shared drive", params={"fields": "id,name,capabilities"})
+                resp = await self.http.send(
+                    "GET",
+                    f"{self.base}/drive/v3/drives/{self.root}",
+                    SCOPE_DRIVE,
+                    what="the archive shared drive",
+                    params={"fields": "id,name,capabilities"},
+                )
                 root = resp.json()
                 kind = "shared drive"
             else:
-                resp = await self.http.send("GET", f"{self.base}/drive/v3/files/{self.root}", SCOPE_DRIVE,
-                                            what="the archive folder",
-                                            params={"supportsAllDrives": "true",
-                                                    "fields": "id,name,mimeType,capabilities"})
+                resp = await self.http.send(
+                    "GET",
+                    f"{self.base}/drive/v3/files/{self.root}",
+                    SCOPE_DRIVE,
+                    what="the archive folder",
+                    params={"supportsAllDrives": "true", "fields": "id,name,mimeType,capabilities"},
+                )
                 root = resp.json()
                 kind = "folder"
                 if root.get("mimeType") != FOLDER:
                     raise PermanentError(f"gdrive.root_folder_id: {self.root} ({root.get('name')}) is not a folder")
             if not (root.get("capabilities") or {}).get("canAddChildren"):
                 raise ApiError(403, "insufficientFilePermissions", "capabilities.canAddChildren is false")
-            children = await self._list(f"{q_string(self.root)} in parents and trashed = false", "id",
-                                        "the archive root")
+            children = await self._list(
+                f"{q_string(self.root)} in parents and trashed = false", "id", "the archive root"
+            )
         except ApiError as err:
             raise PermanentError(self._explain(err, "the archive root")) from err
-        return (f"{kind} {root.get('name')!r} ({self.root}) may be written by {self.principal}; "
-                f"{len(children)} items in it")
+        return (
+            f"{kind} {root.get('name')!r} ({self.root}) may be written by {self.principal}; {len(children)} items in it"
+        )
 
     # -- look-ups -------------------------------------------------------------------------------
     def _drive_params(self) -> dict[str, str]:
@@ -123,8 +142,13 @@ class DriveArchiver:
         out: list[dict[str, Any]] = []
         token: str | None = None
         for _ in range(100):
-            params = {**self._drive_params(), "q": q, "fields": f"nextPageToken,files({fields})", "pageSize": "100",
-                      "orderBy": "createdTime"}
+            params = {
+                **self._drive_params(),
+                "q": q,
+                "fields": f"nextPageToken,files({fields})",
+                "pageSize": "100",
+                "orderBy": "createdTime",
+            }
             if token:
                 params["pageToken"] = token
             resp = await self.http.send("GET", f"{self.base}/drive/v3/files", SCOPE_DRIVE, what=what, params=params)
@@ -147,10 +171,14 @@ class DriveArchiver:
         folder_id = await self._find_folder(parent, name)
         if folder_id is None:
             created = await self.http.send(
-                "POST", f"{self.base}/drive/v3/files", SCOPE_DRIVE, what=f"create folder {'/'.join(path)}",
+                "POST",
+                f"{self.base}/drive/v3/files",
+                SCOPE_DRIVE,
+                what=f"create folder {'/'.join(path)}",
                 params={"supportsAllDrives": "true", "fields": "id"},
                 json={"name": name, "mimeType": FOLDER, "parents": [parent]},
-                recheck=lambda: self._find_folder(parent, name))
+                recheck=lambda: self._find_folder(parent, name),
+            )
             folder_id = created if isinstance(created, str) else created.json()["id"]
         self._folders[path] = str(folder_id)
         return str(folder_id)
@@ -176,10 +204,14 @@ class DriveArchiver:
             return found, " (already archived)"
         item = await self._update(found["id"], data, key)
         if not same_key:
-            meta = await self.http.send("PATCH", f"{self.base}/drive/v3/files/{found['id']}", SCOPE_DRIVE,
-                                        what=f"mark {name} with {key}",
-                                        params={"supportsAllDrives": "true", "fields": FILE_FIELDS},
-                                        json={"appProperties": {DELIVERY_PROPERTY: key}})
+            meta = await self.http.send(
+                "PATCH",
+                f"{self.base}/drive/v3/files/{found['id']}",
+                SCOPE_DRIVE,
+                what=f"mark {name} with {key}",
+                params={"supportsAllDrives": "true", "fields": FILE_FIELDS},
+                json={"appProperties": {DELIVERY_PROPERTY: key}},
+            )
             item = meta.json()
         return item, " (a new revision of the same file)"
 
@@ -189,30 +221,58 @@ class DriveArchiver:
         url = f"{self.upload_base}/upload/drive/v3/files"
         if len(data) <= MULTIPART_MAX:
             boundary = "reportbot-" + secrets.token_hex(12)
-            body = (f"--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n{json.dumps(meta)}\r\n"
-                    f"--{boundary}\r\nContent-Type: {PDF}\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
-            result = await self.http.send("POST", url, SCOPE_DRIVE, what=f"upload of {name}",
-                                          params={**params, "uploadType": "multipart"}, content=body,
-                                          headers={"Content-Type": f'multipart/related; boundary="{boundary}"'},
-                                          recheck=lambda: self.find_by_key(key))
+            body = (
+                (
+                    f"--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n{json.dumps(meta)}\r\n"
+                    f"--{boundary}\r\nContent-Type: {PDF}\r\n\r\n"
+                ).encode()
+                + data
+                + f"\r\n--{boundary}--\r\n".encode()
+            )
+            result = await self.http.send(
+                "POST",
+                url,
+                SCOPE_DRIVE,
+                what=f"upload of {name}",
+                params={**params, "uploadType": "multipart"},
+                content=body,
+                headers={"Content-Type": f'multipart/related; boundary="{boundary}"'},
+                recheck=lambda: self.find_by_key(key),
+            )
             return result if isinstance(result, dict) else result.json()
         started = await self.http.send(
-            "POST", url, SCOPE_DRIVE, what=f"upload session for {name}", params={**params, "uploadType": "resumable"},
-            json=meta, headers={"X-Upload-Content-Type": PDF, "X-Upload-Content-Length": str(len(data))})
+            "POST",
+            url,
+            SCOPE_DRIVE,
+            what=f"upload session for {name}",
+            params={**params, "uploadType": "resumable"},
+            json=meta,
+            headers={"X-Upload-Content-Type": PDF, "X-Upload-Content-Length": str(len(data))},
+        )
         return await self._upload(started, data, name)
 
     async def _update(self, file_id: str, data: bytes, key: str) -> dict[str, Any]:
         params = {"supportsAllDrives": "true", "fields": FILE_FIELDS}
         url = f"{self.upload_base}/upload/drive/v3/files/{file_id}"
         if len(data) <= MULTIPART_MAX:  # a media update is idempotent: the same bytes again are harmless
-            resp = await self.http.send("PATCH", url, SCOPE_DRIVE, what=f"update of {file_id}",
-                                        params={**params, "uploadType": "media"}, content=data,
-                                        headers={"Content-Type": PDF})
+            resp = await self.http.send(
+                "PATCH",
+                url,
+                SCOPE_DRIVE,
+                what=f"update of {file_id}",
+                params={**params, "uploadType": "media"},
+                content=data,
+                headers={"Content-Type": PDF},
+            )
             return resp.json()  # type: ignore[no-any-return]
         started = await self.http.send(
-            "PATCH", url, SCOPE_DRIVE, what=f"update session for {file_id}",
+            "PATCH",
+            url,
+            SCOPE_DRIVE,
+            what=f"update session for {file_id}",
             params={**params, "uploadType": "resumable"},
-            headers={"X-Upload-Content-Type": PDF, "X-Upload-Content-Length": str(len(data))})
+            headers={"X-Upload-Content-Type": PDF, "X-Upload-Content-Length": str(len(data))},
+        )
         return await self._upload(started, data, file_id)
 
     async def _upload(self, started: Any, data: bytes, what: str) -> dict[str, Any]:
@@ -224,18 +284,29 @@ class DriveArchiver:
     # -- errors ---------------------------------------------------------------------------------
     def _explain(self, err: ApiError, where: str) -> str:
         who = self.principal or "the service account"
-        root = (f"shared drive {self.root} (gdrive.shared_drive_id)" if self.shared_drive
-                else f"folder {self.root} (gdrive.root_folder_id)")
+        root = (
+            f"shared drive {self.root} (gdrive.shared_drive_id)"
+            if self.shared_drive
+            else f"folder {self.root} (gdrive.root_folder_id)"
+        )
         if err.status == 404 and err.reason == "notFound":
-            return (f"Drive, {where}: {who} cannot see the {root} ({err.message}): share it with {who} as "
-                    f"{'Content manager' if self.shared_drive else 'Editor'}, or correct the id")
+            return (
+                f"Drive, {where}: {who} cannot see the {root} ({err.message}): share it with {who} as "
+                f"{'Content manager' if self.shared_drive else 'Editor'}, or correct the id"
+            )
         if err.status == 403 and err.reason in ("insufficientFilePermissions", "forbidden", "cannotAddParent"):
-            return (f"Drive, {where}: {who} may not write in the {root} ({err.message}): give {who} "
-                    f"{'Content manager' if self.shared_drive else 'Editor'} access there")
+            return (
+                f"Drive, {where}: {who} may not write in the {root} ({err.message}): give {who} "
+                f"{'Content manager' if self.shared_drive else 'Editor'} access there"
+            )
         if err.status == 403 and err.reason == "insufficientPermissions":
-            return (f"Drive, {where}: the token lacks the drive scope ({err.message}): grant "
-                    f"{SCOPE_DRIVE} to the service account's client ID in the Admin console (domain-wide delegation)")
+            return (
+                f"Drive, {where}: the token lacks the drive scope ({err.message}): grant "
+                f"{SCOPE_DRIVE} to the service account's client ID in the Admin console (domain-wide delegation)"
+            )
         if err.status == 403 and err.reason == "storageQuotaExceeded":
-            return (f"Drive, {where}: {who} has no Drive storage ({err.message}): use a shared drive "
-                    "(gdrive.shared_drive_id) or a gdrive.subject with storage")
+            return (
+                f"Drive, {where}: {who} has no Drive storage ({err.message}): use a shared drive "
+                "(gdrive.shared_drive_id) or a gdrive.subject with storage"
+            )
         return f"Drive, {where}: {err}"

@@ -65,9 +65,19 @@ def build_message(config: Config, parcel: Parcel, key: str, sender: str) -> Emai
 class GmailSender:
     """The email step over the Gmail API. ``http`` signs as the sender (``subject``)."""
 
-    def __init__(self, config: Config, http: GoogleHttp, *, sender: str, base_url: str = GMAIL_API,
-                 upload_url: str | None = None, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 settle_checks: int = 3, settle_delay: float = 5.0, chunk: int | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        http: GoogleHttp,
+        *,
+        sender: str,
+        base_url: str = GMAIL_API,
+        upload_url: str | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        settle_checks: int = 3,
+        settle_delay: float = 5.0,
+        chunk: int | None = None,
+    ) -> None:
         self.config, self.http, self.sender = config, http, sender
         self.base = base_url.rstrip("/")
         self.upload_base = (upload_url or base_url).rstrip("/")
@@ -97,8 +107,9 @@ class GmailSender:
     async def check_profile(self) -> str:
         """``config check``: the sender's profile (readable with the look-up scope)."""
         try:
-            resp = await self.http.send("GET", f"{self.base}/gmail/v1/users/me/profile", SCOPE_GMAIL_READONLY,
-                                        what="the sender's profile")
+            resp = await self.http.send(
+                "GET", f"{self.base}/gmail/v1/users/me/profile", SCOPE_GMAIL_READONLY, what="the sender's profile"
+            )
         except ApiError as err:
             raise PermanentError(f"gmail: the profile of {self.sender}: {err}{_hint(err)}") from err
         profile = resp.json()
@@ -106,9 +117,13 @@ class GmailSender:
 
     async def find(self, mid: str) -> dict[str, Any] | None:
         """The sender's message with this ``Message-ID``, anywhere in the mailbox (or None)."""
-        resp = await self.http.send("GET", f"{self.base}/gmail/v1/users/me/messages", SCOPE_GMAIL_READONLY,
-                                    what=f"look-up of {mid}", params={"q": f"rfc822msgid:{mid}",
-                                                                       "includeSpamTrash": "true"})
+        resp = await self.http.send(
+            "GET",
+            f"{self.base}/gmail/v1/users/me/messages",
+            SCOPE_GMAIL_READONLY,
+            what=f"look-up of {mid}",
+            params={"q": f"rfc822msgid:{mid}", "includeSpamTrash": "true"},
+        )
         messages = resp.json().get("messages") or []
         return messages[0] if messages else None
 
@@ -124,15 +139,26 @@ class GmailSender:
 
     async def _send_simple(self, raw: bytes, mid: str, key: str) -> dict[str, Any]:
         body = {"raw": base64.urlsafe_b64encode(raw).decode().rstrip("=")}
-        result = await self.http.send("POST", f"{self.base}/gmail/v1/users/me/messages/send", SCOPE_GMAIL_SEND,
-                                      what=f"send of {key}", json=body, recheck=lambda: self._settled_find(mid))
+        result = await self.http.send(
+            "POST",
+            f"{self.base}/gmail/v1/users/me/messages/send",
+            SCOPE_GMAIL_SEND,
+            what=f"send of {key}",
+            json=body,
+            recheck=lambda: self._settled_find(mid),
+        )
         return result if isinstance(result, dict) else result.json()
 
     async def _send_resumable(self, raw: bytes, mid: str, key: str) -> dict[str, Any]:
         started = await self.http.send(
-            "POST", f"{self.upload_base}/upload/gmail/v1/users/me/messages/send", SCOPE_GMAIL_SEND,
-            what=f"upload session for {key}", params={"uploadType": "resumable"}, json={},
-            headers={"X-Upload-Content-Type": "message/rfc822", "X-Upload-Content-Length": str(len(raw))})
+            "POST",
+            f"{self.upload_base}/upload/gmail/v1/users/me/messages/send",
+            SCOPE_GMAIL_SEND,
+            what=f"upload session for {key}",
+            params={"uploadType": "resumable"},
+            json={},
+            headers={"X-Upload-Content-Type": "message/rfc822", "X-Upload-Content-Length": str(len(raw))},
+        )
         session = started.headers.get("Location")
         if not session:
             raise PermanentError(f"Gmail's upload session for {key} came back without a Location")
@@ -145,8 +171,9 @@ class GmailSender:
 
 def _hint(err: ApiError) -> str:
     if err.status == 403 and err.reason in ("insufficientPermissions", "forbidden", "PERMISSION_DENIED"):
-        return (" (grant the gmail.send and gmail.readonly scopes to the service account's client ID in the "
-                "Admin console)")
+        return (
+            " (grant the gmail.send and gmail.readonly scopes to the service account's client ID in the Admin console)"
+        )
     if err.status == 400 and err.reason == "failedPrecondition":
         return " (the sender has no Gmail mailbox: give gmail.sender a licensed Workspace user)"
     return ""

@@ -79,9 +79,17 @@ def api_error(resp: httpx.Response) -> ApiError:
 class GoogleHttp:
     """An httpx client that signs each request with a token for ``scope`` as ``subject``."""
 
-    def __init__(self, tokens: TokenSource, subject: str | None, *, client: httpx.AsyncClient | None = None,
-                 sleep: Sleep = asyncio.sleep, max_attempts: int = 5, max_retry_after: float = 120.0,
-                 timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        tokens: TokenSource,
+        subject: str | None,
+        *,
+        client: httpx.AsyncClient | None = None,
+        sleep: Sleep = asyncio.sleep,
+        max_attempts: int = 5,
+        max_retry_after: float = 120.0,
+        timeout: float = 120.0,
+    ) -> None:
         self.tokens, self.subject = tokens, subject
         self.client = client or httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=15.0))
         self._own = client is None
@@ -92,8 +100,17 @@ class GoogleHttp:
         if self._own:
             await self.client.aclose()
 
-    async def send(self, method: str, url: str, scope: str, *, what: str, ok: tuple[int, ...] = (200,),
-                   recheck: Callable[[], Awaitable[Any]] | None = None, **kw: Any) -> httpx.Response | Any:
+    async def send(
+        self,
+        method: str,
+        url: str,
+        scope: str,
+        *,
+        what: str,
+        ok: tuple[int, ...] = (200,),
+        recheck: Callable[[], Awaitable[Any]] | None = None,
+        **kw: Any,
+    ) -> httpx.Response | Any:
         """The response (status in ``ok``), after retries; or ``recheck()``'s non-None answer when a
         failed attempt turns out to have taken effect."""
         attempt, renewed = 0, False
@@ -102,8 +119,9 @@ class GoogleHttp:
             attempt += 1
             token = await self.tokens.token(scope, self.subject)
             try:
-                resp = await self.client.request(method, url, headers={**extra, "Authorization": f"Bearer {token}"},
-                                                 **kw)
+                resp = await self.client.request(
+                    method, url, headers={**extra, "Authorization": f"Bearer {token}"}, **kw
+                )
             except httpx.TransportError as err:
                 if attempt >= self.max_attempts:
                     raise GoogleUnavailable(f"{what}: {type(err).__name__} after {attempt} attempts") from err
@@ -119,8 +137,10 @@ class GoogleHttp:
                     attempt -= 1
                     continue
                 if err.sending_limit:
-                    raise PermanentError(f"{what}: the sender reached Gmail's sending limit (2,000 messages a day "
-                                         f"for Workspace; {err.message}); deliver again after the reset") from err
+                    raise PermanentError(
+                        f"{what}: the sender reached Gmail's sending limit (2,000 messages a day "
+                        f"for Workspace; {err.message}); deliver again after the reset"
+                    ) from err
                 if not err.retryable:
                     raise err
                 if attempt >= self.max_attempts:
@@ -167,8 +187,9 @@ class ResumableUpload:
     asked (``Content-Range: bytes */TOTAL``) and the upload goes on from the server's offset. The
     session URI is the credential: no Authorization header is sent to it."""
 
-    def __init__(self, client: httpx.AsyncClient, *, sleep: Sleep = asyncio.sleep, max_failures: int = 5,
-                 chunk: int = CHUNK) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, *, sleep: Sleep = asyncio.sleep, max_failures: int = 5, chunk: int = CHUNK
+    ) -> None:
         if chunk % (256 * 1024):
             raise ValueError("the chunk size must be a multiple of 256 KiB")
         self.client, self._sleep, self.max_failures, self.chunk = client, sleep, max_failures, chunk
@@ -181,8 +202,11 @@ class ResumableUpload:
             end = min(offset + self.chunk, total)
             try:
                 self.chunks_sent += 1
-                resp = await self.client.put(session, content=data[offset:end], headers={
-                    "Content-Range": f"bytes {offset}-{end - 1}/{total}", "Content-Type": content_type})
+                resp = await self.client.put(
+                    session,
+                    content=data[offset:end],
+                    headers={"Content-Range": f"bytes {offset}-{end - 1}/{total}", "Content-Type": content_type},
+                )
             except httpx.TransportError as err:
                 failures += 1
                 if failures >= self.max_failures:

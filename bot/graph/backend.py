@@ -62,13 +62,27 @@ class GraphBackend:
     run after the upload and the tab (idempotent on ``key``); None leaves the post to the caller.
     """
 
-    def __init__(self, config: Config, credential: Any = None, *, graph_client: GraphServiceClient | None = None,
-                 base_url: str | None = None, mailbox: str | None = None, site: str | None = None,
-                 library: str | None = None, channel_team: ChannelTeam | None = None, announce: Announce | None = None,
-                 upload_client: httpx.AsyncClient | None = None, clock: Clock = time.monotonic,
-                 sleep: Sleep = asyncio.sleep, max_attempts: int = 5, max_retry_after: float = 120.0,
-                 settle_checks: int = 3, settle_delay: float = 5.0,
-                 message_limiter: SlidingWindowLimiter | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        credential: Any = None,
+        *,
+        graph_client: GraphServiceClient | None = None,
+        base_url: str | None = None,
+        mailbox: str | None = None,
+        site: str | None = None,
+        library: str | None = None,
+        channel_team: ChannelTeam | None = None,
+        announce: Announce | None = None,
+        upload_client: httpx.AsyncClient | None = None,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        max_attempts: int = 5,
+        max_retry_after: float = 120.0,
+        settle_checks: int = 3,
+        settle_delay: float = 5.0,
+        message_limiter: SlidingWindowLimiter | None = None,
+    ) -> None:
         if (credential is None) == (graph_client is None):
             raise ValueError("give exactly one of credential and graph_client")
         self.config = config
@@ -83,13 +97,23 @@ class GraphBackend:
         self.client = graph_client
         self._uploads = upload_client or httpx.AsyncClient(timeout=httpx.Timeout(120.0, connect=15.0))
         self._own_uploads = upload_client is None
-        calls = GraphCalls(sleep=sleep, max_attempts=max_attempts, max_retry_after=max_retry_after,
-                           settle_checks=settle_checks, settle_delay=settle_delay)
+        calls = GraphCalls(
+            sleep=sleep,
+            max_attempts=max_attempts,
+            max_retry_after=max_retry_after,
+            settle_checks=settle_checks,
+            settle_delay=settle_delay,
+        )
         uploads = UploadSessions(self._uploads, calls)
         self.mail = Mail(
-            self.client, calls, uploads, config, mailbox=self.mailbox,
+            self.client,
+            calls,
+            uploads,
+            config,
+            mailbox=self.mailbox,
             messages=message_limiter or SlidingWindowLimiter(MESSAGES_PER_MINUTE, 60.0, clock=clock, sleep=sleep),
-            upload_bytes=SlidingWindowLimiter(UPLOAD_BYTES_PER_5_MIN, 300.0, clock=clock, sleep=sleep))
+            upload_bytes=SlidingWindowLimiter(UPLOAD_BYTES_PER_5_MIN, 300.0, clock=clock, sleep=sleep),
+        )
         self.drives = Drives(self.client, calls, uploads, base_url=self.base_url, site=self.site, library=self.library)
         self.channels = Channels(self.client, calls, base_url=self.base_url, channel_team=channel_team)
 
@@ -174,4 +198,5 @@ class GraphBackend:
             raise PermanentError(f"customer {parcel.code} is not configured") from err
         if parcel.customer != configured or parcel.customer.code != parcel.code:
             raise PermanentError(
-                f"the delivery of {parcel.code} carries another customer's entry ({parcel.customer.code})")
+                f"the delivery of {parcel.code} carries another customer's entry ({parcel.customer.code})"
+            )

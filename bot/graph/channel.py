@@ -21,8 +21,9 @@ from bot.graph.client import BUILDERS, GraphCalls, GraphUnavailable, values
 from reporting.config import CustomerConfig
 
 _TabsQuery = BUILDERS["teams.item.channels.item.tabs.tabs"].TabsRequestBuilder.TabsRequestBuilderGetQueryParameters
-_ChannelMessagesQuery = (BUILDERS["teams.item.channels.item.messages.messages"]
-                         .MessagesRequestBuilder.MessagesRequestBuilderGetQueryParameters)
+_ChannelMessagesQuery = BUILDERS[
+    "teams.item.channels.item.messages.messages"
+].MessagesRequestBuilder.MessagesRequestBuilderGetQueryParameters
 
 TAB_NAME = "Weekly report"
 WEBSITE_TAB_APP = "com.microsoft.teamspace.tab.web"
@@ -37,8 +38,9 @@ class Channels:
     -> team id`` (or an awaitable of it): Graph addresses a channel through its team, which the
     configuration may not hold; None, or an empty answer, is a PermanentError."""
 
-    def __init__(self, client: GraphServiceClient, calls: GraphCalls, *, base_url: str,
-                 channel_team: ChannelTeam | None) -> None:
+    def __init__(
+        self, client: GraphServiceClient, calls: GraphCalls, *, base_url: str, channel_team: ChannelTeam | None
+    ) -> None:
         self.client, self.calls, self.base_url = client, calls, base_url
         self.channel_team = channel_team
 
@@ -66,8 +68,10 @@ class Channels:
         params = _TabsQuery(expand=["teamsApp"])
 
         async def find() -> TeamsTab | None:
-            page = await self.calls.call(f"tabs of {channel}", lambda: tabs_api.get(
-                request_configuration=RequestConfiguration(query_parameters=params)))
+            page = await self.calls.call(
+                f"tabs of {channel}",
+                lambda: tabs_api.get(request_configuration=RequestConfiguration(query_parameters=params)),
+            )
             for tab in page.value if page and page.value else []:
                 if tab.display_name == TAB_NAME and tab.teams_app is not None and tab.teams_app.id == WEBSITE_TAB_APP:
                     return tab
@@ -76,10 +80,14 @@ class Channels:
         config = TeamsTabConfiguration(content_url=url, website_url=url)
         tab = await find()
         if tab is None:
-            new = TeamsTab(display_name=TAB_NAME, configuration=config, additional_data={
-                "teamsApp@odata.bind": f"{self.base_url}/appCatalogs/teamsApps/{WEBSITE_TAB_APP}"})
-            created = await self.calls.call(f"create the {TAB_NAME} tab in {channel}", lambda: tabs_api.post(new),
-                                            recheck=find)
+            new = TeamsTab(
+                display_name=TAB_NAME,
+                configuration=config,
+                additional_data={"teamsApp@odata.bind": f"{self.base_url}/appCatalogs/teamsApps/{WEBSITE_TAB_APP}"},
+            )
+            created = await self.calls.call(
+                f"create the {TAB_NAME} tab in {channel}", lambda: tabs_api.post(new), recheck=find
+            )
             if created is not None and created.configuration is not None and created.configuration.content_url == url:
                 return "created"
             tab = created
@@ -88,8 +96,10 @@ class Channels:
         if tab.configuration is not None and tab.configuration.content_url == url:
             return "already points at it"
         tab_id = tab.id
-        await self.calls.call(f"update the {TAB_NAME} tab in {channel}", lambda: tabs_api.by_teams_tab_id(tab_id).patch(
-            TeamsTab(display_name=TAB_NAME, configuration=config)))
+        await self.calls.call(
+            f"update the {TAB_NAME} tab in {channel}",
+            lambda: tabs_api.by_teams_tab_id(tab_id).patch(TeamsTab(display_name=TAB_NAME, configuration=config)),
+        )
         return "updated"
 
     async def find_post(self, parcel: Parcel, key: str, since: datetime, *, app_id: str = "") -> str | None:
@@ -101,8 +111,10 @@ class Channels:
         messages_api = self.client.teams.by_team_id(team).channels.by_channel_id(channel).messages
         params = _ChannelMessagesQuery(top=CHANNEL_PAGE)
         horizon = since - timedelta(minutes=10)
-        page = await self.calls.call(f"messages of {channel}", lambda: messages_api.get(
-            request_configuration=RequestConfiguration(query_parameters=params)))
+        page = await self.calls.call(
+            f"messages of {channel}",
+            lambda: messages_api.get(request_configuration=RequestConfiguration(query_parameters=params)),
+        )
         for _ in range(CHANNEL_PAGES):
             newest: datetime | None = None
             for message in values(page):
@@ -125,5 +137,8 @@ def carries(message: Any, key: str, app_id: str) -> bool:
     if sender is None or (app_id and sender.id != app_id):
         return False
     needle = json.dumps(key)  # the key as a JSON string: "id": "reportbot:...:channel"
-    return any(a.content and needle in a.content for a in message.attachments or []
-               if (a.content_type or "").lower() == "application/vnd.microsoft.card.adaptive")
+    return any(
+        a.content and needle in a.content
+        for a in message.attachments or []
+        if (a.content_type or "").lower() == "application/vnd.microsoft.card.adaptive"
+    )

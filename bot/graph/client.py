@@ -55,23 +55,43 @@ def _import_builders_quietly() -> dict[str, ModuleType]:
     ones this package's calls go through now, with just those warnings silenced, so neither the
     service nor the test suite (warnings are errors there) meets them. A builder missing here
     shows up as a DeprecationWarning in tests/bot/test_graph_delivery.py."""
-    names = ["kiota_abstractions.default_query_parameters"] + [f"msgraph.generated.{m}_request_builder" for m in (
-        "users.users", "users.item.user_item", "users.item.send_mail.send_mail", "users.item.messages.messages",
-        "users.item.messages.item.message_item", "users.item.messages.item.send.send",
-        "users.item.messages.item.attachments.attachments",
-        "users.item.messages.item.attachments.create_upload_session.create_upload_session",
-        "sites.sites", "sites.item.site_item", "sites.item.drives.drives",
-        "drives.drives", "drives.item.drive_item", "drives.item.items.items", "drives.item.items.item.drive_item_item",
-        "drives.item.items.item.children.children", "drives.item.items.item.content.content",
-        "drives.item.items.item.create_upload_session.create_upload_session",
-        "teams.teams", "teams.item.team_item", "teams.item.channels.channels", "teams.item.channels.item.channel_item",
-        "teams.item.channels.item.files_folder.files_folder", "teams.item.channels.item.tabs.tabs",
-        "teams.item.channels.item.tabs.item.teams_tab_item", "teams.item.channels.item.messages.messages",
-    )]
+    names = ["kiota_abstractions.default_query_parameters"] + [
+        f"msgraph.generated.{m}_request_builder"
+        for m in (
+            "users.users",
+            "users.item.user_item",
+            "users.item.send_mail.send_mail",
+            "users.item.messages.messages",
+            "users.item.messages.item.message_item",
+            "users.item.messages.item.send.send",
+            "users.item.messages.item.attachments.attachments",
+            "users.item.messages.item.attachments.create_upload_session.create_upload_session",
+            "sites.sites",
+            "sites.item.site_item",
+            "sites.item.drives.drives",
+            "drives.drives",
+            "drives.item.drive_item",
+            "drives.item.items.items",
+            "drives.item.items.item.drive_item_item",
+            "drives.item.items.item.children.children",
+            "drives.item.items.item.content.content",
+            "drives.item.items.item.create_upload_session.create_upload_session",
+            "teams.teams",
+            "teams.item.team_item",
+            "teams.item.channels.channels",
+            "teams.item.channels.item.channel_item",
+            "teams.item.channels.item.files_folder.files_folder",
+            "teams.item.channels.item.tabs.tabs",
+            "teams.item.channels.item.tabs.item.teams_tab_item",
+            "teams.item.channels.item.messages.messages",
+        )
+    ]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"(msgraph|kiota_abstractions)\.")
-        return {name.removeprefix("msgraph.generated.").removesuffix("_request_builder"): importlib.import_module(name)
-                for name in names}
+        return {
+            name.removeprefix("msgraph.generated.").removesuffix("_request_builder"): importlib.import_module(name)
+            for name in names
+        }
 
 
 #: The request builder modules, by their path under ``msgraph.generated`` (e.g. ``"users.item.messages.messages"``).
@@ -109,8 +129,10 @@ class SlidingWindowLimiter:
                 await self._sleep(self._events[0][0] + self.window - now)
 
 
-def build_graph_client(credential: Any, base_url: str = DEFAULT_BASE_URL,
-                       ) -> tuple[GraphServiceClient, Callable[[], Awaitable[None]]]:
+def build_graph_client(
+    credential: Any,
+    base_url: str = DEFAULT_BASE_URL,
+) -> tuple[GraphServiceClient, Callable[[], Awaitable[None]]]:
     """A ``GraphServiceClient`` on ``base_url`` with msgraph's default middleware except retries
     (see the module docstring); the token goes to ``base_url``'s host only. ``credential``: any
     azure-identity async credential (or an object with ``async get_token(*scopes, **kw)``).
@@ -120,7 +142,8 @@ def build_graph_client(credential: Any, base_url: str = DEFAULT_BASE_URL,
     options[RetryHandlerOption.get_key()] = RetryHandlerOption(max_retries=0, should_retry=False)
     transport = httpx.AsyncHTTPTransport(http2=True)
     http = GraphClientFactory.create_with_default_middleware(
-        client=httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(100.0, connect=30.0)), options=options)
+        client=httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(100.0, connect=30.0)), options=options
+    )
     host = urlsplit(base_url).hostname or "graph.microsoft.com"
     adapter = GraphRequestAdapter(AzureIdentityAuthenticationProvider(credential, allowed_hosts=[host]), http)
     adapter.base_url = base_url.rstrip("/")
@@ -132,8 +155,14 @@ def build_graph_client(credential: Any, base_url: str = DEFAULT_BASE_URL,
     return GraphServiceClient(request_adapter=adapter), close
 
 
-def graph_credential(tenant_id: str, client_id: str = "", *, client_secret: str | None = None,
-                     certificate_path: str | None = None, managed_identity: bool = False) -> Any:
+def graph_credential(
+    tenant_id: str,
+    client_id: str = "",
+    *,
+    client_secret: str | None = None,
+    certificate_path: str | None = None,
+    managed_identity: bool = False,
+) -> Any:
     """The azure-identity (async) credential for the app: a client secret, a certificate (PEM or
     PKCS12 file), or the host's managed identity (``client_id`` picks a user-assigned one).
     The caller closes it (``await credential.close()``)."""
@@ -156,14 +185,22 @@ class GraphCalls:
     on (transient), ``settle_checks`` look-ups ``settle_delay`` apart after an ambiguous failure.
     Waits use the injected ``sleep``."""
 
-    def __init__(self, *, sleep: Sleep = asyncio.sleep, max_attempts: int = 5, max_retry_after: float = 120.0,
-                 settle_checks: int = 3, settle_delay: float = 5.0) -> None:
+    def __init__(
+        self,
+        *,
+        sleep: Sleep = asyncio.sleep,
+        max_attempts: int = 5,
+        max_retry_after: float = 120.0,
+        settle_checks: int = 3,
+        settle_delay: float = 5.0,
+    ) -> None:
         self.sleep = sleep
         self.max_attempts, self.max_retry_after = max_attempts, max_retry_after
         self.settle_checks, self.settle_delay = settle_checks, settle_delay
 
-    async def call(self, what: str, fn: Callable[[], Awaitable[T]],
-                   recheck: Callable[[], Awaitable[Any]] | None = None) -> Any:
+    async def call(
+        self, what: str, fn: Callable[[], Awaitable[T]], recheck: Callable[[], Awaitable[Any]] | None = None
+    ) -> Any:
         """``await fn()``, retrying 429/503/504 and connection failures after ``Retry-After`` (or
         a backoff). ``recheck`` (for requests that create something) runs before each repeat: a
         non-None result means the first attempt took effect after all, and is returned instead.
@@ -198,8 +235,9 @@ class GraphCalls:
     def delay(self, headers: Any, attempt: int, what: str) -> float:
         """How long to wait before attempt ``attempt + 1``: the response's ``Retry-After`` (the
         project's one parser, ``connectors.http.retry_after_seconds``), else a backoff."""
-        delay = retry_after_seconds(headers.get("Retry-After") or headers.get("retry-after"),
-                                    datetime.fromtimestamp(self._now_utc(), UTC))
+        delay = retry_after_seconds(
+            headers.get("Retry-After") or headers.get("retry-after"), datetime.fromtimestamp(self._now_utc(), UTC)
+        )
         if delay is None:
             return backoff(attempt)
         if delay > self.max_retry_after:
@@ -224,7 +262,7 @@ def translate(what: str, err: APIError) -> Exception:
 
 
 def backoff(attempt: int) -> float:
-    return min(60.0, 2.0 ** attempt)
+    return min(60.0, 2.0**attempt)
 
 
 def values(page: Any) -> list[Any]:

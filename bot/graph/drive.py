@@ -31,8 +31,16 @@ class Drives:
     (the by-name addresses are built from it). Folder ids and the library's drive id are
     remembered for the backend's lifetime."""
 
-    def __init__(self, client: GraphServiceClient, calls: GraphCalls, uploads: UploadSessions, *, base_url: str,
-                 site: str | None, library: str) -> None:
+    def __init__(
+        self,
+        client: GraphServiceClient,
+        calls: GraphCalls,
+        uploads: UploadSessions,
+        *,
+        base_url: str,
+        site: str | None,
+        library: str,
+    ) -> None:
         self.client, self.calls, self.uploads = client, calls, uploads
         self.base_url, self.site, self.library = base_url, site, library
         self._drive_id: str | None = None
@@ -80,8 +88,10 @@ class Drives:
     def _by_path(self, drive: str, parent: str, name: str, suffix: str = "") -> str:
         """``/drives/{d}/items/{parent-id}:/{name}:{suffix}`` — a child addressed by its parent's
         id and its own (quoted) name, never a path from the root (research §7/§8)."""
-        return (f"{self.base_url}/drives/{quote(drive, safe='!')}/items/{quote(parent, safe='')}"
-                f":/{quote(name, safe='')}:{suffix}")
+        return (
+            f"{self.base_url}/drives/{quote(drive, safe='!')}/items/{quote(parent, safe='')}"
+            f":/{quote(name, safe='')}:{suffix}"
+        )
 
     async def ensure_folder(self, drive: str, parent: str, parts: list[str]) -> str:
         """The id of folder ``parts`` (``parent`` holds ``parts[:-1]``), created when missing:
@@ -100,6 +110,7 @@ class Drives:
                     if err.response_status_code == 404:
                         return None
                     raise
+
             item = await self.calls.call(f"folder {path}", get)
             if item is None:
                 return None
@@ -130,12 +141,14 @@ class Drives:
             content = self._item(drive, parent).content.with_url(url)
             item = await self.calls.call(f"upload of {name}", lambda: content.put(data))
             return {"id": item.id, "webUrl": item.web_url} if item else {}
-        body = DriveUploadSessionBody(item=DriveItemUploadableProperties(
-            additional_data={"@microsoft.graph.conflictBehavior": "replace"}))
+        body = DriveUploadSessionBody(
+            item=DriveItemUploadableProperties(additional_data={"@microsoft.graph.conflictBehavior": "replace"})
+        )
         url = self._by_path(drive, parent, name, "/createUploadSession")
         item = self._item
-        session = await self.calls.call(f"upload session for {name}",
-                                        lambda: item(drive, parent).create_upload_session.with_url(url).post(body))
+        session = await self.calls.call(
+            f"upload session for {name}", lambda: item(drive, parent).create_upload_session.with_url(url).post(body)
+        )
         if session is None or not session.upload_url:
             raise GraphUnavailable(f"the upload session for {name} has no uploadUrl")
         return await self.uploads.put_ranges(session.upload_url, data, what=f"upload of {name}", limiter=None)

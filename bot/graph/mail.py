@@ -43,10 +43,12 @@ from reporting.config import Config
 
 log = logging.getLogger(__name__)
 
-_MessagesQuery = (BUILDERS["users.item.messages.messages"]
-                  .MessagesRequestBuilder.MessagesRequestBuilderGetQueryParameters)
-_AttachmentsQuery = (BUILDERS["users.item.messages.item.attachments.attachments"]
-                     .AttachmentsRequestBuilder.AttachmentsRequestBuilderGetQueryParameters)
+_MessagesQuery = BUILDERS[
+    "users.item.messages.messages"
+].MessagesRequestBuilder.MessagesRequestBuilderGetQueryParameters
+_AttachmentsQuery = BUILDERS[
+    "users.item.messages.item.attachments.attachments"
+].AttachmentsRequestBuilder.AttachmentsRequestBuilderGetQueryParameters
 
 #: A named MAPI String property in a GUID-named property set of our own; Exchange stores it
 #: on the message (Sent Items and Drafts keep it) and ``$filter`` can match it.
@@ -71,8 +73,17 @@ class Mail:
     attachment uploads (:data:`UPLOAD_BYTES_PER_5_MIN`); both are the mailbox's, shared by
     every send through this object."""
 
-    def __init__(self, client: GraphServiceClient, calls: GraphCalls, uploads: UploadSessions, config: Config, *,
-                 mailbox: str, messages: SlidingWindowLimiter, upload_bytes: SlidingWindowLimiter) -> None:
+    def __init__(
+        self,
+        client: GraphServiceClient,
+        calls: GraphCalls,
+        uploads: UploadSessions,
+        config: Config,
+        *,
+        mailbox: str,
+        messages: SlidingWindowLimiter,
+        upload_bytes: SlidingWindowLimiter,
+    ) -> None:
         self.client, self.calls, self.uploads, self.config = client, calls, uploads, config
         self.mailbox = mailbox
         self.messages, self.upload_bytes = messages, upload_bytes
@@ -102,18 +113,25 @@ class Mail:
         async with self._mailbox_slots:
             return await fn()
 
-    async def _mail(self, what: str, fn: Callable[[], Awaitable[Any]],
-                    recheck: Callable[[], Awaitable[Any]] | None = None) -> Any:
+    async def _mail(
+        self, what: str, fn: Callable[[], Awaitable[Any]], recheck: Callable[[], Awaitable[Any]] | None = None
+    ) -> Any:
         return await self.calls.call(what, lambda: self._in_mailbox(fn), recheck=recheck)
 
     async def _find_message(self, key: str) -> _Found | None:
         """The message carrying ``key``, anywhere in the mailbox (Drafts, Outbox, Sent Items, or
         wherever someone moved it); a sent one wins over a draft."""
         value = key.replace("'", "''")
-        query = RequestConfiguration(query_parameters=_MessagesQuery(
-            filter=(f"singleValueExtendedProperties/any(ep: ep/id eq '{DELIVERY_ID_PROPERTY}'"
-                    f" and ep/value eq '{value}')"),
-            select=["id", "isDraft", "webLink"], top=5))
+        query = RequestConfiguration(
+            query_parameters=_MessagesQuery(
+                filter=(
+                    f"singleValueExtendedProperties/any(ep: ep/id eq '{DELIVERY_ID_PROPERTY}'"
+                    f" and ep/value eq '{value}')"
+                ),
+                select=["id", "isDraft", "webLink"],
+                top=5,
+            )
+        )
         page = await self._mail(f"look-up of {key}", lambda: self._user().messages.get(request_configuration=query))
         found = [_Found(m.id, bool(m.is_draft), m.web_link) for m in values(page) if m.id]
         found.sort(key=lambda f: f.is_draft)
@@ -129,14 +147,23 @@ class Mail:
             body=ItemBody(content_type=BodyType.Html, content=cover_note(self.config, parcel)),
             to_recipients=[Recipient(email_address=EmailAddress(address=a)) for a in to.to],
             cc_recipients=[Recipient(email_address=EmailAddress(address=a)) for a in to.cc],
-            reply_to=([Recipient(email_address=EmailAddress(name=to.reply_to[0], address=to.reply_to[1]))]
-                      if to.reply_to else None),
+            reply_to=(
+                [Recipient(email_address=EmailAddress(name=to.reply_to[0], address=to.reply_to[1]))]
+                if to.reply_to
+                else None
+            ),
             single_value_extended_properties=[SingleValueLegacyExtendedProperty(id=DELIVERY_ID_PROPERTY, value=key)],
             internet_message_headers=[InternetMessageHeader(name=DELIVERY_ID_HEADER, value=key)],
         )
         if attach:
-            msg.attachments = [FileAttachment(odata_type="#microsoft.graph.fileAttachment", name=parcel.file_name,
-                                              content_type="application/pdf", content_bytes=parcel.pdf)]
+            msg.attachments = [
+                FileAttachment(
+                    odata_type="#microsoft.graph.fileAttachment",
+                    name=parcel.file_name,
+                    content_type="application/pdf",
+                    content_bytes=parcel.pdf,
+                )
+            ]
         return msg
 
     async def _send_inline(self, parcel: Parcel, key: str, to: Addressing) -> _Found | None:
@@ -156,8 +183,11 @@ class Mail:
         resumed = draft is not None
         if draft is None:
             draft_body = self._message(parcel, key, to, attach=False)
-            created = await self._mail(f"draft for {key}", lambda: self._user().messages.post(draft_body),
-                                       recheck=lambda: self._find_message(key))
+            created = await self._mail(
+                f"draft for {key}",
+                lambda: self._user().messages.post(draft_body),
+                recheck=lambda: self._find_message(key),
+            )
             if isinstance(created, _Found):
                 if not created.is_draft:
                     return created
@@ -168,15 +198,23 @@ class Mail:
                 draft = _Found(created.id, True, created.web_link)
         message = self._user().messages.by_message_id(draft.id)
         if not (resumed and await self._has_attachment(message, parcel.file_name)):
-            session_body = AttachmentUploadSessionBody(attachment_item=AttachmentItem(
-                attachment_type=AttachmentType.File, name=parcel.file_name, size=len(parcel.pdf),
-                content_type="application/pdf"))
-            session = await self._mail(f"attachment upload session for {key}",
-                                       lambda: message.attachments.create_upload_session.post(session_body))
+            session_body = AttachmentUploadSessionBody(
+                attachment_item=AttachmentItem(
+                    attachment_type=AttachmentType.File,
+                    name=parcel.file_name,
+                    size=len(parcel.pdf),
+                    content_type="application/pdf",
+                )
+            )
+            session = await self._mail(
+                f"attachment upload session for {key}",
+                lambda: message.attachments.create_upload_session.post(session_body),
+            )
             if session is None or not session.upload_url:
                 raise GraphUnavailable(f"the attachment upload session for {key} has no uploadUrl")
-            await self.uploads.put_ranges(session.upload_url, parcel.pdf, what=f"attachment of {key}",
-                                          limiter=self.upload_bytes)
+            await self.uploads.put_ranges(
+                session.upload_url, parcel.pdf, what=f"attachment of {key}", limiter=self.upload_bytes
+            )
 
         async def send() -> _Found | None:
             await self.messages.acquire()
@@ -197,6 +235,7 @@ class Mail:
 
     async def _has_attachment(self, message: Any, name: str) -> bool:
         query = RequestConfiguration(query_parameters=_AttachmentsQuery(select=["name"]))
-        page = await self._mail("attachments of the draft",
-                                lambda: message.attachments.get(request_configuration=query))
+        page = await self._mail(
+            "attachments of the draft", lambda: message.attachments.get(request_configuration=query)
+        )
         return any(a.name == name for a in values(page))

@@ -30,8 +30,9 @@ class UploadSessions:
     def __init__(self, http: httpx.AsyncClient, calls: GraphCalls) -> None:
         self.http, self.calls = http, calls
 
-    async def put_ranges(self, upload_url: str, data: bytes, *, what: str,
-                         limiter: SlidingWindowLimiter | None) -> dict[str, Any]:
+    async def put_ranges(
+        self, upload_url: str, data: bytes, *, what: str, limiter: SlidingWindowLimiter | None
+    ) -> dict[str, Any]:
         """PUT ``data`` to an upload session in ranges of at most :data:`UPLOAD_CHUNK`, each
         starting where the server's ``nextExpectedRanges`` says, with no Authorization header.
         Returns the final response's JSON (the driveItem; ``{}`` for an attachment)."""
@@ -43,8 +44,11 @@ class UploadSessions:
             if limiter is not None:
                 await limiter.acquire(len(chunk))
             try:
-                resp = await self.http.put(upload_url, content=chunk, headers={
-                    "Content-Range": f"bytes {offset}-{end - 1}/{total}", "Content-Length": str(len(chunk))})
+                resp = await self.http.put(
+                    upload_url,
+                    content=chunk,
+                    headers={"Content-Range": f"bytes {offset}-{end - 1}/{total}", "Content-Length": str(len(chunk))},
+                )
             except httpx.TransportError as err:
                 failures += 1
                 if failures >= calls.max_attempts:

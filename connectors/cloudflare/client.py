@@ -98,12 +98,19 @@ class CloudflareClient:
             return f.list("result"), f.obj("result_info")
 
         first, info = await page(1)
-        pages = info.int("total_pages") if info.has("total_pages") else -(-info.int("total_count") // max(1, info.int("per_page")))
+        pages = (
+            info.int("total_pages")
+            if info.has("total_pages")
+            else -(-info.int("total_count") // max(1, info.int("per_page")))
+        )
         total = info.int("total_count")
         rest = await asyncio.gather(*(page(n) for n in range(2, pages + 1)))
         items = first + [i for r, _ in rest for i in r]
         if len(items) != total:
-            raise SourceDataError(SYSTEM, f"{where}: {len(items)} items over {pages} pages but total_count says {total} (the list changed while paging?)")
+            raise SourceDataError(
+                SYSTEM,
+                f"{where}: {len(items)} items over {pages} pages but total_count says {total} (the list changed while paging?)",
+            )
         return items
 
     async def healthchecks(self, zone_id: str) -> list[Any]:
@@ -121,7 +128,9 @@ class CloudflareClient:
 
     async def graphql(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
         """``POST /graphql``; the ``data`` object, or the translated ``errors``."""
-        body = await self.http.post_json(self.base + "/graphql", json_body={"query": query, "variables": variables}, headers=self._headers)
+        body = await self.http.post_json(
+            self.base + "/graphql", json_body={"query": query, "variables": variables}, headers=self._headers
+        )
         errs = _errors(body)
         if errs:
             text = _describe(errs)
@@ -129,6 +138,9 @@ class CloudflareClient:
             if any(w in low for w in ("try again later", "rate limiter", "too many", "excessive resources")):
                 raise SourceUnavailable(SYSTEM, f"POST /graphql: {text}")
             if any(w in low for w in ("unauthorized", "not authorized", "does not have access")):
-                raise SourceAuthError(SYSTEM, f"POST /graphql was refused (token credentials or plan lack Analytics for this zone): {text}")
+                raise SourceAuthError(
+                    SYSTEM,
+                    f"POST /graphql was refused (token credentials or plan lack Analytics for this zone): {text}",
+                )
             raise SourceDataError(SYSTEM, f"POST /graphql: {text}")
         return Fields(SYSTEM, body, "POST /graphql").obj("data").data

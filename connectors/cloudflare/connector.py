@@ -135,7 +135,9 @@ class CloudflareConnector:
         if self._setup_error is not None:
             raise self._setup_error
 
-    async def fetch_section(self, section: str, customer: CustomerConfig, period: Period, targets: Targets) -> SectionData:
+    async def fetch_section(
+        self, section: str, customer: CustomerConfig, period: Period, targets: Targets
+    ) -> SectionData:
         self._ready()
         if section != "sites":
             raise SourceDataError(SYSTEM, f"does not provide section {section!r}")
@@ -147,7 +149,9 @@ class CloudflareConnector:
             try:
                 return await self.client.healthchecks(zone_id)
             except UnknownObject as err:
-                raise SourceDataError(SYSTEM, f"no zone {zone_id!r} ({err}; customers.ids.{self.name} of {customer.code})") from None
+                raise SourceDataError(
+                    SYSTEM, f"no zone {zone_id!r} ({err}; customers.ids.{self.name} of {customer.code})"
+                ) from None
 
         variables = {"zoneTag": zone_id, "start": iso_z(period.start), "end": iso_z(period.end), "limit": EVENTS_LIMIT}
         rows, analytics = await asyncio.gather(checks(), self.client.graphql(QUERY, variables), return_exceptions=True)
@@ -165,7 +169,11 @@ class CloudflareConnector:
             raise SourceDataError(SYSTEM, f"zone {zone_id} of {customer.code} has no active health check")
         if isinstance(analytics, SourceAuthError):
             return Sites(
-                checks=tuple(sorted((SiteCheck(h.str(self.label), None, None, h.str("status")) for h in hcs), key=lambda c: c.name)),
+                checks=tuple(
+                    sorted(
+                        (SiteCheck(h.str(self.label), None, None, h.str("status")) for h in hcs), key=lambda c: c.name
+                    )
+                ),
                 target_pct=targets.site_pct,
                 basis="current_status",
                 note=f"{analytics}. Weekly availability needs Health Check Analytics (Pro plan or above) and a token with Analytics Read.",
@@ -173,35 +181,49 @@ class CloudflareConnector:
         if isinstance(analytics, ConnectorError):
             current = ", ".join(f"{h.str(self.label)} {h.str('status')}" for h in hcs)
             text = str(analytics).removeprefix(f"{SYSTEM}: ")
-            raise type(analytics)(SYSTEM, f"health-check analytics unavailable: {text}; current status only (not a weekly figure): {current}")
+            raise type(analytics)(
+                SYSTEM,
+                f"health-check analytics unavailable: {text}; current status only (not a weekly figure): {current}",
+            )
         if isinstance(analytics, BaseException):
             raise analytics
         return metrics.sites_section(self._records(hcs, analytics, zone_id, period), period, targets.site_pct)
 
-    def _records(self, hcs: list[Fields], data: dict[str, Any], zone_id: str, period: Period) -> list[metrics.SiteCheckRecord]:
+    def _records(
+        self, hcs: list[Fields], data: dict[str, Any], zone_id: str, period: Period
+    ) -> list[metrics.SiteCheckRecord]:
         zones = Fields(SYSTEM, data, "POST /graphql data").obj("viewer").list("zones")
         if len(zones) != 1:
             raise SourceDataError(SYSTEM, f"POST /graphql: {len(zones)} zones answered for zone {zone_id}, expected 1")
         z = Fields(SYSTEM, zones[0], "POST /graphql viewer.zones[0]")
         changes_raw, probes_raw = z.list("changes"), z.list("probes")
         if len(changes_raw) >= EVENTS_LIMIT or len(probes_raw) >= EVENTS_LIMIT:
-            raise SourceDataError(SYSTEM, f"POST /graphql: {EVENTS_LIMIT} rows, the query limit: the week's events are incomplete")
+            raise SourceDataError(
+                SYSTEM, f"POST /graphql: {EVENTS_LIMIT} rows, the query limit: the week's events are incomplete"
+            )
         changes: dict[tuple[str, str], list[tuple[datetime, bool]]] = {}
         for n, row in enumerate(changes_raw):
             f = Fields(SYSTEM, row, f"POST /graphql healthCheckEventsAdaptive row {n}")
-            changes.setdefault((f.str("healthCheckId"), f.str("region")), []).append((f.time("datetime"), _healthy(f, "healthStatus")))
+            changes.setdefault((f.str("healthCheckId"), f.str("region")), []).append(
+                (f.time("datetime"), _healthy(f, "healthStatus"))
+            )
         probes: dict[tuple[str, str], Counter[bool]] = {}
         for n, row in enumerate(probes_raw):
             f = Fields(SYSTEM, row, f"POST /graphql healthCheckEventsAdaptiveGroups row {n}")
             d = f.obj("dimensions")
-            probes.setdefault((d.str("healthCheckId"), d.str("region")), Counter())[_healthy(d, "healthStatus")] += f.int("count")
+            probes.setdefault((d.str("healthCheckId"), d.str("region")), Counter())[_healthy(d, "healthStatus")] += (
+                f.int("count")
+            )
 
         out = []
         for h in hcs:
             hid, label = h.str("id"), h.str(self.label)
             created = h.opt_time("created_on")
             if created is not None and created > period.start:
-                raise SourceDataError(SYSTEM, f"health check {label} was created {iso_z(created)}, inside the period: no full-period figure")
+                raise SourceDataError(
+                    SYSTEM,
+                    f"health check {label} was created {iso_z(created)}, inside the period: no full-period figure",
+                )
             regions = sorted({r for (i, r) in changes if i == hid} | {r for (i, r) in probes if i == hid})
             intervals: list[tuple[datetime, datetime | None]] = []
             for region in regions:
@@ -211,7 +233,8 @@ class CloudflareConnector:
                     intervals.extend(got)
             if not regions:
                 raise SourceDataError(
-                    SYSTEM, f"no health-check analytics for {label} in the period (beyond the dataset's retention, or the check did not run)"
+                    SYSTEM,
+                    f"no health-check analytics for {label} in the period (beyond the dataset's retention, or the check did not run)",
                 )
             out.append(metrics.SiteCheckRecord(label, tuple(intervals)))
         return out

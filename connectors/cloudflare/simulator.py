@@ -36,11 +36,33 @@ from reporting.metrics import merge
 REGIONS = ("WEU", "ENAM")
 INTERVAL = 60
 RAW_FIELDS = {
-    "datetime", "eventId", "expectedResponseCodes", "failureReason", "fqdn", "healthChanged", "healthCheckId",
-    "healthCheckName", "healthStatus", "originIP", "originResponseStatus", "region", "rttMs", "sampleInterval",
-    "scope", "tcpConnMs", "timeToFirstByteMs", "tlsHandshakeMs",
+    "datetime",
+    "eventId",
+    "expectedResponseCodes",
+    "failureReason",
+    "fqdn",
+    "healthChanged",
+    "healthCheckId",
+    "healthCheckName",
+    "healthStatus",
+    "originIP",
+    "originResponseStatus",
+    "region",
+    "rttMs",
+    "sampleInterval",
+    "scope",
+    "tcpConnMs",
+    "timeToFirstByteMs",
+    "tlsHandshakeMs",
 }
-GROUP_DIMENSIONS = {"fqdn", "healthCheckId", "healthCheckName", "healthStatus", "region", "scope"}  # the ones served here
+GROUP_DIMENSIONS = {
+    "fqdn",
+    "healthCheckId",
+    "healthCheckName",
+    "healthStatus",
+    "region",
+    "scope",
+}  # the ones served here
 FAR = datetime(9999, 1, 1, tzinfo=UTC)
 
 
@@ -84,11 +106,17 @@ class CloudflareSimulator(Simulator):
             zid = c.ids["cloudflare"]
             g = self.dataset.gen(c.code)
             self.zones[zid] = {
-                "id": zid, "name": c.domain, "status": "active", "paused": False, "type": "full",
-                "development_mode": 0, "name_servers": ["ada.ns.cloudflare.com", "bob.ns.cloudflare.com"],
+                "id": zid,
+                "name": c.domain,
+                "status": "active",
+                "paused": False,
+                "type": "full",
+                "development_mode": 0,
+                "name_servers": ["ada.ns.cloudflare.com", "bob.ns.cloudflare.com"],
                 "account": {"id": "9a7806061c88ada191ed06f989cc3dac", "name": "Northwind Managed Services"},
                 "plan": {"id": "business", "name": "Business Website", "legacy_id": "business"},
-                "created_on": iso_z(g.onboarded), "modified_on": iso_z(g.onboarded),
+                "created_on": iso_z(g.onboarded),
+                "modified_on": iso_z(g.onboarded),
             }
             self.checks[zid] = []
             for rec in g.checks:
@@ -96,16 +124,37 @@ class CloudflareSimulator(Simulator):
                 ivs = merge((a, b or FAR) for a, b in rec.unhealthy)
                 self.unhealthy[hid] = ivs
                 down_now = any(a <= self.horizon < b for a, b in ivs)
-                self.checks[zid].append({
-                    "id": hid, "name": rec.name.replace(".", "-"), "description": f"Public site {rec.name}",
-                    "address": rec.name, "type": "HTTPS", "check_regions": list(REGIONS),
-                    "consecutive_fails": 1, "consecutive_successes": 1, "interval": INTERVAL, "retries": 2, "timeout": 5,
-                    "suspended": False, "status": "unhealthy" if down_now else "healthy",
-                    "failure_reason": "HTTP timeout occurred" if down_now else "",
-                    "http_config": {"method": "GET", "path": "/", "port": 443, "expected_codes": ["200"], "expected_body": "",
-                                    "follow_redirects": False, "allow_insecure": False, "header": {"Host": [rec.name]}},
-                    "tcp_config": None, "created_on": iso_z(g.onboarded), "modified_on": iso_z(g.onboarded),
-                })
+                self.checks[zid].append(
+                    {
+                        "id": hid,
+                        "name": rec.name.replace(".", "-"),
+                        "description": f"Public site {rec.name}",
+                        "address": rec.name,
+                        "type": "HTTPS",
+                        "check_regions": list(REGIONS),
+                        "consecutive_fails": 1,
+                        "consecutive_successes": 1,
+                        "interval": INTERVAL,
+                        "retries": 2,
+                        "timeout": 5,
+                        "suspended": False,
+                        "status": "unhealthy" if down_now else "healthy",
+                        "failure_reason": "HTTP timeout occurred" if down_now else "",
+                        "http_config": {
+                            "method": "GET",
+                            "path": "/",
+                            "port": 443,
+                            "expected_codes": ["200"],
+                            "expected_body": "",
+                            "follow_redirects": False,
+                            "allow_insecure": False,
+                            "header": {"Host": [rec.name]},
+                        },
+                        "tcp_config": None,
+                        "created_on": iso_z(g.onboarded),
+                        "modified_on": iso_z(g.onboarded),
+                    }
+                )
 
     def _changes(self, check: dict[str, Any], zid: str) -> list[dict[str, Any]]:
         out = []
@@ -117,14 +166,28 @@ class CloudflareSimulator(Simulator):
                     out.append(self._row(check, zid, at, status, region, changed=1))
         return out
 
-    def _row(self, check: dict[str, Any], zid: str, at: datetime, status: str, region: str, changed: int) -> dict[str, Any]:
+    def _row(
+        self, check: dict[str, Any], zid: str, at: datetime, status: str, region: str, changed: int
+    ) -> dict[str, Any]:
         bad = status == "unhealthy"
         return {
-            "datetime": iso_z(at), "eventId": hashlib.md5(f"{check['id']}{at}{region}".encode(), usedforsecurity=False).hexdigest(),
-            "expectedResponseCodes": "200", "failureReason": "HTTP timeout occurred" if bad else "", "fqdn": check["address"],
-            "healthChanged": changed, "healthCheckId": check["id"], "healthCheckName": check["name"], "healthStatus": status,
-            "originIP": "203.0.113.10", "originResponseStatus": 0 if bad else 200, "region": region, "rttMs": 0 if bad else 42,
-            "sampleInterval": 1, "scope": "region", "tcpConnMs": 0 if bad else 12, "timeToFirstByteMs": 0 if bad else 40,
+            "datetime": iso_z(at),
+            "eventId": hashlib.md5(f"{check['id']}{at}{region}".encode(), usedforsecurity=False).hexdigest(),
+            "expectedResponseCodes": "200",
+            "failureReason": "HTTP timeout occurred" if bad else "",
+            "fqdn": check["address"],
+            "healthChanged": changed,
+            "healthCheckId": check["id"],
+            "healthCheckName": check["name"],
+            "healthStatus": status,
+            "originIP": "203.0.113.10",
+            "originResponseStatus": 0 if bad else 200,
+            "region": region,
+            "rttMs": 0 if bad else 42,
+            "sampleInterval": 1,
+            "scope": "region",
+            "tcpConnMs": 0 if bad else 12,
+            "timeToFirstByteMs": 0 if bad else 40,
             "tlsHandshakeMs": 0 if bad else 20,
         }
 
@@ -148,10 +211,21 @@ class CloudflareSimulator(Simulator):
     # -- HTTP ----------------------------------------------------------------------------------
     def error_body(self, status: int, message: str) -> tuple[Any, str]:
         code = {429: 10013, 401: 10000, 403: 10000}.get(status, 10002)
-        return {"success": False, "errors": [{"code": code, "message": message}], "messages": [], "result": None}, "application/json"
+        return {
+            "success": False,
+            "errors": [{"code": code, "message": message}],
+            "messages": [],
+            "result": None,
+        }, "application/json"
 
     def source_config(self) -> dict[str, Any]:
-        return {"type": "cloudflare", "url": self.url + "/client/v4", "token": self.token, "per_page": 50, "concurrency": 8}
+        return {
+            "type": "cloudflare",
+            "url": self.url + "/client/v4",
+            "token": self.token,
+            "per_page": 50,
+            "concurrency": 8,
+        }
 
     def routes(self, app: web.Application) -> None:
         r = app.router
@@ -161,14 +235,29 @@ class CloudflareSimulator(Simulator):
         r.add_post("/client/v4/graphql", self._graphql)
 
     def _fail(self, status: int, code: int, message: str) -> web.Response:
-        return self.json({"success": False, "errors": [{"code": code, "message": message}], "messages": [], "result": None}, status=status)
+        return self.json(
+            {"success": False, "errors": [{"code": code, "message": message}], "messages": [], "result": None},
+            status=status,
+        )
 
     def _authorized(self, request: web.Request) -> web.Response | None:
         auth = request.headers.get("Authorization", "")
         if not auth.startswith("Bearer "):
-            return self.json({"success": False, "errors": [{"code": 6003, "message": "Invalid request headers",
-                              "error_chain": [{"code": 6111, "message": "Invalid format for Authorization header"}]}],
-                              "messages": [], "result": None}, status=400)
+            return self.json(
+                {
+                    "success": False,
+                    "errors": [
+                        {
+                            "code": 6003,
+                            "message": "Invalid request headers",
+                            "error_chain": [{"code": 6111, "message": "Invalid format for Authorization header"}],
+                        }
+                    ],
+                    "messages": [],
+                    "result": None,
+                },
+                status=400,
+            )
         if auth != f"Bearer {self.token}":
             return self._fail(403, 10000, "Authentication error")
         return None
@@ -182,10 +271,21 @@ class CloudflareSimulator(Simulator):
         per_page = max(1, min(per_page, self.page_size))
         total_pages = max(1, -(-len(items) // per_page))
         chunk = items[(page - 1) * per_page : page * per_page]
-        return self.json({
-            "success": True, "errors": [], "messages": [], "result": chunk,
-            "result_info": {"page": page, "per_page": per_page, "count": len(chunk), "total_count": len(items), "total_pages": total_pages},
-        })
+        return self.json(
+            {
+                "success": True,
+                "errors": [],
+                "messages": [],
+                "result": chunk,
+                "result_info": {
+                    "page": page,
+                    "per_page": per_page,
+                    "count": len(chunk),
+                    "total_count": len(items),
+                    "total_pages": total_pages,
+                },
+            }
+        )
 
     async def _zones(self, request: web.Request) -> web.Response:
         if (denied := self._authorized(request)) is not None:
@@ -197,27 +297,56 @@ class CloudflareSimulator(Simulator):
             return denied
         zid = request.match_info["zone"]
         if zid not in self.zones:
-            return self._fail(400, 7003, f"Could not route to /zones/{zid}/healthchecks, perhaps your object identifier is invalid?")
+            return self._fail(
+                400, 7003, f"Could not route to /zones/{zid}/healthchecks, perhaps your object identifier is invalid?"
+            )
         return self._paged(request, self.checks[zid])
 
     async def _verify(self, request: web.Request) -> web.Response:
         if (denied := self._authorized(request)) is not None:
             return denied
-        return self.json({"success": True, "errors": [], "messages": [{"code": 10000, "message": "This API Token is valid and active", "type": None}],
-                          "result": {"id": "ed17574386854bf78a67040be0a770b0", "status": "active"}})
+        return self.json(
+            {
+                "success": True,
+                "errors": [],
+                "messages": [{"code": 10000, "message": "This API Token is valid and active", "type": None}],
+                "result": {"id": "ed17574386854bf78a67040be0a770b0", "status": "active"},
+            }
+        )
 
     # -- GraphQL -------------------------------------------------------------------------------
     async def _graphql(self, request: web.Request) -> web.Response:
         if request.headers.get("Authorization") != f"Bearer {self.token}":
-            return self.json({"data": None, "errors": [{"message": "Unauthorized", "path": None, "extensions": {"timestamp": iso_z(datetime.now(UTC))}}]}, status=401)
+            return self.json(
+                {
+                    "data": None,
+                    "errors": [
+                        {"message": "Unauthorized", "path": None, "extensions": {"timestamp": iso_z(datetime.now(UTC))}}
+                    ],
+                },
+                status=401,
+            )
         try:
             body = json.loads(await request.text())
             data = self._run(body["query"], body.get("variables") or {})
         except GraphQLError as err:
-            return self.json({"data": None, "errors": [{"message": err.message, "path": ["viewer"], "extensions": {"timestamp": iso_z(datetime.now(UTC))}}]},
-                             status=200 if err.status == 200 else err.status)
+            return self.json(
+                {
+                    "data": None,
+                    "errors": [
+                        {
+                            "message": err.message,
+                            "path": ["viewer"],
+                            "extensions": {"timestamp": iso_z(datetime.now(UTC))},
+                        }
+                    ],
+                },
+                status=200 if err.status == 200 else err.status,
+            )
         except (ValueError, KeyError, TypeError):
-            return self.json({"data": None, "errors": [{"message": "query contains error, please review it and retry"}]}, status=400)
+            return self.json(
+                {"data": None, "errors": [{"message": "query contains error, please review it and retry"}]}, status=400
+            )
         return self.json({"data": data, "errors": None})
 
     def _run(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
@@ -275,7 +404,10 @@ class CloudflareSimulator(Simulator):
             if unknown := [f for f in fields if f not in RAW_FIELDS]:
                 raise GraphQLError(f"unknown field {unknown[0]!r} on healthCheckEventsAdaptive")
             if conds.get("healthChanged") != "1":
-                raise GraphQLError("query consumed excessive resources, please try running smaller queries which consume fewer resources", status=429)
+                raise GraphQLError(
+                    "query consumed excessive resources, please try running smaller queries which consume fewer resources",
+                    status=429,
+                )
             rows = [r for c in checks for r in self._changes(c, zid) if lo <= parse_time(r["datetime"]) < hi]
             om = re.search(r"orderBy\s*:\s*\[\s*(\w+)\s*\]", args)
             order = om.group(1) if om else "datetime_ASC"
@@ -298,8 +430,16 @@ class CloudflareSimulator(Simulator):
                 for status, n in (("healthy", healthy), ("unhealthy", bad)):
                     if n == 0:
                         continue
-                    row = {"healthCheckId": c["id"], "healthCheckName": c["name"], "healthStatus": status, "region": region,
-                           "fqdn": c["address"], "scope": "region"}
+                    row = {
+                        "healthCheckId": c["id"],
+                        "healthCheckName": c["name"],
+                        "healthStatus": status,
+                        "region": region,
+                        "fqdn": c["address"],
+                        "scope": "region",
+                    }
                     key = tuple(row.get(d) for d in dims)
                     groups[key] = groups.get(key, 0) + n
-        return [{"count": n, "dimensions": dict(zip(dims, key, strict=True))} for key, n in list(groups.items())[:limit]]
+        return [
+            {"count": n, "dimensions": dict(zip(dims, key, strict=True))} for key, n in list(groups.items())[:limit]
+        ]

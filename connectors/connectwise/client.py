@@ -160,7 +160,9 @@ class ConnectWiseClient:
         async def page(paging: dict[str, str]) -> tuple[list[Any], dict[str, str]]:
             key = tuple(sorted(paging.items()))
             if key in seen:
-                raise SourceDataError(SYSTEM, f"GET {path}: the Link header points back to page {dict(key)} (paging loop)")
+                raise SourceDataError(
+                    SYSTEM, f"GET {path}: the Link header points back to page {dict(key)} (paging loop)"
+                )
             seen.add(key)
             if len(seen) > MAX_PAGES:
                 raise SourceDataError(SYSTEM, f"GET {path}: more than {MAX_PAGES} pages")

@@ -143,7 +143,9 @@ class ConnectWiseConnector:
             for key in ("company_id", "public_key", "client_id"):
                 require_credential(SYSTEM, name, src, key)
             if self.company_key not in ("id", "identifier"):
-                raise SourceDataError(SYSTEM, f"sources.{name}.company_key must be \"id\" or \"identifier\", not {self.company_key!r}")
+                raise SourceDataError(
+                    SYSTEM, f'sources.{name}.company_key must be "id" or "identifier", not {self.company_key!r}'
+                )
             self._client = ConnectWiseClient(
                 self.http,
                 url,
@@ -162,7 +164,9 @@ class ConnectWiseConnector:
         return f"ConnectWise PSA {info.str('version')}" + (" (cloud)" if cloud else "")
 
     # -- the protocol ----------------------------------------------------------------------
-    async def fetch_section(self, section: str, customer: CustomerConfig, period: Period, targets: Targets) -> SectionData:
+    async def fetch_section(
+        self, section: str, customer: CustomerConfig, period: Period, targets: Targets
+    ) -> SectionData:
         if section not in SECTIONS:
             raise SourceDataError(SYSTEM, f"does not provide section {section!r}")
         cid = customer.ids.get(self.name)
@@ -199,8 +203,11 @@ class ConnectWiseConnector:
     def _company_condition(self, cid: str) -> str:
         if self.company_key == "id":
             if not cid.isdigit():
-                raise SourceDataError(SYSTEM, f"company id {cid!r} is not a number (customers.ids.{self.name}; "
-                                              f"set sources.{self.name}.company_key = \"identifier\" to map by identifier)")
+                raise SourceDataError(
+                    SYSTEM,
+                    f"company id {cid!r} is not a number (customers.ids.{self.name}; "
+                    f'set sources.{self.name}.company_key = "identifier" to map by identifier)',
+                )
             return f"id={cid}"
         return f"identifier={cw_string(cid)}"
 
@@ -252,13 +259,17 @@ class ConnectWiseConnector:
                     for j, p in enumerate(plist):
                         pf = Fields(SYSTEM, p, f"GET /service/SLAs/{sla_id}/priorities item {j}")
                         by_priority[pf.int("priority.id")] = pf.float("resolutionHours")
-                    table[sla_id] = Sla(sla_id, h.str("name"), h.str("basedOn"), h.opt_float("resolutionHours"), by_priority)
+                    table[sla_id] = Sla(
+                        sla_id, h.str("name"), h.str("basedOn"), h.opt_float("resolutionHours"), by_priority
+                    )
                 self._slas = table
             return self._slas
 
     # -- mapping ---------------------------------------------------------------------------
     def _is_change(self, board: str | None, type_name: str | None) -> bool:
-        return bool((self.change_board and board == self.change_board) or (self.change_type and type_name == self.change_type))
+        return bool(
+            (self.change_board and board == self.change_board) or (self.change_type and type_name == self.change_type)
+        )
 
     def _records(self, week: Week, period: Period) -> list[TicketRecord]:
         """Vendor tickets → ``TicketRecord``s (see the module docstring for each field)."""
@@ -296,9 +307,23 @@ class ConnectWiseConnector:
             status = f.opt_str("status.name") or ""
             scheduled = f.opt_time(self.change_start_field) if is_change else None
             waiting = not is_change and closed is None and status.casefold() in self.waiting
-            out.append(TicketRecord(str(ticket_id), f.str("summary"), priority, created, closed, resolve_by, met,
-                                    is_change, breached_at_end=breached, priority_rank=rank, scheduled=scheduled,
-                                    waiting_on_customer=waiting, status=status))
+            out.append(
+                TicketRecord(
+                    str(ticket_id),
+                    f.str("summary"),
+                    priority,
+                    created,
+                    closed,
+                    resolve_by,
+                    met,
+                    is_change,
+                    breached_at_end=breached,
+                    priority_rank=rank,
+                    scheduled=scheduled,
+                    waiting_on_customer=waiting,
+                    status=status,
+                )
+            )
         return out
 
     @staticmethod

@@ -71,7 +71,7 @@ def _tokens(text: str) -> list[tuple[str, str]]:
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if not m or m.end() == pos:
-            raise ConditionError(f"cannot parse conditions near {text[pos:pos + 20]!r}")
+            raise ConditionError(f"cannot parse conditions near {text[pos : pos + 20]!r}")
         kind = m.lastgroup or ""
         out.append((kind, m.group(kind)))
         pos = m.end()
@@ -294,15 +294,17 @@ class ConnectWiseSimulator(Simulator):
             rows = []
             for c in self.dataset.customers_in("connectwise"):
                 entered = iso_z(self.dataset.gen(c.code).onboarded)
-                rows.append({
-                    "id": int(c.ids["connectwise"]),
-                    "identifier": c.code,
-                    "name": c.name,
-                    "status": {"id": 1, "name": "Active"},
-                    "types": [{"id": 1, "name": "Client"}],
-                    "deletedFlag": False,
-                    "_info": {"dateEntered": entered, "lastUpdated": entered, "enteredBy": "sandbox"},
-                })
+                rows.append(
+                    {
+                        "id": int(c.ids["connectwise"]),
+                        "identifier": c.code,
+                        "name": c.name,
+                        "status": {"id": 1, "name": "Active"},
+                        "types": [{"id": 1, "name": "Client"}],
+                        "deletedFlag": False,
+                        "_info": {"dateEntered": entered, "lastUpdated": entered, "enteredBy": "sandbox"},
+                    }
+                )
             self._companies = sorted(rows, key=lambda r: r["id"])
         return self._companies
 
@@ -346,14 +348,25 @@ class ConnectWiseSimulator(Simulator):
                 "board": SERVICE_BOARD,
                 "type": {"id": 10, "name": "Incident"},
                 "priority": {"id": PRIORITY_IDS[t.priority], "name": t.priority, "sort": PRIORITY_IDS[t.priority]},
-                "status": ({"id": 5, "name": "Closed"} if t.closed else
-                           {"id": 7, "name": t.status} if t.waiting_on_customer else {"id": 1, "name": "New"}),
+                "status": (
+                    {"id": 5, "name": "Closed"}
+                    if t.closed
+                    else {"id": 7, "name": t.status}
+                    if t.waiting_on_customer
+                    else {"id": 1, "name": "New"}
+                ),
                 "sla": STANDARD_SLA,
-                "slaStatus": ("Resolved" if t.closed else "Waiting" if t.waiting_on_customer
-                              else f"Resolve by {iso_z(t.resolve_by)}"),
+                "slaStatus": (
+                    "Resolved"
+                    if t.closed
+                    else "Waiting"
+                    if t.waiting_on_customer
+                    else f"Resolve by {iso_z(t.resolve_by)}"
+                ),
                 # open: the PSA's verdict now; a status waiting on the client stops the clock
-                "isInSla": met if t.closed else (t.waiting_on_customer or t.resolve_by is None
-                                                 or t.resolve_by >= datetime.now(UTC)),
+                "isInSla": met
+                if t.closed
+                else (t.waiting_on_customer or t.resolve_by is None or t.resolve_by >= datetime.now(UTC)),
             }
         if t.closed is not None:
             row |= {
@@ -365,14 +378,31 @@ class ConnectWiseSimulator(Simulator):
         return row
 
     def slas(self) -> list[dict[str, Any]]:
-        return [{**STANDARD_SLA, "basedOn": "AllHours", "defaultFlag": True, "respondHours": 1.0, "planWithin": 4.0,
-                 "resolutionHours": 24.0, "_info": {"lastUpdated": "2024-01-01T00:00:00Z"}}]
+        return [
+            {
+                **STANDARD_SLA,
+                "basedOn": "AllHours",
+                "defaultFlag": True,
+                "respondHours": 1.0,
+                "planWithin": 4.0,
+                "resolutionHours": 24.0,
+                "_info": {"lastUpdated": "2024-01-01T00:00:00Z"},
+            }
+        ]
 
     def sla_priorities(self) -> list[dict[str, Any]]:
         return [
-            {"id": 100 + i, "priority": {"id": PRIORITY_IDS[name], "name": name}, "respondHours": min(hours / 4, 4.0),
-             "respondPercent": 100, "planWithin": hours / 2, "planWithinPercent": 100, "resolutionHours": float(hours),
-             "resolutionPercent": 100, "sla": STANDARD_SLA}
+            {
+                "id": 100 + i,
+                "priority": {"id": PRIORITY_IDS[name], "name": name},
+                "respondHours": min(hours / 4, 4.0),
+                "respondPercent": 100,
+                "planWithin": hours / 2,
+                "planWithinPercent": 100,
+                "resolutionHours": float(hours),
+                "resolutionPercent": 100,
+                "sla": STANDARD_SLA,
+            }
             for i, (name, hours, _) in enumerate(PRIORITIES)
         ]
 
@@ -393,11 +423,25 @@ class ConnectWiseSimulator(Simulator):
             f"{self.creds.company}+{self.creds.public_key}:{self.creds.private_key}".encode()
         ).decode()
         if request.headers.get("Authorization", "") != f"Basic {expected}":
-            return self._error(401, "ConnectWiseApi", "An exception has been thrown.",
-                               [{"code": "UserNotAuthenticated", "message": "UserNotAuthenticated", "resource": "ConnectWiseApi"}])
+            return self._error(
+                401,
+                "ConnectWiseApi",
+                "An exception has been thrown.",
+                [{"code": "UserNotAuthenticated", "message": "UserNotAuthenticated", "resource": "ConnectWiseApi"}],
+            )
         if request.headers.get("clientId", "") != self.creds.client_id:
-            return self._error(401, "ConnectWiseApi", "A clientId is required on every request.",
-                               [{"code": "InvalidClientId", "message": "ClientId is missing or not registered", "resource": "clientId"}])
+            return self._error(
+                401,
+                "ConnectWiseApi",
+                "A clientId is required on every request.",
+                [
+                    {
+                        "code": "InvalidClientId",
+                        "message": "ClientId is missing or not registered",
+                        "resource": "clientId",
+                    }
+                ],
+            )
         return None
 
     def _list(self, request: web.Request, rows: list[dict[str, Any]]) -> web.Response:
@@ -407,10 +451,17 @@ class ConnectWiseSimulator(Simulator):
         q = request.query
         if "conditions" in q:
             try:
-                pred = parse_conditions(q["conditions"], lambda f: any(lookup(r, f) is not _MISSING for r in rows) or not rows)
+                pred = parse_conditions(
+                    q["conditions"], lambda f: any(lookup(r, f) is not _MISSING for r in rows) or not rows
+                )
                 company = top_equalities(q["conditions"]).get("company/id")
             except ConditionError as err:
-                return self._error(400, "InvalidObject", str(err), [{"code": "InvalidCondition", "message": str(err), "resource": "conditions"}])
+                return self._error(
+                    400,
+                    "InvalidObject",
+                    str(err),
+                    [{"code": "InvalidCondition", "message": str(err), "resource": "conditions"}],
+                )
             if isinstance(company, int) and rows is self._tickets:  # the ticket table's index by company
                 rows = self._by_company.get(company, [])
             rows = [r for r in rows if pred(r)]
@@ -426,7 +477,7 @@ class ConnectWiseSimulator(Simulator):
             return self._error(400, "InvalidObject", "page and pageSize must be positive")
         size = min(size, 1000, self.page_size)
         last = max(1, math.ceil(len(rows) / size))
-        chunk = [project(r, q.get("fields")) for r in rows[(page - 1) * size: page * size]]
+        chunk = [project(r, q.get("fields")) for r in rows[(page - 1) * size : page * size]]
         links = []
 
         def link(p: int, rel: str) -> str:
@@ -443,8 +494,13 @@ class ConnectWiseSimulator(Simulator):
     def routes(self, app: web.Application) -> None:
         async def system_info(request: web.Request) -> web.Response:
             return self._refused(request) or self.json(
-                {"version": "v2025.1.100234", "isCloud": True, "serverTimeZone": "Eastern Standard Time",
-                 "licenseBits": [], "cloudRegion": "NA"}
+                {
+                    "version": "v2025.1.100234",
+                    "isCloud": True,
+                    "serverTimeZone": "Eastern Standard Time",
+                    "licenseBits": [],
+                    "cloudRegion": "NA",
+                }
             )
 
         async def companies(request: web.Request) -> web.Response:
@@ -478,4 +534,3 @@ class ConnectWiseSimulator(Simulator):
             "page_size": self.page_size,
             "concurrency": 8,  # loopback: let a batch's small pages run together (production default: 4)
         }
-

@@ -214,8 +214,9 @@ class DattoConnector:
         for serial, assets in zip(serials, lists, strict=True):
             where = f"GET /v1/bcdr/device/{serial}/asset"
             require_in_schema(SYSTEM, assets, ASSET_SCHEMA, where)
-            entries = [b for a in assets if isinstance(a, dict) and isinstance(a.get("backups"), list)
-                       for b in a["backups"]]
+            entries = [
+                b for a in assets if isinstance(a, dict) and isinstance(a.get("backups"), list) for b in a["backups"]
+            ]
             require_in_schema(SYSTEM, entries, BACKUP_SCHEMA, where + " backups[]")
             for i, a in enumerate(assets):
                 asset = Fields(SYSTEM, a, f"GET /v1/bcdr/device/{serial}/asset item {i}")

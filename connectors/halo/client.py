@@ -85,7 +85,12 @@ class HaloClient:
         self.api_url = api_url.rstrip("/")
         self.auth_url = auth_url.rstrip("/")
         self.page_size = max(1, int(page_size))
-        self._form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": client_secret, "scope": scope}
+        self._form = {
+            "grant_type": "client_credentials",
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "scope": scope,
+        }
         self._tenant = tenant
         self._clock = clock
         self._lock = asyncio.Lock()
@@ -119,7 +124,9 @@ class HaloClient:
             self._expires_at = self._clock() + f.float("expires_in")
             return self._token
 
-    async def get(self, path: str, params: Mapping[str, Any] | None = None, ok_statuses: frozenset[int] = frozenset()) -> httpx.Response:
+    async def get(
+        self, path: str, params: Mapping[str, Any] | None = None, ok_statuses: frozenset[int] = frozenset()
+    ) -> httpx.Response:
         """GET ``{api}{path}`` with the bearer token; on 401 renew the token once and retry."""
         url = self.api_url + path
         token = await self.token()
@@ -128,7 +135,9 @@ class HaloClient:
         )
         if resp.status_code == 401:
             token = await self.token(stale=token)
-            resp = await self.http.request("GET", url, params=params, headers={"Authorization": f"Bearer {token}"}, ok_statuses=ok_statuses)
+            resp = await self.http.request(
+                "GET", url, params=params, headers={"Authorization": f"Bearer {token}"}, ok_statuses=ok_statuses
+            )
         return resp
 
     async def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
@@ -160,7 +169,8 @@ class HaloClient:
         unique = _unique_by_id(items, path)
         if len(unique) < total:
             raise SourceDataError(
-                SYSTEM, f"GET {path}: record_count is {total} but the pages hold {len(unique)} (changed while paging? try again)"
+                SYSTEM,
+                f"GET {path}: record_count is {total} but the pages hold {len(unique)} (changed while paging? try again)",
             )
         return unique
 

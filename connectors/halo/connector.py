@@ -111,8 +111,10 @@ class HaloConnector:
             self.ticket_type_ids = frozenset(int(t) for t in types) if types else None
             self.margin = timedelta(hours=float(source.option("closed_since_margin_hours", 24)))
         except (TypeError, ValueError):
-            self._config_error = (f"sources.{name}: change_ticket_type_id and ticket_type_ids take ticket type ids (numbers), "
-                                  f"waiting_status_ids status ids, closed_since_margin_hours a number of hours")
+            self._config_error = (
+                f"sources.{name}: change_ticket_type_id and ticket_type_ids take ticket type ids (numbers), "
+                f"waiting_status_ids status ids, closed_since_margin_hours a number of hours"
+            )
         secrets = tuple(s for s in (source.secret("client_secret"),) if s)
         self.http: HttpSource
         self.http, self._httpx = source_http(SYSTEM, source, ctx, error_message=halo_error_message, secrets=secrets)
@@ -158,21 +160,28 @@ class HaloConnector:
         return f"HaloPSA API, {count} client{'s' if count != 1 else ''}"
 
     # -- the protocol ----------------------------------------------------------------------
-    async def fetch_section(self, section: str, customer: CustomerConfig, period: Period, targets: Targets) -> SectionData:
+    async def fetch_section(
+        self, section: str, customer: CustomerConfig, period: Period, targets: Targets
+    ) -> SectionData:
         if section not in SECTIONS:
             raise SourceDataError(SYSTEM, f"does not provide section {section!r}")
         if self._config_error:
             raise SourceDataError(SYSTEM, self._config_error)
         if section == "changes" and self.change_type_id is None:
-            raise SourceDataError(SYSTEM, f"sources.{self.name}.change_ticket_type_id is not set (the ticket type of changes)")
+            raise SourceDataError(
+                SYSTEM, f"sources.{self.name}.change_ticket_type_id is not set (the ticket type of changes)"
+            )
         cid = str(customer.ids.get(self.name) or "")
         if not cid.isdigit():
-            raise SourceDataError(SYSTEM, f"client id {cid!r} of {customer.code} is not a Halo client id (customers.ids.{self.name})")
+            raise SourceDataError(
+                SYSTEM, f"client id {cid!r} of {customer.code} is not a Halo client id (customers.ids.{self.name})"
+            )
         week = await self._week(int(cid), period)
         records = self._records(week, period)
         if section == "tickets":
-            return metrics.tickets_section(records, period, targets.ticket_sla_pct,
-                                           reads_waiting=self.waiting_ids is not None)
+            return metrics.tickets_section(
+                records, period, targets.ticket_sla_pct, reads_waiting=self.waiting_ids is not None
+            )
         return metrics.changes_section(records, period)
 
     async def customer_records(self) -> list[SourceRecord]:
@@ -219,16 +228,20 @@ class HaloConnector:
 
         def mine(rows: list[Any], label: str) -> list[Any]:
             require_in_schema(SYSTEM, rows, ["client_id"], f"GET /api/Tickets ({label}, every client)")
-            return [r for i, r in enumerate(rows)
-                    if Fields(SYSTEM, r, f"GET /api/Tickets ({label}) item {i}").opt_str("client_id") == str(cid)]
+            return [
+                r
+                for i, r in enumerate(rows)
+                if Fields(SYSTEM, r, f"GET /api/Tickets ({label}) item {i}").opt_str("client_id") == str(cid)
+            ]
 
         return client, mine(open_all, "open"), mine(closed_all, "closed")
 
     async def _load(self, cid: int, period: Period) -> Week:
         client = self.client
         if self.tenant_wide:
-            (client, open_rows, closed_rows), prios = await gather_all(self._load_tenant_wide(cid, period),
-                                                                        self._priorities())
+            (client, open_rows, closed_rows), prios = await gather_all(
+                self._load_tenant_wide(cid, period), self._priorities()
+            )
         else:
             client, open_rows, closed_rows, prios = await gather_all(
                 client.client(cid),
@@ -290,7 +303,9 @@ class HaloConnector:
             if is_closed:
                 closed = _halo_time(f, "dateclosed")
                 if closed is None:
-                    raise SourceDataError(SYSTEM, f"{f.where}: ticket {ticket_id} is listed as closed but has no dateclosed")
+                    raise SourceDataError(
+                        SYSTEM, f"{f.where}: ticket {ticket_id} is listed as closed but has no dateclosed"
+                    )
             met: bool | None = None
             resolve_by: datetime | None = None
             breached: bool | None = None
@@ -304,12 +319,26 @@ class HaloConnector:
             priority = "Change" if is_change else self._priority_name(f, week.priorities)
             scheduled = _halo_time(f, self.change_start_field) if is_change else None
             status_id = f.int("status_id") if f.has("status_id") else None
-            waiting = (not is_change and closed is None and self.waiting_ids is not None
-                       and status_id in self.waiting_ids)
-            out.append(TicketRecord(str(ticket_id), f.str("summary"), priority, created, closed, resolve_by, met,
-                                    is_change, excluded, breached_at_end=breached, scheduled=scheduled,
-                                    waiting_on_customer=waiting,
-                                    status="" if status_id is None else f"status {status_id}"))
+            waiting = (
+                not is_change and closed is None and self.waiting_ids is not None and status_id in self.waiting_ids
+            )
+            out.append(
+                TicketRecord(
+                    str(ticket_id),
+                    f.str("summary"),
+                    priority,
+                    created,
+                    closed,
+                    resolve_by,
+                    met,
+                    is_change,
+                    excluded,
+                    breached_at_end=breached,
+                    scheduled=scheduled,
+                    waiting_on_customer=waiting,
+                    status="" if status_id is None else f"status {status_id}",
+                )
+            )
         return out
 
     @staticmethod

@@ -70,17 +70,19 @@ class HaloSimulator(Simulator):
         if self._clients is None:
             rows = []
             for c in self.dataset.customers_in("halo"):
-                rows.append({
-                    "id": int(c.ids["halo"]),
-                    "name": c.name,
-                    "toplevel_id": 1,
-                    "toplevel_name": "Northwind customers",
-                    "inactive": False,
-                    "colour": "#1F4E79",
-                    "datecreated": _ts(self.dataset.gen(c.code).onboarded, fraction=True),
-                    "main_site_id": 1000 + int(c.ids["halo"]),
-                    "open_ticket_count": sum(1 for t in self.dataset.gen(c.code).tickets if t.closed is None),
-                })
+                rows.append(
+                    {
+                        "id": int(c.ids["halo"]),
+                        "name": c.name,
+                        "toplevel_id": 1,
+                        "toplevel_name": "Northwind customers",
+                        "inactive": False,
+                        "colour": "#1F4E79",
+                        "datecreated": _ts(self.dataset.gen(c.code).onboarded, fraction=True),
+                        "main_site_id": 1000 + int(c.ids["halo"]),
+                        "open_ticket_count": sum(1 for t in self.dataset.gen(c.code).tickets if t.closed is None),
+                    }
+                )
             self._clients = sorted(rows, key=lambda r: r["id"])
         return self._clients
 
@@ -129,8 +131,16 @@ class HaloSimulator(Simulator):
 
     def priorities(self) -> list[dict[str, Any]]:
         return [
-            {"priorityid": PRIORITY_IDS[name], "slaid": SLA_ID, "name": name, "fixtime": hours, "fixunits": "H",
-             "responsetime": max(1, hours // 8), "responseunits": "H", "ishidden": False}
+            {
+                "priorityid": PRIORITY_IDS[name],
+                "slaid": SLA_ID,
+                "name": name,
+                "fixtime": hours,
+                "fixunits": "H",
+                "responsetime": max(1, hours // 8),
+                "responseunits": "H",
+                "ishidden": False,
+            }
             for name, hours, _ in PRIORITIES
         ]
 
@@ -150,7 +160,7 @@ class HaloSimulator(Simulator):
         header = request.headers.get("Authorization", "")
         if not header.startswith("Bearer "):
             return False
-        expiry = self.tokens.get(header[len("Bearer "):])
+        expiry = self.tokens.get(header[len("Bearer ") :])
         return expiry is not None and time.monotonic() < expiry
 
     @staticmethod
@@ -167,7 +177,7 @@ class HaloSimulator(Simulator):
             if size < 1 or no < 1:
                 return self.json({"message": "page_size and page_no must be positive"}, status=400)
             size = min(size, self.page_size)
-            chunk = rows[(no - 1) * size: no * size]
+            chunk = rows[(no - 1) * size : no * size]
             return self.json({"page_no": no, "page_size": size, "record_count": len(rows), key: chunk})
         count = int(q.get("count", "50"))
         return self.json({"record_count": len(rows), key: rows[:count]})
@@ -184,8 +194,14 @@ class HaloSimulator(Simulator):
                 return self.json({"error": "invalid_client"}, status=401)
             value = secrets.token_urlsafe(24)
             self.tokens[value] = time.monotonic() + TOKEN_LIFETIME
-            return self.json({"access_token": value, "token_type": "Bearer", "expires_in": TOKEN_LIFETIME,
-                              "scope": str(form.get("scope", "all"))})
+            return self.json(
+                {
+                    "access_token": value,
+                    "token_type": "Bearer",
+                    "expires_in": TOKEN_LIFETIME,
+                    "scope": str(form.get("scope", "all")),
+                }
+            )
 
         async def tickets(request: web.Request) -> web.Response:
             if not self._authorised(request):
@@ -213,7 +229,8 @@ class HaloSimulator(Simulator):
                 except ValueError:
                     return self.json({"message": "startdate/enddate must be YYYY-MM-DDTHH:MM:SS"}, status=400)
                 rows = [
-                    r for r in rows
+                    r
+                    for r in rows
                     if r[column] != UNSET
                     and (lo is None or _param_date(r[column]) >= lo)
                     and (hi is None or _param_date(r[column]) <= hi)
@@ -257,4 +274,3 @@ class HaloSimulator(Simulator):
             "page_size": self.page_size,
             "concurrency": 8,  # loopback: let a batch's small pages run together (production default: 4)
         }
-

@@ -52,7 +52,11 @@ class LibreNMSClient:
 
     async def _get(self, path: str, params: dict[str, Any] | None = None, *, allow_404: bool = False) -> dict[str, Any]:
         resp = await self.http.request(
-            "GET", self.base + path, params=params, headers=self._headers, ok_statuses=frozenset({404}) if allow_404 else frozenset()
+            "GET",
+            self.base + path,
+            params=params,
+            headers=self._headers,
+            ok_statuses=frozenset({404}) if allow_404 else frozenset(),
         )
         if resp.status_code == 404:
             raise NotFound(error_message(resp) or "not found")

@@ -246,10 +246,15 @@ class LibreNMSConnector:
             rows = await self.client.group_devices(str(group_id), full=False)
         except NotFound:
             return frozenset()
-        return frozenset(Fields(SYSTEM, r, f"GET /api/v0/devicegroups/{group_id} item {n}").int("device_id") for n, r in enumerate(rows))
+        return frozenset(
+            Fields(SYSTEM, r, f"GET /api/v0/devicegroups/{group_id} item {n}").int("device_id")
+            for n, r in enumerate(rows)
+        )
 
     # -- the section ---------------------------------------------------------------------------
-    async def fetch_section(self, section: str, customer: CustomerConfig, period: Period, targets: Targets) -> SectionData:
+    async def fetch_section(
+        self, section: str, customer: CustomerConfig, period: Period, targets: Targets
+    ) -> SectionData:
         self._ready()
         if section != "uptime":
             raise SourceDataError(SYSTEM, f"does not provide section {section!r}")
@@ -279,7 +284,9 @@ class LibreNMSConnector:
         rows = [self._row(r, n, locations) for n, r in enumerate(rows_raw)]
         rows = [r for r in rows if r is not None and (r.inserted is None or r.inserted < period.end)]
         if not rows:
-            raise SourceDataError(SYSTEM, f"device group {group!r} of {customer.code} had no monitored device in the period")
+            raise SourceDataError(
+                SYSTEM, f"device group {group!r} of {customer.code} had no monitored device in the period"
+            )
 
         # maintenance that may name other groups: their members, alongside the outages
         window = [(s, s.windows(period.start, period.end, self.tz)) for s in schedules]
@@ -330,7 +337,9 @@ class LibreNMSConnector:
             elif location_id in locations:
                 site = locations[location_id]
             else:
-                raise SourceDataError(SYSTEM, f"{f.where}: location_id {location_id} is not in GET /api/v0/resources/locations")
+                raise SourceDataError(
+                    SYSTEM, f"{f.where}: location_id {location_id} is not in GET /api/v0/resources/locations"
+                )
         else:
             site = f.opt_str(self.site_field) or NO_LOCATION
         kind = f.str(self.class_field)

@@ -53,7 +53,13 @@ class LibreNMSSimulator(Simulator):
         for c in self.dataset.customers_in("librenms"):
             gid = int(c.ids["librenms"])
             g = self.dataset.gen(c.code)
-            self.groups[gid] = {"id": gid, "name": c.name, "desc": f"{c.code} managed devices", "type": "static", "pattern": None}
+            self.groups[gid] = {
+                "id": gid,
+                "name": c.name,
+                "desc": f"{c.code} managed devices",
+                "type": "static",
+                "pattern": None,
+            }
             self.members[gid] = []
             by_sandbox_id: dict[str, int] = {}
             for n, d in enumerate(g.devices):
@@ -90,7 +96,9 @@ class LibreNMSSimulator(Simulator):
                 if o.planned:
                     self.schedules.append(self._schedule(len(self.schedules) + 1, did, o.start, o.end))
                 else:
-                    self.outages[did].append({"going_down": epoch(o.start), "up_again": None if o.end is None else epoch(o.end)})
+                    self.outages[did].append(
+                        {"going_down": epoch(o.start), "up_again": None if o.end is None else epoch(o.end)}
+                    )
         for rows in self.outages.values():
             rows.sort(key=lambda r: r["going_down"], reverse=True)  # orderBy('going_down', 'DESC')
 
@@ -162,8 +170,19 @@ class LibreNMSSimulator(Simulator):
     async def _system(self, request: web.Request) -> web.Response:
         if (denied := self._authorized(request)) is not None:
             return denied
-        return self.ok("system", [{"local_ver": VERSION, "local_sha": "0" * 40, "local_branch": "master",
-                                   "db_schema": "2026_03_01_000000", "php_ver": "8.3.6", "database_ver": "MariaDB 10.11"}])
+        return self.ok(
+            "system",
+            [
+                {
+                    "local_ver": VERSION,
+                    "local_sha": "0" * 40,
+                    "local_branch": "master",
+                    "db_schema": "2026_03_01_000000",
+                    "php_ver": "8.3.6",
+                    "database_ver": "MariaDB 10.11",
+                }
+            ],
+        )
 
     async def _groups(self, request: web.Request) -> web.Response:
         if (denied := self._authorized(request)) is not None:
@@ -194,7 +213,11 @@ class LibreNMSSimulator(Simulator):
         if (denied := self._authorized(request)) is not None:
             return denied
         host = request.match_info["hostname"]
-        did = int(host) if host.isdigit() else next((d for d, row in self.devices.items() if row["hostname"] == host), None)
+        did = (
+            int(host)
+            if host.isdigit()
+            else next((d for d, row in self.devices.items() if row["hostname"] == host), None)
+        )
         if did is None or did not in self.devices:
             return self.error(403, "Insufficient permissions to access this device")  # device_permitted() fails first
         return self.ok("outages", self.outages[did])
@@ -202,8 +225,17 @@ class LibreNMSSimulator(Simulator):
     async def _locations(self, request: web.Request) -> web.Response:
         if (denied := self._authorized(request)) is not None:
             return denied
-        rows = [{"id": i, "location": name, "lat": None, "lng": None, "timestamp": "2026-01-05 09:00:00", "fixed_coordinates": 0}
-                for name, i in sorted(self.locations.items(), key=lambda kv: kv[1])]
+        rows = [
+            {
+                "id": i,
+                "location": name,
+                "lat": None,
+                "lng": None,
+                "timestamp": "2026-01-05 09:00:00",
+                "fixed_coordinates": 0,
+            }
+            for name, i in sorted(self.locations.items(), key=lambda kv: kv[1])
+        ]
         return self.ok("locations", rows)
 
     async def _maintenance(self, request: web.Request) -> web.Response:

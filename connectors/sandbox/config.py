@@ -21,7 +21,9 @@ ENGINEERS = (
 )
 
 
-def sandbox_config_dict(dataset: SandboxDataset, store_url: str, sources: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+def sandbox_config_dict(
+    dataset: SandboxDataset, store_url: str, sources: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """``sources``: the simulators' ``[sources.*]`` (``SimulatorFarm.sources()``). Without it the
     tables are placeholders naming the system only: enough to select customers and validate a
     command before the simulators start (the CLI swaps in the farm's tables before collecting)."""
@@ -29,8 +31,11 @@ def sandbox_config_dict(dataset: SandboxDataset, store_url: str, sources: dict[s
     return {
         "msp": {"name": MSP_NAME, "timezone": MSP_TIMEZONE, "brand_color": "#1F4E79"},
         "store": {"url": store_url},
-        "graph": {"mailbox": "reports@northwind.example", "sharepoint_site": "northwind.example:/sites/Customers",
-                  "sharepoint_library": "Documents"},
+        "graph": {
+            "mailbox": "reports@northwind.example",
+            "sharepoint_site": "northwind.example:/sites/Customers",
+            "sharepoint_library": "Documents",
+        },
         "collect": {"timeout_seconds": 20},
         "sources": sources if sources is not None else {s: {"type": s} for s in systems},
         "customers": [
@@ -60,8 +65,6 @@ def sandbox_config(dataset: SandboxDataset, store_url: str, sources: dict[str, d
     if sources is not None:  # without: placeholders, swapped for the farm's tables before collecting
         check_sources(config, OPTIONS, "<sandbox>")
     return config
-
-
 
 
 def _toml_value(v: Any) -> str:

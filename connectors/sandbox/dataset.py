@@ -57,7 +57,7 @@ INCIDENT_TITLES = (
     ("informational", "Unusual volume of file downloads"),
     ("low", "Atypical travel sign-in (resolved as VPN)"),
     ("low", "Suspicious PowerShell command line"),
-    ("medium", 'Mailbox rule created: forward to <external> & delete'),
+    ("medium", "Mailbox rule created: forward to <external> & delete"),
     ("medium", "Malware detected and quarantined on endpoint"),
 )
 NEXT_WEEK_CHANGES = (
@@ -102,7 +102,9 @@ def _stack(uptime: str, psa: str, backup: str, security: str, sites: str) -> dic
     return {"uptime": uptime, "tickets": psa, "changes": psa, "backups": backup, "security": security, "sites": sites}
 
 
-def _customer(code: str, name: str, domain: str, tz: str, stack: dict[str, str], n: int, **kw: object) -> SandboxCustomer:
+def _customer(
+    code: str, name: str, domain: str, tz: str, stack: dict[str, str], n: int, **kw: object
+) -> SandboxCustomer:
     short = code.lower()
     sites = kw.pop("sites", ("Head office", "Data centre", "Branch"))
     protected = kw.pop("protected", tuple(f"{code}-{s}" for s in ("DC01", "FS01", "SQL01", "APP01")))
@@ -136,42 +138,156 @@ def _customer(code: str, name: str, domain: str, tz: str, stack: dict[str, str],
 ZCCDC = _stack("zabbix", "connectwise", "datto", "defender", "cloudflare")
 
 CUSTOMERS: tuple[SandboxCustomer, ...] = (
-    _customer("ACME", "Acme Manufacturing", "acme.example", "Europe/London", ZCCDC, 1,
-              sites=("Head office", "Leeds plant", "Data centre"), devices_per_site=4, tickets_per_week=28, changes_per_week=4),
-    _customer("GLOBEX", "Globex Corporation", "globex.example", "Europe/London", ZCCDC, 2,
-              devices_per_site=5, tickets_per_week=35, changes_per_week=5),
-    _customer("INITECH", "Initech", "initech.example", "America/New_York",
-              _stack("zabbix", "connectwise", "veeam", "defender", "cloudflare"), 3,
-              devices_per_site=4, tickets_per_week=24, changes_per_week=3),
-    _customer("UMBRELLA", "Umbrella Health", "umbrella.example", "Europe/London",
-              _stack("librenms", "connectwise", "datto", "defender", "statuscheck"), 4,
-              devices_per_site=6, tickets_per_week=40, changes_per_week=4),
-    _customer("HOOLI", "Hooli", "hooli.example", "Europe/London", ZCCDC, 5,
-              devices_per_site=5, tickets_per_week=30, changes_per_week=4),
-    _customer("STARK", "Stark Industries", "stark.example", "Europe/London", ZCCDC, 6,
-              devices_per_site=4, tickets_per_week=26, changes_per_week=3),
-    _customer("WAYNE", "Wayne Enterprises", "wayne.example", "Europe/London", ZCCDC, 7,
-              devices_per_site=4, tickets_per_week=22, changes_per_week=3),
-    _customer("WONKA", "Wonka Confectionery", "wonka.example", "Europe/Berlin",
-              _stack("librenms", "halo", "veeam", "sentinel", "statuscheck"), 8,
-              devices_per_site=3, tickets_per_week=20, changes_per_week=2),
-    _customer("CYBERDYNE", "Cyberdyne Systems", "cyberdyne.example", "Europe/London",
-              _stack("zabbix", "halo", "datto", "defender", "cloudflare"), 9,
-              devices_per_site=5, tickets_per_week=30, changes_per_week=4, score_base=71.0),
-    _customer("TYRELL", "Tyrell Corporation", "tyrell.example", "Australia/Sydney",
-              _stack("zabbix", "halo", "veeam", "defender", "cloudflare"), 10,
-              devices_per_site=3, tickets_per_week=18, changes_per_week=6, onboarded_weeks_ago=0),
-    _customer("SOYLENT", "Soylent Foods", "soylent.example", "Europe/London",
-              _stack("librenms", "halo", "datto", "sentinel", "statuscheck"), 11,
-              devices_per_site=4, tickets_per_week=30, changes_per_week=5),
-    _customer("MASSIVE", "Massive Dynamic", "massive.example", "America/Los_Angeles",
-              _stack("librenms", "halo", "veeam", "sentinel", "statuscheck"), 12,
-              devices_per_site=5, tickets_per_week=45, changes_per_week=3),
+    _customer(
+        "ACME",
+        "Acme Manufacturing",
+        "acme.example",
+        "Europe/London",
+        ZCCDC,
+        1,
+        sites=("Head office", "Leeds plant", "Data centre"),
+        devices_per_site=4,
+        tickets_per_week=28,
+        changes_per_week=4,
+    ),
+    _customer(
+        "GLOBEX",
+        "Globex Corporation",
+        "globex.example",
+        "Europe/London",
+        ZCCDC,
+        2,
+        devices_per_site=5,
+        tickets_per_week=35,
+        changes_per_week=5,
+    ),
+    _customer(
+        "INITECH",
+        "Initech",
+        "initech.example",
+        "America/New_York",
+        _stack("zabbix", "connectwise", "veeam", "defender", "cloudflare"),
+        3,
+        devices_per_site=4,
+        tickets_per_week=24,
+        changes_per_week=3,
+    ),
+    _customer(
+        "UMBRELLA",
+        "Umbrella Health",
+        "umbrella.example",
+        "Europe/London",
+        _stack("librenms", "connectwise", "datto", "defender", "statuscheck"),
+        4,
+        devices_per_site=6,
+        tickets_per_week=40,
+        changes_per_week=4,
+    ),
+    _customer(
+        "HOOLI",
+        "Hooli",
+        "hooli.example",
+        "Europe/London",
+        ZCCDC,
+        5,
+        devices_per_site=5,
+        tickets_per_week=30,
+        changes_per_week=4,
+    ),
+    _customer(
+        "STARK",
+        "Stark Industries",
+        "stark.example",
+        "Europe/London",
+        ZCCDC,
+        6,
+        devices_per_site=4,
+        tickets_per_week=26,
+        changes_per_week=3,
+    ),
+    _customer(
+        "WAYNE",
+        "Wayne Enterprises",
+        "wayne.example",
+        "Europe/London",
+        ZCCDC,
+        7,
+        devices_per_site=4,
+        tickets_per_week=22,
+        changes_per_week=3,
+    ),
+    _customer(
+        "WONKA",
+        "Wonka Confectionery",
+        "wonka.example",
+        "Europe/Berlin",
+        _stack("librenms", "halo", "veeam", "sentinel", "statuscheck"),
+        8,
+        devices_per_site=3,
+        tickets_per_week=20,
+        changes_per_week=2,
+    ),
+    _customer(
+        "CYBERDYNE",
+        "Cyberdyne Systems",
+        "cyberdyne.example",
+        "Europe/London",
+        _stack("zabbix", "halo", "datto", "defender", "cloudflare"),
+        9,
+        devices_per_site=5,
+        tickets_per_week=30,
+        changes_per_week=4,
+        score_base=71.0,
+    ),
+    _customer(
+        "TYRELL",
+        "Tyrell Corporation",
+        "tyrell.example",
+        "Australia/Sydney",
+        _stack("zabbix", "halo", "veeam", "defender", "cloudflare"),
+        10,
+        devices_per_site=3,
+        tickets_per_week=18,
+        changes_per_week=6,
+        onboarded_weeks_ago=0,
+    ),
+    _customer(
+        "SOYLENT",
+        "Soylent Foods",
+        "soylent.example",
+        "Europe/London",
+        _stack("librenms", "halo", "datto", "sentinel", "statuscheck"),
+        11,
+        devices_per_site=4,
+        tickets_per_week=30,
+        changes_per_week=5,
+    ),
+    _customer(
+        "MASSIVE",
+        "Massive Dynamic",
+        "massive.example",
+        "America/Los_Angeles",
+        _stack("librenms", "halo", "veeam", "sentinel", "statuscheck"),
+        12,
+        devices_per_site=5,
+        tickets_per_week=45,
+        changes_per_week=3,
+    ),
 )
 
 # A customer the sources know but the configuration does not map: must be reported, not dropped.
-UNMAPPED = _customer("INITRODE", "Initrode Ltd", "initrode.example", "Europe/London", ZCCDC, 13,
-                     devices_per_site=2, tickets_per_week=5, changes_per_week=1)
+UNMAPPED = _customer(
+    "INITRODE",
+    "Initrode Ltd",
+    "initrode.example",
+    "Europe/London",
+    ZCCDC,
+    13,
+    devices_per_site=2,
+    tickets_per_week=5,
+    changes_per_week=1,
+)
+
 
 def synthetic_customers(n: int) -> tuple[SandboxCustomer, ...]:
     """``n`` extra quiet customers with mixed stacks, for benchmarks."""
@@ -187,8 +303,17 @@ def synthetic_customers(n: int) -> tuple[SandboxCustomer, ...]:
         )
         code = f"SYN{i + 1:04d}"
         out.append(
-            _customer(code, f"Synthetic Customer {i + 1}", f"syn{i + 1}.example", MSP_TIMEZONE, stack, 100 + i,
-                      devices_per_site=rng.randint(2, 8), tickets_per_week=rng.randint(10, 60), changes_per_week=rng.randint(1, 8))
+            _customer(
+                code,
+                f"Synthetic Customer {i + 1}",
+                f"syn{i + 1}.example",
+                MSP_TIMEZONE,
+                stack,
+                100 + i,
+                devices_per_site=rng.randint(2, 8),
+                tickets_per_week=rng.randint(10, 60),
+                changes_per_week=rng.randint(1, 8),
+            )
         )
     return tuple(out)
 
@@ -326,8 +451,19 @@ class _Gen:
             seq += 1
             dev = self.devices[rng.randrange(len(self.devices))].name
             title = NEXT_WEEK_CHANGES[rng.randrange(len(NEXT_WEEK_CHANGES))].format(dev=dev)
-            out.append(TicketRecord(f"{seq}", title, "Change", self.at(0, 3, 10), None, None, is_change=True,
-                                    scheduled=self.at(1, day, hour), status="Scheduled"))
+            out.append(
+                TicketRecord(
+                    f"{seq}",
+                    title,
+                    "Change",
+                    self.at(0, 3, 10),
+                    None,
+                    None,
+                    is_change=True,
+                    scheduled=self.at(1, day, hour),
+                    status="Scheduled",
+                )
+            )
         if self.c.code == "UMBRELLA":  # its surge leaves open requests: two of them need the customer's answer
             start = self.at(0, 0, 0)
             surge = [i for i, t in enumerate(out) if t.closed is None and not t.is_change and t.created >= start]
@@ -336,8 +472,18 @@ class _Gen:
         if self.c.code in ("ACME", "TYRELL"):  # a request raised on Friday that waits on the customer's approval
             seq += 1
             created = self.at(0, 4, 15)
-            out.append(TicketRecord(f"{seq}", WAITING_SUBJECT, "Low", created, None, created + timedelta(hours=72),
-                                    waiting_on_customer=True, status=WAITING_STATUS))
+            out.append(
+                TicketRecord(
+                    f"{seq}",
+                    WAITING_SUBJECT,
+                    "Low",
+                    created,
+                    None,
+                    created + timedelta(hours=72),
+                    waiting_on_customer=True,
+                    status=WAITING_STATUS,
+                )
+            )
         return seq
 
     # -- backups
@@ -377,8 +523,15 @@ class _Gen:
             if k == 0 and self.c.code == "INITECH":
                 seq += 1
                 created = self.at(0, 4, 14.5)
-                out.append(IncidentRecord(f"{seq}", "Suspicious sign-in to finance mailbox followed by inbox rule creation",
-                                          "high", created, None))
+                out.append(
+                    IncidentRecord(
+                        f"{seq}",
+                        "Suspicious sign-in to finance mailbox followed by inbox rule creation",
+                        "high",
+                        created,
+                        None,
+                    )
+                )
         return _whole_seconds(out)
 
     @cached_property

@@ -28,16 +28,24 @@ class SandboxConnector:
         self.sections = frozenset(SYSTEM_SECTIONS[self.system])
         self.dataset: SandboxDataset = ctx.sandbox
 
-    async def fetch_section(self, section: str, customer: CustomerConfig, period: Period, targets: Targets) -> SectionData:
+    async def fetch_section(
+        self, section: str, customer: CustomerConfig, period: Period, targets: Targets
+    ) -> SectionData:
         cid = customer.ids.get(self.name)
         sc = self.dataset.customer_by_id(self.system, cid) if cid else None
         if sc is None:
-            raise SourceDataError(self.system, f"no customer with id {cid!r} (customers.ids.{self.name} of {customer.code})")
+            raise SourceDataError(
+                self.system, f"no customer with id {cid!r} (customers.ids.{self.name} of {customer.code})"
+            )
         g = self.dataset.gen(sc.code)
         if self.dataset.fails(sc.code, self.system, period.start):
-            raise SourceUnavailable(self.system, "API answered HTTP 502 Bad Gateway on 3 attempts (sandbox: planted outage)")
+            raise SourceUnavailable(
+                self.system, "API answered HTTP 502 Bad Gateway on 3 attempts (sandbox: planted outage)"
+            )
         if period.start < g.onboarded:
-            raise SourceDataError(self.system, f"no records for {sc.code} before {g.onboarded.date().isoformat()} (onboarding date)")
+            raise SourceDataError(
+                self.system, f"no records for {sc.code} before {g.onboarded.date().isoformat()} (onboarding date)"
+            )
         if section == "uptime":
             return metrics.uptime_section(g.devices, g.outages, period, targets.uptime_pct)
         if section == "tickets":

@@ -20,9 +20,13 @@ SIMULATORS: dict[str, type[Simulator]] = {name: s.simulator_class() for name, s 
 
 
 class SimulatorFarm:
-    def __init__(self, dataset: SandboxDataset, systems: Iterable[str] | None = None, faults: dict[str, Faults] | None = None):
+    def __init__(
+        self, dataset: SandboxDataset, systems: Iterable[str] | None = None, faults: dict[str, Faults] | None = None
+    ):
         self.dataset = dataset
-        wanted = sorted(systems) if systems is not None else sorted({s for c in dataset.customers for s in c.stack.values()})
+        wanted = (
+            sorted(systems) if systems is not None else sorted({s for c in dataset.customers for s in c.stack.values()})
+        )
         unknown = [s for s in wanted if s not in SIMULATORS]
         if unknown:
             raise ValueError(f"no simulator for {', '.join(unknown)} (known: {', '.join(SIMULATORS)})")
@@ -114,8 +118,12 @@ class FarmProcess:
 
         ctx = multiprocessing.get_context("spawn")
         parent, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_serve_in_child, args=(self.anchor_end, self.synthetic, self.fault_specs, child),
-                                 name="reportbot-simulators", daemon=True)
+        self._proc = ctx.Process(
+            target=_serve_in_child,
+            args=(self.anchor_end, self.synthetic, self.fault_specs, child),
+            name="reportbot-simulators",
+            daemon=True,
+        )
         self._proc.start()
         child.close()
         self._conn = parent

@@ -85,7 +85,9 @@ class UptimeRobotClient:
         rest = await asyncio.gather(*(page(o, step) for o in range(step, total, step)))
         monitors = first + [m for ms, _, _ in rest for m in ms]
         if len(monitors) != total:
-            raise SourceDataError(SYSTEM, f"POST /getMonitors: {len(monitors)} monitors over the pages but pagination.total says {total}")
+            raise SourceDataError(
+                SYSTEM, f"POST /getMonitors: {len(monitors)} monitors over the pages but pagination.total says {total}"
+            )
         return monitors
 
     async def account_details(self) -> dict[str, Any]:

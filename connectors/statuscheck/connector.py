@@ -72,7 +72,9 @@ class StatusCheckConnector:
             self._setup_error = err
             return
         if str(source.option("provider", "uptimerobot")) != "uptimerobot":
-            self._setup_error = SourceDataError(SYSTEM, f"sources.{name}.provider: only 'uptimerobot' (API v2) is implemented")
+            self._setup_error = SourceDataError(
+                SYSTEM, f"sources.{name}.provider: only 'uptimerobot' (API v2) is implemented"
+            )
             return
         self.label = str(source.option("check_label", "friendly_name"))
         if self.label not in ("friendly_name", "url"):
@@ -87,7 +89,9 @@ class StatusCheckConnector:
         if self._setup_error is not None:
             raise self._setup_error
 
-    async def fetch_section(self, section: str, customer: CustomerConfig, period: Period, targets: Targets) -> SectionData:
+    async def fetch_section(
+        self, section: str, customer: CustomerConfig, period: Period, targets: Targets
+    ) -> SectionData:
         self._ready()
         if section != "sites":
             raise SourceDataError(SYSTEM, f"does not provide section {section!r}")
@@ -122,7 +126,9 @@ class StatusCheckConnector:
         label = f.str(self.label) if self.label == "friendly_name" else host_of(f.str("url"))
         created = f.opt_time("create_datetime")
         if created is not None and created > period.start:
-            raise SourceDataError(SYSTEM, f"monitor {label} was created {iso_z(created)}, inside the period: no full-period figure")
+            raise SourceDataError(
+                SYSTEM, f"monitor {label} was created {iso_z(created)}, inside the period: no full-period figure"
+            )
         down: list[tuple[datetime, datetime | None]] = []
         for n, log in enumerate(f.list("logs")):
             lf = Fields(SYSTEM, log, f"{f.where} log {n}")
@@ -133,7 +139,9 @@ class StatusCheckConnector:
             end = start + timedelta(seconds=lf.int("duration"))
             if kind == LOG_PAUSED:
                 if start < period.end and end > period.start:
-                    raise SourceDataError(SYSTEM, f"monitor {label} was paused during the period ({iso_z(start)}): no full-period figure")
+                    raise SourceDataError(
+                        SYSTEM, f"monitor {label} was paused during the period ({iso_z(start)}): no full-period figure"
+                    )
                 continue
             down.append((start, end))
         record = metrics.SiteCheckRecord(label, tuple(down))
@@ -142,7 +150,9 @@ class StatusCheckConnector:
         try:
             theirs = float(raw)
         except ValueError:
-            raise SourceDataError(SYSTEM, f"{f.where}: custom_uptime_ranges is {raw!r}, expected a percentage") from None
+            raise SourceDataError(
+                SYSTEM, f"{f.where}: custom_uptime_ranges is {raw!r}, expected a percentage"
+            ) from None
         if abs(ours - theirs) > self.tolerance:
             raise SourceDataError(
                 SYSTEM,

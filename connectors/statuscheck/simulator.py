@@ -46,27 +46,67 @@ class StatusCheckSimulator(Simulator):
             g = dataset.gen(c.code)
             for rec in g.checks:
                 seq += 1
-                ivs = [(a, min(b, self.horizon)) for a, b in merge((a, b or FAR) for a, b in rec.unhealthy) if a < self.horizon]
+                ivs = [
+                    (a, min(b, self.horizon))
+                    for a, b in merge((a, b or FAR) for a, b in rec.unhealthy)
+                    if a < self.horizon
+                ]
                 self.down[seq] = ivs
                 down_now = any(b >= self.horizon for _, b in ivs)
-                self.monitors.append({
-                    "id": seq, "friendly_name": rec.name, "url": f"https://{rec.name}", "type": 1, "sub_type": "", "keyword_type": None,
-                    "keyword_case_type": None, "keyword_value": "", "http_username": "", "http_password": "", "port": "",
-                    "interval": 300, "timeout": 30, "status": 9 if down_now else 2, "create_datetime": epoch(g.onboarded),
-                    "_created": g.onboarded,
-                })
+                self.monitors.append(
+                    {
+                        "id": seq,
+                        "friendly_name": rec.name,
+                        "url": f"https://{rec.name}",
+                        "type": 1,
+                        "sub_type": "",
+                        "keyword_type": None,
+                        "keyword_case_type": None,
+                        "keyword_value": "",
+                        "http_username": "",
+                        "http_password": "",
+                        "port": "",
+                        "interval": 300,
+                        "timeout": 30,
+                        "status": 9 if down_now else 2,
+                        "create_datetime": epoch(g.onboarded),
+                        "_created": g.onboarded,
+                    }
+                )
 
     # -- the answers ---------------------------------------------------------------------------
     def _logs(self, mid: int, created: datetime, lo: int | None, hi: int | None) -> list[dict[str, Any]]:
-        logs = [{"id": mid * 1000, "type": 98, "datetime": epoch(created), "duration": 0, "reason": {"code": "", "detail": "Started"}}]
+        logs = [
+            {
+                "id": mid * 1000,
+                "type": 98,
+                "datetime": epoch(created),
+                "duration": 0,
+                "reason": {"code": "", "detail": "Started"},
+            }
+        ]
         ivs = self.down[mid]
         for n, (a, b) in enumerate(ivs):
-            logs.append({"id": mid * 1000 + 2 * n + 1, "type": 1, "datetime": epoch(a), "duration": epoch(b) - epoch(a),
-                         "reason": {"code": "503", "detail": "Service Unavailable"}})
+            logs.append(
+                {
+                    "id": mid * 1000 + 2 * n + 1,
+                    "type": 1,
+                    "datetime": epoch(a),
+                    "duration": epoch(b) - epoch(a),
+                    "reason": {"code": "503", "detail": "Service Unavailable"},
+                }
+            )
             if b < self.horizon:
                 nxt = ivs[n + 1][0] if n + 1 < len(ivs) else self.horizon
-                logs.append({"id": mid * 1000 + 2 * n + 2, "type": 2, "datetime": epoch(b), "duration": epoch(nxt) - epoch(b),
-                             "reason": {"code": "200", "detail": "OK"}})
+                logs.append(
+                    {
+                        "id": mid * 1000 + 2 * n + 2,
+                        "type": 2,
+                        "datetime": epoch(b),
+                        "duration": epoch(nxt) - epoch(b),
+                        "reason": {"code": "200", "detail": "OK"},
+                    }
+                )
         if self.retention is not None:
             oldest = epoch(self.horizon - self.retention)
             logs = [x for x in logs if x["datetime"] >= oldest]
@@ -116,10 +156,26 @@ class StatusCheckSimulator(Simulator):
         if denied is not None:
             return denied
         down = sum(1 for m in self.monitors if m["status"] == 9)
-        return self.json({"stat": "ok", "account": {"email": "noc@northwind.example", "user_id": 1234567, "firstname": "Northwind",
-                          "sms_credits": 0, "payment_processor": None, "payment_period": None, "subscription_expiry_date": None,
-                          "monitor_limit": 50, "monitor_interval": 1, "up_monitors": len(self.monitors) - down,
-                          "down_monitors": down, "paused_monitors": 0, "total_monitors_count": len(self.monitors)}})
+        return self.json(
+            {
+                "stat": "ok",
+                "account": {
+                    "email": "noc@northwind.example",
+                    "user_id": 1234567,
+                    "firstname": "Northwind",
+                    "sms_credits": 0,
+                    "payment_processor": None,
+                    "payment_period": None,
+                    "subscription_expiry_date": None,
+                    "monitor_limit": 50,
+                    "monitor_interval": 1,
+                    "up_monitors": len(self.monitors) - down,
+                    "down_monitors": down,
+                    "paused_monitors": 0,
+                    "total_monitors_count": len(self.monitors),
+                },
+            }
+        )
 
     async def _get_monitors(self, request: web.Request) -> web.Response:
         form, denied = await self._form(request)
@@ -145,7 +201,12 @@ class StatusCheckSimulator(Simulator):
         for r in filter(None, form.get("custom_uptime_ranges", "").split("-")):
             a, _, b = r.partition("_")
             if not (a.isdigit() and b.isdigit() and int(a) < int(b)):
-                return self.fail("invalid_parameter", "custom_uptime_ranges should be like 1465440758_1466304758.", "custom_uptime_ranges", r)
+                return self.fail(
+                    "invalid_parameter",
+                    "custom_uptime_ranges should be like 1465440758_1466304758.",
+                    "custom_uptime_ranges",
+                    r,
+                )
             ranges.append((int(a), int(b)))
         page = chosen[offset : offset + limit]
         out = []
@@ -158,4 +219,6 @@ class StatusCheckSimulator(Simulator):
                 hi = int(form["logs_end_date"]) if form.get("logs_end_date", "").isdigit() else None
                 row["logs"] = self._logs(m["id"], m["_created"], lo, hi)
             out.append(row)
-        return self.json({"stat": "ok", "pagination": {"offset": offset, "limit": limit, "total": len(chosen)}, "monitors": out})
+        return self.json(
+            {"stat": "ok", "pagination": {"offset": offset, "limit": limit, "total": len(chosen)}, "monitors": out}
+        )

@@ -83,9 +83,7 @@ class VeeamConnector:
             )
         elif self.mode == "vspc":
             key = require_secret(SYSTEM, name, source, "api_key")
-            self.http, self._httpx = source_http(
-                SYSTEM, source, ctx, error_message=vspc_error_message, secrets=(key,)
-            )
+            self.http, self._httpx = source_http(SYSTEM, source, ctx, error_message=vspc_error_message, secrets=(key,))
             self.client = VspcClient(
                 self.http, url, key, page_size=int(source.option("page_size", 500)), source_name=name
             )
@@ -284,14 +282,18 @@ class VeeamConnector:
             jobs = await self.client.job_states(cid)
             if not jobs:
                 return None
-            names = sorted(Fields(SYSTEM, j, f"GET /api/v1/jobs/states item {i}").str("name") for i, j in enumerate(jobs))
+            names = sorted(
+                Fields(SYSTEM, j, f"GET /api/v1/jobs/states item {i}").str("name") for i, j in enumerate(jobs)
+            )
             return f"{len(names)} job{'s' if len(names) != 1 else ''} ({', '.join(names[:3])}{', …' if len(names) > 3 else ''})"
         return next((r.name for r in await self.customer_records() if r.id == cid), None)
 
     async def probe(self) -> str:
         if isinstance(self.client, VbrClient):
             f = Fields(SYSTEM, await self.client.server_info(), "GET /api/v1/serverInfo")
-            return f"Veeam Backup & Replication {f.str('buildVersion')} ({f.str('name')}), REST {self.client.api_version}"
+            return (
+                f"Veeam Backup & Replication {f.str('buildVersion')} ({f.str('name')}), REST {self.client.api_version}"
+            )
         n = await self.client.company_count()
         return f"Veeam Service Provider Console REST v3: {n} compan{'ies' if n != 1 else 'y'}"
 

@@ -62,14 +62,20 @@ async def main(code: str) -> int:
     async with aiohttp.ClientSession() as http:
         config = (await (await http.get(f"{PLAYGROUND}/_internal/v1/config")).json())["config"]
         chat, me = config["personalChat"]["id"], config["currentUser"]["id"]
-        async with http.ws_connect(f"{PLAYGROUND.replace('http', 'ws')}/_ws_conversation/v1/conversations/stream") as ws:
-            await http.post(f"{PLAYGROUND}/_conversation/v1/conversations/{chat}/messages",
-                            json={"from": {"id": me}, "text": f"run {code}", "textFormat": "plain"})
+        async with http.ws_connect(
+            f"{PLAYGROUND.replace('http', 'ws')}/_ws_conversation/v1/conversations/stream"
+        ) as ws:
+            await http.post(
+                f"{PLAYGROUND}/_conversation/v1/conversations/{chat}/messages",
+                json={"from": {"id": me}, "text": f"run {code}", "textFormat": "plain"},
+            )
             events = await drain(ws, 30)
             for e in events:
                 if e.get("message", {}).get("text"):
                     print("bot:", e["message"]["text"])
-            cards = [e["message"] for e in events if e.get("action") == "createMessage" and e["message"].get("attachments")]
+            cards = [
+                e["message"] for e in events if e.get("action") == "createMessage" and e["message"].get("attachments")
+            ]
             if not cards:
                 print("no review card arrived", file=sys.stderr)
                 return 1
@@ -80,16 +86,24 @@ async def main(code: str) -> int:
             async def click(verb: str, extra: dict[str, Any]) -> dict[str, Any]:
                 nonlocal card
                 action = find(card, "Action.Execute")[verb]
-                body = {"name": "adaptiveCard/action", "from": {"id": me}, "conversation": {"id": chat},
-                        "replyToId": message["messageId"],
-                        "value": {"action": {"type": "Action.Execute", "verb": verb, "data": {**action["data"], **extra}},
-                                  "trigger": "manual"}}
+                body = {
+                    "name": "adaptiveCard/action",
+                    "from": {"id": me},
+                    "conversation": {"id": chat},
+                    "replyToId": message["messageId"],
+                    "value": {
+                        "action": {"type": "Action.Execute", "verb": verb, "data": {**action["data"], **extra}},
+                        "trigger": "manual",
+                    },
+                }
                 t0 = time.perf_counter()
                 answer = await (await http.post(f"{PLAYGROUND}/_conversation/v1/invoke", json=body)).json()
                 ms = 1000 * (time.perf_counter() - t0)
                 new = answer.get("value") if isinstance(answer.get("value"), dict) else None  # the replacement card
                 edits = await drain(ws, 6)
-                print(f"{verb}: answered in {ms:.0f} ms; message edits seen: {sum(e.get('action') == 'updateMessage' for e in edits)}")
+                print(
+                    f"{verb}: answered in {ms:.0f} ms; message edits seen: {sum(e.get('action') == 'updateMessage' for e in edits)}"
+                )
                 if new:
                     print("   ", " | ".join(texts(new)[1:4]))
                     if find(new, "Action.Execute"):

@@ -180,12 +180,13 @@ class Ctx:
         before = self.report.period.end_date - timedelta(days=days)
         return next((w for w in self.report.history if w.period_end == before), None)
 
-    def trend(self, value: Callable[[WeekPoint], float | None],
-              now: float | None) -> tuple[list[str], list[float | None]]:
+    def trend(
+        self, value: Callable[[WeekPoint], float | None], now: float | None
+    ) -> tuple[list[str], list[float | None]]:
         """Labels (each week by its Monday) and values of a figure over the last six weeks."""
         days = (self.report.period.end.date() - self.report.period.start.date()).days
         end = self.report.period.end_date
-        earlier = [w for w in self.report.history if w.period_end < end][-(TREND_WEEKS - 1):]
+        earlier = [w for w in self.report.history if w.period_end < end][-(TREND_WEEKS - 1) :]
         labels = [_week_label(w.period_end, days, compact=False) for w in earlier] + ["This week"]
         return labels, [value(w) for w in earlier] + [now]
 
@@ -248,8 +249,11 @@ def unavailable_box(ctx: Ctx, name: str) -> list[Flowable]:
     """What the customer reads where a section's figures are missing: what is missing and that it
     follows next week. The technical reason is on the review card, never here."""
     what = esc(voice.missing(name), ERROR_LIMIT)
-    box = Table([[ctx.p(f"<b>Not available this week</b> {DASH} {what}", "unavailable")]], colWidths=[ss.FRAME_WIDTH],
-                hAlign="LEFT")
+    box = Table(
+        [[ctx.p(f"<b>Not available this week</b> {DASH} {what}", "unavailable")]],
+        colWidths=[ss.FRAME_WIDTH],
+        hAlign="LEFT",
+    )
     box.setStyle(
         [
             ("FONT", (0, 0), (-1, -1), ss.FONT, ss.TABLE_SIZE),
@@ -298,7 +302,11 @@ def source_line(ctx: Ctx, section: Section) -> Paragraph:
 def section_findings(ctx: Ctx, name: str) -> list[Flowable]:
     """This section's flags, repeated where the reader meets the figures behind them."""
     return [
-        ctx.p(f"<b>{esc(f.severity.capitalize(), 12)}:</b> {esc(f.message, SENTENCE_LIMIT)}", "bullet", bulletText="\u25b2")
+        ctx.p(
+            f"<b>{esc(f.severity.capitalize(), 12)}:</b> {esc(f.message, SENTENCE_LIMIT)}",
+            "bullet",
+            bulletText="\u25b2",
+        )
         for f in sorted(ctx.report.flags, key=lambda f: SEVERITY_ORDER.get(f.severity, 9))
         if f.section == name and f.code != "data_unavailable"  # the unavailable box says that one
     ]
@@ -355,13 +363,18 @@ def contents(report: Report) -> list[tuple[str, bool]]:
 
 
 def contact_line(ctx: Ctx) -> list[Flowable]:
-    """"Your contact: <name> · <email>" (the customer's ``account_engineer``), when configured."""
+    """ "Your contact: <name> · <email>" (the customer's ``account_engineer``), when configured."""
     c = ctx.report.customer
     if not c.contact_email:
         return []
     email = esc(c.contact_email, NAME_LIMIT)
-    return [ctx.p(f"Your contact: <b>{esc(c.contact_name, NAME_LIMIT)}</b> {DOT} "
-                  f'<a href="mailto:{email}" color="#{ctx.theme.brand.hexval()[2:]}">{email}</a>', "cover_meta")]
+    return [
+        ctx.p(
+            f"Your contact: <b>{esc(c.contact_name, NAME_LIMIT)}</b> {DOT} "
+            f'<a href="mailto:{email}" color="#{ctx.theme.brand.hexval()[2:]}">{email}</a>',
+            "cover_meta",
+        )
+    ]
 
 
 def build_cover(ctx: Ctx) -> list[Flowable]:
@@ -370,8 +383,12 @@ def build_cover(ctx: Ctx) -> list[Flowable]:
     word, gloss = STATUS_WORDS[status]
     colour = {"high": ss.SEV_HIGH, "medium": ss.SEV_MEDIUM, "low": ss.OK_GREEN}[status]
     status_box = Table(
-        [[ctx.p(f'<font color="#{colour.hexval()[2:]}"><b>{esc(word, 40)}</b></font>', "cover_status"),
-          ctx.p(esc(gloss, SENTENCE_LIMIT), "body")]],
+        [
+            [
+                ctx.p(f'<font color="#{colour.hexval()[2:]}"><b>{esc(word, 40)}</b></font>', "cover_status"),
+                ctx.p(esc(gloss, SENTENCE_LIMIT), "body"),
+            ]
+        ],
         colWidths=[70 * ss.MM, ss.FRAME_WIDTH - 70 * ss.MM],
         hAlign="LEFT",
     )
@@ -393,17 +410,22 @@ def build_cover(ctx: Ctx) -> list[Flowable]:
     else:
         matters.append(ctx.p("Nothing stood out this week.", "note"))
     listing = [
-        ctx.p(esc(title, NAME_LIMIT) + ("" if ok else f' <font color="#{ss.MUTED.hexval()[2:]}">'
-                                         f"{DASH} not available this week</font>"), "cover_meta")
+        ctx.p(
+            esc(title, NAME_LIMIT)
+            + ("" if ok else f' <font color="#{ss.MUTED.hexval()[2:]}">{DASH} not available this week</font>'),
+            "cover_meta",
+        )
         for title, ok in contents(r)
     ]
     return [
         ctx.p("WEEKLY SERVICE REPORT", "cover_kicker"),
         ctx.p(esc(r.customer.name, NAME_LIMIT), "cover_customer"),
         ctx.p(f"<b>{esc(period_line(r, ctx.tz))}</b>", "cover_sub"),
-        ctx.p(f"Prepared by {esc(ctx.branding.msp_name or 'your MSP', NAME_LIMIT)} on "
-              f"{esc(fmt_date(_local(r.generated_at, ctx.tz).date()))} {DOT} all times in {esc(r.period.timezone, 60)}",
-              "cover_meta"),
+        ctx.p(
+            f"Prepared by {esc(ctx.branding.msp_name or 'your MSP', NAME_LIMIT)} on "
+            f"{esc(fmt_date(_local(r.generated_at, ctx.tz).date()))} {DOT} all times in {esc(r.period.timezone, 60)}",
+            "cover_meta",
+        ),
         *contact_line(ctx),
         Spacer(1, 12),
         KeepTogether([ctx.p("Overall status", "h2"), status_box]),
@@ -493,9 +515,12 @@ def outage_table(ctx: Ctx, events: Sequence[OutageEvent], title: str, *, with_de
     w = ss.FRAME_WIDTH
     rows: list[list[Any]] = []
     for o in shown:
-        row = [ctx.cell(o.site, NAME_LIMIT), fmt_dt_short(o.start, ctx.tz),
-               fmt.outage_end(o, ctx.tz) if not o.ongoing else ctx.cell(fmt.outage_end(o, ctx.tz), 40),
-               fmt.duration(o.minutes)]
+        row = [
+            ctx.cell(o.site, NAME_LIMIT),
+            fmt_dt_short(o.start, ctx.tz),
+            fmt.outage_end(o, ctx.tz) if not o.ongoing else ctx.cell(fmt.outage_end(o, ctx.tz), 40),
+            fmt.duration(o.minutes),
+        ]
         if with_devices:
             row.append(ctx.cell(fmt.outage_devices(o), 200))
         rows.append(row)
@@ -510,8 +535,10 @@ def outage_table(ctx: Ctx, events: Sequence[OutageEvent], title: str, *, with_de
     if len(shown) < len(events):
         note += f"The {len(shown)} longest of {len(events)} outages are listed. "
     if with_devices:
-        note += ("Overlapping down times of one site's devices count as one outage; the tables below add up each "
-                 "device's own down time (device-minutes, summed over devices).")
+        note += (
+            "Overlapping down times of one site's devices count as one outage; the tables below add up each "
+            "device's own down time (device-minutes, summed over devices)."
+        )
     return [KeepTogether([head, data_table(ctx, header, rows, widths, numeric=(3,))]), ctx.p(note, "small")]
 
 
@@ -519,8 +546,11 @@ def build_uptime(ctx: Ctx, u: Uptime) -> list[Flowable]:
     met = u.overall_pct >= u.target_pct
     prev = ctx.previous_week
     last = prev.uptime_pct if prev is not None else None
-    note = versus(None if last is None else fmt_pct(last), f"{fmt.target(u.target_pct)} {status_word(met)}",
-                  delta=None if last is None else fmt_signed(u.overall_pct - last, "pts", 2))
+    note = versus(
+        None if last is None else fmt_pct(last),
+        f"{fmt.target(u.target_pct)} {status_word(met)}",
+        delta=None if last is None else fmt_signed(u.overall_pct - last, "pts", 2),
+    )
     colour = "" if met else f' color="#{ss.SEV_HIGH.hexval()[2:]}"'
     out: list[Flowable] = [
         kpi_row(
@@ -535,8 +565,14 @@ def build_uptime(ctx: Ctx, u: Uptime) -> list[Flowable]:
         *outage_table(ctx, u.outages, "Outages", with_devices=True),
     ]
     labels, values = ctx.trend(lambda w: w.uptime_pct, u.overall_pct)
-    out.append(KeepTogether([ctx.p(f"Uptime, last {len(labels)} week{'s' if len(labels) != 1 else ''}", "h2"),
-                             kpi_trend_chart(ctx.theme, labels, values, u.target_pct, digits=fmt.UPTIME_DIGITS)]))
+    out.append(
+        KeepTogether(
+            [
+                ctx.p(f"Uptime, last {len(labels)} week{'s' if len(labels) != 1 else ''}", "h2"),
+                kpi_trend_chart(ctx.theme, labels, values, u.target_pct, digits=fmt.UPTIME_DIGITS),
+            ]
+        )
+    )
     w = ss.FRAME_WIDTH
     widths = [w - 102 * ss.MM, 27 * ss.MM, 53 * ss.MM, 22 * ss.MM]
     if u.by_site:
@@ -549,9 +585,7 @@ def build_uptime(ctx: Ctx, u: Uptime) -> list[Flowable]:
         rows, extra = _group_rows(u.by_site, u.target_pct)
         rows = [[ctx.cell(r[0], NAME_LIMIT), *r[1:]] for r in rows]
         out.append(
-            data_table(
-                ctx, ["Site", "Uptime", DEVICE_MINUTES, "Devices"], rows, widths, numeric=(1, 2, 3), extra=extra
-            )
+            data_table(ctx, ["Site", "Uptime", DEVICE_MINUTES, "Devices"], rows, widths, numeric=(1, 2, 3), extra=extra)
         )
     if u.by_class:
         out.append(ctx.p("Uptime per device class", "h2"))
@@ -586,14 +620,16 @@ def build_tickets(ctx: Ctx, t: Tickets) -> list[Flowable]:
     last_sla = prev.sla_attainment_pct if prev is not None else None
     if t.sla_attainment_pct is None:
         sla_value = DASH
-        sla_note = "no tickets closed \u00b7 " + versus(None if last_sla is None else fmt.rate(last_sla),
-                                                        fmt.target(t.target_pct))
+        sla_note = "no tickets closed \u00b7 " + versus(
+            None if last_sla is None else fmt.rate(last_sla), fmt.target(t.target_pct)
+        )
     else:
         met = t.sla_attainment_pct >= t.target_pct
         colour = "" if met else f' color="#{ss.SEV_HIGH.hexval()[2:]}"'
         sla_value = f"<font{colour}>{fmt.rate(t.sla_attainment_pct)}</font>"
-        sla_note = versus(None if last_sla is None else fmt.rate(last_sla),
-                          f"{fmt.target(t.target_pct)} {status_word(met)}")
+        sla_note = versus(
+            None if last_sla is None else fmt.rate(last_sla), f"{fmt.target(t.target_pct)} {status_word(met)}"
+        )
     out: list[Flowable] = [
         kpi_row(
             ctx,
@@ -676,10 +712,16 @@ def build_backups(ctx: Ctx, b: Backups) -> list[Flowable]:
         kpi_row(
             ctx,
             [
-                (rate, "Backup success rate",
-                 rate_note + " \u00b7 " + versus(None if last_rate is None else fmt.rate(last_rate))),
-                (fmt_num(b.runs_total) if b.run_history else DASH, "Runs this week",
-                 f"{b.runs_warning} with warnings" if b.runs_warning else ""),
+                (
+                    rate,
+                    "Backup success rate",
+                    rate_note + " \u00b7 " + versus(None if last_rate is None else fmt.rate(last_rate)),
+                ),
+                (
+                    fmt_num(b.runs_total) if b.run_history else DASH,
+                    "Runs this week",
+                    f"{b.runs_warning} with warnings" if b.runs_warning else "",
+                ),
                 (fmt_num(len(b.protected)), "Protected items", ""),
                 (
                     f'<font color="#{(ss.SEV_HIGH if problems else ss.OK_GREEN).hexval()[2:]}">{problems}</font>',
@@ -691,8 +733,13 @@ def build_backups(ctx: Ctx, b: Backups) -> list[Flowable]:
     ]
     for p in fmt.stopped(b.protected):  # runs stopped: said in words, beside the rate of those that ran
         text = esc(fmt.capital(fmt.backup_stopped(p, ctx.tz)), SENTENCE_LIMIT)
-        out.append(ctx.p(f'<font color="#{ss.SEV_HIGH.hexval()[2:]}"><b>{text}</b></font> '
-                         f"({esc(fmt.hours(p.rpo_hours))} before the week ended).", "body"))
+        out.append(
+            ctx.p(
+                f'<font color="#{ss.SEV_HIGH.hexval()[2:]}"><b>{text}</b></font> '
+                f"({esc(fmt.hours(p.rpo_hours))} before the week ended).",
+                "body",
+            )
+        )
     if not b.protected:
         out.append(ctx.p("No protected items reported by the source.", "note"))
         return out
@@ -703,16 +750,36 @@ def build_backups(ctx: Ctx, b: Backups) -> list[Flowable]:
     # column: (header, width, numeric, cell)
     cols: list[tuple[str, float, bool, Any]] = [
         ("Item", 0.0, False, lambda p: ctx.cell(p.name, NAME_LIMIT)),
-        ("Last success", 28 * ss.MM, True, lambda p: fmt_dt_short(p.last_success, ctx.tz) if p.last_success else "never"),
+        (
+            "Last success",
+            28 * ss.MM,
+            True,
+            lambda p: fmt_dt_short(p.last_success, ctx.tz) if p.last_success else "never",
+        ),
         ("RPO (h)", 17 * ss.MM, True, lambda p: fmt_num(p.rpo_hours)),
     ]
     if b.run_history:
-        cols.append(("Runs ok/warn/fail", 28 * ss.MM, True, lambda p: f"{p.runs_ok} / {p.runs_warning} / {p.runs_failed}"))
+        cols.append(
+            ("Runs ok/warn/fail", 28 * ss.MM, True, lambda p: f"{p.runs_ok} / {p.runs_warning} / {p.runs_failed}")
+        )
     if offsite:
-        cols.append(("Last offsite", 28 * ss.MM, True, lambda p: fmt_dt_short(p.last_offsite, ctx.tz) if p.last_offsite else DASH))
+        cols.append(
+            (
+                "Last offsite",
+                28 * ss.MM,
+                True,
+                lambda p: fmt_dt_short(p.last_offsite, ctx.tz) if p.last_offsite else DASH,
+            )
+        )
     if verify:
-        cols.append(("Restore test", 20 * ss.MM, False,
-                     lambda p: DASH if p.verified is None else ("passed" if p.verified else "FAILED")))
+        cols.append(
+            (
+                "Restore test",
+                20 * ss.MM,
+                False,
+                lambda p: DASH if p.verified is None else ("passed" if p.verified else "FAILED"),
+            )
+        )
     cols.append(("Status", 16 * ss.MM, False, lambda p: shorten(p.status, 12).upper()))
     cols[0] = (cols[0][0], w - sum(c[1] for c in cols[1:]), False, cols[0][3])
     status_col = len(cols) - 1
@@ -749,16 +816,22 @@ def build_security(ctx: Ctx, s: Security) -> list[Flowable]:
         if s.secure_score_change is not None and s.secure_score_change < 0:
             change = f'<font color="#{ss.SEV_HIGH.hexval()[2:]}">{change}</font>'
         last_score = ctx.previous_week.secure_score_pct if ctx.previous_week is not None else None
-        score_note = versus(None if last_score is None else fmt.rate(last_score)) + " \u00b7 no target set" + (
-            f" \u00b7 {change}" if change else "")
+        score_note = (
+            versus(None if last_score is None else fmt.rate(last_score))
+            + " \u00b7 no target set"
+            + (f" \u00b7 {change}" if change else "")
+        )
     prev = ctx.previous_week
     open_colour = ss.SEV_HIGH if s.incidents_open else ss.OK_GREEN
     out: list[Flowable] = [
         kpi_row(
             ctx,
             [
-                (fmt_num(s.incidents_new), "New incidents",
-                 versus(None if prev is None or prev.incidents_new is None else fmt_num(prev.incidents_new))),
+                (
+                    fmt_num(s.incidents_new),
+                    "New incidents",
+                    versus(None if prev is None or prev.incidents_new is None else fmt_num(prev.incidents_new)),
+                ),
                 (
                     f'<font color="#{open_colour.hexval()[2:]}">{fmt_num(s.incidents_open)}</font>',
                     "Open at week end",
@@ -771,10 +844,16 @@ def build_security(ctx: Ctx, s: Security) -> list[Flowable]:
     if s.secure_score_pct is not None or any(w.secure_score_pct is not None for w in ctx.report.history):
         labels, values = ctx.trend(lambda w: w.secure_score_pct, s.secure_score_pct)
         known = [v for v in values if v is not None]
-        out.append(KeepTogether([
-            ctx.p(f"Secure Score, last {len(labels)} week{'s' if len(labels) != 1 else ''}", "h2"),
-            kpi_trend_chart(ctx.theme, labels, values, None, digits=fmt.RATE_DIGITS, axis=score_axis_range(known)),
-        ]))
+        out.append(
+            KeepTogether(
+                [
+                    ctx.p(f"Secure Score, last {len(labels)} week{'s' if len(labels) != 1 else ''}", "h2"),
+                    kpi_trend_chart(
+                        ctx.theme, labels, values, None, digits=fmt.RATE_DIGITS, axis=score_axis_range(known)
+                    ),
+                ]
+            )
+        )
     out.append(ctx.p("New incidents by severity", "h2"))
     sevs = ["high", "medium", "low", "informational"]
     sevs += [k for k in s.by_severity if k not in sevs]
@@ -891,16 +970,22 @@ def build_next_week(ctx: Ctx) -> list[Flowable]:
             out.append(ctx.p(fmt.PLANNED_NONE, "note"))
         else:
             rows = [[fmt_dt_short(c.start, ctx.tz), ctx.cell(c.title), ctx.cell(c.id, 40)] for c in planned]
-            out += [ctx.p(fmt.PLANNED_LEAD), Spacer(1, 3),
-                    data_table(ctx, ["When", "Change", "Ref"], rows, [35 * ss.MM, w - 63 * ss.MM, 28 * ss.MM])]
+            out += [
+                ctx.p(fmt.PLANNED_LEAD),
+                Spacer(1, 3),
+                data_table(ctx, ["When", "Change", "Ref"], rows, [35 * ss.MM, w - 63 * ss.MM, 28 * ss.MM]),
+            ]
     if waiting is not None:
         out.append(Spacer(1, 6))
         if not waiting:
             out.append(ctx.p(fmt.WAITING_NONE, "note"))
         else:
             rows = [[ctx.cell(t.id, 40), ctx.cell(t.title), fmt_dt_short(t.created, ctx.tz)] for t in waiting]
-            out += [ctx.p(fmt.WAITING_LEAD), Spacer(1, 3),
-                    data_table(ctx, ["Ticket", "Subject", "Opened"], rows, [28 * ss.MM, w - 63 * ss.MM, 35 * ss.MM])]
+            out += [
+                ctx.p(fmt.WAITING_LEAD),
+                Spacer(1, 3),
+                data_table(ctx, ["Ticket", "Subject", "Opened"], rows, [28 * ss.MM, w - 63 * ss.MM, 35 * ss.MM]),
+            ]
     return [KeepTogether(out)]
 
 
@@ -911,12 +996,18 @@ def build_how_to_read(ctx: Ctx) -> list[Flowable]:
     last = None
     for section, figure, definition in DEFINITIONS:
         if section and section != last:
-            extra += [("SPAN", (0, len(rows)), (1, len(rows))), ("BACKGROUND", (0, len(rows)), (1, len(rows)),
-                                                                   ctx.theme.brand_tint)]
+            extra += [
+                ("SPAN", (0, len(rows)), (1, len(rows))),
+                ("BACKGROUND", (0, len(rows)), (1, len(rows)), ctx.theme.brand_tint),
+            ]
             rows.append([ctx.p(f"<b>{esc(SECTION_TITLES.get(section, section), NAME_LIMIT)}</b>", "glossary_head"), ""])
         last = section
-        rows.append([ctx.p(f"<b>{esc(figure, NAME_LIMIT)}</b>", "glossary_text"), ctx.p(esc(definition, SENTENCE_LIMIT),
-                                                                                       "glossary_text")])
+        rows.append(
+            [
+                ctx.p(f"<b>{esc(figure, NAME_LIMIT)}</b>", "glossary_text"),
+                ctx.p(esc(definition, SENTENCE_LIMIT), "glossary_text"),
+            ]
+        )
     table = Table(rows, colWidths=[42 * ss.MM, ss.FRAME_WIDTH - 42 * ss.MM], hAlign="LEFT", repeatRows=0)
     table.setStyle(
         [
@@ -934,8 +1025,11 @@ def build_how_to_read(ctx: Ctx) -> list[Flowable]:
         ctx.p("What each figure in this report means, and how it is counted.", "source"),
         table,
         Spacer(1, 6),
-        ctx.p("Severity: <b>high</b> needs a decision or action soon; <b>medium</b> is worth watching; "
-              "<b>low</b> is for your information.", "glossary_text"),
+        ctx.p(
+            "Severity: <b>high</b> needs a decision or action soon; <b>medium</b> is worth watching; "
+            "<b>low</b> is for your information.",
+            "glossary_text",
+        ),
     ]
 
 
@@ -1014,8 +1108,14 @@ def _draw_cover(f: Furniture, canv: Canvas, _doc: Any) -> None:
         text_right = x - 18
     canv.setFillColor(ss.WHITE)
     width = text_right - ss.MARGIN_LEFT
-    fonts.draw(canv, ss.MARGIN_LEFT, ph - ss.COVER_BAND_HEIGHT / 2,
-               _fit(f.msp_name, ss.FONT_BOLD, ss.COVER_MSP_SIZE, width), ss.FONT_BOLD, ss.COVER_MSP_SIZE)
+    fonts.draw(
+        canv,
+        ss.MARGIN_LEFT,
+        ph - ss.COVER_BAND_HEIGHT / 2,
+        _fit(f.msp_name, ss.FONT_BOLD, ss.COVER_MSP_SIZE, width),
+        ss.FONT_BOLD,
+        ss.COVER_MSP_SIZE,
+    )
     canv.setFont(ss.FONT, ss.BODY_SIZE + 1)
     canv.drawString(ss.MARGIN_LEFT, ph - ss.COVER_BAND_HEIGHT / 2 - 20, "Managed services \u00b7 weekly report")
     canv.restoreState()
@@ -1029,12 +1129,25 @@ def _draw_body(f: Furniture, canv: Canvas, _doc: Any) -> None:
     canv.setLineWidth(1.2)
     canv.line(ss.MARGIN_LEFT, y - 4, pw - ss.MARGIN_RIGHT, y - 4)
     canv.setFillColor(f.theme.brand)
-    fonts.draw(canv, ss.MARGIN_LEFT, y, _fit(f.customer, ss.FONT_BOLD, ss.FOOTER_SIZE, ss.FRAME_WIDTH * 0.6),
-               ss.FONT_BOLD, ss.FOOTER_SIZE)
+    fonts.draw(
+        canv,
+        ss.MARGIN_LEFT,
+        y,
+        _fit(f.customer, ss.FONT_BOLD, ss.FOOTER_SIZE, ss.FRAME_WIDTH * 0.6),
+        ss.FONT_BOLD,
+        ss.FOOTER_SIZE,
+    )
     canv.setFillColor(ss.MUTED)
     right = f.header_right or f.msp_name
-    fonts.draw(canv, pw - ss.MARGIN_RIGHT, y, _fit(right, ss.FONT, ss.FOOTER_SIZE, ss.FRAME_WIDTH * 0.35),
-               ss.FONT, ss.FOOTER_SIZE, align="right")
+    fonts.draw(
+        canv,
+        pw - ss.MARGIN_RIGHT,
+        y,
+        _fit(right, ss.FONT, ss.FOOTER_SIZE, ss.FRAME_WIDTH * 0.35),
+        ss.FONT,
+        ss.FOOTER_SIZE,
+        align="right",
+    )
     canv.restoreState()
 
 
@@ -1084,8 +1197,14 @@ class FooterCanvas(Canvas):
         self.line(ss.MARGIN_LEFT, y + 10, pw - ss.MARGIN_RIGHT, y + 10)
         self.setFont(ss.FONT, ss.FOOTER_SIZE)
         self.setFillColor(ss.MUTED)
-        fonts.draw(self, ss.MARGIN_LEFT, y, _fit(f.footer_left, ss.FONT, ss.FOOTER_SIZE, ss.FRAME_WIDTH - 80),
-                   ss.FONT, ss.FOOTER_SIZE)
+        fonts.draw(
+            self,
+            ss.MARGIN_LEFT,
+            y,
+            _fit(f.footer_left, ss.FONT, ss.FOOTER_SIZE, ss.FRAME_WIDTH - 80),
+            ss.FONT,
+            ss.FOOTER_SIZE,
+        )
         self.setFont(ss.FONT, ss.FOOTER_SIZE)
         self.drawRightString(pw - ss.MARGIN_RIGHT, y, f"Page {self._pageNumber} of {total}")
         self.restoreState()

@@ -192,8 +192,16 @@ def kpi_trend_chart(
     if target is not None and lo <= target <= hi:
         y = lc.y + (target - lo) / (hi - lo) * lc.height
         d.add(Line(lc.x, y, lc.x + lc.width, y, strokeColor=ss.TARGET_LINE, strokeWidth=1, strokeDashArray=[3, 2]))
-        d.add(String(lc.x + lc.width + 3, y - 2.5, f"target {fmt.target(target)}", fontName=ss.FONT,
-                     fontSize=ss.CHART_LABEL_SIZE, fillColor=ss.TARGET_LINE))
+        d.add(
+            String(
+                lc.x + lc.width + 3,
+                y - 2.5,
+                f"target {fmt.target(target)}",
+                fontName=ss.FONT,
+                fontSize=ss.CHART_LABEL_SIZE,
+                fillColor=ss.TARGET_LINE,
+            )
+        )
     return d
 
 
@@ -258,5 +266,13 @@ def ticket_trend_chart(theme: Theme, points: Sequence[TrendPoint]) -> Drawing:
     return d
 
 
-__all__ = ["TREND_WEEKS", "TrendPoint", "kpi_trend_chart", "score_axis_range", "shorten", "ticket_trend_chart",
-           "uptime_axis_range", "uptime_by_site_chart"]
+__all__ = [
+    "TREND_WEEKS",
+    "TrendPoint",
+    "kpi_trend_chart",
+    "score_axis_range",
+    "shorten",
+    "ticket_trend_chart",
+    "uptime_axis_range",
+    "uptime_by_site_chart",
+]

@@ -72,8 +72,12 @@ _SYSTEM_FALLBACKS = (
 # gaps in business text), then the scripts, then Noto Sans itself for rare Latin/Greek/Cyrillic.
 _MANIMGX_FIRST = ("NotoSansSymbols[wght].ttf", "NotoEmoji[wght].ttf")
 _MANIMGX_LAST = ("NotoSans[wght].ttf",)
-_CJK = ("notosansjp/NotoSansJP[wght].ttf", "notosanskr/NotoSansKR[wght].ttf",
-        "notosanssc/NotoSansSC[wght].ttf", "notosanstc/NotoSansTC[wght].ttf")
+_CJK = (
+    "notosansjp/NotoSansJP[wght].ttf",
+    "notosanskr/NotoSansKR[wght].ttf",
+    "notosanssc/NotoSansSC[wght].ttf",
+    "notosanstc/NotoSansTC[wght].ttf",
+)
 
 # Characters that belong to the run they follow (they have no look of their own).
 _GLUE_CATEGORIES = {"Mn", "Me", "Cf"}
@@ -139,8 +143,9 @@ class _Fallback:
                 self.broken = True
                 return False
             pdfmetrics.registerFont(font)
-            pdfmetrics.registerFontFamily(self.name, normal=self.name, bold=self.name, italic=self.name,
-                                          boldItalic=self.name)
+            pdfmetrics.registerFontFamily(
+                self.name, normal=self.name, bold=self.name, italic=self.name, boldItalic=self.name
+            )
             self.chars = frozenset(font.face.charToGlyph)
         return cp in self.chars
 
@@ -249,8 +254,10 @@ def runs(text: str) -> list[tuple[str | None, str]]:
 def _warn_missing(chars: str) -> None:
     if chars not in _warned:
         _warned.add(chars)
-        log.warning("PDF: no font available for %s (shown as boxes; the text stays searchable)",
-                    ", ".join(f"U+{ord(c):04X}" for c in chars[:10]))
+        log.warning(
+            "PDF: no font available for %s (shown as boxes; the text stays searchable)",
+            ", ".join(f"U+{ord(c):04X}" for c in chars[:10]),
+        )
 
 
 def visual(line: str) -> str:
@@ -319,6 +326,17 @@ def drawable(text: str, font: str) -> str:
 
 
 __all__ = [
-    "FONT", "FONT_BOLD", "FONT_BOLD_ITALIC", "FONT_ITALIC",
-    "draw", "drawable", "markup", "missing", "register", "runs", "single_font", "visual", "width",
+    "FONT",
+    "FONT_BOLD",
+    "FONT_BOLD_ITALIC",
+    "FONT_ITALIC",
+    "draw",
+    "drawable",
+    "markup",
+    "missing",
+    "register",
+    "runs",
+    "single_font",
+    "visual",
+    "width",
 ]

@@ -163,8 +163,14 @@ def theme_for(brand_color: str | None) -> Theme:
     brand_tint = _mix(brand, colors.white, 0.90)
 
     base = ParagraphStyle(
-        "body", fontName=FONT, bulletFontName=FONT, fontSize=BODY_SIZE, leading=BODY_SIZE * 1.35, textColor=INK,
-        allowWidows=0, allowOrphans=0,  # never one line of a paragraph alone at a page's top or bottom
+        "body",
+        fontName=FONT,
+        bulletFontName=FONT,
+        fontSize=BODY_SIZE,
+        leading=BODY_SIZE * 1.35,
+        textColor=INK,
+        allowWidows=0,
+        allowOrphans=0,  # never one line of a paragraph alone at a page's top or bottom
     )
     styles: dict[str, ParagraphStyle] = {
         "body": base,
@@ -264,8 +270,14 @@ def theme_for(brand_color: str | None) -> Theme:
             "cover_status", parent=base, fontName=FONT_BOLD, fontSize=H1_SIZE, leading=H1_SIZE * 1.25
         ),
         "cover_item": ParagraphStyle(
-            "cover_item", parent=base, fontSize=BODY_SIZE + 1.5, leading=(BODY_SIZE + 1.5) * 1.35, leftIndent=16,
-            bulletIndent=0, bulletFontName=FONT_BOLD, spaceAfter=5,
+            "cover_item",
+            parent=base,
+            fontSize=BODY_SIZE + 1.5,
+            leading=(BODY_SIZE + 1.5) * 1.35,
+            leftIndent=16,
+            bulletIndent=0,
+            bulletFontName=FONT_BOLD,
+            spaceAfter=5,
         ),
         "glossary_head": ParagraphStyle(
             "glossary_head",

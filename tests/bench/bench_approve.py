@@ -62,8 +62,9 @@ async def bench(customers: int, tmp: Path, profile: Path | None = None) -> dict[
         async def handoff(draft: Any, report: Any, pdf: bytes) -> None:
             handed.append(time.perf_counter())
 
-        review = Review(config, engine, store, state, tmp, handoff, may_approve=lambda a: True,
-                        week_day=lambda: WEEK_DAY)
+        review = Review(
+            config, engine, store, state, tmp, handoff, may_approve=lambda a: True, week_day=lambda: WEEK_DAY
+        )
         t0 = time.perf_counter()
         drafts = await asyncio.gather(*(review.run(c.code) for c in config.customers[:customers]))
         drafting = time.perf_counter() - t0
@@ -79,10 +80,13 @@ async def bench(customers: int, tmp: Path, profile: Path | None = None) -> dict[
                     requests = []
                     for d in drafts:
                         data = {"draft_id": d.id, "version": d.version, "customer": d.customer_code}
-                        activity = card_action("approve", data, service_url=connector.service_url, reply_to_id="1",
-                                               user=APPROVER)
-                        headers = {"Content-Type": "application/json",
-                                   "Authorization": rb.minter.header(serviceurl=activity["serviceUrl"])}
+                        activity = card_action(
+                            "approve", data, service_url=connector.service_url, reply_to_id="1", user=APPROVER
+                        )
+                        headers = {
+                            "Content-Type": "application/json",
+                            "Authorization": rb.minter.header(serviceurl=activity["serviceUrl"]),
+                        }
                         requests.append({"headers": headers, "body": json.dumps(activity)})
                     spec = tmp / "requests.json"
                     spec.write_text(json.dumps({"url": f"{rb.base_url}/api/messages", "requests": requests}))
@@ -91,8 +95,11 @@ async def bench(customers: int, tmp: Path, profile: Path | None = None) -> dict[
                         profiler.enable()
                     t_start = time.perf_counter()
                     proc = await asyncio.create_subprocess_exec(
-                        sys.executable, str(Path(__file__).with_name("fire_requests.py")), str(spec),
-                        stdout=asyncio.subprocess.PIPE)
+                        sys.executable,
+                        str(Path(__file__).with_name("fire_requests.py")),
+                        str(spec),
+                        stdout=asyncio.subprocess.PIPE,
+                    )
                     out, _ = await proc.communicate()
                     fired = json.loads(out)
                     for status, body in zip(fired["statuses"], fired["bodies"], strict=True):
@@ -112,10 +119,14 @@ async def bench(customers: int, tmp: Path, profile: Path | None = None) -> dict[
             await c.aclose()
         await store.close()
     print(f"{len(drafts)} drafts made in {drafting:.1f} s (collect + render, over the simulators)")
-    print(f"{len(latencies)} concurrent approve invokes: p50 {1000 * statistics.median(latencies):.0f} ms, "
-          f"p95 {1000 * pct(latencies, 0.95):.0f} ms, max {1000 * max(latencies):.0f} ms (contract: < 2000 ms)")
-    print(f"final PDFs handed off when the last invoke was answered: {done_at_answer} of {len(drafts)}; "
-          f"all {len(handed)} handed off {finished - t_start:.1f} s after the first click")
+    print(
+        f"{len(latencies)} concurrent approve invokes: p50 {1000 * statistics.median(latencies):.0f} ms, "
+        f"p95 {1000 * pct(latencies, 0.95):.0f} ms, max {1000 * max(latencies):.0f} ms (contract: < 2000 ms)"
+    )
+    print(
+        f"final PDFs handed off when the last invoke was answered: {done_at_answer} of {len(drafts)}; "
+        f"all {len(handed)} handed off {finished - t_start:.1f} s after the first click"
+    )
     return {"p50": statistics.median(latencies), "p95": pct(latencies, 0.95), "max": max(latencies)}
 
 

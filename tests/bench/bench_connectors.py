@@ -116,8 +116,10 @@ async def bench(latency_ms: float, out: Path) -> dict[str, float]:
     for system in sorted(after):
         print(f"  {system:<12} {alone[system] - before[system]:5d} / {after[system] - alone[system]:5d}")
     print(f"slowest chain: {chains[slowest]:.2f} s ({slowest}); render total: {render:.2f} s")
-    print(f"batch of {len(customers)}: {batch:.2f} s; bound 1.5 x chain + render = {bound:.2f} s "
-          f"-> {'PASS' if batch <= bound else 'FAIL'} ({batch / bound:.2f} of the bound)")
+    print(
+        f"batch of {len(customers)}: {batch:.2f} s; bound 1.5 x chain + render = {bound:.2f} s "
+        f"-> {'PASS' if batch <= bound else 'FAIL'} ({batch / bound:.2f} of the bound)"
+    )
     return {"batch_s": batch, "bound_s": bound, "chain_s": chains[slowest], "render_s": render}
 
 
@@ -134,8 +136,11 @@ async def requests_per_customer(total: int) -> dict[str, float]:
     async with SimulatorFarm(dataset) as farm:
         farm.sims["halo"].page_size = HALO_PAGE_SIZE  # type: ignore[attr-defined]
         sources = farm.sources()
-        sources["halo"] |= {"page_size": HALO_PAGE_SIZE, "requests_per_window": HALO_BUDGET[0],
-                            "window_seconds": HALO_BUDGET[1]}
+        sources["halo"] |= {
+            "page_size": HALO_PAGE_SIZE,
+            "requests_per_window": HALO_BUDGET[0],
+            "window_seconds": HALO_BUDGET[1],
+        }
         config = sandbox_config(dataset, "sqlite+aiosqlite:///:memory:", sources)
         customers = list(config.customers)[:total]
         users = ConnectorContext.batch_sizes(customers)
@@ -146,8 +151,13 @@ async def requests_per_customer(total: int) -> dict[str, float]:
 
         async def one(c: Any) -> None:
             async with sem:
-                await collect(config, c, week_containing(WEEK_DAY, config.customer_timezone(c)), connectors,
-                              lambda: datetime.now(UTC))
+                await collect(
+                    config,
+                    c,
+                    week_containing(WEEK_DAY, config.customer_timezone(c)),
+                    connectors,
+                    lambda: datetime.now(UTC),
+                )
 
         try:
             await asyncio.gather(*(one(c) for c in customers))
@@ -165,8 +175,10 @@ async def requests_per_customer(total: int) -> dict[str, float]:
         print(f"  {system:<12} {users[system]:4d} customers  {n:6d} requests  {out[system]:6.2f} per customer")
     halo = after["halo"] - before["halo"]
     ok = halo <= HALO_BUDGET[0] and halo_wait == 0.0
-    print(f"  halo: {halo} requests for {users.get('halo', 0)} customers, budget {HALO_BUDGET[0]} per "
-          f"{HALO_BUDGET[1]:.0f} s, waited {halo_wait:.1f} s -> {'PASS' if ok else 'FAIL'}")
+    print(
+        f"  halo: {halo} requests for {users.get('halo', 0)} customers, budget {HALO_BUDGET[0]} per "
+        f"{HALO_BUDGET[1]:.0f} s, waited {halo_wait:.1f} s -> {'PASS' if ok else 'FAIL'}"
+    )
     out["halo_total"], out["halo_ok"] = float(halo), float(ok)
     return out
 

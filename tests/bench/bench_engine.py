@@ -33,8 +33,13 @@ from reporting.period import week_containing
 WEEK_DAY = date(2026, 11, 10)  # inside the week Mon 2026-11-09 .. Sun 2026-11-15
 ANCHOR = week_containing(WEEK_DAY, MSP_TIMEZONE).end_date  # Monday 2026-11-16
 BASE_CUSTOMERS = 12
-TARGETS = {"batch_12_s": 5.0, "render_median_ms": 150.0, "batch_n_s": 60.0, "peak_rss_mb": 300.0,
-           "pdf_max_kib": 700.0}  # fonts embedded as subsets keep a report far below this
+TARGETS = {
+    "batch_12_s": 5.0,
+    "render_median_ms": 150.0,
+    "batch_n_s": 60.0,
+    "peak_rss_mb": 300.0,
+    "pdf_max_kib": 700.0,
+}  # fonts embedded as subsets keep a report far below this
 
 
 def peak_rss_mb() -> float:
@@ -134,8 +139,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         render = time_renders(drafts, args.rounds)
         big = child_batch(args.customers, root / f"batch-{args.customers}")
     n = big["customers"]
-    print(f"reportbot benchmark: week {WEEK_DAY} (anchor {ANCHOR}), {HISTORY_WEEKS} backfill weeks, "
-          f"{args.rounds} render rounds")
+    print(
+        f"reportbot benchmark: week {WEEK_DAY} (anchor {ANCHOR}), {HISTORY_WEEKS} backfill weeks, "
+        f"{args.rounds} render rounds"
+    )
     line(f"batch {BASE_CUSTOMERS} customers, with backfill", small["total_s"], "s", TARGETS["batch_12_s"])
     line(f"batch {BASE_CUSTOMERS} customers, draft phase", small["draft_phase_s"], "s")
     line(f"batch {n} customers, with backfill", big["total_s"], "s", TARGETS["batch_n_s"])
@@ -152,8 +159,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     failures = small["failures"] + big["failures"]
     if failures:
         print(f"WARNING: {failures} draft(s) failed; figures are not comparable")
-    print(json.dumps({"week_day": WEEK_DAY.isoformat(), "batch_small": small, "batch_large": big,
-                      "render": render, "targets": TARGETS}))
+    print(
+        json.dumps(
+            {
+                "week_day": WEEK_DAY.isoformat(),
+                "batch_small": small,
+                "batch_large": big,
+                "render": render,
+                "targets": TARGETS,
+            }
+        )
+    )
     return 1 if failures else 0
 
 

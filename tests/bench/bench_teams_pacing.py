@@ -85,10 +85,14 @@ def main() -> None:
     parser.add_argument("--edits", type=int, default=200)
     args = parser.parse_args()
     r = asyncio.run(bench(args.cards, args.edits))
-    print(f"teams pacing: {r['cards']} cards ({r['distinct']} distinct) and {r['edits']} edits into one channel, "
-          f"{r['lost']} lost, {r['throttled']} answered 429")
-    print(f"teams pacing: {r['seconds']:.1f} s taken; theoretical minimum {r['minimum']:.1f} s "
-          f"({r['seconds'] / r['minimum'] if r['minimum'] else 0:.2f}x)")
+    print(
+        f"teams pacing: {r['cards']} cards ({r['distinct']} distinct) and {r['edits']} edits into one channel, "
+        f"{r['lost']} lost, {r['throttled']} answered 429"
+    )
+    print(
+        f"teams pacing: {r['seconds']:.1f} s taken; theoretical minimum {r['minimum']:.1f} s "
+        f"({r['seconds'] / r['minimum'] if r['minimum'] else 0:.2f}x)"
+    )
     if r["lost"] or r["cards"] != args.cards:
         sys.exit("teams pacing: cards were lost")
 

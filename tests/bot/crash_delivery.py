@@ -56,7 +56,9 @@ async def main(db: str, outbox: str, report_json: str, step: str | None) -> None
         log = await DeliveryLog.open(engine)
         report = snapshot.from_dict(json.loads(Path(report_json).read_text()))
         backend = DieAfter(config, Path(outbox), step) if step else OutboxBackend(config, Path(outbox))
-        steps = await Deliverer(config, log, backend).deliver("d-crash", report.customer.code, PERIOD_END, report, b"%PDF-1.7 x", "Sam")
+        steps = await Deliverer(config, log, backend).deliver(
+            "d-crash", report.customer.code, PERIOD_END, report, b"%PDF-1.7 x", "Sam"
+        )
         print(json.dumps({s: [v.status, v.attempts] for s, v in steps.items()}))
     finally:
         await engine.dispose()

@@ -81,11 +81,21 @@ async def main(db: str, graph_url: str, connector_url: str, point: str | None) -
                 die()
             return message_id
 
-        backend = DieAfter(config, FakeCredential(), base_url=graph_url, channel_team=lambda c: TEAMS[c.code],
-                           point=point, settle_delay=0.05)
+        backend = DieAfter(
+            config,
+            FakeCredential(),
+            base_url=graph_url,
+            channel_team=lambda c: TEAMS[c.code],
+            point=point,
+            settle_delay=0.05,
+        )
         backend.announce = await ChannelAnnouncer.open(
-            engine, post=post, find=lambda p, key, since: backend.find_channel_post(p, key, since, app_id=BOT_APP_ID),
-            msp_name=config.msp.name, settle_delay=0.05)
+            engine,
+            post=post,
+            find=lambda p, key, since: backend.find_channel_post(p, key, since, app_id=BOT_APP_ID),
+            msp_name=config.msp.name,
+            settle_delay=0.05,
+        )
         try:
             p = parcel(config, "ACME", pdf=pdf_of(60_000), draft=DRAFT)
             log = await DeliveryLog.open(engine)

@@ -116,8 +116,11 @@ class FakeEntra:
         if form.get("grant_type") != "client_credentials":
             return 400, _error("unsupported_grant_type", "AADSTS70003", 70003)
         if form.get("client_id") != self.client_id:
-            return 400, _error("unauthorized_client", f"AADSTS700016: Application with identifier "
-                               f"'{form.get('client_id')}' was not found in the directory.", 700016)
+            return 400, _error(
+                "unauthorized_client",
+                f"AADSTS700016: Application with identifier '{form.get('client_id')}' was not found in the directory.",
+                700016,
+            )
         if form.get("client_secret") != self.client_secret:
             return 401, _error("invalid_client", "AADSTS7000215: Invalid client secret provided.", 7000215)
         scope = form.get("scope", "")
@@ -127,8 +130,12 @@ class FakeEntra:
             access = f"entra-{uuid.uuid4().hex}"
             self.issued.append(access)
             self.scopes.append(scope)
-        return 200, {"token_type": "Bearer", "expires_in": self.expires_in, "ext_expires_in": self.expires_in,
-                     "access_token": access}
+        return 200, {
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+            "ext_expires_in": self.expires_in,
+            "access_token": access,
+        }
 
     # lifecycle -------------------------------------------------------------------
     def start(self) -> FakeEntra:
@@ -184,6 +191,11 @@ class FakeEntra:
 
 
 def _error(error: str, description: str, code: int) -> dict[str, Any]:
-    return {"error": error, "error_description": description, "error_codes": [code],
-            "timestamp": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ"),
-            "trace_id": str(uuid.uuid4()), "correlation_id": str(uuid.uuid4())}
+    return {
+        "error": error,
+        "error_description": description,
+        "error_codes": [code],
+        "timestamp": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ"),
+        "trace_id": str(uuid.uuid4()),
+        "correlation_id": str(uuid.uuid4()),
+    }

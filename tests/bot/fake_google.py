@@ -75,8 +75,15 @@ SEND_SCOPES = {SCOPE_GMAIL_SEND, "https://www.googleapis.com/auth/gmail.compose"
 READ_SCOPES = {SCOPE_GMAIL_READONLY, SCOPE_GMAIL_METADATA} | _FULL_MAIL
 PROFILE_SCOPES = READ_SCOPES | {"https://www.googleapis.com/auth/gmail.compose"}
 DRIVE_SCOPES = {SCOPE_DRIVE, "https://www.googleapis.com/auth/drive.file"}
-STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
-                429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
+STATUS_NAMES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+}
 
 
 @dataclass
@@ -131,17 +138,29 @@ class DFile:
 
     def resource(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "kind": "drive#file", "id": self.id, "name": self.name, "mimeType": self.mime_type,
-            "parents": list(self.parents), "trashed": self.trashed, "appProperties": dict(self.app_properties),
+            "kind": "drive#file",
+            "id": self.id,
+            "name": self.name,
+            "mimeType": self.mime_type,
+            "parents": list(self.parents),
+            "trashed": self.trashed,
+            "appProperties": dict(self.app_properties),
             "createdTime": f"2026-11-16T00:00:{self.created % 60:02d}.000Z",
-            "webViewLink": (f"https://drive.google.com/drive/folders/{self.id}" if self.mime_type == FOLDER
-                            else f"https://drive.google.com/file/d/{self.id}/view?usp=drivesdk"),
+            "webViewLink": (
+                f"https://drive.google.com/drive/folders/{self.id}"
+                if self.mime_type == FOLDER
+                else f"https://drive.google.com/file/d/{self.id}/view?usp=drivesdk"
+            ),
         }
         if self.drive_id:
             out["driveId"] = self.drive_id
         if self.mime_type != FOLDER:
-            out.update(size=str(len(self.content)), md5Checksum=hashlib.md5(self.content).hexdigest(),  # noqa: S324
-                       version=str(len(self.revisions)), headRevisionId=f"rev{len(self.revisions)}")
+            out.update(
+                size=str(len(self.content)),
+                md5Checksum=hashlib.md5(self.content).hexdigest(),  # noqa: S324
+                version=str(len(self.revisions)),
+                headRevisionId=f"rev{len(self.revisions)}",
+            )
         return out
 
 
@@ -158,17 +177,23 @@ class Upload:
 
 
 class GoogleError(Exception):
-    def __init__(self, status: int, reason: str, message: str, domain: str = "global",
-                 headers: dict[str, str] | None = None):
+    def __init__(
+        self, status: int, reason: str, message: str, domain: str = "global", headers: dict[str, str] | None = None
+    ):
         super().__init__(f"{status} {reason}: {message}")
         self.status, self.reason, self.message, self.domain = status, reason, message, domain
         self.headers = headers or {}
 
 
 def google_error(status: int, reason: str, message: str, domain: str = "global") -> dict[str, Any]:
-    return {"error": {"code": status, "message": message,
-                      "errors": [{"message": message, "domain": domain, "reason": reason}],
-                      "status": STATUS_NAMES.get(status, "UNKNOWN")}}
+    return {
+        "error": {
+            "code": status,
+            "message": message,
+            "errors": [{"message": message, "domain": domain, "reason": reason}],
+            "status": STATUS_NAMES.get(status, "UNKNOWN"),
+        }
+    }
 
 
 def _b64url_decode(s: str) -> bytes:
@@ -265,14 +290,23 @@ class FakeGoogle:
         return f"{prefix}{next(self._ids):05d}"
 
     def service_account_info(self, *, key: rsa.RSAPrivateKey | None = None) -> dict[str, Any]:
-        pem = (key or self.key).private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                              serialization.NoEncryption()).decode()
-        return {"type": "service_account", "project_id": "northwind-reports", "private_key_id": self.key_id,
-                "private_key": pem, "client_email": self.client_email, "client_id": self.client_id,
-                "auth_uri": "https://accounts.google.com/o/oauth2/auth",
-                "token_uri": self.token_uri if self._server is not None else GOOGLE_TOKEN_URI,
-                "auth_provider_x509_cert_url": "https://www.googleapis.com/oauth2/v1/certs",
-                "universe_domain": "googleapis.com"}
+        pem = (
+            (key or self.key)
+            .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+            .decode()
+        )
+        return {
+            "type": "service_account",
+            "project_id": "northwind-reports",
+            "private_key_id": self.key_id,
+            "private_key": pem,
+            "client_email": self.client_email,
+            "client_id": self.client_id,
+            "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+            "token_uri": self.token_uri if self._server is not None else GOOGLE_TOKEN_URI,
+            "auth_provider_x509_cert_url": "https://www.googleapis.com/oauth2/v1/certs",
+            "universe_domain": "googleapis.com",
+        }
 
     def add_user(self, address: str) -> None:
         self.users.add(address.lower())
@@ -295,11 +329,20 @@ class FakeGoogle:
     def share(self, principal: str, item_id: str, role: str = "writer") -> None:
         self.access.setdefault(principal.lower(), {})[item_id] = role
 
-    def fail(self, method: str, path: str, status: int, *, times: int = 1, after: bool = False,
-             reason: str = "backendError", message: str = "Backend Error", domain: str = "global",
-             skip: int = 0) -> None:
-        self.faults.append(Fault(method.upper(), re.compile(path), status, times, after, reason, message, domain,
-                                 skip))
+    def fail(
+        self,
+        method: str,
+        path: str,
+        status: int,
+        *,
+        times: int = 1,
+        after: bool = False,
+        reason: str = "backendError",
+        message: str = "Backend Error",
+        domain: str = "global",
+        skip: int = 0,
+    ) -> None:
+        self.faults.append(Fault(method.upper(), re.compile(path), status, times, after, reason, message, domain, skip))
 
     def cut_chunk(self, number: int, keep: int) -> None:
         """The ``number``-th chunk PUT (1-based, counted across sessions) keeps its first ``keep``
@@ -363,8 +406,9 @@ class FakeGoogle:
             return self._error(err)
 
     def _error(self, err: GoogleError) -> web.Response:
-        return web.json_response(google_error(err.status, err.reason, err.message, err.domain), status=err.status,
-                                 headers=err.headers)
+        return web.json_response(
+            google_error(err.status, err.reason, err.message, err.domain), status=err.status, headers=err.headers
+        )
 
     def _fault(self, method: str, path: str) -> Fault | None:
         for f in self.faults:
@@ -393,13 +437,15 @@ class FakeGoogle:
             claims = json.loads(_b64url_decode(claims_b64))
             signature = _b64url_decode(sig_b64)
         except ValueError:
-            return oauth_error(400, "invalid_grant", "Invalid JWT: Token must be a short-lived token and in a "
-                                                     "reasonable timeframe.")
+            return oauth_error(
+                400, "invalid_grant", "Invalid JWT: Token must be a short-lived token and in a reasonable timeframe."
+            )
         if header.get("alg") != "RS256" or header.get("kid") != self.key_id:
             return oauth_error(400, "invalid_grant", "Invalid JWT Signature.")
         try:
-            self.key.public_key().verify(signature, f"{head_b64}.{claims_b64}".encode(), padding.PKCS1v15(),
-                                         hashes.SHA256())
+            self.key.public_key().verify(
+                signature, f"{head_b64}.{claims_b64}".encode(), padding.PKCS1v15(), hashes.SHA256()
+            )
         except InvalidSignature:
             return oauth_error(400, "invalid_grant", "Invalid JWT Signature.")
         self.token_requests.append(claims)
@@ -410,8 +456,12 @@ class FakeGoogle:
             return oauth_error(400, "invalid_grant", "Invalid JWT: audience is not the token endpoint")
         iat, exp = claims.get("iat", 0), claims.get("exp", 0)
         if exp - iat > 3600 or exp < now - 300 or iat > now + 300:
-            return oauth_error(400, "invalid_grant", "Invalid JWT: Token must be a short-lived token (60 minutes) "
-                                                     "and in a reasonable timeframe. Check your iat and exp values")
+            return oauth_error(
+                400,
+                "invalid_grant",
+                "Invalid JWT: Token must be a short-lived token (60 minutes) "
+                "and in a reasonable timeframe. Check your iat and exp values",
+            )
         scopes = frozenset(str(claims.get("scope", "")).split())
         if not scopes:
             return oauth_error(400, "invalid_scope", "Invalid OAuth scope or ID token audience provided.")
@@ -421,8 +471,12 @@ class FakeGoogle:
             if str(sub).lower() not in self.users:
                 return oauth_error(400, "invalid_grant", "Invalid email or User ID")
             if not scopes <= self.grants.get(self.client_id, set()):
-                return oauth_error(401, "unauthorized_client", "Client is unauthorized to retrieve access tokens "
-                                   "using this method, or client not authorized for any of the scopes requested.")
+                return oauth_error(
+                    401,
+                    "unauthorized_client",
+                    "Client is unauthorized to retrieve access tokens "
+                    "using this method, or client not authorized for any of the scopes requested.",
+                )
             principal = str(sub).lower()
         token = f"ya29.fake-{next(self._ids)}"
         self.tokens[token] = Token(principal, scopes, now + 3599)
@@ -431,8 +485,12 @@ class FakeGoogle:
     def _auth(self, header: str) -> tuple[str, frozenset[str]]:
         token = self.tokens.get(header.removeprefix("Bearer ")) if header.startswith("Bearer ") else None
         if token is None or token.expires < self.now():
-            raise GoogleError(401, "authError", "Request had invalid authentication credentials. Expected OAuth 2 "
-                              "access token, login cookie or other valid authentication credential.")
+            raise GoogleError(
+                401,
+                "authError",
+                "Request had invalid authentication credentials. Expected OAuth 2 "
+                "access token, login cookie or other valid authentication credential.",
+            )
         return token.principal, token.scopes
 
     @staticmethod
@@ -441,22 +499,41 @@ class FakeGoogle:
             raise GoogleError(403, "insufficientPermissions", "Request had insufficient authentication scopes.")
 
     # -- routing --------------------------------------------------------------------------------
-    def _route(self, method: str, path: str, query: dict[str, str], body: Any, raw: bytes, headers: Any,
-               principal: str, scopes: frozenset[str]) -> web.StreamResponse:
+    def _route(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        body: Any,
+        raw: bytes,
+        headers: Any,
+        principal: str,
+        scopes: frozenset[str],
+    ) -> web.StreamResponse:
         m = re.fullmatch(r"/gmail/v1/users/([^/]+)/(profile|messages|messages/send)", path)
         if m:
-            self._need(scopes, PROFILE_SCOPES if m[2] == "profile" else READ_SCOPES if m[2] == "messages"
-                       else SEND_SCOPES)
+            self._need(
+                scopes, PROFILE_SCOPES if m[2] == "profile" else READ_SCOPES if m[2] == "messages" else SEND_SCOPES
+            )
             user = self._gmail_user(m[1], principal)
             if m[2] == "profile" and method == "GET":
-                return web.json_response({"emailAddress": user, "messagesTotal": len(self.sent(user)),
-                                          "threadsTotal": len(self.sent(user)), "historyId": "1000"})
+                return web.json_response(
+                    {
+                        "emailAddress": user,
+                        "messagesTotal": len(self.sent(user)),
+                        "threadsTotal": len(self.sent(user)),
+                        "historyId": "1000",
+                    }
+                )
             if m[2] == "messages" and method == "GET":
                 return self._gmail_list(user, query, scopes)
             if m[2] == "messages/send" and method == "POST":
                 if not isinstance(body, dict) or not isinstance(body.get("raw"), str):
-                    raise GoogleError(400, "invalidArgument", "'raw' RFC822 payload message string or uploading "
-                                      "message via /upload/* URL required")
+                    raise GoogleError(
+                        400,
+                        "invalidArgument",
+                        "'raw' RFC822 payload message string or uploading message via /upload/* URL required",
+                    )
                 return web.json_response(self._gmail_store(user, _b64url_decode(body["raw"])))
         if path == "/upload/gmail/v1/users/me/messages/send" and method == "POST":
             self._need(scopes, SEND_SCOPES)
@@ -469,8 +546,9 @@ class FakeGoogle:
         if path == "/drive/v3/files" and method == "POST":
             self._need(scopes, DRIVE_SCOPES)
             meta = body if isinstance(body, dict) else {}
-            return web.json_response(_fields(query.get("fields"), self._create(principal, meta, None, query).resource(),
-                                              DEFAULT_FIELDS))
+            return web.json_response(
+                _fields(query.get("fields"), self._create(principal, meta, None, query).resource(), DEFAULT_FIELDS)
+            )
         m = re.fullmatch(r"/drive/v3/files/([^/]+)", path)
         if m and method in ("GET", "PATCH"):
             self._need(scopes, DRIVE_SCOPES)
@@ -490,9 +568,18 @@ class FakeGoogle:
             if m[1] not in self.shared_drives or m[1] not in self.access.get(principal, {}):
                 raise GoogleError(404, "notFound", f"Shared drive not found: {m[1]}")
             writer = self.access[principal][m[1]] == "writer"
-            return web.json_response(_fields(query.get("fields"), {
-                "kind": "drive#drive", "id": m[1], "name": self.shared_drives[m[1]],
-                "capabilities": {"canAddChildren": writer}}, ("kind", "id", "name")))
+            return web.json_response(
+                _fields(
+                    query.get("fields"),
+                    {
+                        "kind": "drive#drive",
+                        "id": m[1],
+                        "name": self.shared_drives[m[1]],
+                        "capabilities": {"canAddChildren": writer},
+                    },
+                    ("kind", "id", "name"),
+                )
+            )
         if path == "/upload/drive/v3/files" and method == "POST":
             self._need(scopes, DRIVE_SCOPES)
             return self._drive_upload(principal, None, query, raw, headers)
@@ -515,8 +602,13 @@ class FakeGoogle:
         if not msg["To"]:
             raise GoogleError(400, "invalidArgument", "Recipient address required")
         msg_id = self._id("18c0")
-        stored = {"id": msg_id, "threadId": msg_id, "labelIds": ["SENT"], "raw": raw,
-                  "message_id": str(msg["Message-ID"] or "").strip()}
+        stored = {
+            "id": msg_id,
+            "threadId": msg_id,
+            "labelIds": ["SENT"],
+            "raw": raw,
+            "message_id": str(msg["Message-ID"] or "").strip(),
+        }
         self.mailboxes[user][msg_id] = stored
         return {"id": msg_id, "threadId": msg_id, "labelIds": ["SENT"]}
 
@@ -528,8 +620,11 @@ class FakeGoogle:
         if not m or set(query) - {"q", "includeSpamTrash", "maxResults"}:
             return self._unexpected("GET", f"/gmail/v1/users/{user}/messages", f"query {query}")
         wanted = m[1].strip("<>")
-        hits = [{"id": s["id"], "threadId": s["threadId"]} for s in self.mailboxes[user].values()
-                if s["message_id"].strip("<>") == wanted]
+        hits = [
+            {"id": s["id"], "threadId": s["threadId"]}
+            for s in self.mailboxes[user].values()
+            if s["message_id"].strip("<>") == wanted
+        ]
         out: dict[str, Any] = {"resultSizeEstimate": len(hits)}
         if hits:
             out["messages"] = hits
@@ -569,12 +664,23 @@ class FakeGoogle:
 
     def _need_write(self, principal: str, f: DFile) -> None:
         if self._role(principal, f) != "writer":
-            raise GoogleError(403, "insufficientFilePermissions",
-                              f"The user does not have sufficient permissions for file {f.id}.")
+            raise GoogleError(
+                403, "insufficientFilePermissions", f"The user does not have sufficient permissions for file {f.id}."
+            )
 
     def _drive_list(self, principal: str, query: dict[str, str]) -> web.Response:
-        known = {"q", "fields", "pageSize", "pageToken", "supportsAllDrives", "includeItemsFromAllDrives", "corpora",
-                 "driveId", "orderBy", "spaces"}
+        known = {
+            "q",
+            "fields",
+            "pageSize",
+            "pageToken",
+            "supportsAllDrives",
+            "includeItemsFromAllDrives",
+            "corpora",
+            "driveId",
+            "orderBy",
+            "spaces",
+        }
         if set(query) - known:
             return self._unexpected("GET", "/drive/v3/files", f"parameters {sorted(set(query) - known)}")
         try:
@@ -584,12 +690,19 @@ class FakeGoogle:
             raise GoogleError(400, "invalid", str(err)) from None
         all_drives = query.get("includeItemsFromAllDrives") == "true"
         if all_drives and query.get("supportsAllDrives") != "true":
-            raise GoogleError(403, "teamDrivesParameterNotSupported", "The includeItemsFromAllDrives parameter can "
-                              "only be set to true when supportsAllDrives is also set to true.")
+            raise GoogleError(
+                403,
+                "teamDrivesParameterNotSupported",
+                "The includeItemsFromAllDrives parameter can "
+                "only be set to true when supportsAllDrives is also set to true.",
+            )
         drive_id = query.get("driveId")
         if query.get("corpora") == "drive" and (not drive_id or not all_drives):
-            raise GoogleError(403, "teamDrivesParameterNotSupported", "The driveId parameter is required and "
-                              "includeItemsFromAllDrives must be true for corpora=drive.")
+            raise GoogleError(
+                403,
+                "teamDrivesParameterNotSupported",
+                "The driveId parameter is required and includeItemsFromAllDrives must be true for corpora=drive.",
+            )
         hits = []
         for f in sorted(self.files.values(), key=lambda f: (f.created, f.id)):
             if (f.drive_id and not all_drives) or (drive_id and f.drive_id != drive_id):
@@ -600,15 +713,20 @@ class FakeGoogle:
                 hits.append(f)
         start = int(query.get("pageToken") or 0)
         size = min(int(query.get("pageSize") or 100), self.page_size_cap)
-        page = hits[start:start + size]
+        page = hits[start : start + size]
         fields = query.get("fields") or "kind,files(kind,id,name,mimeType)"
-        m = re.fullmatch(r"(?:(?:kind|nextPageToken|incompleteSearch),)*files\(([^)]*)\)(?:,(?:kind|nextPageToken))*",
-                         fields.replace(" ", ""))
+        m = re.fullmatch(
+            r"(?:(?:kind|nextPageToken|incompleteSearch),)*files\(([^)]*)\)(?:,(?:kind|nextPageToken))*",
+            fields.replace(" ", ""),
+        )
         if m is None:
             return self._unexpected("GET", "/drive/v3/files", f"fields={fields}")
         inner = tuple(m[1].split(","))
-        out: dict[str, Any] = {"kind": "drive#fileList", "incompleteSearch": False,
-                               "files": [_fields(",".join(inner), f.resource(), inner) for f in page]}
+        out: dict[str, Any] = {
+            "kind": "drive#fileList",
+            "incompleteSearch": False,
+            "files": [_fields(",".join(inner), f.resource(), inner) for f in page],
+        }
         if start + size < len(hits) and "nextPageToken" in fields:
             out["nextPageToken"] = str(start + size)
         return web.json_response(out)
@@ -630,8 +748,15 @@ class FakeGoogle:
     def _create(self, principal: str, meta: dict[str, Any], content: bytes | None, query: dict[str, str]) -> DFile:
         drive = self._check_parent(principal, meta, query)
         mime = meta.get("mimeType") or "application/octet-stream"
-        f = DFile(self._id("file" if mime != FOLDER else "fold"), meta.get("name") or "Untitled", mime,
-                  list(meta["parents"]), drive, dict(meta.get("appProperties") or {}), created=next(self._ids))
+        f = DFile(
+            self._id("file" if mime != FOLDER else "fold"),
+            meta.get("name") or "Untitled",
+            mime,
+            list(meta["parents"]),
+            drive,
+            dict(meta.get("appProperties") or {}),
+            created=next(self._ids),
+        )
         if content is not None:
             f.revisions.append(content)
         self.files[f.id] = f
@@ -649,8 +774,11 @@ class FakeGoogle:
             if query.get("supportsAllDrives") != "true" or self.access.get(principal, {}).get(parent_id) is None:
                 raise GoogleError(404, "notFound", f"File not found: {parent_id}.")
             if self.access[principal][parent_id] != "writer":
-                raise GoogleError(403, "insufficientFilePermissions",
-                                  f"The user does not have sufficient permissions for file {parent_id}.")
+                raise GoogleError(
+                    403,
+                    "insufficientFilePermissions",
+                    f"The user does not have sufficient permissions for file {parent_id}.",
+                )
             drive = parent_id
         else:
             parent = self._visible(principal, parent_id, query)
@@ -660,8 +788,9 @@ class FakeGoogle:
             drive = parent.drive_id
         return drive
 
-    def _drive_upload(self, principal: str, file_id: str | None, query: dict[str, str], raw: bytes,
-                      headers: Any) -> web.StreamResponse:
+    def _drive_upload(
+        self, principal: str, file_id: str | None, query: dict[str, str], raw: bytes, headers: Any
+    ) -> web.StreamResponse:
         kind = query.get("uploadType")
         target = self._visible(principal, file_id, query) if file_id else None
         if target is not None:
@@ -677,8 +806,13 @@ class FakeGoogle:
             meta = json.loads(raw) if raw else {}
             if target is None:
                 self._check_parent(principal, meta, query)  # the file itself exists once the upload is complete
-            return self._start_upload("drive-update" if target else "drive-create", principal, headers,
-                                      {**meta, **({"id": target.id} if target else {})}, query)
+            return self._start_upload(
+                "drive-update" if target else "drive-create",
+                principal,
+                headers,
+                {**meta, **({"id": target.id} if target else {})},
+                query,
+            )
         return self._unexpected("POST" if file_id is None else "PATCH", f"/upload/drive/v3/files ({kind})")
 
     @staticmethod
@@ -700,15 +834,17 @@ class FakeGoogle:
         return json.loads(out[0][1]), out[1][1]
 
     # -- resumable sessions ---------------------------------------------------------------------
-    def _start_upload(self, kind: str, principal: str, headers: Any, meta: dict[str, Any],
-                      query: dict[str, str]) -> web.Response:
+    def _start_upload(
+        self, kind: str, principal: str, headers: Any, meta: dict[str, Any], query: dict[str, str]
+    ) -> web.Response:
         length = headers.get("X-Upload-Content-Length")
         ctype = headers.get("X-Upload-Content-Type", "")
         if length is None or not length.isdigit():
             raise GoogleError(400, "badRequest", "X-Upload-Content-Length is required here")
         if kind == "gmail" and ctype != "message/rfc822":
-            raise GoogleError(400, "badContent", f"Media type '{ctype}' is not supported. Valid media types: "
-                                                 "[message/*]")
+            raise GoogleError(
+                400, "badContent", f"Media type '{ctype}' is not supported. Valid media types: [message/*]"
+            )
         upload_id = "ADPycdv" + self._id("u")
         self.uploads[upload_id] = Upload(kind, principal, int(length), ctype, meta, dict(query))
         path = "/upload/gmail/v1/users/me/messages/send" if kind == "gmail" else "/upload/drive/v3/files"

@@ -51,7 +51,9 @@ DRIVE_CHUNK_UNIT = 320 * 1024
 WEBSITE_TAB_APP = "com.microsoft.teamspace.tab.web"
 PDF_TAB_APP = "com.microsoft.teamspace.tab.file.staticviewer.pdf"
 
-_FILTER = re.compile(r"^singleValueExtendedProperties/any\((\w+): \1/id eq '((?:[^']|'')*)' and \1/value eq '((?:[^']|'')*)'\)$")
+_FILTER = re.compile(
+    r"^singleValueExtendedProperties/any\((\w+): \1/id eq '((?:[^']|'')*)' and \1/value eq '((?:[^']|'')*)'\)$"
+)
 _ITEM_REF = re.compile(r"^(?P<base>[^:]+)(?::(?P<rel>/.*?):?)?$")
 
 
@@ -92,8 +94,12 @@ class Item:
     version: int = 1
 
     def json(self, drive_id: str) -> dict[str, Any]:
-        out: dict[str, Any] = {"id": self.id, "name": self.name, "webUrl": self.web_url,
-                               "parentReference": {"driveId": drive_id, "id": self.parent}}
+        out: dict[str, Any] = {
+            "id": self.id,
+            "name": self.name,
+            "webUrl": self.web_url,
+            "parentReference": {"driveId": drive_id, "id": self.parent},
+        }
         if self.folder:
             out["folder"] = {"childCount": 0}
         else:
@@ -217,38 +223,101 @@ class FakeGraph:
         self.channels[(team, channel)] = ch
         return ch
 
-    def fail(self, method: str, path: str, status: int, *, times: int = 1, retry_after: str | None = None,
-             after: bool = False, code: str = "", message: str = "") -> None:
+    def fail(
+        self,
+        method: str,
+        path: str,
+        status: int,
+        *,
+        times: int = 1,
+        retry_after: str | None = None,
+        after: bool = False,
+        code: str = "",
+        message: str = "",
+    ) -> None:
         """Answer the next ``times`` requests matching ``method`` and the regex ``path`` (on the
         decoded path) with ``status``; ``after``: perform the request first (it takes effect)."""
-        default_code = {429: "TooManyRequests", 503: "ServiceUnavailable", 504: "GatewayTimeout",
-                        403: "ErrorAccessDenied", 404: "ErrorItemNotFound"}.get(status, "Error")
-        self.faults.append(Fault(method.upper(), re.compile(path), status, times, retry_after, after,
-                                 code or default_code, message or f"Injected {status}"))
+        default_code = {
+            429: "TooManyRequests",
+            503: "ServiceUnavailable",
+            504: "GatewayTimeout",
+            403: "ErrorAccessDenied",
+            404: "ErrorItemNotFound",
+        }.get(status, "Error")
+        self.faults.append(
+            Fault(
+                method.upper(),
+                re.compile(path),
+                status,
+                times,
+                retry_after,
+                after,
+                code or default_code,
+                message or f"Injected {status}",
+            )
+        )
 
-    def add_channel_message(self, team: str, channel: str, message_id: str, *, activity: dict[str, Any] | None = None,
-                            app_id: str = "", text: str = "", user: str = "") -> dict[str, Any]:
+    def add_channel_message(
+        self,
+        team: str,
+        channel: str,
+        message_id: str,
+        *,
+        activity: dict[str, Any] | None = None,
+        app_id: str = "",
+        text: str = "",
+        user: str = "",
+    ) -> dict[str, Any]:
         """A root message in the channel, shaped as ``GET .../messages`` returns it: a bot's
         ``activity`` (its card attachments become ``attachments[].content``, the card JSON as a
         string, and ``from.application``), or a person's ``text``."""
         ch = self._channel(team, channel)
         now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-        attachments = [{"id": f"{message_id}-{i}", "contentType": a.get("contentType"), "contentUrl": None,
-                        "content": json.dumps(a.get("content"), separators=(",", ":")), "name": None, "thumbnailUrl": None}
-                       for i, a in enumerate((activity or {}).get("attachments") or [])]
+        attachments = [
+            {
+                "id": f"{message_id}-{i}",
+                "contentType": a.get("contentType"),
+                "contentUrl": None,
+                "content": json.dumps(a.get("content"), separators=(",", ":")),
+                "name": None,
+                "thumbnailUrl": None,
+            }
+            for i, a in enumerate((activity or {}).get("attachments") or [])
+        ]
         sender: dict[str, Any] = {"application": None, "device": None, "user": None}
         if activity is not None:
-            sender["application"] = {"@odata.type": "#microsoft.graph.teamworkApplicationIdentity", "id": app_id,
-                                     "displayName": "reportbot", "applicationIdentityType": "bot"}
+            sender["application"] = {
+                "@odata.type": "#microsoft.graph.teamworkApplicationIdentity",
+                "id": app_id,
+                "displayName": "reportbot",
+                "applicationIdentityType": "bot",
+            }
         else:
-            sender["user"] = {"@odata.type": "#microsoft.graph.teamworkUserIdentity", "id": user or "u-1",
-                              "displayName": "Someone", "userIdentityType": "aadUser"}
+            sender["user"] = {
+                "@odata.type": "#microsoft.graph.teamworkUserIdentity",
+                "id": user or "u-1",
+                "displayName": "Someone",
+                "userIdentityType": "aadUser",
+            }
         body = "".join(f'<attachment id="{a["id"]}"></attachment>' for a in attachments) or text
-        message = {"id": message_id, "replyToId": None, "etag": message_id, "messageType": "message",
-                   "createdDateTime": now, "lastModifiedDateTime": now, "deletedDateTime": None, "subject": None,
-                   "importance": "normal", "webUrl": f"https://teams.example/l/message/{channel}/{message_id}",
-                   "from": sender, "body": {"contentType": "html", "content": body}, "attachments": attachments,
-                   "mentions": [], "reactions": [], "channelIdentity": {"teamId": team, "channelId": channel}}
+        message = {
+            "id": message_id,
+            "replyToId": None,
+            "etag": message_id,
+            "messageType": "message",
+            "createdDateTime": now,
+            "lastModifiedDateTime": now,
+            "deletedDateTime": None,
+            "subject": None,
+            "importance": "normal",
+            "webUrl": f"https://teams.example/l/message/{channel}/{message_id}",
+            "from": sender,
+            "body": {"contentType": "html", "content": body},
+            "attachments": attachments,
+            "mentions": [],
+            "reactions": [],
+            "channelIdentity": {"teamId": team, "channelId": channel},
+        }
         ch.messages.append(message)
         return message
 
@@ -284,15 +353,20 @@ class FakeGraph:
             body = json.loads(raw)
         elif raw:
             body = len(raw)
-        headers = {k.lower(): v for k, v in request.headers.items()
-                   if k.lower() in ("authorization", "content-range", "content-type", "content-length", "prefer")}
+        headers = {
+            k.lower(): v
+            for k, v in request.headers.items()
+            if k.lower() in ("authorization", "content-range", "content-type", "content-length", "prefer")
+        }
         upload = path.startswith("/upload/")
         rel = path if upload else path.removeprefix("/v1.0")
         self.requests.append(Request(request.method, rel, query, headers, body, request.rel_url.raw_path))
         try:
             if upload:
                 if "authorization" in headers:
-                    raise GraphError(401, "InvalidAuthenticationToken", "An upload URL must not be sent an Authorization header")
+                    raise GraphError(
+                        401, "InvalidAuthenticationToken", "An upload URL must not be sent an Authorization header"
+                    )
             elif not path.startswith("/v1.0/"):
                 raise _Unexpected()
             elif headers.get("authorization") != f"Bearer {TOKEN}":
@@ -305,10 +379,16 @@ class FakeGraph:
                 raise GraphError(fault.status, fault.code, fault.message, _retry(fault))
             return response
         except _Unexpected:
-            self.unexpected.append(f"{request.method} {path}{'?' + request.query_string if request.query_string else ''}")
-            return web.json_response({"error": {"code": "NotImplemented", "message": "not implemented by the fake"}}, status=501)
+            self.unexpected.append(
+                f"{request.method} {path}{'?' + request.query_string if request.query_string else ''}"
+            )
+            return web.json_response(
+                {"error": {"code": "NotImplemented", "message": "not implemented by the fake"}}, status=501
+            )
         except GraphError as err:
-            return web.json_response({"error": {"code": err.code, "message": err.message}}, status=err.status, headers=err.headers)
+            return web.json_response(
+                {"error": {"code": err.code, "message": err.message}}, status=err.status, headers=err.headers
+            )
 
     def _fault(self, method: str, path: str) -> Fault | None:
         for f in self.faults:
@@ -317,7 +397,9 @@ class FakeGraph:
                 return f
         return None
 
-    def _route(self, method: str, path: str, query: dict[str, str], body: Any, raw: bytes, headers: Any) -> web.Response:
+    def _route(
+        self, method: str, path: str, query: dict[str, str], body: Any, raw: bytes, headers: Any
+    ) -> web.Response:
         if m := re.fullmatch(r"/upload/([^/]+)", path):
             return self._upload(method, m[1], raw, headers)
         if m := re.fullmatch(r"/users/([^/]+)/sendMail", path):
@@ -350,8 +432,10 @@ class FakeGraph:
             site = next((s for s in self.sites.values() if s["id"] == m[1]), None)
             if site is None:
                 raise GraphError(404, "itemNotFound", "Requested site could not be found")
-            drives = [{"id": d, "name": self.drives[d].name, "webUrl": self.drives[d].web_url, "driveType": "documentLibrary"}
-                      for d in site["drives"]]
+            drives = [
+                {"id": d, "name": self.drives[d].name, "webUrl": self.drives[d].web_url, "driveType": "documentLibrary"}
+                for d in site["drives"]
+            ]
             return _json({"value": [_project(d, query) for d in drives]})
         if m := re.fullmatch(r"/drives/([^/]+)/items/(.+)/children", path):
             _only(method, "POST")
@@ -417,15 +501,28 @@ class FakeGraph:
             content = base64.b64decode(a["contentBytes"])
             if len(content) >= 3 * 1024 * 1024:
                 raise GraphError(413, "ErrorRequestEntityTooLarge", "An inline attachment must be under 3 MB")
-            attachments.append({"@odata.type": "#microsoft.graph.fileAttachment", "id": self._id("att"), "name": a["name"],
-                                "contentType": a.get("contentType"), "size": len(content), "_content": content})
+            attachments.append(
+                {
+                    "@odata.type": "#microsoft.graph.fileAttachment",
+                    "id": self._id("att"),
+                    "name": a["name"],
+                    "contentType": a.get("contentType"),
+                    "size": len(content),
+                    "_content": content,
+                }
+            )
         for r in (message.get("toRecipients") or []) + (message.get("ccRecipients") or []):
             address = r.get("emailAddress", {}).get("address", "")
             if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", address):
                 raise GraphError(400, "ErrorInvalidRecipients", f"At least one recipient is not valid: {address!r}")
         msg = {k: v for k, v in message.items() if k not in ("attachments", "@odata.type")}
-        msg.update(id=msg_id, isDraft=folder == "drafts", webLink=f"https://outlook.office365.com/owa/?ItemID={msg_id}",
-                   _folder=folder, _attachments=attachments)
+        msg.update(
+            id=msg_id,
+            isDraft=folder == "drafts",
+            webLink=f"https://outlook.office365.com/owa/?ItemID={msg_id}",
+            _folder=folder,
+            _attachments=attachments,
+        )
         self._mailbox(upn)[msg_id] = msg
         return msg
 
@@ -451,14 +548,22 @@ class FakeGraph:
         if flt is None:
             raise _Unexpected()  # the backend never lists a whole mailbox
         if "internetmessageheaders" in flt.lower():
-            raise GraphError(400, "ErrorInvalidProperty", "The property 'InternetMessageHeaders' does not support filtering.")
+            raise GraphError(
+                400, "ErrorInvalidProperty", "The property 'InternetMessageHeaders' does not support filtering."
+            )
         m = _FILTER.fullmatch(flt)
         if m is None:
             raise _Unexpected()
         prop_id, value = m[2].replace("''", "'"), m[3].replace("''", "'")
-        found = [msg for msg in box.values() if msg["_folder"] != "nowhere" and any(
-            ep.get("id", "").lower() == prop_id.lower() and ep.get("value") == value
-            for ep in msg.get("singleValueExtendedProperties") or [])]
+        found = [
+            msg
+            for msg in box.values()
+            if msg["_folder"] != "nowhere"
+            and any(
+                ep.get("id", "").lower() == prop_id.lower() and ep.get("value") == value
+                for ep in msg.get("singleValueExtendedProperties") or []
+            )
+        ]
         top = int(query.get("$top", "10"))
         return _json({"value": [_project(_public(msg), query) for msg in found[:top]]})
 
@@ -471,10 +576,20 @@ class FakeGraph:
         if not item or item.get("attachmentType") != "file" or not item.get("name") or not item.get("size"):
             raise GraphError(400, "ErrorInvalidRequest", "AttachmentItem needs attachmentType file, name and size")
         token = self._id("att-session-")
-        self.sessions[token] = Session("attachment", int(item["size"]), bytearray(),
-                                       {"upn": upn, "msg": msg_id, "name": item["name"], "contentType": item.get("contentType")})
-        return _json({"uploadUrl": f"{self.origin}/upload/{token}", "expirationDateTime": "2030-01-01T00:00:00Z",
-                      "nextExpectedRanges": ["0-"]}, status=201)
+        self.sessions[token] = Session(
+            "attachment",
+            int(item["size"]),
+            bytearray(),
+            {"upn": upn, "msg": msg_id, "name": item["name"], "contentType": item.get("contentType")},
+        )
+        return _json(
+            {
+                "uploadUrl": f"{self.origin}/upload/{token}",
+                "expirationDateTime": "2030-01-01T00:00:00Z",
+                "nextExpectedRanges": ["0-"],
+            },
+            status=201,
+        )
 
     # -- drives --------------------------------------------------------------------------------
     def _site(self, hostname: str, path: str) -> web.Response:
@@ -521,7 +636,9 @@ class FakeGraph:
 
     def _new_item(self, drive: Drive, parent: str, name: str, *, folder: bool, content: bytes = b"") -> Item:
         parent_item = drive.items[parent]
-        item = Item(self._id("01ITEM"), name, parent, folder, f"{parent_item.web_url}/{name.replace(' ', '%20')}", content)
+        item = Item(
+            self._id("01ITEM"), name, parent, folder, f"{parent_item.web_url}/{name.replace(' ', '%20')}", content
+        )
         drive.items[item.id] = item
         return item
 
@@ -579,17 +696,25 @@ class FakeGraph:
         if behaviour == "fail" and drive.child(parent.id, name) is not None:
             raise GraphError(409, "nameAlreadyExists", "The specified item name already exists.")
         token = self._id("drive-session-")
-        self.sessions[token] = Session("drive", -1, bytearray(),
-                                       {"drive": drive.id, "parent": parent.id, "name": name, "behaviour": behaviour})
-        return _json({"uploadUrl": f"{self.origin}/upload/{token}", "expirationDateTime": "2030-01-01T00:00:00Z",
-                      "nextExpectedRanges": ["0-"]})
+        self.sessions[token] = Session(
+            "drive", -1, bytearray(), {"drive": drive.id, "parent": parent.id, "name": name, "behaviour": behaviour}
+        )
+        return _json(
+            {
+                "uploadUrl": f"{self.origin}/upload/{token}",
+                "expirationDateTime": "2030-01-01T00:00:00Z",
+                "nextExpectedRanges": ["0-"],
+            }
+        )
 
     def _upload(self, method: str, token: str, raw: bytes, headers: Any) -> web.Response:
         session = self.sessions.get(token)
         if session is None or session.done:
             raise GraphError(404, "itemNotFound", "The upload session was not found")
         if method == "GET":
-            return _json({"expirationDateTime": "2030-01-01T00:00:00Z", "nextExpectedRanges": [f"{len(session.data)}-"]})
+            return _json(
+                {"expirationDateTime": "2030-01-01T00:00:00Z", "nextExpectedRanges": [f"{len(session.data)}-"]}
+            )
         if method == "DELETE":
             session.done = True
             return web.Response(status=204)
@@ -611,14 +736,24 @@ class FakeGraph:
             raise GraphError(400, "invalidRange", "A fragment must be a multiple of 320 KiB")
         session.data += raw
         if not last:
-            return _json({"expirationDateTime": "2030-01-01T00:00:00Z", "nextExpectedRanges": [f"{len(session.data)}-"]},
-                         status=200 if session.kind == "attachment" else 202)
+            return _json(
+                {"expirationDateTime": "2030-01-01T00:00:00Z", "nextExpectedRanges": [f"{len(session.data)}-"]},
+                status=200 if session.kind == "attachment" else 202,
+            )
         session.done = True
         t = session.target
         if session.kind == "attachment":
             msg = self._message(t["upn"], t["msg"])
-            msg["_attachments"].append({"@odata.type": "#microsoft.graph.fileAttachment", "id": self._id("att"), "name": t["name"],
-                                        "contentType": t["contentType"], "size": len(session.data), "_content": bytes(session.data)})
+            msg["_attachments"].append(
+                {
+                    "@odata.type": "#microsoft.graph.fileAttachment",
+                    "id": self._id("att"),
+                    "name": t["name"],
+                    "contentType": t["contentType"],
+                    "size": len(session.data),
+                    "_content": bytes(session.data),
+                }
+            )
             return web.Response(status=201, headers={"Location": f"{self.origin}/attachments/{token}"})
         drive = self.drives[t["drive"]]
         item, status = self._write(drive, drive.items[t["parent"]], t["name"], bytes(session.data), t["behaviour"])
@@ -636,24 +771,35 @@ class FakeGraph:
             raise GraphError(400, "BadRequest", "$top must be between 1 and 50")
         start = int(query.get("$skiptoken", "0"))
         newest_first = list(reversed(ch.messages))
-        page = newest_first[start:start + top]
-        out: dict[str, Any] = {"@odata.context": f"{self.base_url}/$metadata#teams('{ch.team}')/channels('{ch.channel}')/messages",
-                               "value": page}
+        page = newest_first[start : start + top]
+        out: dict[str, Any] = {
+            "@odata.context": f"{self.base_url}/$metadata#teams('{ch.team}')/channels('{ch.channel}')/messages",
+            "value": page,
+        }
         if start + top < len(newest_first):
-            out["@odata.nextLink"] = (f"{self.base_url}/teams/{ch.team}/channels/{quote(ch.channel)}/messages"
-                                      f"?$top={top}&$skiptoken={start + top}")
+            out["@odata.nextLink"] = (
+                f"{self.base_url}/teams/{ch.team}/channels/{quote(ch.channel)}/messages"
+                f"?$top={top}&$skiptoken={start + top}"
+            )
         return _json(out)
 
     def _create_tab(self, ch: Channel, body: Any) -> web.Response:
         bind = (body or {}).get("teamsApp@odata.bind", "")
         app = bind.rpartition("/appCatalogs/teamsApps/")[2] if "/appCatalogs/teamsApps/" in bind else ""
         if app not in (WEBSITE_TAB_APP, PDF_TAB_APP) or not body.get("displayName"):
-            raise GraphError(400, "BadRequest", f"a tab needs displayName and a known teamsApp@odata.bind, not {bind!r}")
+            raise GraphError(
+                400, "BadRequest", f"a tab needs displayName and a known teamsApp@odata.bind, not {bind!r}"
+            )
         config = {k: v for k, v in (body.get("configuration") or {}).items() if k != "@odata.type"}
         if app == WEBSITE_TAB_APP and not (config.get("contentUrl") and config.get("websiteUrl")):
             raise GraphError(400, "BadRequest", "a website tab needs contentUrl and websiteUrl")
-        tab = {"id": self._id("tab-"), "displayName": body["displayName"], "teamsApp": app, "configuration": config,
-               "webUrl": f"https://teams.microsoft.com/l/channel/{ch.channel}/tab"}
+        tab = {
+            "id": self._id("tab-"),
+            "displayName": body["displayName"],
+            "teamsApp": app,
+            "configuration": config,
+            "webUrl": f"https://teams.microsoft.com/l/channel/{ch.channel}/tab",
+        }
         ch.tabs[tab["id"]] = tab
         return _json(_tab_json(tab, False), status=201)
 
@@ -691,5 +837,8 @@ def _project(obj: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
 def _tab_json(tab: dict[str, Any], expand: bool) -> dict[str, Any]:
     out = {k: v for k, v in tab.items() if k != "teamsApp"}
     if expand:
-        out["teamsApp"] = {"id": tab["teamsApp"], "displayName": "Website" if tab["teamsApp"] == WEBSITE_TAB_APP else "PDF"}
+        out["teamsApp"] = {
+            "id": tab["teamsApp"],
+            "displayName": "Website" if tab["teamsApp"] == WEBSITE_TAB_APP else "PDF",
+        }
     return out

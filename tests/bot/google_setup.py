@@ -39,32 +39,75 @@ def key_file(google: FakeGoogle, tmp_path: Path, info: dict[str, Any] | None = N
     return path
 
 
-def make_config(google: FakeGoogle, key: Path, *, root: str, email: str = "gmail", archive: str = "gdrive",
-                shared_drive: bool = False, customers: tuple[str, ...] = ("ACME", "GLOBEX"),
-                extra: dict[str, Any] | None = None) -> Config:
-    return parse_config(config_dict(google.origin, key, root=root, email=email, archive=archive,
-                                    shared_drive=shared_drive, customers=customers, extra=extra), "<test>", env={})
+def make_config(
+    google: FakeGoogle,
+    key: Path,
+    *,
+    root: str,
+    email: str = "gmail",
+    archive: str = "gdrive",
+    shared_drive: bool = False,
+    customers: tuple[str, ...] = ("ACME", "GLOBEX"),
+    extra: dict[str, Any] | None = None,
+) -> Config:
+    return parse_config(
+        config_dict(
+            google.origin,
+            key,
+            root=root,
+            email=email,
+            archive=archive,
+            shared_drive=shared_drive,
+            customers=customers,
+            extra=extra,
+        ),
+        "<test>",
+        env={},
+    )
 
 
-def google_tables(origin: str, key: Path, *, root: str, email: str = "gmail", archive: str = "gdrive",
-                  shared_drive: bool = False) -> dict[str, Any]:
+def google_tables(
+    origin: str, key: Path, *, root: str, email: str = "gmail", archive: str = "gdrive", shared_drive: bool = False
+) -> dict[str, Any]:
     """``[delivery]``, ``[gmail]`` and ``[gdrive]`` pointing at a FakeGoogle at ``origin``."""
-    endpoints = {"token_uri": f"{origin}/token", "base_url": origin, "upload_url": origin,
-                 "allow_endpoint_overrides": True}
+    endpoints = {
+        "token_uri": f"{origin}/token",
+        "base_url": origin,
+        "upload_url": origin,
+        "allow_endpoint_overrides": True,
+    }
     gdrive: dict[str, Any] = {"subject": ARCHIVIST, **endpoints}
     gdrive["shared_drive_id" if shared_drive else "root_folder_id"] = root
-    return {"delivery": {"email": email, "archive": archive},
-            "gmail": {"sender": SENDER, "credentials_file": str(key), **endpoints}, "gdrive": gdrive}
+    return {
+        "delivery": {"email": email, "archive": archive},
+        "gmail": {"sender": SENDER, "credentials_file": str(key), **endpoints},
+        "gdrive": gdrive,
+    }
 
 
-def config_dict(origin: str, key: Path, *, root: str, email: str = "gmail", archive: str = "gdrive",
-                shared_drive: bool = False, customers: tuple[str, ...] = ("ACME", "GLOBEX"),
-                extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def config_dict(
+    origin: str,
+    key: Path,
+    *,
+    root: str,
+    email: str = "gmail",
+    archive: str = "gdrive",
+    shared_drive: bool = False,
+    customers: tuple[str, ...] = ("ACME", "GLOBEX"),
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     def customer(code: str) -> dict[str, Any]:
         domain = f"{code.lower()}.example"
-        return {"code": code, "name": f"{code.title()} Corp", "domain": domain, "cto_email": f"cto@{domain}",
-                "account_owner_email": f"am-{code.lower()}@northwind.example", "teams_channel": f"19:{code}@thread",
-                "sharepoint_folder": f"Customers/{code}", "drive_folder": f"Clients/{code.title()}"}
+        return {
+            "code": code,
+            "name": f"{code.title()} Corp",
+            "domain": domain,
+            "cto_email": f"cto@{domain}",
+            "account_owner_email": f"am-{code.lower()}@northwind.example",
+            "teams_channel": f"19:{code}@thread",
+            "sharepoint_folder": f"Customers/{code}",
+            "drive_folder": f"Clients/{code.title()}",
+        }
 
     data: dict[str, Any] = {
         "msp": {"name": "Northwind IT", "timezone": "Europe/London"},
@@ -78,12 +121,26 @@ def config_dict(origin: str, key: Path, *, root: str, email: str = "gmail", arch
 
 def report_for(c: CustomerConfig, period_end: date = PERIOD_END) -> Report:
     end = datetime(period_end.year, period_end.month, period_end.day, tzinfo=UTC)
-    return Report(customer=CustomerRef(c.code, c.name, "UTC"), period=Period(end - timedelta(days=7), end, "UTC"),
-                  sections={}, flags=(), generated_at=end, summary=(f"{c.name}: uptime 99.95 %", "2 tickets opened"))
+    return Report(
+        customer=CustomerRef(c.code, c.name, "UTC"),
+        period=Period(end - timedelta(days=7), end, "UTC"),
+        sections={},
+        flags=(),
+        generated_at=end,
+        summary=(f"{c.name}: uptime 99.95 %", "2 tickets opened"),
+    )
 
 
-def parcel(config: Config, code: str = "ACME", pdf: bytes | None = None, draft: str = "d1",
-           period_end: date = PERIOD_END) -> Parcel:
+def parcel(
+    config: Config, code: str = "ACME", pdf: bytes | None = None, draft: str = "d1", period_end: date = PERIOD_END
+) -> Parcel:
     c = config.customer(code)
-    return Parcel(draft, code, c, period_end, report_for(c, period_end), pdf if pdf is not None else pdf_of(50_000),
-                  "Sam Approver")
+    return Parcel(
+        draft,
+        code,
+        c,
+        period_end,
+        report_for(c, period_end),
+        pdf if pdf is not None else pdf_of(50_000),
+        "Sam Approver",
+    )

@@ -338,7 +338,9 @@ class FakeConnector:
         self.limits = limits  # (window s, most calls) per conversation, enforced like Teams: 429 + Retry-After
         self._accepted: dict[str, list[float]] = {}  # conversation -> monotonic times of accepted sends/edits
         self.members: dict[str, dict[str, Any]] = {}
-        self.on_send: list[Callable[[ConnectorCall], None]] = []  # run for every post made (e.g. to show it in FakeGraph)
+        self.on_send: list[
+            Callable[[ConnectorCall], None]
+        ] = []  # run for every post made (e.g. to show it in FakeGraph)
         self.send_faults: list[tuple[int, bool, str]] = []  # (status, after, code), consumed one per new post
         self._ids = itertools.count(1)
         self._changed = asyncio.Event()
@@ -415,8 +417,14 @@ class FakeConnector:
         """The next ``times`` new posts are answered ``status``. ``after``: the post is made first
         (it reaches the channel, ``on_send`` runs), then the error: a gateway timing out after
         the Connector accepted the message. Without it the post is refused (kind ``refused``)."""
-        default = {403: "BotNotInConversationRoster", 404: "ConversationNotFound", 429: "Throttled",
-                   502: "BadGateway", 503: "ServiceUnavailable", 504: "GatewayTimeout"}.get(status, "Error")
+        default = {
+            403: "BotNotInConversationRoster",
+            404: "ConversationNotFound",
+            429: "Throttled",
+            502: "BadGateway",
+            503: "ServiceUnavailable",
+            504: "GatewayTimeout",
+        }.get(status, "Error")
         self.send_faults.extend([(status, after, code or default)] * times)
 
     def _throttle(self, conversation: str) -> int | None:
@@ -629,16 +637,30 @@ def installation_update(
 
 
 def bot_added_to_team(
-    *, service_url: str, team: TeamsChannel = REVIEW_CHANNEL, user: TeamsUser = ENGINEER, bot_id: str = BOT_APP_ID,
+    *,
+    service_url: str,
+    team: TeamsChannel = REVIEW_CHANNEL,
+    user: TeamsUser = ENGINEER,
+    bot_id: str = BOT_APP_ID,
     tenant_id: str = TENANT_ID,
 ) -> dict[str, Any]:
     """The ``conversationUpdate`` Teams sends with the installation: the bot among ``membersAdded``
     (``eventType`` ``teamMemberAdded``), in the team's General channel."""
     conversation = {"isGroup": True, "conversationType": "channel", "tenantId": tenant_id, "id": team.team_id}
-    channel_data = {"team": {"aadGroupId": team.aad_group_id, "name": "MSP", "id": team.team_id},
-                    "eventType": "teamMemberAdded", "tenant": {"id": tenant_id}}
-    activity = _base(service_url, user, conversation, channel_data, bot_id, type="conversationUpdate",
-                     membersAdded=[{"id": f"28:{bot_id}"}])
+    channel_data = {
+        "team": {"aadGroupId": team.aad_group_id, "name": "MSP", "id": team.team_id},
+        "eventType": "teamMemberAdded",
+        "tenant": {"id": tenant_id},
+    }
+    activity = _base(
+        service_url,
+        user,
+        conversation,
+        channel_data,
+        bot_id,
+        type="conversationUpdate",
+        membersAdded=[{"id": f"28:{bot_id}"}],
+    )
     activity["id"] = f"f:{next(_activity_ids)}"
     activity.pop("localTimestamp", None)
     return activity

@@ -46,8 +46,16 @@ ACME_FILE_URL = "https://teams.example/sites/team-acme-0001/Shared%20Documents/A
 class World:
     """Graph, the Connector, the store and a bot whose posts the Connector shows in Graph."""
 
-    def __init__(self, graph: FakeGraph, connector: FakeConnector, engine: AsyncEngine, state: ReviewState,
-                 bot: ReportBot, config: Config, clock: FakeClock) -> None:
+    def __init__(
+        self,
+        graph: FakeGraph,
+        connector: FakeConnector,
+        engine: AsyncEngine,
+        state: ReviewState,
+        bot: ReportBot,
+        config: Config,
+        clock: FakeClock,
+    ) -> None:
         self.graph, self.connector, self.engine, self.state, self.bot = graph, connector, engine, state, bot
         self.config, self.clock = config, clock
         self.backends: list[GraphBackend] = []
@@ -62,9 +70,14 @@ class World:
 
     def announcer(self, backend: GraphBackend, **kw: Any) -> ChannelAnnouncer:
         kw.setdefault("settle_delay", 5.0)
-        return ChannelAnnouncer(self.engine, post=self.bot.post_customer_card,
-                                find=lambda p, key, since: backend.find_channel_post(p, key, since, app_id=BOT_APP_ID),
-                                msp_name=self.config.msp.name, sleep=self.clock.sleep, **kw)
+        return ChannelAnnouncer(
+            self.engine,
+            post=self.bot.post_customer_card,
+            find=lambda p, key, since: backend.find_channel_post(p, key, since, app_id=BOT_APP_ID),
+            msp_name=self.config.msp.name,
+            sleep=self.clock.sleep,
+            **kw,
+        )
 
     def posts(self, channel: str = CHANNELS["ACME"]) -> list[Any]:
         return [c for c in self.connector.calls if c.kind == "send" and c.conversation_id == channel]
@@ -76,11 +89,15 @@ class World:
 def channel_ref(service_url: str, channel: str, tenant: str = TENANT_ID) -> dict[str, Any]:
     """What the bot stores when it hears from a channel (``TurnContext.get_conversation_reference``)."""
     ref = ConversationReference(
-        activity_id="1700000000001", user=ChannelAccount(id="29:someone", name="Someone"),
+        activity_id="1700000000001",
+        user=ChannelAccount(id="29:someone", name="Someone"),
         bot=ChannelAccount(id=f"28:{BOT_APP_ID}", name="reportbot"),
-        conversation=ConversationAccount(id=f"{channel};messageid=1700000000001", conversation_type="channel",
-                                         is_group=True, tenant_id=tenant),
-        channel_id="msteams", service_url=service_url)
+        conversation=ConversationAccount(
+            id=f"{channel};messageid=1700000000001", conversation_type="channel", is_group=True, tenant_id=tenant
+        ),
+        channel_id="msteams",
+        service_url=service_url,
+    )
     return ref.serialize()  # type: ignore[no-any-return]
 
 
@@ -108,8 +125,15 @@ async def world(tmp_path: Path, connector: FakeConnector) -> AsyncIterator[World
     bot = ReportBot(settings, config, review=None, state=state, adapter=adapter, pdf_url=lambda d, v: "")  # type: ignore[arg-type]
     await state.remember(f"channel:{CHANNELS['ACME']}", "channel", channel_ref(connector.service_url, CHANNELS["ACME"]))
     # what the installation of the app in the team told the bot (see tests/bot/test_field.py for the events themselves)
-    await state.remember_install("19:team-msp@thread.tacv2", {"service_url": connector.service_url, "tenant_id": TENANT_ID,
-                                                             "aad_group_id": TEAMS["GLOBEX"], "bot_id": f"28:{BOT_APP_ID}"})
+    await state.remember_install(
+        "19:team-msp@thread.tacv2",
+        {
+            "service_url": connector.service_url,
+            "tenant_id": TENANT_ID,
+            "aad_group_id": TEAMS["GLOBEX"],
+            "bot_id": f"28:{BOT_APP_ID}",
+        },
+    )
     w = World(graph, connector, engine, state, bot, config, FakeClock())
     try:
         yield w
@@ -159,7 +183,9 @@ async def test_a_post_accepted_before_a_gateway_timeout_is_found_in_graph_and_no
     with pytest.raises(ChannelPostUnavailable, match="Bot Connector 504"):
         await world.backend().post_channel(p, "reportbot:d1:channel")
     assert len(world.posts()) == 1
-    assert len([c for c in world.connector.calls if c.kind == "send"]) == 1  # botbuilder did not re-send the POST itself
+    assert (
+        len([c for c in world.connector.calls if c.kind == "send"]) == 1
+    )  # botbuilder did not re-send the POST itself
 
     await world.backend().post_channel(p, "reportbot:d1:channel")  # the step, repeated with the same key
     assert len(world.posts()) == 1  # found, not posted again
@@ -191,19 +217,33 @@ async def test_the_lookup_pages_back_and_matches_only_the_bots_card_with_this_ke
     for i in range(35):
         world.graph.add_channel_message(team, channel, f"h{i}", text=f"message {i}")
     world.graph.add_channel_message(team, channel, "quote", text='see "reportbot:d1:channel"')
-    other = {"attachments": [{"contentType": "application/vnd.microsoft.card.adaptive",
-                              "content": {"type": "AdaptiveCard", "body": [{"type": "Container", "id": "reportbot:d0:channel"}]}}]}
+    other = {
+        "attachments": [
+            {
+                "contentType": "application/vnd.microsoft.card.adaptive",
+                "content": {"type": "AdaptiveCard", "body": [{"type": "Container", "id": "reportbot:d0:channel"}]},
+            }
+        ]
+    }
     world.graph.add_channel_message(team, channel, "other-draft", activity=other, app_id=BOT_APP_ID)
-    forged = {"attachments": [{"contentType": "application/vnd.microsoft.card.adaptive",
-                               "content": {"type": "AdaptiveCard", "body": [{"type": "Container", "id": "reportbot:d1:channel"}]}}]}
+    forged = {
+        "attachments": [
+            {
+                "contentType": "application/vnd.microsoft.card.adaptive",
+                "content": {"type": "AdaptiveCard", "body": [{"type": "Container", "id": "reportbot:d1:channel"}]},
+            }
+        ]
+    }
     world.graph.add_channel_message(team, channel, "other-app", activity=forged, app_id="another-app-id")
     for i in range(35, 70):
         world.graph.add_channel_message(team, channel, f"h{i}", text=f"message {i}")
 
     await world.backend().post_channel(p, "reportbot:d1:channel")
     assert len(world.posts()) == 1
-    assert world.lookups() == [f"GET /teams/{team}/channels/{channel}/messages?$top=50",
-                               f"GET /teams/{team}/channels/{channel}/messages?$top=50&$skiptoken=50"]
+    assert world.lookups() == [
+        f"GET /teams/{team}/channels/{channel}/messages?$top=50",
+        f"GET /teams/{team}/channels/{channel}/messages?$top=50&$skiptoken=50",
+    ]
     record = await world.backend().announce.record("reportbot:d1:channel")  # type: ignore[union-attr]
     assert record is not None and record.message_id == world.posts()[0].result_id
 
@@ -213,13 +253,15 @@ async def test_a_bot_not_in_the_channel_stops_the_delivery_with_the_connectors_r
     world.connector.fail_sends(403, code="BotNotInConversationRoster")
     p = parcel(world.config)
     steps = await Deliverer(world.config, log, world.backend()).deliver(
-        "d1", "ACME", p.period_end, p.report, p.pdf, "Sam Approver")
+        "d1", "ACME", p.period_end, p.report, p.pdf, "Sam Approver"
+    )
     assert steps["email"].status == "done" and steps["channel"].status == "failed" and "archive" not in steps
     assert "Bot Connector 403 BotNotInConversationRoster" in (steps["channel"].detail or "")
     assert world.posts() == []
     # the bot is added to the channel; the delivery is retried: a refused post needs no look-up
     steps = await Deliverer(world.config, log, world.backend()).deliver(
-        "d1", "ACME", p.period_end, p.report, p.pdf, "Sam Approver")
+        "d1", "ACME", p.period_end, p.report, p.pdf, "Sam Approver"
+    )
     assert {s: v.status for s, v in steps.items()} == {"email": "done", "channel": "done", "archive": "done"}
     assert len(world.posts()) == 1 and world.lookups() == [] and len(world.graph.sent(MAILBOX)) == 1
 
@@ -235,8 +277,11 @@ async def test_a_channel_the_bot_never_heard_from_is_reached_through_the_tenants
 async def test_no_team_installation_at_all_is_a_permanent_failure(world: World, connector: FakeConnector) -> None:
     async with world.engine.begin() as conn:
         await conn.exec_driver_sql("DELETE FROM conversations")
-    await world.state.remember("channel:19:other@thread.tacv2", "channel",
-                               channel_ref(connector.service_url, "19:other@thread.tacv2", tenant="another-tenant"))
+    await world.state.remember(
+        "channel:19:other@thread.tacv2",
+        "channel",
+        channel_ref(connector.service_url, "19:other@thread.tacv2", tenant="another-tenant"),
+    )
     with pytest.raises(PermanentError, match="has not been installed in any team"):
         await world.backend().post_channel(parcel(world.config, "GLOBEX"), "reportbot:d2:channel")
     assert connector.calls == []
@@ -254,10 +299,17 @@ async def test_a_parcel_carrying_another_customers_entry_is_refused_before_any_p
 
 # -- the process killed after each side effect ------------------------------------------------------
 
+
 async def run_child(*args: str) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.bot.crash_graph_delivery", *args, cwd=str(ROOT),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "tests.bot.crash_graph_delivery",
+        *args,
+        cwd=str(ROOT),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
     assert proc.returncode in (0, 137), err.decode()[-3000:]
     return proc.returncode or 0, out.decode()
@@ -265,7 +317,8 @@ async def run_child(*args: str) -> tuple[int, str]:
 
 @pytest.mark.parametrize("point", ["email", "upload", "post", "archive"])
 async def test_killed_after_each_side_effect_the_restart_finishes_with_exactly_one_of_each(
-        world: World, tmp_path: Path, point: str) -> None:
+    world: World, tmp_path: Path, point: str
+) -> None:
     db = str(tmp_path / "crash.db")
     code, _ = await run_child(db, world.graph.base_url, world.connector.service_url, point)
     assert code == 137, f"the process was meant to die after {point}"

@@ -32,7 +32,9 @@ def write(tmp: Path, app_id: str) -> Path:
     return path
 
 
-def test_manifest_from_config_and_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_manifest_from_config_and_sandbox(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("BOT_PASSWORD", "p")
     monkeypatch.setenv("LINK_SECRET", "s" * 32)
     app_id = "6f1c0b1e-0000-4000-8000-00000000b07a"
@@ -47,8 +49,9 @@ def test_manifest_from_config_and_sandbox(tmp_path: Path, monkeypatch: pytest.Mo
     assert "00000000-0000-0000-0000-000000000000" in capsys.readouterr().out
 
 
-def test_serve_refuses_to_run_without_authentication(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_serve_refuses_to_run_without_authentication(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("BOT_PASSWORD", "p")
     monkeypatch.setenv("LINK_SECRET", "s" * 32)
     assert main(["serve", "--config", str(write(tmp_path, ""))]) == 2

@@ -47,7 +47,9 @@ class CrashAfter:
         self.backend, self.step = backend, step
 
     async def _do(self, step: str, parcel: Parcel, key: str) -> StepResult:
-        result: StepResult = await getattr(self.backend, {"email": "send_email", "channel": "post_channel", "archive": "archive"}[step])(parcel, key)
+        result: StepResult = await getattr(
+            self.backend, {"email": "send_email", "channel": "post_channel", "archive": "archive"}[step]
+        )(parcel, key)
         if step == self.step:
             raise Crash(step)
         return result
@@ -83,17 +85,21 @@ def files(root: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("crash_after", STEPS)
-async def test_a_crash_after_any_step_still_ends_with_exactly_one_of_each(crash_after: str, engine: AsyncEngine, config: Any,
-                                                                           demo_out: Path, tmp_path: Path) -> None:
+async def test_a_crash_after_any_step_still_ends_with_exactly_one_of_each(
+    crash_after: str, engine: AsyncEngine, config: Any, demo_out: Path, tmp_path: Path
+) -> None:
     root = tmp_path / "outbox"
     log = await DeliveryLog.open(engine)
     report = report_of(demo_out, "ACME")
     pdf = b"%PDF-1.7 acme"
     with pytest.raises(Crash):
         await Deliverer(config, log, CrashAfter(OutboxBackend(config, root), crash_after)).deliver(
-            "d1", "ACME", PERIOD_END, report, pdf, "Sam Approver")
+            "d1", "ACME", PERIOD_END, report, pdf, "Sam Approver"
+        )
     assert await log.unfinished() == ["d1"]  # what a restart resumes
-    steps = await Deliverer(config, log, OutboxBackend(config, root)).deliver("d1", "ACME", PERIOD_END, report, pdf, "Sam Approver")
+    steps = await Deliverer(config, log, OutboxBackend(config, root)).deliver(
+        "d1", "ACME", PERIOD_END, report, pdf, "Sam Approver"
+    )
     assert {s: st.status for s, st in steps.items()} == {"email": "done", "channel": "done", "archive": "done"}
     assert steps[crash_after].attempts == 2 and all(st.attempts == 1 for s, st in steps.items() if s != crash_after)
     assert files(root) == [
@@ -104,15 +110,20 @@ async def test_a_crash_after_any_step_still_ends_with_exactly_one_of_each(crash_
     ]
     # a third run (a repeated approve, another restart) does nothing at all
     before = {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
-    await Deliverer(config, log, OutboxBackend(config, root)).deliver("d1", "ACME", PERIOD_END, report, pdf, "Sam Approver")
+    await Deliverer(config, log, OutboxBackend(config, root)).deliver(
+        "d1", "ACME", PERIOD_END, report, pdf, "Sam Approver"
+    )
     assert {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()} == before
 
 
-async def test_email_goes_only_to_the_customers_own_recipients(engine: AsyncEngine, config: Any, demo_out: Path, tmp_path: Path) -> None:
+async def test_email_goes_only_to_the_customers_own_recipients(
+    engine: AsyncEngine, config: Any, demo_out: Path, tmp_path: Path
+) -> None:
     root = tmp_path / "outbox"
     log = await DeliveryLog.open(engine)
     await Deliverer(config, log, OutboxBackend(config, root)).deliver(
-        "g1", "GLOBEX", PERIOD_END, report_of(demo_out, "GLOBEX"), b"%PDF globex", "Sam")
+        "g1", "GLOBEX", PERIOD_END, report_of(demo_out, "GLOBEX"), b"%PDF globex", "Sam"
+    )
     msg = email.message_from_bytes((root / "mail" / "GLOBEX-weekly-2026-11-16.eml").read_bytes(), policy=policy.default)
     assert msg["To"] == "cto@globex.example"  # the CTO reads it; the account owner is copied
     assert msg["Cc"] == "am-globex@northwind.example"
@@ -131,21 +142,30 @@ async def test_email_goes_only_to_the_customers_own_recipients(engine: AsyncEngi
     assert not any("acme" in f.lower() for f in files(root))
 
 
-async def test_unknown_customer_and_missing_recipients_stop_delivery(engine: AsyncEngine, config: Any, demo_out: Path,
-                                                                      tmp_path: Path) -> None:
+async def test_unknown_customer_and_missing_recipients_stop_delivery(
+    engine: AsyncEngine, config: Any, demo_out: Path, tmp_path: Path
+) -> None:
     log = await DeliveryLog.open(engine)
     deliverer = Deliverer(config, log, OutboxBackend(config, tmp_path / "outbox"))
     with pytest.raises(KeyError):
         await deliverer.deliver("x", "NOSUCH", PERIOD_END, report_of(demo_out, "ACME"), b"%PDF", "Sam")
-    bare = config.model_copy(update={"customers": tuple(
-        c.model_copy(update={"cto_email": "", "account_owner_email": ""}) if c.code == "WAYNE" else c for c in config.customers)})
+    bare = config.model_copy(
+        update={
+            "customers": tuple(
+                c.model_copy(update={"cto_email": "", "account_owner_email": ""}) if c.code == "WAYNE" else c
+                for c in config.customers
+            )
+        }
+    )
     steps = await Deliverer(bare, log, OutboxBackend(bare, tmp_path / "outbox")).deliver(
-        "w1", "WAYNE", PERIOD_END, report_of(demo_out, "WAYNE"), b"%PDF", "Sam")
+        "w1", "WAYNE", PERIOD_END, report_of(demo_out, "WAYNE"), b"%PDF", "Sam"
+    )
     assert steps["email"].status == "failed" and "no cto_email or account_owner_email" in (steps["email"].detail or "")
     assert "channel" not in steps  # delivery stopped at the failed step
     with pytest.raises(PermanentError):
         await OutboxBackend(bare, tmp_path / "o2").send_email(
-            Parcel("w2", "WAYNE", bare.customer("WAYNE"), PERIOD_END, report_of(demo_out, "WAYNE"), b"%PDF", "Sam"), "k")
+            Parcel("w2", "WAYNE", bare.customer("WAYNE"), PERIOD_END, report_of(demo_out, "WAYNE"), b"%PDF", "Sam"), "k"
+        )
 
 
 def test_addressing_cto_in_to_account_owner_in_cc(config: Any, demo_out: Path) -> None:
@@ -201,13 +221,22 @@ async def test_production_serve_delivers_through_graph_and_the_sandbox_through_t
     from reporting.config import parse_config
 
     def cfg(mailbox: str) -> Any:
-        return parse_config({
-            "msp": {"name": "M", "timezone": "Europe/London"},
-            "store": {"url": f"sqlite:///{tmp_path / (mailbox or 'none')}.db"},
-            "teams": {"app_id": "6f1c0b1e-0000-4000-8000-00000000b07a", "app_password": "p", "tenant_id": "t-1",
-                      "link_secret": "s" * 32, "review_channel": "19:review@thread.tacv2"},
-            "graph": {"mailbox": mailbox, "sharepoint_site": "contoso.sharepoint.com:/sites/Reports"},
-        }, "<test>", env={})
+        return parse_config(
+            {
+                "msp": {"name": "M", "timezone": "Europe/London"},
+                "store": {"url": f"sqlite:///{tmp_path / (mailbox or 'none')}.db"},
+                "teams": {
+                    "app_id": "6f1c0b1e-0000-4000-8000-00000000b07a",
+                    "app_password": "p",
+                    "tenant_id": "t-1",
+                    "link_secret": "s" * 32,
+                    "review_channel": "19:review@thread.tacv2",
+                },
+                "graph": {"mailbox": mailbox, "sharepoint_site": "contoso.sharepoint.com:/sites/Reports"},
+            },
+            "<test>",
+            env={},
+        )
 
     for mailbox, expected in (("reports@contoso.example", GraphBackend), ("", None)):
         config = cfg(mailbox)
@@ -240,8 +269,9 @@ class Gate(OutboxBackend):
         return await super().send_email(parcel, key)
 
 
-async def test_two_instances_never_deliver_one_draft_at_once(engine: AsyncEngine, config: Any, demo_out: Path,
-                                                            tmp_path: Path) -> None:
+async def test_two_instances_never_deliver_one_draft_at_once(
+    engine: AsyncEngine, config: Any, demo_out: Path, tmp_path: Path
+) -> None:
     """Instance A is mid-email (slow Graph) when B, just started, resumes the same draft: B gets
     DeliveryBusy and sends nothing; once A is done, B's next try finds every step done."""
     log = await DeliveryLog.open(engine)
@@ -263,8 +293,9 @@ async def test_two_instances_never_deliver_one_draft_at_once(engine: AsyncEngine
     assert len(list((tmp_path / "outbox" / "mail").rglob("*.eml"))) == 1
 
 
-async def test_a_lease_of_a_dead_process_or_an_expired_one_is_taken_over(engine: AsyncEngine, config: Any,
-                                                                        demo_out: Path, tmp_path: Path) -> None:
+async def test_a_lease_of_a_dead_process_or_an_expired_one_is_taken_over(
+    engine: AsyncEngine, config: Any, demo_out: Path, tmp_path: Path
+) -> None:
     import socket
     import sys
 
@@ -283,8 +314,9 @@ async def test_a_lease_of_a_dead_process_or_an_expired_one_is_taken_over(engine:
     assert await log.take_lease("d2", f"{host}:{os.getpid()}:reborn", 60) is None
 
 
-async def test_an_instance_paused_past_its_lease_does_no_further_step(engine: AsyncEngine, config: Any,
-                                                                      demo_out: Path, tmp_path: Path) -> None:
+async def test_an_instance_paused_past_its_lease_does_no_further_step(
+    engine: AsyncEngine, config: Any, demo_out: Path, tmp_path: Path
+) -> None:
     """A is paused inside its email step longer than the lease (its heartbeat paused too); B takes
     the delivery over and finishes it; A, woken, finds the lease gone and stops before the next
     step: one email, one channel post, one archived file."""

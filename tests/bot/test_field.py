@@ -50,8 +50,12 @@ def batch_for(rb: Any, world: World, *, owner: str = "instance-1", lease: float 
         Claims(world.state.engine, owner, lease),
         codes=lambda: [c.code for c in world.review.config.customers],
         period_end=lambda code, day: world.review.engine.period_for(world.review.config.customer(code), day).end_date,
-        make_draft=world.review.run, on_drafted=drafted, on_complete=bot.post_rollup, concurrency=2,
-        post_retry_seconds=0.2, post_retry_max_seconds=0.5,
+        make_draft=world.review.run,
+        on_drafted=drafted,
+        on_complete=bot.post_rollup,
+        concurrency=2,
+        post_retry_seconds=0.2,
+        post_retry_max_seconds=0.5,
     )
 
 
@@ -68,25 +72,32 @@ async def store_dump(world: World) -> str:
     meta = MetaData()
     async with world.state.engine.connect() as conn:
         await conn.run_sync(meta.reflect)
-        rows = {name: [list(map(str, r)) for r in (await conn.execute(select(table))).all()]
-                for name, table in sorted(meta.tables.items())}
+        rows = {
+            name: [list(map(str, r)) for r in (await conn.execute(select(table))).all()]
+            for name, table in sorted(meta.tables.items())
+        }
     return json.dumps(rows, sort_keys=True)
 
 
-async def test_installed_in_a_team_the_batch_reaches_every_configured_channel(world: World, oidc: FakeOpenIdServer,
-                                                                              connector: FakeConnector) -> None:
+async def test_installed_in_a_team_the_batch_reaches_every_configured_channel(
+    world: World, oidc: FakeOpenIdServer, connector: FakeConnector
+) -> None:
     await open_claims(world)
     async with running_bot(make_bot(world), oidc=oidc, connector=connector, draft_pdf=world.review.pdf) as rb:
         # what Teams sends when a team owner adds the app to the MSP's team (General channel only)
-        for activity in (installation_update(service_url=connector.service_url),
-                         bot_added_to_team(service_url=connector.service_url)):
+        for activity in (
+            installation_update(service_url=connector.service_url),
+            bot_added_to_team(service_url=connector.service_url),
+        ):
             r = await rb.client.post(activity)
             assert r.status_code in (200, 201), r.text
         assert [c for c in connector.calls if c.kind != "unexpected"] == []  # installing posts nothing
         result = await batch_for(rb, world).run(WEEK_DAY)
         assert sorted(result.drafted) == ["ACME", "GLOBEX"] and result.rollup_posted
         review = sends(connector, REVIEW_CHANNEL.channel_id)
-        assert sorted(next(code for code in ("ACME", "GLOBEX") if code in text_of(card_of(c.body))) for c in review) == ["ACME", "GLOBEX"]
+        assert sorted(
+            next(code for code in ("ACME", "GLOBEX") if code in text_of(card_of(c.body))) for c in review
+        ) == ["ACME", "GLOBEX"]
         [rollup] = sends(connector, ROLLUP_CHANNEL.channel_id)
         assert card_of(rollup.body) and "ACME" in text_of(card_of(rollup.body))
         for call in review + [rollup]:  # a new post (not a reply), carrying the tenant Teams needs
@@ -95,9 +106,13 @@ async def test_installed_in_a_team_the_batch_reaches_every_configured_channel(wo
         # a customer's channel nobody has talked in: the delivery's card post gets there too
         draft = (await world.state.latest(["ACME"]))[0]
         report = await world.review.report(draft)
-        parcel = Parcel(draft.id, "ACME", world.review.config.customer("ACME"), draft.period_end, report, b"%PDF", "Sam")
-        message_id = await rb.bot.post_customer_card(parcel, channel_card(
-            report, file_url="https://files.example/acme.pdf", key="reportbot:x:channel", msp_name="MSP"))
+        parcel = Parcel(
+            draft.id, "ACME", world.review.config.customer("ACME"), draft.period_end, report, b"%PDF", "Sam"
+        )
+        message_id = await rb.bot.post_customer_card(
+            parcel,
+            channel_card(report, file_url="https://files.example/acme.pdf", key="reportbot:x:channel", msp_name="MSP"),
+        )
         [post] = sends(connector, ACME_CHANNEL)
         assert post.result_id == message_id and post.body["conversation"]["id"] == ACME_CHANNEL
         # and a later activity from the review channel stores a reference with its tenant
@@ -107,8 +122,9 @@ async def test_installed_in_a_team_the_batch_reaches_every_configured_channel(wo
     assert connector.unexpected == []
 
 
-async def test_a_card_that_cannot_be_posted_is_kept_retried_and_shown(world: World, oidc: FakeOpenIdServer,
-                                                                     connector: FakeConnector) -> None:
+async def test_a_card_that_cannot_be_posted_is_kept_retried_and_shown(
+    world: World, oidc: FakeOpenIdServer, connector: FakeConnector
+) -> None:
     claims = await open_claims(world)
     async with running_bot(make_bot(world), oidc=oidc, connector=connector, draft_pdf=world.review.pdf) as rb:
         batch = asyncio.ensure_future(batch_for(rb, world).run(WEEK_DAY))
@@ -138,8 +154,9 @@ async def test_a_card_that_cannot_be_posted_is_kept_retried_and_shown(world: Wor
         assert status_reply
 
 
-async def test_a_batch_after_run_and_approve_posts_no_second_card(world: World, oidc: FakeOpenIdServer,
-                                                                  connector: FakeConnector) -> None:
+async def test_a_batch_after_run_and_approve_posts_no_second_card(
+    world: World, oidc: FakeOpenIdServer, connector: FakeConnector
+) -> None:
     await open_claims(world)
     async with running_bot(make_bot(world), oidc=oidc, connector=connector, draft_pdf=world.review.pdf) as rb:
         await rb.client.post(installation_update(service_url=connector.service_url))
@@ -148,8 +165,9 @@ async def test_a_batch_after_run_and_approve_posts_no_second_card(world: World, 
         await connector.wait_for(lambda calls: any(c.kind == "send" and card_of(c.body) for c in calls), within=60)
         [posted] = [c for c in sends(connector, REVIEW_CHANNEL.channel_id) if card_of(c.body)]
         data = actions(card_of(posted.body))["approve"]["data"]
-        r = await rb.client.post(card_action("approve", data, service_url=connector.service_url, reply_to_id=posted.result_id,
-                                             user=APPROVER))
+        r = await rb.client.post(
+            card_action("approve", data, service_url=connector.service_url, reply_to_id=posted.result_id, user=APPROVER)
+        )
         assert r.status_code == 200
         await rb.bot.wait_background()
         assert (await world.state.latest(["ACME"]))[0].state == "approved"
@@ -157,20 +175,31 @@ async def test_a_batch_after_run_and_approve_posts_no_second_card(world: World, 
         result = await batch_for(rb, world).run(WEEK_DAY)
         assert sorted(result.drafted) == ["ACME", "GLOBEX"]
         new = [c for c in sends(connector, REVIEW_CHANNEL.channel_id)[before:] if card_of(c.body)]
-        assert [("GLOBEX" in text_of(card_of(c.body)), "ACME" in text_of(card_of(c.body))) for c in new] == [(True, False)]
+        assert [("GLOBEX" in text_of(card_of(c.body)), "ACME" in text_of(card_of(c.body))) for c in new] == [
+            (True, False)
+        ]
         assert (await world.state.latest(["ACME"]))[0].state == "approved"  # the batch changed nothing of it
 
 
-async def test_a_foreign_tenant_leaves_the_store_unchanged(world: World, oidc: FakeOpenIdServer, connector: FakeConnector) -> None:
+async def test_a_foreign_tenant_leaves_the_store_unchanged(
+    world: World, oidc: FakeOpenIdServer, connector: FakeConnector
+) -> None:
     async with running_bot(make_bot(world), oidc=oidc, connector=connector, draft_pdf=world.review.pdf) as rb:
         await rb.client.post(installation_update(service_url=connector.service_url))
         before = await store_dump(world)
         other = "0badc0de-0000-4000-8000-0000000000ff"
-        for activity in (installation_update(service_url=connector.service_url, tenant_id=other),
-                         bot_added_to_team(service_url=connector.service_url, tenant_id=other),
-                         channel_message("run ACME", service_url=connector.service_url, tenant_id=other),
-                         card_action("approve", {"draft_id": "x", "version": 1, "customer": "ACME"},
-                                     service_url=connector.service_url, reply_to_id="1", tenant_id=other)):
+        for activity in (
+            installation_update(service_url=connector.service_url, tenant_id=other),
+            bot_added_to_team(service_url=connector.service_url, tenant_id=other),
+            channel_message("run ACME", service_url=connector.service_url, tenant_id=other),
+            card_action(
+                "approve",
+                {"draft_id": "x", "version": 1, "customer": "ACME"},
+                service_url=connector.service_url,
+                reply_to_id="1",
+                tenant_id=other,
+            ),
+        ):
             r = await rb.client.post(activity)
             assert r.status_code in (201, 403), (activity["type"], r.status_code, r.text)
         assert await store_dump(world) == before
@@ -187,7 +216,9 @@ async def test_an_uninstall_forgets_the_team(world: World, oidc: FakeOpenIdServe
 
 
 async def test_help_names_no_other_customer(world: World, oidc: FakeOpenIdServer, connector: FakeConnector) -> None:
-    globex = TeamsChannel("19:team-globex@thread.tacv2", world.review.config.customer("GLOBEX").teams_channel, "Globex shared")
+    globex = TeamsChannel(
+        "19:team-globex@thread.tacv2", world.review.config.customer("GLOBEX").teams_channel, "Globex shared"
+    )
     async with running_bot(make_bot(world), oidc=oidc, connector=connector, draft_pdf=world.review.pdf) as rb:
         for channel, expected in ((globex, "run GLOBEX"), (REVIEW_CHANNEL, "run CODE")):
             before = len(connector.calls)

@@ -55,7 +55,8 @@ def parts(msg: EmailMessage) -> dict[str, list[EmailMessage]]:
 
 
 async def test_a_report_is_sent_as_the_sender_with_both_parts_and_the_pdf(
-        delivery: GoogleDelivery, google: FakeGoogle, config: Config) -> None:
+    delivery: GoogleDelivery, google: FakeGoogle, config: Config
+) -> None:
     p = parcel(config)
     mid = message_id(KEY, SENDER)
     result = await delivery.send_email(p, KEY)
@@ -77,7 +78,8 @@ async def test_a_report_is_sent_as_the_sender_with_both_parts_and_the_pdf(
     # the tokens: RS256 assertions for the sender (domain-wide delegation), one per scope
     assert [(c["sub"], c["scope"], c["aud"], c["iss"]) for c in google.token_requests] == [
         (SENDER, SCOPE_GMAIL_READONLY, GOOGLE_TOKEN_URI, google.client_email),
-        (SENDER, SCOPE_GMAIL_SEND, GOOGLE_TOKEN_URI, google.client_email)]
+        (SENDER, SCOPE_GMAIL_SEND, GOOGLE_TOKEN_URI, google.client_email),
+    ]
     send = next(r for r in google.requests if repr(r) == SEND)
     assert google.tokens[send.headers["authorization"].removeprefix("Bearer ")].scopes == {SCOPE_GMAIL_SEND}
     # the step repeated (a restart with the same key): found by its Message-ID, not sent again
@@ -94,7 +96,8 @@ def test_the_message_id_is_derived_from_the_delivery_key() -> None:
 
 
 async def test_503_after_the_send_was_accepted_does_not_send_twice(
-        delivery: GoogleDelivery, google: FakeGoogle, config: Config, clock: FakeClock) -> None:
+    delivery: GoogleDelivery, google: FakeGoogle, config: Config, clock: FakeClock
+) -> None:
     google.fail("POST", r"/messages/send$", 503, after=True)
     result = await delivery.send_email(parcel(config), KEY)
     mid = message_id(KEY, SENDER)
@@ -104,7 +107,8 @@ async def test_503_after_the_send_was_accepted_does_not_send_twice(
 
 
 async def test_503_before_the_send_is_sent_once_after_the_lookups(
-        delivery: GoogleDelivery, google: FakeGoogle, config: Config, clock: FakeClock) -> None:
+    delivery: GoogleDelivery, google: FakeGoogle, config: Config, clock: FakeClock
+) -> None:
     google.fail("POST", r"/messages/send$", 503)
     await delivery.send_email(parcel(config), KEY)
     mid = message_id(KEY, SENDER)
@@ -113,7 +117,8 @@ async def test_503_before_the_send_is_sent_once_after_the_lookups(
 
 
 async def test_rate_limits_are_retried_with_exponential_backoff(
-        delivery: GoogleDelivery, google: FakeGoogle, config: Config, clock: FakeClock) -> None:
+    delivery: GoogleDelivery, google: FakeGoogle, config: Config, clock: FakeClock
+) -> None:
     google.fail("POST", r"/messages/send$", 429, reason="rateLimitExceeded", message="Rate Limit Exceeded")
     google.fail("POST", r"/messages/send$", 403, reason="userRateLimitExceeded", message="User Rate Limit Exceeded")
     await delivery.send_email(parcel(config), KEY)
@@ -123,9 +128,16 @@ async def test_rate_limits_are_retried_with_exponential_backoff(
 
 
 async def test_the_daily_sending_limit_is_a_clear_permanent_failure_not_retried(
-        delivery: GoogleDelivery, google: FakeGoogle, config: Config) -> None:
-    google.fail("POST", r"/messages/send$", 429, times=10, reason="rateLimitExceeded",
-                message="User-rate limit exceeded.  Retry after 2026-11-17T06:00:00.000Z (Mail sending)")
+    delivery: GoogleDelivery, google: FakeGoogle, config: Config
+) -> None:
+    google.fail(
+        "POST",
+        r"/messages/send$",
+        429,
+        times=10,
+        reason="rateLimitExceeded",
+        message="User-rate limit exceeded.  Retry after 2026-11-17T06:00:00.000Z (Mail sending)",
+    )
     with pytest.raises(PermanentError, match="sending limit") as err:
         await delivery.send_email(parcel(config), KEY)
     assert "2,000 messages a day" in str(err.value) and "\n" not in str(err.value)
@@ -133,7 +145,8 @@ async def test_the_daily_sending_limit_is_a_clear_permanent_failure_not_retried(
 
 
 async def test_a_large_message_goes_through_the_resumable_upload_with_one_cut_chunk(
-        delivery: GoogleDelivery, google: FakeGoogle, config: Config) -> None:
+    delivery: GoogleDelivery, google: FakeGoogle, config: Config
+) -> None:
     p = parcel(config, pdf=pdf_of(SIMPLE_MAX + 2 * MB))  # 2 MB over the simple limit
     google.cut_chunk(2, keep=256 * 1024)  # the second chunk: a quarter MiB arrives, then the connection fails
     await delivery.send_email(p, KEY)
@@ -153,8 +166,9 @@ async def test_a_large_message_goes_through_the_resumable_upload_with_one_cut_ch
     assert base64.b64encode(p.pdf)[:20].decode() in google.sent(SENDER)[0]["raw"].decode()
 
 
-async def test_one_token_per_scope_per_hour(delivery: GoogleDelivery, google: FakeGoogle, config: Config,
-                                            clock: FakeClock) -> None:
+async def test_one_token_per_scope_per_hour(
+    delivery: GoogleDelivery, google: FakeGoogle, config: Config, clock: FakeClock
+) -> None:
     for i in range(6):
         await delivery.send_email(parcel(config, "ACME" if i % 2 else "GLOBEX", draft=f"d{i}"), f"reportbot:d{i}:email")
     assert len(google.sent(SENDER)) == 6 and len(google.token_requests) == 2  # 12 API calls, 2 tokens
@@ -163,8 +177,9 @@ async def test_one_token_per_scope_per_hour(delivery: GoogleDelivery, google: Fa
     assert [c["scope"] for c in google.token_requests] == [SCOPE_GMAIL_READONLY, SCOPE_GMAIL_SEND] * 2
 
 
-async def test_a_token_google_refuses_is_renewed_once(delivery: GoogleDelivery, google: FakeGoogle,
-                                                      config: Config) -> None:
+async def test_a_token_google_refuses_is_renewed_once(
+    delivery: GoogleDelivery, google: FakeGoogle, config: Config
+) -> None:
     await delivery.send_email(parcel(config), KEY)
     google.tokens.clear()  # revoked
     await delivery.send_email(parcel(config, draft="d2"), "reportbot:d2:email")
@@ -173,6 +188,7 @@ async def test_a_token_google_refuses_is_renewed_once(delivery: GoogleDelivery, 
 
 # -- credentials and delegation: one line, saying what to fix --------------------------------------
 
+
 async def deliver_email(config: Config, tmp_path: Path, clock: FakeClock) -> tuple[str, str]:
     engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'd.db'}")
     google_delivery = GoogleDelivery(config, clock=clock, sleep=clock.sleep)
@@ -180,13 +196,21 @@ async def deliver_email(config: Config, tmp_path: Path, clock: FakeClock) -> tup
         p = parcel(config)
         backend = route(config, OutboxBackend(config, tmp_path / "outbox"), google=google_delivery)
         steps = await Deliverer(config, await DeliveryLog.open(engine), backend).deliver(
-            p.draft_id, p.code, p.period_end, p.report, p.pdf, "Sam")
+            p.draft_id, p.code, p.period_end, p.report, p.pdf, "Sam"
+        )
     finally:
         await google_delivery.aclose()
         await engine.dispose()
     step = steps["email"]
-    card = review_card(p.report, draft_id="d1", version=2, state="failed", commentary="", pdf_url=None,
-                       steps=[DeliveryStepView("Email", step.status, step.detail)])
+    card = review_card(
+        p.report,
+        draft_id="d1",
+        version=2,
+        state="failed",
+        commentary="",
+        pdf_url=None,
+        steps=[DeliveryStepView("Email", step.status, step.detail)],
+    )
     return step.status, str(step.detail) if str(step.detail) in card_texts(card) else "(not on the card)"
 
 
@@ -199,8 +223,9 @@ def card_texts(card: Any) -> str:
     return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", card) if isinstance(card, str) else ""
 
 
-async def test_a_key_that_is_not_the_accounts_is_one_actionable_line(google: FakeGoogle, tmp_path: Path,
-                                                                   clock: FakeClock) -> None:
+async def test_a_key_that_is_not_the_accounts_is_one_actionable_line(
+    google: FakeGoogle, tmp_path: Path, clock: FakeClock
+) -> None:
     root = setup_google(google)["root"]
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     config = make_config(google, key_file(google, tmp_path, google.service_account_info(key=other)), root=root)
@@ -210,8 +235,9 @@ async def test_a_key_that_is_not_the_accounts_is_one_actionable_line(google: Fak
     assert "gmail.credentials_file" in detail and google.sent(SENDER) == []
 
 
-async def test_a_delegation_not_granted_names_the_client_id_and_scopes(google: FakeGoogle, tmp_path: Path,
-                                                                      clock: FakeClock) -> None:
+async def test_a_delegation_not_granted_names_the_client_id_and_scopes(
+    google: FakeGoogle, tmp_path: Path, clock: FakeClock
+) -> None:
     root = setup_google(google)["root"]
     google.grants.clear()
     config = make_config(google, key_file(google, tmp_path), root=root)
@@ -223,14 +249,16 @@ async def test_a_delegation_not_granted_names_the_client_id_and_scopes(google: F
 
 async def test_a_sender_that_is_not_a_user_says_so(google: FakeGoogle, tmp_path: Path, clock: FakeClock) -> None:
     root = setup_google(google)["root"]
-    config = make_config(google, key_file(google, tmp_path), root=root,
-                         extra={"gmail": {"sender": "nobody@northwind.example"}})
+    config = make_config(
+        google, key_file(google, tmp_path), root=root, extra={"gmail": {"sender": "nobody@northwind.example"}}
+    )
     status, detail = await deliver_email(config, tmp_path, clock)
     assert status == "failed" and "nobody@northwind.example is not a user" in detail and "gmail.sender" in detail
 
 
 async def test_an_acme_parcel_carrying_globex_entry_is_refused_before_any_request(
-        delivery: GoogleDelivery, google: FakeGoogle, config: Config) -> None:
+    delivery: GoogleDelivery, google: FakeGoogle, config: Config
+) -> None:
     acme = parcel(config)
     forged = type(acme)(acme.draft_id, "ACME", config.customer("GLOBEX"), acme.period_end, acme.report, acme.pdf, "x")
     with pytest.raises(PermanentError, match="another customer's entry"):
@@ -238,11 +266,15 @@ async def test_an_acme_parcel_carrying_globex_entry_is_refused_before_any_reques
     assert google.requests == []
 
 
-async def test_the_fake_refuses_what_it_does_not_implement(google: FakeGoogle, delivery: GoogleDelivery,
-                                                           config: Config) -> None:
+async def test_the_fake_refuses_what_it_does_not_implement(
+    google: FakeGoogle, delivery: GoogleDelivery, config: Config
+) -> None:
     token = await delivery.gmail.http.tokens.token(SCOPE_GMAIL_READONLY, SENDER)  # type: ignore[union-attr]
-    resp = await delivery.client.get(f"{google.origin}/gmail/v1/users/me/messages", params={"q": "from:x"},
-                                     headers={"Authorization": f"Bearer {token}"})
+    resp = await delivery.client.get(
+        f"{google.origin}/gmail/v1/users/me/messages",
+        params={"q": "from:x"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
     assert resp.status_code == 501 and google.unexpected
     google.unexpected.clear()
     resp = await delivery.client.get(f"{google.origin}/gmail/v1/users/me/profile")
@@ -252,7 +284,8 @@ async def test_the_fake_refuses_what_it_does_not_implement(google: FakeGoogle, d
 
 
 async def test_503_after_the_last_chunk_was_accepted_is_resolved_by_the_session_status(
-        delivery: GoogleDelivery, google: FakeGoogle, config: Config) -> None:
+    delivery: GoogleDelivery, google: FakeGoogle, config: Config
+) -> None:
     p = parcel(config, pdf=pdf_of(SIMPLE_MAX + 2 * MB))  # 9.8 MB of MIME (base64): 5 chunks of 2 MiB
     google.fail("PUT", r"^/upload/gmail/", 503, after=True, skip=4)  # the last: sent, the answer lost
     result = await delivery.send_email(p, KEY)

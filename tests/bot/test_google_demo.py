@@ -42,7 +42,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_demo_with_gmail_and_drive_delivers_12_messages_and_12_archived_files(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "out"
     with FakeGoogleThread() as google:
         root = setup_google(google)["root"]
@@ -78,14 +79,16 @@ def test_demo_with_gmail_and_drive_delivers_12_messages_and_12_archived_files(
     assert sorted(by_code) == sorted(customers)
 
     files = google.stored()
-    assert sorted(files) == sorted(f"Report archive/Customers/{code}/2026/{code}-weekly-{PERIOD_END}.pdf"
-                                   for code in customers)
+    assert sorted(files) == sorted(
+        f"Report archive/Customers/{code}/2026/{code}-weekly-{PERIOD_END}.pdf" for code in customers
+    )
     for path, f in files.items():
         code = path.split("/")[2]
         assert f.content == (out / code / f"{code}-weekly-{PERIOD_END}.pdf").read_bytes() and len(f.revisions) == 1
     # one token per scope for the whole run: 12 look-ups + 12 sends + 12 archives (~70 calls)
-    assert sorted(c["scope"] for c in google.token_requests) == sorted([SCOPE_GMAIL_READONLY, SCOPE_GMAIL_SEND,
-                                                                        SCOPE_DRIVE])
+    assert sorted(c["scope"] for c in google.token_requests) == sorted(
+        [SCOPE_GMAIL_READONLY, SCOPE_GMAIL_SEND, SCOPE_DRIVE]
+    )
     assert len([r for r in google.requests if r.path != "/token"]) >= 12 * 2 + 12 * 3
     outbox = out / "outbox"
     assert list((outbox / "mail").glob("*.eml")) == [] and list((outbox / "sharepoint").rglob("*.pdf")) == []
@@ -101,10 +104,17 @@ def _dataset() -> Any:
 
 # -- a process killed after the side effect -----------------------------------------------------------
 
+
 async def run_child(*args: str) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.bot.crash_google_delivery", *args, cwd=str(ROOT),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "tests.bot.crash_google_delivery",
+        *args,
+        cwd=str(ROOT),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
     assert proc.returncode in (0, 137), err.decode()[-3000:]
     return proc.returncode or 0, out.decode()
@@ -112,7 +122,8 @@ async def run_child(*args: str) -> tuple[int, str]:
 
 @pytest.mark.parametrize("point", ["email", "archive"])
 async def test_killed_after_the_send_or_the_create_the_restart_ends_with_exactly_one(
-        google: FakeGoogle, tmp_path: Path, point: str) -> None:
+    google: FakeGoogle, tmp_path: Path, point: str
+) -> None:
     root = setup_google(google)["root"]
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(config_dict(google.origin, key_file(google, tmp_path), root=root)))
@@ -137,6 +148,7 @@ async def test_killed_after_the_send_or_the_create_the_restart_ends_with_exactly
 
 # -- config check ---------------------------------------------------------------------------------------
 
+
 def write_toml(path: Path, data: dict[str, Any]) -> Path:
     def value(v: Any) -> str:
         return "true" if v is True else "false" if v is False else json.dumps(v)
@@ -152,8 +164,9 @@ def write_toml(path: Path, data: dict[str, Any]) -> Path:
     return path
 
 
-def config_check(tmp_path: Path, capsys: pytest.CaptureFixture[str], *, prepare: Any = None,
-                 key_info: Any = None) -> tuple[int, list[str]]:
+def config_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], *, prepare: Any = None, key_info: Any = None
+) -> tuple[int, list[str]]:
     with FakeGoogleThread() as google:
         root = setup_google(google)["root"]
         if prepare is not None:
@@ -166,7 +179,8 @@ def config_check(tmp_path: Path, capsys: pytest.CaptureFixture[str], *, prepare:
 
 
 def test_config_check_mints_each_scope_reads_the_profile_and_lists_the_root(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, lines = config_check(tmp_path, capsys)
     assert code == 0, lines
     assert lines == [
@@ -174,11 +188,13 @@ def test_config_check_mints_each_scope_reads_the_profile_and_lists_the_root(
         f"ok: gmail: a token as {SENDER} for {SCOPE_GMAIL_READONLY}",
         f"ok: gmail: mailbox {SENDER} (0 messages)",
         f"ok: gdrive: a token as {ARCHIVIST} for {SCOPE_DRIVE}",
-        f"ok: gdrive: folder 'Report archive' (fold00001) may be written by {ARCHIVIST}; 0 items in it"]
+        f"ok: gdrive: folder 'Report archive' (fold00001) may be written by {ARCHIVIST}; 0 items in it",
+    ]
 
 
 def test_config_check_bad_key_no_delegation_no_folder_permission(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     code, lines = config_check(tmp_path, capsys, key_info=lambda g: g.service_account_info(key=other))
     assert code == 2 and len(lines) == 3 and all(line.startswith("error: ") for line in lines)
@@ -188,17 +204,20 @@ def test_config_check_bad_key_no_delegation_no_folder_permission(
         google.grants[google.client_id].discard(SCOPE_DRIVE)
 
     code, lines = config_check(tmp_path, capsys, prepare=no_drive_delegation)
-    assert code == 2 and lines[-1].startswith("error: gdrive: Google refused a token as archive@northwind.example "
-                                              "(unauthorized_client): in Google Admin console > Security > API "
-                                              "controls > Domain-wide delegation, add client ID ")
+    assert code == 2 and lines[-1].startswith(
+        "error: gdrive: Google refused a token as archive@northwind.example "
+        "(unauthorized_client): in Google Admin console > Security > API "
+        "controls > Domain-wide delegation, add client ID "
+    )
     assert lines[-1].endswith(f"with scopes {SCOPE_DRIVE}")
 
     def read_only(google: FakeGoogle, root: str) -> None:
         google.share(ARCHIVIST, root, "reader")
 
     code, lines = config_check(tmp_path, capsys, prepare=read_only)
-    assert code == 2 and lines[-1].startswith(f"error: Drive, the archive root: {ARCHIVIST} may not write in the "
-                                              "folder fold00001 (gdrive.root_folder_id)")
+    assert code == 2 and lines[-1].startswith(
+        f"error: Drive, the archive root: {ARCHIVIST} may not write in the folder fold00001 (gdrive.root_folder_id)"
+    )
     assert lines[-1].endswith(f"give {ARCHIVIST} Editor access there")
 
     def not_shared(google: FakeGoogle, root: str) -> None:
@@ -210,6 +229,7 @@ def test_config_check_bad_key_no_delegation_no_folder_permission(
 
 
 # -- mixed backends -------------------------------------------------------------------------------------
+
 
 class Recording:
     """A backend that records which step it was asked to do (the routing is under test, not it)."""
@@ -230,23 +250,30 @@ class Recording:
         return StepResult(self.name)
 
 
-@pytest.mark.parametrize(("email", "archive", "expected"), [
-    ("graph", "sharepoint", ("base", "base", "base")),
-    ("gmail", "gdrive", ("google", "base", "google")),
-    ("graph", "gdrive", ("base", "base", "google")),
-    ("gmail", "sharepoint", ("google", "base", "base")),
-    ("outbox", "gdrive", ("outbox", "base", "google")),
-    ("gmail", "outbox", ("google", "base", "outbox")),
-])
-async def test_each_step_is_routed_to_its_own_backend(google: FakeGoogle, tmp_path: Path, email: str, archive: str,
-                                                      expected: tuple[str, str, str]) -> None:
+@pytest.mark.parametrize(
+    ("email", "archive", "expected"),
+    [
+        ("graph", "sharepoint", ("base", "base", "base")),
+        ("gmail", "gdrive", ("google", "base", "google")),
+        ("graph", "gdrive", ("base", "base", "google")),
+        ("gmail", "sharepoint", ("google", "base", "base")),
+        ("outbox", "gdrive", ("outbox", "base", "google")),
+        ("gmail", "outbox", ("google", "base", "outbox")),
+    ],
+)
+async def test_each_step_is_routed_to_its_own_backend(
+    google: FakeGoogle, tmp_path: Path, email: str, archive: str, expected: tuple[str, str, str]
+) -> None:
     root = setup_google(google)["root"]
     config = make_config(google, key_file(google, tmp_path), root=root, email=email, archive=archive)
     base, outbox, fake_google = Recording("base"), Recording("outbox"), Recording("google")
     backend = route(config, base, outbox=outbox, google=fake_google)  # type: ignore[arg-type]
     p = parcel(config)
-    got = ((await backend.send_email(p, "k")).detail, (await backend.post_channel(p, "k")).detail,
-           (await backend.archive(p, "k")).detail)
+    got = (
+        (await backend.send_email(p, "k")).detail,
+        (await backend.post_channel(p, "k")).detail,
+        (await backend.archive(p, "k")).detail,
+    )
     assert got == expected
     assert isinstance(backend, RoutedBackend) or expected == ("base", "base", "base")
 
@@ -267,8 +294,11 @@ async def test_graph_mail_with_a_drive_archive_builds_only_the_drive_half(google
 def test_endpoint_overrides_are_refused_unless_allowed(tmp_path: Path) -> None:
     data = config_dict("http://127.0.0.1:9", tmp_path / "k.json", root="r")
     data["gmail"]["allow_endpoint_overrides"] = False
-    with pytest.raises(ValueError, match=r"gmail\.token_uri: endpoint overrides are refused unless "
-                                         r"gmail\.allow_endpoint_overrides = true"):
+    with pytest.raises(
+        ValueError,
+        match=r"gmail\.token_uri: endpoint overrides are refused unless "
+        r"gmail\.allow_endpoint_overrides = true",
+    ):
         parse_config(data, "<test>", env={})
 
 
@@ -300,7 +330,8 @@ async def test_a_missing_folder_permission_is_one_line_on_the_card(google: FakeG
         p = parcel(config)
         backend = route(config, OutboxBackend(config, tmp_path / "outbox"), google=d)
         steps = await Deliverer(config, await DeliveryLog.open(engine), backend).deliver(
-            p.draft_id, p.code, p.period_end, p.report, p.pdf, "Sam")
+            p.draft_id, p.code, p.period_end, p.report, p.pdf, "Sam"
+        )
     finally:
         await d.aclose()
         await engine.dispose()
@@ -308,8 +339,15 @@ async def test_a_missing_folder_permission_is_one_line_on_the_card(google: FakeG
     detail = str(steps["archive"].detail)
     assert "\n" not in detail and f"{ARCHIVIST} cannot see the folder {root} (gdrive.root_folder_id)" in detail
     assert f"share it with {ARCHIVIST} as Editor" in detail
-    card = review_card(p.report, draft_id="d1", version=2, state="failed", commentary="", pdf_url=None,
-                       steps=[DeliveryStepView("Archive", "failed", detail)])
+    card = review_card(
+        p.report,
+        draft_id="d1",
+        version=2,
+        state="failed",
+        commentary="",
+        pdf_url=None,
+        steps=[DeliveryStepView("Archive", "failed", detail)],
+    )
     assert detail in card_texts(card)  # shown whole, not cut
 
 
@@ -327,8 +365,13 @@ async def test_serve_routes_each_step_as_configured(tmp_path: Path) -> None:
         data: dict[str, Any] = {
             "msp": {"name": "M", "timezone": "Europe/London"},
             "store": {"url": f"sqlite:///{tmp_path / name}.db"},
-            "teams": {"app_id": "6f1c0b1e-0000-4000-8000-00000000b07a", "app_password": "p", "tenant_id": "t-1",
-                      "link_secret": "s" * 32, "review_channel": "19:review@thread.tacv2"},
+            "teams": {
+                "app_id": "6f1c0b1e-0000-4000-8000-00000000b07a",
+                "app_password": "p",
+                "tenant_id": "t-1",
+                "link_secret": "s" * 32,
+                "review_channel": "19:review@thread.tacv2",
+            },
             "graph": {"mailbox": mailbox, "sharepoint_site": "contoso.sharepoint.com:/sites/Reports"},
         }
         if delivery is not None:
@@ -337,10 +380,18 @@ async def test_serve_routes_each_step_as_configured(tmp_path: Path) -> None:
 
     cases = [
         ("google-both", "", {"email": "gmail", "archive": "gdrive"}, (GoogleDelivery, GraphBackend, GoogleDelivery)),
-        ("graph-mail-drive", "reports@contoso.example", {"email": "graph", "archive": "gdrive"},
-         (GraphBackend, GraphBackend, GoogleDelivery)),
-        ("gmail-sharepoint", "", {"email": "gmail", "archive": "sharepoint"},
-         (GoogleDelivery, GraphBackend, GraphBackend)),
+        (
+            "graph-mail-drive",
+            "reports@contoso.example",
+            {"email": "graph", "archive": "gdrive"},
+            (GraphBackend, GraphBackend, GoogleDelivery),
+        ),
+        (
+            "gmail-sharepoint",
+            "",
+            {"email": "gmail", "archive": "sharepoint"},
+            (GoogleDelivery, GraphBackend, GraphBackend),
+        ),
         ("gmail-outbox", "", {"email": "gmail", "archive": "outbox"}, (GoogleDelivery, GraphBackend, OutboxBackend)),
     ]
     for name, mailbox, delivery, (email, channel, archive) in cases:
@@ -351,7 +402,10 @@ async def test_serve_routes_each_step_as_configured(tmp_path: Path) -> None:
             backend = handoff.deliverer.backend
             assert isinstance(backend, RoutedBackend), name
             assert (type(backend.email), type(backend.channel), type(backend.archive_backend)) == (
-                email, channel, archive), name
+                email,
+                channel,
+                archive,
+            ), name
     config = cfg("default", "reports@contoso.example", None)  # no [delivery]: today's Graph backend, unwrapped
     async with open_service(config, BotSettings.from_config(config), tmp_path / "out") as service:
         assert isinstance(service.review.handoff.deliverer.backend, GraphBackend)  # type: ignore[attr-defined]

@@ -35,8 +35,10 @@ PERIOD_END = date(2026, 11, 16)
 SITE_HOST, SITE_PATH = "northwind.sharepoint.com", "/sites/Customers"
 TEAMS = {"ACME": "team-acme-0001", "GLOBEX": "team-globex-0002"}
 CHANNELS = {"ACME": "19:acme-shared@thread.tacv2", "GLOBEX": "19:globex-shared@thread.tacv2"}
-LOOKUP = ("GET /users/reports@northwind.example/messages?$filter=singleValueExtendedProperties/any(ep: ep/id eq "
-          f"'{DELIVERY_ID_PROPERTY}' and ep/value eq '<key>')&$select=id,isDraft,webLink&$top=5")
+LOOKUP = (
+    "GET /users/reports@northwind.example/messages?$filter=singleValueExtendedProperties/any(ep: ep/id eq "
+    f"'{DELIVERY_ID_PROPERTY}' and ep/value eq '<key>')&$select=id,isDraft,webLink&$top=5"
+)
 BIG = 5_000_000  # above the 3 MB inline limit and the 4 MiB simple-upload limit: two chunks
 
 
@@ -57,29 +59,60 @@ class FakeCredential:
 
 def make_config() -> Config:
     def customer(code: str, name: str, domain: str) -> dict[str, Any]:
-        return {"code": code, "name": name, "domain": domain, "cto_email": f"cto@{domain}",
-                "account_owner_email": f"am-{code.lower()}@northwind.example", "teams_channel": CHANNELS[code],
-                "sharepoint_folder": f"Customers/{code}",
-                "account_engineer": {"name": "Zoë Ångström", "email": f"eng-{code.lower()}@northwind.example"}}
+        return {
+            "code": code,
+            "name": name,
+            "domain": domain,
+            "cto_email": f"cto@{domain}",
+            "account_owner_email": f"am-{code.lower()}@northwind.example",
+            "teams_channel": CHANNELS[code],
+            "sharepoint_folder": f"Customers/{code}",
+            "account_engineer": {"name": "Zoë Ångström", "email": f"eng-{code.lower()}@northwind.example"},
+        }
 
-    return parse_config({
-        "msp": {"name": "Northwind IT", "timezone": "Europe/London"},
-        "graph": {"mailbox": MAILBOX, "sharepoint_site": f"{SITE_HOST}:{SITE_PATH}", "sharepoint_library": "Documents"},
-        "customers": [customer("ACME", "Acme Corp", "acme.example"), customer("GLOBEX", "Globex Corporation", "globex.example")],
-    }, "<test>", env={})
+    return parse_config(
+        {
+            "msp": {"name": "Northwind IT", "timezone": "Europe/London"},
+            "graph": {
+                "mailbox": MAILBOX,
+                "sharepoint_site": f"{SITE_HOST}:{SITE_PATH}",
+                "sharepoint_library": "Documents",
+            },
+            "customers": [
+                customer("ACME", "Acme Corp", "acme.example"),
+                customer("GLOBEX", "Globex Corporation", "globex.example"),
+            ],
+        },
+        "<test>",
+        env={},
+    )
 
 
 def report_for(c: CustomerConfig, period_end: date = PERIOD_END) -> Report:
     end = datetime(period_end.year, period_end.month, period_end.day, tzinfo=UTC)
-    return Report(customer=CustomerRef(c.code, c.name, "UTC"), period=Period(end - timedelta(days=7), end, "UTC"),
-                  sections={}, flags=(), generated_at=end, summary=(f"{c.name}: uptime 99.95 %", "2 tickets opened"))
+    return Report(
+        customer=CustomerRef(c.code, c.name, "UTC"),
+        period=Period(end - timedelta(days=7), end, "UTC"),
+        sections={},
+        flags=(),
+        generated_at=end,
+        summary=(f"{c.name}: uptime 99.95 %", "2 tickets opened"),
+    )
 
 
-def parcel(config: Config, code: str = "ACME", pdf: bytes | None = None, draft: str = "d1",
-           period_end: date = PERIOD_END) -> Parcel:
+def parcel(
+    config: Config, code: str = "ACME", pdf: bytes | None = None, draft: str = "d1", period_end: date = PERIOD_END
+) -> Parcel:
     c = config.customer(code)
-    return Parcel(draft, code, c, period_end, report_for(c, period_end), pdf if pdf is not None else pdf_of(50_000),
-                  "Sam Approver")
+    return Parcel(
+        draft,
+        code,
+        c,
+        period_end,
+        report_for(c, period_end),
+        pdf if pdf is not None else pdf_of(50_000),
+        "Sam Approver",
+    )
 
 
 @pytest.fixture
@@ -107,16 +140,21 @@ def credential() -> FakeCredential:
 
 
 @pytest.fixture
-async def backend(config: Config, graph: FakeGraph, clock: FakeClock, credential: FakeCredential) -> AsyncIterator[GraphBackend]:
+async def backend(
+    config: Config, graph: FakeGraph, clock: FakeClock, credential: FakeCredential
+) -> AsyncIterator[GraphBackend]:
     b = make_backend(config, graph, clock, credential)
     yield b
     await b.aclose()
 
 
-def make_backend(config: Config, graph: FakeGraph, clock: FakeClock, credential: FakeCredential | None = None,
-                 **kw: Any) -> GraphBackend:
+def make_backend(
+    config: Config, graph: FakeGraph, clock: FakeClock, credential: FakeCredential | None = None, **kw: Any
+) -> GraphBackend:
     kw.setdefault("channel_team", lambda c: TEAMS[c.code])
-    return GraphBackend(config, credential or FakeCredential(), base_url=graph.base_url, clock=clock, sleep=clock.sleep, **kw)
+    return GraphBackend(
+        config, credential or FakeCredential(), base_url=graph.base_url, clock=clock, sleep=clock.sleep, **kw
+    )
 
 
 def archive_drive(graph: FakeGraph) -> str:
@@ -131,12 +169,16 @@ def mail_body(graph: FakeGraph, index: int = -1) -> dict[str, Any]:
 
 # -- email -------------------------------------------------------------------------------------------
 
+
 async def test_a_small_pdf_goes_inline_through_sendmail_with_the_delivery_id(
-        backend: GraphBackend, graph: FakeGraph, config: Config, credential: FakeCredential) -> None:
+    backend: GraphBackend, graph: FakeGraph, config: Config, credential: FakeCredential
+) -> None:
     p = parcel(config)
     result = await backend.send_email(p, "reportbot:d1:email")
     assert graph.calls() == [lookup("reportbot:d1:email"), "POST /users/reports@northwind.example/sendMail"]
-    assert graph.requests[0].raw_path.startswith("/v1.0/users/reports%40northwind.example/messages")  # as the SDK sends it
+    assert graph.requests[0].raw_path.startswith(
+        "/v1.0/users/reports%40northwind.example/messages"
+    )  # as the SDK sends it
     body = mail_body(graph)
     assert set(body) == {"Message", "SaveToSentItems"} and body["SaveToSentItems"] is True  # the SDK's PascalCase
     msg = body["Message"]
@@ -159,27 +201,42 @@ async def test_a_small_pdf_goes_inline_through_sendmail_with_the_delivery_id(
     graph.requests.clear()
     again = await backend.send_email(p, "reportbot:d1:email")
     assert graph.calls() == [lookup("reportbot:d1:email")]
-    assert again.detail.endswith("(already sent)") and again.url and again.url.startswith("https://outlook.office365.com/")
+    assert (
+        again.detail.endswith("(already sent)") and again.url and again.url.startswith("https://outlook.office365.com/")
+    )
     assert len(graph.sent(MAILBOX)) == 1
 
 
 async def test_a_large_pdf_goes_as_a_draft_with_an_upload_session_in_ranges(
-        backend: GraphBackend, graph: FakeGraph, config: Config) -> None:
+    backend: GraphBackend, graph: FakeGraph, config: Config
+) -> None:
     p = parcel(config, pdf=pdf_of(BIG))
     result = await backend.send_email(p, "reportbot:d1:email")
     [draft_id] = [m["id"] for m in graph.sent(MAILBOX)]
     calls = graph.calls()
-    assert calls[:3] == [lookup("reportbot:d1:email"), "POST /users/reports@northwind.example/messages",
-                         f"POST /users/reports@northwind.example/messages/{draft_id}/attachments/createUploadSession"]
+    assert calls[:3] == [
+        lookup("reportbot:d1:email"),
+        "POST /users/reports@northwind.example/messages",
+        f"POST /users/reports@northwind.example/messages/{draft_id}/attachments/createUploadSession",
+    ]
     assert calls[3].startswith("PUT /upload/") and calls[4] == calls[3]
     assert calls[5:] == [f"POST /users/reports@northwind.example/messages/{draft_id}/send"]
     draft = graph.requests[1].body
     assert draft["singleValueExtendedProperties"] == [{"id": DELIVERY_ID_PROPERTY, "value": "reportbot:d1:email"}]
     assert "attachments" not in draft
-    assert graph.requests[2].body == {"AttachmentItem": {"attachmentType": "file", "contentType": "application/pdf",
-                                                         "name": "ACME-weekly-2026-11-16.pdf", "size": BIG}}
+    assert graph.requests[2].body == {
+        "AttachmentItem": {
+            "attachmentType": "file",
+            "contentType": "application/pdf",
+            "name": "ACME-weekly-2026-11-16.pdf",
+            "size": BIG,
+        }
+    }
     puts = graph.requests[3:5]
-    assert [r.headers["content-range"] for r in puts] == [f"bytes 0-{UPLOAD_CHUNK - 1}/{BIG}", f"bytes {UPLOAD_CHUNK}-{BIG - 1}/{BIG}"]
+    assert [r.headers["content-range"] for r in puts] == [
+        f"bytes 0-{UPLOAD_CHUNK - 1}/{BIG}",
+        f"bytes {UPLOAD_CHUNK}-{BIG - 1}/{BIG}",
+    ]
     assert all("authorization" not in r.headers for r in puts)  # uploadUrl PUTs carry no token
     assert UPLOAD_CHUNK <= 4 * 1024 * 1024
     [sent] = graph.sent(MAILBOX)
@@ -187,7 +244,9 @@ async def test_a_large_pdf_goes_as_a_draft_with_an_upload_session_in_ranges(
     assert result.detail == "sent to cto@acme.example (cc am-acme@northwind.example)" and result.url
 
 
-async def test_a_draft_left_by_a_crash_is_resumed_not_duplicated(backend: GraphBackend, graph: FakeGraph, config: Config) -> None:
+async def test_a_draft_left_by_a_crash_is_resumed_not_duplicated(
+    backend: GraphBackend, graph: FakeGraph, config: Config
+) -> None:
     p = parcel(config, pdf=pdf_of(BIG))
     graph.fail("PUT", r"^/upload/", 500, times=99)  # the attachment upload keeps failing: the run gives up
     with pytest.raises(GraphUnavailable):
@@ -197,25 +256,32 @@ async def test_a_draft_left_by_a_crash_is_resumed_not_duplicated(backend: GraphB
     graph.requests.clear()
     await backend.send_email(p, "reportbot:d1:email")  # the next run, same key
     [draft_id] = [m["id"] for m in graph.sent(MAILBOX)]
-    assert graph.calls()[:3] == [lookup("reportbot:d1:email"),
-                                 f"GET /users/reports@northwind.example/messages/{draft_id}/attachments?$select=name",
-                                 f"POST /users/reports@northwind.example/messages/{draft_id}/attachments/createUploadSession"]
+    assert graph.calls()[:3] == [
+        lookup("reportbot:d1:email"),
+        f"GET /users/reports@northwind.example/messages/{draft_id}/attachments?$select=name",
+        f"POST /users/reports@northwind.example/messages/{draft_id}/attachments/createUploadSession",
+    ]
     assert graph.drafts(MAILBOX) == [] and len(graph.sent(MAILBOX)) == 1
 
 
-async def test_503_after_sendmail_was_accepted_does_not_send_twice(backend: GraphBackend, graph: FakeGraph, config: Config,
-                                                                   clock: FakeClock) -> None:
+async def test_503_after_sendmail_was_accepted_does_not_send_twice(
+    backend: GraphBackend, graph: FakeGraph, config: Config, clock: FakeClock
+) -> None:
     graph.fail("POST", r"/sendMail$", 503, after=True, retry_after="2")  # Exchange took it, then the gateway failed
     result = await backend.send_email(parcel(config), "reportbot:d1:email")
-    assert graph.calls() == [lookup("reportbot:d1:email"), "POST /users/reports@northwind.example/sendMail",
-                             lookup("reportbot:d1:email")]  # looked up before any re-send, and found
+    assert graph.calls() == [
+        lookup("reportbot:d1:email"),
+        "POST /users/reports@northwind.example/sendMail",
+        lookup("reportbot:d1:email"),
+    ]  # looked up before any re-send, and found
     assert clock.sleeps == [2.0]  # Retry-After honoured
     assert len(graph.sent(MAILBOX)) == 1
     assert result.detail == "sent to cto@acme.example (cc am-acme@northwind.example)" and result.url
 
 
 async def test_503_before_sendmail_was_accepted_is_sent_once_after_the_lookups(
-        backend: GraphBackend, graph: FakeGraph, config: Config, clock: FakeClock) -> None:
+    backend: GraphBackend, graph: FakeGraph, config: Config, clock: FakeClock
+) -> None:
     graph.fail("POST", r"/sendMail$", 503, retry_after="2")
     await backend.send_email(parcel(config), "reportbot:d1:email")
     post = "POST /users/reports@northwind.example/sendMail"
@@ -224,8 +290,9 @@ async def test_503_before_sendmail_was_accepted_is_sent_once_after_the_lookups(
     assert len(graph.sent(MAILBOX)) == 1
 
 
-async def test_503_after_a_draft_was_sent_does_not_send_it_again(backend: GraphBackend, graph: FakeGraph, config: Config,
-                                                                 clock: FakeClock) -> None:
+async def test_503_after_a_draft_was_sent_does_not_send_it_again(
+    backend: GraphBackend, graph: FakeGraph, config: Config, clock: FakeClock
+) -> None:
     graph.fail("POST", r"/messages/[^/]+/send$", 503, after=True, retry_after="1")
     await backend.send_email(parcel(config, pdf=pdf_of(BIG)), "reportbot:d1:email")
     sends = [c for c in graph.calls() if c.endswith("/send")]
@@ -233,13 +300,17 @@ async def test_503_after_a_draft_was_sent_does_not_send_it_again(backend: GraphB
     assert len(graph.sent(MAILBOX)) == 1 and clock.sleeps == [1.0]
 
 
-@pytest.mark.parametrize(("method", "path", "step"), [
-    ("POST", r"/users/[^/]+/messages$", "send_email"),  # the draft of a large email
-    ("POST", r"/items/root/children$", "archive"),  # a folder
-    ("POST", r"/tabs$", "post_channel"),  # the Weekly report tab
-])
+@pytest.mark.parametrize(
+    ("method", "path", "step"),
+    [
+        ("POST", r"/users/[^/]+/messages$", "send_email"),  # the draft of a large email
+        ("POST", r"/items/root/children$", "archive"),  # a folder
+        ("POST", r"/tabs$", "post_channel"),  # the Weekly report tab
+    ],
+)
 async def test_a_create_that_took_effect_before_a_503_is_not_repeated(
-        method: str, path: str, step: str, backend: GraphBackend, graph: FakeGraph, config: Config, clock: FakeClock) -> None:
+    method: str, path: str, step: str, backend: GraphBackend, graph: FakeGraph, config: Config, clock: FakeClock
+) -> None:
     graph.fail(method, path, 503, after=True, retry_after="1")
     await getattr(backend, step)(parcel(config, pdf=pdf_of(BIG)), f"reportbot:d1:{step}")
     assert len([r for r in graph.requests if r.method == method and re.search(path, r.path)]) == 1
@@ -249,7 +320,9 @@ async def test_a_create_that_took_effect_before_a_503_is_not_repeated(
     assert graph.folders(archive_drive(graph)) in ([], ["Customers", "Customers/ACME", "Customers/ACME/2026"])
 
 
-async def test_429_retry_after_is_honoured(backend: GraphBackend, graph: FakeGraph, config: Config, clock: FakeClock) -> None:
+async def test_429_retry_after_is_honoured(
+    backend: GraphBackend, graph: FakeGraph, config: Config, clock: FakeClock
+) -> None:
     graph.fail("POST", r"/sendMail$", 429, retry_after="7")
     await backend.send_email(parcel(config), "reportbot:d1:email")
     post = "POST /users/reports@northwind.example/sendMail"
@@ -263,28 +336,34 @@ async def test_429_retry_after_is_honoured(backend: GraphBackend, graph: FakeGra
     assert list(graph.files(archive_drive(graph))) == ["Customers/ACME/2026/ACME-weekly-2026-11-16.pdf"]
 
 
-async def test_a_retry_after_as_an_http_date_is_honoured(backend: GraphBackend, graph: FakeGraph, config: Config,
-                                                         clock: FakeClock) -> None:
+async def test_a_retry_after_as_an_http_date_is_honoured(
+    backend: GraphBackend, graph: FakeGraph, config: Config, clock: FakeClock
+) -> None:
     graph.fail("POST", r"/sendMail$", 503, retry_after=formatdate(time.time() + 30, usegmt=True))
     await backend.send_email(parcel(config), "reportbot:d1:email")
     assert 28 <= clock.sleeps[0] <= 30 and len(graph.sent(MAILBOX)) == 1
 
 
 async def test_a_retry_after_beyond_patience_leaves_the_step_for_the_next_run(
-        backend: GraphBackend, graph: FakeGraph, config: Config, clock: FakeClock) -> None:
+    backend: GraphBackend, graph: FakeGraph, config: Config, clock: FakeClock
+) -> None:
     graph.fail("POST", r"/sendMail$", 429, retry_after="3600")
     with pytest.raises(GraphUnavailable, match="throttled for 3600 s"):
         await backend.send_email(parcel(config), "reportbot:d1:email")
     assert clock.sleeps == [] and graph.sent(MAILBOX) == []
 
 
-@pytest.mark.parametrize(("status", "code", "message"), [
-    (403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."),
-    (400, "ErrorInvalidRecipients", "At least one recipient isn't valid."),
-    (404, "ErrorInvalidUser", "The requested user 'reports@northwind.example' is invalid."),
-])
+@pytest.mark.parametrize(
+    ("status", "code", "message"),
+    [
+        (403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."),
+        (400, "ErrorInvalidRecipients", "At least one recipient isn't valid."),
+        (404, "ErrorInvalidUser", "The requested user 'reports@northwind.example' is invalid."),
+    ],
+)
 async def test_a_permanent_graph_error_stops_the_delivery_with_its_reason(
-        status: int, code: str, message: str, config: Config, graph: FakeGraph, clock: FakeClock, tmp_path: Path) -> None:
+    status: int, code: str, message: str, config: Config, graph: FakeGraph, clock: FakeClock, tmp_path: Path
+) -> None:
     graph.fail("POST", r"/sendMail$", status, code=code, message=message)
     engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'd.db'}")
     try:
@@ -304,8 +383,10 @@ async def test_a_permanent_graph_error_stops_the_delivery_with_its_reason(
 
 # -- rate limit --------------------------------------------------------------------------------------
 
-async def test_the_31st_message_in_a_minute_waits(backend: GraphBackend, graph: FakeGraph, config: Config,
-                                                  clock: FakeClock) -> None:
+
+async def test_the_31st_message_in_a_minute_waits(
+    backend: GraphBackend, graph: FakeGraph, config: Config, clock: FakeClock
+) -> None:
     sent_when_waiting: list[int] = []
     real_sleep = clock.sleep
 
@@ -333,8 +414,10 @@ async def test_the_window_slides(clock: FakeClock) -> None:
 
 # -- archive -----------------------------------------------------------------------------------------
 
+
 async def test_archive_creates_the_folders_and_a_redelivery_replaces_the_file(
-        config: Config, graph: FakeGraph, clock: FakeClock) -> None:
+    config: Config, graph: FakeGraph, clock: FakeClock
+) -> None:
     drive = archive_drive(graph)
     async with make_backend(config, graph, clock) as backend:
         result = await backend.archive(parcel(config, pdf=pdf_of(50_000, b"v1")), "reportbot:d1:archive")
@@ -342,15 +425,23 @@ async def test_archive_creates_the_folders_and_a_redelivery_replaces_the_file(
     calls = graph.calls()
     assert calls[:2] == ["GET /sites/northwind.sharepoint.com:/sites/Customers", f"GET /sites/{site_id}/drives"]
     assert calls[2:4] == [f"GET /drives/{drive}/items/root:/Customers:", f"POST /drives/{drive}/items/root/children"]
-    assert graph.requests[3].body == {"@odata.type": "#microsoft.graph.driveItem", "name": "Customers", "folder": {},
-                                      "@microsoft.graph.conflictBehavior": "fail"}
+    assert graph.requests[3].body == {
+        "@odata.type": "#microsoft.graph.driveItem",
+        "name": "Customers",
+        "folder": {},
+        "@microsoft.graph.conflictBehavior": "fail",
+    }
     customers = graph.drives[drive].child("root", "Customers").id  # type: ignore[union-attr]
     acme = graph.drives[drive].child(customers, "ACME").id  # type: ignore[union-attr]
     year = graph.drives[drive].child(acme, "2026").id  # type: ignore[union-attr]
-    assert calls[4:] == [f"GET /drives/{drive}/items/{customers}:/ACME:", f"POST /drives/{drive}/items/{customers}/children",
-                         f"GET /drives/{drive}/items/{acme}:/2026:", f"POST /drives/{drive}/items/{acme}/children",
-                         f"PUT /drives/{drive}/items/{year}:/ACME-weekly-2026-11-16.pdf:/content"
-                         "?@microsoft.graph.conflictBehavior=replace"]
+    assert calls[4:] == [
+        f"GET /drives/{drive}/items/{customers}:/ACME:",
+        f"POST /drives/{drive}/items/{customers}/children",
+        f"GET /drives/{drive}/items/{acme}:/2026:",
+        f"POST /drives/{drive}/items/{acme}/children",
+        f"PUT /drives/{drive}/items/{year}:/ACME-weekly-2026-11-16.pdf:/content"
+        "?@microsoft.graph.conflictBehavior=replace",
+    ]
     assert all("%3A" not in r.raw_path for r in graph.requests)  # addressed by parent id, the colons raw
     assert graph.folders(drive) == ["Customers", "Customers/ACME", "Customers/ACME/2026"]
     assert result.detail == "archived to Documents/Customers/ACME/2026/ACME-weekly-2026-11-16.pdf"
@@ -361,21 +452,29 @@ async def test_archive_creates_the_folders_and_a_redelivery_replaces_the_file(
     async with make_backend(config, graph, clock) as backend:
         await backend.archive(parcel(config, pdf=pdf_of(60_000, b"v2")), "reportbot:d1:archive")
     assert [c.split(" ")[0] for c in graph.calls()] == ["GET", "GET", "GET", "GET", "GET", "PUT"]
-    assert graph.files(drive) == {"Customers/ACME/2026/ACME-weekly-2026-11-16.pdf": pdf_of(60_000, b"v2")}  # no "... 1.pdf"
+    assert graph.files(drive) == {
+        "Customers/ACME/2026/ACME-weekly-2026-11-16.pdf": pdf_of(60_000, b"v2")
+    }  # no "... 1.pdf"
 
 
-async def test_a_folder_made_meanwhile_409_is_taken_as_existing(backend: GraphBackend, graph: FakeGraph, config: Config) -> None:
+async def test_a_folder_made_meanwhile_409_is_taken_as_existing(
+    backend: GraphBackend, graph: FakeGraph, config: Config
+) -> None:
     drive = archive_drive(graph)
     graph._new_item(graph.drives[drive], "root", "Customers", folder=True)  # another instance made it...
     graph.fail("GET", r"items/root:/Customers:$", 404, code="itemNotFound")  # ...just after our look-up
     await backend.archive(parcel(config), "reportbot:d1:archive")
-    assert graph.calls()[2:5] == [f"GET /drives/{drive}/items/root:/Customers:", f"POST /drives/{drive}/items/root/children",
-                                  f"GET /drives/{drive}/items/root:/Customers:"]
+    assert graph.calls()[2:5] == [
+        f"GET /drives/{drive}/items/root:/Customers:",
+        f"POST /drives/{drive}/items/root/children",
+        f"GET /drives/{drive}/items/root:/Customers:",
+    ]
     assert graph.folders(drive) == ["Customers", "Customers/ACME", "Customers/ACME/2026"]
 
 
 async def test_a_large_archive_goes_through_an_upload_session_with_replace(
-        backend: GraphBackend, graph: FakeGraph, config: Config) -> None:
+    backend: GraphBackend, graph: FakeGraph, config: Config
+) -> None:
     drive = archive_drive(graph)
     await backend.archive(parcel(config, pdf=pdf_of(50_000)), "reportbot:d1:archive")
     big = pdf_of(BIG, b"big")
@@ -385,15 +484,24 @@ async def test_a_large_archive_goes_through_an_upload_session_with_replace(
     assert session.method == "POST" and session.path.endswith(":/ACME-weekly-2026-11-16.pdf:/createUploadSession")
     assert session.body == {"item": {"@microsoft.graph.conflictBehavior": "replace"}}
     puts = graph.requests[1:]
-    assert [r.headers["content-range"] for r in puts] == [f"bytes 0-{UPLOAD_CHUNK - 1}/{BIG}", f"bytes {UPLOAD_CHUNK}-{BIG - 1}/{BIG}"]
+    assert [r.headers["content-range"] for r in puts] == [
+        f"bytes 0-{UPLOAD_CHUNK - 1}/{BIG}",
+        f"bytes {UPLOAD_CHUNK}-{BIG - 1}/{BIG}",
+    ]
     assert UPLOAD_CHUNK % (320 * 1024) == 0 and all("authorization" not in r.headers for r in puts)
     assert graph.files(drive) == {"Customers/ACME/2026/ACME-weekly-2026-11-16.pdf": big}
 
 
 async def test_an_invalid_archive_folder_is_a_configuration_error(graph: FakeGraph, clock: FakeClock) -> None:
     cfg = make_config()
-    bad = cfg.model_copy(update={"customers": tuple(c.model_copy(update={"sharepoint_folder": "Customers/../GLOBEX"})
-                                                    if c.code == "ACME" else c for c in cfg.customers)})
+    bad = cfg.model_copy(
+        update={
+            "customers": tuple(
+                c.model_copy(update={"sharepoint_folder": "Customers/../GLOBEX"}) if c.code == "ACME" else c
+                for c in cfg.customers
+            )
+        }
+    )
     async with make_backend(bad, graph, clock) as backend:
         with pytest.raises(PermanentError, match="not a valid SharePoint folder name"):
             await backend.archive(parcel(bad), "reportbot:d1:archive")
@@ -402,8 +510,10 @@ async def test_an_invalid_archive_folder_is_a_configuration_error(graph: FakeGra
 
 # -- customer channel --------------------------------------------------------------------------------
 
+
 async def test_channel_files_upload_then_the_tab_is_created_and_next_week_updated(
-        config: Config, graph: FakeGraph, clock: FakeClock) -> None:
+    config: Config, graph: FakeGraph, clock: FakeClock
+) -> None:
     announced: list[tuple[str, str, str]] = []
 
     async def announce(p: Parcel, url: str, key: str) -> None:
@@ -413,16 +523,20 @@ async def test_channel_files_upload_then_the_tab_is_created_and_next_week_update
     async with make_backend(config, graph, clock, announce=announce) as backend:
         week1 = await backend.post_channel(parcel(config), "reportbot:d1:channel")
         channel_path = f"/teams/{TEAMS['ACME']}/channels/{CHANNELS['ACME']}"
-        assert graph.calls() == [f"GET {channel_path}/filesFolder",
-                                 f"PUT /drives/{ch.drive}/items/{ch.folder}:/ACME-weekly-2026-11-16.pdf:/content"
-                                 "?@microsoft.graph.conflictBehavior=replace",
-                                 f"GET {channel_path}/tabs?$expand=teamsApp", f"POST {channel_path}/tabs"]
+        assert graph.calls() == [
+            f"GET {channel_path}/filesFolder",
+            f"PUT /drives/{ch.drive}/items/{ch.folder}:/ACME-weekly-2026-11-16.pdf:/content"
+            "?@microsoft.graph.conflictBehavior=replace",
+            f"GET {channel_path}/tabs?$expand=teamsApp",
+            f"POST {channel_path}/tabs",
+        ]
         assert "19%3Aacme-shared%40thread.tacv2" in graph.requests[0].raw_path  # the SDK encodes, the fake decodes
         url1 = "https://teams.example/sites/team-acme-0001/Shared%20Documents/Acme%20shared/ACME-weekly-2026-11-16.pdf"
         assert graph.requests[3].body == {
             "displayName": "Weekly report",
             "configuration": {"contentUrl": url1, "websiteUrl": url1},
-            "teamsApp@odata.bind": f"{graph.base_url}/appCatalogs/teamsApps/com.microsoft.teamspace.tab.web"}
+            "teamsApp@odata.bind": f"{graph.base_url}/appCatalogs/teamsApps/com.microsoft.teamspace.tab.web",
+        }
         assert week1 == StepResult(f"posted in {CHANNELS['ACME']}; the Weekly report tab created", url1)
 
         graph.requests.clear()
@@ -430,22 +544,35 @@ async def test_channel_files_upload_then_the_tab_is_created_and_next_week_update
         week2 = await backend.post_channel(parcel(config, draft="d2", period_end=next_week), "reportbot:d2:channel")
         [tab] = ch.tabs.values()
         assert [c.split("?")[0] for c in graph.calls()] == [
-            f"GET {channel_path}/filesFolder", f"PUT /drives/{ch.drive}/items/{ch.folder}:/ACME-weekly-2026-11-23.pdf:/content",
-            f"GET {channel_path}/tabs", f"PATCH {channel_path}/tabs/{tab['id']}"]
+            f"GET {channel_path}/filesFolder",
+            f"PUT /drives/{ch.drive}/items/{ch.folder}:/ACME-weekly-2026-11-23.pdf:/content",
+            f"GET {channel_path}/tabs",
+            f"PATCH {channel_path}/tabs/{tab['id']}",
+        ]
         url2 = url1.replace("2026-11-16", "2026-11-23")
-        assert tab["configuration"] == {"contentUrl": url2, "websiteUrl": url2} and tab["displayName"] == "Weekly report"
+        assert (
+            tab["configuration"] == {"contentUrl": url2, "websiteUrl": url2} and tab["displayName"] == "Weekly report"
+        )
         assert week2.url == url2 and week2.detail.endswith("tab updated")
 
         # the step repeated (crash after the upload): same file replaced, the tab already right
         graph.requests.clear()
         await backend.post_channel(parcel(config, draft="d2", period_end=next_week), "reportbot:d2:channel")
         assert [c.split(" ")[0] for c in graph.calls()] == ["GET", "PUT", "GET"]
-    assert announced == [("ACME", url1, "reportbot:d1:channel"), ("ACME", url2, "reportbot:d2:channel"),
-                         ("ACME", url2, "reportbot:d2:channel")]
-    assert sorted(graph.files(ch.drive)) == ["Acme shared/ACME-weekly-2026-11-16.pdf", "Acme shared/ACME-weekly-2026-11-23.pdf"]
+    assert announced == [
+        ("ACME", url1, "reportbot:d1:channel"),
+        ("ACME", url2, "reportbot:d2:channel"),
+        ("ACME", url2, "reportbot:d2:channel"),
+    ]
+    assert sorted(graph.files(ch.drive)) == [
+        "Acme shared/ACME-weekly-2026-11-16.pdf",
+        "Acme shared/ACME-weekly-2026-11-23.pdf",
+    ]
 
 
-async def test_the_team_lookup_may_be_async_and_the_base_url_comes_from_the_config(graph: FakeGraph, clock: FakeClock) -> None:
+async def test_the_team_lookup_may_be_async_and_the_base_url_comes_from_the_config(
+    graph: FakeGraph, clock: FakeClock
+) -> None:
     cfg = make_config()
     cfg = cfg.model_copy(update={"graph": cfg.graph.model_copy(update={"base_url": graph.base_url})})
 
@@ -457,7 +584,9 @@ async def test_the_team_lookup_may_be_async_and_the_base_url_comes_from_the_conf
     assert result.url and graph.calls()[0] == f"GET /teams/{TEAMS['ACME']}/channels/{CHANNELS['ACME']}/filesFolder"
 
 
-async def test_a_channel_without_a_known_team_stops_with_the_reason(config: Config, graph: FakeGraph, clock: FakeClock) -> None:
+async def test_a_channel_without_a_known_team_stops_with_the_reason(
+    config: Config, graph: FakeGraph, clock: FakeClock
+) -> None:
     async with make_backend(config, graph, clock, channel_team=None) as backend:
         with pytest.raises(PermanentError, match="no team id is known for ACME's channel"):
             await backend.post_channel(parcel(config), "k")
@@ -465,6 +594,7 @@ async def test_a_channel_without_a_known_team_stops_with_the_reason(config: Conf
 
 
 # -- the whole delivery, mix-ups ---------------------------------------------------------------------
+
 
 class Crash(BaseException):
     """The process dying between a step's side effect and its log entry."""
@@ -500,12 +630,15 @@ async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
 
 @pytest.mark.parametrize("crash_after", ["email", "channel", "archive"])
 async def test_a_crash_after_any_step_ends_with_one_email_one_file_one_archive(
-        crash_after: str, config: Config, graph: FakeGraph, clock: FakeClock, engine: AsyncEngine) -> None:
+    crash_after: str, config: Config, graph: FakeGraph, clock: FakeClock, engine: AsyncEngine
+) -> None:
     log = await DeliveryLog.open(engine)
     p = parcel(config, pdf=pdf_of(BIG))  # the draft path
     async with make_backend(config, graph, clock) as backend:
         with pytest.raises(Crash):
-            await Deliverer(config, log, CrashAfter(backend, crash_after)).deliver("d1", "ACME", PERIOD_END, p.report, p.pdf, "Sam")
+            await Deliverer(config, log, CrashAfter(backend, crash_after)).deliver(
+                "d1", "ACME", PERIOD_END, p.report, p.pdf, "Sam"
+            )
     async with make_backend(config, graph, clock) as backend:  # the restarted process
         steps = await Deliverer(config, log, backend).deliver("d1", "ACME", PERIOD_END, p.report, p.pdf, "Sam")
     assert {s: st.status for s, st in steps.items()} == {"email": "done", "channel": "done", "archive": "done"}
@@ -517,7 +650,9 @@ async def test_a_crash_after_any_step_ends_with_one_email_one_file_one_archive(
     assert steps["archive"].url and steps["channel"].url and steps["email"].url
 
 
-async def test_an_acme_delivery_never_touches_globex(config: Config, graph: FakeGraph, clock: FakeClock, engine: AsyncEngine) -> None:
+async def test_an_acme_delivery_never_touches_globex(
+    config: Config, graph: FakeGraph, clock: FakeClock, engine: AsyncEngine
+) -> None:
     log = await DeliveryLog.open(engine)
     p = parcel(config)
     async with make_backend(config, graph, clock) as backend:
@@ -535,14 +670,29 @@ async def test_an_acme_delivery_never_touches_globex(config: Config, graph: Fake
 
 @pytest.mark.parametrize("step", ["send_email", "post_channel", "archive"])
 async def test_a_parcel_carrying_another_customers_entry_is_refused_before_any_request(
-        step: str, config: Config, graph: FakeGraph, clock: FakeClock) -> None:
+    step: str, config: Config, graph: FakeGraph, clock: FakeClock
+) -> None:
     acme, globex = config.customer("ACME"), config.customer("GLOBEX")
     forged = [
         Parcel("d1", "ACME", globex, PERIOD_END, report_for(acme), pdf_of(1000), "Sam"),  # wrong entry for the code
-        Parcel("d1", "ACME", acme.model_copy(update={"teams_channel": CHANNELS["GLOBEX"]}), PERIOD_END,
-               report_for(acme), pdf_of(1000), "Sam"),  # a forged channel id
-        Parcel("d1", "ACME", acme.model_copy(update={"cto_email": "cto@globex.example"}), PERIOD_END,
-               report_for(acme), pdf_of(1000), "Sam"),  # a forged recipient
+        Parcel(
+            "d1",
+            "ACME",
+            acme.model_copy(update={"teams_channel": CHANNELS["GLOBEX"]}),
+            PERIOD_END,
+            report_for(acme),
+            pdf_of(1000),
+            "Sam",
+        ),  # a forged channel id
+        Parcel(
+            "d1",
+            "ACME",
+            acme.model_copy(update={"cto_email": "cto@globex.example"}),
+            PERIOD_END,
+            report_for(acme),
+            pdf_of(1000),
+            "Sam",
+        ),  # a forged recipient
         Parcel("d1", "NOSUCH", acme, PERIOD_END, report_for(acme), pdf_of(1000), "Sam"),  # an unknown code
     ]
     async with make_backend(config, graph, clock) as backend:
@@ -553,7 +703,8 @@ async def test_a_parcel_carrying_another_customers_entry_is_refused_before_any_r
 
 
 async def test_a_wrong_team_for_the_channel_is_refused_by_graph_and_nothing_is_uploaded(
-        config: Config, graph: FakeGraph, clock: FakeClock) -> None:
+    config: Config, graph: FakeGraph, clock: FakeClock
+) -> None:
     async with make_backend(config, graph, clock, channel_team=lambda c: TEAMS["GLOBEX"]) as backend:
         with pytest.raises(PermanentError, match="Graph 404"):
             await backend.post_channel(parcel(config), "reportbot:d1:channel")
@@ -563,8 +714,10 @@ async def test_a_wrong_team_for_the_channel_is_refused_by_graph_and_nothing_is_u
 
 # -- the fake itself ---------------------------------------------------------------------------------
 
+
 async def test_the_fake_decodes_percent_encoded_paths_and_refuses_what_it_does_not_implement(
-        backend: GraphBackend, graph: FakeGraph, config: Config) -> None:
+    backend: GraphBackend, graph: FakeGraph, config: Config
+) -> None:
     drive = archive_drive(graph)
     await backend.archive(parcel(config), "k")
     # msgraph's own path-addressed form: percent-encoded colons and slashes (research §8)

@@ -189,8 +189,13 @@ def test_review_card_deep_link_from_the_stored_conversation_reference() -> None:
     from bot.review_cards import message_link
 
     # a new post in a channel: botbuilder serializes the tenant as "tenantID"
-    channel = {"conversation": {"id": "19:review@thread.tacv2;messageid=1700000000001", "conversationType": "channel",
-                                "tenantID": "tenant-1"}}
+    channel = {
+        "conversation": {
+            "id": "19:review@thread.tacv2;messageid=1700000000001",
+            "conversationType": "channel",
+            "tenantID": "tenant-1",
+        }
+    }
     assert message_link(channel, "1700000000001") == (
         "https://teams.microsoft.com/l/message/19%3Areview%40thread.tacv2/1700000000001"
         "?parentMessageId=1700000000001&tenantId=tenant-1"

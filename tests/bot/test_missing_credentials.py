@@ -32,16 +32,36 @@ NOT_SET = {
     "statuscheck": "sources.statuscheck.api_key is not set",
 }
 STACKS = {  # two customers between them use all ten systems
-    "ACME": {"uptime": "zabbix", "tickets": "connectwise", "changes": "connectwise", "backups": "datto",
-             "security": "defender", "sites": "cloudflare"},
-    "GLOBEX": {"uptime": "librenms", "tickets": "halo", "changes": "halo", "backups": "veeam",
-               "security": "sentinel", "sites": "statuscheck"},
+    "ACME": {
+        "uptime": "zabbix",
+        "tickets": "connectwise",
+        "changes": "connectwise",
+        "backups": "datto",
+        "security": "defender",
+        "sites": "cloudflare",
+    },
+    "GLOBEX": {
+        "uptime": "librenms",
+        "tickets": "halo",
+        "changes": "halo",
+        "backups": "veeam",
+        "security": "sentinel",
+        "sites": "statuscheck",
+    },
 }
-IDS = {"zabbix": "Customers/Acme", "connectwise": "251", "datto": "70401",
-       "defender": "00000001-0000-4000-8000-000000000001", "cloudflare": "0" * 32, "librenms": "104", "halo": "48",
-       "veeam": "GLOBEX-",
-       "sentinel": "/subscriptions/6f2a9c1e-3b4d-4e5f-8a7b-9c0d1e2f3a4b/resourceGroups/rg/providers/"
-                   "Microsoft.OperationalInsights/workspaces/law", "statuscheck": "globex.example"}
+IDS = {
+    "zabbix": "Customers/Acme",
+    "connectwise": "251",
+    "datto": "70401",
+    "defender": "00000001-0000-4000-8000-000000000001",
+    "cloudflare": "0" * 32,
+    "librenms": "104",
+    "halo": "48",
+    "veeam": "GLOBEX-",
+    "sentinel": "/subscriptions/6f2a9c1e-3b4d-4e5f-8a7b-9c0d1e2f3a4b/resourceGroups/rg/providers/"
+    "Microsoft.OperationalInsights/workspaces/law",
+    "statuscheck": "globex.example",
+}
 
 
 async def test_every_connector_without_credentials_serve_starts_and_says_why(tmp_path: Path, oidc) -> None:
@@ -51,8 +71,10 @@ async def test_every_connector_without_credentials_serve_starts_and_says_why(tmp
         "store": {"url": f"sqlite:///{tmp_path / 'store.db'}"},
         "collect": {"timeout_seconds": 5},
         "sources": {s: {"type": s, "url": "http://127.0.0.1:9/api"} for s in SYSTEMS},  # and no credentials
-        "customers": [{"code": code, "name": code.title(), "ids": {s: IDS[s] for s in set(stack.values())},
-                       "sources": stack} for code, stack in STACKS.items()],
+        "customers": [
+            {"code": code, "name": code.title(), "ids": {s: IDS[s] for s in set(stack.values())}, "sources": stack}
+            for code, stack in STACKS.items()
+        ],
     }
     raw["sources"]["halo"]["change_ticket_type_id"] = 3  # not a credential: set, so changes too wait on them
     config = parse_config(raw, "<test>", env={})
@@ -61,8 +83,13 @@ async def test_every_connector_without_credentials_serve_starts_and_says_why(tmp
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     settings = make_settings(oidc=oidc, service_urls=["http://127.0.0.1:1/"], port=port)
-    async with open_service(config, settings, tmp_path / "out", graph_token_credential=FakeCredential(),
-                            credentials_factory=FakeCredentialsFactory(settings.app_id)) as service:
+    async with open_service(
+        config,
+        settings,
+        tmp_path / "out",
+        graph_token_credential=FakeCredential(),
+        credentials_factory=FakeCredentialsFactory(settings.app_id),
+    ) as service:
         runner = await start_serving(service, sock=sock)
         try:
             async with httpx.AsyncClient() as http:

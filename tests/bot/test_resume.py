@@ -101,8 +101,9 @@ class Serving:
 
 
 @contextlib.asynccontextmanager
-async def serving(s: Setup, *, first_delay: float = 5.0, max_delay: float = 300.0,
-                  stalled_after: float = 600.0) -> AsyncIterator[Serving]:
+async def serving(
+    s: Setup, *, first_delay: float = 5.0, max_delay: float = 300.0, stalled_after: float = 600.0
+) -> AsyncIterator[Serving]:
     """``reportbot serve`` as ``bot.cli`` runs it (open_service, then start_serving), on a free
     port of 127.0.0.1, with the fakes' credentials."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -111,8 +112,14 @@ async def serving(s: Setup, *, first_delay: float = 5.0, max_delay: float = 300.
     port = sock.getsockname()[1]
     settings = make_settings(oidc=s.oidc, service_urls=[s.connector.service_url], port=port)
     started = time.monotonic()
-    async with open_service(s.config, settings, s.out, credentials_factory=FakeCredentialsFactory(BOT_APP_ID),
-                            week_day=lambda: WEEK_DAY, graph_token_credential=FakeCredential()) as service:
+    async with open_service(
+        s.config,
+        settings,
+        s.out,
+        credentials_factory=FakeCredentialsFactory(BOT_APP_ID),
+        week_day=lambda: WEEK_DAY,
+        graph_token_credential=FakeCredential(),
+    ) as service:
         service.resumer.first_delay, service.resumer.max_delay = first_delay, max_delay
         service.resumer.stalled_after = stalled_after
         runner = await start_serving(service, sock=sock)
@@ -148,18 +155,30 @@ async def crash_mid_delivery(s: Setup) -> tuple[str, str]:
         result = await sv.service.batch.run(WEEK_DAY)
         assert sorted(result.drafted) == ["ACME", "GLOBEX"] and result.rollup_posted
         [(draft_id, version, card_id)] = await sql(
-            sv.service, "select id, version, card_activity_id from drafts where customer_code = 'ACME'")
+            sv.service, "select id, version, card_activity_id from drafts where customer_code = 'ACME'"
+        )
         assert card_id, "ACME's review card was posted"
-        r = await sv.client.post(card_action("approve", {"draft_id": draft_id, "version": version, "customer": "ACME"},
-                                             service_url=s.connector.service_url, reply_to_id=card_id, user=APPROVER))
+        r = await sv.client.post(
+            card_action(
+                "approve",
+                {"draft_id": draft_id, "version": version, "customer": "ACME"},
+                service_url=s.connector.service_url,
+                reply_to_id=card_id,
+                user=APPROVER,
+            )
+        )
         assert r.status_code == 200, r.text
-        await until(lambda: _true(any(q.method == "GET" and q.path.endswith("/messages") for q in s.graph.requests)),
-                    60, "the delivery's first Graph request")
+        await until(
+            lambda: _true(any(q.method == "GET" and q.path.endswith("/messages") for q in s.graph.requests)),
+            60,
+            "the delivery's first Graph request",
+        )
         sv.service.review.finishing[draft_id].cancel()  # the process stops here, mid-delivery
         await asyncio.gather(*sv.service.review.background, return_exceptions=True)
         assert await sql(sv.service, "select state from drafts where id = :d", d=draft_id) == [("delivering",)]
         assert await sql(sv.service, "select step, status from deliveries where draft_id = :d", d=draft_id) == [
-            ("email", "running")]
+            ("email", "running")
+        ]
         rollup = sv.service.state
         stored = await rollup.reference(f"rollup:{result.period_end.isoformat()}")  # type: ignore[union-attr]
         assert stored is not None
@@ -194,9 +213,14 @@ async def test_serve_answers_while_graph_is_down_and_the_delivery_completes_when
         assert body["pending_resumes"] == 1, body
         r = await sv.client.post(channel_message("run ACME", service_url=setup.connector.service_url))
         assert r.status_code in (200, 201), r.text
-        await setup.connector.wait_for(lambda calls: any(
-            c.kind in ("send", "reply") and "Collecting this week's figures for ACME" in str((c.body or {}).get("text"))
-            for c in calls), within=ANSWER_WITHIN)  # the ack
+        await setup.connector.wait_for(
+            lambda calls: any(
+                c.kind in ("send", "reply")
+                and "Collecting this week's figures for ACME" in str((c.body or {}).get("text"))
+                for c in calls
+            ),
+            within=ANSWER_WITHIN,
+        )  # the ack
         run_s = time.monotonic() - sv.started
         print(f"\nGraph down: /healthz answered {healthz_s:.2f} s after start, `run ACME` {run_s:.2f} s")
         assert healthz_s < ANSWER_WITHIN and run_s < ANSWER_WITHIN
@@ -213,8 +237,9 @@ async def test_serve_answers_while_graph_is_down_and_the_delivery_completes_when
         await until(lambda: _state_is(sv.service, draft_id, "delivered"), 90, "the resumed delivery to complete")
         await sv.service.resumer.wait()
         assert (await health(sv.client))["pending_resumes"] == 0
-        assert await sql(sv.service, "select step, status from deliveries where draft_id = :d order by step",
-                         d=draft_id) == [("archive", "done"), ("channel", "done"), ("email", "done")]
+        assert await sql(
+            sv.service, "select step, status from deliveries where draft_id = :d order by step", d=draft_id
+        ) == [("archive", "done"), ("channel", "done"), ("email", "done")]
         assert len(setup.graph.sent(MAILBOX)) == 1  # one email, after all that
 
         # the review card and the roll-up were edited through the Connector: delivered
@@ -225,8 +250,11 @@ async def test_serve_answers_while_graph_is_down_and_the_delivery_completes_when
         assert VERB_RETRY not in actions(card)
         rollup = last_edit(setup.connector, rollup_id, since)
         assert "**Review:** Delivered (approved by" in text_of(rollup) and "delivering" not in text_of(rollup)
-        assert all(c.conversation_id == ROLLUP_CHANNEL.channel_id for c in setup.connector.calls[since:]
-                   if c.kind == "update" and c.activity_id == rollup_id)
+        assert all(
+            c.conversation_id == ROLLUP_CHANNEL.channel_id
+            for c in setup.connector.calls[since:]
+            if c.kind == "update" and c.activity_id == rollup_id
+        )
 
 
 async def _state_is(service: Service, draft_id: str, state: str) -> bool:
@@ -256,8 +284,9 @@ async def test_a_resume_graph_refuses_for_good_is_recorded_as_failed(setup: Setu
         assert time.monotonic() - sv.started < ANSWER_WITHIN
         await until(lambda: _state_is(sv.service, draft_id, "failed"), 60, "the resumed delivery to fail")
         await sv.service.resumer.wait()
-        [(status, detail)] = await sql(sv.service, "select status, detail from deliveries where draft_id = :d",
-                                       d=draft_id)
+        [(status, detail)] = await sql(
+            sv.service, "select status, detail from deliveries where draft_id = :d", d=draft_id
+        )
         assert status == "failed" and "403" in detail
         [(reason,)] = await sql(sv.service, "select reason from drafts where id = :d", d=draft_id)
         assert reason.startswith("Email:") and "403" in reason
@@ -280,7 +309,8 @@ async def test_an_approval_the_process_never_handed_off_is_delivered_on_the_next
         result = await sv.service.batch.run(WEEK_DAY)
         assert "ACME" in result.drafted
         [(draft_id, version, card_id)] = await sql(
-            sv.service, "select id, version, card_activity_id from drafts where customer_code = 'ACME'")
+            sv.service, "select id, version, card_activity_id from drafts where customer_code = 'ACME'"
+        )
         stopped = asyncio.Event()
 
         async def never(*_: Any) -> None:  # the process dies here: nothing is handed to delivery
@@ -288,8 +318,15 @@ async def test_an_approval_the_process_never_handed_off_is_delivered_on_the_next
             await asyncio.Event().wait()
 
         sv.service.review.handoff = never
-        r = await sv.client.post(card_action("approve", {"draft_id": draft_id, "version": version, "customer": "ACME"},
-                                             service_url=setup.connector.service_url, reply_to_id=card_id, user=APPROVER))
+        r = await sv.client.post(
+            card_action(
+                "approve",
+                {"draft_id": draft_id, "version": version, "customer": "ACME"},
+                service_url=setup.connector.service_url,
+                reply_to_id=card_id,
+                user=APPROVER,
+            )
+        )
         assert r.status_code == 200 and "Approved by" in r.text, r.text
         await asyncio.wait_for(stopped.wait(), 60)
         sv.service.review.finishing[draft_id].cancel()
@@ -303,8 +340,9 @@ async def test_an_approval_the_process_never_handed_off_is_delivered_on_the_next
     async with serving(setup, stalled_after=0.0) as sv:  # second life: the draft has been left alone long enough
         await until(lambda: _state_is(sv.service, draft_id, "delivered"), 90, "the stalled approval to be delivered")
         await sv.service.resumer.wait()
-        assert await sql(sv.service, "select step, status from deliveries where draft_id = :d order by step",
-                         d=draft_id) == [("archive", "done"), ("channel", "done"), ("email", "done")]
+        assert await sql(
+            sv.service, "select step, status from deliveries where draft_id = :d order by step", d=draft_id
+        ) == [("archive", "done"), ("channel", "done"), ("email", "done")]
         assert len(setup.graph.sent(MAILBOX)) == 1
         card = last_edit(setup.connector, await card_id_of(sv.service, draft_id), since)
         assert "Delivered" in text_of(card)

@@ -85,8 +85,17 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
             handoffs.append(draft.customer_code)
             await local(draft, report, pdf)
 
-        review = Review(config, engine, store, state, tmp_path, handoff, may_approve=lambda aad: aad == APPROVER.aad_object_id,
-                        week_day=lambda: WEEK_DAY, backfill_weeks=1)
+        review = Review(
+            config,
+            engine,
+            store,
+            state,
+            tmp_path,
+            handoff,
+            may_approve=lambda aad: aad == APPROVER.aad_object_id,
+            week_day=lambda: WEEK_DAY,
+            backfill_weeks=1,
+        )
         try:
             yield World(review, state, tmp_path, handoffs)
         finally:
@@ -98,6 +107,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
 
 def make_bot(world: World, **kwargs: Any) -> Any:
     """``kwargs``: ReportBot's keyword arguments (``deliveries``, ``batch_progress``)."""
+
     def factory(settings: Any, adapter: Any) -> ReportBot:
         world.review.may_approve = settings.may_approve
         links = LinkSigner.from_settings(settings)
@@ -158,15 +168,22 @@ async def run_and_get_card(rb: Any, connector: FakeConnector, code: str) -> tupl
     r = await rb.client.post(channel_message(f"run {code}", service_url=connector.service_url))
     assert r.status_code == 201, r.text
     try:
-        await connector.wait_for(lambda calls: any(c.kind == "send" and card_of(c.body) and code in text_of(card_of(c.body)) for c in calls), within=60)
+        await connector.wait_for(
+            lambda calls: any(c.kind == "send" and card_of(c.body) and code in text_of(card_of(c.body)) for c in calls),
+            within=60,
+        )
     except TimeoutError:
-        raise AssertionError(f"no review card for {code}; the connector saw {[(c.kind, c.conversation_id, str(c.body)[:200]) for c in connector.calls]}") from None
+        raise AssertionError(
+            f"no review card for {code}; the connector saw {[(c.kind, c.conversation_id, str(c.body)[:200]) for c in connector.calls]}"
+        ) from None
     call = next(c for c in connector.calls if c.kind == "send" and card_of(c.body) and code in text_of(card_of(c.body)))
     assert call.conversation_id == REVIEW_CHANNEL.channel_id  # a new post in the review channel, not a reply
     return card_of(call.body), call.result_id  # type: ignore[return-value]
 
 
-async def invoke(rb: Any, connector: FakeConnector, verb: str, data: dict[str, Any], reply_to: str, **kw: Any) -> dict[str, Any]:
+async def invoke(
+    rb: Any, connector: FakeConnector, verb: str, data: dict[str, Any], reply_to: str, **kw: Any
+) -> dict[str, Any]:
     t0 = time.perf_counter()
     r = await rb.client.post(card_action(verb, data, service_url=connector.service_url, reply_to_id=reply_to, **kw))
     elapsed = time.perf_counter() - t0
@@ -184,13 +201,19 @@ async def test_run_save_approve_loop(world: World, oidc: FakeOpenIdServer, conne
         assert {"save", "approve", "regenerate", "skip", "open"} <= set(acts)
         sent_texts = [c.body.get("text") for c in connector.calls if c.kind in ("send", "reply") and c.body.get("text")]
         assert any("Collecting this week's figures for ACME" in t for t in sent_texts)  # the ack, at once
-        assert "**HIGH**" in text_of(card) and "Uptime" in text_of(card)  # the week-over-week drop, against the backfilled week
+        assert "**HIGH**" in text_of(card) and "Uptime" in text_of(
+            card
+        )  # the week-over-week drop, against the backfilled week
         data = acts["save"]["data"]
         assert data["customer"] == "ACME" and data["version"] == 1
 
         # the signed PDF link works; a tampered one does not
         pdf = await rb.client.get(acts["open"]["url"])
-        assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf" and pdf.content.startswith(b"%PDF")
+        assert (
+            pdf.status_code == 200
+            and pdf.headers["content-type"] == "application/pdf"
+            and pdf.content.startswith(b"%PDF")
+        )
         bad = await rb.client.get(acts["open"]["url"].replace("/files/", "/files/x"))
         assert bad.status_code == 403
 
@@ -232,7 +255,9 @@ async def test_run_save_approve_loop(world: World, oidc: FakeOpenIdServer, conne
         assert connector.unexpected == []
 
 
-async def test_tampered_card_data_and_outsiders_are_refused(world: World, oidc: FakeOpenIdServer, connector: FakeConnector) -> None:
+async def test_tampered_card_data_and_outsiders_are_refused(
+    world: World, oidc: FakeOpenIdServer, connector: FakeConnector
+) -> None:
     async with running_bot(make_bot(world), oidc=oidc, connector=connector, draft_pdf=world.review.pdf) as rb:
         card, message_id = await run_and_get_card(rb, connector, "ACME")
         data = actions(card)["approve"]["data"]
@@ -253,7 +278,9 @@ async def test_tampered_card_data_and_outsiders_are_refused(world: World, oidc: 
         assert world.handoffs == []
 
         # skip with a reason works
-        skipped = await invoke(rb, connector, "skip", {**data, "skip_reason": "customer asked to pause reports"}, message_id)
+        skipped = await invoke(
+            rb, connector, "skip", {**data, "skip_reason": "customer asked to pause reports"}, message_id
+        )
         assert "Skipped by Alex Engineer" in text_of(skipped)
         assert (await world.state.get(data["draft_id"])).reason == "customer asked to pause reports"  # type: ignore[union-attr]
 
@@ -275,7 +302,11 @@ async def test_commands_and_channel_permissions(world: World, oidc: FakeOpenIdSe
         # with no suggestions; so does "run all"
         foreign = await ask(channel_message("RUN globex", service_url=svc, channel=ACME_CHANNEL, user=STRANGER))
         nobody = await ask(channel_message("run nobody", service_url=svc, channel=ACME_CHANNEL, user=STRANGER))
-        assert "No customer has the code" in foreign and "Did you mean" not in foreign and "Globex Corporation" not in foreign
+        assert (
+            "No customer has the code" in foreign
+            and "Did you mean" not in foreign
+            and "Globex Corporation" not in foreign
+        )
         assert "Did you mean" not in nobody
         said = await ask(channel_message("run all", service_url=svc, channel=ACME_CHANNEL, user=STRANGER))
         assert "GLOBEX" not in said and "Globex" not in said and "Did you mean" not in said
@@ -289,8 +320,9 @@ async def test_commands_and_channel_permissions(world: World, oidc: FakeOpenIdSe
         assert "ACME" in said and "GLOBEX" in said and "not started" in said  # no batch yet, no drafts
 
 
-async def test_references_survive_a_restart_and_other_tenants_are_ignored(world: World, oidc: FakeOpenIdServer,
-                                                                          connector: FakeConnector) -> None:
+async def test_references_survive_a_restart_and_other_tenants_are_ignored(
+    world: World, oidc: FakeOpenIdServer, connector: FakeConnector
+) -> None:
     async with running_bot(make_bot(world), oidc=oidc, connector=connector, draft_pdf=world.review.pdf) as rb:
         await run_and_get_card(rb, connector, "ACME")
         async with asyncio.timeout(10):  # the card's message id is stored just after the Connector answers
@@ -298,7 +330,9 @@ async def test_references_survive_a_restart_and_other_tenants_are_ignored(world:
                 await asyncio.sleep(0.05)
         draft = (await world.state.latest(["ACME"]))[0]
         # a message from another organisation's tenant in a channel with the same id: not served
-        r = await rb.client.post(channel_message("run ACME", service_url=connector.service_url, tenant_id="other-tenant"))
+        r = await rb.client.post(
+            channel_message("run ACME", service_url=connector.service_url, tenant_id="other-tenant")
+        )
         assert r.status_code == 201
         assert "I only work for the organisation that installed me" in json.dumps(connector.activities[-1])
     # a new process: a fresh bot and adapter over the same store reaches the review channel
@@ -313,8 +347,9 @@ async def test_references_survive_a_restart_and_other_tenants_are_ignored(world:
     assert stored is not None and call.activity_id == stored.card_activity_id
 
 
-async def test_the_team_of_each_channel_is_learnt_from_teams_for_graph(world: World, oidc: FakeOpenIdServer,
-                                                                       connector: FakeConnector) -> None:
+async def test_the_team_of_each_channel_is_learnt_from_teams_for_graph(
+    world: World, oidc: FakeOpenIdServer, connector: FakeConnector
+) -> None:
     async with running_bot(make_bot(world), oidc=oidc, connector=connector, draft_pdf=world.review.pdf) as rb:
         r = await rb.client.post(channel_message("status", service_url=connector.service_url, channel=ACME_CHANNEL))
         assert r.status_code == 201
@@ -325,11 +360,15 @@ async def test_the_team_of_each_channel_is_learnt_from_teams_for_graph(world: Wo
     assert latest is not None and latest["conversation"]["id"].startswith(ACME_CHANNEL.channel_id)
 
 
-async def test_regenerate_recollects_and_keeps_the_commentary(world: World, oidc: FakeOpenIdServer, connector: FakeConnector) -> None:
+async def test_regenerate_recollects_and_keeps_the_commentary(
+    world: World, oidc: FakeOpenIdServer, connector: FakeConnector
+) -> None:
     async with running_bot(make_bot(world), oidc=oidc, connector=connector, draft_pdf=world.review.pdf) as rb:
         card, message_id = await run_and_get_card(rb, connector, "GLOBEX")
         data = actions(card)["save"]["data"]
-        saved = await invoke(rb, connector, "save", {**data, "commentary": "FS01 agent offline since Friday"}, message_id)
+        saved = await invoke(
+            rb, connector, "save", {**data, "commentary": "FS01 agent offline since Friday"}, message_id
+        )
         v2 = actions(saved)["regenerate"]["data"]
         before = sum(1 for p in connector.calls if p.kind == "update")
         busy = await invoke(rb, connector, "regenerate", v2, message_id)
@@ -344,11 +383,13 @@ async def test_regenerate_recollects_and_keeps_the_commentary(world: World, oidc
         assert "FS01 agent offline since Friday" in md
 
 
-async def test_status_shows_batch_progress_and_the_reminder_lists_waiting_drafts(world: World, oidc: FakeOpenIdServer,
-                                                                                 connector: FakeConnector) -> None:
+async def test_status_shows_batch_progress_and_the_reminder_lists_waiting_drafts(
+    world: World, oidc: FakeOpenIdServer, connector: FakeConnector
+) -> None:
     progress: dict[str, str] = {}
-    async with running_bot(make_bot(world, batch_progress=lambda: progress), oidc=oidc, connector=connector,
-                           draft_pdf=world.review.pdf) as rb:
+    async with running_bot(
+        make_bot(world, batch_progress=lambda: progress), oidc=oidc, connector=connector, draft_pdf=world.review.pdf
+    ) as rb:
         await run_and_get_card(rb, connector, "ACME")
         progress["GLOBEX"] = "collecting"  # a batch is running
         before = len(connector.calls)
@@ -363,12 +404,24 @@ async def test_status_shows_batch_progress_and_the_reminder_lists_waiting_drafts
         assert call.body["text"] == "Reminder: 1 draft still waiting for approval: ACME."
 
 
-async def test_sandbox_cards_made_before_anyone_talked_are_posted_on_first_contact(world: World, connector: FakeConnector) -> None:
+async def test_sandbox_cards_made_before_anyone_talked_are_posted_on_first_contact(
+    world: World, connector: FakeConnector
+) -> None:
     """`serve --sandbox --now`: the batch drafts before the Agents Playground has said anything;
     the cards (and the roll-up) are posted to the first conversation that appears."""
-    async with running_bot(make_bot(world), oidc=None, connector=connector, draft_pdf=world.review.pdf,
-                           app_id="", app_type="MultiTenant", sandbox=True, review_channel="", rollup_channel="",
-                           approvers=frozenset(), engineers=frozenset()) as rb:
+    async with running_bot(
+        make_bot(world),
+        oidc=None,
+        connector=connector,
+        draft_pdf=world.review.pdf,
+        app_id="",
+        app_type="MultiTenant",
+        sandbox=True,
+        review_channel="",
+        rollup_channel="",
+        approvers=frozenset(),
+        engineers=frozenset(),
+    ) as rb:
         draft = await world.review.run("ACME")
         await rb.bot.post_card(draft)  # what the batch does when a draft is ready
         await rb.bot.post_rollup(draft.period_end, ["ACME"])
@@ -382,7 +435,9 @@ async def test_sandbox_cards_made_before_anyone_talked_are_posted_on_first_conta
         assert "Anyone here may approve" in next(t for t in texts if "Acme Manufacturing (ACME)" in t)
 
 
-async def test_rollup_is_edited_in_place_as_drafts_are_approved(world: World, oidc: FakeOpenIdServer, connector: FakeConnector) -> None:
+async def test_rollup_is_edited_in_place_as_drafts_are_approved(
+    world: World, oidc: FakeOpenIdServer, connector: FakeConnector
+) -> None:
     from tests.bot.harness import ROLLUP_CHANNEL
 
     async with running_bot(make_bot(world), oidc=oidc, connector=connector, draft_pdf=world.review.pdf) as rb:
@@ -415,7 +470,8 @@ async def test_rollup_is_edited_in_place_as_drafts_are_approved(world: World, oi
 
 
 async def test_a_failed_delivery_is_retried_from_the_card_and_only_unfinished_steps_run(
-        world: World, oidc: FakeOpenIdServer, connector: FakeConnector) -> None:
+    world: World, oidc: FakeOpenIdServer, connector: FakeConnector
+) -> None:
     calls: list[str] = []
 
     class BotNotInChannelOnce(OutboxBackend):
@@ -437,7 +493,9 @@ async def test_a_failed_delivery_is_retried_from_the_card_and_only_unfinished_st
     backend = BotNotInChannelOnce(world.review.config, world.out / "outbox")
     handoff = DeliveryHandoff(Deliverer(world.review.config, log, backend), world.state)
     world.review.handoff = handoff
-    async with running_bot(make_bot(world, deliveries=log), oidc=oidc, connector=connector, draft_pdf=world.review.pdf) as rb:
+    async with running_bot(
+        make_bot(world, deliveries=log), oidc=oidc, connector=connector, draft_pdf=world.review.pdf
+    ) as rb:
         handoff.on_progress = rb.bot.show_progress  # as bot.service wires it
         card, message_id = await run_and_get_card(rb, connector, "ACME")
         data = actions(card)["approve"]["data"]
@@ -445,7 +503,9 @@ async def test_a_failed_delivery_is_retried_from_the_card_and_only_unfinished_st
         await rb.bot.wait_background()
         draft = await world.state.get(data["draft_id"])
         assert draft is not None and draft.state == "failed" and calls == ["email", "channel"]
-        failed_card = card_of([c for c in connector.calls if c.kind == "update" and c.activity_id == message_id][-1].body)
+        failed_card = card_of(
+            [c for c in connector.calls if c.kind == "update" and c.activity_id == message_id][-1].body
+        )
         assert failed_card is not None and "BotNotInConversationRoster" in text_of(failed_card)
         retry = actions(failed_card)["retryDelivery"]["data"]
         assert retry["version"] == draft.version
@@ -453,8 +513,9 @@ async def test_a_failed_delivery_is_retried_from_the_card_and_only_unfinished_st
         # an engineer who is not an approver may not retry; a stale card is refused
         refused = await invoke(rb, connector, "retryDelivery", retry, message_id, user=ENGINEER)
         assert "Only the configured approvers" in text_of(refused)
-        stale = await invoke(rb, connector, "retryDelivery", {**retry, "version": retry["version"] - 1}, message_id,
-                             user=APPROVER)
+        stale = await invoke(
+            rb, connector, "retryDelivery", {**retry, "version": retry["version"] - 1}, message_id, user=APPROVER
+        )
         assert "out of date" in text_of(stale)
         assert calls == ["email", "channel"]
 
@@ -464,16 +525,24 @@ async def test_a_failed_delivery_is_retried_from_the_card_and_only_unfinished_st
         assert calls == ["email", "channel", "channel", "archive"]  # the email was done: not sent again
         draft = await world.state.get(data["draft_id"])
         assert draft is not None and draft.state == "delivered" and draft.reason is None
-        assert {s: v.status for s, v in (await log.steps(draft.id)).items()} == {"email": "done", "channel": "done", "archive": "done"}
+        assert {s: v.status for s, v in (await log.steps(draft.id)).items()} == {
+            "email": "done",
+            "channel": "done",
+            "archive": "done",
+        }
         assert len(list((world.out / "outbox" / "mail").glob("*.eml"))) == 1
         # the card was edited as each step finished: one edit shows the channel done and the archive not yet
         edits = [card_of(c.body) for c in connector.calls if c.kind == "update" and c.activity_id == message_id]
         shown = [delivery_facts(e) for e in edits if e]
-        assert any(f.get("Customer channel", "").startswith("\u2705 done") and f.get("Archive", "").endswith("pending")
-                   for f in shown), shown
+        assert any(
+            f.get("Customer channel", "").startswith("\u2705 done") and f.get("Archive", "").endswith("pending")
+            for f in shown
+        ), shown
 
         # a second click on the old retry card does nothing
-        again = await invoke(rb, connector, "retryDelivery", {**retry, "version": draft.version}, message_id, user=APPROVER)
+        again = await invoke(
+            rb, connector, "retryDelivery", {**retry, "version": draft.version}, message_id, user=APPROVER
+        )
         assert "nothing was retried" in text_of(again)
         await rb.bot.wait_background()
         assert calls == ["email", "channel", "channel", "archive"]

@@ -347,8 +347,15 @@ def _config(**teams: Any) -> Any:
     data = {
         "msp": {"name": "MSP"},
         "sources": {"zabbix": {"type": "sandbox"}},
-        "customers": [{"code": "ACME", "name": "Acme", "ids": {"zabbix": "1"}, "sources": {"uptime": "zabbix"},
-                       "teams_channel": "19:acme-shared@thread.tacv2"}],
+        "customers": [
+            {
+                "code": "ACME",
+                "name": "Acme",
+                "ids": {"zabbix": "1"},
+                "sources": {"uptime": "zabbix"},
+                "teams_channel": "19:acme-shared@thread.tacv2",
+            }
+        ],
         "teams": teams,
     }
     return parse_config(data, "test.toml", env={"BOT_PASSWORD": "pw-value", "LINK_SECRET": "s" * 32})

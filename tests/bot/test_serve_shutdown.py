@@ -30,7 +30,7 @@ def _stat(pid: int) -> tuple[int, str, int] | None:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError):
         return None
-    fields = raw[raw.rindex(")") + 2:].split()  # after "pid (comm) "
+    fields = raw[raw.rindex(")") + 2 :].split()  # after "pid (comm) "
     return int(fields[1]), fields[0], int(fields[19])
 
 
@@ -115,8 +115,10 @@ def test_a_stopped_serve_leaves_no_process_behind(sig: signal.Signals, tmp_path:
                 time.sleep(0.05)
             elapsed = time.monotonic() - t0
             left = {p: cmdline(p) for p, start in seen.items() if alive(p, start)}
-            print(f"\n{sig.name}: serve exited with {proc.poll()}; it and its {len(seen)} descendants "
-                  f"({len(workers)} PDF workers, {len(trackers)} resource tracker) gone in {elapsed:.2f} s")
+            print(
+                f"\n{sig.name}: serve exited with {proc.poll()}; it and its {len(seen)} descendants "
+                f"({len(workers)} PDF workers, {len(trackers)} resource tracker) gone in {elapsed:.2f} s"
+            )
             expected = 0 if sig == signal.SIGTERM else -signal.SIGKILL  # SIGTERM: an orderly exit
             assert proc.poll() == expected, f"serve did not exit within {GONE_WITHIN:g} s"
             assert left == {}, f"left behind after {GONE_WITHIN:g} s: {left}"
@@ -130,8 +132,9 @@ def test_a_stopped_serve_leaves_no_process_behind(sig: signal.Signals, tmp_path:
             proc.wait(10)
     unfinished = [(code, lease) for code, status, lease in claims(db) if status == "collecting"]
     assert unfinished, "the signal came in the middle of the batch"
-    released = [lease <= datetime.now(UTC) and (lease - stopped_at).total_seconds() < GONE_WITHIN
-                for _, lease in unfinished]
+    released = [
+        lease <= datetime.now(UTC) and (lease - stopped_at).total_seconds() < GONE_WITHIN for _, lease in unfinished
+    ]
     # after SIGTERM the customer-weeks it was collecting are free for another instance at once;
     # after SIGKILL they are taken over when their lease (30 s) runs out
     assert released == [sig == signal.SIGTERM] * len(unfinished), unfinished

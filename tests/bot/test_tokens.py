@@ -45,8 +45,10 @@ async def test_one_token_for_a_hundred_connector_calls(entra: FakeEntra, connect
     for i, activity_id in enumerate(ids):
         await p.edit(ref, activity_id, Activity(type="message", text=f"card {i}, edited"), f"card {i}")
     calls = [c for c in connector.calls if c.kind in ("send", "update")]
-    print(f"\n{len(calls)} Bot Connector calls: {entra.token_requests} token request(s), "
-          f"{entra.discovery_requests} OpenID configuration request(s)")
+    print(
+        f"\n{len(calls)} Bot Connector calls: {entra.token_requests} token request(s), "
+        f"{entra.discovery_requests} OpenID configuration request(s)"
+    )
     assert len(calls) == 100 and connector.unexpected == []
     assert entra.token_requests == 1 and entra.discovery_requests == 1
     assert entra.scopes == ["https://api.botframework.com/.default"]

@@ -16,6 +16,7 @@ SANDBOX_CODES = (
     "WAYNE", "WONKA", "CYBERDYNE", "TYRELL", "SOYLENT", "MASSIVE",
 )  # fmt: skip
 
+
 # The official Adaptive Card 1.5 schema (MIT, microsoft/AdaptiveCards), kept beside the project
 # in ../shared/schemas — not copied in. A CI clone may sit elsewhere on the same machine, so the
 # workspace's shared folder is looked at too.

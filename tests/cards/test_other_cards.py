@@ -73,13 +73,29 @@ def test_rollup_card_lists_every_sandbox_customer(sandbox_reports: dict[str, Rep
 
 def test_rollup_card_golden() -> None:
     rows = [
-        RollupRow("ACME", "Acme Corp", "red", "Uptime fell 4.0 points.", "Review the uptime drop.", ("sla_drop",),
-                  ("SLA drop (uptime)",), "Priya Shah", "Approved by Dana Lee, Mon 16 Nov 2026, 09:12 GMT; delivering",
-                  "https://teams.microsoft.com/l/message/19%3Areview%40thread.tacv2/1?parentMessageId=1",
-                  "https://bot.example/drafts/d1/v1.pdf"),
         RollupRow(
-            "HOOLI", "Hooli", "amber", "Uptime figures missing.", "Restore access to zabbix.", ("data_unavailable",),
-            ("Data missing (uptime)",), "owner@msp.example", "Awaiting review",
+            "ACME",
+            "Acme Corp",
+            "red",
+            "Uptime fell 4.0 points.",
+            "Review the uptime drop.",
+            ("sla_drop",),
+            ("SLA drop (uptime)",),
+            "Priya Shah",
+            "Approved by Dana Lee, Mon 16 Nov 2026, 09:12 GMT; delivering",
+            "https://teams.microsoft.com/l/message/19%3Areview%40thread.tacv2/1?parentMessageId=1",
+            "https://bot.example/drafts/d1/v1.pdf",
+        ),
+        RollupRow(
+            "HOOLI",
+            "Hooli",
+            "amber",
+            "Uptime figures missing.",
+            "Restore access to zabbix.",
+            ("data_unavailable",),
+            ("Data missing (uptime)",),
+            "owner@msp.example",
+            "Awaiting review",
         ),
         RollupRow("WAYNE", "Wayne Enterprises", "green", "No risks this week.", "None.", (), (), "", "No draft"),
     ]
@@ -89,8 +105,14 @@ def test_rollup_card_golden() -> None:
 def _statuses(reports: dict[str, Report]) -> dict[str, DraftStatus | None]:
     at = datetime(2026, 11, 30, 9, 12, tzinfo=ZoneInfo("UTC"))
     out: dict[str, DraftStatus | None] = {code: DraftStatus("drafted") for code in reports}
-    out["ACME"] = DraftStatus("delivered", "Dana Lee", at, "", "https://teams.microsoft.com/l/message/19%3Ar/1",
-                              "https://bot.example/drafts/a/1.pdf")
+    out["ACME"] = DraftStatus(
+        "delivered",
+        "Dana Lee",
+        at,
+        "",
+        "https://teams.microsoft.com/l/message/19%3Ar/1",
+        "https://bot.example/drafts/a/1.pdf",
+    )
     out["GLOBEX"] = DraftStatus("failed", "Dana Lee", at, "the customer's mailbox refused the message")
     out["HOOLI"] = DraftStatus("skipped", "Sam Ortiz", at, "customer offboarding")
     out["WAYNE"] = None
@@ -99,7 +121,9 @@ def _statuses(reports: dict[str, Report]) -> dict[str, DraftStatus | None]:
 
 def test_rollup_rows_say_state_owner_and_flag_names(sandbox_reports: dict[str, Report]) -> None:
     owners = {"HOOLI": "owner@hooli-msp.example"}
-    rows = {r.code: r for r in rollup_rows(sandbox_reports.values(), _statuses(sandbox_reports), owners, "Europe/London")}
+    rows = {
+        r.code: r for r in rollup_rows(sandbox_reports.values(), _statuses(sandbox_reports), owners, "Europe/London")
+    }
     acme = rows["ACME"]
     assert acme.review == "Delivered (approved by Dana Lee, Mon 30 Nov 2026, 09:12 GMT)"
     assert rows["GLOBEX"].review.startswith("Delivery failed: the customer's mailbox refused the message (approved by")
@@ -137,8 +161,9 @@ def test_rollup_markdown_and_card_carry_state_and_links(sandbox_reports: dict[st
 
 
 def test_rollup_refuses_links_that_are_not_ours() -> None:
-    rows = [RollupRow("X", "X", "red", "r", "a", (), (), "", "Awaiting review", "javascript:alert(1)",
-                      "file:///etc/passwd")]
+    rows = [
+        RollupRow("X", "X", "red", "r", "a", (), (), "", "Awaiting review", "javascript:alert(1)", "file:///etc/passwd")
+    ]
     assert "javascript" not in rollup_markdown(rows, "M", date(2026, 11, 30))
     assert "file:" not in rollup_markdown(rows, "M", date(2026, 11, 30))
     shown = texts(rollup_card(rows, date(2026, 11, 30), "M"))

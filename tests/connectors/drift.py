@@ -89,8 +89,9 @@ async def check_renamed_fields(
             if key in skip:
                 continue
 
-            def patch(lbl: str, body: Any, label: str = label, path: str = path,
-                      pick: Callable[[Any], list[Any]] = pick) -> Any:
+            def patch(
+                lbl: str, body: Any, label: str = label, path: str = path, pick: Callable[[Any], list[Any]] = pick
+            ) -> Any:
                 if lbl != label:
                     return body
                 body = copy.deepcopy(body)

@@ -69,13 +69,23 @@ def handcalc_routes() -> dict[str, tuple[int, Any]]:
 
 
 def customer(tz: str = "Europe/London", zone: str = ZONE) -> dict[str, Any]:
-    return {"code": "ACME", "name": "Acme", "timezone": tz, "ids": {"cloudflare": zone}, "sources": {"sites": "cloudflare"}}
+    return {
+        "code": "ACME",
+        "name": "Acme",
+        "timezone": tz,
+        "ids": {"cloudflare": zone},
+        "sources": {"sites": "cloudflare"},
+    }
 
 
-def mock_connector(handler: Any, tz: str = "Europe/London", **options: Any) -> tuple[CloudflareConnector, Any, RecordingSleep]:
+def mock_connector(
+    handler: Any, tz: str = "Europe/London", **options: Any
+) -> tuple[CloudflareConnector, Any, RecordingSleep]:
     cfg = make_config("cloudflare", "cloudflare", {"url": BASE, "token": TOKEN, "per_page": 2, **options}, customer(tz))
     sleep = RecordingSleep()
-    ctx = ConnectorContext(client_factory=lambda s: httpx.AsyncClient(transport=httpx.MockTransport(handler)), sleep=sleep)
+    ctx = ConnectorContext(
+        client_factory=lambda s: httpx.AsyncClient(transport=httpx.MockTransport(handler)), sleep=sleep
+    )
     return CloudflareConnector("cloudflare", cfg.sources["cloudflare"], ctx), cfg.customers[0], sleep
 
 
@@ -107,7 +117,12 @@ async def test_hand_computed_week():
         target_pct=99.9,
     )
     (body,) = router.graphql_bodies()
-    assert body["variables"] == {"zoneTag": ZONE, "start": "2026-11-09T00:00:00Z", "end": "2026-11-16T00:00:00Z", "limit": 10000}
+    assert body["variables"] == {
+        "zoneTag": ZONE,
+        "start": "2026-11-09T00:00:00Z",
+        "end": "2026-11-16T00:00:00Z",
+        "limit": 10000,
+    }
     assert "healthChanged: 1" in body["query"] and "orderBy: [datetime_ASC]" in body["query"]
     assert all(r.headers["Authorization"] == f"Bearer {TOKEN}" for r in router.seen)
 
@@ -130,12 +145,34 @@ def test_state_machine_edges():
     assert unhealthy_intervals([(t, False), (t2, False), (t3, True)], Counter(), s, e) == [(t, t3)]
 
 
-@pytest.mark.parametrize(("tz", "day"), [("Europe/London", date(2026, 10, 21)), ("America/New_York", date(2026, 10, 28))])
+@pytest.mark.parametrize(
+    ("tz", "day"), [("Europe/London", date(2026, 10, 21)), ("America/New_York", date(2026, 10, 28))]
+)
 async def test_dst_week_bounds_sent_and_169_hours(tz: str, day: date):
     """The GraphQL window is the period in UTC; a check unhealthy all week is down 169 h."""
     period = week_containing(day, tz)
-    gql = {"data": {"viewer": {"zones": [{"changes": [], "probes": [
-        {"count": 20280, "dimensions": {"healthCheckId": "6b2f1e7c4d3e5f901b2c3d4e5f6a7b8c", "healthStatus": "unhealthy", "region": "WEU"}}]}]}}, "errors": None}
+    gql = {
+        "data": {
+            "viewer": {
+                "zones": [
+                    {
+                        "changes": [],
+                        "probes": [
+                            {
+                                "count": 20280,
+                                "dimensions": {
+                                    "healthCheckId": "6b2f1e7c4d3e5f901b2c3d4e5f6a7b8c",
+                                    "healthStatus": "unhealthy",
+                                    "region": "WEU",
+                                },
+                            }
+                        ],
+                    }
+                ]
+            }
+        },
+        "errors": None,
+    }
     page = load("handcalc", "zones_healthchecks_page1.json")
     page["result"] = page["result"][1:]  # the api check, here not suspended
     page["result"][0]["suspended"] = False
@@ -146,21 +183,35 @@ async def test_dst_week_bounds_sent_and_169_hours(tz: str, day: date):
     assert data.checks[0].downtime_minutes == 169 * 60 and data.checks[0].availability_pct == 0.0
     (body,) = router.graphql_bodies()
     assert body["variables"]["start"] == iso_z(period.start) and body["variables"]["end"] == iso_z(period.end)
-    expected = {"Europe/London": ("2026-10-18T23:00:00Z", "2026-10-26T00:00:00Z"),
-                "America/New_York": ("2026-10-26T04:00:00Z", "2026-11-02T05:00:00Z")}[tz]
+    expected = {
+        "Europe/London": ("2026-10-18T23:00:00Z", "2026-10-26T00:00:00Z"),
+        "America/New_York": ("2026-10-26T04:00:00Z", "2026-11-02T05:00:00Z"),
+    }[tz]
     assert (body["variables"]["start"], body["variables"]["end"]) == expected
 
 
 async def test_invalid_token_is_an_auth_error():
     for status, name in ((403, "authentication_error.json"), (400, "invalid_request_headers.json")):
-        router = Router({f"{HC}?page=1&per_page=2": (status, load("errors", name)), GQL: (401, {"data": None, "errors": [{"message": "Unauthorized"}]})})
-        with pytest.raises(SourceAuthError, match=r"was refused.*(Authentication error|Invalid request headers)") as err:
+        router = Router(
+            {
+                f"{HC}?page=1&per_page=2": (status, load("errors", name)),
+                GQL: (401, {"data": None, "errors": [{"message": "Unauthorized"}]}),
+            }
+        )
+        with pytest.raises(
+            SourceAuthError, match=r"was refused.*(Authentication error|Invalid request headers)"
+        ) as err:
             await fetch(router)
         assert TOKEN not in str(err.value)
 
 
 async def test_unknown_zone_names_the_config_key():
-    router = Router({f"{HC}?page=1&per_page=2": (400, load("errors", "could_not_route.json")), GQL: (200, load("handcalc", "graphql.json"))})
+    router = Router(
+        {
+            f"{HC}?page=1&per_page=2": (400, load("errors", "could_not_route.json")),
+            GQL: (200, load("handcalc", "graphql.json")),
+        }
+    )
     with pytest.raises(SourceDataError, match=r"no zone '023e.*customers.ids.cloudflare of ACME"):
         await fetch(router)
 
@@ -199,7 +250,12 @@ async def test_429_5xx_timeout_html():
     def flaky(request: httpx.Request) -> httpx.Response:
         state["n"] += 1
         if state["n"] == 1:
-            return httpx.Response(429, headers={"Retry-After": "2"}, json=load("errors", "authentication_error.json") | {"errors": [{"code": 10013, "message": "Rate limited"}]})
+            return httpx.Response(
+                429,
+                headers={"Retry-After": "2"},
+                json=load("errors", "authentication_error.json")
+                | {"errors": [{"code": 10013, "message": "Rate limited"}]},
+            )
         if state["n"] in (2, 3):
             return httpx.Response(503, json={"success": False, "errors": [{"code": 10002, "message": "unavailable"}]})
         return Router(routes)(request)
@@ -224,8 +280,10 @@ async def test_429_5xx_timeout_html():
 async def test_renamed_fields_are_named():
     routes = handcalc_routes()
     gql = load("handcalc", "graphql.json")
-    gql["data"]["viewer"]["zones"][0]["changes"][3] = {("health_status" if k == "healthStatus" else k): v
-                                                       for k, v in gql["data"]["viewer"]["zones"][0]["changes"][3].items()}
+    gql["data"]["viewer"]["zones"][0]["changes"][3] = {
+        ("health_status" if k == "healthStatus" else k): v
+        for k, v in gql["data"]["viewer"]["zones"][0]["changes"][3].items()
+    }
     routes[GQL] = (200, gql)
     with pytest.raises(SourceDataError, match="field 'healthStatus' is missing"):
         await fetch(Router(routes))
@@ -247,8 +305,12 @@ async def test_a_check_created_inside_the_period_is_refused():
 
 
 async def test_customer_records_and_probe():
-    router = Router({"GET /client/v4/zones?page=1&per_page=2": (200, load("errors", "zones_page1.json")),
-                     "GET /client/v4/user/tokens/verify": (200, load("errors", "tokens_verify.json"))})
+    router = Router(
+        {
+            "GET /client/v4/zones?page=1&per_page=2": (200, load("errors", "zones_page1.json")),
+            "GET /client/v4/user/tokens/verify": (200, load("errors", "tokens_verify.json")),
+        }
+    )
     conn, _, _ = mock_connector(router)
     try:
         assert [(r.id, r.name) for r in await conn.customer_records()] == [(ZONE, "acme.example")]
@@ -262,7 +324,13 @@ async def test_customer_records_and_probe():
 
 def sandbox_customer(ds: SandboxDataset, code: str) -> dict[str, Any]:
     c = next(c for c in ds.customers_in("cloudflare") if c.code == code)
-    return {"code": c.code, "name": c.name, "timezone": c.timezone, "ids": dict(c.ids), "sources": {"sites": "cloudflare"}}
+    return {
+        "code": c.code,
+        "name": c.name,
+        "timezone": c.timezone,
+        "ids": dict(c.ids),
+        "sources": {"sites": "cloudflare"},
+    }
 
 
 async def oracle(ds: SandboxDataset, cust: dict[str, Any], period: Period) -> Any:
@@ -322,9 +390,15 @@ async def test_fault_matrix():
     expected = await oracle(ds, cust, period)
     async with CloudflareSimulator(ds) as sim:
         await run_fault_matrix(
-            sim, CloudflareConnector, "sites", cust, period, expected,
+            sim,
+            CloudflareConnector,
+            "sites",
+            cust,
+            period,
+            expected,
             bad_credentials={"token": "not-the-token"},
-            min_pages=2, page_marker="page=",
+            min_pages=2,
+            page_marker="page=",
             drift="healthStatus>health_status",
         )
 
@@ -336,16 +410,28 @@ async def test_every_renamed_field_is_an_unavailable_section_naming_it_or_not_re
     async def run(patch: Any) -> Any:
         # the API version renames a field on every page alike: both pages share one label
         labels = {GQL: "graphql"}
-        routes = {k: (status, patch(labels.get(k, "healthchecks"), copy.deepcopy(body)))
-                  for k, (status, body) in handcalc_routes().items()}
+        routes = {
+            k: (status, patch(labels.get(k, "healthchecks"), copy.deepcopy(body)))
+            for k, (status, body) in handcalc_routes().items()
+        }
         return await fetch(Router(routes))
 
     zone = "data.viewer.zones"
     await check_renamed_fields(
         run,
         {"healthchecks": lambda b: b["result"], "graphql": lambda b: [b]},
-        {"healthchecks": ["id", "address", "suspended", "created_on"],
-         "graphql": ["data", f"{zone}.changes", f"{zone}.changes.datetime", f"{zone}.changes.healthCheckId",
-                     f"{zone}.changes.healthStatus", f"{zone}.changes.region", f"{zone}.probes",
-                     f"{zone}.probes.count", f"{zone}.probes.dimensions.healthStatus"]},
+        {
+            "healthchecks": ["id", "address", "suspended", "created_on"],
+            "graphql": [
+                "data",
+                f"{zone}.changes",
+                f"{zone}.changes.datetime",
+                f"{zone}.changes.healthCheckId",
+                f"{zone}.changes.healthStatus",
+                f"{zone}.changes.region",
+                f"{zone}.probes",
+                f"{zone}.probes.count",
+                f"{zone}.probes.dimensions.healthStatus",
+            ],
+        },
     )

@@ -36,7 +36,12 @@ FIX = Path(__file__).parent.parent / "fixtures" / "connectwise"
 ANCHOR = date(2026, 11, 16)
 WEEK = date(2026, 11, 10)
 BASE = "https://cw.test/v4_6_release/apis/3.0"
-CREDS = {"company_id": "northwind", "public_key": "pubKEY1", "private_key": "s3cret-private", "client_id": "0f6a3b3c-client-guid"}
+CREDS = {
+    "company_id": "northwind",
+    "public_key": "pubKEY1",
+    "private_key": "s3cret-private",
+    "client_id": "0f6a3b3c-client-guid",
+}
 
 
 def fx(scenario: str, name: str) -> Any:
@@ -60,7 +65,7 @@ class CwApi:
         assert request.headers["clientid"] == CREDS["client_id"]
         path = request.url.path
         assert path.startswith("/v4_6_release/apis/3.0/"), f"unexpected request {request.method} {request.url}"
-        route = path[len("/v4_6_release/apis/3.0"):]
+        route = path[len("/v4_6_release/apis/3.0") :]
         if route not in self.routes:
             raise AssertionError(f"unexpected request {request.method} {request.url}")
         body = self.routes[route]
@@ -73,14 +78,19 @@ class CwApi:
         last = max(1, -(-len(body) // size))
         headers = {}
         if page < last:
+
             def link(p: int, rel: str) -> str:
                 return f'<{self.link_host}/v4_6_release/apis/3.0{route}?pageSize={size}&page={p}>; rel="{rel}"'
+
             headers["Link"] = f"{link(page + 1, 'next')}, {link(last, 'last')}"
-        return httpx.Response(200, json=body[(page - 1) * size: page * size], headers=headers)
+        return httpx.Response(200, json=body[(page - 1) * size : page * size], headers=headers)
 
     def queries(self, route: str) -> list[dict[str, str]]:
-        return [{k: v[0] for k, v in parse_qs(urlsplit(str(r.url)).query).items()}
-                for r in self.requests if r.url.path.endswith(route)]
+        return [
+            {k: v[0] for k, v in parse_qs(urlsplit(str(r.url)).query).items()}
+            for r in self.requests
+            if r.url.path.endswith(route)
+        ]
 
 
 def hand_routes(tickets: str = "hand") -> dict[str, Any]:
@@ -96,7 +106,9 @@ def hand_routes(tickets: str = "hand") -> dict[str, Any]:
 
 def connector(handler: Callable[[httpx.Request], httpx.Response], **opts: Any) -> ConnectWiseConnector:
     source = SourceConfig(type="connectwise", url=BASE, **{**CREDS, "page_size": 3, **opts})
-    ctx = ConnectorContext(client_factory=lambda s: httpx.AsyncClient(transport=httpx.MockTransport(handler)), sleep=RecordingSleep())
+    ctx = ConnectorContext(
+        client_factory=lambda s: httpx.AsyncClient(transport=httpx.MockTransport(handler)), sleep=RecordingSleep()
+    )
     return ConnectWiseConnector("connectwise", source, ctx)
 
 
@@ -126,11 +138,21 @@ def test_error_body_parser():
 
 
 def test_simulator_conditions_grammar():
-    row = {"id": 7, "company": {"identifier": "ACME"}, "closedFlag": False, "summary": "VPN down",
-           "_info": {"dateEntered": "2026-11-10T09:00:00Z"}}
+    row = {
+        "id": 7,
+        "company": {"identifier": "ACME"},
+        "closedFlag": False,
+        "summary": "VPN down",
+        "_info": {"dateEntered": "2026-11-10T09:00:00Z"},
+    }
     known = lambda f: True  # noqa: E731
     assert parse_conditions('company/identifier="acme" and closedFlag=false', known)(row)
-    assert parse_conditions("dateEntered<[2026-11-16T00:00:00Z] and (closedFlag=true or closedDate>=[2026-11-09T00:00:00Z])", known)(row) is False
+    assert (
+        parse_conditions(
+            "dateEntered<[2026-11-16T00:00:00Z] and (closedFlag=true or closedDate>=[2026-11-09T00:00:00Z])", known
+        )(row)
+        is False
+    )
     assert parse_conditions('summary like "%vpn%" and id in (1, 7)', known)(row)
     assert parse_conditions("not id=8", known)(row)
     with pytest.raises(ConditionError):
@@ -170,7 +192,9 @@ async def test_forward_only_paging_follows_next_to_the_end():
         rows = [r for r in ({"id": i} for i in range(1, 6)) if r["id"] > page_id][:2]
         headers = {}
         if rows and rows[-1]["id"] < 5:
-            headers["Link"] = f'<https://SERVERNAME/v4_6_release/apis/3.0/x?pageSize=2&pageId={rows[-1]["id"]}>; rel="next"'
+            headers["Link"] = (
+                f'<https://SERVERNAME/v4_6_release/apis/3.0/x?pageSize=2&pageId={rows[-1]["id"]}>; rel="next"'
+            )
         return httpx.Response(200, json=rows, headers=headers)
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
@@ -199,13 +223,18 @@ async def test_refused_credentials_name_the_cause_and_never_the_key():
             await con.probe()
     finally:
         await con.aclose()
-    assert str(err.value) == "connectwise: GET /v4_6_release/apis/3.0/system/info was refused: HTTP 401 — ConnectWiseApi: An exception has been thrown. (UserNotAuthenticated)"
+    assert (
+        str(err.value)
+        == "connectwise: GET /v4_6_release/apis/3.0/system/info was refused: HTTP 401 — ConnectWiseApi: An exception has been thrown. (UserNotAuthenticated)"
+    )
     assert "s3cret" not in str(err.value)
 
 
 async def test_429_retry_after_then_5xx_burst_then_success():
     answers = [
-        httpx.Response(429, headers={"Retry-After": "2"}, json={"code": "TooManyRequests", "message": "slow down", "errors": []}),
+        httpx.Response(
+            429, headers={"Retry-After": "2"}, json={"code": "TooManyRequests", "message": "slow down", "errors": []}
+        ),
         httpx.Response(502, text="<html>bad gateway</html>", headers={"content-type": "text/html"}),
         httpx.Response(503, json={"code": "ServiceUnavailable", "message": "try later", "errors": []}),
     ]
@@ -214,8 +243,11 @@ async def test_429_retry_after_then_5xx_burst_then_success():
     api.routes["/system/info"] = lambda r: answers.pop(0) if answers else httpx.Response(200, json=inner)
     sleep = RecordingSleep()
     source = SourceConfig(type="connectwise", url=BASE, **CREDS)
-    con = ConnectWiseConnector("connectwise", source, ConnectorContext(
-        client_factory=lambda s: httpx.AsyncClient(transport=httpx.MockTransport(api)), sleep=sleep))
+    con = ConnectWiseConnector(
+        "connectwise",
+        source,
+        ConnectorContext(client_factory=lambda s: httpx.AsyncClient(transport=httpx.MockTransport(api)), sleep=sleep),
+    )
     try:
         assert await con.probe() == "ConnectWise PSA v2025.1.100234 (cloud)"
     finally:
@@ -233,7 +265,9 @@ async def test_timeout_and_html_become_unavailable_and_data_errors():
             await con.probe()
     finally:
         await con.aclose()
-    con = connector(lambda r: httpx.Response(200, text="<!DOCTYPE html><html>login</html>", headers={"content-type": "text/html"}))
+    con = connector(
+        lambda r: httpx.Response(200, text="<!DOCTYPE html><html>login</html>", headers={"content-type": "text/html"})
+    )
     try:
         with pytest.raises(SourceDataError, match="HTML page, not JSON"):
             await con.probe()
@@ -263,8 +297,16 @@ async def test_hand_computed_week():
     finally:
         await con.aclose()
     # the hand rows carry no status: what waits on the customer is unknown (None), not "nothing"
-    assert tickets == Tickets(opened=5, closed=3, backlog=5, sla_breaches=4, sla_attainment_pct=pytest.approx(200 / 3),
-                              by_priority={"High": 1, "Low": 2, "Medium": 2}, target_pct=95.0, waiting=None)
+    assert tickets == Tickets(
+        opened=5,
+        closed=3,
+        backlog=5,
+        sla_breaches=4,
+        sla_attainment_pct=pytest.approx(200 / 3),
+        by_priority={"High": 1, "Low": 2, "Medium": 2},
+        target_pct=95.0,
+        waiting=None,
+    )
     assert isinstance(changes, Changes) and changes.count == 1
     assert changes.items[0].id == "1007" and changes.items[0].closed_at == datetime(2026, 11, 10, 11, tzinfo=UTC)
     # one read serves both sections: the tickets query went out once (pages of 3: 4 requests)
@@ -326,11 +368,20 @@ async def test_waiting_tickets_with_the_clock_stopped_are_not_breaches():
         tickets = await con.fetch_section("tickets", acme(), period, Targets(ticket_sla_pct=95.0))
     finally:
         await con.aclose()
-    assert replace(tickets, waiting=()) == Tickets(opened=10, closed=2, backlog=8, sla_breaches=4, sla_attainment_pct=50.0,
-                                                   by_priority={"High": 3, "Low": 2, "Medium": 5}, target_pct=95.0)
+    assert replace(tickets, waiting=()) == Tickets(
+        opened=10,
+        closed=2,
+        backlog=8,
+        sla_breaches=4,
+        sla_attainment_pct=50.0,
+        by_priority={"High": 3, "Low": 2, "Medium": 5},
+        target_pct=95.0,
+    )
     # "Next week": the open tickets in "Waiting on Client" wait on the customer; "Waiting on Vendor" (2004) does not
     assert tickets.waiting is not None
-    assert [(w.id, w.status) for w in tickets.waiting] == [(i, "Waiting on Client") for i in ("2001", "2002", "2003", "2007")]
+    assert [(w.id, w.status) for w in tickets.waiting] == [
+        (i, "Waiting on Client") for i in ("2001", "2002", "2003", "2007")
+    ]
     arithmetic = [t for t in fx("waiting", "service_tickets") if not t["closedFlag"]]
     assert len(arithmetic) == 8  # the open ones; 7 of them are past dateEntered + resolutionHours
 
@@ -358,8 +409,13 @@ async def test_planned_changes_come_from_the_configured_start_field():
     rows = fx("hand", "service_tickets")
     base = next(r for r in rows if r["id"] == 1007)
     for tid, start in ((1011, "2026-11-17T22:00:00Z"), (1012, "2026-11-24T22:00:00Z")):
-        row = copy.deepcopy(base) | {"id": tid, "summary": f"Planned {tid}", "closedFlag": False, "customStart": start,
-                                     "estimatedStartDate": start}
+        row = copy.deepcopy(base) | {
+            "id": tid,
+            "summary": f"Planned {tid}",
+            "closedFlag": False,
+            "customStart": start,
+            "estimatedStartDate": start,
+        }
         del row["closedDate"]
         rows.append(row)
     for opts, field in (({}, "estimatedStartDate"), ({"change_start_field": "customStart"}, "customStart")):
@@ -372,7 +428,8 @@ async def test_planned_changes_come_from_the_configured_start_field():
         finally:
             await con.aclose()
         assert [(c.id, c.title, c.start) for c in changes.planned] == [
-            ("1011", "Planned 1011", datetime(2026, 11, 17, 22, tzinfo=UTC))]
+            ("1011", "Planned 1011", datetime(2026, 11, 17, 22, tzinfo=UTC))
+        ]
         assert api.queries("/service/tickets")[0]["fields"].split(",")[-1] == field
 
 
@@ -415,14 +472,22 @@ async def test_a_missing_field_names_itself_and_gives_no_numbers(field, path):
 
 
 def customer_dict(c: Any) -> dict[str, Any]:
-    return {"code": c.code, "name": c.name, "timezone": c.timezone, "ids": {"connectwise": c.ids["connectwise"]},
-            "sources": {"tickets": "connectwise", "changes": "connectwise"}}
+    return {
+        "code": c.code,
+        "name": c.name,
+        "timezone": c.timezone,
+        "ids": {"connectwise": c.ids["connectwise"]},
+        "sources": {"tickets": "connectwise", "changes": "connectwise"},
+    }
 
 
 async def oracle(dataset: SandboxDataset, c: Any, section: str, period: Any) -> Any:
-    o = SandboxConnector("connectwise", SourceConfig(type="sandbox", system="connectwise"), ConnectorContext(sandbox=dataset))
-    return await o.fetch_section(section, CustomerConfig(code=c.code, name=c.name, ids={"connectwise": c.ids["connectwise"]}),
-                                 period, Targets())
+    o = SandboxConnector(
+        "connectwise", SourceConfig(type="sandbox", system="connectwise"), ConnectorContext(sandbox=dataset)
+    )
+    return await o.fetch_section(
+        section, CustomerConfig(code=c.code, name=c.name, ids={"connectwise": c.ids["connectwise"]}), period, Targets()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -456,20 +521,34 @@ async def test_fault_matrix_tickets_umbrella(dataset):
     c = next(c for c in dataset.customers_in("connectwise") if c.code == "UMBRELLA")
     period = week_containing(WEEK, c.timezone)
     async with ConnectWiseSimulator(dataset) as sim:
-        await run_fault_matrix(sim, ConnectWiseConnector, "tickets", customer_dict(c), period,
-                               await oracle(dataset, c, "tickets", period),
-                               bad_credentials={"private_key": "not-the-key"}, page_marker="/service/tickets",
-                               drift="dateEntered>dateCreated")
+        await run_fault_matrix(
+            sim,
+            ConnectWiseConnector,
+            "tickets",
+            customer_dict(c),
+            period,
+            await oracle(dataset, c, "tickets", period),
+            bad_credentials={"private_key": "not-the-key"},
+            page_marker="/service/tickets",
+            drift="dateEntered>dateCreated",
+        )
 
 
 async def test_fault_matrix_changes_acme(dataset):
     c = next(c for c in dataset.customers_in("connectwise") if c.code == "ACME")
     period = week_containing(WEEK, c.timezone)
     async with ConnectWiseSimulator(dataset, page_size=2) as sim:
-        await run_fault_matrix(sim, ConnectWiseConnector, "changes", customer_dict(c), period,
-                               await oracle(dataset, c, "changes", period),
-                               bad_credentials={"client_id": "00000000-0000-0000-0000-000000000000"},
-                               page_marker="/service/tickets", drift="closedDate>dateClosed")
+        await run_fault_matrix(
+            sim,
+            ConnectWiseConnector,
+            "changes",
+            customer_dict(c),
+            period,
+            await oracle(dataset, c, "changes", period),
+            bad_credentials={"client_id": "00000000-0000-0000-0000-000000000000"},
+            page_marker="/service/tickets",
+            drift="closedDate>dateClosed",
+        )
 
 
 async def test_umbrella_ticket_trend_worse(dataset):
@@ -487,12 +566,15 @@ async def test_umbrella_ticket_trend_worse(dataset):
     assert [f.code for f in flags] == ["ticket_trend_worse"]
 
 
-@pytest.mark.parametrize(("code", "week_end", "tz", "start_utc", "end_utc"), [
-    # Europe/London: BST ends Sunday 25 October 2026 → the week is 169 h
-    ("ACME", date(2026, 10, 26), "Europe/London", "2026-10-18T23:00:00Z", "2026-10-26T00:00:00Z"),
-    # America/New_York (the MSP is in London): EDT ends Sunday 1 November 2026 → 169 h
-    ("INITECH", date(2026, 11, 2), "America/New_York", "2026-10-26T04:00:00Z", "2026-11-02T05:00:00Z"),
-])
+@pytest.mark.parametrize(
+    ("code", "week_end", "tz", "start_utc", "end_utc"),
+    [
+        # Europe/London: BST ends Sunday 25 October 2026 → the week is 169 h
+        ("ACME", date(2026, 10, 26), "Europe/London", "2026-10-18T23:00:00Z", "2026-10-26T00:00:00Z"),
+        # America/New_York (the MSP is in London): EDT ends Sunday 1 November 2026 → 169 h
+        ("INITECH", date(2026, 11, 2), "America/New_York", "2026-10-26T04:00:00Z", "2026-11-02T05:00:00Z"),
+    ],
+)
 async def test_dst_weeks_send_the_exact_bounds_and_match_the_oracle(dataset, code, week_end, tz, start_utc, end_utc):
     c = next(c for c in dataset.customers_in("connectwise") if c.code == code)
     assert c.timezone == tz
@@ -503,8 +585,11 @@ async def test_dst_weeks_send_the_exact_bounds_and_match_the_oracle(dataset, cod
     assert out.section.ok, out.section.error
     assert out.section.data == await oracle(dataset, c, "tickets", period)
     sent = [parse_qs(urlsplit(p).query)["conditions"][0] for _, p in out.requests if "/service/tickets" in p]
-    assert sent and all(s == f"company/id={c.ids['connectwise']} and dateEntered<[{end_utc}] and "
-                              f"(closedFlag=false or lastUpdated>=[{start_utc}])" for s in sent)
+    assert sent and all(
+        s == f"company/id={c.ids['connectwise']} and dateEntered<[{end_utc}] and "
+        f"(closedFlag=false or lastUpdated>=[{start_utc}])"
+        for s in sent
+    )
 
 
 async def test_period_before_the_company_was_entered_is_unavailable(dataset):
@@ -536,12 +621,16 @@ async def test_sim_refuses_a_bad_condition_with_the_cw_error_body(dataset):
     async with ConnectWiseSimulator(dataset) as sim:
         cfg = sim.source_config()
         async with httpx.AsyncClient() as http:
-            client = ConnectWiseClient(HttpSource("connectwise", http, retry=RetryPolicy(max_attempts=1), error_message=cw_error_message), cfg["url"],
-                                       company_id=cfg["company_id"], public_key=cfg["public_key"],
-                                       private_key=cfg["private_key"], client_id=cfg["client_id"])
+            client = ConnectWiseClient(
+                HttpSource("connectwise", http, retry=RetryPolicy(max_attempts=1), error_message=cw_error_message),
+                cfg["url"],
+                company_id=cfg["company_id"],
+                public_key=cfg["public_key"],
+                private_key=cfg["private_key"],
+                client_id=cfg["client_id"],
+            )
             with pytest.raises(SourceDataError, match="HTTP 400 — InvalidObject: Unknown field companyy/id"):
                 await client.tickets("companyy/id=1")
-
 
 
 # ---- drift: every field renamed in turn (must-show 1) ------------------------------------
@@ -554,20 +643,42 @@ async def test_every_renamed_field_is_an_unavailable_section_naming_it_or_not_re
         routes = {k: patch(k, copy.deepcopy(v)) for k, v in hand_routes().items()}
         con = connector(CwApi(routes))
         try:
-            return (await con.fetch_section("tickets", acme(), period, Targets()),
-                    await con.fetch_section("changes", acme(), period, Targets()))
+            return (
+                await con.fetch_section("tickets", acme(), period, Targets()),
+                await con.fetch_section("changes", acme(), period, Targets()),
+            )
         finally:
             await con.aclose()
 
     outcomes = await check_renamed_fields(
         run,
-        {"/service/tickets": lambda b: b, "/company/companies": lambda b: b, "/service/SLAs": lambda b: b,
-         "/service/SLAs/1/priorities": lambda b: b},
-        {"/service/tickets": ["id", "summary", "board", "board.name", "priority", "priority.name", "priority.id", "sla",
-                              "sla.id", "closedFlag", "closedDate", "isInSla", "_info", "_info.dateEntered",
-                              "_info.lastUpdated"],
-         "/company/companies": ["_info.dateEntered"],
-         "/service/SLAs": ["id", "name", "basedOn", "resolutionHours"],
-         "/service/SLAs/1/priorities": ["priority.id", "resolutionHours"]},
+        {
+            "/service/tickets": lambda b: b,
+            "/company/companies": lambda b: b,
+            "/service/SLAs": lambda b: b,
+            "/service/SLAs/1/priorities": lambda b: b,
+        },
+        {
+            "/service/tickets": [
+                "id",
+                "summary",
+                "board",
+                "board.name",
+                "priority",
+                "priority.name",
+                "priority.id",
+                "sla",
+                "sla.id",
+                "closedFlag",
+                "closedDate",
+                "isInSla",
+                "_info",
+                "_info.dateEntered",
+                "_info.lastUpdated",
+            ],
+            "/company/companies": ["_info.dateEntered"],
+            "/service/SLAs": ["id", "name", "basedOn", "resolutionHours"],
+            "/service/SLAs/1/priorities": ["priority.id", "resolutionHours"],
+        },
     )
     assert sum(v == "unavailable" for v in outcomes.values()) >= 24

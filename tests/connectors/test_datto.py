@@ -253,7 +253,9 @@ def expected(ds: SandboxDataset, code: str, period):
 
 def core(b: Backups) -> Backups:
     """The figures the oracle defines (the offsite copy and restore test are Datto's own extras)."""
-    return replace(b, protected=tuple(replace(p, last_offsite=None, verified=None, verified_at=None) for p in b.protected))
+    return replace(
+        b, protected=tuple(replace(p, last_offsite=None, verified=None, verified_at=None) for p in b.protected)
+    )
 
 
 def check_extras(got: Backups, period, latest_week: bool) -> None:
@@ -372,7 +374,9 @@ async def test_fault_matrix():
     globex = ds.gen("GLOBEX").c
     period = week_containing(date(2026, 11, 10), "Europe/London")
     async with DattoSimulator(ds) as sim:
-        clean = await collect_one(sim, DattoConnector, "backups", customer_dict("GLOBEX", globex.ids["datto"], "Europe/London"), period)
+        clean = await collect_one(
+            sim, DattoConnector, "backups", customer_dict("GLOBEX", globex.ids["datto"], "Europe/London"), period
+        )
         assert isinstance(clean.section.data, Backups) and core(clean.section.data) == expected(ds, "GLOBEX", period)
         await run_fault_matrix(
             sim,
@@ -403,9 +407,11 @@ async def test_probe():
 
 
 async def test_every_renamed_field_is_an_unavailable_section_naming_it_or_not_read():
-    files = {("/v1/bcdr/device", "_page=1&_perPage=1"): "paged/device_page1.json",
-             ("/v1/bcdr/device", "_page=2&_perPage=1"): "paged/device_page2.json",
-             ("/v1/bcdr/device/A1B2C3D4E5F6/asset", "_page=1&_perPage=1"): "paged/asset.json"}
+    files = {
+        ("/v1/bcdr/device", "_page=1&_perPage=1"): "paged/device_page1.json",
+        ("/v1/bcdr/device", "_page=2&_perPage=1"): "paged/device_page2.json",
+        ("/v1/bcdr/device/A1B2C3D4E5F6/asset", "_page=1&_perPage=1"): "paged/asset.json",
+    }
     period = week_containing(date(2026, 11, 10), "Europe/London")
 
     async def run(patch):
@@ -416,14 +422,28 @@ async def test_every_renamed_field_is_an_unavailable_section_naming_it_or_not_re
         finally:
             await conn.aclose()
 
-    backup = ["timestamp", "backup.status", "localVerification.errors",
-              "advancedVerification.screenshotVerification.status"]
+    backup = [
+        "timestamp",
+        "backup.status",
+        "localVerification.errors",
+        "advancedVerification.screenshotVerification.status",
+    ]
     await check_renamed_fields(
         run,
         {"paged/device_page1.json": lambda b: b["items"], "paged/asset.json": lambda b: b},
-        {"paged/device_page1.json": ["serialNumber", "organizationId"],
-         "paged/asset.json": ["name", "isArchived", "latestOffsite", "lastSnapshot", "lastScreenshotAttempt",
-                              "lastScreenshotAttemptStatus", "backups", *(f"backups.{f}" for f in backup)]},
+        {
+            "paged/device_page1.json": ["serialNumber", "organizationId"],
+            "paged/asset.json": [
+                "name",
+                "isArchived",
+                "latestOffsite",
+                "lastSnapshot",
+                "lastScreenshotAttempt",
+                "lastScreenshotAttemptStatus",
+                "backups",
+                *(f"backups.{f}" for f in backup),
+            ],
+        },
     )
 
 

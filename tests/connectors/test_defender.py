@@ -494,8 +494,9 @@ def test_a_missing_client_id_is_one_rule_everywhere():
     from connectors.halo.connector import HaloConnector
 
     ctx = ConnectorContext(client_factory=lambda s: httpx.AsyncClient(transport=httpx.MockTransport(lambda r: None)))
-    cw_source = SourceConfig(type="connectwise", url="https://cw.test", company_id="c", public_key="p",
-                             private_key=FAKE_SECRET)
+    cw_source = SourceConfig(
+        type="connectwise", url="https://cw.test", company_id="c", public_key="p", private_key=FAKE_SECRET
+    )
     cw = ConnectWiseConnector("cw", cw_source, ctx)
     halo = HaloConnector("halo", SourceConfig(type="halo", url="https://h.test", client_secret=FAKE_SECRET), ctx)
     for con, key in ((cw, "sources.cw.client_id"), (halo, "sources.halo.client_id")):
@@ -757,6 +758,8 @@ async def test_every_renamed_field_is_an_unavailable_section_naming_it_or_not_re
     await check_renamed_fields(
         run,
         {"incidents": lambda b: b["value"], "secureScores": lambda b: b["value"]},
-        {"incidents": ["id", "displayName", "severity", "status", "createdDateTime", "lastUpdateDateTime"],
-         "secureScores": ["createdDateTime", "currentScore", "maxScore"]},
+        {
+            "incidents": ["id", "displayName", "severity", "status", "createdDateTime", "lastUpdateDateTime"],
+            "secureScores": ["createdDateTime", "currentScore", "maxScore"],
+        },
     )

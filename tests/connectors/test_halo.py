@@ -57,7 +57,12 @@ class HaloApi:
             assert request.method == "POST"
             assert request.headers["content-type"] == "application/x-www-form-urlencoded"
             form = {k: v[0] for k, v in parse_qs(request.content.decode()).items()}
-            if form != {"grant_type": "client_credentials", "client_id": "reportbot-app", "client_secret": SECRET, "scope": "all"}:
+            if form != {
+                "grant_type": "client_credentials",
+                "client_id": "reportbot-app",
+                "client_secret": SECRET,
+                "scope": "all",
+            }:
                 return httpx.Response(401, json=fx("auth", "invalid_client"))
             token = f"tok-{len(self.issued) + 1}"
             self.issued.append(token)
@@ -75,7 +80,11 @@ class HaloApi:
         return body(request) if callable(body) else httpx.Response(200, json=body)
 
     def queries(self, path: str) -> list[dict[str, str]]:
-        return [{k: v[0] for k, v in parse_qs(urlsplit(str(r.url)).query).items()} for r in self.requests if r.url.path == path]
+        return [
+            {k: v[0] for k, v in parse_qs(urlsplit(str(r.url)).query).items()}
+            for r in self.requests
+            if r.url.path == path
+        ]
 
 
 def hand_routes() -> dict[str, Any]:
@@ -89,12 +98,20 @@ def hand_routes() -> dict[str, Any]:
 
 
 def source(**opts: Any) -> SourceConfig:
-    return SourceConfig(type="halo", url="https://northwind.halopsa.test", client_id="reportbot-app", client_secret=SECRET,
-                        change_ticket_type_id=3, **opts)
+    return SourceConfig(
+        type="halo",
+        url="https://northwind.halopsa.test",
+        client_id="reportbot-app",
+        client_secret=SECRET,
+        change_ticket_type_id=3,
+        **opts,
+    )
 
 
 def connector(handler: Callable[[httpx.Request], httpx.Response], **opts: Any) -> HaloConnector:
-    ctx = ConnectorContext(client_factory=lambda s: httpx.AsyncClient(transport=httpx.MockTransport(handler)), sleep=RecordingSleep())
+    ctx = ConnectorContext(
+        client_factory=lambda s: httpx.AsyncClient(transport=httpx.MockTransport(handler)), sleep=RecordingSleep()
+    )
     return HaloConnector("halo", source(**opts), ctx)
 
 
@@ -125,8 +142,14 @@ async def test_token_renewed_60s_before_expiry():
     api = HaloApi()
     now = [1000.0]
     async with httpx.AsyncClient(transport=httpx.MockTransport(api)) as http:
-        client = HaloClient(HttpSource("halo", http), "https://h.test/api", "https://h.test/auth", client_id="reportbot-app",
-                            client_secret=SECRET, clock=lambda: now[0])
+        client = HaloClient(
+            HttpSource("halo", http),
+            "https://h.test/api",
+            "https://h.test/auth",
+            client_id="reportbot-app",
+            client_secret=SECRET,
+            clock=lambda: now[0],
+        )
         assert await client.token() == "tok-1"
         now[0] += 3600 - 61
         assert await client.token() == "tok-1"
@@ -138,8 +161,13 @@ async def test_token_renewed_60s_before_expiry():
 async def test_a_401_renews_the_token_once_then_gives_up():
     api = HaloApi()
     async with httpx.AsyncClient(transport=httpx.MockTransport(api)) as http:
-        client = HaloClient(HttpSource("halo", http), "https://h.test/api", "https://h.test/auth", client_id="reportbot-app",
-                            client_secret=SECRET)
+        client = HaloClient(
+            HttpSource("halo", http),
+            "https://h.test/api",
+            "https://h.test/auth",
+            client_id="reportbot-app",
+            client_secret=SECRET,
+        )
         assert len(await client.priorities()) == 5
         api.valid.clear()  # revoked early, e.g. the API application's secret was rotated
         assert len(await client.priorities()) == 5
@@ -152,9 +180,16 @@ async def test_a_401_renews_the_token_once_then_gives_up():
 
 
 async def test_wrong_secret_is_halos_oauth_error_and_never_shows_the_secret():
-    con = HaloConnector("halo", SourceConfig(type="halo", url="https://northwind.halopsa.test", client_id="reportbot-app",
-                                             client_secret="wrong-secret-value"),
-                        ConnectorContext(client_factory=lambda s: httpx.AsyncClient(transport=httpx.MockTransport(HaloApi()))))
+    con = HaloConnector(
+        "halo",
+        SourceConfig(
+            type="halo",
+            url="https://northwind.halopsa.test",
+            client_id="reportbot-app",
+            client_secret="wrong-secret-value",
+        ),
+        ConnectorContext(client_factory=lambda s: httpx.AsyncClient(transport=httpx.MockTransport(HaloApi()))),
+    )
     try:
         with pytest.raises(SourceAuthError) as err:
             await con.probe()
@@ -189,34 +224,58 @@ async def test_capped_page_size_pages_to_record_count():
     pages = {k: fx("paged", f"tickets.page{k}") for k in (1, 2, 3)}
     api = HaloApi({"/api/Tickets?closed": lambda r: httpx.Response(200, json=pages[int(r.url.params["page_no"])])})
     async with httpx.AsyncClient(transport=httpx.MockTransport(api)) as http:
-        client = HaloClient(HttpSource("halo", http), "https://h.test/api", "https://h.test/auth", client_id="reportbot-app",
-                            client_secret=SECRET, page_size=100)
+        client = HaloClient(
+            HttpSource("halo", http),
+            "https://h.test/api",
+            "https://h.test/auth",
+            client_id="reportbot-app",
+            client_secret=SECRET,
+            page_size=100,
+        )
         rows = await client.tickets_closed_since(48, datetime(2026, 11, 9, tzinfo=UTC))
     assert [r["id"] for r in rows] == [3000, 3001, 3002, 3003, 3004]
     qs = api.queries("/api/Tickets")
     assert [q["page_no"] for q in qs] == ["1", "2", "3"]
-    assert {(q["pageinate"], q["page_size"], q["client_id"], q["closed_only"], q["datesearch"], q["startdate"]) for q in qs} == {
-        ("true", "100", "48", "true", "datecleared", "2026-11-09T00:00:00")}
+    assert {
+        (q["pageinate"], q["page_size"], q["client_id"], q["closed_only"], q["datesearch"], q["startdate"]) for q in qs
+    } == {("true", "100", "48", "true", "datecleared", "2026-11-09T00:00:00")}
 
 
 async def test_pages_that_do_not_add_up_are_an_error_not_a_partial_list():
-    pages = {1: fx("paged", "tickets.page1"), 2: fx("paged", "tickets.page2"), 3: {**fx("paged", "tickets.page3"), "tickets": []}}
+    pages = {
+        1: fx("paged", "tickets.page1"),
+        2: fx("paged", "tickets.page2"),
+        3: {**fx("paged", "tickets.page3"), "tickets": []},
+    }
     api = HaloApi({"/api/Tickets?open": lambda r: httpx.Response(200, json=pages[int(r.url.params["page_no"])])})
     async with httpx.AsyncClient(transport=httpx.MockTransport(api)) as http:
-        client = HaloClient(HttpSource("halo", http), "https://h.test/api", "https://h.test/auth", client_id="reportbot-app",
-                            client_secret=SECRET)
+        client = HaloClient(
+            HttpSource("halo", http),
+            "https://h.test/api",
+            "https://h.test/auth",
+            client_id="reportbot-app",
+            client_secret=SECRET,
+        )
         with pytest.raises(SourceDataError, match="record_count is 5 but the pages hold 4"):
             await client.open_tickets(48)
 
 
 async def test_429_with_retry_after_and_a_5xx_burst_are_absorbed():
-    answers = [httpx.Response(429, headers={"Retry-After": "3"}), httpx.Response(500, json=fx("errors", "server_error")),
-               httpx.Response(502, text="<html>bad gateway</html>", headers={"content-type": "text/html"})]
+    answers = [
+        httpx.Response(429, headers={"Retry-After": "3"}),
+        httpx.Response(500, json=fx("errors", "server_error")),
+        httpx.Response(502, text="<html>bad gateway</html>", headers={"content-type": "text/html"}),
+    ]
     routes = hand_routes()
     routes["/api/Priority"] = lambda r: answers.pop(0) if answers else httpx.Response(200, json=fx("hand", "priority"))
     sleep = RecordingSleep()
-    con = HaloConnector("halo", source(), ConnectorContext(
-        client_factory=lambda s: httpx.AsyncClient(transport=httpx.MockTransport(HaloApi(routes))), sleep=sleep))
+    con = HaloConnector(
+        "halo",
+        source(),
+        ConnectorContext(
+            client_factory=lambda s: httpx.AsyncClient(transport=httpx.MockTransport(HaloApi(routes))), sleep=sleep
+        ),
+    )
     try:
         tickets = await con.fetch_section("tickets", wonka(), week_containing(WEEK, "Europe/London"), Targets())
     finally:
@@ -235,7 +294,11 @@ async def test_timeout_and_html():
             await con.probe()
     finally:
         await con.aclose()
-    con = connector(lambda r: httpx.Response(200, text="<html><body>Sign in to Halo</body></html>", headers={"content-type": "text/html"}))
+    con = connector(
+        lambda r: httpx.Response(
+            200, text="<html><body>Sign in to Halo</body></html>", headers={"content-type": "text/html"}
+        )
+    )
     try:
         with pytest.raises(SourceDataError, match="POST /auth/token answered HTTP 200 with an HTML page, not JSON"):
             await con.probe()
@@ -272,10 +335,19 @@ async def test_hand_computed_week():
     api = HaloApi()
     tickets, changes = await read_week(connector(api))
     # waiting None: no waiting_status_ids configured, so the report cannot say what waits on the customer
-    assert tickets == Tickets(opened=5, closed=4, backlog=4, sla_breaches=4, sla_attainment_pct=50.0,
-                              by_priority={"High": 1, "Low": 2, "Medium": 1, "P3 - Business": 1}, waiting=None)
+    assert tickets == Tickets(
+        opened=5,
+        closed=4,
+        backlog=4,
+        sla_breaches=4,
+        sla_attainment_pct=50.0,
+        by_priority={"High": 1, "Low": 2, "Medium": 1, "P3 - Business": 1},
+        waiting=None,
+    )
     assert changes.planned == ()
-    assert isinstance(changes, Changes) and [(c.id, c.title) for c in changes.items] == [("2105", "Firmware update on wonka-head-fi01")]
+    assert isinstance(changes, Changes) and [(c.id, c.title) for c in changes.items] == [
+        ("2105", "Firmware update on wonka-head-fi01")
+    ]
     assert changes.items[0].closed_at == datetime(2026, 11, 10, 11, tzinfo=UTC)
     # both sections from one read: each ticket query once
     assert len(api.queries("/api/Tickets")) == 2
@@ -303,7 +375,6 @@ async def test_on_hold_tickets_follow_halos_hold_time_not_arithmetic():
     assert got == (7, 1, 6, 2, 100.0)
 
 
-
 async def test_waiting_on_the_customer_and_planned_changes_follow_the_configured_status_and_start_date():
     """status_id 4 is configured as "waiting on the customer": 2205, 2201, 2202 (open, status 4)
     wait on them, oldest opened first; an open change (tickettype 3) whose startdate is in the next week
@@ -313,15 +384,28 @@ async def test_waiting_on_the_customer_and_planned_changes_follow_the_configured
     rows = open_rows["tickets"] if isinstance(open_rows, dict) else open_rows
     base = copy.deepcopy(rows[0])
     for tid, start in ((2401, "2026-11-18T21:00:00"), (2402, "2026-11-12T21:00:00")):
-        rows.append(base | {"id": tid, "summary": f"Change {tid}", "tickettype_id": 3, "status_id": 2, "onhold": False,
-                            "startdate": start})
+        rows.append(
+            base
+            | {
+                "id": tid,
+                "summary": f"Change {tid}",
+                "tickettype_id": 3,
+                "status_id": 2,
+                "onhold": False,
+                "startdate": start,
+            }
+        )
     if isinstance(open_rows, dict):
         open_rows["record_count"] = len(rows)
     routes["/api/Tickets?open"] = open_rows
     routes["/api/Tickets?closed"] = fx("onhold", "tickets_closed")
     tickets, changes = await read_week(connector(HaloApi(routes), waiting_status_ids=[4]))
     assert tickets.waiting is not None
-    assert [(w.id, w.status) for w in tickets.waiting] == [("2205", "status 4"), ("2201", "status 4"), ("2202", "status 4")]
+    assert [(w.id, w.status) for w in tickets.waiting] == [
+        ("2205", "status 4"),
+        ("2201", "status 4"),
+        ("2202", "status 4"),
+    ]
     assert [(c.id, c.start) for c in changes.planned] == [("2401", datetime(2026, 11, 18, 21, tzinfo=UTC))]
 
 
@@ -349,16 +433,23 @@ async def test_unknown_client_and_missing_change_type():
             await con.fetch_section("tickets", wonka("77"), week_containing(WEEK, "Europe/London"), Targets())
     finally:
         await con.aclose()
-    con = HaloConnector("halo", SourceConfig(type="halo", url="https://h.test", client_id="x", client_secret="y",
-                                             change_ticket_type_id="Change Request"),
-                        ConnectorContext(client_factory=lambda s: httpx.AsyncClient(transport=httpx.MockTransport(HaloApi()))))
+    con = HaloConnector(
+        "halo",
+        SourceConfig(
+            type="halo", url="https://h.test", client_id="x", client_secret="y", change_ticket_type_id="Change Request"
+        ),
+        ConnectorContext(client_factory=lambda s: httpx.AsyncClient(transport=httpx.MockTransport(HaloApi()))),
+    )
     try:
         with pytest.raises(SourceDataError, match="take ticket type ids"):
             await con.fetch_section("tickets", wonka(), week_containing(WEEK, "Europe/London"), Targets())
     finally:
         await con.aclose()
-    con = HaloConnector("halo", SourceConfig(type="halo", url="https://h.test", client_id="x", client_secret="y"),
-                        ConnectorContext(client_factory=lambda s: httpx.AsyncClient(transport=httpx.MockTransport(HaloApi()))))
+    con = HaloConnector(
+        "halo",
+        SourceConfig(type="halo", url="https://h.test", client_id="x", client_secret="y"),
+        ConnectorContext(client_factory=lambda s: httpx.AsyncClient(transport=httpx.MockTransport(HaloApi()))),
+    )
     try:
         with pytest.raises(SourceDataError, match="sources.halo.change_ticket_type_id is not set"):
             await con.fetch_section("changes", wonka(), week_containing(WEEK, "Europe/London"), Targets())
@@ -375,13 +466,20 @@ def dataset() -> SandboxDataset:
 
 
 def customer_dict(c: Any) -> dict[str, Any]:
-    return {"code": c.code, "name": c.name, "timezone": c.timezone, "ids": {"halo": c.ids["halo"]},
-            "sources": {"tickets": "halo", "changes": "halo"}}
+    return {
+        "code": c.code,
+        "name": c.name,
+        "timezone": c.timezone,
+        "ids": {"halo": c.ids["halo"]},
+        "sources": {"tickets": "halo", "changes": "halo"},
+    }
 
 
 async def oracle(dataset: SandboxDataset, c: Any, section: str, period: Any) -> Any:
     o = SandboxConnector("halo", SourceConfig(type="sandbox", system="halo"), ConnectorContext(sandbox=dataset))
-    return await o.fetch_section(section, CustomerConfig(code=c.code, name=c.name, ids={"halo": c.ids["halo"]}), period, Targets())
+    return await o.fetch_section(
+        section, CustomerConfig(code=c.code, name=c.name, ids={"halo": c.ids["halo"]}), period, Targets()
+    )
 
 
 async def test_equals_the_oracle_for_every_customer_three_weeks(dataset):
@@ -402,7 +500,11 @@ async def test_equals_the_oracle_for_every_customer_three_weeks(dataset):
                             with pytest.raises(SourceDataError, match="was created in HaloPSA on 2026-11-09"):
                                 await con.fetch_section(section, cust, period, Targets())
                             continue
-                        assert await con.fetch_section(section, cust, period, Targets()) == want, (c.code, period.end, section)
+                        assert await con.fetch_section(section, cust, period, Targets()) == want, (
+                            c.code,
+                            period.end,
+                            section,
+                        )
                     if c.code != "TYRELL" or period.start >= dataset.gen("TYRELL").onboarded:
                         pages = [p for _, p in sim.log[before:] if p.startswith("/api/Tickets")]
                         assert len(pages) >= 3, f"{c.code} should need several pages"
@@ -424,8 +526,9 @@ async def test_a_batch_reads_the_whole_tenant_once_and_equals_the_oracle(dataset
             for c in customers:
                 cust = CustomerConfig(code=c.code, name=c.name, ids={"halo": c.ids["halo"]})
                 for section in ("tickets", "changes"):
-                    assert await con.fetch_section(section, cust, period_of[c.code], Targets()) == \
-                        await oracle(dataset, c, section, period_of[c.code]), (c.code, section)
+                    assert await con.fetch_section(section, cust, period_of[c.code], Targets()) == await oracle(
+                        dataset, c, section, period_of[c.code]
+                    ), (c.code, section)
         finally:
             await con.aclose()
     ticket_reads = [p for _, p in sim.log if p.startswith("/api/Tickets")]
@@ -440,28 +543,51 @@ async def test_fault_matrix_tickets_massive(dataset):
     c = next(c for c in dataset.customers_in("halo") if c.code == "MASSIVE")
     period = week_containing(WEEK, c.timezone)
     async with HaloSimulator(dataset) as sim:
-        await run_fault_matrix(sim, HaloConnector, "tickets", customer_dict(c), period, await oracle(dataset, c, "tickets", period),
-                               bad_credentials={"client_secret": "not-the-secret"}, page_marker="page_no=",
-                               drift="dateoccurred>date_occurred")
+        await run_fault_matrix(
+            sim,
+            HaloConnector,
+            "tickets",
+            customer_dict(c),
+            period,
+            await oracle(dataset, c, "tickets", period),
+            bad_credentials={"client_secret": "not-the-secret"},
+            page_marker="page_no=",
+            drift="dateoccurred>date_occurred",
+        )
 
 
 async def test_fault_matrix_changes_soylent(dataset):
     c = next(c for c in dataset.customers_in("halo") if c.code == "SOYLENT")
     period = week_containing(WEEK, c.timezone)
     async with HaloSimulator(dataset) as sim:
-        await run_fault_matrix(sim, HaloConnector, "changes", customer_dict(c), period, await oracle(dataset, c, "changes", period),
-                               bad_credentials={"client_id": "someone-else"}, page_marker="page_no=", drift="dateclosed>date_closed")
+        await run_fault_matrix(
+            sim,
+            HaloConnector,
+            "changes",
+            customer_dict(c),
+            period,
+            await oracle(dataset, c, "changes", period),
+            bad_credentials={"client_id": "someone-else"},
+            page_marker="page_no=",
+            drift="dateclosed>date_closed",
+        )
 
 
 async def test_planted_massive_sla_soylent_changes(dataset):
     by_code = {c.code: c for c in dataset.customers_in("halo")}
     massive, soylent = by_code["MASSIVE"], by_code["SOYLENT"]
     async with HaloSimulator(dataset) as sim:
-        m = await collect_one(sim, HaloConnector, "tickets", customer_dict(massive), week_containing(WEEK, massive.timezone))
-        s = await collect_one(sim, HaloConnector, "changes", customer_dict(soylent), week_containing(WEEK, soylent.timezone))
+        m = await collect_one(
+            sim, HaloConnector, "tickets", customer_dict(massive), week_containing(WEEK, massive.timezone)
+        )
+        s = await collect_one(
+            sim, HaloConnector, "changes", customer_dict(soylent), week_containing(WEEK, soylent.timezone)
+        )
     assert m.section.ok and s.section.ok
     assert isinstance(m.section.data, Tickets) and m.section.data.sla_attainment_pct < 90.0
-    assert "sla_below_target" in [f.code for f in compute_flags({"tickets": m.section}, None, Thresholds(), massive.timezone)]
+    assert "sla_below_target" in [
+        f.code for f in compute_flags({"tickets": m.section}, None, Thresholds(), massive.timezone)
+    ]
     assert isinstance(s.section.data, Changes) and s.section.data.count == 40 and len(s.section.data.items) == 40
     closed_pages = [p for _, p in s.requests if "closed_only=true" in p]
     assert len(closed_pages) >= 8  # 40 changes and the week's tickets, five per page
@@ -477,17 +603,22 @@ async def test_tyrell_onboarded_this_week_has_no_earlier_week(dataset):
     assert before.section.status == "unavailable" and "was created in HaloPSA on 2026-11-09" in before.section.error
 
 
-@pytest.mark.parametrize(("code", "week_end", "start_utc"), [
-    ("CYBERDYNE", date(2026, 10, 26), datetime(2026, 10, 18, 23, tzinfo=UTC)),  # London: BST ends 25 Oct → 169 h
-    ("MASSIVE", date(2026, 11, 2), datetime(2026, 10, 26, 7, tzinfo=UTC)),  # Los Angeles: PDT ends 1 Nov → 169 h
-])
+@pytest.mark.parametrize(
+    ("code", "week_end", "start_utc"),
+    [
+        ("CYBERDYNE", date(2026, 10, 26), datetime(2026, 10, 18, 23, tzinfo=UTC)),  # London: BST ends 25 Oct → 169 h
+        ("MASSIVE", date(2026, 11, 2), datetime(2026, 10, 26, 7, tzinfo=UTC)),  # Los Angeles: PDT ends 1 Nov → 169 h
+    ],
+)
 @pytest.mark.parametrize("margin", [24, 0])
 async def test_dst_weeks_send_the_exact_bound_and_match_the_oracle(dataset, code, week_end, start_utc, margin):
     c = next(c for c in dataset.customers_in("halo") if c.code == code)
     period = week_containing(week_end - timedelta(days=1), c.timezone)
     assert period.hours == 169 and period.start.astimezone(UTC) == start_utc
     async with HaloSimulator(dataset) as sim:
-        out = await collect_one(sim, HaloConnector, "tickets", customer_dict(c), period, {"closed_since_margin_hours": margin})
+        out = await collect_one(
+            sim, HaloConnector, "tickets", customer_dict(c), period, {"closed_since_margin_hours": margin}
+        )
     assert out.section.ok, out.section.error
     assert out.section.data == await oracle(dataset, c, "tickets", period)
     sent = {parse_qs(urlsplit(p).query)["startdate"][0] for _, p in out.requests if "closed_only=true" in p}
@@ -533,20 +664,39 @@ async def test_every_renamed_field_is_an_unavailable_section_naming_it_or_not_re
         routes = {k: patch(k, copy.deepcopy(v)) for k, v in hand_routes().items()}
         con = connector(HaloApi(routes))
         try:
-            return (await con.fetch_section("tickets", wonka(), period, Targets()),
-                    await con.fetch_section("changes", wonka(), period, Targets()))
+            return (
+                await con.fetch_section("tickets", wonka(), period, Targets()),
+                await con.fetch_section("changes", wonka(), period, Targets()),
+            )
         finally:
             await con.aclose()
 
-    ticket_fields = ["id", "dateoccurred", "summary", "tickettype_id", "priority_id", "sla_id", "fixbydate",
-                     "dateclosed", "excludefromsla", "slastate", "onhold"]
+    ticket_fields = [
+        "id",
+        "dateoccurred",
+        "summary",
+        "tickettype_id",
+        "priority_id",
+        "sla_id",
+        "fixbydate",
+        "dateclosed",
+        "excludefromsla",
+        "slastate",
+        "onhold",
+    ]
     outcomes = await check_renamed_fields(
         run,
-        {"/api/Tickets?open": lambda b: b["tickets"], "/api/Tickets?closed": lambda b: b["tickets"],
-         "/api/Client/48": lambda b: [b], "/api/Priority": lambda b: b},
-        {"/api/Tickets?open": [f for f in ticket_fields if f != "dateclosed"],
-         "/api/Tickets?closed": [f for f in ticket_fields if f != "onhold"],
-         "/api/Client/48": ["datecreated"],
-         "/api/Priority": ["slaid", "priorityid", "name"]},
+        {
+            "/api/Tickets?open": lambda b: b["tickets"],
+            "/api/Tickets?closed": lambda b: b["tickets"],
+            "/api/Client/48": lambda b: [b],
+            "/api/Priority": lambda b: b,
+        },
+        {
+            "/api/Tickets?open": [f for f in ticket_fields if f != "dateclosed"],
+            "/api/Tickets?closed": [f for f in ticket_fields if f != "onhold"],
+            "/api/Client/48": ["datecreated"],
+            "/api/Priority": ["slaid", "priorityid", "name"],
+        },
     )
     assert sum(v == "unavailable" for v in outcomes.values()) >= 24

@@ -45,14 +45,18 @@ async def test_429_honours_retry_after_then_succeeds():
 
 
 async def test_long_retry_after_gives_up_at_once():
-    src, sleep = source(lambda r: httpx.Response(429, headers={"Retry-After": "3600"}), retry=RetryPolicy(max_retry_wait=30))
+    src, sleep = source(
+        lambda r: httpx.Response(429, headers={"Retry-After": "3600"}), retry=RetryPolicy(max_retry_wait=30)
+    )
     with pytest.raises(SourceUnavailable, match="retry after 3600 s"):
         await src.get_json("https://vendor.test/api/x")
     assert sleep.waits == []
 
 
 async def test_5xx_exhausts_retries_with_growing_backoff():
-    src, sleep = source(lambda r: httpx.Response(502, text="<html>bad gateway</html>", headers={"content-type": "text/html"}))
+    src, sleep = source(
+        lambda r: httpx.Response(502, text="<html>bad gateway</html>", headers={"content-type": "text/html"})
+    )
     with pytest.raises(SourceUnavailable) as err:
         await src.get_json("https://vendor.test/api/x?token=s3cret-token")
     assert str(err.value).startswith("acmevendor: GET /api/x: HTTP 502 (an HTML error page: the proxy or web server")
@@ -62,7 +66,9 @@ async def test_5xx_exhausts_retries_with_growing_backoff():
 
 
 async def test_auth_and_client_errors_are_not_retried():
-    src, sleep = source(lambda r: httpx.Response(401, json={"error": "invalid_client", "error_description": "bad secret"}))
+    src, sleep = source(
+        lambda r: httpx.Response(401, json={"error": "invalid_client", "error_description": "bad secret"})
+    )
     with pytest.raises(SourceAuthError, match=r"refused: HTTP 401 — invalid_client: bad secret"):
         await src.get_json("https://vendor.test/auth/token")
     src, sleep = source(lambda r: httpx.Response(404, json={"message": "no such company"}))
@@ -88,7 +94,9 @@ async def test_timeout_and_refused_connection():
 
 
 async def test_html_and_empty_bodies_are_data_errors():
-    src, _ = source(lambda r: httpx.Response(200, text="<!DOCTYPE html><p>Sign in</p>", headers={"content-type": "text/html"}))
+    src, _ = source(
+        lambda r: httpx.Response(200, text="<!DOCTYPE html><p>Sign in</p>", headers={"content-type": "text/html"})
+    )
     with pytest.raises(SourceDataError, match="with an HTML page, not JSON"):
         await src.get_json("https://vendor.test/x")
     src, _ = source(lambda r: httpx.Response(200, text=""))
@@ -97,7 +105,11 @@ async def test_html_and_empty_bodies_are_data_errors():
 
 
 def test_fields_name_what_drifted():
-    f = Fields("halo", {"id": "12", "priority": {"name": "High"}, "dateoccurred": "2022-09-30T08:23:56.4214387Z"}, "GET /api/Tickets item 0")
+    f = Fields(
+        "halo",
+        {"id": "12", "priority": {"name": "High"}, "dateoccurred": "2022-09-30T08:23:56.4214387Z"},
+        "GET /api/Tickets item 0",
+    )
     assert f.int("id") == 12
     assert f.str("priority.name") == "High"
     assert f.time("dateoccurred") == datetime(2022, 9, 30, 8, 23, 56, 421438, tzinfo=UTC)

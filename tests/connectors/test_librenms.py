@@ -54,13 +54,21 @@ class Router:
 
 
 def customer(code: str = "ACME", group: str = "104", tz: str = "Europe/London") -> dict[str, Any]:
-    return {"code": code, "name": code.title(), "timezone": tz, "ids": {"librenms": group}, "sources": {"uptime": "librenms"}}
+    return {
+        "code": code,
+        "name": code.title(),
+        "timezone": tz,
+        "ids": {"librenms": group},
+        "sources": {"uptime": "librenms"},
+    }
 
 
 def mock_connector(router: Router, **options: Any) -> tuple[LibreNMSConnector, Any, RecordingSleep]:
     cfg = make_config("librenms", "librenms", {"url": BASE, "token": TOKEN, **options}, customer())
     sleep = RecordingSleep()
-    ctx = ConnectorContext(client_factory=lambda s: httpx.AsyncClient(transport=httpx.MockTransport(router)), sleep=sleep)
+    ctx = ConnectorContext(
+        client_factory=lambda s: httpx.AsyncClient(transport=httpx.MockTransport(router)), sleep=sleep
+    )
     return LibreNMSConnector("librenms", cfg.sources["librenms"], ctx), cfg.customers[0], sleep
 
 
@@ -152,10 +160,16 @@ async def test_dst_week_is_169_hours(tz: str, day: date):
     """A device down the whole DST-ending week: downtime is 169 h, counted in UTC."""
     period = week_containing(day, tz)
     routes = {
-        "GET /api/v0/devicegroups/104?full=1": (200, {"status": "ok", "devices": [load("handcalc", "devicegroups_104_full.json")["devices"][0]], "count": 1}),
+        "GET /api/v0/devicegroups/104?full=1": (
+            200,
+            {"status": "ok", "devices": [load("handcalc", "devicegroups_104_full.json")["devices"][0]], "count": 1},
+        ),
         "GET /api/v0/resources/locations": (200, load("handcalc", "resources_locations.json")),
         "GET /api/v0/alerts/scheduled_maintenance": (200, {"status": "ok", "schedule": [], "count": 0}),
-        "GET /api/v0/devices/501/outages": (200, {"status": "ok", "outages": [{"going_down": 1790000000, "up_again": None}], "count": 1}),
+        "GET /api/v0/devices/501/outages": (
+            200,
+            {"status": "ok", "outages": [{"going_down": 1790000000, "up_again": None}], "count": 1},
+        ),
     }
     router = Router(routes)
     conn, _, _ = mock_connector(router)
@@ -171,9 +185,13 @@ async def test_dst_week_is_169_hours(tz: str, day: date):
 
 
 async def test_invalid_token_is_an_auth_error_without_the_token_in_it():
-    router = Router({"GET /api/v0/devicegroups/104?full=1": (401, load("errors", "unauthenticated.json")),
-                     "GET /api/v0/resources/locations": (401, load("errors", "unauthenticated.json")),
-                     "GET /api/v0/alerts/scheduled_maintenance": (401, load("errors", "unauthenticated.json"))})
+    router = Router(
+        {
+            "GET /api/v0/devicegroups/104?full=1": (401, load("errors", "unauthenticated.json")),
+            "GET /api/v0/resources/locations": (401, load("errors", "unauthenticated.json")),
+            "GET /api/v0/alerts/scheduled_maintenance": (401, load("errors", "unauthenticated.json")),
+        }
+    )
     conn, cust, sleep = mock_connector(router)
     try:
         with pytest.raises(SourceAuthError, match="HTTP 401 — Unauthenticated") as err:
@@ -188,7 +206,9 @@ async def test_unknown_group_names_the_config_key():
     routes["GET /api/v0/devicegroups/104?full=1"] = (404, load("errors", "group_not_found.json"))
     conn, cust, _ = mock_connector(Router(routes))
     try:
-        with pytest.raises(SourceDataError, match=r"no device group '104' \(Device group not found; customers.ids.librenms of ACME\)"):
+        with pytest.raises(
+            SourceDataError, match=r"no device group '104' \(Device group not found; customers.ids.librenms of ACME\)"
+        ):
             await conn.fetch_section("uptime", cust, WEEK, Targets())
     finally:
         await conn.aclose()
@@ -271,8 +291,12 @@ async def test_a_renamed_field_is_named_never_a_partial_number():
 
 
 async def test_customer_records_and_probe():
-    router = Router({"GET /api/v0/devicegroups": (200, load("handcalc", "devicegroups.json")),
-                     "GET /api/v0/system": (200, load("errors", "system.json"))})
+    router = Router(
+        {
+            "GET /api/v0/devicegroups": (200, load("handcalc", "devicegroups.json")),
+            "GET /api/v0/system": (200, load("errors", "system.json")),
+        }
+    )
     conn, _, _ = mock_connector(router)
     try:
         records = await conn.customer_records()
@@ -287,7 +311,13 @@ async def test_customer_records_and_probe():
 
 def sandbox_customer(ds: SandboxDataset, code: str) -> dict[str, Any]:
     c = next(c for c in ds.customers_in("librenms") if c.code == code)
-    return {"code": c.code, "name": c.name, "timezone": c.timezone, "ids": dict(c.ids), "sources": {"uptime": "librenms"}}
+    return {
+        "code": c.code,
+        "name": c.name,
+        "timezone": c.timezone,
+        "ids": dict(c.ids),
+        "sources": {"uptime": "librenms"},
+    }
 
 
 async def oracle(ds: SandboxDataset, cust: dict[str, Any], period: Period) -> Any:
@@ -344,9 +374,15 @@ async def test_fault_matrix():
     n_devices = len(ds.gen("WONKA").devices)
     async with LibreNMSSimulator(ds) as sim:
         await run_fault_matrix(
-            sim, LibreNMSConnector, "uptime", cust, period, expected,
+            sim,
+            LibreNMSConnector,
+            "uptime",
+            cust,
+            period,
+            expected,
             bad_credentials={"token": "not-the-token"},
-            min_pages=n_devices, page_marker="/outages",  # no paging in LibreNMS: one outages call per device
+            min_pages=n_devices,
+            page_marker="/outages",  # no paging in LibreNMS: one outages call per device
             drift="going_down>went_down",
         )
 
@@ -364,11 +400,17 @@ async def test_one_round_of_calls_after_the_group_and_lookups_cached():
         sim.faults = Faults(latency_ms=100)
         try:
             t0 = time.perf_counter()
-            await asyncio.gather(*(
-                conn.fetch_section("uptime", make_config("librenms", kind, source, c).customers[0],
-                                   week_containing(ANCHOR - timedelta(days=3), c["timezone"]), Targets())
-                for c in custs
-            ))
+            await asyncio.gather(
+                *(
+                    conn.fetch_section(
+                        "uptime",
+                        make_config("librenms", kind, source, c).customers[0],
+                        week_containing(ANCHOR - timedelta(days=3), c["timezone"]),
+                        Targets(),
+                    )
+                    for c in custs
+                )
+            )
             elapsed = time.perf_counter() - t0
         finally:
             await conn.aclose()
@@ -394,18 +436,33 @@ async def test_every_renamed_field_is_an_unavailable_section_naming_it_or_not_re
     outages = [f"GET /api/v0/devices/{d}/outages" for d in (501, 502, 503)]
     outcomes = await check_renamed_fields(
         run,
-        {"GET /api/v0/devicegroups/104?full=1": lambda b: b["devices"],
-         "GET /api/v0/devicegroups/777": lambda b: b["devices"],
-         "GET /api/v0/resources/locations": lambda b: b["locations"],
-         "GET /api/v0/alerts/scheduled_maintenance": lambda b: b["schedule"],
-         **{o: (lambda b: b["outages"]) for o in outages}},
-        {"GET /api/v0/devicegroups/104?full=1": ["device_id", "type", "disabled", "location_id", "inserted"],
-         "GET /api/v0/devicegroups/777": ["device_id"],
-         "GET /api/v0/resources/locations": ["id", "location"],
-         "GET /api/v0/alerts/scheduled_maintenance": ["schedule_id", "recurring", "start", "end", "start_recurring_dt",
-                                                      "start_recurring_hr", "end_recurring_dt", "end_recurring_hr",
-                                                      "recurring_day", "devices", "device_groups", "locations"],
-         **{o: ["going_down", "up_again"] for o in outages}},
+        {
+            "GET /api/v0/devicegroups/104?full=1": lambda b: b["devices"],
+            "GET /api/v0/devicegroups/777": lambda b: b["devices"],
+            "GET /api/v0/resources/locations": lambda b: b["locations"],
+            "GET /api/v0/alerts/scheduled_maintenance": lambda b: b["schedule"],
+            **{o: (lambda b: b["outages"]) for o in outages},
+        },
+        {
+            "GET /api/v0/devicegroups/104?full=1": ["device_id", "type", "disabled", "location_id", "inserted"],
+            "GET /api/v0/devicegroups/777": ["device_id"],
+            "GET /api/v0/resources/locations": ["id", "location"],
+            "GET /api/v0/alerts/scheduled_maintenance": [
+                "schedule_id",
+                "recurring",
+                "start",
+                "end",
+                "start_recurring_dt",
+                "start_recurring_hr",
+                "end_recurring_dt",
+                "end_recurring_hr",
+                "recurring_day",
+                "devices",
+                "device_groups",
+                "locations",
+            ],
+            **{o: ["going_down", "up_again"] for o in outages},
+        },
     )
     assert outcomes["GET /api/v0/devices/502/outages up_again"] == "unavailable"  # null there: still in the schema
 

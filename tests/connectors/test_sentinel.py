@@ -522,6 +522,15 @@ async def test_every_renamed_field_is_an_unavailable_section_naming_it_or_not_re
     await check_renamed_fields(
         run,
         {"incidents": lambda b: b["value"]},
-        {"incidents": [p, f"{p}.incidentNumber", f"{p}.title", f"{p}.severity", f"{p}.status", f"{p}.createdTimeUtc",
-                       f"{p}.lastModifiedTimeUtc"]},
+        {
+            "incidents": [
+                p,
+                f"{p}.incidentNumber",
+                f"{p}.title",
+                f"{p}.severity",
+                f"{p}.status",
+                f"{p}.createdTimeUtc",
+                f"{p}.lastModifiedTimeUtc",
+            ]
+        },
     )

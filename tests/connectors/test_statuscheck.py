@@ -67,13 +67,23 @@ def handcalc() -> dict[tuple[str, str], tuple[int, Any]]:
 
 
 def customer(selector: str = "acme.example", tz: str = "Europe/London") -> dict[str, Any]:
-    return {"code": "ACME", "name": "Acme", "timezone": tz, "ids": {"statuscheck": selector}, "sources": {"sites": "statuscheck"}}
+    return {
+        "code": "ACME",
+        "name": "Acme",
+        "timezone": tz,
+        "ids": {"statuscheck": selector},
+        "sources": {"sites": "statuscheck"},
+    }
 
 
-async def fetch(handler: Any, period: Period = WEEK, selector: str = "acme.example", tz: str = "Europe/London", **options: Any) -> Any:
+async def fetch(
+    handler: Any, period: Period = WEEK, selector: str = "acme.example", tz: str = "Europe/London", **options: Any
+) -> Any:
     cfg = make_config("statuscheck", "statuscheck", {"url": BASE, "api_key": KEY, **options}, customer(selector, tz))
     sleep = RecordingSleep()
-    ctx = ConnectorContext(client_factory=lambda s: httpx.AsyncClient(transport=httpx.MockTransport(handler)), sleep=sleep)
+    ctx = ConnectorContext(
+        client_factory=lambda s: httpx.AsyncClient(transport=httpx.MockTransport(handler)), sleep=sleep
+    )
     conn = StatusCheckConnector("statuscheck", cfg.sources["statuscheck"], ctx)
     try:
         return await conn.fetch_section("sites", cfg.customers[0], period, Targets(site_pct=99.9))
@@ -96,8 +106,15 @@ async def test_hand_computed_week_and_the_request_sent():
     s, e = epoch(WEEK.start), epoch(WEEK.end)
     first = router.forms[0]
     assert first == {
-        "api_key": KEY, "format": "json", "search": "acme.example", "custom_uptime_ranges": f"{s}_{e}",
-        "logs": "1", "logs_start_date": str(s - 7 * 86400), "logs_end_date": str(e), "offset": "0", "limit": "50",
+        "api_key": KEY,
+        "format": "json",
+        "search": "acme.example",
+        "custom_uptime_ranges": f"{s}_{e}",
+        "logs": "1",
+        "logs_start_date": str(s - 7 * 86400),
+        "logs_end_date": str(e),
+        "offset": "0",
+        "limit": "50",
     }
     assert router.forms[1]["offset"] == "2" and router.forms[1]["limit"] == "2"  # the limit the server granted
     assert all(KEY not in str(r.url) for r in router.seen)  # the key travels in the body only
@@ -112,19 +129,32 @@ async def test_monitor_ids_select_with_the_monitors_parameter():
     assert [c.name for c in data.checks] == ["Acme portal", "Acme www"]
 
 
-@pytest.mark.parametrize(("tz", "day"), [("Europe/London", date(2026, 10, 21)), ("America/New_York", date(2026, 10, 28))])
+@pytest.mark.parametrize(
+    ("tz", "day"), [("Europe/London", date(2026, 10, 21)), ("America/New_York", date(2026, 10, 28))]
+)
 async def test_dst_week_range_sent_and_169_hours(tz: str, day: date):
     period = week_containing(day, tz)
     s, e = epoch(period.start), epoch(period.end)
     m = load("handcalc", "getMonitors_offset0.json")["monitors"][1]
     m["custom_uptime_ranges"] = "0.000"
-    m["logs"] = [{"id": 1, "type": 1, "datetime": s - 3600, "duration": 30 * 86400, "reason": {"code": "0", "detail": "Timeout"}}]
-    router = Router({("getMonitors", "0"): (200, {"stat": "ok", "pagination": {"offset": 0, "limit": 50, "total": 1}, "monitors": [m]})})
+    m["logs"] = [
+        {"id": 1, "type": 1, "datetime": s - 3600, "duration": 30 * 86400, "reason": {"code": "0", "detail": "Timeout"}}
+    ]
+    router = Router(
+        {
+            ("getMonitors", "0"): (
+                200,
+                {"stat": "ok", "pagination": {"offset": 0, "limit": 50, "total": 1}, "monitors": [m]},
+            )
+        }
+    )
     data = await fetch(router, period, tz=tz)
     assert period.hours == 169 and e - s == 169 * 3600
     assert router.forms[0]["custom_uptime_ranges"] == f"{s}_{e}"
-    expected = {"Europe/London": ("2026-10-18T23:00:00Z", "2026-10-26T00:00:00Z"),
-                "America/New_York": ("2026-10-26T04:00:00Z", "2026-11-02T05:00:00Z")}[tz]
+    expected = {
+        "Europe/London": ("2026-10-18T23:00:00Z", "2026-10-26T00:00:00Z"),
+        "America/New_York": ("2026-10-26T04:00:00Z", "2026-11-02T05:00:00Z"),
+    }[tz]
     assert (s, e) == tuple(epoch(parse_time(t)) for t in expected)
     assert data.checks[0].downtime_minutes == 169 * 60
 
@@ -142,7 +172,16 @@ async def test_logs_that_do_not_cover_the_period_are_refused():
 async def test_paused_or_new_monitors_have_no_full_week_figure():
     answers = handcalc()
     body = load("handcalc", "getMonitors_offset0.json")
-    body["monitors"][1]["logs"].insert(0, {"id": 9, "type": 99, "datetime": epoch(WEEK.start) + 3600, "duration": 600, "reason": {"code": "", "detail": "Paused"}})
+    body["monitors"][1]["logs"].insert(
+        0,
+        {
+            "id": 9,
+            "type": 99,
+            "datetime": epoch(WEEK.start) + 3600,
+            "duration": 600,
+            "reason": {"code": "", "detail": "Paused"},
+        },
+    )
     answers[("getMonitors", "0")] = (200, body)
     with pytest.raises(SourceDataError, match="Acme portal was paused during the period"):
         await fetch(Router(answers))
@@ -208,7 +247,10 @@ async def test_customer_records_and_probe():
     conn = StatusCheckConnector("statuscheck", cfg.sources["statuscheck"], ctx)
     try:
         records = await conn.customer_records()
-        assert [(r.id, r.name) for r in records] == [("acme.example", "Acme portal, Acme www"), ("notacme.example", "Not Acme")]
+        assert [(r.id, r.name) for r in records] == [
+            ("acme.example", "Acme portal, Acme www"),
+            ("notacme.example", "Not Acme"),
+        ]
         assert await conn.probe() == "UptimeRobot v2, 6 monitors (limit 50)"
     finally:
         await conn.aclose()
@@ -219,7 +261,13 @@ async def test_customer_records_and_probe():
 
 def sandbox_customer(ds: SandboxDataset, code: str) -> dict[str, Any]:
     c = next(c for c in ds.customers_in("statuscheck") if c.code == code)
-    return {"code": c.code, "name": c.name, "timezone": c.timezone, "ids": dict(c.ids), "sources": {"sites": "statuscheck"}}
+    return {
+        "code": c.code,
+        "name": c.name,
+        "timezone": c.timezone,
+        "ids": dict(c.ids),
+        "sources": {"sites": "statuscheck"},
+    }
 
 
 async def oracle(ds: SandboxDataset, cust: dict[str, Any], period: Period) -> Any:
@@ -242,7 +290,9 @@ async def test_equals_the_oracle_for_every_customer_and_three_weeks():
             try:
                 for k in range(3):
                     period = week_containing(ANCHOR - timedelta(days=3 + 7 * k), cust["timezone"])
-                    assert await conn.fetch_section("sites", cfg.customers[0], period, Targets()) == await oracle(ds, cust, period), (code, k)
+                    assert await conn.fetch_section("sites", cfg.customers[0], period, Targets()) == await oracle(
+                        ds, cust, period
+                    ), (code, k)
             finally:
                 await conn.aclose()
     assert all("api_key" not in path for _, path in sim.log)
@@ -271,9 +321,15 @@ async def test_fault_matrix():
     expected = await oracle(ds, cust, period)
     async with StatusCheckSimulator(ds) as sim:
         await run_fault_matrix(
-            sim, StatusCheckConnector, "sites", cust, period, expected,
+            sim,
+            StatusCheckConnector,
+            "sites",
+            cust,
+            period,
+            expected,
             bad_credentials={"api_key": "u0000000-wrong"},
-            min_pages=2, page_marker="getMonitors",  # offset/limit travel in the POST body
+            min_pages=2,
+            page_marker="getMonitors",  # offset/limit travel in the POST body
             drift="datetime>date_time",
         )
 
@@ -290,6 +346,16 @@ async def test_every_renamed_field_is_an_unavailable_section_naming_it_or_not_re
     await check_renamed_fields(
         run,
         {"getMonitors": lambda b: b["monitors"]},
-        {"getMonitors": ["url", "friendly_name", "create_datetime", "custom_uptime_ranges", "logs", "logs.type",
-                                  "logs.datetime", "logs.duration"]},
+        {
+            "getMonitors": [
+                "url",
+                "friendly_name",
+                "create_datetime",
+                "custom_uptime_ranges",
+                "logs",
+                "logs.type",
+                "logs.datetime",
+                "logs.duration",
+            ]
+        },
     )

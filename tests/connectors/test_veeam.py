@@ -391,8 +391,10 @@ async def test_probe_both_apis():
 
 
 async def test_vspc_every_renamed_field_is_an_unavailable_section_naming_it_or_not_read():
-    files = {"/api/v3/infrastructure/backupServers/jobs": "vspc/jobs.json",
-             "/api/v3/protectedWorkloads/virtualMachines": "vspc/virtualMachines.json"}
+    files = {
+        "/api/v3/infrastructure/backupServers/jobs": "vspc/jobs.json",
+        "/api/v3/protectedWorkloads/virtualMachines": "vspc/virtualMachines.json",
+    }
     period = week_containing(date(2026, 11, 10), "Europe/Berlin")
 
     async def run(patch):
@@ -400,8 +402,10 @@ async def test_vspc_every_renamed_field_is_an_unavailable_section_naming_it_or_n
             f = files[request.url.path]
             return httpx.Response(200, json=patch(f, fixture(f)))
 
-        conn = connector({"type": "veeam", "api": "vspc", "url": "https://vspc.test:1280", "api_key": "key-1"},
-                         httpx.MockTransport(handler))
+        conn = connector(
+            {"type": "veeam", "api": "vspc", "url": "https://vspc.test:1280", "api_key": "key-1"},
+            httpx.MockTransport(handler),
+        )
         try:
             wonka = customer("WONKA", "7d1e0000-0000-4000-8000-000000000008", "Europe/Berlin")
             return await conn.fetch_section("backups", wonka, period, Targets())
@@ -411,14 +415,24 @@ async def test_vspc_every_renamed_field_is_an_unavailable_section_naming_it_or_n
     await check_renamed_fields(
         run,
         {"vspc/jobs.json": lambda b: b["data"], "vspc/virtualMachines.json": lambda b: b["data"]},
-        {"vspc/jobs.json": ["instanceUid", "name", "status", "lastRun", "lastEndTime", "organizationUid",
-                            "mappedOrganizationUid"],
-         "vspc/virtualMachines.json": ["jobUid", "latestRestorePointDate"]},
+        {
+            "vspc/jobs.json": [
+                "instanceUid",
+                "name",
+                "status",
+                "lastRun",
+                "lastEndTime",
+                "organizationUid",
+                "mappedOrganizationUid",
+            ],
+            "vspc/virtualMachines.json": ["jobUid", "latestRestorePointDate"],
+        },
     )
 
 
-@pytest.mark.parametrize("field", ["name", "id", "jobId", "creationTime", "state", "result", "isCanceled", "endTime",
-                                   "sessionId"])
+@pytest.mark.parametrize(
+    "field", ["name", "id", "jobId", "creationTime", "state", "result", "isCanceled", "endTime", "sessionId"]
+)
 async def test_vbr_a_renamed_field_in_every_answer_is_unavailable_naming_it(field: str):
     """VBR has no fixture week: the simulator renames the key in every JSON answer (its drift fault)."""
     ds = SandboxDataset(ANCHOR)
@@ -433,8 +447,9 @@ async def test_vbr_a_renamed_field_in_every_answer_is_unavailable_naming_it(fiel
             conn2 = connector(sim.source_config())
             try:
                 with pytest.raises(SourceDataError, match=f"'(result\\.)?{field}'"):
-                    await conn2.fetch_section("backups", customer(c.code, c.ids["veeam"], c.timezone), period,
-                                              Targets())
+                    await conn2.fetch_section(
+                        "backups", customer(c.code, c.ids["veeam"], c.timezone), period, Targets()
+                    )
             finally:
                 await conn2.aclose()
         finally:

@@ -824,16 +824,28 @@ async def test_every_renamed_field_is_an_unavailable_section_naming_it_or_not_re
         r = b["result"]
         return r if isinstance(r, list) else [r]
 
-    labels = [f"{s} {m}" for s in ("customer_week", "customer_week_sla")
-              for m in ("hostgroup.get", "host.get", "maintenance.get", "event.get")] + ["customer_week_sla sla.get"]
+    labels = [
+        f"{s} {m}"
+        for s in ("customer_week", "customer_week_sla")
+        for m in ("hostgroup.get", "host.get", "maintenance.get", "event.get")
+    ] + ["customer_week_sla sla.get"]
     outcomes = await check_renamed_fields(
         run,
         {**{label: result for label in labels}, "customer_week_sla sla.getsli": result},
-        {"customer_week host.get": ["hostid", "status", "tags", "tags.tag", "tags.value", "hostgroups"],
-         "customer_week event.get": ["eventid", "clock", "r_eventid", "hosts", "hosts.hostid"],
-         "customer_week maintenance.get": ["active_since", "active_till", "timeperiods", "timeperiods.period",
-                                           "timeperiods.start_date", "hostgroups", "tags"],
-         "customer_week_sla sla.get": ["slaid", "name", "period", "slo", "status", "service_tags"],
-         "customer_week_sla sla.getsli": ["periods", "sli"]},
+        {
+            "customer_week host.get": ["hostid", "status", "tags", "tags.tag", "tags.value", "hostgroups"],
+            "customer_week event.get": ["eventid", "clock", "r_eventid", "hosts", "hosts.hostid"],
+            "customer_week maintenance.get": [
+                "active_since",
+                "active_till",
+                "timeperiods",
+                "timeperiods.period",
+                "timeperiods.start_date",
+                "hostgroups",
+                "tags",
+            ],
+            "customer_week_sla sla.get": ["slaid", "name", "period", "slo", "status", "service_tags"],
+            "customer_week_sla sla.getsli": ["periods", "sli"],
+        },
     )
     assert sum(v == "unavailable" for v in outcomes.values()) >= 30

@@ -55,16 +55,37 @@ class Recorder:
         self.rollups += 1
 
 
-async def runner(engine: AsyncEngine, owner: str, rec: Recorder, lease: float = 30.0, concurrency: int = 4) -> BatchRunner:
+async def runner(
+    engine: AsyncEngine, owner: str, rec: Recorder, lease: float = 30.0, concurrency: int = 4
+) -> BatchRunner:
     claims = await Claims.open(engine, owner, lease)
-    return BatchRunner(claims, lambda: CODES, lambda code, day: PERIOD_END, rec.make_draft, rec.on_drafted,
-                       rec.on_complete, concurrency=concurrency, poll_seconds=0.1)
+    return BatchRunner(
+        claims,
+        lambda: CODES,
+        lambda code, day: PERIOD_END,
+        rec.make_draft,
+        rec.on_drafted,
+        rec.on_complete,
+        concurrency=concurrency,
+        poll_seconds=0.1,
+    )
 
 
-@pytest.mark.parametrize(("after", "local", "utc"), [
-    ("2026-10-24T12:00:00+00:00", "2026-10-26T06:00:00+00:00", "2026-10-26T06:00:00+00:00"),  # the week clocks go back
-    ("2026-03-28T12:00:00+00:00", "2026-03-30T06:00:00+01:00", "2026-03-30T05:00:00+00:00"),  # the week clocks go forward
-])
+@pytest.mark.parametrize(
+    ("after", "local", "utc"),
+    [
+        (
+            "2026-10-24T12:00:00+00:00",
+            "2026-10-26T06:00:00+00:00",
+            "2026-10-26T06:00:00+00:00",
+        ),  # the week clocks go back
+        (
+            "2026-03-28T12:00:00+00:00",
+            "2026-03-30T06:00:00+01:00",
+            "2026-03-30T05:00:00+00:00",
+        ),  # the week clocks go forward
+    ],
+)
 def test_fires_monday_0600_local_across_dst(after: str, local: str, utc: str) -> None:
     fire = trigger("0 6 * * mon", LONDON).get_next_fire_time(None, datetime.fromisoformat(after))
     assert fire == datetime.fromisoformat(local)
@@ -117,7 +138,12 @@ async def test_a_dead_instance_claims_are_taken_over_after_the_lease(engine: Asy
     t0 = time.perf_counter()
     result = await b.run(WEEK_DAY)
     waited = time.perf_counter() - t0
-    assert sorted(result.drafted) == ["HOOLI", "STARK"] and sorted(result.skipped) == ["ACME", "GLOBEX", "INITECH", "UMBRELLA"]
+    assert sorted(result.drafted) == ["HOOLI", "STARK"] and sorted(result.skipped) == [
+        "ACME",
+        "GLOBEX",
+        "INITECH",
+        "UMBRELLA",
+    ]
     assert 1.0 < waited < 6.0  # it waited for the lease to run out, then took over
     assert survivor.drafts == Counter({"HOOLI": 1, "STARK": 1}) and dying.drafts["HOOLI"] == 0
     claim = await b.claims.get("HOOLI", PERIOD_END)
@@ -189,8 +215,9 @@ async def test_the_monday_batch_waits_for_a_hung_source_once_not_once_per_custom
         async def handoff(*_: object) -> None:
             raise AssertionError("nothing is approved here")
 
-        review = Review(config, engine, store, state, tmp_path, handoff, may_approve=lambda _: False,
-                        week_day=lambda: WEEK_DAY)
+        review = Review(
+            config, engine, store, state, tmp_path, handoff, may_approve=lambda _: False, week_day=lambda: WEEK_DAY
+        )
         drafted: list[str] = []
 
         async def on_drafted(code: str, draft: object) -> None:
@@ -200,9 +227,13 @@ async def test_the_monday_batch_waits_for_a_hung_source_once_not_once_per_custom
             return None
 
         batch = BatchRunner(
-            await Claims.open(store.engine, "instance-1", 30.0), lambda: [c.code for c in config.customers],
+            await Claims.open(store.engine, "instance-1", 30.0),
+            lambda: [c.code for c in config.customers],
             lambda code, day: engine.period_for(config.customer(code), day).end_date,
-            lambda code, day: review.run(code, day, breaker=batch.breaker), on_drafted, on_complete, concurrency=2,
+            lambda code, day: review.run(code, day, breaker=batch.breaker),
+            on_drafted,
+            on_complete,
+            concurrency=2,
         )
         try:
             t0 = time.monotonic()

@@ -101,15 +101,29 @@ def write_config(farm: Farm, tmp: Path, store_url: str, lease: float) -> tuple[P
     assert farm.farm is not None
     toml, env = sandbox_config_files(farm.farm.dataset, farm.farm.sources(), tmp / "unused.db")
     toml = toml.replace(f'url = "sqlite:///{(tmp / "unused.db").resolve()}"', f'url = "{store_url}"')
-    toml = toml.replace("[collect]", f"[schedule]\nconcurrency = 3\nlease_seconds = {lease}\nreminder_cron = \"\"\n\n[collect]")
+    toml = toml.replace(
+        "[collect]", f'[schedule]\nconcurrency = 3\nlease_seconds = {lease}\nreminder_cron = ""\n\n[collect]'
+    )
     path = tmp / "two.toml"
     path.write_text(toml)
     return path, dict(line.split("=", 1) for line in env.splitlines())
 
 
 def serve(config: Path, env: dict[str, str], port: int, out: Path) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "bot.cli", "serve", "--sandbox", "--config", str(config), "--port", str(port),
-           "--out", str(out), "--now"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bot.cli",
+        "serve",
+        "--sandbox",
+        "--config",
+        str(config),
+        "--port",
+        str(port),
+        "--out",
+        str(out),
+        "--now",
+    ]
     with (out.parent / f"serve-{port}.log").open("wb") as log:  # the child keeps its own descriptor
         return subprocess.Popen(cmd, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
 
@@ -118,7 +132,9 @@ async def claims(store_url: str) -> list[dict[str, Any]]:
     conn = await asyncpg.connect(store_url, timeout=5)
     try:
         try:
-            rows = await conn.fetch("select customer_code, status, owner, attempts from batch_claims where customer_code <> '__rollup__'")
+            rows = await conn.fetch(
+                "select customer_code, status, owner, attempts from batch_claims where customer_code <> '__rollup__'"
+            )
         except asyncpg.UndefinedTableError:
             return []
         return [dict(r) for r in rows]
@@ -163,8 +179,11 @@ def test_two_processes_draft_each_customer_week_once(database: str, tmp_path: Pa
         p1, p2 = free_ports(2)
         procs = [serve(config, env, p1, tmp_path / "a"), serve(config, env, p2, tmp_path / "b")]
         try:
-            wait_until(lambda: sum(c["status"] == "drafted" for c in asyncio.run(claims(database))) == CODES, 240,
-                       "12 drafted customer-weeks")
+            wait_until(
+                lambda: sum(c["status"] == "drafted" for c in asyncio.run(claims(database))) == CODES,
+                240,
+                "12 drafted customer-weeks",
+            )
         finally:
             for p in procs:
                 p.terminate()
@@ -186,8 +205,11 @@ def test_a_killed_process_customers_are_finished_by_the_other(database: str, tmp
         p1, p2 = free_ports(2)
         victim = serve(config, env, p1, tmp_path / "a")
         try:
-            wait_until(lambda: any(c["status"] == "collecting" for c in asyncio.run(claims(database))), 120,
-                       "the first process to start collecting")
+            wait_until(
+                lambda: any(c["status"] == "collecting" for c in asyncio.run(claims(database))),
+                120,
+                "the first process to start collecting",
+            )
             time.sleep(1.0)
             victim.send_signal(signal.SIGKILL)
             victim.wait(10)
@@ -196,8 +218,11 @@ def test_a_killed_process_customers_are_finished_by_the_other(database: str, tmp
             farm.latency(20)
             survivor = serve(config, env, p2, tmp_path / "b")
             try:
-                wait_until(lambda: sum(c["status"] == "drafted" for c in asyncio.run(claims(database))) == CODES, 240,
-                           "the survivor to finish all 12")
+                wait_until(
+                    lambda: sum(c["status"] == "drafted" for c in asyncio.run(claims(database))) == CODES,
+                    240,
+                    "the survivor to finish all 12",
+                )
             finally:
                 survivor.terminate()
                 survivor.wait(20)
@@ -299,15 +324,20 @@ def test_a_paused_instance_posts_no_second_card(database: str, tmp_path: Path) -
     with Farm() as farm, ConnectorThread() as teams:
         farm.latency(150)
         config, env = write_config(farm, tmp_path, database, lease=4)
-        config.write_text(config.read_text() + f'\n[teams]\nreview_channel = "{REVIEW_CHANNEL.channel_id}"\n'
-                          f'rollup_channel = "{ROLLUP_CHANNEL.channel_id}"\n')
+        config.write_text(
+            config.read_text() + f'\n[teams]\nreview_channel = "{REVIEW_CHANNEL.channel_id}"\n'
+            f'rollup_channel = "{ROLLUP_CHANNEL.channel_id}"\n'
+        )
         p1, p2 = free_ports(2)
         paused = serve(config, env, p1, tmp_path / "a")
         other: subprocess.Popen[bytes] | None = None
         try:
             install_app(p1, teams.connector.service_url)
-            wait_until(lambda: any(c["status"] == "collecting" for c in asyncio.run(claims(database))), 120,
-                       "the first process to start collecting")
+            wait_until(
+                lambda: any(c["status"] == "collecting" for c in asyncio.run(claims(database))),
+                120,
+                "the first process to start collecting",
+            )
             paused.send_signal(signal.SIGSTOP)
             held = {c["customer_code"] for c in asyncio.run(claims(database)) if c["status"] == "collecting"}
             assert held
@@ -347,7 +377,8 @@ def test_a_paused_instance_posts_no_second_card(database: str, tmp_path: Path) -
 
 @pytest.mark.postgres
 def test_an_instance_frozen_inside_a_transaction_holds_the_others_up_only_briefly(
-        database: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An instance paused between a heartbeat's UPDATE and its COMMIT holds that claim's row lock.
     PostgreSQL ends its session after the stalled-transaction limit, so the other instance's
     take-over waits that long instead of until the paused one wakes; woken, the paused one finds
