@@ -352,7 +352,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     print(
         f"Sandbox MSP: {setup.config.msp.name}, {len(customers)} customers, "
-        f"{fmt.week(week_containing(setup.week_day, setup.config.msp.timezone))} (history seeded: {HISTORY_WEEKS} weeks)"
+        f"{fmt.week(week_containing(setup.week_day, setup.config.msp.timezone))} "
+        f"(history seeded: {HISTORY_WEEKS} weeks)"
     )
     drafts, failures, unmapped = asyncio.run(_generate(setup, customers, out, HISTORY_WEEKS, deliver=True))
     rollup = _write_rollup(setup, drafts, out, unmapped)
@@ -364,7 +365,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for f in failures:
         print(f"error: {f}", file=sys.stderr)
     print(
-        f"{len(drafts)} drafts (md, pdf, json) under {out}/<CODE>/ and the roll-up {rollup} in {time.perf_counter() - t0:.1f} s."
+        f"{len(drafts)} drafts (md, pdf, json) under {out}/<CODE>/ and the roll-up {rollup} in "
+        f"{time.perf_counter() - t0:.1f} s."
     )
     outbox = out / "outbox"
     print(
@@ -554,7 +556,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if args.sandbox and not path:
             week_day = last_complete_week_day(datetime.now(UTC), MSP_TIMEZONE)
             dataset = SandboxDataset(week_containing(week_day, MSP_TIMEZONE).end_date)
-            out.mkdir(parents=True, exist_ok=True)
+            out.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before serving
             store_url = f"sqlite+aiosqlite:///{(out / 'reportbot-sandbox.db').resolve()}"
             async with FarmProcess(dataset) as farm:
                 config = sandbox_config(dataset, store_url, farm.sources)
@@ -647,7 +649,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--allow-partial",
         action="store_true",
-        help="report a week that has not ended yet (labelled 'partial, as of <time>'); without it such a week is refused",
+        help=(
+            "report a week that has not ended yet (labelled 'partial, as of <time>'); without it such a week is refused"
+        ),
     )
     run.set_defaults(func=cmd_run)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from reporting.config import Config
 
 PUBLIC_OPENID_METADATA = "https://login.botframework.com/v1/.well-known/openidconfiguration"
-PUBLIC_TOKEN_ISSUER = "https://api.botframework.com"
+PUBLIC_TOKEN_ISSUER = "https://api.botframework.com"  # noqa: S105 - an issuer URL, not a secret
 LOOPBACK = "127.0.0.1"
 
 

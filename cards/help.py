@@ -27,7 +27,8 @@ def help_card(
         text_block(md("reportbot \u2014 commands"), size="Large", weight="Bolder"),
         text_block(
             md(
-                f"Mention me in a channel (**@reportbot run {plain(example, limit=40)}**) or write to me in a personal chat."
+                f"Mention me in a channel (**@reportbot run {plain(example, limit=40)}**) or write to me in a "
+                "personal chat."
             ),
             isSubtle=True,
             spacing="None",

@@ -103,7 +103,7 @@ async def _one(
     period: Period,
     connectors: Mapping[str, Connector],
     targets: Targets,
-    timeout: Callable[[str], float],
+    timeout_of: Callable[[str], float],
     tz_now: Callable[[], datetime],
     breaker: SourceBreaker | None = None,
 ) -> Section:
@@ -119,7 +119,7 @@ async def _one(
     connector = connectors.get(system)
     if connector is None:
         return Section(section, "unavailable", system, tz_now(), error=f"source {system} is not set up in this run")  # type: ignore[arg-type]
-    limit = timeout(system)
+    limit = timeout_of(system)
     try:
         data = await _bounded(system, connector.fetch_section(section, customer, period, targets), limit, breaker)
     except TimeoutError:

@@ -166,8 +166,8 @@ class TeamsConfig(_Strict):
 class GraphConfig(_Strict):
     """``[graph]``: delivery through Microsoft Graph as the bot's app (``[teams]`` app id and
     tenant). ``channel_teams`` maps a customer code to the team (AAD group) id that holds its
-    ``teams_channel`` (optional: the bot also learns it from Teams' activities); ``auth`` picks the credential (the app password, a certificate file, or
-    the host's managed identity)."""
+    ``teams_channel`` (optional: the bot also learns it from Teams' activities); ``auth`` picks the
+    credential (the app password, a certificate file, or the host's managed identity)."""
 
     mailbox: str = ""
     sharepoint_site: str = ""

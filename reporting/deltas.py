@@ -153,7 +153,8 @@ def _backup_flags(cur: Backups, th: Thresholds, tz: str) -> list[Flag]:
         )
     if failed:
         items = "; ".join(
-            f"{p.name} ({p.runs_failed} failed run{'s' if p.runs_failed != 1 else ''}, last good {when(p.last_success, tz)})"
+            f"{p.name} ({p.runs_failed} failed run{'s' if p.runs_failed != 1 else ''}, last good "
+            f"{when(p.last_success, tz)})"
             for p in failed
         )
         out.append(Flag("backup_failed", "high", "backups", f"Backup job failed and has not succeeded since: {items}."))
@@ -172,7 +173,8 @@ def _security_flags(cur: Security, th: Thresholds, tz: str) -> list[Flag]:
                 "open_incident",
                 sev,
                 "security",
-                f"{len(watched)} {first.severity}-severity security incident{'s' if len(watched) > 1 else ''} still open: "
+                f"{len(watched)} {first.severity}-severity security incident{'s' if len(watched) > 1 else ''} "
+                "still open: "
                 f"\u201c{first.title}\u201d (opened {when(first.created, tz)}){more}.",
             )
         )
@@ -182,7 +184,8 @@ def _security_flags(cur: Security, th: Thresholds, tz: str) -> list[Flag]:
                 "secure_score_drop",
                 "medium",
                 "security",
-                f"Microsoft Secure Score fell {abs(cur.secure_score_change):.1f} points this week, to {pct(cur.secure_score_pct, 1)}.",
+                f"Microsoft Secure Score fell {abs(cur.secure_score_change):.1f} points this week, to "
+                f"{pct(cur.secure_score_pct, 1)}.",
             )
         )
     return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Literal, Union
+from typing import Literal
 
 SectionName = Literal["uptime", "tickets", "changes", "backups", "security", "sites"]
 SECTION_NAMES: tuple[SectionName, ...] = ("uptime", "tickets", "changes", "backups", "security", "sites")
@@ -211,7 +211,7 @@ class Sites:
     outages: tuple[OutageEvent, ...] = field(default=(), compare=False)  # each check's unhealthy spells
 
 
-SectionData = Union[Uptime, Tickets, Changes, Backups, Security, Sites]
+SectionData = Uptime | Tickets | Changes | Backups | Security | Sites
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,8 @@ def test_acme_lists_its_scheduled_changes_and_the_ticket_waiting_on_it(demo_out:
     for c in planned:
         assert f"| {fmt.when(c.start, report.period.timezone)} | {c.title} | {c.id} |" in part
     assert (
-        f"| {waiting[0].id} | New starter laptop: please approve the quote | {fmt.when(waiting[0].created, report.period.timezone)} |"
-        in part
+        f"| {waiting[0].id} | New starter laptop: please approve the quote | "
+        f"{fmt.when(waiting[0].created, report.period.timezone)} |" in part
     )
     assert fmt.when(waiting[0].created, report.period.timezone).startswith("Fri ")  # raised on the Friday
     assert "Waiting on Client" not in md  # the PSA's status word is the engineer's, not the customer's

@@ -100,8 +100,8 @@ def test_config_check_contacts_every_source(
     assert main(["config", "check", "--config", str(broken)]) == 2
     out, err = capsys.readouterr()
     assert (
-        "error: customers[ACME].ids.zabbix: 'Customers/Acme Manufactoring' is not a customer in zabbix; close: Customers/Acme Manufacturing"
-        in err
+        "error: customers[ACME].ids.zabbix: 'Customers/Acme Manufactoring' is not a customer in zabbix; close: "
+        "Customers/Acme Manufacturing" in err
     )
 
     # a refused credential is an error naming the source

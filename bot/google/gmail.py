@@ -1,8 +1,8 @@
 """The Gmail email step: ``users.messages.send`` as the MSP's Workspace mailbox.
 
 The message (``email.message.EmailMessage``): From the configured sender, To the customer's CTO,
-Cc the account owner, Reply-To the account engineer (that customer's entry only), the HTML cover note with an identical plain-text
-part, and the PDF attached. Its ``Message-ID`` is derived from the delivery key
+Cc the account owner, Reply-To the account engineer (that customer's entry only), the HTML cover
+note with an identical plain-text part, and the PDF attached. Its ``Message-ID`` is derived from the delivery key
 (:func:`message_id`), so before any send — and before any re-send after an ambiguous failure
 (a timeout, a 5xx after Gmail accepted it, a crash) — the sender's mailbox is searched
 (``users.messages.list`` with ``q=rfc822msgid:<id>`` and ``includeSpamTrash``: Sent, and

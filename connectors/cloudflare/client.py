@@ -109,7 +109,8 @@ class CloudflareClient:
         if len(items) != total:
             raise SourceDataError(
                 SYSTEM,
-                f"{where}: {len(items)} items over {pages} pages but total_count says {total} (the list changed while paging?)",
+                f"{where}: {len(items)} items over {pages} pages but total_count says {total} (the list changed "
+                "while paging?)",
             )
         return items
 

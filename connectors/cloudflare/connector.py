@@ -176,7 +176,8 @@ class CloudflareConnector:
                 ),
                 target_pct=targets.site_pct,
                 basis="current_status",
-                note=f"{analytics}. Weekly availability needs Health Check Analytics (Pro plan or above) and a token with Analytics Read.",
+                note=f"{analytics}. Weekly availability needs Health Check Analytics (Pro plan or above) "
+                "and a token with Analytics Read.",
             )
         if isinstance(analytics, ConnectorError):
             current = ", ".join(f"{h.str(self.label)} {h.str('status')}" for h in hcs)
@@ -234,7 +235,8 @@ class CloudflareConnector:
             if not regions:
                 raise SourceDataError(
                     SYSTEM,
-                    f"no health-check analytics for {label} in the period (beyond the dataset's retention, or the check did not run)",
+                    f"no health-check analytics for {label} in the period (beyond the dataset's retention, or the "
+                    "check did not run)",
                 )
             out.append(metrics.SiteCheckRecord(label, tuple(intervals)))
         return out

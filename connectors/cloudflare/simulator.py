@@ -405,7 +405,8 @@ class CloudflareSimulator(Simulator):
                 raise GraphQLError(f"unknown field {unknown[0]!r} on healthCheckEventsAdaptive")
             if conds.get("healthChanged") != "1":
                 raise GraphQLError(
-                    "query consumed excessive resources, please try running smaller queries which consume fewer resources",
+                    "query consumed excessive resources, please try running smaller queries which consume fewer "
+                    "resources",
                     status=429,
                 )
             rows = [r for c in checks for r in self._changes(c, zid) if lo <= parse_time(r["datetime"]) < hi]

@@ -238,7 +238,8 @@ class ConnectWiseConnector:
         if period.end <= entered:
             raise SourceDataError(
                 SYSTEM,
-                f"company {company.str('name')!r} was entered in ConnectWise on {entered.astimezone(period.end.tzinfo).date().isoformat()}; "
+                f"company {company.str('name')!r} was entered in ConnectWise on "
+                f"{entered.astimezone(period.end.tzinfo).date().isoformat()}; "
                 f"it has no records for a period ending {period.end.date().isoformat()}",
             )
         return Week(companies[0], tickets, slas)

@@ -170,7 +170,8 @@ class HaloClient:
         if len(unique) < total:
             raise SourceDataError(
                 SYSTEM,
-                f"GET {path}: record_count is {total} but the pages hold {len(unique)} (changed while paging? try again)",
+                f"GET {path}: record_count is {total} but the pages hold {len(unique)} (changed while paging? try "
+                "again)",
             )
         return unique
 

@@ -257,7 +257,8 @@ class HaloConnector:
         if created is not None and period.end <= created:
             raise SourceDataError(
                 SYSTEM,
-                f"client {f.str('name')!r} was created in HaloPSA on {created.astimezone(period.end.tzinfo).date().isoformat()}; "
+                f"client {f.str('name')!r} was created in HaloPSA on "
+                f"{created.astimezone(period.end.tzinfo).date().isoformat()}; "
                 f"it has no records for a period ending {period.end.date().isoformat()}",
             )
         return Week(client, open_rows, closed_rows, prios)

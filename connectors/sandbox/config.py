@@ -11,7 +11,6 @@ from typing import Any
 from connectors.sandbox.dataset import MSP_NAME, MSP_TIMEZONE, SandboxDataset
 from reporting.config import Config, check_sources, is_secret_key, parse_config
 
-
 #: the sandbox MSP's account engineers, one per customer in turn (each customer's named contact)
 ENGINEERS = (
     ("Priya Shah", "priya.shah@northwind.example"),

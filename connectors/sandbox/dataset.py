@@ -117,7 +117,8 @@ def _customer(
         "datto": f"{70400 + n}",  # Datto organizationId of the customer
         "veeam": f"{code}-",  # VBR job-name prefix of the customer
         "defender": f"{n:08d}-0000-4000-8000-{n:012d}",
-        "sentinel": f"/subscriptions/{n:08d}-1111-4111-8111-{n:012d}/resourceGroups/rg-{short}-soc/providers/Microsoft.OperationalInsights/workspaces/law-{short}",
+        "sentinel": f"/subscriptions/{n:08d}-1111-4111-8111-{n:012d}/resourceGroups/rg-{short}-soc"
+        f"/providers/Microsoft.OperationalInsights/workspaces/law-{short}",
         "cloudflare": f"{n:032x}",
         "statuscheck": domain,
     }
@@ -293,7 +294,7 @@ def synthetic_customers(n: int) -> tuple[SandboxCustomer, ...]:
     """``n`` extra quiet customers with mixed stacks, for benchmarks."""
     out = []
     for i in range(n):
-        rng = random.Random(f"synthetic:{i}")
+        rng = random.Random(f"synthetic:{i}")  # noqa: S311 - seeded synthetic demo data, not security
         stack = _stack(
             rng.choice(("zabbix", "librenms")),
             rng.choice(("connectwise", "halo")),
@@ -351,7 +352,7 @@ class _Gen:
         return datetime.combine(d, time(0), tzinfo=self.z) + timedelta(hours=hour)
 
     def rng(self, k: int, kind: str) -> random.Random:
-        return random.Random(f"{self.c.code}:{self.week_start(k).date().isoformat()}:{kind}")
+        return random.Random(f"{self.c.code}:{self.week_start(k).date().isoformat()}:{kind}")  # noqa: S311 - demo data
 
     @property
     def weeks(self) -> range:
@@ -408,9 +409,11 @@ class _Gen:
                 seq += 1
                 r = rng.random()
                 acc = 0.0
-                for prio, hours, share in PRIORITIES:
+                prio, hours = PRIORITIES[-1][:2]
+                for p_name, p_hours, share in PRIORITIES:
                     acc += share
                     if r <= acc:
+                        prio, hours = p_name, p_hours
                         break
                 if i >= n:  # UMBRELLA's surge: low-priority requests still open at week end
                     prio, hours = "Low", 72

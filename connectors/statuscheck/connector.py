@@ -156,8 +156,9 @@ class StatusCheckConnector:
         if abs(ours - theirs) > self.tolerance:
             raise SourceDataError(
                 SYSTEM,
-                f"monitor {label}: the down logs give {ours:.3f} % for the period but UptimeRobot's own ratio is {theirs:.3f} %; "
-                f"the logs do not cover the period (log retention shorter than the period, or an outage that began more than "
+                f"monitor {label}: the down logs give {ours:.3f} % for the period but UptimeRobot's own ratio is "
+                f"{theirs:.3f} %; the logs do not cover the period (log retention shorter than the period, or an "
+                "outage that began more than "
                 f"logs_lookback_days before it) — no figure reported",
             )
         return record

@@ -285,7 +285,10 @@ class VeeamConnector:
             names = sorted(
                 Fields(SYSTEM, j, f"GET /api/v1/jobs/states item {i}").str("name") for i, j in enumerate(jobs)
             )
-            return f"{len(names)} job{'s' if len(names) != 1 else ''} ({', '.join(names[:3])}{', …' if len(names) > 3 else ''})"
+            return (
+                f"{len(names)} job{'s' if len(names) != 1 else ''} "
+                f"({', '.join(names[:3])}{', …' if len(names) > 3 else ''})"
+            )
         return next((r.name for r in await self.customer_records() if r.id == cid), None)
 
     async def probe(self) -> str:

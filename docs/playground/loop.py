@@ -102,7 +102,8 @@ async def main(code: str) -> int:
                 new = answer.get("value") if isinstance(answer.get("value"), dict) else None  # the replacement card
                 edits = await drain(ws, 6)
                 print(
-                    f"{verb}: answered in {ms:.0f} ms; message edits seen: {sum(e.get('action') == 'updateMessage' for e in edits)}"
+                    f"{verb}: answered in {ms:.0f} ms; message edits seen: "
+                    f"{sum(e.get('action') == 'updateMessage' for e in edits)}"
                 )
                 if new:
                     print("   ", " | ".join(texts(new)[1:4]))

@@ -21,6 +21,7 @@ from bot.handler import ReportBot
 from cards.customer import channel_card
 from scheduler.batch import ROLLUP, BatchRunner
 from scheduler.claims import Claims
+from tests.bot import test_review_e2e
 from tests.bot.harness import (
     APPROVER,
     REVIEW_CHANNEL,
@@ -35,7 +36,9 @@ from tests.bot.harness import (
     installation_update,
     running_bot,
 )
-from tests.bot.test_review_e2e import WEEK_DAY, World, actions, card_of, make_bot, text_of, world  # noqa: F401 - fixture
+from tests.bot.test_review_e2e import WEEK_DAY, World, actions, card_of, make_bot, text_of
+
+world = test_review_e2e.world  # the fixture, shared with the review tests
 
 ACME_CHANNEL = "acme-shared"  # the sandbox's teams_channel of ACME; nobody ever talks there
 

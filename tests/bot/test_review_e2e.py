@@ -174,7 +174,8 @@ async def run_and_get_card(rb: Any, connector: FakeConnector, code: str) -> tupl
         )
     except TimeoutError:
         raise AssertionError(
-            f"no review card for {code}; the connector saw {[(c.kind, c.conversation_id, str(c.body)[:200]) for c in connector.calls]}"
+            f"no review card for {code}; the connector saw "
+            f"{[(c.kind, c.conversation_id, str(c.body)[:200]) for c in connector.calls]}"
         ) from None
     call = next(c for c in connector.calls if c.kind == "send" and card_of(c.body) and code in text_of(card_of(c.body)))
     assert call.conversation_id == REVIEW_CHANNEL.channel_id  # a new post in the review channel, not a reply

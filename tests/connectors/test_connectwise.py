@@ -8,8 +8,8 @@ from __future__ import annotations
 import base64
 import copy
 import json
-from dataclasses import replace
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -223,9 +223,9 @@ async def test_refused_credentials_name_the_cause_and_never_the_key():
             await con.probe()
     finally:
         await con.aclose()
-    assert (
-        str(err.value)
-        == "connectwise: GET /v4_6_release/apis/3.0/system/info was refused: HTTP 401 — ConnectWiseApi: An exception has been thrown. (UserNotAuthenticated)"
+    assert str(err.value) == (
+        "connectwise: GET /v4_6_release/apis/3.0/system/info was refused: HTTP 401 — ConnectWiseApi: An exception "
+        "has been thrown. (UserNotAuthenticated)"
     )
     assert "s3cret" not in str(err.value)
 

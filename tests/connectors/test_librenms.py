@@ -3,8 +3,8 @@ matrix and oracle equality against the loopback simulator."""
 
 from __future__ import annotations
 
-import copy
 import asyncio
+import copy
 import json
 import time
 from datetime import date, timedelta
