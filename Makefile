@@ -4,12 +4,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 OUT    ?= reports
 
-.PHONY: venv demo test bench clean images
+.PHONY: venv demo test bench clean images lock image
 
-$(BIN)/reportbot: pyproject.toml requirements.lock
+$(BIN)/reportbot: pyproject.toml requirements.lock requirements-test.lock
+	@echo "creating $(VENV) and installing the pinned dependencies (requirements-test.lock; a minute or two the first time)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[test]'
+	$(BIN)/python -m pip install --progress-bar off -c requirements-test.lock -e '.[test]'
 	@touch $@
 
 venv: $(BIN)/reportbot
@@ -25,6 +26,23 @@ bench: venv
 	$(BIN)/python tests/bench/bench_connectors.py --latency-ms 100
 	$(BIN)/python tests/bench/bench_approve.py --customers 50
 	$(BIN)/python tests/bench/bench_teams_pacing.py
+
+# Re-pin after changing dependencies in pyproject.toml (needs uv: `pip install uv`). The runtime lock
+# is what the container image installs; the test lock adds the test extras at the same versions.
+lock:
+	uv pip compile pyproject.toml --python-version 3.11 --no-header --no-annotate --quiet -o requirements.lock.new
+	{ echo "# Runtime dependencies, pinned (what the container image installs). Produced by \`make lock\`:"; \
+	  echo "#   uv pip compile pyproject.toml --python-version 3.11 -o requirements.lock"; \
+	  cat requirements.lock.new; } > requirements.lock && rm requirements.lock.new
+	uv pip compile pyproject.toml --extra test -c requirements.lock --python-version 3.11 --no-header --no-annotate \
+	  --quiet -o requirements-test.lock.new
+	{ echo "# Runtime + test dependencies, pinned (what \`make venv\` installs). Produced by \`make lock\`:"; \
+	  echo "#   uv pip compile pyproject.toml --extra test -c requirements.lock --python-version 3.11 -o requirements-test.lock"; \
+	  cat requirements-test.lock.new; } > requirements-test.lock && rm requirements-test.lock.new
+
+# The container image (Dockerfile), built and smoke-tested: /healthz answers and --version prints.
+image:
+	bash .ci/image-smoke.sh
 
 clean:
 	rm -rf $(VENV) $(OUT) reportbot.db .pytest_cache

@@ -1,4 +1,4 @@
-"""The bot's web app: ``POST /api/messages``, ``GET /healthz`` and the signed draft-PDF links.
+"""The bot's web app: ``POST /api/messages``, ``GET /healthz``, ``GET /metrics`` and the signed draft-PDF links.
 
 ``create_app(settings, deps)`` holds no module-level state. ``POST /api/messages`` is botbuilder's
 ``CloudAdapter.process`` taken apart so each refusal has its own status, in this order:
@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 from typing import Any
@@ -31,6 +32,7 @@ from bot.auth import AuthenticationError, authenticate
 from bot.deps import BotDeps
 from bot.links import LinkError, LinkSigner, safe_filename
 from bot.settings import BotSettings
+from reporting.telemetry import CONTENT_TYPE_LATEST, exposition
 
 log = logging.getLogger(__name__)
 
@@ -97,12 +99,25 @@ def create_app(settings: BotSettings, deps: BotDeps) -> web.Application:
         return web.Response(status=201)
 
     async def healthz(request: web.Request) -> web.Response:
+        """200 ``{"status": "ok", ...}`` while the store answers; 503 (``degraded``, same fields)
+        when it does not, or ``unavailable`` when the probe itself failed. The fields come from
+        ``deps.health``: the store, the next scheduled batch, undelivered cards, stuck deliveries."""
         try:
             extra = await deps.health()
         except Exception:  # noqa: BLE001 - a health probe reports, it does not crash
             log.exception("health check failed")
             return web.json_response({"status": "unavailable", "version": settings.version}, status=503)
-        return web.json_response({"status": "ok", "version": settings.version, **extra})
+        ok = extra.get("store", "ok") == "ok"
+        body = {"status": "ok" if ok else "degraded", "version": settings.version, **extra}
+        return web.json_response(body, status=200 if ok else 503)
+
+    async def metrics(request: web.Request) -> web.Response:
+        """The Prometheus text exposition of this process (``reporting.telemetry``)."""
+        if settings.metrics_token and not hmac.compare_digest(
+            request.headers.get("Authorization", ""), f"Bearer {settings.metrics_token}"
+        ):
+            return _error(401, "unauthorized")
+        return web.Response(body=exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def files(request: web.Request) -> web.StreamResponse:
         try:
@@ -131,5 +146,6 @@ def create_app(settings: BotSettings, deps: BotDeps) -> web.Application:
 
     app.router.add_post("/api/messages", messages)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
     app.router.add_get("/files/{token}/{name}", files)
     return app

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import difflib
-import logging
 import os
 import signal
 import sys
@@ -40,6 +39,7 @@ from reporting.period import (
 )
 from reporting.rollup import DraftStatus, rollup_markdown, rollup_rows
 from reporting.store import HistoryStore, StoreError
+from reporting.telemetry import FORMATS, LEVELS, setup_logging
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
@@ -627,7 +627,7 @@ def _version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="reportbot", description="Weekly MSP customer reports.")
-    p.add_argument("-v", "--verbose", action="store_true", help="log progress and warnings to stderr")
+    p.add_argument("--version", action="version", version=f"reportbot {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="generate draft reports")
@@ -701,17 +701,51 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--week", help="the week the sandbox plants its scenarios in (default: the last complete one)")
     sb.add_argument("--sim-faults", action="append", metavar="SYSTEM:SPEC", help=_FAULTS_HELP)
     sb.set_defaults(func=cmd_sandbox)
+    _logging_options(p)
     return p
+
+
+def _logging_options(parser: argparse.ArgumentParser) -> None:
+    """``-v``, ``--log-level`` and ``--log-format`` on the command and on every subcommand, so they
+    work anywhere on the line (``reportbot -v run`` and ``reportbot run ACME -v``). SUPPRESS keeps
+    a subcommand's absent option from overwriting one given before it."""
+    group = parser.add_argument_group("logging")
+    group.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log progress (--log-level info)"
+    )
+    group.add_argument(
+        "--log-level",
+        choices=LEVELS,
+        default=argparse.SUPPRESS,
+        help="what to log on stderr (default: $REPORTBOT_LOG_LEVEL, else error)",
+    )
+    group.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        default=argparse.SUPPRESS,
+        help="text, or json: one object per line with customer, source, draft id... (default: $REPORTBOT_LOG_FORMAT)",
+    )
+    for action in parser._actions:  # argparse offers no public walk of its subparsers
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                _logging_options(child)
+
+
+def _setup_logging(args: argparse.Namespace) -> None:
+    level = getattr(args, "log_level", None) or os.environ.get("REPORTBOT_LOG_LEVEL", "").lower() or None
+    if level is None:
+        level = "info" if getattr(args, "verbose", False) else "error"
+    fmt_name = getattr(args, "log_format", None) or os.environ.get("REPORTBOT_LOG_FORMAT", "").lower() or "text"
+    try:
+        setup_logging(level, fmt_name)
+    except ValueError as err:  # from the environment; the options themselves are checked by argparse
+        raise CliError(f"{err} (REPORTBOT_LOG_LEVEL / REPORTBOT_LOG_FORMAT)", EXIT_USAGE) from err
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.ERROR,
-        stream=sys.stderr,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
     try:
+        _setup_logging(args)
         return int(args.func(args))
     except (CliError, ConfigError, PeriodError, CredentialsError) as err:
         code = err.code if isinstance(err, CliError) else EXIT_USAGE

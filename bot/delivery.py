@@ -19,6 +19,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from reporting.config import Config, CustomerConfig
 from reporting.drafts import DraftState
 from reporting.models import Report
 from reporting.store import create_tables, writing
+from reporting.telemetry import DELIVERIES
 
 log = logging.getLogger(__name__)
 
@@ -350,14 +352,30 @@ class Deliverer:
                 # finished it): what it did is recorded; this one does nothing more
                 raise DeliveryBusy(draft_id, "another instance, which took the delivery over")
             key = parcel.key(step)
+            where = {"customer": code, "period": period_end.isoformat(), "draft_id": draft_id, "step": step}
             await self.log.start(draft_id, step, key)
+            t0 = time.perf_counter()
             try:
                 result = await calls[step](parcel, key)
             except PermanentError as err:
                 await self.log.end(draft_id, step, "failed", str(err))
-                log.error("delivery of %s stopped at %s: %s", code, step, err)
+                DELIVERIES.labels(step, "failed").inc()
+                log.error("delivery of %s stopped at %s: %s", code, step, err, extra=where)
                 break
+            except Exception as err:
+                DELIVERIES.labels(step, "error").inc()  # transient: the step stays running and is resumed
+                log.warning(
+                    "delivery of %s interrupted at %s: %s: %s", code, step, type(err).__name__, err, extra=where
+                )
+                raise
             await self.log.end(draft_id, step, "done", result.detail, result.url)
+            DELIVERIES.labels(step, "done").inc()
+            log.info(
+                "delivery of %s: %s done",
+                code,
+                step,
+                extra={**where, "duration_ms": round(1000 * (time.perf_counter() - t0))},
+            )
             if on_step is not None and step != STEPS[-1]:  # after the last one the handoff's state change shows it
                 try:
                     await on_step(step)

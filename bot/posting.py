@@ -42,6 +42,7 @@ from botbuilder.core import TurnContext
 from botbuilder.schema import Activity, ChannelAccount, ConversationAccount, ConversationReference
 
 from connectors.http import retry_after_seconds
+from reporting.telemetry import TEAMS_POSTS, TEAMS_THROTTLED
 
 if TYPE_CHECKING:
     from bot.routing import Router
@@ -225,7 +226,9 @@ class Poster:
             responses = await tc.adapter.send_activities(tc, [outgoing])
             result.append(responses[0] if responses else None)
 
-        await self._call(ref, callback, what, retryable=frozenset({412, 429}) if once else RETRYABLE, network=not once)
+        await self._call(
+            ref, callback, what, retryable=frozenset({412, 429}) if once else RETRYABLE, network=not once, kind="send"
+        )
         response = result[0] if result else None
         if response is None or not getattr(response, "id", None):
             raise NotPosted(f"{what}: the Bot Connector returned no message id")
@@ -239,7 +242,7 @@ class Poster:
             _tenant_channel_data(activity, ref)
             await tc.update_activity(activity)
 
-        await self._call(ref, callback, what)
+        await self._call(ref, callback, what, kind="update")
 
     async def _call(
         self,
@@ -249,6 +252,7 @@ class Poster:
         *,
         retryable: frozenset[int] = RETRYABLE,
         network: bool = True,
+        kind: str = "send",
     ) -> None:
         conversation, tenant = _conversation(ref), _tenant_of(ref)
         delay = self.base_delay
@@ -256,6 +260,7 @@ class Poster:
             try:
                 async with self.pacer.slot(conversation, tenant):
                     await self.adapter.continue_conversation(ref, callback, self.app_id or None)
+                TEAMS_POSTS.labels(kind, "ok").inc()
                 return
             except Exception as err:  # botbuilder raises msrest errors (and OSError for the network)
                 status, code, message, retry_after = connector_status(err)
@@ -264,9 +269,13 @@ class Poster:
                     if status
                     else f"{type(err).__name__}: {err}"
                 )
+                if status == 429:
+                    TEAMS_THROTTLED.inc()
                 if status in REFUSED:
+                    TEAMS_POSTS.labels(kind, "refused").inc()
                     raise PostRefused(f"{what}: {detail}", status, code) from err
                 if attempt == self.attempts or (status not in retryable if status is not None else not network):
+                    TEAMS_POSTS.labels(kind, "failed").inc()
                     raise NotPosted(f"{what}: {detail} (after {attempt} attempts)") from err
                 wait = retry_after_seconds_or(retry_after, delay)
                 if status == 429:

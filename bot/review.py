@@ -35,6 +35,7 @@ from reporting.engine import Engine
 from reporting.models import Commentary, Report
 from reporting.output import report_paths
 from reporting.store import HistoryStore
+from reporting.telemetry import APPROVE_LATENCY
 from reporting.text import CommentaryTooLong, clean_commentary, neutral
 
 log = logging.getLogger(__name__)
@@ -223,6 +224,19 @@ class Review:
             if current.state in DECIDED:
                 return current, False
             raise StaleVersion(current)
+        if changed.created_at is not None and changed.decided_at is not None:
+            APPROVE_LATENCY.observe(max(0.0, (changed.decided_at - changed.created_at).total_seconds()))
+        log.info(
+            "draft of %s approved by %s",
+            changed.customer_code,
+            user.label,
+            extra={
+                "customer": changed.customer_code,
+                "period": changed.period_end.isoformat(),
+                "draft_id": changed.id,
+                "step": "approve",
+            },
+        )
         self._start_finish(changed)
         return changed, True
 

@@ -446,13 +446,22 @@ async def open_service(
         )
 
         async def health() -> dict[str, Any]:
+            status = await store.status()
+            next_run = schedule.next_run()
             undelivered = await bot.undelivered()
+            stuck: list[Any] = []
+            if status == "ok":  # approved or delivering, untouched past the stall limit, nobody resuming them
+                cutoff = datetime.now(UTC) - timedelta(seconds=resumer.stalled_after)
+                stuck = [d for d in await state.stalled(cutoff) if d.id not in resumer.pending]
             return {
-                "store": await store.status(),
+                "store": status,
+                "next_batch": next_run.isoformat() if next_run else None,
                 "undelivered_cards": len(undelivered),
                 "undelivered": [f"{k}: {why}"[:300] for k, why in sorted(undelivered.items())],
                 "pending_resumes": len(resumer.pending),
                 "resuming": resumer.status(),
+                "stuck_deliveries": len(stuck),
+                "stuck": [f"{d.customer_code} ({d.id}): {d.state} since {d.updated_at.isoformat()}" for d in stuck],
             }
 
         app = create_app(settings, BotDeps(bot=bot, adapter=adapter, draft_pdf=review.pdf, health=health))

@@ -12,6 +12,7 @@ Refuses the unsafe combinations at start-up (``SettingsError``), before anything
 
 from __future__ import annotations
 
+import os
 import secrets
 from dataclasses import dataclass, field
 
@@ -48,6 +49,7 @@ class BotSettings:
     token_issuer: str = ""
     login_url: str = ""
     version: str = "0"
+    metrics_token: str = ""  # $REPORTBOT_METRICS_TOKEN: GET /metrics then needs "Authorization: Bearer <it>"
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -140,4 +142,5 @@ class BotSettings:
             token_issuer=t.token_issuer,
             login_url=t.login_url,
             version=version,
+            metrics_token=os.environ.get("REPORTBOT_METRICS_TOKEN", ""),
         )

@@ -73,6 +73,7 @@ class Draft:
     card_ref: dict[str, Any] | None
     card_activity_id: str | None
     updated_at: datetime
+    created_at: datetime | None = None
 
     @property
     def editable(self) -> bool:
@@ -100,6 +101,7 @@ def _draft(row: Any) -> Draft:
         card_ref=json.loads(m["card_ref"]) if m["card_ref"] else None,
         card_activity_id=m["card_activity_id"],
         updated_at=_aware(m["updated_at"]),  # type: ignore[arg-type]
+        created_at=_aware(m["created_at"]),
     )
 
 

@@ -38,6 +38,7 @@ from pydantic import Field
 
 from reporting.config import SourceConfig, SourceOptions
 from reporting.sources import SourceAuthError, SourceDataError, SourceUnavailable
+from reporting.telemetry import VENDOR_REQUEST_SECONDS, VENDOR_REQUESTS
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -218,6 +219,8 @@ class HttpSource:
             wait: float | None = None
             if self.budget is not None:
                 await self.budget.acquire()
+            outcome = "connect_error"
+            t0 = time.perf_counter()
             try:
                 async with self._limit:
                     self.requests += 1
@@ -245,12 +248,15 @@ class HttpSource:
                                 )
                             },
                         )
+                    outcome = str(resp.status_code)
             except httpx.TimeoutException:
+                outcome = "timeout"
                 last = f"no answer within {self.request_timeout:g} s"
             except httpx.TransportError as err:
                 last = f"cannot connect ({type(err).__name__})"
             else:
                 status = resp.status_code
+                _metered(self.system, outcome, t0)
                 if 200 <= status < 300 or status in ok_statuses:
                     return resp
                 message = self._describe(resp)
@@ -265,6 +271,8 @@ class HttpSource:
                         raise self._fail(
                             SourceUnavailable, f"{what}: {last}; asked to retry after {wait:.0f} s, longer than we wait"
                         )
+            if outcome in ("timeout", "connect_error"):
+                _metered(self.system, outcome, t0)
             if attempt == policy.max_attempts:
                 break
             if wait is None:
@@ -313,6 +321,12 @@ class HttpSource:
 
     async def post_json(self, url: str, **kw: Any) -> Any:
         return self.decode(await self.request("POST", url, **kw))
+
+
+def _metered(system: str, outcome: str, t0: float) -> None:
+    """One vendor request in ``reportbot_vendor_requests_total`` and its latency."""
+    VENDOR_REQUESTS.labels(system, outcome).inc()
+    VENDOR_REQUEST_SECONDS.labels(system).observe(time.perf_counter() - t0)
 
 
 def new_client(source: SourceConfig, **kw: Any) -> httpx.AsyncClient:

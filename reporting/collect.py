@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from reporting.config import Config, CustomerConfig
 from reporting.models import SECTION_NAMES, Period, Section, Targets
 from reporting.sources import Connector, ConnectorError, SourceAuthError, SourceRecord
+from reporting.telemetry import SECTIONS, SECTIONS_UNAVAILABLE
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -107,38 +109,79 @@ async def _one(
     tz_now: Callable[[], datetime],
     breaker: SourceBreaker | None = None,
 ) -> Section:
+    where = {"customer": customer.code, "period": period.end_date.isoformat(), "section": section}
     system = customer.sources.get(section)
     if system is None:
-        return Section(
+        return _unavailable(
             section,
-            "unavailable",
             "none",
             tz_now(),
-            error=f"no source is configured for {section} (customers.sources.{section})",
-        )  # type: ignore[arg-type]
+            "not_configured",
+            f"no source is configured for {section} (customers.sources.{section})",
+            where,
+        )
     connector = connectors.get(system)
     if connector is None:
-        return Section(section, "unavailable", system, tz_now(), error=f"source {system} is not set up in this run")  # type: ignore[arg-type]
+        return _unavailable(
+            section, system, tz_now(), "not_configured", f"source {system} is not set up in this run", where
+        )
     limit = timeout_of(system)
+    t0 = time.perf_counter()
+    level = logging.WARNING
     try:
         data = await _bounded(system, connector.fetch_section(section, customer, period, targets), limit, breaker)
     except TimeoutError:
-        error = f"{system}: no answer within {limit:g} s ({_ADVICE['unavailable']})"
+        reason, error = "timeout", f"{system}: no answer within {limit:g} s ({_ADVICE['unavailable']})"
         if breaker is not None:
             advice = _ADVICE["unavailable"]
             breaker.trip(system, f"{system}: no answer within {limit:g} s earlier in this run ({advice})")
     except _Tripped as tripped:
-        error = str(tripped)
+        reason, error = "timeout", str(tripped)
     except ConnectorError as err:
-        error = f"{err} ({_ADVICE.get(err.category, 'see the logs')})"
-        level = logging.WARNING if not isinstance(err, SourceAuthError) else logging.ERROR
-        log.log(level, "section unavailable", extra={"customer": customer.code, "section": section, "reason": str(err)})
+        reason, error = err.category, f"{err} ({_ADVICE.get(err.category, 'see the logs')})"
+        if isinstance(err, SourceAuthError):
+            level = logging.ERROR
     except Exception as err:  # the orchestrator: an unexpected bug in one connector must not stop the batch
-        log.exception("connector %s crashed on %s/%s", system, customer.code, section)
-        error = f"{system}: unexpected error {type(err).__name__} (a reportbot bug; see the logs)"
+        log.exception(
+            "connector %s crashed on %s/%s", system, customer.code, section, extra={**where, "source": system}
+        )
+        reason, error = "bug", f"{system}: unexpected error {type(err).__name__} (a reportbot bug; see the logs)"
     else:
+        SECTIONS.labels(system, section, "ok").inc()
+        log.debug(
+            "section %s of %s from %s",
+            section,
+            customer.code,
+            system,
+            extra={**where, "source": system, "duration_ms": round(1000 * (time.perf_counter() - t0))},
+        )
         return Section(section, "ok", system, tz_now(), data=data)  # type: ignore[arg-type]
-    return Section(section, "unavailable", system, tz_now(), error=error)  # type: ignore[arg-type]
+    extra = {"duration_ms": round(1000 * (time.perf_counter() - t0))}
+    return _unavailable(section, system, tz_now(), reason, error, {**where, **extra}, level)
+
+
+def _unavailable(
+    section: str,
+    system: str,
+    at: datetime,
+    reason: str,
+    error: str,
+    where: dict[str, Any],
+    level: int = logging.WARNING,
+) -> Section:
+    """An unavailable section, counted (``reportbot_sections_unavailable_total``) and logged with
+    its customer, period, source and reason."""
+    SECTIONS.labels(system, section, "unavailable").inc()
+    SECTIONS_UNAVAILABLE.labels(system, reason).inc()
+    log.log(
+        level,
+        "section %s of %s unavailable: %s",
+        section,
+        where.get("customer"),
+        error,
+        extra={**where, "source": system, "reason": reason},
+    )
+    return Section(section, "unavailable", system, at, error=error)  # type: ignore[arg-type]
 
 
 def source_timeout(config: Config, system: str) -> float:

@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from reporting.period import WeekNotEnded, has_ended, has_started, partial_read,
 from reporting.sources import Connector
 from reporting.store import HistoryStore
 from reporting.summary import engineer_actions, executive_summary, recommendations
+from reporting.telemetry import DRAFTS
 
 log = logging.getLogger(__name__)
 
@@ -221,8 +223,22 @@ class Engine:
     ) -> Draft:
         """Build, render (.md, .pdf, .json, each written atomically) and store the draft."""
         period = self.period_for(customer, week_day)
-        report = await self.build(customer, period, breaker)
-        return await self.write(report, out)
+        where = {"customer": customer.code, "period": period.end_date.isoformat(), "step": "draft"}
+        t0 = time.perf_counter()
+        try:
+            report = await self.build(customer, period, breaker)
+            draft = await self.write(report, out)
+        except Exception:
+            DRAFTS.labels("failed").inc()
+            raise
+        DRAFTS.labels("ok").inc()
+        unavailable = sorted(name for name, s in report.sections.items() if not s.ok)
+        log.info(
+            "draft for %s made",
+            customer.code,
+            extra={**where, "duration_ms": round(1000 * (time.perf_counter() - t0)), "unavailable": unavailable},
+        )
+        return draft
 
     async def write(self, report: Report, out: Path, kind: str = "draft") -> Draft:
         """Render ``report`` (with its commentary, if any) to .md, .pdf and .json, each written

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
 from reporting.collect import SourceBreaker
+from reporting.telemetry import BATCH_DURATION
 from scheduler.claims import FINISHED, Claims
 
 log = logging.getLogger(__name__)
@@ -78,7 +80,11 @@ class BatchRunner:
         """Draft every customer of ``week_day``'s week that no instance has finished; wait for the
         ones other instances hold (taking them over if their lease runs out); then the roll-up."""
         async with self._lock:  # one batch at a time in this instance (a cron fire and a catch-up)
-            return await self._run(week_day)
+            t0 = time.perf_counter()
+            try:
+                return await self._run(week_day)
+            finally:
+                BATCH_DURATION.observe(time.perf_counter() - t0)
 
     async def _run(self, week_day: date) -> BatchResult:
         codes = list(self.codes())
@@ -133,6 +139,7 @@ class BatchRunner:
             len(result.drafted),
             len(result.failed),
             len(result.skipped),
+            extra={"period": str(result.period_end), "step": "batch"},
         )
         return result
 
@@ -145,7 +152,9 @@ class BatchRunner:
         try:
             draft = await self.make_draft(code, week_day)
         except Exception as err:  # one customer's failure must not stop the batch
-            log.exception("batch: %s failed", code)
+            log.exception(
+                "batch: %s failed", code, extra={"customer": code, "period": str(period_end), "step": "draft"}
+            )
             await self.claims.finish(code, period_end, "failed", self.now(), f"{type(err).__name__}: {err}"[:500])
             self.progress[code] = "failed"
             result.failed.append(code)
@@ -170,7 +179,13 @@ class BatchRunner:
                 return
             except Exception as err:  # kept and tried again: a card is never dropped
                 self.progress[code] = f"not posted yet: {err}"[:300]
-                log.warning("batch: %s not posted (%s); trying again in %.0f s", what, err, delay)
+                log.warning(
+                    "batch: %s not posted (%s); trying again in %.0f s",
+                    what,
+                    err,
+                    delay,
+                    extra={"customer": code, "period": str(period_end), "step": "post_card"},
+                )
             await asyncio.sleep(delay)
             delay = min(self.post_retry_max_seconds, delay * 2)
 
