@@ -32,7 +32,7 @@ from bot.auth import AuthenticationError, authenticate
 from bot.deps import BotDeps
 from bot.links import LinkError, LinkSigner, safe_filename
 from bot.settings import BotSettings
-from reporting.telemetry import CONTENT_TYPE_LATEST, exposition
+from reporting.telemetry import exposition
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,8 @@ def create_app(settings: BotSettings, deps: BotDeps) -> web.Application:
             request.headers.get("Authorization", ""), f"Bearer {settings.metrics_token}"
         ):
             return _error(401, "unauthorized")
-        return web.Response(body=exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        body, content_type = exposition(request.headers.get("Accept", ""))
+        return web.Response(body=body, headers={"Content-Type": content_type})
 
     async def files(request: web.Request) -> web.StreamResponse:
         try:

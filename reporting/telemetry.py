@@ -32,12 +32,12 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
+from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client.exposition import choose_encoder
 
 __all__ = [
     "APPROVE_LATENCY",
     "BATCH_DURATION",
-    "CONTENT_TYPE_LATEST",
     "DELIVERIES",
     "DRAFTS",
     "SECTIONS",
@@ -91,9 +91,12 @@ APPROVE_LATENCY = Histogram(
 )
 
 
-def exposition() -> bytes:
-    """The text exposition format of every metric of this process (``GET /metrics``)."""
-    return generate_latest(REGISTRY)
+def exposition(accept: str = "") -> tuple[bytes, str]:
+    """(body, content type) of every metric of this process (``GET /metrics``), in the format the
+    scraper's ``Accept`` header asks for (OpenMetrics, text 1.0.0 or text 0.0.4: prometheus-client's
+    own negotiation)."""
+    encoder, content_type = choose_encoder(accept)
+    return encoder(REGISTRY), content_type
 
 
 # LogRecord's own attributes: everything else on a record came from ``extra=``.

@@ -102,19 +102,24 @@ class Serving:
 
 @contextlib.asynccontextmanager
 async def serving(
-    s: Setup, *, first_delay: float = 5.0, max_delay: float = 300.0, stalled_after: float = 600.0
+    s: Setup,
+    *,
+    first_delay: float = 5.0,
+    max_delay: float = 300.0,
+    stalled_after: float = 600.0,
+    **settings: Any,
 ) -> AsyncIterator[Serving]:
     """``reportbot serve`` as ``bot.cli`` runs it (open_service, then start_serving), on a free
-    port of 127.0.0.1, with the fakes' credentials."""
+    port of 127.0.0.1, with the fakes' credentials. ``settings``: BotSettings fields to replace."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    settings = make_settings(oidc=s.oidc, service_urls=[s.connector.service_url], port=port)
+    bot_settings = make_settings(oidc=s.oidc, service_urls=[s.connector.service_url], port=port, **settings)
     started = time.monotonic()
     async with open_service(
         s.config,
-        settings,
+        bot_settings,
         s.out,
         credentials_factory=FakeCredentialsFactory(BOT_APP_ID),
         week_day=lambda: WEEK_DAY,
