@@ -150,6 +150,14 @@ class Review:
         draft = await self.state.get(draft_id)
         if draft is None or draft.version != version:
             return None
+        return await self.stored_pdf(draft)
+
+    async def stored_pdf(self, draft: Draft) -> bytes | None:
+        """The last PDF rendered for the draft's customer-week, from the store (so any instance
+        has it), else from this instance's ``--out`` (a store written before PDFs were kept)."""
+        stored = await self.history.artefact(draft.customer_code, draft.period_end, "pdf")
+        if stored is not None:
+            return stored.content
         path = self.pdf_path(draft)
         return await asyncio.to_thread(path.read_bytes) if path.exists() else None
 

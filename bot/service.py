@@ -298,11 +298,17 @@ class DeliveryResumer:
             )
             await self.review.finish_again(draft)
             return True
-        path = self.review.pdf_path(draft)
-        if not path.exists():
-            raise CannotResume(f"the final PDF {path.name} is missing; Retry delivery renders it again")
-        log.info("resuming the delivery of %s (attempt %d)", draft.customer_code, status.attempts)
-        await self.handoff(draft, await self.review.report(draft), await asyncio.to_thread(path.read_bytes))
+        pdf = await self.review.stored_pdf(draft)
+        if pdf is None:
+            name = self.review.pdf_path(draft).name
+            raise CannotResume(f"the final PDF {name} is missing; Retry delivery renders it again")
+        log.info(
+            "resuming the delivery of %s (attempt %d)",
+            draft.customer_code,
+            status.attempts,
+            extra={"customer": draft.customer_code, "draft_id": draft.id, "step": "resume"},
+        )
+        await self.handoff(draft, await self.review.report(draft), pdf)
         return True
 
     async def _fail(self, draft_id: str, reason: str) -> None:

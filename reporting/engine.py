@@ -258,7 +258,7 @@ class Engine:
             write_atomic(paths["json"], text)
 
         await asyncio.to_thread(files)
-        await self.store.save(payload, kind=kind)
+        await self.store.save(payload, kind=kind, files={"pdf": pdf})  # the PDF too: any instance can serve it
         return Draft(report.customer.code, report, paths, elapsed)
 
     async def run_many(

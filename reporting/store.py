@@ -4,15 +4,22 @@ A snapshot is the report's JSON (``reporting.snapshot``). Saving the same custom
 replaces that row (an upsert on the unique ``(customer_code, period_end)`` key), so a re-run
 never duplicates a week. ``kind`` tells a draft (rendered, awaiting review) from a history row
 (collected only to give the deltas a baseline).
+
+Beside each rendered snapshot the store keeps its artefacts (``artefacts``: the PDF, bytes in a
+PostgreSQL ``bytea`` / SQLite blob, with their SHA-256), written in the same transaction, so every
+instance sharing the store can serve a draft's signed link or resume a delivery that another
+instance started — the files under ``--out`` are that instance's copy, not the record.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +29,9 @@ from sqlalchemy import (
     Date,
     DateTime,
     Integer,
+    LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -52,6 +61,28 @@ reports = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("customer_code", "period_end", name="uq_reports_customer_period"),
 )
+
+artefacts = Table(
+    "artefacts",
+    metadata,
+    Column("customer_code", String(32), nullable=False),
+    Column("period_end", Date, nullable=False),
+    Column("name", String(16), nullable=False),  # "pdf"
+    Column("kind", String(16), nullable=False),  # the render it came from: draft | final
+    Column("content", LargeBinary, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("customer_code", "period_end", "name", name="pk_artefacts"),
+)
+
+
+@dataclass(frozen=True)
+class Artefact:
+    content: bytes
+    kind: str
+    sha256: str
+    updated_at: datetime
 
 
 class StoreError(RuntimeError):
@@ -165,8 +196,11 @@ class HistoryStore:
     async def close(self) -> None:
         await self.engine.dispose()
 
-    async def save(self, payload: dict[str, Any], kind: str = "draft") -> None:
-        """Insert or replace the snapshot of ``payload``'s customer-week."""
+    async def save(
+        self, payload: dict[str, Any], kind: str = "draft", files: Mapping[str, bytes] | None = None
+    ) -> None:
+        """Insert or replace the snapshot of ``payload``'s customer-week and, in the same
+        transaction, its ``files`` (name -> bytes, e.g. ``{"pdf": ...}``)."""
         code = payload["customer"]["code"]
         period_end = datetime.fromisoformat(payload["period"]["end"]).date()
         now = datetime.now(UTC)
@@ -181,6 +215,41 @@ class HistoryStore:
         )
         async with writing(self.engine) as conn:
             await conn.execute(stmt)
+            for name, content in (files or {}).items():
+                row = insert(artefacts).values(
+                    customer_code=code,
+                    period_end=period_end,
+                    name=name,
+                    kind=kind,
+                    content=content,
+                    sha256=hashlib.sha256(content).hexdigest(),
+                    size=len(content),
+                    updated_at=now,
+                )
+                row = row.on_conflict_do_update(
+                    index_elements=["customer_code", "period_end", "name"],
+                    set_={k: row.excluded[k] for k in ("kind", "content", "sha256", "size", "updated_at")},
+                )
+                await conn.execute(row)
+
+    async def artefact(self, code: str, period_end: date, name: str = "pdf") -> Artefact | None:
+        """The last rendered ``name`` (``pdf``) of a customer-week, whichever instance made it."""
+        c = artefacts.c
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(c.content, c.kind, c.sha256, c.updated_at).where(
+                        c.customer_code == code, c.period_end == period_end, c.name == name
+                    )
+                )
+            ).first()
+        if row is None:
+            return None
+        content = bytes(row.content)
+        if hashlib.sha256(content).hexdigest() != row.sha256:
+            raise StoreError(f"the stored {name} of {code} for {period_end} is damaged (its SHA-256 does not match)")
+        at = row.updated_at if row.updated_at.tzinfo else row.updated_at.replace(tzinfo=UTC)
+        return Artefact(content, row.kind, row.sha256, at)
 
     async def get(self, code: str, period_end: date) -> dict[str, Any] | None:
         async with self.engine.connect() as conn:

@@ -73,6 +73,16 @@ class Setup:
 
 @pytest.fixture
 async def setup(tmp_path: Path, oidc: FakeOpenIdServer, connector: FakeConnector) -> AsyncIterator[Setup]:
+    async with make_setup(tmp_path, oidc, connector, f"sqlite+aiosqlite:///{tmp_path / 'store.db'}") as s:
+        yield s
+
+
+@contextlib.asynccontextmanager
+async def make_setup(
+    tmp_path: Path, oidc: FakeOpenIdServer, connector: FakeConnector, store_url: str
+) -> AsyncIterator[Setup]:
+    """ACME and GLOBEX on their simulators, a loopback Graph with their mailbox, site and channels,
+    and a configuration whose store is ``store_url``."""
     dataset = SandboxDataset(ANCHOR)
     systems = {"zabbix", "connectwise", "datto", "defender", "cloudflare"}  # ACME's and GLOBEX's stack
     graph = await FakeGraph().start()
@@ -82,7 +92,7 @@ async def setup(tmp_path: Path, oidc: FakeOpenIdServer, connector: FakeConnector
         graph.add_channel(team, f"{code.lower()}-shared", f"{code.title()} shared")
     try:
         async with SimulatorFarm(dataset, systems=systems) as farm:
-            raw = sandbox_config_dict(dataset, f"sqlite+aiosqlite:///{tmp_path / 'store.db'}", farm.sources())
+            raw = sandbox_config_dict(dataset, store_url, farm.sources())
             raw["customers"] = [c for c in raw["customers"] if c["code"] in TEAMS]
             raw["graph"].update(base_url=graph.base_url, channel_teams=TEAMS)
             raw["schedule"] = {"cron": "0 6 * * mon", "reminder_cron": "", "misfire_grace_minutes": 1}
@@ -107,6 +117,7 @@ async def serving(
     first_delay: float = 5.0,
     max_delay: float = 300.0,
     stalled_after: float = 600.0,
+    out: Path | None = None,
     **settings: Any,
 ) -> AsyncIterator[Serving]:
     """``reportbot serve`` as ``bot.cli`` runs it (open_service, then start_serving), on a free
@@ -120,7 +131,7 @@ async def serving(
     async with open_service(
         s.config,
         bot_settings,
-        s.out,
+        out or s.out,
         credentials_factory=FakeCredentialsFactory(BOT_APP_ID),
         week_day=lambda: WEEK_DAY,
         graph_token_credential=FakeCredential(),
@@ -151,10 +162,10 @@ async def until(predicate: Any, within: float, what: str) -> None:
     raise AssertionError(f"timed out after {within:g} s waiting for {what}")
 
 
-async def crash_mid_delivery(s: Setup) -> tuple[str, str]:
-    """The first life; returns ACME's draft id and the roll-up's message id."""
+async def crash_mid_delivery(s: Setup, out: Path | None = None) -> tuple[str, str]:
+    """The first life (drafts under ``out``); returns ACME's draft id and the roll-up's message id."""
     s.graph.fail("GET", r"^/users/[^/]+/messages$", 503, retry_after="60")  # the delivery's first Graph call
-    async with serving(s) as sv:
+    async with serving(s, out=out) as sv:
         r = await sv.client.post(installation_update(service_url=s.connector.service_url))
         assert r.status_code in (200, 201), r.text
         result = await sv.service.batch.run(WEEK_DAY)

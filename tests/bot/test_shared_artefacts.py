@@ -1,0 +1,129 @@
+"""Two bot instances on one PostgreSQL store, each with its own ``--out`` folder: what one renders,
+the other serves and delivers.
+
+The real service wiring twice (``open_service`` + ``start_serving``, as two ``reportbot serve``
+processes run it, here on one loop), against the vendor simulators, a loopback Microsoft Graph and
+Bot Connector, with Teams-shaped activities. Instance A drafts the week; the approver's click
+reaches instance B, which renders the final PDF and delivers it through Graph; the signed link of
+the PDF works on both. Then a delivery A started and dropped mid-way (a crash) is resumed by B,
+whose ``--out`` never held that PDF: it comes from the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from bot.links import LinkSigner
+from tests.bot.harness import APPROVER, FakeConnector, FakeOpenIdServer, card_action, installation_update
+from tests.bot.test_resume import (
+    MAILBOX,
+    WEEK_DAY,
+    Setup,
+    crash_mid_delivery,
+    make_setup,
+    serving,
+    sql,
+    until,
+)
+
+pytestmark = pytest.mark.postgres
+ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture
+def database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test, dropped afterwards."""
+    name = f"reportbot_a_{uuid.uuid4().hex[:10]}"
+
+    async def admin(statement: str) -> None:
+        conn = await asyncpg.connect(ADMIN, timeout=5)
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+async def shared(
+    tmp_path: Path, oidc: FakeOpenIdServer, connector: FakeConnector, database: str
+) -> AsyncIterator[Setup]:
+    async with make_setup(tmp_path, oidc, connector, database) as s:
+        yield s
+
+
+async def test_a_draft_made_on_one_instance_is_served_and_delivered_by_the_other(shared: Setup) -> None:
+    out_a, out_b = shared.out.parent / "out-a", shared.out.parent / "out-b"
+    async with serving(shared, out=out_a) as a, serving(shared, out=out_b) as b:
+        r = await a.client.post(installation_update(service_url=shared.connector.service_url))
+        assert r.status_code in (200, 201), r.text
+        result = await a.service.batch.run(WEEK_DAY)
+        assert sorted(result.drafted) == ["ACME", "GLOBEX"]
+        [(draft_id, version, card_id)] = await sql(
+            a.service, "select id, version, card_activity_id from drafts where customer_code = 'ACME'"
+        )
+        name = "ACME-weekly-2026-11-16.pdf"
+        assert (out_a / "ACME" / name).exists() and not (out_b / "ACME").exists()
+
+        # the draft's signed link, on either instance
+        token = LinkSigner.from_settings(a.service.settings).token(draft_id, version)
+        on_a = await a.client.http.get(f"/files/{token}/{name}")
+        on_b = await b.client.http.get(f"/files/{token}/{name}")
+        assert on_a.status_code == on_b.status_code == 200, (on_a.text, on_b.text)
+        assert on_b.content == on_a.content == (out_a / "ACME" / name).read_bytes()
+
+        # the approver's click reaches instance B
+        r = await b.client.post(
+            card_action(
+                "approve",
+                {"draft_id": draft_id, "version": version, "customer": "ACME"},
+                service_url=shared.connector.service_url,
+                reply_to_id=card_id,
+                user=APPROVER,
+            )
+        )
+        assert r.status_code == 200, r.text
+
+        async def delivered() -> bool:
+            return await sql(b.service, "select state from drafts where id = :d", d=draft_id) == [("delivered",)]
+
+        await until(delivered, 60, "ACME's delivery through instance B")
+        final_b = out_b / "ACME" / name
+        assert final_b.exists(), "B rendered the final PDF"
+        [email] = shared.graph.sent(MAILBOX)
+        assert email  # one email, sent by B
+
+        # the final PDF's link, on both: A's folder still holds the draft, the store the final
+        [(version_now,)] = await sql(a.service, "select version from drafts where id = :d", d=draft_id)
+        token = LinkSigner.from_settings(b.service.settings).token(draft_id, version_now)
+        on_a = await a.client.http.get(f"/files/{token}/{name}")
+        on_b = await b.client.http.get(f"/files/{token}/{name}")
+        assert on_a.status_code == on_b.status_code == 200
+        assert on_a.content == on_b.content == final_b.read_bytes() != (out_a / "ACME" / name).read_bytes()
+
+
+async def test_a_delivery_dropped_by_one_instance_is_resumed_by_the_other_from_the_store(shared: Setup) -> None:
+    out_a, out_b = shared.out.parent / "out-a", shared.out.parent / "out-b"
+    draft_id, _ = await crash_mid_delivery(shared, out=out_a)  # A: approved, its email step left running
+    assert (out_a / "ACME" / "ACME-weekly-2026-11-16.pdf").exists()
+    async with serving(shared, out=out_b, first_delay=0.2, max_delay=1.0) as b:
+
+        async def delivered() -> bool:
+            return await sql(b.service, "select state from drafts where id = :d", d=draft_id) == [("delivered",)]
+
+        await until(delivered, 60, "B to resume ACME's delivery")
+        assert not (out_b / "ACME").exists()  # the PDF came from the store, not from B's folder
+        assert len(shared.graph.sent(MAILBOX)) == 1
+        [(steps,)] = await sql(
+            b.service, "select count(*) from deliveries where draft_id = :d and status = 'done'", d=draft_id
+        )
+        assert steps == 3
