@@ -13,6 +13,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
+from urllib.parse import parse_qsl, urlencode
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
@@ -101,14 +102,36 @@ class ScheduleConfig(_Strict):
         return v
 
 
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+
+def _asyncpg_query(url: str) -> str:
+    """libpq's ``sslmode=`` (what Azure, AWS and most guides write) as asyncpg's ``ssl=``, which
+    takes the same values; asyncpg itself would fail on ``sslmode`` with a TypeError at start."""
+    base, sep, query = url.partition("?")
+    if not sep:
+        return url
+    params = []
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key == "sslmode":
+            if value not in SSL_MODES:
+                raise ValueError(f"sslmode={value!r}: one of {', '.join(SSL_MODES)}")
+            key = "ssl"
+        params.append((key, value))
+    return f"{base}?{urlencode(params)}"
+
+
 class StoreConfig(_Strict):
     url: str = "sqlite+aiosqlite:///reportbot.db"
 
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
-        if v.startswith("postgresql://"):
-            v = "postgresql+asyncpg://" + v[len("postgresql://") :]
+        for scheme in ("postgresql://", "postgres://"):
+            if v.startswith(scheme):
+                v = "postgresql+asyncpg://" + v[len(scheme) :]
+        if v.startswith("postgresql+asyncpg://"):
+            v = _asyncpg_query(v)
         elif v.startswith("sqlite:///"):
             v = "sqlite+aiosqlite:///" + v[len("sqlite:///") :]
         elif not v.startswith(("sqlite+aiosqlite:///", "postgresql+asyncpg://")):

@@ -94,6 +94,17 @@ def test_postgres_url_is_normalised() -> None:
     assert cfg.store.url == "postgresql+asyncpg://u:p@127.0.0.1/db"
 
 
+def test_libpq_sslmode_becomes_asyncpg_ssl() -> None:
+    """Azure's connection string (``postgres://...?sslmode=require``) works as written."""
+    url = "postgres://rb:p@x.postgres.database.azure.com:5432/reportbot?sslmode=require&application_name=rb"
+    cfg = parse_config({**base(), "store": {"url": url}}, env={})
+    assert cfg.store.url == (
+        "postgresql+asyncpg://rb:p@x.postgres.database.azure.com:5432/reportbot?ssl=require&application_name=rb"
+    )
+    with pytest.raises(ConfigError, match=r"store.url: .*sslmode='on': one of disable, allow, prefer, require"):
+        parse_config({**base(), "store": {"url": "postgresql://h/db?sslmode=on"}}, env={})
+
+
 # ---- connector options validated at load (issue 13, must-show 4) ----------------------------
 
 

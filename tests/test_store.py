@@ -9,7 +9,9 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text as sqltext
 
+from reporting.config import StoreConfig
 from reporting.store import HistoryStore, StoreError
 
 PG_URL = os.environ.get("REPORTBOT_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
@@ -80,3 +82,19 @@ async def test_unreachable_store_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError) as info:
         await HistoryStore.open("postgresql+asyncpg://u:hunter2@127.0.0.1:1/db")
     assert "hunter2" not in str(info.value)
+
+
+@pytest.mark.postgres
+async def test_a_url_with_libpq_sslmode_opens() -> None:
+    """``?sslmode=prefer`` as guides write it: asyncpg alone would fail with a TypeError at start."""
+    first, schema = await _pg_store()  # PostgreSQL answers (or the test is skipped off CI)
+    url = StoreConfig(url=PG_URL.replace("+asyncpg", "") + "?sslmode=prefer").url
+    assert url.endswith("?ssl=prefer")
+    other = await HistoryStore.open(url, connect_args={"server_settings": {"search_path": schema}})
+    try:
+        assert await other.status() == "ok"
+    finally:
+        await other.close()
+        async with first.engine.begin() as conn:
+            await conn.execute(sqltext(f'DROP SCHEMA "{schema}" CASCADE'))
+        await first.close()
