@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 import logging
 from typing import Any
@@ -98,24 +99,41 @@ def create_app(settings: BotSettings, deps: BotDeps) -> web.Application:
             return web.json_response(_invoke_body(invoke_response.body), status=invoke_response.status)
         return web.Response(status=201)
 
+    def has_token(request: web.Request) -> bool:
+        return bool(settings.metrics_token) and hmac.compare_digest(
+            request.headers.get("Authorization", ""), f"Bearer {settings.metrics_token}"
+        )
+
+    def privileged(request: web.Request) -> bool:
+        """A caller on this host (the container's HEALTHCHECK, a sidecar) or one with the metrics token."""
+        if has_token(request):
+            return True
+        try:
+            return ipaddress.ip_address((request.remote or "").split("%")[0]).is_loopback
+        except ValueError:
+            return False
+
     async def healthz(request: web.Request) -> web.Response:
         """200 ``{"status": "ok", ...}`` while the store answers; 503 (``degraded``, same fields)
         when it does not, or ``unavailable`` when the probe itself failed. The fields come from
-        ``deps.health``: the store, the next scheduled batch, undelivered cards, stuck deliveries."""
+        ``deps.health``: the store, the next scheduled batch, undelivered cards, stuck deliveries.
+        The lists (which name customers and reasons) go only to a privileged caller; anyone else,
+        e.g. through the public ingress, gets the counts."""
         try:
             extra = await deps.health()
         except Exception:  # noqa: BLE001 - a health probe reports, it does not crash
             log.exception("health check failed")
             return web.json_response({"status": "unavailable", "version": settings.version}, status=503)
+        if not privileged(request):
+            extra = {k: v for k, v in extra.items() if not isinstance(v, list)}
         ok = extra.get("store", "ok") == "ok"
         body = {"status": "ok" if ok else "degraded", "version": settings.version, **extra}
         return web.json_response(body, status=200 if ok else 503)
 
     async def metrics(request: web.Request) -> web.Response:
-        """The Prometheus text exposition of this process (``reporting.telemetry``)."""
-        if settings.metrics_token and not hmac.compare_digest(
-            request.headers.get("Authorization", ""), f"Bearer {settings.metrics_token}"
-        ):
+        """The Prometheus text exposition of this process (``reporting.telemetry``); with
+        ``$REPORTBOT_METRICS_TOKEN`` set, only for ``Authorization: Bearer <token>``."""
+        if settings.metrics_token and not has_token(request):
             return _error(401, "unauthorized")
         body, content_type = exposition(request.headers.get("Accept", ""))
         return web.Response(body=body, headers={"Content-Type": content_type})

@@ -6,17 +6,22 @@ The bot is a trivial echo handler defined here; the fakes are in ``tests/bot/har
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+from unittest import mock
 
 import pytest
+from aiohttp.test_utils import make_mocked_request
 from botbuilder.core import ActivityHandler, InvokeResponse, TurnContext
 from botbuilder.schema import Activity, AdaptiveCardInvokeResponse
 
+from bot.app import create_app
 from bot.auth import PUBLIC_LOGIN_URL, bot_framework_config
+from bot.deps import BotDeps
 from bot.settings import PUBLIC_OPENID_METADATA, PUBLIC_TOKEN_ISSUER, SettingsError
 from tests.bot.harness import (
     BOT_APP_ID,
@@ -423,3 +428,29 @@ def test_settings_allow_overrides_when_told_and_the_sandbox_on_loopback() -> Non
     assert sandbox.trusted_service_url("http://127.0.0.1:56150/") and not sandbox.trusted_service_url(
         "https://x.example/"
     )
+
+
+async def test_healthz_lists_go_only_to_this_host_or_the_token_holder(
+    oidc: FakeOpenIdServer, connector: FakeConnector
+) -> None:
+    """Through a public ingress (a peer that is not loopback) /healthz gives counts, not the lists
+    of customers and reasons."""
+
+    async def health() -> dict[str, Any]:
+        return {"store": "ok", "undelivered_cards": 1, "undelivered": ["ACME: Bot Connector 403"]}
+
+    settings = make_settings(oidc=oidc, service_urls=[connector.service_url], metrics_token="tok-123456789")
+    app = create_app(settings, BotDeps(bot=EchoBot(), adapter=None, draft_pdf=None, health=health))  # type: ignore[arg-type]
+    handler = next(r.handler for r in app.router.routes() if r.resource and r.resource.canonical == "/healthz")
+
+    def request(peer: str, **headers: str) -> Any:
+        transport = mock.Mock()
+        transport.get_extra_info.side_effect = lambda name, default=None: (peer, 443) if name == "peername" else default
+        return make_mocked_request("GET", "/healthz", headers=headers, transport=transport, app=app)
+
+    public = json.loads((await handler(request("10.1.2.3"))).body)
+    assert public == {"status": "ok", "version": "test", "store": "ok", "undelivered_cards": 1}
+    local = json.loads((await handler(request("127.0.0.1"))).body)
+    assert local["undelivered"] == ["ACME: Bot Connector 403"]
+    token = json.loads((await handler(request("10.1.2.3", Authorization="Bearer tok-123456789"))).body)
+    assert token["undelivered"] == ["ACME: Bot Connector 403"]
