@@ -282,7 +282,13 @@ class Poster:
                     self.throttled += 1
                     self.pacer.pause(conversation, wait)
                 log.info(
-                    "%s: %s; trying again in %.1f s (attempt %d of %d)", what, detail, wait, attempt, self.attempts
+                    "%s: %s; trying again in %.1f s (attempt %d of %d)",
+                    what,
+                    detail,
+                    wait,
+                    attempt,
+                    self.attempts,
+                    extra={"step": f"teams_{kind}", "status": status, "conversation": conversation},
                 )
                 await self.sleep(wait)
                 delay = min(self.max_delay, delay * 2)

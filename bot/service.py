@@ -256,7 +256,12 @@ class DeliveryResumer:
                             return  # nothing to resume (the draft is gone)
                     break
                 except CannotResume as err:
-                    log.error("the delivery of %s cannot be resumed: %s", status.code, err)
+                    log.error(
+                        "the delivery of %s cannot be resumed: %s",
+                        status.code,
+                        err,
+                        extra={"customer": status.code, "draft_id": draft_id, "step": "resume"},
+                    )
                     await self._fail(draft_id, str(err))
                     break
                 except TRANSIENT as err:
@@ -268,10 +273,15 @@ class DeliveryResumer:
                         status.code,
                         status.last_error,
                         delay,
+                        extra={"customer": status.code, "draft_id": draft_id, "step": "resume"},
                     )
                     await asyncio.sleep(delay)
                 except Exception as err:  # not transient: the delivery's failure, shown on its card
-                    log.exception("the delivery of %s cannot be resumed", status.code)
+                    log.exception(
+                        "the delivery of %s cannot be resumed",
+                        status.code,
+                        extra={"customer": status.code, "draft_id": draft_id, "step": "resume"},
+                    )
                     await self._fail(draft_id, f"{type(err).__name__}: {err}")
                     break
             if self.on_done is not None:

@@ -62,7 +62,11 @@ class SourceBreaker:
     def trip(self, system: str, reason: str) -> None:
         if system not in self._reasons:
             self._reasons[system] = reason
-            log.warning("source %s is not answering; its other sections in this batch are unavailable", system)
+            log.warning(
+                "source %s is not answering; its other sections in this batch are unavailable",
+                system,
+                extra={"source": system, "reason": reason},
+            )
         self.event(system).set()
 
     def event(self, system: str) -> asyncio.Event:
