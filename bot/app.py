@@ -33,6 +33,7 @@ from bot.auth import AuthenticationError, authenticate
 from bot.deps import BotDeps
 from bot.links import LinkError, LinkSigner, safe_filename
 from bot.settings import BotSettings
+from reporting.html import CSP
 from reporting.telemetry import exposition
 
 log = logging.getLogger(__name__)
@@ -166,5 +167,34 @@ def create_app(settings: BotSettings, deps: BotDeps) -> web.Application:
     app.router.add_post("/api/messages", messages)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
+
+    async def view(request: web.Request) -> web.StreamResponse:
+        """The report as a web page at the same signed, expiring link as its PDF (``/view/``
+        instead of ``/files/``), with a policy that lets the page fetch nothing."""
+        try:
+            draft_id, version = links.verify(request.match_info["token"])
+        except LinkError as err:
+            log.info("refused a report link: %s", err.reason)
+            message = (
+                "this link has expired; open the card again for a fresh one" if err.reason == "expired" else "forbidden"
+            )
+            return _error(403, message)
+        page = await deps.draft_html(draft_id, version) if deps.draft_html is not None else None
+        if page is None:
+            return _error(404, "not found")
+        return web.Response(
+            text=page,
+            content_type="text/html",
+            charset="utf-8",
+            headers={
+                "Content-Security-Policy": CSP,
+                "Cache-Control": "private, no-store",
+                "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "no-referrer",
+                "X-Frame-Options": "DENY",
+            },
+        )
+
     app.router.add_get("/files/{token}/{name}", files)
+    app.router.add_get("/view/{token}/{name}", view)
     return app

@@ -15,3 +15,5 @@ class BotDeps:
         [str, int], Awaitable[bytes | None]
     ]  # (draft id, version) -> that draft's PDF, None if unknown/stale
     health: Callable[[], Awaitable[dict[str, Any]]]  # extra /healthz fields, e.g. {"store": "ok"}
+    # (draft id, version) -> that draft's report as one self-contained HTML page, None if unknown/stale
+    draft_html: Callable[[str, int], Awaitable[str | None]] | None = None

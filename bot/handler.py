@@ -59,6 +59,7 @@ class ReportBot(TeamsActivityHandler):
         *,
         deliveries: DeliveryLog | None = None,
         batch_progress: Callable[[], dict[str, str]] | None = None,
+        page_url: Callable[[str, int], str] | None = None,
     ):
         self.settings = settings
         self.config = config
@@ -78,6 +79,7 @@ class ReportBot(TeamsActivityHandler):
             pdf_url,
             self._spawn,
             deliveries,
+            page_url,
         )
         self.commands = Commands(settings, config, review, state, self.cards, self._spawn, batch_progress)
         self.verbs = verbs.VerbContext(settings, review, state, self.cards, self._spawn)

@@ -91,6 +91,11 @@ class LinkSigner:
         """``{base}/files/{token}/{filename}``; ``filename`` must be a plain ``*.pdf`` name."""
         return f"{self._base}/files/{self.token(draft_id, version)}/{safe_filename(filename)}"
 
+    def view_url(self, draft_id: str, version: int, filename: str = DEFAULT_FILENAME) -> str:
+        """``{base}/view/{token}/{name}.html``: the same report as a web page (``reporting.html``)."""
+        name = safe_filename(filename).removesuffix(".pdf") + ".html"
+        return f"{self._base}/view/{self.token(draft_id, version)}/{name}"
+
     def verify(self, token: str) -> tuple[str, int]:
         """``(draft_id, version)`` of a genuine, unexpired token; ``LinkError`` otherwise."""
         try:

@@ -32,6 +32,7 @@ from reporting.collect import SourceBreaker
 from reporting.config import Config, CustomerConfig
 from reporting.drafts import DECIDED, EDITABLE, DraftState
 from reporting.engine import Engine
+from reporting.html import render_html
 from reporting.models import Commentary, Report
 from reporting.output import report_paths
 from reporting.store import HistoryStore
@@ -151,6 +152,18 @@ class Review:
         if draft is None or draft.version != version:
             return None
         return await self.stored_pdf(draft)
+
+    async def html(self, draft_id: str, version: int) -> str | None:
+        """The draft's report as a web page (``reporting.html``), rendered from the stored report
+        with its commentary, only for its current version; None for an unknown or stale link."""
+        draft = await self.state.get(draft_id)
+        if draft is None or draft.version != version:
+            return None
+        try:
+            report = await self.report(draft)
+        except ReviewError:
+            return None
+        return await asyncio.to_thread(render_html, report, self.engine.branding)
 
     async def stored_pdf(self, draft: Draft) -> bytes | None:
         """The last PDF rendered for the draft's customer-week, from the store (so any instance

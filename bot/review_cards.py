@@ -76,6 +76,7 @@ class ReviewCards:
         pdf_url: Callable[[str, int], str],
         spawn: Callable[[Awaitable[None]], None],
         deliveries: DeliveryLog | None = None,
+        page_url: Callable[[str, int], str] | None = None,
     ):
         self.settings = settings
         self.config = config
@@ -84,6 +85,7 @@ class ReviewCards:
         self.poster = poster
         self.routes = routes
         self.pdf_url = pdf_url
+        self.page_url = page_url  # (draft id, version) -> the report as a web page
         self.spawn = spawn
         self.deliveries = deliveries  # when delivery is configured: the card shows each step
         self.not_posted: dict[str, str] = {}  # "review:<CODE>:<week>" / "rollup:<week>" -> why its card waits
@@ -133,6 +135,7 @@ class ReviewCards:
             message=message,
             decision=decision,
             tz=self.config.msp.timezone,
+            page_url=self.page_url(draft.id, draft.version) if self.page_url else None,
         )
 
     async def post_card(self, draft: Draft, origin: ConversationReference | None = None) -> None:

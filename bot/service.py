@@ -419,6 +419,7 @@ async def open_service(
             pdf_url=links.url,
             deliveries=deliveries,
             batch_progress=lambda: dict(batch.progress),
+            page_url=links.view_url,
         )  # the batch is made below, once bot can post
         if isinstance(handoff, DeliveryHandoff):
             handoff.on_progress = bot.show_progress  # the review card shows each step as it is done
@@ -480,7 +481,9 @@ async def open_service(
                 "stuck": [f"{d.customer_code} ({d.id}): {d.state} since {d.updated_at.isoformat()}" for d in stuck],
             }
 
-        app = create_app(settings, BotDeps(bot=bot, adapter=adapter, draft_pdf=review.pdf, health=health))
+        app = create_app(
+            settings, BotDeps(bot=bot, adapter=adapter, draft_pdf=review.pdf, health=health, draft_html=review.html)
+        )
         try:
             yield Service(settings, config, app, bot, review, state, store, links, batch, schedule, resumer)
         finally:

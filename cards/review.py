@@ -145,6 +145,7 @@ def review_card(
     message: str | None = None,
     decision: Decision | None = None,
     tz: str | None = None,
+    page_url: str | None = None,
 ) -> dict[str, Any]:
     """Build the review card for ``report`` at ``state``.
 
@@ -165,9 +166,12 @@ def review_card(
         raise ValueError(f"unknown draft state {state!r}; expected one of {', '.join(STATES)}")
     if commentary_length(commentary) > MAX_COMMENTARY:
         raise ValueError(f"commentary is {commentary_length(commentary)} characters; the limit is {MAX_COMMENTARY}")
-    if pdf_url is not None and safe_url(pdf_url) is None:
-        raise ValueError("pdf_url must be an absolute http(s) URL")
-    view = _View(report, draft_id, version, state, commentary, pdf_url, approvers_note, steps, message, decision, tz)
+    for name, url in (("pdf_url", pdf_url), ("page_url", page_url)):
+        if url is not None and safe_url(url) is None:
+            raise ValueError(f"{name} must be an absolute http(s) URL")
+    view = _View(
+        report, draft_id, version, state, commentary, pdf_url, approvers_note, steps, message, decision, tz, page_url
+    )
     for limits in (FULL, COMPACT):
         card = view.build(limits)
         if card_bytes(card) <= MAX_CARD_BYTES:
@@ -188,6 +192,7 @@ class _View:
     message: str | None
     decision: Decision | None
     tz_name: str | None
+    page_url: str | None = None  # the same report as a web page
 
     def build(self, lim: _Limits) -> dict[str, Any]:
         report, state, decision = self.report, self.state, self.decision
@@ -212,6 +217,8 @@ class _View:
             body.append(text_block(note, isSubtle=True, size="Small", spacing="Medium"))
 
         actions: list[Element] = []
+        if self.page_url is not None:
+            actions.append(open_url("View in browser", self.page_url))
         if self.pdf_url is not None:
             actions.append(open_url("Open draft PDF" if editable else "Open PDF", self.pdf_url))
         if editable:

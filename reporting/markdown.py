@@ -70,7 +70,13 @@ def _env() -> jinja2.Environment:
     return env
 
 
-def render_markdown(report: Report, branding: Branding) -> str:
+def _no_chart(name: str) -> str:
+    return ""
+
+
+def render_markdown(report: Report, branding: Branding, chart: Callable[[str], str] = _no_chart) -> str:
+    """The Markdown report. ``chart(name)``: a line to put where the chart ``name`` belongs
+    (``reporting.html`` marks its places; the Markdown report has none)."""
     tz = report.period.timezone
     days = (report.period.end.date() - report.period.start.date()).days
     before = report.period.end_date - timedelta(days=days)
@@ -117,5 +123,6 @@ def render_markdown(report: Report, branding: Branding) -> str:
             waiting_lead=fmt.WAITING_LEAD,
             planned_none=fmt.PLANNED_NONE,
             waiting_none=fmt.WAITING_NONE,
+            chart=chart,
         )
     )
