@@ -34,7 +34,7 @@ from bot.delivery import STEPS, Deliverer, DeliveryHandoff, DeliveryLog
 from bot.deps import BotDeps
 from bot.google.auth import GoogleUnavailable
 from bot.google.backend import routed_backend
-from bot.graph import GraphBackend, GraphUnavailable, graph_credential
+from bot.graph import GraphBackend, GraphUnavailable, config_credential
 from bot.handler import ReportBot
 from bot.links import LinkSigner
 from bot.outbox import OutboxBackend
@@ -364,13 +364,7 @@ async def open_service(
             g = config.graph
             graph_cred = graph_token_credential
             if graph_cred is None:
-                graph_cred = graph_credential(
-                    settings.app_tenant_id,
-                    settings.app_id,
-                    client_secret=settings.app_password if g.auth == "secret" else None,
-                    certificate_path=g.certificate_path or None,
-                    managed_identity=g.auth == "managed_identity",
-                )
+                graph_cred = config_credential(config)
                 closers.append(graph_cred.close)
 
             async def team_of(customer: Any) -> str:  # configured, else as Teams told the bot
