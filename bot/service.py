@@ -35,6 +35,7 @@ from bot.deps import BotDeps
 from bot.google.auth import GoogleUnavailable
 from bot.google.backend import routed_backend
 from bot.graph import GraphBackend, GraphUnavailable, config_credential
+from bot.graph.permissions import uses_graph
 from bot.handler import ReportBot
 from bot.links import LinkSigner
 from bot.outbox import OutboxBackend
@@ -360,7 +361,7 @@ async def open_service(
         if settings.sandbox:  # the sandbox delivers to the local outbox through the real delivery steps
             sandbox_backend = routed_backend(config, OutboxBackend(config, out / "outbox"), out / "outbox", closers)
             handoff = DeliveryHandoff(Deliverer(config, deliveries, sandbox_backend), state)
-        elif config.graph.mailbox or config.delivery.model_fields_set:  # production: Graph (and [delivery]'s choices)
+        elif uses_graph(config):  # production: Graph (and [delivery]'s choices)
             g = config.graph
             graph_cred = graph_token_credential
             if graph_cred is None:
