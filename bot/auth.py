@@ -170,6 +170,25 @@ def build_adapter(
     return CloudAdapter(ConfigurationBotFrameworkAuthentication(config, credentials_factory=shared))
 
 
+async def connector_token(settings: BotSettings) -> str:
+    """A token for the Bot Connector, minted the way the adapter mints it: the same botbuilder
+    credentials factory (app password, or the user-assigned managed identity), the same scope,
+    login endpoint (``[teams] login_url`` or the public cloud) and authority validation, through
+    :class:`SharedCredentials` (``reportbot config check --live``). botbuilder's refusal is the
+    ``PermissionError`` its credentials raise, naming Entra ID's AADSTS code (never the secret)."""
+    config = bot_framework_config(settings)
+    shared = SharedCredentials(ConfigurationServiceClientCredentialFactory(config))
+    credentials = await shared.create_credentials(
+        config.APP_ID,
+        config.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE,
+        config.TO_CHANNEL_FROM_BOT_LOGIN_URL,
+        config.VALIDATE_AUTHORITY,
+    )
+    if not isinstance(credentials, AppCredentials):
+        raise PermissionError(f"botbuilder made no app credentials for app {config.APP_ID!r}")
+    return str(await asyncio.to_thread(credentials.get_access_token))  # from MSAL's cache: minted just now
+
+
 def _reason(err: BaseException, token: str) -> str:
     """A loggable reason for ``err``: type and message, with anything token-like cut out."""
     text = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__

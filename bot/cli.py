@@ -383,6 +383,8 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     path = args.config or os.environ.get("REPORTBOT_CONFIG")
     if not path:
         raise CliError("config check needs --config FILE (or REPORTBOT_CONFIG)", EXIT_USAGE)
+    if args.live and args.offline:
+        raise CliError("config check: --live contacts the deployment, --offline nothing; give one of them", EXIT_USAGE)
     config = load_config(path, source_types=OPTIONS)
     problems = []
     for c in config.customers:
@@ -415,12 +417,24 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     everything = problems + lines
     errors = [p for p in everything if p.startswith("error")]
     warnings = [p for p in everything if p.startswith("warning")]
+    failed = 0
+    live = ""
+    if args.live and not any(p.startswith("error") for p in problems):  # the file is sound (sources may be down)
+        from bot.live_check import live_check
+
+        checks = asyncio.run(live_check(config))
+        for check in checks:
+            print(check, flush=True)
+        failed = sum(1 for c in checks if c.status == "FAIL")
+        live = f"; live: {sum(1 for c in checks if c.status == 'ok')} ok, {failed} failed"
+    elif args.live:
+        live = "; live checks not run (fix the configuration errors first)"
     checked = "offline: sources not contacted" if args.offline else f"{len(config.sources)} sources contacted"
     print(
         f"{path}: {len(config.customers)} customers, {len(config.sources)} sources ({checked}); "
-        f"{len(errors)} errors, {len(warnings)} warnings"
+        f"{len(errors)} errors, {len(warnings)} warnings{live}"
     )
-    return EXIT_USAGE if errors else 0
+    return EXIT_USAGE if errors else EXIT_FAILED if failed else 0
 
 
 async def _check_sources(config: Config) -> list[str]:
@@ -671,6 +685,14 @@ def build_parser() -> argparse.ArgumentParser:
     check = cfg_sub.add_parser("check", help="validate a configuration file")
     check.add_argument("--config")
     check.add_argument("--offline", action="store_true", help="validate the file only; do not contact the sources")
+    check.add_argument(
+        "--live",
+        action="store_true",
+        help=(
+            "also check the deployment: the bot's Bot Connector token, the Graph token and its permissions, the "
+            "mailbox, a probe file in the SharePoint archive, the Teams channels, the store (exit 1 on a FAIL)"
+        ),
+    )
     check.set_defaults(func=cmd_config_check)
 
     serve = sub.add_parser("serve", help="run the Teams bot")

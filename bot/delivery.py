@@ -135,8 +135,13 @@ class Parcel:
 
     @property
     def archive_folder(self) -> str:
-        """The customer's folder in the archive library (``sharepoint_folder``, else ``Customers/<CODE>``)."""
-        return self.customer.sharepoint_folder or f"Customers/{self.code}"
+        """The customer's folder in the archive library (:func:`archive_folder`)."""
+        return archive_folder(self.customer)
+
+
+def archive_folder(customer: CustomerConfig) -> str:
+    """A customer's folder in the archive library: ``sharepoint_folder``, else ``Customers/<CODE>``."""
+    return customer.sharepoint_folder or f"Customers/{customer.code}"
 
 
 class DeliveryBackend(Protocol):

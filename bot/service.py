@@ -34,7 +34,8 @@ from bot.delivery import STEPS, Deliverer, DeliveryHandoff, DeliveryLog
 from bot.deps import BotDeps
 from bot.google.auth import GoogleUnavailable
 from bot.google.backend import routed_backend
-from bot.graph import GraphBackend, GraphUnavailable, graph_credential
+from bot.graph import GraphBackend, GraphUnavailable, config_credential
+from bot.graph.permissions import uses_graph
 from bot.handler import ReportBot
 from bot.links import LinkSigner
 from bot.outbox import OutboxBackend
@@ -376,17 +377,11 @@ async def open_service(
         if settings.sandbox:  # the sandbox delivers to the local outbox through the real delivery steps
             sandbox_backend = routed_backend(config, OutboxBackend(config, out / "outbox"), out / "outbox", closers)
             handoff = DeliveryHandoff(Deliverer(config, deliveries, sandbox_backend), state)
-        elif config.graph.mailbox or config.delivery.model_fields_set:  # production: Graph (and [delivery]'s choices)
+        elif uses_graph(config):  # production: Graph (and [delivery]'s choices)
             g = config.graph
             graph_cred = graph_token_credential
             if graph_cred is None:
-                graph_cred = graph_credential(
-                    settings.app_tenant_id,
-                    settings.app_id,
-                    client_secret=settings.app_password if g.auth == "secret" else None,
-                    certificate_path=g.certificate_path or None,
-                    managed_identity=g.auth == "managed_identity",
-                )
+                graph_cred = config_credential(config)
                 closers.append(graph_cred.close)
 
             async def team_of(customer: Any) -> str:  # configured, else as Teams told the bot

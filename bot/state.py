@@ -304,18 +304,21 @@ class ReviewState:
 
     async def installation(self, tenant: str = "") -> dict[str, Any] | None:
         """The newest team installation (in ``tenant``, if given)."""
+        found = await self.installations(tenant)
+        return found[0] if found else None
+
+    async def installations(self, tenant: str = "", limit: int = 200) -> list[dict[str, Any]]:
+        """The teams the app is installed in (in ``tenant``, if given), newest first, as
+        :meth:`remember_install` keeps them (of the newest ``limit`` installations)."""
         q = (
             select(conversations.c.ref)
             .where(conversations.c.kind == "install")
             .order_by(conversations.c.updated_at.desc())
         )
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(q.limit(200))).all()
-        for (text,) in rows:
-            info = json.loads(text)
-            if not tenant or info.get("tenant_id") == tenant:
-                return dict(info)
-        return None
+            rows = (await conn.execute(q.limit(limit))).all()
+        found = [dict(json.loads(text)) for (text,) in rows]
+        return [info for info in found if not tenant or info.get("tenant_id") == tenant]
 
     async def without_card(self, period_ends: list[date]) -> list[Draft]:
         """Drafts of those weeks whose review card has not been posted (yet)."""

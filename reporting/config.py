@@ -190,7 +190,16 @@ class GraphConfig(_Strict):
     """``[graph]``: delivery through Microsoft Graph as the bot's app (``[teams]`` app id and
     tenant). ``channel_teams`` maps a customer code to the team (AAD group) id that holds its
     ``teams_channel`` (optional: the bot also learns it from Teams' activities); ``auth`` picks the
-    credential (the app password, a certificate file, or the host's managed identity)."""
+    credential (the app password, a certificate file, or the host's managed identity).
+
+    ``mail_permissions`` says where the mailbox permissions (Mail.Send, Mail.ReadWrite) are
+    granted: ``entra`` (admin consent in Entra ID: they are in the Graph token's ``roles``) or
+    ``exchange_rbac`` (RBAC for Applications in Exchange Online, scoped to the mailbox: they are
+    not in the token). ``authority`` is the Entra ID authority host the Graph token comes from
+    (default ``login.microsoftonline.com``; an ``https`` URL or host, used with
+    ``disable_instance_discovery``) and ``ca_bundle`` a PEM file of CAs to trust for it (the async
+    azure-identity credentials ignore ``REQUESTS_CA_BUNDLE``); ``authority`` is refused unless
+    ``allow_endpoint_overrides`` is true."""
 
     mailbox: str = ""
     sharepoint_site: str = ""
@@ -199,6 +208,17 @@ class GraphConfig(_Strict):
     channel_teams: dict[str, str] = Field(default_factory=dict)
     auth: Literal["secret", "certificate", "managed_identity"] = "secret"
     certificate_path: str = ""
+    mail_permissions: Literal["entra", "exchange_rbac"] = "entra"
+    authority: str = ""
+    ca_bundle: str = ""
+    allow_endpoint_overrides: bool = False
+
+    @field_validator("authority")
+    @classmethod
+    def _authority(cls, v: str) -> str:
+        if "://" in v and not v.startswith("https://"):
+            raise ValueError("must be an https URL or a host name (azure-identity refuses plain http)")
+        return v.rstrip("/")
 
 
 class DeliveryConfig(_Strict):
@@ -400,6 +420,10 @@ class Config(_Strict):
                         f"customers[{i}].ids.{system}: {c.code} uses {system} for {section} but has no id there"
                     )
         problems.extend(self._google_problems())
+        if self.graph.authority and not self.graph.allow_endpoint_overrides:
+            problems.append(
+                "graph.authority: endpoint overrides are refused unless graph.allow_endpoint_overrides = true"
+            )
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -16,7 +16,9 @@ from bot.graph.client import (
     GraphUnavailable,
     SlidingWindowLimiter,
     build_graph_client,
+    config_credential,
     graph_credential,
+    graph_scope,
 )
 from bot.graph.drive import SIMPLE_UPLOAD_MAX
 from bot.graph.mail import (
@@ -50,5 +52,7 @@ __all__ = [
     "GraphUnavailable",
     "SlidingWindowLimiter",
     "build_graph_client",
+    "config_credential",
     "graph_credential",
+    "graph_scope",
 ]

@@ -37,6 +37,7 @@ from msgraph_core import GraphClientFactory
 
 from bot.delivery import PermanentError
 from connectors.http import retry_after_seconds
+from reporting.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +146,8 @@ def build_graph_client(
         client=httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(100.0, connect=30.0)), options=options
     )
     host = urlsplit(base_url).hostname or "graph.microsoft.com"
-    adapter = GraphRequestAdapter(AzureIdentityAuthenticationProvider(credential, allowed_hosts=[host]), http)
+    provider = AzureIdentityAuthenticationProvider(credential, scopes=[graph_scope(base_url)], allowed_hosts=[host])
+    adapter = GraphRequestAdapter(provider, http)
     adapter.base_url = base_url.rstrip("/")
 
     async def close() -> None:
@@ -155,6 +157,14 @@ def build_graph_client(
     return GraphServiceClient(request_adapter=adapter), close
 
 
+def graph_scope(base_url: str) -> str:
+    """The token scope for Graph at ``base_url``: its origin's ``/.default`` without the port
+    (``https://graph.microsoft.com/.default``), as kiota derives it; passed to the SDK explicitly
+    so the client and ``config check --live`` ask for the same token."""
+    parts = urlsplit(base_url)
+    return f"{parts.scheme or 'https'}://{parts.hostname or 'graph.microsoft.com'}/.default"
+
+
 def graph_credential(
     tenant_id: str,
     client_id: str = "",
@@ -162,9 +172,13 @@ def graph_credential(
     client_secret: str | None = None,
     certificate_path: str | None = None,
     managed_identity: bool = False,
+    authority: str | None = None,
+    ca_bundle: str | None = None,
 ) -> Any:
     """The azure-identity (async) credential for the app: a client secret, a certificate (PEM or
     PKCS12 file), or the host's managed identity (``client_id`` picks a user-assigned one).
+    ``authority`` (an Entra ID host other than the public cloud's) is used without instance
+    discovery; ``ca_bundle`` is the CA file azure-identity verifies it with (``connection_verify``).
     The caller closes it (``await credential.close()``)."""
     from azure.identity.aio import CertificateCredential, ClientSecretCredential, ManagedIdentityCredential
 
@@ -172,11 +186,31 @@ def graph_credential(
         return ManagedIdentityCredential(client_id=client_id or None)
     if not tenant_id or not client_id:
         raise ValueError("a client secret or certificate credential needs tenant_id and client_id")
+    kw: dict[str, Any] = {}
+    if authority:
+        kw.update(authority=authority, disable_instance_discovery=True)
+    if ca_bundle:
+        kw["connection_verify"] = ca_bundle
     if certificate_path:
-        return CertificateCredential(tenant_id, client_id, certificate_path)
+        return CertificateCredential(tenant_id, client_id, certificate_path, **kw)
     if client_secret:
-        return ClientSecretCredential(tenant_id, client_id, client_secret)
+        return ClientSecretCredential(tenant_id, client_id, client_secret, **kw)
     raise ValueError("give client_secret, certificate_path or managed_identity=True")
+
+
+def config_credential(config: Config) -> Any:
+    """The Graph credential ``[graph] auth`` names, for the ``[teams]`` app (the one ``serve``
+    delivers with and ``config check --live`` tests). Raises ``ValueError`` naming what is missing."""
+    t, g = config.teams, config.graph
+    return graph_credential(
+        t.tenant_id,
+        t.app_id,
+        client_secret=t.app_password.get_secret_value() if g.auth == "secret" and t.app_password else None,
+        certificate_path=(g.certificate_path or None) if g.auth == "certificate" else None,
+        managed_identity=g.auth == "managed_identity",
+        authority=g.authority or None,
+        ca_bundle=g.ca_bundle or None,
+    )
 
 
 class GraphCalls:

@@ -103,20 +103,7 @@ class Drives:
         name, api = parts[-1], self._item(drive, parent)
 
         async def lookup() -> str | None:
-            async def get() -> DriveItem | None:
-                try:
-                    return await api.with_url(self._by_path(drive, parent, name)).get()
-                except APIError as err:
-                    if err.response_status_code == 404:
-                        return None
-                    raise
-
-            item = await self.calls.call(f"folder {path}", get)
-            if item is None:
-                return None
-            if not item.id or item.folder is None:
-                raise PermanentError(f"{self.library}/{path} exists and is not a folder")
-            return str(item.id)
+            return await self.find_folder(drive, parent, parts)
 
         async def create() -> str | None:
             new = DriveItem(name=name, folder=Folder(), additional_data={"@microsoft.graph.conflictBehavior": "fail"})
@@ -133,6 +120,32 @@ class Drives:
             raise GraphUnavailable(f"the folder {path} could not be created or found")
         self._folders[(drive, path)] = folder_id
         return str(folder_id)
+
+    async def find_folder(self, drive: str, parent: str, parts: list[str]) -> str | None:
+        """The id of folder ``parts`` (``parent`` holds ``parts[:-1]``), or None when it does not
+        exist: ``GET /drives/{d}/items/{parent-id}:/{name}:``."""
+        path, name = "/".join(parts), parts[-1]
+        api = self._item(drive, parent)
+
+        async def get() -> DriveItem | None:
+            try:
+                return await api.with_url(self._by_path(drive, parent, name)).get()
+            except APIError as err:
+                if err.response_status_code == 404:
+                    return None
+                raise
+
+        item = await self.calls.call(f"folder {path}", get)
+        if item is None:
+            return None
+        if not item.id or item.folder is None:
+            raise PermanentError(f"{self.library}/{path} exists and is not a folder")
+        return str(item.id)
+
+    async def delete(self, drive: str, item_id: str, what: str) -> None:
+        """``DELETE /drives/{d}/items/{id}`` (the item goes to the site's recycle bin)."""
+        api = self._item(drive, item_id)
+        await self.calls.call(f"delete of {what}", api.delete)
 
     async def upload(self, drive: str, parent: str, name: str, data: bytes) -> dict[str, Any]:
         """Write ``parent/name`` (replacing a previous version: never ``name 1.pdf``)."""

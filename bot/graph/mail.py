@@ -58,6 +58,7 @@ INLINE_ATTACHMENT_MAX = 3 * 1024 * 1024  # Graph: inline attachments "under 3 MB
 MESSAGES_PER_MINUTE = 30  # Exchange Online: 30 messages a minute per mailbox
 UPLOAD_BYTES_PER_5_MIN = 150 * 1024 * 1024  # Graph Outlook throttling: 150 MB upload per 5 minutes per mailbox
 MAILBOX_CONCURRENCY = 4  # Graph Outlook throttling: 4 concurrent requests per app per mailbox
+PROBE_KEY = "reportbot:config-check:probe"  # a delivery id no message carries (config check --live)
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,14 @@ class Mail:
         else:
             result = await self._send_large(parcel, key, to, found)
         return StepResult(sent_to, result.web_link if result else None)
+
+    async def check_mailbox(self) -> None:
+        """The delivery's exactly-once look-up for a delivery id no message carries
+        (:data:`PROBE_KEY`): the mailbox exists and the app may search it, with the permission
+        the email step itself needs (``Mail.ReadWrite``). Nothing is sent or written."""
+        if not self.mailbox:
+            raise PermanentError("[graph] mailbox is not configured")
+        await self._find_message(PROBE_KEY)
 
     def _user(self) -> Any:
         return self.client.users.by_user_id(self.mailbox)

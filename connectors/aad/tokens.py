@@ -45,7 +45,7 @@ NO_CODE = "no AADSTS code in the answer"
 _TENANT = re.compile(r"^[A-Za-z0-9.-]{1,253}$")
 
 
-def _aadsts(message: str) -> str:
+def aadsts(message: str) -> str:
     """``AADSTS7000215: Invalid client secret provided.`` from azure-identity's message."""
     m = _AADSTS.search(message)
     return f"{m.group(1)}: {m.group(2).strip()}" if m else NO_CODE
@@ -146,7 +146,7 @@ class TenantTokens:
 
     def _refused(self, tenant: str, err: ClientAuthenticationError) -> Exception:
         message = self._redact(str(getattr(err, "message", "") or err))
-        code = _aadsts(message)
+        code = aadsts(message)
         status = getattr(getattr(err, "response", None), "status_code", None)
         if code.startswith("AADSTS90002"):
             return SourceDataError(

@@ -10,12 +10,19 @@ MSAL asks for a confidential client with a client secret, as Entra ID documents 
   "expires_in", "ext_expires_in", "access_token"}``, or Entra's error body
   (``{"error": "invalid_client", "error_description": "AADSTS7000215: ...", "error_codes": [...]}``).
 
+Access tokens are opaque strings, except for a scope listed in ``roles``: its tokens are JWTs
+whose payload carries ``aud``, ``iss``, ``tid``, ``appid`` and ``roles`` (the application
+permissions consented to the app), as Entra ID's app-only tokens do. They are not signed (the
+signature part is a placeholder): the client only reads its own token's claims, and the loopback
+API it goes to accepts exactly the strings listed in ``issued``.
+
 Runs in a thread (MSAL's ``requests`` calls are synchronous); ``requests`` lists every
 ``(method, path)``, so a test counts token and discovery requests.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import ipaddress
 import json
@@ -65,11 +72,20 @@ def _self_signed(folder: Path) -> tuple[Path, Path]:
 class FakeEntra:
     """Entra ID for one tenant and one app registration (``client_id`` + ``client_secret``)."""
 
-    def __init__(self, tenant: str, client_id: str, client_secret: str, *, expires_in: int = 3599) -> None:
+    def __init__(
+        self,
+        tenant: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        expires_in: int = 3599,
+        roles: dict[str, list[str]] | None = None,
+    ) -> None:
         self.tenant = tenant
         self.client_id = client_id
         self.client_secret = client_secret
         self.expires_in = expires_in
+        self.roles = dict(roles or {})  # scope -> the app roles its tokens carry (JWT tokens)
         self.requests: list[tuple[str, str]] = []
         self.issued: list[str] = []  # access tokens handed out, in order
         self.scopes: list[str] = []  # the scope of each token request
@@ -127,7 +143,7 @@ class FakeEntra:
         if not scope.endswith("/.default"):
             return 400, _error("invalid_scope", "AADSTS1002012: The provided value for scope is not valid.", 1002012)
         with self._lock:
-            access = f"entra-{uuid.uuid4().hex}"
+            access = self._jwt(scope) if scope in self.roles else f"entra-{uuid.uuid4().hex}"
             self.issued.append(access)
             self.scopes.append(scope)
         return 200, {
@@ -136,6 +152,22 @@ class FakeEntra:
             "ext_expires_in": self.expires_in,
             "access_token": access,
         }
+
+    def _jwt(self, scope: str) -> str:
+        now = int(dt.datetime.now(dt.UTC).timestamp())
+        claims = {
+            "aud": scope.removesuffix("/.default"),
+            "iss": f"https://sts.windows.net/{self.tenant}/",
+            "tid": self.tenant,
+            "appid": self.client_id,
+            "roles": list(self.roles[scope]),
+            "iat": now,
+            "nbf": now,
+            "exp": now + self.expires_in,
+            "uti": uuid.uuid4().hex,
+        }
+        header = {"typ": "JWT", "alg": "RS256", "kid": "fake-entra"}
+        return ".".join(_b64url(json.dumps(part).encode()) for part in (header, claims)) + ".unsigned"
 
     # lifecycle -------------------------------------------------------------------
     def start(self) -> FakeEntra:
@@ -188,6 +220,10 @@ class FakeEntra:
             self._thread.join(timeout=5)
             self._thread = None
         self._folder.cleanup()
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def _error(error: str, description: str, code: int) -> dict[str, Any]:

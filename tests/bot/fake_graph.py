@@ -4,8 +4,9 @@ teams-graph-contract.md §4-§8), and nothing else.
 
 What it is strict about, because real Graph is:
 
-- every ``/v1.0`` request needs ``Authorization: Bearer <token>``; an upload URL (the
-  ``uploadUrl`` of an upload session) must NOT carry one (401 if it does);
+- every ``/v1.0`` request needs ``Authorization: Bearer <token>`` with a token in
+  :attr:`FakeGraph.tokens` (:data:`TOKEN`, or what a linked ``FakeEntra`` issued); an upload URL
+  (the ``uploadUrl`` of an upload session) must NOT carry one (401 if it does);
 - the sendMail / createUploadSession action bodies are matched case-insensitively: msgraph-sdk
   sends ``{"Message": ..., "SaveToSentItems": ...}`` and ``{"AttachmentItem": ...}``;
 - paths are URL-decoded before routing, so the SDK's percent-encoded forms
@@ -20,6 +21,7 @@ What it is strict about, because real Graph is:
 - upload sessions answer with ``nextExpectedRanges``, insist on the next expected byte,
   limit attachment chunks to 4 MiB and drive chunks to multiples of 320 KiB (but the last);
 - a tab's ``teamsApp`` cannot be changed by PATCH (400);
+- ``DELETE /drives/{d}/items/{id}`` removes the item (and a folder's contents): 204;
 - a channel's messages come newest first, ``$top`` at most 50, no other query option but
   ``$expand`` (400), paged by ``@odata.nextLink``; a bot's card is ``attachments[].content``
   as a JSON string, its sender ``from.application`` (:meth:`FakeGraph.add_channel_message`).
@@ -37,6 +39,7 @@ import base64
 import itertools
 import json
 import re
+from collections.abc import Container
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -160,6 +163,7 @@ class FakeGraph:
 
     def __init__(self) -> None:
         self.requests: list[Request] = []
+        self.tokens: Container[str] = {TOKEN}  # the bearer tokens accepted (e.g. a FakeEntra's ``issued``)
         self.unexpected: list[str] = []
         self.faults: list[Fault] = []
         self.mailboxes: dict[str, dict[str, dict[str, Any]]] = {}  # upn (lower) -> id -> message
@@ -369,7 +373,7 @@ class FakeGraph:
                     )
             elif not path.startswith("/v1.0/"):
                 raise _Unexpected()
-            elif headers.get("authorization") != f"Bearer {TOKEN}":
+            elif headers.get("authorization", "").removeprefix("Bearer ") not in self.tokens:
                 raise GraphError(401, "InvalidAuthenticationToken", "Access token is empty or invalid")
             fault = self._fault(request.method, rel)
             if fault is not None and not fault.after:
@@ -447,6 +451,8 @@ class FakeGraph:
             _only(method, "POST")
             return self._drive_session(m[1], m[2], body)
         if m := re.fullmatch(r"/drives/([^/]+)/items/([^/]+|[^:/]+:/.+)", path):
+            if method == "DELETE":
+                return self._delete_item(m[1], m[2])
             _only(method, "GET")
             drive, item = self._resolve(m[1], m[2])
             return _json(_project(item.json(drive.id), query))
@@ -688,6 +694,22 @@ class FakeGraph:
                 raise GraphError(400, "invalidRequest", "cannot PUT content to a folder")
             item.content, item.version, status = raw, item.version + 1, 200
         return _json(item.json(drive.id), status=status)
+
+    def _delete_item(self, drive_id: str, ref: str) -> web.Response:
+        """``DELETE /drives/{d}/items/{id}``: 204; a folder goes with everything in it; the root
+        cannot be deleted (403, as on SharePoint)."""
+        drive, item = self._resolve(drive_id, ref)
+        if item.parent is None:
+            raise GraphError(403, "accessDenied", "The root of a drive cannot be deleted")
+        doomed = {item.id}
+        while True:
+            more = {i.id for i in drive.items.values() if i.parent in doomed} - doomed
+            if not more:
+                break
+            doomed |= more
+        for item_id in doomed:
+            del drive.items[item_id]
+        return web.Response(status=204)
 
     def _drive_session(self, drive_id: str, ref: str, body: Any) -> web.Response:
         drive, parent, name = self._split(drive_id, ref)
