@@ -31,6 +31,7 @@ from tests.bot.test_resume import (
     sql,
     until,
 )
+from tests.bot.test_review_e2e import card_of, text_of
 
 pytestmark = pytest.mark.postgres
 ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -80,6 +81,24 @@ async def test_a_draft_made_on_one_instance_is_served_and_delivered_by_the_other
         on_b = await b.client.http.get(f"/files/{token}/{name}")
         assert on_a.status_code == on_b.status_code == 200, (on_a.text, on_b.text)
         assert on_b.content == on_a.content == (out_a / "ACME" / name).read_bytes()
+        # and as a web page, rendered from the stored report by whichever instance is asked
+        for inst in (a, b):
+            page = await inst.client.http.get(f"/view/{token}/ACME-weekly-2026-11-16.html")
+            assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+            assert page.headers["content-security-policy"].startswith("default-src 'none'")
+            assert "Acme Manufacturing" in page.text and page.text.count("<svg") >= 3
+        assert (await a.client.http.get(f"/view/{token[:-2]}xx/x.html")).status_code == 403
+        # the review card links both: "View in browser" first, the PDF last
+        card = next(
+            card_of(c.body)
+            for c in shared.connector.calls
+            if c.kind == "send" and card_of(c.body) and "Acme Manufacturing" in text_of(card_of(c.body))  # type: ignore[arg-type]
+        )
+        links = [(x["title"], x["url"]) for x in card["actions"] if x["type"] == "Action.OpenUrl"]  # type: ignore[index]
+        assert [t for t, _ in links] == ["View in browser", "Open draft PDF"], links
+        view_path = "/" + links[0][1].split("/", 3)[3]
+        assert view_path.startswith("/view/") and view_path.endswith(".html")
+        assert (await b.client.http.get(view_path)).status_code == 200
 
         # the approver's click reaches instance B
         r = await b.client.post(
