@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 OUT    ?= reports
 
-.PHONY: venv demo test bench clean images lock image
+.PHONY: venv demo test bench clean images lock image browser-image
 
 $(BIN)/reportbot: pyproject.toml requirements.lock requirements-test.lock
 	@echo "creating $(VENV) and installing the pinned dependencies (requirements-test.lock; a minute or two the first time)"
@@ -57,4 +57,16 @@ images: venv
 	  pdftoppm -png -r 60 -f 2 -l 2 -singlefile $$pdf $(IMAGES)/$$c-summary; \
 	  pdftoppm -png -r 60 -f $$n -l $$n -singlefile $$pdf $(IMAGES)/$$c-last; \
 	done
+	$(MAKE) --no-print-directory browser-image
 	rm -rf $(IMAGES)/.demo
+
+# The browser view of ACME's report (reporting.html), screenshotted by headless Chromium.
+browser-image: venv
+	test -d $(IMAGES)/.demo || $(BIN)/reportbot demo --out $(IMAGES)/.demo >/dev/null
+	$(BIN)/python -c 'import json, pathlib, sys; from reporting import snapshot; from reporting.html import render_html; \
+	  from reporting.models import Branding; p = sorted(pathlib.Path(sys.argv[1]).glob("ACME/ACME-weekly-*.json"))[-1]; \
+	  pathlib.Path(sys.argv[2]).write_text(render_html(snapshot.from_dict(json.loads(p.read_text())), \
+	  Branding("Northwind Managed Services", "#1F4E79")))' $(IMAGES)/.demo $(IMAGES)/.demo/ACME.html
+	chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1000,1500 \
+	  "--host-resolver-rules=MAP * ~NOTFOUND" --screenshot=$(IMAGES)/ACME-browser.png \
+	  file://$(abspath $(IMAGES))/.demo/ACME.html 2>/dev/null

@@ -45,6 +45,8 @@ from reporting.text import neutral
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
 """The page's Content-Security-Policy (in a meta tag, and as a header where the bot serves it)."""
 
+FONT_STACK = "'DejaVu Sans', 'Segoe UI', system-ui, sans-serif"
+
 CHARTS = ("uptime_trend", "uptime_by_site", "ticket_trend", "score_trend")
 
 
@@ -66,6 +68,8 @@ def _svg(drawing: Drawing, title: str) -> str:
     """A reportlab drawing as an inline ``<svg>`` that scales with the page (viewBox kept)."""
     svg = renderSVG.drawToString(drawing)
     svg = svg[svg.index("<svg") :]  # no XML prolog or doctype inside HTML (its viewBox lets CSS scale it)
+    # the PDF's registered font names (ReportSans...) mean nothing to a browser: the page's own stack
+    svg = re.sub(r"font-family: ?Report[A-Za-z-]*", f"font-family: {FONT_STACK}", svg)
     label = html.escape(title, quote=True)
     svg = svg.replace("<svg ", f'<svg role="img" aria-label="{label}" ', 1)
     return f'<figure class="chart"><figcaption>{label}</figcaption>{svg}</figure>'
