@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 OUT    ?= reports
 
-.PHONY: venv demo test bench clean images lock image browser-image
+.PHONY: venv demo test bench clean images lock image browser-image test-pythons
 
 $(BIN)/reportbot: pyproject.toml requirements.lock requirements-test.lock
 	@echo "creating $(VENV) and installing the pinned dependencies (requirements-test.lock; a minute or two the first time)"
@@ -40,12 +40,16 @@ lock:
 	  echo "#   uv pip compile pyproject.toml --extra test -c requirements.lock --python-version 3.11 -o requirements-test.lock"; \
 	  cat requirements-test.lock.new; } > requirements-test.lock && rm requirements-test.lock.new
 
+# Python 3.12 and 3.13, each in its own venv (.venv-py3.x): a cross-section of the suite.
+test-pythons:
+	bash .ci/other-pythons.sh
+
 # The container image (Dockerfile), built and smoke-tested: /healthz answers and --version prints.
 image:
 	bash .ci/image-smoke.sh
 
 clean:
-	rm -rf $(VENV) $(OUT) reportbot.db .pytest_cache
+	rm -rf $(VENV) .venv-py* $(OUT) reportbot.db .pytest_cache
 
 # Page images of three customers' reports for the README (cover, executive summary, last page).
 IMAGES := docs/images
