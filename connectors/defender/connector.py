@@ -67,15 +67,15 @@ class _Ctx:
 def incident_record(obj: Any, where: str) -> IncidentRecord | None:
     """A Graph incident as a vendor-neutral record; None for a ``redirected`` (merged) one."""
     f = Fields(SYSTEM, obj, where)
-    status = f.str("status").lower()
+    status = f.text("status").lower()
     if status == "redirected":
         return None
     created = f.time("createdDateTime")
     resolved = f.time("lastUpdateDateTime") if status == "resolved" else None
     return IncidentRecord(
-        id=f.str("id"),
-        title=f.str("displayName"),
-        severity=f.str("severity").lower(),
+        id=f.text("id"),
+        title=f.text("displayName"),
+        severity=f.text("severity").lower(),
         created=created,
         resolved=resolved,
     )
@@ -83,7 +83,7 @@ def incident_record(obj: Any, where: str) -> IncidentRecord | None:
 
 def score_snapshot(obj: Any, where: str) -> ScoreSnapshot:
     f = Fields(SYSTEM, obj, where)
-    return ScoreSnapshot(at=f.time("createdDateTime"), current=f.float("currentScore"), max=f.float("maxScore"))
+    return ScoreSnapshot(at=f.time("createdDateTime"), current=f.number("currentScore"), max=f.number("maxScore"))
 
 
 @connector_shape
@@ -156,7 +156,7 @@ class DefenderConnector:
         out = []
         for n, obj in enumerate(rows):
             f = Fields(SYSTEM, obj, f"GET /tenantRelationships/delegatedAdminCustomers item {n + 1}")
-            out.append(SourceRecord(SYSTEM, f.str("tenantId"), f.opt_str("displayName") or f.str("tenantId")))
+            out.append(SourceRecord(SYSTEM, f.text("tenantId"), f.opt_text("displayName") or f.text("tenantId")))
         return out
 
     def _partner(self) -> str:
