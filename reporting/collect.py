@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from reporting.config import Config, CustomerConfig
-from reporting.models import SECTION_NAMES, Period, Section, Targets
+from reporting.models import SECTION_NAMES, Period, Section, SectionName, Targets
 from reporting.sources import Connector, ConnectorError, SourceAuthError, SourceRecord
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ class _Tripped(Exception):
 
 
 async def _one(
-    section: str,
+    section: SectionName,
     customer: CustomerConfig,
     period: Period,
     connectors: Mapping[str, Connector],
@@ -115,10 +115,10 @@ async def _one(
             "none",
             tz_now(),
             error=f"no source is configured for {section} (customers.sources.{section})",
-        )  # type: ignore[arg-type]
+        )
     connector = connectors.get(system)
     if connector is None:
-        return Section(section, "unavailable", system, tz_now(), error=f"source {system} is not set up in this run")  # type: ignore[arg-type]
+        return Section(section, "unavailable", system, tz_now(), error=f"source {system} is not set up in this run")
     limit = timeout_of(system)
     try:
         data = await _bounded(system, connector.fetch_section(section, customer, period, targets), limit, breaker)
@@ -137,8 +137,8 @@ async def _one(
         log.exception("connector %s crashed on %s/%s", system, customer.code, section)
         error = f"{system}: unexpected error {type(err).__name__} (a reportbot bug; see the logs)"
     else:
-        return Section(section, "ok", system, tz_now(), data=data)  # type: ignore[arg-type]
-    return Section(section, "unavailable", system, tz_now(), error=error)  # type: ignore[arg-type]
+        return Section(section, "ok", system, tz_now(), data=data)
+    return Section(section, "unavailable", system, tz_now(), error=error)
 
 
 def source_timeout(config: Config, system: str) -> float:

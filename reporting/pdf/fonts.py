@@ -122,7 +122,7 @@ def _pairs(b: bytes) -> Iterator[bytes]:
         yield b[i : i + 2]
 
 
-ttfonts.makeToUnicodeCMap = _to_unicode_cmap  # type: ignore[assignment]  # fix for astral code points
+ttfonts.makeToUnicodeCMap = _to_unicode_cmap  # fix for astral code points
 
 
 @dataclass
