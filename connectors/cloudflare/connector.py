@@ -37,7 +37,7 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from connectors.base import ConnectorContext, connector_shape
+from connectors.base import ConnectorContext, ConnectorDefaults, connector_shape
 from connectors.cloudflare.client import SYSTEM, CloudflareClient, UnknownObject, error_message
 from connectors.fields import Fields, iso_z, require_in_schema
 from connectors.http import require_secret, require_url, source_http
@@ -109,7 +109,7 @@ def unhealthy_intervals(
 
 
 @connector_shape
-class CloudflareConnector:
+class CloudflareConnector(ConnectorDefaults):
     """The ``sites`` section from a Cloudflare zone's standalone health checks."""
 
     sections = frozenset({"sites"})

@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from connectors.base import ConnectorContext, connector_shape
+from connectors.base import ConnectorContext, ConnectorDefaults, connector_shape
 from connectors.connectwise.client import SYSTEM, ConnectWiseClient, cw_date, cw_error_message, cw_string
 from connectors.connectwise.options import WAITING_STATUSES
 from connectors.fields import Fields, require_in_schema
@@ -107,7 +107,7 @@ def _int_option(src: SourceConfig, name: str, key: str, default: int) -> int:
 
 
 @connector_shape
-class ConnectWiseConnector:
+class ConnectWiseConnector(ConnectorDefaults):
     """``[sources.<name>] type = "connectwise"``: the ``tickets`` and ``changes`` sections."""
 
     system = SYSTEM

@@ -42,7 +42,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from connectors.base import ConnectorContext, connector_shape
+from connectors.base import ConnectorContext, ConnectorDefaults, connector_shape
 from connectors.datto.client import SYSTEM, DattoClient, error_message
 from connectors.fields import Fields, iso_z, require_in_schema
 from connectors.http import gather_all, require_credential, require_secret, require_url, source_http
@@ -157,7 +157,7 @@ def asset_runs(asset: Fields, period: Period) -> list[BackupRun]:
 
 
 @connector_shape
-class DattoConnector:
+class DattoConnector(ConnectorDefaults):
     """Datto BCDR connector (``[sources.<name>] type = "datto"``)."""
 
     sections = frozenset({"backups"})

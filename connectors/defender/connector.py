@@ -40,7 +40,7 @@ from dataclasses import replace
 from typing import Any
 
 from connectors.aad.tokens import TenantTokens
-from connectors.base import ConnectorContext, connector_shape
+from connectors.base import ConnectorContext, ConnectorDefaults, connector_shape
 from connectors.defender.client import SYSTEM, GraphSecurityClient, graph_error_message
 from connectors.fields import Fields, iso_z
 from connectors.http import gather_all, new_client, source_http
@@ -87,7 +87,7 @@ def score_snapshot(obj: Any, where: str) -> ScoreSnapshot:
 
 
 @connector_shape
-class DefenderConnector:
+class DefenderConnector(ConnectorDefaults):
     sections = frozenset({"security"})
 
     def __init__(self, name: str, source: SourceConfig, ctx: ConnectorContext, *, tokens: TenantTokens | None = None):

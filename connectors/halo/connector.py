@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from connectors.base import ConnectorContext, connector_shape
+from connectors.base import ConnectorContext, ConnectorDefaults, connector_shape
 from connectors.fields import Fields, require_in_schema
 from connectors.halo.client import SYSTEM, HaloClient, halo_error_message
 from connectors.http import (
@@ -86,7 +86,7 @@ def _halo_time(f: Fields, key: str) -> datetime | None:
 
 
 @connector_shape
-class HaloConnector:
+class HaloConnector(ConnectorDefaults):
     """``[sources.<name>] type = "halo"``: the ``tickets`` and ``changes`` sections."""
 
     system = SYSTEM

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from connectors.base import ConnectorContext, connector_shape
+from connectors.base import ConnectorContext, ConnectorDefaults, connector_shape
 from connectors.fields import Fields, parse_time, require_in_schema
 from connectors.http import require_secret, require_url, source_http
 from connectors.librenms.client import SYSTEM, LibreNMSClient, NotFound, error_message
@@ -162,7 +162,7 @@ class _Row:
 
 
 @connector_shape
-class LibreNMSConnector:
+class LibreNMSConnector(ConnectorDefaults):
     """The ``uptime`` section from a LibreNMS device group. See the module docstring."""
 
     sections = frozenset({"uptime"})

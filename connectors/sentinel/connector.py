@@ -32,7 +32,7 @@ import re
 from typing import Any
 
 from connectors.aad.tokens import TenantTokens
-from connectors.base import ConnectorContext, connector_shape
+from connectors.base import ConnectorContext, ConnectorDefaults, connector_shape
 from connectors.fields import Fields, iso_z
 from connectors.http import gather_all, new_client, source_http
 from connectors.sentinel.client import (
@@ -93,7 +93,7 @@ def incident_record(obj: Any, where: str) -> IncidentRecord:
 
 
 @connector_shape
-class SentinelConnector:
+class SentinelConnector(ConnectorDefaults):
     sections = frozenset({"security"})
 
     def __init__(self, name: str, source: SourceConfig, ctx: ConnectorContext, *, tokens: TenantTokens | None = None):

@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from connectors.base import ConnectorContext, connector_shape
+from connectors.base import ConnectorContext, ConnectorDefaults, connector_shape
 from connectors.fields import Fields, epoch, iso_z, require_in_schema
 from connectors.http import require_secret, require_url, source_http
 from connectors.statuscheck.client import SYSTEM, UptimeRobotClient, error_message
@@ -56,7 +56,7 @@ def belongs(host: str, domain: str) -> bool:
 
 
 @connector_shape
-class StatusCheckConnector:
+class StatusCheckConnector(ConnectorDefaults):
     """The ``sites`` section from UptimeRobot monitors. See the module docstring."""
 
     sections = frozenset({"sites"})

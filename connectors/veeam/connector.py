@@ -36,7 +36,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from connectors.base import ConnectorContext, connector_shape
+from connectors.base import ConnectorContext, ConnectorDefaults, connector_shape
 from connectors.fields import Fields, iso_z, require_in_schema
 from connectors.http import gather_all, require_credential, require_secret, require_url, source_http
 from connectors.veeam.client import (
@@ -57,7 +57,7 @@ RESULTS = {"Success": "success", "Warning": "warning", "Failed": "failed"}
 
 
 @connector_shape
-class VeeamConnector:
+class VeeamConnector(ConnectorDefaults):
     """Veeam connector (``[sources.<name>] type = "veeam"``, ``api = "vbr" | "vspc"``)."""
 
     sections = frozenset({"backups"})

@@ -34,7 +34,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from connectors.base import ConnectorContext, connector_shape
+from connectors.base import ConnectorContext, ConnectorDefaults, connector_shape
 from connectors.fields import Fields, epoch
 from connectors.http import require_secret, require_url, source_http
 from connectors.zabbix.client import SYSTEM, ZabbixClient, error_message
@@ -96,7 +96,7 @@ def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
 
 
 @connector_shape
-class ZabbixConnector:
+class ZabbixConnector(ConnectorDefaults):
     """``[sources.<name>] type = "zabbix"``: the uptime section from a Zabbix 6.0 – 7.x server."""
 
     sections = frozenset({"uptime"})

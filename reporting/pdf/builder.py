@@ -1173,13 +1173,13 @@ class FooterCanvas(Canvas):
         super().__init__(*args, **kwargs)
         self._furniture = furniture
         self._pages: list[dict[str, Any]] = []
-        # not ReportLab's invariant 2000-01-01
-        self._doc._timeStamp = _timestamp(furniture.created)  # type: ignore[attr-defined]  # Canvas internals: not in types-reportlab
+        # not ReportLab's invariant 2000-01-01 (_doc and _startPage: Canvas internals, not in the stubs)
+        self._doc._timeStamp = _timestamp(furniture.created)  # type: ignore[attr-defined]  # Canvas internal
         self.showOutline()  # open with the bookmarks panel
 
     def showPage(self) -> None:  # noqa: N802 - ReportLab's name
         self._pages.append(dict(self.__dict__))
-        self._startPage()  # type: ignore[attr-defined]  # Canvas internals: not in types-reportlab
+        self._startPage()  # type: ignore[attr-defined]  # Canvas internal, not in the stubs
 
     def save(self) -> None:
         total = len(self._pages)

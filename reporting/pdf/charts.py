@@ -183,7 +183,9 @@ def kpi_trend_chart(
     _style_value_axis(lc.valueAxis, lo, hi, _nice_step(hi - lo), "%g%%")
     lc.lines[0].strokeColor = theme.brand
     lc.lines[0].strokeWidth = 1.6
-    marker = makeMarker("FilledCircle", size=4, fillColor=theme.brand, strokeColor=theme.brand)  # type: ignore[no-untyped-call]  # types-reportlab leaves makeMarker untyped
+    marker = makeMarker(  # type: ignore[no-untyped-call]  # types-reportlab leaves it untyped
+        "FilledCircle", size=4, fillColor=theme.brand, strokeColor=theme.brand
+    )
     lc.lines[0].symbol = marker
     lc.lineLabelFormat = lambda v: fmt.pct(v, digits).replace(" %", "")
     lc.lineLabels.fontName = ss.FONT

@@ -238,7 +238,7 @@ def theme_for(brand_color: str | None) -> Theme:
             "commentary",
             parent=base,
             leftIndent=10,
-            borderPadding=(4, 6, 4, 8),  # type: ignore[arg-type]  # ReportLab takes (top, right, bottom, left); the stub says float
+            borderPadding=(4, 6, 4, 8),  # type: ignore[arg-type]  # ReportLab takes a TRBL tuple too
             backColor=brand_tint,
             spaceBefore=2,
             spaceAfter=6,
