@@ -147,8 +147,8 @@ class DefenderConnector(ConnectorDefaults):
                     f"{iso_z(oldest)}, after the period ends (Graph keeps about 90 days; a tenant connected "
                     "later has nothing before)",
                 )
-        section = metrics.security_section(records.values(), snapshots, period)
-        return replace(section, score_note=note) if note else section
+        security = metrics.security_section(records.values(), snapshots, period)
+        return replace(security, score_note=note) if note else security
 
     async def customer_records(self) -> list[SourceRecord]:
         """The partner tenant's GDAP customers (``tenantId`` is what ``customers.ids`` holds)."""

@@ -214,13 +214,13 @@ class HaloConnector(ConnectorDefaults):
         return task
 
     async def _load_tenant_wide(self, cid: int, period: Period) -> tuple[Any, list[Any], list[Any]]:
-        client = self.client
+        api = self.client
         # from the UTC midnight before start − margin: customers in nearby time zones share one read
         since = (period.start - self.margin).astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         clients, open_all, closed_all = await gather_all(
-            asyncio.shield(self._tenant_read("clients", client.clients)),
-            asyncio.shield(self._tenant_read("open", lambda: client.open_tickets(None))),
-            asyncio.shield(self._tenant_read(("closed", since), lambda: client.tickets_closed_since(None, since))),
+            asyncio.shield(self._tenant_read("clients", api.clients)),
+            asyncio.shield(self._tenant_read("open", lambda: api.open_tickets(None))),
+            asyncio.shield(self._tenant_read(("closed", since), lambda: api.tickets_closed_since(None, since))),
         )
         client = next(
             (c for i, c in enumerate(clients) if Fields(SYSTEM, c, f"GET /api/Client item {i}").integer("id") == cid),
@@ -238,16 +238,16 @@ class HaloConnector(ConnectorDefaults):
         return client, mine(open_all, "open"), mine(closed_all, "closed")
 
     async def _load(self, cid: int, period: Period) -> Week:
-        client = self.client
+        api = self.client
         if self.tenant_wide:
             (client, open_rows, closed_rows), prios = await gather_all(
                 self._load_tenant_wide(cid, period), self._priorities()
             )
         else:
             client, open_rows, closed_rows, prios = await gather_all(
-                client.client(cid),
-                client.open_tickets(cid),
-                client.tickets_closed_since(cid, period.start - self.margin),
+                api.client(cid),
+                api.open_tickets(cid),
+                api.tickets_closed_since(cid, period.start - self.margin),
                 self._priorities(),
             )
         if client is None:

@@ -281,8 +281,8 @@ class LibreNMSConnector(ConnectorDefaults):
             self._maintenance(),
         )
         require_in_schema(SYSTEM, rows_raw, DEVICE_SCHEMA, f"GET /api/v0/devicegroups/{group}?full=1")
-        rows = [self._row(r, n, locations) for n, r in enumerate(rows_raw)]
-        rows = [r for r in rows if r is not None and (r.inserted is None or r.inserted < period.end)]
+        read = [self._row(r, n, locations) for n, r in enumerate(rows_raw)]
+        rows = [r for r in read if r is not None and (r.inserted is None or r.inserted < period.end)]
         if not rows:
             raise SourceDataError(
                 SYSTEM, f"device group {group!r} of {customer.code} had no monitored device in the period"

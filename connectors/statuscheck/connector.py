@@ -146,6 +146,7 @@ class StatusCheckConnector(ConnectorDefaults):
             down.append((start, end))
         record = metrics.SiteCheckRecord(label, tuple(down))
         ours = metrics.sites_section([record], period, 0.0).checks[0].availability_pct
+        assert ours is not None  # sites_section gives every record a figure over the period
         raw = f.text("custom_uptime_ranges").split("-")[0]
         try:
             theirs = float(raw)

@@ -170,9 +170,9 @@ class VeeamConnector(ConnectorDefaults):
         ran = {r.item for r in runs}
         idle = [jid for jid, name in jobs.items() if name not in ran]
         before = await gather_all(*(c.last_session_before(jid, period.start) for jid in idle))
-        for jid, s in zip(idle, before, strict=True):
-            if s is not None:
-                add_session(s, f"GET /api/v1/sessions (job {jid}, last before the period)")
+        for jid, last in zip(idle, before, strict=True):
+            if last is not None:
+                add_session(last, f"GET /api/v1/sessions (job {jid}, last before the period)")
 
         points = await gather_all(*(c.newest_restore_point(bid, period.end) for bid, _, _ in existing))
         missing = [ch for ch, p in zip(existing, points, strict=True) if p is None]
