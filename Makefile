@@ -4,12 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 OUT    ?= reports
 
-.PHONY: venv demo test bench clean images
+.PHONY: venv demo test lint bench clean images
 
 $(BIN)/reportbot: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[test,lint]'
 	@touch $@
 
 venv: $(BIN)/reportbot
@@ -20,6 +20,13 @@ demo: venv
 test: venv
 	$(BIN)/python -m pytest -q
 
+# ruff (lint and format, as configured in pyproject.toml) and mypy ([tool.mypy]: its files and
+# per-package strictness).
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
 bench: venv
 	$(BIN)/python tests/bench/bench_engine.py
 	$(BIN)/python tests/bench/bench_connectors.py --latency-ms 100
@@ -27,7 +34,7 @@ bench: venv
 	$(BIN)/python tests/bench/bench_teams_pacing.py
 
 clean:
-	rm -rf $(VENV) $(OUT) reportbot.db .pytest_cache
+	rm -rf $(VENV) $(OUT) reportbot.db .pytest_cache .mypy_cache .ruff_cache
 
 # Page images of three customers' reports for the README (cover, executive summary, last page).
 IMAGES := docs/images
