@@ -123,11 +123,11 @@ def connector_shape(cls: type[T]) -> type[T]:
 
         setattr(cls, meth, functools.wraps(orig)(guarded))
 
-    close = cls.aclose  # type: ignore[attr-defined]
+    close = cls.aclose  # type: ignore[attr-defined]  # any connector class: the Connector protocol has aclose
 
     async def aclose(self: Any) -> None:
         if self._setup_error is None:
             await close(self)
 
-    cls.aclose = functools.wraps(close)(aclose)  # type: ignore[attr-defined]
+    cls.aclose = functools.wraps(close)(aclose)  # type: ignore[attr-defined]  # as above
     return cls

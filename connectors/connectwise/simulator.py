@@ -170,8 +170,9 @@ class _Parser:
 
     def parse(self) -> Predicate:
         pred = self.expr()
-        if self.peek() is not None:
-            raise ConditionError(f"unexpected {self.peek()[1]!r} in conditions")  # type: ignore[index]
+        tok = self.peek()
+        if tok is not None:
+            raise ConditionError(f"unexpected {tok[1]!r} in conditions")
         return pred
 
     def expr(self) -> Predicate:

@@ -103,9 +103,10 @@ class HaloClient:
         """The cached bearer token; a new one when it is within 60 s of expiry, or when ``stale``
         (the token the API just refused) is still the cached one."""
         async with self._lock:
-            fresh = self._token is not None and self._clock() < self._expires_at - REFRESH_BEFORE_SECONDS
-            if fresh and (stale is None or stale != self._token):
-                return self._token  # type: ignore[return-value]
+            cached = self._token
+            fresh = cached is not None and self._clock() < self._expires_at - REFRESH_BEFORE_SECONDS
+            if cached is not None and fresh and (stale is None or stale != cached):
+                return cached
             params = {"tenant": self._tenant} if self._tenant else None
             resp = await self.http.request(
                 "POST", f"{self.auth_url}/token", params=params, data=self._form, ok_statuses=frozenset({400})

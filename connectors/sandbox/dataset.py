@@ -129,11 +129,11 @@ def _customer(
         domain=domain,
         timezone=tz,
         stack=stack,
-        sites=sites,  # type: ignore[arg-type]
-        protected=protected,  # type: ignore[arg-type]
-        checks=checks,  # type: ignore[arg-type]
+        sites=sites,  # type: ignore[arg-type]  # from **kw (object): tuples of str
+        protected=protected,  # type: ignore[arg-type]  # from **kw (object): tuples of str
+        checks=checks,  # type: ignore[arg-type]  # from **kw (object): tuples of str
         ids={s: ids[s] for s in set(stack.values())},
-        **kw,  # type: ignore[arg-type]
+        **kw,  # type: ignore[arg-type]  # the table's other fields, by name
     )
 
 

@@ -28,7 +28,7 @@ Zabbix objects into its records):
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterable
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeVar
@@ -74,12 +74,12 @@ class DownRule:
         return [{"tag": self.tag, "value": self.value, "operator": 1}]
 
 
-async def _all(*aws: Awaitable[Any]) -> list[Any]:
+async def _all(*aws: Coroutine[Any, Any, Any]) -> list[Any]:
     """Run concurrently; on the first failure cancel the rest and raise that failure itself."""
     tasks: list[asyncio.Task[Any]] = []
     try:
         async with asyncio.TaskGroup() as tg:
-            tasks = [tg.create_task(a) for a in aws]  # type: ignore[arg-type]
+            tasks = [tg.create_task(a) for a in aws]
     except BaseExceptionGroup as group:
         raise _first(group) from None
     return [t.result() for t in tasks]

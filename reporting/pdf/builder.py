@@ -1179,7 +1179,7 @@ class FooterCanvas(Canvas):
 
     def showPage(self) -> None:  # noqa: N802 - ReportLab's name
         self._pages.append(dict(self.__dict__))
-        self._startPage()  # type: ignore[attr-defined]  # Canvas internal, not in the stubs
+        self._startPage()  # type: ignore[attr-defined]  # Canvas internal
 
     def save(self) -> None:
         total = len(self._pages)

@@ -310,14 +310,14 @@ def theme_for(brand_color: str | None) -> Theme:
             "flag_count", parent=base, fontName=FONT_BOLD, fontSize=H2_SIZE, leading=H2_SIZE * 1.3, alignment=TA_CENTER
         ),
     }
-    series = tuple(brand if c == "brand" else c for c in CHART_SERIES)
+    series = tuple(brand if isinstance(c, str) else c for c in CHART_SERIES)  # "brand" is the only name
     return Theme(
         brand=brand,
         brand_dark=brand_dark,
         brand_light=brand_light,
         brand_tint=brand_tint,
         styles=styles,
-        series=series,  # type: ignore[arg-type]
+        series=series,
     )
 
 
