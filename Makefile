@@ -4,13 +4,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 OUT    ?= reports
 
-.PHONY: venv demo test bench clean images lock image browser-image test-pythons
+.PHONY: venv demo test lint bench clean images lock image browser-image test-pythons
 
 $(BIN)/reportbot: pyproject.toml requirements.lock requirements-test.lock
 	@echo "creating $(VENV) and installing the pinned dependencies (requirements-test.lock; a minute or two the first time)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --progress-bar off -c requirements-test.lock -e '.[test]'
+	$(BIN)/python -m pip install --progress-bar off -c requirements-test.lock -e '.[test,lint]'
 	@touch $@
 
 venv: $(BIN)/reportbot
@@ -20,6 +20,13 @@ demo: venv
 
 test: venv
 	$(BIN)/python -m pytest -q
+
+# ruff (lint and format, as configured in pyproject.toml) and mypy ([tool.mypy]: its files and
+# per-package strictness).
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 bench: venv
 	$(BIN)/python tests/bench/bench_engine.py
@@ -34,10 +41,10 @@ lock:
 	{ echo "# Runtime dependencies, pinned (what the container image installs). Produced by \`make lock\`:"; \
 	  echo "#   uv pip compile pyproject.toml --python-version 3.11 -o requirements.lock"; \
 	  cat requirements.lock.new; } > requirements.lock && rm requirements.lock.new
-	uv pip compile pyproject.toml --extra test -c requirements.lock --python-version 3.11 --no-header --no-annotate \
-	  --quiet -o requirements-test.lock.new
-	{ echo "# Runtime + test dependencies, pinned (what \`make venv\` installs). Produced by \`make lock\`:"; \
-	  echo "#   uv pip compile pyproject.toml --extra test -c requirements.lock --python-version 3.11 -o requirements-test.lock"; \
+	uv pip compile pyproject.toml --extra test --extra lint -c requirements.lock --python-version 3.11 --no-header \
+	  --no-annotate --quiet -o requirements-test.lock.new
+	{ echo "# Runtime + test and lint tools, pinned (what \`make venv\` installs). Produced by \`make lock\`:"; \
+	  echo "#   uv pip compile pyproject.toml --extra test --extra lint -c requirements.lock --python-version 3.11 -o requirements-test.lock"; \
 	  cat requirements-test.lock.new; } > requirements-test.lock && rm requirements-test.lock.new
 
 # Python 3.12 and 3.13, each in its own venv (.venv-py3.x): a cross-section of the suite.
@@ -49,7 +56,7 @@ image:
 	bash .ci/image-smoke.sh
 
 clean:
-	rm -rf $(VENV) .venv-py* $(OUT) reportbot.db .pytest_cache
+	rm -rf $(VENV) .venv-py* $(OUT) reportbot.db .pytest_cache .mypy_cache .ruff_cache
 
 # Page images of three customers' reports for the README (cover, executive summary, last page).
 IMAGES := docs/images

@@ -99,7 +99,8 @@ def _fast_retry_policy() -> None:
     from msrest.universal_http.requests import ClientRetryPolicy
 
     if not isinstance(ClientRetryPolicy.safe_codes, frozenset):
-        ClientRetryPolicy.safe_codes = frozenset(ClientRetryPolicy.safe_codes)  # type: ignore[assignment]
+        codes = frozenset(ClientRetryPolicy.safe_codes)
+        ClientRetryPolicy.safe_codes = codes  # type: ignore[assignment]  # msrest types it as a list
 
 
 class SharedCredentials(ServiceClientCredentialsFactory):

@@ -219,11 +219,11 @@ async def _generate_with(
             await c.aclose()
         await store.close()
     drafts = []
-    for c, r in zip(customers, results, strict=True):
+    for customer, r in zip(customers, results, strict=True):
         if isinstance(r, Draft):
             drafts.append(r)
         else:
-            failures.append(f"{c.code}: {type(r).__name__}: {r}")
+            failures.append(f"{customer.code}: {type(r).__name__}: {r}")
     return drafts, failures, unmapped
 
 
@@ -457,7 +457,7 @@ async def _check_sources(config: Config) -> list[str]:
         try:
             t0 = time.perf_counter()
             try:
-                what = await asyncio.wait_for(connector.probe(), limit)  # type: ignore[attr-defined]
+                what = await asyncio.wait_for(connector.probe(), limit)
                 records = await asyncio.wait_for(connector.customer_records(), limit)
             except TimeoutError:
                 return [f"error: sources.{name}: no answer within {limit:g} s (timeout_seconds)"]
@@ -576,6 +576,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 config = sandbox_config(dataset, store_url, farm.sources)
                 await _serve(config, None, lambda: week_day, HISTORY_WEEKS, stop)
         else:
+            assert path  # checked above: without --sandbox, serve needs a config
             await _serve(load_config(path, source_types=OPTIONS), config_base, None, 0, stop)
 
     async def _serve(config: Config, base: Path | None, week: Any, backfill: int, stop: asyncio.Event) -> None:

@@ -12,6 +12,7 @@ import asyncio
 import difflib
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from botbuilder.core import TurnContext
@@ -129,7 +130,7 @@ class Commands:
         collecting, failed) for customers without a draft yet."""
         codes = [where.customer] if where.customer else self.codes
         week = self.review.week_day()
-        rows = []
+        rows: list[tuple[str, str, int, datetime | None]] = []
         end = None
         for code in codes:
             if code is None:

@@ -33,7 +33,17 @@ from bot.delivery import DeliveryLog, Parcel
 from bot.posting import Poster, Routes
 from bot.review import Review
 from bot.review_cards import ReviewCards, card_message
-from bot.routing import Router, Where, bot_removed, conversation_key, team_group_of, team_of, tenant_of, user_of
+from bot.routing import (
+    Router,
+    Where,
+    bot_removed,
+    conversation_key,
+    json_object,
+    team_group_of,
+    team_of,
+    tenant_of,
+    user_of,
+)
 from bot.settings import BotSettings
 from bot.state import Draft, ReviewState
 from reporting.config import Config
@@ -202,9 +212,8 @@ class ReportBot(TeamsActivityHandler):
         activity = turn_context.activity
         if activity.name != "adaptiveCard/action":
             return await super().on_invoke_activity(turn_context)
-        value = activity.value if isinstance(activity.value, dict) else {}
-        action = value.get("action") if isinstance(value.get("action"), dict) else {}
-        data = action.get("data") if isinstance(action.get("data"), dict) else {}
+        action = json_object(json_object(activity.value).get("action"))
+        data = json_object(action.get("data"))
         await self._remember(turn_context)
         card = await verbs.act(self.verbs, action.get("verb"), data, user_of(activity), self.where(activity))
         # plain JSON, not an AdaptiveCardInvokeResponse: msrest would walk the whole card to

@@ -34,13 +34,18 @@ class Where:
     customer: str | None = None  # the customer whose shared channel this is
 
 
+def json_object(value: Any) -> dict[str, Any]:
+    """``value`` when it is a JSON object (a dict), else ``{}``: for reading an activity's
+    ``channelData`` or ``value``, which the client may leave out or fill with anything."""
+    return value if isinstance(value, dict) else {}
+
+
 def conversation_key(activity: Activity) -> tuple[str, str]:
     """(key, kind) under which a conversation's reference is stored."""
     conv = activity.conversation
     ctype = (conv.conversation_type if conv else None) or "personal"
     if ctype == "channel":
-        data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
-        given = data.get("channel") if isinstance(data.get("channel"), dict) else {}
+        given = json_object(json_object(activity.channel_data).get("channel"))
         channel = given.get("id") or (conv.id or "").split(";")[0]
         return f"channel:{channel}", "channel"
     if ctype == "personal":
@@ -50,15 +55,13 @@ def conversation_key(activity: Activity) -> tuple[str, str]:
 
 
 def tenant_of(activity: Activity) -> str:
-    data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
-    tenant = data.get("tenant") if isinstance(data.get("tenant"), dict) else {}
+    tenant = json_object(json_object(activity.channel_data).get("tenant"))
     return str(tenant.get("id") or (activity.conversation.tenant_id if activity.conversation else "") or "")
 
 
 def team_of(activity: Activity) -> dict[str, Any]:
     """``channelData.team`` of a team-scoped activity (``{}`` when there is none)."""
-    data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
-    team = data.get("team")
+    team = json_object(activity.channel_data).get("team")
     return team if isinstance(team, dict) and team.get("id") else {}
 
 

@@ -428,7 +428,7 @@ async def open_service(
         batch = BatchRunner(
             claims,
             codes=lambda: [c.code for c in config.customers],
-            period_end=lambda code, day: engine.period_for(config.customer(code), day).end_date,  # type: ignore[union-attr]
+            period_end=lambda code, day: engine.period_for(config.customer(code), day).end_date,
             make_draft=lambda code, day: review.run(code, day, breaker=batch.breaker),
             on_drafted=drafted,
             on_complete=bot.post_rollup,
@@ -446,7 +446,7 @@ async def open_service(
             except asyncio.CancelledError:  # the shutdown stopped it on purpose: not a failed job
                 log.info("the batch was stopped by the shutdown; its unfinished customer-weeks are released")
             finally:
-                batches.discard(task)  # type: ignore[arg-type]
+                batches.discard(task)
 
         schedule = WeeklySchedule(
             config.schedule.cron,

@@ -70,7 +70,9 @@ class BotSettings:
         return bool(aad_object_id) and aad_object_id in self.approvers
 
     def trusted_service_url(self, url: str | None) -> bool:
-        return bool(url) and any(url.startswith(prefix) for prefix in self.service_urls)  # type: ignore[union-attr]
+        if not url:
+            return False
+        return any(url.startswith(prefix) for prefix in self.service_urls)
 
     @classmethod
     def from_config(

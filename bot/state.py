@@ -13,7 +13,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import Column, Date, DateTime, Integer, MetaData, String, Table, Text, UniqueConstraint, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -80,6 +80,10 @@ class Draft:
         return self.state in EDITABLE
 
 
+@overload
+def _aware(ts: datetime) -> datetime: ...
+@overload
+def _aware(ts: datetime | None) -> datetime | None: ...
 def _aware(ts: datetime | None) -> datetime | None:
     return ts if ts is None or ts.tzinfo is not None else ts.replace(tzinfo=UTC)  # SQLite drops the offset
 
@@ -100,7 +104,7 @@ def _draft(row: Any) -> Draft:
         reason=m["reason"],
         card_ref=json.loads(m["card_ref"]) if m["card_ref"] else None,
         card_activity_id=m["card_activity_id"],
-        updated_at=_aware(m["updated_at"]),  # type: ignore[arg-type]
+        updated_at=_aware(m["updated_at"]),
         created_at=_aware(m["created_at"]),
     )
 

@@ -114,7 +114,7 @@ async def act(ctx: VerbContext, verb: Any, data: dict[str, Any], user: User, whe
     handler = VERBS.get(verb) if isinstance(verb, str) else None
     draft_id, customer = data.get("draft_id"), data.get("customer")
     try:
-        version = int(data.get("version"))  # type: ignore[arg-type]
+        version = int(data.get("version"))  # type: ignore[arg-type]  # None and non-numbers: caught below
     except (TypeError, ValueError):
         version = -1
     draft = await ctx.state.get(draft_id) if isinstance(draft_id, str) else None

@@ -364,10 +364,18 @@ def _figure(section: Section | None, tz: str) -> Markdown:
     if isinstance(d, Sites):
         if not d.checks:
             return md("no public checks")
-        worst = min(d.checks, key=lambda c: c.availability_pct)
-        below = sum(1 for c in d.checks if c.availability_pct < d.target_pct)
+        measured = [(c.availability_pct, c.name) for c in d.checks if c.availability_pct is not None]
+        if d.basis != "period" or not measured:  # no availability figure: only each check's state now
+            up = sum(1 for c in d.checks if (c.status_now or "").lower() == "healthy")
+            return plain(
+                f"{up} of {len(d.checks)} check{'s' if len(d.checks) != 1 else ''} healthy now "
+                "(current status only; the week's history could not be read)",
+                limit=_FIGURE_TEXT,
+            )
+        worst_pct, worst_name = min(measured, key=lambda m: m[0])
+        below = sum(1 for pct, _ in measured if pct < d.target_pct)
         return plain(
-            f"lowest availability {fmt.uptime(worst.availability_pct)} ({clip_name(worst.name)}) of {len(d.checks)} "
+            f"lowest availability {fmt.uptime(worst_pct)} ({clip_name(worst_name)}) of {len(d.checks)} "
             f"site{'s' if len(d.checks) != 1 else ''}; {below} below the {fmt.target(d.target_pct)} target"
         )
     return md("n/a")

@@ -8,7 +8,7 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from reporting.config import SourceConfig
 from reporting.sources import (
@@ -26,6 +26,7 @@ T = TypeVar("T")
 __all__ = [
     "Connector",
     "ConnectorContext",
+    "ConnectorDefaults",
     "ConnectorError",
     "ConnectorFactory",
     "connector_shape",
@@ -68,20 +69,36 @@ ConnectorFactory = Callable[[str, SourceConfig, ConnectorContext], Connector]
 _SETUP_CALLS = ("fetch_section", "customer_records", "probe", "check_id")
 
 
+class _HasRecords(Protocol):
+    async def customer_records(self) -> list[SourceRecord]: ...
+
+
+class ConnectorDefaults:
+    """Base of every connector class: the protocol's two id look-ups for a connector that has
+    nothing better. ``check_id`` looks the id up in ``customer_records``; ``accepts_id`` knows no
+    other id form. A connector whose ``fetch_section`` accepts other forms (a name, a list of ids)
+    overrides both, so that ``config check`` and the sweep agree with ``run``."""
+
+    async def check_id(self: _HasRecords, cid: str) -> str | None:
+        return next((r.name for r in await self.customer_records() if r.id == cid), None)
+
+    def accepts_id(self, record: SourceRecord, cid: str) -> bool:
+        return False
+
+
 def connector_shape(cls: type[T]) -> type[T]:
-    """The one connector shape, applied to every connector class:
+    """The one connector shape, applied to every connector class (a ``ConnectorDefaults``):
 
     - the constructor never raises: a ``ConnectorError`` while setting up (a missing
       credential, an option that cannot work) is kept, and every call — ``fetch_section``,
       ``customer_records``, ``probe``, ``check_id`` — raises it again, so the sections are
-      unavailable with that reason and ``serve`` still starts;
-    - ``check_id`` (what a configured id names there) defaults to a look-up in
-      ``customer_records``; ``accepts_id`` (another id form naming a record) defaults to none.
+      unavailable with that reason and ``serve`` still starts.
 
     The class must declare ``sections`` as a class attribute (known even when set-up failed).
     """
     assert isinstance(getattr(cls, "sections", None), frozenset), f"{cls.__name__}.sections must be a class attribute"
-    init = cls.__init__
+    assert issubclass(cls, ConnectorDefaults), f"{cls.__name__} must derive from connectors.base.ConnectorDefaults"
+    init: Callable[..., None] = cls.__init__
 
     @functools.wraps(init)
     def __init__(self: Any, name: str, source: SourceConfig, ctx: ConnectorContext, *args: Any, **kw: Any) -> None:
@@ -93,20 +110,7 @@ def connector_shape(cls: type[T]) -> type[T]:
             self._setup_error = err
             log.warning("sources.%s cannot be used: %s (its sections will be unavailable)", name, err)
 
-    cls.__init__ = __init__  # type: ignore[misc]
-
-    if not hasattr(cls, "check_id"):
-
-        async def check_id(self: Any, cid: str) -> str | None:
-            return next((r.name for r in await self.customer_records() if r.id == cid), None)
-
-        cls.check_id = check_id  # type: ignore[attr-defined]
-    if not hasattr(cls, "accepts_id"):
-
-        def accepts_id(self: Any, record: SourceRecord, cid: str) -> bool:
-            return False
-
-        cls.accepts_id = accepts_id  # type: ignore[attr-defined]
+    cls.__init__ = __init__  # type: ignore[method-assign, assignment]  # wrapping the constructor is the point
 
     for meth in _SETUP_CALLS:
         orig = getattr(cls, meth)
@@ -119,11 +123,11 @@ def connector_shape(cls: type[T]) -> type[T]:
 
         setattr(cls, meth, functools.wraps(orig)(guarded))
 
-    close = cls.aclose  # type: ignore[attr-defined]
+    close = cls.aclose  # type: ignore[attr-defined]  # any connector class: the Connector protocol has aclose
 
     async def aclose(self: Any) -> None:
         if self._setup_error is None:
             await close(self)
 
-    cls.aclose = functools.wraps(close)(aclose)  # type: ignore[attr-defined]
+    cls.aclose = functools.wraps(close)(aclose)  # type: ignore[attr-defined]  # as above
     return cls

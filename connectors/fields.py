@@ -23,9 +23,11 @@ _MISSING = object()
 class Fields:
     """Typed access to one vendor JSON object, for error messages that say where it broke.
 
-    ``Fields(system, obj, "GET /api/Tickets item 3")``; ``f.str("summary")``,
-    ``f.int("id")``, ``f.time("dateoccurred")``, ``f.opt_time("dateclosed")``, ``f.obj("priority")``.
-    Dotted keys descend: ``f.str("priority.name")``.
+    ``Fields(system, obj, "GET /api/Tickets item 3")``; ``f.text("summary")``,
+    ``f.integer("id")``, ``f.time("dateoccurred")``, ``f.opt_time("dateclosed")``, ``f.obj("priority")``.
+    Dotted keys descend: ``f.text("priority.name")``. The accessors are named for what they
+    read (text, integer, number, flag, array), not after the builtins they return, which a
+    method named ``str`` or ``int`` would shadow in the class body's annotations.
     """
 
     def __init__(self, system: str, obj: Any, where: str):
@@ -58,7 +60,7 @@ class Fields:
             raise self._bad(key, "a value", v)
         return v
 
-    def str(self, key: str) -> str:
+    def text(self, key: str) -> str:
         v = self._get(key)
         if isinstance(v, str):
             return v
@@ -66,11 +68,11 @@ class Fields:
             return str(v)
         raise self._bad(key, "a string", v)
 
-    def opt_str(self, key: str) -> str | None:
+    def opt_text(self, key: str) -> str | None:
         v = self._get(key)
-        return None if v is _MISSING or v is None else self.str(key)
+        return None if v is _MISSING or v is None else self.text(key)
 
-    def int(self, key: str) -> int:
+    def integer(self, key: str) -> int:
         v = self._get(key)
         if isinstance(v, int) and not isinstance(v, bool):
             return v
@@ -78,7 +80,7 @@ class Fields:
             return int(v)  # Zabbix sends numbers as strings
         raise self._bad(key, "an integer", v)
 
-    def float(self, key: str) -> float:
+    def number(self, key: str) -> float:
         v = self._get(key)
         if isinstance(v, int | float) and not isinstance(v, bool):
             return float(v)
@@ -89,11 +91,11 @@ class Fields:
                 pass
         raise self._bad(key, "a number", v)
 
-    def opt_float(self, key: str) -> float | None:
+    def opt_number(self, key: str) -> float | None:
         v = self._get(key)
-        return None if v is _MISSING or v is None else self.float(key)
+        return None if v is _MISSING or v is None else self.number(key)
 
-    def bool(self, key: str) -> bool:
+    def flag(self, key: str) -> bool:
         v = self._get(key)
         if isinstance(v, bool):
             return v
@@ -103,11 +105,11 @@ class Fields:
             return v.lower() == "true"
         raise self._bad(key, "a boolean", v)
 
-    def opt_bool(self, key: str) -> bool | None:
+    def opt_flag(self, key: str) -> bool | None:
         v = self._get(key)
-        return None if v is _MISSING or v is None else self.bool(key)
+        return None if v is _MISSING or v is None else self.flag(key)
 
-    def list(self, key: str) -> list[Any]:
+    def array(self, key: str) -> list[Any]:
         v = self._get(key)
         if isinstance(v, list):
             return v
@@ -139,7 +141,7 @@ class Fields:
 
 def items(system: str, body: Any, key: str, where: str) -> list[Any]:
     """The list under ``key`` of an envelope object (e.g. ``{"tickets": [...]}``)."""
-    return Fields(system, body, where).list(key)
+    return Fields(system, body, where).array(key)
 
 
 _EPOCH = re.compile(r"^-?\d{9,11}$")

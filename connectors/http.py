@@ -31,7 +31,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 import httpx
 from pydantic import Field
@@ -44,6 +44,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 K = TypeVar("K")
 V = TypeVar("V")
+T1 = TypeVar("T1")
+T2 = TypeVar("T2")
+T3 = TypeVar("T3")
+T4 = TypeVar("T4")
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 REQUEST_ID_HEADERS = ("x-cw-request-id", "request-id", "x-ms-request-id", "cf-ray", "x-request-id")
@@ -338,7 +342,19 @@ def new_client(source: SourceConfig, **kw: Any) -> httpx.AsyncClient:
     return httpx.AsyncClient(verify=verify, limits=limits, follow_redirects=False, **kw)
 
 
-async def gather_all(*aws: Awaitable[T]) -> list[T]:
+# Typed as typeshed types asyncio.gather: a few reads of different types unpack as a tuple of their
+# types (the value is a list, which unpacks and indexes alike); any number of one type, a list.
+@overload
+async def gather_all(a1: Awaitable[T1], a2: Awaitable[T2], /) -> tuple[T1, T2]: ...
+@overload
+async def gather_all(a1: Awaitable[T1], a2: Awaitable[T2], a3: Awaitable[T3], /) -> tuple[T1, T2, T3]: ...
+@overload
+async def gather_all(
+    a1: Awaitable[T1], a2: Awaitable[T2], a3: Awaitable[T3], a4: Awaitable[T4], /
+) -> tuple[T1, T2, T3, T4]: ...
+@overload
+async def gather_all(*aws: Awaitable[T]) -> list[T]: ...
+async def gather_all(*aws: Awaitable[Any]) -> Any:
     """``asyncio.gather`` for a section's independent reads, all or nothing: when one fails, the
     others are cancelled and awaited (no request keeps running on a connector that is being
     closed), then the first failure is raised as it was."""

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from reporting.config import Config, CustomerConfig
-from reporting.models import SECTION_NAMES, Period, Section, Targets
+from reporting.models import SECTION_NAMES, Period, Section, SectionName, Targets
 from reporting.sources import Connector, ConnectorError, SourceAuthError, SourceRecord
 from reporting.telemetry import SECTIONS, SECTIONS_UNAVAILABLE
 
@@ -104,7 +104,7 @@ class _Tripped(Exception):
 
 
 async def _one(
-    section: str,
+    section: SectionName,
     customer: CustomerConfig,
     period: Period,
     connectors: Mapping[str, Connector],
@@ -159,13 +159,13 @@ async def _one(
             system,
             extra={**where, "source": system, "duration_ms": round(1000 * (time.perf_counter() - t0))},
         )
-        return Section(section, "ok", system, tz_now(), data=data)  # type: ignore[arg-type]
+        return Section(section, "ok", system, tz_now(), data=data)
     extra = {"duration_ms": round(1000 * (time.perf_counter() - t0))}
     return _unavailable(section, system, tz_now(), reason, error, {**where, **extra}, level)
 
 
 def _unavailable(
-    section: str,
+    section: SectionName,
     system: str,
     at: datetime,
     reason: str,
@@ -185,7 +185,7 @@ def _unavailable(
         error,
         extra={**where, "source": system, "reason": reason},
     )
-    return Section(section, "unavailable", system, at, error=error)  # type: ignore[arg-type]
+    return Section(section, "unavailable", system, at, error=error)
 
 
 def source_timeout(config: Config, system: str) -> float:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 from reporting.config import Thresholds
 from reporting.fmt import backup_stopped, duration, hours, pct, target, when
-from reporting.models import SEVERITY_ORDER, Backups, Flag, Section, Security, Sites, Tickets, Uptime
+from reporting.models import SEVERITY_ORDER, Backups, Flag, Section, Security, Severity, Sites, Tickets, Uptime
 from reporting.voice import missing_short
 
 FLAG_CODES = (
@@ -165,7 +165,7 @@ def _security_flags(cur: Security, th: Thresholds, tz: str) -> list[Flag]:
     out = []
     watched = [i for i in cur.open_items if i.severity in th.open_incident_severities]
     if watched:
-        sev = "high" if any(i.severity == "high" for i in watched) else "medium"
+        sev: Severity = "high" if any(i.severity == "high" for i in watched) else "medium"
         first = watched[0]
         more = f" and {len(watched) - 1} more" if len(watched) > 1 else ""
         out.append(

@@ -290,7 +290,14 @@ def section_from_dict(name: str, d: dict[str, Any]) -> Section:
     as_of = _parse_dt(d["as_of"])
     if as_of is None:
         raise SnapshotError(f"section {name!r} has no as_of")
-    return Section(name=name, status=d["status"], source=d["source"], as_of=as_of, data=data, error=d.get("error"))  # type: ignore[arg-type]
+    return Section(
+        name=name,  # type: ignore[arg-type]  # a stored section's name
+        status=d["status"],
+        source=d["source"],
+        as_of=as_of,
+        data=data,
+        error=d.get("error"),
+    )
 
 
 def to_dict(report: Report) -> dict[str, Any]:

@@ -84,7 +84,7 @@ class WeeklySchedule:
             )
         missed = missed_run(self.cron, self.timezone, self.now(), self.grace)
         if run_now or missed is not None:
-            why = "--now" if run_now else f"the run due at {missed.isoformat()} was missed"  # type: ignore[union-attr]
+            why = "--now" if run_now or missed is None else f"the run due at {missed.isoformat()} was missed"
             log.info("weekly batch starting now (%s)", why)
             self.scheduler.add_job(self.run_batch, id="weekly-batch-catch-up", max_instances=1)
         self.scheduler.start()

@@ -32,13 +32,13 @@ class RoutedBackend:
         self.email, self.channel, self.archive_backend = email, channel, archive
 
     async def send_email(self, parcel: Parcel, key: str) -> StepResult:
-        return await self.email.send_email(parcel, key)  # type: ignore[no-any-return]
+        return await self.email.send_email(parcel, key)
 
     async def post_channel(self, parcel: Parcel, key: str) -> StepResult:
-        return await self.channel.post_channel(parcel, key)  # type: ignore[no-any-return]
+        return await self.channel.post_channel(parcel, key)
 
     async def archive(self, parcel: Parcel, key: str) -> StepResult:
-        return await self.archive_backend.archive(parcel, key)  # type: ignore[no-any-return]
+        return await self.archive_backend.archive(parcel, key)
 
 
 def _credentials(section: str, table: GmailConfig | GdriveConfig) -> dict[str, Any] | None:
@@ -182,5 +182,5 @@ def route(config: Config, base: Any, *, outbox: Any = None, google: GoogleDelive
 
     email, archive = pick(d.email, "gmail"), pick(d.archive, "gdrive")
     if email is base and archive is base:
-        return base  # type: ignore[no-any-return]
+        return base
     return RoutedBackend(email=email, channel=base, archive=archive)

@@ -10,6 +10,8 @@ the key, or the Drive sharing.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from bot.delivery import PermanentError
 from bot.google.auth import GMAIL_SCOPES, SCOPE_DRIVE, CredentialsError, GoogleUnavailable
 from bot.google.backend import GoogleDelivery
@@ -61,11 +63,13 @@ async def check_google(config: Config) -> list[str]:
     return lines
 
 
-async def _probe(section: str, mint: object, scopes: tuple[str, ...], who: str) -> list[str]:
+async def _probe(
+    section: str, mint: Callable[[str], Awaitable[object]], scopes: tuple[str, ...], who: str
+) -> list[str]:
     out = []
     for scope in scopes:
         try:
-            await mint(scope)  # type: ignore[operator]
+            await mint(scope)
         except (PermanentError, GoogleUnavailable) as err:
             out.append(f"error: {err}")
         else:
@@ -73,9 +77,9 @@ async def _probe(section: str, mint: object, scopes: tuple[str, ...], who: str) 
     return out
 
 
-async def _line(section: str, probe: object) -> str:
+async def _line(section: str, probe: Awaitable[object]) -> str:
     try:
-        return f"ok: {section}: {await probe}"  # type: ignore[misc]
+        return f"ok: {section}: {await probe}"
     except (PermanentError, GoogleUnavailable) as err:
         text = str(err)
         return f"error: {text}" if text.startswith((section, "Drive")) else f"error: {section}: {text}"

@@ -264,7 +264,7 @@ class DriveArchiver:
                 content=data,
                 headers={"Content-Type": PDF},
             )
-            return resp.json()  # type: ignore[no-any-return]
+            return resp.json()
         started = await self.http.send(
             "PATCH",
             url,

@@ -71,7 +71,7 @@ def api_error(resp: httpx.Response) -> ApiError:
             reason = str(errors[0].get("reason") or "")
         reason = reason or str(err.get("status") or "")
     elif isinstance(err, str):  # OAuth-style {"error": "...", "error_description": "..."}
-        reason, message = err, str(body.get("error_description") or message)  # type: ignore[union-attr]
+        reason, message = err, str(body.get("error_description") or message)
     delay = retry_after_seconds(resp.headers.get("Retry-After"), datetime.now(UTC))
     return ApiError(resp.status_code, reason, message[:300], delay)
 
@@ -122,11 +122,11 @@ class GoogleHttp:
                 resp = await self.client.request(
                     method, url, headers={**extra, "Authorization": f"Bearer {token}"}, **kw
                 )
-            except httpx.TransportError as err:
+            except httpx.TransportError as exc:
                 if attempt >= self.max_attempts:
-                    raise GoogleUnavailable(f"{what}: {type(err).__name__} after {attempt} attempts") from err
+                    raise GoogleUnavailable(f"{what}: {type(exc).__name__} after {attempt} attempts") from exc
                 delay = backoff(attempt)
-                log.warning("%s: %s; retrying in %.1f s", what, type(err).__name__, delay)
+                log.warning("%s: %s; retrying in %.1f s", what, type(exc).__name__, delay)
             else:
                 if resp.status_code in ok:
                     return resp
@@ -207,10 +207,10 @@ class ResumableUpload:
                     content=data[offset:end],
                     headers={"Content-Range": f"bytes {offset}-{end - 1}/{total}", "Content-Type": content_type},
                 )
-            except httpx.TransportError as err:
+            except httpx.TransportError as exc:
                 failures += 1
                 if failures >= self.max_failures:
-                    raise GoogleUnavailable(f"{what}: {type(err).__name__} during the upload") from err
+                    raise GoogleUnavailable(f"{what}: {type(exc).__name__} during the upload") from exc
                 resp = None
             if resp is not None:
                 if resp.status_code in (200, 201):

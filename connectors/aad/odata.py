@@ -141,8 +141,9 @@ class Filter:
     def __init__(self, text: str):
         p = _Parser(text)
         self._pred = p.expr()
-        if p.peek() is not None:
-            raise FilterError(f"unexpected {p.peek()[1]!r}")  # type: ignore[index]
+        tok = p.peek()
+        if tok is not None:
+            raise FilterError(f"unexpected {tok[1]!r}")
         self.props = frozenset(p.props)
 
     def __call__(self, get: Getter) -> bool:

@@ -75,7 +75,7 @@ class TlsSimulator(Simulator):
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, ssl_context=self.pki.server_context())
         await site.start()
-        sock = site._server.sockets[0]  # type: ignore[union-attr]
+        sock = site._server.sockets[0]  # type: ignore[union-attr]  # aiohttp's private _server: set once started
         self.url = f"https://{host}:{sock.getsockname()[1]}"
         return self.url
 

@@ -84,7 +84,7 @@ class CloudflareClient:
                 raise UnknownObject(_describe(errs))
             raise SourceDataError(SYSTEM, f"{where} answered HTTP {resp.status_code}: {_describe(errs)}")
         f = Fields(SYSTEM, body, where)
-        if f.bool("success") is not True:
+        if f.flag("success") is not True:
             raise SourceDataError(SYSTEM, f"{where}: success is not true")
         return body
 
@@ -95,15 +95,15 @@ class CloudflareClient:
         async def page(n: int) -> tuple[list[Any], Fields]:
             body = await self._rest(path, {"page": n, "per_page": self.per_page})
             f = Fields(SYSTEM, body, f"{where} page {n}")
-            return f.list("result"), f.obj("result_info")
+            return f.array("result"), f.obj("result_info")
 
         first, info = await page(1)
         pages = (
-            info.int("total_pages")
+            info.integer("total_pages")
             if info.has("total_pages")
-            else -(-info.int("total_count") // max(1, info.int("per_page")))
+            else -(-info.integer("total_count") // max(1, info.integer("per_page")))
         )
-        total = info.int("total_count")
+        total = info.integer("total_count")
         rest = await asyncio.gather(*(page(n) for n in range(2, pages + 1)))
         items = first + [i for r, _ in rest for i in r]
         if len(items) != total:

@@ -37,7 +37,7 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from connectors.base import ConnectorContext, connector_shape
+from connectors.base import ConnectorContext, ConnectorDefaults, connector_shape
 from connectors.cloudflare.client import SYSTEM, CloudflareClient, UnknownObject, error_message
 from connectors.fields import Fields, iso_z, require_in_schema
 from connectors.http import require_secret, require_url, source_http
@@ -78,7 +78,7 @@ QUERY = """query HealthCheckWeek($zoneTag: string!, $start: Time!, $end: Time!, 
 
 
 def _healthy(f: Fields, key: str) -> bool:
-    value = f.str(key).lower()
+    value = f.text(key).lower()
     if value not in ("healthy", "unhealthy"):
         raise SourceDataError(SYSTEM, f"{f.where}: {key} is {value!r}, expected 'healthy' or 'unhealthy'")
     return value == "healthy"
@@ -109,7 +109,7 @@ def unhealthy_intervals(
 
 
 @connector_shape
-class CloudflareConnector:
+class CloudflareConnector(ConnectorDefaults):
     """The ``sites`` section from a Cloudflare zone's standalone health checks."""
 
     sections = frozenset({"sites"})
@@ -162,7 +162,7 @@ class CloudflareConnector:
         hcs = []
         for n, row in enumerate(rows):
             f = Fields(SYSTEM, row, f"GET /zones/{{zone}}/healthchecks item {n}")
-            if f.has("suspended") and f.bool("suspended"):
+            if f.has("suspended") and f.flag("suspended"):
                 continue
             hcs.append(f)
         if not hcs:
@@ -171,7 +171,7 @@ class CloudflareConnector:
             return Sites(
                 checks=tuple(
                     sorted(
-                        (SiteCheck(h.str(self.label), None, None, h.str("status")) for h in hcs), key=lambda c: c.name
+                        (SiteCheck(h.text(self.label), None, None, h.text("status")) for h in hcs), key=lambda c: c.name
                     )
                 ),
                 target_pct=targets.site_pct,
@@ -180,7 +180,7 @@ class CloudflareConnector:
                 "and a token with Analytics Read.",
             )
         if isinstance(analytics, ConnectorError):
-            current = ", ".join(f"{h.str(self.label)} {h.str('status')}" for h in hcs)
+            current = ", ".join(f"{h.text(self.label)} {h.text('status')}" for h in hcs)
             text = str(analytics).removeprefix(f"{SYSTEM}: ")
             raise type(analytics)(
                 SYSTEM,
@@ -193,11 +193,11 @@ class CloudflareConnector:
     def _records(
         self, hcs: list[Fields], data: dict[str, Any], zone_id: str, period: Period
     ) -> list[metrics.SiteCheckRecord]:
-        zones = Fields(SYSTEM, data, "POST /graphql data").obj("viewer").list("zones")
+        zones = Fields(SYSTEM, data, "POST /graphql data").obj("viewer").array("zones")
         if len(zones) != 1:
             raise SourceDataError(SYSTEM, f"POST /graphql: {len(zones)} zones answered for zone {zone_id}, expected 1")
         z = Fields(SYSTEM, zones[0], "POST /graphql viewer.zones[0]")
-        changes_raw, probes_raw = z.list("changes"), z.list("probes")
+        changes_raw, probes_raw = z.array("changes"), z.array("probes")
         if len(changes_raw) >= EVENTS_LIMIT or len(probes_raw) >= EVENTS_LIMIT:
             raise SourceDataError(
                 SYSTEM, f"POST /graphql: {EVENTS_LIMIT} rows, the query limit: the week's events are incomplete"
@@ -205,20 +205,20 @@ class CloudflareConnector:
         changes: dict[tuple[str, str], list[tuple[datetime, bool]]] = {}
         for n, row in enumerate(changes_raw):
             f = Fields(SYSTEM, row, f"POST /graphql healthCheckEventsAdaptive row {n}")
-            changes.setdefault((f.str("healthCheckId"), f.str("region")), []).append(
+            changes.setdefault((f.text("healthCheckId"), f.text("region")), []).append(
                 (f.time("datetime"), _healthy(f, "healthStatus"))
             )
         probes: dict[tuple[str, str], Counter[bool]] = {}
         for n, row in enumerate(probes_raw):
             f = Fields(SYSTEM, row, f"POST /graphql healthCheckEventsAdaptiveGroups row {n}")
             d = f.obj("dimensions")
-            probes.setdefault((d.str("healthCheckId"), d.str("region")), Counter())[_healthy(d, "healthStatus")] += (
-                f.int("count")
+            probes.setdefault((d.text("healthCheckId"), d.text("region")), Counter())[_healthy(d, "healthStatus")] += (
+                f.integer("count")
             )
 
         out = []
         for h in hcs:
-            hid, label = h.str("id"), h.str(self.label)
+            hid, label = h.text("id"), h.text(self.label)
             created = h.opt_time("created_on")
             if created is not None and created > period.start:
                 raise SourceDataError(
@@ -246,14 +246,14 @@ class CloudflareConnector:
         out = []
         for n, z in enumerate(await self.client.zones()):
             f = Fields(SYSTEM, z, f"GET /zones item {n}")
-            out.append(SourceRecord(SYSTEM, f.str("id"), f.str("name")))
+            out.append(SourceRecord(SYSTEM, f.text("id"), f.text("name")))
         return out
 
     async def probe(self) -> str:
         """``GET /user/tokens/verify``: e.g. "Cloudflare API token active"."""
         self._ready()
         result = await self.client.verify_token()
-        return f"Cloudflare API token {Fields(SYSTEM, result, 'GET /user/tokens/verify result').str('status')}"
+        return f"Cloudflare API token {Fields(SYSTEM, result, 'GET /user/tokens/verify result').text('status')}"
 
     async def aclose(self) -> None:
         if self._httpx is not None:

@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from connectors.base import ConnectorContext, connector_shape
+from connectors.base import ConnectorContext, ConnectorDefaults, connector_shape
 from connectors.connectwise.client import SYSTEM, ConnectWiseClient, cw_date, cw_error_message, cw_string
 from connectors.connectwise.options import WAITING_STATUSES
 from connectors.fields import Fields, require_in_schema
@@ -107,7 +107,7 @@ def _int_option(src: SourceConfig, name: str, key: str, default: int) -> int:
 
 
 @connector_shape
-class ConnectWiseConnector:
+class ConnectWiseConnector(ConnectorDefaults):
     """``[sources.<name>] type = "connectwise"``: the ``tickets`` and ``changes`` sections."""
 
     system = SYSTEM
@@ -160,8 +160,8 @@ class ConnectWiseConnector:
     async def probe(self) -> str:
         """One authenticated call: ``GET /system/info`` → "ConnectWise PSA v2024.1.10234"."""
         info = Fields(SYSTEM, await self.client.system_info(), "GET /system/info")
-        cloud = info.opt_bool("isCloud")
-        return f"ConnectWise PSA {info.str('version')}" + (" (cloud)" if cloud else "")
+        cloud = info.opt_flag("isCloud")
+        return f"ConnectWise PSA {info.text('version')}" + (" (cloud)" if cloud else "")
 
     # -- the protocol ----------------------------------------------------------------------
     async def fetch_section(
@@ -186,7 +186,7 @@ class ConnectWiseConnector:
         out = []
         for i, row in enumerate(await self.client.companies("deletedFlag=false")):
             f = Fields(SYSTEM, row, f"GET /company/companies item {i}")
-            out.append(SourceRecord(SYSTEM, f.str(self.company_key), f.str("name")))
+            out.append(SourceRecord(SYSTEM, f.text(self.company_key), f.text("name")))
         return out
 
     async def aclose(self) -> None:
@@ -238,7 +238,7 @@ class ConnectWiseConnector:
         if period.end <= entered:
             raise SourceDataError(
                 SYSTEM,
-                f"company {company.str('name')!r} was entered in ConnectWise on "
+                f"company {company.text('name')!r} was entered in ConnectWise on "
                 f"{entered.astimezone(period.end.tzinfo).date().isoformat()}; "
                 f"it has no records for a period ending {period.end.date().isoformat()}",
             )
@@ -252,16 +252,16 @@ class ConnectWiseConnector:
                 rows = await client.slas()
                 heads = [Fields(SYSTEM, r, f"GET /service/SLAs item {i}") for i, r in enumerate(rows)]
                 require_in_schema(SYSTEM, heads, ["resolutionHours"], "GET /service/SLAs")
-                prios = await gather_all(*(client.sla_priorities(h.int("id")) for h in heads))
+                prios = await gather_all(*(client.sla_priorities(h.integer("id")) for h in heads))
                 table = {}
                 for h, plist in zip(heads, prios, strict=True):
-                    sla_id = h.int("id")
+                    sla_id = h.integer("id")
                     by_priority = {}
                     for j, p in enumerate(plist):
                         pf = Fields(SYSTEM, p, f"GET /service/SLAs/{sla_id}/priorities item {j}")
-                        by_priority[pf.int("priority.id")] = pf.float("resolutionHours")
+                        by_priority[pf.integer("priority.id")] = pf.number("resolutionHours")
                     table[sla_id] = Sla(
-                        sla_id, h.str("name"), h.str("basedOn"), h.opt_float("resolutionHours"), by_priority
+                        sla_id, h.text("name"), h.text("basedOn"), h.opt_number("resolutionHours"), by_priority
                     )
                 self._slas = table
             return self._slas
@@ -279,24 +279,24 @@ class ConnectWiseConnector:
         rows = [Fields(SYSTEM, row, f"GET /service/tickets item {i}") for i, row in enumerate(week.tickets)]
         where = "GET /service/tickets"
         require_in_schema(SYSTEM, rows, ["board.name", "type.name"] if self.change_type else ["board.name"], where)
-        changes = [self._is_change(f.opt_str("board.name"), f.opt_str("type.name")) for f in rows]
+        changes = [self._is_change(f.opt_text("board.name"), f.opt_text("type.name")) for f in rows]
         service = [f for f, is_change in zip(rows, changes, strict=True) if not is_change]
         require_in_schema(SYSTEM, service, ["sla.id"], where)
         require_in_schema(SYSTEM, [f for f in service if f.has("priority")], ["priority.id"], where)
         for f, is_change in zip(rows, changes, strict=True):
-            ticket_id = f.int("id")
-            board = f.opt_str("board.name")
+            ticket_id = f.integer("id")
+            board = f.opt_text("board.name")
             if not is_change and self.boards is not None and board not in self.boards:
                 continue
             created = f.time("_info.dateEntered")
             f.time("_info.lastUpdated")  # filtered on: must exist on every row
-            closed = f.time("closedDate") if f.bool("closedFlag") else None
+            closed = f.time("closedDate") if f.flag("closedFlag") else None
             met: bool | None = None
             resolve_by: datetime | None = None
             breached: bool | None = None
-            priority = (f.opt_str("priority.name") or "Change") if is_change else f.str("priority.name")
+            priority = (f.opt_text("priority.name") or "Change") if is_change else f.text("priority.name")
             if not is_change:
-                in_sla = f.bool("isInSla")
+                in_sla = f.flag("isInSla")
                 if closed is not None and start <= closed < end:
                     met = in_sla
                 if created < end and (closed is None or closed >= end):
@@ -304,14 +304,14 @@ class ConnectWiseConnector:
                         resolve_by = self._target(f, ticket_id, week.slas, created)
                     breached = self._breached_at_end(in_sla, resolve_by, end)
             # the priority's own ``sort`` (Manage's PriorityReference) orders the report's priority table
-            rank = None if is_change else f.opt_float("priority.sort")
-            status = f.opt_str("status.name") or ""
+            rank = None if is_change else f.opt_number("priority.sort")
+            status = f.opt_text("status.name") or ""
             scheduled = f.opt_time(self.change_start_field) if is_change else None
             waiting = not is_change and closed is None and status.casefold() in self.waiting
             out.append(
                 TicketRecord(
                     str(ticket_id),
-                    f.str("summary"),
+                    f.text("summary"),
                     priority,
                     created,
                     closed,
@@ -345,11 +345,11 @@ class ConnectWiseConnector:
         """The all-hours resolution target of a ticket: ``dateEntered`` + ``resolutionHours`` of its
         SLA for its priority (the earliest its clock can reach; calendar SLAs and paused clocks
         only move it later). None when the SLA sets no resolution target."""
-        sla_id = f.int("sla.id")
+        sla_id = f.integer("sla.id")
         sla = slas.get(sla_id)
         if sla is None:
             raise SourceDataError(SYSTEM, f"ticket {ticket_id} has SLA {sla_id}, which GET /service/SLAs does not list")
-        priority_id = f.int("priority.id") if f.has("priority.id") else None
+        priority_id = f.integer("priority.id") if f.has("priority.id") else None
         hours = sla.resolution_for(priority_id)
         if hours is None or hours <= 0:
             return None  # the SLA sets no resolution target for this priority

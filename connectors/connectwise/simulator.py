@@ -170,8 +170,9 @@ class _Parser:
 
     def parse(self) -> Predicate:
         pred = self.expr()
-        if self.peek() is not None:
-            raise ConditionError(f"unexpected {self.peek()[1]!r} in conditions")  # type: ignore[index]
+        tok = self.peek()
+        if tok is not None:
+            raise ConditionError(f"unexpected {tok[1]!r} in conditions")
         return pred
 
     def expr(self) -> Predicate:
@@ -182,13 +183,19 @@ class _Parser:
         self.depth -= 1
         if self.depth == 0 and len(parts) > 1:
             self.equalities.clear()  # a top-level "or": no conjunct holds for every match
-        return parts[0] if len(parts) == 1 else (lambda r, ps=tuple(parts): any(p(r) for p in ps))
+        if len(parts) == 1:
+            return parts[0]
+        ps = tuple(parts)
+        return lambda r: any(p(r) for p in ps)
 
     def term(self) -> Predicate:
         parts = [self.factor()]
         while self.word("and"):
             parts.append(self.factor())
-        return parts[0] if len(parts) == 1 else (lambda r, ps=tuple(parts): all(p(r) for p in ps))
+        if len(parts) == 1:
+            return parts[0]
+        ps = tuple(parts)
+        return lambda r: all(p(r) for p in ps)
 
     def factor(self) -> Predicate:
         if self.word("not"):

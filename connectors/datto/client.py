@@ -74,8 +74,8 @@ class DattoClient:
 
     def _page(self, body: Any, where: str) -> tuple[list[Any], int]:
         f = Fields(SYSTEM, body, where)
-        pages = f.obj("pagination").int("totalPages")
-        return f.list("items"), pages
+        pages = f.obj("pagination").integer("totalPages")
+        return f.array("items"), pages
 
     async def _all_pages(self, path: str, extra: dict[str, Any] | None = None) -> list[Any]:
         """Every item of a paged endpoint: page 1, then pages 2..totalPages concurrently."""

@@ -42,7 +42,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from connectors.base import ConnectorContext, connector_shape
+from connectors.base import ConnectorContext, ConnectorDefaults, connector_shape
 from connectors.datto.client import SYSTEM, DattoClient, error_message
 from connectors.fields import Fields, iso_z, require_in_schema
 from connectors.http import gather_all, require_credential, require_secret, require_url, source_http
@@ -82,7 +82,7 @@ def run_status(entry: Fields) -> str | None:
     if status not in BACKUP_OK:
         raise SourceDataError(SYSTEM, f"{entry.where}: unknown backup.status {status!r} (expected success or failure)")
     lv = entry.opt_obj("localVerification")
-    if lv is not None and lv.has("errors") and lv.list("errors"):
+    if lv is not None and lv.has("errors") and lv.array("errors"):
         return "warning"
     shot = entry.opt_obj("advancedVerification.screenshotVerification")
     if shot is not None:
@@ -100,7 +100,7 @@ def asset_checks(asset: Fields, period: Period) -> tuple[datetime | None, bool |
     if offsite is not None and offsite > period.end:
         offsite = None
     shots: list[tuple[datetime, bool]] = []
-    for i, b in enumerate(asset.list("backups")):
+    for i, b in enumerate(asset.array("backups")):
         e = Fields(SYSTEM, b, f"{asset.where} backups[{i}]")
         shot = e.opt_obj("advancedVerification.screenshotVerification")
         s = _literal(shot.raw("status")) if shot is not None and shot.has("status") else None
@@ -112,14 +112,14 @@ def asset_checks(asset: Fields, period: Period) -> tuple[datetime | None, bool |
         return offsite, ok, at
     attempt = asset.opt_time("lastScreenshotAttempt") if asset.has("lastScreenshotAttempt") else None
     if attempt is not None and attempt <= period.end and asset.has("lastScreenshotAttemptStatus"):
-        return offsite, asset.bool("lastScreenshotAttemptStatus"), attempt
+        return offsite, asset.flag("lastScreenshotAttemptStatus"), attempt
     return offsite, None, None
 
 
 def asset_runs(asset: Fields, period: Period) -> list[BackupRun]:
     """The runs of one asset as vendor-neutral records, after the history-limit check."""
-    name = asset.str("name")
-    entries = [Fields(SYSTEM, b, f"{asset.where} ({name}) backups[{i}]") for i, b in enumerate(asset.list("backups"))]
+    name = asset.text("name")
+    entries = [Fields(SYSTEM, b, f"{asset.where} ({name}) backups[{i}]") for i, b in enumerate(asset.array("backups"))]
     asset.raw("lastSnapshot")  # present (null before the first snapshot): a renamed key must not pass silently
     last_snapshot = asset.opt_time("lastSnapshot")
     runs: list[BackupRun] = []
@@ -157,7 +157,7 @@ def asset_runs(asset: Fields, period: Period) -> list[BackupRun]:
 
 
 @connector_shape
-class DattoConnector:
+class DattoConnector(ConnectorDefaults):
     """Datto BCDR connector (``[sources.<name>] type = "datto"``)."""
 
     sections = frozenset({"backups"})
@@ -188,8 +188,8 @@ class DattoConnector:
     @staticmethod
     def _matches(device: Fields, cid: str) -> bool:
         if cid.isdigit():
-            return device.has("organizationId") and device.str("organizationId") == cid
-        company = device.opt_str("clientCompanyName")
+            return device.has("organizationId") and device.text("organizationId") == cid
+        company = device.opt_text("clientCompanyName")
         return company is not None and company.strip().casefold() == cid.strip().casefold()
 
     async def fetch_section(self, section: str, customer: CustomerConfig, period: Period, targets: Targets) -> Backups:
@@ -206,7 +206,7 @@ class DattoConnector:
                 f"no appliance with organizationId or clientCompanyName {cid!r} "
                 f"(customers.ids.{self.name} of {customer.code})",
             )
-        serials = [d.str("serialNumber") for d in mine]
+        serials = [d.text("serialNumber") for d in mine]
         lists = await gather_all(*(self.client.assets(s) for s in serials))
         items: list[str] = []
         runs: list[BackupRun] = []
@@ -220,9 +220,9 @@ class DattoConnector:
             require_in_schema(SYSTEM, entries, BACKUP_SCHEMA, where + " backups[]")
             for i, a in enumerate(assets):
                 asset = Fields(SYSTEM, a, f"GET /v1/bcdr/device/{serial}/asset item {i}")
-                if asset.bool("isArchived"):
+                if asset.flag("isArchived"):
                     continue  # no longer protected: kept in the portal for its old points only
-                name = asset.str("name")
+                name = asset.text("name")
                 if name not in items:
                     items.append(name)
                 runs.extend(asset_runs(asset, period))
@@ -238,8 +238,8 @@ class DattoConnector:
         out: dict[str, SourceRecord] = {}
         for i, d in enumerate(await self.devices()):
             f = Fields(SYSTEM, d, f"GET /v1/bcdr/device item {i}")
-            name = f.opt_str("clientCompanyName") or f.opt_str("organizationName") or ""
-            key = f.str("organizationId") if f.has("organizationId") else name
+            name = f.opt_text("clientCompanyName") or f.opt_text("organizationName") or ""
+            key = f.text("organizationId") if f.has("organizationId") else name
             if key and key not in out:
                 out[key] = SourceRecord(self.name, key, name or key)
         return sorted(out.values(), key=lambda r: r.name)
@@ -254,12 +254,12 @@ class DattoConnector:
         mine = [d for d in devices if self._matches(d, cid)]
         if not mine:
             return None
-        company = mine[0].opt_str("clientCompanyName") or mine[0].opt_str("organizationName") or cid
+        company = mine[0].opt_text("clientCompanyName") or mine[0].opt_text("organizationName") or cid
         return f"{company} ({len(mine)} appliance{'s' if len(mine) != 1 else ''})"
 
     async def probe(self) -> str:
         body = await self.client._get("/v1/bcdr/device", {"_page": 1, "_perPage": 1})
-        count = Fields(SYSTEM, body, "GET /v1/bcdr/device").obj("pagination").int("count")
+        count = Fields(SYSTEM, body, "GET /v1/bcdr/device").obj("pagination").integer("count")
         return f"Datto BCDR API v1: {count} appliance{'s' if count != 1 else ''}"
 
     async def aclose(self) -> None:

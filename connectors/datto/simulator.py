@@ -101,12 +101,12 @@ class DattoSimulator(Simulator):
 
     def _entry(self, r: BackupRun) -> dict[str, Any]:
         ts = r.recovery_point or r.ended
-        shot = {
+        shot: dict[str, str | None] = {
             "status": "success",
             "image": f"https://device.dattobackup.com/sirisReporting/images/{_hex(r.item, _iso(ts))}.png",
         }
         local: dict[str, Any] = {"status": "success", "errors": []}
-        backup = {"status": "success", "errorMessage": None}
+        backup: dict[str, str | None] = {"status": "success", "errorMessage": None}
         if r.status == "failed":
             backup = {
                 "status": "failure",

@@ -40,7 +40,7 @@ from dataclasses import replace
 from typing import Any
 
 from connectors.aad.tokens import TenantTokens
-from connectors.base import ConnectorContext, connector_shape
+from connectors.base import ConnectorContext, ConnectorDefaults, connector_shape
 from connectors.defender.client import SYSTEM, GraphSecurityClient, graph_error_message
 from connectors.fields import Fields, iso_z
 from connectors.http import gather_all, new_client, source_http
@@ -67,15 +67,15 @@ class _Ctx:
 def incident_record(obj: Any, where: str) -> IncidentRecord | None:
     """A Graph incident as a vendor-neutral record; None for a ``redirected`` (merged) one."""
     f = Fields(SYSTEM, obj, where)
-    status = f.str("status").lower()
+    status = f.text("status").lower()
     if status == "redirected":
         return None
     created = f.time("createdDateTime")
     resolved = f.time("lastUpdateDateTime") if status == "resolved" else None
     return IncidentRecord(
-        id=f.str("id"),
-        title=f.str("displayName"),
-        severity=f.str("severity").lower(),
+        id=f.text("id"),
+        title=f.text("displayName"),
+        severity=f.text("severity").lower(),
         created=created,
         resolved=resolved,
     )
@@ -83,11 +83,11 @@ def incident_record(obj: Any, where: str) -> IncidentRecord | None:
 
 def score_snapshot(obj: Any, where: str) -> ScoreSnapshot:
     f = Fields(SYSTEM, obj, where)
-    return ScoreSnapshot(at=f.time("createdDateTime"), current=f.float("currentScore"), max=f.float("maxScore"))
+    return ScoreSnapshot(at=f.time("createdDateTime"), current=f.number("currentScore"), max=f.number("maxScore"))
 
 
 @connector_shape
-class DefenderConnector:
+class DefenderConnector(ConnectorDefaults):
     sections = frozenset({"security"})
 
     def __init__(self, name: str, source: SourceConfig, ctx: ConnectorContext, *, tokens: TenantTokens | None = None):
@@ -147,8 +147,8 @@ class DefenderConnector:
                     f"{iso_z(oldest)}, after the period ends (Graph keeps about 90 days; a tenant connected "
                     "later has nothing before)",
                 )
-        section = metrics.security_section(records.values(), snapshots, period)
-        return replace(section, score_note=note) if note else section
+        security = metrics.security_section(records.values(), snapshots, period)
+        return replace(security, score_note=note) if note else security
 
     async def customer_records(self) -> list[SourceRecord]:
         """The partner tenant's GDAP customers (``tenantId`` is what ``customers.ids`` holds)."""
@@ -156,7 +156,7 @@ class DefenderConnector:
         out = []
         for n, obj in enumerate(rows):
             f = Fields(SYSTEM, obj, f"GET /tenantRelationships/delegatedAdminCustomers item {n + 1}")
-            out.append(SourceRecord(SYSTEM, f.str("tenantId"), f.opt_str("displayName") or f.str("tenantId")))
+            out.append(SourceRecord(SYSTEM, f.text("tenantId"), f.opt_text("displayName") or f.text("tenantId")))
         return out
 
     def _partner(self) -> str:

@@ -103,9 +103,10 @@ class HaloClient:
         """The cached bearer token; a new one when it is within 60 s of expiry, or when ``stale``
         (the token the API just refused) is still the cached one."""
         async with self._lock:
-            fresh = self._token is not None and self._clock() < self._expires_at - REFRESH_BEFORE_SECONDS
-            if fresh and (stale is None or stale != self._token):
-                return self._token  # type: ignore[return-value]
+            cached = self._token
+            fresh = cached is not None and self._clock() < self._expires_at - REFRESH_BEFORE_SECONDS
+            if cached is not None and fresh and (stale is None or stale != cached):
+                return cached
             params = {"tenant": self._tenant} if self._tenant else None
             resp = await self.http.request(
                 "POST", f"{self.auth_url}/token", params=params, data=self._form, ok_statuses=frozenset({400})
@@ -117,11 +118,11 @@ class HaloClient:
                     raise SourceAuthError(SYSTEM, f"POST /auth/token: the credentials were refused — {reason}")
                 raise SourceDataError(SYSTEM, f"POST /auth/token answered HTTP 400 — {reason}")
             f = Fields(SYSTEM, self.http.decode(resp), "POST /auth/token")
-            token_type = f.opt_str("token_type")
+            token_type = f.opt_text("token_type")
             if token_type is not None and token_type.lower() != "bearer":
                 raise SourceAuthError(SYSTEM, f"POST /auth/token issued a {token_type!r} token, not a Bearer token")
-            self._token = f.str("access_token")
-            self._expires_at = self._clock() + f.float("expires_in")
+            self._token = f.text("access_token")
+            self._expires_at = self._clock() + f.number("expires_in")
             return self._token
 
     async def get(
@@ -152,12 +153,12 @@ class HaloClient:
 
         async def page(no: int) -> list[Any]:
             body = self.http.decode(await self.get(path, {**base, "page_no": no}))
-            return Fields(SYSTEM, body, f"GET {path} page {no}").list(key)
+            return Fields(SYSTEM, body, f"GET {path} page {no}").array(key)
 
         body = self.http.decode(await self.get(path, {**base, "page_no": 1}))
         f = Fields(SYSTEM, body, f"GET {path} page 1")
-        total = f.int("record_count")
-        items = list(f.list(key))
+        total = f.integer("record_count")
+        items = list(f.array(key))
         if len(items) < total:
             if not items:
                 raise SourceDataError(SYSTEM, f"GET {path}: record_count is {total} but page 1 is empty")

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from connectors.base import ConnectorContext, connector_shape
+from connectors.base import ConnectorContext, ConnectorDefaults, connector_shape
 from connectors.fields import Fields, require_in_schema
 from connectors.halo.client import SYSTEM, HaloClient, halo_error_message
 from connectors.http import (
@@ -86,7 +86,7 @@ def _halo_time(f: Fields, key: str) -> datetime | None:
 
 
 @connector_shape
-class HaloConnector:
+class HaloConnector(ConnectorDefaults):
     """``[sources.<name>] type = "halo"``: the ``tickets`` and ``changes`` sections."""
 
     system = SYSTEM
@@ -156,7 +156,7 @@ class HaloConnector:
     async def probe(self) -> str:
         """A token and one page of ``GET /api/Client`` → "HaloPSA API, 14 clients"."""
         body = await self.client.get_json("/Client", {"pageinate": "true", "page_size": 1, "page_no": 1})
-        count = Fields(SYSTEM, body, "GET /api/Client").int("record_count")
+        count = Fields(SYSTEM, body, "GET /api/Client").integer("record_count")
         return f"HaloPSA API, {count} client{'s' if count != 1 else ''}"
 
     # -- the protocol ----------------------------------------------------------------------
@@ -188,7 +188,7 @@ class HaloConnector:
         out = []
         for i, row in enumerate(await self.client.clients()):
             f = Fields(SYSTEM, row, f"GET /api/Client item {i}")
-            out.append(SourceRecord(SYSTEM, f.str("id"), f.str("name")))
+            out.append(SourceRecord(SYSTEM, f.text("id"), f.text("name")))
         return out
 
     async def aclose(self) -> None:
@@ -214,16 +214,17 @@ class HaloConnector:
         return task
 
     async def _load_tenant_wide(self, cid: int, period: Period) -> tuple[Any, list[Any], list[Any]]:
-        client = self.client
+        api = self.client
         # from the UTC midnight before start − margin: customers in nearby time zones share one read
         since = (period.start - self.margin).astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         clients, open_all, closed_all = await gather_all(
-            asyncio.shield(self._tenant_read("clients", client.clients)),
-            asyncio.shield(self._tenant_read("open", lambda: client.open_tickets(None))),
-            asyncio.shield(self._tenant_read(("closed", since), lambda: client.tickets_closed_since(None, since))),
+            asyncio.shield(self._tenant_read("clients", api.clients)),
+            asyncio.shield(self._tenant_read("open", lambda: api.open_tickets(None))),
+            asyncio.shield(self._tenant_read(("closed", since), lambda: api.tickets_closed_since(None, since))),
         )
         client = next(
-            (c for i, c in enumerate(clients) if Fields(SYSTEM, c, f"GET /api/Client item {i}").int("id") == cid), None
+            (c for i, c in enumerate(clients) if Fields(SYSTEM, c, f"GET /api/Client item {i}").integer("id") == cid),
+            None,
         )
 
         def mine(rows: list[Any], label: str) -> list[Any]:
@@ -231,22 +232,22 @@ class HaloConnector:
             return [
                 r
                 for i, r in enumerate(rows)
-                if Fields(SYSTEM, r, f"GET /api/Tickets ({label}) item {i}").opt_str("client_id") == str(cid)
+                if Fields(SYSTEM, r, f"GET /api/Tickets ({label}) item {i}").opt_text("client_id") == str(cid)
             ]
 
         return client, mine(open_all, "open"), mine(closed_all, "closed")
 
     async def _load(self, cid: int, period: Period) -> Week:
-        client = self.client
+        api = self.client
         if self.tenant_wide:
             (client, open_rows, closed_rows), prios = await gather_all(
                 self._load_tenant_wide(cid, period), self._priorities()
             )
         else:
             client, open_rows, closed_rows, prios = await gather_all(
-                client.client(cid),
-                client.open_tickets(cid),
-                client.tickets_closed_since(cid, period.start - self.margin),
+                api.client(cid),
+                api.open_tickets(cid),
+                api.tickets_closed_since(cid, period.start - self.margin),
                 self._priorities(),
             )
         if client is None:
@@ -257,7 +258,7 @@ class HaloConnector:
         if created is not None and period.end <= created:
             raise SourceDataError(
                 SYSTEM,
-                f"client {f.str('name')!r} was created in HaloPSA on "
+                f"client {f.text('name')!r} was created in HaloPSA on "
                 f"{created.astimezone(period.end.tzinfo).date().isoformat()}; "
                 f"it has no records for a period ending {period.end.date().isoformat()}",
             )
@@ -269,14 +270,14 @@ class HaloConnector:
                 table = {}
                 for i, row in enumerate(await self.client.priorities()):
                     f = Fields(SYSTEM, row, f"GET /api/Priority item {i}")
-                    table[(f.int("slaid"), f.int("priorityid"))] = f.str("name")
+                    table[(f.integer("slaid"), f.integer("priorityid"))] = f.text("name")
                 self._prios = table
             return self._prios
 
     # -- mapping ---------------------------------------------------------------------------
     def _priority_name(self, f: Fields, prios: dict[tuple[int, int], str]) -> str:
-        pid = f.int("priority_id")
-        sla = f.int("sla_id") if f.has("sla_id") else None
+        pid = f.integer("priority_id")
+        sla = f.integer("sla_id") if f.has("sla_id") else None
         if sla is not None and (sla, pid) in prios:
             return prios[(sla, pid)]
         names = {name for (_, p), name in prios.items() if p == pid}
@@ -289,13 +290,13 @@ class HaloConnector:
             require_in_schema(SYSTEM, listed, SCHEMA_FIELDS, f"GET /api/Tickets ({label})")
         for i, row in enumerate(week.open_rows):
             f = Fields(SYSTEM, row, f"GET /api/Tickets (open) item {i}")
-            rows[f.int("id")] = (f, False)
+            rows[f.integer("id")] = (f, False)
         for i, row in enumerate(week.closed_rows):  # closed since: wins over a stale open copy
             f = Fields(SYSTEM, row, f"GET /api/Tickets (closed) item {i}")
-            rows[f.int("id")] = (f, True)
+            rows[f.integer("id")] = (f, True)
         out = []
         for ticket_id, (f, is_closed) in sorted(rows.items()):
-            ticket_type = f.int("tickettype_id")
+            ticket_type = f.integer("tickettype_id")
             is_change = self.change_type_id is not None and ticket_type == self.change_type_id
             if not is_change and self.ticket_type_ids is not None and ticket_type not in self.ticket_type_ids:
                 continue
@@ -310,7 +311,7 @@ class HaloConnector:
             met: bool | None = None
             resolve_by: datetime | None = None
             breached: bool | None = None
-            excluded = bool(f.opt_bool("excludefromsla")) and not is_change
+            excluded = bool(f.opt_flag("excludefromsla")) and not is_change
             if not is_change and not excluded:
                 resolve_by = _halo_time(f, "fixbydate")
                 if closed is not None and period.start <= closed < period.end:
@@ -319,14 +320,14 @@ class HaloConnector:
                     breached = self._breached_at_end(f, is_closed, resolve_by, period.end)
             priority = "Change" if is_change else self._priority_name(f, week.priorities)
             scheduled = _halo_time(f, self.change_start_field) if is_change else None
-            status_id = f.int("status_id") if f.has("status_id") else None
+            status_id = f.integer("status_id") if f.has("status_id") else None
             waiting = (
                 not is_change and closed is None and self.waiting_ids is not None and status_id in self.waiting_ids
             )
             out.append(
                 TicketRecord(
                     str(ticket_id),
-                    f.str("summary"),
+                    f.text("summary"),
                     priority,
                     created,
                     closed,
@@ -352,14 +353,14 @@ class HaloConnector:
         breach only when Halo already says so (``slastate`` "O"); any other ticket breached
         at ``end`` when its (moved) ``fixbydate`` is before ``end``.
         """
-        if not is_closed and f.bool("onhold"):
-            return (f.opt_str("slastate") or "").strip().upper() == "O"
+        if not is_closed and f.flag("onhold"):
+            return (f.opt_text("slastate") or "").strip().upper() == "O"
         return fix_by is not None and fix_by < end
 
     @staticmethod
     def _verdict(f: Fields, ticket_id: int, closed: datetime, fix_by: datetime | None) -> bool | None:
         """Halo's ``slastate`` ("I" in / "O" out); without one, ``dateclosed <= fixbydate``."""
-        state = (f.opt_str("slastate") or "").strip().upper()
+        state = (f.opt_text("slastate") or "").strip().upper()
         by_dates = None if fix_by is None else closed <= fix_by
         if state in ("I", "O"):
             verdict = state == "I"

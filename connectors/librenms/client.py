@@ -62,15 +62,17 @@ class LibreNMSClient:
             raise NotFound(error_message(resp) or "not found")
         body = self.http.decode(resp)
         f = Fields(SYSTEM, body, f"GET {API}{path.split('?')[0]}")
-        status = f.str("status")
+        status = f.text("status")
         if status != "ok":
-            raise SourceDataError(SYSTEM, f"GET {API}{path}: status {status!r}: {f.opt_str('message') or 'no message'}")
+            raise SourceDataError(
+                SYSTEM, f"GET {API}{path}: status {status!r}: {f.opt_text('message') or 'no message'}"
+            )
         return body
 
     async def system(self) -> dict[str, Any]:
         """``GET /system`` — version information (``system[0].local_ver``)."""
         body = await self._get("/system")
-        rows = Fields(SYSTEM, body, f"GET {API}/system").list("system")
+        rows = Fields(SYSTEM, body, f"GET {API}/system").array("system")
         if not rows:
             raise SourceDataError(SYSTEM, f"GET {API}/system: empty 'system' list")
         return rows[0]
@@ -81,7 +83,7 @@ class LibreNMSClient:
             body = await self._get("/devicegroups", allow_404=True)
         except NotFound:  # "No device groups found"
             return []
-        return Fields(SYSTEM, body, f"GET {API}/devicegroups").list("groups")
+        return Fields(SYSTEM, body, f"GET {API}/devicegroups").array("groups")
 
     async def group_devices(self, group: str, *, full: bool = True) -> list[Any]:
         """``GET /devicegroups/{id or name}[?full=1]`` — the group's device rows.
@@ -93,13 +95,13 @@ class LibreNMSClient:
         """
         path = "/devicegroups/" + quote(group, safe="")
         body = await self._get(path, {"full": 1} if full else None, allow_404=True)
-        return Fields(SYSTEM, body, f"GET {API}/devicegroups/{{group}}").list("devices")
+        return Fields(SYSTEM, body, f"GET {API}/devicegroups/{{group}}").array("devices")
 
     async def outages(self, device_id: int) -> list[Any]:
         """``GET /devices/{id}/outages`` — every recorded outage (``going_down``, ``up_again``),
         newest first. No date filter exists: the whole history comes back."""
         body = await self._get(f"/devices/{device_id}/outages")
-        return Fields(SYSTEM, body, f"GET {API}/devices/{{id}}/outages").list("outages")
+        return Fields(SYSTEM, body, f"GET {API}/devices/{{id}}/outages").array("outages")
 
     async def locations(self) -> list[Any]:
         """``GET /resources/locations`` — ``id``, ``location`` (the name), ``lat``, ``lng``."""
@@ -107,10 +109,10 @@ class LibreNMSClient:
             body = await self._get("/resources/locations", allow_404=True)
         except NotFound:  # "Locations do not exist"
             return []
-        return Fields(SYSTEM, body, f"GET {API}/resources/locations").list("locations")
+        return Fields(SYSTEM, body, f"GET {API}/resources/locations").array("locations")
 
     async def scheduled_maintenance(self) -> list[Any]:
         """``GET /alerts/scheduled_maintenance`` — every alert schedule (doc/API/Alerts.md,
         "Scheduled maintenance"). Raises ``NotFound`` on a LibreNMS without this route."""
         body = await self._get("/alerts/scheduled_maintenance", allow_404=True)
-        return Fields(SYSTEM, body, f"GET {API}/alerts/scheduled_maintenance").list("schedule")
+        return Fields(SYSTEM, body, f"GET {API}/alerts/scheduled_maintenance").array("schedule")

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from connectors.base import ConnectorContext, connector_shape
+from connectors.base import ConnectorContext, ConnectorDefaults, connector_shape
 from connectors.fields import Fields, parse_time, require_in_schema
 from connectors.http import require_secret, require_url, source_http
 from connectors.librenms.client import SYSTEM, LibreNMSClient, NotFound, error_message
@@ -85,7 +85,7 @@ class Schedule:
 
 def _local_time(f: Fields, key: str, tz: Any) -> datetime:
     """A LibreNMS ``Y-m-d H:i:s`` (server timezone) or ISO 8601 timestamp, as aware UTC."""
-    raw = f.str(key)
+    raw = f.text(key)
     try:
         if "T" in raw or raw.endswith("Z") or "+" in raw[10:]:
             return parse_time(raw)
@@ -98,25 +98,25 @@ def _ids(f: Fields, key: str) -> frozenset[int]:
     if not f.has(key):
         return frozenset()
     out = set()
-    for i, v in enumerate(f.list(key)):
-        out.add(Fields(SYSTEM, {"v": v}, f"{f.where} → {key}[{i}]").int("v"))
+    for i, v in enumerate(f.array(key)):
+        out.add(Fields(SYSTEM, {"v": v}, f"{f.where} → {key}[{i}]").integer("v"))
     return frozenset(out)
 
 
 def parse_schedule(row: Any, n: int, tz: Any) -> Schedule:
     f = Fields(SYSTEM, row, f"GET /api/v0/alerts/scheduled_maintenance schedule {n}")
-    recurring = f.bool("recurring")
+    recurring = f.flag("recurring")
     start = end = None
     first = last = None
     t0 = t1 = None
     days: set[int] = set()
     if recurring:
         try:
-            first = date.fromisoformat(f.str("start_recurring_dt")[:10])
-            last_raw = f.opt_str("end_recurring_dt")
+            first = date.fromisoformat(f.text("start_recurring_dt")[:10])
+            last_raw = f.opt_text("end_recurring_dt")
             last = date.fromisoformat(last_raw[:10]) if last_raw else None
-            t0 = time.fromisoformat(f.str("start_recurring_hr"))
-            t1 = time.fromisoformat(f.str("end_recurring_hr"))
+            t0 = time.fromisoformat(f.text("start_recurring_hr"))
+            t1 = time.fromisoformat(f.text("end_recurring_hr"))
         except ValueError as err:
             raise SourceDataError(SYSTEM, f"{f.where}: recurring dates or times are not Y-m-d / H:i ({err})") from None
         if f.has("recurring_day"):
@@ -136,7 +136,7 @@ def parse_schedule(row: Any, n: int, tz: Any) -> Schedule:
         start = _local_time(f, "start", tz)
         end = _local_time(f, "end", tz)
     return Schedule(
-        id=f.str("schedule_id"),
+        id=f.text("schedule_id"),
         recurring=recurring,
         start=start,
         end=end,
@@ -162,7 +162,7 @@ class _Row:
 
 
 @connector_shape
-class LibreNMSConnector:
+class LibreNMSConnector(ConnectorDefaults):
     """The ``uptime`` section from a LibreNMS device group. See the module docstring."""
 
     sections = frozenset({"uptime"})
@@ -211,7 +211,7 @@ class LibreNMSConnector:
                 out = {}
                 for n, row in enumerate(rows):
                     f = Fields(SYSTEM, row, f"GET /api/v0/resources/locations item {n}")
-                    out[f.int("id")] = f.str("location")
+                    out[f.integer("id")] = f.text("location")
                 self._locations = out
             return self._locations
 
@@ -247,7 +247,7 @@ class LibreNMSConnector:
         except NotFound:
             return frozenset()
         return frozenset(
-            Fields(SYSTEM, r, f"GET /api/v0/devicegroups/{group_id} item {n}").int("device_id")
+            Fields(SYSTEM, r, f"GET /api/v0/devicegroups/{group_id} item {n}").integer("device_id")
             for n, r in enumerate(rows)
         )
 
@@ -281,8 +281,8 @@ class LibreNMSConnector:
             self._maintenance(),
         )
         require_in_schema(SYSTEM, rows_raw, DEVICE_SCHEMA, f"GET /api/v0/devicegroups/{group}?full=1")
-        rows = [self._row(r, n, locations) for n, r in enumerate(rows_raw)]
-        rows = [r for r in rows if r is not None and (r.inserted is None or r.inserted < period.end)]
+        read = [self._row(r, n, locations) for n, r in enumerate(rows_raw)]
+        rows = [r for r in read if r is not None and (r.inserted is None or r.inserted < period.end)]
         if not rows:
             raise SourceDataError(
                 SYSTEM, f"device group {group!r} of {customer.code} had no monitored device in the period"
@@ -327,10 +327,10 @@ class LibreNMSConnector:
 
     def _row(self, row: Any, n: int, locations: dict[int, str]) -> _Row | None:
         f = Fields(SYSTEM, row, f"GET /api/v0/devicegroups/{{group}}?full=1 device {n}")
-        if f.has("disabled") and f.bool("disabled"):
+        if f.has("disabled") and f.flag("disabled"):
             return None
-        device_id = f.int("device_id")
-        location_id = f.int("location_id") if f.has("location_id") else None
+        device_id = f.integer("device_id")
+        location_id = f.integer("location_id") if f.has("location_id") else None
         if self.site_field == "location":
             if location_id is None or location_id == 0:
                 site = NO_LOCATION
@@ -341,12 +341,12 @@ class LibreNMSConnector:
                     SYSTEM, f"{f.where}: location_id {location_id} is not in GET /api/v0/resources/locations"
                 )
         else:
-            site = f.opt_str(self.site_field) or NO_LOCATION
-        kind = f.str(self.class_field)
+            site = f.opt_text(self.site_field) or NO_LOCATION
+        kind = f.text(self.class_field)
         inserted = None
         if f.has("inserted"):
             inserted = _local_time(f, "inserted", self.tz)
-        name = f.opt_str("display") or f.opt_str("sysName") or f.str("hostname")
+        name = f.opt_text("display") or f.opt_text("sysName") or f.text("hostname")
         return _Row(device_id, name, site, self.class_labels.get(kind, kind), location_id, inserted)
 
     async def customer_records(self) -> list[SourceRecord]:
@@ -354,7 +354,7 @@ class LibreNMSConnector:
         out = []
         for n, g in enumerate(await self.client.device_groups()):
             f = Fields(SYSTEM, g, f"GET /api/v0/devicegroups item {n}")
-            out.append(SourceRecord(SYSTEM, f.str("id"), f.str("name")))
+            out.append(SourceRecord(SYSTEM, f.text("id"), f.text("name")))
         return out
 
     def accepts_id(self, record: SourceRecord, cid: str) -> bool:
@@ -370,7 +370,7 @@ class LibreNMSConnector:
         """``GET /api/v0/system``: proves the URL and the token; returns e.g. "LibreNMS 26.3.0"."""
         self._ready()
         info = await self.client.system()
-        return f"LibreNMS {Fields(SYSTEM, info, 'GET /api/v0/system').opt_str('local_ver') or '(version not given)'}"
+        return f"LibreNMS {Fields(SYSTEM, info, 'GET /api/v0/system').opt_text('local_ver') or '(version not given)'}"
 
     async def aclose(self) -> None:
         for task in self._group_members.values() if self._setup_error is None else ():

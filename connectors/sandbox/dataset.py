@@ -18,6 +18,7 @@ import random
 from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime, time, timedelta
 from functools import cached_property
+from typing import Any
 
 from connectors.registry import SYSTEMS
 from reporting.metrics import (
@@ -128,11 +129,11 @@ def _customer(
         domain=domain,
         timezone=tz,
         stack=stack,
-        sites=sites,  # type: ignore[arg-type]
-        protected=protected,  # type: ignore[arg-type]
-        checks=checks,  # type: ignore[arg-type]
+        sites=sites,  # type: ignore[arg-type]  # from **kw (object): tuples of str
+        protected=protected,  # type: ignore[arg-type]  # from **kw (object): tuples of str
+        checks=checks,  # type: ignore[arg-type]  # from **kw (object): tuples of str
         ids={s: ids[s] for s in set(stack.values())},
-        **kw,  # type: ignore[arg-type]
+        **kw,  # type: ignore[arg-type]  # the table's other fields, by name
     )
 
 
@@ -327,7 +328,7 @@ def _trunc(v: object) -> object:
     return v
 
 
-def _whole_seconds(records: list) -> tuple:  # type: ignore[type-arg]
+def _whole_seconds(records: list[Any]) -> tuple[Any, ...]:
     """Records with every time cut to whole seconds, as vendors' APIs give them (epoch
     seconds, ISO without fractions), so a simulator's wire format loses nothing."""
     return tuple(replace(r, **{f.name: _trunc(getattr(r, f.name)) for f in fields(r)}) for r in records)

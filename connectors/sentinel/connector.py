@@ -32,7 +32,7 @@ import re
 from typing import Any
 
 from connectors.aad.tokens import TenantTokens
-from connectors.base import ConnectorContext, connector_shape
+from connectors.base import ConnectorContext, ConnectorDefaults, connector_shape
 from connectors.fields import Fields, iso_z
 from connectors.http import gather_all, new_client, source_http
 from connectors.sentinel.client import (
@@ -82,18 +82,18 @@ class _Ctx:
 def incident_record(obj: Any, where: str) -> IncidentRecord:
     f = Fields(SYSTEM, obj, where)
     p = f.obj("properties")
-    closed = p.str("status").lower() == "closed"
+    closed = p.text("status").lower() == "closed"
     return IncidentRecord(
-        id=str(p.int("incidentNumber")),
-        title=p.str("title"),
-        severity=p.str("severity").lower(),
+        id=str(p.integer("incidentNumber")),
+        title=p.text("title"),
+        severity=p.text("severity").lower(),
         created=p.time("createdTimeUtc"),
         resolved=p.time("lastModifiedTimeUtc") if closed else None,
     )
 
 
 @connector_shape
-class SentinelConnector:
+class SentinelConnector(ConnectorDefaults):
     sections = frozenset({"security"})
 
     def __init__(self, name: str, source: SourceConfig, ctx: ConnectorContext, *, tokens: TenantTokens | None = None):
@@ -168,7 +168,7 @@ class SentinelConnector:
         names: dict[str, str] = {}
         for n, obj in enumerate(subs):
             f = Fields(SYSTEM, obj, f"GET /subscriptions item {n + 1}")
-            names[f.str("subscriptionId")] = f.opt_str("displayName") or f.str("subscriptionId")
+            names[f.text("subscriptionId")] = f.opt_text("displayName") or f.text("subscriptionId")
         per_sub = await gather_all(*(self.client.workspaces(tenant, sub) for sub in names))
         out = []
         for sub, rows in zip(names, per_sub, strict=True):
@@ -176,7 +176,7 @@ class SentinelConnector:
                 f = Fields(SYSTEM, obj, f"GET /subscriptions/{sub}/.../workspaces item {n + 1}")
                 out.append(
                     SourceRecord(
-                        SYSTEM, workspace_path(SYSTEM, self.name, f.str("id")), f"{f.str('name')} ({names[sub]})"
+                        SYSTEM, workspace_path(SYSTEM, self.name, f.text("id")), f"{f.text('name')} ({names[sub]})"
                     )
                 )
         return out

@@ -205,7 +205,7 @@ class SentinelSimulator(TlsSimulator):
         )
 
     def _subscription_json(self, c: SandboxCustomer) -> dict[str, Any]:
-        sub = WORKSPACE.match(c.ids["sentinel"]).group("sub")  # type: ignore[union-attr]
+        sub = WORKSPACE.match(c.ids["sentinel"]).group("sub")  # type: ignore[union-attr]  # dataset ids match
         return {
             "id": f"/subscriptions/{sub}",
             "subscriptionId": sub,

@@ -137,7 +137,7 @@ class Simulator:
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
-        sock = site._server.sockets[0]  # type: ignore[union-attr]
+        sock = site._server.sockets[0]  # type: ignore[union-attr]  # aiohttp's private _server: set once started
         self.url = f"http://{host}:{sock.getsockname()[1]}"
         return self.url
 

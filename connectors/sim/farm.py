@@ -30,7 +30,8 @@ class SimulatorFarm:
         unknown = [s for s in wanted if s not in SIMULATORS]
         if unknown:
             raise ValueError(f"no simulator for {', '.join(unknown)} (known: {', '.join(SIMULATORS)})")
-        self.sims: dict[str, Simulator] = {s: SIMULATORS[s](dataset) for s in wanted}  # type: ignore[call-arg]
+        sims = {s: SIMULATORS[s](dataset) for s in wanted}  # type: ignore[call-arg]  # each takes the dataset
+        self.sims: dict[str, Simulator] = sims
         for system, f in (faults or {}).items():
             if system in self.sims:
                 self.sims[system].faults = f

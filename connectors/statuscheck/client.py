@@ -56,14 +56,14 @@ class UptimeRobotClient:
         form = {"api_key": self._key, "format": "json", **{k: str(v) for k, v in (params or {}).items()}}
         body = await self.http.post_json(self.base + "/" + method, data=form, headers={"Accept": "application/json"})
         f = Fields(SYSTEM, body, f"POST /{method}")
-        stat = f.str("stat")
+        stat = f.text("stat")
         if stat == "ok":
             return body
         err_raw = body.get("error")
         err = Fields(SYSTEM, err_raw, f"POST /{method} error") if isinstance(err_raw, dict) else None
-        kind = (err.opt_str("type") if err else None) or ""
-        param = (err.opt_str("parameter_name") if err else None) or ""
-        message = (err.opt_str("message") if err else None) or str(body.get("error") or "no error detail")
+        kind = (err.opt_text("type") if err else None) or ""
+        param = (err.opt_text("parameter_name") if err else None) or ""
+        message = (err.opt_text("message") if err else None) or str(body.get("error") or "no error detail")
         if param == "api_key" or "api_key" in message:
             raise SourceAuthError(SYSTEM, f"POST /{method} was refused: the api_key (credentials) — {message}")
         if "rate" in kind.lower() or "rate limit" in message.lower():
@@ -77,7 +77,7 @@ class UptimeRobotClient:
             body = await self.call("getMonitors", {**params, "offset": offset, "limit": limit})
             f = Fields(SYSTEM, body, f"POST /getMonitors offset {offset}")
             p = f.obj("pagination")
-            return f.list("monitors"), p.int("total"), p.int("limit")
+            return f.array("monitors"), p.integer("total"), p.integer("limit")
 
         first, total, step = await page(0, self.limit)  # the server may grant a smaller limit
         if step < 1:

@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from connectors.base import ConnectorContext, connector_shape
+from connectors.base import ConnectorContext, ConnectorDefaults, connector_shape
 from connectors.fields import Fields, epoch, iso_z, require_in_schema
 from connectors.http import require_secret, require_url, source_http
 from connectors.statuscheck.client import SYSTEM, UptimeRobotClient, error_message
@@ -56,7 +56,7 @@ def belongs(host: str, domain: str) -> bool:
 
 
 @connector_shape
-class StatusCheckConnector:
+class StatusCheckConnector(ConnectorDefaults):
     """The ``sites`` section from UptimeRobot monitors. See the module docstring."""
 
     sections = frozenset({"sites"})
@@ -115,7 +115,7 @@ class StatusCheckConnector:
         chosen = []
         for n, m in enumerate(monitors):
             f = Fields(SYSTEM, m, f"POST /getMonitors monitor {n}")
-            if by_ids or belongs(host_of(f.str("url")), selector):
+            if by_ids or belongs(host_of(f.text("url")), selector):
                 chosen.append(f)
         if not chosen:
             how = "monitors " + selector if by_ids else f"monitors whose URL is on {selector}"
@@ -123,20 +123,20 @@ class StatusCheckConnector:
         return metrics.sites_section([self._record(f, period) for f in chosen], period, targets.site_pct)
 
     def _record(self, f: Fields, period: Period) -> metrics.SiteCheckRecord:
-        label = f.str(self.label) if self.label == "friendly_name" else host_of(f.str("url"))
+        label = f.text(self.label) if self.label == "friendly_name" else host_of(f.text("url"))
         created = f.opt_time("create_datetime")
         if created is not None and created > period.start:
             raise SourceDataError(
                 SYSTEM, f"monitor {label} was created {iso_z(created)}, inside the period: no full-period figure"
             )
         down: list[tuple[datetime, datetime | None]] = []
-        for n, log in enumerate(f.list("logs")):
+        for n, log in enumerate(f.array("logs")):
             lf = Fields(SYSTEM, log, f"{f.where} log {n}")
-            kind = lf.int("type")
+            kind = lf.integer("type")
             if kind not in (LOG_DOWN, LOG_PAUSED):
                 continue
             start = lf.time("datetime")
-            end = start + timedelta(seconds=lf.int("duration"))
+            end = start + timedelta(seconds=lf.integer("duration"))
             if kind == LOG_PAUSED:
                 if start < period.end and end > period.start:
                     raise SourceDataError(
@@ -146,7 +146,8 @@ class StatusCheckConnector:
             down.append((start, end))
         record = metrics.SiteCheckRecord(label, tuple(down))
         ours = metrics.sites_section([record], period, 0.0).checks[0].availability_pct
-        raw = f.str("custom_uptime_ranges").split("-")[0]
+        assert ours is not None  # sites_section gives every record a figure over the period
+        raw = f.text("custom_uptime_ranges").split("-")[0]
         try:
             theirs = float(raw)
         except ValueError:
@@ -172,11 +173,11 @@ class StatusCheckConnector:
         by_id: dict[str, str] = {}
         for n, m in enumerate(await self.client.get_monitors({})):
             f = Fields(SYSTEM, m, f"POST /getMonitors monitor {n}")
-            host = host_of(f.str("url"))
+            host = host_of(f.text("url"))
             labels = host.split(".")
             domain = ".".join(labels[1:]) if len(labels) >= 3 else host
-            domains.setdefault(domain, []).append(f.str("friendly_name"))
-            by_id[f.str("id")] = domain
+            domains.setdefault(domain, []).append(f.text("friendly_name"))
+            by_id[f.text("id")] = domain
         self._monitor_domains = by_id
         return [SourceRecord(SYSTEM, d, ", ".join(sorted(names))) for d, names in sorted(domains.items())]
 
@@ -196,16 +197,16 @@ class StatusCheckConnector:
         names = []
         for n, m in enumerate(await self.client.get_monitors(params)):
             f = Fields(SYSTEM, m, f"POST /getMonitors monitor {n}")
-            if by_ids or belongs(host_of(f.str("url")), cid):
-                names.append(f.str("friendly_name"))
+            if by_ids or belongs(host_of(f.text("url")), cid):
+                names.append(f.text("friendly_name"))
         return f"{len(names)} monitor{'s' if len(names) != 1 else ''} ({', '.join(sorted(names))})" if names else None
 
     async def probe(self) -> str:
         """``POST /getAccountDetails``: e.g. "UptimeRobot v2, 6 monitors (limit 50)"."""
         self._ready()
         acc = Fields(SYSTEM, await self.client.account_details(), "POST /getAccountDetails account")
-        total = sum(acc.int(k) for k in ("up_monitors", "down_monitors", "paused_monitors") if acc.has(k))
-        return f"UptimeRobot v2, {total} monitors (limit {acc.opt_str('monitor_limit') or '?'})"
+        total = sum(acc.integer(k) for k in ("up_monitors", "down_monitors", "paused_monitors") if acc.has(k))
+        return f"UptimeRobot v2, {total} monitors (limit {acc.opt_text('monitor_limit') or '?'})"
 
     async def aclose(self) -> None:
         if self._httpx is not None:

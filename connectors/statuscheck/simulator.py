@@ -76,7 +76,7 @@ class StatusCheckSimulator(Simulator):
 
     # -- the answers ---------------------------------------------------------------------------
     def _logs(self, mid: int, created: datetime, lo: int | None, hi: int | None) -> list[dict[str, Any]]:
-        logs = [
+        logs: list[dict[str, Any]] = [
             {
                 "id": mid * 1000,
                 "type": 98,

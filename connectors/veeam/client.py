@@ -136,9 +136,9 @@ class VbrClient:
                 f"POST /api/oauth2/token was refused: HTTP {resp.status_code} {vbr_error_message(resp) or ''}".rstrip(),
             )
         f = Fields(SYSTEM, self.http.decode(resp), "POST /api/oauth2/token")
-        self._access = f.str("access_token")
-        self._refresh = f.opt_str("refresh_token")
-        self._expires = time.monotonic() + max(0, f.int("expires_in") - 60)
+        self._access = f.text("access_token")
+        self._refresh = f.opt_text("refresh_token")
+        self._expires = time.monotonic() + max(0, f.integer("expires_in") - 60)
 
     async def _token(self, stale: str | None = None) -> str:
         """A valid access token; ``stale`` is one the server just called expired."""
@@ -187,7 +187,7 @@ class VbrClient:
         async def fetch(skip: int, limit: int | None) -> tuple[list[Any], int]:
             body = await self.get(path, {**params, "skip": skip, "limit": limit or self.page_size})
             f = Fields(SYSTEM, body, f"GET {path} (skip {skip})")
-            return f.list("data"), f.obj("pagination").int("total")
+            return f.array("data"), f.obj("pagination").integer("total")
 
         return await _pages(fetch, path)
 
@@ -229,7 +229,7 @@ class VbrClient:
                 "limit": 1,
             },
         )
-        data = Fields(SYSTEM, body, "GET /api/v1/sessions (last before)").list("data")
+        data = Fields(SYSTEM, body, "GET /api/v1/sessions (last before)").array("data")
         return data[0] if data else None
 
     async def newest_restore_point(
@@ -247,7 +247,7 @@ class VbrClient:
         if created_before is not None:
             params["createdBeforeFilter"] = iso_z(created_before)
         body = await self.get("/api/v1/restorePoints", params)
-        data = Fields(SYSTEM, body, "GET /api/v1/restorePoints").list("data")
+        data = Fields(SYSTEM, body, "GET /api/v1/restorePoints").array("data")
         return data[0] if data else None
 
 
@@ -282,7 +282,7 @@ class VspcClient:
         async def fetch(offset: int, limit: int | None) -> tuple[list[Any], int]:
             body = await self.get(path, {"limit": limit or self.page_size, "offset": offset})
             f = Fields(SYSTEM, body, f"GET /api/v3{path} (offset {offset})")
-            return f.list("data"), f.obj("meta").obj("pagingInfo").int("total")
+            return f.array("data"), f.obj("meta").obj("pagingInfo").integer("total")
 
         return await _pages(fetch, f"/api/v3{path}")
 
@@ -291,7 +291,9 @@ class VspcClient:
 
     async def company_count(self) -> int:
         body = await self.get("/organizations/companies", {"limit": 1, "offset": 0})
-        return Fields(SYSTEM, body, "GET /api/v3/organizations/companies").obj("meta").obj("pagingInfo").int("total")
+        return (
+            Fields(SYSTEM, body, "GET /api/v3/organizations/companies").obj("meta").obj("pagingInfo").integer("total")
+        )
 
     async def jobs(self) -> list[dict[str, Any]]:
         """``GET /api/v3/infrastructure/backupServers/jobs`` — every VBR job of every managed server."""

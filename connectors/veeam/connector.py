@@ -36,7 +36,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from connectors.base import ConnectorContext, connector_shape
+from connectors.base import ConnectorContext, ConnectorDefaults, connector_shape
 from connectors.fields import Fields, iso_z, require_in_schema
 from connectors.http import gather_all, require_credential, require_secret, require_url, source_http
 from connectors.veeam.client import (
@@ -57,7 +57,7 @@ RESULTS = {"Success": "success", "Warning": "warning", "Failed": "failed"}
 
 
 @connector_shape
-class VeeamConnector:
+class VeeamConnector(ConnectorDefaults):
     """Veeam connector (``[sources.<name>] type = "veeam"``, ``api = "vbr" | "vspc"``)."""
 
     sections = frozenset({"backups"})
@@ -121,8 +121,8 @@ class VeeamConnector:
         jobs: dict[str, str] = {}
         for i, j in enumerate(raw_jobs):
             f = Fields(SYSTEM, j, f"GET /api/v1/jobs/states item {i}")
-            if mine(f.str("name")):
-                jobs[f.str("id")] = f.str("name")
+            if mine(f.text("name")):
+                jobs[f.text("id")] = f.text("name")
         if not jobs:
             raise SourceDataError(
                 SYSTEM, f"no job whose name starts with {prefix!r} (customers.ids.{self.name} of {customer.code})"
@@ -132,9 +132,9 @@ class VeeamConnector:
         for i, b in enumerate(raw_backups):
             f = Fields(SYSTEM, b, f"GET /api/v1/backups item {i}")
             f.raw("jobId")  # present (null for a job-less backup): a renamed key must not drop chains silently
-            job_id = f.opt_str("jobId")
+            job_id = f.opt_text("jobId")
             if job_id in jobs:
-                chains.append((f.str("id"), job_id, f.time("creationTime")))
+                chains.append((f.text("id"), job_id, f.time("creationTime")))
         existing = [ch for ch in chains if ch[2] < period.end]
         if chains and not existing:
             first = min(ch[2] for ch in chains)
@@ -149,19 +149,19 @@ class VeeamConnector:
 
         def add_session(s: Any, where: str) -> None:
             f = Fields(SYSTEM, s, where)
-            if f.str("jobId") not in jobs or f.str("state") != "Stopped":
+            if f.text("jobId") not in jobs or f.text("state") != "Stopped":
                 return
             result = f.obj("result")
             result.raw("isCanceled")  # present on every session result: a renamed key must not count cancelled runs
-            if result.opt_bool("isCanceled"):
+            if result.opt_flag("isCanceled"):
                 return
-            status = RESULTS.get(result.str("result"))
+            status = RESULTS.get(result.text("result"))
             if status is None:
-                if result.str("result") == "None":
+                if result.text("result") == "None":
                     return
-                raise SourceDataError(SYSTEM, f"{where}: unknown result.result {result.str('result')!r}")
-            by_session[f.str("id")] = len(runs)
-            runs.append(BackupRun(jobs[f.str("jobId")], f.time("endTime"), status, None))
+                raise SourceDataError(SYSTEM, f"{where}: unknown result.result {result.text('result')!r}")
+            by_session[f.text("id")] = len(runs)
+            runs.append(BackupRun(jobs[f.text("jobId")], f.time("endTime"), status, None))
 
         for i, s in enumerate(raw_sessions):
             f = Fields(SYSTEM, s, f"GET /api/v1/sessions item {i}")
@@ -170,9 +170,9 @@ class VeeamConnector:
         ran = {r.item for r in runs}
         idle = [jid for jid, name in jobs.items() if name not in ran]
         before = await gather_all(*(c.last_session_before(jid, period.start) for jid in idle))
-        for jid, s in zip(idle, before, strict=True):
-            if s is not None:
-                add_session(s, f"GET /api/v1/sessions (job {jid}, last before the period)")
+        for jid, last in zip(idle, before, strict=True):
+            if last is not None:
+                add_session(last, f"GET /api/v1/sessions (job {jid}, last before the period)")
 
         points = await gather_all(*(c.newest_restore_point(bid, period.end) for bid, _, _ in existing))
         missing = [ch for ch, p in zip(existing, points, strict=True) if p is None]
@@ -191,7 +191,7 @@ class VeeamConnector:
             f = Fields(SYSTEM, p, f"GET /api/v1/restorePoints (backup {bid})")
             created = f.time("creationTime")
             f.raw("sessionId")  # present (null for an imported point): renamed, every point would look out-of-period
-            sid = f.opt_str("sessionId")
+            sid = f.opt_text("sessionId")
             if sid in by_session:
                 k = by_session[sid]
                 runs[k] = replace(runs[k], recovery_point=created)
@@ -216,8 +216,8 @@ class VeeamConnector:
         require_in_schema(SYSTEM, all_jobs, ["organizationUid", "mappedOrganizationUid"], where)
         for i, j in enumerate(all_jobs):
             f = Fields(SYSTEM, j, f"GET /api/v3/infrastructure/backupServers/jobs item {i}")
-            if org in (f.opt_str("organizationUid"), f.opt_str("mappedOrganizationUid")):
-                jobs[f.str("instanceUid")] = f
+            if org in (f.opt_text("organizationUid"), f.opt_text("mappedOrganizationUid")):
+                jobs[f.text("instanceUid")] = f
         if not jobs:
             raise SourceDataError(
                 SYSTEM, f"no job of organizationUid {org!r} (customers.ids.{self.name} of {customer.code})"
@@ -226,14 +226,14 @@ class VeeamConnector:
         for i, v in enumerate(all_vms):
             f = Fields(SYSTEM, v, f"GET /api/v3/protectedWorkloads/virtualMachines item {i}")
             f.raw("jobUid"), f.raw("latestRestorePointDate")  # present, even if null
-            jid = f.opt_str("jobUid")
+            jid = f.opt_text("jobUid")
             t = f.opt_time("latestRestorePointDate")
             if jid in jobs and t is not None:
                 newest[jid] = max(t, newest.get(jid, t))
         runs: list[BackupRun] = []
         names = []
         for jid, f in jobs.items():
-            name = f.str("name")
+            name = f.text("name")
             names.append(name)
             f.raw("lastRun"), f.raw("lastEndTime")  # present, even if null (a job that never ran)
             last_run = f.opt_time("lastRun")
@@ -248,7 +248,7 @@ class VeeamConnector:
                     )
             if point is not None:
                 runs.append(BackupRun(name, point, "success", point))
-            status = RESULTS.get(f.str("status"))
+            status = RESULTS.get(f.text("status"))
             ended = f.opt_time("lastEndTime") or last_run
             if status is not None and ended is not None:
                 runs.append(BackupRun(name, max(ended, point) if point else ended, status, None))
@@ -270,7 +270,7 @@ class VeeamConnector:
         out = []
         for i, comp in enumerate(await self.client.companies()):
             f = Fields(SYSTEM, comp, f"GET /api/v3/organizations/companies item {i}")
-            out.append(SourceRecord(self.name, f.str("instanceUid"), f.str("name")))
+            out.append(SourceRecord(self.name, f.text("instanceUid"), f.text("name")))
         return out
 
     async def check_id(self, cid: str) -> str | None:
@@ -283,7 +283,7 @@ class VeeamConnector:
             if not jobs:
                 return None
             names = sorted(
-                Fields(SYSTEM, j, f"GET /api/v1/jobs/states item {i}").str("name") for i, j in enumerate(jobs)
+                Fields(SYSTEM, j, f"GET /api/v1/jobs/states item {i}").text("name") for i, j in enumerate(jobs)
             )
             return (
                 f"{len(names)} job{'s' if len(names) != 1 else ''} "
@@ -294,9 +294,8 @@ class VeeamConnector:
     async def probe(self) -> str:
         if isinstance(self.client, VbrClient):
             f = Fields(SYSTEM, await self.client.server_info(), "GET /api/v1/serverInfo")
-            return (
-                f"Veeam Backup & Replication {f.str('buildVersion')} ({f.str('name')}), REST {self.client.api_version}"
-            )
+            build, name = f.text("buildVersion"), f.text("name")
+            return f"Veeam Backup & Replication {build} ({name}), REST {self.client.api_version}"
         n = await self.client.company_count()
         return f"Veeam Service Provider Console REST v3: {n} compan{'ies' if n != 1 else 'y'}"
 

@@ -95,7 +95,7 @@ class VeeamSimulator(Simulator):
     def _add_job(self, name: str, runs: list[BackupRun], c: SandboxCustomer | None) -> None:
         job_id, backup_id, platform = uid("job", name), uid("backup", name), uid("platform", "vcenter01")
         repo = f"Repo-{c.code if c else 'MSP'}"
-        sessions = []
+        sessions: list[dict[str, Any]] = []
         for r in runs:
             start = r.recovery_point or (r.ended - timedelta(minutes=20))
             sid = uid("session", name, iso(r.ended))

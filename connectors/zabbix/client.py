@@ -129,8 +129,8 @@ class ZabbixClient:
 
     def _rpc_error(self, method: str, err: Fields) -> Exception:
         code = err.raw("code") if err.has("code") else None
-        message = err.opt_str("message") or ""
-        data = err.opt_str("data") or ""
+        message = err.opt_text("message") or ""
+        data = err.opt_text("data") or ""
         text = self.http.redact(" ".join(p for p in (message, data) if p)) or "no message"
         low = text.lower()
         if any(t in low for t in _AUTH_TEXTS):
@@ -261,7 +261,7 @@ class ZabbixClient:
             out.extend(page)
             if len(page) < self.page_size:
                 return out
-            last = Fields(SYSTEM, page[-1], "event.get item").int("eventid")
+            last = Fields(SYSTEM, page[-1], "event.get item").integer("eventid")
             if cursor is not None and last < cursor:
                 raise SourceDataError(SYSTEM, "event.get: continuation went backwards (eventid order broken)")
             cursor = last + 1

@@ -28,13 +28,13 @@ Zabbix objects into its records):
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterable
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from connectors.base import ConnectorContext, connector_shape
+from connectors.base import ConnectorContext, ConnectorDefaults, connector_shape
 from connectors.fields import Fields, epoch
 from connectors.http import require_secret, require_url, source_http
 from connectors.zabbix.client import SYSTEM, ZabbixClient, error_message
@@ -74,12 +74,12 @@ class DownRule:
         return [{"tag": self.tag, "value": self.value, "operator": 1}]
 
 
-async def _all(*aws: Awaitable[Any]) -> list[Any]:
+async def _all(*aws: Coroutine[Any, Any, Any]) -> list[Any]:
     """Run concurrently; on the first failure cancel the rest and raise that failure itself."""
     tasks: list[asyncio.Task[Any]] = []
     try:
         async with asyncio.TaskGroup() as tg:
-            tasks = [tg.create_task(a) for a in aws]  # type: ignore[arg-type]
+            tasks = [tg.create_task(a) for a in aws]
     except BaseExceptionGroup as group:
         raise _first(group) from None
     return [t.result() for t in tasks]
@@ -96,7 +96,7 @@ def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
 
 
 @connector_shape
-class ZabbixConnector:
+class ZabbixConnector(ConnectorDefaults):
     """``[sources.<name>] type = "zabbix"``: the uptime section from a Zabbix 6.0 – 7.x server."""
 
     sections = frozenset({"uptime"})
@@ -148,12 +148,12 @@ class ZabbixConnector:
         if not group_name:
             raise SourceDataError(SYSTEM, f"{customer.code} has no host group (set customers.ids.{self.name})")
         groups = await self.client.host_groups()
-        group = next((g for g in groups if Fields(SYSTEM, g, "hostgroup.get item").str("name") == group_name), None)
+        group = next((g for g in groups if Fields(SYSTEM, g, "hostgroup.get item").text("name") == group_name), None)
         if group is None:
             raise SourceDataError(
                 SYSTEM, f"no host group named {group_name!r} (customers.ids.{self.name} of {customer.code})"
             )
-        groupid = Fields(SYSTEM, group, "hostgroup.get item").str("groupid")
+        groupid = Fields(SYSTEM, group, "hostgroup.get item").text("groupid")
         start, end = epoch(period.start), epoch(period.end)
 
         (hosts, maintenances), (problems, recoveries), sla = await _all(
@@ -170,10 +170,10 @@ class ZabbixConnector:
         target = targets.uptime_pct
         if sla is not None:
             sla_obj, sli = sla
-            sla_name = sla_obj.str("name")
+            sla_name = sla_obj.text("name")
             excluded = _excluded_downtimes(sla_obj)
-            sla_pct = _sla_pct(sla_name, sli, period, excluded, has_schedule=bool(sla_obj.list("schedule")))
-            target = sla_obj.float("slo")  # the SLA's own objective takes precedence (reporting.models.Targets)
+            sla_pct = _sla_pct(sla_name, sli, period, excluded, has_schedule=bool(sla_obj.array("schedule")))
+            target = sla_obj.number("slo")  # the SLA's own objective takes precedence (reporting.models.Targets)
             for a, b in excluded:
                 if a < end and b > start:
                     outages += [Outage(d.id, _ts(a), _ts(b), planned=True) for d in devices]
@@ -186,7 +186,7 @@ class ZabbixConnector:
         out = []
         for g in await self.client.host_groups():
             f = Fields(SYSTEM, g, "hostgroup.get item")
-            name = f.str("name")
+            name = f.text("name")
             rest = name[len(self.group_prefix) :]
             if name.startswith(self.group_prefix) and rest and (not self.group_prefix or "/" not in rest):
                 out.append(SourceRecord(SYSTEM, name, rest if self.group_prefix else name))
@@ -215,7 +215,7 @@ class ZabbixConnector:
         problems = await self.client.problem_events(groupid, start, end - 1, self.down.event_tags(), self.down.name)
         rids = []
         for p in problems:
-            r = Fields(SYSTEM, p, "event.get item").str("r_eventid")
+            r = Fields(SYSTEM, p, "event.get item").text("r_eventid")
             if r != "0":
                 rids.append(r)
         recoveries = await self.client.events_by_id(rids) if rids else []
@@ -230,27 +230,27 @@ class ZabbixConnector:
         daily = []
         for s in await self.client.slas():
             f = Fields(SYSTEM, s, "sla.get item")
-            tags = [Fields(SYSTEM, t, "sla.get item → service_tags") for t in f.list("service_tags")]
+            tags = [Fields(SYSTEM, t, "sla.get item → service_tags") for t in f.array("service_tags")]
             names_customer = any(
-                t.str("tag") == self.sla_tag and t.int("operator") == 0 and t.str("value") in wanted for t in tags
+                t.text("tag") == self.sla_tag and t.integer("operator") == 0 and t.text("value") in wanted for t in tags
             )
-            if names_customer and f.int("period") == 0 and f.int("status") == 1:
+            if names_customer and f.integer("period") == 0 and f.integer("status") == 1:
                 daily.append(f)
         if not daily:
             return None
         if len(daily) > 1:
-            names = ", ".join(repr(f.str("name")) for f in daily)
+            names = ", ".join(repr(f.text("name")) for f in daily)
             raise SourceDataError(SYSTEM, f"several daily SLAs name {customer.code} ({names}); keep one enabled")
         sla = daily[0]
         days = (period.end.date() - period.start.date()).days
-        return sla, await self.client.sli(sla.str("slaid"), epoch(period.start), days)
+        return sla, await self.client.sli(sla.text("slaid"), epoch(period.start), days)
 
     # -- mapping ---------------------------------------------------------------------------------
     def _tag(self, tags: list[Any], name: str, where: str) -> str:
         for t in tags:
             f = Fields(SYSTEM, t, where)
-            if f.str("tag") == name:
-                return f.str("value") or UNASSIGNED
+            if f.text("tag") == name:
+                return f.text("value") or UNASSIGNED
         return UNASSIGNED
 
     def _devices(self, hosts: list[dict[str, Any]]) -> tuple[list[Device], dict[str, set[str]]]:
@@ -258,14 +258,17 @@ class ZabbixConnector:
         host_groups: dict[str, set[str]] = {}
         for h in hosts:
             f = Fields(SYSTEM, h, "host.get item")
-            hostid = f.str("hostid")
-            if f.int("status") != 0:
+            hostid = f.text("hostid")
+            if f.integer("status") != 0:
                 continue  # not monitored: not a device of the report
-            tags = f.list("tags")
+            tags = f.array("tags")
             where = f"host.get item {hostid} → tags"
             devices.append(
                 Device(
-                    hostid, f.str("name"), self._tag(tags, self.site_tag, where), self._tag(tags, self.class_tag, where)
+                    hostid,
+                    f.text("name"),
+                    self._tag(tags, self.site_tag, where),
+                    self._tag(tags, self.class_tag, where),
                 )
             )
             host_groups[hostid] = _groupids(f)
@@ -277,25 +280,25 @@ class ZabbixConnector:
         back: dict[str, datetime] = {}
         for r in recoveries:
             f = Fields(SYSTEM, r, "event.get recovery item")
-            back[f.str("eventid")] = f.time("clock")
+            back[f.text("eventid")] = f.time("clock")
         out: list[Outage] = []
         seen: set[str] = set()
         for p in problems:
             f = Fields(SYSTEM, p, "event.get item")
-            eventid = f.str("eventid")
+            eventid = f.text("eventid")
             if eventid in seen:
                 continue
             seen.add(eventid)
             started = f.time("clock")
-            rid = f.str("r_eventid")
+            rid = f.text("r_eventid")
             if rid == "0":
                 ended = None
             elif rid in back:
                 ended = back[rid]
             else:
                 raise SourceDataError(SYSTEM, f"recovery event {rid} of problem {eventid} is missing from event.get")
-            for h in f.list("hosts"):
-                hostid = Fields(SYSTEM, h, f"event.get item {eventid} → hosts").str("hostid")
+            for h in f.array("hosts"):
+                hostid = Fields(SYSTEM, h, f"event.get item {eventid} → hosts").text("hostid")
                 if hostid in hostids:
                     out.append(Outage(hostid, started, ended))
         return out
@@ -311,7 +314,7 @@ class ZabbixConnector:
             windows = _maintenance_windows(f, start, end, self.server_tz, self.name)
             if not windows:
                 continue
-            hosts = {Fields(SYSTEM, h, "maintenance.get item → hosts").str("hostid") for h in f.list("hosts")}
+            hosts = {Fields(SYSTEM, h, "maintenance.get item → hosts").text("hostid") for h in f.array("hosts")}
             groups = _groupids(f)
             for hostid, hgroups in host_groups.items():
                 if hostid in hosts or hgroups & groups:
@@ -321,15 +324,15 @@ class ZabbixConnector:
     def _maintenance_covers_down(self, m: Fields) -> bool:
         """A maintenance limited to problem tags covers "device down" only when one of its tags
         is the ``down_tag`` (equal value, or a "contains" match)."""
-        tags = m.list("tags")  # selectTags: [] when none, absent only if renamed
+        tags = m.array("tags")  # selectTags: [] when none, absent only if renamed
         if not tags:
             return True
         for t in tags:
             f = Fields(SYSTEM, t, "maintenance.get item → tags")
-            if f.str("tag") != self.down.tag or not self.down.tag:
+            if f.text("tag") != self.down.tag or not self.down.tag:
                 continue
-            value = f.opt_str("value") or ""
-            op = f.int("operator")
+            value = f.opt_text("value") or ""
+            op = f.integer("operator")
             if (
                 self.down.value is None
                 or (op == 0 and value == self.down.value)
@@ -343,7 +346,7 @@ def _groupids(f: Fields) -> set[str]:
     """The group ids of a host or maintenance: ``hostgroups`` (``selectHostGroups``) or
     ``groups`` (``selectGroups``), whichever the server answered with."""
     key = "hostgroups" if f.has("hostgroups") or not f.has("groups") else "groups"
-    return {Fields(SYSTEM, g, f"{f.where} → {key}").str("groupid") for g in f.list(key)}
+    return {Fields(SYSTEM, g, f"{f.where} → {key}").text("groupid") for g in f.array(key)}
 
 
 def _ts(epoch_s: int) -> datetime:
@@ -360,19 +363,19 @@ def _maintenance_windows(
     ones (2 daily, 3 weekly, 4 monthly) are evaluated the way the Zabbix server does, in the
     server's local time, which the API does not report: ``server_timezone`` must be configured,
     otherwise a recurring period active during the report period is an error (never ignored)."""
-    since, till = m.int("active_since"), m.int("active_till")
+    since, till = m.integer("active_since"), m.integer("active_till")
     out = []
-    for tp in m.list("timeperiods"):
-        t = Fields(SYSTEM, tp, f"maintenance.get item {m.str('maintenanceid')} → timeperiods")
-        kind = t.int("timeperiod_type")
+    for tp in m.array("timeperiods"):
+        t = Fields(SYSTEM, tp, f"maintenance.get item {m.text('maintenanceid')} → timeperiods")
+        kind = t.integer("timeperiod_type")
         if kind == 0:
-            candidates = [(t.int("start_date"), t.int("start_date") + t.int("period"))]
+            candidates = [(t.integer("start_date"), t.integer("start_date") + t.integer("period"))]
         elif since >= end or till <= start:
             continue
         elif server_tz is None:
             raise SourceDataError(
                 SYSTEM,
-                f"maintenance {m.str('name')!r} ({m.str('maintenanceid')}) repeats (timeperiod_type {kind}) and "
+                f"maintenance {m.text('name')!r} ({m.text('maintenanceid')}) repeats (timeperiod_type {kind}) and "
                 f"the Zabbix server's timezone is unknown: set sources.{source_name}.server_timezone to evaluate it",
             )
         else:
@@ -395,8 +398,8 @@ def _recurring(t: Fields, kind: int, since: int, start: int, end: int, tz: ZoneI
       ``dayofweek`` bits of week ``every`` of the month (1–4, 5 = the last such weekday).
 
     Each starts at ``start_time`` seconds after local midnight and lasts ``period`` seconds."""
-    period, start_time = t.int("period"), t.int("start_time")
-    every = t.int("every") if t.has("every") else 1
+    period, start_time = t.integer("period"), t.integer("start_time")
+    every = t.integer("every") if t.has("every") else 1
     first_day = datetime.fromtimestamp(since, tz).date()
     day = datetime.fromtimestamp(start - period, tz).date() - timedelta(days=1)
     last = datetime.fromtimestamp(end, tz).date()
@@ -412,14 +415,14 @@ def _recurring(t: Fields, kind: int, since: int, start: int, end: int, tz: ZoneI
 def _occurs(t: Fields, kind: int, every: int, day: date, first_day: date) -> bool:
     if kind == 2:
         return (day - first_day).days % max(every, 1) == 0
-    dow_bits = t.int("dayofweek") if t.has("dayofweek") else 0
+    dow_bits = t.integer("dayofweek") if t.has("dayofweek") else 0
     if kind == 3:
         weeks = ((day - timedelta(days=day.weekday())) - (first_day - timedelta(days=first_day.weekday()))).days // 7
         return weeks % max(every, 1) == 0 and bool(dow_bits & (1 << day.weekday()))
     if kind == 4:
-        if not t.int("month") & (1 << (day.month - 1)):
+        if not t.integer("month") & (1 << (day.month - 1)):
             return False
-        dom = t.int("day") if t.has("day") else 0
+        dom = t.integer("day") if t.has("day") else 0
         if dom:
             return day.day == dom
         if not dow_bits & (1 << day.weekday()):
@@ -432,9 +435,9 @@ def _occurs(t: Fields, kind: int, every: int, day: date, first_day: date) -> boo
 
 def _excluded_downtimes(sla: Fields) -> list[tuple[int, int]]:
     out = []
-    for d in sla.list("excluded_downtimes"):
+    for d in sla.array("excluded_downtimes"):
         f = Fields(SYSTEM, d, "sla.get item → excluded_downtimes")
-        out.append((f.int("period_from"), f.int("period_to")))
+        out.append((f.integer("period_from"), f.integer("period_to")))
     return [(int(a.timestamp()), int(b.timestamp())) for a, b in metrics.merge((_ts(a), _ts(b)) for a, b in out)]
 
 
@@ -452,10 +455,10 @@ def _sla_pct(
     means the service did not exist yet (or the slice is not over): partial data, refused."""
     where = f"sla.getsli of SLA {name!r}"
     f = Fields(SYSTEM, sli, where)
-    periods = [Fields(SYSTEM, p, f"{where} → periods") for p in f.list("periods")]
-    serviceids = f.list("serviceids")
-    rows = f.list("sli")
-    bounds = [(p.int("period_from"), p.int("period_to")) for p in periods]
+    periods = [Fields(SYSTEM, p, f"{where} → periods") for p in f.array("periods")]
+    serviceids = f.array("serviceids")
+    rows = f.array("sli")
+    bounds = [(p.integer("period_from"), p.integer("period_to")) for p in periods]
     start, end = epoch(period.start), epoch(period.end)
     tiles = (
         bool(bounds)
@@ -480,7 +483,7 @@ def _sla_pct(
         expected = (b - a) - _overlap(a, b, excluded)
         for sid, cell in zip(serviceids, row, strict=True):
             c = Fields(SYSTEM, cell, f"{where} → sli cell")
-            u, d = c.int("uptime"), c.int("downtime")
+            u, d = c.integer("uptime"), c.integer("downtime")
             if not has_schedule and u + d != expected:
                 day = datetime.fromtimestamp(a, period.start.tzinfo).date().isoformat()
                 raise SourceDataError(

@@ -232,7 +232,7 @@ class ZabbixSimulator(Simulator):
             by_dev: dict[str, list[tuple[datetime, datetime]]] = {}
             for o in g.outages:
                 if not o.planned:
-                    by_dev.setdefault(o.device_id, []).append((o.start, o.end))  # type: ignore[arg-type]
+                    by_dev.setdefault(o.device_id, []).append((o.start, o.end))  # type: ignore[arg-type]  # they all end
             for dev, ivs in by_dev.items():
                 h = self.hosts[self.host_of_device[dev]]
                 h.problems = [(_epoch(a), _epoch(b)) for a, b in merge(ivs)]
@@ -282,7 +282,7 @@ class ZabbixSimulator(Simulator):
                 if not o.planned:
                     continue
                 h = self.hosts[self.host_of_device[o.device_id]]
-                a, b = _epoch(o.start), _epoch(o.end)  # type: ignore[arg-type]
+                a, b = _epoch(o.start), _epoch(o.end)  # type: ignore[arg-type]  # sandbox outages all end
                 mid += 1
                 self.maintenances.append(
                     self._maintenance(

@@ -908,7 +908,9 @@ def build_sites(ctx: Ctx, s: Sites) -> list[Flowable]:
             Spacer(1, 4),
         ]
         if s.checks:
-            rows = [[ctx.cell(c.name, NAME_LIMIT), ctx.cell(c.status_now or "unknown", 30)] for c in s.checks]
+            rows: list[list[Any]] = [
+                [ctx.cell(c.name, NAME_LIMIT), ctx.cell(c.status_now or "unknown", 30)] for c in s.checks
+            ]
             out.append(data_table(ctx, ["Site", "Status now"], rows, [w - 50 * ss.MM, 50 * ss.MM]))
         return out
     measured = [c for c in s.checks if c.availability_pct is not None]
@@ -1171,18 +1173,19 @@ class FooterCanvas(Canvas):
         super().__init__(*args, **kwargs)
         self._furniture = furniture
         self._pages: list[dict[str, Any]] = []
-        self._doc._timeStamp = _timestamp(furniture.created)  # not ReportLab's invariant 2000-01-01
+        # not ReportLab's invariant 2000-01-01 (_doc and _startPage: Canvas internals, not in the stubs)
+        self._doc._timeStamp = _timestamp(furniture.created)  # type: ignore[attr-defined]  # Canvas internal
         self.showOutline()  # open with the bookmarks panel
 
     def showPage(self) -> None:  # noqa: N802 - ReportLab's name
         self._pages.append(dict(self.__dict__))
-        self._startPage()
+        self._startPage()  # type: ignore[attr-defined]  # Canvas internal
 
     def save(self) -> None:
         total = len(self._pages)
         for state in self._pages:
             self.__dict__.update(state)
-            if self._pageNumber > 1:
+            if self.getPageNumber() > 1:
                 self._draw_footer(total)
             super().showPage()
         super().save()
@@ -1206,7 +1209,7 @@ class FooterCanvas(Canvas):
             ss.FOOTER_SIZE,
         )
         self.setFont(ss.FONT, ss.FOOTER_SIZE)
-        self.drawRightString(pw - ss.MARGIN_RIGHT, y, f"Page {self._pageNumber} of {total}")
+        self.drawRightString(pw - ss.MARGIN_RIGHT, y, f"Page {self.getPageNumber()} of {total}")
         self.restoreState()
 
 

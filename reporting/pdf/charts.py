@@ -55,7 +55,7 @@ def _pct_label(value: float) -> str:
 def _nice_step(span: float) -> float:
     """A round axis step giving roughly 4–6 gridlines over ``span``."""
     raw = span / 5.0
-    mag = 10 ** math.floor(math.log10(raw))
+    mag: float = 10 ** math.floor(math.log10(raw))
     for m in (1, 2, 2.5, 5, 10):
         if raw <= m * mag:
             return m * mag
@@ -101,8 +101,8 @@ def uptime_by_site_chart(theme: Theme, names: Sequence[str], values: Sequence[fl
     d = Drawing(ss.CHART_WIDTH, ss.CHART_HEIGHT + (16 if many else 0))
     bc = VerticalBarChart()
     bc.x, bc.y = 34, bottom
-    bc.width = d.width - bc.x - 56
-    bc.height = d.height - bottom - 10
+    bc.width = d.width - bc.x - 56  # type: ignore[assignment]  # types-reportlab: int; ReportLab takes any number
+    bc.height = d.height - bottom - 10  # type: ignore[assignment]  # types-reportlab: int; ReportLab takes any number
     bc.data = [values]
     labels = [fonts.visual(shorten(n, 14 if many else 22)) for n in names]
     bc.categoryAxis.categoryNames = labels
@@ -125,8 +125,9 @@ def uptime_by_site_chart(theme: Theme, names: Sequence[str], values: Sequence[fl
     bc.bars[0].fillColor = theme.brand
     slot = bc.width / max(1, len(values))
     bar = min(36.0, slot * 0.6)
-    bc.barWidth = bar  # relative units: bar vs gap, so bars stay slim when there are few sites
-    bc.groupSpacing = slot - bar
+    # relative units: bar vs gap, so bars stay slim when there are few sites
+    bc.barWidth = bar  # type: ignore[assignment]  # types-reportlab: int; ReportLab takes any number
+    bc.groupSpacing = slot - bar  # type: ignore[assignment]  # types-reportlab: int; ReportLab takes any number
     for i, v in enumerate(values):
         if target is not None and v < target:
             bc.bars[(0, i)].fillColor = ss.SEV_MEDIUM
@@ -172,8 +173,8 @@ def kpi_trend_chart(
     d = Drawing(ss.CHART_WIDTH, 44 * ss.MM)
     lc = HorizontalLineChart()
     lc.x, lc.y = 34, 16
-    lc.width = d.width - lc.x - 56
-    lc.height = d.height - lc.y - 20
+    lc.width = d.width - lc.x - 56  # type: ignore[assignment]  # types-reportlab: int; ReportLab takes any number
+    lc.height = d.height - lc.y - 20  # type: ignore[assignment]  # types-reportlab: int; ReportLab takes any number
     lc.data = [[None if v is None else max(0.0, min(100.0, float(v))) for v in values]]
     lc.categoryAxis.categoryNames = labels
     _style_category_axis(lc.categoryAxis)
@@ -182,7 +183,10 @@ def kpi_trend_chart(
     _style_value_axis(lc.valueAxis, lo, hi, _nice_step(hi - lo), "%g%%")
     lc.lines[0].strokeColor = theme.brand
     lc.lines[0].strokeWidth = 1.6
-    lc.lines[0].symbol = makeMarker("FilledCircle", size=4, fillColor=theme.brand, strokeColor=theme.brand)
+    marker = makeMarker(  # type: ignore[no-untyped-call]  # types-reportlab leaves it untyped
+        "FilledCircle", size=4, fillColor=theme.brand, strokeColor=theme.brand
+    )
+    lc.lines[0].symbol = marker
     lc.lineLabelFormat = lambda v: fmt.pct(v, digits).replace(" %", "")
     lc.lineLabels.fontName = ss.FONT
     lc.lineLabels.fontSize = ss.CHART_LABEL_SIZE - 0.5
@@ -220,8 +224,8 @@ def ticket_trend_chart(theme: Theme, points: Sequence[TrendPoint]) -> Drawing:
     d = Drawing(ss.CHART_WIDTH, ss.CHART_HEIGHT)
     bc = VerticalBarChart()
     bc.x, bc.y = 30, 40
-    bc.width = d.width - bc.x - 10
-    bc.height = d.height - bc.y - 10
+    bc.width = d.width - bc.x - 10  # type: ignore[assignment]  # types-reportlab: int; ReportLab takes any number
+    bc.height = d.height - bc.y - 10  # type: ignore[assignment]  # types-reportlab: int; ReportLab takes any number
     series = [
         [p.opened for p in points],
         [p.closed for p in points],
@@ -239,9 +243,10 @@ def ticket_trend_chart(theme: Theme, points: Sequence[TrendPoint]) -> Drawing:
         bc.bars[i].fillColor = c
     slot = bc.width / max(1, len(points))
     bar = min(26.0, slot * 0.75 / 3)
-    bc.barWidth = bar  # relative units: keeps bars slim when only a few weeks are stored
+    # relative units: keeps bars slim when only a few weeks are stored
+    bc.barWidth = bar  # type: ignore[assignment]  # types-reportlab: int; ReportLab takes any number
     bc.barSpacing = 1
-    bc.groupSpacing = slot - 3 * bar - 2
+    bc.groupSpacing = slot - 3 * bar - 2  # type: ignore[assignment]  # types-reportlab: int; ReportLab takes any number
     if len(points) <= 6:
         bc.barLabelFormat = "%d"
         bc.barLabels.fontName = ss.FONT

@@ -122,7 +122,7 @@ def _pairs(b: bytes) -> Iterator[bytes]:
         yield b[i : i + 2]
 
 
-ttfonts.makeToUnicodeCMap = _to_unicode_cmap  # type: ignore[assignment]  # fix for astral code points
+ttfonts.makeToUnicodeCMap = _to_unicode_cmap  # fix for astral code points
 
 
 @dataclass
@@ -181,7 +181,7 @@ def _registry() -> tuple[frozenset[int], tuple[_Fallback, ...]]:
     pdfmetrics.registerFontFamily(FONT, normal=FONT, bold=FONT_BOLD, italic=FONT_ITALIC, boldItalic=FONT_BOLD_ITALIC)
     # charts start from the graphics defaults; make them name the embedded face, not Helvetica
     shapes.STATE_DEFAULTS["fontName"] = FONT
-    primary = frozenset(pdfmetrics.getFont(FONT).face.charToGlyph)  # type: ignore[attr-defined]
+    primary = frozenset(pdfmetrics.getFont(FONT).face.charToGlyph)  # type: ignore[attr-defined]  # a TTFont's face
     fallbacks = tuple(_Fallback(p, f"ReportFallback{i}") for i, p in enumerate(_fallback_paths()))
     return primary, fallbacks
 
@@ -318,7 +318,7 @@ def drawable(text: str, font: str) -> str:
     """``text`` without the characters ``font`` has no glyph for (for a graphics label that
     takes one font; the full text is in the table beside it)."""
     register()
-    face = pdfmetrics.getFont(font).face  # type: ignore[attr-defined]
+    face = pdfmetrics.getFont(font).face  # type: ignore[attr-defined]  # a TTFont's face
     chars = face.charToGlyph
     if all(ord(c) in chars for c in text):
         return text

@@ -238,7 +238,7 @@ def theme_for(brand_color: str | None) -> Theme:
             "commentary",
             parent=base,
             leftIndent=10,
-            borderPadding=(4, 6, 4, 8),
+            borderPadding=(4, 6, 4, 8),  # type: ignore[arg-type]  # ReportLab takes a TRBL tuple too
             backColor=brand_tint,
             spaceBefore=2,
             spaceAfter=6,
@@ -310,14 +310,14 @@ def theme_for(brand_color: str | None) -> Theme:
             "flag_count", parent=base, fontName=FONT_BOLD, fontSize=H2_SIZE, leading=H2_SIZE * 1.3, alignment=TA_CENTER
         ),
     }
-    series = tuple(brand if c == "brand" else c for c in CHART_SERIES)
+    series = tuple(brand if isinstance(c, str) else c for c in CHART_SERIES)  # "brand" is the only name
     return Theme(
         brand=brand,
         brand_dark=brand_dark,
         brand_light=brand_light,
         brand_tint=brand_tint,
         styles=styles,
-        series=series,  # type: ignore[arg-type]
+        series=series,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -12,8 +13,8 @@ import pytest
 
 from cards import Decision, DeliveryStepView, review_card, verbs
 from cards.review import EDITABLE_STATES, STATES
-from reporting.models import Report
-from tests.cards.factories import make_report
+from reporting.models import Report, Section, SiteCheck, Sites
+from tests.cards.factories import AS_OF, make_report
 from tests.cards.golden import assert_golden
 
 PDF = "https://reportbot.example/drafts/d-42.pdf?exp=1763280000&sig=abc"
@@ -157,6 +158,17 @@ def test_key_figures() -> None:
     assert f["Backup posture"] == "85.7 % of runs succeeded; not ok: ACME-FS01 (stale, last good 60 h ago)"
     assert f["Security"] == "2 new · 1 open incidents · secure score 65.2 % (−8.0 pts)"
     assert f["Public-site availability"].startswith("lowest availability 98.81 % (portal.acme.example) of 2 sites")
+
+
+def test_sites_current_status_only_counts_healthy_checks() -> None:
+    # Cloudflare without the week's history: checks carry a state, no availability (was a TypeError)
+    report = make_report()
+    checks = (SiteCheck("www.acme.example", None, None, "healthy"), SiteCheck("portal.acme.example", None, None, "x"))
+    sites = Section("sites", "ok", "cloudflare", AS_OF, Sites(checks, basis="current_status", note="no history"))
+    f = facts(card(report=replace(report, sections={**report.sections, "sites": sites})))
+    assert f["Public-site availability"] == (
+        "1 of 2 checks healthy now (current status only; the week's history could not be read)"
+    )
 
 
 def test_unavailable_section_is_shown_as_unavailable_with_reason() -> None:

@@ -110,13 +110,13 @@ def test_fields_name_what_drifted():
         {"id": "12", "priority": {"name": "High"}, "dateoccurred": "2022-09-30T08:23:56.4214387Z"},
         "GET /api/Tickets item 0",
     )
-    assert f.int("id") == 12
-    assert f.str("priority.name") == "High"
+    assert f.integer("id") == 12
+    assert f.text("priority.name") == "High"
     assert f.time("dateoccurred") == datetime(2022, 9, 30, 8, 23, 56, 421438, tzinfo=UTC)
     with pytest.raises(SourceDataError, match=r"halo: GET /api/Tickets item 0: field 'dateclosed' is missing"):
         f.time("dateclosed")
     with pytest.raises(SourceDataError, match="expected an integer"):
-        Fields("halo", {"id": "x"}, "item").int("id")
+        Fields("halo", {"id": "x"}, "item").integer("id")
 
 
 def test_parse_time_formats():
@@ -129,7 +129,7 @@ def test_parse_time_formats():
 
 def test_fields_nested_objects():
     f = Fields("cloudflare", {"result_info": {"page": 1}, "result": None}, "GET /zones")
-    assert f.obj("result_info").int("page") == 1
+    assert f.obj("result_info").integer("page") == 1
     assert f.data == {"result_info": {"page": 1}, "result": None}
     assert f.opt_obj("result") is None
     with pytest.raises(SourceDataError, match="field 'result' is NoneType"):
