@@ -83,12 +83,15 @@ def run_batch(customers: int, out: Path) -> tuple[dict[str, Any], list[Draft]]:
 
 
 def time_renders(drafts: list[Draft], rounds: int) -> dict[str, float]:
+    from reporting.html import render_html
     from reporting.markdown import render_markdown
     from reporting.pdf import render_pdf
 
     branding = sandbox_config(SandboxDataset(ANCHOR), "sqlite+aiosqlite:///unused.db").branding(None)
     md_ms: list[float] = []
     pdf_ms: list[float] = []
+    html_ms: list[float] = []
+    html_kib: list[float] = []
     for _ in range(rounds):
         for d in drafts:
             t0 = time.perf_counter()
@@ -96,8 +99,12 @@ def time_renders(drafts: list[Draft], rounds: int) -> dict[str, float]:
             t1 = time.perf_counter()
             render_pdf(d.report, branding)
             t2 = time.perf_counter()
+            page = render_html(d.report, branding)  # served on request (/view/), not in the batch
+            t3 = time.perf_counter()
             md_ms.append((t1 - t0) * 1000)
             pdf_ms.append((t2 - t1) * 1000)
+            html_ms.append((t3 - t2) * 1000)
+            html_kib.append(len(page.encode()) / 1024)
     both = [a + b for a, b in zip(md_ms, pdf_ms, strict=True)]
     return {
         "render_median_ms": round(statistics.median(both), 1),
@@ -105,6 +112,9 @@ def time_renders(drafts: list[Draft], rounds: int) -> dict[str, float]:
         "md_median_ms": round(statistics.median(md_ms), 2),
         "pdf_median_ms": round(statistics.median(pdf_ms), 1),
         "pdf_p95_ms": round(pct(pdf_ms, 0.95), 1),
+        "html_median_ms": round(statistics.median(html_ms), 1),
+        "html_p95_ms": round(pct(html_ms, 0.95), 1),
+        "html_max_kib": round(max(html_kib, default=0.0), 1),
     }
 
 
@@ -151,6 +161,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     line("render md+pdf per report, p95", render["render_p95_ms"], "ms")
     line("  markdown alone, median", render["md_median_ms"], "ms")
     line("  pdf alone, median", render["pdf_median_ms"], "ms")
+    line("web page (on request), median", render["html_median_ms"], "ms")
+    line("web page (on request), p95", render["html_p95_ms"], "ms")
+    line("web page size, max", render["html_max_kib"], "KiB")
     line(f"peak RSS, {BASE_CUSTOMERS}-customer run", small["peak_rss_mb"], "MB", TARGETS["peak_rss_mb"])
     line(f"peak RSS, {n}-customer run (child)", big["peak_rss_mb"], "MB", TARGETS["peak_rss_mb"])
     for label, r in ((str(BASE_CUSTOMERS), small), (str(n), big)):
