@@ -139,16 +139,22 @@ def create_app(settings: BotSettings, deps: BotDeps) -> web.Application:
         body, content_type = exposition(request.headers.get("Accept", ""))
         return web.Response(body=body, headers={"Content-Type": content_type})
 
-    async def files(request: web.Request) -> web.StreamResponse:
+    def verified(request: web.Request) -> tuple[str, int] | web.Response:
+        """The (draft id, version) a signed link names, or the 403 that refuses it."""
         try:
-            draft_id, version = links.verify(request.match_info["token"])
+            return links.verify(request.match_info["token"])
         except LinkError as err:
-            log.info("refused a draft link: %s", err.reason)
+            log.info("refused a report link: %s", err.reason)
             message = (
                 "this link has expired; open the card again for a fresh one" if err.reason == "expired" else "forbidden"
             )
             return _error(403, message)
-        pdf = await deps.draft_pdf(draft_id, version)
+
+    async def files(request: web.Request) -> web.StreamResponse:
+        target = verified(request)
+        if isinstance(target, web.Response):
+            return target
+        pdf = await deps.draft_pdf(*target)
         if pdf is None:
             # Same answer for an unknown draft and a superseded version: nothing about other drafts.
             return _error(404, "not found")
@@ -171,15 +177,10 @@ def create_app(settings: BotSettings, deps: BotDeps) -> web.Application:
     async def view(request: web.Request) -> web.StreamResponse:
         """The report as a web page at the same signed, expiring link as its PDF (``/view/``
         instead of ``/files/``), with a policy that lets the page fetch nothing."""
-        try:
-            draft_id, version = links.verify(request.match_info["token"])
-        except LinkError as err:
-            log.info("refused a report link: %s", err.reason)
-            message = (
-                "this link has expired; open the card again for a fresh one" if err.reason == "expired" else "forbidden"
-            )
-            return _error(403, message)
-        page = await deps.draft_html(draft_id, version) if deps.draft_html is not None else None
+        target = verified(request)
+        if isinstance(target, web.Response):
+            return target
+        page = await deps.draft_html(*target) if deps.draft_html is not None else None
         if page is None:
             return _error(404, "not found")
         return web.Response(

@@ -24,8 +24,8 @@ from bot.cli import main
 from bot.settings import BotSettings
 from reporting.telemetry import setup_logging
 from tests.bot import test_resume
-from tests.bot.harness import APPROVER, card_action, installation_update
-from tests.bot.test_resume import WEEK_DAY, Setup, serving, sql, until
+from tests.bot.harness import installation_update
+from tests.bot.test_resume import WEEK_DAY, Setup, approve, serving, sql, state_is, until
 
 setup = test_resume.setup  # the fixture: simulators, loopback Graph, ACME and GLOBEX
 
@@ -55,21 +55,8 @@ async def test_metrics_and_health_after_a_weekly_loop(setup: Setup) -> None:
         [(draft_id, version, card_id)] = await sql(
             sv.service, "select id, version, card_activity_id from drafts where customer_code = 'ACME'"
         )
-        r = await sv.client.post(
-            card_action(
-                "approve",
-                {"draft_id": draft_id, "version": version, "customer": "ACME"},
-                service_url=setup.connector.service_url,
-                reply_to_id=card_id,
-                user=APPROVER,
-            )
-        )
-        assert r.status_code == 200, r.text
-
-        async def delivered() -> bool:
-            return await sql(sv.service, "select state from drafts where id = :d", d=draft_id) == [("delivered",)]
-
-        await until(delivered, 60, "ACME's delivery")
+        await approve(sv.client, setup, draft_id, version, card_id)
+        await until(lambda: state_is(sv.service, draft_id, "delivered"), 60, "ACME's delivery")
 
         # as Prometheus 2 asks (Prometheus 3 and OpenMetrics scrapers get their formats)
         scrape = await sv.client.http.get("/metrics", headers={"Accept": "text/plain;version=0.0.4;q=0.3,*/*;q=0.2"})

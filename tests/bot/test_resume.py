@@ -162,6 +162,24 @@ async def until(predicate: Any, within: float, what: str) -> None:
     raise AssertionError(f"timed out after {within:g} s waiting for {what}")
 
 
+async def approve(client: BotClient, s: Setup, draft_id: str, version: int, card_id: str) -> None:
+    """The approver's click on ``draft_id``'s review card, as Teams sends it to ``client``'s bot."""
+    r = await client.post(
+        card_action(
+            "approve",
+            {"draft_id": draft_id, "version": version, "customer": "ACME"},
+            service_url=s.connector.service_url,
+            reply_to_id=card_id,
+            user=APPROVER,
+        )
+    )
+    assert r.status_code == 200, r.text
+
+
+async def state_is(service: Service, draft_id: str, state: str) -> bool:
+    return await sql(service, "select state from drafts where id = :d", d=draft_id) == [(state,)]
+
+
 async def crash_mid_delivery(s: Setup, out: Path | None = None) -> tuple[str, str]:
     """The first life (drafts under ``out``); returns ACME's draft id and the roll-up's message id."""
     s.graph.fail("GET", r"^/users/[^/]+/messages$", 503, retry_after="60")  # the delivery's first Graph call
@@ -174,16 +192,7 @@ async def crash_mid_delivery(s: Setup, out: Path | None = None) -> tuple[str, st
             sv.service, "select id, version, card_activity_id from drafts where customer_code = 'ACME'"
         )
         assert card_id, "ACME's review card was posted"
-        r = await sv.client.post(
-            card_action(
-                "approve",
-                {"draft_id": draft_id, "version": version, "customer": "ACME"},
-                service_url=s.connector.service_url,
-                reply_to_id=card_id,
-                user=APPROVER,
-            )
-        )
-        assert r.status_code == 200, r.text
+        await approve(sv.client, s, draft_id, version, card_id)
         await until(
             lambda: _true(any(q.method == "GET" and q.path.endswith("/messages") for q in s.graph.requests)),
             60,
@@ -250,7 +259,7 @@ async def test_serve_answers_while_graph_is_down_and_the_delivery_completes_when
         assert await sql(sv.service, "select state from drafts where id = :d", d=draft_id) == [("delivering",)]
 
         setup.graph.faults.clear()  # Graph recovers
-        await until(lambda: _state_is(sv.service, draft_id, "delivered"), 90, "the resumed delivery to complete")
+        await until(lambda: state_is(sv.service, draft_id, "delivered"), 90, "the resumed delivery to complete")
         await sv.service.resumer.wait()
         assert (await health(sv.client))["pending_resumes"] == 0
         assert await sql(
@@ -271,10 +280,6 @@ async def test_serve_answers_while_graph_is_down_and_the_delivery_completes_when
             for c in setup.connector.calls[since:]
             if c.kind == "update" and c.activity_id == rollup_id
         )
-
-
-async def _state_is(service: Service, draft_id: str, state: str) -> bool:
-    return await sql(service, "select state from drafts where id = :d", d=draft_id) == [(state,)]
 
 
 def last_edit(connector: FakeConnector, activity_id: str, since: int) -> dict[str, Any]:
@@ -298,7 +303,7 @@ async def test_a_resume_graph_refuses_for_good_is_recorded_as_failed(setup: Setu
     async with serving(setup, first_delay=0.5, max_delay=2.0) as sv:
         await health(sv.client)
         assert time.monotonic() - sv.started < ANSWER_WITHIN
-        await until(lambda: _state_is(sv.service, draft_id, "failed"), 60, "the resumed delivery to fail")
+        await until(lambda: state_is(sv.service, draft_id, "failed"), 60, "the resumed delivery to fail")
         await sv.service.resumer.wait()
         [(status, detail)] = await sql(
             sv.service, "select status, detail from deliveries where draft_id = :d", d=draft_id
@@ -354,7 +359,7 @@ async def test_an_approval_the_process_never_handed_off_is_delivered_on_the_next
 
     since = len(setup.connector.calls)
     async with serving(setup, stalled_after=0.0) as sv:  # second life: the draft has been left alone long enough
-        await until(lambda: _state_is(sv.service, draft_id, "delivered"), 90, "the stalled approval to be delivered")
+        await until(lambda: state_is(sv.service, draft_id, "delivered"), 90, "the stalled approval to be delivered")
         await sv.service.resumer.wait()
         assert await sql(
             sv.service, "select step, status from deliveries where draft_id = :d order by step", d=draft_id

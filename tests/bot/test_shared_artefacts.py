@@ -11,47 +11,30 @@ whose ``--out`` never held that PDF: it comes from the store.
 
 from __future__ import annotations
 
-import asyncio
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from bot.links import LinkSigner
-from tests.bot.harness import APPROVER, FakeConnector, FakeOpenIdServer, card_action, installation_update
+from tests.bot.harness import FakeConnector, FakeOpenIdServer, installation_update
 from tests.bot.test_resume import (
     MAILBOX,
     WEEK_DAY,
     Setup,
+    approve,
     crash_mid_delivery,
     make_setup,
     serving,
     sql,
+    state_is,
     until,
 )
 from tests.bot.test_review_e2e import card_of, text_of
+from tests.scheduler import test_two_processes
 
 pytestmark = pytest.mark.postgres
-ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-@pytest.fixture
-def database() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test, dropped afterwards."""
-    name = f"reportbot_a_{uuid.uuid4().hex[:10]}"
-
-    async def admin(statement: str) -> None:
-        conn = await asyncpg.connect(ADMIN, timeout=5)
-        try:
-            await conn.execute(statement)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+database = test_two_processes.database  # the fixture: a fresh PostgreSQL database, dropped afterwards
 
 
 @pytest.fixture
@@ -101,21 +84,8 @@ async def test_a_draft_made_on_one_instance_is_served_and_delivered_by_the_other
         assert (await b.client.http.get(view_path)).status_code == 200
 
         # the approver's click reaches instance B
-        r = await b.client.post(
-            card_action(
-                "approve",
-                {"draft_id": draft_id, "version": version, "customer": "ACME"},
-                service_url=shared.connector.service_url,
-                reply_to_id=card_id,
-                user=APPROVER,
-            )
-        )
-        assert r.status_code == 200, r.text
-
-        async def delivered() -> bool:
-            return await sql(b.service, "select state from drafts where id = :d", d=draft_id) == [("delivered",)]
-
-        await until(delivered, 60, "ACME's delivery through instance B")
+        await approve(b.client, shared, draft_id, version, card_id)
+        await until(lambda: state_is(b.service, draft_id, "delivered"), 60, "ACME's delivery through instance B")
         final_b = out_b / "ACME" / name
         assert final_b.exists(), "B rendered the final PDF"
         [email] = shared.graph.sent(MAILBOX)
@@ -135,11 +105,7 @@ async def test_a_delivery_dropped_by_one_instance_is_resumed_by_the_other_from_t
     draft_id, _ = await crash_mid_delivery(shared, out=out_a)  # A: approved, its email step left running
     assert (out_a / "ACME" / "ACME-weekly-2026-11-16.pdf").exists()
     async with serving(shared, out=out_b, first_delay=0.2, max_delay=1.0) as b:
-
-        async def delivered() -> bool:
-            return await sql(b.service, "select state from drafts where id = :d", d=draft_id) == [("delivered",)]
-
-        await until(delivered, 60, "B to resume ACME's delivery")
+        await until(lambda: state_is(b.service, draft_id, "delivered"), 60, "B to resume ACME's delivery")
         assert not (out_b / "ACME").exists()  # the PDF came from the store, not from B's folder
         assert len(shared.graph.sent(MAILBOX)) == 1
         [(steps,)] = await sql(
