@@ -55,7 +55,7 @@ port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 name=reportbot-smoke-$$
 cleanup() { docker rm -f "$name" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
-docker run -d --name "$name" --network host -e REPORTBOT_CONFIG= "$image" serve --sandbox --port "$port" >/dev/null
+docker run -d --name "$name" --network host -e REPORTBOT_CONFIG= "$image" serve --sandbox --now --port "$port" >/dev/null
 for _ in $(seq 1 120); do
   if body=$(curl -fsS "http://127.0.0.1:$port/healthz" 2>/dev/null); then break; fi
   if [[ "$(docker inspect -f '{{.State.Running}}' "$name")" != true ]]; then
@@ -65,8 +65,15 @@ for _ in $(seq 1 120); do
 done
 if [[ -z "${body:-}" ]]; then docker logs "$name" >&2; echo "image: /healthz did not answer within 60 s" >&2; exit 1; fi
 echo "image: GET /healthz -> $body"
-metrics=$(curl -fsS "http://127.0.0.1:$port/metrics" | grep -c '^reportbot_' || true)
-echo "image: GET /metrics -> $metrics reportbot_ samples"
+# --now ran the sandbox's weekly batch at start: once it is done, its counters are on /metrics
+for _ in $(seq 1 240); do
+  metrics=$(curl -fsS "http://127.0.0.1:$port/metrics" || true)
+  if grep -q '^reportbot_batch_duration_seconds_count 1.0' <<<"$metrics"; then break; fi
+  sleep 0.5
+done
+echo "image: GET /metrics after the batch -> $(grep -c '^reportbot_' <<<"$metrics") reportbot_ samples, e.g."
+grep -E '^reportbot_(batch_duration_seconds_(count|sum)|drafts_total|sections_total\{[^}]*section="uptime"|vendor_requests_total\{source="(zabbix|connectwise)")' <<<"$metrics" | head -12 | sed 's/^/    /'
+grep -q '^reportbot_batch_duration_seconds_count 1.0' <<<"$metrics" || { echo "image: the batch did not finish within 120 s" >&2; exit 1; }
 t0=$(date +%s%N)
 docker stop -t 30 "$name" >/dev/null
 code=$(docker inspect -f '{{.State.ExitCode}}' "$name")
