@@ -48,7 +48,8 @@ ENV PATH=/opt/reportbot/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     REPORTBOT_CONFIG=/config/reportbot.toml \
-    REPORTBOT_LOG_FORMAT=json
+    REPORTBOT_LOG_FORMAT=json \
+    REPORTBOT_LOG_LEVEL=info
 USER reportbot
 WORKDIR /data
 VOLUME ["/data"]
