@@ -6,6 +6,7 @@ Connectors and the store are injected; this module knows neither Teams nor any v
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import multiprocessing
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from reporting import snapshot
+from reporting.children import sigint_ignored_by_children
 from reporting.collect import SourceBreaker, collect
 from reporting.config import Config, CustomerConfig
 from reporting.deltas import compute_flags
@@ -247,7 +249,10 @@ class Engine:
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         markdown = render_markdown(report, self.branding)
-        pdf = await loop.run_in_executor(self._pdf_pool, self.render_pdf, report, self.branding)
+        workers = isinstance(self._pdf_pool, ProcessPoolExecutor)  # submit() may start a worker process
+        with sigint_ignored_by_children() if workers else contextlib.nullcontext():
+            rendering = loop.run_in_executor(self._pdf_pool, self.render_pdf, report, self.branding)
+        pdf = await rendering
         elapsed = loop.time() - t0
         paths = report_paths(out, report.customer.code, report.period.end_date.isoformat())
         text = json.dumps(payload, indent=2, ensure_ascii=False) + "\n"

@@ -155,6 +155,31 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
+async def _aiosqlite_connect(*args: Any, **kw: Any) -> Any:
+    """``aiosqlite.connect`` that, when the connection fails, waits for aiosqlite's worker thread
+    before raising. aiosqlite (0.22) answers a failed ``sqlite3.connect`` by queueing its thread's
+    stop with a future of the running loop that nobody awaits; the thread later resolves that
+    future through ``loop.call_soon_threadsafe``. Had the loop closed by then (the failed open
+    ended a short ``asyncio.run``, or a test), that call raises "Event loop is closed" in the
+    thread: an unhandled thread exception, reported against whatever runs next."""
+    import aiosqlite
+
+    conn = aiosqlite.connect(*args, **kw)
+    thread = conn._thread
+    thread.daemon = True  # as SQLAlchemy's own aiosqlite connect does
+    try:
+        return await conn
+    except BaseException:
+        await asyncio.to_thread(thread.join, 5.0)  # its last step needs this loop open: waited for here
+        raise
+
+
+def _via_aiosqlite_connect(_dialect: Any, _record: Any, _cargs: Any, cparams: dict[str, Any]) -> None:
+    """``do_connect``: SQLAlchemy's aiosqlite adapter connects through :func:`_aiosqlite_connect`,
+    with the arguments it derived from the URL."""
+    cparams["async_creator_fn"] = _aiosqlite_connect
+
+
 class HistoryStore:
     def __init__(self, engine: AsyncEngine):
         self.engine = engine
@@ -174,7 +199,7 @@ class HistoryStore:
             else None
         )
         if folder is not None and not folder.is_dir():
-            # said before aiosqlite starts a connection thread that would outlive the failure
+            # said in words a person can act on (aiosqlite would say "unable to open database file")
             raise StoreError(
                 f"cannot open the store at {_safe(url)}: the folder {folder} does not exist "
                 "(create it, or point [store] url at one that does)"
@@ -183,6 +208,8 @@ class HistoryStore:
             engine = create_async_engine(parsed, **_engine_options(parsed.get_backend_name(), engine_kw))
         except (SQLAlchemyError, ValueError) as err:
             raise StoreError(f"cannot open the store at {_safe(url)}: {err}") from err
+        if engine.dialect.driver == "aiosqlite":
+            event.listen(engine.sync_engine, "do_connect", _via_aiosqlite_connect)
         if engine.dialect.name == "sqlite" and folder is not None:
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         try:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
+from tests.processes import no_process_outlives_its_test, no_process_outlives_the_run  # noqa: F401 - autouse fixtures
 
 # The sandbox's planted week in every test: Mon 9 Nov – Sun 15 Nov 2026 (period_end 2026-11-16).
 WEEK_DAY = "2026-11-10"

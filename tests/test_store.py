@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
 import uuid
 from collections.abc import AsyncIterator
 from datetime import date
@@ -98,3 +100,19 @@ async def test_a_url_with_libpq_sslmode_opens() -> None:
         async with first.engine.begin() as conn:
             await conn.execute(sqltext(f'DROP SCHEMA "{schema}" CASCADE'))
         await first.close()
+
+
+def test_a_failed_sqlite_open_leaves_no_thread_behind(tmp_path: Path) -> None:
+    """Past the folder check SQLite itself refuses (the "file" is a folder). aiosqlite's worker
+    thread must have ended when the error is raised: one still running calls into a loop that
+    ``asyncio.run`` has just closed ("Event loop is closed" in that thread, which failed whichever
+    test ran next). Each attempt closes its loop at once, as a CLI run or a test does."""
+
+    async def attempt() -> None:
+        with pytest.raises(StoreError, match="cannot open the store at sqlite.*unable to open database file"):
+            await HistoryStore.open(f"sqlite+aiosqlite:///{tmp_path}")
+
+    for _ in range(20):
+        asyncio.run(attempt())
+        left = [t.name for t in threading.enumerate() if "_connection_worker_thread" in t.name]
+        assert left == [], f"aiosqlite threads still running after the failed open: {left}"

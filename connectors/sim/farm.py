@@ -8,12 +8,14 @@ for sandbox and production: only the URLs and credentials differ.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from typing import Any
 
 from connectors.registry import SYSTEMS
 from connectors.sandbox.dataset import CUSTOMERS, SandboxDataset
 from connectors.sim.base import Faults, Simulator
+from reporting.children import sigint_ignored_by_children
 
 SIMULATORS: dict[str, type[Simulator]] = {name: s.simulator_class() for name, s in SYSTEMS.items() if s.simulator}
 """system -> its loopback simulator (the sandbox's ``[sources.<system>]`` point at these)."""
@@ -92,17 +94,28 @@ def _serve_in_child(anchor_end: str, synthetic: int, fault_specs: list[str], con
 
     try:
         asyncio.run(main())
-    except EOFError:
+    except EOFError:  # the parent is gone (its end of the pipe closed, as the kernel does on SIGKILL)
         pass
     except BaseException as err:  # report a start-up failure to the parent instead of hanging it
-        conn.send(("error", f"{type(err).__name__}: {err}"))
+        with contextlib.suppress(OSError):  # unless it is gone
+            conn.send(("error", f"{type(err).__name__}: {err}"))
         raise
 
 
 class FarmProcess:
     """The simulators in a child process of their own (``spawn``), as the vendors' servers are
     in production: the batch and the simulators then use separate cores instead of sharing one
-    event loop. ``sources`` is set once it has started."""
+    event loop. ``sources`` is set once it has started.
+
+    The child ends with its parent however the parent ends. Leaving the ``async with`` sends it
+    "stop" (and kills it 10 s later should it still run). A parent killed outright (SIGKILL, an
+    out-of-memory kill) runs no code, but the kernel closes its end of the pipe, and the child,
+    which waits on that pipe, reads end-of-file and stops its simulators. That works on every
+    platform ``spawn`` does, and the child still stops in order; Linux's parent-death signal
+    (``prctl(PR_SET_PDEATHSIG)``, as the PDF workers use) would add nothing but a kill without
+    cleanup, tied to the parent's thread rather than its process. The pipe is the parent's alone:
+    ``spawn`` starts children from a fresh interpreter, which inherits no descriptor of it. Ctrl-C
+    in a terminal reaches the parent only (:func:`reporting.children.sigint_ignored_by_children`)."""
 
     def __init__(self, dataset: SandboxDataset, fault_specs: Iterable[str] = (), start_timeout: float = 60.0):
         self.anchor_end = dataset.anchor_end.isoformat()
@@ -125,7 +138,8 @@ class FarmProcess:
             name="reportbot-simulators",
             daemon=True,
         )
-        self._proc.start()
+        with sigint_ignored_by_children():
+            self._proc.start()
         child.close()
         self._conn = parent
         loop = asyncio.get_running_loop()

@@ -5,7 +5,6 @@ messages, as in Teams. The tests assert on the exact requests."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from collections.abc import AsyncIterator
@@ -38,6 +37,7 @@ from tests.bot.test_graph_delivery import (
     make_config,
     parcel,
 )
+from tests.processes import run_async
 
 ROOT = Path(__file__).resolve().parents[2]
 ACME_FILE_URL = "https://teams.example/sites/team-acme-0001/Shared%20Documents/Acme%20shared/ACME-weekly-2026-11-16.pdf"
@@ -301,18 +301,11 @@ async def test_a_parcel_carrying_another_customers_entry_is_refused_before_any_p
 
 
 async def run_child(*args: str) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tests.bot.crash_graph_delivery",
-        *args,
-        cwd=str(ROOT),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    code, out, err = await run_async(
+        sys.executable, "-m", "tests.bot.crash_graph_delivery", *args, within=120, cwd=str(ROOT)
     )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
-    assert proc.returncode in (0, 137), err.decode()[-3000:]
-    return proc.returncode or 0, out.decode()
+    assert code in (0, 137), err.decode()[-3000:]
+    return code, out.decode()
 
 
 @pytest.mark.parametrize("point", ["email", "upload", "post", "archive"])

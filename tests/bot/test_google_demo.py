@@ -4,7 +4,6 @@ file, then restarted; ``config check``'s delegation probes; mixed backends."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from pathlib import Path
@@ -37,6 +36,7 @@ from tests.bot.google_setup import (
     setup_google,
 )
 from tests.conftest import PERIOD_END, WEEK_DAY
+from tests.processes import run_async
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -106,18 +106,11 @@ def _dataset() -> Any:
 
 
 async def run_child(*args: str) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tests.bot.crash_google_delivery",
-        *args,
-        cwd=str(ROOT),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    code, out, err = await run_async(
+        sys.executable, "-m", "tests.bot.crash_google_delivery", *args, within=120, cwd=str(ROOT)
     )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
-    assert proc.returncode in (0, 137), err.decode()[-3000:]
-    return proc.returncode or 0, out.decode()
+    assert code in (0, 137), err.decode()[-3000:]
+    return code, out.decode()
 
 
 @pytest.mark.parametrize("point", ["email", "archive"])

@@ -138,3 +138,64 @@ def test_a_stopped_serve_leaves_no_process_behind(sig: signal.Signals, tmp_path:
     # after SIGTERM the customer-weeks it was collecting are free for another instance at once;
     # after SIGKILL they are taken over when their lease (30 s) runs out
     assert released == [sig == signal.SIGTERM] * len(unfinished), unfinished
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL", "Ctrl-C"])
+def test_a_stopped_sandbox_serve_takes_its_simulators_with_it(how: str, tmp_path: Path) -> None:
+    """``reportbot serve --sandbox`` without a config serves the sandbox's vendor simulators from a
+    child process of its own. Stopped (SIGTERM), killed (SIGKILL: no code of serve runs, the
+    child reads end-of-file on its pipe to serve) or interrupted from a terminal (SIGINT to the
+    whole process group: the child ignores it and serve stops it in order), serve leaves no
+    process behind, and nothing but serve's own exit prints a traceback."""
+    import subprocess
+    import sys
+
+    import httpx
+
+    (port,) = free_ports(1)
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(  # noqa: S603 - our own CLI
+            [sys.executable, "-m", "bot.cli", "serve", "--sandbox", "--port", str(port), "--out", str(tmp_path / "o")],
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, as a shell's foreground job
+        )
+    seen: dict[int, int] = {}
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # until it answers, its simulators running in their child process
+            assert proc.poll() is None, log.read_text()[-2000:]
+            assert time.monotonic() < deadline, f"serve did not start: {log.read_text()[-2000:]}"
+            seen.update(descendants(proc.pid))
+            farm = [p for p in seen if "multiprocessing.spawn" in cmdline(p)]
+            try:
+                up = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+            except httpx.TransportError:
+                up = False
+            if farm and up:
+                break
+            time.sleep(0.2)
+        seen.update(descendants(proc.pid))
+        t0 = time.monotonic()
+        if how == "Ctrl-C":
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.send_signal(signal.SIGTERM if how == "SIGTERM" else signal.SIGKILL)
+        while time.monotonic() - t0 < GONE_WITHIN:
+            if proc.poll() is not None and not [p for p, start in seen.items() if alive(p, start)]:
+                break
+            time.sleep(0.05)
+        left = {p: cmdline(p) for p, start in seen.items() if alive(p, start)}
+        expected = -signal.SIGKILL if how == "SIGKILL" else 0
+        assert proc.poll() == expected, f"serve did not exit within {GONE_WITHIN:g} s: {log.read_text()[-2000:]}"
+        assert left == {}, f"left behind after {GONE_WITHIN:g} s: {left}"
+        assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+    finally:
+        for pid, start in seen.items():
+            if alive(pid, start):
+                os.kill(pid, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)

@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from tests import processes
+
 # Pinned: a new validator release must not change a test's verdict silently.
 NPM_PACKAGES: dict[str, str] = {
     "adaptivecards": "3.0.6",  # Microsoft's Adaptive Cards parser/renderer
@@ -69,7 +71,7 @@ def ensure_node_modules() -> Path:
         missing = [f"{n}@{v}" for n, v in NPM_PACKAGES.items() if _installed_version(modules, n) != v]
         if missing:
             try:
-                subprocess.run(  # noqa: S603 - fixed argv, no shell
+                processes.run(
                     [
                         npm,
                         "install",
@@ -81,11 +83,9 @@ def ensure_node_modules() -> Path:
                         "--loglevel=error",
                         *missing,
                     ],
-                    check=True,
-                    capture_output=True,
                     text=True,
                     timeout=600,
-                )
+                ).check_returncode()
             except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
                 detail = getattr(err, "stderr", "") or ""
                 unavailable(f"npm install {' '.join(missing)} failed: {detail.strip()[-500:]}")
@@ -96,10 +96,9 @@ def run_node(script: str, payload: Any, modules: Path) -> Any:
     """Run ``tests/<...>/<script>`` with ``payload`` as JSON on stdin; return its JSON stdout."""
     node = shutil.which("node")
     assert node is not None
-    proc = subprocess.run(  # noqa: S603 - fixed argv, no shell
+    proc = processes.run(
         [node, str(script)],
         input=json.dumps(payload),
-        capture_output=True,
         text=True,
         timeout=300,
         env={**os.environ, "NODE_PATH": str(modules)},

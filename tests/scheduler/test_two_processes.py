@@ -28,6 +28,7 @@ from connectors.sandbox.config import sandbox_config_files
 from connectors.sandbox.dataset import SandboxDataset
 from connectors.sim.base import Faults
 from connectors.sim.farm import SimulatorFarm
+from tests.processes import stop
 
 ANCHOR = date(2026, 11, 16)
 ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -125,7 +126,10 @@ def serve(config: Path, env: dict[str, str], port: int, out: Path) -> subprocess
         "--now",
     ]
     with (out.parent / f"serve-{port}.log").open("wb") as log:  # the child keeps its own descriptor
-        return subprocess.Popen(cmd, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+        # a process group of its own: tests.processes.stop can end it and all it started
+        return subprocess.Popen(  # noqa: S603
+            cmd, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
 
 async def claims(store_url: str) -> list[dict[str, Any]]:
@@ -185,10 +189,7 @@ def test_two_processes_draft_each_customer_week_once(database: str, tmp_path: Pa
                 "12 drafted customer-weeks",
             )
         finally:
-            for p in procs:
-                p.terminate()
-            for p in procs:
-                p.wait(20)
+            stop(*procs)
         rows = asyncio.run(claims(database))
         assert sorted(r["customer_code"] for r in rows) == sorted({r["customer_code"] for r in rows})  # one claim each
         assert all(r["attempts"] == 1 for r in rows)
@@ -224,11 +225,9 @@ def test_a_killed_process_customers_are_finished_by_the_other(database: str, tmp
                     "the survivor to finish all 12",
                 )
             finally:
-                survivor.terminate()
-                survivor.wait(20)
+                stop(survivor)
         finally:
-            if victim.poll() is None:
-                victim.kill()
+            stop(victim)
         rows = {r["customer_code"]: r for r in asyncio.run(claims(database))}
         for code in held:
             assert rows[code]["attempts"] == 2 and rows[code]["owner"].rsplit(":", 2)[1] == str(survivor.pid)
@@ -356,16 +355,7 @@ def test_a_paused_instance_posts_no_second_card(database: str, tmp_path: Path) -
             assert after == [], f"the paused instance touched no card once resumed: {after}"
             assert paused.poll() is None and other.poll() is None, "both processes are still serving"
         finally:
-            for p in (paused, other):
-                if p is not None and p.poll() is None:
-                    p.send_signal(signal.SIGCONT)
-                    p.terminate()
-            for p in (paused, other):
-                if p is not None:
-                    try:
-                        p.wait(20)
-                    except subprocess.TimeoutExpired:
-                        p.kill()
+            stop(paused, other)
         cards = [card_customer(b) for b in teams.posts(REVIEW_CHANNEL.channel_id)]
         assert sorted(cards) == sorted(CUSTOMER_CODES), f"one review card per customer-week: {sorted(cards)}"
         assert len(teams.posts(ROLLUP_CHANNEL.channel_id)) == 1
