@@ -285,6 +285,7 @@ class _Creds:
 
 class ConnectWiseSimulator(Simulator):
     system = "connectwise"
+    desk_fields = True  # serve the service-desk fields (owner, dateResponded, ...); False: a PSA without them
 
     def __init__(self, dataset: SandboxDataset, page_size: int = 5):
         super().__init__()
@@ -323,7 +324,7 @@ class ConnectWiseSimulator(Simulator):
                 g = self.dataset.gen(company["identifier"])
                 ref = {"id": company["id"], "identifier": company["identifier"], "name": company["name"]}
                 for t in g.tickets:
-                    rows.append(self._ticket(t, ref, g.desk.get(t.id)))
+                    rows.append(self._ticket(t, ref, g.desk.get(t.id) if self.desk_fields else None))
             self._tickets = sorted(rows, key=lambda r: (r["id"], r["company"]["id"]))
             for r in self._tickets:
                 self._by_company.setdefault(r["company"]["id"], []).append(r)
