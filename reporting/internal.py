@@ -128,6 +128,14 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[object]], numeric: Seq
     )
 
 
+def _grouped(pairs: Sequence[tuple[str, str]]) -> Block:
+    """(customer, why) pairs as one bullet per reason: "why — customer, customer"."""
+    by_reason: dict[str, list[str]] = {}
+    for name, why in pairs:
+        by_reason.setdefault(why, []).append(name)
+    return Block("ul", items=tuple(f"{', '.join(sorted(names))}: {why}" for why, names in by_reason.items()))
+
+
 def title(r: ServiceDeskReport, audience: str) -> str:
     return f"{r.msp_name}: service desk — {'Owner' if audience == 'owner' else 'Manager'} report"
 
@@ -186,10 +194,7 @@ def blocks(r: ServiceDeskReport, audience: str) -> list[Block]:
     else:
         out.append(Block("p", f"Customer sentiment: {NOT_AVAILABLE} (no PSA here gives survey or feedback data)."))
     if senti.not_available:
-        out += [
-            Block("p", "Not available for:"),
-            Block("ul", items=tuple(f"{n}: {why}" for n, why in senti.not_available)),
-        ]
+        out += [Block("p", "Not available for:"), _grouped(senti.not_available)]
     auto = r.automation
     out.append(Block("h2", "Automation impact"))
     if auto.measured_customers:
@@ -203,10 +208,7 @@ def blocks(r: ServiceDeskReport, audience: str) -> list[Block]:
     else:
         out.append(Block("p", f"Automation impact: {NOT_AVAILABLE}."))
     if auto.not_available:
-        out += [
-            Block("p", "Not available for:"),
-            Block("ul", items=tuple(f"{n}: {why}" for n, why in auto.not_available)),
-        ]
+        out += [Block("p", "Not available for:"), _grouped(auto.not_available)]
     out += [
         Block("h2", "Recurring patterns"),
         _table(
@@ -263,7 +265,14 @@ def _manager_blocks(r: ServiceDeskReport) -> list[Block]:
     ]
     a = r.affinity
     if a.customers:
-        out.append(Block("p", "Tickets resolved this week by each technician (rows) for each customer (columns)."))
+        out.append(
+            Block(
+                "p",
+                "Tickets resolved this week by each technician (rows) for each customer (columns, by code: "
+                + ", ".join(f"{c.code} {c.customer}" for c in r.customers)
+                + ").",
+            )
+        )
         out.append(
             _table(
                 ("Technician", *a.customers),

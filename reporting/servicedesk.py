@@ -278,8 +278,8 @@ class Affinity:
     """Technician × customer: service tickets each technician resolved for each customer."""
 
     technicians: tuple[str, ...]
-    customers: tuple[str, ...]
-    counts: dict[tuple[str, str], int] = field(default_factory=dict)  # (technician, customer name) -> n
+    customers: tuple[str, ...]  # customer codes
+    counts: dict[tuple[str, str], int] = field(default_factory=dict)  # (technician, customer code) -> n
 
     def share_pct(self, technician: str, customer: str) -> float | None:
         """The technician's share of the customer's resolved tickets."""
@@ -288,11 +288,11 @@ class Affinity:
 
 
 def affinity(tickets: Sequence[DeskTicket], period: Period) -> Affinity:
-    """counts[(technician, customer)] = service tickets closed in the period owned by that technician
-    for that customer; technicians most resolved first, customers by name."""
+    """counts[(technician, customer code)] = service tickets closed in the period owned by that
+    technician for that customer; technicians most resolved first, customers by code."""
     counts: Counter[tuple[str, str]] = Counter()
     for t in closed_in(tickets, period):
-        counts[(technician_of(t), t.customer_name)] += 1
+        counts[(technician_of(t), t.customer)] += 1
     per_tech: Counter[str] = Counter()
     for (tech, _), n in counts.items():
         per_tech[tech] += n
@@ -334,6 +334,7 @@ def escalation_trend(tickets: Sequence[DeskTicket], period: Period, previous: Se
 
 @dataclass(frozen=True)
 class CustomerRow:
+    code: str
     customer: str
     system_label: str
     summary: DeskSummary
@@ -352,6 +353,7 @@ def customers(reads: Sequence[DeskRead], period: Period) -> tuple[CustomerRow, .
         answers = None if r.feedback is None else [f for f in r.feedback if _in(f.at, period)]
         out.append(
             CustomerRow(
+                code=r.customer,
                 customer=r.customer_name,
                 system_label=r.system_label,
                 summary=desk_summary(r.tickets, period),
@@ -361,7 +363,7 @@ def customers(reads: Sequence[DeskRead], period: Period) -> tuple[CustomerRow, .
                 feedback_responses=None if answers is None else len(answers),
             )
         )
-    return tuple(sorted(out, key=lambda c: c.customer))
+    return tuple(sorted(out, key=lambda c: c.code))
 
 
 # ---- the two reports ---------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pypdf import PdfReader
 
 from bot.cli import main
 from connectors.base import ConnectorContext
@@ -235,5 +236,12 @@ def test_cli_writes_the_owner_and_manager_reports(tmp_path: Path):
     for heading in ("Service desk summary", "Customer sentiment", "Automation impact", "Recurring patterns"):
         assert f"## {heading}" in owner and f"## {heading}" in manager
     assert "## How to read this report" in owner
+    # the PDFs say what the Markdown says (text extracted; never compared on bytes)
+    reader = PdfReader(folder / f"manager-{PERIOD_END}.pdf")
+    pdf = " ".join(" ".join((page.extract_text() or "").split()) for page in reader.pages)
+    assert len(reader.pages) >= 2 and "MSP-internal: not for customers" in pdf
+    for heading in ("Team performance", "Technician × customer", "Escalation trend", "Per customer"):
+        assert heading in pdf
+    assert "Alice Smith" in pdf and "not available from this PSA" in pdf
     # nothing customer-facing was written
     assert not any(p.is_dir() and p.name != "internal" for p in tmp_path.iterdir() if p.name not in ("outbox",))

@@ -17,15 +17,26 @@ from reporting.servicedesk import ServiceDeskReport
 _WIDE = 9  # columns beyond which a table is set in the small size
 
 
+def _widths(b: Block) -> list[float]:
+    """Column widths in proportion to each column's longest word or value (clamped), filling the frame."""
+    need = []
+    for i, h in enumerate(b.header):
+        longest_word = max((len(w) for w in h.split()), default=1)
+        longest_value = max((len(row[i]) for row in b.rows), default=1)
+        floor = 8 if i in b.numeric else 3  # a number with its unit on one line
+        need.append(min(max(longest_word + 2, longest_value, floor), 22) + 2)  # bold header, cell padding
+    total = sum(need)
+    return [ss.FRAME_WIDTH * n / total for n in need]
+
+
 def _table(b: Block, theme: ss.Theme) -> LongTable:
     wide = len(b.header) > _WIDE
     style = theme.style("small" if wide else "cell")
+    right = theme.style("cell_right")
     head = theme.style("cell_head")
     data: list[list[Any]] = [[Paragraph(esc(h, 40), head) for h in b.header]]
-    data += [[Paragraph(esc(v), style) for v in row] for row in b.rows]
-    first = ss.FRAME_WIDTH * (0.22 if wide else 0.30)
-    rest = (ss.FRAME_WIDTH - first) / max(1, len(b.header) - 1)
-    t = LongTable(data, colWidths=[first] + [rest] * (len(b.header) - 1), repeatRows=1, hAlign="LEFT")
+    data += [[Paragraph(esc(v), right if i in b.numeric else style) for i, v in enumerate(row)] for row in b.rows]
+    t = LongTable(data, colWidths=_widths(b), repeatRows=1, hAlign="LEFT")
     t.setStyle(theme.table_commands(rows=len(data), numeric_cols=b.numeric))
     return t
 
