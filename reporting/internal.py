@@ -53,7 +53,7 @@ async def read_all(
             unavailable.append((c.name, f"{NOT_AVAILABLE}: its ticket source does not give technician data"))
             continue
         src: DeskSource = con
-        jobs.append((c, src, source_timeout(config, config.sources[name].type or name)))
+        jobs.append((c, src, source_timeout(config, name)))
 
     async def one(c: CustomerConfig, src: DeskSource, limit: float) -> tuple[DeskRead, DeskRead] | str:
         try:

@@ -211,6 +211,27 @@ async def test_a_psa_without_the_desk_fields_says_not_available_and_does_not_cra
     assert "Mean first response | n/a" in text
 
 
+class _HaloWithoutFeedback(HaloSimulator):
+    serves_feedback = False
+
+
+async def test_a_halo_without_feedback_says_sentiment_is_not_available(dataset):
+    async with _HaloWithoutFeedback(dataset) as sim:
+        config = _config(dataset, {"halo": sim.source_config()})
+        con = HaloConnector("halo", SourceConfig(**sim.source_config()), ConnectorContext())
+        try:
+            report, reads = await _report(config, {"halo": con}, "halo")
+        finally:
+            await con.aclose()
+    assert len(reads) == 5 and all(r.feedback is None for r in reads)
+    assert report.sentiment.positive_pct is None and report.sentiment.responses == 0
+    assert report.technicians  # the rest of the report is intact
+    text = owner_markdown(report)
+    assert "Customer sentiment: not available from this PSA" in text
+    assert "it has no feedback resource" in text and "% positive" not in text
+    assert all(c.feedback_responses is None for c in report.customers)
+
+
 def test_vendor_text_is_neutralised_and_escaped():
     period = _period()
     created = period.start.replace(hour=9)

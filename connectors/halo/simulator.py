@@ -55,6 +55,7 @@ def _param_date(value: str) -> datetime:
 
 class HaloSimulator(Simulator):
     system = "halo"
+    serves_feedback = True  # False: an instance without /api/Feedback (it answers 404)
 
     def __init__(self, dataset: SandboxDataset, page_size: int = 5):
         super().__init__()
@@ -301,6 +302,8 @@ class HaloSimulator(Simulator):
         async def feedback(request: web.Request) -> web.Response:
             if not self._authorised(request):
                 return self._unauthorised()
+            if not self.serves_feedback:
+                return self.json({"message": "The resource cannot be found."}, status=404)
             rows = self.feedback()
             if "client_id" in request.query:
                 rows = [r for r in rows if str(r["client_id"]) == request.query["client_id"]]
