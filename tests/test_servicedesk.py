@@ -266,3 +266,16 @@ def test_cli_writes_the_owner_and_manager_reports(tmp_path: Path):
     assert "Alice Smith" in pdf and "not available from this PSA" in pdf
     # nothing customer-facing was written
     assert not any(p.is_dir() and p.name != "internal" for p in tmp_path.iterdir() if p.name not in ("outbox",))
+
+
+def test_a_week_without_tickets_shows_no_figure_as_zero_percent():
+    period = _period()
+    read = DeskRead("ACME", "Acme", "connectwise", "ConnectWise PSA", (), None, "no surveys")
+    report = build_report("Northwind", period, [read], [read], 90.0, NOW)
+    s = report.summary
+    assert (s.opened, s.closed, s.backlog) == (0, 0, 0)
+    assert s.resolution_rate_pct is None and s.sla_attainment_pct is None and s.mean_resolution_hours is None
+    assert report.escalation.this_pct is None and report.automation.automated_pct is None
+    text = manager_markdown(report)
+    assert "| Resolution rate | n/a | n/a |" in text and "0\\.0 %" not in text
+    assert report.recommendations == ("No figure crossed a threshold this period: no action suggested.",)
