@@ -321,7 +321,55 @@ def _refuse_unfinished(setup: Setup, customers: Sequence[CustomerConfig], allow_
         raise CliError(f"{WeekNotEnded(c.code, period, started=started)}; nothing was written. {hint}", EXIT_USAGE)
 
 
+async def _internal(setup: Setup, out: Path) -> dict[str, Path]:
+    """The MSP-internal owner and manager reports (sandbox: against the vendors' simulators)."""
+    if setup.sandbox is None:
+        return await _internal_with(setup, setup.config, out)
+    async with FarmProcess(setup.sandbox, setup.fault_specs) as farm:
+        config = sandbox_config(setup.sandbox, setup.config.store.url, farm.sources)
+        return await _internal_with(setup, config, out)
+
+
+async def _internal_with(setup: Setup, config: Config, out: Path) -> dict[str, Path]:
+    from reporting.internal import read_all, report_for, write_reports
+
+    period = week_containing(setup.week_day, config.msp.timezone)
+    if not has_ended(period, datetime.now(UTC)):
+        raise CliError(
+            f"the week ending {period.end_date.isoformat()} has not ended yet; nothing was written", EXIT_USAGE
+        )
+    psa = [c for c in config.customers if c.sources.get("tickets")]
+    connectors = _connectors(config, ConnectorContext(sandbox=setup.sandbox), psa)
+    try:
+        reads, previous, unavailable = await read_all(config, connectors, period)
+    finally:
+        for c in connectors.values():
+            await c.aclose()
+    report = report_for(config, period, reads, previous, unavailable, datetime.now(UTC).astimezone(period.start.tzinfo))
+    return await asyncio.to_thread(write_reports, report, out)
+
+
+def cmd_internal(args: argparse.Namespace) -> int:
+    """``reportbot run --internal``: the MSP's own service-desk summary (owner and manager reports)
+    from every customer's PSA, into ``OUT/internal/``. MSP-internal: never delivered to a customer."""
+    if args.codes or args.all:
+        raise CliError("--internal covers every customer's PSA: name no customer codes and no --all", EXIT_USAGE)
+    out = Path(args.out)
+    setup = _resolve(args)
+    try:
+        paths = asyncio.run(_internal(setup, out))
+    except RuntimeError as err:
+        if "simulators" in str(err):
+            raise CliError(str(err)) from err
+        raise
+    for key in sorted(paths):
+        print(f"{key}: {paths[key]}")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    if getattr(args, "internal", False):
+        return cmd_internal(args)
     out = Path(args.out)
     setup = _resolve(args)
     customers = _select(setup.config, args.codes, args.all)
@@ -661,6 +709,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="first store up to N earlier weeks missing from history (default: 0; sandbox: 5)",
     )
     run.add_argument("--sim-faults", action="append", metavar="SYSTEM:SPEC", help="sandbox only: " + _FAULTS_HELP)
+    run.add_argument(
+        "--internal",
+        action="store_true",
+        help="the MSP's own service-desk summary (owner and manager reports, MSP-internal) into OUT/internal/",
+    )
     run.add_argument(
         "--allow-partial",
         action="store_true",

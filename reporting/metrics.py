@@ -262,6 +262,13 @@ def _met(t: TicketRecord) -> bool:
     return t.closed <= t.resolve_by
 
 
+def ticket_met_sla(t: TicketRecord) -> bool:
+    """Did a closed ticket meet its resolution target? The PSA's own verdict (``met_sla``) where it
+    gives one, else ``closed <= resolve_by`` (no target: nothing to miss) — the rule
+    :func:`tickets_section` counts attainment by, shared with the MSP's service-desk summary."""
+    return _met(t)
+
+
 def _open_breach(t: TicketRecord, period: Period) -> bool:
     if t.breached_at_end is not None:
         return t.breached_at_end
@@ -595,4 +602,106 @@ DEFINITIONS: tuple[tuple[str, str, str], ...] = (
         "points.",
     ),
     ("sites", "Availability", "The share of the week the external check found the public site healthy."),
+)
+
+
+#: The MSP's internal service-desk summary (``reporting.servicedesk``): each figure's definition for
+#: the owner and manager reports' "How to read" section, (audience, figure, definition); audience
+#: "owner" figures appear in both reports, "manager" ones in the manager report only. Kept apart
+#: from :data:`DEFINITIONS` because no customer ever receives these reports.
+SERVICE_DESK_DEFINITIONS: tuple[tuple[str, str, str], ...] = (
+    (
+        "owner",
+        "Period",
+        "Monday 00:00 to the next Monday 00:00 in the MSP's time zone; every customer's tickets are counted in "
+        "that one period. Service tickets only: change tickets are not counted.",
+    ),
+    ("owner", "Opened, closed", "Service tickets created, and closed, during the period, across all customers."),
+    ("owner", "Backlog", "Service tickets created before the period ended and not closed by then."),
+    (
+        "owner",
+        "Resolution rate",
+        "Of the tickets opened during the period, the share closed before the period ended.",
+    ),
+    (
+        "owner",
+        "Mean first response",
+        "For tickets opened during the period whose first response the PSA records before the period ended: the "
+        "mean time from creation to that response, in elapsed hours (ConnectWise dateResponded, Halo responsedate).",
+    ),
+    (
+        "owner",
+        "Mean resolution time",
+        "For tickets closed during the period: the mean time from creation to closing, in elapsed (not business) "
+        "hours.",
+    ),
+    (
+        "owner",
+        "SLA attainment",
+        "Of the tickets closed during the period that the PSA measures, the share that met their resolution target "
+        "by the PSA's own verdict (ConnectWise isInSla, Halo slastate) — the customer reports' rule.",
+    ),
+    (
+        "owner",
+        "Customer sentiment",
+        "Survey or feedback answers received during the period (by answer date): the share that were positive, and "
+        "the customers who gave at least one negative answer. HaloPSA feedback score 1 or 2 counts as positive, 3 "
+        "or 4 as negative. A PSA whose answers are not read is shown as not available, never as zero answers.",
+    ),
+    (
+        "owner",
+        "Automation impact",
+        "Of the tickets closed during the period, the share closed by automation: in ConnectWise, closedBy is one "
+        'of the configured automation API members. Where the PSA gives no such marker the report says "not '
+        'available from this PSA".',
+    ),
+    (
+        "owner",
+        "Top categories",
+        "The categories with the most tickets opened during the period (ConnectWise type / subType, Halo "
+        "category_1), with the previous period's count beside them.",
+    ),
+    (
+        "owner",
+        "Devices with repeated alerts",
+        "Not available: the PSA tickets read here do not name the device (configuration item) they concern.",
+    ),
+    (
+        "owner",
+        "Recommendations",
+        "Rules applied to the figures, each naming its threshold: SLA below target, backlog up 10 % or more, mean "
+        "first response over 1 h, escalation rate up 5 points or more, one technician over 35 % of the resolved "
+        "tickets, a category with 10 % or more of the tickets opened, negative feedback, automation under 5 %.",
+    ),
+    (
+        "manager",
+        "Technician",
+        "The ticket's owner (ConnectWise owner) or assigned agent (Halo agent_id) as the PSA has it when read; a "
+        "ticket with none is Unassigned.",
+    ),
+    ("manager", "Resolved", "Service tickets closed during the period, per technician."),
+    (
+        "manager",
+        "Average resolution time",
+        "Per technician, the mean time from creation to closing of the tickets they resolved, in elapsed hours.",
+    ),
+    (
+        "manager",
+        "Escalation",
+        "ConnectWise: the ticket's escalationLevel is above 0 (the PSA's own escalation level). HaloPSA: the ticket "
+        'sits with a team other than first line (the configured first_line_teams, default "Service Desk"). '
+        "Both are read as they are now, not as they were at period end.",
+    ),
+    (
+        "manager",
+        "Escalation rate",
+        "Of the tickets closed during the period (per technician, or in all), the share escalated; the trend compares "
+        "it with the previous period of the same length, in percentage points.",
+    ),
+    (
+        "manager",
+        "Technician × customer",
+        "How many of each customer's tickets closed during the period each technician resolved.",
+    ),
+    ("manager", "Per customer", "The owner figures above for each customer on its own."),
 )

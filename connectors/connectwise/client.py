@@ -39,6 +39,17 @@ TICKET_FIELDS = (
     "id,summary,board/id,board/name,type/name,priority/id,priority/name,priority/sort,sla/id,sla/name,"
     "status/name,closedFlag,closedDate,isInSla,_info"
 )
+#: What the MSP's service-desk summary reads beside TICKET_FIELDS (Manage's Ticket model): the owner,
+#: the first response, who closed it, the classification and the escalation level.
+DESK_FIELDS = (
+    "owner/id",
+    "owner/identifier",
+    "owner/name",
+    "dateResponded",
+    "closedBy",
+    "subType/name",
+    "escalationLevel",
+)
 COMPANY_FIELDS = "id,identifier,name,deletedFlag,_info"
 
 T = TypeVar("T")

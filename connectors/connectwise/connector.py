@@ -51,7 +51,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connectors.base import ConnectorContext, ConnectorDefaults, connector_shape
-from connectors.connectwise.client import SYSTEM, ConnectWiseClient, cw_date, cw_error_message, cw_string
+from connectors.connectwise.client import (
+    DESK_FIELDS,
+    SYSTEM,
+    ConnectWiseClient,
+    cw_date,
+    cw_error_message,
+    cw_string,
+)
 from connectors.connectwise.options import WAITING_STATUSES
 from connectors.fields import Fields, require_in_schema
 from connectors.http import (
@@ -67,11 +74,20 @@ from reporting import metrics
 from reporting.config import CustomerConfig, SourceConfig
 from reporting.metrics import TicketRecord
 from reporting.models import Period, SectionData, Targets
+from reporting.servicedesk import DeskRead, DeskTicket
 from reporting.sources import SourceDataError, SourceRecord
 
 log = logging.getLogger(__name__)
 
 SECTIONS = frozenset({"tickets", "changes"})
+LABEL = "ConnectWise PSA"
+#: the API members automation platforms close tickets as, unless ``automation_members`` says
+AUTOMATION_MEMBERS = ("RewstAPI",)
+NO_SURVEYS = (
+    "not available from this PSA: ConnectWise customer survey results are not read by this connector "
+    "(their endpoint and fields are UNVERIFIED)"
+)
+ESCALATION_RULE = "escalationLevel above 0 (ConnectWise's own escalation level on the ticket, as read now)"
 
 
 @dataclass(frozen=True)
@@ -122,6 +138,8 @@ class ConnectWiseConnector(ConnectorDefaults):
         self.change_type: str | None = source.option("change_type") or None
         self.change_start_field = str(source.option("change_start_field", "estimatedStartDate") or "estimatedStartDate")
         self.waiting = frozenset(str(s).casefold() for s in (source.option("waiting_statuses", WAITING_STATUSES) or ()))
+        members = source.option("automation_members", AUTOMATION_MEMBERS) or ()
+        self.automation_members = frozenset(str(m).casefold() for m in members)
         boards = source.option("boards")
         self.boards: frozenset[str] | None = frozenset(boards) if boards else None
         secrets = tuple(s for s in (source.secret("private_key"),) if s)
@@ -224,11 +242,12 @@ class ConnectWiseConnector(ConnectorDefaults):
             f"and (closedFlag=false or lastUpdated>={cw_date(period.start)})"
         )
 
-    async def _load(self, cid: str, period: Period) -> Week:
+    async def _load(self, cid: str, period: Period, desk: bool = False) -> Week:
         client = self.client
+        extra = (self.change_start_field, *DESK_FIELDS) if desk else (self.change_start_field,)
         companies, tickets, slas = await gather_all(
             client.companies(self._company_condition(cid)),
-            client.tickets(self.ticket_conditions(cid, period), (self.change_start_field,)),
+            client.tickets(self.ticket_conditions(cid, period), extra),
             self._sla_table(),
         )
         if not companies:
@@ -265,6 +284,60 @@ class ConnectWiseConnector(ConnectorDefaults):
                     )
                 self._slas = table
             return self._slas
+
+    # -- the MSP's service-desk summary ------------------------------------------------------
+    async def service_desk(self, customer: CustomerConfig, period: Period) -> DeskRead:
+        """The customer's service tickets with who worked them, for ``reporting.servicedesk``.
+
+        One ticket read (the same conditions as the sections') with the desk fields added:
+        ``technician`` = ``owner/name`` (else ``owner/identifier``; no owner: unassigned);
+        ``responded`` = ``dateResponded``; ``category`` = ``type/name`` / ``subType/name``;
+        ``escalated`` = ``escalationLevel`` > 0 (absent: not readable, None); ``automated`` (closed
+        tickets) = ``closedBy`` is one of ``automation_members`` (case-insensitive; absent: None).
+        Survey results are not read: sentiment is "not available from this PSA". A PSA that lacks
+        the desk fields yields None for them, never an error."""
+        cid = customer.ids.get(self.name)
+        if not cid:
+            raise SourceDataError(SYSTEM, f"{customer.code} has no company id (customers.ids.{self.name})")
+        week = await self._load(str(cid), period, desk=True)
+        records = {r.id: r for r in self._records(week, period)}
+        out = []
+        for i, row in enumerate(week.tickets):
+            f = Fields(SYSTEM, row, f"GET /service/tickets item {i}")
+            record = records.get(str(f.integer("id")))
+            if record is None or record.is_change:
+                continue
+            owner = f.opt_text("owner.name") or f.opt_text("owner.identifier")
+            kind, sub = f.opt_text("type.name"), f.opt_text("subType.name")
+            level = f.opt_number("escalationLevel")
+            automated: bool | None = False
+            if record.closed is not None:
+                closed_by = f.opt_text("closedBy")
+                automated = None if closed_by is None else closed_by.casefold() in self.automation_members
+            out.append(
+                DeskTicket(
+                    customer=customer.code,
+                    customer_name=customer.name,
+                    system=SYSTEM,
+                    record=record,
+                    technician=owner,
+                    responded=f.opt_time("dateResponded"),
+                    category=" / ".join(x for x in (kind, sub) if x) or None,
+                    escalated=None if level is None else level > 0,
+                    automated=automated,
+                )
+            )
+        return DeskRead(
+            customer=customer.code,
+            customer_name=customer.name,
+            system=SYSTEM,
+            system_label=LABEL,
+            tickets=tuple(out),
+            feedback=None,
+            feedback_note=NO_SURVEYS,
+            automation_note="not available from this PSA: closed tickets do not say who closed them (closedBy)",
+            escalation_rule=ESCALATION_RULE,
+        )
 
     # -- mapping ---------------------------------------------------------------------------
     def _is_change(self, board: str | None, type_name: str | None) -> bool:

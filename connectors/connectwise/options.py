@@ -25,3 +25,5 @@ class ConnectWiseOptions(HttpOptions):
     change_start_field: str = "estimatedStartDate"
     waiting_statuses: tuple[str, ...] = WAITING_STATUSES
     page_size: int = Field(default=1000, ge=1, le=1000)
+    # the MSP's internal service-desk summary: the API members (closedBy) that mean "closed by automation"
+    automation_members: tuple[str, ...] = ("RewstAPI",)

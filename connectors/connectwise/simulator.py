@@ -33,7 +33,7 @@ from typing import Any
 from aiohttp import web
 
 from connectors.fields import iso_z, parse_time
-from connectors.sandbox.dataset import PRIORITIES, SandboxDataset
+from connectors.sandbox.dataset import AUTOMATION_MEMBER, PRIORITIES, TECHNICIANS, DeskFacts, SandboxDataset
 from connectors.sim.base import Simulator
 
 API = "/v4_6_release/apis/3.0"
@@ -41,6 +41,7 @@ SERVICE_BOARD = {"id": 1, "name": "Service Desk"}
 CHANGE_BOARD = {"id": 7, "name": "Change Management"}
 STANDARD_SLA = {"id": 1, "name": "Standard SLA"}
 PRIORITY_IDS = {name: i + 1 for i, (name, _, _) in enumerate(PRIORITIES)}
+MEMBERS = {tid: {"id": tid, "identifier": ident, "name": name} for tid, ident, name, _ in TECHNICIANS}
 
 
 # ---- the conditions language ---------------------------------------------------------------
@@ -284,6 +285,7 @@ class _Creds:
 
 class ConnectWiseSimulator(Simulator):
     system = "connectwise"
+    desk_fields = True  # serve the service-desk fields (owner, dateResponded, ...); False: a PSA without them
 
     def __init__(self, dataset: SandboxDataset, page_size: int = 5):
         super().__init__()
@@ -322,14 +324,36 @@ class ConnectWiseSimulator(Simulator):
                 g = self.dataset.gen(company["identifier"])
                 ref = {"id": company["id"], "identifier": company["identifier"], "name": company["name"]}
                 for t in g.tickets:
-                    rows.append(self._ticket(t, ref))
+                    rows.append(self._ticket(t, ref, g.desk.get(t.id) if self.desk_fields else None))
             self._tickets = sorted(rows, key=lambda r: (r["id"], r["company"]["id"]))
             for r in self._tickets:
                 self._by_company.setdefault(r["company"]["id"], []).append(r)
         return self._tickets
 
     @staticmethod
-    def _ticket(t: Any, company: dict[str, Any]) -> dict[str, Any]:
+    def _desk(row: dict[str, Any], t: Any, desk: DeskFacts) -> None:
+        """The service-desk fields of a service ticket (Manage's Ticket model): ``owner``,
+        ``dateResponded``, ``subType``, ``source``, ``escalationLevel``, ``closedBy`` (a member
+        identifier: the automation's API member for tickets it closed)."""
+        kind, _, sub = desk.category.partition(" / ")
+        row |= {
+            "subType": {"id": 100 + sum(map(ord, sub)) % 900, "name": sub or kind},
+            "source": {"id": 2, "name": "Email"},
+            "escalationLevel": 1 if desk.escalated else 0,
+        }
+        row["type"] = {"id": 10 + sum(map(ord, kind)) % 90, "name": kind}
+        if desk.technician is not None:
+            row["owner"] = MEMBERS[desk.technician]
+        if desk.first_response is not None:
+            row["dateResponded"] = iso_z(desk.first_response)
+        if t.closed is not None:
+            if desk.closed_by_automation:
+                row["closedBy"] = AUTOMATION_MEMBER
+            elif desk.technician is not None:
+                row["closedBy"] = MEMBERS[desk.technician]["identifier"]
+
+    @staticmethod
+    def _ticket(t: Any, company: dict[str, Any], desk: DeskFacts | None = None) -> dict[str, Any]:
         entered = iso_z(t.created)
         row: dict[str, Any] = {
             "id": int(t.id),
@@ -382,6 +406,8 @@ class ConnectWiseSimulator(Simulator):
                 "dateResolved": iso_z(t.closed),
                 "resolveMinutes": int((t.closed - t.created).total_seconds() // 60),
             }
+        if desk is not None:
+            ConnectWiseSimulator._desk(row, t, desk)
         return row
 
     def slas(self) -> list[dict[str, Any]]:

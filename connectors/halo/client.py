@@ -215,6 +215,22 @@ class HaloClient:
             params["client_id"] = client_id
         return await self.get_paged("/Tickets", "tickets", params)
 
+    async def agents(self) -> list[Any]:
+        """``GET /Agent``: the agents (``id``, ``name``, ``team``) — UNVERIFIED beyond ``id``/``name``."""
+        body = await self.get_json("/Agent")
+        if not isinstance(body, list):
+            raise SourceDataError(SYSTEM, f"GET /Agent: expected a JSON array, got {type(body).__name__}")
+        return body
+
+    async def feedback(self, client_id: int) -> list[Any] | None:
+        """``GET /Feedback?client_id=..`` (paginated, ``feedback``): ``ticket_id``, ``score``, ``date``
+        (UNVERIFIED names); None when the instance has no such resource (404)."""
+        params = {"client_id": client_id, "pageinate": "true", "page_size": 1, "page_no": 1}
+        probe = await self.get("/Feedback", params, ok_statuses=frozenset({404}))
+        if probe.status_code == 404:
+            return None
+        return await self.get_paged("/Feedback", "feedback", {"client_id": client_id})
+
 
 def _unique_by_id(items: list[Any], path: str) -> list[Any]:
     """Items de-duplicated by ``id`` — by (``client_id``, ``id``) where items carry a client, so a

@@ -60,11 +60,16 @@ from reporting import metrics
 from reporting.config import CustomerConfig, SourceConfig
 from reporting.metrics import TicketRecord
 from reporting.models import Period, SectionData, Targets
+from reporting.servicedesk import DeskRead, DeskTicket, FeedbackRecord
 from reporting.sources import SourceDataError, SourceRecord
 
 log = logging.getLogger(__name__)
 
 SECTIONS = frozenset({"tickets", "changes"})
+LABEL = "HaloPSA"
+FIRST_LINE_TEAMS = ("Service Desk",)
+POSITIVE_SCORES = (1, 2)  # Halo feedback: 1 best .. 4 worst (UNVERIFIED scale)
+NO_AUTOMATION = "not available from this PSA: Halo tickets carry no marker of being closed by automation"
 NO_DATE_BEFORE = datetime(1901, 1, 1, tzinfo=UTC)  # Halo writes unset dates as 1900-01-01
 # ticket fields Halo sends on every ticket (null or a placeholder when unset): one absent from
 # all tickets of an answer is a renamed field, not "none of them has one"
@@ -102,7 +107,10 @@ class HaloConnector(ConnectorDefaults):
         self.waiting_ids: frozenset[int] | None = None
         self.change_start_field = str(source.option("change_start_field", "startdate") or "startdate")
         self.margin = timedelta(hours=24)
+        self.positive_scores: frozenset[int] = frozenset(POSITIVE_SCORES)
         try:
+            scores = source.option("positive_feedback_scores", POSITIVE_SCORES) or ()
+            self.positive_scores = frozenset(int(x) for x in scores)
             waiting = source.option("waiting_status_ids")
             self.waiting_ids = frozenset(int(t) for t in waiting) if waiting is not None else None
             change_type = source.option("change_ticket_type_id")
@@ -113,8 +121,11 @@ class HaloConnector(ConnectorDefaults):
         except (TypeError, ValueError):
             self._config_error = (
                 f"sources.{name}: change_ticket_type_id and ticket_type_ids take ticket type ids (numbers), "
-                f"waiting_status_ids status ids, closed_since_margin_hours a number of hours"
+                f"waiting_status_ids status ids, closed_since_margin_hours a number of hours, "
+                f"positive_feedback_scores feedback scores (numbers)"
             )
+        teams = source.option("first_line_teams", FIRST_LINE_TEAMS) or ()
+        self.first_line_teams = frozenset(str(t).casefold() for t in teams)
         secrets = tuple(s for s in (source.secret("client_secret"),) if s)
         self.http: HttpSource
         self.http, self._httpx = source_http(SYSTEM, source, ctx, error_message=halo_error_message, secrets=secrets)
@@ -273,6 +284,87 @@ class HaloConnector(ConnectorDefaults):
                     table[(f.integer("slaid"), f.integer("priorityid"))] = f.text("name")
                 self._prios = table
             return self._prios
+
+    # -- the MSP's service-desk summary ------------------------------------------------------
+    async def service_desk(self, customer: CustomerConfig, period: Period) -> DeskRead:
+        """The client's service tickets with who worked them, and its feedback, for
+        ``reporting.servicedesk``.
+
+        The sections' ticket reads, plus ``GET /api/Agent`` (names) and ``GET /api/Feedback``:
+        ``technician`` = the name of ``agent_id`` (0 or absent: unassigned; an id the agent list
+        lacks: "agent <id>"); ``responded`` = ``responsedate`` (unset: none); ``category`` =
+        ``category_1`` (its ``>`` levels shown as " / "); ``escalated`` = ``team`` is not one of
+        ``first_line_teams`` (absent: not readable); ``automated``: not available (Halo tickets
+        carry no automation marker). Feedback answers: ``score`` in ``positive_feedback_scores``
+        (default 1, 2) is positive, dated ``date``; a Halo without ``/api/Feedback`` (404) has
+        sentiment "not available"."""
+        if self._config_error:
+            raise SourceDataError(SYSTEM, self._config_error)
+        cid = str(customer.ids.get(self.name) or "")
+        if not cid.isdigit():
+            raise SourceDataError(
+                SYSTEM, f"client id {cid!r} of {customer.code} is not a Halo client id (customers.ids.{self.name})"
+            )
+        week, agent_rows, feedback_rows = await gather_all(
+            self._load(int(cid), period), self.client.agents(), self.client.feedback(int(cid))
+        )
+        names = {}
+        for i, row in enumerate(agent_rows):
+            af = Fields(SYSTEM, row, f"GET /api/Agent item {i}")
+            names[af.integer("id")] = af.text("name")
+        records = {r.id: r for r in self._records(week, period)}
+        rows = {}
+        for label, listed in (("open", week.open_rows), ("closed", week.closed_rows)):
+            for i, row in enumerate(listed):
+                f = Fields(SYSTEM, row, f"GET /api/Tickets ({label}) item {i}")
+                rows[str(f.integer("id"))] = f
+        out = []
+        for tid, f in sorted(rows.items(), key=lambda kv: int(kv[0])):
+            record = records.get(tid)
+            if record is None or record.is_change:
+                continue
+            agent = int(f.opt_number("agent_id") or 0)
+            team = f.opt_text("team")
+            category = f.opt_text("category_1")
+            out.append(
+                DeskTicket(
+                    customer=customer.code,
+                    customer_name=customer.name,
+                    system=SYSTEM,
+                    record=record,
+                    technician=None if agent == 0 else names.get(agent, f"agent {agent}"),
+                    responded=_halo_time(f, "responsedate"),
+                    category=" / ".join(p.strip() for p in category.split(">")) if category else None,
+                    escalated=None if team is None else team.casefold() not in self.first_line_teams,
+                    automated=None,
+                )
+            )
+        feedback: tuple[FeedbackRecord, ...] | None = None
+        if feedback_rows is not None:
+            answers = []
+            for i, row in enumerate(feedback_rows):
+                ff = Fields(SYSTEM, row, f"GET /api/Feedback item {i}")
+                answers.append(
+                    FeedbackRecord(
+                        customer=customer.code,
+                        customer_name=customer.name,
+                        ticket_id=ff.text("ticket_id"),
+                        at=ff.time("date"),
+                        positive=int(ff.number("score")) in self.positive_scores,
+                    )
+                )
+            feedback = tuple(answers)
+        return DeskRead(
+            customer=customer.code,
+            customer_name=customer.name,
+            system=SYSTEM,
+            system_label=LABEL,
+            tickets=tuple(out),
+            feedback=feedback,
+            feedback_note="" if feedback is not None else "not available from this PSA: it has no feedback resource",
+            automation_note=NO_AUTOMATION,
+            escalation_rule="team is not first line (" + ", ".join(sorted(self.first_line_teams)) + "), as read now",
+        )
 
     # -- mapping ---------------------------------------------------------------------------
     def _priority_name(self, f: Fields, prios: dict[tuple[int, int], str]) -> str:

@@ -21,4 +21,8 @@ class HaloOptions(HttpOptions):
     waiting_status_ids: tuple[int, ...] | None = None
     closed_since_margin_hours: float = Field(default=24.0, ge=0)
     page_size: int = Field(default=100, ge=1, le=1000)
+    # the MSP's internal service-desk summary: teams that are first line (another team = escalated),
+    # and the feedback scores that count as positive (Halo: 1 best .. 4 worst, UNVERIFIED)
+    first_line_teams: tuple[str, ...] = ("Service Desk",)
+    positive_feedback_scores: tuple[int, ...] = (1, 2)
     tenant_reads_from: int = Field(default=3, ge=1)  # a batch of this many clients reads the whole tenant once

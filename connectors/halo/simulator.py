@@ -26,7 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
-from connectors.sandbox.dataset import PRIORITIES, SandboxDataset
+from connectors.sandbox.dataset import PRIORITIES, TECHNICIANS, DeskFacts, SandboxDataset
 from connectors.sim.base import Simulator
 
 CHANGE_TYPE_ID = 3
@@ -36,6 +36,8 @@ SLA_ID = 1
 PRIORITY_IDS = {name: i + 1 for i, (name, _, _) in enumerate(PRIORITIES)}
 UNSET = "1900-01-01T00:00:00"
 TOKEN_LIFETIME = 3600
+FIRST_LINE_TEAM = "Service Desk"
+SECOND_LINE_TEAM = "2nd Line"
 
 
 def _ts(dt: datetime | None, fraction: bool = False) -> str:
@@ -53,6 +55,7 @@ def _param_date(value: str) -> datetime:
 
 class HaloSimulator(Simulator):
     system = "halo"
+    serves_feedback = True  # False: an instance without /api/Feedback (it answers 404)
 
     def __init__(self, dataset: SandboxDataset, page_size: int = 5):
         super().__init__()
@@ -91,12 +94,40 @@ class HaloSimulator(Simulator):
             out: dict[int, list[dict[str, Any]]] = {}
             for client in self.clients():
                 code = next(c.code for c in self.dataset.customers_in("halo") if int(c.ids["halo"]) == client["id"])
-                out[client["id"]] = [self._ticket(t, client) for t in self.dataset.gen(code).tickets]
+                g = self.dataset.gen(code)
+                out[client["id"]] = [self._ticket(t, client, g.desk.get(t.id)) for t in g.tickets]
             self._tickets = out
         return self._tickets
 
+    def agents(self) -> list[dict[str, Any]]:
+        """``GET /api/Agent``: the desk's agents (``id``, ``name``, ``team``)."""
+        return [
+            {"id": tid, "name": name, "team": FIRST_LINE_TEAM if tier == 1 else SECOND_LINE_TEAM, "isdisabled": False}
+            for tid, _, name, tier in TECHNICIANS
+        ]
+
+    def feedback(self) -> list[dict[str, Any]]:
+        """``GET /api/Feedback``: customers' feedback on closed tickets (``ticket_id``, ``client_id``,
+        ``score`` 1 best .. 4 worst, ``date``), oldest first."""
+        rows = []
+        for c in self.dataset.customers_in("halo"):
+            g = self.dataset.gen(c.code)
+            for tid, desk in g.desk.items():
+                if desk.feedback_score is not None:
+                    rows.append(
+                        {
+                            "ticket_id": int(tid),
+                            "client_id": int(c.ids["halo"]),
+                            "score": desk.feedback_score,
+                            "date": _ts(desk.feedback_at),
+                            "comment": "",
+                        }
+                    )
+        rows.sort(key=lambda r: (r["date"], r["client_id"], r["ticket_id"]))
+        return [{"id": i + 1, **r} for i, r in enumerate(rows)]
+
     @staticmethod
-    def _ticket(t: Any, client: dict[str, Any]) -> dict[str, Any]:
+    def _ticket(t: Any, client: dict[str, Any], desk: DeskFacts | None = None) -> dict[str, Any]:
         closed = t.closed is not None
         row: dict[str, Any] = {
             "id": int(t.id),
@@ -127,6 +158,13 @@ class HaloSimulator(Simulator):
             "inactive": False,
             "lastactiondate": _ts(t.closed or t.created),
         }
+        if desk is not None:  # the service-desk fields: assigned agent, team, category, first response
+            row |= {
+                "agent_id": desk.technician or 0,  # Halo's "unassigned" agent
+                "team": SECOND_LINE_TEAM if desk.escalated else FIRST_LINE_TEAM,
+                "category_1": desk.category.replace(" / ", ">"),
+                "responsedate": _ts(desk.first_response),
+            }
         return row
 
     def priorities(self) -> list[dict[str, Any]]:
@@ -256,7 +294,24 @@ class HaloSimulator(Simulator):
                 return self._unauthorised()
             return self.json(self.priorities())
 
+        async def agents(request: web.Request) -> web.Response:
+            if not self._authorised(request):
+                return self._unauthorised()
+            return self.json(self.agents())
+
+        async def feedback(request: web.Request) -> web.Response:
+            if not self._authorised(request):
+                return self._unauthorised()
+            if not self.serves_feedback:
+                return self.json({"message": "The resource cannot be found."}, status=404)
+            rows = self.feedback()
+            if "client_id" in request.query:
+                rows = [r for r in rows if str(r["client_id"]) == request.query["client_id"]]
+            return self._page(request, "feedback", rows)
+
         app.router.add_post("/auth/token", token)
+        app.router.add_get("/api/Agent", agents)
+        app.router.add_get("/api/Feedback", feedback)
         app.router.add_get("/api/Tickets", tickets)
         app.router.add_get("/api/Client", clients)
         app.router.add_get("/api/Client/{id}", client)

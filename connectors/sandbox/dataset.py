@@ -69,6 +69,30 @@ NEXT_WEEK_CHANGES = (
 WAITING_STATUS = "Waiting on Client"  # ConnectWise's status name; the Halo simulator serves its status id
 WAITING_SUBJECT = "New starter laptop: please approve the quote"
 
+#: The MSP's service desk (the sandbox's PSA users): (id, identifier, name, tier). Tier 2 is where
+#: escalated tickets go. One roster serves both PSAs, as the same people would work in either.
+TECHNICIANS = (
+    (11, "asmith", "Alice Smith", 1),
+    (12, "bjones", "Ben Jones", 1),
+    (13, "cpatel", "Chitra Patel", 1),
+    (14, "dnguyen", "Duc Nguyen", 1),
+    (15, "ekowalski", "Ewa Kowalski", 2),
+    (16, "fobrien", "Finn O'Brien", 2),
+)
+AUTOMATION_MEMBER = "RewstAPI"  # the ConnectWise API member an automation platform closes tickets as
+#: The subject's category (ConnectWise type/subtype, Halo category_1), for "recurring patterns".
+TICKET_CATEGORIES = {
+    "Password reset": "Accounts / Password reset",
+    "Printer offline": "Hardware / Printer",
+    "New starter laptop": "Requests / New starter",
+    "VPN not connecting": "Network / VPN",
+    "Shared drive permissions": "Accounts / Permissions",
+    "Outlook keeps asking for password": "Email / Outlook",
+    "Teams audio issue": "Collaboration / Teams",
+    "Request software install": "Requests / Software",
+    WAITING_SUBJECT: "Requests / New starter",
+}
+
 TICKET_SUBJECTS = (
     "Password reset",
     "Printer offline",
@@ -334,6 +358,59 @@ def _whole_seconds(records: list[Any]) -> tuple[Any, ...]:
     return tuple(replace(r, **{f.name: _trunc(getattr(r, f.name)) for f in fields(r)}) for r in records)
 
 
+@dataclass(frozen=True)
+class DeskFacts:
+    """What the MSP's own service-desk summary needs of a service ticket beyond the customer
+    report's ``TicketRecord``: drawn from a random stream of its own (``<code>:desk:<ticket id>``),
+    so the customer report's records and numbers are exactly what they were before."""
+
+    technician: int | None  # TECHNICIANS id of the owner / assigned agent; None = unassigned
+    first_response: datetime | None  # when the desk first responded; None = not yet
+    category: str
+    escalated: bool  # handed to tier 2 (ConnectWise escalationLevel 1, Halo team "2nd Line")
+    closed_by_automation: bool  # closed by the automation API member (ConnectWise closedBy)
+    feedback_score: int | None  # Halo feedback, 1 (best) .. 4 (worst); None = no feedback given
+    feedback_at: datetime | None
+
+
+def _desk_facts(code: str, n: int, t: TicketRecord) -> DeskFacts:
+    rng = random.Random(f"{code}:desk:{t.id}")  # noqa: S311 - seeded demo data, not security
+    tier1 = [x for x in TECHNICIANS if x[3] == 1]
+    primary, secondary = tier1[n % len(tier1)], tier1[(n + 1) % len(tier1)]
+    weights = [6 if x is primary else 3 if x is secondary else 1 for x in tier1]
+    tech: int | None = rng.choices(tier1, weights)[0][0]
+    # a first-line technician keeps owning what they escalate (its escalation level / team says
+    # it went to second line); second line also takes some critical tickets directly
+    # each first-line technician escalates at their own rate (4, 8, 12, 16 % of routine tickets)
+    routine = 0.04 * (1 + tier1.index(next(x for x in tier1 if x[0] == tech)))
+    escalated = rng.random() < (0.30 if t.priority in ("Critical", "High") else routine)
+    if t.priority == "Critical" and not escalated and rng.random() < 0.5:
+        tech = TECHNICIANS[4 + (n + int(t.id)) % 2][0]
+    if t.closed is None and not escalated and rng.random() < 0.15:
+        tech = None  # still in the queue, nobody's yet
+    hours = next((h for name, h, _ in PRIORITIES if name == t.priority), 24)
+    response: datetime | None = t.created + timedelta(hours=rng.uniform(0.05, min(hours / 4, 4.0) * 1.2))
+    if t.closed is not None and response is not None and response > t.closed:
+        response = t.closed
+    if t.closed is None and tech is None:
+        response = None
+    category = TICKET_CATEGORIES.get(t.title, "Other")
+    automated = t.closed is not None and not escalated and category.endswith("Password reset") and rng.random() < 0.6
+    score = at = None
+    if t.closed is not None and rng.random() < 0.35:
+        score = rng.choices((1, 2, 3, 4), (45, 35, 12, 8))[0]
+        at = t.closed + timedelta(hours=rng.uniform(1, 30))
+    return DeskFacts(
+        technician=tech,
+        first_response=None if response is None else response.replace(microsecond=0),
+        category=category,
+        escalated=escalated,
+        closed_by_automation=automated,
+        feedback_score=score,
+        feedback_at=None if at is None else at.replace(microsecond=0),
+    )
+
+
 class _Gen:
     """Records of one customer over the whole sandbox horizon (cached on first use)."""
 
@@ -446,6 +523,12 @@ class _Gen:
             if k == 0:
                 seq = self._next_week(out, seq)
         return _whole_seconds(out)
+
+    @cached_property
+    def desk(self) -> dict[str, DeskFacts]:
+        """Service tickets' desk facts by ticket id (see :class:`DeskFacts`)."""
+        n = int(self.c.ids.get("connectwise", self.c.ids.get("halo", "0"))) % 100
+        return {t.id: _desk_facts(self.c.code, n, t) for t in self.tickets if not t.is_change}
 
     def _next_week(self, out: list[TicketRecord], seq: int) -> int:
         """The reported week's "Next week": changes scheduled for the week after it (open change
