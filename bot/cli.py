@@ -405,6 +405,14 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         problems += offline_problems(config)
     for p in problems:
         print(p, file=sys.stderr)
+    try:  # the admins' settings saved in Teams, over the file's values
+        from bot.admin_settings import overrides_in_force
+
+        for line in asyncio.run(overrides_in_force(config.store.url)):
+            print(line)
+    except Exception as err:  # the store is unreachable: said, not fatal to the file's check
+        problems.append(f"warning: store.url: cannot read the settings saved in Teams ({type(err).__name__})")
+        print(problems[-1], file=sys.stderr)
     lines: list[str] = []
     if not args.offline and not any(p.startswith("error") for p in problems):
         lines = asyncio.run(_check_sources(config))

@@ -19,7 +19,7 @@ def test_help_card() -> None:
     c = help_card()
     assert_golden("help", c)
     titles = [f["title"] for fs in of_type(c, "FactSet") for f in fs["facts"]]
-    assert titles == [r"run \<CODE\>", "run all", "status", "help"]
+    assert titles == [r"run \<CODE\>", "run all", "status", r"settings \[CODE\]", r"test \<CODE\>", "help"]
 
 
 def test_help_card_note() -> None:
