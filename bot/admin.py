@@ -37,11 +37,12 @@ from bot.routing import Where
 from bot.settings import BotSettings
 from cards.elements import CardTooLarge
 from cards.settings import CustomerView, SettingsView, settings_card, settings_refused_card
+from cards.text import plain
 from cards.unknown import unknown_customer_card
 from cards.verbs import DATA_SETTINGS_VERSION, VERB_SETTINGS_SAVE, VERB_SETTINGS_TEST
 from reporting import fmt
 from reporting.config import Config
-from reporting.overrides import ReportSettings, SettingsInvalid, check_address, parse_form
+from reporting.overrides import ReportSettings, SettingsInvalid, check_address, parse_form, period_note
 from reporting.period import WeekNotEnded
 from reporting.text import neutral
 
@@ -117,7 +118,9 @@ class TestSender:
             period.end_date,
             extra={"customer": code, "period": period.end_date.isoformat(), "step": "test"},
         )
-        return f"TEST report of {code} ({fmt.report_week(report)}) sent to {to} only."
+        said = f"TEST report of {code} ({fmt.report_week(report)}) sent to {plain(to)} only."
+        unmade = period_note(self.live.now.customer(code).period) if self.live is not None else None
+        return f"{said} {unmade}" if unmade else said
 
 
 async def requester_email(tc: TurnContext) -> str | None:
@@ -161,6 +164,7 @@ class Admin:
         self.spawn = spawn
         self.tell = tell
         self.codes = [c.code for c in config.customers]
+        self.testing: set[tuple[str, str]] = set()  # (requester, code) test sends in flight: one at a time
 
     # ---- the card ---------------------------------------------------------------------------
     def _admins_note(self) -> str | None:
@@ -248,7 +252,7 @@ class Admin:
             code = data.get("customer")
             if not isinstance(code, str) or code not in self.codes:
                 return settings_refused_card("That test button names no configured customer; nothing was sent.")
-            message = await self.start_test(tc, code, user)
+            message = await self.start_test(tc, code, user, on_card=True)
             return await self.card(self.codes_on_card(data), message)
         return settings_refused_card("That card action was not recognised; nothing was changed.")
 
@@ -281,8 +285,9 @@ class Admin:
         return await self.card(codes, f"Saved as version {saved.version} by {user.label}.")
 
     # ---- test sends -------------------------------------------------------------------------
-    async def start_test(self, tc: TurnContext, code: str, user: User) -> str:
-        """Check who asked and start the send in the background; what to tell them now."""
+    async def start_test(self, tc: TurnContext, code: str, user: User, *, on_card: bool = False) -> str:
+        """Check who asked and start the send in the background; what to tell them now (as chat
+        Markdown, or ``on_card`` as plain text, which the card escapes itself)."""
         if self.tester is None or not self.tester.available:
             return "Email delivery is not configured here, so no test report can be sent."
         to = await requester_email(tc)
@@ -291,8 +296,13 @@ class Admin:
                 "Teams has no email address for you (neither email nor userPrincipalName), so the test "
                 "report was not made. Nothing was sent."
             )
+        shown = to if on_card else plain(to)
+        key = (user.aad_object_id or to, code)
+        if key in self.testing:
+            return f"Your TEST report of {code} is still being made; it goes to {shown} when done."
         origin = TurnContext.get_conversation_reference(tc.activity)
         tester = self.tester
+        self.testing.add(key)
 
         async def run() -> None:
             try:
@@ -302,10 +312,12 @@ class Admin:
             except Exception as err:  # one test's failure is told, never raised into the bot
                 log.exception("test send of %s failed", code)
                 said = f"{code}: the test report could not be made ({type(err).__name__})."
+            finally:
+                self.testing.discard(key)
             await self.tell(origin, neutral(said))
 
         self.spawn(run())
-        return f"Making the TEST report of {code} for the last complete week; it goes to {to} only."
+        return f"Making the TEST report of {code} for the last complete week; it goes to {shown} only."
 
     async def test(self, tc: TurnContext, where: Where, user: User, args: list[str]) -> None:
         if where.kind not in ("review", "personal"):

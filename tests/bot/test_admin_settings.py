@@ -78,3 +78,45 @@ async def test_config_check_lines(store: SettingsStore, tmp_path: Path) -> None:
     assert "  customers.ACME.recipients.technical = it@acme.example" in lines
     assert any("only weekly reports are implemented" in line for line in lines)
     assert any("not sent to until that report exists" in line for line in lines)
+
+
+def test_reportbot_run_takes_the_saved_msp_name_and_run_all_skips_a_disabled_customer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The example configuration (ACME only), its sources unreachable (sections unavailable, the
+    report still written), its store holding settings an admin saved in Teams."""
+    from bot.cli import main
+    from tests.conftest import WEEK_DAY
+    from tests.test_cli import EXAMPLE_ENV
+
+    for k, v in EXAMPLE_ENV.items():
+        monkeypatch.setenv(k, v)
+    example = (Path(__file__).resolve().parents[2] / "docs" / "example-config.toml").read_text()
+    text = example.replace('url = "sqlite:///reportbot.db"', f'url = "sqlite:///{tmp_path}/h.db"')
+    text = text.replace("https://zabbix.northwind.example/zabbix", "http://127.0.0.1:9/zabbix")
+    text = text.replace(
+        "https://api-eu.myconnectwise.net/v4_6_release/apis/3.0", "http://127.0.0.1:9/v4_6_release/apis/3.0"
+    )
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(text)
+
+    async def save(settings: ReportSettings, expected: int) -> None:
+        history = await HistoryStore.open(f"sqlite+aiosqlite:///{tmp_path}/h.db")
+        try:
+            await (await SettingsStore.open(history.engine)).save(expected, settings, "aad-a", "Admin A")
+        finally:
+            await history.close()
+
+    asyncio.run(save(ReportSettings(msp_name="Contoso Managed Services"), 0))
+    out = tmp_path / "o"
+    assert main(["run", "ACME", "--config", str(cfg), "--out", str(out), "--week", WEEK_DAY]) == 0
+    md = (out / "ACME" / "ACME-weekly-2026-11-16.md").read_text()
+    assert "Contoso Managed Services" in md
+
+    disabled = ReportSettings(msp_name="Contoso Managed Services", customers={"ACME": CustomerSettings(enabled=False)})
+    asyncio.run(save(disabled, 1))
+    (out / "ACME" / "ACME-weekly-2026-11-16.md").unlink()
+    capsys.readouterr()
+    assert main(["run", "--all", "--config", str(cfg), "--out", str(out), "--week", WEEK_DAY]) == 0
+    assert "skipped (reports disabled in the settings): ACME" in capsys.readouterr().err
+    assert not (out / "ACME" / "ACME-weekly-2026-11-16.md").exists()
