@@ -22,7 +22,6 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import date
 from typing import Any
 
 from botbuilder.core import TurnContext
@@ -31,7 +30,7 @@ from botbuilder.schema import ConversationReference
 
 from bot.admin_settings import LiveSettings, StaleSettings
 from bot.delivery import DeliveryBackend, Parcel, PermanentError
-from bot.review import User
+from bot.review import Review, User
 from bot.review_cards import card_message
 from bot.routing import Where
 from bot.settings import BotSettings
@@ -68,33 +67,31 @@ class TestSender:
     def __init__(
         self,
         config: Config,
-        engine: Any,
-        week_day: Callable[[], date],
+        review: Review | None,
         backend: DeliveryBackend | None,
         live: LiveSettings | None = None,
     ):
         self.config = config
-        self.engine = engine  # reporting.engine.Engine
-        self.week_day = week_day
+        self.review = review  # its engine builds and renders; its week_day is the last complete week
         self.backend = backend
         self.live = live
 
     @property
     def available(self) -> bool:
-        return self.backend is not None
+        return self.backend is not None and self.review is not None
 
     async def send(self, code: str, to: str, requested_by: User) -> str:
         """Make and send; what happened, in words. :class:`TestSendError` when it cannot."""
-        if self.backend is None:
+        if self.backend is None or self.review is None:
             raise TestSendError("Email delivery is not configured here, so no test report can be sent.")
+        engine = self.review.engine
         customer = self.config.customer(code)
-        period = self.engine.period_for(customer, self.week_day())
+        period = engine.period_for(customer, self.review.week_day())
         try:
-            report = await self.engine.build(customer, period)
+            report = await engine.build(customer, period)
         except WeekNotEnded as err:
             raise TestSendError(f"{err}.") from err
-        branding = replace(self.engine.branding, test=True)
-        pdf = await self.engine.pdf(report, branding)
+        pdf = await engine.pdf(report, replace(engine.branding, test=True))
         msp_name = self.live.now.msp_name if self.live is not None else ""
         parcel = Parcel(
             draft_id=f"test-{uuid.uuid4().hex}",

@@ -100,7 +100,7 @@ class ReportBot(TeamsActivityHandler):
             page_url,
         )
         self.cards.live = live_settings
-        tester = TestSender(config, review.engine, review.week_day, mailer, live_settings)
+        tester = TestSender(config, review, mailer, live_settings)
         self.admin = Admin(settings, config, live_settings, tester, self._spawn, self.cards.tell)
         self.commands = Commands(
             settings, config, review, state, self.cards, self._spawn, batch_progress, self.admin, live_settings

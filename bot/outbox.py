@@ -87,7 +87,7 @@ def recipients(parcel: Parcel) -> list[str]:
 def subject(parcel: Parcel) -> str:
     # neutral(): no CR/LF or other controls from the config reach a header, no bidi override
     text = neutral(f"{parcel.customer.name}: weekly report, {fmt.report_week(parcel.report)}")
-    return f"TEST — {text}" if parcel.test else text
+    return f"TEST — {text}" if getattr(parcel, "test", False) else text  # duck-typed parcels have no flag
 
 
 def msp_name(config: Config, parcel: Parcel) -> str:
