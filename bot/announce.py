@@ -130,7 +130,7 @@ class ChannelAnnouncer:
                 await self._set(key, status="posted", message_id=found)
                 return found
         await self._intent(key, channel)
-        card = channel_card(parcel.report, file_url=file_url, key=key, msp_name=self.msp_name)
+        card = channel_card(parcel.report, file_url=file_url, key=key, msp_name=parcel.msp_name or self.msp_name)
         try:
             message_id = await self.post(parcel, card)
         except PermanentError:  # the Connector said no (403, 404): nothing was posted, nothing to look for

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from bot.admin_settings import LiveSettings, SettingsStore, overrides_in_force
 from bot.google.auth import CredentialsError
 from connectors.base import Connector, ConnectorContext, ConnectorError
 from connectors.registry import CONNECTORS, OPTIONS
@@ -28,6 +29,7 @@ from reporting.config import Config, ConfigError, CustomerConfig, load_config
 from reporting.drafts import DraftState
 from reporting.engine import Draft, Engine
 from reporting.output import write_atomic
+from reporting.overrides import period_note
 from reporting.period import (
     PeriodError,
     WeekNotEnded,
@@ -61,6 +63,7 @@ class Setup:
     path: str | None = None  # the configuration file (None: the sandbox)
     allow_partial: bool = False  # --allow-partial: a week not over yet is reported, labelled partial
     reviews: dict[str, DraftStatus | None] | None = None  # the demo: each draft's review state, for the roll-up
+    skip_disabled: bool = False  # `run --all`: customers an admin disabled in Teams are skipped
 
 
 def _last_complete_for_all(zones: Sequence[str]) -> date:
@@ -193,6 +196,17 @@ async def _generate_with(
     engine = Engine(
         config, connectors, store, config.branding(setup.base), render_pdf, allow_partial=setup.allow_partial
     )
+    live = LiveSettings(await SettingsStore.open(store.engine), config, engine)
+    await live.refresh()  # the admins' settings saved in Teams: the MSP name, who is disabled
+    if setup.skip_disabled:
+        skipped = [c.code for c in customers if not live.now.enabled(c.code)]
+        customers = [c for c in customers if live.now.enabled(c.code)]
+        if skipped:
+            print(f"skipped (reports disabled in the settings): {', '.join(skipped)}", file=sys.stderr)
+    for customer in customers:
+        note = period_note(live.now.customer(customer.code).period)
+        if note:
+            print(f"warning: {customer.code}: {note}", file=sys.stderr)
     # the unmapped-customer sweep is advice: it runs beside the batch, every source under its
     # timeout, so it never adds a timeout of its own to the run
     sweep = asyncio.create_task(unmapped_records(connectors, config.customers, lambda s: source_timeout(config, s)))
@@ -375,6 +389,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     customers = _select(setup.config, args.codes, args.all)
     _refuse_unfinished(setup, customers, args.allow_partial)
     setup.allow_partial = args.allow_partial
+    setup.skip_disabled = bool(args.all)
     backfill = args.backfill if args.backfill is not None else (HISTORY_WEEKS if setup.sandbox else 0)
     t0 = time.perf_counter()
     drafts, failures, unmapped = asyncio.run(_generate(setup, customers, out, backfill))
@@ -453,6 +468,12 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         problems += offline_problems(config)
     for p in problems:
         print(p, file=sys.stderr)
+    try:  # the admins' settings saved in Teams, over the file's values
+        for line in asyncio.run(overrides_in_force(config.store.url)):
+            print(line)
+    except Exception as err:  # the store is unreachable: said, not fatal to the file's check
+        problems.append(f"warning: store.url: cannot read the settings saved in Teams ({type(err).__name__})")
+        print(problems[-1], file=sys.stderr)
     lines: list[str] = []
     if not args.offline and not any(p.startswith("error") for p in problems):
         lines = asyncio.run(_check_sources(config))

@@ -1,5 +1,6 @@
-"""The typed commands: ``run <CODE>``, ``run all``, ``status``, ``help`` (a channel mention with
-the mention stripped, or a personal chat; case-insensitive).
+"""The typed commands: ``run <CODE>``, ``run all``, ``status``, ``help``, and the admins'
+``settings [CODE]`` and ``test <CODE>`` (:mod:`bot.admin`) (a channel mention with the mention
+stripped, or a personal chat; case-insensitive).
 
 In a customer's shared channel only that customer's own code is accepted and nothing about any
 other customer is shown — an unknown or foreign code gets the same "unknown" answer without
@@ -18,6 +19,8 @@ from typing import Any
 from botbuilder.core import TurnContext
 from botbuilder.schema import ConversationReference
 
+from bot.admin import Admin
+from bot.admin_settings import LiveSettings
 from bot.review import Review, User
 from bot.review_cards import ReviewCards, card_message
 from bot.routing import Where
@@ -46,8 +49,12 @@ class Commands:
         cards: ReviewCards,
         spawn: Callable[[Awaitable[None]], None],
         batch_progress: Callable[[], dict[str, str]] | None = None,
+        admin: Admin | None = None,
+        live: LiveSettings | None = None,
     ):
         self.settings = settings
+        self.admin = admin  # settings and test (review channel and personal chat only)
+        self.live = live  # the admins' settings, read again before a typed run
         self.config = config
         self.review = review
         self.state = state
@@ -64,6 +71,13 @@ class Commands:
                 "I take commands in the review channel, in a personal chat, or in a customer's own channel."
             )
             return
+        if self.admin is not None and where.kind in ("review", "personal"):  # admins need not be engineers
+            if command == "settings":
+                await self.admin.show(tc, where, user, args)
+                return
+            if command == "test":
+                await self.admin.test(tc, where, user, args)
+                return
         if where.kind != "customer" and not self.settings.may_run(user.aad_object_id):
             await tc.send_activity("You are not one of the engineers configured to run reports ([teams] engineers).")
             return
@@ -108,6 +122,8 @@ class Commands:
         self.spawn(self._draft_and_post(codes, TurnContext.get_conversation_reference(tc.activity)))
 
     async def _draft_and_post(self, codes: list[str], origin: ConversationReference) -> None:
+        if self.live is not None:
+            await self.live.refresh()  # the MSP name another instance's admin saved
         sem = asyncio.Semaphore(self.config.schedule.concurrency)
 
         async def one(code: str) -> None:

@@ -125,10 +125,16 @@ class Parcel:
     report: Report
     pdf: bytes
     approved_by: str
+    #: the admins' settings (``bot.admin_settings``): the email's To list when set (else the
+    #: customer's ``cto_email`` / ``account_owner_email``), the MSP's name when set
+    recipients: tuple[str, ...] = ()
+    msp_name: str = ""
+    #: a test send (``bot.test_send``): only to ``recipients``, "TEST" in the subject and file name
+    test: bool = False
 
     @property
     def file_name(self) -> str:
-        return f"{self.code}-weekly-{self.period_end.isoformat()}.pdf"
+        return f"{self.code}-weekly-{self.period_end.isoformat()}{'-TEST' if self.test else ''}.pdf"
 
     def key(self, step: str) -> str:
         return f"reportbot:{self.draft_id}:{step}"
@@ -288,8 +294,10 @@ class Deliverer:
         *,
         owner: str | None = None,
         lease_seconds: float = LEASE_SECONDS,
+        settings: Any = None,
     ):
         self.config = config
+        self.settings = settings  # bot.admin_settings.LiveSettings: the admins' recipients and MSP name
         self.log = log_
         self.backend = backend
         self.owner = owner or delivery_owner()
@@ -342,7 +350,12 @@ class Deliverer:
         on_step: Callable[[str], Awaitable[None]] | None,
     ) -> dict[str, StepState]:
         customer = self.config.customer(code)  # from configuration, by the draft's own code
-        parcel = Parcel(draft_id, code, customer, period_end, report, pdf, approved_by)
+        recipients: tuple[str, ...] = ()
+        msp_name = ""
+        if self.settings is not None:  # the admins' settings as saved now, over the file's values
+            await self.settings.refresh()
+            recipients, msp_name = self.settings.executive(code), self.settings.now.msp_name
+        parcel = Parcel(draft_id, code, customer, period_end, report, pdf, approved_by, recipients, msp_name)
         calls = {
             "email": self.backend.send_email,
             "channel": self.backend.post_channel,

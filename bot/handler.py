@@ -28,8 +28,10 @@ from botbuilder.core.teams import TeamsActivityHandler
 from botbuilder.schema import Activity, ConversationReference, InvokeResponse
 
 from bot import verbs
+from bot.admin import Admin, TestSender
+from bot.admin_settings import LiveSettings
 from bot.commands import Commands, send_card
-from bot.delivery import DeliveryLog, Parcel
+from bot.delivery import DeliveryBackend, DeliveryLog, Parcel
 from bot.posting import Poster, Routes
 from bot.review import Review
 from bot.review_cards import ReviewCards, card_message
@@ -46,6 +48,7 @@ from bot.routing import (
 )
 from bot.settings import BotSettings
 from bot.state import Draft, ReviewState
+from cards.verbs import SETTINGS_VERBS
 from reporting.config import Config
 
 log = logging.getLogger(__name__)
@@ -70,7 +73,12 @@ class ReportBot(TeamsActivityHandler):
         deliveries: DeliveryLog | None = None,
         batch_progress: Callable[[], dict[str, str]] | None = None,
         page_url: Callable[[str, int], str] | None = None,
+        live_settings: LiveSettings | None = None,
+        mailer: DeliveryBackend | None = None,
     ):
+        """``live_settings``: the admins' saved settings (``@reportbot settings``; without it the
+        command says settings are not available); ``mailer``: the email step's backend, which test
+        sends go through (without it ``test CODE`` says email is not configured)."""
         self.settings = settings
         self.config = config
         self.review = review
@@ -91,7 +99,12 @@ class ReportBot(TeamsActivityHandler):
             deliveries,
             page_url,
         )
-        self.commands = Commands(settings, config, review, state, self.cards, self._spawn, batch_progress)
+        self.cards.live = live_settings
+        tester = TestSender(config, review, mailer, live_settings)
+        self.admin = Admin(settings, config, live_settings, tester, self._spawn, self.cards.tell)
+        self.commands = Commands(
+            settings, config, review, state, self.cards, self._spawn, batch_progress, self.admin, live_settings
+        )
         self.verbs = verbs.VerbContext(settings, review, state, self.cards, self._spawn)
         self._teams_known: dict[str, str] = {}  # channel id -> team AAD group id, as stored
         self._refs_known: dict[str, tuple[str, float]] = {}  # key -> (reference as stored, when)
@@ -202,6 +215,11 @@ class ReportBot(TeamsActivityHandler):
         await self._remember(turn_context)
         where = self.where(activity)
         if isinstance(activity.value, dict) and activity.value.get("verb"):  # Action.Submit from an old client
+            verb = activity.value.get("verb")
+            if verb in SETTINGS_VERBS:
+                card = await self.admin.act(turn_context, verb, activity.value, user_of(activity), where)
+                await self._update_card_message(turn_context, activity.reply_to_id, card)
+                return
             card = await verbs.act(self.verbs, activity.value.get("verb"), activity.value, user_of(activity), where)
             await self._update_card_message(turn_context, activity.reply_to_id, card)
             return
@@ -215,7 +233,11 @@ class ReportBot(TeamsActivityHandler):
         action = json_object(json_object(activity.value).get("action"))
         data = json_object(action.get("data"))
         await self._remember(turn_context)
-        card = await verbs.act(self.verbs, action.get("verb"), data, user_of(activity), self.where(activity))
+        verb = action.get("verb")
+        if isinstance(verb, str) and verb in SETTINGS_VERBS:
+            card = await self.admin.act(turn_context, verb, data, user_of(activity), self.where(activity))
+        else:
+            card = await verbs.act(self.verbs, verb, data, user_of(activity), self.where(activity))
         # plain JSON, not an AdaptiveCardInvokeResponse: msrest would walk the whole card to
         # serialise its ``value`` (~1 ms an answer); bot.app sends either shape as it is
         return InvokeResponse(status=200, body={"statusCode": 200, "type": CARD_RESPONSE, "value": card})

@@ -61,8 +61,16 @@ class Addressing:
 
 
 def addressing(parcel: Parcel) -> Addressing:
-    """From that customer's entry only; :class:`PermanentError` when it names nobody."""
+    """The admins' executive recipients when set (all in To), else that customer's entry only;
+    :class:`PermanentError` when it names nobody. A test send goes to its requester alone."""
     c = parcel.customer
+    if parcel.test:
+        if not parcel.recipients:
+            raise PermanentError("a test send needs the requester's address")
+        return Addressing(parcel.recipients)
+    if parcel.recipients:
+        engineer = c.account_engineer
+        return Addressing(parcel.recipients, (), (engineer.name, engineer.email) if engineer else None)
     if not (c.cto_email or c.account_owner_email):
         raise PermanentError(f"customers[{parcel.code}] has no cto_email or account_owner_email")
     to = c.cto_email or c.account_owner_email
@@ -78,7 +86,13 @@ def recipients(parcel: Parcel) -> list[str]:
 
 def subject(parcel: Parcel) -> str:
     # neutral(): no CR/LF or other controls from the config reach a header, no bidi override
-    return neutral(f"{parcel.customer.name}: weekly report, {fmt.report_week(parcel.report)}")
+    text = neutral(f"{parcel.customer.name}: weekly report, {fmt.report_week(parcel.report)}")
+    return f"TEST — {text}" if getattr(parcel, "test", False) else text  # duck-typed parcels have no flag
+
+
+def msp_name(config: Config, parcel: Parcel) -> str:
+    """The MSP's name on what the customer receives: the admins' setting, else ``[msp] name``."""
+    return parcel.msp_name or config.msp.name
 
 
 def address_headers(msg: EmailMessage, to: Addressing) -> None:
@@ -130,7 +144,8 @@ def cover_note(config: Config, parcel: Parcel) -> str:
     r = parcel.report
     period = fmt.report_week(r)  # "Week of Mon 23 Nov – Sun 29 Nov 2026" (and "partial, as of …")
     return _ENV.get_template("cover_note.html.j2").render(
-        msp_name=neutral(config.msp.name),
+        msp_name=neutral(msp_name(config, parcel)),
+        test=parcel.test,
         brand_color=config.msp.brand_color,
         customer_name=neutral(parcel.customer.name),
         period=period,
@@ -176,7 +191,7 @@ class OutboxBackend:
             "text": f"Weekly report for {parcel.customer.name}, {fmt.report_week(parcel.report)}",
             "summary": list(parcel.report.summary[:4]),
             "card": channel_card(
-                parcel.report, file_url=file_path.resolve().as_uri(), key=key, msp_name=self.config.msp.name
+                parcel.report, file_url=file_path.resolve().as_uri(), key=key, msp_name=msp_name(self.config, parcel)
             ),
         }
         await asyncio.to_thread(write_atomic, file_path, parcel.pdf)

@@ -31,6 +31,7 @@ from cards.rollup import rollup_card
 from reporting import snapshot
 from reporting.config import Config
 from reporting.drafts import DraftState
+from reporting.overrides import period_note
 from reporting.rollup import DraftStatus, rollup_rows
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,7 @@ class ReviewCards:
         self.post_retry_max_seconds = 300.0
         self._unposted: list[str] = []  # sandbox: draft ids whose cards wait for a conversation
         self._unposted_rollup: tuple[Any, list[str]] | None = None
+        self.live: Any = None  # bot.admin_settings.LiveSettings: a period the engine does not make is said
 
     # ---- the review card ------------------------------------------------------------------
     async def card_for(
@@ -123,6 +125,10 @@ class ReviewCards:
                 if self.settings.sandbox and not self.settings.approvers
                 else "Only the configured approvers may approve."
             )
+        if self.live is not None:
+            unmade = period_note(self.live.now.customer(draft.customer_code).period)
+            if unmade:
+                message = f"{message} {unmade}" if message else unmade
         return review_card(
             report,
             draft_id=draft.id,
@@ -252,7 +258,8 @@ class ReviewCards:
             )
         owners = {c.code: c.owner for c in self.config.customers}
         rows = rollup_rows(reports, statuses, owners, self.config.msp.timezone)
-        return rollup_card(rows, period_end, self.config.msp.name)
+        msp_name = (self.live.now.msp_name if self.live is not None else "") or self.config.msp.name
+        return rollup_card(rows, period_end, msp_name)
 
     async def post_rollup(self, period_end: Any, codes: list[str]) -> None:
         """The week's roll-up card in the roll-up channel (``[teams] rollup_channel``, else the

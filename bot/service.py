@@ -27,6 +27,7 @@ import httpx
 from aiohttp import web
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from bot.admin_settings import LiveSettings, SettingsStore
 from bot.announce import ChannelAnnouncer, ChannelPostUnavailable
 from bot.app import create_app
 from bot.auth import build_adapter
@@ -49,6 +50,7 @@ from reporting.drafts import DraftState
 from reporting.engine import Engine
 from reporting.models import Report
 from reporting.output import write_atomic
+from reporting.overrides import period_note
 from reporting.period import last_complete_week_day
 from reporting.store import HistoryStore
 from scheduler.batch import BatchRunner
@@ -373,10 +375,14 @@ async def open_service(
         engine = Engine(config, connectors, store, config.branding(base), render_pdf, pdf_processes=2)
         week = week_day or (lambda: last_complete_week_day(datetime.now(UTC), config.msp.timezone))
         deliveries = await DeliveryLog.open(store.engine)
+        live = LiveSettings(await SettingsStore.open(store.engine), config, engine)
+        await live.refresh()
         handoff: Any = LocalHandoff(out)
+        mailer: Any = None  # the email step's backend: test sends go through it alone
         if settings.sandbox:  # the sandbox delivers to the local outbox through the real delivery steps
             sandbox_backend = routed_backend(config, OutboxBackend(config, out / "outbox"), out / "outbox", closers)
-            handoff = DeliveryHandoff(Deliverer(config, deliveries, sandbox_backend), state)
+            handoff = DeliveryHandoff(Deliverer(config, deliveries, sandbox_backend, settings=live), state)
+            mailer = sandbox_backend
         elif uses_graph(config):  # production: Graph (and [delivery]'s choices)
             g = config.graph
             graph_cred = graph_token_credential
@@ -399,7 +405,8 @@ async def open_service(
             graph_backend = GraphBackend(config, graph_cred, channel_team=team_of, announce=announcer)
             closers.append(graph_backend.aclose)
             backend = routed_backend(config, graph_backend, out / "outbox", closers)  # [delivery]: Gmail, Drive...
-            handoff = DeliveryHandoff(Deliverer(config, deliveries, backend), state)
+            handoff = DeliveryHandoff(Deliverer(config, deliveries, backend, settings=live), state)
+            mailer = backend
         review = Review(
             config, engine, store, state, out, handoff, settings.may_approve, week, backfill_weeks=backfill_weeks
         )
@@ -415,6 +422,8 @@ async def open_service(
             deliveries=deliveries,
             batch_progress=lambda: dict(batch.progress),
             page_url=links.view_url,
+            live_settings=live,
+            mailer=mailer,
         )  # the batch is made below, once bot can post
         if isinstance(handoff, DeliveryHandoff):
             handoff.on_progress = bot.show_progress  # the review card shows each step as it is done
@@ -427,7 +436,7 @@ async def open_service(
 
         batch = BatchRunner(
             claims,
-            codes=lambda: [c.code for c in config.customers],
+            codes=live.enabled_codes,  # a customer an admin disabled is skipped (refreshed before each run)
             period_end=lambda code, day: engine.period_for(config.customer(code), day).end_date,
             make_draft=lambda code, day: review.run(code, day, breaker=batch.breaker),
             on_drafted=drafted,
@@ -442,6 +451,14 @@ async def open_service(
             if task is not None:
                 batches.add(task)
             try:
+                await live.refresh()  # the admins' settings as saved now (another instance's too)
+                skipped = [c.code for c in config.customers if not live.now.enabled(c.code)]
+                if skipped:
+                    log.info("the batch skips %s: reports disabled in the settings", ", ".join(skipped))
+                for c in config.customers:
+                    note = period_note(live.now.customer(c.code).period)
+                    if note and live.now.enabled(c.code):
+                        log.warning("%s: %s", c.code, note, extra={"customer": c.code, "step": "batch"})
                 await batch.run(week())
             except asyncio.CancelledError:  # the shutdown stopped it on purpose: not a failed job
                 log.info("the batch was stopped by the shutdown; its unfinished customer-weeks are released")

@@ -45,6 +45,7 @@ class BotSettings:
     engineers: frozenset[str]
     review_channel: str
     rollup_channel: str
+    admins: frozenset[str] = frozenset()
     openid_metadata_url: str = ""
     token_issuer: str = ""
     login_url: str = ""
@@ -68,6 +69,12 @@ class BotSettings:
         if not self.approvers:
             return self.sandbox
         return bool(aad_object_id) and aad_object_id in self.approvers
+
+    def may_administer(self, aad_object_id: str | None) -> bool:
+        """Configured ``[teams] admins`` only; in the sandbox with none configured, anyone."""
+        if not self.admins:
+            return self.sandbox
+        return bool(aad_object_id) and aad_object_id in self.admins
 
     def trusted_service_url(self, url: str | None) -> bool:
         if not url:
@@ -138,6 +145,7 @@ class BotSettings:
             service_urls=service_urls,
             approvers=frozenset(t.approvers),
             engineers=frozenset(t.engineers),
+            admins=frozenset(t.admins),
             review_channel=t.review_channel,
             rollup_channel=t.rollup_channel,
             openid_metadata_url=t.openid_metadata_url,

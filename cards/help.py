@@ -12,6 +12,8 @@ DEFAULT_COMMANDS: tuple[tuple[str, str], ...] = (
     ("run <CODE>", "Generate this week's draft for one customer; its review card appears in the review channel."),
     ("run all", "Generate this week's drafts for every customer."),
     ("status", "This week's drafts and their state."),
+    ("settings [CODE]", "Report settings (admins): recipients, period, enabled, the MSP name."),
+    ("test <CODE>", "Send the last complete week's report to yourself only, marked TEST."),
     ("help", "This card."),
 )
 

@@ -14,3 +14,9 @@ ALL_VERBS: tuple[str, ...] = (VERB_SAVE, VERB_APPROVE, VERB_REGENERATE, VERB_SKI
 # Input ids on the review card: their values arrive merged into ``action.data``.
 INPUT_COMMENTARY = "commentary"
 INPUT_SKIP_REASON = "skip_reason"
+
+# The report settings card (cards.settings): Save, and each customer's "Send me a test report".
+VERB_SETTINGS_SAVE = "settingsSave"
+VERB_SETTINGS_TEST = "settingsTest"
+SETTINGS_VERBS: tuple[str, ...] = (VERB_SETTINGS_SAVE, VERB_SETTINGS_TEST)
+DATA_SETTINGS_VERSION = "settings_version"  # the settings version the form showed

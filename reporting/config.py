@@ -159,8 +159,9 @@ class CollectConfig(_Strict):
 class TeamsConfig(_Strict):
     """``[teams]``: the bot's identity, its channels and who may do what.
 
-    ``approvers`` and ``engineers`` are AAD object ids; approvers may approve, engineers (and
-    approvers) may run commands in the review channel or a personal chat. ``public_url`` is where
+    ``approvers``, ``engineers`` and ``admins`` are AAD object ids; approvers may approve, engineers
+    (and approvers) may run commands in the review channel or a personal chat, admins may change the
+    report settings in Teams (``@reportbot settings``) and send test reports. ``public_url`` is where
     the bot is reachable (signed PDF links point there); ``link_secret`` signs those links.
     ``service_urls``: the Bot Connector URL prefixes an activity's ``serviceUrl`` must start with.
     The endpoint overrides (``openid_metadata_url``, ``token_issuer``, ``login_url``) point the bot
@@ -175,6 +176,7 @@ class TeamsConfig(_Strict):
     rollup_channel: str = ""
     approvers: tuple[str, ...] = ()
     engineers: tuple[str, ...] = ()
+    admins: tuple[str, ...] = ()
     public_url: str = ""
     link_secret: SecretStr | None = None
     link_ttl_hours: float = Field(default=72.0, gt=0, le=24 * 31)
@@ -184,6 +186,14 @@ class TeamsConfig(_Strict):
     login_url: str = ""
     allow_endpoint_overrides: bool = False
     max_body_bytes: int = Field(default=256 * 1024, ge=4096, le=16 * 1024 * 1024)
+
+    @field_validator("admins")
+    @classmethod
+    def _object_ids(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for i, item in enumerate(v):
+            if not item.strip() or _CONTROL.search(item) or len(item) > 200:
+                raise ValueError(f"item {i} is not an AAD object id (one non-empty plain line)")
+        return tuple(item.strip() for item in v)
 
 
 class GraphConfig(_Strict):

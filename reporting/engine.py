@@ -242,6 +242,12 @@ class Engine:
         )
         return draft
 
+    async def pdf(self, report: Report, branding: Branding | None = None) -> bytes:
+        """``report`` as PDF bytes (in the PDF workers), nothing written or stored; ``branding``
+        replaces the engine's (a test send marks its cover "TEST")."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pdf_pool, self.render_pdf, report, branding or self.branding)
+
     async def write(self, report: Report, out: Path, kind: str = "draft") -> Draft:
         """Render ``report`` (with its commentary, if any) to .md, .pdf and .json, each written
         atomically, and store its snapshot. The review workflow calls this after a save."""

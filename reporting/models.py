@@ -343,6 +343,7 @@ class Branding:
     msp_name: str
     brand_color: str = "#1F4E79"  # hex
     logo_path: str | None = None
+    test: bool = False  # a test send (bot.test_send): "TEST" on the cover and on every page
 
 
 @dataclass(frozen=True)

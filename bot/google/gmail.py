@@ -30,8 +30,9 @@ from urllib.parse import quote
 from bot.delivery import Parcel, PermanentError, StepResult
 from bot.google.auth import SCOPE_GMAIL_READONLY, SCOPE_GMAIL_SEND
 from bot.google.http import ApiError, GoogleHttp, ResumableUpload, check_own
-from bot.outbox import address_headers, addressing, cover_note, html_to_text, subject
+from bot.outbox import address_headers, addressing, cover_note, html_to_text, msp_name, subject
 from reporting.config import Config
+from reporting.text import neutral
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def message_id(key: str, sender: str) -> str:
 
 def build_message(config: Config, parcel: Parcel, key: str, sender: str) -> EmailMessage:
     msg = EmailMessage(policy=_POLICY)
-    msg["From"] = formataddr((config.msp.name, sender))
+    msg["From"] = formataddr((neutral(msp_name(config, parcel)), sender))
     address_headers(msg, addressing(parcel))  # PermanentError when the customer's entry names nobody
     msg["Subject"] = subject(parcel)
     msg["Date"] = formatdate(localtime=False)

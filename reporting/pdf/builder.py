@@ -418,7 +418,12 @@ def build_cover(ctx: Ctx) -> list[Flowable]:
         for title, ok in contents(r)
     ]
     return [
-        ctx.p("WEEKLY SERVICE REPORT", "cover_kicker"),
+        ctx.p("TEST — WEEKLY SERVICE REPORT" if ctx.branding.test else "WEEKLY SERVICE REPORT", "cover_kicker"),
+        *(
+            [ctx.p("TEST: sent only to the person who asked for it; not this week's report.", "cover_meta")]
+            if ctx.branding.test
+            else []
+        ),
         ctx.p(esc(r.customer.name, NAME_LIMIT), "cover_customer"),
         ctx.p(f"<b>{esc(period_line(r, ctx.tz))}</b>", "cover_sub"),
         ctx.p(
@@ -1249,7 +1254,10 @@ def render(report: Report, branding: Branding) -> bytes:
         msp_name=msp,
         customer=f"{name} \u2014 {fmt.week(report.period) if report.partial_as_of is not None else week}",
         # a partial report says so on every page (the MSP's name is in the footer too)
-        header_right=fmt.partial(report.partial_as_of, report.period.timezone) if report.partial_as_of else "",
+        header_right=" · ".join(
+            ([fmt.partial(report.partial_as_of, report.period.timezone)] if report.partial_as_of else [])
+            + (["TEST"] if branding.test else [])
+        ),
         footer_left=f"{msp} {DOT} weekly service report for {name}",
         logo=_load_logo(branding.logo_path),
         created=report.generated_at,

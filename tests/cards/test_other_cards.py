@@ -19,7 +19,7 @@ def test_help_card() -> None:
     c = help_card()
     assert_golden("help", c)
     titles = [f["title"] for fs in of_type(c, "FactSet") for f in fs["facts"]]
-    assert titles == [r"run \<CODE\>", "run all", "status", "help"]
+    assert titles == [r"run \<CODE\>", "run all", "status", r"settings \[CODE\]", r"test \<CODE\>", "help"]
 
 
 def test_help_card_note() -> None:
@@ -177,3 +177,50 @@ def test_rollup_card_escapes_customer_strings() -> None:
     assert r"\[x\](javascript:alert(1))" in shown
     assert r"\_do\_ it" in shown
     assert r"MSP \*bold\*" in shown
+
+
+def test_settings_card() -> None:
+    from cards.elements import MAX_CARD_BYTES, card_bytes
+    from cards.settings import CustomerView, SettingsView, settings_card, settings_refused_card
+    from tests.cards.conftest import SANDBOX_CODES
+
+    acme = CustomerView(
+        "ACME",
+        "Acme <b>Corp</b> **x**",
+        enabled=True,
+        executive=["ceo@acme.example"],
+        technical=[],
+        period="fortnight",
+        file_recipients=["cto@acme.example", "am-acme@northwind.example"],
+    )
+    view = SettingsView(
+        version=2,
+        msp_name="Contoso \u202eManaged",
+        msp_name_file="Northwind Managed IT",
+        customers=[acme],
+        owners=["owner@northwind.example"],
+        saved_by="Robin Admin on Mon 16 Nov 2026 09:00",
+        problems=["customers.ACME.recipients.executive: 'bad@@x' is not a plain email address"],
+    )
+    card = settings_card(view)
+    assert_golden("settings", card)
+    shown = texts(card)
+    assert r"Acme \<b\>Corp\</b\> \*\*x\*\*" in shown  # escaped where Markdown renders
+    assert "only weekly reports are implemented yet" in shown  # the period the engine does not make
+    assert "Version 2, saved by Robin Admin" in shown
+    name = next(i for i in of_type(card, "Input.Text") if i["id"] == "msp_name")
+    assert name["value"] == "Contoso Managed" and name["placeholder"] == "Empty: Northwind Managed IT"
+    [save] = [a for a in card["actions"] if a["verb"] == "settingsSave"]
+    assert save["data"] == {"settings_version": 2}
+    # the twelve sandbox customers fit on one card, well under the budget
+    twelve = SettingsView(
+        1,
+        "",
+        "Northwind",
+        [
+            CustomerView(c, c.title(), True, [f"a{i}@{c.lower()}.example" for i in range(5)], [], "week", [])
+            for c in SANDBOX_CODES
+        ],
+    )
+    assert card_bytes(settings_card(twelve)) < MAX_CARD_BYTES / 2
+    assert "Only the configured admins" in texts(settings_refused_card("Only the configured admins may."))

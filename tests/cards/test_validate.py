@@ -22,6 +22,7 @@ from cards import (
     unknown_customer_card,
 )
 from cards.review import EDITABLE_STATES, STATES
+from cards.settings import CustomerView, SettingsView, settings_card, settings_refused_card
 from reporting.models import Report
 from reporting.rollup import RollupRow, rollup_rows
 from tests.cards.conftest import AC_SCHEMA, SANDBOX_CODES
@@ -71,7 +72,47 @@ def all_cards(reports: dict[str, Report]) -> dict[str, dict[str, Any]]:
     cards["unknown"] = unknown_customer_card("ACMEE", ["ACME"])
     cards["status"] = status_card([(code, "drafted", 1, None) for code in SANDBOX_CODES], period_end=date(2026, 11, 16))
     cards["status/empty"] = status_card([])
+    cards |= settings_cards()
     return cards
+
+
+def settings_cards() -> dict[str, dict[str, Any]]:
+    """The settings form for the twelve sandbox customers (hostile values where people type),
+    a refused save with its problems, and the refusal a non-admin gets."""
+    customers = [
+        CustomerView(
+            code,
+            f"{code.title()} {HOSTILE[:30]}",
+            enabled=i % 2 == 0,
+            executive=[f"ceo@{code.lower()}.example", "it@example.com"],
+            technical=[],
+            period=("week", "fortnight", "30d", "month")[i % 4],
+            file_recipients=[f"cto@{code.lower()}.example"],
+        )
+        for i, code in enumerate(SANDBOX_CODES)
+    ]
+    view = SettingsView(
+        version=3,
+        msp_name=HOSTILE[:60],
+        msp_name_file="Northwind Managed Services",
+        customers=customers,
+        owners=["owner@northwind.example"],
+        saved_by="Sam Admin on Mon 16 Nov 2026 09:00",
+        message="Saved as version 3 by Sam Admin.",
+    )
+    refused = SettingsView(
+        version=3,
+        msp_name="",
+        msp_name_file="Northwind",
+        customers=customers[:1],
+        problems=["customers.ACME.recipients.executive: 'x@@y' is not a plain email address"],
+        admins_note="Sandbox mode: no admins are configured, so anyone here may change these settings.",
+    )
+    return {
+        "settings/all": settings_card(view),
+        "settings/refused-save": settings_card(refused),
+        "settings/not-admin": settings_refused_card("Only the configured admins may change the report settings."),
+    }
 
 
 # Deliberately broken cards: the validators must object to each, or a clean pass means nothing.
@@ -103,7 +144,7 @@ def checked(sandbox_reports: dict[str, Report], node_modules: Path) -> dict[str,
 
 def test_every_card_parses_cleanly_as_adaptive_card_1_5(checked: dict[str, Any]) -> None:
     results = {name: r for name, r in checked["results"].items() if not name.startswith("broken/")}
-    assert len(results) == 12 * len(STATES) + 8
+    assert len(results) == 12 * len(STATES) + 8 + 3  # + the three settings cards
     problems = {name: r["parser"] for name, r in results.items() if r["parser"]}
     assert problems == {}
 
