@@ -224,7 +224,6 @@ class HttpSource:
             if self.budget is not None:
                 await self.budget.acquire()
             outcome = "connect_error"
-            t0 = time.perf_counter()
             try:
                 async with self._limit:
                     self.requests += 1

@@ -17,11 +17,11 @@ import base64
 import html
 import re
 import secrets
-from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
 import jinja2
+import markupsafe
 from markdown_it import MarkdownIt
 from reportlab.graphics import renderSVG
 from reportlab.graphics.shapes import Drawing
@@ -29,10 +29,8 @@ from reportlab.graphics.shapes import Drawing
 from reporting import fmt
 from reporting.markdown import render_markdown
 from reporting.models import Branding, Report
-from reporting.pdf.builder import _week_label
+from reporting.pdf.builder import earlier_ticket_points, trend_series
 from reporting.pdf.charts import (
-    MAX_TREND_WEEKS,
-    TREND_WEEKS,
     TrendPoint,
     kpi_trend_chart,
     score_axis_range,
@@ -46,8 +44,6 @@ CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'n
 """The page's Content-Security-Policy (in a meta tag, and as a header where the bot serves it)."""
 
 FONT_STACK = "'DejaVu Sans', 'Segoe UI', system-ui, sans-serif"
-
-CHARTS = ("uptime_trend", "uptime_by_site", "ticket_trend", "score_trend")
 
 
 @lru_cache(maxsize=1)
@@ -76,18 +72,13 @@ def _svg(drawing: Drawing, title: str) -> str:
 
 
 def _charts(report: Report, branding: Branding) -> dict[str, str]:
-    """The charts the PDF draws, from the same figures (``reporting.pdf.builder``'s sections)."""
+    """The charts the PDF draws, from the same figures and series (``reporting.pdf.builder``)."""
     theme = theme_for(branding.brand_color)
     s = report.sections
-    days = (report.period.end.date() - report.period.start.date()).days
-    end = report.period.end_date
-    earlier = [w for w in report.history if w.period_end < end]
-    recent = earlier[-(TREND_WEEKS - 1) :]
-    labels = [_week_label(w.period_end, days, compact=False) for w in recent] + ["This week"]
     out: dict[str, str] = {}
     if s["uptime"].ok:
         u = s["uptime"].data
-        values = [w.uptime_pct for w in recent] + [u.overall_pct]  # type: ignore[union-attr]
+        labels, values = trend_series(report, lambda w: w.uptime_pct, u.overall_pct)  # type: ignore[union-attr]
         chart = kpi_trend_chart(theme, labels, values, u.target_pct, digits=fmt.UPTIME_DIGITS)  # type: ignore[union-attr]
         out["uptime_trend"] = _svg(chart, f"Uptime, last {len(labels)} week{'s' if len(labels) != 1 else ''}")
         if u.by_site:  # type: ignore[union-attr]
@@ -101,18 +92,10 @@ def _charts(report: Report, branding: Branding) -> dict[str, str]:
             out["uptime_by_site"] = _svg(site_chart, "Uptime per site")
     if s["tickets"].ok:
         t = s["tickets"].data
-        weeks = earlier[-(MAX_TREND_WEEKS - 1) :]
-        compact = len(weeks) > 7
-        points = [
-            TrendPoint(_week_label(w.period_end, days, compact), w.tickets_opened, w.tickets_closed, w.backlog)
-            for w in weeks
-        ]
-        points.append(TrendPoint("This week", t.opened, t.closed, t.backlog))  # type: ignore[union-attr]
+        points = [*earlier_ticket_points(report), TrendPoint("This week", t.opened, t.closed, t.backlog)]  # type: ignore[union-attr]
         out["ticket_trend"] = _svg(ticket_trend_chart(theme, points), "Ticket trend")
     if s["security"].ok:
-        sec = s["security"].data
-        score = sec.secure_score_pct  # type: ignore[union-attr]
-        scores = [w.secure_score_pct for w in recent] + [score]
+        labels, scores = trend_series(report, lambda w: w.secure_score_pct, s["security"].data.secure_score_pct)  # type: ignore[union-attr]
         known = [v for v in scores if v is not None]
         if known:
             chart = kpi_trend_chart(theme, labels, scores, None, digits=fmt.RATE_DIGITS, axis=score_axis_range(known))
@@ -152,13 +135,10 @@ def render_html(report: Report, branding: Branding) -> str:
         .get_template("report.html.j2")
         .render(
             title=neutral(title),
-            body=jinja2.utils.markupsafe.Markup(body),  # markdown-it's output: its text is escaped
+            body=markupsafe.Markup(body),  # noqa: S704 - markdown-it output with raw HTML off: its text is escaped
             brand=f"#{brand}",
             msp=branding.msp_name,
             logo=_logo(branding),
             csp=CSP,
         )
     )
-
-
-RenderHtml = Callable[[Report, Branding], str]

@@ -14,6 +14,7 @@ The run's ids are a ``:``-separated list, so a pytest started by a test counts f
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -132,10 +133,8 @@ def kill(procs: Sequence[Process]) -> None:
     """SIGKILL each of ``procs`` that is still the process it was (by pid and start time)."""
     for proc in procs:
         if alive(proc):
-            try:
+            with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
                 os.kill(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 def describe(procs: Sequence[Process]) -> str:
@@ -163,13 +162,11 @@ def stop(*procs: subprocess.Popen[Any] | None, timeout: float = 20.0) -> None:
             proc.wait(10)
 
 
-def kill_group(proc: subprocess.Popen[Any]) -> None:
-    """SIGKILL the process group ``proc`` leads (``start_new_session=True``): it and every process it
-    started that did not leave the group."""
-    try:
+def kill_group(proc: subprocess.Popen[Any] | Any) -> None:
+    """SIGKILL the process group ``proc`` (a Popen or an asyncio process) leads
+    (``start_new_session=True``): it and every process it started that did not leave the group."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # the group is empty: all reaped
         os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):  # the group is empty (its last member already reaped)
-        pass
 
 
 def run(argv: Sequence[str], *, timeout: float, text: bool = False, **kw: Any) -> subprocess.CompletedProcess[Any]:
@@ -209,10 +206,7 @@ async def run_async(*argv: str, within: float, **kw: Any) -> tuple[int, bytes, b
     try:
         out, err = await asyncio.wait_for(proc.communicate(), within)
     except BaseException:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        kill_group(proc)
         await asyncio.shield(proc.wait())
         raise
     assert proc.returncode is not None

@@ -62,7 +62,7 @@ class Pages(ThreadingHTTPServer):
                 self.wfile.write(body)
 
             def log_message(self, *args: Any) -> None:
-                pass
+                """Quiet: the test reads ``Pages.asked`` instead of http.server's stderr lines."""
 
         super().__init__(("127.0.0.1", 0), Handler)
 

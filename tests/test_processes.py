@@ -3,6 +3,7 @@ this run's processes, and a test that leaves one running fails with its command 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -31,10 +32,8 @@ def orphan(shell: str) -> int:
 
 
 def end(pid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
         os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def test_an_orphan_of_this_run_is_found_by_the_id_it_inherited() -> None:

@@ -183,12 +183,31 @@ class Ctx:
     def trend(
         self, value: Callable[[WeekPoint], float | None], now: float | None
     ) -> tuple[list[str], list[float | None]]:
-        """Labels (each week by its Monday) and values of a figure over the last six weeks."""
-        days = (self.report.period.end.date() - self.report.period.start.date()).days
-        end = self.report.period.end_date
-        earlier = [w for w in self.report.history if w.period_end < end][-(TREND_WEEKS - 1) :]
-        labels = [_week_label(w.period_end, days, compact=False) for w in earlier] + ["This week"]
-        return labels, [value(w) for w in earlier] + [now]
+        return trend_series(self.report, value, now)
+
+
+def trend_series(
+    report: Report, value: Callable[[WeekPoint], float | None], now: float | None
+) -> tuple[list[str], list[float | None]]:
+    """Labels (each week by its Monday) and values of a figure over the last six weeks, this week
+    last (the PDF's and the web page's trend charts)."""
+    days = (report.period.end.date() - report.period.start.date()).days
+    end = report.period.end_date
+    earlier = [w for w in report.history if w.period_end < end][-(TREND_WEEKS - 1) :]
+    labels = [_week_label(w.period_end, days, compact=False) for w in earlier] + ["This week"]
+    return labels, [value(w) for w in earlier] + [now]
+
+
+def earlier_ticket_points(report: Report) -> list[TrendPoint]:
+    """The ticket trend's stored weeks before this one (up to ``MAX_TREND_WEEKS - 1``)."""
+    days = max(1, round(report.period.seconds / 86400))
+    end = report.period.end_date
+    earlier = [w for w in report.history if w.period_end < end][-(MAX_TREND_WEEKS - 1) :]
+    compact = len(earlier) > 7
+    return [
+        TrendPoint(_week_label(w.period_end, days, compact), w.tickets_opened, w.tickets_closed, w.backlog)
+        for w in earlier
+    ]
 
 
 def versus(last: str | None, target: str | None = None, *, delta: str | None = None) -> str:
@@ -649,14 +668,7 @@ def build_tickets(ctx: Ctx, t: Tickets) -> list[Flowable]:
     ]
 
     out.append(ctx.p("Ticket trend", "h2"))
-    days = max(1, round(ctx.report.period.seconds / 86400))
-    end = ctx.report.period.end_date
-    earlier = [w for w in ctx.report.history if w.period_end < end][-(MAX_TREND_WEEKS - 1) :]
-    compact = len(earlier) > 7
-    points = [
-        TrendPoint(_week_label(w.period_end, days, compact), w.tickets_opened, w.tickets_closed, w.backlog)
-        for w in earlier
-    ]
+    points = earlier_ticket_points(ctx.report)
     if not points:
         out.append(ctx.p("No earlier weeks stored yet \u2014 the trend starts with this week.", "note"))
     points.append(TrendPoint("This week", t.opened, t.closed, t.backlog))
