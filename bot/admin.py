@@ -52,6 +52,16 @@ NOT_ADMIN_SHOW = "Only the configured admins ([teams] admins) may see and change
 NOT_HERE = "Report settings are changed in the review channel or in a personal chat with me."
 
 
+async def known_code(tc: TurnContext, typed: str, codes: list[str]) -> str | None:
+    """The customer code ``typed`` names (any case), or None after answering the unknown-customer
+    card with the close matches among ``codes``."""
+    target = typed.upper()
+    if target in codes:
+        return target
+    await send_card(tc, unknown_customer_card(typed, difflib.get_close_matches(target, codes, n=3, cutoff=0.5)))
+    return None
+
+
 class TestSendError(Exception):
     """A test send that cannot be made; ``str()`` is told to the requester."""
 
@@ -226,10 +236,8 @@ class Admin:
             return
         codes = self.codes
         if args:
-            target = args[0].upper()
-            if target not in self.codes:
-                close = difflib.get_close_matches(target, self.codes, n=3, cutoff=0.5)
-                await send_card(tc, unknown_customer_card(args[0], close))
+            target = await known_code(tc, args[0], self.codes)
+            if target is None:
                 return
             codes = [target]
         await send_card(tc, await self.card(codes))
@@ -326,9 +334,7 @@ class Admin:
         if not args:
             await tc.send_activity("Say which customer: **test CODE**.")
             return
-        target = args[0].upper()
-        if target not in self.codes:
-            close = difflib.get_close_matches(target, self.codes, n=3, cutoff=0.5)
-            await send_card(tc, unknown_customer_card(args[0], close))
+        target = await known_code(tc, args[0], self.codes)
+        if target is None:
             return
         await tc.send_activity(await self.start_test(tc, target, user))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import difflib
+import functools
 import os
 import signal
 import sys
@@ -352,7 +353,12 @@ async def _internal_with(setup: Setup, config: Config, out: Path) -> dict[str, P
         raise CliError(
             f"the week ending {period.end_date.isoformat()} has not ended yet; nothing was written", EXIT_USAGE
         )
-    psa = [c for c in config.customers if c.sources.get("tickets")]
+    # only the PSAs: the summary reads tickets, nothing from the other sources
+    psa = [
+        c.model_copy(update={"sources": {"tickets": c.sources["tickets"]}})
+        for c in config.customers
+        if c.sources.get("tickets")
+    ]
     connectors = _connectors(config, ConnectorContext(sandbox=setup.sandbox), psa)
     try:
         reads, previous, unavailable = await read_all(config, connectors, period)
@@ -700,6 +706,7 @@ def cmd_manifest(args: argparse.Namespace) -> int:
     return 0
 
 
+@functools.cache
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 

@@ -35,6 +35,7 @@ import asyncio
 import base64
 import binascii
 import json
+import os
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -336,13 +337,7 @@ class LiveCheck:
         paths = [
             folder_parts(archive_folder(c), f"customers[{c.code}].sharepoint_folder") for c in self.config.customers
         ]
-        common: list[str] = paths[0] if paths else []
-        for p in paths[1:]:
-            n = 0
-            while n < min(len(common), len(p)) and common[n] == p[n]:
-                n += 1
-            common = common[:n]
-        return common
+        return list(os.path.commonprefix(paths))  # item by item: lists of folder names
 
     def _write_fix(self, site: str, what: str, status: int, code: str) -> str:
         return (

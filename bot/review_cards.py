@@ -258,7 +258,7 @@ class ReviewCards:
             )
         owners = {c.code: c.owner for c in self.config.customers}
         rows = rollup_rows(reports, statuses, owners, self.config.msp.timezone)
-        msp_name = (self.live.now.msp_name if self.live is not None else "") or self.config.msp.name
+        msp_name = self.live.msp_name if self.live is not None else self.config.msp.name
         return rollup_card(rows, period_end, msp_name)
 
     async def post_rollup(self, period_end: Any, codes: list[str]) -> None:

@@ -246,7 +246,10 @@ class Engine:
         """``report`` as PDF bytes (in the PDF workers), nothing written or stored; ``branding``
         replaces the engine's (a test send marks its cover "TEST")."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pdf_pool, self.render_pdf, report, branding or self.branding)
+        workers = isinstance(self._pdf_pool, ProcessPoolExecutor)  # submit() may start a worker process
+        with sigint_ignored_by_children() if workers else contextlib.nullcontext():
+            rendering = loop.run_in_executor(self._pdf_pool, self.render_pdf, report, branding or self.branding)
+        return await rendering
 
     async def write(self, report: Report, out: Path, kind: str = "draft") -> Draft:
         """Render ``report`` (with its commentary, if any) to .md, .pdf and .json, each written
@@ -255,10 +258,7 @@ class Engine:
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         markdown = render_markdown(report, self.branding)
-        workers = isinstance(self._pdf_pool, ProcessPoolExecutor)  # submit() may start a worker process
-        with sigint_ignored_by_children() if workers else contextlib.nullcontext():
-            rendering = loop.run_in_executor(self._pdf_pool, self.render_pdf, report, self.branding)
-        pdf = await rendering
+        pdf = await self.pdf(report)
         elapsed = loop.time() - t0
         paths = report_paths(out, report.customer.code, report.period.end_date.isoformat())
         text = json.dumps(payload, indent=2, ensure_ascii=False) + "\n"

@@ -161,7 +161,8 @@ def subtract(
     return out
 
 
-def _in(ts: datetime | None, period: Period) -> bool:
+def in_period(ts: datetime | None, period: Period) -> bool:
+    """``ts`` falls inside ``period`` (start included, end excluded)."""
     return ts is not None and period.start <= ts < period.end
 
 
@@ -316,12 +317,12 @@ def tickets_section(
     for t in tickets:
         if t.is_change:
             continue
-        if _in(t.created, period):
+        if in_period(t.created, period):
             opened += 1
             prio[t.priority] += 1
             if t.priority_rank is not None:
                 ranks[t.priority] = min(t.priority_rank, ranks.get(t.priority, t.priority_rank))
-        if _in(t.closed, period):
+        if in_period(t.closed, period):
             closed += 1
             if not t.sla_excluded:
                 measured += 1
@@ -356,7 +357,7 @@ def changes_section(tickets: Iterable[TicketRecord], period: Period) -> Changes:
         (
             Change(id=t.id, title=t.title, closed_at=t.closed)
             for t in tickets
-            if t.is_change and t.closed and _in(t.closed, period)
+            if t.is_change and t.closed and in_period(t.closed, period)
         ),
         key=lambda c: (c.closed_at, c.id),
     )
@@ -398,11 +399,11 @@ def backups_section(
     total = ok_runs = warn_runs = 0
     for name in sorted(by_item):
         rs = sorted(by_item[name], key=lambda r: r.ended)
-        in_period = [r for r in rs if _in(r.ended, period)]
-        n_ok = sum(1 for r in in_period if r.status == "success")
-        n_warn = sum(1 for r in in_period if r.status == "warning")
-        n_fail = sum(1 for r in in_period if r.status == "failed")
-        total += len(in_period)
+        ran = [r for r in rs if in_period(r.ended, period)]
+        n_ok = sum(1 for r in ran if r.status == "success")
+        n_warn = sum(1 for r in ran if r.status == "warning")
+        n_fail = sum(1 for r in ran if r.status == "failed")
+        total += len(ran)
         ok_runs += n_ok
         warn_runs += n_warn
         last_run = rs[-1].ended if rs else None
@@ -462,7 +463,7 @@ def security_section(incidents: Iterable[IncidentRecord], scores: Sequence[Score
     open_items = []
     for i in incidents:
         sev = i.severity.lower()
-        if _in(i.created, period):
+        if in_period(i.created, period):
             n_new += 1
             new[sev if sev in _SEVERITIES else "informational"] += 1
         if i.created < period.end and (i.resolved is None or i.resolved >= period.end):

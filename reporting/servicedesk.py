@@ -16,8 +16,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from reporting.metrics import TicketRecord, ticket_met_sla
+from reporting.metrics import TicketRecord, in_period, ticket_met_sla
 from reporting.models import Period
+from reporting.period import previous_period
 
 UNASSIGNED = "Unassigned"
 
@@ -71,10 +72,6 @@ class DeskRead:
 # ---- figures -----------------------------------------------------------------------------------
 
 
-def _in(ts: datetime | None, period: Period) -> bool:
-    return ts is not None and period.start <= ts < period.end
-
-
 def _hours(a: datetime, b: datetime) -> float:
     return (b.astimezone(UTC) - a.astimezone(UTC)).total_seconds() / 3600.0
 
@@ -93,11 +90,11 @@ def service(tickets: Iterable[DeskTicket]) -> list[DeskTicket]:
 
 
 def closed_in(tickets: Iterable[DeskTicket], period: Period) -> list[DeskTicket]:
-    return [t for t in service(tickets) if _in(t.record.closed, period)]
+    return [t for t in service(tickets) if in_period(t.record.closed, period)]
 
 
 def opened_in(tickets: Iterable[DeskTicket], period: Period) -> list[DeskTicket]:
-    return [t for t in service(tickets) if _in(t.record.created, period)]
+    return [t for t in service(tickets) if in_period(t.record.created, period)]
 
 
 @dataclass(frozen=True)
@@ -169,7 +166,7 @@ def sentiment(reads: Sequence[DeskRead], period: Period) -> Sentiment:
     """% positive = 100 × positive answers / answers received in the period (by answer date);
     negative customers = customers with at least one negative answer in the period. Customers
     whose PSA gives no survey data are listed as not available, never as 0 answers."""
-    answers = [f for r in reads if r.feedback is not None for f in r.feedback if _in(f.at, period)]
+    answers = [f for r in reads if r.feedback is not None for f in r.feedback if in_period(f.at, period)]
     positive = sum(1 for f in answers if f.positive)
     negative = sorted({f.customer_name for f in answers if not f.positive})
     return Sentiment(
@@ -216,17 +213,11 @@ def top_categories(
     """The ``n`` categories with the most service tickets opened in the period: (category, opened
     this period, opened in the previous period), most first, then by name. Tickets the PSA does
     not classify are left out."""
-    prev_period = _previous(period)
+    prev_period = previous_period(period)
     now = Counter(t.category for t in opened_in(tickets, period) if t.category)
     before = Counter(t.category for t in opened_in(previous, prev_period) if t.category)
     ranked = sorted(now.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
     return tuple((name, count, before.get(name, 0)) for name, count in ranked)
-
-
-def _previous(period: Period) -> Period:
-    from reporting.period import previous_period
-
-    return previous_period(period)
 
 
 @dataclass(frozen=True)
@@ -281,11 +272,6 @@ class Affinity:
     customers: tuple[str, ...]  # customer codes
     counts: dict[tuple[str, str], int] = field(default_factory=dict)  # (technician, customer code) -> n
 
-    def share_pct(self, technician: str, customer: str) -> float | None:
-        """The technician's share of the customer's resolved tickets."""
-        total = sum(n for (_, c), n in self.counts.items() if c == customer)
-        return _pct(self.counts.get((technician, customer), 0), total)
-
 
 def affinity(tickets: Sequence[DeskTicket], period: Period) -> Affinity:
     """counts[(technician, customer code)] = service tickets closed in the period owned by that
@@ -328,7 +314,7 @@ def escalation_trend(tickets: Sequence[DeskTicket], period: Period, previous: Se
         return sum(1 for t in known if t.escalated), len(known)
 
     e1, m1 = rate(tickets, period)
-    e0, m0 = rate(previous, _previous(period))
+    e0, m0 = rate(previous, previous_period(period))
     return EscalationTrend(e1, m1, _pct(e1, m1), e0, m0, _pct(e0, m0))
 
 
@@ -350,7 +336,7 @@ def customers(reads: Sequence[DeskRead], period: Period) -> tuple[CustomerRow, .
     out = []
     for r in reads:
         closed = [t for t in closed_in(r.tickets, period) if t.escalated is not None]
-        answers = None if r.feedback is None else [f for f in r.feedback if _in(f.at, period)]
+        answers = None if r.feedback is None else [f for f in r.feedback if in_period(f.at, period)]
         out.append(
             CustomerRow(
                 code=r.customer,
@@ -473,7 +459,7 @@ def build_report(
     unavailable: Sequence[tuple[str, str]] = (),
 ) -> ServiceDeskReport:
     """The owner's and manager's figures from every customer's PSA read, this period and the previous one."""
-    prev_period = _previous(period)
+    prev_period = previous_period(period)
     tickets = [t for r in reads for t in r.tickets]
     prev_tickets = [t for r in previous for t in r.tickets]
     summary = desk_summary(tickets, period)

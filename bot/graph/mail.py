@@ -109,9 +109,8 @@ class Mail:
     async def check_mailbox(self) -> None:
         """The delivery's exactly-once look-up for a delivery id no message carries
         (:data:`PROBE_KEY`): the mailbox exists and the app may search it, with the permission
-        the email step itself needs (``Mail.ReadWrite``). Nothing is sent or written."""
-        if not self.mailbox:
-            raise PermanentError("[graph] mailbox is not configured")
+        the email step itself needs (``Mail.ReadWrite``). Nothing is sent or written. The caller
+        (``bot.live_check``) has checked that a mailbox is configured."""
         await self._find_message(PROBE_KEY)
 
     def _user(self) -> Any:

@@ -132,6 +132,8 @@ class HaloConnector(ConnectorDefaults):
         self._client: HaloClient | None = None
         self._prios: dict[tuple[int, int], str] | None = None
         self._prios_lock = asyncio.Lock()
+        self._agents: dict[int, str] | None = None  # agent id -> name, read once per connector
+        self._agents_lock = asyncio.Lock()
         self._weeks: SharedReads[tuple[int, datetime, datetime], Week] = SharedReads(len(SECTIONS))
         # a batch of many clients reads the whole tenant once (clients, open tickets, tickets
         # closed since the start) and splits it by client: ~3 + pages requests for the batch
@@ -285,6 +287,17 @@ class HaloConnector(ConnectorDefaults):
                 self._prios = table
             return self._prios
 
+    async def _agent_names(self) -> dict[int, str]:
+        """``GET /api/Agent`` once for every customer and week the summary reads (tenant-wide)."""
+        async with self._agents_lock:
+            if self._agents is None:
+                names = {}
+                for i, row in enumerate(await self.client.agents()):
+                    af = Fields(SYSTEM, row, f"GET /api/Agent item {i}")
+                    names[af.integer("id")] = af.text("name")
+                self._agents = names
+            return self._agents
+
     # -- the MSP's service-desk summary ------------------------------------------------------
     async def service_desk(self, customer: CustomerConfig, period: Period) -> DeskRead:
         """The client's service tickets with who worked them, and its feedback, for
@@ -305,13 +318,9 @@ class HaloConnector(ConnectorDefaults):
             raise SourceDataError(
                 SYSTEM, f"client id {cid!r} of {customer.code} is not a Halo client id (customers.ids.{self.name})"
             )
-        week, agent_rows, feedback_rows = await gather_all(
-            self._load(int(cid), period), self.client.agents(), self.client.feedback(int(cid))
+        week, names, feedback_rows = await gather_all(
+            self._load(int(cid), period), self._agent_names(), self.client.feedback(int(cid))
         )
-        names = {}
-        for i, row in enumerate(agent_rows):
-            af = Fields(SYSTEM, row, f"GET /api/Agent item {i}")
-            names[af.integer("id")] = af.text("name")
         records = {r.id: r for r in self._records(week, period)}
         rows = {}
         for label, listed in (("open", week.open_rows), ("closed", week.closed_rows)):

@@ -17,6 +17,7 @@ import logging
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
@@ -158,4 +159,21 @@ def test_log_options_work_anywhere_on_the_line(capsys: Any) -> None:
     assert usage.value.code == 2
     err = capsys.readouterr().err
     assert "invalid choice: 'xml'" in err and err.count("file not found") == 2
+    setup_logging("error", "text")
+
+
+def test_a_renamed_vendor_field_is_one_logged_and_counted_unavailable_section(capsys: Any, tmp_path: Any) -> None:
+    """Datto's backup assets answer with ``status`` renamed ``state`` (the simulator's drift fault;
+    the vendor's documented payload otherwise): the backups section is unavailable, its JSON log
+    line names the customer, period, section, source, reason and the missing field, and the
+    counter by source and reason grows by one."""
+    labels = {"source": "datto", "reason": "data"}
+    before = REGISTRY.get_sample_value("reportbot_sections_unavailable_total", labels) or 0.0
+    argv = ["run", "ACME", "--out", str(tmp_path), "--week", "2026-11-10", "--backfill", "0"]
+    assert main([*argv, "--log-format", "json", "--log-level", "info", "--sim-faults", "datto:drift=status>state"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    [event] = [e for e in lines if e.get("section") == "backups" and e.get("reason")]
+    assert event["level"] == "WARNING" and event["customer"] == "ACME" and event["period"] == "2026-11-16"
+    assert event["source"] == "datto" and event["reason"] == "data" and "status" in event["message"]
+    assert REGISTRY.get_sample_value("reportbot_sections_unavailable_total", labels) == before + 1
     setup_logging("error", "text")
