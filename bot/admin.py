@@ -41,7 +41,7 @@ from cards.unknown import unknown_customer_card
 from cards.verbs import DATA_SETTINGS_VERSION, VERB_SETTINGS_SAVE, VERB_SETTINGS_TEST
 from reporting import fmt
 from reporting.config import Config
-from reporting.overrides import ReportSettings, SettingsInvalid, check_address, parse_form, period_note
+from reporting.overrides import ReportSettings, SettingsInvalid, check_address, parse_form
 from reporting.period import WeekNotEnded
 from reporting.text import neutral
 
@@ -96,7 +96,7 @@ class TestSender:
             raise TestSendError("Email delivery is not configured here, so no test report can be sent.")
         engine = self.review.engine
         customer = self.config.customer(code)
-        period = engine.period_for(customer, self.review.week_day())
+        period = engine.batch_period(customer, self.review.week_day())
         try:
             report = await engine.build(customer, period)
         except WeekNotEnded as err:
@@ -125,9 +125,7 @@ class TestSender:
             period.end_date,
             extra={"customer": code, "period": period.end_date.isoformat(), "step": "test"},
         )
-        said = f"TEST report of {code} ({fmt.report_week(report)}) sent to {plain(to)} only."
-        unmade = period_note(self.live.now.customer(code).period) if self.live is not None else None
-        return f"{said} {unmade}" if unmade else said
+        return f"TEST report of {code} ({fmt.report_week(report)}) sent to {plain(to)} only."
 
 
 async def requester_email(tc: TurnContext) -> str | None:
@@ -197,7 +195,9 @@ class Admin:
             c = self.config.customer(code)
             s = current.customer(code)
             file_to = tuple(a for a in (c.cto_email, c.account_owner_email) if a)
-            customers.append(CustomerView(code, c.name, s.enabled, s.executive, s.technical, s.period, file_to))
+            customers.append(
+                CustomerView(code, c.name, s.enabled, s.executive, s.technical, s.period, file_to, c.period)
+            )
         return SettingsView(
             version=current.version,
             msp_name=current.msp_name,

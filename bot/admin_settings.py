@@ -28,7 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reporting.config import Config
 from reporting.models import Branding
-from reporting.overrides import IMPLEMENTED_PERIODS, ReportSettings, diff
+from reporting.overrides import ReportSettings, diff
+from reporting.period import period_kind
 from reporting.store import create_tables, writing
 from reporting.text import neutral
 
@@ -150,6 +151,11 @@ class LiveSettings:
 
     def apply(self, settings: ReportSettings) -> None:
         self.now = settings
+        if self.engine is not None:
+            # the saved periods (an empty one keeps the file's, Engine.kind_of)
+            self.engine.period_kinds = {
+                code: period_kind(c.period) for code, c in settings.customers.items() if c.period
+            }
         if self.engine is not None and self.base_branding is not None:
             name = settings.msp_name or self.base_branding.msp_name
             self.engine.branding = replace(self.base_branding, msp_name=name)
@@ -203,8 +209,6 @@ async def overrides_in_force(url: str) -> list[str]:
             ", ".join(value) if isinstance(value, list) else str(value).lower() if isinstance(value, bool) else value
         )
         lines.append(f"  {key} = {neutral(shown)}")
-        if key.endswith(".period") and value not in IMPLEMENTED_PERIODS:
-            lines.append(f"    (stored; only weekly reports are implemented, so {key.split('.')[1]} gets weekly ones)")
         if key.endswith(".technical") or key.startswith("internal_reports."):
             lines.append("    (stored; not sent to until that report exists)")
     return lines

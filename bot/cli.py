@@ -30,7 +30,6 @@ from reporting.config import Config, ConfigError, CustomerConfig, load_config
 from reporting.drafts import DraftState
 from reporting.engine import Draft, Engine
 from reporting.output import write_atomic
-from reporting.overrides import period_note
 from reporting.period import (
     PeriodError,
     WeekNotEnded,
@@ -204,10 +203,6 @@ async def _generate_with(
         customers = [c for c in customers if live.now.enabled(c.code)]
         if skipped:
             print(f"skipped (reports disabled in the settings): {', '.join(skipped)}", file=sys.stderr)
-    for customer in customers:
-        note = period_note(live.now.customer(customer.code).period)
-        if note:
-            print(f"warning: {customer.code}: {note}", file=sys.stderr)
     # the unmapped-customer sweep is advice: it runs beside the batch, every source under its
     # timeout, so it never adds a timeout of its own to the run
     sweep = asyncio.create_task(unmapped_records(connectors, config.customers, lambda s: source_timeout(config, s)))

@@ -151,9 +151,10 @@ class Commands:
         for code in codes:
             if code is None:
                 continue
-            end = self.review.engine.period_for(self.config.customer(code), week).end_date
-            draft = await self.state.for_week(code, end)
-            payload = await self.review.history.get(code, end) if draft is not None else None
+            period = self.review.engine.batch_period(self.config.customer(code), week)
+            end = period.end_date
+            draft = await self.state.for_week(code, end, period.kind)
+            payload = await self.review.history.get(code, end, period.kind) if draft is not None else None
             flags = len(payload.get("flags", [])) if payload else 0
             if draft is not None:
                 state = draft.state if draft.card_activity_id else f"{draft.state}, card not posted yet"

@@ -134,7 +134,8 @@ class Parcel:
 
     @property
     def file_name(self) -> str:
-        return f"{self.code}-weekly-{self.period_end.isoformat()}{'-TEST' if self.test else ''}.pdf"
+        word = self.report.period.file_word  # weekly | fortnightly | 30day | monthly
+        return f"{self.code}-{word}-{self.period_end.isoformat()}{'-TEST' if self.test else ''}.pdf"
 
     def key(self, step: str) -> str:
         return f"reportbot:{self.draft_id}:{step}"

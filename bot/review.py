@@ -33,8 +33,9 @@ from reporting.config import Config, CustomerConfig
 from reporting.drafts import DECIDED, EDITABLE, DraftState
 from reporting.engine import Engine
 from reporting.html import render_html
-from reporting.models import Commentary, Report
+from reporting.models import PERIOD_FILE_WORDS, Commentary, Report
 from reporting.output import report_paths
+from reporting.period import day_in
 from reporting.store import HistoryStore
 from reporting.telemetry import APPROVE_LATENCY
 from reporting.text import CommentaryTooLong, clean_commentary, neutral
@@ -133,7 +134,7 @@ class Review:
         return self.config.customer(code)
 
     async def report(self, draft: Draft) -> Report:
-        payload = await self.history.get(draft.customer_code, draft.period_end)
+        payload = await self.history.get(draft.customer_code, draft.period_end, draft.period_kind)
         if payload is None:
             raise ReviewError(f"the draft of {draft.customer_code} for {draft.period_end} has no stored report")
         report = snapshot.from_dict(payload)
@@ -144,7 +145,8 @@ class Review:
         return report
 
     def pdf_path(self, draft: Draft) -> Path:
-        return report_paths(self.out, draft.customer_code, draft.period_end.isoformat())["pdf"]
+        word = PERIOD_FILE_WORDS[draft.period_kind]
+        return report_paths(self.out, draft.customer_code, draft.period_end.isoformat(), word)["pdf"]
 
     async def pdf(self, draft_id: str, version: int) -> bytes | None:
         """The draft's PDF, only for its current version (an old link shows nothing)."""
@@ -168,7 +170,7 @@ class Review:
     async def stored_pdf(self, draft: Draft) -> bytes | None:
         """The last PDF rendered for the draft's customer-week, from the store (so any instance
         has it), else from this instance's ``--out`` (a store written before PDFs were kept)."""
-        stored = await self.history.artefact(draft.customer_code, draft.period_end, "pdf")
+        stored = await self.history.artefact(draft.customer_code, draft.period_end, "pdf", draft.period_kind)
         if stored is not None:
             return stored.content
         path = self.pdf_path(draft)
@@ -176,20 +178,22 @@ class Review:
 
     # -- actions
     async def run(self, code: str, week_day: date | None = None, breaker: SourceBreaker | None = None) -> Draft:
-        """Collect and render ``code``'s week (default: the last complete one); the draft at its
-        next version (or as it is, if decided). ``breaker``: the Monday batch's memory of sources
-        that hang (a typed ``run`` asks every source afresh)."""
+        """Collect and render ``code``'s period that contains ``week_day`` (default: its newest
+        period that has ended, :meth:`Engine.batch_period`); the draft at its next version (or
+        as it is, if decided). ``breaker``: the Monday batch's memory of sources that hang (a
+        typed ``run`` asks every source afresh)."""
         customer = self.customer(code)
-        week_day = week_day or self.week_day()
+        if week_day is None:
+            week_day = day_in(self.engine.batch_period(customer, self.week_day()))
         period = self.engine.period_for(customer, week_day)
         async with self._lock(code):
-            existing = await self.state.for_week(code, period.end_date)
+            existing = await self.state.for_week(code, period.end_date, period.kind)
             if existing is not None and not existing.editable:
                 return existing
             if self.backfill_weeks:
                 await self.engine.backfill(customer, week_day, self.backfill_weeks, breaker)
             result = await self.engine.draft(customer, week_day, self.out, breaker)
-            draft = await self.state.upsert_drafted(code, period.end_date)
+            draft = await self.state.upsert_drafted(code, period.end_date, period.kind)
             if draft.commentary:  # a regenerated draft keeps the engineer's words: render them in
                 await self.engine.write(await self.report(draft), self.out)
             log.info(

@@ -31,7 +31,6 @@ from cards.rollup import rollup_card
 from reporting import snapshot
 from reporting.config import Config
 from reporting.drafts import DraftState
-from reporting.overrides import period_note
 from reporting.rollup import DraftStatus, rollup_rows
 
 log = logging.getLogger(__name__)
@@ -125,10 +124,6 @@ class ReviewCards:
                 if self.settings.sandbox and not self.settings.approvers
                 else "Only the configured approvers may approve."
             )
-        if self.live is not None:
-            unmade = period_note(self.live.now.customer(draft.customer_code).period)
-            if unmade:
-                message = f"{message} {unmade}" if message else unmade
         return review_card(
             report,
             draft_id=draft.id,
@@ -234,7 +229,7 @@ class ReviewCards:
         ``rollup:<week>`` -> why (for ``status`` and ``/healthz``)."""
         out = dict(self.not_posted)
         day = self.review.week_day()
-        weeks = sorted({self.review.engine.period_for(c, day).end_date for c in self.config.customers})
+        weeks = sorted({self.review.engine.batch_period(c, day).end_date for c in self.config.customers})
         for d in await self.state.without_card(weeks):
             out.setdefault(f"review:{d.customer_code}:{d.period_end.isoformat()}", "not posted yet")
         return out
@@ -304,7 +299,8 @@ class ReviewCards:
         week = self.review.week_day()
         waiting = []
         for c in self.config.customers:
-            draft = await self.state.for_week(c.code, self.review.engine.period_for(c, week).end_date)
+            period = self.review.engine.batch_period(c, week)
+            draft = await self.state.for_week(c.code, period.end_date, period.kind)
             if draft is not None and draft.editable:
                 waiting.append(c.code)
         if not waiting:

@@ -48,10 +48,9 @@ from connectors.registry import CONNECTORS
 from reporting.config import Config
 from reporting.drafts import DraftState
 from reporting.engine import Engine
-from reporting.models import Report
+from reporting.models import PERIOD_FILE_WORDS, Report
 from reporting.output import write_atomic
-from reporting.overrides import period_note
-from reporting.period import last_complete_week_day
+from reporting.period import day_in, last_complete_week_day, week_containing, zone
 from reporting.store import HistoryStore
 from scheduler.batch import BatchRunner
 from scheduler.claims import Claims
@@ -62,7 +61,7 @@ log = logging.getLogger(__name__)
 
 class LocalHandoff:
     """Delivery hand-off until Graph delivery is configured: the approved final PDF is filed
-    under ``OUT/approved/<CODE>/<CODE>-weekly-<YYYY-MM-DD>.pdf`` (written atomically), where the
+    under ``OUT/approved/<CODE>/<CODE>-<weekly|...>-<YYYY-MM-DD>.pdf`` (written atomically), where the
     delivery step picks it up. Nothing is emailed or posted by this class."""
 
     def __init__(self, out: Path):
@@ -73,7 +72,7 @@ class LocalHandoff:
             self.out
             / "approved"
             / draft.customer_code
-            / f"{draft.customer_code}-weekly-{draft.period_end.isoformat()}.pdf"
+            / f"{draft.customer_code}-{PERIOD_FILE_WORDS[draft.period_kind]}-{draft.period_end.isoformat()}.pdf"
         )
         await asyncio.to_thread(write_atomic, path, pdf)
         log.info("approved report of %s handed off: %s", draft.customer_code, path)
@@ -437,11 +436,16 @@ async def open_service(
         batch = BatchRunner(
             claims,
             codes=live.enabled_codes,  # a customer an admin disabled is skipped (refreshed before each run)
-            period_end=lambda code, day: engine.period_for(config.customer(code), day).end_date,
-            make_draft=lambda code, day: review.run(code, day, breaker=batch.breaker),
+            # each customer's period for the batch of week_day's week (its kind's newest ended one)
+            period_end=lambda code, day: engine.batch_period(config.customer(code), day).end_date,
+            make_draft=lambda code, day: review.run(
+                code, day_in(engine.batch_period(config.customer(code), day)), breaker=batch.breaker
+            ),
             on_drafted=drafted,
             on_complete=bot.post_rollup,
             concurrency=config.schedule.concurrency,
+            period_kind=lambda code: engine.kind_of(config.customer(code)),
+            rollup_end=lambda day: week_containing(day, config.msp.timezone).end_date,
         )
 
         batches: set[asyncio.Task[Any]] = set()  # running batches, cancelled at shutdown
@@ -455,13 +459,24 @@ async def open_service(
                 skipped = [c.code for c in config.customers if not live.now.enabled(c.code)]
                 if skipped:
                     log.info("the batch skips %s: reports disabled in the settings", ", ".join(skipped))
-                for c in config.customers:
-                    note = period_note(live.now.customer(c.code).period)
-                    if note and live.now.enabled(c.code):
-                        log.warning("%s: %s", c.code, note, extra={"customer": c.code, "step": "batch"})
                 await batch.run(week())
             except asyncio.CancelledError:  # the shutdown stopped it on purpose: not a failed job
                 log.info("the batch was stopped by the shutdown; its unfinished customer-weeks are released")
+            finally:
+                batches.discard(task)
+
+        async def run_periods() -> None:
+            """The daily run: customers on a fortnight, 30-day or monthly period whose newest ended
+            period is not drafted yet (a weekly customer waits for the Monday batch)."""
+            task = asyncio.current_task()
+            if task is not None:
+                batches.add(task)
+            try:
+                await live.refresh()
+                today = engine.now().astimezone(zone(config.msp.timezone)).date()  # as of now, not last week
+                await batch.run(today, only=lambda code: engine.kind_of(config.customer(code)) != "week", rollup=False)
+            except asyncio.CancelledError:
+                log.info("the period run was stopped by the shutdown")
             finally:
                 batches.discard(task)
 
@@ -472,6 +487,8 @@ async def open_service(
             config.schedule.misfire_grace_minutes,
             run_batch,
             bot.remind,
+            period_cron=config.schedule.period_cron,
+            run_periods=run_periods,
         )
 
         async def health() -> dict[str, Any]:

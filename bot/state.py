@@ -42,8 +42,10 @@ drafts = Table(
     Column("card_activity_id", String(200)),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
-    UniqueConstraint("customer_code", "period_end", name="uq_drafts_customer_period"),
+    Column("period_kind", String(16), nullable=False, server_default="week"),  # week | fortnight | 30d | month
+    UniqueConstraint("customer_code", "period_kind", "period_end", name="uq_drafts_customer_kind_period"),
 )
+PRE_KIND_KEYS = {"drafts": ("uq_drafts_customer_period", "unique")}  # reporting.store.add_period_kind
 
 conversations = Table(
     "conversations",
@@ -74,6 +76,7 @@ class Draft:
     card_activity_id: str | None
     updated_at: datetime
     created_at: datetime | None = None
+    period_kind: str = "week"
 
     @property
     def editable(self) -> bool:
@@ -106,6 +109,7 @@ def _draft(row: Any) -> Draft:
         card_activity_id=m["card_activity_id"],
         updated_at=_aware(m["updated_at"]),
         created_at=_aware(m["created_at"]),
+        period_kind=m["period_kind"],
     )
 
 
@@ -125,7 +129,7 @@ class ReviewState:
 
     @classmethod
     async def open(cls, engine: AsyncEngine) -> ReviewState:
-        await create_tables(engine, metadata)
+        await create_tables(engine, metadata, PRE_KIND_KEYS)
         return cls(engine)
 
     # -- drafts
@@ -134,11 +138,15 @@ class ReviewState:
             row = (await conn.execute(select(drafts).where(drafts.c.id == draft_id))).first()
         return _draft(row) if row else None
 
-    async def for_week(self, code: str, period_end: date) -> Draft | None:
+    async def for_week(self, code: str, period_end: date, period_kind: str = "week") -> Draft | None:
+        """The draft of ``code``'s period of ``period_kind`` that ends on ``period_end``."""
+        c = drafts.c
         async with self.engine.connect() as conn:
             row = (
                 await conn.execute(
-                    select(drafts).where(drafts.c.customer_code == code, drafts.c.period_end == period_end)
+                    select(drafts).where(
+                        c.customer_code == code, c.period_kind == period_kind, c.period_end == period_end
+                    )
                 )
             ).first()
         return _draft(row) if row else None
@@ -165,14 +173,17 @@ class ReviewState:
             out.setdefault(d.customer_code, d)
         return list(out.values())
 
-    async def upsert_drafted(self, code: str, period_end: date) -> Draft:
-        """A new draft (version 1), or the week's existing one moved to its next version and back
+    async def upsert_drafted(self, code: str, period_end: date, period_kind: str = "week") -> Draft:
+        """A new draft (version 1), or the period's existing one moved to its next version and back
         to ``drafted`` if it is still editable. A decided draft is returned unchanged."""
         now = datetime.now(UTC)
+        c = drafts.c
         async with writing(self.engine) as conn:
             row = (
                 await conn.execute(
-                    select(drafts).where(drafts.c.customer_code == code, drafts.c.period_end == period_end)
+                    select(drafts).where(
+                        c.customer_code == code, c.period_kind == period_kind, c.period_end == period_end
+                    )
                 )
             ).first()
             if row is None:
@@ -181,6 +192,7 @@ class ReviewState:
                     drafts.insert().values(
                         id=draft_id,
                         customer_code=code,
+                        period_kind=period_kind,
                         period_end=period_end,
                         version=1,
                         state=DraftState.DRAFTED,

@@ -27,7 +27,6 @@ from reporting.overrides import (
     PERIOD_LABELS,
     PERIODS,
     customer_input,
-    period_note,
 )
 from reporting.text import neutral
 
@@ -41,8 +40,9 @@ class CustomerView:
     enabled: bool
     executive: Sequence[str]
     technical: Sequence[str]
-    period: str
+    period: str  # "": the configuration file's
     file_recipients: Sequence[str]  # the configuration file's cto_email / account_owner_email
+    file_period: str = "week"  # the configuration file's ``period``
 
 
 @dataclass(frozen=True)
@@ -96,13 +96,18 @@ def _customer(c: CustomerView) -> Element:
             "id": customer_input(c.code, "period"),
             "label": "Period",
             "style": "compact",
-            "value": c.period if c.period in PERIODS else "week",
-            "choices": [{"title": PERIOD_LABELS[p], "value": p} for p in PERIODS],
+            "value": c.period if c.period in PERIODS else "",
+            "choices": [
+                {
+                    "title": "As in the configuration file ("
+                    + PERIOD_LABELS.get(c.file_period, c.file_period).lower()
+                    + ")",
+                    "value": "",
+                }
+            ]
+            + [{"title": PERIOD_LABELS[p], "value": p} for p in PERIODS],
         },
     ]
-    note = period_note(c.period)
-    if note:
-        items.append(text_block(plain(note), color="warning", size="Small", spacing="None"))
     items += [
         _addresses(
             customer_input(c.code, "executive"),

@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
-from reporting.models import SECTION_NAMES, Branding
+from reporting.models import SECTION_NAMES, Branding, PeriodKind
 from reporting.period import PeriodError, zone
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -80,15 +80,19 @@ class ScheduleConfig(_Strict):
     customers at once, how late a missed run may still start (``misfire_grace_minutes``), how
     long an instance's claim on a customer-week lasts without a heartbeat (``lease_seconds``)
     before another instance may take it over, and when the reminder of drafts still waiting
-    for approval is posted (``reminder_cron``; empty: none)."""
+    for approval is posted (``reminder_cron``; empty: none). ``period_cron`` (default every
+    day at 06:00; empty: none) drafts the customers on a fortnight, 30-day or monthly period
+    whose period has ended and is not drafted yet: a calendar month ends on any weekday, so its
+    report is drafted the morning after, not on the next Monday. It posts no roll-up."""
 
     cron: str = "0 6 * * mon"
     concurrency: int = Field(default=6, ge=1, le=256)
     misfire_grace_minutes: float = Field(default=180.0, ge=0, le=24 * 60)
     lease_seconds: float = Field(default=300.0, ge=2, le=24 * 3600)
     reminder_cron: str = "30 8 * * mon"
+    period_cron: str = "0 6 * * *"
 
-    @field_validator("cron", "reminder_cron")
+    @field_validator("cron", "reminder_cron", "period_cron")
     @classmethod
     def _cron(cls, v: str) -> str:
         if not v:
@@ -347,6 +351,7 @@ class CustomerConfig(_Strict):
     domain: str = ""
     tenant_id: str = ""
     timezone: str | None = None
+    period: PeriodKind = "week"  # week | fortnight | 30d | month (reporting.period)
     cto_email: str = ""
     account_owner_email: str = ""
     account_engineer: Contact | None = None

@@ -28,9 +28,28 @@ from reporting.collect import SourceBreaker, collect
 from reporting.config import Config, CustomerConfig
 from reporting.deltas import compute_flags
 from reporting.markdown import render_markdown
-from reporting.models import Backups, Branding, CustomerRef, Period, Report, Security, Tickets, Uptime, WeekPoint
+from reporting.models import (
+    Backups,
+    Branding,
+    CustomerRef,
+    Period,
+    PeriodKind,
+    Report,
+    Security,
+    Tickets,
+    Uptime,
+    WeekPoint,
+)
 from reporting.output import report_paths, write_atomic
-from reporting.period import WeekNotEnded, has_ended, has_started, partial_read, previous_period, week_containing
+from reporting.period import (
+    WeekNotEnded,
+    has_ended,
+    has_started,
+    last_complete,
+    partial_read,
+    period_containing,
+    previous_period,
+)
 from reporting.sources import Connector
 from reporting.store import HistoryStore
 from reporting.summary import engineer_actions, executive_summary, recommendations
@@ -108,6 +127,7 @@ class Engine:
         self.render_pdf = render_pdf
         self.now = now
         self.allow_partial = allow_partial  # a week not over yet: refused (WeekNotEnded) unless set
+        self.period_kinds: dict[str, PeriodKind] = {}  # code -> the admins' saved period (LiveSettings)
         # ReportLab holds the GIL while it renders. A batch renders on one thread beside the loop;
         # the bot (``pdf_processes``) renders in worker processes, so a render never delays the
         # answer to a card click (the event loop keeps the GIL).
@@ -149,8 +169,24 @@ class Engine:
                 proc.kill()
                 proc.join(1.0)
 
-    def period_for(self, customer: CustomerConfig, week_day: date) -> Period:
-        return week_containing(week_day, self.config.customer_timezone(customer))
+    def kind_of(self, customer: CustomerConfig) -> PeriodKind:
+        """The customer's period: the admins' saved setting, else the file's ``period``."""
+        return self.period_kinds.get(customer.code) or customer.period
+
+    def period_for(self, customer: CustomerConfig, day: date) -> Period:
+        """The customer's period (of its kind) that contains ``day``."""
+        return period_containing(day, self.config.customer_timezone(customer), self.kind_of(customer))
+
+    def batch_period(self, customer: CustomerConfig, week_day: date) -> Period:
+        """The customer's period for the batch of the week that contains ``week_day`` (the last
+        complete week, for the Monday batch): that week for a weekly customer; otherwise the
+        customer's newest period that had ended by the end of that week (and by now)."""
+        kind = self.kind_of(customer)
+        tz = self.config.customer_timezone(customer)
+        if kind == "week":
+            return period_containing(week_day, tz, kind)
+        week_end = period_containing(week_day, tz, "week").end
+        return last_complete(min(self.now(), week_end), tz, kind)
 
     async def build(self, customer: CustomerConfig, period: Period, breaker: SourceBreaker | None = None) -> Report:
         """Collect and compare; no files written. ``breaker``: the batch's memory of hung sources.
@@ -167,11 +203,12 @@ class Engine:
         sections = await collect(
             self.config, customer, read, self.connectors, lambda: self.now().astimezone(period.start.tzinfo), breaker
         )
-        prev_payload = await self.store.get(customer.code, previous_period(period).end.date())
+        prev_payload = await self.store.get(customer.code, previous_period(period).end.date(), period.kind)
         previous = snapshot.from_dict(prev_payload).sections if prev_payload else None
         flags = compute_flags(sections, previous, self.config.thresholds, tz)
         history = tuple(
-            _week_point(p) for p in await self.store.history(customer.code, period.end.date(), HISTORY_POINTS)
+            _week_point(p)
+            for p in await self.store.history(customer.code, period.end.date(), HISTORY_POINTS, period.kind)
         )
         return Report(
             customer=CustomerRef(
@@ -211,7 +248,7 @@ class Engine:
         for p in reversed(todo):
             if not has_ended(p, self.now()):
                 continue  # history holds finished weeks only (a partial run of a future week)
-            if await self.store.get(customer.code, p.end.date()) is not None:
+            if await self.store.get(customer.code, p.end.date(), p.kind) is not None:
                 continue
             report = await self.build(customer, p, breaker)
             if not any(s.ok for s in report.sections.values()):
@@ -260,7 +297,7 @@ class Engine:
         markdown = render_markdown(report, self.branding)
         pdf = await self.pdf(report)
         elapsed = loop.time() - t0
-        paths = report_paths(out, report.customer.code, report.period.end_date.isoformat())
+        paths = report_paths(out, report.customer.code, report.period.end_date.isoformat(), report.period.file_word)
         text = json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
 
         def files() -> None:  # fsync'd writes: off the event loop

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -130,9 +131,89 @@ def week_span(period: Period) -> str:
     return _span(period.start.date(), (period.end - timedelta(days=1)).date())
 
 
+@dataclass(frozen=True)
+class Words:
+    """How the customer's text names its period: "this week", "last month", "next fortnight's
+    report". One per period kind (:func:`words`); every sentence that names the period takes it."""
+
+    noun: str  # "week"
+    this: str  # "this week"
+    last: str  # "last week"
+    before: str  # "the week before"
+    next_report: str  # "next week's report"
+    end: str  # "the end of the week"
+    point: str  # the current period on a trend axis: "This week"
+    adjective: str  # "weekly": "WEEKLY SERVICE REPORT", "the weekly figure"
+    plural: str  # "weeks": "Uptime, last 6 weeks"
+
+
+WORDS: dict[str, Words] = {
+    "week": Words(
+        "week",
+        "this week",
+        "last week",
+        "the week before",
+        "next week's report",
+        "the end of the week",
+        "This week",
+        "weekly",
+        "weeks",
+    ),
+    "fortnight": Words(
+        "fortnight",
+        "this fortnight",
+        "last fortnight",
+        "the fortnight before",
+        "the next fortnightly report",
+        "the end of the fortnight",
+        "This fortnight",
+        "fortnightly",
+        "fortnights",
+    ),
+    "30d": Words(
+        "30 days",
+        "in these 30 days",
+        "in the previous 30 days",
+        "the 30 days before",
+        "the next report",
+        "the end of the 30 days",
+        "These 30 days",
+        "30-day",
+        "30-day periods",
+    ),
+    "month": Words(
+        "month",
+        "this month",
+        "last month",
+        "the month before",
+        "next month's report",
+        "the end of the month",
+        "This month",
+        "monthly",
+        "months",
+    ),
+}
+
+
+def words(period: Period | str) -> Words:
+    """The words for ``period`` (or a period kind)."""
+    return WORDS[period if isinstance(period, str) else period.kind]
+
+
 def week(period: Period) -> str:
-    """'Week of Mon 23 Nov – Sun 29 Nov 2026'."""
+    """The period's one label wherever a person reads it: 'Week of Mon 23 Nov – Sun 29 Nov 2026',
+    'Fortnight of Mon 16 Nov – Sun 29 Nov 2026', '30 days, Sat 31 Oct – Sun 29 Nov 2026',
+    'November 2026'."""
+    if period.kind == "month":
+        return f"{period.start:%B %Y}"
+    if period.kind == "30d":
+        return f"30 days, {week_span(period)}"
+    if period.kind == "fortnight":
+        return f"Fortnight of {week_span(period)}"
     return f"Week of {week_span(period)}"
+
+
+period_label = week
 
 
 def week_ending(period_end: date, days: int = 7) -> str:
@@ -140,9 +221,19 @@ def week_ending(period_end: date, days: int = 7) -> str:
     return f"Week of {_span(period_end - timedelta(days=days), period_end - timedelta(days=1))}"
 
 
-def week_monday(period_end: date, days: int = 7) -> str:
-    """A trend point's label: the week's Monday, '16 Nov' (never its end date)."""
-    first = period_end - timedelta(days=days)
+def first_day(period_end: date, kind: str = "week") -> date:
+    """The first local day of the period of ``kind`` that ends on ``period_end``."""
+    if kind == "month":
+        return (period_end - timedelta(days=1)).replace(day=1)
+    return period_end - timedelta(days={"fortnight": 14, "30d": 30}.get(kind, 7))
+
+
+def week_monday(period_end: date, days: int = 7, kind: str | None = None) -> str:
+    """A trend point's label: the period's first day, '16 Nov' (never its end date); a calendar
+    month by its name, 'Nov'."""
+    if kind == "month":
+        return f"{first_day(period_end, kind):%b}"
+    first = first_day(period_end, kind) if kind else period_end - timedelta(days=days)
     return f"{first.day} {first:%b}"
 
 

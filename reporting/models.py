@@ -27,19 +27,36 @@ SEVERITY_ORDER: dict[str, int] = {"high": 0, "medium": 1, "low": 2}
 
 BackupStatus = Literal["ok", "stale", "failed", "never"]
 
+PeriodKind = Literal["week", "fortnight", "30d", "month"]
+PERIOD_KINDS: tuple[PeriodKind, ...] = ("week", "fortnight", "30d", "month")
+# the word in file names: <CODE>-<word>-<period_end>.pdf (design.md, "Output files")
+PERIOD_FILE_WORDS: dict[str, str] = {"week": "weekly", "fortnight": "fortnightly", "30d": "30day", "month": "monthly"}
+
 
 @dataclass(frozen=True)
 class Period:
-    """``[start, end)`` in the customer's local time; ``end`` is 00:00 on a Monday."""
+    """``[start, end)`` in the customer's local time. ``end`` is 00:00 on a Monday for a week,
+    a fortnight and 30 days, and 00:00 on the 1st for a calendar month (``reporting.period``)."""
 
     start: datetime  # timezone-aware
     end: datetime  # timezone-aware
     timezone: str
+    kind: PeriodKind = "week"
 
     @property
     def end_date(self) -> date:
-        """The ``period_end`` date used in file names (the Monday)."""
+        """The ``period_end`` date used in file names (the day after the period's last day)."""
         return self.end.date()
+
+    @property
+    def file_word(self) -> str:
+        """``weekly``, ``fortnightly``, ``30day`` or ``monthly``: the file names' word."""
+        return PERIOD_FILE_WORDS[self.kind]
+
+    @property
+    def days(self) -> int:
+        """Local calendar days in the period (7, 14, 30, or 28-31 for a month)."""
+        return (self.end.date() - self.start.date()).days
 
     @property
     def seconds(self) -> float:

@@ -25,6 +25,8 @@ def write_atomic(path: Path, data: bytes | str) -> None:
         raise
 
 
-def report_paths(out: Path, code: str, period_end: str) -> dict[str, Path]:
-    base = out / code / f"{code}-weekly-{period_end}"
+def report_paths(out: Path, code: str, period_end: str, word: str = "weekly") -> dict[str, Path]:
+    """``OUT/<CODE>/<CODE>-<word>-<period_end>.{md,pdf,json}``; ``word`` is the period's
+    (:attr:`reporting.models.Period.file_word`: weekly, fortnightly, 30day, monthly)."""
+    base = out / code / f"{code}-{word}-{period_end}"
     return {ext: base.with_suffix(f".{ext}") for ext in ("md", "pdf", "json")}

@@ -5,13 +5,13 @@ address checked, and two versions compared field by field for the change log. Wh
 means is "the file's value": an empty MSP name keeps ``[msp] name``, an empty executive list keeps
 the customer's ``cto_email`` / ``account_owner_email``.
 
-What takes effect today (the report engine has weekly executive reports only):
+What takes effect:
 
 - ``msp_name``: the name on the PDF, the Markdown, the web page and the email's cover note;
 - ``customers.<CODE>.enabled``: the Monday batch skips a disabled customer;
 - ``customers.<CODE>.recipients.executive``: the To list of the customer's report email;
-- ``customers.<CODE>.period``: stored; only ``week`` is implemented, and a draft made for a
-  customer set to another period says so on its review card and in the log;
+- ``customers.<CODE>.period``: the customer's period (``reporting.period``), over the file's
+  ``period``; empty keeps the file's;
 - ``customers.<CODE>.recipients.technical`` and ``internal_reports.{owners,managers}``: stored
   and shown in ``config check``; nothing is sent to them until the technical variant and the
   MSP's own service-desk reports exist.
@@ -30,7 +30,6 @@ from typing import Any
 from reporting.text import neutral
 
 PERIODS: tuple[str, ...] = ("week", "fortnight", "30d", "month")
-IMPLEMENTED_PERIODS: tuple[str, ...] = ("week",)
 PERIOD_LABELS: dict[str, str] = {
     "week": "Week (7 days)",
     "fortnight": "Fortnight (14 days)",
@@ -115,7 +114,7 @@ class CustomerSettings:
     enabled: bool = True
     executive: tuple[str, ...] = ()
     technical: tuple[str, ...] = ()
-    period: str = "week"
+    period: str = ""  # week | fortnight | 30d | month; "": the configuration file's ``period``
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -127,12 +126,12 @@ class CustomerSettings:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CustomerSettings:
         recipients = data.get("recipients") or {}
-        period = str(data.get("period") or "week")
+        period = str(data.get("period") or "")
         return cls(
             enabled=bool(data.get("enabled", True)),
             executive=tuple(str(a) for a in recipients.get("executive") or ()),
             technical=tuple(str(a) for a in recipients.get("technical") or ()),
-            period=period if period in PERIODS else "week",
+            period=period if period in PERIODS else "",
         )
 
 
@@ -259,7 +258,7 @@ def parse_form(data: Mapping[str, Any], current: ReportSettings, codes: Iterable
         period = was.period
         raw_period = _text(data, customer_input(code, "period"))
         if raw_period is not None:
-            if raw_period in PERIODS:
+            if raw_period in PERIODS or raw_period == "":
                 period = raw_period
             else:
                 problems.append(f"customers.{code}.period: {shown(raw_period)} is not one of {', '.join(PERIODS)}")
@@ -277,13 +276,3 @@ def parse_form(data: Mapping[str, Any], current: ReportSettings, codes: Iterable
     if problems:
         raise SettingsInvalid(problems)
     return ReportSettings(current.version, msp_name, customers, owners, managers)
-
-
-def period_note(period: str) -> str | None:
-    """What a draft says when its customer is set to a period the engine does not make yet."""
-    if period in IMPLEMENTED_PERIODS:
-        return None
-    return (
-        f"Settings ask for {PERIOD_LABELS.get(period, period).lower()} reports; only weekly reports are "
-        "implemented yet, so this is the weekly report."
-    )

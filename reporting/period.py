@@ -1,15 +1,32 @@
-"""Reporting periods: the 7 days ending 00:00 Monday in the customer's timezone.
+"""Reporting periods, built from local calendar dates in the customer's timezone.
 
 Periods are built from local calendar dates, never by adding hours, so a week that crosses a
-DST change is 167 or 169 hours long, as the design requires.
+DST change is 167 or 169 hours long, as the design requires. Every period is ``[start, end)``:
+
+- ``week``: the 7 days ending 00:00 Monday.
+- ``fortnight``: the 14 days ending 00:00 on a fortnight Monday. Fortnight Mondays are
+  :data:`ANCHOR` (Monday 1 January 2024) and every 14th day from it, before and after, so two
+  consecutive fortnights never overlap and never leave a gap (2026: ... 16 Nov, 30 Nov, 14 Dec).
+- ``30d``: the 30 days ending 00:00 on a 30-day Monday: :data:`ANCHOR` and every 28th day from
+  it (2026: ... 2 Nov, 30 Nov, 28 Dec). A report every four weeks, so it stays on a Monday like
+  the others; each one therefore also covers the last two days (Saturday and Sunday) of the one
+  before it, and its comparison is with that previous 30-day report.
+- ``month``: the calendar month, 00:00 on the 1st to 00:00 on the next 1st.
+
+``period_end`` (file names, the store) is the end's local date: the Monday, or the next 1st.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from typing import cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from reporting.models import Period
+from reporting.models import PERIOD_KINDS, Period, PeriodKind
+
+ANCHOR = date(2024, 1, 1)  # a Monday: fortnights and 30-day periods end on Mondays counted from it
+STEP_DAYS: dict[str, int] = {"week": 7, "fortnight": 14, "30d": 28}  # days between two period ends
+LENGTH_DAYS: dict[str, int] = {"week": 7, "fortnight": 14, "30d": 30}
 
 
 class PeriodError(ValueError):
@@ -23,20 +40,70 @@ def zone(name: str) -> ZoneInfo:
         raise PeriodError(f"unknown timezone {name!r}") from err
 
 
-def week_containing(day: date, tz: str, days: int = 7) -> Period:
-    """The Monday-based period that contains ``day``: ``[Monday 00:00, next Monday 00:00)`` local.
+def period_kind(text: str) -> PeriodKind:
+    if text not in PERIOD_KINDS:
+        raise PeriodError(f"unknown period {text!r}: use one of {', '.join(PERIOD_KINDS)}")
+    return cast(PeriodKind, text)
 
-    ``days`` is the period length (7 today; 14 and 30 later) counted back from the period end.
-    """
-    monday = day - timedelta(days=day.weekday())
-    end_day = monday + timedelta(days=7)
-    start_day = end_day - timedelta(days=days)
-    z = zone(tz)
-    return Period(
-        start=datetime.combine(start_day, time(0, 0), tzinfo=z),
-        end=datetime.combine(end_day, time(0, 0), tzinfo=z),
-        timezone=tz,
-    )
+
+def _local(day: date, tz: str) -> datetime:
+    return datetime.combine(day, time(0, 0), tzinfo=zone(tz))
+
+
+def _first_of_next_month(day: date) -> date:
+    return date(day.year + (day.month == 12), day.month % 12 + 1, 1)
+
+
+def period_containing(day: date, tz: str, kind: PeriodKind = "week") -> Period:
+    """The period of ``kind`` that ``day`` (a local date) falls in. A 30-day period overlaps the
+    one before by two days; a day in that overlap belongs to the later period."""
+    if kind == "month":
+        start_day, end_day = day.replace(day=1), _first_of_next_month(day)
+    elif kind == "week":
+        end_day = day - timedelta(days=day.weekday()) + timedelta(days=7)
+        start_day = end_day - timedelta(days=7)
+    elif kind in STEP_DAYS:
+        step = STEP_DAYS[kind]
+        end_day = ANCHOR + timedelta(days=step * ((day - ANCHOR).days // step + 1))
+        start_day = end_day - timedelta(days=LENGTH_DAYS[kind])
+    else:
+        raise PeriodError(f"unknown period {kind!r}: use one of {', '.join(PERIOD_KINDS)}")
+    return Period(start=_local(start_day, tz), end=_local(end_day, tz), timezone=tz, kind=kind)
+
+
+def week_containing(day: date, tz: str, days: int = 7) -> Period:
+    """The Monday-based week that contains ``day``: ``[Monday 00:00, next Monday 00:00)`` local.
+    ``days`` other than 7: that many days back from the same Monday (a fortnight is 14 days, but
+    :func:`period_containing` places it on its own Mondays)."""
+    week = period_containing(day, tz, "week")
+    if days == 7:
+        return week
+    return Period(start=_local(week.end.date() - timedelta(days=days), tz), end=week.end, timezone=tz)
+
+
+def day_in(period: Period) -> date:
+    """A local date that only ``period`` of its kind contains (its first day, except for a 30-day
+    period, whose first two days also belong to the one before)."""
+    if period.kind == "30d":
+        return period.end.date() - timedelta(days=STEP_DAYS["30d"])
+    return period.start.date()
+
+
+def previous_period(period: Period) -> Period:
+    """The period of the same kind before ``period``: the one that ends where it starts (for a
+    30-day period, the one that ends four weeks before it)."""
+    if period.kind == "30d":
+        return period_containing(day_in(period) - timedelta(days=1), period.timezone, "30d")
+    if period.kind == "week" and period.days != 7:  # a week_containing(days=...) span: same length
+        return week_containing(period.start.date() - timedelta(days=1), period.timezone, days=period.days)
+    return period_containing(period.start.date() - timedelta(days=1), period.timezone, period.kind)
+
+
+def last_complete(now: datetime, tz: str, kind: PeriodKind = "week") -> Period:
+    """The newest period of ``kind`` that has ended in ``tz`` at ``now``."""
+    today = now.astimezone(zone(tz)).date()
+    current = period_containing(today, tz, kind)
+    return current if current.end.date() <= today else previous_period(current)
 
 
 def last_complete_week_day(now: datetime, tz: str) -> date:
@@ -44,12 +111,6 @@ def last_complete_week_day(now: datetime, tz: str) -> date:
     local = now.astimezone(zone(tz)).date()
     this_monday = local - timedelta(days=local.weekday())
     return this_monday - timedelta(days=1)
-
-
-def previous_period(period: Period) -> Period:
-    """The period of the same length that ends where ``period`` starts."""
-    days = round((period.end.date() - period.start.date()).days)
-    return week_containing(period.start.date() - timedelta(days=1), period.timezone, days=days)
 
 
 def parse_week(text: str) -> date:
@@ -73,7 +134,8 @@ class WeekNotEnded(PeriodError):
         else:
             starts = fmt.day(period.start.date()) + period.start.strftime(" %H:%M %Z")
             why = f"has not started in {period.timezone} (it starts {starts})"
-        super().__init__(f"{code}: the week {fmt.week_span(period)} {why}")
+        noun = fmt.words(period).noun
+        super().__init__(f"{code}: the {noun} {fmt.week_span(period)} {why}")
 
 
 def has_ended(period: Period, now: datetime) -> bool:
@@ -92,4 +154,4 @@ def partial_read(period: Period, now: datetime) -> Period:
     local = now.astimezone(period.start.tzinfo)
     midnight = datetime.combine(local.date(), time(0, 0), tzinfo=period.start.tzinfo)
     end = midnight if midnight > period.start else local.replace(second=0, microsecond=0)
-    return Period(start=period.start, end=end, timezone=period.timezone)
+    return Period(start=period.start, end=end, timezone=period.timezone, kind=period.kind)

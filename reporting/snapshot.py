@@ -33,6 +33,7 @@ from reporting.models import (
     WaitingTicket,
     WeekPoint,
 )
+from reporting.period import period_kind
 
 SCHEMA_VERSION = 1
 
@@ -309,6 +310,7 @@ def to_dict(report: Report) -> dict[str, Any]:
             "end": _dt(report.period.end),
             "timezone": report.period.timezone,
             "hours": report.period.hours,
+            "kind": report.period.kind,
         },
         "generated_at": _dt(report.generated_at),
         "audience": report.audience,
@@ -359,6 +361,7 @@ def from_dict(d: dict[str, Any]) -> Report:
             start=datetime.fromisoformat(d["period"]["start"]),
             end=datetime.fromisoformat(d["period"]["end"]),
             timezone=tz,
+            kind=period_kind(d["period"].get("kind", "week")),  # older snapshots: weeks
         )
         commentary = None
         if d.get("commentary"):

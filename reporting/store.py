@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import logging
 import weakref
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -38,14 +39,18 @@ from sqlalchemy import (
     UniqueConstraint,
     event,
     func,
+    inspect,
     select,
     text,
 )
+from sqlalchemy import table as sql_table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+log = logging.getLogger(__name__)
 
 metadata = MetaData()
 
@@ -59,7 +64,9 @@ reports = Table(
     Column("payload", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
-    UniqueConstraint("customer_code", "period_end", name="uq_reports_customer_period"),
+    # week | fortnight | 30d | month; stores made before period kinds get "week" (add_period_kind)
+    Column("period_kind", String(16), nullable=False, server_default="week"),
+    UniqueConstraint("customer_code", "period_kind", "period_end", name="uq_reports_customer_kind_period"),
 )
 
 artefacts = Table(
@@ -73,8 +80,15 @@ artefacts = Table(
     Column("sha256", String(64), nullable=False),
     Column("size", Integer, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
-    PrimaryKeyConstraint("customer_code", "period_end", "name", name="pk_artefacts"),
+    Column("period_kind", String(16), nullable=False, server_default="week"),
+    PrimaryKeyConstraint("customer_code", "period_kind", "period_end", "name", name="pk_artefacts_kind"),
 )
+
+# the key each table had before period kinds: (table, its key constraint, primary key or unique)
+PRE_KIND_KEYS: dict[str, tuple[str, str]] = {
+    "reports": ("uq_reports_customer_period", "unique"),
+    "artefacts": ("pk_artefacts", "primary"),
+}
 
 
 @dataclass(frozen=True)
@@ -131,14 +145,64 @@ def _engine_options(backend: str, given: dict[str, Any]) -> dict[str, Any]:
     return {"pool_pre_ping": True, **given, "connect_args": {**connect_args, "server_settings": settings}}
 
 
-async def create_tables(engine: AsyncEngine, tables: MetaData) -> None:
+async def create_tables(
+    engine: AsyncEngine, tables: MetaData, pre_kind_keys: Mapping[str, tuple[str, str]] | None = None
+) -> None:
     """``CREATE TABLE IF NOT EXISTS`` for ``tables``. On PostgreSQL under an advisory lock:
     bot instances starting together would otherwise race in the catalog ("duplicate key value
-    violates unique constraint pg_type_typname_nsp_index")."""
+    violates unique constraint pg_type_typname_nsp_index").
+
+    ``pre_kind_keys``: tables of ``tables`` whose key gained ``period_kind`` (table name -> its
+    old key constraint and whether it was the primary key). A table created before that is
+    brought up to date first, in the same transaction: every row it holds is a week's."""
     async with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
+        for name, (old_key, kind) in (pre_kind_keys or {}).items():
+            await add_period_kind(conn, tables.tables[name], old_key, kind)
         await conn.run_sync(tables.create_all)
+
+
+async def add_period_kind(conn: AsyncConnection, table: Table, old_key: str, kind: str) -> None:
+    """Add the ``period_kind`` column (every existing row: ``week``) to ``table`` as a store
+    made before period kinds created it, and put it in the table's key. Nothing happens to a
+    table that has the column, or does not exist yet.
+
+    PostgreSQL changes the table in place. SQLite cannot change a key, so the table is rebuilt
+    the way SQLite's documentation gives (a new table, the rows copied, the old one dropped, the
+    new one renamed), inside this transaction: an interrupted upgrade leaves the old table."""
+
+    def columns(sync_conn: Any) -> list[str] | None:
+        found = inspect(sync_conn)
+        if not found.has_table(table.name):
+            return None
+        return [c["name"] for c in found.get_columns(table.name)]
+
+    have = await conn.run_sync(columns)
+    if have is None or "period_kind" in have:
+        return
+    q = f'"{table.name}"'
+    rows = (await conn.execute(select(func.count()).select_from(sql_table(table.name)))).scalar_one()
+    log.info("store: adding period_kind to %s; its %d rows are weeks", table.name, rows)
+    if conn.dialect.name == "postgresql":
+        key = next(
+            c
+            for c in table.constraints
+            if isinstance(c, PrimaryKeyConstraint if kind == "primary" else UniqueConstraint)
+        )
+        cols = ", ".join(f'"{c.name}"' for c in key.columns)
+        what = "PRIMARY KEY" if kind == "primary" else "UNIQUE"
+        await conn.execute(text(f"ALTER TABLE {q} ADD COLUMN period_kind VARCHAR(16) NOT NULL DEFAULT 'week'"))
+        await conn.execute(text(f'ALTER TABLE {q} DROP CONSTRAINT "{old_key}"'))
+        await conn.execute(text(f'ALTER TABLE {q} ADD CONSTRAINT "{key.name}" {what} ({cols})'))
+        return
+    new = table.to_metadata(MetaData(), name=f"{table.name}__with_kind")
+    await conn.run_sync(new.create)
+    shared = ", ".join(f'"{c}"' for c in have)
+    # the names are this module's own tables' and the columns the table has: no outside text
+    await conn.execute(text(f'INSERT INTO "{new.name}" ({shared}) SELECT {shared} FROM {q}'))  # noqa: S608
+    await conn.execute(text(f"DROP TABLE {q}"))
+    await conn.execute(text(f'ALTER TABLE "{new.name}" RENAME TO {q}'))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -213,7 +277,7 @@ class HistoryStore:
         if engine.dialect.name == "sqlite" and folder is not None:
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         try:
-            await create_tables(engine, metadata)
+            await create_tables(engine, metadata, PRE_KIND_KEYS)
         except (SQLAlchemyError, OSError) as err:
             await engine.dispose()
             reason = str(getattr(err, "orig", None) or err).splitlines()[0]
@@ -226,18 +290,25 @@ class HistoryStore:
     async def save(
         self, payload: dict[str, Any], kind: str = "draft", files: Mapping[str, bytes] | None = None
     ) -> None:
-        """Insert or replace the snapshot of ``payload``'s customer-week and, in the same
+        """Insert or replace the snapshot of ``payload``'s customer-period and, in the same
         transaction, its ``files`` (name -> bytes, e.g. ``{"pdf": ...}``)."""
         code = payload["customer"]["code"]
         period_end = datetime.fromisoformat(payload["period"]["end"]).date()
+        period_kind = payload["period"].get("kind", "week")
         now = datetime.now(UTC)
         text = json.dumps(payload, sort_keys=True)
         insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
         stmt = insert(reports).values(
-            customer_code=code, period_end=period_end, kind=kind, payload=text, created_at=now, updated_at=now
+            customer_code=code,
+            period_kind=period_kind,
+            period_end=period_end,
+            kind=kind,
+            payload=text,
+            created_at=now,
+            updated_at=now,
         )
         stmt = stmt.on_conflict_do_update(
-            index_elements=["customer_code", "period_end"],
+            index_elements=["customer_code", "period_kind", "period_end"],
             set_={"kind": stmt.excluded.kind, "payload": stmt.excluded.payload, "updated_at": stmt.excluded.updated_at},
         )
         async with writing(self.engine) as conn:
@@ -245,6 +316,7 @@ class HistoryStore:
             for name, content in (files or {}).items():
                 row = insert(artefacts).values(
                     customer_code=code,
+                    period_kind=period_kind,
                     period_end=period_end,
                     name=name,
                     kind=kind,
@@ -254,19 +326,24 @@ class HistoryStore:
                     updated_at=now,
                 )
                 row = row.on_conflict_do_update(
-                    index_elements=["customer_code", "period_end", "name"],
+                    index_elements=["customer_code", "period_kind", "period_end", "name"],
                     set_={k: row.excluded[k] for k in ("kind", "content", "sha256", "size", "updated_at")},
                 )
                 await conn.execute(row)
 
-    async def artefact(self, code: str, period_end: date, name: str = "pdf") -> Artefact | None:
-        """The last rendered ``name`` (``pdf``) of a customer-week, whichever instance made it."""
+    async def artefact(
+        self, code: str, period_end: date, name: str = "pdf", period_kind: str = "week"
+    ) -> Artefact | None:
+        """The last rendered ``name`` (``pdf``) of a customer-period, whichever instance made it."""
         c = artefacts.c
         async with self.engine.connect() as conn:
             row = (
                 await conn.execute(
                     select(c.content, c.kind, c.sha256, c.updated_at).where(
-                        c.customer_code == code, c.period_end == period_end, c.name == name
+                        c.customer_code == code,
+                        c.period_kind == period_kind,
+                        c.period_end == period_end,
+                        c.name == name,
                     )
                 )
             ).first()
@@ -278,22 +355,27 @@ class HistoryStore:
         at = row.updated_at if row.updated_at.tzinfo else row.updated_at.replace(tzinfo=UTC)
         return Artefact(content, row.kind, row.sha256, at)
 
-    async def get(self, code: str, period_end: date) -> dict[str, Any] | None:
+    async def get(self, code: str, period_end: date, period_kind: str = "week") -> dict[str, Any] | None:
+        c = reports.c
         async with self.engine.connect() as conn:
             row = (
                 await conn.execute(
-                    select(reports.c.payload).where(reports.c.customer_code == code, reports.c.period_end == period_end)
+                    select(c.payload).where(
+                        c.customer_code == code, c.period_kind == period_kind, c.period_end == period_end
+                    )
                 )
             ).first()
         return json.loads(row[0]) if row else None
 
-    async def history(self, code: str, before: date, limit: int = 8) -> list[dict[str, Any]]:
-        """Up to ``limit`` snapshots of ``code`` that end before ``before``, oldest first."""
+    async def history(self, code: str, before: date, limit: int = 8, period_kind: str = "week") -> list[dict[str, Any]]:
+        """Up to ``limit`` snapshots of ``code``'s periods of ``period_kind`` that end before
+        ``before``, oldest first."""
+        c = reports.c
         async with self.engine.connect() as conn:
             rows = (
                 await conn.execute(
-                    select(reports.c.payload)
-                    .where(reports.c.customer_code == code, reports.c.period_end < before)
+                    select(c.payload)
+                    .where(c.customer_code == code, c.period_kind == period_kind, c.period_end < before)
                     .order_by(reports.c.period_end.desc())
                     .limit(limit)
                 )

@@ -55,6 +55,8 @@ class BatchRunner:
         on_complete: Callable[[date, list[str]], Awaitable[None]],
         concurrency: int = 6,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        period_kind: Callable[[str], str] = lambda _code: "week",
+        rollup_end: Callable[[date], date] | None = None,
         poll_seconds: float | None = None,
         post_retry_seconds: float = 5.0,
         post_retry_max_seconds: float = 300.0,
@@ -64,6 +66,9 @@ class BatchRunner:
         self.claims = claims
         self.codes = codes
         self.period_end = period_end
+        self.period_kind = period_kind  # week | fortnight | 30d | month: a claim is per customer-period
+        self.rollup_end = rollup_end  # the week the roll-up is for (default: the first customer's period end)
+        self._kinds: dict[str, str] = {}
         self.make_draft = make_draft
         self.on_drafted = on_drafted
         self.on_complete = on_complete
@@ -76,21 +81,24 @@ class BatchRunner:
         self.breaker = SourceBreaker()  # this batch's hung sources: ``make_draft`` passes it to the engine
         self._lock = asyncio.Lock()
 
-    async def run(self, week_day: date) -> BatchResult:
-        """Draft every customer of ``week_day``'s week that no instance has finished; wait for the
-        ones other instances hold (taking them over if their lease runs out); then the roll-up."""
+    async def run(self, week_day: date, only: Callable[[str], bool] | None = None, rollup: bool = True) -> BatchResult:
+        """Draft every customer of ``week_day``'s batch (``period_end`` says which period each one's
+        is) that no instance has finished; wait for the ones other instances hold (taking them
+        over if their lease runs out); then the roll-up (unless ``rollup`` is False). ``only``:
+        the customers this run is for (the daily run of the periods that end on other days)."""
         async with self._lock:  # one batch at a time in this instance (a cron fire and a catch-up)
             t0 = time.perf_counter()
             try:
-                return await self._run(week_day)
+                return await self._run(week_day, only, rollup)
             finally:
                 BATCH_DURATION.observe(time.perf_counter() - t0)
 
-    async def _run(self, week_day: date) -> BatchResult:
-        codes = list(self.codes())
+    async def _run(self, week_day: date, only: Callable[[str], bool] | None, rollup: bool) -> BatchResult:
+        codes = [c for c in self.codes() if only is None or only(c)]
         result = BatchResult()
+        self._kinds = {c: self.period_kind(c) for c in codes}
         ends = {c: self.period_end(c, week_day) for c in codes}
-        result.period_end = next(iter(ends.values()), None)
+        result.period_end = self.rollup_end(week_day) if self.rollup_end else next(iter(ends.values()), None)
         self.progress = {c: "queued" for c in codes}
         # a source that runs out its timeout for one customer is not waited for again in this
         # batch: with a hung Zabbix the Monday batch ends about one timeout later, not one per customer
@@ -106,14 +114,14 @@ class BatchRunner:
                 for code in sorted(pending):
                     if len(running) >= self.concurrency:
                         break  # claim only what this instance can start now: the rest stays free for others
-                    claim = await self.claims.get(code, ends[code])
+                    claim = await self.claims.get(code, ends[code], self._kind(code))
                     if claim is not None and claim.status in FINISHED:
                         pending.discard(code)
                         if code not in result.drafted and code not in result.failed:
                             result.skipped.append(code)
                             self.progress[code] = claim.status
                         continue
-                    if await self.claims.claim(code, ends[code], self.now()):
+                    if await self.claims.claim(code, ends[code], self.now(), self._kind(code)):
                         pending.discard(code)
                         running[code] = asyncio.ensure_future(work(code))
                     else:
@@ -131,7 +139,7 @@ class BatchRunner:
             for task in running.values():
                 task.cancel()
             await asyncio.gather(*running.values(), return_exceptions=True)
-        if result.period_end is not None:
+        if result.period_end is not None and rollup:
             result.rollup_posted = await self._rollup(result.period_end, codes)
         log.info(
             "batch for the week ending %s: %d drafted here, %d failed here, %d done before or elsewhere",
@@ -155,13 +163,15 @@ class BatchRunner:
             log.exception(
                 "batch: %s failed", code, extra={"customer": code, "period": str(period_end), "step": "draft"}
             )
-            await self.claims.finish(code, period_end, "failed", self.now(), f"{type(err).__name__}: {err}"[:500])
+            await self.claims.finish(
+                code, period_end, "failed", self.now(), f"{type(err).__name__}: {err}"[:500], self._kind(code)
+            )
             self.progress[code] = "failed"
             result.failed.append(code)
             return
         self.progress[code] = "posting"
         await self._until_done(code, period_end, lambda: self.on_drafted(code, draft), f"{code}'s review card")
-        if not await self.claims.finish(code, period_end, "drafted", self.now()):
+        if not await self.claims.finish(code, period_end, "drafted", self.now(), period_kind=self._kind(code)):
             log.warning("batch: the claim on %s was taken over while its card was posted", code)
         self.progress[code] = "drafted"
         result.drafted.append(code)
@@ -172,7 +182,7 @@ class BatchRunner:
         every attempt, and a lost claim ends the work (:class:`ClaimLost`) with nothing posted."""
         delay = self.post_retry_seconds
         while True:
-            if not await self.claims.renew(code, period_end, self.now()):
+            if not await self.claims.renew(code, period_end, self.now(), self._kind(code)):
                 raise ClaimLost(code)
             try:
                 await attempt()
@@ -211,11 +221,14 @@ class BatchRunner:
                 task.cancel()
             await asyncio.gather(work, beat, return_exceptions=True)
 
+    def _kind(self, code: str) -> str:
+        return self._kinds.get(code, "week")  # the roll-up's claim: a week's
+
     async def _heartbeat(self, code: str, period_end: date) -> None:
         """Returns when the claim is lost."""
         while True:
             await asyncio.sleep(self.heartbeat)
-            if not await self.claims.renew(code, period_end, self.now()):
+            if not await self.claims.renew(code, period_end, self.now(), self._kind(code)):
                 return
 
     async def _rollup(self, period_end: date, codes: list[str]) -> bool:

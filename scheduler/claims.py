@@ -45,8 +45,10 @@ claims = Table(
     Column("attempts", Integer, nullable=False, default=1),
     Column("error", Text),
     Column("updated_at", DateTime(timezone=True), nullable=False),
-    PrimaryKeyConstraint("customer_code", "period_end", name="pk_batch_claims"),
+    Column("period_kind", String(16), nullable=False, server_default="week"),  # week | fortnight | 30d | month
+    PrimaryKeyConstraint("customer_code", "period_kind", "period_end", name="pk_batch_claims_kind"),
 )
+PRE_KIND_KEYS = {"batch_claims": ("pk_batch_claims", "primary")}  # reporting.store.add_period_kind
 
 RUNNING = "collecting"
 FINISHED = ("drafted", "failed")
@@ -88,10 +90,10 @@ class Claims:
 
     @classmethod
     async def open(cls, engine: AsyncEngine, owner: str, lease_seconds: float) -> Claims:
-        await create_tables(engine, metadata)
+        await create_tables(engine, metadata, PRE_KIND_KEYS)
         return cls(engine, owner, lease_seconds)
 
-    async def claim(self, code: str, period_end: date, now: datetime) -> bool:
+    async def claim(self, code: str, period_end: date, now: datetime, period_kind: str = "week") -> bool:
         """True when this instance now holds the customer-week (new, or taken over after its
         holder's lease expired)."""
         try:
@@ -99,6 +101,7 @@ class Claims:
                 await conn.execute(
                     claims.insert().values(
                         customer_code=code,
+                        period_kind=period_kind,
                         period_end=period_end,
                         status=RUNNING,
                         owner=self.owner,
@@ -115,6 +118,7 @@ class Claims:
                 update(claims)
                 .where(
                     claims.c.customer_code == code,
+                    claims.c.period_kind == period_kind,
                     claims.c.period_end == period_end,
                     claims.c.status == RUNNING,
                     claims.c.lease_until < now,
@@ -123,13 +127,14 @@ class Claims:
             )
         return res.rowcount == 1
 
-    async def renew(self, code: str, period_end: date, now: datetime) -> bool:
+    async def renew(self, code: str, period_end: date, now: datetime, period_kind: str = "week") -> bool:
         """Heartbeat; False if the claim was lost (taken over after an expired lease)."""
         async with writing(self.engine) as conn:
             res = await conn.execute(
                 update(claims)
                 .where(
                     claims.c.customer_code == code,
+                    claims.c.period_kind == period_kind,
                     claims.c.period_end == period_end,
                     claims.c.owner == self.owner,
                     claims.c.status == RUNNING,
@@ -138,12 +143,21 @@ class Claims:
             )
         return res.rowcount == 1
 
-    async def finish(self, code: str, period_end: date, status: str, now: datetime, error: str | None = None) -> bool:
+    async def finish(
+        self,
+        code: str,
+        period_end: date,
+        status: str,
+        now: datetime,
+        error: str | None = None,
+        period_kind: str = "week",
+    ) -> bool:
         async with writing(self.engine) as conn:
             res = await conn.execute(
                 update(claims)
                 .where(
                     claims.c.customer_code == code,
+                    claims.c.period_kind == period_kind,
                     claims.c.period_end == period_end,
                     claims.c.owner == self.owner,
                     claims.c.status == RUNNING,
@@ -163,11 +177,15 @@ class Claims:
             await conn.execute(update(claims).where(held).values(lease_until=now, updated_at=now))
         return sorted(codes)
 
-    async def get(self, code: str, period_end: date) -> Claim | None:
+    async def get(self, code: str, period_end: date, period_kind: str = "week") -> Claim | None:
         async with self.engine.connect() as conn:
             row = (
                 await conn.execute(
-                    select(claims).where(claims.c.customer_code == code, claims.c.period_end == period_end)
+                    select(claims).where(
+                        claims.c.customer_code == code,
+                        claims.c.period_kind == period_kind,
+                        claims.c.period_end == period_end,
+                    )
                 )
             ).first()
         return _claim(row) if row else None

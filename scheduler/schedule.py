@@ -57,8 +57,11 @@ class WeeklySchedule:
         run_batch: Callable[[], Awaitable[Any]],
         remind: Callable[[], Awaitable[Any]],
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        period_cron: str = "",
+        run_periods: Callable[[], Awaitable[Any]] | None = None,
     ):
         self.cron, self.reminder_cron, self.timezone = cron, reminder_cron, timezone
+        self.period_cron, self.run_periods = period_cron, run_periods
         self.grace = timedelta(minutes=grace_minutes)
         self.run_batch, self.remind, self.now = run_batch, remind, now
         self.scheduler = AsyncIOScheduler(timezone=zone(timezone))
@@ -78,6 +81,16 @@ class WeeklySchedule:
                 self.remind,
                 trigger(self.reminder_cron, self.timezone),
                 id="approval-reminder",
+                misfire_grace_time=grace,
+                coalesce=True,
+                max_instances=1,
+            )
+        if self.period_cron and self.run_periods is not None:
+            # fortnights, 30 days, months: drafted once ended (a no-op when nothing has ended since)
+            self.scheduler.add_job(
+                self.run_periods,
+                trigger(self.period_cron, self.timezone),
+                id="period-batch",
                 misfire_grace_time=grace,
                 coalesce=True,
                 max_instances=1,

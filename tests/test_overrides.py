@@ -14,7 +14,6 @@ from reporting.overrides import (
     diff,
     parse_addresses,
     parse_form,
-    period_note,
 )
 
 CODES = ["ACME", "GLOBEX"]
@@ -94,7 +93,7 @@ def test_the_form_replaces_only_what_it_carries() -> None:
     assert "NOPE" not in new.customers
     changes = diff(current, new)
     assert changes["msp_name"] == {"from": "Old", "to": "Contoso Managed"}
-    assert changes["customers.ACME.period"] == {"from": "week", "to": "month"}
+    assert changes["customers.ACME.period"] == {"from": "", "to": "month"}  # "": the file's
     assert changes["customers.ACME.recipients.executive"]["to"] == ["ceo@acme.example", "it@acme.example"]
     assert "customers.GLOBEX.enabled" not in changes
     assert ReportSettings.from_json(new.to_json(), 3) == ReportSettings(
@@ -118,8 +117,11 @@ def test_every_problem_of_a_form_is_reported_and_nothing_is_taken() -> None:
     assert "customers.GLOBEX.recipients.technical: 'bad@' is not a plain email address" in text
 
 
-def test_periods_other_than_week_are_said_to_be_not_implemented() -> None:
-    assert period_note("week") is None
-    for period in ("fortnight", "30d", "month"):
-        note = period_note(period)
-        assert note is not None and "only weekly reports are implemented yet" in note
+def test_an_empty_period_keeps_the_files_and_round_trips() -> None:
+    saved = parse_form({"customers.ACME.period": "month"}, ReportSettings(), CODES)
+    assert saved.customer("ACME").period == "month"
+    back = ReportSettings.from_json(saved.to_json(), 1)
+    assert back.customer("ACME").period == "month"
+    cleared = parse_form({"customers.ACME.period": ""}, back, CODES)
+    assert cleared.customer("ACME").period == ""
+    assert "ACME" not in cleared.customers  # nothing left to override: the file's values hold
