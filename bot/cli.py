@@ -29,14 +29,18 @@ from reporting.collect import source_timeout, unmapped_records
 from reporting.config import Config, ConfigError, CustomerConfig, load_config
 from reporting.drafts import DraftState
 from reporting.engine import Draft, Engine
+from reporting.models import PERIOD_KINDS, Period, PeriodKind
 from reporting.output import write_atomic
 from reporting.period import (
     PeriodError,
     WeekNotEnded,
     has_ended,
     has_started,
+    last_complete,
     last_complete_week_day,
     parse_week,
+    period_containing,
+    period_kind,
     week_containing,
 )
 from reporting.rollup import DraftStatus, rollup_markdown, rollup_rows
@@ -64,6 +68,8 @@ class Setup:
     allow_partial: bool = False  # --allow-partial: a week not over yet is reported, labelled partial
     reviews: dict[str, DraftStatus | None] | None = None  # the demo: each draft's review state, for the roll-up
     skip_disabled: bool = False  # `run --all`: customers an admin disabled in Teams are skipped
+    week_given: bool = False  # --week: each customer's period that contains it (else its newest ended one)
+    period: PeriodKind | None = None  # --period: every customer's period for this run
 
 
 def _last_complete_for_all(zones: Sequence[str]) -> date:
@@ -81,7 +87,7 @@ def _resolve(args: argparse.Namespace) -> Setup:
         config = load_config(path, source_types=OPTIONS)
         zones = [config.customer_timezone(c) for c in config.customers] or [config.msp.timezone]
         week_day = parse_week(args.week) if args.week else _last_complete_for_all(zones)
-        return Setup(config, Path(path).resolve().parent, None, week_day, path=path)
+        return _with_period(Setup(config, Path(path).resolve().parent, None, week_day, path=path), args)
     week_day = parse_week(args.week) if args.week else _last_complete_for_all([c.timezone for c in CUSTOMERS])
     anchor = week_containing(week_day, MSP_TIMEZONE).end_date
     dataset = SandboxDataset(anchor, synthetic=getattr(args, "synthetic", 0) or 0)
@@ -92,7 +98,33 @@ def _resolve(args: argparse.Namespace) -> Setup:
         parse_fault_specs(specs)
     except ValueError as err:
         raise CliError(f"--sim-faults: {err}", EXIT_USAGE) from err
-    return Setup(sandbox_config(dataset, store_url), None, dataset, week_day, specs)
+    return _with_period(Setup(sandbox_config(dataset, store_url), None, dataset, week_day, specs), args)
+
+
+def _with_period(setup: Setup, args: argparse.Namespace) -> Setup:
+    """``--week`` and ``--period`` into ``setup``: ``--period`` sets every customer's period for
+    this run (over the file's and the admins' saved ones)."""
+    setup.week_given = bool(getattr(args, "week", None))
+    raw = getattr(args, "period", None)
+    if raw:
+        try:
+            setup.period = period_kind(raw)
+        except PeriodError as err:
+            raise CliError(f"--period: {err}", EXIT_USAGE) from err
+        setup.config = setup.config.model_copy(
+            update={"customers": [c.model_copy(update={"period": setup.period}) for c in setup.config.customers]}
+        )
+    return setup
+
+
+def _period_of(setup: Setup, customer: CustomerConfig) -> Period:
+    """The period a run reports for ``customer`` (before the admins' saved settings are read)."""
+    tz = setup.config.customer_timezone(customer)
+    kind = setup.period or customer.period
+    if setup.week_given or kind == "week":
+        return period_containing(setup.week_day, tz, kind)
+    week_end = period_containing(setup.week_day, tz, "week").end
+    return last_complete(min(datetime.now(UTC), week_end), tz, kind)
 
 
 def _select(config: Config, codes: Sequence[str], all_: bool) -> list[CustomerConfig]:
@@ -198,6 +230,8 @@ async def _generate_with(
     )
     live = LiveSettings(await SettingsStore.open(store.engine), config, engine)
     await live.refresh()  # the admins' settings saved in Teams: the MSP name, who is disabled
+    if setup.period is not None:  # --period: over the admins' saved periods too
+        engine.period_kinds = {c.code: setup.period for c in config.customers}
     if setup.skip_disabled:
         skipped = [c.code for c in customers if not live.now.enabled(c.code)]
         customers = [c for c in customers if live.now.enabled(c.code)]
@@ -213,7 +247,9 @@ async def _generate_with(
         progress.step(c.code if isinstance(result, Draft) else f"{c.code} FAILED")
 
     try:
-        results = await engine.run_many(customers, setup.week_day, out, backfill_weeks=backfill, on_done=done)
+        results = await engine.run_many(
+            customers, setup.week_day, out, backfill_weeks=backfill, on_done=done, containing=setup.week_given
+        )
         if deliver:
             setup.reviews = await _approve_and_deliver(config, store, [r for r in results if isinstance(r, Draft)], out)
         swept = await sweep
@@ -261,7 +297,7 @@ async def _approve_and_deliver(
     )
     try:
         for d in drafts:
-            draft = await state.upsert_drafted(d.code, d.report.period.end_date)
+            draft = await state.upsert_drafted(d.code, d.report.period.end_date, d.report.period.kind)
             approved = await state.change(
                 draft.id,
                 draft.version,
@@ -276,7 +312,7 @@ async def _approve_and_deliver(
             await close()
     statuses: dict[str, DraftStatus | None] = {}
     for d in drafts:
-        row = await state.for_week(d.code, d.report.period.end_date)
+        row = await state.for_week(d.code, d.report.period.end_date, d.report.period.kind)
         statuses[d.code] = (
             None
             if row is None
@@ -319,7 +355,7 @@ def _refuse_unfinished(setup: Setup, customers: Sequence[CustomerConfig], allow_
     before anything is written, unless ``--allow-partial``; a week that has not started, always."""
     now = datetime.now(UTC)
     for c in customers:
-        period = week_containing(setup.week_day, setup.config.customer_timezone(c))
+        period = _period_of(setup, c)
         started = has_started(period, now)
         if has_ended(period, now) or (allow_partial and started):
             continue
@@ -744,6 +780,14 @@ def build_parser() -> argparse.ArgumentParser:
             "report a week that has not ended yet (labelled 'partial, as of <time>'); without it such a week is refused"
         ),
     )
+    run.add_argument(
+        "--period",
+        choices=PERIOD_KINDS,
+        help=(
+            "report this period for every customer named (over its configured one): week, fortnight (14 days), "
+            "30d (30 days) or month (the calendar month); --week then names any date inside it"
+        ),
+    )
     run.set_defaults(func=cmd_run)
 
     demo = sub.add_parser("demo", help="the whole weekly procedure on the sandbox MSP")
@@ -755,6 +799,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--allow-partial", action="store_true", help="report a week that has not ended yet, labelled partial"
     )
+    demo.add_argument("--period", choices=PERIOD_KINDS, help="every customer's period (default: week)")
     demo.set_defaults(func=cmd_demo)
 
     cfg = sub.add_parser("config", help="configuration tools")

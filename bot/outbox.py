@@ -86,7 +86,8 @@ def recipients(parcel: Parcel) -> list[str]:
 
 def subject(parcel: Parcel) -> str:
     # neutral(): no CR/LF or other controls from the config reach a header, no bidi override
-    text = neutral(f"{parcel.customer.name}: weekly report, {fmt.report_week(parcel.report)}")
+    adjective = fmt.words(parcel.report.period).adjective  # weekly | fortnightly | 30-day | monthly
+    text = neutral(f"{parcel.customer.name}: {adjective} report, {fmt.report_week(parcel.report)}")
     return f"TEST — {text}" if getattr(parcel, "test", False) else text  # duck-typed parcels have no flag
 
 
@@ -149,6 +150,7 @@ def cover_note(config: Config, parcel: Parcel) -> str:
         brand_color=config.msp.brand_color,
         customer_name=neutral(parcel.customer.name),
         period=period,
+        w=fmt.words(r.period),
         highlights=[neutral(s) for s in r.summary[:4]],
         commentary=neutral(r.commentary.text, multiline=True) if r.commentary else "",
         file_name=neutral(parcel.file_name),
@@ -188,7 +190,8 @@ class OutboxBackend:
             "delivery_id": key,
             "channel": channel,
             "file": str(file_path.resolve()),
-            "text": f"Weekly report for {parcel.customer.name}, {fmt.report_week(parcel.report)}",
+            "text": f"{fmt.words(parcel.report.period).adjective.capitalize()} report for {parcel.customer.name}, "
+            f"{fmt.report_week(parcel.report)}",
             "summary": list(parcel.report.summary[:4]),
             "card": channel_card(
                 parcel.report, file_url=file_path.resolve().as_uri(), key=key, msp_name=msp_name(self.config, parcel)

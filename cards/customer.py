@@ -17,6 +17,7 @@ from typing import Any
 from cards.elements import Element, adaptive_card, check_size, container, open_url, text_block
 from cards.review import period_text
 from cards.text import join, md, plain, safe_url
+from reporting import fmt
 from reporting.models import Report
 
 SUMMARY_LINES = 4
@@ -25,9 +26,10 @@ OPEN_TITLE = "Open the report (PDF)"
 
 def channel_card(report: Report, *, file_url: str | None, key: str, msp_name: str) -> dict[str, Any]:
     c = report.customer
+    w = fmt.words(report.period)
     header = container(
         [
-            text_block(plain(f"Weekly report: {c.name}", limit=120), size="Large", weight="Bolder"),
+            text_block(plain(f"{w.adjective.capitalize()} report: {c.name}", limit=120), size="Large", weight="Bolder"),
             text_block(
                 join(plain(period_text(report)), plain(f"from {msp_name}", limit=80)), isSubtle=True, spacing="None"
             ),
@@ -37,7 +39,7 @@ def channel_card(report: Report, *, file_url: str | None, key: str, msp_name: st
     body: list[Element] = [header]
     lines = [s for s in report.summary if s.strip()][:SUMMARY_LINES]
     if lines:
-        body.append(text_block(md("**This week**"), spacing="Medium"))
+        body.append(text_block(md(f"**{w.this[:1].upper()}{w.this[1:]}**"), spacing="Medium"))
         body.extend(text_block(join(md("\u2022"), plain(s, limit=300), sep=" "), spacing="Small") for s in lines)
     if report.commentary and report.commentary.text.strip():
         body.append(text_block(md("**Your engineer's note**"), spacing="Medium"))
@@ -52,5 +54,5 @@ def channel_card(report: Report, *, file_url: str | None, key: str, msp_name: st
                 spacing="Medium",
             )
         )
-    fallback = f"Weekly report for {c.name}, {period_text(report)}"
+    fallback = f"{w.adjective.capitalize()} report for {c.name}, {period_text(report)}"
     return check_size(adaptive_card(body, actions, fallback_text=plain(fallback)))

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from reporting.config import Thresholds
-from reporting.fmt import backup_stopped, duration, hours, pct, target, when
+from reporting.fmt import WORDS, Words, backup_stopped, duration, hours, pct, target, when
 from reporting.models import SEVERITY_ORDER, Backups, Flag, Section, Security, Severity, Sites, Tickets, Uptime
 from reporting.voice import missing_short
 
@@ -96,7 +96,7 @@ def _uptime_flags(cur: Uptime, prev: Uptime | None, th: Thresholds) -> list[Flag
     return out
 
 
-def _ticket_flags(cur: Tickets, prev: Tickets | None, th: Thresholds) -> list[Flag]:
+def _ticket_flags(cur: Tickets, prev: Tickets | None, th: Thresholds, w: Words) -> list[Flag]:
     out = []
     att, prev_att = cur.sla_attainment_pct, prev.sla_attainment_pct if prev else None
     below = att is not None and att < cur.target_pct
@@ -118,7 +118,7 @@ def _ticket_flags(cur: Tickets, prev: Tickets | None, th: Thresholds) -> list[Fl
                 "sla_below_target",
                 "medium",
                 "tickets",
-                f"Only {pct(att, 1)} of service desk tickets closed this week met their resolution target "
+                f"Only {pct(att, 1)} of service desk tickets closed {w.this} met their resolution target "
                 f"(target {target(cur.target_pct)}; {cur.sla_breaches} breaches).",
             )
         )
@@ -137,7 +137,7 @@ def _ticket_flags(cur: Tickets, prev: Tickets | None, th: Thresholds) -> list[Fl
     return out
 
 
-def _backup_flags(cur: Backups, th: Thresholds, tz: str) -> list[Flag]:
+def _backup_flags(cur: Backups, th: Thresholds, tz: str, w: Words) -> list[Flag]:
     out = []
     stale = [p for p in cur.protected if p.status == "stale" or (p.status == "never" and p.runs_failed == 0)]
     failed = [p for p in cur.protected if p.status == "failed" or (p.status == "never" and p.runs_failed > 0)]
@@ -145,7 +145,7 @@ def _backup_flags(cur: Backups, th: Thresholds, tz: str) -> list[Flag]:
         items = "; ".join(
             f"{p.name} has never completed a backup"
             if p.last_success is None
-            else f"{backup_stopped(p, tz)} ({hours(p.rpo_hours)} before the week ended)"
+            else f"{backup_stopped(p, tz)} ({hours(p.rpo_hours)} before the {w.noun} ended)"
             for p in stale
         )
         out.append(
@@ -161,7 +161,7 @@ def _backup_flags(cur: Backups, th: Thresholds, tz: str) -> list[Flag]:
     return out
 
 
-def _security_flags(cur: Security, th: Thresholds, tz: str) -> list[Flag]:
+def _security_flags(cur: Security, th: Thresholds, tz: str, w: Words) -> list[Flag]:
     out = []
     watched = [i for i in cur.open_items if i.severity in th.open_incident_severities]
     if watched:
@@ -184,7 +184,7 @@ def _security_flags(cur: Security, th: Thresholds, tz: str) -> list[Flag]:
                 "secure_score_drop",
                 "medium",
                 "security",
-                f"Microsoft Secure Score fell {abs(cur.secure_score_change):.1f} points this week, to "
+                f"Microsoft Secure Score fell {abs(cur.secure_score_change):.1f} points {w.this}, to "
                 f"{pct(cur.secure_score_pct, 1)}.",
             )
         )
@@ -210,16 +210,24 @@ def compute_flags(
     previous: Mapping[str, Section] | None,
     thresholds: Thresholds,
     tz: str,
+    w: Words = WORDS["week"],
 ) -> tuple[Flag, ...]:
-    """Flags for this week, most severe first (stable order within a severity)."""
+    """Flags for this period, most severe first (stable order within a severity); ``w``: how the
+    messages name the period."""
     flags: list[Flag] = []
     for name, s in current.items():
         if not s.ok:
             # the customer's words; the technical reason stays in the section's ``error`` (review card, snapshot)
-            flags.append(Flag("data_unavailable", "medium", name, missing_short(name)))
+            flags.append(Flag("data_unavailable", "medium", name, missing_short(name, w)))
     if previous is None:
         flags.append(
-            Flag("no_baseline", "low", "report", "No earlier week is stored, so there is nothing to compare with yet.")
+            Flag(
+                "no_baseline",
+                "low",
+                "report",
+                f"No earlier {w.noun if w.noun != '30 days' else '30-day period'} is stored, so there is nothing "
+                "to compare with yet.",
+            )
         )
 
     up = _data(current, "uptime")
@@ -229,13 +237,13 @@ def compute_flags(
     tk = _data(current, "tickets")
     if isinstance(tk, Tickets):
         prev_tk = _data(previous, "tickets")
-        flags += _ticket_flags(tk, prev_tk if isinstance(prev_tk, Tickets) else None, thresholds)
+        flags += _ticket_flags(tk, prev_tk if isinstance(prev_tk, Tickets) else None, thresholds, w)
     bk = _data(current, "backups")
     if isinstance(bk, Backups):
-        flags += _backup_flags(bk, thresholds, tz)
+        flags += _backup_flags(bk, thresholds, tz, w)
     sec = _data(current, "security")
     if isinstance(sec, Security):
-        flags += _security_flags(sec, thresholds, tz)
+        flags += _security_flags(sec, thresholds, tz, w)
     st = _data(current, "sites")
     if isinstance(st, Sites):
         flags += _site_flags(st)

@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from reporting import snapshot
+from reporting import fmt, snapshot
 from reporting.children import sigint_ignored_by_children
 from reporting.collect import SourceBreaker, collect
 from reporting.config import Config, CustomerConfig
@@ -43,6 +43,7 @@ from reporting.models import (
 from reporting.output import report_paths, write_atomic
 from reporting.period import (
     WeekNotEnded,
+    day_in,
     has_ended,
     has_started,
     last_complete,
@@ -205,7 +206,8 @@ class Engine:
         )
         prev_payload = await self.store.get(customer.code, previous_period(period).end.date(), period.kind)
         previous = snapshot.from_dict(prev_payload).sections if prev_payload else None
-        flags = compute_flags(sections, previous, self.config.thresholds, tz)
+        w = fmt.words(period)
+        flags = compute_flags(sections, previous, self.config.thresholds, tz, w)
         history = tuple(
             _week_point(p)
             for p in await self.store.history(customer.code, period.end.date(), HISTORY_POINTS, period.kind)
@@ -225,10 +227,10 @@ class Engine:
             sections=sections,
             flags=flags,
             generated_at=self.now(),
-            summary=executive_summary(sections, flags, previous),
-            recommendations=recommendations(sections, flags),
+            summary=executive_summary(sections, flags, previous, w),
+            recommendations=recommendations(sections, flags, w),
             history=history,
-            engineer_actions=engineer_actions(sections, flags),
+            engineer_actions=engineer_actions(sections, flags, w),
             partial_as_of=read.end if partial else None,
         )
 
@@ -316,19 +318,23 @@ class Engine:
         out: Path,
         backfill_weeks: int = 0,
         on_done: Callable[[Draft | BaseException, CustomerConfig], Awaitable[None] | None] | None = None,
+        containing: bool = True,
     ) -> list[Draft | BaseException]:
         """Drafts for ``customers`` concurrently (bounded by ``[schedule] concurrency``). A source
         that runs out its timeout once is not waited for again in this batch (``SourceBreaker``),
-        so one hung source costs about one timeout, not one per customer."""
+        so one hung source costs about one timeout, not one per customer. Each customer's period
+        is the one of its kind that contains ``week_day``, or with ``containing`` False its
+        newest one that had ended by the end of ``week_day``'s week (:meth:`batch_period`)."""
         sem = asyncio.Semaphore(self.config.schedule.concurrency)
         breaker = SourceBreaker()
 
         async def one(c: CustomerConfig) -> Draft | BaseException:
+            day = week_day if containing else day_in(self.batch_period(c, week_day))
             async with sem:
                 try:
                     if backfill_weeks:
-                        await self.backfill(c, week_day, backfill_weeks, breaker)
-                    result: Draft | BaseException = await self.draft(c, week_day, out, breaker)
+                        await self.backfill(c, day, backfill_weeks, breaker)
+                    result: Draft | BaseException = await self.draft(c, day, out, breaker)
                 except Exception as err:  # one customer's failure must not stop the batch
                     log.exception("draft for %s failed", c.code)
                     result = err

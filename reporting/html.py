@@ -75,12 +75,13 @@ def _charts(report: Report, branding: Branding) -> dict[str, str]:
     """The charts the PDF draws, from the same figures and series (``reporting.pdf.builder``)."""
     theme = theme_for(branding.brand_color)
     s = report.sections
+    w = fmt.words(report.period)
     out: dict[str, str] = {}
     if s["uptime"].ok:
         u = s["uptime"].data
         labels, values = trend_series(report, lambda w: w.uptime_pct, u.overall_pct)  # type: ignore[union-attr]
         chart = kpi_trend_chart(theme, labels, values, u.target_pct, digits=fmt.UPTIME_DIGITS)  # type: ignore[union-attr]
-        out["uptime_trend"] = _svg(chart, f"Uptime, last {len(labels)} week{'s' if len(labels) != 1 else ''}")
+        out["uptime_trend"] = _svg(chart, f"Uptime, last {len(labels)} {w.plural if len(labels) != 1 else w.noun}")
         if u.by_site:  # type: ignore[union-attr]
             groups = u.by_site  # type: ignore[union-attr]
             site_chart = uptime_by_site_chart(
@@ -92,14 +93,15 @@ def _charts(report: Report, branding: Branding) -> dict[str, str]:
             out["uptime_by_site"] = _svg(site_chart, "Uptime per site")
     if s["tickets"].ok:
         t = s["tickets"].data
-        points = [*earlier_ticket_points(report), TrendPoint("This week", t.opened, t.closed, t.backlog)]  # type: ignore[union-attr]
+        points = [*earlier_ticket_points(report), TrendPoint(w.point, t.opened, t.closed, t.backlog)]  # type: ignore[union-attr]
         out["ticket_trend"] = _svg(ticket_trend_chart(theme, points), "Ticket trend")
     if s["security"].ok:
         labels, scores = trend_series(report, lambda w: w.secure_score_pct, s["security"].data.secure_score_pct)  # type: ignore[union-attr]
         known = [v for v in scores if v is not None]
         if known:
             chart = kpi_trend_chart(theme, labels, scores, None, digits=fmt.RATE_DIGITS, axis=score_axis_range(known))
-            out["score_trend"] = _svg(chart, f"Secure Score, last {len(labels)} week{'s' if len(labels) != 1 else ''}")
+            many = w.plural if len(labels) != 1 else w.noun
+            out["score_trend"] = _svg(chart, f"Secure Score, last {len(labels)} {many}")
     return out
 
 

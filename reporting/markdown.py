@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import date
 from functools import lru_cache
 
 import jinja2
@@ -16,6 +16,7 @@ import jinja2
 from reporting import fmt, voice
 from reporting.fmt import TREND_WEEKS
 from reporting.models import SECTION_TITLES, Branding, Report, WeekPoint, customer_flags
+from reporting.period import previous_period
 from reporting.text import neutral
 
 _MD_INLINE = re.compile(r"([\\`*_\[\]|~])")
@@ -78,14 +79,20 @@ def render_markdown(report: Report, branding: Branding, chart: Callable[[str], s
     """The Markdown report. ``chart(name)``: a line to put where the chart ``name`` belongs
     (``reporting.html`` marks its places; the Markdown report has none)."""
     tz = report.period.timezone
-    days = (report.period.end.date() - report.period.start.date()).days
-    before = report.period.end_date - timedelta(days=days)
+    kind = report.period.kind
+    words = fmt.words(report.period)
+    before = previous_period(report.period).end_date
     prev = next((w for w in report.history if w.period_end == before), None)
 
+    def first(period_end: date) -> str:
+        """A stored period by its first day: 'week of 16 Nov', 'fortnight of 2 Nov', 'Nov'."""
+        label = fmt.week_monday(period_end, report.period.days, kind)
+        return {"month": label, "30d": f"30 days from {label}"}.get(kind, f"{words.noun} of {label}")
+
     def trend(value: Callable[[WeekPoint], float | None], now: float | None) -> list[tuple[str, float | None]]:
-        """A figure over the last six weeks, each week named by its Monday, this week last."""
+        """A figure over the last six periods, each named by its first day, this one last."""
         earlier = [w for w in report.history if w.period_end < report.period.end_date][-(TREND_WEEKS - 1) :]
-        return [(f"week of {fmt.week_monday(w.period_end, days)}", value(w)) for w in earlier] + [("this week", now)]
+        return [(first(w.period_end), value(w)) for w in earlier] + [(words.point.lower(), now)]
 
     return (
         _env()
@@ -97,10 +104,12 @@ def render_markdown(report: Report, branding: Branding, chart: Callable[[str], s
             titles=SECTION_TITLES,
             findings=customer_flags(report.flags),
             source_label=voice.source_label,
-            missing=voice.missing,
+            missing=lambda name: voice.missing(name, words),
+            w=words,
+            possessive=voice.possessive(words),
             overall_basis=voice.overall_basis,
-            score_missing=voice.SCORE_MISSING,
-            sites_current_only=voice.SITES_CURRENT_ONLY,
+            score_missing=voice.score_missing(words),
+            sites_current_only=voice.sites_current_only(words),
             tz=tz,
             when=lambda ts: fmt.when(ts, tz),
             outage_end=lambda o: fmt.outage_end(o, tz),
@@ -112,7 +121,7 @@ def render_markdown(report: Report, branding: Branding, chart: Callable[[str], s
             week=fmt.report_week(report),
             partial=fmt.partial(report.partial_as_of, tz) if report.partial_as_of is not None else None,
             partial_at=fmt.moment(report.partial_as_of, tz) if report.partial_as_of is not None else None,
-            monday=fmt.week_monday,
+            monday=first,
             prev=prev,
             trend=trend,
             lambda_uptime=lambda w: w.uptime_pct,

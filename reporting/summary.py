@@ -21,16 +21,16 @@ from reporting.models import (
     Uptime,
     customer_flags,
 )
-from reporting.voice import missing_short
+from reporting.voice import missing_short, possessive
 
 _MAX_FLAG_SENTENCES = 2
 
 
-def _uptime_sentence(s: Section, prev: Uptime | None) -> str:
+def _uptime_sentence(s: Section, prev: Uptime | None, w: fmt.Words) -> str:
     if not s.ok or not isinstance(s.data, Uptime):
-        return missing_short("uptime").replace("are missing;", "are missing (they are not zero);")
+        return missing_short("uptime", w).replace("are missing;", "are missing (they are not zero);")
     u = s.data
-    was = f", compared with {fmt.uptime(prev.overall_pct)} the week before" if prev else ""
+    was = f", compared with {fmt.uptime(prev.overall_pct)} {w.before}" if prev else ""
     verdict = "meeting" if u.overall_pct >= u.target_pct else "short of"
     return (
         f"Network and server uptime was {fmt.uptime(u.overall_pct)}{was}, "
@@ -38,7 +38,7 @@ def _uptime_sentence(s: Section, prev: Uptime | None) -> str:
     )
 
 
-def _tickets_sentence(t: Section, c: Section) -> str:
+def _tickets_sentence(t: Section, c: Section, w: fmt.Words) -> str:
     parts = []
     if t.ok and isinstance(t.data, Tickets):
         d = t.data
@@ -51,13 +51,13 @@ def _tickets_sentence(t: Section, c: Section) -> str:
             f"The service desk opened {d.opened} tickets and closed {d.closed}{sla}, with {d.backlog} still open"
         )
     else:
-        parts.append("This week's service desk ticket figures are missing and will follow in next week's report")
+        parts.append(f"{possessive(w)} service desk ticket figures are missing and will follow in {w.next_report}")
     if c.ok and isinstance(c.data, Changes):
         parts.append(f"{c.data.count} planned change{'s were' if c.data.count != 1 else ' was'} carried out")
     return "; ".join(parts) + "."
 
 
-def _posture_sentence(b: Section, sec: Section, sites: Section) -> str:
+def _posture_sentence(b: Section, sec: Section, sites: Section, w: fmt.Words) -> str:
     parts = []
     if b.ok and isinstance(b.data, Backups):
         rate = b.data.success_rate_pct
@@ -79,9 +79,7 @@ def _posture_sentence(b: Section, sec: Section, sites: Section) -> str:
     if sec.ok and isinstance(sec.data, Security):
         n = sec.data.incidents_new
         open_ = sec.data.incidents_open
-        parts.append(
-            f"{n} security incident{'s were' if n != 1 else ' was'} raised ({open_} open at the end of the week)"
-        )
+        parts.append(f"{n} security incident{'s were' if n != 1 else ' was'} raised ({open_} open at {w.end})")
     if sites.ok and isinstance(sites.data, Sites) and sites.data.checks:
         measured = [c.availability_pct for c in sites.data.checks if c.availability_pct is not None]
         if sites.data.basis == "period" and measured:
@@ -89,31 +87,36 @@ def _posture_sentence(b: Section, sec: Section, sites: Section) -> str:
         else:
             up = sum(1 for c in sites.data.checks if (c.status_now or "").lower() == "healthy")
             parts.append(
-                f"{up} of {len(sites.data.checks)} public-site checks are healthy now (the week's history "
-                "will follow next week)"
+                f"{up} of {len(sites.data.checks)} public-site checks are healthy now (the history of "
+                f"{w.this} will follow in {w.next_report})"
             )
     if not parts:
         return (
-            "This week's backup, security and public-site figures are missing; they will follow in next week's report."
+            f"{possessive(w)} backup, security and public-site figures are missing; they will follow in "
+            f"{w.next_report}."
         )
     text = ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
     return text[0].upper() + text[1:] + "."
 
 
 def executive_summary(
-    sections: Mapping[str, Section], flags: tuple[Flag, ...], previous: Mapping[str, Section] | None
+    sections: Mapping[str, Section],
+    flags: tuple[Flag, ...],
+    previous: Mapping[str, Section] | None,
+    w: fmt.Words = fmt.WORDS["week"],
 ) -> tuple[str, ...]:
+    """``w``: how the text names the period ("this week", "this month")."""
     attention = list(customer_flags(flags))
     gaps = [f.section for f in flags if f.code == "data_unavailable"]
     out: list[str] = []
     covered: set[str] = set()  # sections a flag sentence already speaks about
     if not attention and not gaps:
-        out.append("A quiet week: every figure we track stayed within its target.")
+        out.append(f"A quiet {w.noun}: every figure we track stayed within its target.")
     elif not attention:
-        out.append("Nothing needs your attention this week in the figures we could collect.")
+        out.append(f"Nothing needs your attention {w.this} in the figures we could collect.")
     else:
         n = len(attention)
-        out.append(f"{n} item{'s need' if n != 1 else ' needs'} attention this week.")
+        out.append(f"{n} item{'s need' if n != 1 else ' needs'} attention {w.this}.")
         for f in attention:
             if f.section in covered:
                 continue
@@ -124,13 +127,13 @@ def executive_summary(
     prev_up = previous.get("uptime") if previous else None
     if "uptime" not in covered:
         prev = prev_up.data if prev_up and prev_up.ok and isinstance(prev_up.data, Uptime) else None
-        out.append(_uptime_sentence(sections["uptime"], prev))
+        out.append(_uptime_sentence(sections["uptime"], prev, w))
     if "tickets" not in covered and len(out) < 5:
-        out.append(_tickets_sentence(sections["tickets"], sections["changes"]))
+        out.append(_tickets_sentence(sections["tickets"], sections["changes"], w))
     if len(out) < 5:
-        out.append(_posture_sentence(sections["backups"], sections["security"], sections["sites"]))
+        out.append(_posture_sentence(sections["backups"], sections["security"], sections["sites"], w))
     if previous is None and len(out) < 5:
-        out.append("This is the first report we hold for you, so week-over-week comparisons start next week.")
+        out.append(f"This is the first report we hold for you, so comparisons with {w.last} start in {w.next_report}.")
     return tuple(out[:5])
 
 
@@ -165,14 +168,16 @@ _CUSTOMER_ADVICE: dict[tuple[str, str], str] = {  # (flag kind, section or "*") 
 }
 
 
-def _customer_advice(f: Flag) -> str:
+def _customer_advice(f: Flag, w: fmt.Words) -> str:
     """Advice to the customer for one finding: the fact, what to consider, what it costs not to."""
     key = ("sla", f.section) if set(f.codes) & set(_SLA_CODES) else (f.code, "*")
-    advice = _CUSTOMER_ADVICE.get(key)
+    advice = _CUSTOMER_ADVICE.get(key, "").replace("this week", w.this)
     return f"{_lead(f)}. {advice}" if advice else ""
 
 
-def recommendations(sections: Mapping[str, Section], flags: tuple[Flag, ...]) -> tuple[str, ...]:
+def recommendations(
+    sections: Mapping[str, Section], flags: tuple[Flag, ...], w: fmt.Words = fmt.WORDS["week"]
+) -> tuple[str, ...]:
     """Advice to the customer, one per finding they should care about, in flag order (most severe
     first), each starting with the fact that triggered it. Our own data problems are not here:
     they are :func:`engineer_actions`."""
@@ -180,24 +185,26 @@ def recommendations(sections: Mapping[str, Section], flags: tuple[Flag, ...]) ->
     seen: set[tuple[str, str]] = set()
     for f in customer_flags(flags):
         key = ("sla", f.section) if set(f.codes) & set(_SLA_CODES) else (f.code, f.section)
-        text = _customer_advice(f)
+        text = _customer_advice(f, w)
         if key in seen or not text:
             continue
         seen.add(key)
         out.append(text)
     if not out:
-        out.append("No action is needed on your side this week.")
+        out.append(f"No action is needed on your side {w.this}.")
     return tuple(out)
 
 
-def engineer_actions(sections: Mapping[str, Section], flags: tuple[Flag, ...]) -> tuple[str, ...]:
+def engineer_actions(
+    sections: Mapping[str, Section], flags: tuple[Flag, ...], w: fmt.Words = fmt.WORDS["week"]
+) -> tuple[str, ...]:
     """The MSP's own to-dos with their technical reason: shown on the review card and the internal
     roll-up only, never to the customer."""
     out: list[str] = []
     for name, s in sections.items():
         if not s.ok:
             out.append(
-                f"Restore access to {s.source} so next week's {SECTION_TITLES.get(name, name).lower()} "
+                f"Restore access to {s.source} so the next report's {SECTION_TITLES.get(name, name).lower()} "
                 f"figures are complete: {s.error or 'no reason was given'}."
             )
     sec = sections.get("security")
@@ -209,7 +216,8 @@ def engineer_actions(sections: Mapping[str, Section], flags: tuple[Flag, ...]) -
     todo = {
         "uptime": "Find the root cause of the downtime with the site owner and the carrier; propose failover if it "
         "repeats.",
-        "tickets": "Go through the tickets that missed their target; agree priorities or staffing for next week.",
+        "tickets": "Go through the tickets that missed their target; agree priorities or staffing for the next "
+        f"{w.noun}.",
     }
     for f in flags:
         if set(f.codes) & set(_SLA_CODES):

@@ -7,6 +7,7 @@ receives (PDF, Markdown, email, channel card) says it with these words instead.
 
 from __future__ import annotations
 
+from reporting.fmt import WORDS, Words
 from reporting.models import Section, Sites, Uptime
 
 #: connector name -> what the customer calls that system
@@ -48,20 +49,25 @@ def source_label(section: Section) -> str:
     return SOURCE_LABELS.get(section.source.lower(), _SECTION_SOURCE.get(section.name, "Our monitoring"))
 
 
-def missing(name: str) -> str:
+def possessive(w: Words) -> str:
+    """ "This week's" / "This month's" / "The 30 days'"."""
+    return "The 30 days'" if w.noun == "30 days" else f"{w.this[:1].upper()}{w.this[1:]}'s"
+
+
+def missing(name: str, w: Words = WORDS["week"]) -> str:
     """What an unavailable section tells the customer: what is missing, that it is not a zero,
-    and that it follows next week. No reason: that stays on the review card."""
+    and that it follows in the next report. No reason: that stays on the review card."""
     what = _WHAT.get(name, "figures for this section")
     return (
-        f"This week's {what} could not be collected in time for this report, so none are shown here "
-        f"(they are not zero). We are looking into it, and next week's report will include them."
+        f"{possessive(w)} {what} could not be collected in time for this report, so none are shown here "
+        f"(they are not zero). We are looking into it, and {w.next_report} will include them."
     )
 
 
-def missing_short(name: str) -> str:
+def missing_short(name: str, w: Words = WORDS["week"]) -> str:
     """One sentence for the summary and the email."""
     what = _WHAT.get(name, "figures for this section")
-    return f"This week's {what} are missing; they will follow in next week's report."
+    return f"{possessive(w)} {what} are missing; they will follow in {w.next_report}."
 
 
 def overall_basis(u: Uptime) -> str:
@@ -71,14 +77,23 @@ def overall_basis(u: Uptime) -> str:
     return "the average over every monitored device, weighted by how long each was monitored"
 
 
-SCORE_MISSING = (
-    "Microsoft did not provide a complete Secure Score this week, so it is left out; it will be back next week."
-)
-SITES_CURRENT_ONLY = (
-    "The week's availability history could not be read, so only each site's current status is "
-    "shown; next week's report will include the weekly figure."
-)
+def score_missing(w: Words = WORDS["week"]) -> str:
+    return (
+        f"Microsoft did not provide a complete Secure Score {w.this}, so it is left out; "
+        f"it will be back in {w.next_report}."
+    )
 
 
-def sites_note(s: Sites) -> str:
-    return SITES_CURRENT_ONLY if s.basis != "period" else ""
+def sites_current_only(w: Words = WORDS["week"]) -> str:
+    return (
+        f"The {w.noun}{chr(39) if w.noun.endswith('s') else chr(39) + 's'} availability history could not be read, "
+        f"so only each site's current status is shown; {w.next_report} will include the {w.adjective} figure."
+    )
+
+
+SCORE_MISSING = score_missing()
+SITES_CURRENT_ONLY = sites_current_only()
+
+
+def sites_note(s: Sites, w: Words = WORDS["week"]) -> str:
+    return sites_current_only(w) if s.basis != "period" else ""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -66,6 +66,7 @@ from reporting.pdf.charts import (
     uptime_by_site_chart,
 )
 from reporting.pdf.stylesheet import Theme, theme_for
+from reporting.period import previous_period
 from reporting.text import neutral
 
 # Binary (Flate-only) streams: no ASCII85 pass over every page and font subset, ~20 % smaller files.
@@ -147,10 +148,9 @@ def fmt_signed(value: float | int | None, unit: str = "", digits: int = 1) -> st
 
 
 def period_line(report: Report, tz: tzinfo) -> str:
-    """The week's one label (:func:`reporting.fmt.week`), with "partial, as of" when it had not ended."""
+    """The period's one label (:func:`reporting.fmt.week`), with "partial, as of" when it had not ended."""
     p = report.period
-    days = (p.end.date() - p.start.date()).days
-    label = fmt.week(p) if days == 7 else f"{days} days: {fmt.week_span(p)}"
+    label = fmt.week(p) if p.kind != "week" or p.days == 7 else f"{p.days} days: {fmt.week_span(p)}"
     if report.partial_as_of is not None:
         label += f" ({fmt.partial(report.partial_as_of, p.timezone)})"
     return label
@@ -169,15 +169,22 @@ class Ctx:
     def p(self, markup: str, style: str = "body", **kw: Any) -> Paragraph:
         return Paragraph(markup, self.theme.style(style), **kw)
 
+    def versus(self, last: str | None, target: str | None = None, *, delta: str | None = None) -> str:
+        return versus(last, target, delta=delta, w=self.w)
+
+    @property
+    def w(self) -> fmt.Words:
+        """How the text names the report's period ("this week", "last month")."""
+        return fmt.words(self.report.period)
+
     def cell(self, text: object, limit: int = CELL_LIMIT) -> Paragraph:
         """A wrapping table cell for a data string."""
         return Paragraph(esc(text, limit), self.theme.style("cell"))
 
     @property
     def previous_week(self) -> WeekPoint | None:
-        """The stored week right before this one (None when that week is not stored)."""
-        days = (self.report.period.end.date() - self.report.period.start.date()).days
-        before = self.report.period.end_date - timedelta(days=days)
+        """The stored period right before this one (None when it is not stored)."""
+        before = previous_period(self.report.period).end_date
         return next((w for w in self.report.history if w.period_end == before), None)
 
     def trend(
@@ -189,30 +196,35 @@ class Ctx:
 def trend_series(
     report: Report, value: Callable[[WeekPoint], float | None], now: float | None
 ) -> tuple[list[str], list[float | None]]:
-    """Labels (each week by its Monday) and values of a figure over the last six weeks, this week
-    last (the PDF's and the web page's trend charts)."""
-    days = (report.period.end.date() - report.period.start.date()).days
-    end = report.period.end_date
+    """Labels (each period by its first day) and values of a figure over the last six periods,
+    this one last (the PDF's and the web page's trend charts)."""
+    p = report.period
+    end = p.end_date
     earlier = [w for w in report.history if w.period_end < end][-(TREND_WEEKS - 1) :]
-    labels = [_week_label(w.period_end, days, compact=False) for w in earlier] + ["This week"]
+    labels = [_week_label(w.period_end, p.days, compact=False, kind=p.kind) for w in earlier] + [fmt.words(p).point]
     return labels, [value(w) for w in earlier] + [now]
 
 
 def earlier_ticket_points(report: Report) -> list[TrendPoint]:
     """The ticket trend's stored weeks before this one (up to ``MAX_TREND_WEEKS - 1``)."""
-    days = max(1, round(report.period.seconds / 86400))
-    end = report.period.end_date
+    p = report.period
+    end = p.end_date
     earlier = [w for w in report.history if w.period_end < end][-(MAX_TREND_WEEKS - 1) :]
     compact = len(earlier) > 7
     return [
-        TrendPoint(_week_label(w.period_end, days, compact), w.tickets_opened, w.tickets_closed, w.backlog)
+        TrendPoint(
+            _week_label(w.period_end, p.days, compact, kind=p.kind), w.tickets_opened, w.tickets_closed, w.backlog
+        )
         for w in earlier
     ]
 
 
-def versus(last: str | None, target: str | None = None, *, delta: str | None = None) -> str:
-    """A tile's note: 'last week 99.97 % (−4.01 pts) · target 99.5 %'; a week not stored says so."""
-    parts = [f"last week {last}" + (f" ({delta})" if delta else "") if last is not None else "last week not stored"]
+def versus(
+    last: str | None, target: str | None = None, *, delta: str | None = None, w: fmt.Words = fmt.WORDS["week"]
+) -> str:
+    """A tile's note: 'last week 99.97 % (−4.01 pts) · target 99.5 %'; a period not stored says so."""
+    before = w.last.removeprefix("in ")
+    parts = [f"{before} {last}" + (f" ({delta})" if delta else "") if last is not None else f"{before} not stored"]
     if target is not None:
         parts.append(f"target {target}")
     return " \u00b7 ".join(parts)
@@ -267,9 +279,9 @@ def kpi_row(ctx: Ctx, tiles: Sequence[tuple[str, str, str]]) -> Table:
 def unavailable_box(ctx: Ctx, name: str) -> list[Flowable]:
     """What the customer reads where a section's figures are missing: what is missing and that it
     follows next week. The technical reason is on the review card, never here."""
-    what = esc(voice.missing(name), ERROR_LIMIT)
+    what = esc(voice.missing(name, ctx.w), ERROR_LIMIT)
     box = Table(
-        [[ctx.p(f"<b>Not available this week</b> {DASH} {what}", "unavailable")]],
+        [[ctx.p(f"<b>Not available {ctx.w.this}</b> {DASH} {what}", "unavailable")]],
         colWidths=[ss.FRAME_WIDTH],
         hAlign="LEFT",
     )
@@ -340,7 +352,7 @@ def status_word(ok: bool) -> str:
 
 #: overall status in words, by the most severe thing the customer should care about
 STATUS_WORDS: dict[str, tuple[str, str]] = {
-    "high": ("Needs attention", "Something this week needs a decision or action on your side."),
+    "high": ("Needs attention", "Something in this report needs a decision or action on your side."),
     "medium": ("Mostly on track", "A few things are worth watching; nothing is urgent."),
     "low": ("On track", "Services ran as agreed; the details follow."),
 }
@@ -423,23 +435,28 @@ def build_cover(ctx: Ctx) -> list[Flowable]:
         ]
     )
     items = top_items(r)
-    matters: list[Flowable] = [ctx.p("What matters most this week", "h2")]
+    matters: list[Flowable] = [ctx.p(f"What matters most {ctx.w.this}", "h2")]
     if items:
         matters += [ctx.p(esc(t, SENTENCE_LIMIT), "cover_item", bulletText=f"{i}.") for i, t in enumerate(items, 1)]
     else:
-        matters.append(ctx.p("Nothing stood out this week.", "note"))
+        matters.append(ctx.p(f"Nothing stood out {ctx.w.this}.", "note"))
     listing = [
         ctx.p(
             esc(title, NAME_LIMIT)
-            + ("" if ok else f' <font color="#{ss.MUTED.hexval()[2:]}">{DASH} not available this week</font>'),
+            + ("" if ok else f' <font color="#{ss.MUTED.hexval()[2:]}">{DASH} not available {ctx.w.this}</font>'),
             "cover_meta",
         )
         for title, ok in contents(r)
     ]
     return [
-        ctx.p("TEST — WEEKLY SERVICE REPORT" if ctx.branding.test else "WEEKLY SERVICE REPORT", "cover_kicker"),
+        ctx.p(
+            f"TEST — {ctx.w.adjective.upper()} SERVICE REPORT"
+            if ctx.branding.test
+            else f"{ctx.w.adjective.upper()} SERVICE REPORT",
+            "cover_kicker",
+        ),
         *(
-            [ctx.p("TEST: sent only to the person who asked for it; not this week's report.", "cover_meta")]
+            [ctx.p(f"TEST: sent only to the person who asked for it; not the {ctx.w.noun}'s report.", "cover_meta")]
             if ctx.branding.test
             else []
         ),
@@ -467,12 +484,12 @@ def build_executive_summary(ctx: Ctx) -> list[Flowable]:
         for sentence in r.summary:
             out.append(ctx.p(esc(sentence, SENTENCE_LIMIT), "bullet", bulletText="\u2022"))
     else:
-        out.append(ctx.p("No summary was produced for this week.", "note"))
+        out.append(ctx.p(f"No summary was produced for {ctx.w.this.removeprefix('in ')}.", "note"))
 
     out.append(ctx.p("Flags", "h2"))
     flags = sorted(customer_flags(r.flags), key=lambda f: SEVERITY_ORDER.get(f.severity, 9))
     if not flags:
-        out.append(ctx.p("Nothing needs your attention this week.", "body"))
+        out.append(ctx.p(f"Nothing needs your attention {ctx.w.this}.", "body"))
     else:
         rows = []
         extra: list[Any] = []
@@ -522,9 +539,9 @@ def _group_rows(groups: Sequence[UptimeGroup], target: float) -> tuple[list[list
 DEVICE_MINUTES = "Device-minutes\n(summed over devices)"
 
 
-def _longest(events: Sequence[OutageEvent]) -> str:
+def _longest(events: Sequence[OutageEvent], w: fmt.Words = fmt.WORDS["week"]) -> str:
     if not events:
-        return "none this week"
+        return f"none {w.this}"
     o = max(events, key=lambda e: e.minutes)
     return f"longest {fmt.duration(o.minutes)}, {shorten(o.site, 30)}"
 
@@ -534,7 +551,7 @@ def outage_table(ctx: Ctx, events: Sequence[OutageEvent], title: str, *, with_de
     start, end and length in the customer's timezone, and the devices affected."""
     head = ctx.p(title, "h2")
     if not events:
-        return [KeepTogether([head, ctx.p("No outages this week.", "note")])]
+        return [KeepTogether([head, ctx.p(f"No outages {ctx.w.this}.", "note")])]
     shown = fmt.timeline(events)
     w = ss.FRAME_WIDTH
     rows: list[list[Any]] = []
@@ -570,7 +587,7 @@ def build_uptime(ctx: Ctx, u: Uptime) -> list[Flowable]:
     met = u.overall_pct >= u.target_pct
     prev = ctx.previous_week
     last = prev.uptime_pct if prev is not None else None
-    note = versus(
+    note = ctx.versus(
         None if last is None else fmt_pct(last),
         f"{fmt.target(u.target_pct)} {status_word(met)}",
         delta=None if last is None else fmt_signed(u.overall_pct - last, "pts", 2),
@@ -581,7 +598,7 @@ def build_uptime(ctx: Ctx, u: Uptime) -> list[Flowable]:
             ctx,
             [
                 (f"<font{colour}>{fmt_pct(u.overall_pct)}</font>", "Overall uptime", note),
-                (fmt_num(len(u.outages)), "Outages", _longest(u.outages)),
+                (fmt_num(len(u.outages)), "Outages", _longest(u.outages, ctx.w)),
                 (fmt_num(sum(g.devices for g in u.by_site)), "Devices monitored", ""),
             ],
         ),
@@ -592,7 +609,7 @@ def build_uptime(ctx: Ctx, u: Uptime) -> list[Flowable]:
     out.append(
         KeepTogether(
             [
-                ctx.p(f"Uptime, last {len(labels)} week{'s' if len(labels) != 1 else ''}", "h2"),
+                ctx.p(f"Uptime, last {len(labels)} {ctx.w.plural if len(labels) != 1 else ctx.w.noun}", "h2"),
                 kpi_trend_chart(ctx.theme, labels, values, u.target_pct, digits=fmt.UPTIME_DIGITS),
             ]
         )
@@ -628,9 +645,10 @@ def build_uptime(ctx: Ctx, u: Uptime) -> list[Flowable]:
     return out
 
 
-def _week_label(period_end: date, days: int, compact: bool) -> str:
-    monday = fmt.week_monday(period_end, days)
-    return monday if compact else f"w/c {monday}"
+def _week_label(period_end: date, days: int, compact: bool, kind: str = "week") -> str:
+    """A trend point: the period's first day ('w/c 16 Nov'; compact '16 Nov'), a month by name."""
+    first = fmt.week_monday(period_end, days, kind)
+    return first if compact or kind == "month" else f"w/c {first}" if kind == "week" else f"from {first}"
 
 
 def build_tickets(ctx: Ctx, t: Tickets) -> list[Flowable]:
@@ -638,20 +656,20 @@ def build_tickets(ctx: Ctx, t: Tickets) -> list[Flowable]:
 
     def vs(now: int, before: int | None) -> str:
         if before is None:
-            return versus(None)
-        return versus(fmt_num(before), delta=fmt_signed(now - before))
+            return ctx.versus(None)
+        return ctx.versus(fmt_num(before), delta=fmt_signed(now - before))
 
     last_sla = prev.sla_attainment_pct if prev is not None else None
     if t.sla_attainment_pct is None:
         sla_value = DASH
-        sla_note = "no tickets closed \u00b7 " + versus(
+        sla_note = "no tickets closed \u00b7 " + ctx.versus(
             None if last_sla is None else fmt.rate(last_sla), fmt.target(t.target_pct)
         )
     else:
         met = t.sla_attainment_pct >= t.target_pct
         colour = "" if met else f' color="#{ss.SEV_HIGH.hexval()[2:]}"'
         sla_value = f"<font{colour}>{fmt.rate(t.sla_attainment_pct)}</font>"
-        sla_note = versus(
+        sla_note = ctx.versus(
             None if last_sla is None else fmt.rate(last_sla), f"{fmt.target(t.target_pct)} {status_word(met)}"
         )
     out: list[Flowable] = [
@@ -660,7 +678,7 @@ def build_tickets(ctx: Ctx, t: Tickets) -> list[Flowable]:
             [
                 (fmt_num(t.opened), "Opened", vs(t.opened, prev.tickets_opened if prev else None)),
                 (fmt_num(t.closed), "Closed", vs(t.closed, prev.tickets_closed if prev else None)),
-                (fmt_num(t.backlog), "Open at week end", vs(t.backlog, prev.backlog if prev else None)),
+                (fmt_num(t.backlog), f"Open at {ctx.w.noun} end", vs(t.backlog, prev.backlog if prev else None)),
                 (fmt_num(t.sla_breaches), "SLA breaches", vs(t.sla_breaches, prev.sla_breaches if prev else None)),
                 (sla_value, "SLA attainment", sla_note),
             ],
@@ -670,12 +688,12 @@ def build_tickets(ctx: Ctx, t: Tickets) -> list[Flowable]:
     out.append(ctx.p("Ticket trend", "h2"))
     points = earlier_ticket_points(ctx.report)
     if not points:
-        out.append(ctx.p("No earlier weeks stored yet \u2014 the trend starts with this week.", "note"))
-    points.append(TrendPoint("This week", t.opened, t.closed, t.backlog))
+        out.append(ctx.p(f"No earlier {ctx.w.plural} stored yet \u2014 the trend starts with {ctx.w.this}.", "note"))
+    points.append(TrendPoint(ctx.w.point, t.opened, t.closed, t.backlog))
     out.append(ticket_trend_chart(ctx.theme, points))
 
     if t.by_priority:
-        out.append(ctx.p("Opened this week by priority", "h2"))
+        out.append(ctx.p(f"Opened {ctx.w.this} by priority", "h2"))
         total = sum(t.by_priority.values()) or 1
         rows = [
             [ctx.cell(name, NAME_LIMIT), fmt_num(n), fmt_pct(100.0 * n / total, 0)] for name, n in t.by_priority.items()
@@ -688,13 +706,13 @@ def build_tickets(ctx: Ctx, t: Tickets) -> list[Flowable]:
 
 def build_changes(ctx: Ctx, c: Changes) -> list[Flowable]:
     shown = len(c.items)
-    line = f"<b>{fmt_num(c.count)}</b> change{'s' if c.count != 1 else ''} executed this week."
+    line = f"<b>{fmt_num(c.count)}</b> change{'s' if c.count != 1 else ''} executed {ctx.w.this}."
     if shown < c.count:
         line += f" The {shown} listed below are those the source returned."
     out: list[Flowable] = [ctx.p(line)]
     if not c.items:
         if c.count == 0:
-            out.append(ctx.p("No changes were executed this week.", "note"))
+            out.append(ctx.p(f"No changes were executed {ctx.w.this}.", "note"))
         return out
     w = ss.FRAME_WIDTH
     rows = [[ctx.cell(ch.id, 40), ctx.cell(ch.title), fmt_dt_short(ch.closed_at, ctx.tz)] for ch in c.items]
@@ -732,11 +750,11 @@ def build_backups(ctx: Ctx, b: Backups) -> list[Flowable]:
                 (
                     rate,
                     "Backup success rate",
-                    rate_note + " \u00b7 " + versus(None if last_rate is None else fmt.rate(last_rate)),
+                    rate_note + " \u00b7 " + ctx.versus(None if last_rate is None else fmt.rate(last_rate)),
                 ),
                 (
                     fmt_num(b.runs_total) if b.run_history else DASH,
-                    "Runs this week",
+                    f"Runs {ctx.w.this}",
                     f"{b.runs_warning} with warnings" if b.runs_warning else "",
                 ),
                 (fmt_num(len(b.protected)), "Protected items", ""),
@@ -753,7 +771,7 @@ def build_backups(ctx: Ctx, b: Backups) -> list[Flowable]:
         out.append(
             ctx.p(
                 f'<font color="#{ss.SEV_HIGH.hexval()[2:]}"><b>{text}</b></font> '
-                f"({esc(fmt.hours(p.rpo_hours))} before the week ended).",
+                f"({esc(fmt.hours(p.rpo_hours))} before the {ctx.w.noun} ended).",
                 "body",
             )
         )
@@ -826,15 +844,18 @@ def build_backups(ctx: Ctx, b: Backups) -> list[Flowable]:
 
 def build_security(ctx: Ctx, s: Security) -> list[Flowable]:
     if s.secure_score_pct is None:
-        score, score_note = DASH, esc(voice.SCORE_MISSING, NAME_LIMIT) if s.score_note else "not part of this report"
+        score, score_note = (
+            DASH,
+            esc(voice.score_missing(ctx.w), NAME_LIMIT) if s.score_note else "not part of this report",
+        )
     else:
         score = fmt_pct(s.secure_score_pct, fmt.RATE_DIGITS)
-        change = "" if s.secure_score_change is None else f"{fmt_signed(s.secure_score_change, 'pts')} this week"
+        change = "" if s.secure_score_change is None else f"{fmt_signed(s.secure_score_change, 'pts')} {ctx.w.this}"
         if s.secure_score_change is not None and s.secure_score_change < 0:
             change = f'<font color="#{ss.SEV_HIGH.hexval()[2:]}">{change}</font>'
         last_score = ctx.previous_week.secure_score_pct if ctx.previous_week is not None else None
         score_note = (
-            versus(None if last_score is None else fmt.rate(last_score))
+            ctx.versus(None if last_score is None else fmt.rate(last_score))
             + " \u00b7 no target set"
             + (f" \u00b7 {change}" if change else "")
         )
@@ -847,11 +868,11 @@ def build_security(ctx: Ctx, s: Security) -> list[Flowable]:
                 (
                     fmt_num(s.incidents_new),
                     "New incidents",
-                    versus(None if prev is None or prev.incidents_new is None else fmt_num(prev.incidents_new)),
+                    ctx.versus(None if prev is None or prev.incidents_new is None else fmt_num(prev.incidents_new)),
                 ),
                 (
                     f'<font color="#{open_colour.hexval()[2:]}">{fmt_num(s.incidents_open)}</font>',
-                    "Open at week end",
+                    f"Open at {ctx.w.noun} end",
                     "",
                 ),
                 (score, "Secure score", score_note),
@@ -864,7 +885,7 @@ def build_security(ctx: Ctx, s: Security) -> list[Flowable]:
         out.append(
             KeepTogether(
                 [
-                    ctx.p(f"Secure Score, last {len(labels)} week{'s' if len(labels) != 1 else ''}", "h2"),
+                    ctx.p(f"Secure Score, last {len(labels)} {ctx.w.plural if len(labels) != 1 else ctx.w.noun}", "h2"),
                     kpi_trend_chart(
                         ctx.theme, labels, values, None, digits=fmt.RATE_DIGITS, axis=score_axis_range(known)
                     ),
@@ -921,7 +942,10 @@ def build_sites(ctx: Ctx, s: Sites) -> list[Flowable]:
     w = ss.FRAME_WIDTH
     if s.basis != "period":
         out: list[Flowable] = [
-            ctx.p("<b>Current status only — not a weekly figure.</b> " + esc(voice.SITES_CURRENT_ONLY, ERROR_LIMIT)),
+            ctx.p(
+                f"<b>Current status only — not a {ctx.w.adjective} figure.</b> "
+                + esc(voice.sites_current_only(ctx.w), ERROR_LIMIT)
+            ),
             Spacer(1, 4),
         ]
         if s.checks:
@@ -970,7 +994,7 @@ def build_recommendations(ctx: Ctx) -> list[Flowable]:
     """Part of the executive summary page (a short list alone on a last page helped nobody)."""
     out: list[Flowable] = [outline_heading(ctx, "Recommendations", "h2")]
     if not ctx.report.recommendations:
-        out.append(ctx.p("No recommendations this week.", "note"))
+        out.append(ctx.p(f"No recommendations {ctx.w.this}.", "note"))
     for i, rec in enumerate(ctx.report.recommendations, start=1):
         out.append(ctx.p(esc(rec, SENTENCE_LIMIT), "bullet", bulletText=f"{i}."))
     return [KeepTogether(out)]
@@ -1090,6 +1114,7 @@ class Furniture:
     logo: ImageReader | None
     created: datetime  # the PDF's creation date: when the report was generated
     header_right: str = ""  # the running header's right side (default: the MSP's name)
+    adjective: str = "weekly"  # the cover band's "Managed services · weekly report"
 
 
 def _fit(text: str, font: str, size: float, width: float) -> str:
@@ -1136,7 +1161,7 @@ def _draw_cover(f: Furniture, canv: Canvas, _doc: Any) -> None:
         ss.COVER_MSP_SIZE,
     )
     canv.setFont(ss.FONT, ss.BODY_SIZE + 1)
-    canv.drawString(ss.MARGIN_LEFT, ph - ss.COVER_BAND_HEIGHT / 2 - 20, "Managed services \u00b7 weekly report")
+    canv.drawString(ss.MARGIN_LEFT, ph - ss.COVER_BAND_HEIGHT / 2 - 20, f"Managed services \u00b7 {f.adjective} report")
     canv.restoreState()
 
 
@@ -1270,9 +1295,10 @@ def render(report: Report, branding: Branding) -> bytes:
             ([fmt.partial(report.partial_as_of, report.period.timezone)] if report.partial_as_of else [])
             + (["TEST"] if branding.test else [])
         ),
-        footer_left=f"{msp} {DOT} weekly service report for {name}",
+        footer_left=f"{msp} {DOT} {fmt.words(report.period).adjective} service report for {name}",
         logo=_load_logo(branding.logo_path),
         created=report.generated_at,
+        adjective=fmt.words(report.period).adjective,
     )
     buf = io.BytesIO()
     pw, ph = ss.PAGE_SIZE
@@ -1283,7 +1309,7 @@ def render(report: Report, branding: Branding) -> bytes:
         rightMargin=ss.MARGIN_RIGHT,
         topMargin=ss.MARGIN_TOP,
         bottomMargin=ss.MARGIN_BOTTOM,
-        title=f"{name}: weekly service report, {week}",
+        title=f"{name}: {fmt.words(report.period).adjective} service report, {week}",
         author=msp,
         subject=f"Uptime, service desk, changes, backups, security and public sites for {name}, {week}",
         creator=f"{msp} service reporting",

@@ -9,9 +9,9 @@ that answers ``TeamsInfo.get_member`` from its ``members`` map.
 Settings: a non-admin is refused (nothing stored); a 51st recipient and malformed addresses are
 refused on the card with the field and the value; an admin saves recipients, a period, a disabled
 customer and the MSP's name (a new version with who and what changed); a second admin's stale form
-is refused with the current values; the next batch skips the disabled customer, the review card
-says the period is not implemented, and the approved report goes to the saved recipients with the
-saved MSP name; ``config check`` prints the overrides.
+is refused with the current values; the next batch skips the disabled customer and drafts ACME
+for its newest fortnight (the saved period), and the approved report goes to the saved recipients
+with the saved MSP name; ``config check`` prints the overrides.
 
 Test sends: ``test ACME`` and the card's button email the last complete week's report, marked
 TEST, to the requester alone — one .eml, nothing archived or posted, no delivery recorded, the
@@ -203,13 +203,12 @@ async def test_saved_settings_take_effect_in_the_next_run_and_are_versioned(
     )
     assert "Saved as version 1 by Robin Admin" in text_of(saved)
     assert actions(saved)[VERB_SETTINGS_SAVE]["data"]["settings_version"] == 1
-    assert "only weekly reports are implemented yet" in text_of(saved)  # said next to the period
     [(version, by_id, by_name, changes)] = await stored_versions(sv)
     assert (version, by_id, by_name) == (1, ADMIN.aad_object_id, ADMIN.name)
     assert json.loads(changes) == {
         "msp_name": {"from": "", "to": "Contoso Managed Services"},
         "customers.ACME.recipients.executive": {"from": [], "to": ["ceo@acme.example", "it-lead@acme.example"]},
-        "customers.ACME.period": {"from": "week", "to": "fortnight"},
+        "customers.ACME.period": {"from": "", "to": "fortnight"},  # "": the file's (week)
         "customers.GLOBEX.enabled": {"from": True, "to": False},
         "internal_reports.owners": {"from": [], "to": ["owner@northwind.example"]},
     }
@@ -227,15 +226,20 @@ async def test_saved_settings_take_effect_in_the_next_run_and_are_versioned(
     assert "version 1 saved in Teams by Robin Admin (aad-admin-0004)" in text
     assert "customers.GLOBEX.enabled = false" in text
     assert "customers.ACME.recipients.executive = ceo@acme.example, it-lead@acme.example" in text
-    assert "customers.ACME.period = fortnight" in text and "only weekly reports are implemented" in text
+    assert "customers.ACME.period = fortnight" in text
 
-    # the next batch: GLOBEX (disabled) skipped; ACME's card says its period is not made yet
+    # the next batch: GLOBEX (disabled) skipped; ACME drafted for its newest fortnight that has ended
+    # fortnights end on Mondays 14 days apart from Mon 1 Jan 2024: WEEK_DAY's week ends Mon 16 Nov 2026,
+    # which is one (1050 days = 75 x 14 after the anchor): the fortnight Mon 2 Nov - Sun 15 Nov
     result = await sv.service.batch.run(WEEK_DAY)
     assert sorted(result.drafted) == ["ACME"]
-    assert await sql(sv.service, "select customer_code from drafts") == [("ACME",)]
+    assert await sql(sv.service, "select customer_code, period_kind, period_end from drafts") == [
+        ("ACME", "fortnight", "2026-11-16")
+    ]
     [(draft_id, draft_version, card_id)] = await sql(sv.service, "select id, version, card_activity_id from drafts")
     review_posts = [c for c in connector.calls if c.kind == "send" and card_of(c.body) and "ACME" in text_of(c.body)]
-    assert any("only weekly reports are implemented yet" in text_of(c.body) for c in review_posts)
+    assert any("Fortnight of Mon 2 Nov \u2013 Sun 15 Nov 2026" in text_of(c.body) for c in review_posts)
+    assert (setup.out / "ACME" / "ACME-fortnightly-2026-11-16.pdf").exists()
 
     # approved: the email goes to the saved executive recipients, with the saved MSP name
     r = await sv.client.post(
@@ -254,6 +258,7 @@ async def test_saved_settings_take_effect_in_the_next_run_and_are_versioned(
 
     await until(delivered, 60, "ACME's delivery")
     [eml] = files_under(outbox(setup) / "mail")
+    assert eml.name == "ACME-fortnightly-2026-11-16.eml"
     msg = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
     assert msg["To"] == "ceo@acme.example, it-lead@acme.example"
     assert msg["Cc"] is None  # the file's cto_email / account_owner_email are not used any more
@@ -262,6 +267,7 @@ async def test_saved_settings_take_effect_in_the_next_run_and_are_versioned(
     [attachment] = list(msg.iter_attachments())
     pdf_text = "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(attachment.get_content())).pages)
     assert "Prepared by Contoso Managed Services" in pdf_text
+    assert "Fortnight of Mon 2 Nov" in pdf_text and "15 Nov 2026" in pdf_text
 
     # and `reportbot config check` itself prints them (a config file with the same store)
     cfg = setup.out.parent / "check.toml"
