@@ -34,9 +34,9 @@ from reporting.output import write_atomic
 from reporting.period import (
     PeriodError,
     WeekNotEnded,
+    batch_period,
     has_ended,
     has_started,
-    last_complete,
     last_complete_week_day,
     parse_week,
     period_containing,
@@ -121,10 +121,9 @@ def _period_of(setup: Setup, customer: CustomerConfig) -> Period:
     """The period a run reports for ``customer`` (before the admins' saved settings are read)."""
     tz = setup.config.customer_timezone(customer)
     kind = setup.period or customer.period
-    if setup.week_given or kind == "week":
+    if setup.week_given:
         return period_containing(setup.week_day, tz, kind)
-    week_end = period_containing(setup.week_day, tz, "week").end
-    return last_complete(min(datetime.now(UTC), week_end), tz, kind)
+    return batch_period(setup.week_day, tz, kind, datetime.now(UTC))
 
 
 def _select(config: Config, codes: Sequence[str], all_: bool) -> list[CustomerConfig]:

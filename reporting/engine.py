@@ -43,10 +43,10 @@ from reporting.models import (
 from reporting.output import report_paths, write_atomic
 from reporting.period import (
     WeekNotEnded,
+    batch_period,
     day_in,
     has_ended,
     has_started,
-    last_complete,
     partial_read,
     period_containing,
     previous_period,
@@ -181,13 +181,11 @@ class Engine:
     def batch_period(self, customer: CustomerConfig, week_day: date) -> Period:
         """The customer's period for the batch of the week that contains ``week_day`` (the last
         complete week, for the Monday batch): that week for a weekly customer; otherwise the
-        customer's newest period that had ended by the end of that week (and by now)."""
+        customer's newest period that has ended by now and before the week after that one ended
+        (a month that ended on a Tuesday is the one drafted that week, on the daily run)."""
         kind = self.kind_of(customer)
         tz = self.config.customer_timezone(customer)
-        if kind == "week":
-            return period_containing(week_day, tz, kind)
-        week_end = period_containing(week_day, tz, "week").end
-        return last_complete(min(self.now(), week_end), tz, kind)
+        return batch_period(week_day, tz, kind, self.now())
 
     async def build(self, customer: CustomerConfig, period: Period, breaker: SourceBreaker | None = None) -> Report:
         """Collect and compare; no files written. ``breaker``: the batch's memory of hung sources.

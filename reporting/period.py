@@ -56,7 +56,8 @@ def _first_of_next_month(day: date) -> date:
 
 def period_containing(day: date, tz: str, kind: PeriodKind = "week") -> Period:
     """The period of ``kind`` that ``day`` (a local date) falls in. A 30-day period overlaps the
-    one before by two days; a day in that overlap belongs to the later period."""
+    one before by two days; a day in that overlap names the earlier one (:func:`day_in` gives a
+    day only one period holds)."""
     if kind == "month":
         start_day, end_day = day.replace(day=1), _first_of_next_month(day)
     elif kind == "week":
@@ -97,6 +98,16 @@ def previous_period(period: Period) -> Period:
     if period.kind == "week" and period.days != 7:  # a week_containing(days=...) span: same length
         return week_containing(period.start.date() - timedelta(days=1), period.timezone, days=period.days)
     return period_containing(period.start.date() - timedelta(days=1), period.timezone, period.kind)
+
+
+def batch_period(week_day: date, tz: str, kind: PeriodKind, now: datetime) -> Period:
+    """The period of ``kind`` a batch for the week that contains ``week_day`` reports: that week
+    for ``week``; otherwise the newest period of ``kind`` that has ended at ``now`` and before the
+    week after ``week_day``'s ended (the batch's own week, in which it runs)."""
+    if kind == "week":
+        return period_containing(week_day, tz, kind)
+    next_week_end = period_containing(week_day, tz, "week").end + timedelta(days=7)
+    return last_complete(min(now, next_week_end), tz, kind)
 
 
 def last_complete(now: datetime, tz: str, kind: PeriodKind = "week") -> Period:

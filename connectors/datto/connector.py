@@ -39,7 +39,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from connectors.base import ConnectorContext, ConnectorDefaults, connector_shape
@@ -116,8 +116,16 @@ def asset_checks(asset: Fields, period: Period) -> tuple[datetime | None, bool |
     return offsite, None, None
 
 
-def asset_runs(asset: Fields, period: Period) -> list[BackupRun]:
-    """The runs of one asset as vendor-neutral records, after the history-limit check."""
+# /asset returns each asset's recent backups only (how many is UNVERIFIED): a period longer than a
+# week may start before them. Its posture (last good point, RPO, status) is still right when the
+# history covers at least the period's last week; its success rate would not be, so none is given.
+POSTURE_ONLY_COVERAGE = timedelta(days=7)
+
+
+def asset_runs(asset: Fields, period: Period, short_history: list[str] | None = None) -> list[BackupRun]:
+    """The runs of one asset as vendor-neutral records, after the history-limit check. With
+    ``short_history`` (a period longer than a week), an asset whose history starts inside the
+    period but covers its last week is added to it instead of failing the section."""
     name = asset.text("name")
     entries = [Fields(SYSTEM, b, f"{asset.where} ({name}) backups[{i}]") for i, b in enumerate(asset.array("backups"))]
     asset.raw("lastSnapshot")  # present (null before the first snapshot): a renamed key must not pass silently
@@ -131,7 +139,9 @@ def asset_runs(asset: Fields, period: Period) -> list[BackupRun]:
         runs.append(BackupRun(name, ts, status, ts if status != "failed" else None))
     if entries:
         oldest = min(e.time("timestamp") for e in entries)
-        if period.start < oldest:
+        if period.start < oldest and short_history is not None and oldest <= period.end - POSTURE_ONLY_COVERAGE:
+            short_history.append(name)
+        elif period.start < oldest:
             raise SourceDataError(
                 SYSTEM,
                 f"the API returns {name}'s backups only back to {iso_z(oldest)}; the week from "
@@ -210,6 +220,7 @@ class DattoConnector(ConnectorDefaults):
         lists = await gather_all(*(self.client.assets(s) for s in serials))
         items: list[str] = []
         runs: list[BackupRun] = []
+        short: list[str] = []  # assets whose returned history starts inside a longer period
         checks: dict[str, tuple[datetime | None, bool | None, datetime | None]] = {}
         for serial, assets in zip(serials, lists, strict=True):
             where = f"GET /v1/bcdr/device/{serial}/asset"
@@ -225,9 +236,24 @@ class DattoConnector(ConnectorDefaults):
                 name = asset.text("name")
                 if name not in items:
                     items.append(name)
-                runs.extend(asset_runs(asset, period))
+                runs.extend(asset_runs(asset, period, short if period.days > 7 else None))
                 checks[name] = asset_checks(asset, period)
         result = metrics.backups_section(items, runs, period, targets.backup_stale_hours)
+        if short:  # posture from what was returned; no success rate of runs partly unseen
+            log.info(
+                "datto: %s's backup history starts inside the %d-day period; reporting posture without a success rate",
+                ", ".join(short),
+                period.days,
+                extra={"customer": customer.code, "source": self.name, "section": "backups"},
+            )
+            result = replace(
+                result,
+                success_rate_pct=None,
+                runs_total=0,
+                runs_warning=0,
+                run_history=False,
+                protected=tuple(replace(p, runs_ok=0, runs_warning=0, runs_failed=0) for p in result.protected),
+            )
         protected = []
         for p in result.protected:
             offsite, verified, verified_at = checks.get(p.name, (None, None, None))
