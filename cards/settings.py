@@ -99,9 +99,7 @@ def _customer(c: CustomerView) -> Element:
             "value": c.period if c.period in PERIODS else "",
             "choices": [
                 {
-                    "title": "As in the configuration file ("
-                    + PERIOD_LABELS.get(c.file_period, c.file_period).lower()
-                    + ")",
+                    "title": f"As in the configuration file: {PERIOD_LABELS[c.file_period].lower()}",
                     "value": "",
                 }
             ]

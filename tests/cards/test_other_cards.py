@@ -206,7 +206,10 @@ def test_settings_card() -> None:
     assert_golden("settings", card)
     shown = texts(card)
     assert r"Acme \<b\>Corp\</b\> \*\*x\*\*" in shown  # escaped where Markdown renders
-    assert "only weekly reports are implemented yet" in shown  # the period the engine does not make
+    [period] = [i for i in of_type(card, "Input.ChoiceSet") if i["id"].endswith(".period")]
+    assert period["value"] == "fortnight"
+    assert [c["value"] for c in period["choices"]] == ["", "week", "fortnight", "30d", "month"]
+    assert period["choices"][0]["title"] == "As in the configuration file: week (7 days)"
     assert "Version 2, saved by Robin Admin" in shown
     name = next(i for i in of_type(card, "Input.Text") if i["id"] == "msp_name")
     assert name["value"] == "Contoso Managed" and name["placeholder"] == "Empty: Northwind Managed IT"
