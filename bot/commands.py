@@ -116,7 +116,7 @@ class Commands:
             codes = [target]
         names = ", ".join(codes) if len(codes) <= 5 else f"{len(codes)} customers"
         await tc.send_activity(
-            f"Collecting this week's figures for {names}; the draft card{'s' if len(codes) > 1 else ''} "
+            f"Collecting the figures for {names}; the draft card{'s' if len(codes) > 1 else ''} "
             "will appear in the review channel as each is ready."
         )
         self.spawn(self._draft_and_post(codes, TurnContext.get_conversation_reference(tc.activity)))

@@ -233,7 +233,8 @@ class _View:
 
         c = report.customer
         fallback = plain(
-            f"Weekly report for {c.name} ({c.code}), {fmt.report_week(report)}: "
+            f"{fmt.words(report.period).adjective.capitalize()} report for {c.name} ({c.code}), "
+            f"{fmt.report_week(report)}: "
             "open this message in Teams to review it.",
             limit=300,
         )
@@ -255,7 +256,7 @@ def _header(report: Report, version: int, tz: str) -> Element:
             text_block(plain(f"{c.name} ({c.code})", limit=120), size="Large", weight="Bolder"),
             text_block(
                 join(
-                    md("Weekly report"),
+                    md(f"{fmt.words(report.period).adjective.capitalize()} report"),
                     plain(period_text(report)),
                     plain(f"draft v{version}"),
                     plain(f"generated {fmt.when(report.generated_at, tz)}"),

@@ -241,7 +241,7 @@ async def test_serve_answers_while_graph_is_down_and_the_delivery_completes_when
         await setup.connector.wait_for(
             lambda calls: any(
                 c.kind in ("send", "reply")
-                and "Collecting this week's figures for ACME" in str((c.body or {}).get("text"))
+                and "Collecting the figures for ACME" in str((c.body or {}).get("text"))
                 for c in calls
             ),
             within=ANSWER_WITHIN,

@@ -201,7 +201,7 @@ async def test_run_save_approve_loop(world: World, oidc: FakeOpenIdServer, conne
         acts = actions(card)
         assert {"save", "approve", "regenerate", "skip", "open"} <= set(acts)
         sent_texts = [c.body.get("text") for c in connector.calls if c.kind in ("send", "reply") and c.body.get("text")]
-        assert any("Collecting this week's figures for ACME" in t for t in sent_texts)  # the ack, at once
+        assert any("Collecting the figures for ACME" in t for t in sent_texts)  # the ack, at once
         assert "**HIGH**" in text_of(card) and "Uptime" in text_of(
             card
         )  # the week-over-week drop, against the backfilled week
