@@ -255,3 +255,79 @@ async def test_the_monday_batch_waits_for_a_hung_source_once_not_once_per_custom
     told = [c for c, e in errors.items() if "earlier in this run" in e]
     assert 1 <= len(timed_out) <= 2 and len(timed_out) + len(told) == len(on_zabbix), errors
     assert elapsed < timeout * len(on_zabbix) / 2, elapsed  # without the breaker: one timeout per customer
+
+
+async def test_customers_on_other_periods_are_claimed_per_period_and_the_daily_run_posts_no_rollup(
+    engine: AsyncEngine,
+) -> None:
+    """ACME reports weekly, GLOBEX monthly. The Monday batch claims each customer's own period
+    (GLOBEX's October ended on Sun 1 Nov; its week ending 16 Nov is another claim); the daily
+    run for GLOBEX alone drafts nothing more once its month is claimed, and posts no roll-up."""
+    kinds = {"ACME": "week", "GLOBEX": "month"}
+    ends = {"ACME": PERIOD_END, "GLOBEX": date(2026, 11, 1)}
+    made: list[tuple[str, date]] = []
+    rollups: list[date] = []
+
+    async def make_draft(code: str, day: date) -> str:
+        made.append((code, day))
+        return code
+
+    async def drafted(code: str, draft: str) -> None:
+        return None
+
+    async def complete(end: date, codes: list[str]) -> None:
+        rollups.append(end)
+
+    claims = await Claims.open(engine, "host:1", 30)
+    batch = BatchRunner(
+        claims,
+        lambda: list(kinds),
+        lambda code, day: ends[code],
+        make_draft,
+        drafted,
+        complete,
+        poll_seconds=0.1,
+        period_kind=lambda code: kinds[code],
+        rollup_end=lambda day: PERIOD_END,
+    )
+    result = await batch.run(WEEK_DAY)
+    assert sorted(result.drafted) == ["ACME", "GLOBEX"] and rollups == [PERIOD_END]
+    assert (await claims.get("GLOBEX", date(2026, 11, 1), "month")).status == "drafted"  # type: ignore[union-attr]
+    assert await claims.get("GLOBEX", date(2026, 11, 1)) is None  # no week claim for it
+    # the daily run: GLOBEX only, already drafted; no roll-up
+    daily = await batch.run(WEEK_DAY, only=lambda code: kinds[code] != "week", rollup=False)
+    assert daily.drafted == [] and daily.skipped == ["GLOBEX"] and rollups == [PERIOD_END]
+    # November ends: the next daily run drafts it, still without a roll-up
+    ends["GLOBEX"] = date(2026, 12, 1)
+    daily = await batch.run(WEEK_DAY, only=lambda code: kinds[code] != "week", rollup=False)
+    assert daily.drafted == ["GLOBEX"] and rollups == [PERIOD_END]
+    assert [c for c, _ in made] == ["ACME", "GLOBEX", "GLOBEX"]
+    # a weekly claim and a monthly one for the same customer and the same day are two claims
+    assert await claims.claim("ACME", date(2026, 12, 1), datetime(2026, 12, 1, tzinfo=UTC), "month")
+    assert await claims.claim("ACME", date(2026, 12, 1), datetime(2026, 12, 1, tzinfo=UTC), "week")
+
+
+async def test_the_daily_period_job_is_scheduled_beside_the_monday_batch(engine: AsyncEngine) -> None:
+    async def nothing() -> None:
+        return None
+
+    schedule = WeeklySchedule(
+        "0 6 * * mon",
+        "",
+        LONDON,
+        180,
+        nothing,
+        nothing,
+        now=lambda: datetime(2026, 11, 17, 12, 0, tzinfo=UTC),
+        period_cron="0 6 * * *",
+        run_periods=nothing,
+    )
+    schedule.start()
+    try:
+        job = schedule.scheduler.get_job("period-batch")
+        assert job is not None
+        fire = job.next_run_time  # APScheduler's own clock: the next 06:00 in London, within a day
+        assert fire.strftime("%H:%M") == "06:00" and str(fire.tzinfo) == LONDON
+        assert timedelta(0) < fire - datetime.now(UTC) <= timedelta(days=1)
+    finally:
+        schedule.shutdown()
