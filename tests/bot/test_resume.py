@@ -240,8 +240,7 @@ async def test_serve_answers_while_graph_is_down_and_the_delivery_completes_when
         assert r.status_code in (200, 201), r.text
         await setup.connector.wait_for(
             lambda calls: any(
-                c.kind in ("send", "reply")
-                and "Collecting the figures for ACME" in str((c.body or {}).get("text"))
+                c.kind in ("send", "reply") and "Collecting the figures for ACME" in str((c.body or {}).get("text"))
                 for c in calls
             ),
             within=ANSWER_WITHIN,
