@@ -250,7 +250,9 @@ async def _generate_with(
             customers, setup.week_day, out, backfill_weeks=backfill, on_done=done, containing=setup.week_given
         )
         if deliver:
-            setup.reviews = await _approve_and_deliver(config, store, [r for r in results if isinstance(r, Draft)], out)
+            rollup_end = week_containing(setup.week_day, config.msp.timezone).end_date
+            made = [r for r in results if isinstance(r, Draft)]
+            setup.reviews = await _approve_and_deliver(config, store, made, out, rollup_end)
         swept = await sweep
         unmapped = [f"{r.system}: {r.id} ({r.name})" for r in swept.records]
         for line in swept.skipped:
@@ -276,7 +278,7 @@ DEMO_APPROVER = "Sandbox engineer (demo)"
 
 
 async def _approve_and_deliver(
-    config: Config, store: HistoryStore, drafts: list[Draft], out: Path
+    config: Config, store: HistoryStore, drafts: list[Draft], out: Path, rollup_end: date
 ) -> dict[str, DraftStatus | None]:
     """The demo's review step: every draft approved as the sandbox engineer (recorded as such) and
     delivered to ``OUT/outbox/`` through the real delivery steps; then the roll-up card. Returns
@@ -319,10 +321,9 @@ async def _approve_and_deliver(
                 row.state, row.decided_by or "", row.decided_at, row.reason or "", "", f"{d.code}/{d.paths['pdf'].name}"
             )
         )  # relative to OUT, where rollup-<week>.md is
-    if drafts:
-        period_end = drafts[0].report.period.end_date
+    if drafts:  # the roll-up of the week (customers on other periods: their newest report)
         rows = rollup_rows((d.report for d in drafts), statuses, _owners(config), config.msp.timezone)
-        await backend.post_rollup(period_end, rollup_card(rows, period_end, config.msp.name))
+        await backend.post_rollup(rollup_end, rollup_card(rows, rollup_end, config.msp.name))
     return statuses
 
 

@@ -150,6 +150,8 @@ def cover_note(config: Config, parcel: Parcel) -> str:
         brand_color=config.msp.brand_color,
         customer_name=neutral(parcel.customer.name),
         period=period,
+        # "the week of Mon 23 Nov – Sun 29 Nov 2026"; a month by its name: "November 2026"
+        period_phrase=period if r.period.kind == "month" else f"the {period[0].lower()}{period[1:]}",
         w=fmt.words(r.period),
         highlights=[neutral(s) for s in r.summary[:4]],
         commentary=neutral(r.commentary.text, multiline=True) if r.commentary else "",

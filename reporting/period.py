@@ -19,7 +19,6 @@ DST change is 167 or 169 hours long, as the design requires. Every period is ``[
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
-from typing import cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from reporting.models import PERIOD_KINDS, Period, PeriodKind
@@ -43,7 +42,7 @@ def zone(name: str) -> ZoneInfo:
 def period_kind(text: str) -> PeriodKind:
     if text not in PERIOD_KINDS:
         raise PeriodError(f"unknown period {text!r}: use one of {', '.join(PERIOD_KINDS)}")
-    return cast(PeriodKind, text)
+    return text
 
 
 def _local(day: date, tz: str) -> datetime:
