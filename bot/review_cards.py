@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -31,6 +32,7 @@ from cards.rollup import rollup_card
 from reporting import snapshot
 from reporting.config import Config
 from reporting.drafts import DraftState
+from reporting.period import week_containing
 from reporting.rollup import DraftStatus, rollup_rows
 
 log = logging.getLogger(__name__)
@@ -237,20 +239,26 @@ class ReviewCards:
     # ---- the roll-up ----------------------------------------------------------------------
     async def _rollup_card(self, period_end: Any, codes: list[str]) -> dict[str, Any]:
         reports = []
+        statuses: dict[str, DraftStatus | None] = {code: None for code in codes}
         for code in codes:
-            payload = await self.review.history.get(code, period_end)
+            # each customer's report of this batch: its week, or its newest fortnight/30 days/month
+            try:
+                p = self.review.engine.batch_period(self.config.customer(code), period_end - timedelta(days=1))
+            except KeyError:  # a customer no longer in the configuration: its week
+                p = week_containing(period_end - timedelta(days=1), self.config.msp.timezone)
+            payload = await self.review.history.get(code, p.end_date, p.kind)
             if payload is not None:
                 reports.append(snapshot.from_dict(payload))
-        statuses: dict[str, DraftStatus | None] = {code: None for code in codes}
-        for d in await self.state.week(period_end):
-            statuses[d.customer_code] = DraftStatus(
-                d.state,
-                d.decided_by or "",
-                d.decided_at,
-                d.reason or "",
-                message_link(d.card_ref, d.card_activity_id),
-                self.pdf_url(d.id, d.version),
-            )
+            d = await self.state.for_week(code, p.end_date, p.kind)
+            if d is not None:
+                statuses[code] = DraftStatus(
+                    d.state,
+                    d.decided_by or "",
+                    d.decided_at,
+                    d.reason or "",
+                    message_link(d.card_ref, d.card_activity_id),
+                    self.pdf_url(d.id, d.version),
+                )
         owners = {c.code: c.owner for c in self.config.customers}
         rows = rollup_rows(reports, statuses, owners, self.config.msp.timezone)
         msp_name = self.live.msp_name if self.live is not None else self.config.msp.name
