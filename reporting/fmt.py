@@ -145,6 +145,7 @@ class Words:
     point: str  # the current period on a trend axis: "This week"
     adjective: str  # "weekly": "WEEKLY SERVICE REPORT", "the weekly figure"
     plural: str  # "weeks": "Uptime, last 6 weeks"
+    at_end: str  # "week end": "Open at week end"
 
 
 WORDS: dict[str, Words] = {
@@ -158,6 +159,7 @@ WORDS: dict[str, Words] = {
         "This week",
         "weekly",
         "weeks",
+        "week end",
     ),
     "fortnight": Words(
         "fortnight",
@@ -169,6 +171,7 @@ WORDS: dict[str, Words] = {
         "This fortnight",
         "fortnightly",
         "fortnights",
+        "fortnight end",
     ),
     "30d": Words(
         "30 days",
@@ -180,6 +183,7 @@ WORDS: dict[str, Words] = {
         "These 30 days",
         "30-day",
         "30-day periods",
+        "period end",
     ),
     "month": Words(
         "month",
@@ -191,6 +195,7 @@ WORDS: dict[str, Words] = {
         "This month",
         "monthly",
         "months",
+        "month end",
     ),
 }
 

@@ -94,7 +94,7 @@ def _charts(report: Report, branding: Branding) -> dict[str, str]:
     if s["tickets"].ok:
         t = s["tickets"].data
         points = [*earlier_ticket_points(report), TrendPoint(w.point, t.opened, t.closed, t.backlog)]  # type: ignore[union-attr]
-        out["ticket_trend"] = _svg(ticket_trend_chart(theme, points), "Ticket trend")
+        out["ticket_trend"] = _svg(ticket_trend_chart(theme, points, w.at_end), "Ticket trend")
     if s["security"].ok:
         labels, scores = trend_series(report, lambda w: w.secure_score_pct, s["security"].data.secure_score_pct)  # type: ignore[union-attr]
         known = [v for v in scores if v is not None]

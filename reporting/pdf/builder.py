@@ -678,7 +678,7 @@ def build_tickets(ctx: Ctx, t: Tickets) -> list[Flowable]:
             [
                 (fmt_num(t.opened), "Opened", vs(t.opened, prev.tickets_opened if prev else None)),
                 (fmt_num(t.closed), "Closed", vs(t.closed, prev.tickets_closed if prev else None)),
-                (fmt_num(t.backlog), f"Open at {ctx.w.noun} end", vs(t.backlog, prev.backlog if prev else None)),
+                (fmt_num(t.backlog), f"Open at {ctx.w.at_end}", vs(t.backlog, prev.backlog if prev else None)),
                 (fmt_num(t.sla_breaches), "SLA breaches", vs(t.sla_breaches, prev.sla_breaches if prev else None)),
                 (sla_value, "SLA attainment", sla_note),
             ],
@@ -690,7 +690,7 @@ def build_tickets(ctx: Ctx, t: Tickets) -> list[Flowable]:
     if not points:
         out.append(ctx.p(f"No earlier {ctx.w.plural} stored yet \u2014 the trend starts with {ctx.w.this}.", "note"))
     points.append(TrendPoint(ctx.w.point, t.opened, t.closed, t.backlog))
-    out.append(ticket_trend_chart(ctx.theme, points))
+    out.append(ticket_trend_chart(ctx.theme, points, ctx.w.at_end))
 
     if t.by_priority:
         out.append(ctx.p(f"Opened {ctx.w.this} by priority", "h2"))
@@ -872,7 +872,7 @@ def build_security(ctx: Ctx, s: Security) -> list[Flowable]:
                 ),
                 (
                     f'<font color="#{open_colour.hexval()[2:]}">{fmt_num(s.incidents_open)}</font>',
-                    f"Open at {ctx.w.noun} end",
+                    f"Open at {ctx.w.at_end}",
                     "",
                 ),
                 (score, "Secure score", score_note),

@@ -218,8 +218,9 @@ def score_axis_range(values: Sequence[float]) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def ticket_trend_chart(theme: Theme, points: Sequence[TrendPoint]) -> Drawing:
-    """Grouped bars per week: opened, closed, backlog; oldest left, this week right."""
+def ticket_trend_chart(theme: Theme, points: Sequence[TrendPoint], at_end: str = "week end") -> Drawing:
+    """Grouped bars per period: opened, closed, backlog; oldest left, this one right. ``at_end``:
+    the backlog's legend ("Backlog at week end", "... at month end")."""
     points = list(points)[-MAX_TREND_WEEKS:]
     d = Drawing(ss.CHART_WIDTH, ss.CHART_HEIGHT)
     bc = VerticalBarChart()
@@ -266,7 +267,7 @@ def ticket_trend_chart(theme: Theme, points: Sequence[TrendPoint]) -> Drawing:
     legend.dx = legend.dy = 7
     legend.deltax = 70
     legend.strokeColor = None
-    legend.colorNamePairs = list(zip(theme.series, ("Opened", "Closed", "Backlog at week end"), strict=True))
+    legend.colorNamePairs = list(zip(theme.series, ("Opened", "Closed", f"Backlog at {at_end}"), strict=True))
     d.add(legend)
     return d
 
