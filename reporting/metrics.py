@@ -606,6 +606,43 @@ DEFINITIONS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+_PERIOD_DEFINITION: dict[str, tuple[str, str]] = {
+    "fortnight": (
+        "The fortnight",
+        "14 days, from Monday 00:00 to Monday 00:00 two weeks later, in your time zone; one fortnight follows "
+        "another with no gap or overlap. A fortnight with a daylight-saving change is 335 or 337 hours long. Only "
+        "what happened inside the fortnight counts.",
+    ),
+    "30d": (
+        "The period",
+        "30 days, ending Monday 00:00 in your time zone. A report comes every four weeks, so each one also covers "
+        "the last weekend of the one before. A period with a daylight-saving change is 719 or 721 hours long. "
+        "Only what happened inside the period counts.",
+    ),
+    "month": (
+        "The month",
+        "The calendar month, from 00:00 on the 1st to 00:00 on the 1st of the next month, in your time zone; a "
+        "month with a daylight-saving change is an hour shorter or longer. Only what happened inside the month "
+        "counts.",
+    ),
+}
+_PERIOD_NOUN = {"fortnight": "fortnight", "30d": "period", "month": "month"}
+
+
+def definitions(kind: str = "week") -> tuple[tuple[str, str, str], ...]:
+    """:data:`DEFINITIONS` in the words of a period of ``kind`` ("during the month", "Open at
+    month end"): the same formulas over the customer's period."""
+    if kind not in _PERIOD_DEFINITION:
+        return DEFINITIONS
+    noun = _PERIOD_NOUN[kind]
+    first = ("", *_PERIOD_DEFINITION[kind])
+    rest = tuple(
+        (section, figure.replace("week end", f"{noun} end"), text.replace("the week", f"the {noun}"))
+        for section, figure, text in DEFINITIONS[1:]
+    )
+    return (first, *rest)
+
+
 #: The MSP's internal service-desk summary (``reporting.servicedesk``): each figure's definition for
 #: the owner and manager reports' "How to read" section, (audience, figure, definition); audience
 #: "owner" figures appear in both reports, "manager" ones in the manager report only. Kept apart

@@ -9,11 +9,16 @@ hand count of the sandbox records.
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from pypdf import PdfReader
 
+from bot.cli import main
 from connectors.base import ConnectorContext
 from connectors.connectwise.connector import ConnectWiseConnector
 from connectors.connectwise.simulator import ConnectWiseSimulator
@@ -215,3 +220,41 @@ async def test_14_and_30_days_across_dst_equal_the_oracle_and_a_hand_count(kind:
                 assert tickets.opened > 0
         finally:
             await con.aclose()
+
+
+WEEK_WORDS = re.compile(r"\b(this week|last week|next week's|the week|weekly|week end|week of|w/c)\b", re.IGNORECASE)
+ALLOWED = ("Next week", "coming week")  # the planned-changes part is the next 7 days, whatever the period
+
+
+@pytest.mark.parametrize(
+    ("kind", "label", "kicker", "name"),
+    [
+        ("month", "October 2026", "MONTHLY SERVICE REPORT", "ACME-monthly-2026-11-01"),
+        (
+            "fortnight",
+            "Fortnight of Mon 5 Oct \u2013 Sun 18 Oct 2026",
+            "FORTNIGHTLY SERVICE REPORT",
+            "ACME-fortnightly-2026-10-19",
+        ),
+        ("30d", "30 days, Sat 3 Oct \u2013 Sun 1 Nov 2026", "30-DAY SERVICE REPORT", "ACME-30day-2026-11-02"),
+    ],
+)
+def test_a_report_of_another_period_says_so_and_never_calls_it_a_week(
+    kind: str, label: str, kicker: str, name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``run ACME --period KIND --week DATE`` on the sandbox: the file carries the kind, and the PDF
+    (every page) and the Markdown name the period and speak of it, not of a week."""
+    out = tmp_path / "out"
+    assert main(["run", "ACME", "--period", kind, "--week", "2026-10-14", "--out", str(out)]) == 0
+    pdf = out / "ACME" / f"{name}.pdf"
+    assert pdf.exists(), capsys.readouterr().err
+    text = "\n".join(p.extract_text() for p in PdfReader(pdf).pages)
+    md = (out / "ACME" / f"{name}.md").read_text(encoding="utf-8")
+    assert kicker in text and label in text and label in md
+    for where, body in (("PDF", text), ("Markdown", md)):
+        for allowed in ALLOWED:
+            body = body.replace(allowed, "")
+        found = WEEK_WORDS.findall(body)
+        assert not found, f"{where} of the {kind} report speaks of a week: {found}"
+    payload = json.loads((out / "ACME" / f"{name}.json").read_text(encoding="utf-8"))
+    assert payload["period"]["kind"] == kind

@@ -34,7 +34,7 @@ from reportlab.platypus import (
 )
 
 from reporting import fmt, voice
-from reporting.metrics import DEFINITIONS
+from reporting.metrics import definitions
 from reporting.models import (
     SECTION_NAMES,
     SECTION_TITLES,
@@ -1033,11 +1033,11 @@ def build_next_week(ctx: Ctx) -> list[Flowable]:
 
 
 def build_how_to_read(ctx: Ctx) -> list[Flowable]:
-    """Each figure's definition in plain words (:data:`reporting.metrics.DEFINITIONS`), one page."""
+    """Each figure's definition in plain words (:func:`reporting.metrics.definitions`), one page."""
     rows: list[list[Any]] = []
     extra: list[Any] = []
     last = None
-    for section, figure, definition in DEFINITIONS:
+    for section, figure, definition in definitions(ctx.report.period.kind):
         if section and section != last:
             extra += [
                 ("SPAN", (0, len(rows)), (1, len(rows))),
