@@ -19,6 +19,7 @@ from cards.elements import Element, adaptive_card, check_size, container, execut
 from cards.text import join, md, plain
 from cards.verbs import DATA_SETTINGS_VERSION, VERB_SETTINGS_SAVE, VERB_SETTINGS_TEST
 from reporting.overrides import (
+    FILE_PERIOD,
     INPUT_MANAGERS,
     INPUT_MSP_NAME,
     INPUT_OWNERS,
@@ -96,11 +97,11 @@ def _customer(c: CustomerView) -> Element:
             "id": customer_input(c.code, "period"),
             "label": "Period",
             "style": "compact",
-            "value": c.period if c.period in PERIODS else "",
+            "value": c.period if c.period in PERIODS else FILE_PERIOD,
             "choices": [
                 {
                     "title": f"As in the configuration file: {PERIOD_LABELS[c.file_period].lower()}",
-                    "value": "",
+                    "value": FILE_PERIOD,  # a choice's value may not be empty (Adaptive Cards)
                 }
             ]
             + [{"title": PERIOD_LABELS[p], "value": p} for p in PERIODS],

@@ -30,6 +30,7 @@ from typing import Any
 from reporting.text import neutral
 
 PERIODS: tuple[str, ...] = ("week", "fortnight", "30d", "month")
+FILE_PERIOD = "file"  # the settings card's choice "As in the configuration file": nothing saved
 PERIOD_LABELS: dict[str, str] = {
     "week": "Week (7 days)",
     "fortnight": "Fortnight (14 days)",
@@ -258,8 +259,10 @@ def parse_form(data: Mapping[str, Any], current: ReportSettings, codes: Iterable
         period = was.period
         raw_period = _text(data, customer_input(code, "period"))
         if raw_period is not None:
-            if raw_period in PERIODS or raw_period == "":
+            if raw_period in PERIODS:
                 period = raw_period
+            elif raw_period in ("", FILE_PERIOD):
+                period = ""
             else:
                 problems.append(f"customers.{code}.period: {shown(raw_period)} is not one of {', '.join(PERIODS)}")
         executive = addresses(

@@ -122,6 +122,7 @@ def test_an_empty_period_keeps_the_files_and_round_trips() -> None:
     assert saved.customer("ACME").period == "month"
     back = ReportSettings.from_json(saved.to_json(), 1)
     assert back.customer("ACME").period == "month"
-    cleared = parse_form({"customers.ACME.period": ""}, back, CODES)
+    cleared = parse_form({"customers.ACME.period": "file"}, back, CODES)  # the card's "As in the file"
     assert cleared.customer("ACME").period == ""
+    assert parse_form({"customers.ACME.period": ""}, back, CODES).customer("ACME").period == ""
     assert "ACME" not in cleared.customers  # nothing left to override: the file's values hold

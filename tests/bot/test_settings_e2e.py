@@ -147,7 +147,7 @@ async def test_only_admins_see_and_save_settings_and_bad_values_are_refused_with
     for code in ("ACME", "GLOBEX"):
         for name in ("enabled", "period", "executive", "technical"):
             assert f"customers.{code}.{name}" in fields
-    assert fields["customers.ACME.enabled"] == "true" and fields["customers.ACME.period"] == ""  # "": the file's
+    assert fields["customers.ACME.enabled"] == "true" and fields["customers.ACME.period"] == "file"  # the file's
     assert "Nothing saved yet" in text_of(card)
     assert set(actions(card)) == {VERB_SETTINGS_SAVE, VERB_SETTINGS_TEST}
 

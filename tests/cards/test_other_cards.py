@@ -208,7 +208,7 @@ def test_settings_card() -> None:
     assert r"Acme \<b\>Corp\</b\> \*\*x\*\*" in shown  # escaped where Markdown renders
     [period] = [i for i in of_type(card, "Input.ChoiceSet") if i["id"].endswith(".period")]
     assert period["value"] == "fortnight"
-    assert [c["value"] for c in period["choices"]] == ["", "week", "fortnight", "30d", "month"]
+    assert [c["value"] for c in period["choices"]] == ["file", "week", "fortnight", "30d", "month"]
     assert period["choices"][0]["title"] == "As in the configuration file: week (7 days)"
     assert "Version 2, saved by Robin Admin" in shown
     name = next(i for i in of_type(card, "Input.Text") if i["id"] == "msp_name")
