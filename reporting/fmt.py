@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -11,7 +12,18 @@ from reporting.models import Changes, Tickets
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from reporting.models import OutageEvent, Period, PlannedChange, ProtectedItem, Report, WaitingTicket
+    from reporting.models import (
+        BackupRunItem,
+        DeviceUptime,
+        DownSpell,
+        IncidentItem,
+        OutageEvent,
+        Period,
+        PlannedChange,
+        ProtectedItem,
+        Report,
+        WaitingTicket,
+    )
 
 
 MINUS = "\u2212"
@@ -104,6 +116,14 @@ def when(ts: datetime | None, tz: str | tzinfo, never: str = "never") -> str:
         return never
     local = _local(ts, tz)
     return f"{day(local.date())} {local:%H:%M}"
+
+
+def when_compact(ts: datetime | None, tz: str | tzinfo, never: str = "never") -> str:
+    """'13 Nov 14:30' in the customer's timezone: the technical report's dense lists."""
+    if ts is None:
+        return never
+    local = _local(ts, tz)
+    return f"{local.day} {local:%b %H:%M}"
 
 
 def stamp(ts: datetime, tz: str | tzinfo) -> str:
@@ -242,3 +262,100 @@ def next_week(report: Report) -> tuple[Sequence[PlannedChange] | None, Sequence[
     planned = ch.data.planned if ch is not None and ch.ok and isinstance(ch.data, Changes) else None
     waiting = tk.data.waiting if tk is not None and tk.ok and isinstance(tk.data, Tickets) else None
     return planned, waiting
+
+
+# ---- the technical report: the detail behind the figures, in the same words everywhere ------
+
+TECHNICAL_TITLE = "Technical detail"
+TECHNICAL_LEAD = (
+    "Every item behind this week's figures, for your IT team: each device, ticket, backup run, "
+    "security incident and public-site check. The counts here add up to the figures in the sections above."
+)
+
+#: a ticket's SLA verdict (reporting.models.TicketVerdict) as the reader sees it
+VERDICT_WORDS: dict[str, str] = {
+    "met": "met",
+    "missed": "missed",
+    "no_target": "no target",
+    "excluded": "not measured",
+    "breached": "breached",
+    "within": "within target",
+}
+RUN_WORDS: dict[str, str] = {"success": "successful", "warning": "warning", "failed": "failed"}
+
+
+def report_kind(report: Report) -> str:
+    """'weekly report' / 'weekly technical report': what the document is, for its title lines."""
+    return "weekly technical report" if report.audience == "technical" else "weekly report"
+
+
+def is_technical(report: Report) -> bool:
+    return report.audience == "technical"
+
+
+def age(hours_: float) -> str:
+    """A ticket's age: '3 h 20 min', '2 d 4 h'."""
+    return duration(hours_ * 60.0)
+
+
+def verdict(word: str) -> str:
+    return VERDICT_WORDS.get(word, word)
+
+
+def run_result(status: str) -> str:
+    return RUN_WORDS.get(status, status)
+
+
+def ticket_tally(t: Tickets, period: Period) -> str:
+    """How the ticket list adds up to the section's figures, in one sentence (each count is of
+    the list's rows, so a reader can check it against the figures above)."""
+    items = t.items
+    opened = sum(1 for i in items if period.start <= i.created < period.end)
+    closed = sum(1 for i in items if i.closed is not None)
+    still = len(items) - closed
+    missed = sum(1 for i in items if i.sla == "missed")
+    breached = sum(1 for i in items if i.sla == "breached")
+    return (
+        f"{len(items)} ticket{'s' if len(items) != 1 else ''} listed: {opened} opened this week, {closed} closed "
+        f"this week, {still} open at week end; SLA breaches: {missed} closed late + {breached} open past target "
+        f"= {missed + breached}."
+    )
+
+
+def run_tally(runs: Sequence[BackupRunItem]) -> str:
+    ok = sum(1 for r in runs if r.status == "success")
+    warn = sum(1 for r in runs if r.status == "warning")
+    failed = sum(1 for r in runs if r.status == "failed")
+    return (
+        f"{len(runs)} run{'s' if len(runs) != 1 else ''} finished this week: {ok} successful, "
+        f"{warn} with warnings (counted as successful), {failed} failed."
+    )
+
+
+def incident_tally(incidents: Sequence[IncidentItem], period: Period) -> str:
+    new = sum(1 for i in incidents if period.start <= i.created < period.end)
+    still = sum(1 for i in incidents if i.resolved is None)
+    return (
+        f"{len(incidents)} incident{'s' if len(incidents) != 1 else ''} listed: {new} new this week, "
+        f"{still} open at week end."
+    )
+
+
+def device_spells(devices: Sequence[DeviceUptime]) -> list[tuple[DeviceUptime, DownSpell]]:
+    """Every device's down spells, oldest first (the technical report's per-device outage list)."""
+    rows = [(d, o) for d in devices for o in d.outages]
+    return sorted(rows, key=lambda r: (r[1].start.astimezone(UTC), r[0].name))
+
+
+def spell_end(o: DownSpell, tz: str | tzinfo) -> str:
+    return "still down when the week ended" if o.ongoing else when_compact(o.end, tz)
+
+
+def status_word(raw: str) -> str:
+    """A source's status word for a reader: 'inProgress' -> 'In progress', 'resolved' -> 'Resolved'."""
+    spaced = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", raw.strip()).replace("_", " ").lower()
+    return capital(spaced) if spaced else "–"
+
+
+def incident_resolved(i: IncidentItem, tz: str | tzinfo) -> str:
+    return "open at week end" if i.resolved is None else when_compact(i.resolved, tz)

@@ -66,6 +66,10 @@ def _env() -> jinja2.Environment:
         capitalize_first=fmt.capital,
         duration=fmt.duration,
         hours=fmt.hours,
+        age=fmt.age,
+        verdict=fmt.verdict,
+        run_result=fmt.run_result,
+        status_word=fmt.status_word,
     )
     return env
 
@@ -102,7 +106,7 @@ def render_markdown(report: Report, branding: Branding, chart: Callable[[str], s
             score_missing=voice.SCORE_MISSING,
             sites_current_only=voice.SITES_CURRENT_ONLY,
             tz=tz,
-            when=lambda ts: fmt.when(ts, tz),
+            when=lambda ts, never="never": fmt.when(ts, tz, never),
             outage_end=lambda o: fmt.outage_end(o, tz),
             outage_devices=fmt.outage_devices,
             timeline=fmt.timeline,
@@ -124,5 +128,17 @@ def render_markdown(report: Report, branding: Branding, chart: Callable[[str], s
             planned_none=fmt.PLANNED_NONE,
             waiting_none=fmt.WAITING_NONE,
             chart=chart,
+            compact=lambda ts, never="never": fmt.when_compact(ts, tz, never),
+            kind=fmt.report_kind(report),
+            technical=fmt.is_technical(report),
+            technical_title=fmt.TECHNICAL_TITLE,
+            technical_lead=fmt.TECHNICAL_LEAD,
+            missing_short=voice.missing_short,
+            device_spells=fmt.device_spells,
+            spell_end=lambda o: fmt.spell_end(o, tz),
+            ticket_tally=lambda t: fmt.ticket_tally(t, report.period),
+            run_tally=fmt.run_tally,
+            incident_tally=lambda items: fmt.incident_tally(items, report.period),
+            incident_resolved=lambda i: fmt.incident_resolved(i, tz),
         )
     )

@@ -664,6 +664,64 @@ DEFINITIONS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+#: The technical report's own columns, for its "How to read" page (same shape as DEFINITIONS,
+#: shown after that section's entries).
+TECHNICAL_DEFINITIONS: tuple[tuple[str, str, str], ...] = (
+    (
+        "uptime",
+        "Monitored (per device)",
+        "The week less the device's planned maintenance. A device's uptime is its monitored time minus its "
+        "downtime, as a share of its monitored time; the site and class figures add these up.",
+    ),
+    (
+        "tickets",
+        "Age",
+        "From the ticket's creation to its closing, or to the end of the week for a ticket still open then, in "
+        "elapsed hours.",
+    ),
+    (
+        "tickets",
+        "SLA (per ticket)",
+        "Closed this week: met or missed its resolution time, as the service desk system judges it; no target "
+        "when it had none (counted as met); not measured when the system keeps it out of SLA figures. Open at "
+        "week end: breached when already past its resolution time then (counted as an SLA breach), otherwise "
+        "within target.",
+    ),
+    (
+        "backups",
+        "Backup runs",
+        "Every backup run that finished during the week, with its result and the moment a restore from it "
+        "returns to. These are the runs the success rate counts.",
+    ),
+    (
+        "security",
+        "Incident list",
+        "Every incident created during the week or still open when it ended. Resolved is when the security "
+        "system marked it resolved; status now is its own word for the incident when the report was made.",
+    ),
+    (
+        "sites",
+        "Interruptions",
+        "Each spell in which a public check found the site unhealthy during the week; availability is the week "
+        "less these spells.",
+    ),
+)
+
+
+def definitions(technical: bool = False) -> tuple[tuple[str, str, str], ...]:
+    """The "How to read" entries: :data:`DEFINITIONS`, with the technical report's own after each
+    section's when ``technical``."""
+    if not technical:
+        return DEFINITIONS
+    out: list[tuple[str, str, str]] = []
+    for i, entry in enumerate(DEFINITIONS):
+        out.append(entry)
+        last_of_section = i + 1 == len(DEFINITIONS) or DEFINITIONS[i + 1][0] != entry[0]
+        if last_of_section:
+            out += [t for t in TECHNICAL_DEFINITIONS if t[0] == entry[0]]
+    return tuple(out)
+
+
 #: The MSP's internal service-desk summary (``reporting.servicedesk``): each figure's definition for
 #: the owner and manager reports' "How to read" section, (audience, figure, definition); audience
 #: "owner" figures appear in both reports, "manager" ones in the manager report only. Kept apart
