@@ -25,6 +25,9 @@ def write_atomic(path: Path, data: bytes | str) -> None:
         raise
 
 
-def report_paths(out: Path, code: str, period_end: str) -> dict[str, Path]:
-    base = out / code / f"{code}-weekly-{period_end}"
+def report_paths(out: Path, code: str, period_end: str, variant: str = "executive") -> dict[str, Path]:
+    """``OUT/<CODE>/<CODE>-weekly-<period_end>.{md,pdf,json}``; the technical variant adds
+    ``-technical`` before the extension's dot (shared/design.md, "Output files")."""
+    suffix = "" if variant == "executive" else f"-{variant}"
+    base = out / code / f"{code}-weekly-{period_end}{suffix}"
     return {ext: base.with_suffix(f".{ext}") for ext in ("md", "pdf", "json")}
