@@ -196,8 +196,12 @@ class Admin:
         for code in codes:
             c = self.config.customer(code)
             s = current.customer(code)
-            file_to = tuple(a for a in (c.cto_email, c.account_owner_email) if a)
-            customers.append(CustomerView(code, c.name, s.enabled, s.executive, s.technical, s.period, file_to))
+            file_to = c.recipients.executive or tuple(a for a in (c.cto_email, c.account_owner_email) if a)
+            customers.append(
+                CustomerView(
+                    code, c.name, s.enabled, s.executive, s.technical, s.period, file_to, c.recipients.technical
+                )
+            )
         return SettingsView(
             version=current.version,
             msp_name=current.msp_name,

@@ -9,7 +9,8 @@ settings (JSON), the change from the version before (``{key: {"from", "to"}}``),
 
 :class:`LiveSettings` is what the rest of the bot reads: the newest version, refreshed from the
 store before a batch, a typed ``run`` and every delivery, and applied where the file's values are
-read (the engine's branding for the MSP name; the batch's customer list; the email's To list).
+read (the engine's branding for the MSP name; the batch's customer list; the To lists of the
+executive and the technical report emails).
 """
 
 from __future__ import annotations
@@ -162,7 +163,12 @@ class LiveSettings:
         return [c.code for c in self.config.customers if self.now.enabled(c.code)]
 
     def executive(self, code: str) -> tuple[str, ...]:
+        """The saved executive recipients (empty: the file's, ``bot.outbox.addressing``)."""
         return self.now.customer(code).executive
+
+    def technical(self, code: str) -> tuple[str, ...]:
+        """The saved technical recipients (empty: the file's ``recipients.technical``)."""
+        return self.now.customer(code).technical
 
 
 async def overrides_in_force(url: str) -> list[str]:
@@ -205,6 +211,6 @@ async def overrides_in_force(url: str) -> list[str]:
         lines.append(f"  {key} = {neutral(shown)}")
         if key.endswith(".period") and value not in IMPLEMENTED_PERIODS:
             lines.append(f"    (stored; only weekly reports are implemented, so {key.split('.')[1]} gets weekly ones)")
-        if key.endswith(".technical") or key.startswith("internal_reports."):
+        if key.startswith("internal_reports."):
             lines.append("    (stored; not sent to until that report exists)")
     return lines
