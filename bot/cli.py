@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -29,6 +29,7 @@ from reporting.collect import source_timeout, unmapped_records
 from reporting.config import Config, ConfigError, CustomerConfig, load_config
 from reporting.drafts import DraftState
 from reporting.engine import Draft, Engine
+from reporting.models import Report
 from reporting.output import write_atomic
 from reporting.overrides import period_note
 from reporting.period import (
@@ -220,7 +221,8 @@ async def _generate_with(
     try:
         results = await engine.run_many(customers, setup.week_day, out, backfill_weeks=backfill, on_done=done)
         if deliver:
-            setup.reviews = await _approve_and_deliver(config, store, [r for r in results if isinstance(r, Draft)], out)
+            drafted = [r for r in results if isinstance(r, Draft)]
+            setup.reviews = await _approve_and_deliver(config, store, drafted, out, technical_pdf=engine.pdf)
         swept = await sweep
         unmapped = [f"{r.system}: {r.id} ({r.name})" for r in swept.records]
         for line in swept.skipped:
@@ -246,7 +248,11 @@ DEMO_APPROVER = "Sandbox engineer (demo)"
 
 
 async def _approve_and_deliver(
-    config: Config, store: HistoryStore, drafts: list[Draft], out: Path
+    config: Config,
+    store: HistoryStore,
+    drafts: list[Draft],
+    out: Path,
+    technical_pdf: Callable[[Report], Awaitable[bytes]] | None = None,
 ) -> dict[str, DraftStatus | None]:
     """The demo's review step: every draft approved as the sandbox engineer (recorded as such) and
     delivered to ``OUT/outbox/`` through the real delivery steps; then the roll-up card. Returns
@@ -262,7 +268,10 @@ async def _approve_and_deliver(
     backend = OutboxBackend(config, out / "outbox")
     closers: list[Any] = []  # [delivery] may send the email step through Gmail, the archive to Drive
     handoff = DeliveryHandoff(
-        Deliverer(config, deliveries, routed_backend(config, backend, out / "outbox", closers)), state
+        Deliverer(
+            config, deliveries, routed_backend(config, backend, out / "outbox", closers), technical_pdf=technical_pdf
+        ),
+        state,
     )
     try:
         for d in drafts:
@@ -434,7 +443,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for f in failures:
         print(f"error: {f}", file=sys.stderr)
     print(
-        f"{len(drafts)} drafts (md, pdf, json) under {out}/<CODE>/ and the roll-up {rollup} in "
+        f"{len(drafts)} drafts (md, pdf, json; each with its -technical variant) under {out}/<CODE>/ and the roll-up {rollup} in "
         f"{time.perf_counter() - t0:.1f} s."
     )
     outbox = out / "outbox"
