@@ -443,8 +443,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for f in failures:
         print(f"error: {f}", file=sys.stderr)
     print(
-        f"{len(drafts)} drafts (md, pdf, json; each with its -technical variant) under {out}/<CODE>/ and the roll-up {rollup} in "
-        f"{time.perf_counter() - t0:.1f} s."
+        f"{len(drafts)} drafts (md, pdf, json; each with its -technical variant) under {out}/<CODE>/ and the "
+        f"roll-up {rollup} in {time.perf_counter() - t0:.1f} s."
     )
     outbox = out / "outbox"
     print(
