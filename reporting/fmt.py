@@ -281,6 +281,10 @@ VERDICT_WORDS: dict[str, str] = {
     "breached": "breached",
     "within": "within target",
 }
+RESTORES_TO = (
+    "Restores to is the moment a restore from that run returns to, where the backup system names it "
+    "(\u2013 where it does not, e.g. for all but a job's newest restore point)."
+)
 RUN_WORDS: dict[str, str] = {"success": "successful", "warning": "warning", "failed": "failed"}
 
 

@@ -138,6 +138,7 @@ def render_markdown(report: Report, branding: Branding, chart: Callable[[str], s
             spell_end=lambda o: fmt.spell_end(o, tz),
             ticket_tally=lambda t: fmt.ticket_tally(t, report.period),
             run_tally=fmt.run_tally,
+            restores_to=fmt.RESTORES_TO,
             incident_tally=lambda items: fmt.incident_tally(items, report.period),
             incident_resolved=lambda i: fmt.incident_resolved(i, tz),
         )

@@ -1260,7 +1260,7 @@ def detail_backups(ctx: Ctx, b: Backups) -> list[Flowable]:
             extra += [("TEXTCOLOR", (2, i), (2, i), colour), ("FONT", (2, i), (2, i), ss.FONT_BOLD, ss.TABLE_SIZE)]
     return [
         data_table(ctx, ["Protected item", "Finished", "Result", "Restores to"], rows, widths, extra=extra, long=True),
-        ctx.p(esc(fmt.run_tally(b.runs), SENTENCE_LIMIT), "small"),
+        ctx.p(esc(fmt.run_tally(b.runs) + " " + fmt.RESTORES_TO, SENTENCE_LIMIT), "small"),
     ]
 
 
