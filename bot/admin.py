@@ -194,9 +194,19 @@ class Admin:
         for code in codes:
             c = self.config.customer(code)
             s = current.customer(code)
-            file_to = tuple(a for a in (c.cto_email, c.account_owner_email) if a)
+            file_to = c.recipients.executive or tuple(a for a in (c.cto_email, c.account_owner_email) if a)
             customers.append(
-                CustomerView(code, c.name, s.enabled, s.executive, s.technical, s.period, file_to, c.period)
+                CustomerView(
+                    code,
+                    c.name,
+                    s.enabled,
+                    s.executive,
+                    s.technical,
+                    s.period,
+                    file_to,
+                    c.recipients.technical,
+                    file_period=c.period,
+                )
             )
         return SettingsView(
             version=current.version,

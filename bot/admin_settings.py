@@ -9,7 +9,8 @@ settings (JSON), the change from the version before (``{key: {"from", "to"}}``),
 
 :class:`LiveSettings` is what the rest of the bot reads: the newest version, refreshed from the
 store before a batch, a typed ``run`` and every delivery, and applied where the file's values are
-read (the engine's branding for the MSP name; the batch's customer list; the email's To list).
+read (the engine's branding for the MSP name; the batch's customer list; the To lists of the
+executive and the technical report emails).
 """
 
 from __future__ import annotations
@@ -168,7 +169,12 @@ class LiveSettings:
         return [c.code for c in self.config.customers if self.now.enabled(c.code)]
 
     def executive(self, code: str) -> tuple[str, ...]:
+        """The saved executive recipients (empty: the file's, ``bot.outbox.addressing``)."""
         return self.now.customer(code).executive
+
+    def technical(self, code: str) -> tuple[str, ...]:
+        """The saved technical recipients (empty: the file's ``recipients.technical``)."""
+        return self.now.customer(code).technical
 
 
 async def overrides_in_force(url: str) -> list[str]:
@@ -209,6 +215,6 @@ async def overrides_in_force(url: str) -> list[str]:
             ", ".join(value) if isinstance(value, list) else str(value).lower() if isinstance(value, bool) else value
         )
         lines.append(f"  {key} = {neutral(shown)}")
-        if key.endswith(".technical") or key.startswith("internal_reports."):
+        if key.startswith("internal_reports."):
             lines.append("    (stored; not sent to until that report exists)")
     return lines

@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -29,7 +29,7 @@ from reporting.collect import source_timeout, unmapped_records
 from reporting.config import Config, ConfigError, CustomerConfig, load_config
 from reporting.drafts import DraftState
 from reporting.engine import Draft, Engine
-from reporting.models import PERIOD_KINDS, Period, PeriodKind
+from reporting.models import PERIOD_KINDS, Period, PeriodKind, Report
 from reporting.output import write_atomic
 from reporting.period import (
     PeriodError,
@@ -251,8 +251,10 @@ async def _generate_with(
         )
         if deliver:
             rollup_end = week_containing(setup.week_day, config.msp.timezone).end_date
-            made = [r for r in results if isinstance(r, Draft)]
-            setup.reviews = await _approve_and_deliver(config, store, made, out, rollup_end)
+            drafted = [r for r in results if isinstance(r, Draft)]
+            setup.reviews = await _approve_and_deliver(
+                config, store, drafted, out, rollup_end, technical_pdf=engine.pdf
+            )
         swept = await sweep
         unmapped = [f"{r.system}: {r.id} ({r.name})" for r in swept.records]
         for line in swept.skipped:
@@ -278,7 +280,12 @@ DEMO_APPROVER = "Sandbox engineer (demo)"
 
 
 async def _approve_and_deliver(
-    config: Config, store: HistoryStore, drafts: list[Draft], out: Path, rollup_end: date
+    config: Config,
+    store: HistoryStore,
+    drafts: list[Draft],
+    out: Path,
+    rollup_end: date,
+    technical_pdf: Callable[[Report], Awaitable[bytes]] | None = None,
 ) -> dict[str, DraftStatus | None]:
     """The demo's review step: every draft approved as the sandbox engineer (recorded as such) and
     delivered to ``OUT/outbox/`` through the real delivery steps; then the roll-up card. Returns
@@ -294,7 +301,10 @@ async def _approve_and_deliver(
     backend = OutboxBackend(config, out / "outbox")
     closers: list[Any] = []  # [delivery] may send the email step through Gmail, the archive to Drive
     handoff = DeliveryHandoff(
-        Deliverer(config, deliveries, routed_backend(config, backend, out / "outbox", closers)), state
+        Deliverer(
+            config, deliveries, routed_backend(config, backend, out / "outbox", closers), technical_pdf=technical_pdf
+        ),
+        state,
     )
     try:
         for d in drafts:
@@ -465,8 +475,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for f in failures:
         print(f"error: {f}", file=sys.stderr)
     print(
-        f"{len(drafts)} drafts (md, pdf, json) under {out}/<CODE>/ and the roll-up {rollup} in "
-        f"{time.perf_counter() - t0:.1f} s."
+        f"{len(drafts)} drafts (md, pdf, json; each with its -technical variant) under {out}/<CODE>/ and the "
+        f"roll-up {rollup} in {time.perf_counter() - t0:.1f} s."
     )
     outbox = out / "outbox"
     print(

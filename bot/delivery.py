@@ -11,6 +11,13 @@ delivery with the reason, which the review card shows; other reports go on.
 
 Recipients, channel and archive folder come only from the customer's own configuration entry,
 looked up by the draft's customer code in the store — never from card data.
+
+Two audiences: the executive report goes by the steps above; when the customer has technical
+recipients (the admins' saved ``recipients.technical``, else the file's), two more steps send the
+technical variant — ``tech_email`` (a second email, its PDF attached) right after ``email`` and
+``tech_archive`` (``<CODE>-weekly-<YYYY-MM-DD>-technical.pdf`` beside the executive one) after
+``archive`` — each recorded and resumed like the others under its own key. The customer channel
+gets the executive report only. Without technical recipients there are no technical steps.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
@@ -32,14 +39,25 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reporting.config import Config, CustomerConfig
 from reporting.drafts import DraftState
-from reporting.models import Report
+from reporting.models import Report, technical
 from reporting.store import create_tables, writing
 from reporting.telemetry import DELIVERIES
 
 log = logging.getLogger(__name__)
 
 STEPS = ("email", "channel", "archive")
-STEP_LABELS = {"email": "Email", "channel": "Customer channel", "archive": "Archive"}
+"""The steps every delivery has (the executive report)."""
+TECHNICAL_STEPS = ("tech_email", "tech_archive")
+"""The technical report's steps, run only for a customer with technical recipients."""
+ALL_STEPS = ("email", "tech_email", "channel", "archive", "tech_archive")
+"""Every step in the order it runs (the emails first: a channel or archive failure stops the rest)."""
+STEP_LABELS = {
+    "email": "Email",
+    "tech_email": "Technical report email",
+    "channel": "Customer channel",
+    "archive": "Archive",
+    "tech_archive": "Technical report archive",
+}
 
 metadata = MetaData()
 
@@ -131,11 +149,14 @@ class Parcel:
     msp_name: str = ""
     #: a test send (``bot.test_send``): only to ``recipients``, "TEST" in the subject and file name
     test: bool = False
+    #: "technical": the technical report, to the technical ``recipients`` (``-technical`` in its name)
+    variant: str = "executive"
 
     @property
     def file_name(self) -> str:
         word = self.report.period.file_word  # weekly | fortnightly | 30day | monthly
-        return f"{self.code}-{word}-{self.period_end.isoformat()}{'-TEST' if self.test else ''}.pdf"
+        suffix = "-technical" if self.variant == "technical" else ""
+        return f"{self.code}-{word}-{self.period_end.isoformat()}{suffix}{'-TEST' if self.test else ''}.pdf"
 
     def key(self, step: str) -> str:
         return f"reportbot:{self.draft_id}:{step}"
@@ -281,11 +302,25 @@ class DeliveryLog:
         return [r[0] for r in rows]
 
 
+TechnicalPdf = Callable[[Report], Awaitable[bytes]]
+"""Renders the technical variant of a report (``reporting.models.technical`` applied) as PDF bytes."""
+
+
+def technical_recipients(customer: CustomerConfig, saved: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """Who receives the technical report: the admins' saved list, else the file's
+    ``recipients.technical``; empty: nobody (no technical steps)."""
+    return saved or customer.recipients.technical
+
+
 class Deliverer:
     """Runs one draft's delivery under its lease (:meth:`DeliveryLog.take_lease`): two instances
     — one resuming after a restart, one still delivering — never run the same draft's steps at
     once, which the backends' look-ups before a send could not make safe on their own (both would
-    look, find nothing, and send)."""
+    look, find nothing, and send).
+
+    ``technical_pdf``: renders the technical report's PDF when a technical step runs (the service
+    passes the engine's PDF workers and branding); default: ``reporting.pdf`` in a thread, with
+    the configuration's branding and the admins' MSP name."""
 
     def __init__(
         self,
@@ -296,8 +331,10 @@ class Deliverer:
         owner: str | None = None,
         lease_seconds: float = LEASE_SECONDS,
         settings: Any = None,
+        technical_pdf: TechnicalPdf | None = None,
     ):
         self.config = config
+        self.technical_pdf = technical_pdf
         self.settings = settings  # bot.admin_settings.LiveSettings: the admins' recipients and MSP name
         self.log = log_
         self.backend = backend
@@ -352,18 +389,43 @@ class Deliverer:
     ) -> dict[str, StepState]:
         customer = self.config.customer(code)  # from configuration, by the draft's own code
         recipients: tuple[str, ...] = ()
+        saved_technical: tuple[str, ...] = ()
         msp_name = ""
         if self.settings is not None:  # the admins' settings as saved now, over the file's values
             await self.settings.refresh()
             recipients, msp_name = self.settings.executive(code), self.settings.now.msp_name
+            technical_of = getattr(self.settings, "technical", None)  # duck-typed settings may predate it
+            saved_technical = tuple(technical_of(code)) if technical_of is not None else ()
         parcel = Parcel(draft_id, code, customer, period_end, report, pdf, approved_by, recipients, msp_name)
-        calls = {
+        tech_to = technical_recipients(customer, saved_technical)
+        tech_parcels: list[Parcel] = []  # the technical parcel, rendered when its first step runs
+
+        async def tech_parcel() -> Parcel:
+            if not tech_parcels:
+                tech_pdf = await self._technical_pdf(report, msp_name)
+                tech_parcels.append(replace(parcel, pdf=tech_pdf, recipients=tech_to, variant="technical"))
+            return tech_parcels[0]
+
+        async def tech_email(_: Parcel, key: str) -> StepResult:
+            return await self.backend.send_email(await tech_parcel(), key)
+
+        async def tech_archive(_: Parcel, key: str) -> StepResult:
+            return await self.backend.archive(await tech_parcel(), key)
+
+        calls: dict[str, Callable[[Parcel, str], Awaitable[StepResult]]] = {
             "email": self.backend.send_email,
+            "tech_email": tech_email,
             "channel": self.backend.post_channel,
             "archive": self.backend.archive,
+            "tech_archive": tech_archive,
         }
         done = await self.log.steps(draft_id)
-        for step in STEPS:
+        plan = [s for s in ALL_STEPS if s in STEPS or tech_to]
+        for step in TECHNICAL_STEPS:
+            if not tech_to and step in done and done[step].status == "running":
+                # begun for recipients since removed from the settings: nothing to send it to now
+                await self.log.end(draft_id, step, "done", "not sent: no technical recipients are set any more")
+        for step in plan:
             if step in done and done[step].status == "done":
                 continue
             if not await self.log.renew_lease(draft_id, self.owner, self.lease_seconds):
@@ -395,12 +457,23 @@ class Deliverer:
                 step,
                 extra={**where, "duration_ms": round(1000 * (time.perf_counter() - t0))},
             )
-            if on_step is not None and step != STEPS[-1]:  # after the last one the handoff's state change shows it
+            if on_step is not None and step != plan[-1]:  # after the last one the handoff's state change shows it
                 try:
                     await on_step(step)
                 except Exception:
                     log.warning("could not show the %s step of %s", step, code, exc_info=True)
         return await self.log.steps(draft_id)
+
+    async def _technical_pdf(self, report: Report, msp_name: str) -> bytes:
+        variant = technical(report)
+        if self.technical_pdf is not None:
+            return await self.technical_pdf(variant)
+        from reporting.pdf import render_pdf
+
+        branding = self.config.branding()
+        if msp_name:
+            branding = replace(branding, msp_name=msp_name)
+        return await asyncio.to_thread(render_pdf, variant, branding)
 
 
 class DeliveryHandoff:
@@ -433,5 +506,6 @@ class DeliveryHandoff:
             await self.state.set_state(
                 draft.id, DraftState.FAILED, reason=f"{STEP_LABELS[failed[0].step]}: {failed[0].detail}"[:500]
             )
-        elif all(s in steps and steps[s].status == "done" for s in STEPS):
+        elif all(s in steps for s in STEPS) and all(s.status == "done" for s in steps.values()):
+            # every step this delivery recorded (the technical ones when it had any) is done
             await self.state.set_state(draft.id, DraftState.DELIVERED)

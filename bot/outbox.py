@@ -6,11 +6,12 @@ production:
 - ``mail/<CODE>-weekly-<YYYY-MM-DD>.eml`` — the email (opens in any mail client): From the
   configured mailbox, To the customer's CTO, Cc the account owner, Reply-To the account engineer
   (from that customer's entry only), the HTML cover note, the PDF attached, and the delivery id in
-  ``X-Reportbot-Delivery-Id``;
+  ``X-Reportbot-Delivery-Id``; ``mail/<CODE>-weekly-<YYYY-MM-DD>-technical.eml`` the technical
+  report's email, to the technical recipients;
 - ``channels/<channel>/<CODE>-weekly-<YYYY-MM-DD>.json`` — the channel post (card and file
   link), with the PDF under ``channels/<channel>/files/``;
 - ``sharepoint/<library>/<sharepoint_folder>/<YYYY>/<CODE>-weekly-<YYYY-MM-DD>.pdf`` — the
-  archive, at the contract path;
+  archive, at the contract path (and ``...-technical.pdf`` beside it);
 - ``rollup-<YYYY-MM-DD>.json`` — the roll-up card.
 
 Every file is named by the report, not by the attempt, and written atomically: a step repeated
@@ -61,16 +62,25 @@ class Addressing:
 
 
 def addressing(parcel: Parcel) -> Addressing:
-    """The admins' executive recipients when set (all in To), else that customer's entry only;
-    :class:`PermanentError` when it names nobody. A test send goes to its requester alone."""
+    """The admins' executive recipients when set (all in To), else that customer's entry only:
+    its ``recipients.executive`` (all in To), else ``cto_email`` / ``account_owner_email``;
+    :class:`PermanentError` when it names nobody. The technical report goes to its parcel's
+    recipients (the technical list, all in To). A test send goes to its requester alone."""
     c = parcel.customer
     if parcel.test:
         if not parcel.recipients:
             raise PermanentError("a test send needs the requester's address")
         return Addressing(parcel.recipients)
+    engineer = c.account_engineer
+    reply_to = (engineer.name, engineer.email) if engineer else None
+    if parcel.variant == "technical":
+        if not parcel.recipients:
+            raise PermanentError(f"customers[{parcel.code}] has no technical recipients")
+        return Addressing(parcel.recipients, (), reply_to)
     if parcel.recipients:
-        engineer = c.account_engineer
-        return Addressing(parcel.recipients, (), (engineer.name, engineer.email) if engineer else None)
+        return Addressing(parcel.recipients, (), reply_to)
+    if c.recipients.executive:
+        return Addressing(c.recipients.executive, (), reply_to)
     if not (c.cto_email or c.account_owner_email):
         raise PermanentError(f"customers[{parcel.code}] has no cto_email or account_owner_email")
     to = c.cto_email or c.account_owner_email
@@ -87,7 +97,8 @@ def recipients(parcel: Parcel) -> list[str]:
 def subject(parcel: Parcel) -> str:
     # neutral(): no CR/LF or other controls from the config reach a header, no bidi override
     adjective = fmt.words(parcel.report.period).adjective  # weekly | fortnightly | 30-day | monthly
-    text = neutral(f"{parcel.customer.name}: {adjective} report, {fmt.report_week(parcel.report)}")
+    kind = f"{adjective} technical report" if getattr(parcel, "variant", "") == "technical" else f"{adjective} report"
+    text = neutral(f"{parcel.customer.name}: {kind}, {fmt.report_week(parcel.report)}")
     return f"TEST — {text}" if getattr(parcel, "test", False) else text  # duck-typed parcels have no flag
 
 
@@ -156,6 +167,7 @@ def cover_note(config: Config, parcel: Parcel) -> str:
         highlights=[neutral(s) for s in r.summary[:4]],
         commentary=neutral(r.commentary.text, multiline=True) if r.commentary else "",
         file_name=neutral(parcel.file_name),
+        technical=parcel.variant == "technical",
         contact=(neutral(c.name), c.email) if (c := parcel.customer.account_engineer) else None,
     )
 

@@ -22,7 +22,7 @@ from botbuilder.core import CardFactory, MessageFactory
 from botbuilder.schema import Activity, ConversationReference
 
 from bot.announce import ChannelPostUnavailable
-from bot.delivery import STEP_LABELS, STEPS, DeliveryLog, Parcel, PermanentError
+from bot.delivery import ALL_STEPS, STEP_LABELS, STEPS, DeliveryLog, Parcel, PermanentError, technical_recipients
 from bot.posting import NoRoute, NotPosted, Poster, PostRefused, Routes
 from bot.review import Review
 from bot.settings import BotSettings
@@ -109,7 +109,9 @@ class ReviewCards:
         steps: list[DeliveryStepView] = []
         recorded = await self.deliveries.steps(draft.id) if self.deliveries is not None and steps_recorded else {}
         if recorded:
-            for name in STEPS:
+            for name in ALL_STEPS:
+                if name not in STEPS and name not in recorded:
+                    continue  # no technical report for this delivery (or not begun yet)
                 s = recorded.get(name)
                 url = s.url if s and s.url and s.url.startswith(("http://", "https://")) else None
                 steps.append(
@@ -126,6 +128,9 @@ class ReviewCards:
                 if self.settings.sandbox and not self.settings.approvers
                 else "Only the configured approvers may approve."
             )
+            n = len(self._technical_to(draft.customer_code))
+            if n:
+                note += f" On approval, the technical report also goes to {n} address{'es' if n != 1 else ''}."
         return review_card(
             report,
             draft_id=draft.id,
@@ -140,6 +145,15 @@ class ReviewCards:
             tz=self.config.msp.timezone,
             page_url=self.page_url(draft.id, draft.version) if self.page_url else None,
         )
+
+    def _technical_to(self, code: str) -> tuple[str, ...]:
+        """Who the technical report would go to now (the admins' list, else the file's)."""
+        try:
+            customer = self.config.customer(code)
+        except KeyError:
+            return ()
+        saved = self.live.now.customer(code).technical if self.live is not None else ()
+        return technical_recipients(customer, saved)
 
     async def post_card(self, draft: Draft, origin: ConversationReference | None = None) -> None:
         """Post the draft's card in the review channel (or, in the sandbox without one, where

@@ -31,7 +31,7 @@ from bot.admin_settings import LiveSettings, SettingsStore
 from bot.announce import ChannelAnnouncer, ChannelPostUnavailable
 from bot.app import create_app
 from bot.auth import build_adapter
-from bot.delivery import STEPS, Deliverer, DeliveryHandoff, DeliveryLog
+from bot.delivery import ALL_STEPS, Deliverer, DeliveryHandoff, DeliveryLog
 from bot.deps import BotDeps
 from bot.google.auth import GoogleUnavailable
 from bot.google.backend import routed_backend
@@ -327,7 +327,7 @@ class DeliveryResumer:
         reason = f"resuming the delivery: {reason}"[:500]
         try:
             steps = await self.deliveries.steps(draft_id)
-            for step in STEPS:
+            for step in ALL_STEPS:
                 if step in steps and steps[step].status == "running":
                     await self.deliveries.end(draft_id, step, "failed", reason)
             await self.review.state.set_state(draft_id, "failed", reason=reason)
@@ -380,7 +380,9 @@ async def open_service(
         mailer: Any = None  # the email step's backend: test sends go through it alone
         if settings.sandbox:  # the sandbox delivers to the local outbox through the real delivery steps
             sandbox_backend = routed_backend(config, OutboxBackend(config, out / "outbox"), out / "outbox", closers)
-            handoff = DeliveryHandoff(Deliverer(config, deliveries, sandbox_backend, settings=live), state)
+            handoff = DeliveryHandoff(
+                Deliverer(config, deliveries, sandbox_backend, settings=live, technical_pdf=engine.pdf), state
+            )
             mailer = sandbox_backend
         elif uses_graph(config):  # production: Graph (and [delivery]'s choices)
             g = config.graph
@@ -404,7 +406,9 @@ async def open_service(
             graph_backend = GraphBackend(config, graph_cred, channel_team=team_of, announce=announcer)
             closers.append(graph_backend.aclose)
             backend = routed_backend(config, graph_backend, out / "outbox", closers)  # [delivery]: Gmail, Drive...
-            handoff = DeliveryHandoff(Deliverer(config, deliveries, backend, settings=live), state)
+            handoff = DeliveryHandoff(
+                Deliverer(config, deliveries, backend, settings=live, technical_pdf=engine.pdf), state
+            )
             mailer = backend
         review = Review(
             config, engine, store, state, out, handoff, settings.may_approve, week, backfill_weeks=backfill_weeks

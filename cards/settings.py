@@ -42,7 +42,8 @@ class CustomerView:
     executive: Sequence[str]
     technical: Sequence[str]
     period: str  # "": the configuration file's
-    file_recipients: Sequence[str]  # the configuration file's cto_email / account_owner_email
+    file_recipients: Sequence[str]  # the configuration file's executive recipients (else cto / account owner)
+    file_technical: Sequence[str] = ()  # the configuration file's recipients.technical
     file_period: str = "week"  # the configuration file's ``period``
 
 
@@ -116,9 +117,13 @@ def _customer(c: CustomerView) -> Element:
         ),
         _addresses(
             customer_input(c.code, "technical"),
-            f"Technical report recipients (up to {MAX_RECIPIENTS}; stored, not sent until the technical report exists)",
+            f"Technical report recipients (up to {MAX_RECIPIENTS}; one per line)",
             c.technical,
-            "Empty: none",
+            (
+                f"Empty: the configuration file's {', '.join(c.file_technical)}"
+                if c.file_technical
+                else "Empty: nobody (no technical report is sent)"
+            )[:200],
         ),
         {
             "type": "ActionSet",

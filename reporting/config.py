@@ -12,12 +12,22 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import parse_qsl, urlencode
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from reporting.models import SECTION_NAMES, Branding, PeriodKind
+from reporting.overrides import MAX_RECIPIENTS, SettingsInvalid, check_address
 from reporting.period import PeriodError, zone
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -345,6 +355,43 @@ class Contact(_Strict):
         return v
 
 
+def _recipient(value: str) -> str:
+    """One address of ``recipients.<variant>``: the settings card's strict check
+    (:func:`reporting.overrides.check_address`), so the file and Teams accept the same addresses."""
+    try:
+        return check_address(value, "")
+    except SettingsInvalid as err:
+        raise ValueError(err.problems[0].removeprefix(": ")) from None
+
+
+Recipient = Annotated[str, AfterValidator(_recipient)]
+
+
+class Recipients(_Strict):
+    """``[customers.recipients]``: who receives each variant of the customer's report, at most
+    :data:`reporting.overrides.MAX_RECIPIENTS` each. ``executive`` empty: the customer's
+    ``cto_email`` (To) and ``account_owner_email`` (Cc), as before; ``technical`` empty: no
+    technical report is sent. The admins' settings saved in Teams override both."""
+
+    executive: tuple[Recipient, ...] = ()
+    technical: tuple[Recipient, ...] = ()
+
+    @field_validator("executive", "technical", mode="before")
+    @classmethod
+    def _a_list(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            raise ValueError('must be a list of addresses, e.g. ["it@example.com"]')
+        return v
+
+    @field_validator("executive", "technical")
+    @classmethod
+    def _at_most(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        unique = tuple({a.lower(): a for a in reversed(v)}.values())[::-1]  # first spelling of each, in order
+        if len(unique) > MAX_RECIPIENTS:
+            raise ValueError(f"{len(unique)} addresses; at most {MAX_RECIPIENTS}")
+        return unique
+
+
 class CustomerConfig(_Strict):
     code: str
     name: str
@@ -355,6 +402,7 @@ class CustomerConfig(_Strict):
     cto_email: str = ""
     account_owner_email: str = ""
     account_engineer: Contact | None = None
+    recipients: Recipients = Recipients()
     teams_channel: str = ""
     sharepoint_folder: str = ""
     drive_folder: str = ""

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from reporting.models import (
     Tickets,
     Uptime,
     WeekPoint,
+    technical,
 )
 from reporting.output import report_paths, write_atomic
 from reporting.period import (
@@ -66,6 +67,8 @@ HISTORY_POINTS = 8
 class Draft:
     code: str
     report: Report
+    #: "md", "pdf", "json": the executive report; "technical.md", "technical.pdf",
+    #: "technical.json": its technical variant
     paths: dict[str, Path] = field(default_factory=dict)
     render_seconds: float = 0.0
 
@@ -289,25 +292,38 @@ class Engine:
         return await rendering
 
     async def write(self, report: Report, out: Path, kind: str = "draft") -> Draft:
-        """Render ``report`` (with its commentary, if any) to .md, .pdf and .json, each written
-        atomically, and store its snapshot. The review workflow calls this after a save."""
+        """Render ``report`` (with its commentary, if any) and its technical variant to .md, .pdf
+        and .json, each written atomically, and store its snapshot (one per report: the technical
+        variant is the same figures with their detail, all of it in that snapshot). The review
+        workflow calls this after a save."""
+        report = replace(report, audience="executive")
+        tech = technical(report)
         payload = snapshot.to_dict(report)
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         markdown = render_markdown(report, self.branding)
-        pdf = await self.pdf(report)
+        tech_markdown = render_markdown(tech, self.branding)
+        pdf, tech_pdf = await asyncio.gather(self.pdf(report), self.pdf(tech))
         elapsed = loop.time() - t0
-        paths = report_paths(out, report.customer.code, report.period.end_date.isoformat(), report.period.file_word)
+        end = report.period.end_date.isoformat()
+        word = report.period.file_word
+        paths = report_paths(out, report.customer.code, end, word)
+        tech_paths = report_paths(out, report.customer.code, end, word, variant="technical")
         text = json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
+        tech_text = json.dumps(snapshot.to_dict(tech), indent=2, ensure_ascii=False) + "\n"
 
         def files() -> None:  # fsync'd writes: off the event loop
             write_atomic(paths["md"], markdown)
             write_atomic(paths["pdf"], pdf)
             write_atomic(paths["json"], text)
+            write_atomic(tech_paths["md"], tech_markdown)
+            write_atomic(tech_paths["pdf"], tech_pdf)
+            write_atomic(tech_paths["json"], tech_text)
 
         await asyncio.to_thread(files)
         await self.store.save(payload, kind=kind, files={"pdf": pdf})  # the PDF too: any instance can serve it
-        return Draft(report.customer.code, report, paths, elapsed)
+        every = {**paths, **{f"technical.{ext}": p for ext, p in tech_paths.items()}}
+        return Draft(report.customer.code, report, every, elapsed)
 
     async def run_many(
         self,

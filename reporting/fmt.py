@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING
@@ -12,7 +13,18 @@ from reporting.models import Changes, Tickets
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from reporting.models import OutageEvent, Period, PlannedChange, ProtectedItem, Report, WaitingTicket
+    from reporting.models import (
+        BackupRunItem,
+        DeviceUptime,
+        DownSpell,
+        IncidentItem,
+        OutageEvent,
+        Period,
+        PlannedChange,
+        ProtectedItem,
+        Report,
+        WaitingTicket,
+    )
 
 
 MINUS = "\u2212"
@@ -105,6 +117,14 @@ def when(ts: datetime | None, tz: str | tzinfo, never: str = "never") -> str:
         return never
     local = _local(ts, tz)
     return f"{day(local.date())} {local:%H:%M}"
+
+
+def when_compact(ts: datetime | None, tz: str | tzinfo, never: str = "never") -> str:
+    """'13 Nov 14:30' in the customer's timezone: the technical report's dense lists."""
+    if ts is None:
+        return never
+    local = _local(ts, tz)
+    return f"{local.day} {local:%b %H:%M}"
 
 
 def stamp(ts: datetime, tz: str | tzinfo) -> str:
@@ -281,13 +301,19 @@ def outage_devices(o: OutageEvent) -> str:
     return f"{n}{of} device{'s' if (o.site_devices or n) != 1 else ''}: {names}"
 
 
-def outage_end(o: OutageEvent, tz: str | tzinfo) -> str:
-    return "still down when the week ended" if o.ongoing else when(o.end, tz)
+def _ended(w: Words | None) -> str:
+    """'still down when the week ended' / '... when the month ended'."""
+    noun = (w or WORDS["week"]).noun
+    return f"still down when the {'period' if noun == '30 days' else noun} ended"
 
 
-def outage_line(o: OutageEvent, tz: str | tzinfo) -> str:
+def outage_end(o: OutageEvent, tz: str | tzinfo, w: Words | None = None) -> str:
+    return _ended(w) if o.ongoing else when(o.end, tz)
+
+
+def outage_line(o: OutageEvent, tz: str | tzinfo, w: Words | None = None) -> str:
     """'Leeds plant: Wed 11 Nov 06:00 to Thu 12 Nov 02:12 (20 h 12 min), all 4 devices'."""
-    end = "still down when the week ended" if o.ongoing else f"to {when(o.end, tz)}"
+    end = _ended(w) if o.ongoing else f"to {when(o.end, tz)}"
     affected = outage_devices(o)
     return f"{o.site}: {when(o.start, tz)} {end} ({duration(o.minutes)})" + (f", {affected}" if affected else "")
 
@@ -338,3 +364,116 @@ def next_week(report: Report) -> tuple[Sequence[PlannedChange] | None, Sequence[
     planned = ch.data.planned if ch is not None and ch.ok and isinstance(ch.data, Changes) else None
     waiting = tk.data.waiting if tk is not None and tk.ok and isinstance(tk.data, Tickets) else None
     return planned, waiting
+
+
+# ---- the technical report: the detail behind the figures, in the same words everywhere ------
+
+TECHNICAL_TITLE = "Technical detail"
+
+
+def technical_lead(w: Words | None = None) -> str:
+    """The technical detail's opening sentence."""
+    w = w or WORDS["week"]
+    this = "these 30 days'" if w.noun == "30 days" else f"{w.this}'s"
+    return (
+        f"Every item behind {this} figures, for your IT team: each device, ticket, backup run, "
+        "security incident and public-site check. The counts here add up to the figures in the sections above."
+    )
+
+
+TECHNICAL_LEAD = technical_lead()
+
+#: a ticket's SLA verdict (reporting.models.TicketVerdict) as the reader sees it
+VERDICT_WORDS: dict[str, str] = {
+    "met": "met",
+    "missed": "missed",
+    "no_target": "no target",
+    "excluded": "not measured",
+    "breached": "breached",
+    "within": "within target",
+}
+RESTORES_TO = (
+    "Restores to is the moment a restore from that run returns to, where the backup system names it "
+    "(\u2013 where it does not, e.g. for all but a job's newest restore point)."
+)
+RUN_WORDS: dict[str, str] = {"success": "successful", "warning": "warning", "failed": "failed"}
+
+
+def report_kind(report: Report) -> str:
+    """'weekly report' / 'monthly technical report': what the document is, for its title lines."""
+    adjective = words(report.period).adjective
+    return f"{adjective} technical report" if report.audience == "technical" else f"{adjective} report"
+
+
+def is_technical(report: Report) -> bool:
+    return report.audience == "technical"
+
+
+def age(hours_: float) -> str:
+    """A ticket's age: '3 h 20 min', '2 d 4 h'."""
+    return duration(hours_ * 60.0)
+
+
+def verdict(word: str) -> str:
+    return VERDICT_WORDS.get(word, word)
+
+
+def run_result(status: str) -> str:
+    return RUN_WORDS.get(status, status)
+
+
+def ticket_tally(t: Tickets, period: Period) -> str:
+    """How the ticket list adds up to the section's figures, in one sentence (each count is of
+    the list's rows, so a reader can check it against the figures above)."""
+    items = t.items
+    opened = sum(1 for i in items if period.start <= i.created < period.end)
+    closed = sum(1 for i in items if i.closed is not None)
+    still = len(items) - closed
+    missed = sum(1 for i in items if i.sla == "missed")
+    breached = sum(1 for i in items if i.sla == "breached")
+    w = words(period)
+    return (
+        f"{len(items)} ticket{'s' if len(items) != 1 else ''} listed: {opened} opened {w.this}, {closed} closed "
+        f"{w.this}, {still} open at {w.at_end}; SLA breaches: {missed} closed late + {breached} open past target "
+        f"= {missed + breached}."
+    )
+
+
+def run_tally(runs: Sequence[BackupRunItem], w: Words | None = None) -> str:
+    ok = sum(1 for r in runs if r.status == "success")
+    warn = sum(1 for r in runs if r.status == "warning")
+    failed = sum(1 for r in runs if r.status == "failed")
+    return (
+        f"{len(runs)} run{'s' if len(runs) != 1 else ''} finished {(w or WORDS['week']).this}: {ok} successful, "
+        f"{warn} with warnings (counted as successful), {failed} failed."
+    )
+
+
+def incident_tally(incidents: Sequence[IncidentItem], period: Period) -> str:
+    new = sum(1 for i in incidents if period.start <= i.created < period.end)
+    still = sum(1 for i in incidents if i.resolved is None)
+    w = words(period)
+    return (
+        f"{len(incidents)} incident{'s' if len(incidents) != 1 else ''} listed: {new} new {w.this}, "
+        f"{still} open at {w.at_end}."
+    )
+
+
+def device_spells(devices: Sequence[DeviceUptime]) -> list[tuple[DeviceUptime, DownSpell]]:
+    """Every device's down spells, oldest first (the technical report's per-device outage list)."""
+    rows = [(d, o) for d in devices for o in d.outages]
+    return sorted(rows, key=lambda r: (r[1].start.astimezone(UTC), r[0].name))
+
+
+def spell_end(o: DownSpell, tz: str | tzinfo, w: Words | None = None) -> str:
+    return _ended(w) if o.ongoing else when_compact(o.end, tz)
+
+
+def status_word(raw: str) -> str:
+    """A source's status word for a reader: 'inProgress' -> 'In progress', 'resolved' -> 'Resolved'."""
+    spaced = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", raw.strip()).replace("_", " ").lower()
+    return capital(spaced) if spaced else "–"
+
+
+def incident_resolved(i: IncidentItem, tz: str | tzinfo, w: Words | None = None) -> str:
+    return f"open at {(w or WORDS['week']).at_end}" if i.resolved is None else when_compact(i.resolved, tz)

@@ -67,6 +67,10 @@ def _env() -> jinja2.Environment:
         capitalize_first=fmt.capital,
         duration=fmt.duration,
         hours=fmt.hours,
+        age=fmt.age,
+        verdict=fmt.verdict,
+        run_result=fmt.run_result,
+        status_word=fmt.status_word,
     )
     return env
 
@@ -111,8 +115,8 @@ def render_markdown(report: Report, branding: Branding, chart: Callable[[str], s
             score_missing=voice.score_missing(words),
             sites_current_only=voice.sites_current_only(words),
             tz=tz,
-            when=lambda ts: fmt.when(ts, tz),
-            outage_end=lambda o: fmt.outage_end(o, tz),
+            when=lambda ts, never="never": fmt.when(ts, tz, never),
+            outage_end=lambda o: fmt.outage_end(o, tz, words),
             outage_devices=fmt.outage_devices,
             timeline=fmt.timeline,
             stopped=fmt.stopped,
@@ -133,5 +137,18 @@ def render_markdown(report: Report, branding: Branding, chart: Callable[[str], s
             planned_none=fmt.PLANNED_NONE,
             waiting_none=fmt.WAITING_NONE,
             chart=chart,
+            compact=lambda ts, never="never": fmt.when_compact(ts, tz, never),
+            kind=fmt.report_kind(report),
+            technical=fmt.is_technical(report),
+            technical_title=fmt.TECHNICAL_TITLE,
+            technical_lead=fmt.technical_lead(words),
+            missing_short=lambda name: voice.missing_short(name, words),
+            device_spells=fmt.device_spells,
+            spell_end=lambda o: fmt.spell_end(o, tz, words),
+            ticket_tally=lambda t: fmt.ticket_tally(t, report.period),
+            run_tally=lambda runs: fmt.run_tally(runs, words),
+            restores_to=fmt.RESTORES_TO,
+            incident_tally=lambda items: fmt.incident_tally(items, report.period),
+            incident_resolved=lambda i: fmt.incident_resolved(i, tz, words),
         )
     )

@@ -15,10 +15,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from reporting.models import (
+    BackupRunItem,
     Backups,
     BackupStatus,
     Change,
     Changes,
+    DeviceUptime,
+    DownSpell,
+    IncidentItem,
     OpenIncident,
     OutageEvent,
     Period,
@@ -27,7 +31,9 @@ from reporting.models import (
     Security,
     SiteCheck,
     Sites,
+    TicketItem,
     Tickets,
+    TicketVerdict,
     Uptime,
     UptimeGroup,
     WaitingTicket,
@@ -89,6 +95,7 @@ class IncidentRecord:
     severity: str  # high | medium | low | informational
     created: datetime
     resolved: datetime | None
+    status: str = ""  # the source's own status word as read (Defender "active", Sentinel "New"...)
 
 
 @dataclass(frozen=True)
@@ -182,7 +189,9 @@ def uptime_section(
     Per device: monitored = period − planned maintenance; down = unplanned outages − maintenance.
     ``uptime_pct`` of a group = 100 × Σ(monitored − down) / Σ monitored over its devices;
     ``downtime_minutes`` = Σ down / 60. ``overall_pct`` is ``sla_pct`` when the source defines
-    an SLA (e.g. Zabbix SLA), else the device-weighted value over all devices.
+    an SLA (e.g. Zabbix SLA), else the device-weighted value over all devices. ``devices`` (the
+    technical report's rows) carries each device's own terms of those sums — monitored, down and
+    its down spells — so its rows add up to the site and class rows exactly.
     """
     by_device: dict[str, list[Outage]] = {}
     for o in outages:
@@ -213,6 +222,24 @@ def uptime_section(
         return tuple(group(rows, name) for name, rows in sorted(groups.items()))
 
     overall = group(devices, "all").uptime_pct
+    tz = period.start.tzinfo
+    end = _utc(period.end)
+    rows = tuple(
+        DeviceUptime(
+            id=d.id,
+            name=d.name,
+            site=d.site,
+            device_class=d.device_class,
+            uptime_pct=group([d], d.name).uptime_pct,
+            downtime_minutes=stats[d.id][1] / 60.0,
+            monitored_minutes=stats[d.id][0] / 60.0,
+            outages=tuple(
+                DownSpell(a.astimezone(tz), b.astimezone(tz), ongoing=b >= end and d.id in still_down)
+                for a, b in down_by_device[d.id]
+            ),
+        )
+        for d in sorted(devices, key=lambda d: (d.site, d.name, d.id))
+    )
     return Uptime(
         overall_pct=sla_pct if sla_pct is not None else overall,
         overall_source=f"SLA {sla_name}" if sla_pct is not None and sla_name else "device-weighted",
@@ -220,6 +247,7 @@ def uptime_section(
         by_site=breakdown("site"),
         by_class=breakdown("device_class"),
         outages=outage_timeline(devices, down_by_device, still_down, period),
+        devices=rows,
     )
 
 
@@ -309,14 +337,18 @@ def tickets_section(
     tickets never breach). by_priority counts tickets opened. waiting = tickets still open (as read)
     that were created before end and whose status waits on the customer, oldest first; None when
     ``reads_waiting`` is false (the source does not say which status waits on the customer).
+    items (the technical report's list) = every ticket counted in opened, closed or backlog, with
+    the verdict it was counted by (:data:`reporting.models.TicketVerdict`), oldest first.
     """
     opened = closed = backlog = met = measured = breaches = 0
     waiting: list[WaitingTicket] = []
+    items: list[TicketItem] = []
     prio: Counter[str] = Counter()
     ranks: dict[str, float] = {}
     for t in tickets:
         if t.is_change:
             continue
+        verdict: TicketVerdict | None = None
         if in_period(t.created, period):
             opened += 1
             prio[t.priority] += 1
@@ -324,18 +356,30 @@ def tickets_section(
                 ranks[t.priority] = min(t.priority_rank, ranks.get(t.priority, t.priority_rank))
         if in_period(t.closed, period):
             closed += 1
+            verdict = "excluded"
             if not t.sla_excluded:
                 measured += 1
                 if _met(t):
                     met += 1
+                    no_target = t.met_sla is None and t.resolve_by is None
+                    verdict = "no_target" if no_target else "met"
                 else:
                     breaches += 1
+                    verdict = "missed"
         if t.created < period.end and (t.closed is None or t.closed >= period.end):
             backlog += 1
-            if not t.sla_excluded and _open_breach(t, period):
-                breaches += 1
+            verdict = "excluded"
+            if not t.sla_excluded:
+                verdict = "within"
+                if _open_breach(t, period):
+                    breaches += 1
+                    verdict = "breached"
             if t.closed is None and t.waiting_on_customer:
                 waiting.append(WaitingTicket(t.id, t.title, t.created, t.status))
+        if verdict is not None:
+            closed_at = t.closed if t.closed is not None and t.closed < period.end else None
+            age = (_utc(closed_at or period.end) - _utc(t.created)).total_seconds() / 3600.0
+            items.append(TicketItem(t.id, t.title, t.priority, t.created, closed_at, age, verdict, t.resolve_by))
     return Tickets(
         opened=opened,
         closed=closed,
@@ -345,6 +389,7 @@ def tickets_section(
         by_priority={name: prio[name] for name in sorted(prio, key=lambda n: priority_key(n, ranks.get(n)))},
         target_pct=target_pct,
         waiting=tuple(sorted(waiting, key=lambda w: (w.created, w.id))) if reads_waiting else None,
+        items=tuple(sorted(items, key=lambda i: (_utc(i.created), i.id))),
     )
 
 
@@ -389,17 +434,20 @@ def backups_section(
     last_success = newest recovery point of a successful (or warning) run that ended at or before
     period end; rpo_hours = (period end − last_success) in hours. status: "never" with no
     successful recovery point at all; "failed" when the item's latest run before period end
-    failed; "stale" when rpo_hours > stale_hours; else "ok".
+    failed; "stale" when rpo_hours > stale_hours; else "ok". runs (the technical report's list) =
+    the runs finished in the period, the ones the rate counts, oldest first.
     """
     by_item: dict[str, list[BackupRun]] = {name: [] for name in items}
     for r in runs:
         if r.ended <= period.end:
             by_item.setdefault(r.item, []).append(r)
     protected = []
+    counted: list[BackupRunItem] = []
     total = ok_runs = warn_runs = 0
     for name in sorted(by_item):
         rs = sorted(by_item[name], key=lambda r: r.ended)
         ran = [r for r in rs if in_period(r.ended, period)]
+        counted += [BackupRunItem(r.item, r.ended, r.status, r.recovery_point) for r in ran]
         n_ok = sum(1 for r in ran if r.status == "success")
         n_warn = sum(1 for r in ran if r.status == "warning")
         n_fail = sum(1 for r in ran if r.status == "failed")
@@ -436,6 +484,7 @@ def backups_section(
         protected=tuple(protected),
         runs_total=total,
         runs_warning=warn_runs,
+        runs=tuple(sorted(counted, key=lambda r: (_utc(r.ended), r.item))),
     )
 
 
@@ -457,17 +506,25 @@ def security_section(incidents: Iterable[IncidentRecord], scores: Sequence[Score
     incidents_new = created in period (by_severity counts these); incidents_open = created before
     end and not resolved before end. secure_score_pct = 100 × current / max of the newest snapshot
     at or before period end; secure_score_change = that minus the same at period start (points).
+    incidents (the technical report's list) = every incident new in the period or open at its end,
+    oldest first.
     """
     new: Counter[str] = Counter({s: 0 for s in _SEVERITIES})
     n_new = 0
     open_items = []
+    listed: list[IncidentItem] = []
     for i in incidents:
         sev = i.severity.lower()
-        if in_period(i.created, period):
+        is_new = in_period(i.created, period)
+        is_open = i.created < period.end and (i.resolved is None or i.resolved >= period.end)
+        if is_new:
             n_new += 1
             new[sev if sev in _SEVERITIES else "informational"] += 1
-        if i.created < period.end and (i.resolved is None or i.resolved >= period.end):
+        if is_open:
             open_items.append(OpenIncident(id=i.id, title=i.title, severity=sev, created=i.created))
+        if is_new or is_open:
+            resolved = None if is_open else i.resolved
+            listed.append(IncidentItem(i.id, i.title, sev, i.created, resolved, i.status))
     order = {s: n for n, s in enumerate(_SEVERITIES)}
     open_items.sort(key=lambda o: (order.get(o.severity, 9), o.created, o.id))
     end_pct = _score_pct(scores, period.end)
@@ -479,6 +536,7 @@ def security_section(incidents: Iterable[IncidentRecord], scores: Sequence[Score
         secure_score_pct=end_pct,
         secure_score_change=None if end_pct is None or start_pct is None else end_pct - start_pct,
         open_items=tuple(open_items),
+        incidents=tuple(sorted(listed, key=lambda i: (_utc(i.created), i.id))),
     )
 
 
@@ -629,18 +687,71 @@ _PERIOD_DEFINITION: dict[str, tuple[str, str]] = {
 _PERIOD_NOUN = {"fortnight": "fortnight", "30d": "period", "month": "month"}
 
 
-def definitions(kind: str = "week") -> tuple[tuple[str, str, str], ...]:
-    """:data:`DEFINITIONS` in the words of a period of ``kind`` ("during the month", "Open at
-    month end"): the same formulas over the customer's period."""
+#: The technical report's own columns, for its "How to read" page (same shape as DEFINITIONS,
+#: shown after that section's entries).
+TECHNICAL_DEFINITIONS: tuple[tuple[str, str, str], ...] = (
+    (
+        "uptime",
+        "Monitored (per device)",
+        "The week less the device's planned maintenance. A device's uptime is its monitored time minus its "
+        "downtime, as a share of its monitored time; the site and class figures add these up.",
+    ),
+    (
+        "tickets",
+        "Age",
+        "From the ticket's creation to its closing, or to the end of the week for a ticket still open then, in "
+        "elapsed hours.",
+    ),
+    (
+        "tickets",
+        "SLA (per ticket)",
+        "Closed this week: met or missed its resolution time, as the service desk system judges it; no target "
+        "when it had none (counted as met); not measured when the system keeps it out of SLA figures. Open at "
+        "week end: breached when already past its resolution time then (counted as an SLA breach), otherwise "
+        "within target.",
+    ),
+    (
+        "backups",
+        "Backup runs",
+        "Every backup run that finished during the week, with its result and the moment a restore from it "
+        "returns to. These are the runs the success rate counts.",
+    ),
+    (
+        "security",
+        "Incident list",
+        "Every incident created during the week or still open when it ended. Resolved is when the security "
+        "system marked it resolved; status now is its own word for the incident when the report was made.",
+    ),
+    (
+        "sites",
+        "Interruptions",
+        "Each spell in which a public check found the site unhealthy during the week; availability is the week "
+        "less these spells.",
+    ),
+)
+
+
+def definitions(kind: str = "week", technical: bool = False) -> tuple[tuple[str, str, str], ...]:
+    """The "How to read" entries: :data:`DEFINITIONS`, with the technical report's own after each
+    section's when ``technical``; in the words of a period of ``kind`` ("during the month", "Open
+    at month end"): the same formulas over the customer's period."""
+    entries: list[tuple[str, str, str]] = []
+    for i, entry in enumerate(DEFINITIONS):
+        entries.append(entry)
+        last_of_section = i + 1 == len(DEFINITIONS) or DEFINITIONS[i + 1][0] != entry[0]
+        if technical and last_of_section:
+            entries += [t for t in TECHNICAL_DEFINITIONS if t[0] == entry[0]]
     if kind not in _PERIOD_DEFINITION:
-        return DEFINITIONS
+        return tuple(entries)
     noun = _PERIOD_NOUN[kind]
+
+    def reword(text: str) -> str:
+        for week, other in (("this week", f"this {noun}"), ("week end", f"{noun} end"), ("the week", f"the {noun}")):
+            text = text.replace(week, other).replace(week.capitalize(), other.capitalize())
+        return text
+
     first = ("", *_PERIOD_DEFINITION[kind])
-    rest = tuple(
-        (section, figure.replace("week end", f"{noun} end"), text.replace("the week", f"the {noun}"))
-        for section, figure, text in DEFINITIONS[1:]
-    )
-    return (first, *rest)
+    return (first, *((section, reword(figure), reword(text)) for section, figure, text in entries[1:]))
 
 
 #: The MSP's internal service-desk summary (``reporting.servicedesk``): each figure's definition for

@@ -7,7 +7,7 @@ connectors produce the section payloads. Field names follow the JSON contract in
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Literal
 
@@ -102,6 +102,37 @@ class OutageEvent:
 
 
 @dataclass(frozen=True)
+class DownSpell:
+    """One spell a single device was down, outside planned maintenance, clipped to the period.
+    ``ongoing``: still down when the period ended."""
+
+    start: datetime
+    end: datetime
+    ongoing: bool = False
+
+    @property
+    def minutes(self) -> float:
+        return (self.end.astimezone(UTC) - self.start.astimezone(UTC)).total_seconds() / 60.0
+
+
+@dataclass(frozen=True)
+class DeviceUptime:
+    """One monitored device's own figures, the terms the site and class rows add up
+    (``reporting.metrics.uptime_section``): ``monitored_minutes`` = period − planned maintenance,
+    ``downtime_minutes`` = its unplanned down time outside maintenance, ``uptime_pct`` =
+    100 × (monitored − down) / monitored. ``outages``: its down spells, oldest first."""
+
+    id: str
+    name: str
+    site: str
+    device_class: str
+    uptime_pct: float
+    downtime_minutes: float
+    monitored_minutes: float
+    outages: tuple[DownSpell, ...] = ()
+
+
+@dataclass(frozen=True)
 class Uptime:
     overall_pct: float
     target_pct: float
@@ -111,6 +142,32 @@ class Uptime:
     # the timeline, oldest first (older snapshots: none). Not part of equality: two readings of a
     # week are the same figures whether or not one of them carries the timeline
     outages: tuple[OutageEvent, ...] = field(default=(), compare=False)
+    # the technical report's detail: every monitored device (older snapshots: none). Not part of
+    # equality, like the timeline: the figures above are the same with or without it
+    devices: tuple[DeviceUptime, ...] = field(default=(), compare=False)
+
+
+#: A ticket's SLA verdict in the technical report. Closed in the period: "met" / "missed" (the
+#: PSA's verdict, else closed <= resolve_by), "no_target" (no target and no verdict: counted as
+#: met), "excluded" (the PSA keeps it out of SLA measurement). Open at period end: "breached" (past
+#: its target then, the PSA's own verdict where it gives one), "within" (not yet), "excluded".
+TicketVerdict = Literal["met", "missed", "no_target", "excluded", "breached", "within"]
+
+
+@dataclass(frozen=True)
+class TicketItem:
+    """One service ticket of the technical report: opened in the period, closed in it, or open at
+    its end. ``closed`` is None when the ticket was still open at period end (a later close is
+    not this period's); ``age_hours`` = (closed, else period end) − created, elapsed hours."""
+
+    id: str
+    title: str
+    priority: str
+    created: datetime
+    closed: datetime | None
+    age_hours: float
+    sla: TicketVerdict
+    resolve_by: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +182,9 @@ class Tickets:
     # open tickets whose PSA status says the next move is the customer's, oldest first ("Next week");
     # None: the source does not say which tickets wait (e.g. Halo without waiting_status_ids)
     waiting: tuple[WaitingTicket, ...] | None = ()
+    # the technical report's detail: every ticket behind the figures above, oldest first (older
+    # snapshots: none); not part of equality
+    items: tuple[TicketItem, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -181,12 +241,26 @@ class ProtectedItem:
 
 
 @dataclass(frozen=True)
+class BackupRunItem:
+    """One backup run (job session, snapshot) that finished in the period: the runs the success
+    rate counts. ``recovery_point``: what a restore from it returns to (None for a failed run)."""
+
+    item: str
+    ended: datetime
+    status: str  # "success" | "warning" | "failed"
+    recovery_point: datetime | None = None
+
+
+@dataclass(frozen=True)
 class Backups:
     success_rate_pct: float | None  # None when no run finished in the period (or no run history)
     protected: tuple[ProtectedItem, ...]
     runs_total: int = 0
     runs_warning: int = 0
     run_history: bool = True  # False: the source keeps no per-run history (e.g. Veeam VSPC): no success rate
+    # the technical report's detail: every run counted in runs_total, oldest first (older
+    # snapshots, and sources without run history: none); not part of equality
+    runs: tuple[BackupRunItem, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -198,6 +272,20 @@ class OpenIncident:
 
 
 @dataclass(frozen=True)
+class IncidentItem:
+    """One security incident of the technical report: created in the period or open at its end.
+    ``resolved``: when the source says it was resolved, if before period end (else None: open
+    then); ``status``: the source's own status word as read (now, not as at period end)."""
+
+    id: str
+    title: str
+    severity: str  # high | medium | low | informational
+    created: datetime
+    resolved: datetime | None
+    status: str = ""
+
+
+@dataclass(frozen=True)
 class Security:
     incidents_new: int
     incidents_open: int
@@ -206,6 +294,9 @@ class Security:
     secure_score_change: float | None
     open_items: tuple[OpenIncident, ...] = ()
     score_note: str | None = None  # why there is no Secure Score figure, when the source says (e.g. a 206 answer)
+    # the technical report's detail: every incident behind incidents_new and incidents_open,
+    # oldest first (older snapshots: none); not part of equality
+    incidents: tuple[IncidentItem, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -263,6 +354,17 @@ class Flag:
             object.__setattr__(self, "codes", (self.code,))
 
 
+#: The report's variants: "executive" for the CTO / owner, "technical" for the customer's IT
+#: manager (the executive report plus every device, ticket, backup run, incident and check).
+Variant = Literal["executive", "technical"]
+VARIANTS: tuple[Variant, ...] = ("executive", "technical")
+
+
+def technical(report: Report) -> Report:
+    """The technical variant of ``report``: the same figures, rendered with their detail."""
+    return replace(report, audience="technical")
+
+
 #: flags about our data or our history, not the customer's services: never "items needing attention"
 INTERNAL_FLAG_CODES = frozenset({"no_baseline", "data_unavailable"})
 
@@ -299,7 +401,7 @@ class Report:
     recommendations: tuple[str, ...] = ()  # advice to the customer, each tied to the fact behind it
     history: tuple[WeekPoint, ...] = ()  # previous stored weeks, oldest first, for charts
     commentary: Commentary | None = None
-    audience: str = "executive"
+    audience: str = "executive"  # or "technical": the executive report plus the detail behind it (VARIANTS)
     engineer_actions: tuple[str, ...] = ()  # internal to-dos with their technical reason: review card and roll-up only
     partial_as_of: datetime | None = None  # set: the week had not ended when the figures were read (--allow-partial)
 
@@ -327,13 +429,17 @@ __all__ = [
     "SECTION_TITLES",
     "SEVERITY_ORDER",
     "Backups",
+    "BackupRunItem",
     "Change",
     "Changes",
     "PlannedChange",
     "Commentary",
     "CustomerRef",
+    "DeviceUptime",
+    "DownSpell",
     "INTERNAL_FLAG_CODES",
     "Flag",
+    "IncidentItem",
     "OpenIncident",
     "OutageEvent",
     "Period",
@@ -344,12 +450,17 @@ __all__ = [
     "Security",
     "SiteCheck",
     "Sites",
+    "TicketItem",
+    "TicketVerdict",
     "Tickets",
+    "VARIANTS",
+    "Variant",
     "WaitingTicket",
     "Uptime",
     "UptimeGroup",
     "WeekPoint",
     "customer_flags",
+    "technical",
 ]
 
 

@@ -25,8 +25,13 @@ def write_atomic(path: Path, data: bytes | str) -> None:
         raise
 
 
-def report_paths(out: Path, code: str, period_end: str, word: str = "weekly") -> dict[str, Path]:
+def report_paths(
+    out: Path, code: str, period_end: str, word: str = "weekly", *, variant: str = "executive"
+) -> dict[str, Path]:
     """``OUT/<CODE>/<CODE>-<word>-<period_end>.{md,pdf,json}``; ``word`` is the period's
-    (:attr:`reporting.models.Period.file_word`: weekly, fortnightly, 30day, monthly)."""
-    base = out / code / f"{code}-{word}-{period_end}"
+    (:attr:`reporting.models.Period.file_word`: weekly, fortnightly, 30day, monthly); the
+    technical variant adds ``-technical`` before the extension's dot (shared/design.md, "Output
+    files")."""
+    suffix = "" if variant == "executive" else f"-{variant}"
+    base = out / code / f"{code}-{word}-{period_end}{suffix}"
     return {ext: base.with_suffix(f".{ext}") for ext in ("md", "pdf", "json")}

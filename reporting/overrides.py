@@ -3,18 +3,24 @@
 Pure data and validation (no store, no Teams): the settings card's form is parsed here, each
 address checked, and two versions compared field by field for the change log. What an empty value
 means is "the file's value": an empty MSP name keeps ``[msp] name``, an empty executive list keeps
-the customer's ``cto_email`` / ``account_owner_email``.
+the customer's ``recipients.executive`` (else its ``cto_email`` / ``account_owner_email``), an
+empty technical list keeps its ``recipients.technical`` (else nobody).
 
 What takes effect:
 
 - ``msp_name``: the name on the PDF, the Markdown, the web page and the email's cover note;
 - ``customers.<CODE>.enabled``: the Monday batch skips a disabled customer;
-- ``customers.<CODE>.recipients.executive``: the To list of the customer's report email;
+- ``customers.<CODE>.recipients.executive``: the To list of the customer's report email (the
+  executive report);
+- ``customers.<CODE>.recipients.technical``: the To list of the second email, with the
+  technical report; nobody (from here and from the file): no technical email is sent;
 - ``customers.<CODE>.period``: the customer's period (``reporting.period``), over the file's
   ``period``; empty keeps the file's;
-- ``customers.<CODE>.recipients.technical`` and ``internal_reports.{owners,managers}``: stored
-  and shown in ``config check``; nothing is sent to them until the technical variant and the
-  MSP's own service-desk reports exist.
+- ``internal_reports.{owners,managers}``: stored and shown in ``config check``; nothing is sent
+  to them until the MSP's own service-desk reports are delivered.
+
+Addresses are checked by :func:`check_address` here and in the configuration file
+(``reporting.config.Recipients``), so both accept the same addresses.
 """
 
 from __future__ import annotations

@@ -2,6 +2,9 @@
 
 The key names are the contract in ``shared/design.md``; ``from_dict`` reads back exactly what
 ``to_dict`` writes, so a stored week can be re-rendered or compared without re-collecting.
+Keys added later (the technical report's ``uptime.devices``, ``tickets.items``, ``backups.runs``,
+``security.incidents``, the outage timeline...) are only ever added: a snapshot written before
+them loads with those lists empty.
 """
 
 from __future__ import annotations
@@ -10,12 +13,16 @@ from datetime import date, datetime
 from typing import Any
 
 from reporting.models import (
+    BackupRunItem,
     Backups,
     Change,
     Changes,
     Commentary,
     CustomerRef,
+    DeviceUptime,
+    DownSpell,
     Flag,
+    IncidentItem,
     OpenIncident,
     OutageEvent,
     Period,
@@ -27,6 +34,7 @@ from reporting.models import (
     Security,
     SiteCheck,
     Sites,
+    TicketItem,
     Tickets,
     Uptime,
     UptimeGroup,
@@ -98,6 +106,79 @@ def _outages_from(rows: list[dict[str, Any]] | None) -> tuple[OutageEvent, ...]:
     )
 
 
+def _devices_to(rows: tuple[DeviceUptime, ...]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": d.id,
+            "name": d.name,
+            "site": d.site,
+            "class": d.device_class,
+            "uptime_pct": _round(d.uptime_pct),
+            "downtime_minutes": _round(d.downtime_minutes, 3),
+            "monitored_minutes": _round(d.monitored_minutes, 3),
+            "outages": [
+                {"start": _dt(o.start), "end": _dt(o.end), "minutes": _round(o.minutes, 3), "ongoing": o.ongoing}
+                for o in d.outages
+            ],
+        }
+        for d in rows
+    ]
+
+
+def _devices_from(rows: list[dict[str, Any]] | None) -> tuple[DeviceUptime, ...]:
+    """Absent in snapshots written before the technical report: no rows."""
+    return tuple(
+        DeviceUptime(
+            id=str(d.get("id", "")),
+            name=d["name"],
+            site=d["site"],
+            device_class=d["class"],
+            uptime_pct=d["uptime_pct"],
+            downtime_minutes=d["downtime_minutes"],
+            monitored_minutes=d["monitored_minutes"],
+            outages=tuple(
+                DownSpell(
+                    datetime.fromisoformat(o["start"]), datetime.fromisoformat(o["end"]), bool(o.get("ongoing", False))
+                )
+                for o in d.get("outages", ())
+            ),
+        )
+        for d in rows or ()
+    )
+
+
+def _ticket_items_to(rows: tuple[TicketItem, ...]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": t.id,
+            "title": t.title,
+            "priority": t.priority,
+            "created": _dt(t.created),
+            "closed": _dt(t.closed),
+            "age_hours": _round(t.age_hours, 3),
+            "sla": t.sla,
+            "resolve_by": _dt(t.resolve_by),
+        }
+        for t in rows
+    ]
+
+
+def _ticket_items_from(rows: list[dict[str, Any]] | None) -> tuple[TicketItem, ...]:
+    return tuple(
+        TicketItem(
+            id=t["id"],
+            title=t["title"],
+            priority=t["priority"],
+            created=datetime.fromisoformat(t["created"]),
+            closed=_parse_dt(t.get("closed")),
+            age_hours=t["age_hours"],
+            sla=t["sla"],
+            resolve_by=_parse_dt(t.get("resolve_by")),
+        )
+        for t in rows or ()
+    )
+
+
 def section_data_to_dict(data: SectionData) -> dict[str, Any]:
     if isinstance(data, Uptime):
         return {
@@ -107,6 +188,7 @@ def section_data_to_dict(data: SectionData) -> dict[str, Any]:
             "by_site": _groups(data.by_site, "site"),
             "by_class": _groups(data.by_class, "class"),
             "outages": _outages_to(data.outages),
+            "devices": _devices_to(data.devices),
         }
     if isinstance(data, Tickets):
         return {
@@ -120,6 +202,7 @@ def section_data_to_dict(data: SectionData) -> dict[str, Any]:
             "waiting": None
             if data.waiting is None
             else [{"id": w.id, "title": w.title, "created": _dt(w.created), "status": w.status} for w in data.waiting],
+            "items": _ticket_items_to(data.items),
         }
     if isinstance(data, Changes):
         return {
@@ -149,6 +232,10 @@ def section_data_to_dict(data: SectionData) -> dict[str, Any]:
                 }
                 for p in data.protected
             ],
+            "runs": [
+                {"item": r.item, "ended": _dt(r.ended), "status": r.status, "recovery_point": _dt(r.recovery_point)}
+                for r in data.runs
+            ],
         }
     if isinstance(data, Security):
         return {
@@ -160,6 +247,17 @@ def section_data_to_dict(data: SectionData) -> dict[str, Any]:
             "open_items": [
                 {"id": i.id, "title": i.title, "severity": i.severity, "created": _dt(i.created)}
                 for i in data.open_items
+            ],
+            "incidents": [
+                {
+                    "id": i.id,
+                    "title": i.title,
+                    "severity": i.severity,
+                    "status": i.status,
+                    "created": _dt(i.created),
+                    "resolved": _dt(i.resolved),
+                }
+                for i in data.incidents
             ],
         } | ({"score_note": data.score_note} if data.score_note is not None else {})
     if isinstance(data, Sites):
@@ -197,6 +295,7 @@ def section_data_from_dict(name: str, d: dict[str, Any]) -> SectionData:
                 UptimeGroup(g["class"], g["uptime_pct"], g["downtime_minutes"], g["devices"]) for g in d["by_class"]
             ),
             outages=_outages_from(d.get("outages")),
+            devices=_devices_from(d.get("devices")),
         )
     if name == "tickets":
         return Tickets(
@@ -213,6 +312,7 @@ def section_data_from_dict(name: str, d: dict[str, Any]) -> SectionData:
                 WaitingTicket(w["id"], w["title"], datetime.fromisoformat(w["created"]), w.get("status", ""))
                 for w in d.get("waiting", [])
             ),
+            items=_ticket_items_from(d.get("items")),
         )
     if name == "changes":
         return Changes(
@@ -244,6 +344,12 @@ def section_data_from_dict(name: str, d: dict[str, Any]) -> SectionData:
                 )
                 for p in d["protected"]
             ),
+            runs=tuple(
+                BackupRunItem(
+                    r["item"], datetime.fromisoformat(r["ended"]), r["status"], _parse_dt(r.get("recovery_point"))
+                )
+                for r in d.get("runs", ())
+            ),
         )
     if name == "security":
         return Security(
@@ -257,6 +363,17 @@ def section_data_from_dict(name: str, d: dict[str, Any]) -> SectionData:
                 for i in d.get("open_items", [])
             ),
             score_note=d.get("score_note"),
+            incidents=tuple(
+                IncidentItem(
+                    i["id"],
+                    i["title"],
+                    i["severity"],
+                    datetime.fromisoformat(i["created"]),
+                    _parse_dt(i.get("resolved")),
+                    i.get("status", ""),
+                )
+                for i in d.get("incidents", ())
+            ),
         )
     if name == "sites":
         return Sites(

@@ -161,3 +161,52 @@ def test_a_customer_name_with_a_line_break_is_refused_at_load() -> None:
     ]
     data = base(teams_channel="19:abc\u202e@thread")  # a bidi override
     assert problems(data)[0].startswith("customers[0].teams_channel: contains a control character")
+
+
+def test_recipients_per_audience_are_read_and_checked_like_the_settings_card() -> None:
+    cfg = load_config(DOCS, env=ENV)
+    acme = cfg.customer("ACME")
+    assert acme.recipients.executive == ("cto@acme.example", "ceo@acme.example")
+    assert acme.recipients.technical == ("it-manager@acme.example",)
+    ok = parse_config(base(recipients={"technical": ["IT@acme.example", "it@acme.example", "ops@acme.example"]}), "t")
+    assert ok.customers[0].recipients.technical == ("IT@acme.example", "ops@acme.example")  # one per address
+    assert ok.customers[0].recipients.executive == ()  # empty: cto_email / account_owner_email, as before
+    fifty = [f"it{i}@acme.example" for i in range(50)]
+    assert len(parse_config(base(recipients={"technical": fifty}), "t").customers[0].recipients.technical) == 50
+
+
+@pytest.mark.parametrize(
+    ("technical", "expected"),
+    [
+        (
+            [f"it{i}@acme.example" for i in range(51)],
+            "customers[0].recipients.technical: 51 addresses; at most 50",
+        ),
+        (
+            ["it@acme.example", "it@acme"],
+            "customers[0].recipients.technical[1]: 'it@acme' is not a plain email address",
+        ),
+        (
+            ["IT Manager <it@acme.example>"],
+            "customers[0].recipients.technical[0]: 'IT Manager <it@acme.example>' is not a plain email address",
+        ),
+        (
+            ["it@acme.example\r\nBcc: everyone@example.com"],
+            "customers[0].recipients.technical[0]: 'it@acme.example Bcc: everyone@example.com' contains a control",
+        ),
+        ("it@acme.example", 'customers[0].recipients.technical: must be a list of addresses, e.g. ["it@example.com"]'),
+    ],
+)
+def test_a_51st_or_malformed_technical_recipient_is_refused_naming_the_file_and_key(
+    technical: object, expected: str, tmp_path: Path
+) -> None:
+    import json
+
+    example = (
+        'recipients = { executive = ["cto@acme.example", "ceo@acme.example"], technical = ["it-manager@acme.example"] }'
+    )
+    path = _with(tmp_path, example, f"recipients = {{ technical = {json.dumps(technical)} }}")  # JSON lists are TOML
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env=ENV)
+    assert len(info.value.problems) == 1, info.value.problems
+    assert str(info.value).startswith(f"{path}: {expected}"), str(info.value)

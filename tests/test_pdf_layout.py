@@ -82,8 +82,9 @@ def test_no_page_is_left_with_a_line_or_two() -> None:
 
 def test_every_sandbox_report_is_small_embeds_subset_fonts_and_has_no_orphan_page(demo_out: Path) -> None:
     pdfs = sorted(demo_out.glob("*/*-weekly-*.pdf"))
-    assert len(pdfs) == 12
+    assert len(pdfs) == 24  # each customer's executive and technical report
     for path in pdfs:
+        technical = path.stem.endswith("-technical")
         data = path.read_bytes()
         assert len(data) <= 700 * 1024, (path.name, len(data))
         reader = PdfReader(io.BytesIO(data))
@@ -94,7 +95,17 @@ def test_every_sandbox_report_is_small_embeds_subset_fonts_and_has_no_orphan_pag
                 fonts.add(str(font["/BaseFont"]))
                 assert "/FontFile2" in font["/FontDescriptor"].get_object(), (path.name, font["/BaseFont"])
         assert fonts and all("+" in f for f in fonts), (path.name, fonts)  # subsets only, no base-14 font
-        assert [e.title for e in reader.outline if not isinstance(e, list)] == OUTLINE
+        outline = [*OUTLINE[:-1], "Technical detail", OUTLINE[-1]] if technical else OUTLINE
+        assert [e.title for e in reader.outline if not isinstance(e, list)] == outline
+        if technical:  # the detail's lists are bookmarks under it
+            nested = [e for e in reader.outline if isinstance(e, list)]
+            assert [x.title for x in nested[-1]] == [
+                "Uptime and SLA: every device",
+                "Service desk tickets: every ticket",
+                "Backup posture: every backup run",
+                "Security: every incident",
+                "Public-site availability: every check",
+            ], path.name
         for n, page in enumerate(reader.pages[1:], start=2):
             body = [line for line in page.extract_text().splitlines() if line.strip()][2:-2]
             assert len(body) >= 6, (path.name, n, body)

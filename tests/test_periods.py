@@ -246,15 +246,19 @@ def test_a_report_of_another_period_says_so_and_never_calls_it_a_week(
     (every page) and the Markdown name the period and speak of it, not of a week."""
     out = tmp_path / "out"
     assert main(["run", "ACME", "--period", kind, "--week", "2026-10-14", "--out", str(out)]) == 0
-    pdf = out / "ACME" / f"{name}.pdf"
-    assert pdf.exists(), capsys.readouterr().err
-    text = "\n".join(p.extract_text() for p in PdfReader(pdf).pages)
-    md = (out / "ACME" / f"{name}.md").read_text(encoding="utf-8")
-    assert kicker in text and label in text and label in md
-    for where, body in (("PDF", text), ("Markdown", md)):
-        for allowed in ALLOWED:
-            body = body.replace(allowed, "")
-        found = WEEK_WORDS.findall(body)
-        assert not found, f"{where} of the {kind} report speaks of a week: {found}"
+    for variant, stem, top in (
+        ("executive", name, kicker),
+        ("technical", f"{name}-technical", kicker.replace("SERVICE", "TECHNICAL")),
+    ):
+        pdf = out / "ACME" / f"{stem}.pdf"
+        assert pdf.exists(), capsys.readouterr().err
+        text = "\n".join(p.extract_text() for p in PdfReader(pdf).pages)
+        md = (out / "ACME" / f"{stem}.md").read_text(encoding="utf-8")
+        assert top in text and label in text and label in md
+        for where, body in (("PDF", text), ("Markdown", md)):
+            for allowed in ALLOWED:
+                body = body.replace(allowed, "")
+            found = WEEK_WORDS.findall(body)
+            assert not found, f"{where} of the {variant} {kind} report speaks of a week: {found}"
     payload = json.loads((out / "ACME" / f"{name}.json").read_text(encoding="utf-8"))
     assert payload["period"]["kind"] == kind

@@ -220,8 +220,10 @@ def test_demo_delivers_every_approved_report_to_the_outbox(demo_out: Path) -> No
     from email import policy
 
     outbox = demo_out / "outbox"
-    mails = sorted((outbox / "mail").glob("*.eml"))
+    mails = sorted((outbox / "mail").glob("*-weekly-????-??-??.eml"))  # the executive reports
     assert len(mails) == 12
+    # and the one technical report of the sandbox (INITECH's IT manager; tests/bot/test_technical_delivery.py)
+    assert [p.name for p in (outbox / "mail").glob("*-technical.eml")] == [f"INITECH-weekly-{PERIOD_END}-technical.eml"]
     for path in mails:
         code = path.name.split("-weekly-")[0]
         msg = email.message_from_bytes(path.read_bytes(), policy=policy.default)
@@ -232,5 +234,6 @@ def test_demo_delivers_every_approved_report_to_the_outbox(demo_out: Path) -> No
         assert pdf.get_filename() == f"{code}-weekly-{PERIOD_END}.pdf" and pdf.get_content().startswith(b"%PDF")
     assert len(list((outbox / "channels").glob("*-shared/*-weekly-*.json"))) == 12
     archived = sorted(p.relative_to(outbox / "sharepoint") for p in (outbox / "sharepoint").rglob("*.pdf"))
-    assert len(archived) == 12 and str(archived[0]) == f"Documents/Customers/ACME/2026/ACME-weekly-{PERIOD_END}.pdf"
+    assert len(archived) == 13 and str(archived[0]) == f"Documents/Customers/ACME/2026/ACME-weekly-{PERIOD_END}.pdf"
+    assert f"Documents/Customers/INITECH/2026/INITECH-weekly-{PERIOD_END}-technical.pdf" in map(str, archived)
     assert [p.name for p in outbox.glob("rollup-*.json")] == [f"rollup-{PERIOD_END}.json"]

@@ -111,16 +111,25 @@ def _customer_texts(demo_out: Path, code: str) -> dict[str, str]:
     out = {
         "pdf": _pdf_text(demo_out / code / f"{code}-weekly-{PERIOD_END}.pdf"),
         "markdown": (demo_out / code / f"{code}-weekly-{PERIOD_END}.md").read_text(encoding="utf-8"),
+        # the technical report is the customer's too (its IT manager's)
+        "technical pdf": _pdf_text(demo_out / code / f"{code}-weekly-{PERIOD_END}-technical.pdf"),
+        "technical markdown": (demo_out / code / f"{code}-weekly-{PERIOD_END}-technical.md").read_text(
+            encoding="utf-8"
+        ),
     }
-    eml = demo_out / "outbox" / "mail" / f"{code}-weekly-{PERIOD_END}.eml"
-    with eml.open("rb") as fh:
-        msg = BytesParser(policy=policy.default).parse(fh)
-    out["email subject"] = str(msg["Subject"])
-    plain = msg.get_body(("plain",))
-    html = msg.get_body(("html",))
-    assert plain is not None and html is not None
-    out["email text part"] = plain.get_content()
-    out["email html part"] = html.get_content()
+    mails = {"email": demo_out / "outbox" / "mail" / f"{code}-weekly-{PERIOD_END}.eml"}
+    technical_eml = demo_out / "outbox" / "mail" / f"{code}-weekly-{PERIOD_END}-technical.eml"
+    if technical_eml.exists():
+        mails["technical email"] = technical_eml
+    for what, eml in mails.items():
+        with eml.open("rb") as fh:
+            msg = BytesParser(policy=policy.default).parse(fh)
+        out[f"{what} subject"] = str(msg["Subject"])
+        plain = msg.get_body(("plain",))
+        html = msg.get_body(("html",))
+        assert plain is not None and html is not None
+        out[f"{what} text part"] = plain.get_content()
+        out[f"{what} html part"] = html.get_content()
     posts = list((demo_out / "outbox" / "channels").glob(f"*/{code}-weekly-{PERIOD_END}.json"))
     assert posts, f"{code}: no channel post"
     post = json.loads(posts[0].read_text(encoding="utf-8"))
@@ -140,6 +149,7 @@ def test_hooli_tells_the_customer_what_is_missing_and_the_review_card_keeps_the_
     texts = _customer_texts(demo_out, "HOOLI")
     pdf = " ".join(texts["pdf"].split())
     assert "Not available this week" in pdf
+    assert "Not available this week" in " ".join(texts["technical pdf"].split())
     assert "uptime figures for your network and servers could not be collected" in pdf
     assert "next week's report will include them" in pdf
     # our data problem is not "an item needing attention" for the customer

@@ -30,7 +30,8 @@ Formulas (``reporting.metrics.security_section``, the same for every vendor):
   reach back to this period at all (past the ~90-day retention, or a tenant connected later):
   the section is unavailable rather than a week of zeros.
 - open items list each open incident's ``id``, ``displayName`` (verbatim), severity and
-  ``createdDateTime``.
+  ``createdDateTime``; the technical report's incident list adds each one's ``status`` as read
+  (``active``, ``inProgress``, ``resolved``; its state now, not at ``end``).
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ def incident_record(obj: Any, where: str) -> IncidentRecord | None:
         severity=f.text("severity").lower(),
         created=created,
         resolved=resolved,
+        status=f.text("status"),
     )
 
 

@@ -19,6 +19,10 @@ ENGINEERS = (
     ("Daniel Okafor", "daniel.okafor@northwind.example"),
 )
 
+#: the sandbox customers whose IT manager receives the technical report (it-manager@<domain>);
+#: the others get the executive report alone, so the demo delivers both kinds
+TECHNICAL_AUDIENCE = frozenset({"INITECH"})
+
 
 def sandbox_config_dict(
     dataset: SandboxDataset, store_url: str, sources: dict[str, dict[str, Any]] | None = None
@@ -47,6 +51,8 @@ def sandbox_config_dict(
                 "cto_email": f"cto@{c.domain}",
                 "account_owner_email": f"am-{c.code.lower()}@northwind.example",
                 "account_engineer": dict(zip(("name", "email"), ENGINEERS[i % len(ENGINEERS)], strict=True)),
+                # the sandbox's IT manager for the technical report (one customer, so the demo shows both)
+                **({"recipients": {"technical": [f"it-manager@{c.domain}"]}} if c.code in TECHNICAL_AUDIENCE else {}),
                 "teams_channel": f"{c.code.lower()}-shared",
                 "sharepoint_folder": f"Customers/{c.code}",
                 "ids": dict(c.ids),

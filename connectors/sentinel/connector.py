@@ -23,6 +23,8 @@ Formulas (``reporting.metrics.security_section``, the same for every vendor):
   already closed — never the reverse). ``New`` and ``Active`` are open.
 - ``id`` of an open item is ``properties.incidentNumber`` (the number the portal shows), its
   title ``properties.title`` verbatim.
+- the technical report's incident list shows ``properties.status`` as read (New, Active, Closed:
+  its state now, not at ``end``).
 - Sentinel has no Secure Score: ``secure_score_pct`` and ``secure_score_change`` are None.
 """
 
@@ -89,6 +91,7 @@ def incident_record(obj: Any, where: str) -> IncidentRecord:
         severity=p.text("severity").lower(),
         created=p.time("createdTimeUtc"),
         resolved=p.time("lastModifiedTimeUtc") if closed else None,
+        status=p.text("status"),
     )
 
 

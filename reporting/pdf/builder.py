@@ -302,21 +302,22 @@ def unavailable_box(ctx: Ctx, name: str) -> list[Flowable]:
 class OutlineHeading(Paragraph):
     """A heading that is also an entry in the PDF outline (the reader's bookmarks panel)."""
 
-    def __init__(self, markup: str, style: Any, title: str, key: str) -> None:
+    def __init__(self, markup: str, style: Any, title: str, key: str, level: int = 0) -> None:
         super().__init__(markup, style)
         self.outline_title = title
         self.outline_key = key
+        self.outline_level = level
 
     def draw(self) -> None:
         self.canv.bookmarkHorizontal(self.outline_key, 0, self.height)  # jump to the heading itself
-        self.canv.addOutlineEntry(self.outline_title, self.outline_key, level=0)
+        self.canv.addOutlineEntry(self.outline_title, self.outline_key, level=self.outline_level)
         super().draw()
 
 
-def outline_heading(ctx: Ctx, title: str, style: str = "h1") -> OutlineHeading:
+def outline_heading(ctx: Ctx, title: str, style: str = "h1", level: int = 0) -> OutlineHeading:
     key = "s" + "".join(ch if ch.isalnum() else "-" for ch in title.lower())
     # outline entries are Unicode strings that the viewer lays out itself: logical order, not visual
-    return OutlineHeading(esc(title, NAME_LIMIT), ctx.theme.style(style), neutral(title), key)
+    return OutlineHeading(esc(title, NAME_LIMIT), ctx.theme.style(style), neutral(title), key, level)
 
 
 def heading(ctx: Ctx, title: str) -> list[Flowable]:
@@ -390,6 +391,8 @@ def contents(report: Report) -> list[tuple[str, bool]]:
     for name in SECTION_NAMES:
         sec = report.sections.get(name)
         out.append((SECTION_TITLES[name], sec is not None and sec.ok and sec.data is not None))
+    if fmt.is_technical(report):
+        out.append((fmt.TECHNICAL_TITLE, True))
     return out + [("How to read this report", True)]
 
 
@@ -449,12 +452,7 @@ def build_cover(ctx: Ctx) -> list[Flowable]:
         for title, ok in contents(r)
     ]
     return [
-        ctx.p(
-            f"TEST — {ctx.w.adjective.upper()} SERVICE REPORT"
-            if ctx.branding.test
-            else f"{ctx.w.adjective.upper()} SERVICE REPORT",
-            "cover_kicker",
-        ),
+        ctx.p(("TEST — " if ctx.branding.test else "") + kicker(r), "cover_kicker"),
         *(
             [ctx.p(f"TEST: sent only to the person who asked for it; not the {ctx.w.noun}'s report.", "cover_meta")]
             if ctx.branding.test
@@ -475,6 +473,12 @@ def build_cover(ctx: Ctx) -> list[Flowable]:
         Spacer(1, 10),
         KeepTogether([ctx.p("In this report", "h2"), *listing]),
     ]
+
+
+def kicker(report: Report) -> str:
+    """'MONTHLY SERVICE REPORT', 'WEEKLY TECHNICAL REPORT': the cover's line above the name."""
+    adjective = fmt.words(report.period).adjective.upper()
+    return f"{adjective} TECHNICAL REPORT" if fmt.is_technical(report) else f"{adjective} SERVICE REPORT"
 
 
 def build_executive_summary(ctx: Ctx) -> list[Flowable]:
@@ -546,20 +550,23 @@ def _longest(events: Sequence[OutageEvent], w: fmt.Words = fmt.WORDS["week"]) ->
     return f"longest {fmt.duration(o.minutes)}, {shorten(o.site, 30)}"
 
 
-def outage_table(ctx: Ctx, events: Sequence[OutageEvent], title: str, *, with_devices: bool) -> list[Flowable]:
+def outage_table(
+    ctx: Ctx, events: Sequence[OutageEvent], title: str, *, with_devices: bool, limit: int = fmt.MAX_TIMELINE
+) -> list[Flowable]:
     """The outage timeline: one row per outage (a site's overlapping device outages merged),
-    start, end and length in the customer's timezone, and the devices affected."""
+    start, end and length in the customer's timezone, and the devices affected; the ``limit``
+    longest when there are more (the technical detail lists them all)."""
     head = ctx.p(title, "h2")
     if not events:
         return [KeepTogether([head, ctx.p(f"No outages {ctx.w.this}.", "note")])]
-    shown = fmt.timeline(events)
+    shown = fmt.timeline(events, limit)
     w = ss.FRAME_WIDTH
     rows: list[list[Any]] = []
     for o in shown:
         row = [
             ctx.cell(o.site, NAME_LIMIT),
             fmt_dt_short(o.start, ctx.tz),
-            fmt.outage_end(o, ctx.tz) if not o.ongoing else ctx.cell(fmt.outage_end(o, ctx.tz), 40),
+            fmt.outage_end(o, ctx.tz) if not o.ongoing else ctx.cell(fmt.outage_end(o, ctx.tz, ctx.w), 40),
             fmt.duration(o.minutes),
         ]
         if with_devices:
@@ -580,7 +587,10 @@ def outage_table(ctx: Ctx, events: Sequence[OutageEvent], title: str, *, with_de
             "Overlapping down times of one site's devices count as one outage; the tables below add up each "
             "device's own down time (device-minutes, summed over devices)."
         )
-    return [KeepTogether([head, data_table(ctx, header, rows, widths, numeric=(3,))]), ctx.p(note, "small")]
+    table = data_table(ctx, header, rows, widths, numeric=(3,), long=len(rows) > fmt.MAX_TIMELINE)
+    if len(rows) > fmt.MAX_TIMELINE:  # a long list paginates, its header repeated; only its heading stays with it
+        return [KeepTogether([head, Spacer(1, 1)]), table, ctx.p(note, "small")]
+    return [KeepTogether([head, table]), ctx.p(note, "small")]
 
 
 def build_uptime(ctx: Ctx, u: Uptime) -> list[Flowable]:
@@ -1037,7 +1047,7 @@ def build_how_to_read(ctx: Ctx) -> list[Flowable]:
     rows: list[list[Any]] = []
     extra: list[Any] = []
     last = None
-    for section, figure, definition in definitions(ctx.report.period.kind):
+    for section, figure, definition in definitions(ctx.report.period.kind, fmt.is_technical(ctx.report)):
         if section and section != last:
             extra += [
                 ("SPAN", (0, len(rows)), (1, len(rows))),
@@ -1100,6 +1110,292 @@ def build_section(ctx: Ctx, name: str) -> list[Flowable]:
     return out + builder(ctx, section.data)
 
 
+# ---- the technical detail (the technical variant only) ------------------------------------
+
+
+def _compact(dt: datetime | None, tz: tzinfo) -> str:
+    """'25 Nov 19:52': the detail tables' times (no weekday, so dense columns stay one line)."""
+    return fmt.when_compact(dt, tz, never=DASH)
+
+
+def _detail_heading(ctx: Ctx, name: str, what: str) -> Flowable:
+    return outline_heading(ctx, f"{SECTION_TITLES.get(name, name)}: {what}", "h2_list", level=1)
+
+
+def _detail_missing(ctx: Ctx, name: str) -> list[Flowable]:
+    """An unavailable section's detail, in the customer's words (the reason stays on the review card)."""
+    return [
+        ctx.p(f"<b>Not available {ctx.w.this}</b> {DASH} {esc(voice.missing_short(name, ctx.w), ERROR_LIMIT)}", "note")
+    ]
+
+
+def _not_kept(ctx: Ctx, what: str) -> list[Flowable]:
+    return [
+        ctx.p(f"The {what} was not kept for {ctx.w.this.removeprefix('in ')}; the figures above are complete.", "note")
+    ]
+
+
+def _verdict_style(row: int, col: int, bad: bool) -> list[Any]:
+    if not bad:
+        return []
+    return [
+        ("TEXTCOLOR", (col, row), (col, row), ss.SEV_HIGH),
+        ("FONT", (col, row), (col, row), ss.FONT_BOLD, ss.TABLE_SIZE),
+    ]
+
+
+def detail_uptime(ctx: Ctx, u: Uptime) -> list[Flowable]:
+    """Every monitored device with its own uptime, then every device's down spells."""
+    if not u.devices:
+        return _not_kept(ctx, "per-device list") if u.by_site else [ctx.p("No devices were monitored.", "note")]
+    w = ss.FRAME_WIDTH
+    widths = [0.0, 30 * ss.MM, 20 * ss.MM, 19 * ss.MM, 21 * ss.MM, 21 * ss.MM, 16 * ss.MM]
+    widths[0] = w - sum(widths)
+    rows: list[list[Any]] = []
+    extra: list[Any] = []
+    for i, d in enumerate(u.devices, start=1):
+        rows.append(
+            [
+                ctx.cell(d.name, NAME_LIMIT),
+                ctx.cell(d.site, NAME_LIMIT),
+                ctx.cell(d.device_class, 40),
+                fmt_pct(d.uptime_pct),
+                fmt.duration(d.downtime_minutes),
+                f"{fmt_num(d.monitored_minutes / 60.0)} h",
+                fmt_num(len(d.outages)),
+            ]
+        )
+        extra += _verdict_style(i, 3, d.uptime_pct < u.target_pct)
+    out: list[Flowable] = [
+        data_table(
+            ctx,
+            ["Device", "Site", "Class", "Uptime", "Downtime", "Monitored", "Outages"],
+            rows,
+            widths,
+            numeric=(3, 4, 5, 6),
+            extra=extra,
+            long=True,
+        ),
+        ctx.p(
+            f"{len(u.devices)} device{'s' if len(u.devices) != 1 else ''}. Monitored is the {ctx.w.noun} less planned "
+            "maintenance; each device's downtime adds up to the site and device-class tables above. Uptime below "
+            f"the {esc(fmt.target(u.target_pct))} target is in red.",
+            "small",
+        ),
+    ]
+    spells = fmt.device_spells(u.devices)
+    out += [CondPageBreak(30 * ss.MM), ctx.p("Down spells, device by device", "h2_list")]
+    if not spells:
+        out.append(ctx.p(f"No device was down {ctx.w.this}.", "note"))
+    else:
+        widths = [0.0, 32 * ss.MM, 25 * ss.MM, 25 * ss.MM, 22 * ss.MM]
+        widths[0] = w - sum(widths)
+        rows = [
+            [
+                ctx.cell(d.name, NAME_LIMIT),
+                ctx.cell(d.site, NAME_LIMIT),
+                _compact(o.start, ctx.tz),
+                ctx.cell(fmt.spell_end(o, ctx.tz, ctx.w), 40),
+                fmt.duration(o.minutes),
+            ]
+            for d, o in spells
+        ]
+        out.append(
+            data_table(ctx, ["Device", "Site", "Down from", "Until", "Length"], rows, widths, numeric=(4,), long=True)
+        )
+        out.append(ctx.p(f"All times {esc(ctx.report.period.timezone, 60)}.", "small"))
+    if len(u.outages) > fmt.MAX_TIMELINE:
+        out += outage_table(
+            ctx, u.outages, f"All {len(u.outages)} outages by site", with_devices=True, limit=len(u.outages)
+        )
+    return out
+
+
+def detail_tickets(ctx: Ctx, t: Tickets) -> list[Flowable]:
+    """Every ticket counted: opened, closed or open at week end, with the verdict it was counted by."""
+    if not t.items:
+        if t.opened or t.closed or t.backlog:
+            return _not_kept(ctx, "ticket list")
+        return [ctx.p(f"No service tickets {ctx.w.this}.", "note")]
+    w = ss.FRAME_WIDTH
+    widths = [14 * ss.MM, 0.0, 17 * ss.MM, 25 * ss.MM, 25 * ss.MM, 21 * ss.MM, 23 * ss.MM]
+    widths[1] = w - sum(widths)
+    rows: list[list[Any]] = []
+    extra: list[Any] = []
+    for i, item in enumerate(t.items, start=1):
+        rows.append(
+            [
+                ctx.cell(item.id, 40),
+                ctx.cell(item.title),
+                ctx.cell(item.priority, 40),
+                _compact(item.created, ctx.tz),
+                _compact(item.closed, ctx.tz) if item.closed else "open",
+                fmt.age(item.age_hours),
+                ctx.cell(fmt.verdict(item.sla), 40),
+            ]
+        )
+        if item.sla in ("missed", "breached"):
+            extra.append(("BACKGROUND", (6, i), (6, i), ss.UNAVAILABLE_BG))
+    return [
+        data_table(
+            ctx,
+            ["Ticket", "Subject", "Priority", "Opened", "Closed", "Age", "SLA"],
+            rows,
+            widths,
+            numeric=(5,),
+            extra=extra,
+            long=True,
+        ),
+        ctx.p(
+            esc(fmt.ticket_tally(t, ctx.report.period), SENTENCE_LIMIT)
+            + f" Age runs to the close, or to {ctx.w.end} for a ticket still open.",
+            "small",
+        ),
+    ]
+
+
+def detail_backups(ctx: Ctx, b: Backups) -> list[Flowable]:
+    """Every backup run that finished in the week (the runs the success rate counts)."""
+    if not b.run_history:
+        return [
+            ctx.p(
+                "The backup system keeps no per-run history, so no run list can be given; each protected item's "
+                "last good backup is in the table above.",
+                "note",
+            )
+        ]
+    if not b.runs:
+        return _not_kept(ctx, "run list") if b.runs_total else [ctx.p(f"No backup run finished {ctx.w.this}.", "note")]
+    w = ss.FRAME_WIDTH
+    widths = [0.0, 25 * ss.MM, 22 * ss.MM, 25 * ss.MM]
+    widths[0] = w - sum(widths)
+    rows: list[list[Any]] = []
+    extra: list[Any] = []
+    for i, r in enumerate(b.runs, start=1):
+        rows.append(
+            [
+                ctx.cell(r.item, NAME_LIMIT),
+                _compact(r.ended, ctx.tz),
+                fmt.run_result(r.status),
+                _compact(r.recovery_point, ctx.tz),
+            ]
+        )
+        colour = {"failed": ss.SEV_HIGH, "warning": ss.SEV_MEDIUM}.get(r.status)
+        if colour is not None:
+            extra += [("TEXTCOLOR", (2, i), (2, i), colour), ("FONT", (2, i), (2, i), ss.FONT_BOLD, ss.TABLE_SIZE)]
+    return [
+        data_table(ctx, ["Protected item", "Finished", "Result", "Restores to"], rows, widths, extra=extra, long=True),
+        ctx.p(esc(fmt.run_tally(b.runs, ctx.w) + " " + fmt.RESTORES_TO, SENTENCE_LIMIT), "small"),
+    ]
+
+
+def detail_security(ctx: Ctx, s: Security) -> list[Flowable]:
+    """Every incident new in the week or open at its end."""
+    if not s.incidents:
+        if s.incidents_new or s.incidents_open:
+            return _not_kept(ctx, "incident list")
+        return [ctx.p(f"No security incidents {ctx.w.this}.", "note")]
+    w = ss.FRAME_WIDTH
+    widths = [14 * ss.MM, 0.0, 27 * ss.MM, 25 * ss.MM, 27 * ss.MM, 22 * ss.MM]
+    widths[1] = w - sum(widths)
+    rows: list[list[Any]] = []
+    extra: list[Any] = []
+    for i, item in enumerate(s.incidents, start=1):
+        rows.append(
+            [
+                ctx.cell(item.id, 40),
+                ctx.cell(item.title),
+                shorten(item.severity, 14).capitalize(),
+                _compact(item.created, ctx.tz),
+                ctx.cell(fmt.incident_resolved(item, ctx.tz, ctx.w), 40),
+                ctx.cell(fmt.status_word(item.status), 30),
+            ]
+        )
+        extra += [
+            ("TEXTCOLOR", (2, i), (2, i), ss.SEVERITY_COLORS.get(item.severity, ss.MUTED)),
+            ("FONT", (2, i), (2, i), ss.FONT_BOLD, ss.TABLE_SIZE),
+        ]
+    return [
+        data_table(
+            ctx,
+            ["ID", "Incident", "Severity", "Opened", "Resolved", "Status now"],
+            rows,
+            widths,
+            extra=extra,
+            long=True,
+        ),
+        ctx.p(
+            esc(fmt.incident_tally(s.incidents, ctx.report.period), SENTENCE_LIMIT)
+            + " Status now is the security system's own word when this report was made.",
+            "small",
+        ),
+    ]
+
+
+def detail_sites(ctx: Ctx, s: Sites) -> list[Flowable]:
+    """Every public-site check with its interruptions; all of them listed when the section shows only the longest."""
+    if not s.checks:
+        return [ctx.p("No public-site checks are set up.", "note")]
+    if s.basis != "period":
+        return [ctx.p(f"Only each check's current status could be read {ctx.w.this} (see above).", "note")]
+    w = ss.FRAME_WIDTH
+    widths = [0.0, 24 * ss.MM, 22 * ss.MM, 27 * ss.MM, 22 * ss.MM]
+    widths[0] = w - sum(widths)
+    rows: list[list[Any]] = []
+    for c in s.checks:
+        spells = [o for o in s.outages if o.site == c.name]
+        rows.append(
+            [
+                ctx.cell(c.name, NAME_LIMIT),
+                fmt_pct(c.availability_pct),
+                fmt.duration(c.downtime_minutes) if c.downtime_minutes is not None else DASH,
+                fmt_num(len(spells)),
+                fmt.duration(max(o.minutes for o in spells)) if spells else DASH,
+            ]
+        )
+    out: list[Flowable] = [
+        data_table(
+            ctx,
+            ["Check", "Availability", "Downtime", "Interruptions", "Longest"],
+            rows,
+            widths,
+            numeric=(1, 2, 3, 4),
+            long=True,
+        )
+    ]
+    if len(s.outages) > fmt.MAX_TIMELINE:
+        out += outage_table(
+            ctx, s.outages, f"All {len(s.outages)} interruptions", with_devices=False, limit=len(s.outages)
+        )
+    return out
+
+
+TECHNICAL_BUILDERS: tuple[tuple[str, str, type, Callable[[Ctx, Any], list[Flowable]]], ...] = (
+    ("uptime", "every device", Uptime, detail_uptime),
+    ("tickets", "every ticket", Tickets, detail_tickets),
+    ("backups", "every backup run", Backups, detail_backups),
+    ("security", "every incident", Security, detail_security),
+    ("sites", "every check", Sites, detail_sites),
+)
+
+
+def build_technical(ctx: Ctx) -> list[Flowable]:
+    """The technical variant's chapter: the detail behind each section's figures (the changes
+    section already lists every change)."""
+    out: list[Flowable] = [
+        outline_heading(ctx, fmt.TECHNICAL_TITLE),
+        ctx.p(esc(fmt.technical_lead(ctx.w), SENTENCE_LIMIT), "source"),
+    ]
+    for name, what, kind, builder in TECHNICAL_BUILDERS:
+        out += [Spacer(1, 8), CondPageBreak(30 * ss.MM), _detail_heading(ctx, name, what)]
+        section = ctx.report.sections.get(name)
+        if section is None or not section.ok or not isinstance(section.data, kind):
+            out += _detail_missing(ctx, name)
+        else:
+            out += builder(ctx, section.data)
+    return out
+
+
 # ---- page furniture and assembly ---------------------------------------------------------
 
 
@@ -1114,7 +1410,7 @@ class Furniture:
     logo: ImageReader | None
     created: datetime  # the PDF's creation date: when the report was generated
     header_right: str = ""  # the running header's right side (default: the MSP's name)
-    adjective: str = "weekly"  # the cover band's "Managed services · weekly report"
+    band: str = "Managed services \u00b7 weekly report"  # the cover band's second line
 
 
 def _fit(text: str, font: str, size: float, width: float) -> str:
@@ -1161,7 +1457,7 @@ def _draw_cover(f: Furniture, canv: Canvas, _doc: Any) -> None:
         ss.COVER_MSP_SIZE,
     )
     canv.setFont(ss.FONT, ss.BODY_SIZE + 1)
-    canv.drawString(ss.MARGIN_LEFT, ph - ss.COVER_BAND_HEIGHT / 2 - 20, f"Managed services \u00b7 {f.adjective} report")
+    canv.drawString(ss.MARGIN_LEFT, ph - ss.COVER_BAND_HEIGHT / 2 - 20, f.band)
     canv.restoreState()
 
 
@@ -1275,6 +1571,8 @@ def build_story(ctx: Ctx) -> list[Flowable]:
     for name in SECTION_NAMES:
         story.append(Spacer(1, 14))
         story += build_section(ctx, name)
+    if fmt.is_technical(ctx.report):
+        story += [PageBreak(), *build_technical(ctx)]
     story += [PageBreak(), *build_how_to_read(ctx)]
     return story
 
@@ -1286,6 +1584,8 @@ def render(report: Report, branding: Branding) -> bytes:
     msp = shorten(branding.msp_name, NAME_LIMIT) or "Your MSP"
     name = shorten(report.customer.name, NAME_LIMIT)
     week = period_line(report, ctx.tz)
+    adjective = fmt.words(report.period).adjective
+    kind = f"{adjective} technical report" if fmt.is_technical(report) else f"{adjective} service report"
     furniture = Furniture(
         theme=theme,
         msp_name=msp,
@@ -1295,10 +1595,10 @@ def render(report: Report, branding: Branding) -> bytes:
             ([fmt.partial(report.partial_as_of, report.period.timezone)] if report.partial_as_of else [])
             + (["TEST"] if branding.test else [])
         ),
-        footer_left=f"{msp} {DOT} {fmt.words(report.period).adjective} service report for {name}",
+        footer_left=f"{msp} {DOT} {kind} for {name}",
         logo=_load_logo(branding.logo_path),
         created=report.generated_at,
-        adjective=fmt.words(report.period).adjective,
+        band=f"Managed services \u00b7 {fmt.report_kind(report)}",
     )
     buf = io.BytesIO()
     pw, ph = ss.PAGE_SIZE
@@ -1309,7 +1609,7 @@ def render(report: Report, branding: Branding) -> bytes:
         rightMargin=ss.MARGIN_RIGHT,
         topMargin=ss.MARGIN_TOP,
         bottomMargin=ss.MARGIN_BOTTOM,
-        title=f"{name}: {fmt.words(report.period).adjective} service report, {week}",
+        title=f"{name}: {kind}, {week}",
         author=msp,
         subject=f"Uptime, service desk, changes, backups, security and public sites for {name}, {week}",
         creator=f"{msp} service reporting",

@@ -76,7 +76,9 @@ async def test_config_check_lines(store: SettingsStore, tmp_path: Path) -> None:
     assert lines[0].startswith("settings: version 1 saved in Teams by Admin A (aad-a) at ")
     assert "  customers.ACME.period = month" in lines
     assert "  customers.ACME.recipients.technical = it@acme.example" in lines
-    assert any("not sent to until that report exists" in line for line in lines)
+    # the technical report is sent to them now: no "stored only" note under that line
+    technical = lines.index("  customers.ACME.recipients.technical = it@acme.example")
+    assert technical + 1 == len(lines) or not lines[technical + 1].startswith("    (stored")
 
 
 def test_reportbot_run_takes_the_saved_msp_name_and_run_all_skips_a_disabled_customer(

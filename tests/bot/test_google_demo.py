@@ -41,7 +41,7 @@ from tests.processes import run_async
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_demo_with_gmail_and_drive_delivers_12_messages_and_12_archived_files(
+def test_demo_with_gmail_and_drive_delivers_12_messages_and_12_archived_files_and_initechs_technical_report(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "out"
@@ -61,9 +61,19 @@ def test_demo_with_gmail_and_drive_delivers_12_messages_and_12_archived_files(
     assert len(customers) == 12
 
     messages = google.parsed(SENDER)
-    assert len(messages) == 12
+    assert len(messages) == 13  # and INITECH's technical report, to its IT manager (the sandbox's one)
+    technical = [m for m in messages if "technical report" in str(m["Subject"])]
+    assert len(technical) == 1
+    [tech_pdf] = [p for p in technical[0].walk() if p.get_content_type() == "application/pdf"]
+    assert tech_pdf.get_filename() == f"INITECH-weekly-{PERIOD_END}-technical.pdf"
+    assert [a.addr_spec for a in technical[0]["To"].addresses] == ["it-manager@initech.example"]
+    assert technical[0]["Cc"] is None
+    assert tech_pdf.get_content() == (out / "INITECH" / f"INITECH-weekly-{PERIOD_END}-technical.pdf").read_bytes()
+    assert technical[0]["Message-ID"] not in {m["Message-ID"] for m in messages if m is not technical[0]}
     by_code = {}
     for msg in messages:
+        if msg is technical[0]:
+            continue
         [pdf] = [p for p in msg.walk() if p.get_content_type() == "application/pdf"]
         code = pdf.get_filename().split("-weekly-")[0]
         by_code[code] = msg
@@ -80,11 +90,13 @@ def test_demo_with_gmail_and_drive_delivers_12_messages_and_12_archived_files(
 
     files = google.stored()
     assert sorted(files) == sorted(
-        f"Report archive/Customers/{code}/2026/{code}-weekly-{PERIOD_END}.pdf" for code in customers
+        [f"Report archive/Customers/{code}/2026/{code}-weekly-{PERIOD_END}.pdf" for code in customers]
+        + [f"Report archive/Customers/INITECH/2026/INITECH-weekly-{PERIOD_END}-technical.pdf"]
     )
     for path, f in files.items():
         code = path.split("/")[2]
-        assert f.content == (out / code / f"{code}-weekly-{PERIOD_END}.pdf").read_bytes() and len(f.revisions) == 1
+        name = path.split("/")[-1]
+        assert f.content == (out / code / name).read_bytes() and len(f.revisions) == 1
     # one token per scope for the whole run: 12 look-ups + 12 sends + 12 archives (~70 calls)
     assert sorted(c["scope"] for c in google.token_requests) == sorted(
         [SCOPE_GMAIL_READONLY, SCOPE_GMAIL_SEND, SCOPE_DRIVE]

@@ -729,3 +729,76 @@ async def test_the_fake_decodes_percent_encoded_paths_and_refuses_what_it_does_n
         await backend.client.users.by_user_id(MAILBOX).get()  # not something the backend does
     assert graph.unexpected == [f"GET /v1.0/users/{MAILBOX}"]
     graph.unexpected.clear()
+
+
+class CrashAfterVariant:
+    """CrashAfter that tells the technical report's steps (the same backend calls, its parcel)."""
+
+    def __init__(self, backend: GraphBackend, step: str):
+        self.backend, self.step = backend, step
+
+    async def _do(self, name: str, p: Parcel, key: str) -> StepResult:
+        step = {"email": "send_email", "channel": "post_channel", "archive": "archive"}[name]
+        result: StepResult = await getattr(self.backend, step)(p, key)
+        if (f"tech_{name}" if p.variant == "technical" else name) == self.step:
+            raise Crash(self.step)
+        return result
+
+    async def send_email(self, p: Parcel, key: str) -> StepResult:
+        return await self._do("email", p, key)
+
+    async def post_channel(self, p: Parcel, key: str) -> StepResult:
+        return await self._do("channel", p, key)
+
+    async def archive(self, p: Parcel, key: str) -> StepResult:
+        return await self._do("archive", p, key)
+
+
+@pytest.mark.parametrize("crash_after", ["tech_email", "tech_archive"])
+async def test_the_technical_report_goes_once_to_its_recipients_and_beside_the_archive(
+    crash_after: str, config: Config, graph: FakeGraph, clock: FakeClock, engine: AsyncEngine
+) -> None:
+    acme = config.customer("ACME")
+    with_it = acme.model_copy(
+        update={"recipients": acme.recipients.model_copy(update={"technical": ("it@acme.example",)})}
+    )
+    config = config.model_copy(
+        update={"customers": tuple(with_it if c.code == "ACME" else c for c in config.customers)}
+    )
+    log = await DeliveryLog.open(engine)
+    p = parcel(config)
+    technical = pdf_of(60_000)
+    renders: list[str] = []
+
+    async def technical_pdf(report: Report) -> bytes:
+        renders.append(report.audience)
+        return technical
+
+    async with make_backend(config, graph, clock) as backend:
+        with pytest.raises(Crash):
+            await Deliverer(config, log, CrashAfterVariant(backend, crash_after), technical_pdf=technical_pdf).deliver(
+                "d1", "ACME", PERIOD_END, p.report, p.pdf, "Sam"
+            )
+    async with make_backend(config, graph, clock) as backend:  # the restarted process
+        steps = await Deliverer(config, log, backend, technical_pdf=technical_pdf).deliver(
+            "d1", "ACME", PERIOD_END, p.report, p.pdf, "Sam"
+        )
+    assert {s: st.status for s, st in steps.items()} == dict.fromkeys(
+        ("email", "tech_email", "channel", "archive", "tech_archive"), "done"
+    )
+    assert steps[crash_after].attempts == 2 and set(renders) == {"technical"}
+    sent = graph.sent(MAILBOX)
+    assert len(sent) == 2 and graph.drafts(MAILBOX) == []  # the repeated step found its message: not sent twice
+    by_to = {tuple(r["emailAddress"]["address"] for r in m["toRecipients"]): m for m in sent}
+    assert set(by_to) == {("cto@acme.example",), ("it@acme.example",)}
+    tech = by_to[("it@acme.example",)]
+    assert tech["subject"].startswith("Acme Corp: weekly technical report, ") and not tech.get("ccRecipients")
+    assert [(a.get("name"), a["_content"]) for a in tech["_attachments"]] == [
+        ("ACME-weekly-2026-11-16-technical.pdf", technical)
+    ]
+    ch = graph.channels[(TEAMS["ACME"], CHANNELS["ACME"])]
+    assert graph.files(ch.drive) == {"Acme shared/ACME-weekly-2026-11-16.pdf": p.pdf}  # the channel: executive only
+    assert graph.files(archive_drive(graph)) == {
+        "Customers/ACME/2026/ACME-weekly-2026-11-16.pdf": p.pdf,
+        "Customers/ACME/2026/ACME-weekly-2026-11-16-technical.pdf": technical,
+    }

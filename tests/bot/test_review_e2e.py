@@ -11,12 +11,14 @@ a customer channel asking for another customer, and the signed PDF link.
 from __future__ import annotations
 
 import asyncio
+import email
 import json
 import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date
+from email import policy
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -547,4 +549,46 @@ async def test_a_failed_delivery_is_retried_from_the_card_and_only_unfinished_st
         assert "nothing was retried" in text_of(again)
         await rb.bot.wait_background()
         assert calls == ["email", "channel", "channel", "archive"]
+        assert connector.unexpected == []
+
+
+async def test_the_review_card_names_the_technical_audience_and_shows_its_steps(
+    world: World, oidc: FakeOpenIdServer, connector: FakeConnector
+) -> None:
+    config = world.review.config
+    acme = config.customer("ACME")
+    it = ("it@acme.example", "noc@acme.example")
+    acme = acme.model_copy(update={"recipients": acme.recipients.model_copy(update={"technical": it})})
+    world.review.config = config = config.model_copy(
+        update={"customers": tuple(acme if c.code == "ACME" else c for c in config.customers)}
+    )
+    log = await DeliveryLog.open(world.state.engine)
+    handoff = DeliveryHandoff(
+        Deliverer(config, log, OutboxBackend(config, world.out / "outbox"), technical_pdf=world.review.engine.pdf),
+        world.state,
+    )
+    world.review.handoff = handoff
+    async with running_bot(
+        make_bot(world, deliveries=log), oidc=oidc, connector=connector, draft_pdf=world.review.pdf
+    ) as rb:
+        handoff.on_progress = rb.bot.show_progress
+        card, message_id = await run_and_get_card(rb, connector, "ACME")
+        assert "On approval, the technical report also goes to 2 addresses." in text_of(card)
+        data = actions(card)["approve"]["data"]
+        await invoke(rb, connector, "approve", data, message_id, user=APPROVER)
+        await rb.bot.wait_background()
+        draft = await world.state.get(data["draft_id"])
+        assert draft is not None and draft.state == "delivered"
+        edits = [card_of(c.body) for c in connector.calls if c.kind == "update" and c.activity_id == message_id]
+        labels = ["Email", "Technical report email", "Customer channel", "Archive", "Technical report archive"]
+        facts = {k: v for k, v in delivery_facts(edits[-1]).items() if k in labels}  # type: ignore[arg-type]
+        assert list(facts) == labels
+        assert all(v.startswith("\u2705 done") for v in facts.values()), facts
+        assert "sent to it@acme.example, noc@acme.example" in facts["Technical report email"]
+        mails = sorted(p.name for p in (world.out / "outbox" / "mail").glob("*.eml"))
+        assert mails == ["ACME-weekly-2026-11-16-technical.eml", "ACME-weekly-2026-11-16.eml"]
+        # the technical PDF sent is the final one: the approved draft's, rendered again (same bytes)
+        sent = email.message_from_bytes((world.out / "outbox" / "mail" / mails[0]).read_bytes(), policy=policy.default)
+        [pdf] = list(sent.iter_attachments())
+        assert pdf.get_content() == (world.out / "ACME" / "ACME-weekly-2026-11-16-technical.pdf").read_bytes()
         assert connector.unexpected == []
