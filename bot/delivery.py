@@ -22,7 +22,7 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
@@ -30,6 +30,7 @@ from sqlalchemy import Column, DateTime, Integer, MetaData, PrimaryKeyConstraint
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.links import ReportLinks
 from reporting.config import Config, CustomerConfig
 from reporting.drafts import DraftState
 from reporting.models import Report
@@ -131,6 +132,8 @@ class Parcel:
     msp_name: str = ""
     #: a test send (``bot.test_send``): only to ``recipients``, "TEST" in the subject and file name
     test: bool = False
+    #: the email's "View online" / "Download PDF" links to this delivered PDF (``bot.published``)
+    links: ReportLinks | None = None
 
     @property
     def file_name(self) -> str:
@@ -295,8 +298,10 @@ class Deliverer:
         owner: str | None = None,
         lease_seconds: float = LEASE_SECONDS,
         settings: Any = None,
+        links: Callable[[Parcel], ReportLinks | None] | None = None,
     ):
         self.config = config
+        self.links = links  # bot.published.CustomerLinks when [teams] public_url is set: the email's links
         self.settings = settings  # bot.admin_settings.LiveSettings: the admins' recipients and MSP name
         self.log = log_
         self.backend = backend
@@ -356,6 +361,8 @@ class Deliverer:
             await self.settings.refresh()
             recipients, msp_name = self.settings.executive(code), self.settings.now.msp_name
         parcel = Parcel(draft_id, code, customer, period_end, report, pdf, approved_by, recipients, msp_name)
+        if self.links is not None:
+            parcel = replace(parcel, links=self.links(parcel))
         calls = {
             "email": self.backend.send_email,
             "channel": self.backend.post_channel,

@@ -30,6 +30,7 @@ from email.utils import formataddr, formatdate, make_msgid
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import jinja2
 
@@ -111,8 +112,12 @@ class _Text(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.out: list[str] = []
         self._skip = 0
+        self._href: str | None = None  # an open <a href="http(s)://...">: its target follows its words
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            href = dict(attrs).get("href") or ""
+            self._href = href if href.startswith(("https://", "http://")) else None
         if tag in ("style", "script", "head", "title"):
             self._skip += 1
         elif tag == "li":
@@ -121,6 +126,9 @@ class _Text(HTMLParser):
             self.out.append("\n")
 
     def handle_endtag(self, tag: str) -> None:
+        if tag == "a" and self._href:
+            self.out.append(f" <{self._href}>")
+            self._href = None
         if tag in ("style", "script", "head", "title"):
             self._skip = max(0, self._skip - 1)
         elif tag in self._BLOCKS or tag == "li":
@@ -132,7 +140,8 @@ class _Text(HTMLParser):
 
 
 def html_to_text(markup: str) -> str:
-    """The plain-text part: the cover note's words, paragraph by paragraph."""
+    """The plain-text part: the cover note's words, paragraph by paragraph; a web link's address
+    after its words (``View online <https://…>``)."""
     parser = _Text()
     parser.feed(markup)
     text = html.unescape("".join(parser.out))
@@ -143,7 +152,14 @@ def html_to_text(markup: str) -> str:
 def cover_note(config: Config, parcel: Parcel) -> str:
     r = parcel.report
     period = fmt.report_week(r)  # "Week of Mon 23 Nov – Sun 29 Nov 2026" (and "partial, as of …")
+    dates = fmt.week_span(r.period) + (
+        f" ({fmt.partial(r.partial_as_of, r.period.timezone)})" if r.partial_as_of else ""
+    )
+    links = None if parcel.test else parcel.links  # a test send carries no link that outlives it
     return _ENV.get_template("cover_note.html.j2").render(
+        period_dates=dates,
+        links=links,
+        links_until=fmt.day(links.expires.astimezone(ZoneInfo(r.period.timezone)).date(), year=True) if links else "",
         msp_name=neutral(msp_name(config, parcel)),
         test=parcel.test,
         brand_color=config.msp.brand_color,

@@ -38,8 +38,9 @@ from bot.google.backend import routed_backend
 from bot.graph import GraphBackend, GraphUnavailable, config_credential
 from bot.graph.permissions import uses_graph
 from bot.handler import ReportBot
-from bot.links import LinkSigner
+from bot.links import ArtefactLinkSigner, LinkSigner
 from bot.outbox import OutboxBackend
+from bot.published import CustomerLinks, PublishedArtefacts
 from bot.review import Review
 from bot.settings import BotSettings
 from bot.state import Draft, ReviewState
@@ -379,9 +380,13 @@ async def open_service(
         await live.refresh()
         handoff: Any = LocalHandoff(out)
         mailer: Any = None  # the email step's backend: test sends go through it alone
+        # the email's "View online" / "Download PDF": only where the bot has a public address
+        email_links = CustomerLinks(ArtefactLinkSigner.customer(settings)) if settings.report_links else None
         if settings.sandbox:  # the sandbox delivers to the local outbox through the real delivery steps
             sandbox_backend = routed_backend(config, OutboxBackend(config, out / "outbox"), out / "outbox", closers)
-            handoff = DeliveryHandoff(Deliverer(config, deliveries, sandbox_backend, settings=live), state)
+            handoff = DeliveryHandoff(
+                Deliverer(config, deliveries, sandbox_backend, settings=live, links=email_links), state
+            )
             mailer = sandbox_backend
         elif uses_graph(config):  # production: Graph (and [delivery]'s choices)
             g = config.graph
@@ -405,7 +410,7 @@ async def open_service(
             graph_backend = GraphBackend(config, graph_cred, channel_team=team_of, announce=announcer)
             closers.append(graph_backend.aclose)
             backend = routed_backend(config, graph_backend, out / "outbox", closers)  # [delivery]: Gmail, Drive...
-            handoff = DeliveryHandoff(Deliverer(config, deliveries, backend, settings=live), state)
+            handoff = DeliveryHandoff(Deliverer(config, deliveries, backend, settings=live, links=email_links), state)
             mailer = backend
         review = Review(
             config, engine, store, state, out, handoff, settings.may_approve, week, backfill_weeks=backfill_weeks
@@ -493,8 +498,17 @@ async def open_service(
                 "stuck": [f"{d.customer_code} ({d.id}): {d.state} since {d.updated_at.isoformat()}" for d in stuck],
             }
 
+        published = PublishedArtefacts(store, lambda: engine.branding)  # engine: set above, never None here
         app = create_app(
-            settings, BotDeps(bot=bot, adapter=adapter, draft_pdf=review.pdf, health=health, draft_html=review.html)
+            settings,
+            BotDeps(
+                bot=bot,
+                adapter=adapter,
+                draft_pdf=review.pdf,
+                health=health,
+                draft_html=review.html,
+                published=published,
+            ),
         )
         try:
             yield Service(settings, config, app, bot, review, state, store, links, batch, schedule, resumer)

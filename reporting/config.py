@@ -236,10 +236,13 @@ class DeliveryConfig(_Strict):
     ``[graph]`` mailbox), ``gmail`` (``[gmail]``) or ``outbox`` (files under ``OUT/outbox/``);
     ``archive``: ``sharepoint`` (``[graph]`` site), ``gdrive`` (``[gdrive]``) or ``outbox``. The
     customer-channel step is always Teams. The defaults are the Microsoft path (the sandbox and
-    the demo deliver the Microsoft steps to the outbox)."""
+    the demo deliver the Microsoft steps to the outbox). ``customer_link_days``: how long the
+    email's "View online" and "Download PDF" links work (they are in the email only when
+    ``[teams] public_url`` is set, where the bot serves them)."""
 
     email: Literal["graph", "gmail", "outbox"] = "graph"
     archive: Literal["sharepoint", "gdrive", "outbox"] = "sharepoint"
+    customer_link_days: float = Field(default=30.0, gt=0, le=400)
 
     @property
     def uses_google(self) -> bool:
