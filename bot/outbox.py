@@ -133,6 +133,8 @@ class _Text(HTMLParser):
             self._skip = max(0, self._skip - 1)
         elif tag in self._BLOCKS or tag == "li":
             self.out.append("\n")
+        elif tag in ("td", "th"):
+            self.out.append(" ")  # "Organisation: Acme", not "Organisation:Acme"
 
     def handle_data(self, data: str) -> None:
         if not self._skip:
