@@ -9,7 +9,8 @@ settings (JSON), the change from the version before (``{key: {"from", "to"}}``),
 
 :class:`LiveSettings` is what the rest of the bot reads: the newest version, refreshed from the
 store before a batch, a typed ``run`` and every delivery, and applied where the file's values are
-read (the engine's branding for the MSP name; the batch's customer list; the email's To list).
+read (the engine's branding for the MSP name; the batch's customer list; the email's To list; who
+gets the MSP's internal service-desk summaries).
 """
 
 from __future__ import annotations
@@ -164,6 +165,13 @@ class LiveSettings:
     def executive(self, code: str) -> tuple[str, ...]:
         return self.now.customer(code).executive
 
+    def internal_recipients(self, audience: str) -> tuple[str, ...]:
+        """Who gets the MSP's ``owner`` or ``manager`` service-desk summary: the admins' list
+        when saved, else the file's ``[internal_reports]`` one."""
+        saved = self.now.owners if audience == "owner" else self.now.managers
+        file = self.config.internal_reports.owners if audience == "owner" else self.config.internal_reports.managers
+        return saved or file
+
 
 async def overrides_in_force(url: str) -> list[str]:
     """What ``config check`` prints about the admins' settings: one line per value that overrides
@@ -205,6 +213,6 @@ async def overrides_in_force(url: str) -> list[str]:
         lines.append(f"  {key} = {neutral(shown)}")
         if key.endswith(".period") and value not in IMPLEMENTED_PERIODS:
             lines.append(f"    (stored; only weekly reports are implemented, so {key.split('.')[1]} gets weekly ones)")
-        if key.endswith(".technical") or key.startswith("internal_reports."):
+        if key.endswith(".technical"):
             lines.append("    (stored; not sent to until that report exists)")
     return lines

@@ -80,6 +80,47 @@ def addressing(parcel: Parcel) -> Addressing:
     return Addressing((to,), cc, (engineer.name, engineer.email) if engineer else None)
 
 
+@dataclass(frozen=True)
+class Letter:
+    """One email as every mail backend sends it: who to, the subject, the HTML note (the plain-text
+    part is :func:`html_to_text` of it), one PDF attached, and the sender's display name. A customer
+    report's is :func:`letter`; the MSP's internal summaries make their own (``bot.internal_delivery``)."""
+
+    to: Addressing
+    subject: str
+    html: str
+    attachment_name: str
+    attachment: bytes
+    sender_name: str = ""
+
+
+def letter(config: Config, parcel: Parcel) -> Letter:
+    """A customer report's email (:class:`PermanentError` when the customer's entry names nobody)."""
+    return Letter(
+        addressing(parcel),
+        subject(parcel),
+        cover_note(config, parcel),
+        parcel.file_name,
+        parcel.pdf,
+        msp_name(config, parcel),
+    )
+
+
+def mime_message(config: Config, mail: Letter, key: str) -> EmailMessage:
+    """``mail`` as the outbox's .eml: From the configured mailbox, the delivery id in a header."""
+    msg = EmailMessage(policy=SMTP)
+    msg["From"] = config.graph.mailbox or "reports@msp.invalid"
+    address_headers(msg, mail.to)
+    msg["Subject"] = mail.subject
+    msg["Date"] = formatdate(localtime=False)
+    msg["Message-ID"] = make_msgid(domain="reportbot.invalid")
+    msg["X-Reportbot-Delivery-Id"] = key
+    msg.set_content(html_to_text(mail.html))  # the same note as the HTML part, from one source
+    msg.add_alternative(mail.html, subtype="html")
+    msg.add_attachment(mail.attachment, maintype="application", subtype="pdf", filename=mail.attachment_name)
+    return msg
+
+
 def recipients(parcel: Parcel) -> list[str]:
     """Every address the email goes to (To, then Cc)."""
     return addressing(parcel).everyone
@@ -180,21 +221,14 @@ class OutboxBackend:
         self.root = root
 
     async def send_email(self, parcel: Parcel, key: str) -> StepResult:
-        msg = EmailMessage(policy=SMTP)
-        msg["From"] = self.config.graph.mailbox or "reports@msp.invalid"
-        to = addressing(parcel)
-        address_headers(msg, to)
-        msg["Subject"] = subject(parcel)
-        msg["Date"] = formatdate(localtime=False)
-        msg["Message-ID"] = make_msgid(domain="reportbot.invalid")
-        msg["X-Reportbot-Delivery-Id"] = key
-        note = cover_note(self.config, parcel)
-        msg.set_content(html_to_text(note))  # the same note as the HTML part, from one source
-        msg.add_alternative(note, subtype="html")
-        msg.add_attachment(parcel.pdf, maintype="application", subtype="pdf", filename=parcel.file_name)
-        path = self.root / "mail" / parcel.file_name.replace(".pdf", ".eml")
+        return await self.send_letter(letter(self.config, parcel), key)
+
+    async def send_letter(self, mail: Letter, key: str) -> StepResult:
+        """``mail/<attachment name>.eml``: named by what it carries, so a repeat replaces it."""
+        msg = mime_message(self.config, mail, key)
+        path = self.root / "mail" / (mail.attachment_name.removesuffix(".pdf") + ".eml")
         await asyncio.to_thread(write_atomic, path, msg.as_bytes())
-        return StepResult(f"sent to {to.describe()}", path.resolve().as_uri())
+        return StepResult(f"sent to {mail.to.describe()}", path.resolve().as_uri())
 
     async def post_channel(self, parcel: Parcel, key: str) -> StepResult:
         channel = parcel.customer.teams_channel

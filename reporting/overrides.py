@@ -12,9 +12,12 @@ What takes effect today (the report engine has weekly executive reports only):
 - ``customers.<CODE>.recipients.executive``: the To list of the customer's report email;
 - ``customers.<CODE>.period``: stored; only ``week`` is implemented, and a draft made for a
   customer set to another period says so on its review card and in the log;
-- ``customers.<CODE>.recipients.technical`` and ``internal_reports.{owners,managers}``: stored
-  and shown in ``config check``; nothing is sent to them until the technical variant and the
-  MSP's own service-desk reports exist.
+- ``internal_reports.{owners,managers}``: who gets the MSP's own weekly service-desk summaries
+  by email (owner report, manager report), over the file's ``[internal_reports]``; an empty list
+  keeps the file's. Addresses of a customer are refused when the summaries are sent
+  (``bot.internal_delivery``): they name technicians and never go to a customer;
+- ``customers.<CODE>.recipients.technical``: stored and shown in ``config check``; nothing is sent
+  to them until the technical variant exists.
 """
 
 from __future__ import annotations
