@@ -11,7 +11,9 @@ production:
   link), with the PDF under ``channels/<channel>/files/``;
 - ``sharepoint/<library>/<sharepoint_folder>/<YYYY>/<CODE>-weekly-<YYYY-MM-DD>.pdf`` — the
   archive, at the contract path;
-- ``rollup-<YYYY-MM-DD>.json`` — the roll-up card.
+- ``rollup-<YYYY-MM-DD>.json`` — the roll-up card;
+- ``internal-<YYYY-MM-DD>.json`` and ``mail/{owner,manager}-<YYYY-MM-DD>.eml`` — the MSP's own
+  service-desk summaries' post and emails (``bot.internal_delivery``), to MSP addresses only.
 
 Every file is named by the report, not by the attempt, and written atomically: a step repeated
 after a crash replaces its file, so there is always exactly one of each.
@@ -260,6 +262,14 @@ class OutboxBackend:
         path = path / str(parcel.period_end.year) / parcel.file_name
         await asyncio.to_thread(write_atomic, path, parcel.pdf)
         return StepResult("archived", path.resolve().as_uri())
+
+    async def post_internal(self, period_end: Any, card: dict[str, Any], files: dict[str, str]) -> Path:
+        """``internal-<YYYY-MM-DD>.json``: the service-desk summaries' #weekly-reports post (the card
+        and the PDFs it is about)."""
+        path = self.root / f"internal-{period_end.isoformat()}.json"
+        post = {"channel": "rollup", "card": card, "files": files}
+        await asyncio.to_thread(write_atomic, path, json.dumps(post, indent=2, ensure_ascii=False) + "\n")
+        return path
 
     async def post_rollup(self, period_end: Any, card: dict[str, Any]) -> Path:
         path = self.root / f"rollup-{period_end.isoformat()}.json"
