@@ -35,7 +35,7 @@ from msrest.serialization import Model
 from bot.auth import AuthenticationError, authenticate
 from bot.deps import BotDeps
 from bot.links import ArtefactLinkSigner, ArtefactRef, LinkError, LinkSigner, safe_filename
-from bot.published import Gone
+from bot.published import INTERNAL_CODE, Gone
 from bot.settings import BotSettings
 from reporting.html import CSP
 from reporting.telemetry import exposition
@@ -45,7 +45,6 @@ log = logging.getLogger(__name__)
 LINKS: web.AppKey[LinkSigner] = web.AppKey("links", LinkSigner)
 REPORT_LINKS: web.AppKey[ArtefactLinkSigner] = web.AppKey("report_links", ArtefactLinkSigner)
 INTERNAL_LINKS: web.AppKey[ArtefactLinkSigner] = web.AppKey("internal_links", ArtefactLinkSigner)
-INTERNAL_CODE = "__internal__"  # the pseudo customer code the MSP's own summaries are stored under
 SETTINGS: web.AppKey[BotSettings] = web.AppKey("settings", BotSettings)
 DEPS: web.AppKey[BotDeps] = web.AppKey("deps", BotDeps)
 

@@ -36,6 +36,7 @@ import jinja2
 
 from bot.delivery import LEASE_SECONDS, DeliveryBusy, DeliveryLog, PermanentError, StepResult, StepState, delivery_owner
 from bot.outbox import Addressing, Letter
+from bot.published import INTERNAL_CODE
 from reporting.config import Config
 from reporting.internal import AUDIENCES, Headline, file_name, headline, read_all, report_for
 from reporting.models import Period
@@ -44,7 +45,6 @@ from reporting.text import neutral
 
 log = logging.getLogger(__name__)
 
-INTERNAL_CODE = "__internal__"  # the pseudo customer code the summaries are stored under
 STEPS = ("owner_email", "manager_email", "post")
 LABEL = {"owner": "Owner", "manager": "Manager"}
 KIND = "internal"  # the artefacts' kind

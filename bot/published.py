@@ -24,6 +24,7 @@ from reporting.models import Branding
 from reporting.store import HistoryStore, Published
 
 REPORT_ARTEFACT = "pdf"  # the customer report's PDF in the store's ``artefacts`` (what ``Engine.write`` saves)
+INTERNAL_CODE = "__internal__"  # the pseudo customer code the MSP's own summaries are stored under
 
 
 class Gone(Exception):  # noqa: N818 - a condition

@@ -38,11 +38,11 @@ from bot.google.backend import routed_backend
 from bot.graph import GraphBackend, GraphUnavailable, config_credential
 from bot.graph.permissions import uses_graph
 from bot.handler import ReportBot
-from bot.internal_delivery import INTERNAL_CODE, LABEL, InternalReports, InternalSummary, Skipped
+from bot.internal_delivery import LABEL, InternalReports, InternalSummary, Skipped
 from bot.links import ArtefactLinkSigner, ArtefactRef, LinkSigner
 from bot.outbox import OutboxBackend
 from bot.posting import NoRoute, PostRefused
-from bot.published import CustomerLinks, PublishedArtefacts, sha256
+from bot.published import INTERNAL_CODE, CustomerLinks, PublishedArtefacts, sha256
 from bot.review import Review
 from bot.settings import BotSettings
 from bot.state import Draft, ReviewState
