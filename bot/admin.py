@@ -215,6 +215,8 @@ class Admin:
             customers=customers,
             owners=current.owners,
             managers=current.managers,
+            owners_file=self.config.internal_reports.owners,
+            managers_file=self.config.internal_reports.managers,
             saved_by=saved_by,
             message=message,
             problems=tuple(problems or ()),
@@ -290,6 +292,15 @@ class Admin:
             new = parse_form(data, current, codes)
         except SettingsInvalid as err:
             return settings_card(await self.view(current, codes, problems=err.problems))
+        customer_side = [
+            f"internal_reports.{key}: {address} is an address of customer {code}; the internal reports name "
+            "technicians and never go to a customer"
+            for key in ("owners", "managers")
+            for address in getattr(new, key)
+            if (code := self.config.customer_of_address(address)) is not None
+        ]
+        if customer_side:
+            return settings_card(await self.view(current, codes, problems=customer_side))
         try:
             saved = await self.live.store.save(expected, new, user.aad_object_id, user.name)
         except StaleSettings as err:

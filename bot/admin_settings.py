@@ -10,7 +10,7 @@ settings (JSON), the change from the version before (``{key: {"from", "to"}}``),
 :class:`LiveSettings` is what the rest of the bot reads: the newest version, refreshed from the
 store before a batch, a typed ``run`` and every delivery, and applied where the file's values are
 read (the engine's branding for the MSP name; the batch's customer list; the To lists of the
-executive and the technical report emails).
+executive and the technical report emails; who gets the MSP's internal service-desk summaries).
 """
 
 from __future__ import annotations
@@ -176,6 +176,13 @@ class LiveSettings:
         """The saved technical recipients (empty: the file's ``recipients.technical``)."""
         return self.now.customer(code).technical
 
+    def internal_recipients(self, audience: str) -> tuple[str, ...]:
+        """Who gets the MSP's ``owner`` or ``manager`` service-desk summary: the admins' list
+        when saved, else the file's ``[internal_reports]`` one."""
+        saved = self.now.owners if audience == "owner" else self.now.managers
+        file = self.config.internal_reports.owners if audience == "owner" else self.config.internal_reports.managers
+        return saved or file
+
 
 async def overrides_in_force(url: str) -> list[str]:
     """What ``config check`` prints about the admins' settings: one line per value that overrides
@@ -215,6 +222,4 @@ async def overrides_in_force(url: str) -> list[str]:
             ", ".join(value) if isinstance(value, list) else str(value).lower() if isinstance(value, bool) else value
         )
         lines.append(f"  {key} = {neutral(shown)}")
-        if key.startswith("internal_reports."):
-            lines.append("    (stored; not sent to until that report exists)")
     return lines

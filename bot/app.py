@@ -1,4 +1,6 @@
-"""The bot's web app: ``POST /api/messages``, ``GET /healthz``, ``GET /metrics`` and the signed draft-PDF links.
+"""The bot's web app: ``POST /api/messages``, ``GET /healthz``, ``GET /metrics``, the signed draft-PDF links
+and the links of delivered reports (``/reports/...``: the customer email's; ``/internal/...``: the
+MSP's own summaries).
 
 ``create_app(settings, deps)`` holds no module-level state. ``POST /api/messages`` is botbuilder's
 ``CloudAdapter.process`` taken apart so each refusal has its own status, in this order:
@@ -19,6 +21,7 @@
 from __future__ import annotations
 
 import hmac
+import html
 import ipaddress
 import json
 import logging
@@ -31,7 +34,8 @@ from msrest.serialization import Model
 
 from bot.auth import AuthenticationError, authenticate
 from bot.deps import BotDeps
-from bot.links import LinkError, LinkSigner, safe_filename
+from bot.links import ArtefactLinkSigner, ArtefactRef, LinkError, LinkSigner, safe_filename
+from bot.published import INTERNAL_CODE, Gone
 from bot.settings import BotSettings
 from reporting.html import CSP
 from reporting.telemetry import exposition
@@ -39,12 +43,54 @@ from reporting.telemetry import exposition
 log = logging.getLogger(__name__)
 
 LINKS: web.AppKey[LinkSigner] = web.AppKey("links", LinkSigner)
+REPORT_LINKS: web.AppKey[ArtefactLinkSigner] = web.AppKey("report_links", ArtefactLinkSigner)
+INTERNAL_LINKS: web.AppKey[ArtefactLinkSigner] = web.AppKey("internal_links", ArtefactLinkSigner)
 SETTINGS: web.AppKey[BotSettings] = web.AppKey("settings", BotSettings)
 DEPS: web.AppKey[BotDeps] = web.AppKey("deps", BotDeps)
 
 
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
+
+
+_PAGE_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "Cache-Control": "private, no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+
+
+def _refusal_page(status: int, title: str, message: str) -> web.Response:
+    """A short HTML page for a person who followed a link that cannot be served (no details)."""
+    body = (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>'
+        f'{html.escape(title)}</title></head><body style="font-family:Segoe UI,Arial,sans-serif;'
+        f'max-width:40em;margin:3em auto;color:#222222;"><h1 style="font-size:1.4em;">{html.escape(title)}'
+        f"</h1><p>{html.escape(message)}</p></body></html>"
+    )
+    return web.Response(text=body, status=status, content_type="text/html", charset="utf-8", headers=_PAGE_HEADERS)
+
+
+_EXPIRED = (
+    410,
+    "This link has expired",
+    "Links like this one work for a limited time. The PDF attached to the email is yours to keep; "
+    "for a new link, ask whoever sent you the report.",
+)
+_SUPERSEDED = (
+    410,
+    "This report has been replaced",
+    "This link is to a version of the report that has since been replaced by a newer one. "
+    "Please use the link you received with the newer version, or ask whoever sent you the report.",
+)
+_FORBIDDEN = (
+    403,
+    "This link is not valid",
+    "The link is incomplete or has been changed. Please open it again from where you found it, "
+    "or copy the whole address.",
+)
 
 
 def _invoke_body(body: Any) -> Any:
@@ -58,8 +104,12 @@ def _invoke_body(body: Any) -> Any:
 
 def create_app(settings: BotSettings, deps: BotDeps) -> web.Application:
     links = LinkSigner.from_settings(settings)
+    report_links = ArtefactLinkSigner.customer(settings)
+    internal_links = ArtefactLinkSigner.internal(settings)
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[LINKS] = links
+    app[REPORT_LINKS] = report_links
+    app[INTERNAL_LINKS] = internal_links
     app[SETTINGS] = settings
     app[DEPS] = deps
 
@@ -198,4 +248,53 @@ def create_app(settings: BotSettings, deps: BotDeps) -> web.Application:
 
     app.router.add_get("/files/{token}/{name}", files)
     app.router.add_get("/view/{token}/{name}", view)
+
+    def artefact_ref(request: web.Request, signer: ArtefactLinkSigner, internal: bool) -> ArtefactRef | web.Response:
+        """The delivered artefact a link names, or the page that refuses it: 403 for a link this
+        bot did not make (forged, edited, cut short, another kind of link), 410 for an expired one."""
+        try:
+            ref = signer.verify(request.match_info["token"])
+        except LinkError as err:
+            log.info("refused a delivered-report link: %s", err.reason)
+            return _refusal_page(*(_EXPIRED if err.reason == "expired" else _FORBIDDEN))
+        if (ref.code == INTERNAL_CODE) != internal:  # never signed so; checked all the same
+            return _refusal_page(*_FORBIDDEN)
+        return ref
+
+    async def published(request: web.Request, signer: ArtefactLinkSigner, internal: bool) -> web.StreamResponse:
+        """``…/{token}/{name}.pdf``: the stored PDF; ``…/{token}/{name}.html``: the report's web page
+        (customer links only). 410 when the stored artefact is no longer the one the link names."""
+        ref = artefact_ref(request, signer, internal)
+        if isinstance(ref, web.Response):
+            return ref
+        if deps.published is None:
+            return _refusal_page(*_SUPERSEDED)
+        name = request.match_info["name"]
+        try:
+            if name.endswith(".html") and not internal:
+                page = await deps.published.page(ref)
+                return web.Response(text=page, content_type="text/html", charset="utf-8", headers=_PAGE_HEADERS)
+            pdf = await deps.published.pdf(ref)
+        except Gone as gone:
+            log.info("refused a delivered-report link of %s for %s: %s", ref.code, ref.period_end, gone.reason)
+            return _refusal_page(*_SUPERSEDED)
+        return web.Response(
+            body=pdf,
+            content_type="application/pdf",
+            headers={
+                "Content-Disposition": f'inline; filename="{safe_filename(name)}"',
+                "Cache-Control": "private, no-store",
+                "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "no-referrer",
+            },
+        )
+
+    async def customer_report(request: web.Request) -> web.StreamResponse:
+        return await published(request, report_links, internal=False)
+
+    async def internal_summary(request: web.Request) -> web.StreamResponse:
+        return await published(request, internal_links, internal=True)
+
+    app.router.add_get("/reports/{token}/{name}", customer_report)
+    app.router.add_get("/internal/{token}/{name}", internal_summary)
     return app

@@ -377,16 +377,70 @@ def _refuse_unfinished(setup: Setup, customers: Sequence[CustomerConfig], allow_
         raise CliError(f"{WeekNotEnded(c.code, period, started=started)}; nothing was written. {hint}", EXIT_USAGE)
 
 
-async def _internal(setup: Setup, out: Path) -> dict[str, Path]:
-    """The MSP-internal owner and manager reports (sandbox: against the vendors' simulators)."""
+async def _internal(setup: Setup, out: Path, deliver: bool = False) -> tuple[dict[str, Path], list[str]]:
+    """The MSP-internal owner and manager reports (sandbox: against the vendors' simulators);
+    with ``deliver``, also delivered to the outbox (one line per step)."""
     if setup.sandbox is None:
-        return await _internal_with(setup, setup.config, out)
+        return await _internal_with(setup, setup.config, out, deliver)
+    await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)  # the sandbox's store lives there
     async with FarmProcess(setup.sandbox, setup.fault_specs) as farm:
         config = sandbox_config(setup.sandbox, setup.config.store.url, farm.sources)
-        return await _internal_with(setup, config, out)
+        return await _internal_with(setup, config, out, deliver)
 
 
-async def _internal_with(setup: Setup, config: Config, out: Path) -> dict[str, Path]:
+async def _deliver_internal(config: Config, report: Any, paths: dict[str, Path], out: Path) -> list[str]:
+    """``run --internal --deliver``: the summaries emailed to ``[internal_reports]`` (the admins'
+    saved lists over the file's) and their card posted — into ``OUT/outbox/``, through the same
+    steps and records as the bot's Monday batch, so a second run sends nothing twice."""
+    from bot.delivery import DeliveryLog, StepResult
+    from bot.internal_delivery import AUDIENCES, InternalReports, InternalSummary
+    from bot.outbox import OutboxBackend
+    from cards.internal import internal_summary_card
+    from reporting.internal import headline
+
+    try:
+        store = await HistoryStore.open(config.store.url)
+    except StoreError as err:
+        raise CliError(f"store.url: {err}") from err
+    try:
+        live = LiveSettings(await SettingsStore.open(store.engine), config)
+        outbox = OutboxBackend(config, out / "outbox")
+
+        async def post(summary: InternalSummary, lines: list[str]) -> StepResult:
+            files = {a: str(paths[f"{a}.pdf"].resolve()) for a in AUDIENCES}
+            card = internal_summary_card(summary.headline, [], lines)
+            where = await outbox.post_internal(summary.period_end, card, files)
+            return StepResult("posted to the outbox", where.resolve().as_uri())
+
+        internal = InternalReports(
+            config, store, await DeliveryLog.open(store.engine), outbox, connectors={}, post=post, settings=live
+        )
+        end = report.period.end_date
+        if await internal.pending(end):
+            await live.refresh()
+            summary = await internal.summaries.load(end)
+            if summary is None:  # this run's PDFs; a week delivered in part keeps the ones it sent
+                pdfs = {a: await asyncio.to_thread(paths[f"{a}.pdf"].read_bytes) for a in AUDIENCES}
+                summary = InternalSummary(headline(report), pdfs)
+                await internal.summaries.save(summary)
+            steps = await internal.deliver(summary)
+        else:
+            steps = await internal.steps(end)
+            print(f"the summaries of the week ending {end} were delivered before; nothing sent again", file=sys.stderr)
+    finally:
+        await store.close()
+    return [f"{name}: {s.status}: {s.detail or ''}".rstrip(": ") for name, s in sorted(steps.items(), key=_step_order)]
+
+
+def _step_order(item: tuple[str, Any]) -> int:
+    from bot.internal_delivery import STEPS
+
+    return STEPS.index(item[0]) if item[0] in STEPS else len(STEPS)
+
+
+async def _internal_with(
+    setup: Setup, config: Config, out: Path, deliver: bool = False
+) -> tuple[dict[str, Path], list[str]]:
     from reporting.internal import read_all, report_for, write_reports
 
     period = week_containing(setup.week_day, config.msp.timezone)
@@ -407,30 +461,37 @@ async def _internal_with(setup: Setup, config: Config, out: Path) -> dict[str, P
         for c in connectors.values():
             await c.aclose()
     report = report_for(config, period, reads, previous, unavailable, datetime.now(UTC).astimezone(period.start.tzinfo))
-    return await asyncio.to_thread(write_reports, report, out)
+    paths = await asyncio.to_thread(write_reports, report, out)
+    return paths, (await _deliver_internal(config, report, paths, out) if deliver else [])
 
 
 def cmd_internal(args: argparse.Namespace) -> int:
-    """``reportbot run --internal``: the MSP's own service-desk summary (owner and manager reports)
-    from every customer's PSA, into ``OUT/internal/``. MSP-internal: never delivered to a customer."""
+    """``reportbot run --internal [--deliver]``: the MSP's own service-desk summary (owner and
+    manager reports) from every customer's PSA, into ``OUT/internal/``; with ``--deliver`` also
+    emailed to ``[internal_reports]`` and posted, into ``OUT/outbox/``. MSP-internal: never
+    delivered to a customer."""
     if args.codes or args.all:
         raise CliError("--internal covers every customer's PSA: name no customer codes and no --all", EXIT_USAGE)
     out = Path(args.out)
     setup = _resolve(args)
     try:
-        paths = asyncio.run(_internal(setup, out))
+        paths, steps = asyncio.run(_internal(setup, out, deliver=args.deliver))
     except RuntimeError as err:
         if "simulators" in str(err):
             raise CliError(str(err)) from err
         raise
     for key in sorted(paths):
         print(f"{key}: {paths[key]}")
-    return 0
+    for line in steps:
+        print(line)
+    return EXIT_FAILED if any(": failed" in line for line in steps) else 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     if getattr(args, "internal", False):
         return cmd_internal(args)
+    if getattr(args, "deliver", False):
+        raise CliError("--deliver goes with --internal (customer reports are delivered on approval)", EXIT_USAGE)
     out = Path(args.out)
     setup = _resolve(args)
     customers = _select(setup.config, args.codes, args.all)
@@ -782,6 +843,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--internal",
         action="store_true",
         help="the MSP's own service-desk summary (owner and manager reports, MSP-internal) into OUT/internal/",
+    )
+    run.add_argument(
+        "--deliver",
+        action="store_true",
+        help="with --internal: email the summaries to [internal_reports] and post their card, into OUT/outbox/ "
+        "(once per week: a second run sends nothing again)",
     )
     run.add_argument(
         "--allow-partial",

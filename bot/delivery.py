@@ -37,6 +37,7 @@ from sqlalchemy import Column, DateTime, Integer, MetaData, PrimaryKeyConstraint
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.links import ReportLinks
 from reporting.config import Config, CustomerConfig
 from reporting.drafts import DraftState
 from reporting.models import Report, technical
@@ -151,6 +152,8 @@ class Parcel:
     test: bool = False
     #: "technical": the technical report, to the technical ``recipients`` (``-technical`` in its name)
     variant: str = "executive"
+    #: the email's "View online" / "Download PDF" links to this delivered PDF (``bot.published``)
+    links: ReportLinks | None = None
 
     @property
     def file_name(self) -> str:
@@ -332,9 +335,11 @@ class Deliverer:
         lease_seconds: float = LEASE_SECONDS,
         settings: Any = None,
         technical_pdf: TechnicalPdf | None = None,
+        links: Callable[[Parcel], ReportLinks | None] | None = None,
     ):
         self.config = config
         self.technical_pdf = technical_pdf
+        self.links = links  # bot.published.CustomerLinks when [teams] public_url is set: the email's links
         self.settings = settings  # bot.admin_settings.LiveSettings: the admins' recipients and MSP name
         self.log = log_
         self.backend = backend
@@ -397,13 +402,16 @@ class Deliverer:
             technical_of = getattr(self.settings, "technical", None)  # duck-typed settings may predate it
             saved_technical = tuple(technical_of(code)) if technical_of is not None else ()
         parcel = Parcel(draft_id, code, customer, period_end, report, pdf, approved_by, recipients, msp_name)
+        if self.links is not None:
+            parcel = replace(parcel, links=self.links(parcel))
         tech_to = technical_recipients(customer, saved_technical)
         tech_parcels: list[Parcel] = []  # the technical parcel, rendered when its first step runs
 
         async def tech_parcel() -> Parcel:
             if not tech_parcels:
                 tech_pdf = await self._technical_pdf(report, msp_name)
-                tech_parcels.append(replace(parcel, pdf=tech_pdf, recipients=tech_to, variant="technical"))
+                # no links: they open the stored (executive) report, not this PDF
+                tech_parcels.append(replace(parcel, pdf=tech_pdf, recipients=tech_to, variant="technical", links=None))
             return tech_parcels[0]
 
         async def tech_email(_: Parcel, key: str) -> StepResult:

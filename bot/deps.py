@@ -17,3 +17,5 @@ class BotDeps:
     health: Callable[[], Awaitable[dict[str, Any]]]  # extra /healthz fields, e.g. {"store": "ok"}
     # (draft id, version) -> that draft's report as one self-contained HTML page, None if unknown/stale
     draft_html: Callable[[str, int], Awaitable[str | None]] | None = None
+    # bot.published.PublishedArtefacts: delivered reports (and the internal summaries) at their own links
+    published: Any = None

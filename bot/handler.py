@@ -117,6 +117,9 @@ class ReportBot(TeamsActivityHandler):
     async def post_rollup(self, period_end: Any, codes: list[str]) -> None:
         await self.cards.post_rollup(period_end, codes)
 
+    async def post_internal(self, period_end: Any, card: dict[str, Any]) -> str:
+        return await self.cards.post_internal(period_end, card)
+
     async def post_customer_card(self, parcel: Parcel, card: dict[str, Any]) -> str:
         return await self.cards.post_customer_card(parcel, card)
 

@@ -12,7 +12,9 @@ production:
   link), with the PDF under ``channels/<channel>/files/``;
 - ``sharepoint/<library>/<sharepoint_folder>/<YYYY>/<CODE>-weekly-<YYYY-MM-DD>.pdf`` — the
   archive, at the contract path (and ``...-technical.pdf`` beside it);
-- ``rollup-<YYYY-MM-DD>.json`` — the roll-up card.
+- ``rollup-<YYYY-MM-DD>.json`` — the roll-up card;
+- ``internal-<YYYY-MM-DD>.json`` and ``mail/{owner,manager}-<YYYY-MM-DD>.eml`` — the MSP's own
+  service-desk summaries' post and emails (``bot.internal_delivery``), to MSP addresses only.
 
 Every file is named by the report, not by the attempt, and written atomically: a step repeated
 after a crash replaces its file, so there is always exactly one of each.
@@ -31,6 +33,7 @@ from email.utils import formataddr, formatdate, make_msgid
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import jinja2
 
@@ -89,6 +92,47 @@ def addressing(parcel: Parcel) -> Addressing:
     return Addressing((to,), cc, (engineer.name, engineer.email) if engineer else None)
 
 
+@dataclass(frozen=True)
+class Letter:
+    """One email as every mail backend sends it: who to, the subject, the HTML note (the plain-text
+    part is :func:`html_to_text` of it), one PDF attached, and the sender's display name. A customer
+    report's is :func:`letter`; the MSP's internal summaries make their own (``bot.internal_delivery``)."""
+
+    to: Addressing
+    subject: str
+    html: str
+    attachment_name: str
+    attachment: bytes
+    sender_name: str = ""
+
+
+def letter(config: Config, parcel: Parcel) -> Letter:
+    """A customer report's email (:class:`PermanentError` when the customer's entry names nobody)."""
+    return Letter(
+        addressing(parcel),
+        subject(parcel),
+        cover_note(config, parcel),
+        parcel.file_name,
+        parcel.pdf,
+        msp_name(config, parcel),
+    )
+
+
+def mime_message(config: Config, mail: Letter, key: str) -> EmailMessage:
+    """``mail`` as the outbox's .eml: From the configured mailbox, the delivery id in a header."""
+    msg = EmailMessage(policy=SMTP)
+    msg["From"] = config.graph.mailbox or "reports@msp.invalid"
+    address_headers(msg, mail.to)
+    msg["Subject"] = mail.subject
+    msg["Date"] = formatdate(localtime=False)
+    msg["Message-ID"] = make_msgid(domain="reportbot.invalid")
+    msg["X-Reportbot-Delivery-Id"] = key
+    msg.set_content(html_to_text(mail.html))  # the same note as the HTML part, from one source
+    msg.add_alternative(mail.html, subtype="html")
+    msg.add_attachment(mail.attachment, maintype="application", subtype="pdf", filename=mail.attachment_name)
+    return msg
+
+
 def recipients(parcel: Parcel) -> list[str]:
     """Every address the email goes to (To, then Cc)."""
     return addressing(parcel).everyone
@@ -123,8 +167,12 @@ class _Text(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.out: list[str] = []
         self._skip = 0
+        self._href: str | None = None  # an open <a href="http(s)://...">: its target follows its words
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            href = dict(attrs).get("href") or ""
+            self._href = href if href.startswith(("https://", "http://")) else None
         if tag in ("style", "script", "head", "title"):
             self._skip += 1
         elif tag == "li":
@@ -133,10 +181,15 @@ class _Text(HTMLParser):
             self.out.append("\n")
 
     def handle_endtag(self, tag: str) -> None:
+        if tag == "a" and self._href:
+            self.out.append(f" <{self._href}>")
+            self._href = None
         if tag in ("style", "script", "head", "title"):
             self._skip = max(0, self._skip - 1)
         elif tag in self._BLOCKS or tag == "li":
             self.out.append("\n")
+        elif tag in ("td", "th"):
+            self.out.append(" ")  # "Organisation: Acme", not "Organisation:Acme"
 
     def handle_data(self, data: str) -> None:
         if not self._skip:
@@ -144,7 +197,8 @@ class _Text(HTMLParser):
 
 
 def html_to_text(markup: str) -> str:
-    """The plain-text part: the cover note's words, paragraph by paragraph."""
+    """The plain-text part: the cover note's words, paragraph by paragraph; a web link's address
+    after its words (``View online <https://…>``)."""
     parser = _Text()
     parser.feed(markup)
     text = html.unescape("".join(parser.out))
@@ -155,7 +209,14 @@ def html_to_text(markup: str) -> str:
 def cover_note(config: Config, parcel: Parcel) -> str:
     r = parcel.report
     period = fmt.report_week(r)  # "Week of Mon 23 Nov – Sun 29 Nov 2026" (and "partial, as of …")
+    dates = fmt.week_span(r.period) + (
+        f" ({fmt.partial(r.partial_as_of, r.period.timezone)})" if r.partial_as_of else ""
+    )
+    links = None if parcel.test else parcel.links  # a test send carries no link that outlives it
     return _ENV.get_template("cover_note.html.j2").render(
+        period_dates=dates,
+        links=links,
+        links_until=fmt.day(links.expires.astimezone(ZoneInfo(r.period.timezone)).date(), year=True) if links else "",
         msp_name=neutral(msp_name(config, parcel)),
         test=parcel.test,
         brand_color=config.msp.brand_color,
@@ -178,21 +239,14 @@ class OutboxBackend:
         self.root = root
 
     async def send_email(self, parcel: Parcel, key: str) -> StepResult:
-        msg = EmailMessage(policy=SMTP)
-        msg["From"] = self.config.graph.mailbox or "reports@msp.invalid"
-        to = addressing(parcel)
-        address_headers(msg, to)
-        msg["Subject"] = subject(parcel)
-        msg["Date"] = formatdate(localtime=False)
-        msg["Message-ID"] = make_msgid(domain="reportbot.invalid")
-        msg["X-Reportbot-Delivery-Id"] = key
-        note = cover_note(self.config, parcel)
-        msg.set_content(html_to_text(note))  # the same note as the HTML part, from one source
-        msg.add_alternative(note, subtype="html")
-        msg.add_attachment(parcel.pdf, maintype="application", subtype="pdf", filename=parcel.file_name)
-        path = self.root / "mail" / parcel.file_name.replace(".pdf", ".eml")
+        return await self.send_letter(letter(self.config, parcel), key)
+
+    async def send_letter(self, mail: Letter, key: str) -> StepResult:
+        """``mail/<attachment name>.eml``: named by what it carries, so a repeat replaces it."""
+        msg = mime_message(self.config, mail, key)
+        path = self.root / "mail" / (mail.attachment_name.removesuffix(".pdf") + ".eml")
         await asyncio.to_thread(write_atomic, path, msg.as_bytes())
-        return StepResult(f"sent to {to.describe()}", path.resolve().as_uri())
+        return StepResult(f"sent to {mail.to.describe()}", path.resolve().as_uri())
 
     async def post_channel(self, parcel: Parcel, key: str) -> StepResult:
         channel = parcel.customer.teams_channel
@@ -225,6 +279,14 @@ class OutboxBackend:
         path = path / str(parcel.period_end.year) / parcel.file_name
         await asyncio.to_thread(write_atomic, path, parcel.pdf)
         return StepResult("archived", path.resolve().as_uri())
+
+    async def post_internal(self, period_end: Any, card: dict[str, Any], files: dict[str, str]) -> Path:
+        """``internal-<YYYY-MM-DD>.json``: the service-desk summaries' #weekly-reports post (the card
+        and the PDFs it is about)."""
+        path = self.root / f"internal-{period_end.isoformat()}.json"
+        post = {"channel": "rollup", "card": card, "files": files}
+        await asyncio.to_thread(write_atomic, path, json.dumps(post, indent=2, ensure_ascii=False) + "\n")
+        return path
 
     async def post_rollup(self, period_end: Any, card: dict[str, Any]) -> Path:
         path = self.root / f"rollup-{period_end.isoformat()}.json"

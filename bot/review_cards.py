@@ -315,6 +315,21 @@ class ReviewCards:
         card = await self._rollup_card(period_end, stored["codes"])
         await self._edit(stored["ref"], stored["activity_id"], card, f"the roll-up card of {period_end}")
 
+    async def post_internal(self, period_end: Any, card: dict[str, Any]) -> str:
+        """The week's service-desk summary card (``bot.internal_delivery``) in the roll-up channel,
+        remembered so that a repeat (after a crash) edits it instead of posting a second one. Never
+        a customer's channel. Raises :class:`NoRoute` / :class:`NotPosted` when it cannot be posted now."""
+        key = f"internal:{period_end.isoformat()}"
+        channel = self.settings.rollup_channel or self.settings.review_channel
+        stored = await self.state.reference(key)
+        if stored is not None:
+            await self._edit(stored["ref"], stored["activity_id"], card, f"the service desk summary of {period_end}")
+            return f"updated the post in {channel or 'the roll-up channel'}"
+        ref = await self.routes.channel(channel, purpose="the roll-up channel")
+        activity_id = await self.poster.send(ref, card_message(card), f"the service desk summary of {period_end}")
+        await self.state.remember(key, "rollup", {"ref": ref.serialize(), "activity_id": activity_id})
+        return f"posted in {channel or 'the roll-up channel'}"
+
     # ---- other posts ----------------------------------------------------------------------
     async def remind(self) -> None:
         """Drafts of the last complete week still waiting for approval, listed in the review channel."""

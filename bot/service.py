@@ -31,23 +31,36 @@ from bot.admin_settings import LiveSettings, SettingsStore
 from bot.announce import ChannelAnnouncer, ChannelPostUnavailable
 from bot.app import create_app
 from bot.auth import build_adapter
-from bot.delivery import ALL_STEPS, Deliverer, DeliveryHandoff, DeliveryLog
+from bot.delivery import (
+    ALL_STEPS,
+    Deliverer,
+    DeliveryBusy,
+    DeliveryHandoff,
+    DeliveryLog,
+    PermanentError,
+    StepResult,
+)
 from bot.deps import BotDeps
 from bot.google.auth import GoogleUnavailable
 from bot.google.backend import routed_backend
 from bot.graph import GraphBackend, GraphUnavailable, config_credential
 from bot.graph.permissions import uses_graph
 from bot.handler import ReportBot
-from bot.links import LinkSigner
+from bot.internal_delivery import LABEL, InternalReports, InternalSummary, Skipped
+from bot.links import ArtefactLinkSigner, ArtefactRef, LinkSigner
 from bot.outbox import OutboxBackend
+from bot.posting import NoRoute, PostRefused
+from bot.published import INTERNAL_CODE, CustomerLinks, PublishedArtefacts, sha256
 from bot.review import Review
 from bot.settings import BotSettings
 from bot.state import Draft, ReviewState
+from cards.internal import internal_summary_card
 from connectors.base import Connector, ConnectorContext
 from connectors.registry import CONNECTORS
 from reporting.config import Config
 from reporting.drafts import DraftState
 from reporting.engine import Engine
+from reporting.internal import AUDIENCES, file_name
 from reporting.models import PERIOD_FILE_WORDS, Report
 from reporting.output import write_atomic
 from reporting.period import day_in, last_complete_week_day, week_containing, zone
@@ -91,6 +104,7 @@ class Service:
     batch: BatchRunner
     schedule: WeeklySchedule
     resumer: DeliveryResumer
+    internal: InternalReports | None = None
 
 
 #: Failures of a resumed delivery that the same attempt may not meet again (Graph or the Bot
@@ -146,6 +160,7 @@ class DeliveryResumer:
     jitter: float = 0.2
     concurrency: int = 2
     stalled_after: float = 600.0  # an approved or delivering draft untouched this long has no live process
+    internal: InternalReports | None = None  # the MSP's summaries: their unfinished weeks resumed too
     pending: dict[str, Resuming] = field(default_factory=dict, init=False)  # draft id -> its resume
     _tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
     _slots: asyncio.Semaphore = field(init=False, repr=False)
@@ -207,6 +222,11 @@ class DeliveryResumer:
                 log.warning("cannot list unfinished deliveries (%s: %s); trying again", type(err).__name__, err)
                 await asyncio.sleep(self._delay(attempt))
         for draft_id in draft_ids:
+            if draft_id.startswith("internal-"):  # not a draft: the week's service-desk summaries
+                if self.internal is not None and draft_id not in self.pending:
+                    self.pending[draft_id] = Resuming(code="service desk summaries")
+                    self._spawn(self._resume_internal(draft_id))
+                continue
             if draft_id not in self.pending:
                 self.pending[draft_id] = Resuming(code="?")
                 self._spawn(self._resume(draft_id))
@@ -294,6 +314,32 @@ class DeliveryResumer:
         finally:
             self.pending.pop(draft_id, None)
 
+    async def _resume_internal(self, delivery: str) -> None:
+        """An internal summaries' delivery a crash left running: its steps not done, from the
+        stored PDFs, retried after a transient failure like a draft's."""
+        assert self.internal is not None  # noqa: S101 - _find checks
+        status = self.pending[delivery]
+        try:
+            period_end = date.fromisoformat(delivery.removeprefix("internal-"))
+            period = week_containing(period_end - timedelta(days=1), self.internal.config.msp.timezone)
+            while True:
+                status.attempts += 1
+                try:
+                    await self.internal.run(period)
+                    return
+                except DeliveryBusy:
+                    return  # another live instance is delivering them
+                except TRANSIENT as err:
+                    status.last_error = f"{type(err).__name__}: {err}"[:200]
+                    wait = self._delay(status.attempts)
+                    status.next_at = time.monotonic() + wait
+                    await asyncio.sleep(wait)
+                    status.next_at = None
+        except Exception:  # a background resume: logged, the next start tries again
+            log.exception("resuming the delivery of the service desk summaries %s failed", delivery)
+        finally:
+            self.pending.pop(delivery, None)
+
     async def _attempt(self, draft_id: str, status: Resuming) -> bool:
         draft = await self.review.state.get(draft_id)
         if draft is None:
@@ -378,10 +424,15 @@ async def open_service(
         await live.refresh()
         handoff: Any = LocalHandoff(out)
         mailer: Any = None  # the email step's backend: test sends go through it alone
+        # the email's "View online" / "Download PDF": only where the bot has a public address
+        email_links = CustomerLinks(ArtefactLinkSigner.customer(settings)) if settings.report_links else None
         if settings.sandbox:  # the sandbox delivers to the local outbox through the real delivery steps
             sandbox_backend = routed_backend(config, OutboxBackend(config, out / "outbox"), out / "outbox", closers)
             handoff = DeliveryHandoff(
-                Deliverer(config, deliveries, sandbox_backend, settings=live, technical_pdf=engine.pdf), state
+                Deliverer(
+                    config, deliveries, sandbox_backend, settings=live, technical_pdf=engine.pdf, links=email_links
+                ),
+                state,
             )
             mailer = sandbox_backend
         elif uses_graph(config):  # production: Graph (and [delivery]'s choices)
@@ -407,7 +458,8 @@ async def open_service(
             closers.append(graph_backend.aclose)
             backend = routed_backend(config, graph_backend, out / "outbox", closers)  # [delivery]: Gmail, Drive...
             handoff = DeliveryHandoff(
-                Deliverer(config, deliveries, backend, settings=live, technical_pdf=engine.pdf), state
+                Deliverer(config, deliveries, backend, settings=live, technical_pdf=engine.pdf, links=email_links),
+                state,
             )
             mailer = backend
         review = Review(
@@ -434,6 +486,41 @@ async def open_service(
         resumer = DeliveryResumer(review, deliveries, handoff, on_done=bot.show_delivery_ended)
         claims = await Claims.open(store.engine, instance_name(), config.schedule.lease_seconds)
 
+        # the MSP's own service-desk summaries: emailed to [internal_reports] through the email
+        # step's backend, posted in the roll-up channel with signed links to both PDFs
+        internal_links = ArtefactLinkSigner.internal(settings)
+
+        async def post_summary(summary: InternalSummary, lines: list[str]) -> StepResult:
+            end = summary.period_end
+            documents = [
+                (
+                    f"{LABEL[a]} report (PDF)",
+                    internal_links.url(ArtefactRef(INTERNAL_CODE, end, a, sha256(summary.pdfs[a])), file_name(a, end)),
+                )
+                for a in AUDIENCES
+            ]
+            try:
+                where = await bot.post_internal(end, internal_summary_card(summary.headline, documents, lines))
+            except NoRoute as err:
+                if settings.sandbox:  # nobody has talked to the sandbox bot yet: tried again on the next run
+                    raise Skipped(str(err)) from err
+                raise
+            except PostRefused as err:
+                raise PermanentError(str(err)) from err
+            return StepResult(where)
+
+        internal = InternalReports(
+            config, store, deliveries, mailer, connectors=connectors, post=post_summary, settings=live
+        )
+
+        async def deliver_internal(day: date) -> None:
+            try:
+                await internal.run(week_containing(day, config.msp.timezone))
+            except DeliveryBusy as busy:  # that instance records the outcome
+                log.info("not delivering the service desk summaries here: %s", busy)
+
+        resumer.internal = internal
+
         async def drafted(code: str, draft: Any) -> None:
             await bot.post_card(draft)
 
@@ -450,6 +537,7 @@ async def open_service(
             concurrency=config.schedule.concurrency,
             period_kind=lambda code: engine.kind_of(config.customer(code)),
             rollup_end=lambda day: week_containing(day, config.msp.timezone).end_date,
+            after_rollup=deliver_internal,
         )
 
         batches: set[asyncio.Task[Any]] = set()  # running batches, cancelled at shutdown
@@ -514,11 +602,20 @@ async def open_service(
                 "stuck": [f"{d.customer_code} ({d.id}): {d.state} since {d.updated_at.isoformat()}" for d in stuck],
             }
 
+        published = PublishedArtefacts(store, lambda: engine.branding)  # engine: set above, never None here
         app = create_app(
-            settings, BotDeps(bot=bot, adapter=adapter, draft_pdf=review.pdf, health=health, draft_html=review.html)
+            settings,
+            BotDeps(
+                bot=bot,
+                adapter=adapter,
+                draft_pdf=review.pdf,
+                health=health,
+                draft_html=review.html,
+                published=published,
+            ),
         )
         try:
-            yield Service(settings, config, app, bot, review, state, store, links, batch, schedule, resumer)
+            yield Service(settings, config, app, bot, review, state, store, links, batch, schedule, resumer, internal)
         finally:
             schedule.shutdown()
             await stop_work(bot, review, resumer, claims, batches, shutdown_grace_seconds)

@@ -51,6 +51,10 @@ class BotSettings:
     login_url: str = ""
     version: str = "0"
     metrics_token: str = ""  # $REPORTBOT_METRICS_TOKEN: GET /metrics then needs "Authorization: Bearer <it>"
+    #: the customer email carries "View online" / "Download PDF" links (``bot.links.ArtefactLinkSigner``)
+    #: only when ``[teams] public_url`` is configured: a loopback default is no address for a customer
+    report_links: bool = False
+    report_link_ttl_seconds: float = 30 * 86400.0  # [delivery] customer_link_days
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -153,4 +157,6 @@ class BotSettings:
             login_url=t.login_url,
             version=version,
             metrics_token=os.environ.get("REPORTBOT_METRICS_TOKEN", ""),
+            report_links=bool(t.public_url),
+            report_link_ttl_seconds=config.delivery.customer_link_days * 86400,
         )

@@ -55,6 +55,8 @@ class SettingsView:
     customers: Sequence[CustomerView]
     owners: Sequence[str] = ()
     managers: Sequence[str] = ()
+    owners_file: Sequence[str] = ()  # the configuration file's [internal_reports] owners
+    managers_file: Sequence[str] = ()
     saved_by: str | None = None  # "Sam Admin on Mon 16 Nov 2026 09:00" for the current version
     message: str | None = None  # what just happened ("Saved as version 3.")
     problems: Sequence[str] = field(default_factory=tuple)  # why the last submit was refused
@@ -169,15 +171,15 @@ def settings_card(view: SettingsView) -> dict[str, Any]:
         ),
         _addresses(
             INPUT_OWNERS,
-            f"Internal reports: owners (up to {MAX_RECIPIENTS}; stored, not sent until that report exists)",
+            f"Internal reports: owners (up to {MAX_RECIPIENTS}; the weekly service-desk owner summary)",
             view.owners,
-            "Empty: none",
+            f"Empty: {', '.join(view.owners_file) or 'none'}"[:200],
         ),
         _addresses(
             INPUT_MANAGERS,
-            f"Internal reports: managers (up to {MAX_RECIPIENTS}; stored, not sent until that report exists)",
+            f"Internal reports: managers (up to {MAX_RECIPIENTS}; the weekly service-desk manager summary)",
             view.managers,
-            "Empty: none",
+            f"Empty: {', '.join(view.managers_file) or 'none'}"[:200],
         ),
     ]
     body += [_customer(c) for c in view.customers]

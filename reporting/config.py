@@ -250,10 +250,13 @@ class DeliveryConfig(_Strict):
     ``[graph]`` mailbox), ``gmail`` (``[gmail]``) or ``outbox`` (files under ``OUT/outbox/``);
     ``archive``: ``sharepoint`` (``[graph]`` site), ``gdrive`` (``[gdrive]``) or ``outbox``. The
     customer-channel step is always Teams. The defaults are the Microsoft path (the sandbox and
-    the demo deliver the Microsoft steps to the outbox)."""
+    the demo deliver the Microsoft steps to the outbox). ``customer_link_days``: how long the
+    email's "View online" and "Download PDF" links work (they are in the email only when
+    ``[teams] public_url`` is set, where the bot serves them)."""
 
     email: Literal["graph", "gmail", "outbox"] = "graph"
     archive: Literal["sharepoint", "gdrive", "outbox"] = "sharepoint"
+    customer_link_days: float = Field(default=30.0, gt=0, le=400)
 
     @property
     def uses_google(self) -> bool:
@@ -300,6 +303,33 @@ class GdriveConfig(_GoogleAccess):
     root_folder_id: str = ""
     shared_drive_id: str = ""
     subject: str = ""
+
+
+class InternalReportsConfig(_Strict):
+    """``[internal_reports]``: who gets the MSP's own weekly service-desk summaries
+    (``reporting.internal``) by email: ``owners`` the owner report, ``managers`` the manager
+    report (it names technicians). At most 50 plain addresses each; the admins' settings in Teams
+    override either list. MSP-internal: an address of a customer (its ``cto_email``, or at its
+    ``domain``) is refused (:meth:`Config.customer_of_address`)."""
+
+    owners: tuple[str, ...] = ()
+    managers: tuple[str, ...] = ()
+
+    @field_validator("owners", "managers")
+    @classmethod
+    def _addresses(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        from reporting.overrides import MAX_RECIPIENTS, SettingsInvalid, check_address
+
+        out: dict[str, str] = {}
+        for i, item in enumerate(v):
+            try:
+                address = check_address(item.strip(), f"item {i}")
+            except SettingsInvalid as err:
+                raise ValueError("; ".join(err.problems)) from None
+            out.setdefault(address.lower(), address)
+        if len(out) > MAX_RECIPIENTS:
+            raise ValueError(f"{len(out)} addresses; at most {MAX_RECIPIENTS}")
+        return tuple(out.values())
 
 
 class SourceConfig(BaseModel):
@@ -463,6 +493,7 @@ class Config(_Strict):
     delivery: DeliveryConfig = DeliveryConfig()
     gmail: GmailConfig = GmailConfig()
     gdrive: GdriveConfig = GdriveConfig()
+    internal_reports: InternalReportsConfig = InternalReportsConfig()
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
     sandbox: dict[str, Any] = Field(default_factory=dict)
     customers: tuple[CustomerConfig, ...] = ()
@@ -483,6 +514,14 @@ class Config(_Strict):
                         f"customers[{i}].ids.{system}: {c.code} uses {system} for {section} but has no id there"
                     )
         problems.extend(self._google_problems())
+        for key in ("owners", "managers"):
+            for i, address in enumerate(getattr(self.internal_reports, key)):
+                code = self.customer_of_address(address)
+                if code is not None:
+                    problems.append(
+                        f"internal_reports.{key}[{i}]: {address} is an address of customer {code} — "
+                        "the internal reports name technicians and never go to a customer"
+                    )
         if self.graph.authority and not self.graph.allow_endpoint_overrides:
             problems.append(
                 "graph.authority: endpoint overrides are refused unless graph.allow_endpoint_overrides = true"
@@ -534,6 +573,20 @@ class Config(_Strict):
             if c.code == code:
                 return c
         raise KeyError(code)
+
+    def customer_of_address(self, address: str) -> str | None:
+        """The code of the customer ``address`` belongs to — it is a customer's ``cto_email``, or
+        it is at a customer's ``domain`` (or a subdomain of it) — else None. What keeps the
+        MSP-internal reports from reaching a customer."""
+        a = address.strip().lower()
+        host = a.rpartition("@")[2]
+        for c in self.customers:
+            domain = c.domain.strip().lower().lstrip("@")
+            if (c.cto_email and a == c.cto_email.lower()) or (
+                domain and (host == domain or host.endswith("." + domain))
+            ):
+                return c.code
+        return None
 
     def customer_timezone(self, c: CustomerConfig) -> str:
         return c.timezone or self.msp.timezone

@@ -1,6 +1,7 @@
 """The MSP-internal owner and manager reports: read every customer's PSA, render Markdown (and PDF).
 
-MSP-internal documents: they go to ``OUT/internal/`` and nowhere else — never into a customer's
+MSP-internal documents: they go to ``OUT/internal/``, to the MSP's own ``[internal_reports]``
+addresses and its #weekly-reports channel (``bot.internal_delivery``) — never into a customer's
 delivery, channel or archive. Engineer voice is allowed here, but vendor text (technician,
 customer and category names) is still neutralised and escaped (``reporting.markdown.md``/``cell``).
 """
@@ -9,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from reporting.collect import source_timeout
 from reporting.config import Config, CustomerConfig
@@ -368,6 +369,79 @@ def owner_markdown(r: ServiceDeskReport) -> str:
 
 def manager_markdown(r: ServiceDeskReport) -> str:
     return to_markdown(blocks(r, "manager"))
+
+
+@dataclass(frozen=True)
+class Headline:
+    """The few figures the summaries' email and their #weekly-reports post show (the rest is in
+    the PDFs), kept as JSON beside the stored PDFs so a resumed delivery says the same."""
+
+    msp_name: str
+    period_end: date
+    period_label: str  # "Week of Mon 9 Nov – Sun 15 Nov 2026 (Europe/London)"
+    customers: int  # customers whose PSA was read
+    unavailable: int  # customers whose PSA could not be read (said in the reports)
+    opened: int
+    closed: int
+    backlog: int
+    resolution_rate_pct: float | None
+    sla_attainment_pct: float | None
+    sla_target_pct: float
+    mean_first_response_hours: float | None
+    mean_resolution_hours: float | None
+    recommendations: tuple[str, ...]
+
+    def figures(self) -> list[tuple[str, str]]:
+        """(label, value) rows, as the owner report's summary table words them."""
+        return [
+            ("Tickets opened / closed", f"{self.opened} / {self.closed}"),
+            ("Backlog at week end", str(self.backlog)),
+            ("Resolution rate", _p(self.resolution_rate_pct)),
+            (f"SLA attainment (target {self.sla_target_pct:g} %)", _p(self.sla_attainment_pct)),
+            ("Mean first response", _h(self.mean_first_response_hours)),
+            ("Mean resolution time", _h(self.mean_resolution_hours)),
+        ]
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["period_end"] = self.period_end.isoformat()
+        data["recommendations"] = list(self.recommendations)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Headline:
+        return cls(
+            **{
+                **data,
+                "period_end": date.fromisoformat(data["period_end"]),
+                "recommendations": tuple(data["recommendations"]),
+            }
+        )
+
+
+def headline(r: ServiceDeskReport) -> Headline:
+    s = r.summary
+    return Headline(
+        msp_name=r.msp_name,
+        period_end=r.period.end_date,
+        period_label=_period_line(r.period),
+        customers=len(r.customers),
+        unavailable=len(r.unavailable),
+        opened=s.opened,
+        closed=s.closed,
+        backlog=s.backlog,
+        resolution_rate_pct=s.resolution_rate_pct,
+        sla_attainment_pct=s.sla_attainment_pct,
+        sla_target_pct=r.sla_target_pct,
+        mean_first_response_hours=s.mean_first_response_hours,
+        mean_resolution_hours=s.mean_resolution_hours,
+        recommendations=tuple(r.recommendations),
+    )
+
+
+def file_name(audience: str, period_end: date) -> str:
+    """``owner-<period_end>.pdf`` / ``manager-<period_end>.pdf``: the names :func:`write_reports` writes."""
+    return f"{audience}-{period_end.isoformat()}.pdf"
 
 
 def write_reports(r: ServiceDeskReport, out: Path, pdf: bool = True) -> dict[str, Path]:

@@ -16,8 +16,10 @@ What takes effect:
   technical report; nobody (from here and from the file): no technical email is sent;
 - ``customers.<CODE>.period``: the customer's period (``reporting.period``), over the file's
   ``period``; empty keeps the file's;
-- ``internal_reports.{owners,managers}``: stored and shown in ``config check``; nothing is sent
-  to them until the MSP's own service-desk reports are delivered.
+- ``internal_reports.{owners,managers}``: who gets the MSP's own weekly service-desk summaries
+  by email (owner report, manager report), over the file's ``[internal_reports]``; an empty list
+  keeps the file's. Addresses of a customer are refused when the summaries are sent
+  (``bot.internal_delivery``): they name technicians and never go to a customer.
 
 Addresses are checked by :func:`check_address` here and in the configuration file
 (``reporting.config.Recipients``), so both accept the same addresses.

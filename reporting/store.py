@@ -99,6 +99,14 @@ class Artefact:
     updated_at: datetime
 
 
+@dataclass(frozen=True)
+class Published:
+    """An artefact and the report snapshot stored with it (None when there is none)."""
+
+    artefact: Artefact
+    payload: dict[str, Any] | None
+
+
 class StoreError(RuntimeError):
     """The history store cannot be opened or read."""
 
@@ -354,6 +362,62 @@ class HistoryStore:
             raise StoreError(f"the stored {name} of {code} for {period_end} is damaged (its SHA-256 does not match)")
         at = row.updated_at if row.updated_at.tzinfo else row.updated_at.replace(tzinfo=UTC)
         return Artefact(content, row.kind, row.sha256, at)
+
+    async def published(
+        self, code: str, period_end: date, name: str = "pdf", period_kind: str = "week"
+    ) -> Published | None:
+        """A customer-period's artefact ``name`` with the snapshot saved beside it, read in one
+        statement (so never an artefact of one render with the report of another): what a
+        delivered report's link serves. None when no artefact of that name is stored."""
+        a, r = artefacts.c, reports.c
+        query = (
+            select(a.content, a.kind, a.sha256, a.updated_at, r.payload)
+            .select_from(
+                artefacts.outerjoin(
+                    reports,
+                    (r.customer_code == a.customer_code)
+                    & (r.period_kind == a.period_kind)
+                    & (r.period_end == a.period_end),
+                )
+            )
+            .where(a.customer_code == code, a.period_kind == period_kind, a.period_end == period_end, a.name == name)
+        )
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            return None
+        content = bytes(row.content)
+        if hashlib.sha256(content).hexdigest() != row.sha256:
+            raise StoreError(f"the stored {name} of {code} for {period_end} is damaged (its SHA-256 does not match)")
+        at = row.updated_at if row.updated_at.tzinfo else row.updated_at.replace(tzinfo=UTC)
+        payload = json.loads(row.payload) if row.payload is not None else None
+        return Published(Artefact(content, row.kind, row.sha256, at), payload)
+
+    async def put_artefact(
+        self, code: str, period_end: date, name: str, content: bytes, kind: str, period_kind: str = "week"
+    ) -> str:
+        """Store one artefact without a snapshot (e.g. the MSP's internal summaries, under a
+        pseudo-code); replaces the same (code, week, name). Returns its SHA-256."""
+        insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        sha = hashlib.sha256(content).hexdigest()
+        row = insert(artefacts).values(
+            customer_code=code,
+            period_kind=period_kind,
+            period_end=period_end,
+            name=name,
+            kind=kind,
+            content=content,
+            sha256=sha,
+            size=len(content),
+            updated_at=datetime.now(UTC),
+        )
+        row = row.on_conflict_do_update(
+            index_elements=["customer_code", "period_kind", "period_end", "name"],
+            set_={k: row.excluded[k] for k in ("kind", "content", "sha256", "size", "updated_at")},
+        )
+        async with writing(self.engine) as conn:
+            await conn.execute(row)
+        return sha
 
     async def get(self, code: str, period_end: date, period_kind: str = "week") -> dict[str, Any] | None:
         c = reports.c

@@ -6,7 +6,8 @@ claimed in the store first (``scheduler.claims``), so several bot instances shar
 or a restarted one, never draft the same customer-week twice; a claim whose holder died is
 taken over once its lease expires, so a batch always finishes. Each draft is handed to
 ``on_drafted`` as soon as it is ready (the bot posts its review card), and once every customer
-of the week is finished, ``on_complete`` runs exactly once across instances (the roll-up).
+of the week is finished, ``on_complete`` runs exactly once across instances (the roll-up), and
+then ``after_rollup`` (the MSP's own service-desk summaries, delivered), once across instances too.
 
 What makes the drafts and posts cards is injected: this module knows neither Teams nor the
 review workflow.
@@ -29,6 +30,7 @@ from scheduler.claims import FINISHED, Claims
 log = logging.getLogger(__name__)
 
 ROLLUP = "__rollup__"  # the claim that makes the roll-up post happen once per week
+INTERNAL = "__internal__"  # the claim that makes the internal summaries' delivery run once per week
 
 
 class ClaimLost(Exception):  # noqa: N818 - a condition, like asyncio.CancelledError
@@ -42,6 +44,7 @@ class BatchResult:
     failed: list[str] = field(default_factory=list)  # by this instance
     skipped: list[str] = field(default_factory=list)  # finished before, or by another instance
     rollup_posted: bool = False
+    internal_done: bool = False  # this instance ran ``after_rollup`` to its end
 
 
 class BatchRunner:
@@ -60,7 +63,9 @@ class BatchRunner:
         poll_seconds: float | None = None,
         post_retry_seconds: float = 5.0,
         post_retry_max_seconds: float = 300.0,
+        after_rollup: Callable[[date], Awaitable[None]] | None = None,
     ):
+        self.after_rollup = after_rollup  # (week day): after the roll-up, once per week across instances
         self.post_retry_seconds = post_retry_seconds  # a card Teams did not take: first wait, doubling
         self.post_retry_max_seconds = post_retry_max_seconds
         self.claims = claims
@@ -141,6 +146,8 @@ class BatchRunner:
             await asyncio.gather(*running.values(), return_exceptions=True)
         if result.period_end is not None and rollup:
             result.rollup_posted = await self._rollup(result.period_end, codes)
+            if self.after_rollup is not None:
+                result.internal_done = await self._after_rollup(result.period_end, week_day)
         log.info(
             "batch for the week ending %s: %d drafted here, %d failed here, %d done before or elsewhere",
             result.period_end,
@@ -230,6 +237,29 @@ class BatchRunner:
             await asyncio.sleep(self.heartbeat)
             if not await self.claims.renew(code, period_end, self.now(), self._kind(code)):
                 return
+
+    async def _after_rollup(self, period_end: date, week_day: date) -> bool:
+        """``after_rollup(week_day)`` once per week across instances (True if this instance ran
+        it to its end), under its own claim: a failure is retried with backoff while the claim is
+        held, a crash leaves the claim to be taken over once its lease runs out."""
+        assert self.after_rollup is not None  # noqa: S101 - the caller checks
+        job = self.after_rollup
+        while True:
+            claim = await self.claims.get(INTERNAL, period_end)
+            if claim is not None and claim.status in FINISHED:
+                return False
+            if await self.claims.claim(INTERNAL, period_end, self.now()):
+                break
+            await asyncio.sleep(self.poll)
+
+        async def run() -> None:
+            await self._until_done(INTERNAL, period_end, lambda: job(week_day), "the internal summaries")
+            await self.claims.finish(INTERNAL, period_end, "drafted", self.now())
+
+        done = await self._holding(INTERNAL, period_end, run())
+        if done:
+            self.progress.pop(INTERNAL, None)
+        return done
 
     async def _rollup(self, period_end: date, codes: list[str]) -> bool:
         """Post the roll-up once per week across instances (True if this instance did). Its

@@ -22,6 +22,7 @@ from bot.google.auth import TokenSource, load_service_account
 from bot.google.drive import DRIVE_API, DriveArchiver
 from bot.google.gmail import GMAIL_API, GmailSender
 from bot.google.http import GoogleHttp
+from bot.outbox import Letter
 from reporting.config import Config, GdriveConfig, GmailConfig
 
 
@@ -36,6 +37,10 @@ class RoutedBackend:
 
     async def post_channel(self, parcel: Parcel, key: str) -> StepResult:
         return await self.channel.post_channel(parcel, key)
+
+    async def send_letter(self, mail: Letter, key: str) -> StepResult:
+        """An email that is no customer's report, through the email step's backend."""
+        return await self.email.send_letter(mail, key)
 
     async def archive(self, parcel: Parcel, key: str) -> StepResult:
         return await self.archive_backend.archive(parcel, key)
@@ -136,6 +141,10 @@ class GoogleDelivery:
     async def send_email(self, parcel: Parcel, key: str) -> StepResult:
         assert self.gmail is not None, "delivery.email is not gmail"  # noqa: S101
         return await self.gmail.send_email(parcel, key)
+
+    async def send_letter(self, mail: Letter, key: str) -> StepResult:
+        assert self.gmail is not None, "delivery.email is not gmail"  # noqa: S101
+        return await self.gmail.send_letter(mail, key)
 
     async def archive(self, parcel: Parcel, key: str) -> StepResult:
         assert self.drive is not None, "delivery.archive is not gdrive"  # noqa: S101

@@ -30,7 +30,7 @@ from urllib.parse import quote
 from bot.delivery import Parcel, PermanentError, StepResult
 from bot.google.auth import SCOPE_GMAIL_READONLY, SCOPE_GMAIL_SEND
 from bot.google.http import ApiError, GoogleHttp, ResumableUpload, check_own
-from bot.outbox import address_headers, addressing, cover_note, html_to_text, msp_name, subject
+from bot.outbox import Letter, address_headers, html_to_text, letter
 from reporting.config import Config
 from reporting.text import neutral
 
@@ -49,17 +49,21 @@ def message_id(key: str, sender: str) -> str:
 
 
 def build_message(config: Config, parcel: Parcel, key: str, sender: str) -> EmailMessage:
+    # letter(): PermanentError when the customer's entry names nobody
+    return letter_message(letter(config, parcel), key, sender)
+
+
+def letter_message(mail: Letter, key: str, sender: str) -> EmailMessage:
     msg = EmailMessage(policy=_POLICY)
-    msg["From"] = formataddr((neutral(msp_name(config, parcel)), sender))
-    address_headers(msg, addressing(parcel))  # PermanentError when the customer's entry names nobody
-    msg["Subject"] = subject(parcel)
+    msg["From"] = formataddr((neutral(mail.sender_name), sender)) if mail.sender_name else sender
+    address_headers(msg, mail.to)
+    msg["Subject"] = mail.subject
     msg["Date"] = formatdate(localtime=False)
     msg["Message-ID"] = message_id(key, sender)
     msg[DELIVERY_ID_HEADER] = key
-    note = cover_note(config, parcel)
-    msg.set_content(html_to_text(note))
-    msg.add_alternative(note, subtype="html")
-    msg.add_attachment(parcel.pdf, maintype="application", subtype="pdf", filename=parcel.file_name)
+    msg.set_content(html_to_text(mail.html))
+    msg.add_alternative(mail.html, subtype="html")
+    msg.add_attachment(mail.attachment, maintype="application", subtype="pdf", filename=mail.attachment_name)
     return msg
 
 
@@ -88,8 +92,12 @@ class GmailSender:
 
     async def send_email(self, parcel: Parcel, key: str) -> StepResult:
         check_own(self.config, parcel)
-        msg = build_message(self.config, parcel, key, self.sender)
-        sent_to = f"sent to {addressing(parcel).describe()} from {self.sender}"
+        return await self.send_letter(letter(self.config, parcel), key)
+
+    async def send_letter(self, mail: Letter, key: str) -> StepResult:
+        """Send ``mail`` once for ``key``: its Message-ID is looked up first, and after any ambiguous failure."""
+        msg = letter_message(mail, key, self.sender)
+        sent_to = f"sent to {mail.to.describe()} from {self.sender}"
         mid = str(msg["Message-ID"])
         try:
             found = await self.find(mid)
@@ -102,7 +110,7 @@ class GmailSender:
             else:
                 result = await self._send_resumable(raw, mid, key)
         except ApiError as err:
-            raise PermanentError(f"Gmail send of {parcel.file_name} as {self.sender}: {err}{_hint(err)}") from err
+            raise PermanentError(f"Gmail send of {mail.attachment_name} as {self.sender}: {err}{_hint(err)}") from err
         return StepResult(sent_to, self._link(result))
 
     async def check_profile(self) -> str:

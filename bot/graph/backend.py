@@ -38,6 +38,7 @@ from bot.graph.client import (
 from bot.graph.drive import Drives, folder_parts
 from bot.graph.mail import MESSAGES_PER_MINUTE, UPLOAD_BYTES_PER_5_MIN, Mail
 from bot.graph.upload_session import UploadSessions
+from bot.outbox import Letter
 from reporting.config import Config
 
 Announce = Callable[[Parcel, str, str], Awaitable[Any]]  # (parcel, file webUrl, idempotency key) -> message id
@@ -147,6 +148,10 @@ class GraphBackend:
     async def send_email(self, parcel: Parcel, key: str) -> StepResult:
         self._own(parcel)
         return await self.mail.send(parcel, key)
+
+    async def send_letter(self, mail: Letter, key: str) -> StepResult:
+        """An email that is no customer's report (the MSP's internal summaries), once for ``key``."""
+        return await self.mail.send_letter(mail, key)
 
     async def archive(self, parcel: Parcel, key: str) -> StepResult:
         self._own(parcel)

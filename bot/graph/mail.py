@@ -38,7 +38,7 @@ from msgraph.generated.users.item.send_mail.send_mail_post_request_body import S
 from bot.delivery import Parcel, PermanentError, StepResult
 from bot.graph.client import BUILDERS, GraphCalls, GraphUnavailable, SlidingWindowLimiter, T, values
 from bot.graph.upload_session import UploadSessions
-from bot.outbox import Addressing, addressing, cover_note, subject
+from bot.outbox import Letter, letter
 from reporting.config import Config
 
 log = logging.getLogger(__name__)
@@ -94,16 +94,22 @@ class Mail:
         """Send ``parcel`` to its customer's recipients once for ``key`` (the delivery id)."""
         if not self.mailbox:
             raise PermanentError("[graph] mailbox is not configured")
-        to = addressing(parcel)  # that customer's entry only; PermanentError when it names nobody
-        sent_to = f"sent to {to.describe()}"
+        # that customer's entry only; PermanentError when it names nobody
+        return await self.send_letter(letter(self.config, parcel), key)
+
+    async def send_letter(self, mail: Letter, key: str) -> StepResult:
+        """Send ``mail`` once for ``key`` (the delivery id): looked up first, sent if not found."""
+        if not self.mailbox:
+            raise PermanentError("[graph] mailbox is not configured")
+        sent_to = f"sent to {mail.to.describe()}"
         found = await self._find_message(key)
         if found is not None and not found.is_draft:
             log.info("email %s was already sent (found by its delivery id)", key)
             return StepResult(f"{sent_to} (already sent)", found.web_link)
-        if found is None and len(parcel.pdf) < INLINE_ATTACHMENT_MAX:
-            result = await self._send_inline(parcel, key, to)
+        if found is None and len(mail.attachment) < INLINE_ATTACHMENT_MAX:
+            result = await self._send_inline(mail, key)
         else:
-            result = await self._send_large(parcel, key, to, found)
+            result = await self._send_large(mail, key, found)
         return StepResult(sent_to, result.web_link if result else None)
 
     async def check_mailbox(self) -> None:
@@ -149,10 +155,11 @@ class Mail:
         found = await self._find_message(key)
         return found if found is not None and not found.is_draft else None
 
-    def _message(self, parcel: Parcel, key: str, to: Addressing, *, attach: bool) -> Message:
+    def _message(self, mail: Letter, key: str, *, attach: bool) -> Message:
+        to = mail.to
         msg = Message(
-            subject=subject(parcel),
-            body=ItemBody(content_type=BodyType.Html, content=cover_note(self.config, parcel)),
+            subject=mail.subject,
+            body=ItemBody(content_type=BodyType.Html, content=mail.html),
             to_recipients=[Recipient(email_address=EmailAddress(address=a)) for a in to.to],
             cc_recipients=[Recipient(email_address=EmailAddress(address=a)) for a in to.cc],
             reply_to=(
@@ -167,15 +174,15 @@ class Mail:
             msg.attachments = [
                 FileAttachment(
                     odata_type="#microsoft.graph.fileAttachment",
-                    name=parcel.file_name,
+                    name=mail.attachment_name,
                     content_type="application/pdf",
-                    content_bytes=parcel.pdf,
+                    content_bytes=mail.attachment,
                 )
             ]
         return msg
 
-    async def _send_inline(self, parcel: Parcel, key: str, to: Addressing) -> _Found | None:
-        body = SendMailPostRequestBody(message=self._message(parcel, key, to, attach=True), save_to_sent_items=True)
+    async def _send_inline(self, mail: Letter, key: str) -> _Found | None:
+        body = SendMailPostRequestBody(message=self._message(mail, key, attach=True), save_to_sent_items=True)
 
         async def send() -> _Found | None:
             await self.messages.acquire()
@@ -185,12 +192,12 @@ class Mail:
         # a re-send only after the look-up has not found the message (503/504 after acceptance)
         return await self.calls.call(f"sendMail of {key}", send, recheck=lambda: self._find_sent(key))
 
-    async def _send_large(self, parcel: Parcel, key: str, to: Addressing, draft: _Found | None) -> _Found | None:
+    async def _send_large(self, mail: Letter, key: str, draft: _Found | None) -> _Found | None:
         """Draft (with the delivery id) -> attachment upload session -> ``send``. A draft left by
         an earlier attempt is resumed: its attachment uploaded unless it is there, then sent."""
         resumed = draft is not None
         if draft is None:
-            draft_body = self._message(parcel, key, to, attach=False)
+            draft_body = self._message(mail, key, attach=False)
             created = await self._mail(
                 f"draft for {key}",
                 lambda: self._user().messages.post(draft_body),
@@ -205,12 +212,12 @@ class Mail:
             else:
                 draft = _Found(created.id, True, created.web_link)
         message = self._user().messages.by_message_id(draft.id)
-        if not (resumed and await self._has_attachment(message, parcel.file_name)):
+        if not (resumed and await self._has_attachment(message, mail.attachment_name)):
             session_body = AttachmentUploadSessionBody(
                 attachment_item=AttachmentItem(
                     attachment_type=AttachmentType.File,
-                    name=parcel.file_name,
-                    size=len(parcel.pdf),
+                    name=mail.attachment_name,
+                    size=len(mail.attachment),
                     content_type="application/pdf",
                 )
             )
@@ -221,7 +228,7 @@ class Mail:
             if session is None or not session.upload_url:
                 raise GraphUnavailable(f"the attachment upload session for {key} has no uploadUrl")
             await self.uploads.put_ranges(
-                session.upload_url, parcel.pdf, what=f"attachment of {key}", limiter=self.upload_bytes
+                session.upload_url, mail.attachment, what=f"attachment of {key}", limiter=self.upload_bytes
             )
 
         async def send() -> _Found | None:

@@ -40,6 +40,11 @@ def sandbox_config_dict(
             "sharepoint_library": "Documents",
         },
         "collect": {"timeout_seconds": 20},
+        # the MSP's own service-desk summaries (owner report, manager report): MSP addresses only
+        "internal_reports": {
+            "owners": ["owner@northwind.example"],
+            "managers": ["service-desk-manager@northwind.example"],
+        },
         "sources": sources if sources is not None else {s: {"type": s} for s in systems},
         "customers": [
             {

@@ -77,6 +77,11 @@ def files_under(path: Path) -> list[Path]:
     return sorted(p for p in path.rglob("*") if p.is_file()) if path.exists() else []
 
 
+def customer_mails(setup: Setup) -> list[Path]:
+    """The outbox's customer report emails (not the MSP's own service-desk summaries the batch sends)."""
+    return [p for p in files_under(outbox(setup) / "mail") if not p.name.startswith(("owner-", "manager-"))]
+
+
 async def say(sv: Serving, connector: FakeConnector, activity: dict[str, Any]) -> list[dict[str, Any]]:
     """POST a message; what the bot sent back in that conversation for it."""
     before = len(connector.calls)
@@ -173,6 +178,19 @@ async def test_only_admins_see_and_save_settings_and_bad_values_are_refused_with
     assert await stored_versions(sv) == []
     assert inputs(bad)["customers.GLOBEX.executive"] == ""  # the stored value, not the refused text
 
+    # a customer's address among the internal reports' recipients (they name technicians): refused
+    leak = await submit(
+        sv,
+        connector,
+        card,
+        message_id,
+        ADMIN,
+        **{"internal_reports.managers": "lead@northwind.example cto@acme.example"},
+    )
+    assert "Not saved" in text_of(leak)
+    assert "internal\\\\_reports.managers: cto@acme.example is an address of customer ACME" in text_of(leak)
+    assert await stored_versions(sv) == []
+
     # an invisible bidi override in the MSP name: refused
     name_bad = await submit(sv, connector, card, message_id, ADMIN, msp_name="Contoso\u202e")
     assert "msp\\\\_name: " in text_of(name_bad) and "control or invisible character" in text_of(name_bad)
@@ -256,8 +274,15 @@ async def test_saved_settings_take_effect_in_the_next_run_and_are_versioned(
     async def delivered() -> bool:
         return await sql(sv.service, "select state from drafts where id = :d", d=draft_id) == [("delivered",)]
 
+    # after the roll-up the MSP's own summaries went out: the owner report to the saved owners; the
+    # manager report to nobody (none saved, and this set-up's file has none)
+    owner = email.message_from_bytes((outbox(setup) / "mail" / "owner-2026-11-16.eml").read_bytes())
+    assert owner["To"] == "owner@northwind.example"
+    assert not setup.config.internal_reports.managers
+    assert not (outbox(setup) / "mail" / "manager-2026-11-16.eml").exists()
+
     await until(delivered, 60, "ACME's delivery")
-    [eml] = files_under(outbox(setup) / "mail")
+    [eml] = [f for f in files_under(outbox(setup) / "mail") if f.name.startswith("ACME-")]
     assert eml.name == "ACME-fortnightly-2026-11-16.eml"
     msg = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
     assert msg["To"] == "ceo@acme.example, it-lead@acme.example"
@@ -301,8 +326,9 @@ async def test_a_test_report_goes_to_the_requester_only_and_is_not_the_weeks_del
     told = [c.body.get("text") or "" for c in connector.calls if c.kind in ("send", "reply")]
     assert any("TEST report of ACME (Week of Mon 9 Nov" in t and f"sent to {ADMIN_EMAIL} only" in t for t in told)
 
-    # exactly one .eml, to the requester alone; nothing archived, nothing posted
-    [eml] = files_under(outbox(setup) / "mail")
+    # exactly one customer report .eml, to the requester alone; nothing archived, nothing posted
+    # (besides it: the MSP's own service-desk summaries, which the batch delivered after the roll-up)
+    [eml] = customer_mails(setup)
     assert eml.name == f"ACME-weekly-{PERIOD_END}-TEST.eml"
     assert files_under(outbox(setup) / "sharepoint") == [] and files_under(outbox(setup) / "channels") == []
     msg = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
@@ -315,7 +341,7 @@ async def test_a_test_report_goes_to_the_requester_only_and_is_not_the_weeks_del
     assert "TEST \u2014 WEEKLY SERVICE REPORT" in pages[0].extract_text()
 
     # never the week's delivery: no deliveries row, the drafts as they were, no channel post by the bot
-    assert await sql(sv.service, "select count(*) from deliveries") == [(0,)]
+    assert await sql(sv.service, "select count(*) from deliveries where draft_id not like 'internal-%'") == [(0,)]
     assert await sql(sv.service, "select id, version, state, updated_at from drafts order by customer_code") == (
         drafts_before
     )
@@ -334,12 +360,12 @@ async def test_a_test_report_goes_to_the_requester_only_and_is_not_the_weeks_del
     assert r.status_code == 200, r.text
     assert "Making the TEST report of GLOBEX" in text_of(r.json()["value"])
     await sv.service.bot.wait_background()
-    mails = files_under(outbox(setup) / "mail")
+    mails = customer_mails(setup)
     assert [p.name for p in mails] == [f"ACME-weekly-{PERIOD_END}-TEST.eml", f"GLOBEX-weekly-{PERIOD_END}-TEST.eml"]
     globex = email.message_from_bytes(mails[1].read_bytes(), policy=email.policy.default)
     assert globex["To"] == ADMIN_EMAIL
     assert files_under(outbox(setup) / "sharepoint") == [] and files_under(outbox(setup) / "channels") == []
-    assert await sql(sv.service, "select count(*) from deliveries") == [(0,)]
+    assert await sql(sv.service, "select count(*) from deliveries where draft_id not like 'internal-%'") == [(0,)]
 
     # an unknown code: the unknown-customer card; nothing made
     [unknown] = await say(sv, connector, channel_message("test ACMEE", service_url=connector.service_url, user=ADMIN))
@@ -349,7 +375,7 @@ async def test_a_test_report_goes_to_the_requester_only_and_is_not_the_weeks_del
     said = await say(sv, connector, personal_message("test ACME", service_url=connector.service_url, user=ADMIN2))
     assert any("Teams has no email address for you" in (b.get("text") or "") for b in said)
     await sv.service.bot.wait_background()
-    assert len(files_under(outbox(setup) / "mail")) == 2
+    assert len(customer_mails(setup)) == 2
 
     # someone neither admin nor engineer: refused
     said = await say(sv, connector, personal_message("test ACME", service_url=connector.service_url, user=STRANGER))

@@ -21,8 +21,10 @@ from cards import (
     status_card,
     unknown_customer_card,
 )
+from cards.internal import internal_summary_card
 from cards.review import EDITABLE_STATES, STATES
 from cards.settings import CustomerView, SettingsView, settings_card, settings_refused_card
+from reporting.internal import Headline
 from reporting.models import Report
 from reporting.rollup import RollupRow, rollup_rows
 from tests.cards.conftest import AC_SCHEMA, SANDBOX_CODES
@@ -73,6 +75,26 @@ def all_cards(reports: dict[str, Report]) -> dict[str, dict[str, Any]]:
     cards["status"] = status_card([(code, "drafted", 1, None) for code in SANDBOX_CODES], period_end=date(2026, 11, 16))
     cards["status/empty"] = status_card([])
     cards |= settings_cards()
+    cards["internal-summary"] = internal_summary_card(
+        Headline(
+            "Northwind",
+            date(2026, 11, 16),
+            "Week of Mon 9 Nov – Sun 15 Nov 2026 (Europe/London)",
+            12,
+            1,
+            361,
+            346,
+            53,
+            85.3,
+            None,
+            90.0,
+            2.1,
+            18.8,
+            (HOSTILE, "Mean first response is 2.1 h", "x" * 400, "four"),
+        ),  # fmt: skip
+        [("Owner report (PDF)", "https://bot.example/internal/t/owner.pdf"), ("Manager report (PDF)", None)],
+        ["Owner report emailed: sent to owner@northwind.example", f"Manager report not emailed: {HOSTILE}"],
+    )
     return cards
 
 
@@ -144,7 +166,7 @@ def checked(sandbox_reports: dict[str, Report], node_modules: Path) -> dict[str,
 
 def test_every_card_parses_cleanly_as_adaptive_card_1_5(checked: dict[str, Any]) -> None:
     results = {name: r for name, r in checked["results"].items() if not name.startswith("broken/")}
-    assert len(results) == 12 * len(STATES) + 8 + 3  # + the three settings cards
+    assert len(results) == 12 * len(STATES) + 8 + 3 + 1  # + the three settings cards, the internal summary
     problems = {name: r["parser"] for name, r in results.items() if r["parser"]}
     assert problems == {}
 
