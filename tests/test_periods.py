@@ -262,3 +262,50 @@ def test_a_report_of_another_period_says_so_and_never_calls_it_a_week(
             assert not found, f"{where} of the {variant} {kind} report speaks of a week: {found}"
     payload = json.loads((out / "ACME" / f"{name}.json").read_text(encoding="utf-8"))
     assert payload["period"]["kind"] == kind
+
+
+@pytest.mark.parametrize("kind", ["fortnight", "month"])
+def test_executive_and_technical_of_two_customers_for_a_fortnight_and_a_month(
+    kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ACME and GLOBEX: the technical PDF lists every ticket and every device of the period (from
+    the sandbox's own records) and is the executive PDF page for page up to its detail."""
+    out = tmp_path / "out"
+    assert main(["run", "ACME", "GLOBEX", "--period", kind, "--week", "2026-10-14", "--out", str(out)]) == 0, (
+        capsys.readouterr().err
+    )
+    dataset = SandboxDataset(date(2026, 10, 19))  # the CLI's sandbox for --week 2026-10-14
+    word = {"fortnight": "fortnightly", "month": "monthly"}[kind]
+    for code in ("ACME", "GLOBEX"):
+        c = next(c for c in dataset.customers_in("zabbix") if c.code == code)
+        period = period_containing(date(2026, 10, 14), c.timezone, kind)
+        stem = out / code / f"{code}-{word}-{period.end_date.isoformat()}"
+        ex = [p.extract_text() for p in PdfReader(f"{stem}.pdf").pages]
+        te = [p.extract_text() for p in PdfReader(f"{stem}-technical.pdf").pages]
+        how = next(i for i, t in enumerate(ex) if "\nHow to read this report\n" in t)
+
+        def norm(text: str) -> str:
+            text = re.sub(r"Page \d+ of \d+", "Page", text)
+            return text.replace(" technical report for", " service report for")
+
+        assert [norm(t) for t in te[1:how]] == [norm(t) for t in ex[1:how]], code
+        detail = " ".join("\n".join(te[how:]).split())
+        g = dataset.gen(code)
+        for d in g.devices:
+            assert re.search(rf"\b{re.escape(d.name)} ", detail), (code, d.name)
+        expected = [
+            t
+            for t in g.tickets
+            if not t.is_change
+            and (
+                period.start <= t.created < period.end
+                or (t.closed is not None and period.start <= t.closed < period.end)
+                or (t.created < period.end and (t.closed is None or t.closed >= period.end))
+            )
+        ]
+        assert len(expected) > 20, (code, len(expected))
+        for t in expected:
+            assert f"{t.id} {t.title} {t.priority} " in detail, (code, t.id, t.title)
+        opened, closed, backlog = _hand_tickets(dataset, code, period)
+        w = fmt.words(period)
+        assert f"{opened} opened {w.this}" in detail and f"{backlog} open at {w.at_end}" in detail, code
