@@ -252,9 +252,39 @@ def _via_aiosqlite_connect(_dialect: Any, _record: Any, _cargs: Any, cparams: di
     cparams["async_creator_fn"] = _aiosqlite_connect
 
 
+def _checked(row: Any, name: str, code: str, period_end: date) -> Artefact:
+    """A stored artefact row as an :class:`Artefact`, after its SHA-256 is checked."""
+    content = bytes(row.content)
+    if hashlib.sha256(content).hexdigest() != row.sha256:
+        raise StoreError(f"the stored {name} of {code} for {period_end} is damaged (its SHA-256 does not match)")
+    at = row.updated_at if row.updated_at.tzinfo else row.updated_at.replace(tzinfo=UTC)
+    return Artefact(content, row.kind, row.sha256, at)
+
+
 class HistoryStore:
     def __init__(self, engine: AsyncEngine):
         self.engine = engine
+
+    def _artefact_row(
+        self, code: str, period_kind: str, period_end: date, name: str, content: bytes, kind: str, now: datetime
+    ) -> Any:
+        """The insert-or-replace of one artefact (the same customer, period and name)."""
+        insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        row = insert(artefacts).values(
+            customer_code=code,
+            period_kind=period_kind,
+            period_end=period_end,
+            name=name,
+            kind=kind,
+            content=content,
+            sha256=hashlib.sha256(content).hexdigest(),
+            size=len(content),
+            updated_at=now,
+        )
+        return row.on_conflict_do_update(
+            index_elements=["customer_code", "period_kind", "period_end", "name"],
+            set_={k: row.excluded[k] for k in ("kind", "content", "sha256", "size", "updated_at")},
+        )
 
     @classmethod
     async def open(cls, url: str, **engine_kw: Any) -> HistoryStore:
@@ -322,22 +352,7 @@ class HistoryStore:
         async with writing(self.engine) as conn:
             await conn.execute(stmt)
             for name, content in (files or {}).items():
-                row = insert(artefacts).values(
-                    customer_code=code,
-                    period_kind=period_kind,
-                    period_end=period_end,
-                    name=name,
-                    kind=kind,
-                    content=content,
-                    sha256=hashlib.sha256(content).hexdigest(),
-                    size=len(content),
-                    updated_at=now,
-                )
-                row = row.on_conflict_do_update(
-                    index_elements=["customer_code", "period_kind", "period_end", "name"],
-                    set_={k: row.excluded[k] for k in ("kind", "content", "sha256", "size", "updated_at")},
-                )
-                await conn.execute(row)
+                await conn.execute(self._artefact_row(code, period_kind, period_end, name, content, kind, now))
 
     async def artefact(
         self, code: str, period_end: date, name: str = "pdf", period_kind: str = "week"
@@ -357,11 +372,7 @@ class HistoryStore:
             ).first()
         if row is None:
             return None
-        content = bytes(row.content)
-        if hashlib.sha256(content).hexdigest() != row.sha256:
-            raise StoreError(f"the stored {name} of {code} for {period_end} is damaged (its SHA-256 does not match)")
-        at = row.updated_at if row.updated_at.tzinfo else row.updated_at.replace(tzinfo=UTC)
-        return Artefact(content, row.kind, row.sha256, at)
+        return _checked(row, name, code, period_end)
 
     async def published(
         self, code: str, period_end: date, name: str = "pdf", period_kind: str = "week"
@@ -386,38 +397,18 @@ class HistoryStore:
             row = (await conn.execute(query)).first()
         if row is None:
             return None
-        content = bytes(row.content)
-        if hashlib.sha256(content).hexdigest() != row.sha256:
-            raise StoreError(f"the stored {name} of {code} for {period_end} is damaged (its SHA-256 does not match)")
-        at = row.updated_at if row.updated_at.tzinfo else row.updated_at.replace(tzinfo=UTC)
         payload = json.loads(row.payload) if row.payload is not None else None
-        return Published(Artefact(content, row.kind, row.sha256, at), payload)
+        return Published(_checked(row, name, code, period_end), payload)
 
     async def put_artefact(
         self, code: str, period_end: date, name: str, content: bytes, kind: str, period_kind: str = "week"
     ) -> str:
         """Store one artefact without a snapshot (e.g. the MSP's internal summaries, under a
         pseudo-code); replaces the same (code, week, name). Returns its SHA-256."""
-        insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
-        sha = hashlib.sha256(content).hexdigest()
-        row = insert(artefacts).values(
-            customer_code=code,
-            period_kind=period_kind,
-            period_end=period_end,
-            name=name,
-            kind=kind,
-            content=content,
-            sha256=sha,
-            size=len(content),
-            updated_at=datetime.now(UTC),
-        )
-        row = row.on_conflict_do_update(
-            index_elements=["customer_code", "period_kind", "period_end", "name"],
-            set_={k: row.excluded[k] for k in ("kind", "content", "sha256", "size", "updated_at")},
-        )
+        row = self._artefact_row(code, period_kind, period_end, name, content, kind, datetime.now(UTC))
         async with writing(self.engine) as conn:
             await conn.execute(row)
-        return sha
+        return hashlib.sha256(content).hexdigest()
 
     async def get(self, code: str, period_end: date, period_kind: str = "week") -> dict[str, Any] | None:
         c = reports.c
