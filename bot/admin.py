@@ -343,7 +343,7 @@ class Admin:
             await self.tell(origin, neutral(said))
 
         self.spawn(run())
-        return f"Making the TEST report of {code} for the last complete week; it goes to {shown} only."
+        return f"Making the TEST report of {code} for its last complete period; it goes to {shown} only."
 
     async def test(self, tc: TurnContext, where: Where, user: User, args: list[str]) -> None:
         if where.kind not in ("review", "personal"):

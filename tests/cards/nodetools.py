@@ -28,6 +28,7 @@ NPM_PACKAGES: dict[str, str] = {
     "ajv": "8.20.0",  # JSON Schema validator, for the official Adaptive Card 1.5 schema
     "ajv-formats": "3.0.1",
     "markdown-it": "14.3.3",  # a CommonMark renderer, to check what card text would display
+    "@microsoft/m365agentsplayground": "0.2.28",  # the Microsoft 365 Agents Playground (tests/bot/test_playground.py)
 }
 
 HERE = Path(__file__).resolve().parent
