@@ -64,7 +64,7 @@ class DeskRead:
     system_label: str  # the PSA's product name, for the report ("ConnectWise PSA", "HaloPSA")
     tickets: tuple[DeskTicket, ...]
     feedback: tuple[FeedbackRecord, ...] | None  # None: the PSA gives no survey / feedback data
-    feedback_note: str = ""  # why there is none, when ``feedback`` is None
+    feedback_note: str = ""  # why there is none, when ``feedback`` is None; else what was left out
     automation_note: str = ""  # why automation is not measurable, when tickets say None
     escalation_rule: str = ""  # how this PSA's escalation is read
 
@@ -160,6 +160,7 @@ class Sentiment:
     negative_customers: tuple[str, ...]  # customer names with at least one negative answer
     covered: tuple[str, ...]  # customer names whose PSA gives feedback
     not_available: tuple[tuple[str, str], ...]  # (customer name, why) for the others
+    notes: tuple[tuple[str, str], ...] = ()  # (customer name, note) for covered customers, e.g. answers skipped
 
 
 def sentiment(reads: Sequence[DeskRead], period: Period) -> Sentiment:
@@ -175,6 +176,7 @@ def sentiment(reads: Sequence[DeskRead], period: Period) -> Sentiment:
         negative_customers=tuple(negative),
         covered=tuple(r.customer_name for r in reads if r.feedback is not None),
         not_available=tuple((r.customer_name, r.feedback_note) for r in reads if r.feedback is None),
+        notes=tuple((r.customer_name, r.feedback_note) for r in reads if r.feedback is not None and r.feedback_note),
     )
 
 
