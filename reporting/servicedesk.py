@@ -50,7 +50,7 @@ class FeedbackRecord:
     customer: str
     customer_name: str
     ticket_id: str
-    at: datetime
+    at: datetime  # what dates it into a period: the answer's date (Halo) or its ticket's close (ConnectWise)
     positive: bool
 
 
@@ -164,7 +164,8 @@ class Sentiment:
 
 
 def sentiment(reads: Sequence[DeskRead], period: Period) -> Sentiment:
-    """% positive = 100 × positive answers / answers received in the period (by answer date);
+    """% positive = 100 × positive answers / answers of the period (by ``FeedbackRecord.at``: Halo's
+    answer date, ConnectWise's ticket close — its answers are about tickets closed in the period);
     negative customers = customers with at least one negative answer in the period. Customers
     whose PSA gives no survey data are listed as not available, never as 0 answers."""
     answers = [f for r in reads if r.feedback is not None for f in r.feedback if in_period(f.at, period)]

@@ -32,7 +32,7 @@ from reporting.internal import manager_markdown, owner_markdown, read_all
 from reporting.metrics import TicketRecord
 from reporting.models import Period
 from reporting.period import week_containing
-from reporting.servicedesk import DeskRead, DeskTicket, ServiceDeskReport, build_report
+from reporting.servicedesk import DeskRead, DeskTicket, FeedbackRecord, ServiceDeskReport, build_report
 from tests.conftest import ANCHOR, PERIOD_END, WEEK_DAY
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
@@ -321,3 +321,15 @@ def test_a_week_without_tickets_shows_no_figure_as_zero_percent():
     text = manager_markdown(report)
     assert "| Resolution rate | n/a | n/a |" in text and "0\\.0 %" not in text
     assert report.recommendations == ("No figure crossed a threshold this period: no action suggested.",)
+
+
+def test_skipped_survey_answers_are_said_beside_the_sentiment():
+    period = _period()
+    at = period.start.replace(hour=10)
+    answer = FeedbackRecord("ACME", "Acme", "1", at, False)
+    note = "2 answer(s) to survey 'Comments only' skipped: its questions give no points to know its maximum by"
+    read = DeskRead("ACME", "Acme", "connectwise", "ConnectWise PSA", (), (answer,), note)
+    report = build_report("Northwind", period, [read], [read], 90.0, NOW)
+    assert report.sentiment.responses == 1 and report.sentiment.notes == (("Acme", note),)
+    text = owner_markdown(report)
+    assert "Not counted:" in text and "Comments only" in text and "Customers with negative answers: Acme" in text

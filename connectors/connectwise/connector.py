@@ -15,6 +15,10 @@ concurrently:
    is a data error instead of a condition that silently matches nothing;
 3. the SLA definitions (``GET /service/SLAs`` and ``/service/SLAs/{id}/priorities``), once per
    connector, for the resolution targets of tickets that were still open at period end.
+4. for the MSP's internal service-desk summary only (:meth:`ConnectWiseConnector.service_desk`):
+   the customer surveys (``GET /service/surveys`` and ``/service/surveys/{id}/questions``, once per
+   connector) and the company's survey results (``/service/surveys/{id}/results``), counted as
+   answers about tickets closed in the period (see :meth:`ConnectWiseConnector._survey_answers`).
 
 Every figure comes from the tickets' dates, never from "open now", so a past week (backfill) is
 what it was. The vendor-neutral formulas are ``reporting.metrics.tickets_section`` and
