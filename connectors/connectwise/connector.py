@@ -389,7 +389,13 @@ class ConnectWiseConnector(ConnectorDefaults):
         that ticket's ``closedDate`` (``closed``: the tickets of this read closed in the period —
         answers about other tickets are not counted). positive = ``totalPoints`` ≥
         ``positive_survey_share`` (default 0.5) × its survey's maximum points; results of a survey
-        whose maximum cannot be known are skipped and counted in the note."""
+        whose maximum cannot be known are skipped and counted in the note.
+
+        Endpoints and field names are those of the OpenAPI-generated clients (spinen
+        connectwise-service-php-client SurveysApi / SurveyResultsApi, pyconnectwise); UNVERIFIED
+        against a live site: that ``/results`` honours ``conditions=company/id=..`` (hence the
+        per-row check), that ``totalPoints`` is on the questions' ``points`` scale, and what
+        ``includeFlag`` means on questions and options."""
         share = self._positive_share()
         surveys = await self._survey_table()
         if surveys.unavailable is not None:
