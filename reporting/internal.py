@@ -194,6 +194,8 @@ def blocks(r: ServiceDeskReport, audience: str) -> list[Block]:
         )
     else:
         out.append(Block("p", f"Customer sentiment: {NOT_AVAILABLE} (no PSA here gives survey or feedback data)."))
+    if senti.notes:
+        out += [Block("p", "Not counted:"), _grouped(senti.notes)]
     if senti.not_available:
         out += [Block("p", "Not available for:"), _grouped(senti.not_available)]
     auto = r.automation

@@ -793,9 +793,11 @@ SERVICE_DESK_DEFINITIONS: tuple[tuple[str, str, str], ...] = (
     (
         "owner",
         "Customer sentiment",
-        "Survey or feedback answers received during the period (by answer date): the share that were positive, and "
-        "the customers who gave at least one negative answer. HaloPSA feedback score 1 or 2 counts as positive, 3 "
-        "or 4 as negative. A PSA whose answers are not read is shown as not available, never as zero answers.",
+        "Survey or feedback answers of the period: the share that were positive, and the customers who gave at "
+        "least one negative answer. HaloPSA: feedback received during the period (by answer date), score 1 or 2 "
+        "positive, 3 or 4 negative. ConnectWise: customer survey answers about tickets closed during the period "
+        "(dated by the ticket's close), positive when their points reach half the survey's maximum (configurable). "
+        "A PSA whose answers are not read is shown as not available, never as zero answers.",
     ),
     (
         "owner",

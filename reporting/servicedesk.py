@@ -50,7 +50,7 @@ class FeedbackRecord:
     customer: str
     customer_name: str
     ticket_id: str
-    at: datetime
+    at: datetime  # what dates it into a period: the answer's date (Halo) or its ticket's close (ConnectWise)
     positive: bool
 
 
@@ -64,7 +64,7 @@ class DeskRead:
     system_label: str  # the PSA's product name, for the report ("ConnectWise PSA", "HaloPSA")
     tickets: tuple[DeskTicket, ...]
     feedback: tuple[FeedbackRecord, ...] | None  # None: the PSA gives no survey / feedback data
-    feedback_note: str = ""  # why there is none, when ``feedback`` is None
+    feedback_note: str = ""  # why there is none, when ``feedback`` is None; else what was left out
     automation_note: str = ""  # why automation is not measurable, when tickets say None
     escalation_rule: str = ""  # how this PSA's escalation is read
 
@@ -160,10 +160,12 @@ class Sentiment:
     negative_customers: tuple[str, ...]  # customer names with at least one negative answer
     covered: tuple[str, ...]  # customer names whose PSA gives feedback
     not_available: tuple[tuple[str, str], ...]  # (customer name, why) for the others
+    notes: tuple[tuple[str, str], ...] = ()  # (customer name, note) for covered customers, e.g. answers skipped
 
 
 def sentiment(reads: Sequence[DeskRead], period: Period) -> Sentiment:
-    """% positive = 100 × positive answers / answers received in the period (by answer date);
+    """% positive = 100 × positive answers / answers of the period (by ``FeedbackRecord.at``: Halo's
+    answer date, ConnectWise's ticket close — its answers are about tickets closed in the period);
     negative customers = customers with at least one negative answer in the period. Customers
     whose PSA gives no survey data are listed as not available, never as 0 answers."""
     answers = [f for r in reads if r.feedback is not None for f in r.feedback if in_period(f.at, period)]
@@ -175,6 +177,7 @@ def sentiment(reads: Sequence[DeskRead], period: Period) -> Sentiment:
         negative_customers=tuple(negative),
         covered=tuple(r.customer_name for r in reads if r.feedback is not None),
         not_available=tuple((r.customer_name, r.feedback_note) for r in reads if r.feedback is None),
+        notes=tuple((r.customer_name, r.feedback_note) for r in reads if r.feedback is not None and r.feedback_note),
     )
 
 

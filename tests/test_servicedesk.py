@@ -3,7 +3,8 @@
 The must-show: per-technician figures equal a hand computation from the sandbox PSA records —
 recomputed here from the simulators' raw wire rows (ConnectWise ``/service/tickets`` JSON, Halo
 ``/api/Tickets``, ``/api/Agent`` and ``/api/Feedback`` JSON), not through the product's functions
-— for ConnectWise and for HaloPSA; a PSA without survey data says so. Plus: a PSA without the
+— for ConnectWise and for HaloPSA, and so does sentiment (ConnectWise survey results, Halo
+feedback); a PSA without survey data says so. Plus: a PSA without the
 desk fields yields "not available", never a crash; vendor text is escaped; the CLI writes the files.
 """
 
@@ -31,7 +32,7 @@ from reporting.internal import manager_markdown, owner_markdown, read_all
 from reporting.metrics import TicketRecord
 from reporting.models import Period
 from reporting.period import week_containing
-from reporting.servicedesk import DeskRead, DeskTicket, ServiceDeskReport, build_report
+from reporting.servicedesk import DeskRead, DeskTicket, FeedbackRecord, ServiceDeskReport, build_report
 from tests.conftest import ANCHOR, PERIOD_END, WEEK_DAY
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
@@ -98,7 +99,7 @@ def _assert_same(product: dict[str, tuple[int, float, float]], hand: dict[str, t
         assert got[2] == pytest.approx(rate, abs=1e-9), tech
 
 
-async def test_connectwise_technicians_equal_a_hand_computation_and_sentiment_is_not_available(dataset):
+async def test_connectwise_technicians_and_survey_sentiment_equal_a_hand_computation(dataset):
     period = _period()
     start, end = period.start.astimezone(UTC), period.end.astimezone(UTC)
     async with ConnectWiseSimulator(dataset) as sim:
@@ -127,17 +128,37 @@ async def test_connectwise_technicians_equal_a_hand_computation_and_sentiment_is
             and start <= _cw_time(row["closedDate"]) < end
             and row.get("closedBy") == "RewstAPI"
         )
+        # survey answers about tickets closed in the period, from the raw /service/surveys/1/results
+        # rows: positive when totalPoints ≥ half the survey's maximum (Σ of each question's top option)
+        maximum = sum(max((o["points"] for o in q["options"]), default=0) for q in sim.survey_questions())
+        closed_in = {
+            (row["company"]["id"], row["id"])
+            for row in sim.tickets()
+            if row["closedFlag"] and start <= _cw_time(row["closedDate"]) < end
+        }
+        answers = [
+            r
+            for r in sim.survey_results()
+            if r["company"]["id"] in mapped and (r["company"]["id"], r["ticketId"]) in closed_in
+        ]
+        names = {int(c.ids["connectwise"]): c.name for c in config.customers if "connectwise" in c.ids}
     assert len(reads) == 7  # ACME, GLOBEX, INITECH, UMBRELLA, HOOLI, STARK, WAYNE
     hand = _by_hand(hand_rows)
     assert len(hand) >= 5 and sum(n for n, _, _ in hand.values()) == report.summary.closed
     _assert_same(_product(report), hand)
     assert report.automation.automated == automated > 0
-    # ConnectWise survey results are not read: sentiment says so, never 0 answers / 0 %
-    assert report.sentiment.covered == () and report.sentiment.positive_pct is None
-    assert len(report.sentiment.not_available) == 7
+    # sentiment: % positive of the survey answers about tickets closed in the period
+    assert maximum == 10 and len(answers) >= 5
+    positive = [r for r in answers if r["totalPoints"] >= maximum / 2]
+    assert 0 < len(positive) < len(answers)
+    assert report.sentiment.responses == len(answers)
+    assert report.sentiment.positive_pct == pytest.approx(100.0 * len(positive) / len(answers))
+    negative = sorted({names[r["company"]["id"]] for r in answers if r["totalPoints"] < maximum / 2})
+    assert list(report.sentiment.negative_customers) == negative
+    assert len(report.sentiment.covered) == 7 and report.sentiment.not_available == ()
     text = owner_markdown(report)
-    assert "Customer sentiment: not available from this PSA" in text
-    assert "0 answer" not in text
+    assert f"{len(answers)} answer(s) this week" in text
+    assert "Customers with negative answers: " + ", ".join(negative) in text
     manager = manager_markdown(report)
     assert "## Team performance" in manager and "## Per customer" in manager
     for tech, (n, hours, rate) in hand.items():
@@ -190,6 +211,27 @@ class _BareConnectWise(ConnectWiseSimulator):
     """A ConnectWise whose tickets carry none of the desk fields (an older or trimmed PSA)."""
 
     desk_fields = False
+
+
+class _ConnectWiseWithoutSurveys(ConnectWiseSimulator):
+    surveys_status = 404
+
+
+async def test_a_connectwise_without_surveys_says_sentiment_is_not_available_with_the_reason(dataset):
+    async with _ConnectWiseWithoutSurveys(dataset) as sim:
+        config = _config(dataset, {"connectwise": sim.source_config()})
+        con = ConnectWiseConnector("connectwise", SourceConfig(**sim.source_config()), ConnectorContext())
+        try:
+            report, reads = await _report(config, {"connectwise": con}, "connectwise")
+        finally:
+            await con.aclose()
+    assert len(reads) == 7 and all(r.feedback is None for r in reads)
+    assert report.sentiment.covered == () and report.sentiment.positive_pct is None
+    assert report.sentiment.responses == 0 and len(report.sentiment.not_available) == 7
+    assert report.technicians  # the rest of the report is intact
+    text = owner_markdown(report)
+    assert "Customer sentiment: not available from this PSA" in text
+    assert "GET /service/surveys answered HTTP 404" in text and "0 answer" not in text
 
 
 async def test_a_psa_without_the_desk_fields_says_not_available_and_does_not_crash(dataset):
@@ -279,3 +321,15 @@ def test_a_week_without_tickets_shows_no_figure_as_zero_percent():
     text = manager_markdown(report)
     assert "| Resolution rate | n/a | n/a |" in text and "0\\.0 %" not in text
     assert report.recommendations == ("No figure crossed a threshold this period: no action suggested.",)
+
+
+def test_skipped_survey_answers_are_said_beside_the_sentiment():
+    period = _period()
+    at = period.start.replace(hour=10)
+    answer = FeedbackRecord("ACME", "Acme", "1", at, False)
+    note = "2 answer(s) to survey 'Comments only' skipped: its questions give no points to know its maximum by"
+    read = DeskRead("ACME", "Acme", "connectwise", "ConnectWise PSA", (), (answer,), note)
+    report = build_report("Northwind", period, [read], [read], 90.0, NOW)
+    assert report.sentiment.responses == 1 and report.sentiment.notes == (("Acme", note),)
+    text = owner_markdown(report)
+    assert "Not counted:" in text and "Comments only" in text and "Customers with negative answers: Acme" in text

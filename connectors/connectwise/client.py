@@ -144,8 +144,12 @@ class ConnectWiseClient:
             "Accept": "application/json",
         }
 
-    async def _get(self, path: str, params: Mapping[str, Any]) -> httpx.Response:
-        return await self.http.request("GET", self.base + path, params=params, headers=self._headers)
+    async def _get(
+        self, path: str, params: Mapping[str, Any], ok_statuses: frozenset[int] = frozenset()
+    ) -> httpx.Response:
+        return await self.http.request(
+            "GET", self.base + path, params=params, headers=self._headers, ok_statuses=ok_statuses
+        )
 
     def _items(self, resp: httpx.Response, path: str) -> list[Any]:
         body = self.http.decode(resp)
@@ -160,15 +164,27 @@ class ConnectWiseClient:
         return body
 
     async def get_all(self, path: str, params: Mapping[str, Any] | None = None) -> list[Any]:
+        """Every item of a list endpoint (see :meth:`get_all_or_status`)."""
+        items = await self.get_all_or_status(path, params)
+        if isinstance(items, int):  # cannot happen: no status was allowed
+            raise SourceDataError(SYSTEM, f"GET {path} answered HTTP {items}")
+        return items
+
+    async def get_all_or_status(
+        self, path: str, params: Mapping[str, Any] | None = None, absent: frozenset[int] = frozenset()
+    ) -> list[Any] | int:
         """Every item of a list endpoint: page 1, then — when ``rel="last"`` names the last page —
         pages 2..last concurrently, then ``rel="next"`` followed until there is none (forward-only
         paging, or items added while we read). Paging parameters are taken from the Link URLs,
         but requests always go to the configured base URL: on-premise and proxied sites put
-        internal host names in ``Link``."""
+        internal host names in ``Link``. When page 1 answers a status in ``absent`` (a module not
+        licensed: 404; a role without rights: 403), that status is returned instead of items."""
         base_params = {**(params or {}), "pageSize": self.page_size}
         seen: set[tuple[tuple[str, str], ...]] = set()
 
-        async def page(paging: dict[str, str]) -> tuple[list[Any], dict[str, str]]:
+        first_status: list[int] = []
+
+        async def page(paging: dict[str, str], ok: frozenset[int] = frozenset()) -> tuple[list[Any], dict[str, str]]:
             key = tuple(sorted(paging.items()))
             if key in seen:
                 raise SourceDataError(
@@ -177,10 +193,15 @@ class ConnectWiseClient:
             seen.add(key)
             if len(seen) > MAX_PAGES:
                 raise SourceDataError(SYSTEM, f"GET {path}: more than {MAX_PAGES} pages")
-            resp = await self._get(path, {**base_params, **paging})
+            resp = await self._get(path, {**base_params, **paging}, ok)
+            if resp.status_code in ok and not 200 <= resp.status_code < 300:
+                first_status.append(resp.status_code)
+                return [], {}
             return self._items(resp, path), parse_link(resp.headers.get("link"))
 
-        items, links = await page({"page": "1"})
+        items, links = await page({"page": "1"}, absent)
+        if first_status:
+            return first_status[0]
         out = list(items)
         last = _paging_params(links["last"]).get("page") if "last" in links else None
         if "next" in links and last is not None and last.isdigit() and int(last) >= 2:
@@ -220,3 +241,22 @@ class ConnectWiseClient:
     async def sla_priorities(self, sla_id: int) -> list[Any]:
         """``GET /service/SLAs/{id}/priorities``: per priority ``respondHours``, ``planWithin``, ``resolutionHours``."""
         return await self.get_all(f"/service/SLAs/{sla_id}/priorities", {"orderBy": "id asc"})
+
+    async def surveys(self) -> list[Any] | int:
+        """``GET /service/surveys`` (ServiceSurvey: ``id``, ``name``, ``inactiveFlag``); the HTTP status
+        instead when the site answers 404 (no survey module) or 403 (the role may not read it)."""
+        return await self.get_all_or_status(
+            "/service/surveys", {"fields": "id,name,inactiveFlag", "orderBy": "id asc"}, frozenset({403, 404})
+        )
+
+    async def survey_questions(self, survey_id: int) -> list[Any]:
+        """``GET /service/surveys/{id}/questions`` (SurveyQuestion: ``id``, ``type``, ``options[]`` with
+        ``points`` and ``includeFlag``, ``noAnswerPoints``, ``includeFlag``)."""
+        return await self.get_all(f"/service/surveys/{survey_id}/questions", {"orderBy": "id asc"})
+
+    async def survey_results(self, survey_id: int, conditions: str) -> list[Any]:
+        """``GET /service/surveys/{id}/results`` with ``conditions`` (SurveyResult: ``id``, ``ticketId``,
+        ``totalPoints``, ``company``, ``contact``, ``results[]``, ``footerResponse``, ``surveyId``, ``_info``)."""
+        return await self.get_all(
+            f"/service/surveys/{survey_id}/results", {"conditions": conditions, "orderBy": "id asc"}
+        )

@@ -15,6 +15,10 @@ concurrently:
    is a data error instead of a condition that silently matches nothing;
 3. the SLA definitions (``GET /service/SLAs`` and ``/service/SLAs/{id}/priorities``), once per
    connector, for the resolution targets of tickets that were still open at period end.
+4. for the MSP's internal service-desk summary only (:meth:`ConnectWiseConnector.service_desk`):
+   the customer surveys (``GET /service/surveys`` and ``/service/surveys/{id}/questions``, once per
+   connector) and the company's survey results (``/service/surveys/{id}/results``), counted as
+   answers about tickets closed in the period (see :meth:`ConnectWiseConnector._survey_answers`).
 
 Every figure comes from the tickets' dates, never from "open now", so a past week (backfill) is
 what it was. The vendor-neutral formulas are ``reporting.metrics.tickets_section`` and
@@ -72,9 +76,9 @@ from connectors.http import (
 )
 from reporting import metrics
 from reporting.config import CustomerConfig, SourceConfig
-from reporting.metrics import TicketRecord
+from reporting.metrics import TicketRecord, in_period
 from reporting.models import Period, SectionData, Targets
-from reporting.servicedesk import DeskRead, DeskTicket
+from reporting.servicedesk import DeskRead, DeskTicket, FeedbackRecord
 from reporting.sources import SourceDataError, SourceRecord
 
 log = logging.getLogger(__name__)
@@ -83,10 +87,12 @@ SECTIONS = frozenset({"tickets", "changes"})
 LABEL = "ConnectWise PSA"
 #: the API members automation platforms close tickets as, unless ``automation_members`` says
 AUTOMATION_MEMBERS = ("RewstAPI",)
-NO_SURVEYS = (
-    "not available from this PSA: ConnectWise customer survey results are not read by this connector "
-    "(their endpoint and fields are UNVERIFIED)"
-)
+#: a survey answer is positive when ``totalPoints`` >= this share of its survey's maximum points
+POSITIVE_SURVEY_SHARE = 0.5
+SURVEY_ABSENT = {
+    404: "the site has no survey resource: the module is not licensed or not present",
+    403: "the API member's security role may not read surveys",
+}
 ESCALATION_RULE = "escalationLevel above 0 (ConnectWise's own escalation level on the ticket, as read now)"
 
 
@@ -104,6 +110,55 @@ class Sla:
         if priority_id is not None and priority_id in self.by_priority:
             return self.by_priority[priority_id]
         return self.resolution_hours
+
+
+@dataclass(frozen=True)
+class Survey:
+    """One ConnectWise customer survey and the most points an answer to it can score."""
+
+    id: int
+    name: str
+    max_points: float | None  # None: its questions give no points to know the maximum by
+
+
+@dataclass(frozen=True)
+class Surveys:
+    """The site's surveys, read once per connector, or why they cannot be read."""
+
+    by_id: dict[int, Survey]
+    unavailable: str | None = None  # "not available from this PSA: GET /service/surveys answered HTTP 404 ..."
+
+
+def survey_max_points(survey_id: int, questions: list[Any]) -> float | None:
+    """The most points an answer to a survey can score: Σ over its questions of the largest
+    ``points`` among the question's ``options`` (and its ``noAnswerPoints``). Questions and options
+    with ``includeFlag = false`` are left out (UNVERIFIED: that the flag means "not asked"); a
+    question without options (free text) adds nothing. None when a question has options but none
+    carries ``points``, or when no question scores at all: the maximum cannot be known."""
+    total = 0.0
+    scored = False
+    for j, q in enumerate(questions):
+        qf = Fields(SYSTEM, q, f"GET /service/surveys/{survey_id}/questions item {j}")
+        if qf.opt_flag("includeFlag") is False:
+            continue
+        options = qf.array("options") if qf.has("options") else []
+        points = []
+        for k, o in enumerate(options):
+            of = Fields(SYSTEM, o, f"GET /service/surveys/{survey_id}/questions item {j} → options[{k}]")
+            if of.opt_flag("includeFlag") is False:
+                continue
+            p = of.opt_number("points")
+            if p is not None:
+                points.append(p)
+        if options and not points:
+            return None
+        no_answer = qf.opt_number("noAnswerPoints")
+        if no_answer is not None:
+            points.append(no_answer)
+        if points:
+            scored = True
+            total += max(points)
+    return total if scored and total > 0 else None
 
 
 @dataclass(frozen=True)
@@ -148,6 +203,8 @@ class ConnectWiseConnector(ConnectorDefaults):
         self._client: ConnectWiseClient | None = None
         self._slas: dict[int, Sla] | None = None
         self._slas_lock = asyncio.Lock()
+        self._surveys: Surveys | None = None
+        self._surveys_lock = asyncio.Lock()
         self._weeks: SharedReads[tuple[str, datetime, datetime], Week] = SharedReads(len(SECTIONS))
 
     # -- configuration, checked when first used so a bad table is one unavailable section --
@@ -285,6 +342,94 @@ class ConnectWiseConnector(ConnectorDefaults):
                 self._slas = table
             return self._slas
 
+    async def _survey_table(self) -> Surveys:
+        """The site's surveys with each one's maximum points (:func:`survey_max_points` over
+        ``GET /service/surveys/{id}/questions``), read once per connector. ``GET /service/surveys``
+        answering 404 or 403 is kept as the reason sentiment is not available."""
+        async with self._surveys_lock:
+            if self._surveys is None:
+                client = self.client
+                rows = await client.surveys()
+                if isinstance(rows, int):
+                    why = SURVEY_ABSENT.get(rows, "")
+                    self._surveys = Surveys(
+                        {}, f"not available from this PSA: GET /service/surveys answered HTTP {rows} ({why})"
+                    )
+                    return self._surveys
+                heads = [Fields(SYSTEM, r, f"GET /service/surveys item {i}") for i, r in enumerate(rows)]
+                ids = [h.integer("id") for h in heads]
+                questions = await gather_all(*(client.survey_questions(i) for i in ids))
+                self._surveys = Surveys(
+                    {
+                        i: Survey(i, h.text("name"), survey_max_points(i, qs))
+                        for i, h, qs in zip(ids, heads, questions, strict=True)
+                    }
+                )
+            return self._surveys
+
+    def _positive_share(self) -> float:
+        key = "positive_survey_share"
+        try:
+            share = float(self.source.option(key, POSITIVE_SURVEY_SHARE))
+        except (TypeError, ValueError):
+            share = float("nan")
+        if not 0 < share <= 1:
+            raise SourceDataError(
+                SYSTEM, f"sources.{self.name}.{key} must be a share above 0 and at most 1 (0.5 = half the points)"
+            )
+        return share
+
+    async def _survey_answers(
+        self, customer: CustomerConfig, company_id: int, closed: dict[int, datetime]
+    ) -> tuple[tuple[FeedbackRecord, ...] | None, str]:
+        """The company's survey answers about tickets closed in the period, and a note.
+
+        ``GET /service/surveys/{id}/results?conditions=company/id=<id>`` for every survey; each
+        result's ``company/id`` is checked again here. A result is about ``ticketId`` and dated by
+        that ticket's ``closedDate`` (``closed``: the tickets of this read closed in the period —
+        answers about other tickets are not counted). positive = ``totalPoints`` ≥
+        ``positive_survey_share`` (default 0.5) × its survey's maximum points; results of a survey
+        whose maximum cannot be known are skipped and counted in the note.
+
+        Endpoints and field names are those of the OpenAPI-generated clients (spinen
+        connectwise-service-php-client SurveysApi / SurveyResultsApi, pyconnectwise); UNVERIFIED
+        against a live site: that ``/results`` honours ``conditions=company/id=..`` (hence the
+        per-row check), that ``totalPoints`` is on the questions' ``points`` scale, and what
+        ``includeFlag`` means on questions and options."""
+        share = self._positive_share()
+        surveys = await self._survey_table()
+        if surveys.unavailable is not None:
+            return None, surveys.unavailable
+        order = sorted(surveys.by_id)
+        results = await gather_all(*(self.client.survey_results(sid, f"company/id={company_id}") for sid in order))
+        answers = []
+        skipped: dict[str, int] = {}
+        for sid, rows in zip(order, results, strict=True):
+            survey = surveys.by_id[sid]
+            for i, row in enumerate(rows):
+                f = Fields(SYSTEM, row, f"GET /service/surveys/{sid}/results item {i}")
+                ticket_id = f.integer("ticketId")
+                points = f.number("totalPoints")
+                if f.integer("company.id") != company_id or ticket_id not in closed:
+                    continue
+                if survey.max_points is None:
+                    skipped[survey.name] = skipped.get(survey.name, 0) + 1
+                    continue
+                answers.append(
+                    FeedbackRecord(
+                        customer=customer.code,
+                        customer_name=customer.name,
+                        ticket_id=str(ticket_id),
+                        at=closed[ticket_id],
+                        positive=points >= share * survey.max_points,
+                    )
+                )
+        note = "; ".join(
+            f"{n} answer(s) to survey {name!r} skipped: its questions give no points to know its maximum by"
+            for name, n in sorted(skipped.items())
+        )
+        return tuple(answers), note
+
     # -- the MSP's service-desk summary ------------------------------------------------------
     async def service_desk(self, customer: CustomerConfig, period: Period) -> DeskRead:
         """The customer's service tickets with who worked them, for ``reporting.servicedesk``.
@@ -294,13 +439,17 @@ class ConnectWiseConnector(ConnectorDefaults):
         ``responded`` = ``dateResponded``; ``category`` = ``type/name`` / ``subType/name``;
         ``escalated`` = ``escalationLevel`` > 0 (absent: not readable, None); ``automated`` (closed
         tickets) = ``closedBy`` is one of ``automation_members`` (case-insensitive; absent: None).
-        Survey results are not read: sentiment is "not available from this PSA". A PSA that lacks
-        the desk fields yields None for them, never an error."""
+        Feedback: the company's customer survey results about tickets of this read closed in the
+        period (:meth:`_survey_answers`: answers about tickets closed in the period, dated by the
+        ticket's close). A PSA that lacks the desk fields yields None for them, never an error."""
         cid = customer.ids.get(self.name)
         if not cid:
             raise SourceDataError(SYSTEM, f"{customer.code} has no company id (customers.ids.{self.name})")
         week = await self._load(str(cid), period, desk=True)
         records = {r.id: r for r in self._records(week, period)}
+        closed = {int(r.id): r.closed for r in records.values() if r.closed is not None and in_period(r.closed, period)}
+        company_id = Fields(SYSTEM, week.company, "GET /company/companies item 0").integer("id")
+        feedback, feedback_note = await self._survey_answers(customer, company_id, closed)
         out = []
         for i, row in enumerate(week.tickets):
             f = Fields(SYSTEM, row, f"GET /service/tickets item {i}")
@@ -333,8 +482,8 @@ class ConnectWiseConnector(ConnectorDefaults):
             system=SYSTEM,
             system_label=LABEL,
             tickets=tuple(out),
-            feedback=None,
-            feedback_note=NO_SURVEYS,
+            feedback=feedback,
+            feedback_note=feedback_note,
             automation_note="not available from this PSA: closed tickets do not say who closed them (closedBy)",
             escalation_rule=ESCALATION_RULE,
         )

@@ -27,3 +27,5 @@ class ConnectWiseOptions(HttpOptions):
     page_size: int = Field(default=1000, ge=1, le=1000)
     # the MSP's internal service-desk summary: the API members (closedBy) that mean "closed by automation"
     automation_members: tuple[str, ...] = ("RewstAPI",)
+    # a survey answer is positive when its totalPoints reach this share of its survey's maximum points
+    positive_survey_share: float = Field(default=0.5, gt=0, le=1)

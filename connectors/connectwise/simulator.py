@@ -14,7 +14,11 @@ service tickets on the "Service Desk" board under the "Standard SLA" (all hours;
 target per priority = the dataset's priority hours, so ``resolve_by`` = entered + hours and
 ``isInSla`` = closed ≤ that), changes on the "Change Management" board with type "Change". Ticket
 ids are the dataset's per-customer sequence numbers (so they repeat across companies; lists are
-ordered by ``id`` then company).
+ordered by ``id`` then company). Customer surveys: one "Ticket satisfaction" survey (two scored
+questions of 0..5 points and a free-text one, ``/service/surveys/1/questions``) whose results
+(``/service/surveys/1/results``) answer the dataset's ticket feedback (``DeskFacts.feedback_score``:
+1, 2 → 7..10 points, 3, 4 → 0..4 points); ``surveys_status = 404 / 403`` plays a site without the
+module or a role without rights.
 """
 
 from __future__ import annotations
@@ -33,7 +37,15 @@ from typing import Any
 from aiohttp import web
 
 from connectors.fields import iso_z, parse_time
-from connectors.sandbox.dataset import AUTOMATION_MEMBER, PRIORITIES, TECHNICIANS, DeskFacts, SandboxDataset
+from connectors.sandbox.dataset import (
+    AUTOMATION_MEMBER,
+    PRIORITIES,
+    SURVEY_QUESTIONS,
+    TECHNICIANS,
+    DeskFacts,
+    SandboxDataset,
+    survey_answer,
+)
 from connectors.sim.base import Simulator
 
 API = "/v4_6_release/apis/3.0"
@@ -41,6 +53,7 @@ SERVICE_BOARD = {"id": 1, "name": "Service Desk"}
 CHANGE_BOARD = {"id": 7, "name": "Change Management"}
 STANDARD_SLA = {"id": 1, "name": "Standard SLA"}
 PRIORITY_IDS = {name: i + 1 for i, (name, _, _) in enumerate(PRIORITIES)}
+SURVEY = {"id": 1, "name": "Ticket satisfaction"}
 MEMBERS = {tid: {"id": tid, "identifier": ident, "name": name} for tid, ident, name, _ in TECHNICIANS}
 
 
@@ -286,6 +299,7 @@ class _Creds:
 class ConnectWiseSimulator(Simulator):
     system = "connectwise"
     desk_fields = True  # serve the service-desk fields (owner, dateResponded, ...); False: a PSA without them
+    surveys_status: int | None = None  # 404 / 403: GET /service/surveys answers that (no module / no rights)
 
     def __init__(self, dataset: SandboxDataset, page_size: int = 5):
         super().__init__()
@@ -296,6 +310,7 @@ class ConnectWiseSimulator(Simulator):
         self._companies: list[dict[str, Any]] | None = None
         self._tickets: list[dict[str, Any]] | None = None
         self._by_company: dict[int, list[dict[str, Any]]] = {}
+        self._results: list[dict[str, Any]] | None = None
 
     # -- data
     def companies(self) -> list[dict[str, Any]]:
@@ -439,8 +454,77 @@ class ConnectWiseSimulator(Simulator):
             for i, (name, hours, _) in enumerate(PRIORITIES)
         ]
 
+    def surveys(self) -> list[dict[str, Any]]:
+        """``GET /service/surveys``: the one ticket-satisfaction survey (ServiceSurvey model)."""
+        return [
+            {
+                **SURVEY,
+                "inactiveFlag": False,
+                "headerText": "How did we do?",
+                "_info": {"lastUpdated": "2024-01-01T00:00:00Z"},
+            }
+        ]
+
+    def survey_questions(self) -> list[dict[str, Any]]:
+        """``GET /service/surveys/1/questions`` (SurveyQuestion; ``options[]``: caption, points, includeFlag)."""
+        return [
+            {
+                "id": 10 + j,
+                "sequenceNumber": j + 1,
+                "type": kind,
+                "question": text,
+                "options": [{"caption": c, "points": p, "includeFlag": True} for c, p in options],
+                "includeFlag": True,
+                "requiredFlag": bool(options),
+                "noAnswerPoints": 0,
+                "surveyId": SURVEY["id"],
+            }
+            for j, (text, kind, options) in enumerate(SURVEY_QUESTIONS)
+        ]
+
+    def survey_results(self) -> list[dict[str, Any]]:
+        """``GET /service/surveys/1/results`` (SurveyResult): one per closed ticket the dataset
+        gives feedback on (its ``DeskFacts.feedback_score``), the options picked by
+        ``dataset.survey_answer``; ``totalPoints`` = their points; ``_info.dateEntered`` = when answered."""
+        if self._results is None:
+            rows: list[dict[str, Any]] = []
+            scored = [(j, opts) for j, (_, _, opts) in enumerate(SURVEY_QUESTIONS) if opts]
+            for company in self.companies():
+                code = company["identifier"]
+                ref = {"id": company["id"], "identifier": code, "name": company["name"]}
+                g = self.dataset.gen(code)
+                for t in g.tickets:
+                    desk = g.desk.get(t.id)
+                    if desk is None or desk.feedback_score is None or desk.feedback_at is None:
+                        continue
+                    picks = survey_answer(code, t.id, desk.feedback_score)
+                    answers = [
+                        {"questionId": 10 + j, "answer": str(k)} for (j, _), k in zip(scored, picks, strict=True)
+                    ]
+                    points = sum(opts[k][1] for (_, opts), k in zip(scored, picks, strict=True))
+                    answered = iso_z(desk.feedback_at)
+                    rows.append(
+                        {
+                            "ticketId": int(t.id),
+                            "emailAddress": f"user@{code.lower()}.example",
+                            "footerResponse": "" if desk.feedback_score < 3 else "Took too long.",
+                            "contactMeFlag": desk.feedback_score >= 3,
+                            "contact": {"id": 1000 + company["id"], "name": f"{company['name']} contact"},
+                            "results": answers,
+                            "totalPoints": points,
+                            "company": ref,
+                            "surveyId": SURVEY["id"],
+                            "_info": {"dateEntered": answered, "lastUpdated": answered},
+                        }
+                    )
+            for i, r in enumerate(sorted(rows, key=lambda r: (r["_info"]["dateEntered"], r["company"]["id"]))):
+                r["id"] = i + 1
+            self._results = sorted(rows, key=lambda r: r["id"])
+        return self._results
+
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         self.tickets()  # build the tables before serving, not inside the first (timed) request
+        self.survey_results()
         return await super().start(host, port)
 
     # -- wire format
@@ -550,7 +634,28 @@ class ConnectWiseSimulator(Simulator):
                 return self._refused(request) or self._error(404, "NotFound", "SLA was not found.")
             return self._list(request, self.sla_priorities())
 
+        async def surveys(request: web.Request) -> web.Response:
+            if self.surveys_status is not None:
+                message = {404: "The resource was not found.", 403: "You do not have access to this resource."}
+                return self._refused(request) or self._error(
+                    self.surveys_status,
+                    "NotFound" if self.surveys_status == 404 else "Forbidden",
+                    message.get(self.surveys_status, "refused"),
+                )
+            return self._list(request, self.surveys())
+
+        def survey_route(rows: Callable[[], list[dict[str, Any]]]) -> Callable[[web.Request], Any]:
+            async def handler(request: web.Request) -> web.Response:
+                if request.match_info["id"] != str(SURVEY["id"]):
+                    return self._refused(request) or self._error(404, "NotFound", "Survey was not found.")
+                return self._list(request, rows())
+
+            return handler
+
         app.router.add_get(f"{API}/system/info", system_info)
+        app.router.add_get(f"{API}/service/surveys", surveys)
+        app.router.add_get(f"{API}/service/surveys/{{id}}/questions", survey_route(self.survey_questions))
+        app.router.add_get(f"{API}/service/surveys/{{id}}/results", survey_route(self.survey_results))
         app.router.add_get(f"{API}/company/companies", companies)
         app.router.add_get(f"{API}/service/tickets", tickets)
         app.router.add_get(f"{API}/service/SLAs", slas)

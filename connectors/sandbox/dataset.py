@@ -80,6 +80,27 @@ TECHNICIANS = (
     (16, "fobrien", "Finn O'Brien", 2),
 )
 AUTOMATION_MEMBER = "RewstAPI"  # the ConnectWise API member an automation platform closes tickets as
+#: The customer survey the sandbox MSP's ConnectWise sends on closed tickets: (question, type,
+#: options as (caption, points)); the free-text question scores nothing. Its maximum is 5 + 5 = 10.
+_SATISFACTION = (("Very satisfied", 5), ("Satisfied", 4), ("Neutral", 3), ("Dissatisfied", 1), ("Very dissatisfied", 0))
+SURVEY_QUESTIONS: tuple[tuple[str, str, tuple[tuple[str, int], ...]], ...] = (
+    ("How satisfied are you with how your request was resolved?", "Selection", _SATISFACTION),
+    ("How satisfied are you with how quickly it was resolved?", "Selection", _SATISFACTION),
+    ("Anything you would like to tell us?", "TextBox", ()),
+)
+#: a feedback score (1 best .. 4 worst) → the option indices its answer may pick per scored question
+_SURVEY_PICKS = {1: ((0, 0), (0, 1)), 2: ((1, 1), (1, 0), (0, 2)), 3: ((2, 3), (3, 2), (3, 3)), 4: ((4, 4), (3, 4))}
+
+
+def survey_answer(code: str, ticket_id: str, score: int) -> tuple[int, ...]:
+    """The option index a customer picked on each scored question of ``SURVEY_QUESTIONS`` for
+    a ticket they rated ``score`` (1, 2: 7 or more of 10 points, positive; 3, 4: 4 or fewer,
+    negative), drawn from a stream of its own (``<code>:survey:<ticket id>``)."""
+    rng = random.Random(f"{code}:survey:{ticket_id}")  # noqa: S311 - seeded demo data, not security
+    picks = _SURVEY_PICKS[score]
+    return picks[rng.randrange(len(picks))]
+
+
 #: The subject's category (ConnectWise type/subtype, Halo category_1), for "recurring patterns".
 TICKET_CATEGORIES = {
     "Password reset": "Accounts / Password reset",

@@ -682,3 +682,102 @@ async def test_every_renamed_field_is_an_unavailable_section_naming_it_or_not_re
         },
     )
     assert sum(v == "unavailable" for v in outcomes.values()) >= 24
+
+
+# ---- customer survey results: the MSP's service-desk sentiment -----------------------------
+
+
+def survey_routes(**override: Any) -> dict[str, Any]:
+    routes = hand_routes() | {
+        "/service/surveys": fx("surveys", "service_surveys"),
+        "/service/surveys/1/questions": fx("surveys", "service_surveys_1_questions"),
+        "/service/surveys/2/questions": fx("surveys", "service_surveys_2_questions"),
+        "/service/surveys/1/results": fx("surveys", "service_surveys_1_results"),
+        "/service/surveys/2/results": fx("surveys", "service_surveys_2_results"),
+    }
+    return routes | override
+
+
+async def _desk(api: CwApi, reads: int = 1, **opts: Any) -> Any:
+    con = connector(api, **opts)
+    period = week_containing(WEEK, "Europe/London")
+    try:
+        for _ in range(reads - 1):  # earlier periods, as the report reads the previous one too
+            await con.service_desk(acme(), previous_period(period))
+        return await con.service_desk(acme(), period)
+    finally:
+        await con.aclose()
+
+
+async def test_survey_results_hand_computed():
+    """fixtures/connectwise/surveys, week 9–16 Nov 2026, by hand:
+
+    survey 1 "Ticket satisfaction": question 11 max 5, question 12 max 5 (its excluded 9-point
+    option left out), question 13 not included, 14 free text → maximum 10; positive at ≥ 5.
+    Results: 501 ticket 1001 9 pts +, 502 ticket 1002 5 pts + (exactly half), 503 ticket 1009 4 pts −,
+    506 ticket 1007 (the change closed in the week) 10 pts +; 504 ticket 1005 (closed after the end)
+    and 505 ticket 1003 (open) are about tickets not closed in the period; 507 is another company's.
+    → 4 answers, 3 positive, dated by their tickets' closedDate. Survey 2 "Comments only" scores
+    nothing: its one answer (601, ticket 1001) is skipped and said so.
+    """
+    api = CwApi(survey_routes())
+    read = await _desk(api, reads=2)
+    assert read.feedback is not None
+    got = sorted((f.ticket_id, f.at, f.positive) for f in read.feedback)
+    assert got == [
+        ("1001", datetime(2026, 11, 10, 12, tzinfo=UTC), True),
+        ("1002", datetime(2026, 11, 11, 10, tzinfo=UTC), True),
+        ("1007", datetime(2026, 11, 10, 11, tzinfo=UTC), True),
+        ("1009", datetime(2026, 11, 12, 9, tzinfo=UTC), False),
+    ]
+    assert {f.customer for f in read.feedback} == {"ACME"}
+    assert read.feedback_note == (
+        "1 answer(s) to survey 'Comments only' skipped: its questions give no points to know its maximum by"
+    )
+    # seven results in pages of three, every page asked for the company only
+    assert [(q["page"], q["conditions"]) for q in api.queries("/service/surveys/1/results")] == [
+        (p, "company/id=251") for p in ("1", "2", "3")
+    ] * 2
+    # two reads (this period and the previous one), the surveys and their questions read once
+    assert [q["page"] for q in api.queries("/service/surveys")] == ["1"]
+    assert [q["page"] for q in api.queries("/service/surveys/1/questions")] == ["1", "2"]
+
+
+async def test_positive_survey_share_is_configurable_and_validated():
+    read = await _desk(CwApi(survey_routes()), positive_survey_share=0.6)  # 6 of 10: 1002 (5 pts) is negative
+    assert read.feedback is not None
+    assert sorted(f.ticket_id for f in read.feedback if f.positive) == ["1001", "1007"]
+    for bad in (0, 1.5, "half"):
+        with pytest.raises(SourceDataError, match=r"sources\.connectwise\.positive_survey_share"):
+            await _desk(CwApi(survey_routes()), positive_survey_share=bad)
+
+
+@pytest.mark.parametrize(
+    ("status", "why"),
+    [(404, "the module is not licensed"), (403, "security role may not read surveys")],
+)
+async def test_surveys_refused_or_absent_is_not_available_with_the_reason(status, why):
+    body = {"code": "NotFound" if status == 404 else "Forbidden", "message": "no", "errors": []}
+    api = CwApi(survey_routes(**{"/service/surveys": lambda r: httpx.Response(status, json=body)}))
+    read = await _desk(api)
+    assert read.feedback is None
+    assert read.feedback_note.startswith(f"not available from this PSA: GET /service/surveys answered HTTP {status}")
+    assert why in read.feedback_note
+    assert read.tickets  # the rest of the read is intact
+    assert not api.queries("/service/surveys/1/results")
+
+
+@pytest.mark.parametrize(
+    ("route", "field"),
+    [
+        ("/service/surveys/1/results", "totalPoints"),
+        ("/service/surveys/1/results", "ticketId"),
+        ("/service/surveys", "id"),
+    ],
+)
+async def test_a_renamed_survey_field_is_a_data_error_naming_it(route, field):
+    rows = fx("surveys", route.strip("/").replace("/", "_"))
+    for row in rows:
+        row[field + "Renamed"] = row.pop(field)
+    with pytest.raises(SourceDataError, match=f"field '{field}' is missing"):
+        await _desk(CwApi(survey_routes(**{route: rows})))
