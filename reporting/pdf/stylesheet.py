@@ -207,19 +207,6 @@ def theme_for(brand_color: str | None) -> Theme:
             spaceAfter=4,
             keepWithNext=1,
         ),
-        # a heading over a long list (the technical detail): not kept with what follows, so a list
-        # longer than the rest of the page starts under it instead of moving both to the next page
-        "h2_list": ParagraphStyle(
-            "h2_list",
-            parent=base,
-            fontName=FONT_BOLD,
-            fontSize=H2_SIZE,
-            leading=H2_SIZE * 1.3,
-            textColor=brand_dark,
-            spaceBefore=10,
-            spaceAfter=4,
-            keepWithNext=0,
-        ),
         "cell": ParagraphStyle("cell", parent=base, fontSize=TABLE_SIZE, leading=TABLE_SIZE * 1.25),
         "cell_right": ParagraphStyle(
             "cell_right", parent=base, fontSize=TABLE_SIZE, leading=TABLE_SIZE * 1.25, alignment=TA_RIGHT
@@ -324,6 +311,9 @@ def theme_for(brand_color: str | None) -> Theme:
         ),
     }
     series = tuple(brand if isinstance(c, str) else c for c in CHART_SERIES)  # "brand" is the only name
+    # a heading over a long list (the technical detail): "h2" not kept with what follows, so a list
+    # longer than the rest of the page starts under it instead of moving both to the next page
+    styles["h2_list"] = ParagraphStyle("h2_list", parent=styles["h2"], keepWithNext=0)
     return Theme(
         brand=brand,
         brand_dark=brand_dark,
