@@ -542,12 +542,22 @@ async def open_service(
 
         batches: set[asyncio.Task[Any]] = set()  # running batches, cancelled at shutdown
 
-        async def run_batch() -> None:
+        def not_weekly(code: str) -> bool:
+            return engine.kind_of(config.customer(code)) != "week"
+
+        async def run_batch(daily: bool = False) -> None:
+            """The Monday batch, or (``daily``) the daily run: the customers on a fortnight, 30-day
+            or monthly period whose newest ended period is not drafted yet, with no roll-up (a
+            weekly customer waits for the Monday batch)."""
             task = asyncio.current_task()
             if task is not None:
                 batches.add(task)
             try:
                 await live.refresh()  # the admins' settings as saved now (another instance's too)
+                if daily:
+                    today = engine.now().astimezone(zone(config.msp.timezone)).date()  # as of now, not last week
+                    await batch.run(today, only=not_weekly, rollup=False)
+                    return
                 skipped = [c.code for c in config.customers if not live.now.enabled(c.code)]
                 if skipped:
                     log.info("the batch skips %s: reports disabled in the settings", ", ".join(skipped))
@@ -558,19 +568,7 @@ async def open_service(
                 batches.discard(task)
 
         async def run_periods() -> None:
-            """The daily run: customers on a fortnight, 30-day or monthly period whose newest ended
-            period is not drafted yet (a weekly customer waits for the Monday batch)."""
-            task = asyncio.current_task()
-            if task is not None:
-                batches.add(task)
-            try:
-                await live.refresh()
-                today = engine.now().astimezone(zone(config.msp.timezone)).date()  # as of now, not last week
-                await batch.run(today, only=lambda code: engine.kind_of(config.customer(code)) != "week", rollup=False)
-            except asyncio.CancelledError:
-                log.info("the period run was stopped by the shutdown")
-            finally:
-                batches.discard(task)
+            await run_batch(daily=True)
 
         schedule = WeeklySchedule(
             config.schedule.cron,

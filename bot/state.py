@@ -151,15 +151,6 @@ class ReviewState:
             ).first()
         return _draft(row) if row else None
 
-    async def week(self, period_end: date) -> list[Draft]:
-        async with self.engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    select(drafts).where(drafts.c.period_end == period_end).order_by(drafts.c.customer_code)
-                )
-            ).all()
-        return [_draft(r) for r in rows]
-
     async def latest(self, codes: list[str] | None = None) -> list[Draft]:
         """The newest draft of each customer (optionally only ``codes``)."""
         async with self.engine.connect() as conn:

@@ -167,6 +167,16 @@ class Words:
     plural: str  # "weeks": "Uptime, last 6 weeks"
     at_end: str  # "week end": "Open at week end"
 
+    @property
+    def this_span(self) -> str:
+        """The period as a noun phrase: "this week", "these 30 days" (``this`` without "in ")."""
+        return self.this.removeprefix("in ")
+
+    @property
+    def last_span(self) -> str:
+        """The previous period as a noun phrase: "last week", "the previous 30 days"."""
+        return self.last.removeprefix("in ")
+
 
 WORDS: dict[str, Words] = {
     "week": Words(
@@ -238,9 +248,6 @@ def week(period: Period) -> str:
     return f"Week of {week_span(period)}"
 
 
-period_label = week
-
-
 def week_ending(period_end: date, days: int = 7) -> str:
     """The same label from a ``period_end`` (the Monday after the week, as in file names)."""
     return f"Week of {_span(period_end - timedelta(days=days), period_end - timedelta(days=1))}"
@@ -253,13 +260,11 @@ def first_day(period_end: date, kind: str = "week") -> date:
     return period_end - timedelta(days={"fortnight": 14, "30d": 30}.get(kind, 7))
 
 
-def week_monday(period_end: date, days: int = 7, kind: str | None = None) -> str:
+def week_monday(period_end: date, kind: str = "week") -> str:
     """A trend point's label: the period's first day, '16 Nov' (never its end date); a calendar
     month by its name, 'Nov'."""
-    if kind == "month":
-        return f"{first_day(period_end, kind):%b}"
-    first = first_day(period_end, kind) if kind else period_end - timedelta(days=days)
-    return f"{first.day} {first:%b}"
+    first = first_day(period_end, kind)
+    return f"{first:%b}" if kind == "month" else f"{first.day} {first:%b}"
 
 
 def moment(ts: datetime, tz: str) -> str:
@@ -373,8 +378,8 @@ TECHNICAL_TITLE = "Technical detail"
 
 def technical_lead(w: Words | None = None) -> str:
     """The technical detail's opening sentence."""
-    w = w or WORDS["week"]
-    this = "these 30 days'" if w.noun == "30 days" else f"{w.this}'s"
+    span = (w or WORDS["week"]).this_span
+    this = f"{span}'" if span.endswith("s") else f"{span}'s"  # this week's, these 30 days'
     return (
         f"Every item behind {this} figures, for your IT team: each device, ticket, backup run, "
         "security incident and public-site check. The counts here add up to the figures in the sections above."

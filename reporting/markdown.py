@@ -90,7 +90,7 @@ def render_markdown(report: Report, branding: Branding, chart: Callable[[str], s
 
     def first(period_end: date) -> str:
         """A stored period by its first day: 'week of 16 Nov', 'fortnight of 2 Nov', 'Nov'."""
-        label = fmt.week_monday(period_end, report.period.days, kind)
+        label = fmt.week_monday(period_end, kind)
         return {"month": label, "30d": f"30 days from {label}"}.get(kind, f"{words.noun} of {label}")
 
     def trend(value: Callable[[WeekPoint], float | None], now: float | None) -> list[tuple[str, float | None]]:

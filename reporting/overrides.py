@@ -35,9 +35,10 @@ from email.headerregistry import Address
 from email.utils import parseaddr
 from typing import Any
 
+from reporting.models import PERIOD_KINDS
 from reporting.text import neutral
 
-PERIODS: tuple[str, ...] = ("week", "fortnight", "30d", "month")
+PERIODS: tuple[str, ...] = PERIOD_KINDS
 FILE_PERIOD = "file"  # the settings card's choice "As in the configuration file": nothing saved
 PERIOD_LABELS: dict[str, str] = {
     "week": "Week (7 days)",

@@ -71,14 +71,9 @@ def period_containing(day: date, tz: str, kind: PeriodKind = "week") -> Period:
     return Period(start=_local(start_day, tz), end=_local(end_day, tz), timezone=tz, kind=kind)
 
 
-def week_containing(day: date, tz: str, days: int = 7) -> Period:
-    """The Monday-based week that contains ``day``: ``[Monday 00:00, next Monday 00:00)`` local.
-    ``days`` other than 7: that many days back from the same Monday (a fortnight is 14 days, but
-    :func:`period_containing` places it on its own Mondays)."""
-    week = period_containing(day, tz, "week")
-    if days == 7:
-        return week
-    return Period(start=_local(week.end.date() - timedelta(days=days), tz), end=week.end, timezone=tz)
+def week_containing(day: date, tz: str) -> Period:
+    """The Monday-based week that contains ``day``: ``[Monday 00:00, next Monday 00:00)`` local."""
+    return period_containing(day, tz, "week")
 
 
 def day_in(period: Period) -> date:
@@ -94,8 +89,6 @@ def previous_period(period: Period) -> Period:
     30-day period, the one that ends four weeks before it)."""
     if period.kind == "30d":
         return period_containing(day_in(period) - timedelta(days=1), period.timezone, "30d")
-    if period.kind == "week" and period.days != 7:  # a week_containing(days=...) span: same length
-        return week_containing(period.start.date() - timedelta(days=1), period.timezone, days=period.days)
     return period_containing(period.start.date() - timedelta(days=1), period.timezone, period.kind)
 
 

@@ -150,7 +150,7 @@ def fmt_signed(value: float | int | None, unit: str = "", digits: int = 1) -> st
 def period_line(report: Report, tz: tzinfo) -> str:
     """The period's one label (:func:`reporting.fmt.week`), with "partial, as of" when it had not ended."""
     p = report.period
-    label = fmt.week(p) if p.kind != "week" or p.days == 7 else f"{p.days} days: {fmt.week_span(p)}"
+    label = fmt.week(p)
     if report.partial_as_of is not None:
         label += f" ({fmt.partial(report.partial_as_of, p.timezone)})"
     return label
@@ -201,7 +201,7 @@ def trend_series(
     p = report.period
     end = p.end_date
     earlier = [w for w in report.history if w.period_end < end][-(TREND_WEEKS - 1) :]
-    labels = [_week_label(w.period_end, p.days, compact=False, kind=p.kind) for w in earlier] + [fmt.words(p).point]
+    labels = [_week_label(w.period_end, compact=False, kind=p.kind) for w in earlier] + [fmt.words(p).point]
     return labels, [value(w) for w in earlier] + [now]
 
 
@@ -212,9 +212,7 @@ def earlier_ticket_points(report: Report) -> list[TrendPoint]:
     earlier = [w for w in report.history if w.period_end < end][-(MAX_TREND_WEEKS - 1) :]
     compact = len(earlier) > 7
     return [
-        TrendPoint(
-            _week_label(w.period_end, p.days, compact, kind=p.kind), w.tickets_opened, w.tickets_closed, w.backlog
-        )
+        TrendPoint(_week_label(w.period_end, compact, kind=p.kind), w.tickets_opened, w.tickets_closed, w.backlog)
         for w in earlier
     ]
 
@@ -223,7 +221,7 @@ def versus(
     last: str | None, target: str | None = None, *, delta: str | None = None, w: fmt.Words = fmt.WORDS["week"]
 ) -> str:
     """A tile's note: 'last week 99.97 % (−4.01 pts) · target 99.5 %'; a period not stored says so."""
-    before = w.last.removeprefix("in ")
+    before = w.last_span
     parts = [f"{before} {last}" + (f" ({delta})" if delta else "") if last is not None else f"{before} not stored"]
     if target is not None:
         parts.append(f"target {target}")
@@ -488,7 +486,7 @@ def build_executive_summary(ctx: Ctx) -> list[Flowable]:
         for sentence in r.summary:
             out.append(ctx.p(esc(sentence, SENTENCE_LIMIT), "bullet", bulletText="\u2022"))
     else:
-        out.append(ctx.p(f"No summary was produced for {ctx.w.this.removeprefix('in ')}.", "note"))
+        out.append(ctx.p(f"No summary was produced for {ctx.w.this_span}.", "note"))
 
     out.append(ctx.p("Flags", "h2"))
     flags = sorted(customer_flags(r.flags), key=lambda f: SEVERITY_ORDER.get(f.severity, 9))
@@ -655,9 +653,9 @@ def build_uptime(ctx: Ctx, u: Uptime) -> list[Flowable]:
     return out
 
 
-def _week_label(period_end: date, days: int, compact: bool, kind: str = "week") -> str:
+def _week_label(period_end: date, compact: bool, kind: str = "week") -> str:
     """A trend point: the period's first day ('w/c 16 Nov'; compact '16 Nov'), a month by name."""
-    first = fmt.week_monday(period_end, days, kind)
+    first = fmt.week_monday(period_end, kind)
     return first if compact or kind == "month" else f"w/c {first}" if kind == "week" else f"from {first}"
 
 
@@ -1130,9 +1128,7 @@ def _detail_missing(ctx: Ctx, name: str) -> list[Flowable]:
 
 
 def _not_kept(ctx: Ctx, what: str) -> list[Flowable]:
-    return [
-        ctx.p(f"The {what} was not kept for {ctx.w.this.removeprefix('in ')}; the figures above are complete.", "note")
-    ]
+    return [ctx.p(f"The {what} was not kept for {ctx.w.this_span}; the figures above are complete.", "note")]
 
 
 def _verdict_style(row: int, col: int, bad: bool) -> list[Any]:

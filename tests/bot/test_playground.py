@@ -12,6 +12,7 @@ that address, marked TEST, and nothing archived or posted; no delivery is record
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email
 import email.policy
 import json
@@ -37,11 +38,9 @@ def _wait(url: str, what: str, proc: subprocess.Popen[bytes], log: Path, within:
     while True:
         assert proc.poll() is None, f"{what} stopped: {log.read_text(errors='replace')[-2000:]}"
         assert time.monotonic() < deadline, f"{what} did not start: {log.read_text(errors='replace')[-2000:]}"
-        try:
+        with contextlib.suppress(httpx.TransportError):  # not listening yet: ask again
             if httpx.get(url, timeout=2).status_code < 500:
                 return
-        except httpx.TransportError:
-            pass
         time.sleep(0.3)
 
 
