@@ -22,7 +22,7 @@ from connectors.sandbox.dataset import SandboxDataset
 from reporting import metrics
 from reporting.config import CustomerConfig, parse_config
 from reporting.models import Backups, Targets
-from reporting.period import week_containing
+from reporting.period import period_containing, week_containing
 from tests.connectors.drift import check_renamed_fields
 from tests.connectors.matrix import RecordingSleep, collect_one, run_fault_matrix
 
@@ -327,6 +327,38 @@ async def test_a_week_older_than_the_returned_history_is_unavailable_not_partial
                 "backups", customer("ACME", acme.ids["datto"], "Europe/London"), period, Targets()
             )
             assert core(got) == expected(ds, "ACME", period)
+        finally:
+            await conn.aclose()
+
+
+async def test_a_month_that_starts_before_the_returned_history_reports_posture_without_a_rate():
+    """A calendar month (31 days) over the simulator's /asset, which returns each asset's newest 24
+    backups (about 3 weeks): the month starts before them, but they cover its last week, so each
+    system's last good point, RPO and status are the oracle's and no success rate is given. A
+    7-day period that starts before the history stays unavailable (the test above); a long period
+    whose history does not reach its last week is unavailable too."""
+    ds = SandboxDataset(ANCHOR)
+    acme = ds.gen("ACME").c
+    cust = customer("ACME", acme.ids["datto"], "Europe/London")
+    month = period_containing(date(2026, 10, 20), "Europe/London", "month")  # October 2026
+    assert month.days == 31 and month.kind == "month"
+    async with DattoSimulator(ds, history=24) as sim:
+        conn, _ = connector(sim.source_config())
+        try:
+            got = await conn.fetch_section("backups", cust, month, Targets())
+            assert got.run_history is False and got.success_rate_pct is None and got.runs_total == 0
+            want = expected(ds, "ACME", month)
+            assert [(p.name, p.last_success, p.rpo_hours, p.status) for p in got.protected] == [
+                (p.name, p.last_success, p.rpo_hours, p.status) for p in want.protected
+            ]
+            assert all(p.runs_ok == p.runs_warning == p.runs_failed == 0 for p in got.protected)
+        finally:
+            await conn.aclose()
+    async with DattoSimulator(ds, history=3) as sim:  # three backups: not even the month's last week
+        conn, _ = connector(sim.source_config())
+        try:
+            with pytest.raises(SourceDataError, match=r"backups only back to"):
+                await conn.fetch_section("backups", cust, month, Targets())
         finally:
             await conn.aclose()
 
